@@ -1,0 +1,71 @@
+/**
+ * The public face of modelsql: a session over one host connection that runs host SQL and
+ * model SQL alike.
+ */
+import type { EventEmitter } from 'node:events';
+
+/** A column of a result. `type` is the host's type name (`INTEGER`, `DOUBLE`, `VARCHAR[]`). */
+export interface ResultColumn {
+  readonly name: string;
+  readonly type: string;
+}
+
+/**
+ * The result of one statement. Values are plain JS: `number`, `bigint` (64-bit integers),
+ * `string`, `boolean`, `null`, `Date`-free strings for temporal types, arrays, and objects
+ * for structs and maps.
+ */
+export interface QueryResult {
+  /** What ran: `SELECT`, `CREATE MODEL`, `SHOW MODELS`, ... (upper case, first keywords). */
+  readonly command: string;
+  readonly columns: readonly ResultColumn[];
+  readonly rows: readonly (readonly unknown[])[];
+}
+
+/** A slice of a streamed result. */
+export interface ResultBatch {
+  readonly columns: readonly ResultColumn[];
+  readonly rows: readonly (readonly unknown[])[];
+}
+
+/** Progress of one ML_PREDICT / ML_EVALUATE stage. */
+export interface ProgressEvent {
+  /** The model, as written in the query. */
+  readonly model: string;
+  readonly rowsDone: number;
+  /** Total input rows, when known. */
+  readonly rowsTotal?: number;
+  /** Rows per second since the stage started. */
+  readonly rate: number;
+  readonly errors: number;
+  /** True on the stage's last event. */
+  readonly finished: boolean;
+}
+
+/** Events a session emits. */
+export interface SessionEvents {
+  progress: [ProgressEvent];
+}
+
+/**
+ * A modelsql session.
+ *
+ * @example
+ * const db = await openDuckDB();
+ * await db.sql(`CREATE TABLE t AS SELECT 1.0 AS x`);
+ * const { rows } = await db.sql(`SELECT * FROM ML_PREDICT(TABLE t, MODEL m, DESCRIPTOR(x))`);
+ */
+export interface Session {
+  /** Runs every statement of `text` in order and returns the last statement's result. */
+  sql(text: string): Promise<QueryResult>;
+  /** Runs every statement of `text` in order, yielding each statement's result as it completes. */
+  run(text: string): AsyncIterable<QueryResult>;
+  /** Runs `text` (statements before the last run to completion) and streams the last statement's rows in batches. */
+  stream(text: string): AsyncIterable<ResultBatch>;
+  /** Progress events of long-running model stages. */
+  readonly events: EventEmitter<SessionEvents>;
+  /** Cancels the statement in flight: inference stops, temporary relations are removed. */
+  cancel(): void;
+  /** Closes the session and its host connection. */
+  close(): Promise<void>;
+}
