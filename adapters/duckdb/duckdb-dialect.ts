@@ -1,0 +1,91 @@
+/**
+ * DuckDB's SQL spelling: quoting, the mapping of model column types to DuckDB types
+ * (https://duckdb.org/docs/stable/sql/data_types/overview), and the statements the core
+ * generates.
+ */
+import type { SqlDialect } from '../../core/host.js';
+import type { DataType } from '../../core/sql/ast.js';
+
+/** Flink and Postgres type names → DuckDB, for scalar types. */
+const SCALAR_TYPES: Readonly<Record<string, string>> = {
+  TINYINT: 'TINYINT',
+  SMALLINT: 'SMALLINT',
+  INT2: 'SMALLINT',
+  INT: 'INTEGER',
+  INTEGER: 'INTEGER',
+  INT4: 'INTEGER',
+  BIGINT: 'BIGINT',
+  INT8: 'BIGINT',
+  HUGEINT: 'HUGEINT',
+  FLOAT: 'FLOAT',
+  REAL: 'FLOAT',
+  FLOAT4: 'FLOAT',
+  DOUBLE: 'DOUBLE',
+  'DOUBLE PRECISION': 'DOUBLE',
+  FLOAT8: 'DOUBLE',
+  BOOLEAN: 'BOOLEAN',
+  BOOL: 'BOOLEAN',
+  STRING: 'VARCHAR',
+  VARCHAR: 'VARCHAR',
+  'CHARACTER VARYING': 'VARCHAR',
+  CHAR: 'VARCHAR',
+  CHARACTER: 'VARCHAR',
+  TEXT: 'VARCHAR',
+  BYTES: 'BLOB',
+  BLOB: 'BLOB',
+  BYTEA: 'BLOB',
+  BINARY: 'BLOB',
+  VARBINARY: 'BLOB',
+  DATE: 'DATE',
+  TIME: 'TIME',
+  TIMESTAMP: 'TIMESTAMP',
+  TIMESTAMP_LTZ: 'TIMESTAMPTZ',
+  TIMESTAMPTZ: 'TIMESTAMPTZ',
+  'TIMESTAMP WITH TIME ZONE': 'TIMESTAMPTZ',
+  'TIMESTAMP WITH LOCAL TIME ZONE': 'TIMESTAMPTZ',
+  UUID: 'UUID',
+  JSON: 'JSON',
+};
+
+/** The DuckDB dialect. */
+export class DuckDBDialect implements SqlDialect {
+  readonly catalogTypes = {
+    text: 'VARCHAR',
+    integer: 'INTEGER',
+    bigint: 'BIGINT',
+    double: 'DOUBLE',
+    blob: 'BLOB',
+    timestamp: 'TIMESTAMP',
+  } as const;
+
+  quoteIdentifier(name: string): string {
+    return `"${name.replace(/"/g, '""')}"`;
+  }
+
+  quoteString(value: string): string {
+    return `'${value.replace(/'/g, "''")}'`;
+  }
+
+  hostType(type: DataType): string {
+    const name = type.name;
+    if ((name === 'ARRAY' || name === 'LIST') && type.elements?.length === 1) return `${this.hostType(type.elements[0]!)}[]`;
+    if (name === 'MAP' && type.elements?.length === 2) return `MAP(${this.hostType(type.elements[0]!)}, ${this.hostType(type.elements[1]!)})`;
+    if ((name === 'ROW' || name === 'STRUCT') && type.fields) {
+      return `STRUCT(${type.fields.map((f) => `${this.quoteIdentifier(f.name.value)} ${this.hostType(f.type)}`).join(', ')})`;
+    }
+    if ((name === 'DECIMAL' || name === 'NUMERIC' || name === 'DEC') && type.params.length > 0) return `DECIMAL(${type.params.join(', ')})`;
+    if (name === 'DECIMAL' || name === 'NUMERIC' || name === 'DEC') return 'DECIMAL(38, 18)';
+    return SCALAR_TYPES[name] ?? name;
+  }
+
+  zipRelations(left: string, right: string): string {
+    // POSITIONAL JOIN pairs rows by position: https://duckdb.org/docs/stable/sql/query_syntax/from#positional-joins
+    return `(SELECT * FROM ${left} POSITIONAL JOIN ${right})`;
+  }
+
+  metricMap(entries: readonly (readonly [string, string])[]): string {
+    const keys = entries.map(([k]) => this.quoteString(k)).join(', ');
+    const values = entries.map(([, v]) => `CAST(${v} AS DOUBLE)`).join(', ');
+    return `MAP([${keys}], [${values}])`;
+  }
+}

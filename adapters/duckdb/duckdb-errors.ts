@@ -1,0 +1,29 @@
+/**
+ * Maps DuckDB's errors to SQLSTATEs. DuckDB reports an error type as the message prefix
+ * (`Catalog Error: ...`), see https://duckdb.org/docs/stable/dev/internal_errors.
+ */
+import { ModelSqlError } from '../../core/errors.js';
+
+const STATES: Readonly<Record<string, string>> = {
+  'Parser Error': '42601',
+  'Catalog Error': '42P01',
+  'Binder Error': '42703',
+  'Constraint Error': '23000',
+  'Conversion Error': '22018',
+  'Invalid Input Error': '22023',
+  'Out of Range Error': '22003',
+  'Interrupt Error': '57014',
+  'TransactionContext Error': '25000',
+  'Permission Error': '42501',
+  'IO Error': '58030',
+  'Not implemented Error': '0A000',
+  'Dependency Error': '2BP01',
+};
+
+/** Turns whatever the DuckDB driver threw into a ModelSqlError with a SQLSTATE. */
+export function mapDuckDBError(error: unknown): ModelSqlError {
+  if (error instanceof ModelSqlError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  const type = /^([A-Za-z ]+ Error):/.exec(message)?.[1];
+  return new ModelSqlError((type && STATES[type]) ?? 'XX000', message, { cause: error });
+}

@@ -1,0 +1,281 @@
+/**
+ * The DuckDB host: one `@duckdb/node-api` connection behind the core's `Host` port.
+ *
+ * DuckDB quirk: a streaming result on a connection is cut short when the same connection
+ * runs another statement or appends (https://duckdb.org/docs/stable/clients/c/appender),
+ * so model stages read their input by rowid ranges of a materialized temporary table
+ * instead of keeping a stream open while the Appender writes.
+ */
+import {
+  DuckDBDataChunk,
+  DuckDBInstance,
+  JSDuckDBValueConverter,
+  JSToDuckDBValueConverter,
+  blobValue,
+  type DuckDBConnection,
+  type DuckDBMaterializedResult,
+  type DuckDBType,
+  type DuckDBValue,
+} from '@duckdb/node-api';
+import type { Host, HostAppender, HostColumn, HostResult } from '../../core/host.js';
+import type { ColumnBatch, ColumnData } from '../../core/runtime/model-runtime.js';
+import { DuckDBDialect } from './duckdb-dialect.js';
+import { mapDuckDBError } from './duckdb-errors.js';
+
+/** Rows per DuckDB data chunk (STANDARD_VECTOR_SIZE). */
+const CHUNK_ROWS = 2048;
+
+/**
+ * A `Host` over one DuckDB connection.
+ *
+ * @example
+ * const host = await DuckDBHost.open(':memory:');
+ * await host.execute('select 42');
+ */
+export class DuckDBHost implements Host {
+  readonly name = 'duckdb';
+  readonly dialect = new DuckDBDialect();
+  readonly nativeFunctions = true;
+  private transactionDepth = 0;
+
+  private constructor(
+    private readonly instance: DuckDBInstance,
+    private readonly connection: DuckDBConnection,
+  ) {}
+
+  /** Opens a database file (created when missing) or, with no path, an in-memory database. */
+  static async open(path?: string): Promise<DuckDBHost> {
+    try {
+      const instance = await DuckDBInstance.create(path ?? ':memory:');
+      const connection = await instance.connect();
+      return new DuckDBHost(instance, connection);
+    } catch (error) {
+      throw mapDuckDBError(error);
+    }
+  }
+
+  async execute(sql: string, params?: readonly unknown[]): Promise<HostResult> {
+    const result = await this.run(sql, params);
+    return { columns: columnsOf(result), rows: (await result.getRowsJS()) as unknown[][] };
+  }
+
+  async *stream(sql: string): AsyncIterable<HostResult> {
+    let result;
+    try {
+      result = await this.connection.stream(sql);
+    } catch (error) {
+      throw mapDuckDBError(error);
+    }
+    const columns = columnsOf(result);
+    let yielded = false;
+    for (;;) {
+      let chunk;
+      try {
+        chunk = await result.fetchChunk();
+      } catch (error) {
+        throw mapDuckDBError(error);
+      }
+      if (!chunk || chunk.rowCount === 0) break;
+      yielded = true;
+      yield { columns, rows: chunk.convertRows(jsConverter) as unknown[][] };
+    }
+    if (!yielded) yield { columns, rows: [] };
+  }
+
+  async describe(sql: string): Promise<readonly HostColumn[]> {
+    let prepared;
+    try {
+      prepared = await this.connection.prepare(sql);
+    } catch (error) {
+      throw mapDuckDBError(error);
+    }
+    try {
+      const columns: HostColumn[] = [];
+      for (let i = 0; i < prepared.columnCount; i++) {
+        columns.push({ name: prepared.columnName(i), type: prepared.columnType(i).toString() });
+      }
+      return columns;
+    } finally {
+      prepared.destroySync();
+    }
+  }
+
+  async currentSchema(): Promise<string> {
+    return String((await this.execute('SELECT current_schema()')).rows[0]![0]);
+  }
+
+  async currentDatabase(): Promise<string> {
+    return String((await this.execute('SELECT current_database()')).rows[0]![0]);
+  }
+
+  async materialize(table: string, query: string): Promise<number> {
+    await this.run(`CREATE TEMPORARY TABLE ${this.dialect.quoteIdentifier(table)} AS ${query}`);
+    const count = await this.execute(`SELECT count(*) FROM temp.main.${this.dialect.quoteIdentifier(table)}`);
+    return Number(count.rows[0]![0]);
+  }
+
+  async createTempTable(table: string, columns: readonly HostColumn[]): Promise<void> {
+    const defs = columns.map((c) => `${this.dialect.quoteIdentifier(c.name)} ${c.type}`).join(', ');
+    await this.run(`CREATE TEMPORARY TABLE ${this.dialect.quoteIdentifier(table)} (${defs})`);
+  }
+
+  async dropTempTable(table: string): Promise<void> {
+    await this.run(`DROP TABLE IF EXISTS temp.main.${this.dialect.quoteIdentifier(table)}`);
+  }
+
+  async readColumns(
+    table: string,
+    expressions: readonly string[],
+    kinds: readonly ('number' | 'value')[],
+    offset: number,
+    count: number,
+  ): Promise<ColumnBatch> {
+    const select = expressions.map((e, i) => (kinds[i] === 'number' ? `CAST(${e} AS DOUBLE)` : e)).join(', ');
+    const result = await this.run(
+      `SELECT ${select} FROM temp.main.${this.dialect.quoteIdentifier(table)} WHERE rowid >= ${offset} AND rowid < ${offset + count} ORDER BY rowid`,
+    );
+    const rowCount = result.rowCount;
+    const columns: ColumnData[] = kinds.map((kind) =>
+      kind === 'number'
+        ? { kind: 'number', values: new Float64Array(rowCount), nulls: new Uint8Array(rowCount) }
+        : { kind: 'value', values: new Array<unknown>(rowCount) },
+    );
+    let row = 0;
+    for (let c = 0; c < result.chunkCount; c++) {
+      const chunk = result.getChunk(c);
+      const n = chunk.rowCount;
+      for (let col = 0; col < kinds.length; col++) {
+        const target = columns[col]!;
+        if (target.kind === 'number') {
+          const vector = chunk.getColumnVector(col);
+          const values = target.values as Float64Array;
+          const nulls = target.nulls!;
+          for (let i = 0; i < n; i++) {
+            const v = vector.getItem(i) as number | null;
+            if (v === null) nulls[row + i] = 1;
+            else values[row + i] = v;
+          }
+        } else {
+          const values = chunk.convertColumnValues(col, jsConverter);
+          const out = target.values as unknown[];
+          for (let i = 0; i < n; i++) out[row + i] = values[i];
+        }
+      }
+      row += n;
+    }
+    return { rowCount, columns };
+  }
+
+  async openAppender(table: string): Promise<HostAppender> {
+    let appender;
+    try {
+      appender = await this.connection.createAppender(table, 'main', 'temp');
+    } catch (error) {
+      throw mapDuckDBError(error);
+    }
+    const types: DuckDBType[] = [];
+    for (let i = 0; i < appender.columnCount; i++) types.push(appender.columnType(i));
+    return {
+      append: async (batch) => {
+        for (let start = 0; start < batch.rowCount; start += CHUNK_ROWS) {
+          const n = Math.min(CHUNK_ROWS, batch.rowCount - start);
+          const chunk = DuckDBDataChunk.create(types, n);
+          batch.columns.forEach((column, i) => fillColumn(chunk, i, types[i]!, column, start, n));
+          appender.appendDataChunk(chunk);
+        }
+      },
+      close: async () => {
+        try {
+          appender.flushSync();
+        } finally {
+          appender.closeSync();
+        }
+      },
+    };
+  }
+
+  async transaction<T>(fn: () => Promise<T>): Promise<T> {
+    let own = this.transactionDepth === 0;
+    if (own) {
+      try {
+        await this.connection.run('BEGIN TRANSACTION');
+      } catch {
+        own = false; // the user's BEGIN is open: DuckDB has no nested transactions, run inside it
+      }
+    }
+    this.transactionDepth++;
+    try {
+      const value = await fn();
+      if (own) await this.run('COMMIT');
+      return value;
+    } catch (error) {
+      if (own) await this.connection.run('ROLLBACK').catch(() => undefined);
+      throw error;
+    } finally {
+      this.transactionDepth--;
+    }
+  }
+
+  interrupt(): void {
+    this.connection.interrupt();
+  }
+
+  async close(): Promise<void> {
+    this.connection.closeSync();
+    this.instance.closeSync();
+  }
+
+  private async run(sql: string, params?: readonly unknown[]): Promise<DuckDBMaterializedResult> {
+    try {
+      return await this.connection.run(sql, params?.map(toDuckDBParam));
+    } catch (error) {
+      throw mapDuckDBError(error);
+    }
+  }
+}
+
+const jsConverter = JSDuckDBValueConverter;
+
+function columnsOf(result: { columnNames(): string[]; columnTypes(): DuckDBType[] }): HostColumn[] {
+  const names = result.columnNames();
+  const types = result.columnTypes();
+  return names.map((name, i) => ({ name, type: types[i]!.toString() }));
+}
+
+function toDuckDBParam(value: unknown): DuckDBValue {
+  if (value instanceof Uint8Array) return blobValue(value);
+  if (value === undefined) return null;
+  return value as DuckDBValue;
+}
+
+/** Writes rows `[start, start + n)` of a batch column into vector `index` of `chunk`. */
+function fillColumn(chunk: DuckDBDataChunk, index: number, type: DuckDBType, column: ColumnData, start: number, n: number): void {
+  const typeName = type.toString();
+  if (column.kind === 'number' && (typeName === 'DOUBLE' || typeName === 'FLOAT' || typeName === 'INTEGER')) {
+    const vector = chunk.getColumnVector(index) as unknown as { setItem(i: number, v: number | null): void; flush(): void };
+    const { values, nulls } = column;
+    for (let i = 0; i < n; i++) vector.setItem(i, nulls && nulls[start + i] ? null : values[start + i]!);
+    vector.flush();
+    return;
+  }
+  const values: unknown[] = new Array(n);
+  for (let i = 0; i < n; i++) {
+    if (column.kind === 'number') {
+      values[i] = column.nulls && column.nulls[start + i] ? null : column.values[start + i];
+    } else {
+      values[i] = column.values[start + i] ?? null;
+    }
+  }
+  chunk.setColumnValuesConverted(index, values.map((v) => coerceForType(v, typeName)) as never[], JSToDuckDBValueConverter);
+}
+
+/** Adjusts a JS value to what the converter expects for `typeName` (bigint for 64-bit integers, numbers for floats). */
+function coerceForType(value: unknown, typeName: string): unknown {
+  if (value === null || value === undefined) return null;
+  if ((typeName === 'BIGINT' || typeName === 'HUGEINT' || typeName === 'UBIGINT') && typeof value === 'number') return BigInt(Math.round(value));
+  if ((typeName === 'INTEGER' || typeName === 'SMALLINT' || typeName === 'TINYINT') && typeof value === 'bigint') return Number(value);
+  if ((typeName === 'DOUBLE' || typeName === 'FLOAT') && typeof value === 'bigint') return Number(value);
+  if (typeName === 'VARCHAR' && typeof value !== 'string') return typeof value === 'object' ? JSON.stringify(value) : String(value);
+  if (typeName.endsWith('[]') && ArrayBuffer.isView(value)) return Array.from(value as unknown as ArrayLike<number>);
+  return value;
+}

@@ -1,0 +1,12 @@
+/**
+ * The modelsql library: open a session on a host database and run host SQL and model SQL
+ * through it.
+ *
+ * @example
+ * import { openDuckDB } from 'modelsql';
+ * const db = await openDuckDB('analytics.duckdb');
+ */
+export { openDuckDB } from './duckdb/index.js';
+export type { Session, QueryResult, ResultBatch, ResultColumn, ProgressEvent } from '../core/session/session.js';
+export type { SessionOptions } from '../core/session/model-session.js';
+export { ModelSqlError, formatError } from '../core/errors.js';

@@ -1,0 +1,254 @@
+/**
+ * Output formats of the `modelsql` CLI: pure functions from a {@link QueryResult} to text.
+ *
+ * - `table`: a box-drawn table with the column names as headers and a psql-style
+ *   `(N rows)` footer; a statement without result columns prints its command tag
+ *   (`CREATE MODEL`). NULL prints as `NULL`.
+ * - `csv`: RFC 4180 (header line, fields quoted when they hold `,` `"` CR or LF, quotes
+ *   doubled, CRLF line ends). NULL is an empty unquoted field, the empty string is `""`.
+ * - `json`: one JSON array of row objects per statement, on a single line, so that a script
+ *   prints JSON Lines with one array per statement (`jq -c '.[]'` flattens it).
+ *
+ * Statements without result columns print nothing in `csv` and `json`.
+ */
+import Table from 'cli-table3';
+import type { QueryResult } from '../core/session/session.js';
+
+/** The names accepted by `--format`. */
+export const OUTPUT_FORMATS = ['table', 'csv', 'json'] as const;
+
+/** One of {@link OUTPUT_FORMATS}. */
+export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
+
+/**
+ * Converts a result value to the value JSON output carries: bigint becomes a number when
+ * it is a safe integer, else a string of its digits; non-finite numbers become the strings
+ * `NaN`, `Infinity`, `-Infinity` (as Postgres' `to_json`); bytes become `\x`-hex strings;
+ * `Date` an ISO string; `Map` an object; arrays and plain objects are converted deeply.
+ * Other objects with their own `toString` (e.g. driver decimal or interval values) become
+ * that string.
+ *
+ * @example
+ * toJsonValue(12n)            // 12
+ * toJsonValue(2n ** 63n - 1n) // '9223372036854775807'
+ */
+export function toJsonValue(value: unknown): unknown {
+  switch (typeof value) {
+    case 'bigint':
+      return value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER)
+        ? Number(value)
+        : value.toString();
+    case 'number':
+      return Number.isFinite(value) ? value : String(value);
+    case 'string':
+    case 'boolean':
+      return value;
+    case 'undefined':
+      return null;
+    case 'object':
+      break;
+    default:
+      return String(value);
+  }
+  if (value === null) return null;
+  if (Array.isArray(value)) return value.map(toJsonValue);
+  if (value instanceof Uint8Array) return bytesToHex(value);
+  if (value instanceof Date) return Number.isNaN(value.getTime()) ? String(value) : value.toISOString();
+  if (value instanceof Map) {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of value) out[typeof k === 'string' ? k : cellText(k, '')] = toJsonValue(v);
+    return out;
+  }
+  const proto: unknown = Object.getPrototypeOf(value);
+  if (proto === Object.prototype || proto === null) {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = toJsonValue(v);
+    return out;
+  }
+  if (typeof (value as { toJSON?: unknown }).toJSON === 'function') return toJsonValue((value as { toJSON(): unknown }).toJSON());
+  if ((value as { toString?: unknown }).toString !== Object.prototype.toString) return String(value);
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) out[k] = toJsonValue(v);
+  return out;
+}
+
+/** `\x` followed by two lower-case hex digits per byte, as Postgres prints `bytea`. */
+function bytesToHex(bytes: Uint8Array): string {
+  let out = '\\x';
+  for (const b of bytes) out += b.toString(16).padStart(2, '0');
+  return out;
+}
+
+/**
+ * The text of one cell in `table` and `csv` output: strings as they are, numbers and
+ * bigints in full (no loss of digits), booleans as `true`/`false`, nested arrays, structs
+ * and maps as compact JSON (see {@link toJsonValue}), and NULL as `nullText`.
+ */
+export function cellText(value: unknown, nullText: string): string {
+  if (value === null || value === undefined) return nullText;
+  switch (typeof value) {
+    case 'string':
+      return value;
+    case 'number':
+    case 'bigint':
+    case 'boolean':
+      return String(value);
+    default: {
+      const json = toJsonValue(value);
+      return typeof json === 'string' ? json : JSON.stringify(json);
+    }
+  }
+}
+
+/** Replaces control characters other than LF by visible escapes, so a cell cannot drive the terminal. */
+function escapeControls(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\x00-\x09\x0b-\x1f\x7f]/g, (c) => {
+    switch (c) {
+      case '\t':
+        return '\\t';
+      case '\r':
+        return '\\r';
+      default:
+        return `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`;
+    }
+  });
+}
+
+/** `(1 row)` / `(N rows)`, as psql prints under a table. */
+export function rowCountFooter(count: number): string {
+  return `(${count} ${count === 1 ? 'row' : 'rows'})`;
+}
+
+/**
+ * Formats a result as a box-drawn table followed by `(N rows)`, or as its command tag when
+ * the statement has no result columns. Numbers are right-aligned, NULL prints as `NULL`,
+ * control characters other than newline are shown escaped (`\t`, `\r`, `\x1b`). Column
+ * widths account for wide (CJK, emoji) characters. Ends with a newline.
+ *
+ * @example
+ * formatTable({ command: 'SELECT', columns: [{ name: 'x', type: 'INTEGER' }], rows: [[42]] })
+ * // ┌────┐
+ * // │ x  │
+ * // ├────┤
+ * // │ 42 │
+ * // └────┘
+ * // (1 row)
+ */
+export function formatTable(result: QueryResult): string {
+  if (result.columns.length === 0) return `${result.command}\n`;
+  const table = new Table({
+    // cli-table3 renders header cells like body cells, so they take cell options too; its
+    // typings only declare strings.
+    head: result.columns.map((c) => ({ content: escapeControls(c.name), hAlign: 'center' })) as unknown as string[],
+    style: { head: [], border: [], compact: true },
+  });
+  for (const row of result.rows) {
+    table.push(
+      result.columns.map((_, i) => {
+        const value = row[i];
+        const numeric = typeof value === 'number' || typeof value === 'bigint';
+        return { content: escapeControls(cellText(value, 'NULL')), hAlign: numeric ? ('right' as const) : ('left' as const) };
+      }),
+    );
+  }
+  return `${table.toString()}\n${rowCountFooter(result.rows.length)}\n`;
+}
+
+/** Quotes one CSV field when RFC 4180 requires it (and the empty string, to tell it from NULL). */
+function csvField(value: unknown): string {
+  if (value === null || value === undefined) return '';
+  const text = cellText(value, '');
+  return text === '' || /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+}
+
+/**
+ * Formats a result as RFC 4180 CSV with a header line and CRLF line ends. NULL is an empty
+ * field, the empty string `""`; nested values are compact JSON. Returns `''` for a statement
+ * without result columns.
+ *
+ * @example
+ * formatCsv({ command: 'SELECT', columns: [{ name: 'a', type: 'VARCHAR' }], rows: [['x,y'], [null]] })
+ * // 'a\r\n"x,y"\r\n\r\n'
+ */
+export function formatCsv(result: QueryResult): string {
+  if (result.columns.length === 0) return '';
+  const lines = [result.columns.map((c) => csvField(c.name)).join(',')];
+  for (const row of result.rows) lines.push(result.columns.map((_, i) => csvField(row[i])).join(','));
+  return lines.map((l) => `${l}\r\n`).join('');
+}
+
+/**
+ * Object keys for the columns of a result: the column names, with a repeated name made
+ * unique by a `_1`, `_2`, ... suffix (as DuckDB names duplicate columns of a table).
+ */
+export function uniqueKeys(names: readonly string[]): string[] {
+  const used = new Set<string>();
+  return names.map((name) => {
+    let key = name;
+    for (let n = 1; used.has(key); n++) key = `${name}_${n}`;
+    used.add(key);
+    return key;
+  });
+}
+
+/**
+ * Formats a result as one JSON array of row objects on one line, ending with a newline.
+ * Values follow {@link toJsonValue}. Returns `''` for a statement without result columns.
+ *
+ * @example
+ * formatJson({ command: 'SELECT', columns: [{ name: 'n', type: 'BIGINT' }], rows: [[1n]] })
+ * // '[{"n":1}]\n'
+ */
+export function formatJson(result: QueryResult): string {
+  if (result.columns.length === 0) return '';
+  const keys = uniqueKeys(result.columns.map((c) => c.name));
+  const rows = result.rows.map((row) => {
+    const obj: Record<string, unknown> = {};
+    keys.forEach((k, i) => {
+      obj[k] = toJsonValue(row[i]);
+    });
+    return obj;
+  });
+  return `${JSON.stringify(rows)}\n`;
+}
+
+/**
+ * Formats one statement's result in `format`. When several results are printed one after
+ * another, the CLI separates `table` and `csv` results with an empty line.
+ */
+export function formatResult(result: QueryResult, format: OutputFormat): string {
+  switch (format) {
+    case 'table':
+      return formatTable(result);
+    case 'csv':
+      return formatCsv(result);
+    case 'json':
+      return formatJson(result);
+  }
+}
+
+/**
+ * Writes results one after another in a format, separating consecutive `table` and `csv`
+ * outputs with an empty line (JSON needs no separator: one array per line). Holds no state
+ * but whether something was written before.
+ */
+export class ResultPrinter {
+  private printed = false;
+
+  /** @param write where the text goes (e.g. `(s) => process.stdout.write(s)`). */
+  constructor(
+    private readonly write: (text: string) => void,
+    /** The output format; the shell may change it with `.format`. */
+    public format: OutputFormat = 'table',
+  ) {}
+
+  /** Prints one statement's result. */
+  print(result: QueryResult): void {
+    const text = formatResult(result, this.format);
+    if (text === '') return;
+    if (this.printed && this.format !== 'json') this.write('\n');
+    this.write(text);
+    this.printed = true;
+  }
+}

@@ -1,0 +1,225 @@
+#!/usr/bin/env node
+/**
+ * `modelsql`: the command-line interface (see docs/cli.md).
+ *
+ * - `modelsql [shell] [--db file.duckdb]`: the interactive shell; with a non-terminal
+ *   stdin, runs stdin as a script.
+ * - `modelsql run (-c SQL | -f file.sql) [--db file.duckdb] [--format table|csv|json]`.
+ *
+ * Exit status: 0 success, 1 a statement failed (or the database could not be opened),
+ * 2 bad usage, 130 interrupted by Ctrl-C.
+ */
+import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { openDuckDB } from '../adapters/duckdb/index.js';
+import { formatError } from '../core/errors.js';
+import type { Session } from '../core/session/session.js';
+import { OUTPUT_FORMATS, ResultPrinter } from './format.js';
+import type { OutputFormat } from './format.js';
+import { ProgressReporter } from './progress.js';
+import { defaultHistoryFile, executeScript, runShell } from './shell.js';
+
+/** Exit status of a failed statement. */
+export const EXIT_ERROR = 1;
+/** Exit status of bad usage. */
+export const EXIT_USAGE = 2;
+/** Exit status after Ctrl-C (128 + SIGINT). */
+export const EXIT_INTERRUPTED = 130;
+
+const write = (text: string): void => {
+  process.stdout.write(text);
+};
+const writeError = (text: string): void => {
+  process.stderr.write(text);
+};
+
+function version(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
+    return pkg.version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** Opens the session the flags ask for, or prints why it cannot and returns undefined. */
+async function openSession(db: string | undefined): Promise<Session | undefined> {
+  try {
+    return await openDuckDB(db);
+  } catch (error) {
+    writeError(`${formatError(error)}\n`);
+    return undefined;
+  }
+}
+
+/** Reads all of stdin as text. */
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/**
+ * Runs a script with progress bars, the first Ctrl-C cancelling the running statement and
+ * a second one leaving at once. Resolves to the exit status.
+ */
+async function runScript(session: Session, text: string, format: OutputFormat): Promise<number> {
+  let interrupted = false;
+  const onSigint = (): void => {
+    if (interrupted) process.exit(EXIT_INTERRUPTED);
+    interrupted = true;
+    session.cancel();
+  };
+  process.on('SIGINT', onSigint);
+  const progress = new ProgressReporter(session);
+  try {
+    const ok = await executeScript(session, text, { printer: new ResultPrinter(write, format), writeError, progress });
+    if (interrupted) return EXIT_INTERRUPTED;
+    return ok ? 0 : EXIT_ERROR;
+  } finally {
+    progress.dispose();
+    process.off('SIGINT', onSigint);
+  }
+}
+
+/** `modelsql run`. */
+async function runCommand(args: { command?: string; file?: string; db?: string; format: OutputFormat }): Promise<number> {
+  let text: string;
+  if (args.command !== undefined) {
+    text = args.command;
+  } else {
+    const file = args.file ?? '-';
+    try {
+      text = file === '-' ? await readStdin() : await readFile(file, 'utf8');
+    } catch (error) {
+      writeError(`modelsql: cannot read ${file}: ${(error as Error).message}\n`);
+      return EXIT_ERROR;
+    }
+  }
+  const session = await openSession(args.db);
+  if (!session) return EXIT_ERROR;
+  try {
+    return await runScript(session, text, args.format);
+  } finally {
+    await session.close().catch(() => undefined);
+  }
+}
+
+/** `modelsql shell` (also the default command). */
+async function shellCommand(args: { db?: string; format: OutputFormat }): Promise<number> {
+  if (!process.stdin.isTTY) {
+    const text = await readStdin();
+    const session = await openSession(args.db);
+    if (!session) return EXIT_ERROR;
+    try {
+      return await runScript(session, text, args.format);
+    } finally {
+      await session.close().catch(() => undefined);
+    }
+  }
+  const session = await openSession(args.db);
+  if (!session) return EXIT_ERROR;
+  const progress = new ProgressReporter(session);
+  try {
+    return await runShell({
+      session,
+      input: process.stdin,
+      output: process.stdout,
+      errorOutput: process.stderr,
+      terminal: Boolean(process.stdout.isTTY),
+      historyFile: defaultHistoryFile(),
+      format: args.format,
+      progress,
+    });
+  } finally {
+    progress.dispose();
+    await session.close().catch(() => undefined);
+  }
+}
+
+/** Flushes stdout and stderr, then exits with `code`. */
+function exit(code: number): void {
+  let pending = 2;
+  const done = (): void => {
+    if (--pending === 0) process.exit(code);
+  };
+  process.stdout.write('', done);
+  process.stderr.write('', done);
+}
+
+/** Parses `argv` and runs the command; resolves to the exit status. */
+export async function main(argv: readonly string[]): Promise<number> {
+  let status = 0;
+  const dbOption = {
+    type: 'string',
+    describe: 'DuckDB database file (created if missing); in memory when omitted',
+    requiresArg: true,
+  } as const;
+  const formatOption = {
+    choices: OUTPUT_FORMATS,
+    default: 'table' as OutputFormat,
+    describe: 'output format',
+  } as const;
+  const parser = yargs([...argv])
+    .scriptName('modelsql')
+    .usage('$0 [command] [options]\n\nModel SQL (FLIP-437: CREATE MODEL, ML_PREDICT, ...) on DuckDB.')
+    .command(
+      ['shell', '$0'],
+      'interactive shell (runs stdin as a script when it is not a terminal)',
+      (y) => y.option('db', dbOption).option('format', formatOption),
+      async (args) => {
+        status = await shellCommand({ db: args.db, format: args.format as OutputFormat });
+      },
+    )
+    .command(
+      'run',
+      'run SQL statements and print their results',
+      (y) =>
+        y
+          .option('command', { alias: 'c', type: 'string', describe: 'SQL text to run', requiresArg: true })
+          .option('file', { alias: 'f', type: 'string', describe: 'SQL file to run ("-" for stdin)', requiresArg: true })
+          .option('db', dbOption)
+          .option('format', formatOption)
+          .conflicts('command', 'file')
+          .check((args) => {
+            if (args.command === undefined && args.file === undefined) throw new Error('give -c SQL or -f file.sql');
+            if (Array.isArray(args.command) || Array.isArray(args.file)) throw new Error('give -c or -f once');
+            return true;
+          })
+          .example('$0 run -c "select 42 as x"', 'run one statement')
+          .example('$0 run -f script.sql --db app.duckdb --format csv', 'run a script against a file'),
+      async (args) => {
+        status = await runCommand({ command: args.command, file: args.file, db: args.db, format: args.format as OutputFormat });
+      },
+    )
+    .strict()
+    .version(version())
+    .help()
+    .alias('h', 'help')
+    .alias('V', 'version')
+    .wrap(null)
+    .fail((message: string | undefined, error: Error | undefined, y) => {
+      if (error && !message) throw error;
+      y.showHelp((s: string) => writeError(`${s}\n`));
+      writeError(`\n${message ?? error?.message ?? 'bad usage'}\n`);
+      // Throwing stops yargs before it runs the command's handler.
+      throw new UsageError();
+    });
+  try {
+    await parser.parseAsync();
+  } catch (error) {
+    if (error instanceof UsageError) return EXIT_USAGE;
+    throw error;
+  }
+  return status;
+}
+
+/** Thrown by the yargs failure handler once the usage message is printed. */
+class UsageError extends Error {}
+
+main(hideBin(process.argv)).then(exit, (error: unknown) => {
+  writeError(`${formatError(error)}\n`);
+  exit(EXIT_ERROR);
+});

@@ -1,0 +1,283 @@
+/**
+ * The model catalog as system tables in schema `ml_catalog` of the host database
+ * (SPEC §4). Written in the SQL both hosts share (`$1` parameters); column types come
+ * from the dialect. Uniqueness of (schema, model, version) is kept by the store inside
+ * transactions rather than by index constraints, so that a rename can rewrite keys freely.
+ */
+import { ModelSqlError } from '../errors.js';
+import type { Host } from '../host.js';
+import type { ModelColumn } from '../runtime/model-runtime.js';
+
+/** The catalog layout this modelsql writes. Bump it with a new entry in `MIGRATIONS`. */
+export const CATALOG_VERSION = 1;
+
+/** A qualified model name inside one database. */
+export interface ModelKey {
+  readonly schema: string;
+  readonly name: string;
+}
+
+/** One version of a model, as stored. */
+export interface ModelVersion extends ModelKey {
+  readonly version: number;
+  readonly provider: string;
+  readonly task?: string;
+  readonly input: readonly ModelColumn[];
+  readonly output: readonly ModelColumn[];
+  /** Options in the order they were written. */
+  readonly options: readonly (readonly [string, string])[];
+  readonly comment?: string;
+  /** The training query of `CREATE MODEL ... AS`. */
+  readonly asQuery?: string;
+  readonly createdAt: string;
+}
+
+/** A model with its versions. */
+export interface ModelEntry extends ModelKey {
+  readonly defaultVersion: number;
+  readonly owner: string;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+  readonly temporary: boolean;
+  /** Ascending by version. */
+  readonly versions: readonly ModelVersion[];
+}
+
+/** Each migration brings the catalog from version `i` to `i + 1` (index `i`). */
+const MIGRATIONS: readonly ((t: Host['dialect']['catalogTypes']) => readonly string[])[] = [
+  (t) => [
+    `CREATE TABLE IF NOT EXISTS ml_catalog.models (schema_name ${t.text} NOT NULL, model_name ${t.text} NOT NULL, default_version ${t.integer} NOT NULL, owner ${t.text}, created_at ${t.timestamp} NOT NULL, updated_at ${t.timestamp} NOT NULL)`,
+    `CREATE TABLE IF NOT EXISTS ml_catalog.model_versions (schema_name ${t.text} NOT NULL, model_name ${t.text} NOT NULL, version ${t.integer} NOT NULL, provider ${t.text} NOT NULL, task ${t.text}, input_schema ${t.text} NOT NULL, output_schema ${t.text} NOT NULL, options ${t.text} NOT NULL, comment ${t.text}, as_query ${t.text}, created_at ${t.timestamp} NOT NULL)`,
+    `CREATE TABLE IF NOT EXISTS ml_catalog.artifacts (schema_name ${t.text} NOT NULL, model_name ${t.text} NOT NULL, version ${t.integer} NOT NULL, artifact_name ${t.text} NOT NULL, content ${t.blob} NOT NULL, sha256 ${t.text} NOT NULL)`,
+    `CREATE TABLE IF NOT EXISTS ml_catalog.training_metrics (schema_name ${t.text} NOT NULL, model_name ${t.text} NOT NULL, version ${t.integer} NOT NULL, metric ${t.text} NOT NULL, value ${t.double})`,
+    `CREATE TABLE IF NOT EXISTS ml_catalog.prediction_runs (run_id ${t.text} NOT NULL, schema_name ${t.text} NOT NULL, model_name ${t.text} NOT NULL, version ${t.integer} NOT NULL, input_relation ${t.text}, row_count ${t.bigint} NOT NULL, error_count ${t.bigint} NOT NULL, duration_ms ${t.double} NOT NULL, tokens ${t.bigint}, started_at ${t.timestamp} NOT NULL)`,
+  ],
+];
+
+/** Tables that hold per-version rows, rewritten together by rename and drop. */
+const VERSIONED_TABLES = ['model_versions', 'artifacts', 'training_metrics'] as const;
+
+/**
+ * Reads and writes the persistent catalog of one host.
+ *
+ * @example
+ * const store = new CatalogStore(host);
+ * const model = await store.get({ schema: 'main', name: 'price' });
+ */
+export class CatalogStore {
+  private ready = false;
+
+  constructor(private readonly host: Host) {}
+
+  /**
+   * Creates the catalog on first use and upgrades an older one; refuses a catalog written
+   * by a newer modelsql.
+   */
+  async ensure(): Promise<void> {
+    if (this.ready) return;
+    const t = this.host.dialect.catalogTypes;
+    const found = await this.host.execute(
+      `SELECT count(*) FROM information_schema.tables WHERE table_schema = 'ml_catalog' AND table_name = 'schema_version'`,
+    );
+    let current = 0;
+    if (Number(found.rows[0]![0]) > 0) {
+      const v = await this.host.execute('SELECT max(version) FROM ml_catalog.schema_version');
+      current = Number(v.rows[0]![0] ?? 0);
+    }
+    if (current > CATALOG_VERSION) {
+      throw new ModelSqlError(
+        '55000',
+        `the model catalog in schema ml_catalog has layout version ${current}, newer than this modelsql understands (${CATALOG_VERSION}); upgrade modelsql`,
+      );
+    }
+    if (current < CATALOG_VERSION) {
+      await this.host.transaction(async () => {
+        await this.host.execute('CREATE SCHEMA IF NOT EXISTS ml_catalog');
+        await this.host.execute(
+          `CREATE TABLE IF NOT EXISTS ml_catalog.schema_version (version ${t.integer} NOT NULL, applied_at ${t.timestamp} NOT NULL)`,
+        );
+        for (let v = current; v < CATALOG_VERSION; v++) {
+          for (const statement of MIGRATIONS[v]!(t)) await this.host.execute(statement);
+          await this.host.execute('INSERT INTO ml_catalog.schema_version VALUES ($1, CAST(now() AS TIMESTAMP))', [v + 1]);
+        }
+      });
+    }
+    this.ready = true;
+  }
+
+  /** Every persistent model, optionally of one schema, ordered by schema and name. */
+  async list(schema?: string): Promise<ModelEntry[]> {
+    await this.ensure();
+    const where = schema === undefined ? '' : ' WHERE schema_name = $1';
+    const params = schema === undefined ? [] : [schema];
+    const models = await this.host.execute(
+      `SELECT schema_name, model_name, default_version, owner, CAST(created_at AS ${this.host.dialect.catalogTypes.text}), CAST(updated_at AS ${this.host.dialect.catalogTypes.text}) FROM ml_catalog.models${where} ORDER BY schema_name, model_name`,
+      params,
+    );
+    const versions = await this.host.execute(
+      `SELECT schema_name, model_name, version, provider, task, input_schema, output_schema, options, comment, as_query, CAST(created_at AS ${this.host.dialect.catalogTypes.text}) FROM ml_catalog.model_versions${where} ORDER BY schema_name, model_name, version`,
+      params,
+    );
+    const byModel = new Map<string, ModelVersion[]>();
+    for (const row of versions.rows) {
+      const v = versionFromRow(row);
+      const key = JSON.stringify([v.schema, v.name]);
+      byModel.set(key, [...(byModel.get(key) ?? []), v]);
+    }
+    return models.rows.map((row) => ({
+      schema: String(row[0]),
+      name: String(row[1]),
+      defaultVersion: Number(row[2]),
+      owner: String(row[3] ?? ''),
+      createdAt: String(row[4]),
+      updatedAt: String(row[5]),
+      temporary: false,
+      versions: byModel.get(JSON.stringify([row[0], row[1]])) ?? [],
+    }));
+  }
+
+  /** One persistent model, or undefined. */
+  async get(key: ModelKey): Promise<ModelEntry | undefined> {
+    return (await this.list(key.schema)).find((m) => m.name === key.name);
+  }
+
+  /** Adds a version (and the model row when it is the first); makes it the default. */
+  async addVersion(version: Omit<ModelVersion, 'createdAt'>, owner: string, artifacts: readonly { name: string; content: Uint8Array; sha256: string }[] = []): Promise<void> {
+    await this.ensure();
+    await this.host.transaction(async () => {
+      const existing = await this.host.execute('SELECT count(*) FROM ml_catalog.models WHERE schema_name = $1 AND model_name = $2', [version.schema, version.name]);
+      if (Number(existing.rows[0]![0]) === 0) {
+        await this.host.execute(
+          'INSERT INTO ml_catalog.models VALUES ($1, $2, $3, $4, CAST(now() AS TIMESTAMP), CAST(now() AS TIMESTAMP))',
+          [version.schema, version.name, version.version, owner],
+        );
+      } else {
+        await this.setDefaultVersion(version, version.version);
+      }
+      await this.host.execute('INSERT INTO ml_catalog.model_versions VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, CAST(now() AS TIMESTAMP))', [
+        version.schema,
+        version.name,
+        version.version,
+        version.provider,
+        version.task ?? null,
+        JSON.stringify(version.input),
+        JSON.stringify(version.output),
+        JSON.stringify(version.options),
+        version.comment ?? null,
+        version.asQuery ?? null,
+      ]);
+      for (const a of artifacts) {
+        await this.host.execute('INSERT INTO ml_catalog.artifacts VALUES ($1, $2, $3, $4, $5, $6)', [version.schema, version.name, version.version, a.name, a.content, a.sha256]);
+      }
+    });
+  }
+
+  /** Replaces the options (and task/provider) of one stored version. */
+  async updateVersion(version: ModelVersion): Promise<void> {
+    await this.host.transaction(async () => {
+      await this.host.execute(
+        'UPDATE ml_catalog.model_versions SET options = $1, provider = $2, task = $3 WHERE schema_name = $4 AND model_name = $5 AND version = $6',
+        [JSON.stringify(version.options), version.provider, version.task ?? null, version.schema, version.name, version.version],
+      );
+      await this.touch(version);
+    });
+  }
+
+  /** Sets the version ML_PREDICT uses when none is named. */
+  async setDefaultVersion(key: ModelKey, version: number): Promise<void> {
+    await this.host.execute(
+      'UPDATE ml_catalog.models SET default_version = $1, updated_at = CAST(now() AS TIMESTAMP) WHERE schema_name = $2 AND model_name = $3',
+      [version, key.schema, key.name],
+    );
+  }
+
+  /** Moves a model, with every version and artifact, to a new name. */
+  async rename(from: ModelKey, to: ModelKey): Promise<void> {
+    await this.host.transaction(async () => {
+      for (const table of ['models', ...VERSIONED_TABLES]) {
+        await this.host.execute(`UPDATE ml_catalog.${table} SET schema_name = $1, model_name = $2 WHERE schema_name = $3 AND model_name = $4`, [
+          to.schema,
+          to.name,
+          from.schema,
+          from.name,
+        ]);
+      }
+      await this.touch(to);
+    });
+  }
+
+  /** Drops one version (or, with `version` undefined, the whole model). */
+  async drop(key: ModelKey, version?: number): Promise<void> {
+    await this.host.transaction(async () => {
+      const filter = version === undefined ? '' : ' AND version = $3';
+      const params = version === undefined ? [key.schema, key.name] : [key.schema, key.name, version];
+      for (const table of VERSIONED_TABLES) {
+        await this.host.execute(`DELETE FROM ml_catalog.${table} WHERE schema_name = $1 AND model_name = $2${filter}`, params);
+      }
+      const left = await this.host.execute('SELECT max(version) FROM ml_catalog.model_versions WHERE schema_name = $1 AND model_name = $2', [key.schema, key.name]);
+      const highest = left.rows[0]![0];
+      if (highest === null || highest === undefined) {
+        await this.host.execute('DELETE FROM ml_catalog.models WHERE schema_name = $1 AND model_name = $2', [key.schema, key.name]);
+      } else {
+        await this.host.execute(
+          'UPDATE ml_catalog.models SET default_version = $1, updated_at = CAST(now() AS TIMESTAMP) WHERE schema_name = $2 AND model_name = $3 AND default_version NOT IN (SELECT version FROM ml_catalog.model_versions WHERE schema_name = $2 AND model_name = $3)',
+          [Number(highest), key.schema, key.name],
+        );
+      }
+    });
+  }
+
+  /** The stored artifact bytes of a version, if any. */
+  async artifact(version: ModelVersion, name: string): Promise<Uint8Array | undefined> {
+    const r = await this.host.execute(
+      'SELECT content FROM ml_catalog.artifacts WHERE schema_name = $1 AND model_name = $2 AND version = $3 AND artifact_name = $4',
+      [version.schema, version.name, version.version, name],
+    );
+    return r.rows.length === 0 ? undefined : (r.rows[0]![0] as Uint8Array);
+  }
+
+  /** Training metrics of a version, by name. */
+  async metrics(version: ModelVersion): Promise<readonly (readonly [string, number])[]> {
+    const r = await this.host.execute(
+      'SELECT metric, value FROM ml_catalog.training_metrics WHERE schema_name = $1 AND model_name = $2 AND version = $3 ORDER BY metric',
+      [version.schema, version.name, version.version],
+    );
+    return r.rows.map((row) => [String(row[0]), Number(row[1])] as const);
+  }
+
+  /** Records one prediction run in the lineage log. */
+  async recordRun(run: { runId: string; version: ModelVersion; inputRelation: string; rows: number; errors: number; durationMs: number; tokens?: number }): Promise<void> {
+    await this.ensure();
+    await this.host.execute('INSERT INTO ml_catalog.prediction_runs VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, CAST(now() AS TIMESTAMP))', [
+      run.runId,
+      run.version.schema,
+      run.version.name,
+      run.version.version,
+      run.inputRelation,
+      run.rows,
+      run.errors,
+      run.durationMs,
+      run.tokens ?? null,
+    ]);
+  }
+
+  private async touch(key: ModelKey): Promise<void> {
+    await this.host.execute('UPDATE ml_catalog.models SET updated_at = CAST(now() AS TIMESTAMP) WHERE schema_name = $1 AND model_name = $2', [key.schema, key.name]);
+  }
+}
+
+function versionFromRow(row: readonly unknown[]): ModelVersion {
+  return {
+    schema: String(row[0]),
+    name: String(row[1]),
+    version: Number(row[2]),
+    provider: String(row[3]),
+    task: row[4] === null ? undefined : String(row[4]),
+    input: JSON.parse(String(row[5])) as ModelColumn[],
+    output: JSON.parse(String(row[6])) as ModelColumn[],
+    options: JSON.parse(String(row[7])) as [string, string][],
+    comment: row[8] === null ? undefined : String(row[8]),
+    asQuery: row[9] === null ? undefined : String(row[9]),
+    createdAt: String(row[10]),
+  };
+}

@@ -1,0 +1,116 @@
+/**
+ * The WITH options of CREATE MODEL: which keys exist, which provider they select, and
+ * their validation. Keys are matched case-insensitively (`ONNX.path` = `onnx.path`) and
+ * stored as written.
+ */
+import { InvalidOptionError, UnsupportedFeatureError, type SourcePosition } from '../errors.js';
+
+/** Tasks a model may declare (SPEC §1.3). */
+export const TASKS = ['regression', 'classification', 'clustering', 'embedding', 'text_generation'] as const;
+
+/** Options every model accepts, whatever its provider. */
+const COMMON_OPTIONS = ['provider', 'type', 'format', 'task', 'description', 'batch-size', 'max-concurrent-operations'] as const;
+
+/** Options by provider. */
+const PROVIDER_OPTIONS: Readonly<Record<string, readonly string[]>> = {
+  onnx: ['path', 'onnx.path'],
+};
+
+/** Providers that exist in the SQL surface but are not available in this build. */
+const LATER_PROVIDERS = ['openai', 'gemini', 'anthropic'];
+
+/** Keys that hold secrets: printed as `'******'` unless they are `${env:...}` references. */
+const SECRET_KEYS = ['api-key', 'api_key', 'apikey', 'password', 'secret', 'token'];
+
+/** What the options of one model say, normalised. */
+export interface ModelOptions {
+  readonly provider: string;
+  readonly task?: string;
+  /** ONNX: the file path or URL (`path` / `onnx.path`). */
+  readonly location?: string;
+  /** Rows per inference batch, when set. */
+  readonly batchSize?: number;
+  /** Batches in flight at once, when set. */
+  readonly maxConcurrentOperations?: number;
+}
+
+/** Where each option key sits in the SQL text, for error positions. */
+export type OptionPositions = ReadonlyMap<string, SourcePosition>;
+
+/** Looks up an option case-insensitively. */
+export function getOption(options: readonly (readonly [string, string])[], key: string): string | undefined {
+  const k = key.toLowerCase();
+  return options.find(([name]) => name.toLowerCase() === k)?.[1];
+}
+
+/**
+ * Validates a model's options and works out its provider: `'provider' = 'onnx'`, or Flink's
+ * `'type' = 'import', 'format' = 'ONNX'`.
+ */
+export function resolveModelOptions(options: readonly (readonly [string, string])[], positions?: OptionPositions): ModelOptions {
+  const at = (key: string): SourcePosition | undefined => positions?.get(key.toLowerCase());
+  const provider = providerOf(options, at);
+  const known = [...COMMON_OPTIONS, ...(PROVIDER_OPTIONS[provider] ?? [])];
+  for (const [key] of options) {
+    if (!known.includes(key.toLowerCase())) {
+      throw new InvalidOptionError(`unknown option '${key}' for provider '${provider}'; known options: ${known.join(', ')}`, at(key));
+    }
+  }
+  const task = getOption(options, 'task');
+  if (task !== undefined && !(TASKS as readonly string[]).includes(task.toLowerCase())) {
+    throw new InvalidOptionError(`invalid task '${task}'; expected one of ${TASKS.join(', ')}`, at('task'));
+  }
+  const location = getOption(options, 'path') ?? getOption(options, 'onnx.path');
+  if (provider === 'onnx' && getOption(options, 'path') !== undefined && getOption(options, 'onnx.path') !== undefined) {
+    throw new InvalidOptionError(`options 'path' and 'onnx.path' name the same thing; give one`, at('onnx.path'));
+  }
+  if (provider === 'onnx' && (location === undefined || location === '')) {
+    throw new InvalidOptionError(`an ONNX model needs 'path' (or 'onnx.path'): a file path or an http(s) URL`);
+  }
+  return {
+    provider,
+    task: task?.toLowerCase(),
+    location,
+    batchSize: positiveInt(options, 'batch-size', at),
+    maxConcurrentOperations: positiveInt(options, 'max-concurrent-operations', at),
+  };
+}
+
+/** Whether `key` holds a secret. */
+export function isSecretKey(key: string): boolean {
+  const k = key.toLowerCase();
+  return SECRET_KEYS.some((s) => k === s || k.endsWith(`.${s}`) || k.endsWith(`-${s}`));
+}
+
+/** The value to print for an option: secrets become `******` unless they are `${env:NAME}` references. */
+export function displayOptionValue(key: string, value: string): string {
+  return isSecretKey(key) && !/^\$\{env:[^}]+\}$/.test(value) ? '******' : value;
+}
+
+function providerOf(options: readonly (readonly [string, string])[], at: (key: string) => SourcePosition | undefined): string {
+  const provider = getOption(options, 'provider')?.toLowerCase();
+  const type = getOption(options, 'type')?.toLowerCase();
+  const format = getOption(options, 'format')?.toLowerCase();
+  if (provider !== undefined) {
+    if (LATER_PROVIDERS.includes(provider)) {
+      throw new UnsupportedFeatureError(`provider '${provider}' is not available in this version of modelsql; available: onnx`, at('provider'));
+    }
+    if (!(provider in PROVIDER_OPTIONS)) {
+      throw new InvalidOptionError(`unknown provider '${provider}'; known providers: onnx, ${LATER_PROVIDERS.join(', ')}`, at('provider'));
+    }
+    return provider;
+  }
+  if (type !== undefined) {
+    if (type !== 'import') throw new InvalidOptionError(`unknown model type '${type}'; expected 'import' (with 'format' = 'ONNX')`, at('type'));
+    if (format !== 'onnx') throw new InvalidOptionError(`'type' = 'import' needs 'format' = 'ONNX'`, at(format === undefined ? 'type' : 'format'));
+    return 'onnx';
+  }
+  throw new InvalidOptionError(`the model's provider is missing: give 'provider' = 'onnx' (or Flink's 'type' = 'import', 'format' = 'ONNX')`);
+}
+
+function positiveInt(options: readonly (readonly [string, string])[], key: string, at: (key: string) => SourcePosition | undefined): number | undefined {
+  const value = getOption(options, key);
+  if (value === undefined) return undefined;
+  if (!/^[1-9][0-9]*$/.test(value.trim())) throw new InvalidOptionError(`option '${key}' must be a positive integer, not '${value}'`, at(key));
+  return Number(value);
+}

@@ -1,0 +1,90 @@
+/**
+ * The one port between the core and a database (Kysely's Dialect/Driver split): an adapter
+ * implements `Host` for its engine; the core never imports an adapter or a driver.
+ */
+import type { DataType } from './sql/ast.js';
+import type { ColumnBatch } from './runtime/model-runtime.js';
+
+/** A column as the host reports it: `type` is the host's own type text (`DOUBLE`, `VARCHAR[]`). */
+export interface HostColumn {
+  readonly name: string;
+  readonly type: string;
+}
+
+/** A fully read result, values converted to plain JS (see `QueryResult`). */
+export interface HostResult {
+  readonly columns: readonly HostColumn[];
+  readonly rows: readonly (readonly unknown[])[];
+}
+
+/** Appends batches into a (temporary) table: DuckDB's Appender, Postgres's COPY FROM STDIN. */
+export interface HostAppender {
+  /** Appends a batch; columns in table order. */
+  append(batch: ColumnBatch): Promise<void>;
+  /** Flushes and releases the appender. */
+  close(): Promise<void>;
+}
+
+/** SQL spelling of one host: quoting, types and the few statements the core generates. */
+export interface SqlDialect {
+  /** Always-quoted identifier: `"a""b"`. */
+  quoteIdentifier(name: string): string;
+  /** String literal: `'it''s'`. */
+  quoteString(value: string): string;
+  /** The host type for a model column type (Flink or host spelling). */
+  hostType(type: DataType): string;
+  /** Column types the catalog tables use. */
+  readonly catalogTypes: { readonly text: string; readonly integer: string; readonly bigint: string; readonly double: string; readonly blob: string; readonly timestamp: string };
+  /** A relation pairing the i-th row of `left` with the i-th row of `right` (both created by the core, same row count). */
+  zipRelations(left: string, right: string): string;
+  /** A `MAP(VARCHAR, DOUBLE)` (DuckDB) / `jsonb` (Postgres) expression from metric names and SQL expressions. */
+  metricMap(entries: readonly (readonly [string, string])[]): string;
+}
+
+/**
+ * One connection to a host database. All calls are sequential: the core awaits each before
+ * the next (a host connection runs one statement at a time).
+ */
+export interface Host {
+  /** `duckdb` or `postgres`. */
+  readonly name: string;
+  readonly dialect: SqlDialect;
+  /**
+   * Whether the host can register model functions in SQL (DuckDB macros, Postgres SQL
+   * functions). Default for new adapters: `false`.
+   */
+  readonly nativeFunctions: boolean;
+  /** Runs one statement with optional `$1`-style parameters and reads all rows. */
+  execute(sql: string, params?: readonly unknown[]): Promise<HostResult>;
+  /** Runs one statement and yields its rows in batches. */
+  stream(sql: string): AsyncIterable<HostResult>;
+  /** The columns `sql` (a query) would return, without reading its rows. */
+  describe(sql: string): Promise<readonly HostColumn[]>;
+  /** Name of the schema unqualified names resolve to (`main`, `public`). */
+  currentSchema(): Promise<string>;
+  /** Name of the current database / catalog. */
+  currentDatabase(): Promise<string>;
+  /**
+   * Creates a session-private table holding `query`'s rows, in order; rows of it can be
+   * read back by position with `readColumns`.
+   */
+  materialize(table: string, query: string): Promise<number>;
+  /** Creates an empty session-private table. */
+  createTempTable(table: string, columns: readonly HostColumn[]): Promise<void>;
+  /** Drops a session-private table if it exists. */
+  dropTempTable(table: string): Promise<void>;
+  /**
+   * Reads rows `[offset, offset + count)` of a materialized table. `expressions` are SQL
+   * expressions over its columns; `kinds` says which arrive as numbers (typed arrays) and
+   * which as plain values.
+   */
+  readColumns(table: string, expressions: readonly string[], kinds: readonly ('number' | 'value')[], offset: number, count: number): Promise<ColumnBatch>;
+  /** Opens an appender on a session-private table. */
+  openAppender(table: string): Promise<HostAppender>;
+  /** Runs `fn` in a transaction, or inside the caller's transaction when one is open. */
+  transaction<T>(fn: () => Promise<T>): Promise<T>;
+  /** Interrupts the statement running on this connection, if any. */
+  interrupt(): void;
+  /** Closes the connection. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,198 @@
+/**
+ * Rewrites a host statement holding ML_PREDICT / ML_EVALUATE calls into plain host SQL.
+ *
+ * Each call becomes a stage: its input relation is materialized in the host, the model
+ * runs over it in batches, the predictions are appended to a second temporary table, and
+ * the call's text is replaced by a relation that zips the two (input columns, then OUTPUT
+ * columns). Calls nested in a call's `TABLE (subquery)` run first. The host executes the
+ * rewritten statement; the caller drops the temporary tables afterwards.
+ */
+import { randomUUID } from 'node:crypto';
+import { ArgumentError, positionAt } from '../errors.js';
+import type { Host, HostColumn } from '../host.js';
+import type { MlArgValue, MlCall, Identifier, Span } from '../sql/ast.js';
+import { bindEvaluate, bindPredict, modelArgument, type CallConfig } from '../sql/ml-call.js';
+import { isAssignable, parseDataType } from '../sql/types.js';
+import type { ModelCatalog, ResolvedModel } from '../catalog/model-catalog.js';
+import type { RuntimeLoader } from '../runtime/runtime-loader.js';
+import { runStage } from '../runtime/executor.js';
+import type { ModelColumn } from '../runtime/model-runtime.js';
+import type { ProgressEvent } from '../session/session.js';
+import { evaluationRelation, type EvaluationTask } from './evaluate-metrics.js';
+
+/** Rows per batch when neither the call, the model nor the runtime says otherwise. */
+const DEFAULT_BATCH_SIZE = 8192;
+/** Batches in the model at once by default: one predicting while the next is read. */
+const DEFAULT_CONCURRENCY = 2;
+
+/** What a rewrite needs from the session. */
+export interface RewriteContext {
+  readonly host: Host;
+  readonly catalog: ModelCatalog;
+  readonly loader: RuntimeLoader;
+  /** The whole script the statement came from (spans index into it). */
+  readonly scriptText: string;
+  readonly signal?: AbortSignal;
+  /** Names a new temporary table; the session drops them all when the statement ends. */
+  readonly newTempTable: (role: 'in' | 'out') => string;
+  readonly onProgress?: (event: ProgressEvent) => void;
+}
+
+/**
+ * Rewrites `region` of the script, replacing each of `calls` (which lie inside it, in text
+ * order) by the relation its stage produced.
+ */
+export async function rewriteRegion(region: Span, calls: readonly MlCall[], ctx: RewriteContext): Promise<string> {
+  let out = '';
+  let position = region.start;
+  for (const call of calls) {
+    out += ctx.scriptText.slice(position, call.span.start);
+    out += await runCall(call, ctx);
+    position = call.span.end;
+  }
+  return out + ctx.scriptText.slice(position, region.end);
+}
+
+async function runCall(call: MlCall, ctx: RewriteContext): Promise<string> {
+  const text = ctx.scriptText;
+  // Unknown model is reported before any argument problem (SPEC §1.2.1).
+  const model = await ctx.catalog.resolve(modelArgument(call).name, text);
+  const bound = call.function === 'ML_PREDICT' ? bindPredict(call, text) : bindEvaluate(call, text);
+
+  const inputTable = ctx.newTempTable('in');
+  const rowCount = await ctx.host.materialize(inputTable, await inputQuery(bound.input, ctx));
+  const inputColumns = await ctx.host.describe(`SELECT * FROM ${ctx.host.dialect.quoteIdentifier(inputTable)}`);
+  const features = matchDescriptor(bound.columns, inputColumns, model.version.input, text);
+
+  const runtime = await ctx.loader.load(model.version);
+  const outputTable = ctx.newTempTable('out');
+  const outputNames = outputColumnNames(inputColumns.map((c) => c.name), model.version.output.map((c) => c.name));
+  await ctx.host.createTempTable(
+    outputTable,
+    model.version.output.map((c, i) => ({ name: outputNames[i]!, type: ctx.host.dialect.hostType(parseDataType(c.type)) })),
+  );
+  const started = performance.now();
+  await runStage({
+    host: ctx.host,
+    runtime,
+    inputTable,
+    inputExpressions: features.map((c) => ctx.host.dialect.quoteIdentifier(c.name)),
+    rowCount,
+    outputTable,
+    batchSize: bound.config.batchSize ?? runtimeBatchSize(model, runtime.preferredBatchSize),
+    concurrency: bound.config.maxConcurrentOperations ?? DEFAULT_CONCURRENCY,
+    signal: ctx.signal,
+    onProgress: progressReporter(modelArgumentText(call, text), rowCount, ctx.onProgress),
+  });
+  await ctx.catalog.store.recordRun({
+    runId: randomUUID(),
+    version: model.version,
+    inputRelation: bound.input.kind === 'table' ? bound.input.name.map((id) => id.value).join('.') : text.slice(bound.input.span.start, bound.input.span.end),
+    rows: rowCount,
+    errors: 0,
+    durationMs: performance.now() - started,
+  });
+  const q = (name: string) => ctx.host.dialect.quoteIdentifier(name);
+  const zipped = ctx.host.dialect.zipRelations(q(inputTable), q(outputTable));
+  if (call.function === 'ML_PREDICT') return zipped;
+
+  const evaluate = bound as ReturnType<typeof bindEvaluate>;
+  const [label] = matchColumns([evaluate.label], inputColumns, text);
+  const task = (evaluate.task?.value ?? model.version.task) as EvaluationTask | undefined;
+  if (!task) {
+    throw new ArgumentError('22023', `ML_EVALUATE needs a task: pass one (e.g. 'regression') or set the model's 'task' option`, positionAt(text, call.nameSpan.start));
+  }
+  return evaluationRelation(ctx.host.dialect, {
+    task,
+    relation: zipped,
+    label: label!,
+    prediction: { name: outputNames[0]!, type: model.version.output[0]!.type },
+    probabilities: probabilitiesColumn(model.version.output, outputNames),
+    position: positionAt(text, call.nameSpan.start),
+  });
+}
+
+/** The SQL of a call's input: `TABLE t` or `TABLE (subquery)` with its own calls rewritten. */
+async function inputQuery(input: MlArgValue, ctx: RewriteContext): Promise<string> {
+  if (input.kind === 'table') return `SELECT * FROM ${input.name.map((id) => ctx.host.dialect.quoteIdentifier(id.value)).join('.')}`;
+  if (input.kind === 'subquery') return rewriteRegion(input.span, input.calls, ctx);
+  throw new ArgumentError('42804', 'ML_PREDICT input must be TABLE name or TABLE (subquery)', positionAt(ctx.scriptText, input.span.start));
+}
+
+/**
+ * Finds the descriptor's columns in the input (unknown column first), then checks count and
+ * types against the model's INPUT (SPEC §1.2.1).
+ */
+function matchDescriptor(columns: readonly Identifier[], input: readonly HostColumn[], modelInput: readonly ModelColumn[], text: string): HostColumn[] {
+  const found = matchColumns(columns, input, text);
+  if (found.length !== modelInput.length) {
+    const start = columns[0]?.span.start ?? 0;
+    throw new ArgumentError(
+      '42804',
+      `DESCRIPTOR has ${found.length} column${found.length === 1 ? '' : 's'} but the model takes ${modelInput.length} input${modelInput.length === 1 ? '' : 's'} (${modelInput.map((c) => `${c.name} ${c.type}`).join(', ')})`,
+      positionAt(text, start),
+    );
+  }
+  found.forEach((column, i) => {
+    const target = modelInput[i]!;
+    if (!isAssignable(parseDataType(column.type), parseDataType(target.type))) {
+      throw new ArgumentError(
+        '42804',
+        `column "${column.name}" has type ${column.type}, which cannot feed model input ${target.name} ${target.type}`,
+        positionAt(text, columns[i]!.span.start),
+      );
+    }
+  });
+  return found;
+}
+
+/** Resolves identifiers to input columns: quoted ones exactly, plain ones case-insensitively. */
+function matchColumns(columns: readonly Identifier[], input: readonly HostColumn[], text: string): HostColumn[] {
+  return columns.map((id) => {
+    const column = id.quoted ? input.find((c) => c.name === id.value) : input.find((c) => c.name.toLowerCase() === id.value.toLowerCase());
+    if (!column) {
+      throw new ArgumentError('42703', `column "${id.value}" does not exist in the input; columns: ${input.map((c) => c.name).join(', ')}`, positionAt(text, id.span.start));
+    }
+    return column;
+  });
+}
+
+/**
+ * Names of the OUTPUT columns in the result: a name that clashes with an input column (or
+ * an earlier output) gets the first free numeric suffix, `label` → `label0`, as in Flink.
+ */
+export function outputColumnNames(inputNames: readonly string[], outputNames: readonly string[]): string[] {
+  const taken = new Set(inputNames.map((n) => n.toLowerCase()));
+  return outputNames.map((name) => {
+    let candidate = name;
+    for (let i = 0; taken.has(candidate.toLowerCase()); i++) candidate = `${name}${i}`;
+    taken.add(candidate.toLowerCase());
+    return candidate;
+  });
+}
+
+function probabilitiesColumn(output: readonly ModelColumn[], names: readonly string[]): string | undefined {
+  const i = output.findIndex((c, index) => index > 0 && c.type.startsWith('ARRAY<'));
+  return i < 0 ? undefined : names[i];
+}
+
+function runtimeBatchSize(model: ResolvedModel, preferred: number): number {
+  const option = model.version.options.find(([k]) => k.toLowerCase() === 'batch-size')?.[1];
+  return option !== undefined ? Number(option) : preferred > 0 ? preferred : DEFAULT_BATCH_SIZE;
+}
+
+function modelArgumentText(call: MlCall, text: string): string {
+  const span = modelArgument(call).name.span;
+  return text.slice(span.start, span.end);
+}
+
+function progressReporter(model: string, rowsTotal: number, emit: RewriteContext['onProgress']): ((rowsDone: number) => void) | undefined {
+  if (!emit) return undefined;
+  const started = performance.now();
+  return (rowsDone) => {
+    const seconds = (performance.now() - started) / 1000;
+    emit({ model, rowsDone, rowsTotal, rate: seconds > 0 ? rowsDone / seconds : 0, errors: 0, finished: rowsDone >= rowsTotal });
+  };
+}
+
+export type { CallConfig };

@@ -1,0 +1,240 @@
+/**
+ * Where ONNX model bytes come from: a local file or an http(s) URL, with the opt-in
+ * file and network allow-lists of SPEC §5 ("no SSRF through a model definition") and a
+ * content-addressed download cache (SPEC §2.1: "downloaded once, cached by content hash").
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, realpath, rename, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ModelSqlError } from '../errors.js';
+
+/** Options of {@link loadModelBytes}. */
+export interface LoadModelOptions {
+  /** Directory of the download cache: `<sha256>.onnx` files plus `index.json` (URL → sha256). Created on demand. */
+  readonly cacheDir: string;
+  /**
+   * When set, local model files must lie inside one of these directories (compared after
+   * `realpath`, so symlinks cannot escape). `[]` forbids every local file. Unset: no limit.
+   */
+  readonly allowedDirectories?: readonly string[];
+  /**
+   * When set, model URLs (and every redirect hop) must start with one of these prefixes,
+   * compared as parsed URLs: same scheme, host and port, and a path under the prefix's
+   * path. `[]` forbids every URL. Unset: no limit.
+   */
+  readonly allowedUrlPrefixes?: readonly string[];
+  /** Largest download accepted, in bytes (default 2 GiB). */
+  readonly maxDownloadBytes?: number;
+}
+
+/** Redirects followed at most when downloading a model. */
+const MAX_REDIRECTS = 5;
+const DEFAULT_MAX_DOWNLOAD = 2 * 1024 * 1024 * 1024;
+
+/** True when `location` is an `http://` or `https://` URL. */
+export function isModelUrl(location: string): boolean {
+  return /^https?:\/\//i.test(location.trim());
+}
+
+/**
+ * Reads the bytes of an ONNX model from a local path or an http(s) URL.
+ *
+ * - Local paths resolve against `process.cwd()`; `file://` URLs are accepted too.
+ * - URLs are fetched once with the global `fetch` and cached by content hash in
+ *   `cacheDir`; later loads of the same URL are served from the cache without network.
+ *   Redirects are followed by hand so that each hop is checked against the allow-list.
+ *
+ * Errors: `42501` outside the allow-lists, `58P01` missing file, `58030` download or
+ * read failure (HTTP status included).
+ *
+ * @example
+ * const bytes = await loadModelBytes('examples/models/house_price.onnx', { cacheDir: '.modelsql/cache' });
+ */
+export async function loadModelBytes(location: string, options: LoadModelOptions): Promise<Uint8Array> {
+  const trimmed = location.trim();
+  if (isModelUrl(trimmed)) return loadFromUrl(trimmed, options);
+  const filePath = /^file:\/\//i.test(trimmed) ? fileURLToPath(trimmed) : path.resolve(process.cwd(), trimmed);
+  return loadFromFile(filePath, location, options);
+}
+
+async function loadFromFile(filePath: string, shown: string, options: LoadModelOptions): Promise<Uint8Array> {
+  let real: string | undefined;
+  try {
+    real = await realpath(filePath);
+  } catch (error) {
+    if (!isErrno(error, 'ENOENT') && !isErrno(error, 'ENOTDIR')) throw readFailure(shown, error);
+  }
+  if (options.allowedDirectories !== undefined) {
+    // A missing file is checked lexically, so that the error does not reveal whether a
+    // file exists outside the allowed directories.
+    const candidate = real ?? filePath;
+    if (!(await isInsideAllowedDirectory(candidate, options.allowedDirectories))) {
+      throw new ModelSqlError(
+        '42501',
+        `model file "${shown}" is outside the allowed model directories` +
+          (options.allowedDirectories.length === 0 ? ' (local model files are disabled)' : ''),
+      );
+    }
+  }
+  if (real === undefined) throw new ModelSqlError('58P01', `model file "${shown}" does not exist (resolved to ${filePath})`);
+  try {
+    return new Uint8Array(await readFile(real));
+  } catch (error) {
+    if (isErrno(error, 'ENOENT')) throw new ModelSqlError('58P01', `model file "${shown}" does not exist (resolved to ${filePath})`);
+    throw readFailure(shown, error);
+  }
+}
+
+function readFailure(shown: string, error: unknown): ModelSqlError {
+  const reason = error instanceof Error ? error.message : String(error);
+  return new ModelSqlError('58030', `could not read model file "${shown}": ${reason}`, { cause: error });
+}
+
+async function isInsideAllowedDirectory(file: string, allowed: readonly string[]): Promise<boolean> {
+  for (const dir of allowed) {
+    const absolute = path.resolve(process.cwd(), dir);
+    let root: string;
+    try {
+      root = await realpath(absolute);
+    } catch {
+      root = absolute;
+    }
+    const rel = path.relative(root, file);
+    if (rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel))) return true;
+  }
+  return false;
+}
+
+function isErrno(error: unknown, code: string): boolean {
+  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === code;
+}
+
+/** A URL for messages: no credentials, no query string (it may carry a token). */
+function redact(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.protocol}//${u.host}${u.pathname}${u.search ? '?…' : ''}`;
+  } catch {
+    return url;
+  }
+}
+
+/**
+ * True when `url` lies under one of `prefixes`: same scheme, host and port, and a path
+ * that starts with the prefix path at a segment boundary (or the prefix ends with `/`).
+ */
+export function isUrlAllowed(url: string, prefixes: readonly string[]): boolean {
+  let target: URL;
+  try {
+    target = new URL(url);
+  } catch {
+    return false;
+  }
+  if (target.username !== '' || target.password !== '') return false;
+  for (const prefix of prefixes) {
+    let p: URL;
+    try {
+      p = new URL(prefix);
+    } catch {
+      continue;
+    }
+    if (p.protocol !== target.protocol || p.host !== target.host) continue;
+    const base = p.pathname;
+    if (base === '/' || base === '') return true;
+    if (target.pathname === base) return true;
+    if (target.pathname.startsWith(base.endsWith('/') ? base : `${base}/`)) return true;
+  }
+  return false;
+}
+
+type CacheIndex = Record<string, string>;
+
+async function readIndex(cacheDir: string): Promise<CacheIndex> {
+  try {
+    const parsed: unknown = JSON.parse(await readFile(path.join(cacheDir, 'index.json'), 'utf8'));
+    return typeof parsed === 'object' && parsed !== null ? (parsed as CacheIndex) : {};
+  } catch {
+    return {};
+  }
+}
+
+/** Writes a file atomically (temp file + rename) so that readers never see half a file. */
+async function writeAtomic(file: string, data: Uint8Array | string): Promise<void> {
+  const tmp = `${file}.${process.pid}.${Date.now()}.${Math.random().toString(36).slice(2)}.tmp`;
+  await writeFile(tmp, data);
+  await rename(tmp, file);
+}
+
+const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
+
+async function loadFromUrl(url: string, options: LoadModelOptions): Promise<Uint8Array> {
+  checkUrl(url, options);
+  const cacheDir = path.resolve(process.cwd(), options.cacheDir);
+  const index = await readIndex(cacheDir);
+  const known = index[url];
+  if (known !== undefined && /^[0-9a-f]{64}$/.test(known)) {
+    try {
+      const cached = new Uint8Array(await readFile(path.join(cacheDir, `${known}.onnx`)));
+      if (sha256(cached) === known) return cached;
+    } catch {
+      // missing or unreadable cache entry: download again
+    }
+  }
+  const bytes = await download(url, options);
+  const hash = sha256(bytes);
+  await mkdir(cacheDir, { recursive: true });
+  await writeAtomic(path.join(cacheDir, `${hash}.onnx`), bytes);
+  const fresh = await readIndex(cacheDir);
+  fresh[url] = hash;
+  await writeAtomic(path.join(cacheDir, 'index.json'), `${JSON.stringify(fresh, null, 2)}\n`);
+  return bytes;
+}
+
+function checkUrl(url: string, options: LoadModelOptions): void {
+  if (options.allowedUrlPrefixes !== undefined && !isUrlAllowed(url, options.allowedUrlPrefixes)) {
+    throw new ModelSqlError(
+      '42501',
+      `model URL "${redact(url)}" is outside the allowed URL prefixes` +
+        (options.allowedUrlPrefixes.length === 0 ? ' (model URLs are disabled)' : ''),
+    );
+  }
+}
+
+async function download(url: string, options: LoadModelOptions): Promise<Uint8Array> {
+  let current = url;
+  for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
+    let response: Response;
+    try {
+      response = await fetch(current, { redirect: 'manual' });
+    } catch (error) {
+      const reason = error instanceof Error ? ((error.cause as Error | undefined)?.message ?? error.message) : String(error);
+      throw new ModelSqlError('58030', `could not download model from "${redact(current)}": ${reason}`, { cause: error });
+    }
+    if (response.status >= 300 && response.status < 400 && response.headers.has('location')) {
+      await response.body?.cancel();
+      current = new URL(response.headers.get('location') ?? '', current).href;
+      checkUrl(current, options);
+      continue;
+    }
+    if (!response.ok) {
+      await response.body?.cancel();
+      throw new ModelSqlError(
+        '58030',
+        `could not download model from "${redact(current)}": HTTP ${response.status}${response.statusText ? ` ${response.statusText}` : ''}`,
+      );
+    }
+    const max = options.maxDownloadBytes ?? DEFAULT_MAX_DOWNLOAD;
+    const declared = Number(response.headers.get('content-length') ?? '0');
+    if (declared > max) {
+      await response.body?.cancel();
+      throw new ModelSqlError('58030', `model at "${redact(current)}" is ${declared} bytes, more than the ${max} allowed`);
+    }
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    if (bytes.byteLength > max) {
+      throw new ModelSqlError('58030', `model at "${redact(current)}" is more than the ${max} bytes allowed`);
+    }
+    return bytes;
+  }
+  throw new ModelSqlError('58030', `could not download model from "${redact(url)}": more than ${MAX_REDIRECTS} redirects`);
+}

@@ -1,0 +1,87 @@
+/**
+ * Turns a catalog model version into a runnable `ModelRuntime`, and checks a model
+ * definition against its artifact at CREATE time. Loaded runtimes are kept per session,
+ * keyed by everything that changes the loaded model.
+ */
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import type { ModelVersion } from '../catalog/catalog-store.js';
+import { resolveModelOptions } from '../catalog/model-options.js';
+import type { ModelColumn, ModelRuntime } from './model-runtime.js';
+import { bindOnnxSignature, defaultSignatureFor, inspectOnnx, loadModelBytes, type LoadModelOptions } from './onnx-model.js';
+import { createOnnxRuntime } from './onnx-runtime.js';
+
+/** Where model files may come from (SPEC §5); every field optional. */
+export interface ModelAccessOptions {
+  /** Directory for downloaded models (default `$MODELSQL_CACHE_DIR` or `~/.cache/modelsql`). */
+  readonly cacheDir?: string;
+  /** When set, model files only from these directories. */
+  readonly allowedDirectories?: readonly string[];
+  /** When set, model URLs only with these prefixes. */
+  readonly allowedUrlPrefixes?: readonly string[];
+}
+
+/** A model definition checked against its artifact, with INPUT/OUTPUT filled in from the graph when omitted. */
+export interface CheckedModel {
+  readonly input: readonly ModelColumn[];
+  readonly output: readonly ModelColumn[];
+}
+
+/**
+ * Loads and checks runtimes for one session.
+ *
+ * @example
+ * const loader = new RuntimeLoader({});
+ * const runtime = await loader.load(version);
+ */
+export class RuntimeLoader {
+  private readonly runtimes = new Map<string, Promise<ModelRuntime>>();
+  private readonly loadOptions: LoadModelOptions;
+
+  constructor(access: ModelAccessOptions) {
+    this.loadOptions = {
+      cacheDir: access.cacheDir ?? process.env.MODELSQL_CACHE_DIR ?? join(homedir(), '.cache', 'modelsql'),
+      allowedDirectories: access.allowedDirectories,
+      allowedUrlPrefixes: access.allowedUrlPrefixes,
+    };
+  }
+
+  /**
+   * Checks a definition before it enters the catalog: the artifact loads, and its graph
+   * matches INPUT/OUTPUT (or supplies them when both are omitted).
+   */
+  async check(options: readonly (readonly [string, string])[], input: readonly ModelColumn[] | undefined, output: readonly ModelColumn[] | undefined): Promise<CheckedModel> {
+    const resolved = resolveModelOptions(options);
+    const bytes = await loadModelBytes(resolved.location!, this.loadOptions);
+    const signature = await inspectOnnx(bytes);
+    const columns = input && output ? { inputs: input, outputs: output } : defaultSignatureFor(signature);
+    bindOnnxSignature(signature, columns.inputs, columns.outputs);
+    return { input: columns.inputs, output: columns.outputs };
+  }
+
+  /** The runtime of a model version, loaded once per session. */
+  async load(version: ModelVersion): Promise<ModelRuntime> {
+    const key = JSON.stringify([version.provider, version.options, version.input, version.output]);
+    let runtime = this.runtimes.get(key);
+    if (!runtime) {
+      runtime = this.create(version);
+      this.runtimes.set(key, runtime);
+      runtime.catch(() => this.runtimes.delete(key));
+    }
+    return runtime;
+  }
+
+  /** Closes every loaded runtime. */
+  async close(): Promise<void> {
+    const all = [...this.runtimes.values()];
+    this.runtimes.clear();
+    await Promise.all(all.map(async (r) => (await r.catch(() => undefined))?.close()));
+  }
+
+  private async create(version: ModelVersion): Promise<ModelRuntime> {
+    const resolved = resolveModelOptions(version.options);
+    const bytes = await loadModelBytes(resolved.location!, this.loadOptions);
+    const binding = bindOnnxSignature(await inspectOnnx(bytes), version.input, version.output);
+    return createOnnxRuntime(bytes, binding, { batchSize: resolved.batchSize });
+  }
+}

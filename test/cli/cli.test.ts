@@ -1,0 +1,227 @@
+/**
+ * Runs the built CLI (`node dist/cli/main.js`) as a subprocess: `npm test` builds first;
+ * by hand, run `npx tsc -p tsconfig.json` before jest. `MODELSQL_TEST_CLI` may name another
+ * build of main.js.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as pty from '@lydell/node-pty';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const MAIN = process.env['MODELSQL_TEST_CLI'] ?? join(ROOT, 'dist', 'cli', 'main.js');
+
+interface Run {
+  readonly status: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs the CLI with `args`, feeding `input` on stdin (a pipe, so not a terminal). */
+function cli(args: readonly string[], input = '', env: NodeJS.ProcessEnv = {}): Promise<Run> {
+  return new Promise((done, fail) => {
+    const child = spawn(process.execPath, [MAIN, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: 'pipe' });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
+    child.on('error', fail);
+    child.on('close', (status) => done({ status, stdout, stderr }));
+    child.stdin.end(input);
+  });
+}
+
+let dir: string;
+beforeEach(() => (dir = mkdtempSync(join(tmpdir(), 'modelsql-cli-'))));
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('modelsql run -c', () => {
+  it('prints a table with a row-count footer', async () => {
+    const r = await cli(['run', '-c', "select 42 as x, 'hi' as s, null as n"]);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/│ +x +│ +s +│ +n +│/);
+    expect(r.stdout).toMatch(/│ 42 │ hi +│ NULL │/);
+    expect(r.stdout).toMatch(/\(1 row\)\n$/);
+  });
+
+  it('prints RFC 4180 csv', async () => {
+    const r = await cli(['run', '--format', 'csv', '-c', `select 1 as a, 'x,"y"' as b, null as c union all select 2, '', 'z' order by a`]);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toBe('a,b,c\r\n1,"x,""y""",\r\n2,"",z\r\n');
+  });
+
+  it('prints a JSON array per statement, big integers as strings, nested values as JSON', async () => {
+    const r = await cli([
+      'run',
+      '--format',
+      'json',
+      '-c',
+      "select 7::bigint as small, 9223372036854775807::bigint as big, [1, 2] as arr, {'k': 'v'} as obj; select 'é' as u",
+    ]);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const lines = r.stdout.trimEnd().split('\n');
+    expect(lines.map((l) => JSON.parse(l) as unknown)).toEqual([[{ small: 7, big: '9223372036854775807', arr: [1, 2], obj: { k: 'v' } }], [{ u: 'é' }]]);
+  });
+});
+
+describe('modelsql run -f', () => {
+  it('runs a multi-statement file, printing command tags and results', async () => {
+    const file = join(dir, 'script.sql');
+    writeFileSync(
+      file,
+      `-- a comment; with a semicolon
+create table t (id integer, name varchar);
+insert into t values (1, 'a;b'), (2, 'c');
+select * from t order by id;
+select count(*) as n from t;
+`,
+    );
+    const r = await cli(['run', '-f', file]);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/│ +1 │ a;b +│/);
+    expect(r.stdout).toMatch(/\(2 rows\)/);
+    expect(r.stdout).toMatch(/│ 2 │\n└───┘\n\(1 row\)\n$/);
+  });
+
+  it('reads the file from stdin with -f -', async () => {
+    const r = await cli(['run', '-f', '-', '--format', 'csv'], 'select 1 as one;');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toBe('one\r\n1\r\n');
+  });
+
+  it('fails with status 1 on a missing file', async () => {
+    const r = await cli(['run', '-f', join(dir, 'missing.sql')]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/cannot read .*missing\.sql/);
+  });
+});
+
+describe('--db', () => {
+  it('persists a database file across invocations', async () => {
+    const db = join(dir, 'app.duckdb');
+    const first = await cli(['run', '--db', db, '-c', "create table kept as select 5 as v, 'five' as w"]);
+    expect(first.stderr).toBe('');
+    expect(first.status).toBe(0);
+    expect(existsSync(db)).toBe(true);
+    const second = await cli(['run', '--db', db, '--format', 'json', '-c', 'select * from kept']);
+    expect(second.stderr).toBe('');
+    expect(second.stdout).toBe('[{"v":5,"w":"five"}]\n');
+  });
+});
+
+describe('errors', () => {
+  it('exit 1 with SQLSTATE, LINE and caret on stderr, after the results of earlier statements', async () => {
+    const r = await cli(['run', '--format', 'csv', '-c', 'select 1 as ok;\nselect 2 as also;\nselec 3;\nselect 4 as never;']);
+    expect(r.status).toBe(1);
+    expect(r.stdout).toBe('ok\r\n1\r\n\nalso\r\n2\r\n');
+    expect(r.stderr).toMatch(/^ERROR: {2}42601: /);
+    expect(r.stderr).toMatch(/LINE \d+: .*selec 3/);
+    expect(r.stderr).toMatch(/\n +\^/);
+  });
+
+  it('exit 2 on bad usage', async () => {
+    for (const args of [['run'], ['run', '-c', 'select 1', '-f', 'x.sql'], ['run', '-c', 'select 1', '--format', 'xml'], ['nope'], ['run', '-c', 'select 1', '--bogus']]) {
+      const r = await cli(args);
+      expect({ args, status: r.status }).toEqual({ args, status: 2 });
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toMatch(/modelsql/);
+    }
+  });
+
+  it('--help and --version exit 0', async () => {
+    const help = await cli(['run', '--help']);
+    expect(help.status).toBe(0);
+    expect(help.stdout).toMatch(/--format/);
+    const version = await cli(['--version']);
+    expect(version.status).toBe(0);
+    expect(version.stdout).toMatch(/^\d+\.\d+\.\d+/);
+  });
+});
+
+describe('shell with piped stdin', () => {
+  it('runs the input as a script', async () => {
+    const r = await cli([], 'select 1 as x;\nselect\n  2 as y\n;\n');
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/│ 1 │[\s\S]*\(1 row\)\n\n[\s\S]*│ y │[\s\S]*│ 2 │/);
+  });
+
+  it('honours --db and --format, and stops at an error with status 1', async () => {
+    const db = join(dir, 's.duckdb');
+    const r = await cli(['shell', '--db', db, '--format', 'json'], 'create table u as select 3 as z; select * from u; select * from nowhere; select 9;');
+    expect(r.status).toBe(1);
+    expect(r.stdout.endsWith('[{"z":3}]\n')).toBe(true);
+    expect(r.stderr).toMatch(/^ERROR: {2}\w{5}: .*nowhere/);
+  });
+});
+
+describe('interactive shell in a pseudo-terminal', () => {
+  /** Starts the shell in a pty and returns helpers to type and wait for output. */
+  function startShell(args: readonly string[], env: NodeJS.ProcessEnv) {
+    const term = pty.spawn(process.execPath, [MAIN, ...args], {
+      cols: 120,
+      rows: 40,
+      cwd: ROOT,
+      env: { ...process.env, ...env } as Record<string, string>,
+    });
+    let output = '';
+    // without terminal control sequences (cursor moves, line clears)
+    // eslint-disable-next-line no-control-regex
+    term.onData((d) => (output += d.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '')));
+    const exited = new Promise<number>((r) => term.onExit(({ exitCode }) => r(exitCode)));
+    const until = async (pattern: RegExp, from = 0): Promise<void> => {
+      const deadline = Date.now() + 20_000;
+      while (!pattern.test(output.slice(from))) {
+        if (Date.now() > deadline) throw new Error(`no ${pattern} in:\n${output}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    return { term, exited, until, output: () => output };
+  }
+
+  it('runs multi-line statements, cancels input with Ctrl-C, keeps history, leaves with \\q', async () => {
+    const history = join(dir, 'history');
+    const db = join(dir, 'pty.duckdb');
+    const shell = startShell(['shell', '--db', db], { MODELSQL_HISTORY: history });
+    try {
+      await shell.until(/modelsql> $/);
+      shell.term.write('select 40 + 2\r');
+      await shell.until(/ {5}\.\.\.> $/);
+      shell.term.write('  as answer;\r');
+      await shell.until(/answer[\s\S]*│ +42 │[\s\S]*\(1 row\)[\s\S]*modelsql> $/);
+
+      let mark = shell.output().length;
+      shell.term.write('select oops\x03');
+      await shell.until(/modelsql> $/, mark);
+      shell.term.write('create table p as select 1 as q;\r');
+      await shell.until(/modelsql> $/, mark);
+      mark = shell.output().length;
+      shell.term.write('select * from nowhere;\r');
+      await shell.until(/ERROR: {2}\w{5}:[\s\S]*modelsql> $/, mark);
+      shell.term.write('\\q\r');
+      expect(await shell.exited).toBe(0);
+    } finally {
+      shell.term.kill();
+    }
+    expect(readFileSync(history, 'utf8')).toBe('select 40 + 2\n  as answer;\ncreate table p as select 1 as q;\nselect * from nowhere;\n\\q\n');
+    // the table made in the shell is in the file
+    const r = await cli(['run', '--db', db, '--format', 'csv', '-c', 'select q from p']);
+    expect(r.stdout).toBe('q\r\n1\r\n');
+  });
+
+  it('leaves with Ctrl-D', async () => {
+    const shell = startShell([], { MODELSQL_HISTORY: '' });
+    try {
+      await shell.until(/modelsql> $/);
+      shell.term.write('\x04');
+      expect(await shell.exited).toBe(0);
+    } finally {
+      shell.term.kill();
+    }
+  });
+});
