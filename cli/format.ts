@@ -239,8 +239,8 @@ export class ResultPrinter {
   /** @param write where the text goes (e.g. `(s) => process.stdout.write(s)`). */
   constructor(
     private readonly write: (text: string) => void,
-    /** The output format; the shell may change it with `.format`. */
-    public format: OutputFormat = 'table',
+    /** The output format. */
+    readonly format: OutputFormat = 'table',
   ) {}
 
   /** Prints one statement's result. */

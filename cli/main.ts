@@ -122,18 +122,23 @@ async function shellCommand(args: { db?: string; format: OutputFormat }): Promis
   const session = await openSession(args.db);
   if (!session) return EXIT_ERROR;
   const progress = new ProgressReporter(session);
+  const terminal = Boolean(process.stdout.isTTY);
+  // With stdout redirected readline gets no raw keys: Ctrl-C arrives as a signal.
+  const onSigint = (): void => session.cancel();
+  if (!terminal) process.on('SIGINT', onSigint);
   try {
     return await runShell({
       session,
       input: process.stdin,
       output: process.stdout,
       errorOutput: process.stderr,
-      terminal: Boolean(process.stdout.isTTY),
+      terminal,
       historyFile: defaultHistoryFile(),
       format: args.format,
       progress,
     });
   } finally {
+    process.off('SIGINT', onSigint);
     progress.dispose();
     await session.close().catch(() => undefined);
   }
@@ -218,6 +223,12 @@ export async function main(argv: readonly string[]): Promise<number> {
 
 /** Thrown by the yargs failure handler once the usage message is printed. */
 class UsageError extends Error {}
+
+// `modelsql run ... | head`: a closed pipe ends the program quietly.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(0);
+  throw error;
+});
 
 main(hideBin(process.argv)).then(exit, (error: unknown) => {
   writeError(`${formatError(error)}\n`);

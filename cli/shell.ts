@@ -138,7 +138,7 @@ interface ClearableLine {
 export function runShell(options: ShellOptions): Promise<number> {
   const { session, output, terminal } = options;
   const errorOutput = options.errorOutput ?? output;
-  const printer = new ResultPrinter((text) => output.write(text), options.format ?? 'table');
+  let format: OutputFormat = options.format ?? 'table';
   const rl: Interface = createInterface({
     input: options.input,
     output,
@@ -175,8 +175,8 @@ export function runShell(options: ShellOptions): Promise<number> {
         return true;
       case '.format': {
         const wanted = args[0];
-        if (wanted === undefined) output.write(`${printer.format}\n`);
-        else if ((OUTPUT_FORMATS as readonly string[]).includes(wanted)) printer.format = wanted as OutputFormat;
+        if (wanted === undefined) output.write(`${format}\n`);
+        else if ((OUTPUT_FORMATS as readonly string[]).includes(wanted)) format = wanted as OutputFormat;
         else errorOutput.write(`unknown format "${wanted}": use one of ${OUTPUT_FORMATS.join(', ')}\n`);
         return true;
       }
@@ -201,7 +201,7 @@ export function runShell(options: ShellOptions): Promise<number> {
     running = true;
     try {
       await executeScript(session, text, {
-        printer,
+        printer: new ResultPrinter((s) => output.write(s), format),
         writeError: (s) => errorOutput.write(s),
         progress: options.progress,
       });

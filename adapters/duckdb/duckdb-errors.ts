@@ -4,7 +4,8 @@
  */
 import { ModelSqlError } from '../../core/errors.js';
 
-const STATES: Readonly<Record<string, string>> = {
+/** By error type, lower-cased (DuckDB writes `INTERRUPT Error` and `Catalog Error` alike). */
+const STATES: Readonly<Record<string, string>> = Object.fromEntries(Object.entries({
   'Parser Error': '42601',
   'Catalog Error': '42P01',
   'Binder Error': '42703',
@@ -18,12 +19,12 @@ const STATES: Readonly<Record<string, string>> = {
   'IO Error': '58030',
   'Not implemented Error': '0A000',
   'Dependency Error': '2BP01',
-};
+}).map(([k, v]) => [k.toLowerCase(), v]));
 
 /** Turns whatever the DuckDB driver threw into a ModelSqlError with a SQLSTATE. */
 export function mapDuckDBError(error: unknown): ModelSqlError {
   if (error instanceof ModelSqlError) return error;
   const message = error instanceof Error ? error.message : String(error);
-  const type = /^([A-Za-z ]+ Error):/.exec(message)?.[1];
+  const type = /^([A-Za-z ]+ Error):/.exec(message)?.[1]?.toLowerCase();
   return new ModelSqlError((type && STATES[type]) ?? 'XX000', message, { cause: error });
 }

@@ -56,7 +56,7 @@ export async function rewriteRegion(region: Span, calls: readonly MlCall[], ctx:
 async function runCall(call: MlCall, ctx: RewriteContext): Promise<string> {
   const text = ctx.scriptText;
   // Unknown model is reported before any argument problem (SPEC §1.2.1).
-  const model = await ctx.catalog.resolve(modelArgument(call).name, text);
+  const model = await ctx.catalog.resolve(modelArgument(call, text).name, text);
   const bound = call.function === 'ML_PREDICT' ? bindPredict(call, text) : bindEvaluate(call, text);
 
   const inputTable = ctx.newTempTable('in');
@@ -115,7 +115,12 @@ async function runCall(call: MlCall, ctx: RewriteContext): Promise<string> {
 /** The SQL of a call's input: `TABLE t` or `TABLE (subquery)` with its own calls rewritten. */
 async function inputQuery(input: MlArgValue, ctx: RewriteContext): Promise<string> {
   if (input.kind === 'table') return `SELECT * FROM ${input.name.map((id) => ctx.host.dialect.quoteIdentifier(id.value)).join('.')}`;
-  if (input.kind === 'subquery') return rewriteRegion(input.span, input.calls, ctx);
+  if (input.kind === 'subquery') {
+    const sql = await rewriteRegion(input.span, input.calls, ctx);
+    // `TABLE (ML_PREDICT(...))`: the subquery is one call, now a relation; select from it.
+    const onlyCall = input.calls.length === 1 && ctx.scriptText.slice(input.span.start, input.span.end).trim() === ctx.scriptText.slice(input.calls[0]!.span.start, input.calls[0]!.span.end);
+    return onlyCall ? `SELECT * FROM ${sql.trim()}` : sql;
+  }
   throw new ArgumentError('42804', 'ML_PREDICT input must be TABLE name or TABLE (subquery)', positionAt(ctx.scriptText, input.span.start));
 }
 
@@ -182,7 +187,7 @@ function runtimeBatchSize(model: ResolvedModel, preferred: number): number {
 }
 
 function modelArgumentText(call: MlCall, text: string): string {
-  const span = modelArgument(call).name.span;
+  const span = modelArgument(call, text).name.span;
   return text.slice(span.start, span.end);
 }
 

@@ -422,7 +422,11 @@ export class OnnxModelRuntime implements ModelRuntime {
     this.#slots[0]?.worker.postMessage({ type: 'crash' } satisfies WorkerRequest);
   }
 
-  /** Terminates the workers; pending batches reject. */
+  /**
+   * Stops the workers; pending batches reject at once. A worker in the middle of a run
+   * finishes it first (its result is dropped): terminating a thread inside
+   * onnxruntime's `run` aborts the whole process.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
@@ -430,7 +434,23 @@ export class OnnxModelRuntime implements ModelRuntime {
     for (const job of this.#queue.splice(0)) job.reject(failure);
     const slots = this.#slots.splice(0);
     for (const slot of slots) slot.current?.reject(failure);
-    await Promise.all(slots.map((s) => s.worker.terminate()));
+    await Promise.all(slots.map((slot) => this.#stop(slot)));
+  }
+
+  async #stop(slot: WorkerSlot): Promise<void> {
+    if (slot.dead) return;
+    const exited = new Promise<void>((resolve) => slot.worker.once('exit', () => resolve()));
+    slot.worker.ref();
+    if (slot.loaded) {
+      slot.worker.postMessage({ type: 'close' } satisfies WorkerRequest);
+    } else {
+      // Still loading: wait for the load to settle before stopping the thread.
+      await slot.ready.catch(() => undefined);
+      if (slot.dead) return;
+      if (slot.loaded) slot.worker.postMessage({ type: 'close' } satisfies WorkerRequest);
+      else await slot.worker.terminate();
+    }
+    await exited;
   }
 }
 

@@ -43,7 +43,9 @@ export interface OutputMessage {
 /** Parent → worker. `crash` exits the worker (tests use it to prove crash handling). */
 export type WorkerRequest =
   | { readonly type: 'run'; readonly id: number; readonly feeds: readonly FeedMessage[]; readonly outputs: readonly string[] }
-  | { readonly type: 'crash' };
+  | { readonly type: 'crash' }
+  /** Finish the current run, release the session and exit (terminating a worker mid-run aborts the process). */
+  | { readonly type: 'close' };
 
 /** Worker → parent. */
 export type WorkerResponse =
@@ -100,11 +102,22 @@ async function main(): Promise<void> {
     port.postMessage({ type: 'init-error', message: error instanceof Error ? error.message : String(error) } satisfies WorkerResponse);
     return;
   }
+  // Runs are chained so that `close` waits for the one in progress.
+  let last: Promise<unknown> = Promise.resolve();
   port.on('message', (request: WorkerRequest) => {
     if (request.type === 'crash') process.exit(70);
-    void run(session, request).then(
-      (outputs) => port.postMessage({ type: 'result', id: request.id, outputs } satisfies WorkerResponse, outputs.flatMap((o) => transferable(o.data))),
-      (error: unknown) => port.postMessage({ type: 'error', id: request.id, message: error instanceof Error ? error.message : String(error) } satisfies WorkerResponse),
+    if (request.type === 'close') {
+      void last.then(async () => {
+        await session.release();
+        port.close();
+      });
+      return;
+    }
+    last = last.then(() =>
+      run(session, request).then(
+        (outputs) => port.postMessage({ type: 'result', id: request.id, outputs } satisfies WorkerResponse, outputs.flatMap((o) => transferable(o.data))),
+        (error: unknown) => port.postMessage({ type: 'error', id: request.id, message: error instanceof Error ? error.message : String(error) } satisfies WorkerResponse),
+      ),
     );
   });
   port.postMessage({ type: 'ready' } satisfies WorkerResponse);

@@ -178,6 +178,9 @@ function isViewDefinition(statement: QueryStatement): boolean {
 /** The command tag of a host statement: its first keyword, two for CREATE/DROP/ALTER. */
 function commandResult(text: string, result: HostResult): QueryResult {
   const words = leadingWords(text, 2);
-  const command = ['CREATE', 'DROP', 'ALTER'].includes(words[0] ?? '') ? words.join(' ') : (words[0] ?? '');
+  const ddl = ['CREATE', 'DROP', 'ALTER'].includes(words[0] ?? '');
+  const command = ddl ? words.join(' ') : (words[0] ?? '');
+  // DuckDB answers DDL (CREATE TABLE AS included) with a `Count` column; a DDL statement returns no rows here.
+  if (ddl && result.columns.length === 1 && result.columns[0]!.name === 'Count') return { command, columns: [], rows: [] };
   return { command, columns: result.columns, rows: result.rows };
 }

@@ -455,6 +455,7 @@ export class TokenCursor {
     return this.tokens[this.index - 1];
   }
 
+  /** True when every token of the statement has been consumed. */
   atEnd(): boolean {
     return this.index >= this.end;
   }
@@ -485,16 +486,19 @@ export class TokenCursor {
     return this.next();
   }
 
+  /** True when the token `k` ahead is the punctuation or operator `text`. */
   isSymbol(text: string, k = 0): boolean {
     return isSymbol(this.peek(k), text);
   }
 
+  /** Consumes the next token when it is the punctuation or operator `text`. */
   acceptSymbol(text: string): boolean {
     if (!this.isSymbol(text)) return false;
     this.index++;
     return true;
   }
 
+  /** Consumes the punctuation or operator `text` or throws a syntax error at the next token. */
   expectSymbol(text: string): Token {
     if (!this.isSymbol(text)) throw this.error(this.peek());
     return this.next();

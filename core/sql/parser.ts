@@ -308,8 +308,11 @@ function parseGrant(c: TokenCursor, base: Base): Statement {
 // ML calls inside host statements
 
 const ML_FUNCTIONS = ['ml_predict', 'ml_evaluate'] as const;
-/** Words after which `ml_predict(` is a function being defined or dropped, not a call. */
-const DEFINING_WORDS = ['function', 'macro', 'procedure', 'exists'];
+/**
+ * Words after which `ml_predict(` names an object being defined or referenced (a function,
+ * a table with a column list, an index target...), not a call.
+ */
+const DEFINING_WORDS = ['function', 'macro', 'procedure', 'exists', 'table', 'into', 'view', 'type', 'references', 'on', 'copy'];
 
 /** Index of the token closing the bracket opened at `open` (`(` or `[`), or -1. */
 function matchingClose(tokens: readonly Token[], open: number, end: number): number {

@@ -241,6 +241,9 @@ const FIXED: Readonly<Record<string, string>> = {
   TIMESTAMP_S: 'TIMESTAMP(0)', TIMESTAMP_MS: 'TIMESTAMP(3)', TIMESTAMP_US: 'TIMESTAMP(6)', TIMESTAMP_NS: 'TIMESTAMP(9)',
 };
 
+/** Flink's STRING is VARCHAR(2147483647), BYTES is VARBINARY(2147483647). */
+const FLINK_MAX_LENGTH = 2147483647;
+
 function formatFieldName(name: Identifier): string {
   return quoteIdentifier(name.value);
 }
@@ -255,14 +258,15 @@ function canonicalBase(t: DataType): string {
     case 'STRING':
       return 'STRING';
     case 'VARCHAR':
-      return p.length > 0 ? `VARCHAR(${p[0]})` : 'STRING';
+      return p.length > 0 && p[0] !== FLINK_MAX_LENGTH ? `VARCHAR(${p[0]})` : 'STRING';
     case 'DECIMAL':
       return p.length === 0 ? 'DECIMAL' : `DECIMAL(${p[0]}, ${p[1] ?? 0})`;
     case 'BYTES':
       return 'BYTES';
     case 'BINARY':
+      return p.length > 0 ? `BINARY(${p[0]})` : 'BYTES';
     case 'VARBINARY':
-      return p.length > 0 ? `${name}(${p[0]})` : 'BYTES';
+      return p.length > 0 && p[0] !== FLINK_MAX_LENGTH ? `VARBINARY(${p[0]})` : 'BYTES';
     case 'INT':
     case 'BIGINT':
     case 'SMALLINT':
@@ -281,7 +285,8 @@ function canonicalBase(t: DataType): string {
  * - INTEGER/INT4 → INT, INT8 → BIGINT, INT2 → SMALLINT; REAL/FLOAT4 → FLOAT;
  *   FLOAT8/DOUBLE PRECISION → DOUBLE; NUMERIC → DECIMAL(p, s) (a bare DECIMAL stays bare,
  *   which Flink reads as DECIMAL(10, 0)); BOOL → BOOLEAN.
- * - VARCHAR/TEXT/CHARACTER VARYING without a length → STRING; with one, VARCHAR(n).
+ * - VARCHAR/TEXT/CHARACTER VARYING without a length (or with Flink's maximum,
+ *   2147483647) → STRING; with one, VARCHAR(n). Likewise VARBINARY → BYTES.
  * - BLOB/BYTEA → BYTES. DuckDB's unsigned and huge integers map to the smallest Flink type
  *   holding them (UINTEGER → BIGINT, UBIGINT → DECIMAL(20, 0), HUGEINT → DECIMAL(38, 0)).
  * - TIMESTAMP WITH TIME ZONE / TIMESTAMPTZ → TIMESTAMP_LTZ (Flink's instant type);

@@ -101,6 +101,52 @@ select count(*) as n from t;
   });
 });
 
+describe('model SQL', () => {
+  it('creates an ONNX model and predicts with it, keeping the model in the --db file', async () => {
+    const db = join(dir, 'models.duckdb');
+    const create = await cli([
+      'run',
+      '--db',
+      db,
+      '-c',
+      `CREATE MODEL house_price
+         INPUT (sqft DOUBLE, bedrooms DOUBLE, age DOUBLE)
+         OUTPUT (price DOUBLE)
+         WITH ('provider' = 'onnx', 'path' = 'examples/models/house_price.onnx');`,
+    ]);
+    expect(create.stderr).toBe('');
+    expect(create.status).toBe(0);
+    expect(create.stdout).toBe('CREATE MODEL\n');
+    const predict = await cli([
+      'run',
+      '--db',
+      db,
+      '--format',
+      'json',
+      '-f',
+      '-',
+    ], `SELECT sqft, price
+          FROM ML_PREDICT(TABLE (SELECT 1500.0::DOUBLE AS sqft, 3.0::DOUBLE AS bedrooms, 10.0::DOUBLE AS age),
+                          MODEL house_price, DESCRIPTOR(sqft, bedrooms, age));`);
+    expect(predict.stderr).toBe('');
+    expect(predict.status).toBe(0);
+    expect(JSON.parse(predict.stdout)).toEqual([{ sqft: 1500, price: 295000 }]);
+  });
+
+  it('prints a model SQL error with SQLSTATE, LINE and caret', async () => {
+    const r = await cli(['run', '-c', "select 1;\nCREATE MODEL m\n  WITH ();"]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^ERROR: {2}\w{5}: .*WITH/);
+    const lines = r.stderr.split('\n');
+    const at = lines.findIndex((l) => l.startsWith('LINE 3: '));
+    expect(lines[at]).toBe('LINE 3:   WITH ();');
+    // the caret stands under a character of the offending part of line 3
+    const caret = lines[at + 1]!.indexOf('^');
+    expect(caret).toBeGreaterThanOrEqual('LINE 3:   '.length);
+    expect(lines[at + 1]!.trim()).toBe('^');
+  });
+});
+
 describe('--db', () => {
   it('persists a database file across invocations', async () => {
     const db = join(dir, 'app.duckdb');
@@ -203,12 +249,20 @@ describe('interactive shell in a pseudo-terminal', () => {
       mark = shell.output().length;
       shell.term.write('select * from nowhere;\r');
       await shell.until(/ERROR: {2}\w{5}:[\s\S]*modelsql> $/, mark);
+      // Ctrl-C while a statement runs cancels it, and the shell goes on
+      mark = shell.output().length;
+      shell.term.write('select count(*) from range(1000000000000) a;\r');
+      await new Promise((r) => setTimeout(r, 700));
+      shell.term.write('\x03');
+      await shell.until(/ERROR: {2}\w{5}: .*(cancel|interrupt)[\s\S]*modelsql> $/i, mark);
       shell.term.write('\\q\r');
       expect(await shell.exited).toBe(0);
     } finally {
       shell.term.kill();
     }
-    expect(readFileSync(history, 'utf8')).toBe('select 40 + 2\n  as answer;\ncreate table p as select 1 as q;\nselect * from nowhere;\n\\q\n');
+    expect(readFileSync(history, 'utf8')).toBe(
+      'select 40 + 2\n  as answer;\ncreate table p as select 1 as q;\nselect * from nowhere;\nselect count(*) from range(1000000000000) a;\n\\q\n',
+    );
     // the table made in the shell is in the file
     const r = await cli(['run', '--db', db, '--format', 'csv', '-c', 'select q from p']);
     expect(r.stdout).toBe('q\r\n1\r\n');

@@ -269,7 +269,7 @@ describe('ONNX runtime', () => {
 
   test('a worker crash rejects every pending batch; later batches get a new worker', async () => {
     const width = 64;
-    const runtime = await track(runtimeFor(denseStackModel(width, 2), Array.from({ length: width }, (_, j) => `c${j} DOUBLE`).join(', '), 'y ARRAY<FLOAT>'));
+    const runtime = await track(runtimeFor(denseStackModel(width, 2), Array.from({ length: width }, (_, j) => `c${j} DOUBLE`).join(', '), 'y ARRAY<FLOAT>', { workers: 1 }));
     expect(runtime).toBeInstanceOf(OnnxModelRuntime);
     const small: ColumnBatch = { rowCount: 1, columns: Array.from({ length: width }, () => num([1])) };
     (runtime as OnnxModelRuntime).simulateWorkerCrash();
@@ -282,6 +282,17 @@ describe('ONNX runtime', () => {
     }
     const out = await runtime.predictBatch(small);
     expect(((out.columns[0] as Extract<ColumnData, { kind: 'value' }>).values[0] as number[])[0]).toBeCloseTo(1, 4);
+  });
+
+  test('close() during a run rejects it at once and waits for the worker to finish safely', async () => {
+    const width = 64;
+    const runtime = await runtimeFor(denseStackModel(width, 8, { sum: true }), Array.from({ length: width }, (_, j) => `c${j} DOUBLE`).join(', '), 'y DOUBLE');
+    const column = new Float64Array(300_000).fill(1);
+    const running = runtime.predictBatch({ rowCount: column.length, columns: Array.from({ length: width }, () => ({ kind: 'number' as const, values: column })) });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const closing = runtime.close();
+    await expect(running).rejects.toThrow(/closed/);
+    await closing;
   });
 
   test('close() rejects later batches', async () => {

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parseScript } from '../../../core/sql/parser.js';
-import { formatStatement } from '../../../core/sql/format.js';
+import { formatCreateModel, formatModelName, formatQualifiedName, formatStatement, quoteIdentifier, quoteString } from '../../../core/sql/format.js';
+import { formatType } from '../../../core/sql/types.js';
 import { formatError, ModelSqlError } from '../../../core/errors.js';
 import type { CreateModelStatement, MlCall, QueryStatement, Statement } from '../../../core/sql/ast.js';
 
@@ -355,5 +356,89 @@ describe('syntax errors', () => {
     expect(error.message).toBe(message);
     expect(error.position?.column).toBe(column);
     expect(error.sqlText).toBe(sql);
+  });
+});
+
+describe('format', () => {
+  it.each([
+    ['sales', 'sales'],
+    ['Sales', '"Sales"'],
+    ['a b', '"a b"'],
+    ['say "hi"', '"say ""hi"""'],
+    ['select', '"select"'],
+    ['model', '"model"'],
+    ['m$1', 'm$1'],
+    ['1abc', '"1abc"'],
+  ])('quoteIdentifier(%j) = %s', (value, quoted) => {
+    expect(quoteIdentifier(value)).toBe(quoted);
+  });
+
+  it('quotes strings', () => {
+    expect(quoteString("it's")).toBe("'it''s'");
+  });
+
+  it('formats names with versions', () => {
+    expect(formatQualifiedName(['s', 'My Model'], 3)).toBe('s."My Model"$3');
+    const stmt = one('DROP MODEL S."M"$2');
+    expect(stmt.kind === 'drop-model' && formatModelName(stmt.name)).toBe('s."M"$2');
+  });
+
+  it('formatCreateModel writes a statement that parses back to the same content', () => {
+    const text = formatCreateModel({
+      name: formatQualifiedName(['s', 'Sentiment']),
+      orReplace: true,
+      temporary: true,
+      input: [
+        { name: 'text', type: 'STRING', comment: "user's text" },
+        { name: 'Weights', type: 'ARRAY<FLOAT>' },
+      ],
+      output: [
+        { name: 'label', type: 'STRING' },
+        { name: 'score', type: 'DOUBLE NOT NULL' },
+      ],
+      comment: 'classifies',
+      options: [
+        ['provider', 'openai'],
+        ['api-key', "sk-'x'"],
+      ],
+    });
+    expect(text).toBe(
+      [
+        'CREATE OR REPLACE TEMPORARY MODEL s."Sentiment"',
+        'INPUT (',
+        "  text STRING COMMENT 'user''s text',",
+        '  "Weights" ARRAY<FLOAT>',
+        ')',
+        'OUTPUT (',
+        '  label STRING,',
+        '  score DOUBLE NOT NULL',
+        ')',
+        "COMMENT 'classifies'",
+        'WITH (',
+        "  'provider' = 'openai',",
+        "  'api-key' = 'sk-''x'''",
+        ')',
+      ].join('\n'),
+    );
+    const stmt = one(text) as CreateModelStatement;
+    expect(stmt.orReplace && stmt.temporary).toBe(true);
+    expect(stmt.name.parts.map((p) => p.value)).toEqual(['s', 'Sentiment']);
+    expect(stmt.input!.map((c) => [c.name.value, formatType(c.type), c.comment])).toEqual([
+      ['text', 'STRING', "user's text"],
+      ['Weights', 'ARRAY<FLOAT>', undefined],
+    ]);
+    expect(stmt.output!.map((c) => formatType(c.type))).toEqual(['STRING', 'DOUBLE NOT NULL']);
+    expect(stmt.comment).toBe('classifies');
+    expect(stmt.options.map((o) => [o.key, o.value])).toEqual([
+      ['provider', 'openai'],
+      ['api-key', "sk-'x'"],
+    ]);
+  });
+
+  it('formatCreateModel keeps an AS query', () => {
+    const text = formatCreateModel({ name: 'm', ifNotExists: true, options: [['provider', 'internal']], asQuery: 'SELECT $$a;b$$ AS x' });
+    const stmt = one(text) as CreateModelStatement;
+    expect(stmt.ifNotExists).toBe(true);
+    expect(stmt.asQuery!.text).toBe('SELECT $$a;b$$ AS x');
   });
 });

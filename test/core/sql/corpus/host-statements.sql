@@ -21,3 +21,6 @@ CREATE TEMP TABLE t AS SELECT 1 AS ml_predict;
 GRANT SELECT ON model TO analyst;
 select a::int, b <> c, d >= e, f != g, h || i, j -> 'k', l ->> 'm', n @> o FROM t WHERE p = $1 AND q = ?;
 select 1e-3, .5, 0x1F, 1_000, x/*nested /* comment */ ok*/;
+CREATE TABLE ml_predict (a INT);
+INSERT INTO ml_predict (a) VALUES (1);
+CREATE INDEX i ON ml_predict (a);
