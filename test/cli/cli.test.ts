@@ -133,6 +133,22 @@ describe('model SQL', () => {
     expect(JSON.parse(predict.stdout)).toEqual([{ sqft: 1500, price: 295000 }]);
   });
 
+  it('runs examples/quickstart.sql: predictions and metrics as the README promises', async () => {
+    const r = await cli(['run', '-f', 'examples/quickstart.sql', '--format', 'json']);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const results = r.stdout.trimEnd().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>[]);
+    const predictions = results.find((rows) => rows[0] && 'price' in rows[0] && 'id' in rows[0])!;
+    // price = 150*sqft + 10000*bedrooms - 1000*age + 50000, computed here for the first rows
+    expect(predictions.map((row) => row['price'])).toEqual(
+      [0, 1, 2, 3, 4].map((i) => 150 * (800 + ((i * 37) % 2200)) + 10000 * (1 + (i % 5)) - 1000 * ((i * 7) % 60) + 50000),
+    );
+    const metrics = results.find((rows) => rows[0] && 'r2' in rows[0])![0]!;
+    expect(metrics['r2']).toBeGreaterThan(0.99);
+    const classification = results[results.length - 1]![0]!;
+    expect(classification['Accuracy']).toBe(1);
+  });
+
   it('prints a model SQL error with SQLSTATE, LINE and caret', async () => {
     const r = await cli(['run', '-c', "select 1;\nCREATE MODEL m\n  WITH ();"]);
     expect(r.status).toBe(1);

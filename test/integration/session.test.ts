@@ -1,0 +1,67 @@
+/**
+ * The session API on every adapter: `run` yields each statement's result, `stream` yields
+ * batches, progress events arrive, and `cancel` stops a model stage and cleans up.
+ */
+import type { ProgressEvent, Session } from '../../core/session/session.js';
+import { ADAPTERS } from '../support/adapters.js';
+import { expectSqlError } from '../support/expect-error.js';
+import { linearExpected, writeModelFiles } from '../support/model-files.js';
+
+const files = writeModelFiles();
+
+for (const adapter of ADAPTERS) {
+  describe(`session API on ${adapter.name}`, () => {
+    let db: Session;
+    beforeAll(async () => {
+      db = await adapter.open();
+      await db.sql(`CREATE MODEL lin INPUT (a DOUBLE, b DOUBLE) OUTPUT (y DOUBLE) WITH ('provider' = 'onnx', 'path' = '${files.linear}')`);
+      await db.sql('CREATE TABLE big AS SELECT CAST(i AS DOUBLE) AS a, 1.0 AS b FROM range(3000000) r(i)');
+    });
+    afterAll(async () => {
+      await db.close();
+    });
+
+    const leftovers = async () => (await db.sql("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '__modelsql%'")).rows[0]![0];
+
+    it('run yields one result per statement, in order', async () => {
+      const commands: string[] = [];
+      for await (const r of db.run('CREATE TABLE s AS SELECT 1 AS x; SELECT x FROM s; SHOW MODELS; DROP TABLE s')) commands.push(r.command);
+      expect(commands).toEqual(['CREATE TABLE', 'SELECT', 'SHOW MODELS', 'DROP TABLE']);
+    });
+
+    it('stream yields the rows of the last statement in batches, model SQL included', async () => {
+      let rows = 0;
+      let batches = 0;
+      let first: readonly unknown[] | undefined;
+      for await (const batch of db.stream('SELECT 1; SELECT a, y FROM ML_PREDICT(TABLE (SELECT * FROM big WHERE a < 10000), MODEL lin, DESCRIPTOR(a, b))')) {
+        expect(batch.columns.map((c) => c.name)).toEqual(['a', 'y']);
+        first ??= batch.rows[0];
+        rows += batch.rows.length;
+        batches++;
+      }
+      expect(rows).toBe(10000);
+      expect(batches).toBeGreaterThan(1);
+      expect(first).toEqual([0, linearExpected(0, 1)]);
+      expect(await leftovers()).toBe(0n);
+    });
+
+    it('emits progress events ending in a finished one', async () => {
+      const events: ProgressEvent[] = [];
+      const listener = (e: ProgressEvent) => events.push(e);
+      db.events.on('progress', listener);
+      await db.sql('SELECT count(*) FROM ML_PREDICT(TABLE big, MODEL lin, DESCRIPTOR(a, b))');
+      db.events.off('progress', listener);
+      expect(events.length).toBeGreaterThan(1);
+      const last = events[events.length - 1]!;
+      expect(last).toMatchObject({ model: 'lin', rowsDone: 3000000, rowsTotal: 3000000, errors: 0, finished: true });
+    });
+
+    it('cancel stops a running prediction with 57014 and removes its temporary tables', async () => {
+      const running = db.sql('SELECT count(*) FROM ML_PREDICT(TABLE big, MODEL lin, DESCRIPTOR(a, b), MAP[\'batch-size\', \'1000\'])');
+      setTimeout(() => db.cancel(), 150);
+      await expectSqlError(running, '57014');
+      expect(await leftovers()).toBe(0n);
+      expect((await db.sql('SELECT 42')).rows).toEqual([[42]]);
+    });
+  });
+}
