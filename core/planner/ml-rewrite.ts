@@ -19,6 +19,7 @@ import { runStage } from '../runtime/executor.js';
 import type { ModelColumn } from '../runtime/model-runtime.js';
 import type { ProgressEvent } from '../session/session.js';
 import { evaluationRelation, type EvaluationTask } from './evaluate-metrics.js';
+import { inputQuerySql, spliceCalls } from './splice.js';
 
 /** Rows per batch when neither the call, the model nor the runtime says otherwise. */
 const DEFAULT_BATCH_SIZE = 8192;
@@ -43,14 +44,9 @@ export interface RewriteContext {
  * order) by the relation its stage produced.
  */
 export async function rewriteRegion(region: Span, calls: readonly MlCall[], ctx: RewriteContext): Promise<string> {
-  let out = '';
-  let position = region.start;
-  for (const call of calls) {
-    out += ctx.scriptText.slice(position, call.span.start);
-    out += await runCall(call, ctx);
-    position = call.span.end;
-  }
-  return out + ctx.scriptText.slice(position, region.end);
+  const relations: string[] = [];
+  for (const call of calls) relations.push(await runCall(call, ctx));
+  return spliceCalls(ctx.scriptText, region, calls, relations);
 }
 
 async function runCall(call: MlCall, ctx: RewriteContext): Promise<string> {
@@ -112,16 +108,13 @@ async function runCall(call: MlCall, ctx: RewriteContext): Promise<string> {
   });
 }
 
-/** The SQL of a call's input: `TABLE t` or `TABLE (subquery)` with its own calls rewritten. */
+/** The SQL of a call's input, with the calls of a `TABLE (subquery)` run first. */
 async function inputQuery(input: MlArgValue, ctx: RewriteContext): Promise<string> {
-  if (input.kind === 'table') return `SELECT * FROM ${input.name.map((id) => ctx.host.dialect.quoteIdentifier(id.value)).join('.')}`;
-  if (input.kind === 'subquery') {
-    const sql = await rewriteRegion(input.span, input.calls, ctx);
-    // `TABLE (ML_PREDICT(...))`: the subquery is one call, now a relation; select from it.
-    const onlyCall = input.calls.length === 1 && ctx.scriptText.slice(input.span.start, input.span.end).trim() === ctx.scriptText.slice(input.calls[0]!.span.start, input.calls[0]!.span.end);
-    return onlyCall ? `SELECT * FROM ${sql.trim()}` : sql;
+  if (input.kind !== 'table' && input.kind !== 'subquery') {
+    throw new ArgumentError('42804', 'ML_PREDICT input must be TABLE name or TABLE (subquery)', positionAt(ctx.scriptText, input.span.start));
   }
-  throw new ArgumentError('42804', 'ML_PREDICT input must be TABLE name or TABLE (subquery)', positionAt(ctx.scriptText, input.span.start));
+  const subquery = input.kind === 'subquery' ? await rewriteRegion(input.span, input.calls, ctx) : undefined;
+  return inputQuerySql(input, ctx.scriptText, ctx.host.dialect, subquery);
 }
 
 /**

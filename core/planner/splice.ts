@@ -1,0 +1,36 @@
+/**
+ * The pure text steps of the rewrite: where each ML call's relation goes, and what query
+ * feeds a call. No I/O here; `ml-rewrite.ts` runs the stages and calls these.
+ */
+import type { SqlDialect } from '../host.js';
+import type { MlArgValue, MlCall, Span } from '../sql/ast.js';
+
+/**
+ * The text of `region` with each of `calls` (inside it, in text order) replaced by the
+ * relation at the same index of `relations`.
+ *
+ * @example
+ * spliceCalls('SELECT * FROM ML_PREDICT(...) p', { start: 0, end: 31 }, [call], ['(SELECT ...)'])
+ * // 'SELECT * FROM (SELECT ...) p'
+ */
+export function spliceCalls(text: string, region: Span, calls: readonly MlCall[], relations: readonly string[]): string {
+  let out = '';
+  let position = region.start;
+  calls.forEach((call, i) => {
+    out += text.slice(position, call.span.start) + relations[i]!;
+    position = call.span.end;
+  });
+  return out + text.slice(position, region.end);
+}
+
+/**
+ * The query that feeds a call: `TABLE t` reads the table; `TABLE (subquery)` runs the
+ * subquery (its own calls already spliced into `subquerySql`); a subquery that is nothing
+ * but one ML call, as in `TABLE(ML_PREDICT(...))`, selects from that call's relation.
+ */
+export function inputQuerySql(input: Extract<MlArgValue, { kind: 'table' | 'subquery' }>, text: string, dialect: SqlDialect, subquerySql?: string): string {
+  if (input.kind === 'table') return `SELECT * FROM ${input.name.map((id) => dialect.quoteIdentifier(id.value)).join('.')}`;
+  const only = input.calls.length === 1 ? input.calls[0]! : undefined;
+  const isOneCall = only !== undefined && text.slice(input.span.start, input.span.end).trim() === text.slice(only.span.start, only.span.end);
+  return isOneCall ? `SELECT * FROM ${subquerySql!.trim()}` : subquerySql!;
+}

@@ -1,0 +1,61 @@
+/**
+ * The pure text steps of the rewrite, from input/expected fixtures: each case's calls are
+ * replaced by `<R1>`, `<R2>`, ... in text order.
+ */
+import { readFileSync } from 'node:fs';
+import { DuckDBDialect } from '../../../adapters/duckdb/duckdb-dialect.js';
+import type { QueryStatement } from '../../../core/sql/ast.js';
+import { parseScript } from '../../../core/sql/parser.js';
+import { inputQuerySql, spliceCalls } from '../../../core/planner/splice.js';
+
+interface Case {
+  readonly name: string;
+  readonly input: string;
+  readonly expected: string;
+}
+
+function readCases(file: string): Case[] {
+  const text = readFileSync(new URL(`./fixtures/${file}`, import.meta.url), 'utf8');
+  return text
+    .split(/^-- case: /m)
+    .filter((part) => part.trim() !== '')
+    .map((part) => {
+      const [head, expected] = part.split(/^-- expected:\n/m);
+      const newline = head!.indexOf('\n');
+      return { name: head!.slice(0, newline), input: head!.slice(newline + 1).trimEnd(), expected: expected!.trimEnd() };
+    });
+}
+
+describe('spliceCalls', () => {
+  it.each(readCases('splice.sql').map((c) => [c.name, c]))('%s', (_name, c) => {
+    const [statement] = parseScript(c.input) as QueryStatement[];
+    expect(statement!.kind).toBe('query');
+    const relations = statement!.calls.map((_, i) => `<R${i + 1}>`);
+    expect(spliceCalls(c.input, statement!.span, statement!.calls, relations)).toBe(c.expected);
+  });
+});
+
+describe('inputQuerySql', () => {
+  const dialect = new DuckDBDialect();
+  const inputOf = (sql: string) => {
+    const [statement] = parseScript(sql) as QueryStatement[];
+    const arg = statement!.calls[0]!.args[0]!.value;
+    if (arg.kind !== 'table' && arg.kind !== 'subquery') throw new Error('not an input');
+    return arg;
+  };
+
+  it('reads a table, quoting every part', () => {
+    const sql = 'SELECT * FROM ML_PREDICT(TABLE s."My T", MODEL m, DESCRIPTOR(a))';
+    expect(inputQuerySql(inputOf(sql), sql, dialect)).toBe('SELECT * FROM "s"."My T"');
+  });
+
+  it('runs a subquery as spliced', () => {
+    const sql = 'SELECT * FROM ML_PREDICT(TABLE (SELECT a FROM t WHERE a > 1), MODEL m, DESCRIPTOR(a))';
+    expect(inputQuerySql(inputOf(sql), sql, dialect, 'SELECT a FROM t WHERE a > 1')).toBe('SELECT a FROM t WHERE a > 1');
+  });
+
+  it('selects from a subquery that is one ML call', () => {
+    const sql = 'SELECT * FROM ML_PREDICT(TABLE (ML_PREDICT(TABLE t, MODEL m, DESCRIPTOR(a))), MODEL n, DESCRIPTOR(y))';
+    expect(inputQuerySql(inputOf(sql), sql, dialect, ' <R1> ')).toBe('SELECT * FROM <R1>');
+  });
+});
