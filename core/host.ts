@@ -35,8 +35,11 @@ export interface SqlDialect {
   hostType(type: DataType): string;
   /** Column types the catalog tables use. */
   readonly catalogTypes: { readonly text: string; readonly integer: string; readonly bigint: string; readonly double: string; readonly blob: string; readonly timestamp: string };
-  /** A relation pairing the i-th row of `left` with the i-th row of `right` (both created by the core, same row count). */
-  zipRelations(left: string, right: string): string;
+  /**
+   * A relation pairing the i-th row of the materialized input with the i-th row of the
+   * output table (same row count), with the given columns of each, input first.
+   */
+  zipRelations(input: { readonly table: string; readonly columns: readonly string[] }, output: { readonly table: string; readonly columns: readonly string[] }): string;
   /** A `MAP(VARCHAR, DOUBLE)` (DuckDB) / `jsonb` (Postgres) expression from metric names and SQL expressions. */
   metricMap(entries: readonly (readonly [string, string])[]): string;
 }
@@ -74,11 +77,11 @@ export interface Host {
   /** Drops a session-private table if it exists. */
   dropTempTable(table: string): Promise<void>;
   /**
-   * Reads rows `[offset, offset + count)` of a materialized table. `expressions` are SQL
-   * expressions over its columns; `kinds` says which arrive as numbers (typed arrays) and
-   * which as plain values.
+   * Reads a materialized table back in order, `batchSize` rows at a time. `expressions`
+   * are SQL expressions over its columns; `kinds` says which arrive as numbers (typed
+   * arrays) and which as plain values. Other statements (appends) may run between batches.
    */
-  readColumns(table: string, expressions: readonly string[], kinds: readonly ('number' | 'value')[], offset: number, count: number): Promise<ColumnBatch>;
+  readBatches(table: string, expressions: readonly string[], kinds: readonly ('number' | 'value')[], batchSize: number): AsyncIterable<ColumnBatch>;
   /** Opens an appender on a session-private table. */
   openAppender(table: string): Promise<HostAppender>;
   /** Runs `fn` in a transaction, or inside the caller's transaction when one is open. */

@@ -78,9 +78,10 @@ export class DuckDBDialect implements SqlDialect {
     return SCALAR_TYPES[name] ?? name;
   }
 
-  zipRelations(left: string, right: string): string {
+  zipRelations(input: { readonly table: string; readonly columns: readonly string[] }, output: { readonly table: string; readonly columns: readonly string[] }): string {
     // POSITIONAL JOIN pairs rows by position: https://duckdb.org/docs/stable/sql/query_syntax/from#positional-joins
-    return `(SELECT * FROM ${left} POSITIONAL JOIN ${right})`;
+    const columns = [...input.columns.map((c) => `i.${this.quoteIdentifier(c)}`), ...output.columns.map((c) => `o.${this.quoteIdentifier(c)}`)];
+    return `(SELECT ${columns.join(', ')} FROM ${this.quoteIdentifier(input.table)} AS i POSITIONAL JOIN ${this.quoteIdentifier(output.table)} AS o)`;
   }
 
   metricMap(entries: readonly (readonly [string, string])[]): string {

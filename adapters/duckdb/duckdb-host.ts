@@ -123,13 +123,17 @@ export class DuckDBHost implements Host {
     await this.run(`DROP TABLE IF EXISTS temp.main.${this.dialect.quoteIdentifier(table)}`);
   }
 
-  async readColumns(
-    table: string,
-    expressions: readonly string[],
-    kinds: readonly ('number' | 'value')[],
-    offset: number,
-    count: number,
-  ): Promise<ColumnBatch> {
+  async *readBatches(table: string, expressions: readonly string[], kinds: readonly ('number' | 'value')[], batchSize: number): AsyncIterable<ColumnBatch> {
+    for (let offset = 0; ; offset += batchSize) {
+      const batch = await this.readRange(table, expressions, kinds, offset, batchSize);
+      if (batch.rowCount === 0) return;
+      yield batch;
+      if (batch.rowCount < batchSize) return;
+    }
+  }
+
+  /** Rows `[offset, offset + count)` of a materialized table, by rowid (insertion order). */
+  private async readRange(table: string, expressions: readonly string[], kinds: readonly ('number' | 'value')[], offset: number, count: number): Promise<ColumnBatch> {
     const select = expressions.map((e, i) => (kinds[i] === 'number' ? `CAST(${e} AS DOUBLE)` : e)).join(', ');
     const result = await this.run(
       `SELECT ${select} FROM temp.main.${this.dialect.quoteIdentifier(table)} WHERE rowid >= ${offset} AND rowid < ${offset + count} ORDER BY rowid`,

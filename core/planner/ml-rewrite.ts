@@ -88,8 +88,7 @@ async function runCall(call: MlCall, ctx: RewriteContext): Promise<string> {
     errors: 0,
     durationMs: performance.now() - started,
   });
-  const q = (name: string) => ctx.host.dialect.quoteIdentifier(name);
-  const zipped = ctx.host.dialect.zipRelations(q(inputTable), q(outputTable));
+  const zipped = ctx.host.dialect.zipRelations({ table: inputTable, columns: inputColumns.map((c) => c.name) }, { table: outputTable, columns: outputNames });
   if (call.function === 'ML_PREDICT') return zipped;
 
   const evaluate = bound as ReturnType<typeof bindEvaluate>;

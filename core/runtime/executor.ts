@@ -45,9 +45,8 @@ export async function runStage(spec: StageSpec): Promise<void> {
     spec.onProgress?.(rowsDone);
   };
   try {
-    for (let offset = 0; offset < spec.rowCount; offset += spec.batchSize) {
+    for await (const batch of host.readBatches(spec.inputTable, spec.inputExpressions, runtime.inputKinds, spec.batchSize)) {
       throwIfAborted(signal);
-      const batch = await host.readColumns(spec.inputTable, spec.inputExpressions, runtime.inputKinds, offset, spec.batchSize);
       const prediction = runtime.predictBatch(batch, { signal });
       prediction.catch(() => undefined); // awaited in order by appendOldest
       inFlight.push(prediction);
