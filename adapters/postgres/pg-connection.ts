@@ -1,0 +1,32 @@
+/**
+ * The few things the Postgres host needs from a connection. Two implementations: one over
+ * `pg.Client` (library use, `connectPostgres`), one over the proxy's own upstream socket
+ * (the proxy relays client traffic on that socket and runs model stages on it between
+ * client messages).
+ */
+
+/** A column of a result: its name and type OID (https://www.postgresql.org/docs/current/catalog-pg-type.html). */
+export interface PgField {
+  readonly name: string;
+  readonly dataTypeID: number;
+}
+
+/** A fully read result, values parsed to JS (int8 → bigint, numeric → number, see the host). */
+export interface PgQueryResult {
+  readonly fields: readonly PgField[];
+  readonly rows: readonly (readonly unknown[])[];
+  /** The CommandComplete tag's command (`SELECT`, `INSERT`, ...). */
+  readonly command: string;
+}
+
+/** One upstream session. Calls are sequential: the host awaits each before the next. */
+export interface PgConnection {
+  /** Runs one statement with `$1` parameters (extended protocol when `params` is given). */
+  query(sql: string, params?: readonly unknown[]): Promise<PgQueryResult>;
+  /** `COPY ... FROM STDIN`: sends `data` (text-format COPY chunks) and waits for completion. */
+  copyFrom(sql: string, data: AsyncIterable<string | Uint8Array> | Iterable<string | Uint8Array>): Promise<void>;
+  /** Asks the server to cancel the statement in flight (a CancelRequest on a new socket). */
+  cancel(): Promise<void>;
+  /** Ends the session. */
+  close(): Promise<void>;
+}
