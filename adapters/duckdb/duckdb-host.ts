@@ -18,6 +18,7 @@ import {
   type DuckDBValue,
 } from '@duckdb/node-api';
 import type { Host, HostAppender, HostColumn, HostResult } from '../../core/host.js';
+import { tokenize } from '../../core/sql/lexer.js';
 import type { ColumnBatch, ColumnData } from '../../core/runtime/model-runtime.js';
 import { DuckDBDialect } from './duckdb-dialect.js';
 import { mapDuckDBError } from './duckdb-errors.js';
@@ -37,6 +38,8 @@ export class DuckDBHost implements Host {
   readonly dialect = new DuckDBDialect();
   readonly nativeFunctions = true;
   private transactionDepth = 0;
+  /** Whether the user opened a transaction with BEGIN that has not ended yet. */
+  private userTransaction = false;
 
   private constructor(
     private readonly instance: DuckDBInstance,
@@ -55,7 +58,10 @@ export class DuckDBHost implements Host {
   }
 
   async execute(sql: string, params?: readonly unknown[]): Promise<HostResult> {
+    const control = transactionControl(sql);
+    if (control === 'end') this.userTransaction = false;
     const result = await this.run(sql, params);
+    if (control === 'begin') this.userTransaction = true;
     return { columns: columnsOf(result), rows: (await result.getRowsJS()) as unknown[][] };
   }
 
@@ -124,7 +130,10 @@ export class DuckDBHost implements Host {
   }
 
   async *readBatches(table: string, expressions: readonly string[], kinds: readonly ('number' | 'value')[], batchSize: number): AsyncIterable<ColumnBatch> {
-    for (let offset = 0; ; offset += batchSize) {
+    // Rows appended in an open transaction get rowids from 2^62 on, so ranges start at the first rowid.
+    const first = (await this.execute(`SELECT min(rowid) FROM temp.main.${this.dialect.quoteIdentifier(table)}`)).rows[0]![0];
+    if (first === null || first === undefined) return;
+    for (let offset = BigInt(first as bigint | number); ; offset += BigInt(batchSize)) {
       const batch = await this.readRange(table, expressions, kinds, offset, batchSize);
       if (batch.rowCount === 0) return;
       yield batch;
@@ -133,10 +142,10 @@ export class DuckDBHost implements Host {
   }
 
   /** Rows `[offset, offset + count)` of a materialized table, by rowid (insertion order). */
-  private async readRange(table: string, expressions: readonly string[], kinds: readonly ('number' | 'value')[], offset: number, count: number): Promise<ColumnBatch> {
+  private async readRange(table: string, expressions: readonly string[], kinds: readonly ('number' | 'value')[], offset: bigint, count: number): Promise<ColumnBatch> {
     const select = expressions.map((e, i) => (kinds[i] === 'number' ? `CAST(${e} AS DOUBLE)` : e)).join(', ');
     const result = await this.run(
-      `SELECT ${select} FROM temp.main.${this.dialect.quoteIdentifier(table)} WHERE rowid >= ${offset} AND rowid < ${offset + count} ORDER BY rowid`,
+      `SELECT ${select} FROM temp.main.${this.dialect.quoteIdentifier(table)} WHERE rowid >= ${offset} AND rowid < ${offset + BigInt(count)} ORDER BY rowid`,
     );
     const rowCount = result.rowCount;
     const columns: ColumnData[] = kinds.map((kind) =>
@@ -198,15 +207,14 @@ export class DuckDBHost implements Host {
     };
   }
 
+  /**
+   * DuckDB has no nested transactions, and a failed BEGIN aborts the open one, so the host
+   * tracks the user's BEGIN/COMMIT/ROLLBACK (every statement passes through `execute`) and
+   * runs `fn` inside the user's transaction when one is open.
+   */
   async transaction<T>(fn: () => Promise<T>): Promise<T> {
-    let own = this.transactionDepth === 0;
-    if (own) {
-      try {
-        await this.connection.run('BEGIN TRANSACTION');
-      } catch {
-        own = false; // the user's BEGIN is open: DuckDB has no nested transactions, run inside it
-      }
-    }
+    const own = this.transactionDepth === 0 && !this.userTransaction;
+    if (own) await this.run('BEGIN TRANSACTION');
     this.transactionDepth++;
     try {
       const value = await fn();
@@ -239,6 +247,14 @@ export class DuckDBHost implements Host {
 }
 
 const jsConverter = JSDuckDBValueConverter;
+
+/** Whether `sql` begins or ends a transaction (https://duckdb.org/docs/stable/sql/statements/transactions). */
+function transactionControl(sql: string): 'begin' | 'end' | undefined {
+  const first = tokenize(sql).find((t) => t.kind === 'identifier')?.value;
+  if (first === 'begin' || first === 'start') return 'begin';
+  if (first === 'commit' || first === 'end' || first === 'rollback' || first === 'abort') return 'end';
+  return undefined;
+}
 
 function columnsOf(result: { columnNames(): string[]; columnTypes(): DuckDBType[] }): HostColumn[] {
   const names = result.columnNames();

@@ -65,16 +65,14 @@ const VERSIONED_TABLES = ['model_versions', 'artifacts', 'training_metrics'] as 
  * const model = await store.get({ schema: 'main', name: 'price' });
  */
 export class CatalogStore {
-  private ready = false;
-
   constructor(private readonly host: Host) {}
 
   /**
    * Creates the catalog on first use and upgrades an older one; refuses a catalog written
-   * by a newer modelsql.
+   * by a newer modelsql. Checked on every use (one small query): a rolled-back transaction
+   * may have taken the catalog it created with it.
    */
   async ensure(): Promise<void> {
-    if (this.ready) return;
     const t = this.host.dialect.catalogTypes;
     const found = await this.host.execute(
       `SELECT count(*) FROM information_schema.tables WHERE table_schema = 'ml_catalog' AND table_name = 'schema_version'`,
@@ -102,7 +100,6 @@ export class CatalogStore {
         }
       });
     }
-    this.ready = true;
   }
 
   /** Every persistent model, optionally of one schema, ordered by schema and name. */

@@ -3,7 +3,7 @@
  * relation, keeps up to `concurrency` batches in the model at once, and appends the
  * predictions, in input order, to the output relation. Written once for every runtime.
  */
-import { QueryCanceledError } from '../errors.js';
+import { ModelSqlError, QueryCanceledError } from '../errors.js';
 import type { Host } from '../host.js';
 import type { ColumnBatch, ModelRuntime } from './model-runtime.js';
 
@@ -53,6 +53,9 @@ export async function runStage(spec: StageSpec): Promise<void> {
       if (inFlight.length >= Math.max(1, spec.concurrency)) await appendOldest();
     }
     while (inFlight.length > 0) await appendOldest();
+    if (rowsDone !== spec.rowCount) {
+      throw new ModelSqlError('XX000', `internal error: the model stage read ${rowsDone} of ${spec.rowCount} input rows`);
+    }
   } finally {
     await appender.close().catch(() => undefined);
   }
