@@ -93,6 +93,17 @@ export class QueryCanceledError extends ModelSqlError {
   }
 }
 
+/**
+ * A host error about SQL that modelsql generated, re-raised without the generated text: the
+ * host's first paragraph (DuckDB appends the statement with a caret after a blank line),
+ * at `position` in the user's text when known.
+ */
+export function withoutGeneratedSql(error: unknown, context: string, position?: SourcePosition): unknown {
+  if (!(error instanceof ModelSqlError) || error.sqlstate === '57014' || error instanceof SqlSyntaxError) return error;
+  const summary = error.message.split(/\n\s*\n/)[0]!.trim();
+  return new ModelSqlError(error.sqlstate, `${summary} (${context})`, { position, cause: error });
+}
+
 /** Computes a 1-based line/column for a 0-based offset in `text`. */
 export function positionAt(text: string, offset: number): SourcePosition {
   let line = 1;

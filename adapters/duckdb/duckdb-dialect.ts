@@ -74,7 +74,7 @@ export class DuckDBDialect implements SqlDialect {
       return `STRUCT(${type.fields.map((f) => `${this.quoteIdentifier(f.name.value)} ${this.hostType(f.type)}`).join(', ')})`;
     }
     if ((name === 'DECIMAL' || name === 'NUMERIC' || name === 'DEC') && type.params.length > 0) return `DECIMAL(${type.params.join(', ')})`;
-    if (name === 'DECIMAL' || name === 'NUMERIC' || name === 'DEC') return 'DECIMAL(38, 18)';
+    if (name === 'DECIMAL' || name === 'NUMERIC' || name === 'DEC') return 'DECIMAL(10, 0)'; // Flink's default precision and scale
     return SCALAR_TYPES[name] ?? name;
   }
 

@@ -62,7 +62,8 @@ export class DuckDBHost implements Host {
     if (control === 'end') this.userTransaction = false;
     const result = await this.run(sql, params);
     if (control === 'begin') this.userTransaction = true;
-    return { columns: columnsOf(result), rows: (await result.getRowsJS()) as unknown[][] };
+    const columns = columnsOf(result);
+    return { columns, rows: mapsAsObjects(columns, (await result.getRowsJS()) as unknown[][]) };
   }
 
   async *stream(sql: string): AsyncIterable<HostResult> {
@@ -83,7 +84,7 @@ export class DuckDBHost implements Host {
       }
       if (!chunk || chunk.rowCount === 0) break;
       yielded = true;
-      yield { columns, rows: chunk.convertRows(jsConverter) as unknown[][] };
+      yield { columns, rows: mapsAsObjects(columns, chunk.convertRows(jsConverter) as unknown[][]) };
     }
     if (!yielded) yield { columns, rows: [] };
   }
@@ -254,6 +255,22 @@ function transactionControl(sql: string): 'begin' | 'end' | undefined {
   if (first === 'begin' || first === 'start') return 'begin';
   if (first === 'commit' || first === 'end' || first === 'rollback' || first === 'abort') return 'end';
   return undefined;
+}
+
+/**
+ * MAP values with string keys as plain objects (`{ MAE: 1.5 }`), as a JS user expects;
+ * the driver gives them as `[{ key, value }]` arrays.
+ */
+function mapsAsObjects(columns: readonly HostColumn[], rows: unknown[][]): unknown[][] {
+  const maps = columns.flatMap((c, i) => (c.type.startsWith('MAP(VARCHAR,') ? [i] : []));
+  if (maps.length === 0) return rows;
+  for (const row of rows) {
+    for (const i of maps) {
+      const entries = row[i] as { key: string; value: unknown }[] | null;
+      if (entries) row[i] = Object.fromEntries(entries.map((e) => [e.key, e.value]));
+    }
+  }
+  return rows;
 }
 
 function columnsOf(result: { columnNames(): string[]; columnTypes(): DuckDBType[] }): HostColumn[] {

@@ -243,9 +243,9 @@ export class CatalogStore {
   }
 
   /** Records one prediction run in the lineage log. */
-  async recordRun(run: { runId: string; version: ModelVersion; inputRelation: string; rows: number; errors: number; durationMs: number; tokens?: number }): Promise<void> {
+  async recordRun(run: { runId: string; version: ModelVersion; inputRelation: string; rows: number; errors: number; startedAt: Date; durationMs: number; tokens?: number }): Promise<void> {
     await this.ensure();
-    await this.host.execute('INSERT INTO ml_catalog.prediction_runs VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, CAST(now() AS TIMESTAMP))', [
+    await this.host.execute('INSERT INTO ml_catalog.prediction_runs VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, CAST($10 AS TIMESTAMP))', [
       run.runId,
       run.version.schema,
       run.version.name,
@@ -255,12 +255,18 @@ export class CatalogStore {
       run.errors,
       run.durationMs,
       run.tokens ?? null,
+      timestampText(run.startedAt),
     ]);
   }
 
   private async touch(key: ModelKey): Promise<void> {
     await this.host.execute('UPDATE ml_catalog.models SET updated_at = CAST(now() AS TIMESTAMP) WHERE schema_name = $1 AND model_name = $2', [key.schema, key.name]);
   }
+}
+
+/** `YYYY-MM-DD HH:MM:SS.sss` in UTC, as both hosts read and print timestamps. */
+export function timestampText(date: Date): string {
+  return date.toISOString().replace('T', ' ').replace('Z', '');
 }
 
 function versionFromRow(row: readonly unknown[]): ModelVersion {

@@ -30,8 +30,8 @@ import { formatCreateModel, quoteIdentifier } from '../sql/format.js';
 import { formatType } from '../sql/types.js';
 import type { ModelColumn } from '../runtime/model-runtime.js';
 import type { RuntimeLoader } from '../runtime/runtime-loader.js';
-import { CatalogStore, type ModelEntry, type ModelKey, type ModelVersion } from './catalog-store.js';
-import { displayOptionValue, getOption, resolveModelOptions } from './model-options.js';
+import { CatalogStore, timestampText, type ModelEntry, type ModelKey, type ModelVersion } from './catalog-store.js';
+import { displayOptionValue, resolveModelOptions } from './model-options.js';
 
 /** A model name resolved to schema and name, with the `$version` it addressed. */
 export interface QualifiedModelName extends ModelKey {
@@ -102,7 +102,7 @@ export class ModelCatalog {
       case 'drop-model':
         return this.drop(statement, sqlText);
       case 'show-models':
-        return this.showModels(statement);
+        return this.showModels(statement, sqlText);
       case 'show-create-model': {
         const { version, entry } = await this.resolve(statement.name, sqlText);
         return result('SHOW CREATE MODEL', [['create_statement', 'VARCHAR']], [[showCreate(entry, version)]]);
@@ -141,10 +141,11 @@ export class ModelCatalog {
       throw new DuplicateModelError(`model ${displayName(q)} already exists`, at(stmt.name.span.start));
     }
     const options = stmt.options.map((o) => [o.key, o.value] as const);
-    const resolved = resolveModelOptions(options, optionPositions(stmt.options, sqlText));
-    if (getOption(options, 'default-version') !== undefined) {
-      throw new InvalidOptionError(`'default-version' is set with ALTER MODEL ... SET, not at CREATE`);
+    const defaultVersionOption = stmt.options.find((o) => o.key.toLowerCase() === 'default-version');
+    if (defaultVersionOption) {
+      throw new InvalidOptionError(`'default-version' is set with ALTER MODEL ... SET, not at CREATE`, at(defaultVersionOption.keySpan.start));
     }
+    const resolved = resolveModelOptions(options, optionPositions(stmt.options, sqlText));
     const checked = await this.loader.check(options, stmt.input?.map(modelColumn), stmt.output?.map(modelColumn));
     const versionNumber = existing ? Math.max(...existing.versions.map((v) => v.version)) + 1 : 1;
     const version: ModelVersion = {
@@ -157,10 +158,10 @@ export class ModelCatalog {
       output: checked.output,
       options,
       comment: stmt.comment,
-      createdAt: new Date().toISOString(),
+      createdAt: timestampText(new Date()),
     };
     if (stmt.temporary) {
-      const now = new Date().toISOString();
+      const now = timestampText(new Date());
       this.temporary.set(tempKey(q), {
         schema: q.schema,
         name: q.name,
@@ -207,7 +208,7 @@ export class ModelCatalog {
     if (action.kind === 'set') {
       for (const o of action.options) {
         if (o.key.toLowerCase() === 'default-version') {
-          defaultVersion = Number(o.value);
+          defaultVersion = /^[1-9][0-9]*$/.test(o.value) ? Number(o.value) : Number.NaN;
           if (!entry.versions.some((v) => v.version === defaultVersion)) {
             throw new InvalidOptionError(`model ${displayName(q)} has no version '${o.value}'; versions: ${entry.versions.map((v) => v.version).join(', ')}`, positionAt(sqlText, o.valueSpan.start));
           }
@@ -270,11 +271,16 @@ export class ModelCatalog {
     return result('DROP MODEL', [], []);
   }
 
-  private async showModels(stmt: ShowModelsStatement): Promise<QueryResult> {
+  private async showModels(stmt: ShowModelsStatement, sqlText: string): Promise<QueryResult> {
     let schema: string | undefined;
     if (stmt.schema) {
       const parts = stmt.schema.map((p) => p.value);
-      schema = parts[parts.length - 1];
+      schema = parts[parts.length - 1]!;
+      const position = positionAt(sqlText, stmt.schema[0]!.span.start);
+      if (parts.length === 2 && parts[0] !== (await this.host.currentDatabase())) {
+        throw new UnsupportedFeatureError(`models live in the current database ('${await this.host.currentDatabase()}'); '${parts[0]}' is another one`, position);
+      }
+      await this.checkSchema(schema, position);
     }
     const persistent = await this.store.list(schema);
     const temporary = [...this.temporary.values()].filter((m) => schema === undefined || m.schema === schema);

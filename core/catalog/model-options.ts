@@ -49,6 +49,11 @@ export function getOption(options: readonly (readonly [string, string])[], key: 
  */
 export function resolveModelOptions(options: readonly (readonly [string, string])[], positions?: OptionPositions): ModelOptions {
   const at = (key: string): SourcePosition | undefined => positions?.get(key.toLowerCase());
+  const seen = new Set<string>();
+  for (const [key] of options) {
+    if (seen.has(key.toLowerCase())) throw new InvalidOptionError(`option '${key}' is given twice (option names ignore case)`, at(key));
+    seen.add(key.toLowerCase());
+  }
   const provider = providerOf(options, at);
   const known = [...COMMON_OPTIONS, ...(PROVIDER_OPTIONS[provider] ?? [])];
   for (const [key] of options) {

@@ -7,8 +7,9 @@
  * - classification: Accuracy, macro Precision, Recall and F1 over the classes seen in labels
  *   or predictions (a class never predicted has precision 0, as scikit-learn's
  *   `zero_division=0`), and with a probabilities output (`ARRAY<...>`) LogLoss and macro
- *   one-vs-rest AUC. Probabilities are indexed by the class's rank among the sorted
- *   classes seen.
+ *   one-vs-rest AUC. When every class is a non-negative integer, class c reads element
+ *   c + 1 of the probabilities (classes 0, 1, 2, ... as classifiers number them);
+ *   otherwise the class's rank among the sorted classes seen in labels and predictions.
  */
 import { UnsupportedFeatureError, type SourcePosition } from '../errors.js';
 import type { HostColumn, SqlDialect } from '../host.js';
@@ -64,7 +65,11 @@ export function evaluationRelation(d: SqlDialect, spec: EvaluationSpec): string 
       const probs = spec.probabilities ? `, ${q(spec.probabilities)} AS probs` : '';
       const ctes = [
         `z AS (SELECT CAST(${label} AS ${classType}) AS y, CAST(${prediction} AS ${classType}) AS p${probs} FROM ${spec.relation} AS zipped WHERE ${present})`,
-        `classes AS (SELECT c, row_number() OVER (ORDER BY c) AS idx FROM (SELECT y AS c FROM z UNION SELECT p FROM z) AS u)`,
+        numeric
+          ? // integer classes 0, 1, 2, ... index the probabilities directly; other classes by rank
+            `classes AS (SELECT c, CASE WHEN (SELECT bool_and(c = floor(c) AND c >= 0) FROM (SELECT y AS c FROM z UNION SELECT p FROM z) AS v) ` +
+            `THEN CAST(c AS BIGINT) + 1 ELSE row_number() OVER (ORDER BY c) END AS idx FROM (SELECT y AS c FROM z UNION SELECT p FROM z) AS u)`
+          : `classes AS (SELECT c, row_number() OVER (ORDER BY c) AS idx FROM (SELECT y AS c FROM z UNION SELECT p FROM z) AS u)`,
         `actual AS (SELECT y AS c, count(*) AS n, sum(CASE WHEN y = p THEN 1 ELSE 0 END) AS tp FROM z GROUP BY y)`,
         `predicted AS (SELECT p AS c, count(*) AS n FROM z GROUP BY p)`,
         `per_class AS (SELECT CASE WHEN coalesce(pr.n, 0) > 0 THEN coalesce(a.tp, 0) * 1.0 / pr.n ELSE 0 END AS prec, ` +
@@ -77,7 +82,7 @@ export function evaluationRelation(d: SqlDialect, spec: EvaluationSpec): string 
       let select = `SELECT s.accuracy AS ${q('Accuracy')}, s.prec AS ${q('Precision')}, s.rec AS ${q('Recall')}, s.f1 AS ${q('F1')}`;
       let from = 'FROM scores AS s';
       if (spec.probabilities) {
-        const probability = 'CAST(z.probs[k.idx] AS DOUBLE PRECISION)';
+        const probability = 'CAST(z.probs[CAST(k.idx AS INTEGER)] AS DOUBLE PRECISION)'; // Postgres subscripts are integer, row_number() is bigint
         ctes.push(
           `logloss AS (SELECT -avg(ln(greatest(${probability}, 1e-15))) AS v FROM z JOIN classes AS k ON k.c = z.y)`,
           `ovr AS (SELECT k.c AS c, z.y = k.c AS pos, ${probability} AS s FROM z CROSS JOIN classes AS k)`,

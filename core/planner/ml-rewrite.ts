@@ -8,17 +8,17 @@
  * rewritten statement; the caller drops the temporary tables afterwards.
  */
 import { randomUUID } from 'node:crypto';
-import { ArgumentError, positionAt } from '../errors.js';
+import { ArgumentError, positionAt, withoutGeneratedSql } from '../errors.js';
 import type { Host, HostColumn } from '../host.js';
-import type { MlArgValue, MlCall, Identifier, Span } from '../sql/ast.js';
-import { bindEvaluate, bindPredict, modelArgument, type CallConfig } from '../sql/ml-call.js';
-import { isAssignable, parseDataType } from '../sql/types.js';
+import type { DataType, MlArgValue, MlCall, Identifier, Span } from '../sql/ast.js';
+import { bindEvaluate, bindPredict, modelArgument, type CallConfig, type EvaluateBinding } from '../sql/ml-call.js';
+import { isAssignable, parseDataType, typeCategory } from '../sql/types.js';
 import type { ModelCatalog, ResolvedModel } from '../catalog/model-catalog.js';
 import type { RuntimeLoader } from '../runtime/runtime-loader.js';
 import { runStage } from '../runtime/executor.js';
 import type { ModelColumn } from '../runtime/model-runtime.js';
 import type { ProgressEvent } from '../session/session.js';
-import { evaluationRelation, type EvaluationTask } from './evaluate-metrics.js';
+import { evaluationRelation, type EvaluationSpec, type EvaluationTask } from './evaluate-metrics.js';
 import { inputQuerySql, spliceCalls } from './splice.js';
 
 /** Rows per batch when neither the call, the model nor the runtime says otherwise. */
@@ -56,9 +56,10 @@ async function runCall(call: MlCall, ctx: RewriteContext): Promise<string> {
   const bound = call.function === 'ML_PREDICT' ? bindPredict(call, text) : bindEvaluate(call, text);
 
   const inputTable = ctx.newTempTable('in');
-  const rowCount = await ctx.host.materialize(inputTable, await inputQuery(bound.input, ctx));
+  const rowCount = await materializeInput(inputTable, bound.input, ctx);
   const inputColumns = await ctx.host.describe(`SELECT * FROM ${ctx.host.dialect.quoteIdentifier(inputTable)}`);
   const features = matchDescriptor(bound.columns, inputColumns, model.version.input, text);
+  const evaluation = call.function === 'ML_EVALUATE' ? evaluationTarget(call, bound as EvaluateBinding, model, inputColumns, text) : undefined;
 
   const runtime = await ctx.loader.load(model.version);
   const outputTable = ctx.newTempTable('out');
@@ -67,7 +68,7 @@ async function runCall(call: MlCall, ctx: RewriteContext): Promise<string> {
     outputTable,
     model.version.output.map((c, i) => ({ name: outputNames[i]!, type: ctx.host.dialect.hostType(parseDataType(c.type)) })),
   );
-  const started = performance.now();
+  const startedAt = new Date();
   await runStage({
     host: ctx.host,
     runtime,
@@ -75,8 +76,8 @@ async function runCall(call: MlCall, ctx: RewriteContext): Promise<string> {
     inputExpressions: features.map((c) => ctx.host.dialect.quoteIdentifier(c.name)),
     rowCount,
     outputTable,
-    batchSize: bound.config.batchSize ?? runtimeBatchSize(model, runtime.preferredBatchSize),
-    concurrency: bound.config.maxConcurrentOperations ?? DEFAULT_CONCURRENCY,
+    batchSize: bound.config.batchSize ?? modelOption(model, 'batch-size') ?? (runtime.preferredBatchSize > 0 ? runtime.preferredBatchSize : DEFAULT_BATCH_SIZE),
+    concurrency: bound.config.maxConcurrentOperations ?? modelOption(model, 'max-concurrent-operations') ?? DEFAULT_CONCURRENCY,
     signal: ctx.signal,
     onProgress: progressReporter(modelArgumentText(call, text), rowCount, ctx.onProgress),
   });
@@ -86,25 +87,40 @@ async function runCall(call: MlCall, ctx: RewriteContext): Promise<string> {
     inputRelation: bound.input.kind === 'table' ? bound.input.name.map((id) => id.value).join('.') : text.slice(bound.input.span.start, bound.input.span.end),
     rows: rowCount,
     errors: 0,
-    durationMs: performance.now() - started,
+    startedAt,
+    durationMs: Date.now() - startedAt.getTime(),
   });
   const zipped = ctx.host.dialect.zipRelations({ table: inputTable, columns: inputColumns.map((c) => c.name) }, { table: outputTable, columns: outputNames });
-  if (call.function === 'ML_PREDICT') return zipped;
+  if (!evaluation) return zipped;
+  return evaluationRelation(ctx.host.dialect, {
+    ...evaluation,
+    relation: zipped,
+    prediction: { name: outputNames[0]!, type: model.version.output[0]!.type },
+    probabilities: probabilitiesColumn(model.version.output, outputNames),
+  });
+}
 
-  const evaluate = bound as ReturnType<typeof bindEvaluate>;
-  const [label] = matchColumns([evaluate.label], inputColumns, text);
-  const task = (evaluate.task?.value ?? model.version.task) as EvaluationTask | undefined;
+/**
+ * Materializes a call's input. A host error here (an unknown table, say) is reported at
+ * the input argument, without the generated SQL it came from.
+ */
+async function materializeInput(table: string, input: MlArgValue, ctx: RewriteContext): Promise<number> {
+  const query = await inputQuery(input, ctx);
+  try {
+    return await ctx.host.materialize(table, query);
+  } catch (error) {
+    throw withoutGeneratedSql(error, 'in the input of the ML call', positionAt(ctx.scriptText, input.span.start));
+  }
+}
+
+/** ML_EVALUATE's label column and task, checked before the model runs. */
+function evaluationTarget(call: MlCall, bound: EvaluateBinding, model: ResolvedModel, inputColumns: readonly HostColumn[], text: string): Pick<EvaluationSpec, 'task' | 'label' | 'position'> {
+  const [label] = matchColumns([bound.label], inputColumns, text);
+  const task = (bound.task?.value ?? model.version.task) as EvaluationTask | undefined;
   if (!task) {
     throw new ArgumentError('22023', `ML_EVALUATE needs a task: pass one (e.g. 'regression') or set the model's 'task' option`, positionAt(text, call.nameSpan.start));
   }
-  return evaluationRelation(ctx.host.dialect, {
-    task,
-    relation: zipped,
-    label: label!,
-    prediction: { name: outputNames[0]!, type: model.version.output[0]!.type },
-    probabilities: probabilitiesColumn(model.version.output, outputNames),
-    position: positionAt(text, call.nameSpan.start),
-  });
+  return { task, label: label!, position: positionAt(text, call.nameSpan.start) };
 }
 
 /** The SQL of a call's input, with the calls of a `TABLE (subquery)` run first. */
@@ -132,7 +148,7 @@ function matchDescriptor(columns: readonly Identifier[], input: readonly HostCol
   }
   found.forEach((column, i) => {
     const target = modelInput[i]!;
-    if (!isAssignable(parseDataType(column.type), parseDataType(target.type))) {
+    if (!feeds(parseDataType(column.type), parseDataType(target.type))) {
       throw new ArgumentError(
         '42804',
         `column "${column.name}" has type ${column.type}, which cannot feed model input ${target.name} ${target.type}`,
@@ -141,6 +157,17 @@ function matchDescriptor(columns: readonly Identifier[], input: readonly HostCol
     }
   });
   return found;
+}
+
+/**
+ * Whether a host column can feed a model input (SPEC §1.2.1, `isAssignable`), with two
+ * allowances for what hosts do not report: nullability (a NULL feature gives NULL outputs)
+ * and string lengths (DuckDB's VARCHAR has none).
+ */
+function feeds(column: DataType, input: DataType): boolean {
+  const target = { ...input, notNull: false };
+  if (typeCategory(column) === 'string' && typeCategory(target) === 'string') return true;
+  return isAssignable(column, target);
 }
 
 /** Resolves identifiers to input columns: quoted ones exactly, plain ones case-insensitively. */
@@ -173,9 +200,10 @@ function probabilitiesColumn(output: readonly ModelColumn[], names: readonly str
   return i < 0 ? undefined : names[i];
 }
 
-function runtimeBatchSize(model: ResolvedModel, preferred: number): number {
-  const option = model.version.options.find(([k]) => k.toLowerCase() === 'batch-size')?.[1];
-  return option !== undefined ? Number(option) : preferred > 0 ? preferred : DEFAULT_BATCH_SIZE;
+/** A positive-integer option of the model (validated at CREATE), if set. */
+function modelOption(model: ResolvedModel, key: 'batch-size' | 'max-concurrent-operations'): number | undefined {
+  const value = model.version.options.find(([k]) => k.toLowerCase() === key)?.[1];
+  return value === undefined ? undefined : Number(value);
 }
 
 function modelArgumentText(call: MlCall, text: string): string {

@@ -3,7 +3,7 @@
  * untouched, model DDL to the catalog, and statements with ML calls to the planner.
  */
 import { EventEmitter } from 'node:events';
-import { ModelSqlError, QueryCanceledError, UnsupportedFeatureError, positionAt } from '../errors.js';
+import { ModelSqlError, QueryCanceledError, UnsupportedFeatureError, positionAt, withoutGeneratedSql } from '../errors.js';
 import type { Host, HostResult } from '../host.js';
 import { ModelCatalog } from '../catalog/model-catalog.js';
 import { rewriteRegion } from '../planner/ml-rewrite.js';
@@ -14,7 +14,26 @@ import { parseScript } from '../sql/parser.js';
 import type { QueryResult, ResultBatch, Session, SessionEvents } from './session.js';
 
 /** Options of a session; every field optional. */
-export interface SessionOptions extends ModelAccessOptions {}
+export interface SessionOptions extends ModelAccessOptions {
+  /**
+   * A runtime loader shared by several sessions (the Postgres proxy shares one, so that a
+   * model is loaded once, not once per client connection). The session does not close it;
+   * its owner does. Default: a loader of the session's own, closed with the session.
+   */
+  readonly runtimeLoader?: RuntimeLoader;
+}
+
+/**
+ * One ML query rewritten into host SQL, for a caller that runs that SQL itself (the
+ * Postgres proxy sends it upstream and relays Postgres's own answer). The statement's
+ * temporary tables stay until `release()`.
+ */
+export interface PreparedQuery {
+  /** The host SQL to run in place of the statement. */
+  readonly sql: string;
+  /** Drops the statement's temporary tables; safe to call more than once. */
+  release(): Promise<void>;
+}
 
 /**
  * A `Session` over one `Host`. Adapters construct it (`openDuckDB`).
@@ -25,6 +44,7 @@ export interface SessionOptions extends ModelAccessOptions {}
 export class ModelSession implements Session {
   readonly events = new EventEmitter<SessionEvents>();
   private readonly loader: RuntimeLoader;
+  private readonly ownsLoader: boolean;
   private readonly catalog: ModelCatalog;
   private controller: AbortController | undefined;
   private tempCounter = 0;
@@ -33,7 +53,8 @@ export class ModelSession implements Session {
     private readonly host: Host,
     options: SessionOptions = {},
   ) {
-    this.loader = new RuntimeLoader(options);
+    this.loader = options.runtimeLoader ?? new RuntimeLoader(options);
+    this.ownsLoader = options.runtimeLoader === undefined;
     this.catalog = new ModelCatalog(host, this.loader);
   }
 
@@ -80,8 +101,39 @@ export class ModelSession implements Session {
   }
 
   async close(): Promise<void> {
-    await this.loader.close();
+    if (this.ownsLoader) await this.loader.close();
     await this.host.close();
+  }
+
+  /**
+   * Runs one statement of `text` (as returned by `parseScript(text)`): host SQL, model DDL
+   * or an ML query, and returns its result.
+   */
+  async runStatement(statement: Statement, text: string): Promise<QueryResult> {
+    return this.runOne(statement, text);
+  }
+
+  /**
+   * Runs the model stages of one ML query statement of `text` and returns the host SQL that
+   * reads their results, holding the temporary tables until `release()`. `cancel()` aborts
+   * the stages, and works until `release()`.
+   *
+   * @example
+   * const [statement] = parseScript(text);
+   * const prepared = await session.prepareQuery(statement as QueryStatement, text);
+   * try { await runUpstream(prepared.sql) } finally { await prepared.release() }
+   */
+  async prepareQuery(statement: QueryStatement, text: string): Promise<PreparedQuery> {
+    const { signal, temps, finish } = this.begin();
+    let released: Promise<void> | undefined;
+    const release = (): Promise<void> => (released ??= finish());
+    try {
+      const sql = await this.rewrite(statement, text, signal, temps);
+      return { sql, release };
+    } catch (error) {
+      await release();
+      throw withText(error, text);
+    }
   }
 
   private async runOne(statement: Statement, text: string): Promise<QueryResult> {
@@ -103,7 +155,11 @@ export class ModelSession implements Session {
     const { signal, temps, finish } = this.begin();
     try {
       const sql = await this.rewrite(statement, text, signal, temps);
-      return commandResult(statement.text, await this.host.execute(sql));
+      try {
+        return commandResult(statement.text, await this.host.execute(sql));
+      } catch (error) {
+        throw withoutGeneratedSql(error, 'in the statement around the ML call', positionAt(text, statement.span.start));
+      }
     } finally {
       await finish();
     }
@@ -180,7 +236,9 @@ function commandResult(text: string, result: HostResult): QueryResult {
   const words = leadingWords(text, 2);
   const ddl = ['CREATE', 'DROP', 'ALTER'].includes(words[0] ?? '');
   const command = ddl ? words.join(' ') : (words[0] ?? '');
-  // DuckDB answers DDL (CREATE TABLE AS included) with a `Count` column; a DDL statement returns no rows here.
-  if (ddl && result.columns.length === 1 && result.columns[0]!.name === 'Count') return { command, columns: [], rows: [] };
+  // DuckDB answers DDL (CREATE TABLE AS included) with a `Count` column and BEGIN/SET/... with
+  // an empty `Success` column; such statements return no result set here.
+  const only = result.columns.length === 1 ? result.columns[0]!.name : undefined;
+  if ((ddl && only === 'Count') || (only === 'Success' && result.rows.length === 0)) return { command, columns: [], rows: [] };
   return { command, columns: result.columns, rows: result.rows };
 }
