@@ -7,6 +7,7 @@
  * const db = await openDuckDB('analytics.duckdb');
  */
 export { openDuckDB } from './duckdb/index.js';
+export { connectPostgres } from './postgres/index.js';
 export type { Session, QueryResult, ResultBatch, ResultColumn, ProgressEvent } from '../core/session/session.js';
 export type { SessionOptions } from '../core/session/model-session.js';
 export { ModelSqlError, formatError } from '../core/errors.js';

@@ -3,14 +3,19 @@
  * way to do the same work, printing both rates and the ratio (modelsql / hand-written).
  */
 import { benchmarkPredictOnnx } from './predict-onnx.js';
+import { benchmarkPredictOnnxPostgres } from './predict-onnx-postgres.js';
+import { benchmarkProxyLatency } from './proxy-latency.js';
+import { benchmarkProxyPassthrough } from './proxy-passthrough.js';
 
-const benchmarks = [benchmarkPredictOnnx];
+const benchmarks: (() => Promise<{ name: string; modelsqlRowsPerSecond: number; handWrittenRowsPerSecond: number; ratio: number; unit?: string; details?: readonly string[] }>)[] = [benchmarkPredictOnnx, benchmarkPredictOnnxPostgres, benchmarkProxyPassthrough, benchmarkProxyLatency];
 
 for (const bench of benchmarks) {
   const r = await bench();
   const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
   console.log(`${r.name}`);
-  console.log(`  modelsql:     ${fmt(r.modelsqlRowsPerSecond)} rows/s`);
-  console.log(`  hand-written: ${fmt(r.handWrittenRowsPerSecond)} rows/s`);
+  const unit = r.unit ?? 'rows/s';
+  console.log(`  modelsql:     ${fmt(r.modelsqlRowsPerSecond)} ${unit}`);
+  console.log(`  hand-written: ${fmt(r.handWrittenRowsPerSecond)} ${unit}`);
   console.log(`  ratio:        ${r.ratio.toFixed(2)}`);
+  for (const line of r.details ?? []) console.log(`  ${line}`);
 }

@@ -5,16 +5,21 @@
  * - `modelsql [shell] [--db file.duckdb]`: the interactive shell; with a non-terminal
  *   stdin, runs stdin as a script.
  * - `modelsql run (-c SQL | -f file.sql) [--db file.duckdb] [--format table|csv|json]`.
+ * - `modelsql catalog export-onnx <model> [--db file.duckdb] --out file.onnx`: a trained
+ *   model's ONNX graph.
+ * - `modelsql proxy --upstream postgres://host:5432/db [--listen 127.0.0.1:6432]
+ *   [--tls-cert F --tls-key F]`: the Postgres wire-protocol proxy (docs/proxy.md).
  *
  * Exit status: 0 success, 1 a statement failed (or the database could not be opened),
  * 2 bad usage, 130 interrupted by Ctrl-C.
  */
 import { readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { openDuckDB } from '../adapters/duckdb/index.js';
 import { formatError } from '../core/errors.js';
+import { readModelArtifact } from '../core/training/export-artifact.js';
 import type { Session } from '../core/session/session.js';
 import { OUTPUT_FORMATS, ResultPrinter } from './format.js';
 import type { OutputFormat } from './format.js';
@@ -144,6 +149,58 @@ async function shellCommand(args: { db?: string; format: OutputFormat }): Promis
   }
 }
 
+/**
+ * `modelsql proxy`: serves until SIGINT/SIGTERM, then closes every connection. Resolves to
+ * the exit status.
+ */
+async function proxyCommand(args: { upstream: string; listen: string; tlsCert?: string; tlsKey?: string }): Promise<number> {
+  const { startProxy } = await import('../adapters/postgres/proxy/index.js');
+  let tls: { cert: Buffer; key: Buffer } | undefined;
+  try {
+    if (args.tlsCert !== undefined && args.tlsKey !== undefined) tls = { cert: await readFile(args.tlsCert), key: await readFile(args.tlsKey) };
+  } catch (error) {
+    writeError(`modelsql: cannot read the TLS certificate or key: ${(error as Error).message}\n`);
+    return EXIT_ERROR;
+  }
+  let proxy: Awaited<ReturnType<typeof startProxy>>;
+  try {
+    proxy = await startProxy({ upstream: args.upstream, listen: args.listen, tls });
+  } catch (error) {
+    writeError(`modelsql: cannot start the proxy: ${(error as Error).message}\n`);
+    return EXIT_ERROR;
+  }
+  const upstream = new URL(args.upstream);
+  writeError(`modelsql proxy listening on ${proxy.host}:${proxy.port}${tls ? ' (TLS)' : ''}, upstream ${upstream.host}${upstream.pathname}\n`);
+  await new Promise<void>((resolve) => {
+    const stop = (): void => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      resolve();
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+  await proxy.close();
+  return 0;
+}
+
+/** `modelsql catalog export-onnx`: writes a trained model's stored ONNX artifact to a file. */
+async function exportOnnxCommand(args: { model: string; db?: string; out: string }): Promise<number> {
+  const session = await openSession(args.db);
+  if (!session) return EXIT_ERROR;
+  try {
+    const bytes = await readModelArtifact(session, args.model);
+    await writeFile(args.out, bytes);
+    writeError(`wrote ${bytes.byteLength} bytes to ${args.out}\n`);
+    return 0;
+  } catch (error) {
+    writeError(`${formatError(error)}\n`);
+    return EXIT_ERROR;
+  } finally {
+    await session.close().catch(() => undefined);
+  }
+}
+
 /** Flushes stdout and stderr, then exits with `code`. */
 function exit(code: number): void {
   let pending = 2;
@@ -198,6 +255,42 @@ export async function main(argv: readonly string[]): Promise<number> {
       async (args) => {
         status = await runCommand({ command: args.command, file: args.file, db: args.db, format: args.format as OutputFormat });
       },
+    )
+    .command(
+      'proxy',
+      'serve the Postgres wire protocol in front of a Postgres server, adding model SQL (docs/proxy.md)',
+      (y) =>
+        y
+          .option('upstream', { type: 'string', demandOption: true, requiresArg: true, describe: 'the Postgres server: postgres://host:5432/db (clients bring their own credentials)' })
+          .option('listen', { type: 'string', default: '127.0.0.1:6432', requiresArg: true, describe: 'address and port to listen on' })
+          .option('tls-cert', { type: 'string', requiresArg: true, describe: 'PEM certificate (chain) for TLS toward clients' })
+          .option('tls-key', { type: 'string', requiresArg: true, describe: 'PEM private key for TLS toward clients' })
+          .check((args) => {
+            if ((args['tls-cert'] === undefined) !== (args['tls-key'] === undefined)) throw new Error('give --tls-cert and --tls-key together');
+            if (!/^postgres(ql)?:\/\//.test(args.upstream)) throw new Error('--upstream must be a postgres:// URL');
+            return true;
+          })
+          .example('$0 proxy --upstream postgres://localhost:5432/shop', 'then: psql "postgresql://me@127.0.0.1:6432/shop"'),
+      async (args) => {
+        status = await proxyCommand({ upstream: args.upstream, listen: args.listen, tlsCert: args['tls-cert'], tlsKey: args['tls-key'] });
+      },
+    )
+    .command('catalog', 'model catalog tools', (y) =>
+      y
+        .command(
+          'export-onnx <model>',
+          "write a trained model's ONNX graph to a file that onnxruntime loads (docs/training.md)",
+          (c) =>
+            c
+              .positional('model', { type: 'string', demandOption: true, describe: 'the model: name, schema.name, name$version' })
+              .option('db', dbOption)
+              .option('out', { type: 'string', demandOption: true, requiresArg: true, describe: 'the .onnx file to write' })
+              .example('$0 catalog export-onnx price_model --db shop.duckdb --out price_model.onnx', 'export the default version'),
+          async (args) => {
+            status = await exportOnnxCommand({ model: args.model, db: args.db, out: args.out });
+          },
+        )
+        .demandCommand(1, 'give a catalog command'),
     )
     .strict()
     .version(version())

@@ -131,15 +131,16 @@ export class ProgressReporter {
 }
 
 function payload(event: ProgressEvent): Record<string, unknown> {
-  return { model: event.model, rate: event.rate, errors: event.errors, known: event.rowsTotal !== undefined };
+  return { model: event.model, rate: event.rate, errors: event.errors, tokens: event.tokens, known: event.rowsTotal !== undefined };
 }
 
-/** `model [████░░░░] 42% | 4200/10000 rows | 1234 rows/s | 0 errors | ETA: 5s` */
+/** `model [████░░░░] 42% | 4200/10000 rows | 1234 rows/s | 0 errors | 5120 tokens | ETA: 5s` (tokens only when reported) */
 function formatBar(options: cliProgress.Options, params: cliProgress.Params, data: Record<string, unknown>): string {
   const model = String(data['model'] ?? '');
   const rate = Math.round(Number(data['rate'] ?? 0));
   const errors = Number(data['errors'] ?? 0);
-  const tail = `${rate} rows/s | ${errors} ${errors === 1 ? 'error' : 'errors'}`;
+  const tokens = Number(data['tokens'] ?? 0);
+  const tail = `${rate} rows/s | ${errors} ${errors === 1 ? 'error' : 'errors'}${tokens > 0 ? ` | ${tokens} tokens` : ''}`;
   if (data['known'] !== true || params.total <= 0) return `${model} | ${params.value} rows | ${tail}`;
   const size = options.barsize ?? 30;
   const filled = Math.max(0, Math.min(size, Math.round(params.progress * size)));

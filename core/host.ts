@@ -42,6 +42,34 @@ export interface SqlDialect {
   zipRelations(input: { readonly table: string; readonly columns: readonly string[] }, output: { readonly table: string; readonly columns: readonly string[] }): string;
   /** A `MAP(VARCHAR, DOUBLE)` (DuckDB) / `jsonb` (Postgres) expression from metric names and SQL expressions. */
   metricMap(entries: readonly (readonly [string, string])[]): string;
+  /**
+   * Training (optional; a host without it cannot hold rows out with `test-split`): a
+   * DOUBLE in [0, 1) that depends only on the values of `expressions` and `seed`, the
+   * same on every run.
+   */
+  hashFraction?(expressions: readonly string[], seed: number): string;
+  /**
+   * Model functions (optional; needed when `Host.nativeFunctions` is true): the statement
+   * that creates or replaces `schema.name(params...)` returning `body`, an expression over
+   * the (quoted) parameter names. `types` are the parameters' host types.
+   */
+  createFunction?(fn: HostFunction): string;
+  /** The statement that drops the function `createFunction` made, if it exists. */
+  dropFunction?(fn: Omit<HostFunction, 'body' | 'returnType'>): string;
+}
+
+/** A SQL function the core registers in the host (a trained model's `ml_predict_<model>`). */
+export interface HostFunction {
+  readonly schema: string;
+  readonly name: string;
+  /** Parameter names (unquoted) and host types. */
+  readonly params: readonly { readonly name: string; readonly type: string }[];
+  /** Host type of the result. */
+  readonly returnType: string;
+  /** The expression, over the quoted parameter names. */
+  readonly body: string;
+  /** Session-private (DuckDB `TEMPORARY MACRO`), for TEMPORARY models. */
+  readonly temporary: boolean;
 }
 
 /**

@@ -3,7 +3,7 @@
  * (https://duckdb.org/docs/stable/sql/data_types/overview), and the statements the core
  * generates.
  */
-import type { SqlDialect } from '../../core/host.js';
+import type { HostFunction, SqlDialect } from '../../core/host.js';
 import type { DataType } from '../../core/sql/ast.js';
 
 /** Flink and Postgres type names → DuckDB, for scalar types. */
@@ -88,5 +88,25 @@ export class DuckDBDialect implements SqlDialect {
     const keys = entries.map(([k]) => this.quoteString(k)).join(', ');
     const values = entries.map(([, v]) => `CAST(${v} AS DOUBLE)`).join(', ');
     return `MAP([${keys}], [${values}])`;
+  }
+
+  hashFraction(expressions: readonly string[], seed: number): string {
+    // hash() is variadic and deterministic: https://duckdb.org/docs/stable/sql/functions/utility#hashvalue
+    const modulus = 1_000_000_007;
+    return `(CAST(hash(${Math.trunc(seed)}, ${expressions.join(', ')}) % ${modulus} AS DOUBLE) / ${modulus}.0)`;
+  }
+
+  createFunction(fn: HostFunction): string {
+    // A scalar macro: https://duckdb.org/docs/stable/sql/statements/create_macro
+    const params = fn.params.map((p) => this.quoteIdentifier(p.name)).join(', ');
+    return `CREATE OR REPLACE ${fn.temporary ? 'TEMPORARY ' : ''}MACRO ${this.functionName(fn)}(${params}) AS ${fn.body}`;
+  }
+
+  dropFunction(fn: Omit<HostFunction, 'body' | 'returnType'>): string {
+    return `DROP MACRO IF EXISTS ${this.functionName(fn)}`;
+  }
+
+  private functionName(fn: { readonly schema: string; readonly name: string; readonly temporary: boolean }): string {
+    return fn.temporary ? `temp.main.${this.quoteIdentifier(fn.name)}` : `${this.quoteIdentifier(fn.schema)}.${this.quoteIdentifier(fn.name)}`;
   }
 }

@@ -25,6 +25,6 @@ const STATES: Readonly<Record<string, string>> = Object.fromEntries(Object.entri
 export function mapDuckDBError(error: unknown): ModelSqlError {
   if (error instanceof ModelSqlError) return error;
   const message = error instanceof Error ? error.message : String(error);
-  const type = /^([A-Za-z ]+ Error):/.exec(message)?.[1]?.toLowerCase();
+  const type = /^(?:Error: )?([A-Za-z ]+ Error):/.exec(message)?.[1]?.toLowerCase(); // some paths prefix "Error: "
   return new ModelSqlError((type && STATES[type]) ?? 'XX000', message, { cause: error });
 }

@@ -19,12 +19,24 @@ export interface PgQueryResult {
   readonly command: string;
 }
 
+/**
+ * Where the session stands with respect to transactions, as the last ReadyForQuery said
+ * (https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-READYFORQUERY):
+ * `I` idle, `T` in a transaction block, `E` in a failed transaction block.
+ */
+export type TransactionStatus = 'idle' | 'transaction' | 'failed';
+
 /** One upstream session. Calls are sequential: the host awaits each before the next. */
 export interface PgConnection {
   /** Runs one statement with `$1` parameters (extended protocol when `params` is given). */
   query(sql: string, params?: readonly unknown[]): Promise<PgQueryResult>;
   /** `COPY ... FROM STDIN`: sends `data` (text-format COPY chunks) and waits for completion. */
   copyFrom(sql: string, data: AsyncIterable<string | Uint8Array> | Iterable<string | Uint8Array>): Promise<void>;
+  /**
+   * The transaction status of the last ReadyForQuery, when the connection tracks it.
+   * Optional: without it the host probes with a SAVEPOINT.
+   */
+  transactionStatus?(): TransactionStatus;
   /** Asks the server to cancel the statement in flight (a CancelRequest on a new socket). */
   cancel(): Promise<void>;
   /** Ends the session. */

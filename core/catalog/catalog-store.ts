@@ -9,7 +9,7 @@ import type { Host } from '../host.js';
 import type { ModelColumn } from '../runtime/model-runtime.js';
 
 /** The catalog layout this modelsql writes. Bump it with a new entry in `MIGRATIONS`. */
-export const CATALOG_VERSION = 1;
+export const CATALOG_VERSION = 2;
 
 /** A qualified model name inside one database. */
 export interface ModelKey {
@@ -30,6 +30,11 @@ export interface ModelVersion extends ModelKey {
   /** The training query of `CREATE MODEL ... AS`. */
   readonly asQuery?: string;
   readonly createdAt: string;
+  /**
+   * Literal secrets (`api-key`) by option key, kept out of `options` (which hold
+   * `'******'` in their place) and stored in `ml_catalog.model_secrets` (core/secrets.ts).
+   */
+  readonly secrets?: readonly (readonly [string, string])[];
 }
 
 /** A model with its versions. */
@@ -52,10 +57,18 @@ const MIGRATIONS: readonly ((t: Host['dialect']['catalogTypes']) => readonly str
     `CREATE TABLE IF NOT EXISTS ml_catalog.training_metrics (schema_name ${t.text} NOT NULL, model_name ${t.text} NOT NULL, version ${t.integer} NOT NULL, metric ${t.text} NOT NULL, value ${t.double})`,
     `CREATE TABLE IF NOT EXISTS ml_catalog.prediction_runs (run_id ${t.text} NOT NULL, schema_name ${t.text} NOT NULL, model_name ${t.text} NOT NULL, version ${t.integer} NOT NULL, input_relation ${t.text}, row_count ${t.bigint} NOT NULL, error_count ${t.bigint} NOT NULL, duration_ms ${t.double} NOT NULL, tokens ${t.bigint}, started_at ${t.timestamp} NOT NULL)`,
   ],
+  // 2: remote models — the prediction cache (core/runtime/prediction-cache.ts), literal
+  // secrets kept apart from the readable options (core/secrets.ts), cache hits per run.
+  (t) => [
+    `CREATE TABLE IF NOT EXISTS ml_catalog.prediction_cache (cache_key ${t.text} NOT NULL, provider ${t.text} NOT NULL, model ${t.text} NOT NULL, answer ${t.text} NOT NULL, created_at ${t.timestamp} NOT NULL)`,
+    'CREATE INDEX IF NOT EXISTS prediction_cache_key ON ml_catalog.prediction_cache (cache_key)',
+    `CREATE TABLE IF NOT EXISTS ml_catalog.model_secrets (schema_name ${t.text} NOT NULL, model_name ${t.text} NOT NULL, version ${t.integer} NOT NULL, option_key ${t.text} NOT NULL, secret ${t.text} NOT NULL)`,
+    `ALTER TABLE ml_catalog.prediction_runs ADD COLUMN cache_hits ${t.bigint}`,
+  ],
 ];
 
 /** Tables that hold per-version rows, rewritten together by rename and drop. */
-const VERSIONED_TABLES = ['model_versions', 'artifacts', 'training_metrics'] as const;
+const VERSIONED_TABLES = ['model_versions', 'artifacts', 'training_metrics', 'model_secrets'] as const;
 
 /**
  * Reads and writes the persistent catalog of one host.
@@ -115,9 +128,17 @@ export class CatalogStore {
       `SELECT schema_name, model_name, version, provider, task, input_schema, output_schema, options, comment, as_query, CAST(created_at AS ${this.host.dialect.catalogTypes.text}) FROM ml_catalog.model_versions${where} ORDER BY schema_name, model_name, version`,
       params,
     );
+    const secretRows = await this.host.execute(`SELECT schema_name, model_name, version, option_key, secret FROM ml_catalog.model_secrets${where} ORDER BY option_key`, params);
+    const secrets = new Map<string, [string, string][]>();
+    for (const row of secretRows.rows) {
+      const key = JSON.stringify([row[0], row[1], Number(row[2])]);
+      secrets.set(key, [...(secrets.get(key) ?? []), [String(row[3]), String(row[4])]]);
+    }
     const byModel = new Map<string, ModelVersion[]>();
     for (const row of versions.rows) {
-      const v = versionFromRow(row);
+      const stored = versionFromRow(row);
+      const found = secrets.get(JSON.stringify([stored.schema, stored.name, stored.version]));
+      const v = found ? { ...stored, secrets: found } : stored;
       const key = JSON.stringify([v.schema, v.name]);
       byModel.set(key, [...(byModel.get(key) ?? []), v]);
     }
@@ -166,7 +187,16 @@ export class CatalogStore {
       for (const a of artifacts) {
         await this.host.execute('INSERT INTO ml_catalog.artifacts VALUES ($1, $2, $3, $4, $5, $6)', [version.schema, version.name, version.version, a.name, a.content, a.sha256]);
       }
+      await this.writeSecrets(version);
     });
+  }
+
+  /** Replaces the stored literal secrets of a version. */
+  private async writeSecrets(version: Pick<ModelVersion, 'schema' | 'name' | 'version' | 'secrets'>): Promise<void> {
+    await this.host.execute('DELETE FROM ml_catalog.model_secrets WHERE schema_name = $1 AND model_name = $2 AND version = $3', [version.schema, version.name, version.version]);
+    for (const [key, secret] of version.secrets ?? []) {
+      await this.host.execute('INSERT INTO ml_catalog.model_secrets VALUES ($1, $2, $3, $4, $5)', [version.schema, version.name, version.version, key, secret]);
+    }
   }
 
   /** Replaces the options (and task/provider) of one stored version. */
@@ -176,6 +206,7 @@ export class CatalogStore {
         'UPDATE ml_catalog.model_versions SET options = $1, provider = $2, task = $3 WHERE schema_name = $4 AND model_name = $5 AND version = $6',
         [JSON.stringify(version.options), version.provider, version.task ?? null, version.schema, version.name, version.version],
       );
+      await this.writeSecrets(version);
       await this.touch(version);
     });
   }
@@ -243,9 +274,9 @@ export class CatalogStore {
   }
 
   /** Records one prediction run in the lineage log. */
-  async recordRun(run: { runId: string; version: ModelVersion; inputRelation: string; rows: number; errors: number; startedAt: Date; durationMs: number; tokens?: number }): Promise<void> {
+  async recordRun(run: { runId: string; version: ModelVersion; inputRelation: string; rows: number; errors: number; startedAt: Date; durationMs: number; tokens?: number; cacheHits?: number }): Promise<void> {
     await this.ensure();
-    await this.host.execute('INSERT INTO ml_catalog.prediction_runs VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, CAST($10 AS TIMESTAMP))', [
+    await this.host.execute('INSERT INTO ml_catalog.prediction_runs (run_id, schema_name, model_name, version, input_relation, row_count, error_count, duration_ms, tokens, started_at, cache_hits) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, CAST($10 AS TIMESTAMP), $11)', [
       run.runId,
       run.version.schema,
       run.version.name,
@@ -256,6 +287,7 @@ export class CatalogStore {
       run.durationMs,
       run.tokens ?? null,
       timestampText(run.startedAt),
+      run.cacheHits ?? null,
     ]);
   }
 

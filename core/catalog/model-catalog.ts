@@ -27,11 +27,16 @@ import type {
   Statement,
 } from '../sql/ast.js';
 import { formatCreateModel, quoteIdentifier } from '../sql/format.js';
-import { formatType } from '../sql/types.js';
+import { formatType, parseDataType } from '../sql/types.js';
 import type { ModelColumn } from '../runtime/model-runtime.js';
 import type { RuntimeLoader } from '../runtime/runtime-loader.js';
 import { CatalogStore, timestampText, type ModelEntry, type ModelKey, type ModelVersion } from './catalog-store.js';
 import { displayOptionValue, resolveModelOptions } from './model-options.js';
+import { splitSecrets } from '../secrets.js';
+import { compileModel } from '../training/compile-sql.js';
+import { trainModel, type Artifact } from '../training/train-model.js';
+import { SPEC_ARTIFACT, parseTrainedModel, type TrainedModel } from '../training/trained-model.js';
+import { parseTrainingOptions } from '../training/training-options.js';
 
 /** A model name resolved to schema and name, with the `$version` it addressed. */
 export interface QualifiedModelName extends ModelKey {
@@ -56,6 +61,9 @@ type ModelStatement = Extract<Statement, { kind: `${string}-model${string}` | 's
 export class ModelCatalog {
   readonly store: CatalogStore;
   private readonly temporary = new Map<string, ModelEntry>();
+  /** Artifacts and training metrics of temporary trained models, by {@link artifactKey}. */
+  private readonly temporaryArtifacts = new Map<string, Uint8Array>();
+  private readonly temporaryMetrics = new Map<string, readonly (readonly [string, number])[]>();
 
   constructor(
     private readonly host: Host,
@@ -130,9 +138,6 @@ export class ModelCatalog {
   private async create(stmt: CreateModelStatement, sqlText: string): Promise<QueryResult> {
     const at = (offset: number) => positionAt(sqlText, offset);
     if (stmt.name.version !== undefined) throw new ModelSqlError('42601', 'CREATE MODEL takes a name without $version', { position: at(stmt.name.span.start) });
-    if (stmt.asQuery) {
-      throw new UnsupportedFeatureError('CREATE MODEL ... AS <query> (training inside the database) is not available in this version of modelsql', at(stmt.asQuery.span.start));
-    }
     const q = await this.qualify(stmt.name, sqlText);
     await this.checkSchema(q.schema, at(stmt.name.span.start));
     const existing = stmt.temporary ? this.temporary.get(tempKey(q)) : await this.store.get(q);
@@ -146,8 +151,11 @@ export class ModelCatalog {
       throw new InvalidOptionError(`'default-version' is set with ALTER MODEL ... SET, not at CREATE`, at(defaultVersionOption.keySpan.start));
     }
     const resolved = resolveModelOptions(options, optionPositions(stmt.options, sqlText));
-    const checked = await this.loader.check(options, stmt.input?.map(modelColumn), stmt.output?.map(modelColumn));
     const versionNumber = existing ? Math.max(...existing.versions.map((v) => v.version)) + 1 : 1;
+    if (stmt.asQuery || resolved.provider === 'internal') return this.createTrained(stmt, sqlText, q, existing, versionNumber, resolved.provider);
+    const checked = await this.loader.check(options, stmt.input?.map(modelColumn), stmt.output?.map(modelColumn));
+    // Literal secrets (api-key) are kept apart from the readable options (SPEC §5).
+    const split = splitSecrets(options);
     const version: ModelVersion = {
       schema: q.schema,
       name: q.name,
@@ -156,26 +164,123 @@ export class ModelCatalog {
       task: resolved.task,
       input: checked.input,
       output: checked.output,
-      options,
+      options: split.options,
+      ...(split.secrets.length > 0 ? { secrets: split.secrets } : {}),
       comment: stmt.comment,
       createdAt: timestampText(new Date()),
     };
-    if (stmt.temporary) {
+    await this.addVersion(q, existing, version, stmt.temporary, [], []);
+    return result('CREATE MODEL', [], []);
+  }
+
+  /** Stores a new version (temporary or persistent) and keeps the model's host function in step. */
+  private async addVersion(
+    q: ModelKey,
+    existing: ModelEntry | undefined,
+    version: ModelVersion,
+    temporary: boolean,
+    artifacts: readonly Artifact[],
+    metrics: readonly (readonly [string, number])[],
+  ): Promise<void> {
+    if (temporary) {
       const now = timestampText(new Date());
+      for (const a of artifacts) this.temporaryArtifacts.set(artifactKey(version, a.name), a.content);
+      this.temporaryMetrics.set(artifactKey(version, ''), metrics);
       this.temporary.set(tempKey(q), {
         schema: q.schema,
         name: q.name,
-        defaultVersion: versionNumber,
+        defaultVersion: version.version,
         owner: currentUser(),
         createdAt: existing?.createdAt ?? now,
         updatedAt: now,
         temporary: true,
         versions: [...(existing?.versions ?? []), version],
       });
-    } else {
-      await this.store.addVersion(version, currentUser());
+      await this.syncFunction(existing, this.temporary.get(tempKey(q)));
+      return;
     }
+    await this.host.transaction(async () => {
+      await this.store.addVersion(version, currentUser(), artifacts);
+      for (const [metric, value] of metrics) {
+        await this.host.execute('INSERT INTO ml_catalog.training_metrics VALUES ($1, $2, $3, $4, $5)', [version.schema, version.name, version.version, metric, value]);
+      }
+      await this.syncFunction(existing, await this.store.get(q));
+    });
+  }
+
+  /** `CREATE MODEL ... AS <query>`: trains in the host; stores the model only when training succeeded. */
+  private async createTrained(stmt: CreateModelStatement, sqlText: string, q: QualifiedModelName, existing: ModelEntry | undefined, versionNumber: number, provider: string): Promise<QueryResult> {
+    const at = (offset: number) => positionAt(sqlText, offset);
+    const positions = optionPositions(stmt.options, sqlText);
+    if (!stmt.asQuery) {
+      throw new InvalidOptionError(`'algorithm' trains a model from a query: write CREATE MODEL ... WITH (...) AS SELECT ...`, positions.get('algorithm'));
+    }
+    if (provider !== 'internal') {
+      const key = stmt.options.find((o) => ['provider', 'type', 'format'].includes(o.key.toLowerCase()))!;
+      throw new InvalidOptionError(`CREATE MODEL ... AS <query> trains a model inside the database: give 'algorithm' (and 'label'), not '${key.key}'`, at(key.keySpan.start));
+    }
+    const options = stmt.options.map((o) => [o.key, o.value] as const);
+    const trained = await trainModel(this.host, stmt.asQuery.text, options, { query: at(stmt.asQuery.span.start), option: (key) => positions.get(key.toLowerCase()) });
+    const version: ModelVersion = {
+      schema: q.schema,
+      name: q.name,
+      version: versionNumber,
+      provider: 'internal',
+      task: trained.model.task,
+      input: trained.model.input,
+      output: trained.model.output,
+      options,
+      comment: stmt.comment,
+      asQuery: stmt.asQuery.text,
+      createdAt: timestampText(new Date()),
+    };
+    await this.addVersion(q, existing, version, stmt.temporary, trained.artifacts, trained.metrics);
     return result('CREATE MODEL', [], []);
+  }
+
+  /** The stored bytes of an artifact of a version (temporary models keep theirs in the session). */
+  async artifact(version: ModelVersion, name: string): Promise<Uint8Array | undefined> {
+    return this.temporaryArtifacts.get(artifactKey(version, name)) ?? (await this.store.artifact(version, name));
+  }
+
+  /** The trained model behind a version, or undefined for other models. */
+  async trainedModel(version: ModelVersion): Promise<TrainedModel | undefined> {
+    if (version.provider !== 'internal') return undefined;
+    const bytes = await this.artifact(version, SPEC_ARTIFACT);
+    return bytes ? parseTrainedModel(bytes) : undefined;
+  }
+
+  /**
+   * Keeps a trained model's host function (`ml_predict_<model>`: a DuckDB macro, a Postgres
+   * SQL function) in step with the model's default version: dropped when the model (or its
+   * name) goes away or its default is not a trained model, (re)created otherwise.
+   */
+  private async syncFunction(before: ModelEntry | undefined, after: ModelEntry | undefined): Promise<void> {
+    const d = this.host.dialect;
+    if (!this.host.nativeFunctions || !d.createFunction || !d.dropFunction) return;
+    const trainedDefault = async (entry: ModelEntry | undefined) => {
+      const v = entry?.versions.find((x) => x.version === entry.defaultVersion);
+      const spec = v ? await this.trainedModel(v) : undefined;
+      return v && spec ? { v, spec } : undefined;
+    };
+    // Before: the model's artifacts may be gone already (DROP), so its provider says it.
+    const beforeDefault = before?.versions.find((x) => x.version === before.defaultVersion);
+    const old = beforeDefault?.provider === 'internal' ? { v: beforeDefault } : undefined;
+    const now = await trainedDefault(after);
+    const fn = (entry: ModelEntry, v: ModelVersion) => ({
+      schema: entry.schema,
+      name: `ml_predict_${entry.name}`,
+      params: v.input.map((c) => ({ name: c.name, type: d.hostType(parseDataType(c.type)) })),
+      temporary: entry.temporary,
+    });
+    if (old && (!now || old.v.input.length !== now.v.input.length || before!.name !== after!.name || before!.schema !== after!.schema)) {
+      await this.host.execute(d.dropFunction(fn(before!, old.v)));
+    }
+    if (now) {
+      const base = fn(after!, now.v);
+      const body = compileModel(now.spec, d, base.params.map((p) => d.quoteIdentifier(p.name)), true).outputs[0]!;
+      await this.host.execute(d.createFunction({ ...base, body, returnType: d.hostType(parseDataType(now.v.output[0]!.type)) }));
+    }
   }
 
   private async alter(stmt: AlterModelStatement, sqlText: string): Promise<QueryResult> {
@@ -195,9 +300,22 @@ export class ModelCatalog {
       if (await this.find(to)) throw new DuplicateModelError(`model ${displayName(to)} already exists`, positionAt(sqlText, action.newName.span.start));
       if (entry.temporary) {
         this.temporary.delete(tempKey(q));
-        this.temporary.set(tempKey(to), { ...entry, schema: to.schema, name: to.name, versions: entry.versions.map((v) => ({ ...v, schema: to.schema, name: to.name })) });
+        const renamed: ModelEntry = { ...entry, schema: to.schema, name: to.name, versions: entry.versions.map((v) => ({ ...v, schema: to.schema, name: to.name })) };
+        for (const v of entry.versions) {
+          for (const [key, value] of [...this.temporaryArtifacts].filter(([k]) => k.startsWith(artifactKey(v, '').slice(0, -3)))) {
+            this.temporaryArtifacts.delete(key);
+            this.temporaryArtifacts.set(artifactKey({ ...v, schema: to.schema, name: to.name }, (JSON.parse(key) as string[])[3]!), value);
+          }
+          const metrics = this.temporaryMetrics.get(artifactKey(v, ''));
+          if (metrics) this.temporaryMetrics.set(artifactKey({ ...v, schema: to.schema, name: to.name }, ''), metrics);
+        }
+        this.temporary.set(tempKey(to), renamed);
+        await this.syncFunction(entry, renamed);
       } else {
-        await this.store.rename(q, to);
+        await this.host.transaction(async () => {
+          await this.store.rename(q, to);
+          await this.syncFunction(entry, await this.store.get(to));
+        });
       }
       return result('ALTER MODEL', [], []);
     }
@@ -230,17 +348,24 @@ export class ModelCatalog {
     const resolved = resolveModelOptions(options, positions);
     const changed = JSON.stringify(options) !== JSON.stringify(target.options);
     if (changed) await this.loader.check(options, target.input, target.output);
-    const updated: ModelVersion = { ...target, options, provider: resolved.provider, task: resolved.task };
+    const split = splitSecrets(options, target.secrets);
+    const updated: ModelVersion = { ...target, options: split.options, secrets: split.secrets, provider: resolved.provider, task: resolved.task };
+    if (resolved.provider === 'internal') parseTrainingOptions(options, (key) => positions?.get(key.toLowerCase()));
     if (entry.temporary) {
-      this.temporary.set(tempKey(q), {
+      const after: ModelEntry = {
         ...entry,
         defaultVersion: defaultVersion ?? entry.defaultVersion,
         versions: entry.versions.map((v) => (v.version === target.version ? updated : v)),
-      });
+      };
+      this.temporary.set(tempKey(q), after);
+      if (defaultVersion !== undefined) await this.syncFunction(entry, after);
     } else {
       await this.host.transaction(async () => {
         if (changed) await this.store.updateVersion(updated);
-        if (defaultVersion !== undefined) await this.store.setDefaultVersion(q, defaultVersion);
+        if (defaultVersion !== undefined) {
+          await this.store.setDefaultVersion(q, defaultVersion);
+          await this.syncFunction(entry, await this.store.get(q));
+        }
       });
     }
     return result('ALTER MODEL', [], []);
@@ -260,13 +385,23 @@ export class ModelCatalog {
     }
     if (entry.temporary) {
       const versions = entry.versions.filter((v) => q.version !== undefined && v.version !== q.version);
+      let after: ModelEntry | undefined;
       if (versions.length === 0) this.temporary.delete(tempKey(q));
       else {
         const defaultVersion = versions.some((v) => v.version === entry.defaultVersion) ? entry.defaultVersion : versions[versions.length - 1]!.version;
-        this.temporary.set(tempKey(q), { ...entry, versions, defaultVersion });
+        after = { ...entry, versions, defaultVersion };
+        this.temporary.set(tempKey(q), after);
+      }
+      await this.syncFunction(entry, after);
+      for (const v of entry.versions.filter((x) => !versions.includes(x))) {
+        for (const key of [...this.temporaryArtifacts.keys()].filter((k) => k.startsWith(artifactKey(v, '').slice(0, -3)))) this.temporaryArtifacts.delete(key);
+        this.temporaryMetrics.delete(artifactKey(v, ''));
       }
     } else {
-      await this.store.drop(q, q.version);
+      await this.host.transaction(async () => {
+        await this.store.drop(q, q.version);
+        await this.syncFunction(entry, await this.store.get(q));
+      });
     }
     return result('DROP MODEL', [], []);
   }
@@ -316,7 +451,8 @@ export class ModelCatalog {
       rows.push(['created_at', version.createdAt, null, 'property', null]);
       if (version.comment !== undefined) rows.push(['comment', version.comment, null, 'property', null]);
       for (const [k, v] of version.options) rows.push([k, displayOptionValue(k, v), null, 'option', null]);
-      if (!entry.temporary) for (const [metric, value] of await this.store.metrics(version)) rows.push([metric, String(value), null, 'metric', null]);
+      const metrics = entry.temporary ? (this.temporaryMetrics.get(artifactKey(version, '')) ?? []) : await this.store.metrics(version);
+      for (const [metric, value] of metrics) rows.push([metric, String(value), null, 'metric', null]);
     }
     return result(
       'DESCRIBE MODEL',
@@ -336,8 +472,9 @@ export function showCreate(entry: ModelEntry, version: ModelVersion): string {
   return formatCreateModel({
     name: `${quoteIdentifier(version.schema)}.${quoteIdentifier(version.name)}`,
     temporary: entry.temporary,
-    input: version.input,
-    output: version.output,
+    // A trained model's INPUT and OUTPUT follow from its query (the parser rejects them with AS).
+    input: version.asQuery === undefined ? version.input : undefined,
+    output: version.asQuery === undefined ? version.output : undefined,
     comment: version.comment,
     options: version.options.map(([k, v]) => [k, displayOptionValue(k, v)] as const),
     asQuery: version.asQuery,
@@ -350,6 +487,11 @@ function modelColumn(c: ColumnDef): ModelColumn {
 
 function optionPositions(options: readonly OptionEntry[], sqlText: string): Map<string, ReturnType<typeof positionAt>> {
   return new Map(options.map((o) => [o.key.toLowerCase(), positionAt(sqlText, o.keySpan.start)]));
+}
+
+/** Key of an artifact of a temporary version: `["schema","name",version,"artifact"]`. */
+function artifactKey(v: ModelKey & { readonly version: number }, name: string): string {
+  return JSON.stringify([v.schema, v.name, v.version, name]);
 }
 
 function tempKey(q: ModelKey): string {

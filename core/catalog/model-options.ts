@@ -4,6 +4,9 @@
  * stored as written.
  */
 import { InvalidOptionError, UnsupportedFeatureError, type SourcePosition } from '../errors.js';
+import { REMOTE_PROVIDER_OPTIONS, REMOTE_PROVIDERS, validateRemoteOptionValues, type RemoteProvider } from '../runtime/providers/remote-options.js';
+import { displayOptionValue, isSecretKey } from '../secrets.js';
+import { TRAINING_OPTION_KEYS } from '../training/training-options.js';
 
 /** Tasks a model may declare (SPEC §1.3). */
 export const TASKS = ['regression', 'classification', 'clustering', 'embedding', 'text_generation'] as const;
@@ -14,13 +17,15 @@ const COMMON_OPTIONS = ['provider', 'type', 'format', 'task', 'description', 'ba
 /** Options by provider. */
 const PROVIDER_OPTIONS: Readonly<Record<string, readonly string[]>> = {
   onnx: ['path', 'onnx.path'],
+  /** Remote providers (core/runtime/providers/remote-options.ts). */
+  ...REMOTE_PROVIDER_OPTIONS,
+  /** Models trained by `CREATE MODEL ... AS <query>` (core/training). */
+  internal: TRAINING_OPTION_KEYS,
 };
 
 /** Providers that exist in the SQL surface but are not available in this build. */
-const LATER_PROVIDERS = ['openai', 'gemini', 'anthropic'];
+const LATER_PROVIDERS: readonly string[] = [];
 
-/** Keys that hold secrets: printed as `'******'` unless they are `${env:...}` references. */
-const SECRET_KEYS = ['api-key', 'api_key', 'apikey', 'password', 'secret', 'token'];
 
 /** What the options of one model say, normalised. */
 export interface ModelOptions {
@@ -72,6 +77,7 @@ export function resolveModelOptions(options: readonly (readonly [string, string]
   if (provider === 'onnx' && (location === undefined || location === '')) {
     throw new InvalidOptionError(`an ONNX model needs 'path' (or 'onnx.path'): a file path or an http(s) URL`);
   }
+  if ((REMOTE_PROVIDERS as readonly string[]).includes(provider)) validateRemoteOptionValues(provider as RemoteProvider, options, at);
   return {
     provider,
     task: task?.toLowerCase(),
@@ -81,16 +87,8 @@ export function resolveModelOptions(options: readonly (readonly [string, string]
   };
 }
 
-/** Whether `key` holds a secret. */
-export function isSecretKey(key: string): boolean {
-  const k = key.toLowerCase();
-  return SECRET_KEYS.some((s) => k === s || k.endsWith(`.${s}`) || k.endsWith(`-${s}`));
-}
-
-/** The value to print for an option: secrets become `******` unless they are `${env:NAME}` references. */
-export function displayOptionValue(key: string, value: string): string {
-  return isSecretKey(key) && !/^\$\{env:[^}]+\}$/.test(value) ? '******' : value;
-}
+/** Secret keys and their display live in core/secrets.ts; re-exported for existing callers. */
+export { displayOptionValue, isSecretKey };
 
 function providerOf(options: readonly (readonly [string, string])[], at: (key: string) => SourcePosition | undefined): string {
   const provider = getOption(options, 'provider')?.toLowerCase();
@@ -101,10 +99,12 @@ function providerOf(options: readonly (readonly [string, string])[], at: (key: s
       throw new UnsupportedFeatureError(`provider '${provider}' is not available in this version of modelsql; available: onnx`, at('provider'));
     }
     if (!(provider in PROVIDER_OPTIONS)) {
-      throw new InvalidOptionError(`unknown provider '${provider}'; known providers: onnx, ${LATER_PROVIDERS.join(', ')}`, at('provider'));
+      throw new InvalidOptionError(`unknown provider '${provider}'; known providers: onnx, ${REMOTE_PROVIDERS.join(', ')}`, at('provider'));
     }
     return provider;
   }
+  // A trained model's options name its algorithm and no provider.
+  if (type === undefined && getOption(options, 'algorithm') !== undefined) return 'internal';
   if (type !== undefined) {
     if (type !== 'import') throw new InvalidOptionError(`unknown model type '${type}'; expected 'import' (with 'format' = 'ONNX')`, at('type'));
     if (format !== 'onnx') throw new InvalidOptionError(`'type' = 'import' needs 'format' = 'ONNX'`, at(format === undefined ? 'type' : 'format'));

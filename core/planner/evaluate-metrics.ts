@@ -7,9 +7,10 @@
  * - classification: Accuracy, macro Precision, Recall and F1 over the classes seen in labels
  *   or predictions (a class never predicted has precision 0, as scikit-learn's
  *   `zero_division=0`), and with a probabilities output (`ARRAY<...>`) LogLoss and macro
- *   one-vs-rest AUC. When every class is a non-negative integer, class c reads element
- *   c + 1 of the probabilities (classes 0, 1, 2, ... as classifiers number them);
- *   otherwise the class's rank among the sorted classes seen in labels and predictions.
+ *   one-vs-rest AUC. When every class is a non-negative integer smaller than the length of
+ *   the probabilities, class c reads element c + 1 (classes 0, 1, 2, ... as classifiers
+ *   number them); otherwise the class's rank among the sorted classes seen in labels and
+ *   predictions (the order of a trained classifier's probabilities).
  */
 import { UnsupportedFeatureError, type SourcePosition } from '../errors.js';
 import type { HostColumn, SqlDialect } from '../host.js';
@@ -66,8 +67,8 @@ export function evaluationRelation(d: SqlDialect, spec: EvaluationSpec): string 
       const ctes = [
         `z AS (SELECT CAST(${label} AS ${classType}) AS y, CAST(${prediction} AS ${classType}) AS p${probs} FROM ${spec.relation} AS zipped WHERE ${present})`,
         numeric
-          ? // integer classes 0, 1, 2, ... index the probabilities directly; other classes by rank
-            `classes AS (SELECT c, CASE WHEN (SELECT bool_and(c = floor(c) AND c >= 0) FROM (SELECT y AS c FROM z UNION SELECT p FROM z) AS v) ` +
+          ? // integer classes 0, 1, 2, ... index the probabilities directly (when the array is long enough); other classes by rank
+            `classes AS (SELECT c, CASE WHEN (SELECT bool_and(c = floor(c) AND c >= 0)${spec.probabilities ? ' AND max(c) < (SELECT max(array_length(probs, 1)) FROM z)' : ''} FROM (SELECT y AS c FROM z UNION SELECT p FROM z) AS v) ` +
             `THEN CAST(c AS BIGINT) + 1 ELSE row_number() OVER (ORDER BY c) END AS idx FROM (SELECT y AS c FROM z UNION SELECT p FROM z) AS u)`
           : `classes AS (SELECT c, row_number() OVER (ORDER BY c) AS idx FROM (SELECT y AS c FROM z UNION SELECT p FROM z) AS u)`,
         `actual AS (SELECT y AS c, count(*) AS n, sum(CASE WHEN y = p THEN 1 ELSE 0 END) AS tp FROM z GROUP BY y)`,

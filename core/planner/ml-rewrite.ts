@@ -11,15 +11,21 @@ import { randomUUID } from 'node:crypto';
 import { ArgumentError, positionAt, withoutGeneratedSql } from '../errors.js';
 import type { Host, HostColumn } from '../host.js';
 import type { DataType, MlArgValue, MlCall, Identifier, Span } from '../sql/ast.js';
-import { bindEvaluate, bindPredict, modelArgument, type CallConfig, type EvaluateBinding } from '../sql/ml-call.js';
+import { bindEvaluate, bindPredict, modelArgument, type CallConfig, type EvaluateBinding, type PredictBinding } from '../sql/ml-call.js';
 import { isAssignable, parseDataType, typeCategory } from '../sql/types.js';
 import type { ModelCatalog, ResolvedModel } from '../catalog/model-catalog.js';
 import type { RuntimeLoader } from '../runtime/runtime-loader.js';
 import { runStage } from '../runtime/executor.js';
+import { PredictionCache } from '../runtime/prediction-cache.js';
+import { remoteStageShape } from '../runtime/remote-executor.js';
+import type { StageCounters } from '../runtime/model-runtime.js';
 import type { ModelColumn } from '../runtime/model-runtime.js';
 import type { ProgressEvent } from '../session/session.js';
 import { evaluationRelation, type EvaluationSpec, type EvaluationTask } from './evaluate-metrics.js';
 import { inputQuerySql, spliceCalls } from './splice.js';
+import { getOption } from '../catalog/model-options.js';
+import { compileModel, compiledRelation } from '../training/compile-sql.js';
+import type { TrainedModel } from '../training/trained-model.js';
 
 /** Rows per batch when neither the call, the model nor the runtime says otherwise. */
 const DEFAULT_BATCH_SIZE = 8192;
@@ -54,6 +60,8 @@ async function runCall(call: MlCall, ctx: RewriteContext): Promise<string> {
   // Unknown model is reported before any argument problem (SPEC §1.2.1).
   const model = await ctx.catalog.resolve(modelArgument(call, text).name, text);
   const bound = call.function === 'ML_PREDICT' ? bindPredict(call, text) : bindEvaluate(call, text);
+  const trained = await ctx.catalog.trainedModel(model.version);
+  if (trained && getOption(model.version.options, 'runtime')?.trim().toLowerCase() !== 'onnx') return compiledCall(call, bound, model, trained, ctx);
 
   const inputTable = ctx.newTempTable('in');
   const rowCount = await materializeInput(inputTable, bound.input, ctx);
@@ -61,7 +69,7 @@ async function runCall(call: MlCall, ctx: RewriteContext): Promise<string> {
   const features = matchDescriptor(bound.columns, inputColumns, model.version.input, text);
   const evaluation = call.function === 'ML_EVALUATE' ? evaluationTarget(call, bound as EvaluateBinding, model, inputColumns, text) : undefined;
 
-  const runtime = await ctx.loader.load(model.version);
+  const runtime = await ctx.loader.load(model.version, (name) => ctx.catalog.artifact(model.version, name));
   const outputTable = ctx.newTempTable('out');
   const outputNames = outputColumnNames(inputColumns.map((c) => c.name), model.version.output.map((c) => c.name));
   await ctx.host.createTempTable(
@@ -69,6 +77,13 @@ async function runCall(call: MlCall, ctx: RewriteContext): Promise<string> {
     model.version.output.map((c, i) => ({ name: outputNames[i]!, type: ctx.host.dialect.hostType(parseDataType(c.type)) })),
   );
   const startedAt = new Date();
+  // Remote runtimes: CONFIG goes to the executor inside the runtime (requests in flight, rows
+  // per request, timeout, strategy); the stage only pipelines reads, cache and appends.
+  const counters: StageCounters = { errors: 0, tokens: 0, cacheHits: 0, requests: 0 };
+  const remote = remoteStageShape(runtime, bound.config);
+  const progress = progressReporter(modelArgumentText(call, text), rowCount, ctx.onProgress, counters);
+  const cache = remote?.cache ? new PredictionCache(ctx.host, runtime.provider, getOption(model.version.options, 'model') ?? '') : undefined;
+  if (cache) await ctx.catalog.store.ensure();
   await runStage({
     host: ctx.host,
     runtime,
@@ -76,25 +91,58 @@ async function runCall(call: MlCall, ctx: RewriteContext): Promise<string> {
     inputExpressions: features.map((c) => ctx.host.dialect.quoteIdentifier(c.name)),
     rowCount,
     outputTable,
-    batchSize: bound.config.batchSize ?? modelOption(model, 'batch-size') ?? (runtime.preferredBatchSize > 0 ? runtime.preferredBatchSize : DEFAULT_BATCH_SIZE),
-    concurrency: bound.config.maxConcurrentOperations ?? modelOption(model, 'max-concurrent-operations') ?? DEFAULT_CONCURRENCY,
+    batchSize: remote?.rows ?? bound.config.batchSize ?? modelOption(model, 'batch-size') ?? (runtime.preferredBatchSize > 0 ? runtime.preferredBatchSize : DEFAULT_BATCH_SIZE),
+    concurrency: remote?.batchesInFlight ?? bound.config.maxConcurrentOperations ?? modelOption(model, 'max-concurrent-operations') ?? DEFAULT_CONCURRENCY,
     signal: ctx.signal,
-    onProgress: progressReporter(modelArgumentText(call, text), rowCount, ctx.onProgress),
+    onProgress: progress?.onBatch,
+    stage: { config: bound.config, counters, onRows: progress?.onRows },
+    cache,
   });
+  progress?.finish();
   await ctx.catalog.store.recordRun({
     runId: randomUUID(),
     version: model.version,
     inputRelation: bound.input.kind === 'table' ? bound.input.name.map((id) => id.value).join('.') : text.slice(bound.input.span.start, bound.input.span.end),
     rows: rowCount,
-    errors: 0,
+    errors: counters.errors,
     startedAt,
     durationMs: Date.now() - startedAt.getTime(),
+    ...(remote ? { tokens: counters.tokens, cacheHits: counters.cacheHits } : {}),
   });
   const zipped = ctx.host.dialect.zipRelations({ table: inputTable, columns: inputColumns.map((c) => c.name) }, { table: outputTable, columns: outputNames });
   if (!evaluation) return zipped;
   return evaluationRelation(ctx.host.dialect, {
     ...evaluation,
     relation: zipped,
+    prediction: { name: outputNames[0]!, type: model.version.output[0]!.type },
+    probabilities: probabilitiesColumn(model.version.output, outputNames),
+  });
+}
+
+/**
+ * A call on a trained model compiled to SQL (SPEC §3): the call becomes a plain relation
+ * over its input query, with the model's outputs as SQL expressions; no rows leave the host
+ * and nothing is materialized.
+ */
+async function compiledCall(call: MlCall, bound: PredictBinding | EvaluateBinding, model: ResolvedModel, trained: TrainedModel, ctx: RewriteContext): Promise<string> {
+  const text = ctx.scriptText;
+  const d = ctx.host.dialect;
+  const query = await inputQuery(bound.input, ctx);
+  let inputColumns: readonly HostColumn[];
+  try {
+    inputColumns = await ctx.host.describe(query);
+  } catch (error) {
+    throw withoutGeneratedSql(error, 'in the input of the ML call', positionAt(text, bound.input.span.start));
+  }
+  const features = matchDescriptor(bound.columns, inputColumns, model.version.input, text);
+  const evaluation = call.function === 'ML_EVALUATE' ? evaluationTarget(call, bound as EvaluateBinding, model, inputColumns, text) : undefined;
+  const outputNames = outputColumnNames(inputColumns.map((c) => c.name), model.version.output.map((c) => c.name));
+  const compiled = compileModel(trained, d, features.map((c) => d.quoteIdentifier(c.name)), false);
+  const relation = compiledRelation(d, compiled, query, inputColumns.map((c) => d.quoteIdentifier(c.name)), outputNames);
+  if (!evaluation) return relation;
+  return evaluationRelation(d, {
+    ...evaluation,
+    relation,
     prediction: { name: outputNames[0]!, type: model.version.output[0]!.type },
     probabilities: probabilitiesColumn(model.version.output, outputNames),
   });
@@ -211,12 +259,35 @@ function modelArgumentText(call: MlCall, text: string): string {
   return text.slice(span.start, span.end);
 }
 
-function progressReporter(model: string, rowsTotal: number, emit: RewriteContext['onProgress']): ((rowsDone: number) => void) | undefined {
+/**
+ * Progress events of a stage: after each appended batch (`onBatch`), and, for remote
+ * models, as rows are answered inside a batch (`onRows`); with the stage's errors and tokens.
+ */
+function progressReporter(
+  model: string,
+  rowsTotal: number,
+  emit: RewriteContext['onProgress'],
+  counters: StageCounters,
+): { onBatch: (rowsDone: number) => void; onRows: (rows: number) => void; finish: () => void } | undefined {
   if (!emit) return undefined;
   const started = performance.now();
-  return (rowsDone) => {
+  let answered = 0;
+  let done = 0;
+  let finished = false;
+  const send = (rowsDone: number, last: boolean): void => {
+    if (finished || (rowsDone <= done && !last)) return;
+    done = Math.max(done, rowsDone);
+    finished = last;
     const seconds = (performance.now() - started) / 1000;
-    emit({ model, rowsDone, rowsTotal, rate: seconds > 0 ? rowsDone / seconds : 0, errors: 0, finished: rowsDone >= rowsTotal });
+    emit({ model, rowsDone: done, rowsTotal, rate: seconds > 0 ? done / seconds : 0, errors: counters.errors, tokens: counters.tokens, finished: last });
+  };
+  return {
+    onBatch: (rowsDone) => send(rowsDone, rowsDone >= rowsTotal),
+    onRows: (rows) => {
+      answered += rows;
+      send(Math.min(answered, rowsTotal - 1), false);
+    },
+    finish: () => send(rowsTotal, true),
   };
 }
 

@@ -5,7 +5,8 @@
  */
 import { ModelSqlError, QueryCanceledError } from '../errors.js';
 import type { Host } from '../host.js';
-import type { ColumnBatch, ModelRuntime } from './model-runtime.js';
+import type { ColumnBatch, ColumnData, ModelRuntime, PredictStage } from './model-runtime.js';
+import type { PredictionCache } from './prediction-cache.js';
 
 /** What a stage reads, runs and writes. */
 export interface StageSpec {
@@ -24,6 +25,13 @@ export interface StageSpec {
   readonly signal?: AbortSignal;
   /** Called after each appended batch with the rows done so far. */
   readonly onProgress?: (rowsDone: number) => void;
+  /** The call's CONFIG and counters, handed to the runtime (remote providers use them). */
+  readonly stage?: PredictStage;
+  /**
+   * The prediction cache, for runtimes with `cacheKeys`: rows with a stored answer skip the
+   * runtime, new answers are written between batches and when the stage ends or fails.
+   */
+  readonly cache?: PredictionCache;
 }
 
 /**
@@ -44,21 +52,76 @@ export async function runStage(spec: StageSpec): Promise<void> {
     rowsDone += predictions.rowCount;
     spec.onProgress?.(rowsDone);
   };
+  const cache = spec.cache && runtime.cacheKeys ? spec.cache : undefined;
+  const stage: PredictStage | undefined = cache && spec.stage ? { ...spec.stage, remember: (key, values) => cache.remember(key, values) } : spec.stage;
   try {
     for await (const batch of host.readBatches(spec.inputTable, spec.inputExpressions, runtime.inputKinds, spec.batchSize)) {
       throwIfAborted(signal);
-      const prediction = runtime.predictBatch(batch, { signal });
+      const prediction = cache ? (await predictCached(runtime, batch, cache, stage, signal)).prediction : runtime.predictBatch(batch, { signal, stage });
       prediction.catch(() => undefined); // awaited in order by appendOldest
       inFlight.push(prediction);
-      if (inFlight.length >= Math.max(1, spec.concurrency)) await appendOldest();
+      if (inFlight.length >= Math.max(1, spec.concurrency)) {
+        await appendOldest();
+        await cache?.flush();
+      }
     }
-    while (inFlight.length > 0) await appendOldest();
+    while (inFlight.length > 0) {
+      await appendOldest();
+      await cache?.flush();
+    }
     if (rowsDone !== spec.rowCount) {
       throw new ModelSqlError('XX000', `internal error: the model stage read ${rowsDone} of ${spec.rowCount} input rows`);
     }
   } finally {
+    if (cache) {
+      // A failed or cancelled stage keeps what it was answered: a rerun asks only for the rest.
+      await Promise.allSettled(inFlight);
+      await cache.flush().catch(() => undefined);
+    }
     await appender.close().catch(() => undefined);
   }
+}
+
+/**
+ * Predicts a batch through the cache: rows with a stored answer take it, the others go to
+ * the runtime (as one smaller batch), and the two are merged back in row order.
+ */
+async function predictCached(runtime: ModelRuntime, batch: ColumnBatch, cache: PredictionCache, stage: PredictStage | undefined, signal: AbortSignal | undefined): Promise<{ prediction: Promise<ColumnBatch> }> {
+  const keys = runtime.cacheKeys!(batch);
+  const hits = await cache.lookup(keys.filter((k): k is string => k !== null));
+  const missing: number[] = [];
+  keys.forEach((key, row) => {
+    if (key === null || !hits.has(key)) missing.push(row);
+  });
+  if (stage) stage.counters.cacheHits += batch.rowCount - missing.length;
+  if (missing.length < batch.rowCount) stage?.onRows?.(batch.rowCount - missing.length);
+  if (missing.length === batch.rowCount) return { prediction: runtime.predictBatch(batch, { signal, stage }) };
+  const answered = missing.length === 0 ? undefined : runtime.predictBatch(selectRows(batch, missing), { signal, stage });
+  const prediction = (async () => {
+    const predicted = answered ? await answered : undefined;
+    const width = predicted?.columns.length ?? hits.values().next().value!.length;
+    const columns: unknown[][] = Array.from({ length: width }, () => new Array<unknown>(batch.rowCount).fill(null));
+    keys.forEach((key, row) => {
+      const values = key === null ? undefined : hits.get(key);
+      if (values) values.forEach((v, c) => (columns[c]![row] = v));
+    });
+    missing.forEach((row, i) => predicted!.columns.forEach((column, c) => (columns[c]![row] = valueAt(column, i))));
+    return { rowCount: batch.rowCount, columns: columns.map((values): ColumnData => ({ kind: 'value', values })) };
+  })();
+  return { prediction };
+}
+
+/** The given rows of a batch, in order. */
+function selectRows(batch: ColumnBatch, rows: readonly number[]): ColumnBatch {
+  return {
+    rowCount: rows.length,
+    columns: batch.columns.map((c): ColumnData => ({ kind: 'value', values: rows.map((r) => valueAt(c, r)) })),
+  };
+}
+
+function valueAt(column: ColumnData, row: number): unknown {
+  if (column.kind === 'number') return column.nulls?.[row] ? null : column.values[row];
+  return column.values[row] ?? null;
 }
 
 function throwIfAborted(signal: AbortSignal | undefined): void {

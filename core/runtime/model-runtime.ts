@@ -25,10 +25,43 @@ export interface ModelColumn {
   readonly comment?: string;
 }
 
+/** Counters of one model stage, added to by the runtime (remote providers) and the executor. */
+export interface StageCounters {
+  /** Rows answered with an error (IGNORE strategy, or RETRY then IGNORE). */
+  errors: number;
+  /** Tokens the provider reported. */
+  tokens: number;
+  /** Rows answered from the prediction cache. */
+  cacheHits: number;
+  /** Requests sent (retries included). */
+  requests: number;
+}
+
+/**
+ * The stage a `predictBatch` call belongs to: the call's CONFIG, counters, and where to put
+ * answers for the prediction cache. One object per ML_PREDICT call, shared by its batches.
+ */
+export interface PredictStage {
+  /** Per-call overrides (ML_PREDICT's CONFIG map). */
+  readonly config: {
+    readonly maxConcurrentOperations?: number;
+    readonly timeoutMs?: number;
+    readonly batchSize?: number;
+    readonly errorHandlingStrategy?: 'RETRY' | 'FAILOVER' | 'IGNORE';
+  };
+  readonly counters: StageCounters;
+  /** Called once per answered row with its cache key and OUTPUT values, when caching is on. */
+  readonly remember?: (key: string, values: readonly unknown[]) => void;
+  /** Called after every answered or failed row (progress within a batch). */
+  readonly onRows?: (rows: number) => void;
+}
+
 /** Options for one `predictBatch` call. */
 export interface PredictOptions {
   /** Aborted when the query is cancelled; a runtime stops work as soon as it can. */
   readonly signal?: AbortSignal;
+  /** The stage of the call (set by the executor); runtimes that need none ignore it. */
+  readonly stage?: PredictStage;
 }
 
 /**
@@ -46,4 +79,16 @@ export interface ModelRuntime {
   predictBatch(batch: ColumnBatch, options?: PredictOptions): Promise<ColumnBatch>;
   /** Frees native resources. */
   close(): Promise<void>;
+  /**
+   * Capability: remote runtimes are `true`. Their `batch-size` means rows per request and
+   * their concurrency requests in flight, handled inside the runtime. Default `false`.
+   */
+  readonly remote?: boolean;
+  /** Whether answers go to the prediction cache unless a call says `'cache'='false'`. Default `false`. */
+  readonly cacheByDefault?: boolean;
+  /**
+   * Per-row keys of the prediction cache (null: never cached, e.g. a NULL input). Present
+   * only on runtimes whose answers may be cached (remote providers).
+   */
+  cacheKeys?(batch: ColumnBatch): readonly (string | null)[];
 }

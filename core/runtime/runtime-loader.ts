@@ -3,13 +3,19 @@
  * definition against its artifact at CREATE time. Loaded runtimes are kept per session,
  * keyed by everything that changes the loaded model.
  */
+import { createHash } from 'node:crypto';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { ModelVersion } from '../catalog/catalog-store.js';
 import { resolveModelOptions } from '../catalog/model-options.js';
+import { ModelSqlError } from '../errors.js';
+
+/** The catalog artifact that holds a stored model's ONNX graph (core/training/trained-model.ts). */
+const STORED_ONNX_ARTIFACT = 'model.onnx';
 import type { ModelColumn, ModelRuntime } from './model-runtime.js';
 import { bindOnnxSignature, defaultSignatureFor, inspectOnnx, loadModelBytes, type LoadModelOptions } from './onnx-model.js';
 import { createOnnxRuntime } from './onnx-runtime.js';
+import { checkRemoteModel, createRemoteRuntime, isRemoteProvider } from './providers/create-remote-runtime.js';
 
 /** Where model files may come from (SPEC §5); every field optional. */
 export interface ModelAccessOptions {
@@ -52,6 +58,9 @@ export class RuntimeLoader {
    */
   async check(options: readonly (readonly [string, string])[], input: readonly ModelColumn[] | undefined, output: readonly ModelColumn[] | undefined): Promise<CheckedModel> {
     const resolved = resolveModelOptions(options);
+    if (isRemoteProvider(resolved.provider)) return checkRemoteModel(resolved.provider, options, input, output);
+    // A trained model's artifact was written and checked when it was trained.
+    if (resolved.provider === 'internal' && input && output) return { input, output };
     const bytes = await loadModelBytes(resolved.location!, this.loadOptions);
     const signature = await inspectOnnx(bytes);
     const columns = input && output ? { inputs: input, outputs: output } : defaultSignatureFor(signature);
@@ -59,12 +68,16 @@ export class RuntimeLoader {
     return { input: columns.inputs, output: columns.outputs };
   }
 
-  /** The runtime of a model version, loaded once per session. */
-  async load(version: ModelVersion): Promise<ModelRuntime> {
-    const key = JSON.stringify([version.provider, version.options, version.input, version.output]);
+  /**
+   * The runtime of a model version, loaded once per session. `artifact` reads the
+   * catalog's stored bytes of the version, for models with no `path` (trained models).
+   */
+  async load(version: ModelVersion, artifact?: (name: string) => Promise<Uint8Array | undefined>): Promise<ModelRuntime> {
+    const stored = version.provider === 'internal';
+    const key = JSON.stringify([version.provider, version.options, version.input, version.output, ...(stored ? [version.schema, version.name, version.version, version.createdAt] : []), ...(version.secrets ? [secretsDigest(version.secrets)] : [])]);
     let runtime = this.runtimes.get(key);
     if (!runtime) {
-      runtime = this.create(version);
+      runtime = stored ? this.createStored(version, artifact) : this.create(version);
       this.runtimes.set(key, runtime);
       runtime.catch(() => this.runtimes.delete(key));
     }
@@ -78,10 +91,23 @@ export class RuntimeLoader {
     await Promise.all(all.map(async (r) => (await r.catch(() => undefined))?.close()));
   }
 
+  private async createStored(version: ModelVersion, artifact: ((name: string) => Promise<Uint8Array | undefined>) | undefined): Promise<ModelRuntime> {
+    const bytes = await artifact?.(STORED_ONNX_ARTIFACT);
+    if (!bytes) throw new ModelSqlError('58P01', `model ${version.schema}.${version.name}$${version.version} has no stored ONNX artifact`);
+    const binding = bindOnnxSignature(await inspectOnnx(bytes), version.input, version.output);
+    return createOnnxRuntime(bytes, binding, { batchSize: resolveModelOptions(version.options).batchSize });
+  }
+
   private async create(version: ModelVersion): Promise<ModelRuntime> {
+    if (isRemoteProvider(version.provider)) return createRemoteRuntime(version.provider, version.options, version.input, version.output, version.secrets);
     const resolved = resolveModelOptions(version.options);
     const bytes = await loadModelBytes(resolved.location!, this.loadOptions);
     const binding = bindOnnxSignature(await inspectOnnx(bytes), version.input, version.output);
     return createOnnxRuntime(bytes, binding, { batchSize: resolved.batchSize });
   }
+}
+
+/** A digest of a version's secrets, so that a changed key loads a new runtime without the key in the cache key. */
+function secretsDigest(secrets: readonly (readonly [string, string])[]): string {
+  return createHash('sha256').update(JSON.stringify(secrets)).digest('hex');
 }

@@ -11,6 +11,7 @@ import { RuntimeLoader, type ModelAccessOptions } from '../runtime/runtime-loade
 import type { QueryStatement, Statement } from '../sql/ast.js';
 import { tokenize } from '../sql/lexer.js';
 import { parseScript } from '../sql/parser.js';
+import { maskSecrets, redactSql } from '../secrets.js';
 import type { QueryResult, ResultBatch, Session, SessionEvents } from './session.js';
 
 /** Options of a session; every field optional. */
@@ -211,9 +212,20 @@ function parseWithText(text: string): Statement[] {
   }
 }
 
-/** Attaches the script text to a positioned error so it can print a caret. */
+/**
+ * Attaches the script text to a positioned error so it can print a caret, with literal
+ * secrets masked in the text and the message (SPEC §5).
+ */
 function withText(error: unknown, text: string): unknown {
+  if (error instanceof Error) error.message = maskSecrets(error.message);
   if (error instanceof ModelSqlError && error.position && error.sqlText === undefined) error.sqlText = text;
+  if (error instanceof ModelSqlError && error.sqlText !== undefined) {
+    const redacted = redactSql(error.sqlText);
+    if (redacted.text !== error.sqlText) {
+      if (error.position) error.position = positionAt(redacted.text, redacted.mapOffset(error.position.offset));
+      error.sqlText = redacted.text;
+    }
+  }
   return error;
 }
 

@@ -38,6 +38,8 @@ export interface ProgressEvent {
   /** Rows per second since the stage started. */
   readonly rate: number;
   readonly errors: number;
+  /** Tokens reported by a remote provider so far, when it reports them. */
+  readonly tokens?: number;
   /** True on the stage's last event. */
   readonly finished: boolean;
 }

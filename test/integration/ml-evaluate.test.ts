@@ -41,7 +41,9 @@ for (const adapter of ADAPTERS) {
     beforeAll(async () => {
       db = await adapter.open();
       const values = data.map((d) => `(${d.a}, ${d.b}, ${d.target}, ${d.klass})`).join(', ');
-      await db.sql(`CREATE TABLE e AS SELECT * FROM (VALUES ${values}) v(a, b, target, klass)`);
+      await db.sql(
+        `CREATE TABLE e AS SELECT CAST(a AS DOUBLE PRECISION) AS a, CAST(b AS DOUBLE PRECISION) AS b, CAST(target AS DOUBLE PRECISION) AS target, CAST(klass AS INTEGER) AS klass FROM (VALUES ${values}) AS v(a, b, target, klass)`,
+      );
       await db.sql(`CREATE MODEL lin INPUT (a DOUBLE, b DOUBLE) OUTPUT (y DOUBLE) WITH ('provider' = 'onnx', 'path' = '${files.linear}', 'task' = 'regression')`);
       await db.sql(`CREATE MODEL cls INPUT (a DOUBLE, b DOUBLE) OUTPUT (label BIGINT, probabilities ARRAY<FLOAT>) WITH ('provider' = 'onnx', 'path' = '${files.classifier}')`);
     });
@@ -93,7 +95,7 @@ for (const adapter of ADAPTERS) {
     });
 
     it('takes the task from the model and rejects a missing one', async () => {
-      const r = await db.sql('SELECT MAE FROM ML_EVALUATE(TABLE e, MODEL lin, DESCRIPTOR(target), DESCRIPTOR(a, b))');
+      const r = await db.sql('SELECT "MAE" FROM ML_EVALUATE(TABLE e, MODEL lin, DESCRIPTOR(target), DESCRIPTOR(a, b))');
       expect(r.rows).toHaveLength(1);
       await expectSqlError(db.sql('SELECT * FROM ML_EVALUATE(TABLE e, MODEL cls, DESCRIPTOR(klass), DESCRIPTOR(a, b))'), '22023', /task/);
       await expectSqlError(db.sql('SELECT * FROM ML_EVALUATE(TABLE e, MODEL lin, DESCRIPTOR(nope), DESCRIPTOR(a, b))'), '42703', /nope/);

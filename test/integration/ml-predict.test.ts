@@ -21,8 +21,8 @@ for (const adapter of ADAPTERS) {
     let db: Session;
     beforeAll(async () => {
       db = await adapter.open();
-      await db.sql(`CREATE TABLE t AS SELECT i AS id, i * 0.5 AS a, CAST((i % 7) - 3 AS DOUBLE) AS b FROM range(${ROWS}) r(i)`);
-      await db.sql(`CREATE TABLE other AS SELECT i AS id, 'name ' || i AS name FROM range(${ROWS}) r(i)`);
+      await db.sql(`CREATE TABLE t AS SELECT CAST(i AS BIGINT) AS id, CAST(i * 0.5 AS DOUBLE PRECISION) AS a, CAST((i % 7) - 3 AS DOUBLE PRECISION) AS b FROM generate_series(0, ${ROWS - 1}) AS r(i)`);
+      await db.sql(`CREATE TABLE other AS SELECT CAST(i AS BIGINT) AS id, 'name ' || CAST(i AS VARCHAR) AS name FROM generate_series(0, ${ROWS - 1}) AS r(i)`);
       await db.sql(`CREATE MODEL lin INPUT (a DOUBLE, b DOUBLE) OUTPUT (y DOUBLE) WITH ('provider' = 'onnx', 'path' = '${files.linear}', 'task' = 'regression')`);
       await db.sql(
         `CREATE MODEL cls INPUT (a DOUBLE, b DOUBLE) OUTPUT (label BIGINT, probabilities ARRAY<FLOAT>) WITH ('provider' = 'onnx', 'path' = '${files.classifier}', 'task' = 'classification')`,
@@ -33,7 +33,7 @@ for (const adapter of ADAPTERS) {
       await db.close();
     });
 
-    const leftovers = async () => (await db.sql("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '__modelsql%'")).rows[0]![0];
+    const leftovers = () => adapter.countTempTables(db);
 
     it('returns every input column then the OUTPUT columns, in input order', async () => {
       const r = await db.sql('SELECT * FROM ML_PREDICT(TABLE t, MODEL lin, DESCRIPTOR(a, b))');
@@ -78,7 +78,7 @@ for (const adapter of ADAPTERS) {
       const positives = Array.from({ length: ROWS }, (_, i) => linearExpected(row(i).a, row(i).b)).filter((y) => y > 0).length;
       expect(sub.rows[0]![0]).toBe(BigInt(positives));
 
-      await db.sql('CREATE TABLE sink (id BIGINT, y DOUBLE)');
+      await db.sql('CREATE TABLE sink (id BIGINT, y DOUBLE PRECISION)');
       await db.sql('INSERT INTO sink SELECT id, y FROM ML_PREDICT(TABLE t, MODEL lin, DESCRIPTOR(a, b))');
       expect(close((await db.sql('SELECT sum(y) FROM sink')).rows[0]![0], expectedSum)).toBe(true);
 

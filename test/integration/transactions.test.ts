@@ -22,7 +22,7 @@ for (const adapter of ADAPTERS) {
     it('predicts inside BEGIN ... ROLLBACK, and the rollback removes the model and the catalog it created', async () => {
       await db.sql('BEGIN');
       await db.sql(create('m'));
-      await db.sql('CREATE TABLE t AS SELECT CAST(i AS DOUBLE) AS a, CAST(2 AS DOUBLE) AS b FROM generate_series(0, 99999) AS g(i)');
+      await db.sql('CREATE TABLE t AS SELECT CAST(i AS DOUBLE PRECISION) AS a, CAST(2 AS DOUBLE PRECISION) AS b FROM generate_series(0, 99999) AS g(i)');
       const r = await db.sql('SELECT sum(y) FROM ML_PREDICT(TABLE t, MODEL m, DESCRIPTOR(a, b))');
       const expected = Array.from({ length: 100000 }, (_, i) => linearExpected(i, 2)).reduce((x, y) => x + y, 0);
       expect(Math.abs((r.rows[0]![0] as number) - expected) / expected).toBeLessThan(1e-6);

@@ -2,8 +2,8 @@ CREATE MODEL plain INPUT (a DOUBLE, b DOUBLE) OUTPUT (y DOUBLE) WITH ('provider'
 create model lower_case input (a double, b double) output (y double) with ('provider' = 'onnx', 'path' = '@linear@')
 CREATE MODEL "Mixed Case" INPUT (a DOUBLE, b DOUBLE) OUTPUT (y DOUBLE) WITH ('provider' = 'onnx', 'path' = '@linear@')
 CREATE MODEL `back tick` INPUT (`A` DOUBLE, b DOUBLE) OUTPUT (y DOUBLE) WITH ('provider' = 'onnx', 'path' = '@linear@')
-CREATE MODEL main.qualified INPUT (a DOUBLE, b DOUBLE) OUTPUT (y DOUBLE) WITH ('provider' = 'onnx', 'path' = '@linear@')
-CREATE MODEL memory.main.three_part INPUT (a DOUBLE, b DOUBLE) OUTPUT (y DOUBLE) WITH ('provider' = 'onnx', 'path' = '@linear@')
+CREATE MODEL @schema@.qualified INPUT (a DOUBLE, b DOUBLE) OUTPUT (y DOUBLE) WITH ('provider' = 'onnx', 'path' = '@linear@')
+CREATE MODEL @database@.@schema@.three_part INPUT (a DOUBLE, b DOUBLE) OUTPUT (y DOUBLE) WITH ('provider' = 'onnx', 'path' = '@linear@')
 CREATE MODEL commented INPUT (a DOUBLE COMMENT 'first feature', b DOUBLE COMMENT 'it''s b') OUTPUT (y DOUBLE COMMENT 'target') COMMENT 'a model; with "quotes" and ''apostrophes''' WITH ('provider' = 'onnx', 'path' = '@linear@')
 CREATE MODEL flink_form INPUT (a DOUBLE, b DOUBLE) OUTPUT (y DOUBLE) WITH ('type' = 'import', 'format' = 'ONNX', 'ONNX.path' = '@linear@')
 CREATE MODEL with_task INPUT (a DOUBLE, b DOUBLE) OUTPUT (y DOUBLE) WITH ('provider' = 'onnx', 'path' = '@linear@', 'task' = 'regression', 'batch-size' = '1024', 'description' = 'line one

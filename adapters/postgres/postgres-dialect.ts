@@ -1,0 +1,167 @@
+/**
+ * PostgreSQL's SQL spelling: quoting, the mapping of model column types to Postgres types
+ * (https://www.postgresql.org/docs/current/datatype.html), and the statements the core
+ * generates.
+ */
+import type { HostFunction, SqlDialect } from '../../core/host.js';
+import type { DataType } from '../../core/sql/ast.js';
+
+/**
+ * The hidden ordinal column of modelsql's temporary tables: row `n` (from 1) of a
+ * materialized input and of a stage's output carry `n`, and the zip joins on it.
+ */
+export const ORDINAL_COLUMN = '__modelsql_ord';
+
+/** Flink and DuckDB type names → Postgres, for scalar types. */
+const SCALAR_TYPES: Readonly<Record<string, string>> = {
+  TINYINT: 'smallint',
+  INT1: 'smallint',
+  UTINYINT: 'smallint',
+  SMALLINT: 'smallint',
+  INT2: 'smallint',
+  USMALLINT: 'integer',
+  INT: 'integer',
+  INTEGER: 'integer',
+  INT4: 'integer',
+  UINTEGER: 'bigint',
+  BIGINT: 'bigint',
+  INT8: 'bigint',
+  UBIGINT: 'numeric(20, 0)',
+  HUGEINT: 'numeric(38, 0)',
+  FLOAT: 'real',
+  REAL: 'real',
+  FLOAT4: 'real',
+  DOUBLE: 'double precision',
+  'DOUBLE PRECISION': 'double precision',
+  FLOAT8: 'double precision',
+  BOOLEAN: 'boolean',
+  BOOL: 'boolean',
+  STRING: 'text',
+  TEXT: 'text',
+  VARCHAR: 'character varying',
+  'CHARACTER VARYING': 'character varying',
+  CHAR: 'character',
+  CHARACTER: 'character',
+  BPCHAR: 'character',
+  BYTES: 'bytea',
+  BLOB: 'bytea',
+  BYTEA: 'bytea',
+  BINARY: 'bytea',
+  VARBINARY: 'bytea',
+  DATE: 'date',
+  TIME: 'time',
+  'TIME WITHOUT TIME ZONE': 'time',
+  'TIME WITH TIME ZONE': 'time with time zone',
+  TIMETZ: 'time with time zone',
+  TIMESTAMP: 'timestamp',
+  'TIMESTAMP WITHOUT TIME ZONE': 'timestamp',
+  DATETIME: 'timestamp',
+  TIMESTAMP_LTZ: 'timestamp with time zone',
+  TIMESTAMPTZ: 'timestamp with time zone',
+  'TIMESTAMP WITH TIME ZONE': 'timestamp with time zone',
+  'TIMESTAMP WITH LOCAL TIME ZONE': 'timestamp with time zone',
+  INTERVAL: 'interval',
+  UUID: 'uuid',
+  JSON: 'json',
+  JSONB: 'jsonb',
+};
+
+/** Types whose length parameter Postgres keeps (`varchar(10)`, `char(3)`); others drop it. */
+const LENGTH_TYPES = new Set(['character varying', 'character']);
+
+/**
+ * The Postgres dialect.
+ *
+ * - STRING → text, VARCHAR(n) → character varying(n), DOUBLE → double precision, FLOAT →
+ *   real, TINYINT → smallint (Postgres has no 1-byte integer), BYTES → bytea,
+ *   DECIMAL(p,s) → numeric(p,s), TIMESTAMP_LTZ → timestamp with time zone.
+ * - ARRAY<T> → T[]; MAP<K,V> and ROW<...> → jsonb (a JSON object; Postgres has no map
+ *   type, and a composite type would need a CREATE TYPE per model).
+ */
+export class PostgresDialect implements SqlDialect {
+  readonly catalogTypes = {
+    text: 'text',
+    integer: 'integer',
+    bigint: 'bigint',
+    double: 'double precision',
+    blob: 'bytea',
+    timestamp: 'timestamp',
+  } as const;
+
+  quoteIdentifier(name: string): string {
+    return `"${name.replace(/"/g, '""')}"`;
+  }
+
+  /** A standard-conforming string literal (`standard_conforming_strings` is on since Postgres 9.1). */
+  quoteString(value: string): string {
+    return `'${value.replace(/'/g, "''")}'`;
+  }
+
+  hostType(type: DataType): string {
+    const name = type.name;
+    if ((name === 'ARRAY' || name === 'LIST' || name === 'MULTISET') && type.elements?.length === 1) {
+      const element = this.hostType(type.elements[0]!);
+      // An array of documents is one document; `T[][]` is the same type as `T[]` in Postgres
+      // (https://www.postgresql.org/docs/current/arrays.html#ARRAYS-DECLARATION).
+      if (element === 'jsonb' || element.endsWith('[]')) return element;
+      return `${element}[]`;
+    }
+    if (name === 'MAP' || name === 'ROW' || name === 'STRUCT') return 'jsonb';
+    if (name === 'DECIMAL' || name === 'NUMERIC' || name === 'DEC') {
+      return type.params.length > 0 ? `numeric(${type.params.join(', ')})` : 'numeric';
+    }
+    if (name === 'FLOAT' && type.params.length > 0 && type.params[0]! > 24) return 'double precision';
+    const mapped = SCALAR_TYPES[name];
+    if (mapped === undefined) return name.toLowerCase();
+    if (LENGTH_TYPES.has(mapped) && type.params.length > 0 && type.params[0] !== 2147483647) return `${mapped}(${type.params[0]})`;
+    if (mapped === 'character varying') return 'text';
+    if ((mapped === 'timestamp' || mapped === 'timestamp with time zone') && type.params.length > 0) {
+      return mapped === 'timestamp' ? `timestamp(${Math.min(type.params[0]!, 6)})` : `timestamp(${Math.min(type.params[0]!, 6)}) with time zone`;
+    }
+    return mapped;
+  }
+
+  /**
+   * Pairs rows by the hidden ordinal both tables carry, in input order. A subquery in FROM
+   * needs an alias before Postgres 16 (https://www.postgresql.org/docs/16/release-16.html);
+   * the relation is spliced where the ML call was, so on older servers write one after the call.
+   */
+  zipRelations(input: { readonly table: string; readonly columns: readonly string[] }, output: { readonly table: string; readonly columns: readonly string[] }): string {
+    const q = (n: string) => this.quoteIdentifier(n);
+    const columns = [...input.columns.map((c) => `i.${q(c)}`), ...output.columns.map((c) => `o.${q(c)}`)];
+    const ord = q(ORDINAL_COLUMN);
+    return `(SELECT ${columns.join(', ')} FROM pg_temp.${q(input.table)} AS i JOIN pg_temp.${q(output.table)} AS o ON o.${ord} = i.${ord} ORDER BY i.${ord})`;
+  }
+
+  /** A jsonb object of metric → double (https://www.postgresql.org/docs/current/functions-json.html). */
+  metricMap(entries: readonly (readonly [string, string])[]): string {
+    return `jsonb_build_object(${entries.map(([k, v]) => `${this.quoteString(k)}, CAST(${v} AS double precision)`).join(', ')})`;
+  }
+
+  /**
+   * A DOUBLE in [0, 1) from an md5 of the seed and the values' text
+   * (https://www.postgresql.org/docs/current/functions-string.html): deterministic across
+   * runs and servers. NULLs count as empty.
+   */
+  hashFraction(expressions: readonly string[], seed: number): string {
+    const parts = [String(Math.trunc(seed)), ...expressions.map((e) => `coalesce(CAST(${e} AS text), '')`)].join(", '|', ");
+    return `(CAST(CAST(('x' || substr(md5(concat(${parts})), 1, 8)) AS bit(32)) AS bigint) & 2147483647) / 2147483648.0`;
+  }
+
+  /**
+   * A `LANGUAGE sql` function (https://www.postgresql.org/docs/current/sql-createfunction.html);
+   * a temporary one lives in `pg_temp` and must be called as `pg_temp.name(...)`.
+   */
+  createFunction(fn: HostFunction): string {
+    const params = fn.params.map((p) => `${this.quoteIdentifier(p.name)} ${p.type}`).join(', ');
+    return `CREATE OR REPLACE FUNCTION ${this.functionName(fn)}(${params}) RETURNS ${fn.returnType} LANGUAGE sql IMMUTABLE AS ${this.quoteString(`SELECT ${fn.body}`)}`;
+  }
+
+  dropFunction(fn: Omit<HostFunction, 'body' | 'returnType'>): string {
+    return `DROP FUNCTION IF EXISTS ${this.functionName(fn)}(${fn.params.map((p) => p.type).join(', ')})`;
+  }
+
+  private functionName(fn: { readonly schema: string; readonly name: string; readonly temporary: boolean }): string {
+    return `${fn.temporary ? 'pg_temp' : this.quoteIdentifier(fn.schema)}.${this.quoteIdentifier(fn.name)}`;
+  }
+}

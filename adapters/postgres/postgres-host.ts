@@ -1,0 +1,387 @@
+/**
+ * The PostgreSQL host: one `PgConnection` (a `pg.Client` for library use, the proxy's own
+ * upstream socket in the proxy) behind the core's `Host` port. This file depends on the
+ * `PgConnection` interface only, never on `pg`.
+ *
+ * How a model stage runs here:
+ * - `materialize` copies the input query into a temporary table with a hidden ordinal
+ *   column (`__modelsql_ord`, 1, 2, ... in the query's order, from `row_number() OVER ()`
+ *   over the query as a subquery, which keeps the subquery's ORDER BY); `describe` of
+ *   `SELECT * FROM <that table>` leaves the ordinal out.
+ * - `readBatches` reads it back with a cursor, `FETCH FORWARD n` at a time
+ *   (https://www.postgresql.org/docs/current/sql-declare.html). A cursor lives in a
+ *   transaction: inside the caller's transaction block when one is open, else in one this
+ *   host opens for the stage (the predictions are appended inside it, and it commits when
+ *   the input is exhausted). A temporary table is read with a plain sequential scan, which
+ *   for a table written once by CREATE TABLE AS returns rows in the order they were written
+ *   (temporary tables use local buffers: no synchronized or parallel scans); each batch's
+ *   ordinals are checked.
+ * - `openAppender` writes each batch with one `COPY ... FROM STDIN` in text format
+ *   (https://www.postgresql.org/docs/current/sql-copy.html#id-1.9.3.55.9.2), ordinals first.
+ * - The dialect's zip joins input and output on the ordinal, in input order.
+ *
+ * Temporary tables live in the session's `pg_temp` schema, invisible to other sessions.
+ */
+import type { Host, HostAppender, HostColumn, HostResult } from '../../core/host.js';
+import type { ColumnBatch, ColumnData } from '../../core/runtime/model-runtime.js';
+import { ModelSqlError } from '../../core/errors.js';
+import { tokenize } from '../../core/sql/lexer.js';
+import type { PgConnection, PgField, PgQueryResult, TransactionStatus } from './pg-connection.js';
+import { PG_TYPE_NAMES } from './pg-values.js';
+import { ORDINAL_COLUMN, PostgresDialect } from './postgres-dialect.js';
+import { mapPostgresError } from './postgres-errors.js';
+
+/** Rows per FETCH of `stream`. */
+const STREAM_ROWS = 2048;
+/** Rows per COPY data message of an append. */
+const COPY_CHUNK_ROWS = 1024;
+
+/** Integer column types: a JS number appended to one is rounded, as DuckDB's appender does. */
+const INTEGER_TYPES = new Set(['smallint', 'integer', 'bigint', 'int2', 'int4', 'int8']);
+
+/**
+ * A `Host` over one Postgres session.
+ *
+ * @example
+ * const host = new PostgresHost(await PgClientConnection.connect(url));
+ * await host.execute('SELECT $1::int + 1', [41]);
+ */
+export class PostgresHost implements Host {
+  readonly name = 'postgres';
+  readonly dialect = new PostgresDialect();
+  /** Postgres can hold model functions as `LANGUAGE sql` functions. */
+  readonly nativeFunctions = true;
+  private transactionDepth = 0;
+  private inFlight = 0;
+  private pendingCancel: Promise<void> | undefined;
+  private counter = 0;
+  /** Temporary tables this host created with a hidden ordinal, and their column types. */
+  private readonly ordinalTables = new Map<string, readonly HostColumn[]>();
+  private readonly typeNames = new Map<number, string>(PG_TYPE_NAMES);
+
+  constructor(private readonly connection: PgConnection) {}
+
+  async execute(sql: string, params?: readonly unknown[]): Promise<HostResult> {
+    const result = await this.query(sql, params);
+    return { columns: await this.columnsOf(result.fields), rows: result.rows };
+  }
+
+  async *stream(sql: string): AsyncIterable<HostResult> {
+    const first = tokenize(sql)[0];
+    const cursorable = first?.kind === 'identifier' && ['select', 'values', 'table'].includes(first.value);
+    if (!cursorable) {
+      // DECLARE takes only SELECT / VALUES (https://www.postgresql.org/docs/current/sql-declare.html).
+      const result = await this.execute(sql);
+      for (let i = 0; i === 0 || i < result.rows.length; i += STREAM_ROWS) yield { columns: result.columns, rows: result.rows.slice(i, i + STREAM_ROWS) };
+      return;
+    }
+    yield* this.withCursor(sql, STREAM_ROWS, async function* (fetch, columnsOf) {
+      for (;;) {
+        const result = await fetch();
+        yield { columns: await columnsOf(result.fields), rows: result.rows };
+        if (result.rows.length < STREAM_ROWS) return;
+      }
+    });
+  }
+
+  async describe(sql: string): Promise<readonly HostColumn[]> {
+    const table = /^SELECT \* FROM "((?:[^"]|"")+)"$/.exec(sql.trim())?.[1]?.replace(/""/g, '"');
+    if (table !== undefined && this.ordinalTables.has(table)) {
+      const result = await this.query(`SELECT * FROM pg_temp.${this.dialect.quoteIdentifier(table)} LIMIT 0`);
+      return (await this.columnsOf(result.fields)).filter((c) => c.name !== ORDINAL_COLUMN);
+    }
+    const result = await this.query(`SELECT * FROM (${sql}\n) AS __modelsql_describe LIMIT 0`);
+    return this.columnsOf(result.fields);
+  }
+
+  async currentSchema(): Promise<string> {
+    const result = await this.query('SELECT current_schema()');
+    return String(result.rows[0]?.[0] ?? 'public');
+  }
+
+  async currentDatabase(): Promise<string> {
+    return String((await this.query('SELECT current_database()')).rows[0]![0]);
+  }
+
+  async materialize(table: string, query: string): Promise<number> {
+    const q = this.dialect.quoteIdentifier(table);
+    await this.query(
+      `CREATE TEMPORARY TABLE ${q} AS SELECT row_number() OVER () AS ${this.dialect.quoteIdentifier(ORDINAL_COLUMN)}, __modelsql_input.* FROM (${query}\n) AS __modelsql_input`,
+    );
+    this.ordinalTables.set(table, []);
+    const count = await this.query(`SELECT count(*) FROM pg_temp.${q}`);
+    return Number(count.rows[0]![0]);
+  }
+
+  async createTempTable(table: string, columns: readonly HostColumn[]): Promise<void> {
+    const defs = [`${this.dialect.quoteIdentifier(ORDINAL_COLUMN)} bigint`, ...columns.map((c) => `${this.dialect.quoteIdentifier(c.name)} ${c.type}`)];
+    await this.query(`CREATE TEMPORARY TABLE ${this.dialect.quoteIdentifier(table)} (${defs.join(', ')})`);
+    this.ordinalTables.set(table, columns);
+  }
+
+  async dropTempTable(table: string): Promise<void> {
+    this.ordinalTables.delete(table);
+    await this.query(`DROP TABLE IF EXISTS pg_temp.${this.dialect.quoteIdentifier(table)}`);
+  }
+
+  async *readBatches(table: string, expressions: readonly string[], kinds: readonly ('number' | 'value')[], batchSize: number): AsyncIterable<ColumnBatch> {
+    const select = expressions.map((e, i) => (kinds[i] === 'number' ? `CAST(${e} AS double precision)` : e));
+    const ord = `CAST(${this.dialect.quoteIdentifier(ORDINAL_COLUMN)} AS double precision)`;
+    const sql = `SELECT ${[ord, ...select].join(', ')} FROM pg_temp.${this.dialect.quoteIdentifier(table)}`;
+    let expected = 1;
+    yield* this.withCursor(sql, batchSize, async function* (fetch) {
+      for (;;) {
+        const { rows } = await fetch();
+        if (rows.length === 0) return;
+        if (rows[0]![0] !== expected || rows[rows.length - 1]![0] !== expected + rows.length - 1) {
+          throw new ModelSqlError('XX000', `rows of temporary table ${table} came back out of order`);
+        }
+        expected += rows.length;
+        yield toColumnBatch(rows, kinds);
+        if (rows.length < batchSize) return;
+      }
+    });
+  }
+
+  async openAppender(table: string): Promise<HostAppender> {
+    const columns = this.ordinalTables.get(table);
+    if (columns === undefined) throw new ModelSqlError('XX000', `no temporary table ${table} created by this session`);
+    const integer = columns.map((c) => INTEGER_TYPES.has(c.type.toLowerCase()));
+    const sql = `COPY pg_temp.${this.dialect.quoteIdentifier(table)} FROM STDIN`;
+    let next = 1;
+    return {
+      append: async (batch) => {
+        const start = next;
+        next += batch.rowCount;
+        await this.run(() => this.connection.copyFrom(sql, copyChunks(batch, start, integer)), sql);
+      },
+      close: async () => undefined,
+    };
+  }
+
+  async transaction<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.transactionDepth > 0) return this.nested(fn);
+    const status = await this.status();
+    if (status === 'failed') return fn(); // its first statement reports 25P02, as the user expects
+    if (status === 'transaction') {
+      // Inside the user's transaction block: a savepoint makes our part atomic without ending theirs
+      // (https://www.postgresql.org/docs/current/sql-savepoint.html).
+      const savepoint = `__modelsql_sp_${++this.counter}`;
+      await this.query(`SAVEPOINT ${savepoint}`);
+      try {
+        const value = await this.nested(fn);
+        await this.query(`RELEASE SAVEPOINT ${savepoint}`);
+        return value;
+      } catch (error) {
+        await this.query(`ROLLBACK TO SAVEPOINT ${savepoint}`).catch(() => undefined);
+        await this.query(`RELEASE SAVEPOINT ${savepoint}`).catch(() => undefined);
+        throw error;
+      }
+    }
+    await this.query('BEGIN');
+    try {
+      const value = await this.nested(fn);
+      await this.query('COMMIT');
+      return value;
+    } catch (error) {
+      await this.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    }
+  }
+
+  interrupt(): void {
+    // A CancelRequest reaching the server while the session is idle is ignored by Postgres; one
+    // arriving after the next statement started would cancel that one, so cancel only a
+    // statement in flight, and let the next statement wait until the request has been delivered.
+    if (this.inFlight === 0 || this.pendingCancel) return;
+    this.pendingCancel = this.connection.cancel().catch(() => undefined);
+  }
+
+  async close(): Promise<void> {
+    await this.connection.close();
+  }
+
+  /** The session's transaction status: from the connection when it tracks it, else probed with a SAVEPOINT. */
+  private async status(): Promise<TransactionStatus> {
+    const tracked = this.connection.transactionStatus?.();
+    if (tracked !== undefined) return tracked;
+    try {
+      await this.query('SAVEPOINT __modelsql_probe');
+      await this.query('RELEASE SAVEPOINT __modelsql_probe');
+      return 'transaction';
+    } catch (error) {
+      // 25P01 no_active_sql_transaction: "SAVEPOINT can only be used in transaction blocks".
+      if (error instanceof ModelSqlError && error.sqlstate === '25P01') return 'idle';
+      if (error instanceof ModelSqlError && error.sqlstate === '25P02') return 'failed';
+      throw error;
+    }
+  }
+
+  private async nested<T>(fn: () => Promise<T>): Promise<T> {
+    this.transactionDepth++;
+    try {
+      return await fn();
+    } finally {
+      this.transactionDepth--;
+    }
+  }
+
+  /**
+   * Declares a cursor for `sql` (in the open transaction block, else in one of its own) and
+   * runs `body` with a function fetching the next `rows`; closes the cursor and ends its own
+   * transaction however `body` ends.
+   */
+  private async *withCursor<T>(
+    sql: string,
+    rows: number,
+    body: (fetch: () => Promise<PgQueryResult>, columnsOf: (fields: readonly PgField[]) => Promise<HostColumn[]>) => AsyncIterable<T>,
+  ): AsyncIterable<T> {
+    const own = this.transactionDepth === 0 && (await this.status()) === 'idle';
+    const cursor = `__modelsql_cursor_${++this.counter}`;
+    if (own) await this.query('BEGIN');
+    let ok = false;
+    this.transactionDepth++;
+    try {
+      await this.query(`DECLARE ${cursor} NO SCROLL CURSOR FOR ${sql}`);
+      yield* body(
+        () => this.query(`FETCH FORWARD ${rows} FROM ${cursor}`),
+        (fields) => this.columnsOf(fields),
+      );
+      await this.query(`CLOSE ${cursor}`);
+      if (own) await this.query('COMMIT');
+      ok = true;
+    } finally {
+      this.transactionDepth--;
+      if (!ok) {
+        if (own) await this.query('ROLLBACK').catch(() => undefined);
+        else await this.query(`CLOSE ${cursor}`).catch(() => undefined);
+      }
+    }
+  }
+
+  private async query(sql: string, params?: readonly unknown[]): Promise<PgQueryResult> {
+    return this.run(() => this.connection.query(sql, params), sql);
+  }
+
+  /** Runs one round trip: waits for a pending cancel to be delivered, counts it in flight, maps its errors. */
+  private async run<T>(call: () => Promise<T>, sql: string): Promise<T> {
+    if (this.pendingCancel) {
+      await this.pendingCancel;
+      this.pendingCancel = undefined;
+    }
+    this.inFlight++;
+    try {
+      return await call();
+    } catch (error) {
+      throw mapPostgresError(error, sql);
+    } finally {
+      this.inFlight--;
+    }
+  }
+
+  /** Column names and `format_type` names; types outside the built-in table are looked up once. */
+  private async columnsOf(fields: readonly PgField[]): Promise<HostColumn[]> {
+    for (const f of fields) {
+      if (this.typeNames.has(f.dataTypeID)) continue;
+      let name = 'unknown';
+      try {
+        const r = await this.connection.query('SELECT format_type($1, NULL)', [f.dataTypeID]);
+        name = String(r.rows[0]?.[0] ?? 'unknown');
+      } catch {
+        // e.g. in a failed transaction block; leave it unknown
+      }
+      this.typeNames.set(f.dataTypeID, name);
+    }
+    return fields.map((f) => ({ name: f.name, type: this.typeNames.get(f.dataTypeID)! }));
+  }
+}
+
+/** Rows of `[ordinal, ...values]` (numbers already float8) → a columnar batch. */
+function toColumnBatch(rows: readonly (readonly unknown[])[], kinds: readonly ('number' | 'value')[]): ColumnBatch {
+  const n = rows.length;
+  const columns: ColumnData[] = kinds.map((kind, c) => {
+    if (kind === 'number') {
+      const values = new Float64Array(n);
+      const nulls = new Uint8Array(n);
+      for (let i = 0; i < n; i++) {
+        const v = rows[i]![c + 1];
+        if (v === null) nulls[i] = 1;
+        else values[i] = v as number;
+      }
+      return { kind: 'number', values, nulls };
+    }
+    const values = new Array<unknown>(n);
+    for (let i = 0; i < n; i++) values[i] = rows[i]![c + 1];
+    return { kind: 'value', values };
+  });
+  return { rowCount: n, columns };
+}
+
+/** COPY text-format chunks of a batch: ordinal, then each column (https://www.postgresql.org/docs/current/sql-copy.html#id-1.9.3.55.9.2). */
+function* copyChunks(batch: ColumnBatch, firstOrdinal: number, integer: readonly boolean[]): Generator<string> {
+  const { rowCount, columns } = batch;
+  for (let start = 0; start < rowCount; start += COPY_CHUNK_ROWS) {
+    const end = Math.min(rowCount, start + COPY_CHUNK_ROWS);
+    let chunk = '';
+    for (let i = start; i < end; i++) {
+      let line = String(firstOrdinal + i);
+      for (let c = 0; c < columns.length; c++) {
+        const column = columns[c]!;
+        let value: unknown;
+        if (column.kind === 'number') value = column.nulls && column.nulls[i] ? null : column.values[i];
+        else value = column.values[i];
+        line += '\t' + copyField(value, integer[c] === true);
+      }
+      chunk += line + '\n';
+    }
+    yield chunk;
+  }
+}
+
+/**
+ * One value in COPY text format: `\N` for NULL, backslash escapes for `\`, newline, carriage
+ * return and tab; arrays as array literals, objects as JSON, bytes as `\x` hex.
+ *
+ * @example
+ * copyField('a\tb', false) // 'a\\tb'
+ */
+export function copyField(value: unknown, integer = false): string {
+  if (value === null || value === undefined) return '\\N';
+  if (typeof value === 'number') return numberText(integer ? Math.round(value) : value);
+  if (typeof value === 'bigint') return value.toString();
+  if (typeof value === 'boolean') return value ? 't' : 'f';
+  if (value instanceof Date) return value.toISOString();
+  if (value instanceof Uint8Array) return `\\\\x${Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('hex')}`;
+  if (Array.isArray(value) || (ArrayBuffer.isView(value) && !(value instanceof DataView))) return escapeCopy(arrayLiteral(value as ArrayLike<unknown>, integer));
+  if (typeof value === 'string') return escapeCopy(value);
+  return escapeCopy(JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)));
+}
+
+function numberText(value: number): string {
+  if (Number.isNaN(value)) return 'NaN';
+  if (value === Infinity) return 'Infinity';
+  if (value === -Infinity) return '-Infinity';
+  return String(value);
+}
+
+function escapeCopy(text: string): string {
+  return /[\\\n\r\t]/.test(text) ? text.replace(/[\\\n\r\t]/g, (ch) => (ch === '\\' ? '\\\\' : ch === '\n' ? '\\n' : ch === '\r' ? '\\r' : '\\t')) : text;
+}
+
+/** An array literal, `{1,2,NULL}` / `{"a b","c\"d"}` (https://www.postgresql.org/docs/current/arrays.html#ARRAYS-IO). */
+function arrayLiteral(values: ArrayLike<unknown>, integer: boolean): string {
+  const parts: string[] = [];
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (v === null || v === undefined) parts.push('NULL');
+    else if (typeof v === 'number') parts.push(numberText(integer ? Math.round(v) : v));
+    else if (typeof v === 'bigint') parts.push(v.toString());
+    else if (typeof v === 'boolean') parts.push(v ? 't' : 'f');
+    else if (Array.isArray(v) || (ArrayBuffer.isView(v) && !(v instanceof DataView) && !(v instanceof Uint8Array))) parts.push(arrayLiteral(v as ArrayLike<unknown>, integer));
+    else {
+      const text = v instanceof Date ? v.toISOString() : v instanceof Uint8Array ? `\\x${Buffer.from(v).toString('hex')}` : typeof v === 'string' ? v : JSON.stringify(v);
+      parts.push(`"${text.replace(/[\\"]/g, (ch) => `\\${ch}`)}"`);
+    }
+  }
+  return `{${parts.join(',')}}`;
+}

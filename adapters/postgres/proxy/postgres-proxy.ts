@@ -1,0 +1,129 @@
+/**
+ * The modelsql Postgres proxy: a server speaking the Postgres wire protocol that sits in
+ * front of a real Postgres. Plain SQL passes through untouched; model SQL (CREATE MODEL,
+ * ML_PREDICT, ...) is run by modelsql on the client's own upstream session. See
+ * docs/proxy.md.
+ */
+import { randomBytes, randomInt } from 'node:crypto';
+import { createServer, type Server, type Socket } from 'node:net';
+import { createSecureContext, type SecureContext } from 'node:tls';
+import { ModelSession, type SessionOptions } from '../../../core/session/model-session.js';
+import { RuntimeLoader } from '../../../core/runtime/runtime-loader.js';
+import { PostgresHost } from '../postgres-host.js';
+import { ProxyConnection, type ProxyContext } from './proxy-connection.js';
+import { parseUpstreamUrl, type UpstreamConnection } from './upstream-connection.js';
+
+/** Options of {@link startProxy}. */
+export interface ProxyOptions {
+  /** The Postgres to front: `postgres://host:5432/db` (credentials come from each client). */
+  readonly upstream: string;
+  /** Where to listen: `host:port`, a port, or `{ host, port }`. Default `127.0.0.1:6432`; port 0 picks a free one. */
+  readonly listen?: string | number | { readonly host?: string; readonly port?: number };
+  /** TLS toward clients (PEM certificate chain and key); without it SSLRequest is answered `N`. */
+  readonly tls?: { readonly cert: string | Buffer; readonly key: string | Buffer };
+  /** Model file and URL access for model statements (SPEC §5). */
+  readonly session?: Omit<SessionOptions, 'runtimeLoader'>;
+  /** Where unexpected errors are logged (default: stderr). */
+  readonly log?: (message: string, error?: unknown) => void;
+}
+
+/** A running proxy. */
+export interface RunningProxy {
+  /** The port it listens on. */
+  readonly port: number;
+  /** The address it listens on. */
+  readonly host: string;
+  /** Number of client connections open now. */
+  readonly connections: number;
+  /** Stops listening, closes every client connection and unloads models. */
+  close(): Promise<void>;
+}
+
+/** Parses the `listen` option. */
+function listenAddress(listen: ProxyOptions['listen']): { host: string; port: number } {
+  if (listen === undefined) return { host: '127.0.0.1', port: 6432 };
+  if (typeof listen === 'number') return { host: '127.0.0.1', port: listen };
+  if (typeof listen === 'object') return { host: listen.host ?? '127.0.0.1', port: listen.port ?? 6432 };
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(listen);
+  if (m) return { host: m[1] ?? (m[2] || '127.0.0.1'), port: Number(m[3]) };
+  if (/^\d+$/.test(listen)) return { host: '127.0.0.1', port: Number(listen) };
+  return { host: listen, port: 6432 };
+}
+
+/**
+ * Starts the proxy.
+ *
+ * @example
+ * const proxy = await startProxy({ upstream: 'postgres://localhost:5432/shop', listen: 0 });
+ * // psql "postgresql://me@127.0.0.1:${proxy.port}/shop"
+ * await proxy.close();
+ */
+export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
+  const target = parseUpstreamUrl(options.upstream);
+  const { host, port } = listenAddress(options.listen);
+  const tls: SecureContext | undefined = options.tls ? createSecureContext({ cert: options.tls.cert, key: options.tls.key }) : undefined;
+  const log = options.log ?? ((message: string, error?: unknown) => process.stderr.write(`modelsql proxy: ${message}${error ? `: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}` : ''}\n`));
+  const loader = new RuntimeLoader(options.session ?? {});
+  const connections = new Set<ProxyConnection>();
+  const keys = new Map<number, ProxyConnection>();
+
+  const context: ProxyContext = {
+    target,
+    tls,
+    register(connection) {
+      let processId: number;
+      do processId = randomInt(1, 0x7fffffff);
+      while (keys.has(processId));
+      keys.set(processId, connection);
+      return { processId, secret: randomBytes(4) };
+    },
+    unregister(connection) {
+      connections.delete(connection);
+      if (connection.key && keys.get(connection.key.processId) === connection) keys.delete(connection.key.processId);
+    },
+    cancel(processId, secret) {
+      const connection = keys.get(processId);
+      if (connection?.key && connection.key.secret.equals(secret)) connection.cancel();
+    },
+    createSession(upstream: UpstreamConnection) {
+      return new ModelSession(new PostgresHost(upstream), { ...options.session, runtimeLoader: loader });
+    },
+    log,
+  };
+
+  // allowHalfOpen: a client that sends half a message and shuts its side still gets the 08P01 answer.
+  const server: Server = createServer({ allowHalfOpen: true, noDelay: true }, (socket: Socket) => {
+    socket.on('error', () => undefined);
+    const connection = new ProxyConnection(socket, context);
+    connections.add(connection);
+    try {
+      connection.start();
+    } catch (error) {
+      log('could not start a client connection', error);
+      socket.destroy();
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  server.on('error', (error) => log('server error', error));
+  const address = server.address();
+  const bound = typeof address === 'object' && address ? address : { port, address: host };
+  return {
+    port: bound.port,
+    host: bound.address,
+    get connections() {
+      return connections.size;
+    },
+    async close() {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      await Promise.all([...connections].map((c) => c.close()));
+      await closed;
+      await loader.close();
+    },
+  };
+}

@@ -1,0 +1,937 @@
+/**
+ * One client connection of the proxy and its upstream session.
+ *
+ * Startup: SSLRequest is answered `S` (then TLS) when the proxy has a certificate, else
+ * `N`; GSSENCRequest `N`; the StartupMessage goes upstream and authentication is relayed
+ * both ways, so the client authenticates against Postgres itself. BackendKeyData is
+ * replaced by a proxy-side key (for CancelRequest).
+ *
+ * Then every message is relayed byte for byte, except those carrying model syntax: a
+ * Query whose text holds a model statement, and Parse (with the Bind / Describe / Execute /
+ * Close / Sync that refer to it). The proxy answers those itself, running the model
+ * statements through a `ModelSession` whose host works on the same upstream socket; host
+ * statements of a mixed script still go upstream as written, and the final SQL of an
+ * ML_PREDICT runs upstream too, its answer relayed as Postgres sends it.
+ *
+ * Ordering: client messages are handled in order. Relayed messages are written upstream at
+ * once (pipelining kept); before the proxy answers a message itself it waits until every
+ * relayed Query/Sync has had its ReadyForQuery, injecting a Sync (whose ReadyForQuery it
+ * swallows) when relayed extended-protocol messages are still open.
+ *
+ * Protocol flow: https://www.postgresql.org/docs/current/protocol-flow.html
+ */
+import type { Socket } from 'node:net';
+import { TLSSocket, type SecureContext } from 'node:tls';
+import { ModelSqlError } from '../../../core/errors.js';
+import type { ModelSession, PreparedQuery } from '../../../core/session/model-session.js';
+import type { QueryResult } from '../../../core/session/session.js';
+import type { QueryStatement, Statement } from '../../../core/sql/ast.js';
+import { parseScript } from '../../../core/sql/parser.js';
+import {
+  BIND_COMPLETE,
+  CLOSE_COMPLETE,
+  FRONTEND_TYPES,
+  Framer,
+  NO_DATA,
+  PARSE_COMPLETE,
+  ProtocolViolation,
+  SYNC,
+  authenticationCode,
+  authenticationSasl,
+  backendKeyData,
+  bind,
+  commandComplete,
+  describe,
+  errorResponse,
+  errorResponseFromFields,
+  execute,
+  parameterDescription,
+  parse,
+  parseBackendKeyData,
+  parseBind,
+  parseErrorFields,
+  parseExecute,
+  parseParse,
+  parseQuery,
+  parseSaslMechanisms,
+  parseStartupPacket,
+  parseTarget,
+  query,
+  readyForQuery,
+  startupMessage,
+  type Frame,
+} from './protocol.js';
+import { errorMessage, resultMessages, rowMessages, type ErrorContext } from './result-messages.js';
+import { binaryParamToText, parameterCount, substituteParameters } from './statement-params.js';
+import { UpstreamConnection, UpstreamError, connectUpstreamSocket, type UpstreamTarget } from './upstream-connection.js';
+
+/** What a connection needs from the proxy server. */
+export interface ProxyContext {
+  readonly target: UpstreamTarget;
+  /** TLS toward clients, when configured. */
+  readonly tls?: SecureContext;
+  /** A new proxy-side backend key for `connection`. */
+  register(connection: ProxyConnection): { readonly processId: number; readonly secret: Buffer };
+  /** Forgets the connection's key. */
+  unregister(connection: ProxyConnection): void;
+  /** Handles a CancelRequest received on another socket. */
+  cancel(processId: number, secret: Buffer): void;
+  /** A model session over `upstream` (created on the client's first model statement). */
+  createSession(upstream: UpstreamConnection): ModelSession;
+  /** Logs an unexpected error. */
+  log(message: string, error?: unknown): void;
+}
+
+/** A model statement prepared through Parse. */
+interface LocalStatement {
+  readonly text: string;
+  readonly statement: Statement;
+  readonly paramTypes: readonly number[];
+}
+
+/** A portal bound from a local statement. */
+interface LocalPortal {
+  readonly source: LocalStatement;
+  /** The statement with parameters substituted, and its own parse. */
+  readonly text: string;
+  readonly statement: Statement;
+  readonly toOriginal: (offset: number) => number;
+  readonly resultFormats: readonly number[];
+  prepared?: PreparedQuery;
+  /** A model-DDL result computed at Describe time, for Execute. */
+  result?: QueryResult;
+  described?: boolean;
+}
+
+/** Raised upstream to abort a transaction block after a model statement failed in it. */
+const ABORT_NOTE = 'modelsql: a model statement failed in this transaction';
+
+/**
+ * Whether `text` may hold model syntax: every model statement and ML call contains `model`
+ * or `ml_` (a necessary condition only; the parser decides).
+ */
+function mayHoldModelSyntax(text: string): boolean {
+  return /model|ml_/i.test(text);
+}
+
+/**
+ * The same test on a message's UTF-8 bytes, without decoding them (the hot path of plain
+ * traffic): `m` followed by `odel` or `l_`, any case.
+ */
+function bytesMayHoldModelSyntax(bytes: Buffer): boolean {
+  for (let i = bytes.indexOf(0x6d); ; ) {
+    const upper = bytes.indexOf(0x4d, 0);
+    void upper;
+    break;
+  }
+  const n = bytes.length - 2;
+  for (let i = 0; i < n; i++) {
+    if ((bytes[i]! | 0x20) !== 0x6d) continue;
+    const b1 = bytes[i + 1]! | 0x20;
+    if (b1 === 0x6c && bytes[i + 2] === 0x5f) return true;
+    if (b1 === 0x6f && i + 4 < bytes.length && (bytes[i + 2]! | 0x20) === 0x64 && (bytes[i + 3]! | 0x20) === 0x65 && (bytes[i + 4]! | 0x20) === 0x6c) return true;
+  }
+  return false;
+}
+
+/** Joins buffers that are adjacent views of one underlying memory block, so relaying a chunk copies nothing. */
+function coalesce(buffers: readonly Buffer[]): Buffer {
+  if (buffers.length === 1) return buffers[0]!;
+  let contiguous = true;
+  for (let i = 1; i < buffers.length && contiguous; i++) {
+    const a = buffers[i - 1]!;
+    const b = buffers[i]!;
+    contiguous = a.buffer === b.buffer && a.byteOffset + a.length === b.byteOffset;
+  }
+  if (!contiguous) return Buffer.concat(buffers);
+  const first = buffers[0]!;
+  const last = buffers[buffers.length - 1]!;
+  return Buffer.from(first.buffer, first.byteOffset, last.byteOffset + last.length - first.byteOffset);
+}
+
+/** The statements of `text` when at least one holds model syntax; undefined when all are host SQL. */
+function modelStatements(text: string): Statement[] | undefined {
+  if (!mayHoldModelSyntax(text)) return undefined;
+  let statements: Statement[];
+  try {
+    statements = parseScript(text);
+  } catch (error) {
+    // A broken model statement: the proxy reports the parser's error. Anything else
+    // (an unterminated string in plain SQL) is Postgres's to report.
+    if (/\b(model|models|ml_predict|ml_evaluate)\b/i.test(text)) throw error;
+    return undefined;
+  }
+  return statements.some((s) => s.kind !== 'host') ? statements : undefined;
+}
+
+/** Reads a Bind's statement name without decoding the rest. */
+function bindStatementName(payload: Buffer): string {
+  const a = payload.indexOf(0);
+  const b = payload.indexOf(0, a + 1);
+  if (a < 0 || b < 0) throw new ProtocolViolation('invalid Bind message: unterminated string');
+  return payload.toString('utf8', a + 1, b);
+}
+
+/** Reads a Bind's / Execute's portal name (the first string). */
+function firstString(payload: Buffer, what: string): string {
+  const a = payload.indexOf(0);
+  if (a < 0) throw new ProtocolViolation(`invalid ${what} message: unterminated string`);
+  return payload.toString('utf8', 0, a);
+}
+
+/**
+ * One client connection.
+ *
+ * @example
+ * server.on('connection', (socket) => new ProxyConnection(socket, context).start());
+ */
+export class ProxyConnection {
+  /** The proxy-side key the client got in BackendKeyData. */
+  key: { readonly processId: number; readonly secret: Buffer } | undefined;
+  private client: Socket;
+  private readonly framer = new Framer({ startup: true, allowedTypes: FRONTEND_TYPES });
+  private phase: 'startup' | 'connecting' | 'auth' | 'ready' | 'closed' = 'startup';
+  private upstream: UpstreamConnection | undefined;
+  private session: ModelSession | undefined;
+  private readonly authBacklog: Frame[] = [];
+  private readonly queue: Frame[] = [];
+  private busy = false;
+  /** ReadyForQuery messages still expected for relayed Query / Sync / FunctionCall (and injected Syncs). */
+  private pendingRfq = 0;
+  /** Injected Syncs whose ReadyForQuery the client must not see. */
+  private swallowRfq = 0;
+  /** Relayed extended-protocol messages since the last Sync. */
+  private batchPassThrough = false;
+  /** Messages the proxy answered itself since the last Sync. */
+  private batchLocal = false;
+  /** An error happened in this extended batch: skip until Sync. */
+  private batchFailed = false;
+  /** An ErrorResponse was relayed since the last ReadyForQuery. */
+  private relayedError = false;
+  /** The upstream is in COPY FROM STDIN mode for the client. */
+  private copyIn = false;
+  private idleWaiters: (() => void)[] = [];
+  private readonly statements = new Map<string, LocalStatement>();
+  private readonly portals = new Map<string, LocalPortal>();
+  /** The statement the proxy is running for the client, for cancel and disconnect. */
+  private running: Promise<void> | undefined;
+
+  constructor(
+    socket: Socket,
+    private readonly context: ProxyContext,
+  ) {
+    this.client = socket;
+  }
+
+  /** Starts reading the client. */
+  start(): void {
+    this.client.setNoDelay(true);
+    this.attachClient(this.client);
+  }
+
+  /** Cancels what runs for this client: the upstream statement and any inference. */
+  cancel(): void {
+    this.session?.cancel();
+    void this.upstream?.cancel();
+  }
+
+  /** Closes the connection (client and upstream), cancelling what runs. */
+  async close(): Promise<void> {
+    if (this.phase === 'closed') return;
+    this.phase = 'closed';
+    this.context.unregister(this);
+    this.client.destroy();
+    const upstream = this.upstream;
+    if (this.busy || this.running) {
+      this.session?.cancel();
+      if (upstream && !upstream.isClosed) void upstream.cancel();
+    }
+    // Let the statement in flight unwind (its temporary tables are dropped on the way out) before the upstream goes.
+    if (this.running) await Promise.race([this.running.catch(() => undefined), delay(5000)]);
+    for (const portal of this.portals.values()) await portal.prepared?.release().catch(() => undefined);
+    this.portals.clear();
+    if (this.session) await this.session.close().catch(() => undefined);
+    else if (upstream) await upstream.close().catch(() => undefined);
+    upstream?.destroy();
+    for (const w of this.idleWaiters) w();
+    this.idleWaiters = [];
+  }
+
+  // ---- client side --------------------------------------------------------------------
+
+  private attachClient(socket: Socket): void {
+    socket.on('data', this.onClientData);
+    socket.on('end', this.onClientEnd);
+    socket.on('error', () => void this.close());
+    socket.on('close', () => void this.close());
+  }
+
+  private readonly onClientEnd = (): void => {
+    if (this.framer.pending > 0) {
+      this.fatal(new ProtocolViolation('incomplete message from client: connection closed mid-message'));
+      return;
+    }
+    void this.close();
+  };
+
+  private readonly onClientData = (chunk: Buffer): void => {
+    try {
+      this.receive(chunk);
+    } catch (error) {
+      this.fatal(error);
+    }
+  };
+
+  /** Sends a FATAL ErrorResponse and closes. */
+  private fatal(error: unknown): void {
+    if (this.phase === 'closed') return;
+    if (!(error instanceof ProtocolViolation) && !(error instanceof UpstreamError)) this.context.log('unexpected error on a client connection', error);
+    const code = error instanceof ProtocolViolation || error instanceof UpstreamError ? error.sqlstate : 'XX000';
+    const message = error instanceof Error ? error.message : String(error);
+    const socket = this.client;
+    if (!socket.destroyed && socket.writable) socket.end(errorResponse({ severity: 'FATAL', code, message }));
+    void this.close();
+  }
+
+  private receive(chunk: Buffer | undefined): void {
+    if (this.phase === 'startup') {
+      const [frame] = this.framer.push(chunk, 1);
+      if (!frame) return;
+      this.onStartupPacket(frame);
+      return;
+    }
+    const frames = this.framer.push(chunk);
+    if (frames.length === 0) return;
+    if (this.phase === 'connecting') this.authBacklog.push(...frames);
+    else if (this.phase === 'auth') this.forward(frames.map((f) => f.raw));
+    else if (this.phase === 'ready') this.onClientFrames(frames);
+  }
+
+  private onStartupPacket(frame: Frame): void {
+    const packet = parseStartupPacket(frame.payload);
+    switch (packet.kind) {
+      case 'ssl': {
+        if (this.context.tls && !(this.client instanceof TLSSocket)) {
+          this.upgradeToTls();
+        } else {
+          this.client.write('N');
+          this.receive(undefined);
+        }
+        return;
+      }
+      case 'gssenc':
+        this.client.write('N');
+        this.receive(undefined);
+        return;
+      case 'cancel':
+        this.context.cancel(packet.processId, packet.secret);
+        this.phase = 'closed';
+        this.client.end();
+        return;
+      case 'startup': {
+        this.framer.startup = false;
+        this.phase = 'connecting';
+        const parameters = new Map(packet.parameters);
+        if (!parameters.has('database') && this.context.target.database) parameters.set('database', this.context.target.database);
+        void this.connectUpstream(startupMessage(packet.version, parameters));
+        this.receive(undefined);
+        return;
+      }
+    }
+  }
+
+  private upgradeToTls(): void {
+    const raw = this.client;
+    raw.off('data', this.onClientData);
+    raw.off('end', this.onClientEnd);
+    raw.removeAllListeners('close');
+    raw.removeAllListeners('error');
+    raw.write('S');
+    const secure = new TLSSocket(raw, { isServer: true, secureContext: this.context.tls });
+    this.client = secure;
+    this.attachClient(secure);
+  }
+
+  private async connectUpstream(startup: Buffer): Promise<void> {
+    let upstream: UpstreamConnection;
+    try {
+      upstream = new UpstreamConnection(await connectUpstreamSocket(this.context.target), this.context.target);
+    } catch (error) {
+      this.fatal(error);
+      return;
+    }
+    if (this.phase === 'closed') {
+      upstream.destroy();
+      return;
+    }
+    this.upstream = upstream;
+    upstream.onRelay = (frames) => (this.phase === 'auth' ? this.relayAuth(frames) : this.relay(frames));
+    upstream.onAsync = (frame) => this.writeClient([frame.raw]);
+    upstream.onClose = (error) => this.onUpstreamClosed(error);
+    this.phase = 'auth';
+    upstream.write(startup);
+    const backlog = this.authBacklog.splice(0);
+    if (backlog.length > 0) this.forward(backlog.map((f) => f.raw));
+  }
+
+  private onUpstreamClosed(error?: Error): void {
+    if (this.phase === 'closed') return;
+    if (this.phase === 'ready' && !this.busy) {
+      // Postgres sends its own FATAL before closing on shutdown; relay it, then say what happened.
+      const reason = error ? `: ${(error as NodeJS.ErrnoException).code ?? error.message}` : '';
+      this.fatal(new UpstreamError('08006', `connection to upstream server at ${this.context.target.label} was lost${reason}`));
+      return;
+    }
+    if (this.phase === 'auth') {
+      this.fatal(new UpstreamError('08006', `upstream server at ${this.context.target.label} closed the connection during authentication`));
+      return;
+    }
+    // A statement in flight fails with 08006 through its exchange and closes the connection then.
+  }
+
+  /** Upstream messages during authentication: relayed, with the backend key swapped and channel binding hidden. */
+  private relayAuth(frames: readonly Frame[]): void {
+    const out: Buffer[] = [];
+    for (let i = 0; i < frames.length; i++) {
+      const frame = frames[i]!;
+      if (this.phase !== 'auth') {
+        this.relay(frames.slice(i));
+        break;
+      }
+      switch (frame.type) {
+        case 'R': {
+          // SCRAM-SHA-256-PLUS binds to the TLS channel of the *server's* connection, which the
+          // client cannot see through the proxy: offer only the mechanisms without channel binding.
+          if (authenticationCode(frame.payload) === 10) {
+            out.push(authenticationSasl(parseSaslMechanisms(frame.payload).filter((m) => !m.endsWith('-PLUS'))));
+          } else out.push(frame.raw);
+          break;
+        }
+        case 'K': {
+          this.upstream!.backendKey = parseBackendKeyData(frame.payload);
+          this.key = this.context.register(this);
+          out.push(backendKeyData(this.key.processId, this.key.secret));
+          break;
+        }
+        case 'Z':
+          this.upstream!.status = String.fromCharCode(frame.payload[0] ?? 73);
+          this.phase = 'ready';
+          out.push(frame.raw);
+          break;
+        case 'E':
+          out.push(frame.raw);
+          this.writeClient(out);
+          out.length = 0;
+          this.client.end();
+          void this.close();
+          return;
+        default:
+          out.push(frame.raw);
+      }
+    }
+    this.writeClient(out);
+  }
+
+  // ---- relay ----------------------------------------------------------------------------
+
+  /** Upstream messages outside the proxy's own exchanges: to the client, counting ReadyForQuery. */
+  private relay(frames: readonly Frame[]): void {
+    let out: Buffer[] | undefined;
+    let idle = false;
+    for (const frame of frames) {
+      const type = frame.type;
+      if (type === 'Z') {
+        this.upstream!.status = String.fromCharCode(frame.payload[0] ?? 73);
+        this.copyIn = false;
+        if (this.pendingRfq > 0) this.pendingRfq--;
+        if (this.pendingRfq === 0) idle = true;
+        if (this.swallowRfq > 0) {
+          this.swallowRfq--;
+          continue;
+        }
+        this.relayedError = false;
+      } else if (type === 'E') {
+        this.relayedError = true;
+      } else if (type === 'G') {
+        this.copyIn = true;
+      }
+      (out ??= []).push(frame.raw);
+    }
+    if (out) this.writeClient(out);
+    if (idle) {
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  /** Writes to the client, pausing the upstream while the client cannot keep up. */
+  private writeClient(buffers: readonly Buffer[]): void {
+    if (this.phase === 'closed' || buffers.length === 0) return;
+    const data = coalesce(buffers);
+    if (!this.client.write(data) && this.upstream && !this.upstream.socket.isPaused()) {
+      const upstream = this.upstream.socket;
+      upstream.pause();
+      this.client.once('drain', () => upstream.resume());
+    }
+  }
+
+  /** Writes client messages upstream, pausing the client while the upstream cannot keep up. */
+  private forward(buffers: readonly Buffer[]): void {
+    const upstream = this.upstream;
+    if (!upstream || buffers.length === 0) return;
+    const data = coalesce(buffers);
+    if (!upstream.write(data) && !this.client.isPaused()) {
+      const client = this.client;
+      client.pause();
+      upstream.socket.once('drain', () => client.resume());
+    }
+  }
+
+  private onClientFrames(frames: readonly Frame[]): void {
+    const out: Buffer[] = [];
+    let startLoop = false;
+    for (const frame of frames) {
+      const t = frame.type;
+      if (this.copyIn && (t === 'd' || t === 'c' || t === 'f')) {
+        if (t !== 'd') this.copyIn = false;
+        out.push(frame.raw);
+        continue;
+      }
+      if (this.busy || this.queue.length > 0 || !this.passThrough(frame, out)) {
+        this.queue.push(frame);
+        startLoop = true;
+      }
+    }
+    this.forward(out);
+    if (startLoop && !this.busy) void this.processQueue();
+  }
+
+  /**
+   * Relays `frame` (appending it to `out`) when it needs no model handling; returns false
+   * when the proxy must handle it. Keeps the relay bookkeeping.
+   */
+  private passThrough(frame: Frame, out: Buffer[]): boolean {
+    if (this.batchFailed && frame.type !== 'S') return false;
+    switch (frame.type) {
+      case 'Q': {
+        if (bytesMayHoldModelSyntax(frame.payload) && modelStatementsSafe(parseQuery(frame.payload))) return false;
+        this.pendingRfq++;
+        break;
+      }
+      case 'P': {
+        const message = parseParse(frame.payload);
+        if (bytesMayHoldModelSyntax(frame.payload) && modelStatementsSafe(message.text)) return false;
+        this.statements.delete(message.name);
+        this.batchPassThrough = true;
+        break;
+      }
+      case 'B': {
+        if (this.statements.size > 0 && this.statements.has(bindStatementName(frame.payload))) return false;
+        if (this.portals.size > 0) this.dropPortal(firstString(frame.payload, 'Bind'));
+        this.batchPassThrough = true;
+        break;
+      }
+      case 'D':
+      case 'C': {
+        if (this.statements.size > 0 || this.portals.size > 0) {
+          const target = parseTarget(frame.payload, frame.type === 'D' ? 'Describe' : 'Close');
+          if ((target.target === 'S' ? this.statements : this.portals).has(target.name)) return false;
+        }
+        this.batchPassThrough = true;
+        break;
+      }
+      case 'E': {
+        if (this.portals.size > 0 && this.portals.has(firstString(frame.payload, 'Execute'))) return false;
+        this.batchPassThrough = true;
+        break;
+      }
+      case 'H':
+        if (!this.batchPassThrough) return true; // nothing relayed to flush
+        break;
+      case 'S':
+        if (this.batchLocal || this.batchFailed) return false;
+        this.batchPassThrough = false;
+        this.pendingRfq++;
+        break;
+      case 'F':
+        this.pendingRfq++;
+        break;
+      case 'X':
+        return false;
+      default:
+        // CopyData/CopyDone/CopyFail outside COPY, PasswordMessage: Postgres answers them.
+        break;
+    }
+    out.push(frame.raw);
+    return true;
+  }
+
+  private dropPortal(name: string): void {
+    const portal = this.portals.get(name);
+    if (!portal) return;
+    this.portals.delete(name);
+    void portal.prepared?.release();
+  }
+
+  private async processQueue(): Promise<void> {
+    this.busy = true;
+    try {
+      while (this.queue.length > 0 && this.phase === 'ready') {
+        const frame = this.queue.shift()!;
+        const out: Buffer[] = [];
+        let handled: boolean;
+        try {
+          handled = this.passThrough(frame, out);
+        } catch (error) {
+          this.fatal(error);
+          return;
+        }
+        if (handled) {
+          this.forward(out);
+          continue;
+        }
+        const work = this.handle(frame);
+        this.running = work;
+        try {
+          await work;
+        } finally {
+          this.running = undefined;
+        }
+      }
+    } catch (error) {
+      if (error instanceof UpstreamError || error instanceof ProtocolViolation) this.fatal(error);
+      else {
+        this.context.log('unexpected error while handling a client message', error);
+        this.fatal(error);
+      }
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  /** Waits until every relayed message has been answered, closing an open extended batch with a Sync. */
+  private async quiesce(): Promise<void> {
+    if (this.batchPassThrough) {
+      this.batchPassThrough = false;
+      this.pendingRfq++;
+      this.swallowRfq++;
+      this.forward([SYNC]);
+    }
+    while (this.pendingRfq > 0 && this.phase === 'ready') {
+      await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    }
+    if (this.phase !== 'ready') throw new UpstreamError('08006', 'connection closed');
+  }
+
+  private sessionFor(): ModelSession {
+    this.session ??= this.context.createSession(this.upstream!);
+    return this.session;
+  }
+
+  // ---- messages the proxy answers -------------------------------------------------------
+
+  private async handle(frame: Frame): Promise<void> {
+    switch (frame.type) {
+      case 'Q':
+        return this.handleQuery(parseQuery(frame.payload));
+      case 'X':
+        void this.close();
+        return;
+      case 'S':
+        return this.handleSync();
+      default:
+        break;
+    }
+    // An extended-protocol message for a model statement (or any message after an error, skipped).
+    await this.quiesce();
+    if (this.relayedError) this.batchFailed = true;
+    if (this.batchFailed) return;
+    this.batchLocal = true;
+    try {
+      switch (frame.type) {
+        case 'P':
+          return this.handleParse(frame.payload);
+        case 'B':
+          return this.handleBind(frame.payload);
+        case 'D':
+          return await this.handleDescribe(frame.payload);
+        case 'E':
+          return await this.handleExecute(frame.payload);
+        case 'C':
+          return await this.handleClose(frame.payload);
+        default:
+          throw new ProtocolViolation(`unexpected message type "${frame.type}"`);
+      }
+    } catch (error) {
+      if (error instanceof UpstreamError || error instanceof ProtocolViolation) throw error;
+      this.batchFailed = true;
+      await this.reportError(error, undefined);
+    }
+  }
+
+  /** Sends an ErrorResponse for a failed model statement; inside a transaction block, the upstream transaction is aborted too. */
+  private async reportError(error: unknown, context: ErrorContext | undefined): Promise<void> {
+    if (!(error instanceof ModelSqlError)) this.context.log('unexpected error in a model statement', error);
+    this.writeClient([errorMessage(error, context)]);
+    const upstream = this.upstream!;
+    if (upstream.status === 'T' && !upstream.isClosed) {
+      // Postgres aborts a transaction block on any error; make the upstream agree, so that
+      // the client sees 'E' and the rest of its transaction fails as it would without the proxy.
+      await upstream.query(`DO $modelsql$ BEGIN RAISE EXCEPTION '${ABORT_NOTE}'; END $modelsql$`).catch(() => undefined);
+    }
+  }
+
+  private async handleQuery(text: string): Promise<void> {
+    await this.quiesce();
+    let statements: Statement[] | undefined;
+    try {
+      statements = modelStatements(text);
+    } catch (error) {
+      await this.reportError(error, { sessionText: text, clientText: text });
+      this.writeClient([readyForQuery(this.upstream!.status)]);
+      return;
+    }
+    if (!statements) {
+      // Classified as host SQL after all (cannot happen: passThrough checked it); relay it.
+      this.pendingRfq++;
+      this.forward([query(text)]);
+      return;
+    }
+    const context: ErrorContext = { sessionText: text, clientText: text };
+    for (const statement of statements) {
+      try {
+        let ok: boolean;
+        if (statement.kind === 'host') {
+          ok = await this.relayStatement(query(statement.text), { shift: characterOffset(text, statement.span.start) });
+        } else if (statement.kind === 'query') {
+          ok = await this.runModelQuery(statement, text);
+        } else {
+          const result = await this.sessionFor().runStatement(statement, text);
+          this.writeClient(resultMessages(result));
+          ok = true;
+        }
+        if (!ok) break;
+      } catch (error) {
+        if (error instanceof UpstreamError) throw error;
+        await this.reportError(error, context);
+        break;
+      }
+    }
+    this.writeClient([readyForQuery(this.upstream!.status)]);
+  }
+
+  /** Runs an ML query: model stages, then its host SQL upstream with Postgres's answer relayed. */
+  private async runModelQuery(statement: QueryStatement, text: string): Promise<boolean> {
+    const session = this.sessionFor();
+    const prepared = await session.prepareQuery(statement, text);
+    try {
+      return await this.relayStatement(query(prepared.sql), { shift: undefined });
+    } finally {
+      await prepared.release();
+    }
+  }
+
+  /**
+   * Sends `messages` upstream and relays the answer until ReadyForQuery (not relayed);
+   * returns false when Postgres answered with an error. An error's position is shifted by
+   * `shift` characters, or dropped when `shift` is undefined (SQL the client never wrote).
+   */
+  private async relayStatement(messages: Buffer | readonly Buffer[], options: { readonly shift: number | undefined; readonly swallow?: string }): Promise<boolean> {
+    const upstream = this.upstream!;
+    let failed = false;
+    await upstream.exchange(messages, (frame) => {
+      switch (frame.type) {
+        case 'Z':
+          upstream.status = String.fromCharCode(frame.payload[0] ?? 73);
+          this.copyIn = false;
+          return true;
+        case 'E': {
+          failed = true;
+          const fields = parseErrorFields(frame.payload);
+          const p = fields.get('P');
+          if (p !== undefined) {
+            if (options.shift === undefined) fields.delete('P');
+            else fields.set('P', String(Number(p) + options.shift));
+          }
+          this.writeClient([errorResponseFromFields(fields)]);
+          return false;
+        }
+        case 'G':
+          this.copyIn = true;
+          break;
+        default:
+          if (options.swallow?.includes(frame.type)) return false;
+      }
+      this.writeClient([frame.raw]);
+      return false;
+    });
+    return !failed;
+  }
+
+  private handleParse(payload: Buffer): void {
+    const message = parseParse(payload);
+    const statements = parseScript(message.text);
+    if (statements.length !== 1) {
+      throw new ModelSqlError('42601', 'cannot insert multiple commands into a prepared statement');
+    }
+    if (message.name !== '' && this.statements.has(message.name)) {
+      throw new ModelSqlError('42P05', `prepared statement "${message.name}" already exists`);
+    }
+    this.statements.set(message.name, { text: message.text, statement: statements[0]!, paramTypes: message.paramTypes });
+    this.writeClient([PARSE_COMPLETE]);
+  }
+
+  private handleBind(payload: Buffer): void {
+    const message = parseBind(payload);
+    const source = this.statements.get(message.statement)!;
+    const values = message.params.map((p, i) => {
+      if (p === null) return null;
+      if (message.paramFormats[i] === 0) return p.toString('utf8');
+      const text = binaryParamToText(source.paramTypes[i] ?? 0, p);
+      if (text === undefined) throw new ModelSqlError('0A000', `binary format for parameter $${i + 1} of type ${source.paramTypes[i] ?? 0} is not supported by the modelsql proxy; send it in text format`);
+      return text;
+    });
+    const needed = parameterCount(source.text);
+    if (values.length !== needed) {
+      throw new ModelSqlError('08P01', `bind message supplies ${values.length} parameters, but prepared statement "${message.statement}" requires ${needed}`);
+    }
+    const substituted = substituteParameters(source.text, values);
+    const [statement] = values.length === 0 ? [source.statement] : parseScript(substituted.text);
+    this.dropPortal(message.portal);
+    this.portals.set(message.portal, {
+      source,
+      text: substituted.text,
+      statement: statement!,
+      toOriginal: substituted.originalOffset,
+      resultFormats: message.resultFormats,
+    });
+    this.writeClient([BIND_COMPLETE]);
+  }
+
+  private errorContext(portal: LocalPortal): ErrorContext {
+    return { sessionText: portal.text, clientText: portal.source.text, toOriginal: portal.toOriginal };
+  }
+
+  private async handleDescribe(payload: Buffer): Promise<void> {
+    const target = parseTarget(payload, 'Describe');
+    if (target.target === 'S') {
+      const source = this.statements.get(target.name)!;
+      const count = parameterCount(source.text);
+      const types = Array.from({ length: count }, (_, i) => source.paramTypes[i] || 25);
+      this.writeClient([parameterDescription(types)]);
+      // The columns of a model statement are known only once it runs; with parameters it cannot run yet.
+      if (count > 0 || source.statement.kind === 'host') {
+        this.writeClient([NO_DATA]);
+        return;
+      }
+      const portal: LocalPortal = { source, text: source.text, statement: source.statement, toOriginal: (o) => o, resultFormats: [] };
+      await this.describePortal(portal);
+      await portal.prepared?.release();
+      return;
+    }
+    const portal = this.portals.get(target.name)!;
+    await this.describePortal(portal);
+  }
+
+  /** RowDescription (or NoData) of a portal: model DDL runs now, an ML query runs its model stages now. */
+  private async describePortal(portal: LocalPortal): Promise<void> {
+    portal.described = true;
+    const statement = portal.statement;
+    try {
+      if (statement.kind === 'query') {
+        portal.prepared ??= await this.sessionFor().prepareQuery(statement, portal.text);
+        await this.relayStatement([parse('', portal.prepared.sql), bind('', '', [], [], portal.resultFormats), describe('P', ''), SYNC], {
+          shift: undefined,
+          swallow: '12',
+        });
+        return;
+      }
+      portal.result ??= await this.sessionFor().runStatement(statement, portal.text);
+      this.writeClient(portal.result.columns.length > 0 ? rowMessages({ ...portal.result, rows: [] }, true) : [NO_DATA]);
+    } catch (error) {
+      if (error instanceof UpstreamError) throw error;
+      this.batchFailed = true;
+      await this.reportError(error, this.errorContext(portal));
+    }
+  }
+
+  private async handleExecute(payload: Buffer): Promise<void> {
+    const message = parseExecute(payload);
+    const portal = this.portals.get(message.portal)!;
+    const statement = portal.statement;
+    try {
+      if (statement.kind === 'query') {
+        portal.prepared ??= await this.sessionFor().prepareQuery(statement, portal.text);
+        const ok = await this.relayStatement([parse('', portal.prepared.sql), bind('', '', [], [], portal.resultFormats), execute('', 0), SYNC], {
+          shift: undefined,
+          swallow: '12',
+        });
+        if (!ok) this.batchFailed = true;
+      } else if (statement.kind === 'host') {
+        const ok = await this.relayStatement([parse('', portal.text), bind('', '', [], [], portal.resultFormats), execute('', 0), SYNC], { shift: 0, swallow: '12' });
+        if (!ok) this.batchFailed = true;
+      } else {
+        const result = portal.result ?? (await this.sessionFor().runStatement(statement, portal.text));
+        portal.result = undefined;
+        this.writeClient([...rowMessages(result, false), commandComplete(result.command || 'SELECT')]);
+      }
+    } catch (error) {
+      if (error instanceof UpstreamError) throw error;
+      this.batchFailed = true;
+      await this.reportError(error, this.errorContext(portal));
+    } finally {
+      const prepared = portal.prepared;
+      portal.prepared = undefined;
+      await prepared?.release();
+    }
+  }
+
+  private async handleClose(payload: Buffer): Promise<void> {
+    const target = parseTarget(payload, 'Close');
+    if (target.target === 'S') this.statements.delete(target.name);
+    else this.dropPortal(target.name);
+    this.writeClient([CLOSE_COMPLETE]);
+  }
+
+  private async handleSync(): Promise<void> {
+    const wasLocal = this.batchLocal;
+    this.batchLocal = false;
+    this.batchFailed = false;
+    // The unnamed portal ends with the implicit transaction; release what it holds.
+    this.dropPortal('');
+    if (this.batchPassThrough || !wasLocal) {
+      this.batchPassThrough = false;
+      this.pendingRfq++;
+      this.forward([SYNC]);
+      return;
+    }
+    await this.quiesce();
+    this.relayedError = false;
+    this.writeClient([readyForQuery(this.upstream!.status)]);
+  }
+}
+
+/** `modelStatements`, but a parse error counts as "has model syntax" (the proxy reports it). */
+function modelStatementsSafe(text: string): boolean {
+  try {
+    return modelStatements(text) !== undefined;
+  } catch {
+    return true;
+  }
+}
+
+/** Number of characters (code points) before a UTF-16 offset. */
+function characterOffset(text: string, offset: number): number {
+  let n = 0;
+  for (let i = 0; i < offset; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0xdc00 || c > 0xdfff) n++;
+  }
+  return n;
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+

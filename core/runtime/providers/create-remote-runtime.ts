@@ -1,0 +1,48 @@
+/**
+ * Creates and checks the runtimes of remote models. Each provider's file (and so its SDK)
+ * is loaded only when a model of that provider runs.
+ */
+import type { ModelColumn, ModelRuntime } from '../model-runtime.js';
+import { parseRemoteModel, REMOTE_PROVIDERS, resolveApiKey, type RemoteProvider } from './remote-options.js';
+
+type Options = readonly (readonly [string, string])[];
+
+/** Whether `provider` is a remote one (`openai`, `gemini`, `anthropic`). */
+export function isRemoteProvider(provider: string): provider is RemoteProvider {
+  return (REMOTE_PROVIDERS as readonly string[]).includes(provider);
+}
+
+/**
+ * Checks a remote model at CREATE / ALTER time: options against INPUT/OUTPUT, and
+ * `${env:...}` references against the environment. Sends no request.
+ *
+ * @throws InvalidOptionError (22023)
+ */
+export async function checkRemoteModel(provider: RemoteProvider, options: Options, input: readonly ModelColumn[] | undefined, output: readonly ModelColumn[] | undefined): Promise<{ input: readonly ModelColumn[]; output: readonly ModelColumn[] }> {
+  parseRemoteModel(provider, options, input, output, process.env);
+  return { input: input!, output: output! };
+}
+
+/**
+ * The runtime of a remote model version. The api-key is resolved here, before any
+ * request: an unset `${env:...}` variable is an error now.
+ */
+export async function createRemoteRuntime(
+  provider: RemoteProvider,
+  options: Options,
+  input: readonly ModelColumn[],
+  output: readonly ModelColumn[],
+  secrets: readonly (readonly [string, string])[] | undefined,
+): Promise<ModelRuntime> {
+  const config = parseRemoteModel(provider, options, input, output);
+  const literal = secrets?.find(([k]) => k.toLowerCase() === 'api-key')?.[1];
+  const apiKey = resolveApiKey(config, literal);
+  switch (provider) {
+    case 'openai':
+      return (await import('./openai-runtime.js')).createOpenAIRuntime(config, apiKey, input.length);
+    case 'gemini':
+      return (await import('./gemini-runtime.js')).createGeminiRuntime(config, apiKey, input.length);
+    case 'anthropic':
+      return (await import('./anthropic-runtime.js')).createAnthropicRuntime(config, apiKey, input.length);
+  }
+}

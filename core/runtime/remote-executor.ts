@@ -1,0 +1,405 @@
+/**
+ * The executor of remote model calls (SPEC §2.3), written once for every provider: it
+ * turns a batch of rows into prompts, packs them `batch-size` rows per request, keeps up
+ * to `max-concurrent-operations` requests in flight, gives each a `timeout`, retries with
+ * exponential backoff and jitter that honours `Retry-After`, halves a pack on context
+ * overflow or a wrong number of answers, and applies the error-handling strategy. A
+ * provider file supplies only a {@link ProviderClient} (one request, one error meaning).
+ *
+ * Cancellation: once the query's signal aborts, no new request starts (waiting requests
+ * are released with 57014, backoff sleeps end, in-flight requests are aborted through the
+ * SDK's signal). A FAILOVER failure stops the stage the same way.
+ */
+import { createHash } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
+import { ModelRuntimeError, QueryCanceledError } from '../errors.js';
+import { maskSecrets } from '../secrets.js';
+import type { ColumnBatch, ColumnData, ModelRuntime, PredictOptions, PredictStage } from './model-runtime.js';
+import { fitContext } from './providers/prompt-template.js';
+import { packedMessage, structuredMessage, type FailureInfo, type ProviderClient, type ProviderReply, type ProviderRequest } from './providers/provider-client.js';
+import type { RemoteModelConfig } from './providers/remote-options.js';
+import { AnswerError, answerValues, packedSchema, parseJsonText, preview, rowSchema } from './providers/structured-output.js';
+
+/** Rows per `predictBatch` the executor asks for by default (several waves of requests). */
+const DEFAULT_STAGE_ROWS = 512;
+/** Retries of an answer that does not fit OUTPUT (a model repeating itself gains nothing from 100). */
+const ANSWER_RETRIES = 2;
+
+/** The settings of one stage: the model's options with the call's CONFIG on top. */
+export interface ExecutorSettings {
+  readonly timeoutMs: number;
+  readonly batchSize: number;
+  readonly concurrency: number;
+  readonly strategy: 'RETRY' | 'FAILOVER' | 'IGNORE';
+  readonly fallback: 'FAILOVER' | 'IGNORE';
+  readonly retryNum: number;
+  readonly retryInitialDelayMs: number;
+  readonly retryMaxDelayMs: number;
+}
+
+/** The result of one row. */
+type RowResult = { readonly values: readonly unknown[] } | { readonly error: string; readonly status?: number };
+
+/** A request that ran past its timeout. */
+class RequestTimeout extends Error {}
+
+/**
+ * Backoff before retry `attempt` (1-based): exponential from `initial`, capped at `max`,
+ * with "equal jitter" (half fixed, half random); a provider's `Retry-After` wins.
+ *
+ * @example backoffDelay(3, 500, 30000, undefined, () => 0.5) // 1500
+ */
+export function backoffDelay(attempt: number, initialMs: number, maxMs: number, retryAfterMs: number | undefined, random: () => number = Math.random): number {
+  if (retryAfterMs !== undefined) return retryAfterMs + Math.round(random() * Math.min(1000, retryAfterMs * 0.1));
+  const base = Math.min(maxMs, initialMs * 2 ** (attempt - 1));
+  return Math.round(base / 2 + random() * (base / 2));
+}
+
+/** Per-stage shared state: the concurrency limit, a pause after `Retry-After`, and the stage's abort. */
+class StageState {
+  readonly controller = new AbortController();
+  pausedUntil = 0;
+  failure?: Error;
+  private active = 0;
+  private readonly waiters: { resolve: () => void; reject: (e: unknown) => void }[] = [];
+
+  constructor(
+    readonly concurrency: number,
+    readonly query: AbortSignal | undefined,
+  ) {
+    // One listener per request in flight.
+    setMaxListeners(0, this.controller.signal);
+    const onAbort = (): void => this.stop(new QueryCanceledError());
+    if (query?.aborted) onAbort();
+    else query?.addEventListener('abort', onAbort, { once: true });
+  }
+
+  /** Ends the stage: no new request starts; in-flight ones are aborted. */
+  stop(error: Error): void {
+    this.failure ??= error;
+    this.controller.abort();
+    for (const w of this.waiters.splice(0)) w.reject(this.failure);
+  }
+
+  /** Waits for a request slot (and any `Retry-After` pause). */
+  async acquire(): Promise<void> {
+    if (this.failure) throw this.failure;
+    if (this.active >= this.concurrency) await new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
+    else this.active++;
+    try {
+      while (Date.now() < this.pausedUntil) await this.sleep(this.pausedUntil - Date.now());
+      if (this.failure) throw this.failure;
+    } catch (error) {
+      this.release();
+      throw error;
+    }
+  }
+
+  release(): void {
+    const next = this.waiters.shift();
+    if (next) next.resolve();
+    else this.active--;
+  }
+
+  /** Sleeps, ending early (with the stage's failure) when the stage stops. */
+  sleep(ms: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (this.failure) return reject(this.failure);
+      const onAbort = (): void => {
+        clearTimeout(timer);
+        reject(this.failure);
+      };
+      const timer = setTimeout(() => {
+        this.controller.signal.removeEventListener('abort', onAbort);
+        resolve();
+      }, Math.max(0, ms));
+      this.controller.signal.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+}
+
+const states = new WeakMap<object, StageState>();
+
+/**
+ * A `ModelRuntime` over one provider: the executor of this file wrapped around a
+ * {@link ProviderClient}.
+ *
+ * @example
+ * const runtime = new RemoteRuntime(config, new OpenAIClient(config, apiKey));
+ * const out = await runtime.predictBatch(batch, { signal, stage });
+ */
+export class RemoteRuntime implements ModelRuntime {
+  readonly remote = true;
+  readonly provider: string;
+  readonly preferredBatchSize = DEFAULT_STAGE_ROWS;
+  readonly inputKinds: readonly ('number' | 'value')[];
+  readonly cacheByDefault: boolean;
+  private readonly fingerprint: string;
+
+  constructor(
+    readonly config: RemoteModelConfig,
+    private readonly client: ProviderClient,
+    inputCount: number,
+  ) {
+    this.provider = config.provider;
+    this.inputKinds = new Array<'value'>(inputCount).fill('value');
+    this.cacheByDefault = config.cache;
+    const c = config;
+    // Everything that changes an answer, and nothing that does not (timeouts, retries, packing).
+    this.fingerprint = JSON.stringify([
+      c.provider, c.baseUrl, c.apiVersion ?? null, c.model, c.task, c.systemPrompt, c.temperature ?? null, c.topP ?? null, c.stop ?? null,
+      c.maxTokens ?? null, c.presencePenalty ?? null, c.frequencyPenalty ?? null, c.seed ?? null, c.responseFormat ?? null, c.dimension ?? null,
+      c.output.mode, c.output.answers.map((a) => [a.name, a.type.name, a.type.elements?.map((e) => e.name) ?? null]),
+    ]);
+  }
+
+  /** The settings of a stage: model options, then the call's CONFIG. */
+  settings(stage: PredictStage['config'] | undefined): ExecutorSettings {
+    const strategy = stage?.errorHandlingStrategy ?? this.config.errorHandlingStrategy;
+    return {
+      timeoutMs: stage?.timeoutMs ?? this.config.timeoutMs,
+      batchSize: stage?.batchSize ?? this.config.batchSize,
+      concurrency: stage?.maxConcurrentOperations ?? this.config.maxConcurrentOperations,
+      strategy,
+      fallback: this.config.retryFallbackStrategy,
+      // Flink retries only under RETRY.
+      retryNum: strategy === 'RETRY' ? this.config.retryNum : 0,
+      retryInitialDelayMs: this.config.retryInitialDelayMs,
+      retryMaxDelayMs: this.config.retryMaxDelayMs,
+    };
+  }
+
+  cacheKeys(batch: ColumnBatch): readonly (string | null)[] {
+    return this.prompts(batch).map((p) => (p.text === undefined ? null : createHash('sha256').update(this.fingerprint).update('\u0000').update(p.text).digest('hex')));
+  }
+
+  async predictBatch(batch: ColumnBatch, options: PredictOptions = {}): Promise<ColumnBatch> {
+    const stage: PredictStage = options.stage ?? { config: {}, counters: { errors: 0, tokens: 0, cacheHits: 0, requests: 0 } };
+    const settings = this.settings(stage.config);
+    let state = states.get(stage);
+    if (!state) {
+      state = new StageState(settings.concurrency, options.signal);
+      states.set(stage, state);
+    }
+    if (state.failure) throw state.failure;
+    const prompts = this.prompts(batch);
+    const keys = stage.remember ? this.cacheKeys(batch) : undefined;
+    const results: (RowResult | undefined)[] = new Array(batch.rowCount);
+    const rows: number[] = [];
+    let idle = 0;
+    prompts.forEach((p, i) => {
+      if (p.text !== undefined) rows.push(i);
+      else idle++;
+      if (p.skipped) stage.counters.errors++;
+    });
+    if (idle > 0) stage.onRows?.(idle);
+    const work: Promise<void>[] = [];
+    for (let i = 0; i < rows.length; i += settings.batchSize) {
+      const pack = rows.slice(i, i + settings.batchSize);
+      work.push(this.runPack(pack, prompts, results, state, settings, stage, keys));
+    }
+    await Promise.all(work);
+    return this.columns(batch.rowCount, results);
+  }
+
+  async close(): Promise<void> {}
+
+  /** Each row's prompt after the template and `max-context-size`; undefined for NULL inputs and skipped rows. */
+  private prompts(batch: ColumnBatch): { text?: string; skipped: boolean }[] {
+    const out: { text?: string; skipped: boolean }[] = [];
+    for (let row = 0; row < batch.rowCount; row++) {
+      const values = batch.columns.map((c) => valueAt(c, row));
+      const rendered = this.config.template.render(values);
+      if (rendered === undefined) {
+        out.push({ skipped: false });
+        continue;
+      }
+      const fitted = fitContext(rendered, this.config.maxContextSize, this.config.contextOverflowAction);
+      out.push({ text: fitted.text, skipped: fitted.text === undefined });
+    }
+    return out;
+  }
+
+  /** Runs one pack of rows to its end: answered, halved, retried, or failed under the strategy. */
+  private async runPack(
+    pack: readonly number[],
+    prompts: readonly { text?: string }[],
+    results: (RowResult | undefined)[],
+    state: StageState,
+    settings: ExecutorSettings,
+    stage: PredictStage,
+    keys: readonly (string | null)[] | undefined,
+  ): Promise<void> {
+    const texts = pack.map((r) => prompts[r]!.text!);
+    const request = this.request(texts);
+    let attempt = 0;
+    for (;;) {
+      await state.acquire();
+      let reply: ProviderReply | undefined;
+      let failure: (FailureInfo & { answer?: boolean }) | undefined;
+      try {
+        stage.counters.requests++;
+        reply = await this.send(request, state, settings.timeoutMs);
+      } catch (error) {
+        if (state.failure) throw state.failure;
+        failure = this.describe(error);
+      } finally {
+        state.release();
+      }
+      if (reply) {
+        stage.counters.tokens += reply.tokens;
+        try {
+          const answers = this.answers(reply, pack.length);
+          pack.forEach((row, i) => {
+            results[row] = { values: answers[i]! };
+            const key = keys?.[row];
+            if (key) stage.remember?.(key, answers[i]!);
+          });
+          stage.onRows?.(pack.length);
+          return;
+        } catch (error) {
+          if (!(error instanceof AnswerError)) throw error;
+          failure = { message: maskSecrets(error.message), retryable: true, contextOverflow: false, answer: true };
+        }
+      }
+      if (pack.length > 1 && (failure!.contextOverflow || failure!.answer)) {
+        const half = Math.ceil(pack.length / 2);
+        await Promise.all([
+          this.runPack(pack.slice(0, half), prompts, results, state, settings, stage, keys),
+          this.runPack(pack.slice(half), prompts, results, state, settings, stage, keys),
+        ]);
+        return;
+      }
+      const retries = failure!.answer ? Math.min(settings.retryNum, ANSWER_RETRIES) : settings.retryNum;
+      if (failure!.retryable && attempt < retries) {
+        attempt++;
+        if (failure!.retryAfterMs !== undefined) state.pausedUntil = Math.max(state.pausedUntil, Date.now() + failure!.retryAfterMs);
+        await state.sleep(backoffDelay(attempt, settings.retryInitialDelayMs, settings.retryMaxDelayMs, failure!.retryAfterMs));
+        continue;
+      }
+      const message = `${failure!.message}${attempt > 0 ? ` (after ${attempt} ${attempt === 1 ? 'retry' : 'retries'})` : ''}`;
+      const final = settings.strategy === 'RETRY' ? settings.fallback : settings.strategy;
+      if (final === 'FAILOVER') {
+        const error = new ModelRuntimeError(this.provider, `${this.provider} model request failed: ${message}`, { retryable: failure!.retryable });
+        state.stop(error);
+        throw error;
+      }
+      for (const row of pack) results[row] = { error: message, status: failure!.status };
+      stage.counters.errors += pack.length;
+      stage.onRows?.(pack.length);
+      return;
+    }
+  }
+
+  /** The request for some rows: embeddings take texts; chat takes one message, with a schema when structured or packed. */
+  private request(texts: readonly string[]): ProviderRequest {
+    const plan = this.config.output;
+    if (plan.mode === 'embedding') return { texts };
+    if (texts.length === 1) {
+      if (plan.mode === 'text') return { message: texts[0]! };
+      const schema = rowSchema(plan);
+      return { message: structuredMessage(texts[0]!, schema), schema };
+    }
+    return { message: packedMessage(texts, plan.mode === 'json'), schema: packedSchema(plan, texts.length) };
+  }
+
+  /** Splits and checks a reply: one OUTPUT row (answer columns in place) per row of the pack. */
+  private answers(reply: ProviderReply, count: number): unknown[][] {
+    const plan = this.config.output;
+    let items: unknown[];
+    if (plan.mode === 'embedding') {
+      items = [...(reply.vectors ?? [])];
+      if (items.length !== count) throw new AnswerError(`expected ${count} embeddings, got ${items.length}`);
+      if (this.config.dimension !== undefined) {
+        for (const v of items) {
+          if (!Array.isArray(v) || v.length !== this.config.dimension) {
+            throw new AnswerError(`expected embeddings of dimension ${this.config.dimension}, got ${Array.isArray(v) ? v.length : typeof v}`);
+          }
+        }
+      }
+    } else if (count === 1) {
+      items = [reply.text ?? ''];
+    } else {
+      const parsed = parseJsonText(reply.text ?? '');
+      const answers = (parsed as { answers?: unknown } | null)?.answers;
+      if (!Array.isArray(answers)) throw new AnswerError(`expected {"answers": [...]} for a pack of ${count} rows, got ${preview(reply.text)}`);
+      if (answers.length !== count) throw new AnswerError(`expected ${count} answers, got ${answers.length}`);
+      items = answers;
+    }
+    return items.map((item) => {
+      const values = answerValues(plan, plan.mode === 'json' && typeof item === 'string' ? parseJsonText(item) : item);
+      const row = new Array<unknown>(plan.width).fill(null);
+      plan.answers.forEach((a, i) => (row[a.index] = values[i]));
+      return row;
+    });
+  }
+
+  /** Sends one request with the stage's signal and a timeout of its own. */
+  private async send(request: ProviderRequest, state: StageState, timeoutMs: number): Promise<ProviderReply> {
+    const controller = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort();
+    }, timeoutMs);
+    const onAbort = (): void => controller.abort();
+    state.controller.signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      return await this.client.send(request, controller.signal);
+    } catch (error) {
+      if (timedOut && !state.failure) throw new RequestTimeout(`request timed out after ${timeoutMs} ms`);
+      throw error;
+    } finally {
+      clearTimeout(timer);
+      state.controller.signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  private describe(error: unknown): FailureInfo {
+    if (error instanceof RequestTimeout) return { message: error.message, retryable: true, contextOverflow: false };
+    const info = this.client.describeError(error);
+    return { ...info, message: maskSecrets(info.message) };
+  }
+
+  /** The OUTPUT columns of a batch from the row results. */
+  private columns(rowCount: number, results: readonly (RowResult | undefined)[]): ColumnBatch {
+    const plan = this.config.output;
+    const columns: unknown[][] = Array.from({ length: plan.width }, () => new Array<unknown>(rowCount).fill(null));
+    for (let row = 0; row < rowCount; row++) {
+      const r = results[row];
+      if (!r) continue;
+      if ('values' in r) {
+        r.values.forEach((v, c) => (columns[c]![row] = v));
+      } else {
+        if (plan.errorString !== undefined) columns[plan.errorString]![row] = r.error;
+        if (plan.httpStatus !== undefined) columns[plan.httpStatus]![row] = r.status ?? null;
+      }
+    }
+    return { rowCount, columns: columns.map((values): ColumnData => ({ kind: 'value', values })) };
+  }
+}
+
+function valueAt(column: ColumnData, row: number): unknown {
+  if (column.kind === 'number') return column.nulls?.[row] ? null : column.values[row];
+  return column.values[row] ?? null;
+}
+
+/** How the executor's stage loop should drive a remote runtime. */
+export interface RemoteStageShape {
+  /** Rows per `predictBatch`: several waves of requests, so the request pool never runs dry. */
+  readonly rows: number;
+  /** Batches in the runtime at once: one being appended, others answering. */
+  readonly batchesInFlight: number;
+  /** Whether the prediction cache is on (the call's `cache`, else the model's). */
+  readonly cache: boolean;
+}
+
+/**
+ * The stage shape for a remote runtime under a call's CONFIG, or undefined for a local one
+ * (whose `batch-size` and concurrency mean rows per batch and batches in flight).
+ */
+export function remoteStageShape(runtime: ModelRuntime, call: PredictStage['config'] & { readonly cache?: boolean }): RemoteStageShape | undefined {
+  if (!(runtime instanceof RemoteRuntime)) return undefined;
+  const s = runtime.settings(call);
+  return { rows: Math.max(runtime.preferredBatchSize, 2 * s.concurrency * s.batchSize), batchesInFlight: 3, cache: call.cache ?? runtime.cacheByDefault };
+}

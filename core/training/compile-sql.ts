@@ -1,0 +1,205 @@
+/**
+ * Compiles a trained model to host SQL (SPEC §3): the preprocessing and the fitted function
+ * as plain SQL expressions, so that ML_PREDICT runs inside the host engine (no rows leave
+ * it) and the model can be registered as a host function (`ml_predict_<model>`).
+ *
+ * Only SQL both hosts share is emitted: `CASE`, `coalesce`, `greatest`, `exp`,
+ * `CAST(... AS DOUBLE PRECISION)` and `ARRAY[...]`; literals are quoted by the dialect.
+ */
+import type { SqlDialect } from '../host.js';
+import { parseDataType } from '../sql/types.js';
+import type { ClassValue, FeatureEncoding, TrainedModel, TreeNode } from './trained-model.js';
+
+/**
+ * A compiled model. `layers` are computed one SELECT level at a time (a level may use the
+ * columns of the levels below it); `outputs` are expressions over the last level, one per
+ * OUTPUT column. With `inline`, `layers` is empty and `outputs` stand alone.
+ */
+export interface CompiledModel {
+  readonly layers: readonly (readonly (readonly [string, string])[])[];
+  readonly outputs: readonly string[];
+}
+
+/** A SQL literal of type DOUBLE PRECISION. */
+export function doubleLiteral(value: number): string {
+  if (!Number.isFinite(value)) throw new Error(`internal error: a trained parameter is ${value}`);
+  return `CAST(${String(value)} AS DOUBLE PRECISION)`;
+}
+
+/** A literal for a class label (strings quoted by the dialect, booleans as TRUE/FALSE). */
+export function classLiteral(d: SqlDialect, value: ClassValue, type: string): string {
+  if (typeof value === 'string') return d.quoteString(value);
+  if (typeof value === 'boolean') return value ? 'TRUE' : 'FALSE';
+  return `CAST(${String(value)} AS ${d.hostType(parseDataType(type))})`;
+}
+
+/** The feature's value as a DOUBLE (booleans as 1/0), NULL when NULL. */
+export function rawNumeric(feature: Extract<FeatureEncoding, { kind: 'numeric' }>, input: string): string {
+  return feature.boolean ? `(CASE WHEN ${input} THEN 1.0 WHEN NOT ${input} THEN 0.0 END)` : `CAST(${input} AS DOUBLE PRECISION)`;
+}
+
+/** The encoded columns of one feature: the standardized value, or one 0/1 column per category. */
+export function encodeFeature(d: SqlDialect, feature: FeatureEncoding, input: string): string[] {
+  if (feature.kind === 'numeric') {
+    return [`((coalesce(${rawNumeric(feature, input)}, ${doubleLiteral(feature.mean)}) - ${doubleLiteral(feature.mean)}) / ${doubleLiteral(feature.std)})`];
+  }
+  const value = `coalesce(${input}, ${d.quoteString(feature.mode)})`;
+  return feature.categories.map((c) => `(CASE WHEN ${value} = ${d.quoteString(c)} THEN 1.0 ELSE 0.0 END)`);
+}
+
+/** Every encoded column of a model, in order. */
+export function encodeFeatures(d: SqlDialect, features: readonly FeatureEncoding[], inputs: readonly string[]): string[] {
+  return features.flatMap((f, i) => encodeFeature(d, f, inputs[i]!));
+}
+
+/**
+ * `intercept + weights · encoded(x)` with the standardization folded into the weights:
+ * a numeric feature adds `coalesce(x * a, a * mean)` (a = w / std), a categorical one
+ * `CASE coalesce(x, mode) WHEN 'c' THEN w_c ... ELSE 0 END`.
+ */
+export function linearExpression(d: SqlDialect, features: readonly FeatureEncoding[], inputs: readonly string[], intercept: number, weights: readonly number[]): string {
+  let bias = intercept;
+  const terms: string[] = [];
+  let j = 0;
+  features.forEach((f, i) => {
+    if (f.kind === 'numeric') {
+      const a = weights[j++]! / f.std;
+      bias -= a * f.mean;
+      if (a !== 0) terms.push(`coalesce(${rawNumeric(f, inputs[i]!)} * ${doubleLiteral(a)}, ${doubleLiteral(a * f.mean)})`);
+    } else {
+      const whens = f.categories.map((c, k) => [c, weights[j + k]!] as const).filter(([, w]) => w !== 0);
+      j += f.categories.length;
+      if (whens.length > 0) {
+        terms.push(`(CASE coalesce(${inputs[i]!}, ${d.quoteString(f.mode)}) ${whens.map(([c, w]) => `WHEN ${d.quoteString(c)} THEN ${doubleLiteral(w)}`).join(' ')} ELSE 0.0 END)`);
+      }
+    }
+  });
+  return [doubleLiteral(bias), ...terms].join(' + ');
+}
+
+/** Collects the layers of a compiled model, or inlines them. */
+class Layers {
+  readonly layers: [string, string][][] = [];
+  private counter = 0;
+  constructor(
+    private readonly d: SqlDialect,
+    private readonly inline: boolean,
+  ) {}
+
+  /** Defines columns computed at level `level` (0-based); returns references to them. */
+  define(level: number, expressions: readonly string[]): string[] {
+    if (this.inline) return expressions.map((e) => `(${e})`);
+    while (this.layers.length <= level) this.layers.push([]);
+    return expressions.map((e) => {
+      const name = `__modelsql_c${this.counter++}`;
+      this.layers[level]!.push([name, e]);
+      return this.d.quoteIdentifier(name);
+    });
+  }
+}
+
+/** `CASE` choosing the index of the first greatest (or least) value; `labels[i]` is returned for index i. */
+function argBest(values: readonly string[], labels: readonly string[], comparator: '>=' | '<='): string {
+  if (values.length === 1) return labels[0]!;
+  const whens: string[] = [];
+  for (let i = 0; i < values.length - 1; i++) {
+    const conditions = values.slice(i + 1).map((v) => `${values[i]} ${comparator} ${v}`);
+    whens.push(`WHEN ${conditions.join(' AND ')} THEN ${labels[i]}`);
+  }
+  return `(CASE ${whens.join(' ')} ELSE ${labels[values.length - 1]} END)`;
+}
+
+/** Numerically stable sigmoid of `z`. */
+function sigmoid(z: string): string {
+  return `(CASE WHEN ${z} >= 0 THEN 1.0 / (1.0 + exp(-(${z}))) ELSE exp(${z}) / (1.0 + exp(${z})) END)`;
+}
+
+/** Softmax probabilities of `logits` (shifted by their maximum; exp floored at e^-700). */
+function softmax(logits: readonly string[], layers: Layers, level: number): { probabilities: string[]; next: number } {
+  const [max] = layers.define(level, [`greatest(${logits.join(', ')})`]);
+  const exps = layers.define(level + 1, logits.map((z) => `exp(greatest(${z} - ${max}, -700.0))`));
+  const [sum] = layers.define(level + 2, [exps.join(' + ')]);
+  return { probabilities: exps.map((e) => `${e} / ${sum}`), next: level + 3 };
+}
+
+function treeExpression(node: TreeNode, x: readonly string[]): string {
+  if (node.leaf) return doubleLiteral(node.value);
+  return `(CASE WHEN ${x[node.feature]} <= ${doubleLiteral(node.threshold)} THEN ${treeExpression(node.left, x)} ELSE ${treeExpression(node.right, x)} END)`;
+}
+
+/**
+ * Compiles a model over `inputs` (SQL expressions, one per INPUT column).
+ *
+ * @example
+ * const { outputs } = compileModel(spec, dialect, ['"sqft"', '"city"'], true);
+ * // outputs[0]: 'CAST(12.5 AS DOUBLE PRECISION) + coalesce(CAST("sqft" AS DOUBLE PRECISION) * ...'
+ */
+export function compileModel(spec: TrainedModel, d: SqlDialect, inputs: readonly string[], inline: boolean): CompiledModel {
+  const layers = new Layers(d, inline);
+  const p = spec.parameters;
+  const classLabels = (classes: readonly ClassValue[]) => classes.map((c) => classLiteral(d, c, spec.label!.type));
+  let outputs: string[];
+  switch (p.kind) {
+    case 'linear':
+      outputs = [linearExpression(d, spec.features, inputs, p.intercept, p.weights)];
+      break;
+    case 'logistic': {
+      const logits = layers.define(0, p.weights.map((w, k) => linearExpression(d, spec.features, inputs, p.intercepts[k]!, w)));
+      const labels = classLabels(p.classes);
+      if (logits.length === 1) {
+        const [prob] = layers.define(1, [sigmoid(logits[0]!)]);
+        outputs = [`(CASE WHEN ${logits[0]} > 0 THEN ${labels[1]} ELSE ${labels[0]} END)`, `ARRAY[1.0 - ${prob}, ${prob}]`];
+      } else {
+        const { probabilities } = softmax(logits, layers, 1);
+        outputs = [argBest(logits, labels, '>='), `ARRAY[${probabilities.join(', ')}]`];
+      }
+      break;
+    }
+    case 'kmeans': {
+      const x = layers.define(0, encodeFeatures(d, spec.features, inputs));
+      const distances = layers.define(
+        1,
+        p.centroids.map((c) => c.map((v, j) => `(${x[j]} - ${doubleLiteral(v)}) * (${x[j]} - ${doubleLiteral(v)})`).join(' + ')),
+      );
+      outputs = [`CAST(${argBest(distances, p.centroids.map((_, k) => String(k)), '<=')} AS BIGINT)`];
+      break;
+    }
+    case 'trees': {
+      const x = layers.define(0, encodeFeatures(d, spec.features, inputs));
+      const scores = layers.define(
+        1,
+        p.trees.map((trees, k) => [doubleLiteral(p.base[k]!), ...trees.map((t) => treeExpression(t, x))].join(' + ')),
+      );
+      if (spec.task === 'regression') {
+        outputs = [scores[0]!];
+      } else {
+        const labels = classLabels(p.classes!);
+        if (p.probabilityLeaves) {
+          outputs = [argBest(scores, labels, '>='), `ARRAY[${scores.join(', ')}]`];
+        } else if (scores.length === 1) {
+          const [prob] = layers.define(2, [sigmoid(scores[0]!)]);
+          outputs = [`(CASE WHEN ${scores[0]} > 0 THEN ${labels[1]} ELSE ${labels[0]} END)`, `ARRAY[1.0 - ${prob}, ${prob}]`];
+        } else {
+          const { probabilities } = softmax(scores, layers, 2);
+          outputs = [argBest(scores, labels, '>='), `ARRAY[${probabilities.join(', ')}]`];
+        }
+      }
+      break;
+    }
+  }
+  return { layers: layers.layers, outputs };
+}
+
+/**
+ * A relation with every column of `source` (`columns`, quoted by the caller), then one column
+ * per OUTPUT, named `outputNames`.
+ */
+export function compiledRelation(d: SqlDialect, compiled: CompiledModel, source: string, columns: readonly string[], outputNames: readonly string[]): string {
+  let from = `(${source}) AS __modelsql_l0`;
+  compiled.layers.forEach((layer, i) => {
+    if (layer.length === 0) return;
+    from = `(SELECT *, ${layer.map(([name, e]) => `${e} AS ${d.quoteIdentifier(name)}`).join(', ')} FROM ${from}) AS __modelsql_l${i + 1}`;
+  });
+  const outputs = compiled.outputs.map((e, i) => `${e} AS ${d.quoteIdentifier(outputNames[i]!)}`);
+  return `(SELECT ${[...columns, ...outputs].join(', ')} FROM ${from})`;
+}

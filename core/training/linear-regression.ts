@@ -1,0 +1,49 @@
+/**
+ * Ridge regression from sufficient statistics: XᵀX and Xᵀy (with an intercept column)
+ * come from ONE aggregate query over the host; the (P+1)×(P+1) system is solved here.
+ *
+ * Objective, on the encoded (standardized / one-hot) features:
+ * `(1 / 2n) Σ (y - b - w·x)² + (l2 / 2) ‖w‖²` (the intercept b is not penalized), i.e. the
+ * normal equations `(XᵀX / n + l2·D) θ = Xᵀy / n` with D = diag(0, 1, ..., 1).
+ */
+import { solveSymmetric } from './linear-algebra.js';
+import type { ModelParameters } from './trained-model.js';
+import { aggregate, labelValue, type TrainingData } from './training-data.js';
+
+/** Indices of the upper triangle `i <= j` of an n×n matrix, row by row. */
+export function upperTriangle(n: number): (readonly [number, number])[] {
+  const out: (readonly [number, number])[] = [];
+  for (let i = 0; i < n; i++) for (let j = i; j < n; j++) out.push([i, j]);
+  return out;
+}
+
+/**
+ * XᵀX and Xᵀy of `[1, x_1 … x_P]` over the training rows, by one SQL aggregate.
+ * Returns `{ xtx, xty, n }` with the intercept at index 0.
+ */
+export async function normalEquations(data: TrainingData): Promise<{ readonly xtx: number[][]; readonly xty: number[]; readonly n: number }> {
+  const p = data.encoded.length;
+  const x = (i: number) => (i === 0 ? '1' : `x${i}`);
+  const columns: (readonly [string, string])[] = [...data.encoded.map((e, i) => [`x${i + 1}`, e] as const), ['y', labelValue(data.label!)]];
+  const pairs = upperTriangle(p + 1);
+  const sums = [...pairs.map(([i, j]) => (i === 0 && j === 0 ? 'count(*)' : `sum(${i === 0 ? x(j) : `${x(i)} * ${x(j)}`})`)), ...Array.from({ length: p + 1 }, (_, i) => `sum(${i === 0 ? 'y' : `${x(i)} * y`})`)];
+  const values = await aggregate(data, data.trainWhere, [columns], sums);
+  const xtx = Array.from({ length: p + 1 }, () => new Array<number>(p + 1).fill(0));
+  pairs.forEach(([i, j], k) => {
+    xtx[i]![j] = values[k]!;
+    xtx[j]![i] = values[k]!;
+  });
+  const xty = values.slice(pairs.length);
+  return { xtx, xty, n: xtx[0]![0]! };
+}
+
+/** Fits ridge regression (see the file comment). */
+export async function fitLinearRegression(data: TrainingData, l2: number): Promise<ModelParameters> {
+  const { xtx, xty, n } = await normalEquations(data);
+  const a = xtx.map((row, i) => row.map((v, j) => v / n + (i === j && i > 0 ? l2 : 0)));
+  const theta = solveSymmetric(
+    a,
+    xty.map((v) => v / n),
+  );
+  return { kind: 'linear', intercept: theta[0]!, weights: theta.slice(1) };
+}

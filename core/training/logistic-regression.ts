@@ -1,0 +1,123 @@
+/**
+ * Logistic regression by Newton's method (IRLS): every iteration is ONE aggregate query
+ * over the host returning the loss, the gradient and the Hessian at the current weights;
+ * the small (L·(P+1))² system is solved here.
+ *
+ * Binary labels use one logit (`P(classes[1]) = σ(z)`); three or more classes use one
+ * logit per class (softmax). Objective, on the encoded features:
+ * `(1/n) Σ -log p(yᵢ | xᵢ) + (l2 / 2) Σ ‖w_k‖²` (intercepts are not penalized).
+ * Iterations stop when the gradient's Euclidean norm is below `tolerance`; a step that
+ * raises the loss is halved.
+ */
+import { doubleLiteral } from './compile-sql.js';
+import { norm, solveSymmetric } from './linear-algebra.js';
+import { upperTriangle } from './linear-regression.js';
+import type { ClassValue, ModelParameters } from './trained-model.js';
+import { aggregate, type LabelColumn, type TrainingData } from './training-data.js';
+import type { TrainingOptions } from './training-options.js';
+
+/** `label = value`, compared as the label's kind. */
+export function labelEquals(d: TrainingData['dialect'], label: LabelColumn, value: ClassValue): string {
+  if (label.numeric) return `CAST(${label.ref} AS DOUBLE PRECISION) = ${doubleLiteral(Number(value))}`;
+  if (label.boolean) return value ? label.ref : `NOT ${label.ref}`;
+  return `${label.ref} = ${d.quoteString(String(value))}`;
+}
+
+/** Loss, gradient and Hessian (of the whole objective) at `theta`, by one query. */
+export interface NewtonStep {
+  readonly loss: number;
+  readonly gradient: number[];
+  readonly hessian: number[][];
+}
+
+/**
+ * Evaluates the objective at `theta` (`theta[k * (P + 1) + i]`, i = 0 the intercept of logit k).
+ */
+export async function logisticStep(data: TrainingData, classes: readonly ClassValue[], theta: readonly number[], l2: number): Promise<NewtonStep> {
+  const d = data.dialect;
+  const p = data.encoded.length;
+  const width = p + 1;
+  const logits = classes.length === 2 ? 1 : classes.length;
+  const x = (i: number) => (i === 0 ? '1.0' : `x${i}`);
+  const layer0: (readonly [string, string])[] = data.encoded.map((e, i) => [`x${i + 1}`, e] as const);
+  const targets = logits === 1 ? [classes[1]!] : classes;
+  targets.forEach((c, k) => layer0.push([`y${k}`, `(CASE WHEN ${labelEquals(d, data.label!, c)} THEN 1.0 ELSE 0.0 END)`]));
+  const layer1 = Array.from({ length: logits }, (_, k) => [`z${k}`, Array.from({ length: width }, (_, i) => `${doubleLiteral(theta[k * width + i]!)} * ${x(i)}`).join(' + ')] as const);
+  const layers: (readonly (readonly [string, string])[])[] = [layer0, layer1];
+  let loss: string;
+  if (logits === 1) {
+    layers.push([
+      ['p0', `(CASE WHEN z0 >= 0 THEN 1.0 / (1.0 + exp(-z0)) ELSE exp(z0) / (1.0 + exp(z0)) END)`],
+      ['loss', `greatest(z0, 0.0) + ln(1.0 + exp(-abs(z0))) - y0 * z0`],
+    ]);
+    loss = 'loss';
+  } else {
+    const zs = Array.from({ length: logits }, (_, k) => `z${k}`);
+    layers.push([['m', `greatest(${zs.join(', ')})`]]);
+    layers.push(zs.map((z, k) => [`e${k}`, `exp(greatest(${z} - m, -700.0))`] as const));
+    layers.push([['s', zs.map((_, k) => `e${k}`).join(' + ')]]);
+    layers.push([...zs.map((_, k) => [`p${k}`, `e${k} / s`] as const), ['loss', `m + ln(s) - (${zs.map((z, k) => `y${k} * ${z}`).join(' + ')})`] as const]);
+    loss = 'loss';
+  }
+  const size = logits * width;
+  const gradient = Array.from({ length: size }, (_, a) => `sum((p${Math.floor(a / width)} - y${Math.floor(a / width)}) * ${x(a % width)})`);
+  const pairs = upperTriangle(size);
+  const hessian = pairs.map(([a, b]) => {
+    const [k, i, l, j] = [Math.floor(a / width), a % width, Math.floor(b / width), b % width];
+    const h = logits === 1 ? 'p0 * (1.0 - p0)' : k === l ? `p${k} * (1.0 - p${k})` : `-(p${k} * p${l})`;
+    const xx = i === 0 && j === 0 ? '' : i === 0 ? ` * ${x(j)}` : j === 0 ? ` * ${x(i)}` : ` * ${x(i)} * ${x(j)}`;
+    return `sum(${h}${xx})`;
+  });
+  const values = await aggregate(data, data.trainWhere, layers, ['count(*)', `sum(${loss})`, ...gradient, ...hessian]);
+  const n = values[0]!;
+  const penalized = (a: number) => a % width !== 0;
+  const h = Array.from({ length: size }, () => new Array<number>(size).fill(0));
+  pairs.forEach(([a, b], t) => {
+    const v = values[2 + size + t]! / n + (a === b && penalized(a) ? l2 : 0);
+    h[a]![b] = v;
+    h[b]![a] = v;
+  });
+  const penalty = theta.reduce((s, v, a) => s + (penalized(a) ? v * v : 0), 0);
+  return {
+    loss: values[1]! / n + (l2 / 2) * penalty,
+    gradient: Array.from({ length: size }, (_, a) => values[2 + a]! / n + (penalized(a) ? l2 * theta[a]! : 0)),
+    hessian: h,
+  };
+}
+
+/** Fits logistic regression (see the file comment). */
+export async function fitLogisticRegression(data: TrainingData, options: TrainingOptions): Promise<ModelParameters> {
+  const classes = data.classes!;
+  const width = data.encoded.length + 1;
+  const logits = classes.length === 2 ? 1 : classes.length;
+  let theta = new Array<number>(logits * width).fill(0);
+  let best: { theta: number[]; loss: number; gradientNorm: number } | undefined;
+  let previous: { theta: number[]; loss: number; delta: number[] } | undefined;
+  let step = 1;
+  for (let iteration = 0; iteration < options.maxIterations; iteration++) {
+    const at = await logisticStep(data, classes, theta, options.l2);
+    const gradientNorm = norm(at.gradient);
+    if (!best || at.loss < best.loss) best = { theta, loss: at.loss, gradientNorm };
+    if (previous && at.loss > previous.loss + 1e-12 * Math.abs(previous.loss) && gradientNorm >= options.tolerance) {
+      step /= 2;
+      if (step < 1e-8) break;
+      theta = previous.theta.map((v, a) => v - step * previous!.delta[a]!);
+      continue;
+    }
+    if (gradientNorm < options.tolerance) {
+      best = { theta, loss: at.loss, gradientNorm };
+      break;
+    }
+    const delta = solveSymmetric(at.hessian, at.gradient);
+    previous = { theta, loss: at.loss, delta };
+    step = 1;
+    theta = theta.map((v, a) => v - delta[a]!);
+  }
+  const final = best!.theta;
+  return {
+    kind: 'logistic',
+    classes,
+    intercepts: Array.from({ length: logits }, (_, k) => final[k * width]!),
+    weights: Array.from({ length: logits }, (_, k) => final.slice(k * width + 1, (k + 1) * width)),
+  };
+}

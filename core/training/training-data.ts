@@ -1,0 +1,247 @@
+/**
+ * The training set as the host sees it: the query of `CREATE MODEL ... AS`, its columns,
+ * the deterministic train/test split, and the preprocessing statistics, all computed by
+ * SQL aggregates in the host. The Node process only ever holds aggregates.
+ */
+import { ModelSqlError, type SourcePosition } from '../errors.js';
+import type { Host, HostColumn, SqlDialect } from '../host.js';
+import { formatType, parseDataType, typeCategory } from '../sql/types.js';
+import { encodeFeatures } from './compile-sql.js';
+import type { ClassValue, FeatureEncoding } from './trained-model.js';
+import type { TrainingOptions } from './training-options.js';
+
+/** 22000 data_exception: the training data cannot train this model. */
+export class TrainingDataError extends ModelSqlError {
+  constructor(message: string, position?: SourcePosition) {
+    super('22000', message, { position });
+  }
+}
+
+/** The label column. */
+export interface LabelColumn {
+  readonly name: string;
+  /** Flink spelling of its type. */
+  readonly type: string;
+  /** Quoted reference in the source relation. */
+  readonly ref: string;
+  readonly numeric: boolean;
+  readonly boolean: boolean;
+}
+
+/** Everything the fitters need to know about the data. */
+export interface TrainingData {
+  readonly host: Host;
+  readonly dialect: SqlDialect;
+  /** `(query) AS __modelsql_src`. */
+  readonly source: string;
+  readonly features: readonly FeatureEncoding[];
+  /** Quoted references to the feature columns in `source`, in feature order. */
+  readonly featureRefs: readonly string[];
+  /** Encoded feature expressions over `source`. */
+  readonly encoded: readonly string[];
+  readonly label?: LabelColumn;
+  /** Condition selecting training rows (label not NULL, not held out). */
+  readonly trainWhere: string;
+  /** Condition selecting held-out rows, when there are any. */
+  readonly testWhere?: string;
+  readonly trainRows: number;
+  readonly testRows: number;
+  /** Classes of a classification label, ascending. */
+  readonly classes?: readonly ClassValue[];
+}
+
+/** Where to point errors. */
+export interface TrainingPositions {
+  readonly query?: SourcePosition;
+  readonly option: (key: string) => SourcePosition | undefined;
+}
+
+/** Most classes a classifier may have. */
+const MAX_CLASSES = 1000;
+
+function isNumericCategory(type: string): boolean {
+  const c = typeCategory(parseDataType(type));
+  return c === 'integer' || c === 'float' || c === 'decimal';
+}
+
+/** Runs one query and returns its single row. */
+export async function oneRow(host: Host, sql: string): Promise<readonly unknown[]> {
+  return (await host.execute(sql)).rows[0] ?? [];
+}
+
+/** A JS number from a host value (bigint, decimal text, number). */
+export function toNumber(value: unknown): number {
+  if (value === null || value === undefined) return Number.NaN;
+  return typeof value === 'number' ? value : Number(value);
+}
+
+/** The columns of the training query (host errors point at the query). */
+export async function describeTrainingQuery(host: Host, query: string, positions: TrainingPositions): Promise<readonly HostColumn[]> {
+  try {
+    return await host.describe(`SELECT * FROM (${query}) AS __modelsql_src`);
+  } catch (error) {
+    if (error instanceof ModelSqlError) {
+      throw new ModelSqlError(error.sqlstate, `${error.message.split(/\n\s*\n/)[0]!.trim()} (in the training query)`, { position: positions.query, cause: error });
+    }
+    throw error;
+  }
+}
+
+/** Finds the label column: by exact name, else by a unique case-insensitive match. */
+export function findLabel(columns: readonly HostColumn[], label: string): HostColumn | undefined {
+  return columns.find((c) => c.name === label) ?? unique(columns.filter((c) => c.name.toLowerCase() === label.toLowerCase()));
+}
+
+/** Whether a host column type is a number. */
+export function isNumericType(type: string): boolean {
+  return isNumericCategory(type);
+}
+
+/**
+ * Preprocessing, computed over the training rows:
+ * means and population standard deviations of numeric features, categories (most
+ * frequent first, at most `max-categories`) and modes of STRING features, and the
+ * classes of a classification label, all over the training rows.
+ */
+export async function prepareTrainingData(host: Host, query: string, columns: readonly HostColumn[], options: TrainingOptions, positions: TrainingPositions): Promise<TrainingData> {
+  const d = host.dialect;
+  const q = (n: string) => d.quoteIdentifier(n);
+  const source = `(${query}) AS __modelsql_src`;
+  const names = columns.map((c) => c.name);
+  if (new Set(names).size !== names.length) throw new TrainingDataError(`the training query has two columns of the same name; columns: ${names.join(', ')}`, positions.query);
+
+  let label: LabelColumn | undefined;
+  let labelColumn: HostColumn | undefined;
+  if (options.label !== undefined) {
+    labelColumn = findLabel(columns, options.label);
+    if (!labelColumn) {
+      throw new ModelSqlError('42703', `label column "${options.label}" is not a column of the training query; columns: ${names.join(', ')}`, { position: positions.option('label') });
+    }
+    const type = formatType(parseDataType(labelColumn.type));
+    const category = typeCategory(parseDataType(labelColumn.type));
+    label = { name: labelColumn.name, type, ref: q(labelColumn.name), numeric: isNumericCategory(labelColumn.type), boolean: category === 'boolean' };
+    if (options.task === 'regression' && !label.numeric) {
+      throw new ModelSqlError('42804', `a regression label must be numeric; "${label.name}" is ${type}`, { position: positions.option('label') });
+    }
+    if (options.task === 'classification' && !label.numeric && !label.boolean && category !== 'string') {
+      throw new ModelSqlError('42804', `a classification label must be a number, a string or a boolean; "${label.name}" is ${type}`, { position: positions.option('label') });
+    }
+  }
+  const featureColumns = columns.filter((c) => c !== labelColumn);
+  if (featureColumns.length === 0) throw new TrainingDataError('the training query has no feature columns (every column but the label is a feature)', positions.query);
+  for (const c of featureColumns) {
+    const category = typeCategory(parseDataType(c.type));
+    if (!['integer', 'float', 'decimal', 'boolean', 'string'].includes(category)) {
+      throw new ModelSqlError('42804', `feature column "${c.name}" has type ${c.type}; features must be numbers, booleans or strings`, { position: positions.query });
+    }
+  }
+
+  // The split: a hash of the whole row and the seed, so it does not depend on row order.
+  let testCondition: string | undefined;
+  if (options.testSplit > 0) {
+    if (!d.hashFraction) throw new ModelSqlError('0A000', `'test-split' needs a host that can hash rows; ${host.name} cannot`, { position: positions.option('test-split') });
+    testCondition = `${d.hashFraction(columns.map((c) => q(c.name)), options.seed)} < ${options.testSplit}`;
+  }
+  const labelPresent = label ? `${label.ref} IS NOT NULL` : 'TRUE';
+  const trainWhere = testCondition ? `${labelPresent} AND NOT (${testCondition})` : labelPresent;
+  const testWhere = testCondition ? `${labelPresent} AND ${testCondition}` : undefined;
+
+  // One scan for the numeric statistics and the row counts.
+  const numeric = featureColumns.filter((c) => typeCategory(parseDataType(c.type)) !== 'string');
+  const raw = (c: HostColumn) =>
+    typeCategory(parseDataType(c.type)) === 'boolean' ? `(CASE WHEN ${q(c.name)} THEN 1.0 WHEN NOT ${q(c.name)} THEN 0.0 END)` : `CAST(${q(c.name)} AS DOUBLE PRECISION)`;
+  const inTrain = (e: string) => `CASE WHEN ${trainWhere} THEN ${e} END`;
+  const stats = numeric.flatMap((c) => [`avg(${inTrain(raw(c))})`, `stddev_pop(${inTrain(raw(c))})`, `count(${inTrain(q(c.name))})`]);
+  const counts = await oneRow(
+    host,
+    `SELECT sum(CASE WHEN ${trainWhere} THEN 1 ELSE 0 END), ${testWhere ? `sum(CASE WHEN ${testWhere} THEN 1 ELSE 0 END)` : '0'}${stats.map((s) => `, ${s}`).join('')} FROM ${source}`,
+  );
+  const trainRows = toNumber(counts[0] ?? 0) || 0;
+  const testRows = toNumber(counts[1] ?? 0) || 0;
+  if (trainRows === 0) {
+    throw new TrainingDataError(
+      options.label !== undefined ? `the training query has no rows with a non-NULL label "${label!.name}" to train on` : 'the training query has no rows to train on',
+      positions.query,
+    );
+  }
+
+  const features: FeatureEncoding[] = [];
+  for (const c of featureColumns) {
+    const type = formatType(parseDataType(c.type));
+    const category = typeCategory(parseDataType(c.type));
+    if (category !== 'string') {
+      const i = numeric.indexOf(c) * 3 + 2;
+      const mean = toNumber(counts[i]);
+      const std = toNumber(counts[i + 1]);
+      const present = toNumber(counts[i + 2]);
+      if (!(present > 0)) throw new TrainingDataError(`feature column "${c.name}" is NULL in every training row`, positions.query);
+      if (!(std > 1e-12 * Math.max(1, Math.abs(mean)))) throw new TrainingDataError(`feature column "${c.name}" is constant in the training rows (every value is ${mean}); leave it out of the query`, positions.query);
+      features.push({ kind: 'numeric', name: c.name, type, boolean: category === 'boolean', mean, std });
+    } else {
+      const r = await host.execute(
+        `SELECT ${q(c.name)}, count(*) AS n FROM ${source} WHERE ${trainWhere} AND ${q(c.name)} IS NOT NULL GROUP BY ${q(c.name)} ORDER BY n DESC, ${q(c.name)} LIMIT ${options.maxCategories}`,
+      );
+      if (r.rows.length === 0) throw new TrainingDataError(`feature column "${c.name}" is NULL in every training row`, positions.query);
+      if (r.rows.length === 1) throw new TrainingDataError(`feature column "${c.name}" is constant in the training rows (every value is '${String(r.rows[0]![0])}'); leave it out of the query`, positions.query);
+      const mode = String(r.rows[0]![0]);
+      const categories = r.rows.map((row) => String(row[0])).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+      features.push({ kind: 'categorical', name: c.name, type, categories, mode });
+    }
+  }
+
+  let classes: ClassValue[] | undefined;
+  if (options.task === 'classification') {
+    const value = label!.numeric ? `CAST(${label!.ref} AS DOUBLE PRECISION)` : label!.ref;
+    const r = await host.execute(`SELECT DISTINCT ${value} AS c FROM ${source} WHERE ${trainWhere} ORDER BY c LIMIT ${MAX_CLASSES + 1}`);
+    classes = r.rows.map((row) => (label!.numeric ? toNumber(row[0]) : label!.boolean ? Boolean(row[0]) : String(row[0])));
+    if (classes.length < 2) throw new TrainingDataError(`the label "${label!.name}" has one class (${String(classes[0])}) in the training rows; a classifier needs at least two`, positions.option('label'));
+    if (classes.length > MAX_CLASSES) throw new TrainingDataError(`the label "${label!.name}" has more than ${MAX_CLASSES} classes`, positions.option('label'));
+  }
+
+  const featureRefs = features.map((f) => q(f.name));
+  return {
+    host,
+    dialect: d,
+    source,
+    features,
+    featureRefs,
+    encoded: encodeFeatures(d, features, featureRefs),
+    label,
+    trainWhere,
+    testWhere,
+    trainRows,
+    testRows,
+    classes,
+  };
+}
+
+function unique<T>(items: readonly T[]): T | undefined {
+  return items.length === 1 ? items[0] : undefined;
+}
+
+/**
+ * Sums of products in one aggregate query: `SELECT sum(e1), sum(e2), ... FROM (SELECT
+ * <columns> FROM source WHERE where) AS s`, where each `sums` entry is an expression over
+ * the named `columns`. `layers` add SELECT levels over the columns (each may use the ones
+ * below).
+ */
+export async function aggregate(
+  data: TrainingData,
+  where: string,
+  layers: readonly (readonly (readonly [string, string])[])[],
+  sums: readonly string[],
+): Promise<number[]> {
+  const d = data.dialect;
+  let from = '';
+  layers.forEach((layer, i) => {
+    const items = layer.map(([name, e]) => `${e} AS ${d.quoteIdentifier(name)}`).join(', ');
+    from = i === 0 ? `(SELECT ${items} FROM ${data.source} WHERE ${where}) AS s0` : `(SELECT *, ${items} FROM ${from}) AS s${i}`;
+  });
+  const row = await oneRow(data.host, `SELECT ${sums.join(', ')} FROM ${from}`);
+  return row.map(toNumber);
+}
+
+/** The label as a DOUBLE expression over the source. */
+export function labelValue(label: LabelColumn): string {
+  return label.boolean ? `(CASE WHEN ${label.ref} THEN 1.0 ELSE 0.0 END)` : `CAST(${label.ref} AS DOUBLE PRECISION)`;
+}

@@ -1,0 +1,121 @@
+/**
+ * Helpers of the proxy tests: a test database on the run's Postgres server, a proxy in
+ * front of it on port 0, clients through the proxy, and a raw protocol socket.
+ */
+import { connect, type Socket } from 'node:net';
+import pg from 'pg';
+import { startProxy, type ProxyOptions, type RunningProxy } from '../../../adapters/postgres/proxy/index.js';
+import { createTestDatabase } from '../../support/postgres-server.js';
+
+/** The run's server (globalSetup), or the one `MODELSQL_TEST_POSTGRES_URL` names. */
+export function serverUrl(): string {
+  const url = process.env.MODELSQL_TEST_POSTGRES_URL;
+  if (!url) throw new Error('no Postgres server: run through jest (globalSetup) or set MODELSQL_TEST_POSTGRES_URL');
+  return url;
+}
+
+/** A fresh database and a proxy in front of it. */
+export interface ProxyFixture {
+  /** Direct URL of the test database (with credentials). */
+  readonly directUrl: string;
+  /** URL of the test database through the proxy (with credentials). */
+  readonly proxyUrl: string;
+  readonly proxy: RunningProxy;
+  /** A connected client through the proxy (closed by `close`). */
+  client(config?: Partial<pg.ClientConfig>): Promise<pg.Client>;
+  /** A connected client straight to the database (closed by `close`). */
+  direct(): Promise<pg.Client>;
+  close(): Promise<void>;
+}
+
+/** Creates a test database and starts a proxy in front of its server on port 0. */
+export async function proxyFixture(options: Partial<ProxyOptions> = {}): Promise<ProxyFixture> {
+  const directUrl = await createTestDatabase(serverUrl());
+  const upstream = new URL(directUrl);
+  const proxy = await startProxy({ upstream: `postgres://${upstream.host}${upstream.pathname}?sslmode=disable`, listen: 0, log: () => undefined, ...options });
+  const through = new URL(directUrl);
+  through.host = `127.0.0.1:${proxy.port}`;
+  const clients: pg.Client[] = [];
+  const open = async (url: string, config: Partial<pg.ClientConfig> = {}): Promise<pg.Client> => {
+    const client = new pg.Client({ connectionString: url, ...config });
+    client.on('error', () => undefined);
+    await client.connect();
+    clients.push(client);
+    return client;
+  };
+  return {
+    directUrl,
+    proxyUrl: through.toString(),
+    proxy,
+    client: (config) => open(through.toString(), config),
+    direct: () => open(directUrl),
+    async close() {
+      await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
+      await proxy.close();
+    },
+  };
+}
+
+/** A raw socket to the proxy that collects what comes back. */
+export interface RawClient {
+  readonly socket: Socket;
+  /** Everything received so far. */
+  received(): Buffer;
+  /** Resolves when the proxy closes the connection. */
+  readonly closed: Promise<void>;
+}
+
+/** Opens a raw TCP connection. */
+export async function rawClient(port: number): Promise<RawClient> {
+  const socket = connect(port, '127.0.0.1');
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', resolve);
+    socket.once('error', reject);
+  });
+  const chunks: Buffer[] = [];
+  socket.on('data', (b: Buffer) => chunks.push(b));
+  socket.on('error', () => undefined);
+  const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+  return { socket, received: () => Buffer.concat(chunks), closed };
+}
+
+/** The `C` (SQLSTATE) fields of every ErrorResponse in `bytes`. */
+export function errorCodes(bytes: Buffer): string[] {
+  const codes: string[] = [];
+  let i = 0;
+  while (i + 5 <= bytes.length) {
+    const type = String.fromCharCode(bytes[i]!);
+    const length = bytes.readInt32BE(i + 1);
+    if (type === 'E') {
+      const body = bytes.subarray(i + 5, i + 1 + length);
+      let j = 0;
+      while (j < body.length && body[j] !== 0) {
+        const code = String.fromCharCode(body[j]!);
+        const end = body.indexOf(0, j + 1);
+        if (code === 'C') codes.push(body.toString('utf8', j + 1, end));
+        j = end + 1;
+      }
+    }
+    i += 1 + length;
+  }
+  return codes;
+}
+
+/** A StartupMessage for `user` / `database` (protocol 3.0). */
+export function startupPacket(user: string, database: string): Buffer {
+  const body = Buffer.from(`user\0${user}\0database\0${database}\0\0`);
+  const head = Buffer.alloc(8);
+  head.writeInt32BE(8 + body.length, 0);
+  head.writeInt32BE(3 << 16, 4);
+  return Buffer.concat([head, body]);
+}
+
+/** Polls `check` until it returns true (or throws after `timeoutMs`). */
+export async function eventually(check: () => Promise<boolean>, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

