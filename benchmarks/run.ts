@@ -3,11 +3,13 @@
  * way to do the same work, printing both rates and the ratio (modelsql / hand-written).
  */
 import { benchmarkPredictOnnx } from './predict-onnx.js';
+import { benchmarkRemoteOpenAI } from './remote-openai.js';
+import { benchmarkPredictTrainedVsOnnx, benchmarkPredictTrainedVsSql, benchmarkTrainLinear } from './train-linear.js';
 import { benchmarkPredictOnnxPostgres } from './predict-onnx-postgres.js';
 import { benchmarkProxyLatency } from './proxy-latency.js';
 import { benchmarkProxyPassthrough } from './proxy-passthrough.js';
 
-const benchmarks: (() => Promise<{ name: string; modelsqlRowsPerSecond: number; handWrittenRowsPerSecond: number; ratio: number; unit?: string; details?: readonly string[] }>)[] = [benchmarkPredictOnnx, benchmarkPredictOnnxPostgres, benchmarkProxyPassthrough, benchmarkProxyLatency];
+const benchmarks: (() => Promise<{ name: string; modelsqlRowsPerSecond: number; handWrittenRowsPerSecond: number; ratio: number; unit?: string; details?: readonly string[] }>)[] = [benchmarkPredictOnnx, benchmarkRemoteOpenAI, benchmarkPredictOnnxPostgres, benchmarkProxyPassthrough, benchmarkProxyLatency, benchmarkTrainLinear, benchmarkPredictTrainedVsSql, benchmarkPredictTrainedVsOnnx];
 
 for (const bench of benchmarks) {
   const r = await bench();

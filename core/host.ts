@@ -25,6 +25,52 @@ export interface HostAppender {
   close(): Promise<void>;
 }
 
+/** What a one-pass stage (`Host.openStage`) reads and writes. */
+export interface HostStageSpec {
+  /** The call's input query (its own ML calls already rewritten); read once. */
+  readonly query: string;
+  /** The query's columns, as `describe(query)` reported them; the result starts with them. */
+  readonly inputColumns: readonly HostColumn[];
+  /** The descriptor: for each model INPUT column, the position of its column in `inputColumns`. */
+  readonly featureColumns: readonly number[];
+  /** How each feature arrives: `number` as typed arrays (cast to DOUBLE), `value` as JS values. */
+  readonly kinds: readonly ('number' | 'value')[];
+  /** The OUTPUT columns (names already made unique against the input) and their host types. */
+  readonly outputColumns: readonly HostColumn[];
+  /** A session-private table name for the result (from the session, which drops it at the end). */
+  readonly table: string;
+  /** Rows per batch. */
+  readonly batchSize: number;
+}
+
+/** One batch of a one-pass stage: the model's features and what the host carries alongside. */
+export interface HostStageBatch {
+  readonly features: ColumnBatch;
+  /** Opaque to the core (Postgres: the rows' input fields as COPY text); handed back to `write`. */
+  readonly carry: unknown;
+}
+
+/**
+ * A model stage run by the host in one pass over its input (`Host.openStage`): the executor
+ * pulls `batches()`, runs the model, and calls `write` with each batch's carry and
+ * predictions, in batch order. Nothing else may run on the connection until `batches()`
+ * is exhausted or abandoned (breaking out of it ends the read). Then `finish` builds the
+ * result and `close` releases what is left, however the stage ended.
+ */
+export interface HostStage {
+  /** The input rows, in the query's order, `batchSize` at a time. */
+  batches(): AsyncIterable<HostStageBatch>;
+  /** Takes one batch's predictions (one column per OUTPUT column, `features.rowCount` rows). */
+  write(carry: unknown, outputs: ColumnBatch): Promise<void>;
+  /**
+   * After the last `write`: stores the result in `table` and returns a relation (a
+   * parenthesized query) of the input columns then the output columns, in input order.
+   */
+  finish(): Promise<string>;
+  /** Frees buffers and files; idempotent. The table itself goes with the session's temporary tables. */
+  close(): Promise<void>;
+}
+
 /** SQL spelling of one host: quoting, types and the few statements the core generates. */
 export interface SqlDialect {
   /** Always-quoted identifier: `"a""b"`. */
@@ -112,6 +158,14 @@ export interface Host {
   readBatches(table: string, expressions: readonly string[], kinds: readonly ('number' | 'value')[], batchSize: number): AsyncIterable<ColumnBatch>;
   /** Opens an appender on a session-private table. */
   openAppender(table: string): Promise<HostAppender>;
+  /**
+   * Capability (optional; default: absent, and stages take the materialize → readBatches →
+   * append → zip path): runs a stage in one pass, carrying the input columns through to the
+   * result, for hosts whose positional reads are costly (Postgres has no stable row
+   * positions, so that path needs an ordinal, a cursor and a join). Used only when the
+   * stage runs no other statement meanwhile (no prediction cache).
+   */
+  openStage?(spec: HostStageSpec): Promise<HostStage>;
   /** Runs `fn` in a transaction, or inside the caller's transaction when one is open. */
   transaction<T>(fn: () => Promise<T>): Promise<T>;
   /** Interrupts the statement running on this connection, if any. */

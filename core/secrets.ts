@@ -105,15 +105,6 @@ export function splitSecrets(options: readonly (readonly [string, string])[], pr
   return { options: readable, secrets };
 }
 
-/** Puts literal secrets back into readable options (for the runtime only; never print the result). */
-export function joinSecrets(options: readonly (readonly [string, string])[], secrets: readonly (readonly [string, string])[] | undefined): (readonly [string, string])[] {
-  if (!secrets || secrets.length === 0) return [...options];
-  return options.map(([key, value]) => {
-    const secret = value === SECRET_PLACEHOLDER ? secrets.find(([k]) => k.toLowerCase() === key.toLowerCase()) : undefined;
-    return secret ? [key, secret[1]] : [key, value];
-  });
-}
-
 /** The value to print for an option: secrets become `******` unless they are `${env:NAME}` references. */
 export function displayOptionValue(key: string, value: string): string {
   return isSecretKey(key) && secretReference(value) === undefined ? SECRET_PLACEHOLDER : value;

@@ -1,12 +1,12 @@
 /**
  * `PgConnection` over a `pg.Client`: library use (`connectPostgres`). Values are parsed by
- * `pg-values.ts`; `COPY ... FROM STDIN` goes through pg-copy-streams; cancel sends a
+ * `pg-values.ts`; `COPY ... FROM STDIN` and `COPY ... TO STDOUT` go through pg-copy-streams; cancel sends a
  * CancelRequest on a new socket
  * (https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-CANCELING-REQUESTS).
  */
 import { connect as netConnect } from 'node:net';
 import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { finished, pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import copyStreams from 'pg-copy-streams';
 import type { PgConnection, PgQueryResult, TransactionStatus } from './pg-connection.js';
@@ -58,6 +58,29 @@ export class PgClientConnection implements PgConnection {
   async copyFrom(sql: string, data: AsyncIterable<string | Uint8Array> | Iterable<string | Uint8Array>): Promise<void> {
     const stream = this.client.query(copyStreams.from(sql));
     await pipeline(Readable.from(data, { objectMode: false }), stream);
+  }
+
+  async *copyTo(sql: string): AsyncIterable<Uint8Array> {
+    const stream = this.client.query(copyStreams.to(sql));
+    // A destroyed pg-copy-streams source stops reading the socket and would leave the
+    // client stuck; so iterate without destroying, and on an early stop cancel and drain.
+    const ended = finished(stream);
+    let settled = false;
+    ended.then(
+      () => (settled = true),
+      () => (settled = true),
+    );
+    let complete = false;
+    try {
+      for await (const chunk of stream.iterator({ destroyOnReturn: false })) yield chunk as Buffer;
+      complete = true;
+    } finally {
+      if (!complete) {
+        if (!settled) await this.cancel();
+        stream.resume();
+        await ended.catch(() => undefined);
+      }
+    }
   }
 
   transactionStatus(): TransactionStatus {

@@ -33,6 +33,13 @@ export interface PgConnection {
   /** `COPY ... FROM STDIN`: sends `data` (text-format COPY chunks) and waits for completion. */
   copyFrom(sql: string, data: AsyncIterable<string | Uint8Array> | Iterable<string | Uint8Array>): Promise<void>;
   /**
+   * `COPY ... TO STDOUT`: yields the data as it arrives (text-format COPY bytes; chunks
+   * need not end at row boundaries). Nothing else may run on the connection meanwhile.
+   * Stopping early (`break`, an error in the consumer) cancels the statement on the server
+   * and returns once the connection is ready for the next one.
+   */
+  copyTo(sql: string): AsyncIterable<Uint8Array>;
+  /**
    * The transaction status of the last ReadyForQuery, when the connection tracks it.
    * Optional: without it the host probes with a SAVEPOINT.
    */

@@ -3,7 +3,11 @@
  * upstream socket in the proxy) behind the core's `Host` port. This file depends on the
  * `PgConnection` interface only, never on `pg`.
  *
- * How a model stage runs here:
+ * How a model stage runs here: in one pass, by `openStage` (copy-stage.ts): `COPY (query)
+ * TO STDOUT` once, the input fields carried as raw text next to the features, and
+ * `input + output` lines copied into one temporary table, which the rewritten statement
+ * scans. The positional methods below serve hosts' generic path (and a stage with a
+ * prediction cache, which runs statements between batches):
  * - `materialize` copies the input query into a temporary table with a hidden ordinal
  *   column (`__modelsql_ord`, 1, 2, ... in the query's order, from `row_number() OVER ()`
  *   over the query as a subquery, which keeps the subquery's ORDER BY); `describe` of
@@ -22,22 +26,23 @@
  *
  * Temporary tables live in the session's `pg_temp` schema, invisible to other sessions.
  */
-import type { Host, HostAppender, HostColumn, HostResult } from '../../core/host.js';
+import type { Host, HostAppender, HostColumn, HostResult, HostStage, HostStageSpec } from '../../core/host.js';
 import type { ColumnBatch, ColumnData } from '../../core/runtime/model-runtime.js';
 import { ModelSqlError } from '../../core/errors.js';
 import { tokenize } from '../../core/sql/lexer.js';
 import type { PgConnection, PgField, PgQueryResult, TransactionStatus } from './pg-connection.js';
 import { PG_TYPE_NAMES } from './pg-values.js';
+import { copyField, isIntegerType } from './copy-text.js';
+import { DEFAULT_STAGE_MEMORY_BYTES, openCopyStage } from './copy-stage.js';
 import { ORDINAL_COLUMN, PostgresDialect } from './postgres-dialect.js';
 import { mapPostgresError } from './postgres-errors.js';
+
+export { copyField } from './copy-text.js';
 
 /** Rows per FETCH of `stream`. */
 const STREAM_ROWS = 2048;
 /** Rows per COPY data message of an append. */
 const COPY_CHUNK_ROWS = 1024;
-
-/** Integer column types: a JS number appended to one is rounded, as DuckDB's appender does. */
-const INTEGER_TYPES = new Set(['smallint', 'integer', 'bigint', 'int2', 'int4', 'int8']);
 
 /**
  * A `Host` over one Postgres session.
@@ -59,7 +64,14 @@ export class PostgresHost implements Host {
   private readonly ordinalTables = new Map<string, readonly HostColumn[]>();
   private readonly typeNames = new Map<number, string>(PG_TYPE_NAMES);
 
-  constructor(private readonly connection: PgConnection) {}
+  /**
+   * @param options.stageMemoryBytes output bytes a one-pass stage keeps in memory before it
+   *   spills to a file under `os.tmpdir()` (default 64 MiB).
+   */
+  constructor(
+    private readonly connection: PgConnection,
+    private readonly options: { readonly stageMemoryBytes?: number } = {},
+  ) {}
 
   async execute(sql: string, params?: readonly unknown[]): Promise<HostResult> {
     const result = await this.query(sql, params);
@@ -146,7 +158,7 @@ export class PostgresHost implements Host {
   async openAppender(table: string): Promise<HostAppender> {
     const columns = this.ordinalTables.get(table);
     if (columns === undefined) throw new ModelSqlError('XX000', `no temporary table ${table} created by this session`);
-    const integer = columns.map((c) => INTEGER_TYPES.has(c.type.toLowerCase()));
+    const integer = columns.map((c) => isIntegerType(c.type));
     const sql = `COPY pg_temp.${this.dialect.quoteIdentifier(table)} FROM STDIN`;
     let next = 1;
     return {
@@ -157,6 +169,16 @@ export class PostgresHost implements Host {
       },
       close: async () => undefined,
     };
+  }
+
+  /** The one-pass stage (see copy-stage.ts). */
+  async openStage(spec: HostStageSpec): Promise<HostStage> {
+    const db = {
+      query: (sql: string) => this.query(sql),
+      copyTo: (sql: string) => this.copyOut(sql),
+      copyFrom: (sql: string, data: AsyncIterable<Uint8Array> | Iterable<Uint8Array>) => this.run(() => this.connection.copyFrom(sql, data), sql),
+    };
+    return openCopyStage(db, this.dialect, spec, this.options.stageMemoryBytes ?? DEFAULT_STAGE_MEMORY_BYTES);
   }
 
   async transaction<T>(fn: () => Promise<T>): Promise<T> {
@@ -259,6 +281,25 @@ export class PostgresHost implements Host {
     }
   }
 
+  /**
+   * `COPY ... TO STDOUT` as a round trip in flight for its whole length (so `interrupt`
+   * cancels it). Its errors carry no position: the statement is generated.
+   */
+  private async *copyOut(sql: string): AsyncIterable<Uint8Array> {
+    if (this.pendingCancel) {
+      await this.pendingCancel;
+      this.pendingCancel = undefined;
+    }
+    this.inFlight++;
+    try {
+      yield* this.connection.copyTo(sql);
+    } catch (error) {
+      throw mapPostgresError(error);
+    } finally {
+      this.inFlight--;
+    }
+  }
+
   private async query(sql: string, params?: readonly unknown[]): Promise<PgQueryResult> {
     return this.run(() => this.connection.query(sql, params), sql);
   }
@@ -336,52 +377,4 @@ function* copyChunks(batch: ColumnBatch, firstOrdinal: number, integer: readonly
     }
     yield chunk;
   }
-}
-
-/**
- * One value in COPY text format: `\N` for NULL, backslash escapes for `\`, newline, carriage
- * return and tab; arrays as array literals, objects as JSON, bytes as `\x` hex.
- *
- * @example
- * copyField('a\tb', false) // 'a\\tb'
- */
-export function copyField(value: unknown, integer = false): string {
-  if (value === null || value === undefined) return '\\N';
-  if (typeof value === 'number') return numberText(integer ? Math.round(value) : value);
-  if (typeof value === 'bigint') return value.toString();
-  if (typeof value === 'boolean') return value ? 't' : 'f';
-  if (value instanceof Date) return value.toISOString();
-  if (value instanceof Uint8Array) return `\\\\x${Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('hex')}`;
-  if (Array.isArray(value) || (ArrayBuffer.isView(value) && !(value instanceof DataView))) return escapeCopy(arrayLiteral(value as ArrayLike<unknown>, integer));
-  if (typeof value === 'string') return escapeCopy(value);
-  return escapeCopy(JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)));
-}
-
-function numberText(value: number): string {
-  if (Number.isNaN(value)) return 'NaN';
-  if (value === Infinity) return 'Infinity';
-  if (value === -Infinity) return '-Infinity';
-  return String(value);
-}
-
-function escapeCopy(text: string): string {
-  return /[\\\n\r\t]/.test(text) ? text.replace(/[\\\n\r\t]/g, (ch) => (ch === '\\' ? '\\\\' : ch === '\n' ? '\\n' : ch === '\r' ? '\\r' : '\\t')) : text;
-}
-
-/** An array literal, `{1,2,NULL}` / `{"a b","c\"d"}` (https://www.postgresql.org/docs/current/arrays.html#ARRAYS-IO). */
-function arrayLiteral(values: ArrayLike<unknown>, integer: boolean): string {
-  const parts: string[] = [];
-  for (let i = 0; i < values.length; i++) {
-    const v = values[i];
-    if (v === null || v === undefined) parts.push('NULL');
-    else if (typeof v === 'number') parts.push(numberText(integer ? Math.round(v) : v));
-    else if (typeof v === 'bigint') parts.push(v.toString());
-    else if (typeof v === 'boolean') parts.push(v ? 't' : 'f');
-    else if (Array.isArray(v) || (ArrayBuffer.isView(v) && !(v instanceof DataView) && !(v instanceof Uint8Array))) parts.push(arrayLiteral(v as ArrayLike<unknown>, integer));
-    else {
-      const text = v instanceof Date ? v.toISOString() : v instanceof Uint8Array ? `\\x${Buffer.from(v).toString('hex')}` : typeof v === 'string' ? v : JSON.stringify(v);
-      parts.push(`"${text.replace(/[\\"]/g, (ch) => `\\${ch}`)}"`);
-    }
-  }
-  return `{${parts.join(',')}}`;
 }

@@ -64,6 +64,8 @@ export class ModelCatalog {
   /** Artifacts and training metrics of temporary trained models, by {@link artifactKey}. */
   private readonly temporaryArtifacts = new Map<string, Uint8Array>();
   private readonly temporaryMetrics = new Map<string, readonly (readonly [string, number])[]>();
+  /** Parsed trained models by version identity (see `trainedModel`). */
+  private readonly trainedModels = new Map<string, TrainedModel>();
 
   constructor(
     private readonly host: Host,
@@ -246,8 +248,14 @@ export class ModelCatalog {
   /** The trained model behind a version, or undefined for other models. */
   async trainedModel(version: ModelVersion): Promise<TrainedModel | undefined> {
     if (version.provider !== 'internal') return undefined;
+    // A version's artifacts never change; its creation time tells a recreated one apart.
+    const key = JSON.stringify([version.schema, version.name, version.version, version.createdAt]);
+    const cached = this.trainedModels.get(key);
+    if (cached) return cached;
     const bytes = await this.artifact(version, SPEC_ARTIFACT);
-    return bytes ? parseTrainedModel(bytes) : undefined;
+    const spec = bytes ? parseTrainedModel(bytes) : undefined;
+    if (spec) this.trainedModels.set(key, spec);
+    return spec;
   }
 
   /**

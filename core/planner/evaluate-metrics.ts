@@ -11,6 +11,11 @@
  *   the probabilities, class c reads element c + 1 (classes 0, 1, 2, ... as classifiers
  *   number them); otherwise the class's rank among the sorted classes seen in labels and
  *   predictions (the order of a trained classifier's probabilities).
+ * - clustering, embedding: see {@link clusteringMetrics} and the `embedding` case: mean
+ *   cosine similarity, mean weighted Jaccard similarity (Σ min(aᵢ, bᵢ) / Σ max(aᵢ, bᵢ),
+ *   the set Jaccard for 0/1 vectors) and mean Euclidean distance between the label array
+ *   and the predicted array (a missing element counts as 0).
+ * - text_generation: {@link textGenerationRelation}.
  */
 import { UnsupportedFeatureError, type SourcePosition } from '../errors.js';
 import type { HostColumn, SqlDialect } from '../host.js';
@@ -29,13 +34,18 @@ export interface EvaluationSpec {
   readonly prediction: { readonly name: string; readonly type: string };
   /** The OUTPUT column with class probabilities, if any. */
   readonly probabilities?: string;
+  /** The feature columns (the second DESCRIPTOR) with their host types: clustering measures distances between them. */
+  readonly features?: readonly HostColumn[];
   readonly position?: SourcePosition;
 }
 
 /** Metric names per task, in output order. */
-export const METRICS: Readonly<Record<'regression' | 'classification', readonly string[]>> = {
+export const METRICS: Readonly<Record<EvaluationTask, readonly string[]>> = {
   regression: ['MAE', 'MSE', 'RMSE', 'MAPE', 'R2'],
   classification: ['Accuracy', 'Precision', 'Recall', 'F1'],
+  clustering: ['Silhouette', 'DaviesBouldin', 'Inertia'],
+  embedding: ['CosineSimilarity', 'JaccardSimilarity', 'EuclideanDistance'],
+  text_generation: ['BLEU', 'ROUGE1', 'ROUGEL', 'SemanticSimilarity'],
 };
 
 /**
@@ -99,12 +109,148 @@ export function evaluationRelation(d: SqlDialect, spec: EvaluationSpec): string 
       body = `WITH ${ctes.join(', ')} ${select} ${from}`;
       break;
     }
+    case 'clustering': {
+      names = [...METRICS.clustering];
+      body = clusteringMetrics(d, spec);
+      break;
+    }
+    case 'embedding': {
+      names = [...METRICS.embedding];
+      const e = (column: string) => `CAST(z.${column}[g.i] AS DOUBLE PRECISION)`;
+      body =
+        `WITH z AS (SELECT row_number() OVER () AS r, ${label} AS a, ${prediction} AS b FROM ${spec.relation} AS zipped WHERE ${present}), ` +
+        `e AS (SELECT z.r, coalesce(${e('a')}, 0.0) AS x, coalesce(${e('b')}, 0.0) AS y FROM z CROSS JOIN LATERAL generate_series(1, greatest(array_length(z.a, 1), array_length(z.b, 1))) AS g(i)), ` +
+        `per_row AS (SELECT r, sum(x * y) / nullif(sqrt(sum(x * x)) * sqrt(sum(y * y)), 0) AS cosine, sum(least(x, y)) / nullif(sum(greatest(x, y)), 0) AS jaccard, sqrt(sum((x - y) * (x - y))) AS distance FROM e GROUP BY r) ` +
+        `SELECT avg(cosine) AS ${q('CosineSimilarity')}, avg(jaccard) AS ${q('JaccardSimilarity')}, avg(distance) AS ${q('EuclideanDistance')} FROM per_row`;
+      break;
+    }
     default:
-      throw new UnsupportedFeatureError(`ML_EVALUATE for task '${spec.task}' is not available in this version of modelsql; available: regression, classification`, spec.position);
+      throw new UnsupportedFeatureError(`ML_EVALUATE for task '${spec.task}' is computed by textGenerationRelation`, spec.position);
   }
   const columns = names.map((n) => `CAST(m.${q(n)} AS DOUBLE PRECISION) AS ${q(n)}`).join(', ');
   const map = d.metricMap(names.map((n) => [n, `m.${q(n)}`] as const));
   return `(SELECT ${map} AS result, ${columns} FROM (${body}) AS m)`;
+}
+
+/**
+ * Clustering metrics over the numeric feature columns as they are (the prediction is the
+ * cluster), centroids being the means of each predicted cluster's rows:
+ * Silhouette (mean over rows of (b - a) / max(a, b), a = mean distance to the other rows
+ * of its cluster, b = the least mean distance to another cluster's rows; 0 for a row alone
+ * in its cluster), Davies-Bouldin (mean over clusters of the worst (sᵢ + sⱼ) / dᵢⱼ, s the
+ * mean distance to the centroid, d between centroids) and Inertia (sum of squared distances
+ * to the centroid), as scikit-learn defines them. Silhouette compares every pair of rows.
+ */
+function clusteringMetrics(d: SqlDialect, spec: EvaluationSpec): string {
+  const q = (n: string) => d.quoteIdentifier(n);
+  const features = (spec.features ?? []).filter((f) => isNumeric(f.type));
+  if (features.length === 0) {
+    throw new UnsupportedFeatureError('ML_EVALUATE for clustering measures distances between numeric feature columns; the feature DESCRIPTOR has none', spec.position);
+  }
+  const f = features.map((_, j) => `f${j}`);
+  const sq = (a: string, b: string) => f.map((c) => `(${a}.${c} - ${b}.${c}) * (${a}.${c} - ${b}.${c})`).join(' + ');
+  const centroidSq = (a: string, b: string) => f.map((_, j) => `(${a}.m${j} - ${b}.m${j}) * (${a}.m${j} - ${b}.m${j})`).join(' + ');
+  const present = [spec.prediction.name, ...features.map((c) => c.name)].map((n) => `${q(n)} IS NOT NULL`).join(' AND ');
+  return (
+    `WITH z AS (SELECT row_number() OVER () AS i, ${q(spec.prediction.name)} AS c, ${features.map((c, j) => `CAST(${q(c.name)} AS DOUBLE PRECISION) AS f${j}`).join(', ')} FROM ${spec.relation} AS zipped WHERE ${present}), ` +
+    `cent AS (SELECT c, ${f.map((c, j) => `avg(${c}) AS m${j}`).join(', ')} FROM z GROUP BY c), ` +
+    `pt AS (SELECT z.c, ${f.map((c, j) => `(z.${c} - k.m${j}) * (z.${c} - k.m${j})`).join(' + ')} AS d2 FROM z JOIN cent AS k ON k.c = z.c), ` +
+    `scatter AS (SELECT c, avg(sqrt(d2)) AS s FROM pt GROUP BY c), ` +
+    `db AS (SELECT avg(worst) AS v FROM (SELECT a.c, max((a.s + b.s) / nullif(sqrt(${centroidSq('ka', 'kb')}), 0)) AS worst FROM scatter AS a JOIN scatter AS b ON a.c <> b.c ` +
+    `JOIN cent AS ka ON ka.c = a.c JOIN cent AS kb ON kb.c = b.c GROUP BY a.c) AS w), ` +
+    `pair AS (SELECT p.i, p.c = o.c AS same, o.c AS oc, avg(sqrt(${sq('p', 'o')})) AS dist FROM z AS p JOIN z AS o ON p.i <> o.i GROUP BY p.i, p.c = o.c, o.c), ` +
+    `per_row AS (SELECT i, max(CASE WHEN same THEN dist END) AS a, min(CASE WHEN NOT same THEN dist END) AS b FROM pair GROUP BY i), ` +
+    `sil AS (SELECT avg(CASE WHEN b IS NULL THEN NULL WHEN a IS NULL THEN 0.0 WHEN greatest(a, b) = 0 THEN 0.0 ELSE (b - a) / greatest(a, b) END) AS v FROM per_row) ` +
+    `SELECT (SELECT v FROM sil) AS ${q('Silhouette')}, (SELECT v FROM db) AS ${q('DaviesBouldin')}, (SELECT sum(d2) FROM pt) AS ${q('Inertia')}`
+  );
+}
+
+/** Lower-cased word tokens: runs of letters and digits. */
+export function textTokens(text: string): string[] {
+  return text.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? [];
+}
+
+function ngramCounts(tokens: readonly string[], n: number): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (let i = 0; i + n <= tokens.length; i++) {
+    const key = tokens.slice(i, i + n).join('\u0000');
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  return counts;
+}
+
+function overlap(a: ReadonlyMap<string, number>, b: ReadonlyMap<string, number>): number {
+  let n = 0;
+  for (const [k, v] of a) n += Math.min(v, b.get(k) ?? 0);
+  return n;
+}
+
+/**
+ * Text-generation scores of one (reference, candidate) pair, on {@link textTokens}:
+ * - BLEU: sentence BLEU-4, geometric mean of clipped n-gram precisions (n = 1..4) with
+ *   add-one smoothing for n > 1 (Lin & Och's smoothing, NLTK's method 2) and the brevity
+ *   penalty; 0 for an empty candidate.
+ * - ROUGE1 / ROUGEL: F1 of unigram overlap / of the longest common subsequence.
+ * - SemanticSimilarity: cosine of the bag-of-words count vectors (a lexical proxy that
+ *   needs no embedding model).
+ */
+export function textScores(reference: string, candidate: string): { bleu: number; rouge1: number; rougeL: number; semantic: number } {
+  const ref = textTokens(reference);
+  const hyp = textTokens(candidate);
+  const f1 = (hits: number) => (hits === 0 ? 0 : (2 * (hits / hyp.length) * (hits / ref.length)) / (hits / hyp.length + hits / ref.length));
+  let bleu = 0;
+  if (hyp.length > 0) {
+    let logSum = 0;
+    for (let n = 1; n <= 4; n++) {
+      const total = Math.max(hyp.length - n + 1, 0);
+      const hits = overlap(ngramCounts(hyp, n), ngramCounts(ref, n));
+      const precision = n === 1 ? hits / total : (hits + 1) / (total + 1);
+      logSum += Math.log(precision) / 4;
+    }
+    const brevity = hyp.length >= ref.length ? 1 : Math.exp(1 - ref.length / hyp.length);
+    bleu = Number.isFinite(logSum) ? brevity * Math.exp(logSum) : 0;
+  }
+  const unigrams = overlap(ngramCounts(hyp, 1), ngramCounts(ref, 1));
+  let previous = new Array<number>(hyp.length + 1).fill(0);
+  for (let i = 1; i <= ref.length; i++) {
+    const row = new Array<number>(hyp.length + 1).fill(0);
+    for (let j = 1; j <= hyp.length; j++) row[j] = ref[i - 1] === hyp[j - 1] ? previous[j - 1]! + 1 : Math.max(previous[j]!, row[j - 1]!);
+    previous = row;
+  }
+  const a = ngramCounts(ref, 1);
+  const b = ngramCounts(hyp, 1);
+  let dot = 0;
+  for (const [k, v] of a) dot += v * (b.get(k) ?? 0);
+  const length = (m: Map<string, number>) => Math.sqrt([...m.values()].reduce((s, v) => s + v * v, 0));
+  return { bleu, rouge1: f1(unigrams), rougeL: f1(previous[hyp.length] ?? 0), semantic: dot === 0 ? 0 : dot / (length(a) * length(b)) };
+}
+
+/**
+ * ML_EVALUATE for text_generation. Tokenizing, n-gram matching and longest common
+ * subsequences are not expressible in portable SQL, so the (label, prediction) pairs are
+ * streamed from the host and scored here, one row at a time (only running sums are kept);
+ * the result is a one-row relation of literals, shaped like {@link evaluationRelation}'s.
+ */
+export async function textGenerationRelation(host: { readonly dialect: SqlDialect; stream(sql: string): AsyncIterable<{ readonly rows: readonly (readonly unknown[])[] }> }, spec: EvaluationSpec): Promise<string> {
+  const d = host.dialect;
+  const q = (n: string) => d.quoteIdentifier(n);
+  const sums = [0, 0, 0, 0];
+  let n = 0;
+  const text = d.catalogTypes.text;
+  for await (const batch of host.stream(`SELECT CAST(${q(spec.label.name)} AS ${text}), CAST(${q(spec.prediction.name)} AS ${text}) FROM ${spec.relation} AS zipped WHERE ${q(spec.label.name)} IS NOT NULL AND ${q(spec.prediction.name)} IS NOT NULL`)) {
+    for (const [reference, candidate] of batch.rows) {
+      const s = textScores(String(reference), String(candidate));
+      sums[0] += s.bleu;
+      sums[1] += s.rouge1;
+      sums[2] += s.rougeL;
+      sums[3] += s.semantic;
+      n++;
+    }
+  }
+  const values = sums.map((v) => (n === 0 ? 'NULL' : `CAST(${String(v / n)} AS DOUBLE PRECISION)`));
+  const names = METRICS.text_generation;
+  const map = d.metricMap(names.map((name, i) => [name, values[i]!] as const));
+  return `(SELECT ${map} AS result, ${names.map((name, i) => `CAST(${values[i]} AS DOUBLE PRECISION) AS ${q(name)}`).join(', ')})`;
 }
 
 function isNumeric(type: string): boolean {

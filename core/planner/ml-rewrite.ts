@@ -4,8 +4,10 @@
  * Each call becomes a stage: its input relation is materialized in the host, the model
  * runs over it in batches, the predictions are appended to a second temporary table, and
  * the call's text is replaced by a relation that zips the two (input columns, then OUTPUT
- * columns). Calls nested in a call's `TABLE (subquery)` run first. The host executes the
- * rewritten statement; the caller drops the temporary tables afterwards.
+ * columns). A host with a one-pass stage (`Host.openStage`, Postgres) instead reads the
+ * input query once and carries its columns through to one result table. Calls nested in
+ * a call's `TABLE (subquery)` run first. The host executes the rewritten statement; the
+ * caller drops the temporary tables afterwards.
  */
 import { randomUUID } from 'node:crypto';
 import { ArgumentError, positionAt, withoutGeneratedSql } from '../errors.js';
@@ -21,7 +23,7 @@ import { remoteStageShape } from '../runtime/remote-executor.js';
 import type { StageCounters } from '../runtime/model-runtime.js';
 import type { ModelColumn } from '../runtime/model-runtime.js';
 import type { ProgressEvent } from '../session/session.js';
-import { evaluationRelation, type EvaluationSpec, type EvaluationTask } from './evaluate-metrics.js';
+import { evaluationRelation, textGenerationRelation, type EvaluationSpec, type EvaluationTask } from './evaluate-metrics.js';
 import { inputQuerySql, spliceCalls } from './splice.js';
 import { getOption } from '../catalog/model-options.js';
 import { compileModel, compiledRelation } from '../training/compile-sql.js';
@@ -63,19 +65,19 @@ async function runCall(call: MlCall, ctx: RewriteContext): Promise<string> {
   const trained = await ctx.catalog.trainedModel(model.version);
   if (trained && getOption(model.version.options, 'runtime')?.trim().toLowerCase() !== 'onnx') return compiledCall(call, bound, model, trained, ctx);
 
-  const inputTable = ctx.newTempTable('in');
-  const rowCount = await materializeInput(inputTable, bound.input, ctx);
-  const inputColumns = await ctx.host.describe(`SELECT * FROM ${ctx.host.dialect.quoteIdentifier(inputTable)}`);
+  // Hosts with a one-pass stage (Host.openStage) read the query once, during the stage;
+  // the others materialize it first and read it back by position.
+  const query = await inputQuery(bound.input, ctx);
+  let inputTable = ctx.host.openStage ? undefined : ctx.newTempTable('in');
+  let rowCount: number | undefined = inputTable === undefined ? undefined : await materializeInput(inputTable, query, bound.input, ctx);
+  const inputColumns = inputTable === undefined ? await describeInput(query, bound.input, ctx) : await ctx.host.describe(`SELECT * FROM ${ctx.host.dialect.quoteIdentifier(inputTable)}`);
   const features = matchDescriptor(bound.columns, inputColumns, model.version.input, text);
   const evaluation = call.function === 'ML_EVALUATE' ? evaluationTarget(call, bound as EvaluateBinding, model, inputColumns, text) : undefined;
 
   const runtime = await ctx.loader.load(model.version, (name) => ctx.catalog.artifact(model.version, name));
   const outputTable = ctx.newTempTable('out');
   const outputNames = outputColumnNames(inputColumns.map((c) => c.name), model.version.output.map((c) => c.name));
-  await ctx.host.createTempTable(
-    outputTable,
-    model.version.output.map((c, i) => ({ name: outputNames[i]!, type: ctx.host.dialect.hostType(parseDataType(c.type)) })),
-  );
+  const outputColumns = model.version.output.map((c, i) => ({ name: outputNames[i]!, type: ctx.host.dialect.hostType(parseDataType(c.type)) }));
   const startedAt = new Date();
   // Remote runtimes: CONFIG goes to the executor inside the runtime (requests in flight, rows
   // per request, timeout, strategy); the stage only pipelines reads, cache and appends.
@@ -84,39 +86,61 @@ async function runCall(call: MlCall, ctx: RewriteContext): Promise<string> {
   const progress = progressReporter(modelArgumentText(call, text), rowCount, ctx.onProgress, counters);
   const cache = remote?.cache ? new PredictionCache(ctx.host, runtime.provider, getOption(model.version.options, 'model') ?? '') : undefined;
   if (cache) await ctx.catalog.store.ensure();
-  await runStage({
+  if (cache && inputTable === undefined) {
+    // The cache reads and writes between batches: no one-pass read can stay open meanwhile.
+    inputTable = ctx.newTempTable('in');
+    rowCount = await materializeInput(inputTable, query, bound.input, ctx);
+  }
+  const featureExpressions = features.map((c) => ctx.host.dialect.quoteIdentifier(c.name));
+  const common = {
     host: ctx.host,
     runtime,
-    inputTable,
-    inputExpressions: features.map((c) => ctx.host.dialect.quoteIdentifier(c.name)),
-    rowCount,
-    outputTable,
     batchSize: remote?.rows ?? bound.config.batchSize ?? modelOption(model, 'batch-size') ?? (runtime.preferredBatchSize > 0 ? runtime.preferredBatchSize : DEFAULT_BATCH_SIZE),
     concurrency: remote?.batchesInFlight ?? bound.config.maxConcurrentOperations ?? modelOption(model, 'max-concurrent-operations') ?? DEFAULT_CONCURRENCY,
     signal: ctx.signal,
     onProgress: progress?.onBatch,
     stage: { config: bound.config, counters, onRows: progress?.onRows },
     cache,
-  });
-  progress?.finish();
+  };
+  let relation: string;
+  let rows: number;
+  if (inputTable === undefined) {
+    const carry = await ctx.host.openStage!({ query, inputColumns, featureColumns: features.map((c) => inputColumns.indexOf(c)), kinds: runtime.inputKinds, outputColumns, table: outputTable, batchSize: common.batchSize });
+    try {
+      rows = await runStage({ ...common, carry });
+      relation = await carry.finish();
+    } finally {
+      await carry.close();
+    }
+  } else {
+    await ctx.host.createTempTable(outputTable, outputColumns);
+    rows = await runStage({ ...common, inputTable, inputExpressions: featureExpressions, rowCount: rowCount!, outputTable });
+    relation = ctx.host.dialect.zipRelations({ table: inputTable, columns: inputColumns.map((c) => c.name) }, { table: outputTable, columns: outputNames });
+  }
+  progress?.finish(rows);
   await ctx.catalog.store.recordRun({
     runId: randomUUID(),
     version: model.version,
     inputRelation: bound.input.kind === 'table' ? bound.input.name.map((id) => id.value).join('.') : text.slice(bound.input.span.start, bound.input.span.end),
-    rows: rowCount,
+    rows,
     errors: counters.errors,
     startedAt,
     durationMs: Date.now() - startedAt.getTime(),
     ...(remote ? { tokens: counters.tokens, cacheHits: counters.cacheHits } : {}),
   });
-  const zipped = ctx.host.dialect.zipRelations({ table: inputTable, columns: inputColumns.map((c) => c.name) }, { table: outputTable, columns: outputNames });
-  if (!evaluation) return zipped;
-  return evaluationRelation(ctx.host.dialect, {
+  if (!evaluation) return relation;
+  return evaluate(ctx, {
     ...evaluation,
-    relation: zipped,
+    relation,
     prediction: { name: outputNames[0]!, type: model.version.output[0]!.type },
     probabilities: probabilitiesColumn(model.version.output, outputNames),
+    features,
   });
+}
+
+/** ML_EVALUATE's relation: host SQL, except text generation, which is scored as rows stream by. */
+async function evaluate(ctx: RewriteContext, spec: EvaluationSpec): Promise<string> {
+  return spec.task === 'text_generation' ? textGenerationRelation(ctx.host, spec) : evaluationRelation(ctx.host.dialect, spec);
 }
 
 /**
@@ -140,11 +164,12 @@ async function compiledCall(call: MlCall, bound: PredictBinding | EvaluateBindin
   const compiled = compileModel(trained, d, features.map((c) => d.quoteIdentifier(c.name)), false);
   const relation = compiledRelation(d, compiled, query, inputColumns.map((c) => d.quoteIdentifier(c.name)), outputNames);
   if (!evaluation) return relation;
-  return evaluationRelation(d, {
+  return evaluate(ctx, {
     ...evaluation,
     relation,
     prediction: { name: outputNames[0]!, type: model.version.output[0]!.type },
     probabilities: probabilitiesColumn(model.version.output, outputNames),
+    features,
   });
 }
 
@@ -152,10 +177,18 @@ async function compiledCall(call: MlCall, bound: PredictBinding | EvaluateBindin
  * Materializes a call's input. A host error here (an unknown table, say) is reported at
  * the input argument, without the generated SQL it came from.
  */
-async function materializeInput(table: string, input: MlArgValue, ctx: RewriteContext): Promise<number> {
-  const query = await inputQuery(input, ctx);
+async function materializeInput(table: string, query: string, input: MlArgValue, ctx: RewriteContext): Promise<number> {
   try {
     return await ctx.host.materialize(table, query);
+  } catch (error) {
+    throw withoutGeneratedSql(error, 'in the input of the ML call', positionAt(ctx.scriptText, input.span.start));
+  }
+}
+
+/** The columns of a call's input query, unread; host errors reported as `materializeInput` does. */
+async function describeInput(query: string, input: MlArgValue, ctx: RewriteContext): Promise<readonly HostColumn[]> {
+  try {
+    return await ctx.host.describe(query);
   } catch (error) {
     throw withoutGeneratedSql(error, 'in the input of the ML call', positionAt(ctx.scriptText, input.span.start));
   }
@@ -262,32 +295,37 @@ function modelArgumentText(call: MlCall, text: string): string {
 /**
  * Progress events of a stage: after each appended batch (`onBatch`), and, for remote
  * models, as rows are answered inside a batch (`onRows`); with the stage's errors and tokens.
+ * A one-pass stage does not know its total until the end (`finish(rows)`).
  */
 function progressReporter(
   model: string,
-  rowsTotal: number,
+  rowsTotal: number | undefined,
   emit: RewriteContext['onProgress'],
   counters: StageCounters,
-): { onBatch: (rowsDone: number) => void; onRows: (rows: number) => void; finish: () => void } | undefined {
+): { onBatch: (rowsDone: number) => void; onRows: (rows: number) => void; finish: (rows?: number) => void } | undefined {
   if (!emit) return undefined;
   const started = performance.now();
   let answered = 0;
   let done = 0;
   let finished = false;
+  let total = rowsTotal;
   const send = (rowsDone: number, last: boolean): void => {
     if (finished || (rowsDone <= done && !last)) return;
     done = Math.max(done, rowsDone);
     finished = last;
     const seconds = (performance.now() - started) / 1000;
-    emit({ model, rowsDone: done, rowsTotal, rate: seconds > 0 ? done / seconds : 0, errors: counters.errors, tokens: counters.tokens, finished: last });
+    emit({ model, rowsDone: done, ...(total === undefined ? {} : { rowsTotal: total }), rate: seconds > 0 ? done / seconds : 0, errors: counters.errors, tokens: counters.tokens, finished: last });
   };
   return {
-    onBatch: (rowsDone) => send(rowsDone, rowsDone >= rowsTotal),
+    onBatch: (rowsDone) => send(rowsDone, total !== undefined && rowsDone >= total),
     onRows: (rows) => {
       answered += rows;
-      send(Math.min(answered, rowsTotal - 1), false);
+      send(total === undefined ? answered : Math.min(answered, total - 1), false);
     },
-    finish: () => send(rowsTotal, true),
+    finish: (rows) => {
+      total ??= rows;
+      send(total ?? done, true);
+    },
   };
 }
 

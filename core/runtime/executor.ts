@@ -2,9 +2,10 @@
  * Runs one model stage: reads the input rows a batch at a time from a materialized host
  * relation, keeps up to `concurrency` batches in the model at once, and appends the
  * predictions, in input order, to the output relation. Written once for every runtime.
+ * Hosts with a one-pass stage (`Host.openStage`) are driven the same way through it.
  */
 import { ModelSqlError, QueryCanceledError } from '../errors.js';
-import type { Host } from '../host.js';
+import type { Host, HostStage } from '../host.js';
 import type { ColumnBatch, ColumnData, ModelRuntime, PredictStage } from './model-runtime.js';
 import type { PredictionCache } from './prediction-cache.js';
 
@@ -35,31 +36,42 @@ export interface StageSpec {
 }
 
 /**
- * Runs a stage to the end; rejects with QueryCanceledError as soon as `signal` aborts.
+ * A stage through a host's one-pass stage instead of tables: batches come from
+ * `carry.batches()` and predictions go to `carry.write`; the caller opens, finishes and
+ * closes it. The row count is not known in advance.
+ */
+export type CarryStageSpec = Omit<StageSpec, 'inputTable' | 'inputExpressions' | 'rowCount' | 'outputTable'> & { readonly carry: HostStage };
+
+/**
+ * Runs a stage to the end and returns the rows it predicted; rejects with
+ * QueryCanceledError as soon as `signal` aborts.
  *
  * @example
  * await runStage({ host, runtime, inputTable: 'in_1', inputExpressions: ['"x"'], rowCount: 10, outputTable: 'out_1', batchSize: 4096, concurrency: 2 });
  */
-export async function runStage(spec: StageSpec): Promise<void> {
-  const { host, runtime, signal } = spec;
-  const appender = await host.openAppender(spec.outputTable);
-  const inFlight: Promise<ColumnBatch>[] = [];
+export async function runStage(spec: StageSpec | CarryStageSpec): Promise<number> {
+  const { runtime, signal } = spec;
+  const tables = 'carry' in spec ? undefined : await tableStage(spec);
+  const io = 'carry' in spec ? spec.carry : tables!;
+  const expectedRows = 'carry' in spec ? undefined : spec.rowCount;
+  const inFlight: { readonly prediction: Promise<ColumnBatch>; readonly carry: unknown }[] = [];
   let rowsDone = 0;
   const appendOldest = async (): Promise<void> => {
-    const predictions = await inFlight.shift()!;
+    const { prediction, carry } = inFlight.shift()!;
+    const predictions = await prediction;
     throwIfAborted(signal);
-    await appender.append(predictions);
+    await io.write(carry, predictions);
     rowsDone += predictions.rowCount;
     spec.onProgress?.(rowsDone);
   };
   const cache = spec.cache && runtime.cacheKeys ? spec.cache : undefined;
   const stage: PredictStage | undefined = cache && spec.stage ? { ...spec.stage, remember: (key, values) => cache.remember(key, values) } : spec.stage;
   try {
-    for await (const batch of host.readBatches(spec.inputTable, spec.inputExpressions, runtime.inputKinds, spec.batchSize)) {
+    for await (const { features: batch, carry } of io.batches()) {
       throwIfAborted(signal);
       const prediction = cache ? (await predictCached(runtime, batch, cache, stage, signal)).prediction : runtime.predictBatch(batch, { signal, stage });
       prediction.catch(() => undefined); // awaited in order by appendOldest
-      inFlight.push(prediction);
+      inFlight.push({ prediction, carry });
       if (inFlight.length >= Math.max(1, spec.concurrency)) {
         await appendOldest();
         await cache?.flush();
@@ -69,17 +81,31 @@ export async function runStage(spec: StageSpec): Promise<void> {
       await appendOldest();
       await cache?.flush();
     }
-    if (rowsDone !== spec.rowCount) {
-      throw new ModelSqlError('XX000', `internal error: the model stage read ${rowsDone} of ${spec.rowCount} input rows`);
+    if (expectedRows !== undefined && rowsDone !== expectedRows) {
+      throw new ModelSqlError('XX000', `internal error: the model stage read ${rowsDone} of ${expectedRows} input rows`);
     }
+    return rowsDone;
   } finally {
     if (cache) {
       // A failed or cancelled stage keeps what it was answered: a rerun asks only for the rest.
-      await Promise.allSettled(inFlight);
+      await Promise.allSettled(inFlight.map((f) => f.prediction));
       await cache.flush().catch(() => undefined);
     }
-    await appender.close().catch(() => undefined);
+    await tables?.close().catch(() => undefined);
   }
+}
+
+/** The table path as a stage: positional reads of the materialized input, appends to the output table. */
+async function tableStage(spec: StageSpec): Promise<Pick<HostStage, 'batches' | 'write' | 'close'>> {
+  const { host } = spec;
+  const appender = await host.openAppender(spec.outputTable);
+  return {
+    async *batches() {
+      for await (const features of host.readBatches(spec.inputTable, spec.inputExpressions, spec.runtime.inputKinds, spec.batchSize)) yield { features, carry: undefined };
+    },
+    write: (_carry, outputs) => appender.append(outputs),
+    close: () => appender.close(),
+  };
 }
 
 /**

@@ -13,7 +13,7 @@
 import type { Host } from '../host.js';
 
 /** Keys per lookup statement, rows per insert statement. */
-const LOOKUP_CHUNK = 500;
+const LOOKUP_CHUNK = 1000;
 const INSERT_CHUNK = 200;
 
 /**

@@ -21,7 +21,7 @@ import type { RemoteModelConfig } from './providers/remote-options.js';
 import { AnswerError, answerValues, packedSchema, parseJsonText, preview, rowSchema } from './providers/structured-output.js';
 
 /** Rows per `predictBatch` the executor asks for by default (several waves of requests). */
-const DEFAULT_STAGE_ROWS = 512;
+const DEFAULT_STAGE_ROWS = 2048;
 /** Retries of an answer that does not fit OUTPUT (a model repeating itself gains nothing from 100). */
 const ANSWER_RETRIES = 2;
 

@@ -9,13 +9,13 @@ import { join } from 'node:path';
 import type { ModelVersion } from '../catalog/catalog-store.js';
 import { resolveModelOptions } from '../catalog/model-options.js';
 import { ModelSqlError } from '../errors.js';
-
-/** The catalog artifact that holds a stored model's ONNX graph (core/training/trained-model.ts). */
-const STORED_ONNX_ARTIFACT = 'model.onnx';
 import type { ModelColumn, ModelRuntime } from './model-runtime.js';
 import { bindOnnxSignature, defaultSignatureFor, inspectOnnx, loadModelBytes, type LoadModelOptions } from './onnx-model.js';
 import { createOnnxRuntime } from './onnx-runtime.js';
 import { checkRemoteModel, createRemoteRuntime, isRemoteProvider } from './providers/create-remote-runtime.js';
+
+/** The catalog artifact that holds a stored model's ONNX graph (core/training/trained-model.ts). */
+const STORED_ONNX_ARTIFACT = 'model.onnx';
 
 /** Where model files may come from (SPEC §5); every field optional. */
 export interface ModelAccessOptions {

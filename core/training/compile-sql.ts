@@ -53,28 +53,36 @@ export function encodeFeatures(d: SqlDialect, features: readonly FeatureEncoding
 }
 
 /**
- * `intercept + weights · encoded(x)` with the standardization folded into the weights:
- * a numeric feature adds `coalesce(x * a, a * mean)` (a = w / std), a categorical one
- * `CASE coalesce(x, mode) WHEN 'c' THEN w_c ... ELSE 0 END`.
+ * `intercept + weights · encoded(x)` with the standardization folded into the weights
+ * (a = w / std): a numeric feature adds `x * a` and a categorical one
+ * `CASE coalesce(x, mode) WHEN 'c' THEN w_c ... ELSE 0 END`. NULL numbers are imputed with
+ * their mean by a second sum, `coalesce(plain, imputed)`, which the host evaluates only
+ * for rows where the plain sum is NULL (about as fast as the plain sum alone).
  */
 export function linearExpression(d: SqlDialect, features: readonly FeatureEncoding[], inputs: readonly string[], intercept: number, weights: readonly number[]): string {
   let bias = intercept;
-  const terms: string[] = [];
+  const plain: string[] = [];
+  const imputed: string[] = [];
+  const categorical: string[] = [];
   let j = 0;
   features.forEach((f, i) => {
     if (f.kind === 'numeric') {
       const a = weights[j++]! / f.std;
       bias -= a * f.mean;
-      if (a !== 0) terms.push(`coalesce(${rawNumeric(f, inputs[i]!)} * ${doubleLiteral(a)}, ${doubleLiteral(a * f.mean)})`);
+      if (a === 0) return;
+      const term = `${rawNumeric(f, inputs[i]!)} * ${doubleLiteral(a)}`;
+      plain.push(term);
+      imputed.push(`coalesce(${term}, ${doubleLiteral(a * f.mean)})`);
     } else {
       const whens = f.categories.map((c, k) => [c, weights[j + k]!] as const).filter(([, w]) => w !== 0);
       j += f.categories.length;
       if (whens.length > 0) {
-        terms.push(`(CASE coalesce(${inputs[i]!}, ${d.quoteString(f.mode)}) ${whens.map(([c, w]) => `WHEN ${d.quoteString(c)} THEN ${doubleLiteral(w)}`).join(' ')} ELSE 0.0 END)`);
+        categorical.push(`(CASE coalesce(${inputs[i]!}, ${d.quoteString(f.mode)}) ${whens.map(([c, w]) => `WHEN ${d.quoteString(c)} THEN ${doubleLiteral(w)}`).join(' ')} ELSE 0.0 END)`);
       }
     }
   });
-  return [doubleLiteral(bias), ...terms].join(' + ');
+  const numeric = plain.length === 0 ? [] : [`coalesce(${[doubleLiteral(bias), ...plain].join(' + ')}, ${[doubleLiteral(bias), ...imputed].join(' + ')})`];
+  return [...(numeric.length === 0 ? [doubleLiteral(bias)] : numeric), ...categorical].join(' + ');
 }
 
 /** Collects the layers of a compiled model, or inlines them. */

@@ -1,15 +1,94 @@
-/** k-means (placeholder until implemented). */
-import { UnsupportedFeatureError } from '../errors.js';
+/**
+ * k-means (task clustering) in the encoded feature space: k-means++ seeding and Lloyd's
+ * iterations, each step ONE SQL query over the host (a GROUP BY over the nearest
+ * centroid); only k centroids live in the Node process.
+ *
+ * Seeding is deterministic given `seed`: the first seed is the training row with the
+ * smallest row hash; each next one is drawn with probability ∝ D² (squared distance to the
+ * nearest seed so far) by weighted sampling without replacement (the row maximizing
+ * `ln(u) / D²`, u the row hash of step t). Lloyd's iterations stop when the inertia drops
+ * by less than `tolerance` (relative) or after `max-iterations`; an empty cluster keeps its
+ * centroid.
+ */
+import { ModelSqlError } from '../errors.js';
+import { doubleLiteral } from './compile-sql.js';
 import type { ModelParameters } from './trained-model.js';
-import type { TrainingData } from './training-data.js';
+import { TrainingDataError, aggregate, toNumber, type TrainingData } from './training-data.js';
 import type { TrainingOptions } from './training-options.js';
 
-/** Fits k-means. */
-export async function fitKMeans(_data: TrainingData, _options: TrainingOptions): Promise<ModelParameters> {
-  throw new UnsupportedFeatureError('kmeans is not available yet');
+type KMeans = Extract<ModelParameters, { kind: 'kmeans' }>;
+
+/** SQL of the squared distance from encoded columns `x1 … xP` to `centroid`. */
+function distance(centroid: readonly number[]): string {
+  return centroid.map((v, j) => `(x${j + 1} - ${doubleLiteral(v)}) * (x${j + 1} - ${doubleLiteral(v)})`).join(' + ');
 }
 
-/** Inertia over some rows. */
-export async function inertia(_data: TrainingData, _p: Extract<ModelParameters, { kind: 'kmeans' }>, _where: string): Promise<number> {
-  return Number.NaN;
+function nearest(centroids: readonly (readonly number[])[]): string {
+  return centroids.length === 1 ? distance(centroids[0]!) : `least(${centroids.map((c) => distance(c)).join(', ')})`;
+}
+
+/** `SELECT <select> FROM (encoded training rows) ...`. */
+function encodedRows(data: TrainingData, where: string): string {
+  return `(SELECT ${data.encoded.map((e, i) => `${e} AS x${i + 1}`).join(', ')}, ${data.featureRefs.join(', ')} FROM ${data.source} WHERE ${where}) AS e`;
+}
+
+async function seeds(data: TrainingData, options: TrainingOptions): Promise<number[][]> {
+  const d = data.dialect;
+  if (!d.hashFraction) throw new ModelSqlError('0A000', `kmeans needs a host that can hash rows for its seeding; ${data.host.name} cannot`);
+  const xs = data.encoded.map((_, j) => `x${j + 1}`);
+  const chosen: number[][] = [];
+  for (let t = 0; t < options.k; t++) {
+    const u = d.hashFraction(data.featureRefs, options.seed + t);
+    const sql =
+      t === 0
+        ? `SELECT ${xs.join(', ')} FROM ${encodedRows(data, data.trainWhere)} ORDER BY ${u}, ${xs.join(', ')} LIMIT 1`
+        : `SELECT ${xs.join(', ')} FROM (SELECT *, ${nearest(chosen)} AS dd, ${u} AS u FROM ${encodedRows(data, data.trainWhere)}) AS w WHERE dd > 0 ORDER BY ln(u + 1e-12) / dd DESC, ${xs.join(', ')} LIMIT 1`;
+    const row = (await data.host.execute(sql)).rows[0];
+    if (!row) throw new TrainingDataError(`kmeans with k = ${options.k} needs at least ${options.k} distinct training rows; there are ${t}`);
+    chosen.push(row.map(toNumber));
+  }
+  return chosen;
+}
+
+/** Inertia (sum of squared distances to the nearest centroid) over the rows `where` selects. */
+export async function inertia(data: TrainingData, p: KMeans, where: string): Promise<number> {
+  const [value] = await aggregate(data, where, [data.encoded.map((e, i) => [`x${i + 1}`, e] as const)], [`sum(${nearest(p.centroids)})`]);
+  return value!;
+}
+
+/** Fits k-means (see the file comment). */
+export async function fitKMeans(data: TrainingData, options: TrainingOptions): Promise<ModelParameters> {
+  if (options.k > data.trainRows) throw new TrainingDataError(`kmeans with k = ${options.k} needs at least ${options.k} training rows; there are ${data.trainRows}`);
+  const initial = await seeds(data, options);
+  const width = data.encoded.length;
+  let centroids = initial;
+  let previous = Number.POSITIVE_INFINITY;
+  let iterations = 0;
+  for (; iterations < options.maxIterations; iterations++) {
+    const distances = centroids.map((c, k) => `${distance(c)} AS d${k}`);
+    const ds = centroids.map((_, k) => `d${k}`);
+    const choose =
+      ds.length === 1
+        ? '0'
+        : `CASE ${ds.slice(0, -1).map((dk, k) => `WHEN ${ds.slice(k + 1).map((o) => `${dk} <= ${o}`).join(' AND ')} THEN ${k}`).join(' ')} ELSE ${ds.length - 1} END`;
+    const sql =
+      `SELECT c, count(*), sum(dmin)${Array.from({ length: width }, (_, j) => `, sum(x${j + 1})`).join('')} FROM ` +
+      `(SELECT *, ${choose} AS c, ${ds.length === 1 ? 'd0' : `least(${ds.join(', ')})`} AS dmin FROM (SELECT *, ${distances.join(', ')} FROM ${encodedRows(data, data.trainWhere)}) AS w) AS a GROUP BY c`;
+    const rows = (await data.host.execute(sql)).rows;
+    const total = rows.reduce((s, r) => s + toNumber(r[2]), 0);
+    const next = centroids.map((c) => [...c]);
+    for (const r of rows) {
+      const k = toNumber(r[0]);
+      const n = toNumber(r[1]);
+      next[k] = Array.from({ length: width }, (_, j) => toNumber(r[3 + j]) / n);
+    }
+    const moved = next.some((c, k) => c.some((v, j) => v !== centroids[k]![j]));
+    centroids = next;
+    if (!moved || previous - total <= options.tolerance * Math.max(total, 1e-300)) {
+      iterations++;
+      break;
+    }
+    previous = total;
+  }
+  return { kind: 'kmeans', centroids, seeds: initial, iterations };
 }

@@ -7,7 +7,8 @@
  * logit per class (softmax). Objective, on the encoded features:
  * `(1/n) Σ -log p(yᵢ | xᵢ) + (l2 / 2) Σ ‖w_k‖²` (intercepts are not penalized).
  * Iterations stop when the gradient's Euclidean norm is below `tolerance`; a step that
- * raises the loss is halved.
+ * raises the loss is halved. Multinomial intercepts are centered (they sum to 0), which
+ * picks one of the equivalent optima.
  */
 import { doubleLiteral } from './compile-sql.js';
 import { norm, solveSymmetric } from './linear-algebra.js';
@@ -114,10 +115,12 @@ export async function fitLogisticRegression(data: TrainingData, options: Trainin
     theta = theta.map((v, a) => v - delta[a]!);
   }
   const final = best!.theta;
+  // Softmax is unchanged by adding one constant to every (unpenalized) intercept: center them.
+  const shift = logits === 1 ? 0 : Array.from({ length: logits }, (_, k) => final[k * width]!).reduce((s, v) => s + v, 0) / logits;
   return {
     kind: 'logistic',
     classes,
-    intercepts: Array.from({ length: logits }, (_, k) => final[k * width]!),
+    intercepts: Array.from({ length: logits }, (_, k) => final[k * width]! - shift),
     weights: Array.from({ length: logits }, (_, k) => final.slice(k * width + 1, (k + 1) * width)),
   };
 }

@@ -38,7 +38,14 @@ export type ModelParameters =
    */
   | { readonly kind: 'logistic'; readonly classes: readonly ClassValue[]; readonly intercepts: readonly number[]; readonly weights: readonly (readonly number[])[] }
   /** Nearest centroid (squared Euclidean distance in the encoded space); ties go to the lower id. */
-  | { readonly kind: 'kmeans'; readonly centroids: readonly (readonly number[])[] }
+  | {
+      readonly kind: 'kmeans';
+      readonly centroids: readonly (readonly number[])[];
+      /** The k-means++ seeds Lloyd's iterations started from (for reproducing the run). */
+      readonly seeds: readonly (readonly number[])[];
+      /** Lloyd iterations run. */
+      readonly iterations: number;
+    }
   /**
    * A sum of regression trees: `score_k = base[k] + Σ trees of class k`. Regression: one
    * score is the prediction. Classification: scores are logits (sigmoid for two classes

@@ -287,6 +287,84 @@ export class UpstreamConnection implements PgConnection {
     if (error) throw error;
   }
 
+  /**
+   * `COPY ... TO STDOUT` (https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-COPY):
+   * CopyOutResponse, then CopyData messages (their payloads are yielded), CopyDone,
+   * CommandComplete and ReadyForQuery. The socket is paused while more than
+   * {@link COPY_OUT_HIGH_WATER} bytes wait for the consumer. Stopping early sends a
+   * CancelRequest and drops the rest until ReadyForQuery.
+   */
+  async *copyTo(sql: string): AsyncIterable<Uint8Array> {
+    const queue: Buffer[] = [];
+    let head = 0;
+    let queued = 0;
+    let paused = false;
+    let discard = false;
+    let ended = false;
+    let error: Error | undefined;
+    let wake: (() => void) | undefined;
+    const resume = (): void => {
+      if (paused) this.socket.resume();
+      paused = false;
+    };
+    const done = this.exchange(query(sql), (frame) => {
+      if (frame.type === 'd') {
+        if (!discard) {
+          queue.push(frame.payload);
+          queued += frame.payload.length;
+          if (queued > COPY_OUT_HIGH_WATER && !paused) {
+            this.socket.pause();
+            paused = true;
+          }
+        }
+      } else if (frame.type === 'E') {
+        error ??= databaseError(frame.payload);
+      } else if (frame.type === 'G') {
+        // COPY FROM STDIN sent through copyTo(): refuse the data.
+        this.socket.write(copyFail('COPY FROM STDIN is not supported through copyTo()'));
+      } else if (frame.type === 'Z') {
+        this.status = String.fromCharCode(frame.payload[0] ?? 73);
+        return true;
+      }
+      wake?.();
+      return false;
+    }).then(
+      () => undefined,
+      (e: unknown) => void (error ??= e as Error),
+    ).finally(() => {
+      ended = true;
+      resume();
+      wake?.();
+    });
+    let complete = false;
+    try {
+      for (;;) {
+        if (head < queue.length) {
+          const chunk = queue[head]!;
+          queue[head++] = EMPTY;
+          queued -= chunk.length;
+          if (head === queue.length) queue.length = head = 0;
+          if (queued < COPY_OUT_HIGH_WATER / 2) resume();
+          yield chunk;
+          continue;
+        }
+        if (ended) break;
+        await new Promise<void>((resolve) => (wake = resolve));
+        wake = undefined;
+      }
+      complete = true;
+    } finally {
+      if (!complete) {
+        discard = true;
+        queue.length = head = queued = 0;
+        resume();
+        if (!ended) await this.cancel();
+        await done;
+      }
+    }
+    if (error) throw error;
+  }
+
   transactionStatus(): TransactionStatus {
     return this.status === 'T' ? 'transaction' : this.status === 'E' ? 'failed' : 'idle';
   }
@@ -390,6 +468,10 @@ export class UpstreamConnection implements PgConnection {
     this.onClose(this.closeError);
   }
 }
+
+/** Bytes of COPY data queued for a slow `copyTo` consumer before the socket is paused. */
+const COPY_OUT_HIGH_WATER = 4 * 1024 * 1024;
+const EMPTY = Buffer.alloc(0);
 
 /** A parameter for Bind in text format (`pg`'s conventions for JS values). */
 function encodeParam(value: unknown): string | null {

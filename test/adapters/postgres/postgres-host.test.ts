@@ -3,11 +3,14 @@
  * catalog's schema and transactional behaviour, COPY escaping of every value kind, value
  * parsing, streams, cancel, and error mapping.
  */
+import { readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { PgClientConnection } from '../../../adapters/postgres/pg-client-connection.js';
 import type { PgConnection } from '../../../adapters/postgres/pg-connection.js';
 import { PostgresHost, copyField } from '../../../adapters/postgres/postgres-host.js';
 import { connectPostgres } from '../../../adapters/postgres/index.js';
 import type { Session } from '../../../core/session/session.js';
+import { ModelSession } from '../../../core/session/model-session.js';
 import { ADAPTERS } from '../../support/adapters.js';
 import { expectSqlError } from '../../support/expect-error.js';
 import { linearExpected, writeModelFiles } from '../../support/model-files.js';
@@ -216,7 +219,7 @@ describePg('Postgres host: values and COPY', () => {
 describePg('Postgres host over a connection that does not track transaction status', () => {
   it('probes with a SAVEPOINT and joins the open transaction block', async () => {
     const inner = await PgClientConnection.connect(await freshUrl());
-    const bare: PgConnection = { query: (s, p) => inner.query(s, p), copyFrom: (s, d) => inner.copyFrom(s, d), cancel: () => inner.cancel(), close: () => inner.close() };
+    const bare: PgConnection = { query: (s, p) => inner.query(s, p), copyFrom: (s, d) => inner.copyFrom(s, d), copyTo: (s) => inner.copyTo(s), cancel: () => inner.cancel(), close: () => inner.close() };
     const host = new PostgresHost(bare);
     await host.transaction(async () => {
       await host.execute('CREATE TABLE own (x int)');
@@ -230,5 +233,104 @@ describePg('Postgres host over a connection that does not track transaction stat
     await host.execute('COMMIT');
     expect((await host.execute('SELECT x FROM own')).rows).toEqual([[2]]);
     await host.close();
+  });
+});
+
+describePg('Postgres host: the one-pass stage (openStage)', () => {
+  const ODD_SQL =
+    `CREATE TYPE mood AS ENUM ('sad', 'happy');` +
+    `CREATE TABLE odd (id int, a double precision, b numeric(6, 2), r real, s text, v varchar(12), bin bytea, arr int[], doc jsonb, ts timestamptz, m mood);` +
+    `INSERT INTO odd VALUES ` +
+    `(1, 1.5, 2.25, 0.5, E'tab\\there', 'new\nline', '\\x00ff', '{1,NULL,3}', '{"k": "a\\tb"}', '2024-01-02 03:04:05.5+00', 'happy'),` +
+    `(2, NULL, 1, 1, E'back\\\\slash', E'cr\\rhere', NULL, NULL, NULL, NULL, NULL),` +
+    `(3, -2, NULL, -1, '\\N', 'ünïcödé ✓', '\\x', '{}', '[]', 'infinity', 'sad'),` +
+    `(4, 1e300, 0.01, 3.25, '', '', '\\x5c', '{-1}', 'null', '1999-12-31 23:59:59+05', 'happy'),` +
+    `(5, 'NaN', 99.99, 2, NULL, NULL, '\\x0a09', '{2,2}', '{"a": [1, {"b": null}]}', '2000-01-01 00:00:00+00', NULL)`;
+  const COLUMNS = 'id, a, b, r, s, v, bin, arr, doc, ts, m';
+  let db: Session;
+  beforeAll(async () => {
+    db = await connectPostgres(await freshUrl());
+    await db.sql(ODD_SQL);
+    await db.sql(create('m'));
+  });
+  afterAll(async () => {
+    await db.close();
+  });
+
+  it('carries every input column through unchanged, in the input order, with NULL features giving NULL', async () => {
+    const expected = await db.sql(`SELECT ${COLUMNS} FROM odd ORDER BY id DESC`);
+    const got = await db.sql(`SELECT * FROM ML_PREDICT(TABLE (SELECT ${COLUMNS} FROM odd ORDER BY id DESC), MODEL m, DESCRIPTOR(a, b))`);
+    expect(got.columns.map((c) => c.name)).toEqual([...COLUMNS.split(', '), 'y']);
+    expect(got.rows.map((row) => row.slice(0, -1))).toEqual(expected.rows);
+    got.rows.forEach((row) => {
+      const [a, b] = [row[1] as number | null, row[2] as number | null];
+      const y = row[row.length - 1] as number | null;
+      if (a === null || b === null) expect(y).toBeNull();
+      else if (Number.isFinite(linearExpected(a, b)) && Math.abs(a) < 1e30) expect(y).toBeCloseTo(linearExpected(a, b), 3);
+    });
+    await db.sql(`CREATE TABLE odd_out AS SELECT * FROM ML_PREDICT(TABLE odd, MODEL m, DESCRIPTOR(a, b))`);
+    const types = await db.sql(`SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute WHERE attnum > 0 AND attrelid = $1::regclass ORDER BY attnum`.replace('$1', "'odd_out'"));
+    const source = await db.sql(`SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute WHERE attnum > 0 AND attrelid = 'odd'::regclass ORDER BY attnum`);
+    expect(types.rows).toEqual([...source.rows, ['y', 'double precision']]);
+    expect(await tempTables(db)).toBe(0n);
+  });
+
+  it('reads a feature that is not a float8/integer/numeric column through a cast', async () => {
+    const got = await db.sql(`SELECT id, y FROM ML_PREDICT(TABLE odd, MODEL m, DESCRIPTOR(r, b)) ORDER BY id`);
+    expect(got.rows.map((row) => row[1])).toEqual([linearExpected(0.5, 2.25), linearExpected(1, 1), null, linearExpected(3.25, 0.01), linearExpected(2, 99.99)].map((y) => (y === null ? null : expect.closeTo(y, 3))));
+  });
+
+  it('spills its output to a temporary file past the memory limit, with the same result, and removes the file', async () => {
+    const url = await freshUrl();
+    const small = new ModelSession(new PostgresHost(await PgClientConnection.connect(url), { stageMemoryBytes: 1000 }));
+    try {
+      await small.sql(ODD_SQL);
+      await small.sql(create('m'));
+      await small.sql('CREATE TABLE big AS SELECT i AS id, CAST(i AS double precision) AS a, CAST(i % 7 AS double precision) AS b, repeat(chr(65 + i % 26), i % 50) AS pad FROM generate_series(1, 50000) AS g(i)');
+      const before = readdirSync(tmpdir()).filter((f) => f.startsWith('modelsql-stage-'));
+      const got = await small.sql('SELECT count(*), sum(y), sum(length(pad)), bool_and(y = 2 * a + 3 * b - 1) FROM ML_PREDICT(TABLE big, MODEL m, DESCRIPTOR(a, b))');
+      const expected = await small.sql('SELECT count(*), sum(2 * a + 3 * b - 1), sum(length(pad)), true FROM big');
+      expect(got.rows).toEqual(expected.rows);
+      const ordered = await small.sql('SELECT id FROM ML_PREDICT(TABLE (SELECT * FROM big ORDER BY id DESC), MODEL m, DESCRIPTOR(a, b), MAP[\'batch-size\', \'777\']) LIMIT 3');
+      expect(ordered.rows).toEqual([[50000], [49999], [49998]]);
+      expect(readdirSync(tmpdir()).filter((f) => f.startsWith('modelsql-stage-'))).toEqual(before);
+    } finally {
+      await small.close();
+    }
+  });
+
+  it('an input error in the middle of the read fails the statement, drops the table, keeps the session', async () => {
+    await db.sql('CREATE TABLE many AS SELECT i AS id, CAST(i AS double precision) AS a FROM generate_series(1, 200000) AS g(i)');
+    await expectSqlError(db.sql('SELECT count(*) FROM ML_PREDICT(TABLE (SELECT a, 1 / (id - 150000) AS b FROM many), MODEL m, DESCRIPTOR(a, b))'), '22012');
+    expect(await tempTables(db)).toBe(0n);
+    expect((await db.sql('SELECT 42')).rows).toEqual([[42]]);
+  });
+
+  it('stopping the batches early ends the COPY TO and leaves the connection ready; value features arrive parsed', async () => {
+    const host = new PostgresHost(await PgClientConnection.connect(await freshUrl()));
+    try {
+      await host.execute("CREATE TABLE words AS SELECT i AS id, E'w\\t' || i AS w FROM generate_series(1, 300000) AS g(i)");
+      const stage = await host.openStage({
+        query: 'SELECT id, w FROM words ORDER BY id',
+        inputColumns: [{ name: 'id', type: 'integer' }, { name: 'w', type: 'text' }],
+        featureColumns: [1, 0],
+        kinds: ['value', 'value'],
+        outputColumns: [{ name: 'y', type: 'double precision' }],
+        table: 'stage_t',
+        batchSize: 1000,
+      });
+      for await (const batch of stage.batches()) {
+        expect(batch.features.rowCount).toBe(1000);
+        expect((batch.features.columns[0]!.values as unknown[]).slice(0, 2)).toEqual(['w\t1', 'w\t2']);
+        expect((batch.features.columns[1]!.values as unknown[]).slice(0, 2)).toEqual([1, 2]);
+        break;
+      }
+      await stage.close();
+      expect((await host.execute('SELECT 1')).rows).toEqual([[1]]);
+      await host.dropTempTable('stage_t');
+      expect((await host.execute("SELECT count(*) FROM pg_class WHERE relname = 'stage_t'")).rows).toEqual([[0n]]);
+    } finally {
+      await host.close();
+    }
   });
 });

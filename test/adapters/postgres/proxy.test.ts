@@ -180,6 +180,14 @@ describe('model SQL', () => {
     await db.query('ROLLBACK');
   });
 
+  test('an input error in the middle of a stage reaches the client; nothing is left behind', async () => {
+    const c = await fx.client();
+    const failing = 'SELECT count(*) FROM ML_PREDICT(TABLE (SELECT CAST(i AS float8) AS a, 1.0 / (i - 150000) AS b FROM generate_series(1, 200000) AS i), MODEL lin, DESCRIPTOR(a, b))';
+    await expect(c.query(failing)).rejects.toMatchObject({ code: '22012' });
+    expect(await leftoverTempTables(c)).toBe(0);
+    expect((await c.query('SELECT 1 AS after')).rows[0].after).toBe(1);
+  });
+
   test('ML_PREDICT inside a transaction, rolled back with it', async () => {
     await db.query('BEGIN');
     await db.query('CREATE TABLE in_tx AS SELECT id, y FROM ML_PREDICT(TABLE pts, MODEL lin, DESCRIPTOR(a, b))');

@@ -1,0 +1,94 @@
+/**
+ * kmeans: the inertia is no worse than Lloyd's algorithm run here from the same k-means++
+ * seeds; predictions by compiled SQL, the macro and the ONNX artifact agree; k larger than
+ * the row count is an error.
+ */
+import type { Session } from '../../core/session/session.js';
+import { ADAPTERS } from '../support/adapters.js';
+import { expectSqlError } from '../support/expect-error.js';
+import { catalogDump, close, meanStd, storedSpec } from '../core/training/training-helpers.js';
+
+const CENTERS = [
+  [0, 0],
+  [6, 1],
+  [2, 7],
+];
+const points = Array.from({ length: 150 }, (_, i) => {
+  const c = CENTERS[i % 3]!;
+  return { x: c[0]! + Math.sin(i * 3.1) * 1.2, y: c[1]! + Math.cos(i * 1.9) * 1.1 };
+});
+
+function sqDist(a: readonly number[], b: readonly number[]): number {
+  return a.reduce((s, v, j) => s + (v - b[j]!) ** 2, 0);
+}
+
+/** Plain Lloyd's algorithm; returns the final inertia. */
+function lloyd(data: readonly number[][], seeds: readonly number[][]): number {
+  let centroids = seeds.map((c) => [...c]);
+  let inertia = Infinity;
+  for (let it = 0; it < 300; it++) {
+    const sums = centroids.map(() => new Array<number>(data[0]!.length).fill(0));
+    const counts = centroids.map(() => 0);
+    let total = 0;
+    for (const p of data) {
+      let best = 0;
+      centroids.forEach((c, k) => {
+        if (sqDist(p, c) < sqDist(p, centroids[best]!)) best = k;
+      });
+      total += sqDist(p, centroids[best]!);
+      counts[best]!++;
+      p.forEach((v, j) => (sums[best]![j]! += v));
+    }
+    const next = centroids.map((c, k) => (counts[k]! > 0 ? sums[k]!.map((s) => s / counts[k]!) : c));
+    if (total >= inertia - 1e-12) break;
+    inertia = total;
+    centroids = next;
+  }
+  return inertia;
+}
+
+const TRAINING_ADAPTERS = ADAPTERS.filter((a) => a.name === 'duckdb');
+
+for (const adapter of TRAINING_ADAPTERS) {
+  describe(`kmeans training on ${adapter.name}`, () => {
+    let db: Session;
+    beforeAll(async () => {
+      db = await adapter.open();
+      await db.sql(`CREATE TABLE pts AS SELECT CAST(x AS DOUBLE PRECISION) AS x, CAST(y AS DOUBLE PRECISION) AS y FROM (VALUES ${points.map((p) => `(${p.x}, ${p.y})`).join(', ')}) AS v(x, y)`);
+    });
+    afterAll(async () => {
+      await db.close();
+    });
+
+    it('reaches an inertia no worse than Lloyd from the same seeds, and predicts the same everywhere', async () => {
+      await db.sql(`CREATE MODEL km WITH ('algorithm' = 'kmeans', 'k' = '3', 'seed' = '5') AS SELECT x, y FROM pts`);
+      const spec = await storedSpec(db, 'km');
+      expect(spec.task).toBe('clustering');
+      const sx = meanStd(points.map((p) => p.x));
+      const sy = meanStd(points.map((p) => p.y));
+      const encoded = points.map((p) => [(p.x - sx.mean) / sx.std, (p.y - sy.mean) / sy.std]);
+      const reference = lloyd(encoded, spec.parameters.seeds);
+      const ours = encoded.reduce((s, p) => s + Math.min(...spec.parameters.centroids.map((c: number[]) => sqDist(p, c))), 0);
+      expect(ours).toBeLessThanOrEqual(reference * (1 + 1e-9));
+      const metrics = Object.fromEntries((await db.sql('DESCRIBE MODEL EXTENDED km')).rows.filter((r) => r[3] === 'metric').map((r) => [r[0], Number(r[1])]));
+      expect(close(metrics.train_inertia!, ours, 1e-9)).toBe(true);
+      // The three blobs are found: each center's points share one cluster.
+      const compiled = await db.sql('SELECT cluster_id FROM ML_PREDICT(TABLE pts, MODEL km, DESCRIPTOR(x, y))');
+      const macro = await db.sql('SELECT ml_predict_km(x, y) FROM pts');
+      await db.sql(`ALTER MODEL km SET ('runtime' = 'onnx')`);
+      const onnx = await db.sql('SELECT cluster_id FROM ML_PREDICT(TABLE pts, MODEL km, DESCRIPTOR(x, y))');
+      const ids = compiled.rows.map((r) => Number(r[0]));
+      expect(macro.rows.map((r) => Number(r[0]))).toEqual(ids);
+      expect(onnx.rows.map((r) => Number(r[0]))).toEqual(ids);
+      for (let c = 0; c < 3; c++) expect(new Set(ids.filter((_, i) => i % 3 === c)).size).toBe(1);
+      expect(new Set(ids).size).toBe(3);
+    });
+
+    it('rejects k larger than the row count before storing anything', async () => {
+      const before = await catalogDump(db);
+      await expectSqlError(db.sql(`CREATE MODEL big WITH ('algorithm' = 'kmeans', 'k' = '500') AS SELECT x, y FROM pts`), '22000', /k = 500 needs at least 500/);
+      await expectSqlError(db.sql(`CREATE MODEL lab WITH ('algorithm' = 'kmeans', 'label' = 'x') AS SELECT x, y FROM pts`), '22023', /takes no 'label'/);
+      expect(await catalogDump(db)).toBe(before);
+    });
+  });
+}
