@@ -142,8 +142,8 @@ export interface Host {
   /** Name of the current database / catalog. */
   currentDatabase(): Promise<string>;
   /**
-   * Creates a session-private table holding `query`'s rows, in order; rows of it can be
-   * read back by position with `readColumns`.
+   * Creates a session-private table holding `query`'s rows, in order, and returns their
+   * count; `readBatches` reads them back in that order. Its columns are `describe(query)`'s.
    */
   materialize(table: string, query: string): Promise<number>;
   /** Creates an empty session-private table. */

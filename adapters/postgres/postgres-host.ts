@@ -97,11 +97,6 @@ export class PostgresHost implements Host {
   }
 
   async describe(sql: string): Promise<readonly HostColumn[]> {
-    const table = /^SELECT \* FROM "((?:[^"]|"")+)"$/.exec(sql.trim())?.[1]?.replace(/""/g, '"');
-    if (table !== undefined && this.ordinalTables.has(table)) {
-      const result = await this.query(`SELECT * FROM pg_temp.${this.dialect.quoteIdentifier(table)} LIMIT 0`);
-      return (await this.columnsOf(result.fields)).filter((c) => c.name !== ORDINAL_COLUMN);
-    }
     const result = await this.query(`SELECT * FROM (${sql}\n) AS __modelsql_describe LIMIT 0`);
     return this.columnsOf(result.fields);
   }

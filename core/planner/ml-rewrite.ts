@@ -70,7 +70,7 @@ async function runCall(call: MlCall, ctx: RewriteContext): Promise<string> {
   const query = await inputQuery(bound.input, ctx);
   let inputTable = ctx.host.openStage ? undefined : ctx.newTempTable('in');
   let rowCount: number | undefined = inputTable === undefined ? undefined : await materializeInput(inputTable, query, bound.input, ctx);
-  const inputColumns = inputTable === undefined ? await describeInput(query, bound.input, ctx) : await ctx.host.describe(`SELECT * FROM ${ctx.host.dialect.quoteIdentifier(inputTable)}`);
+  const inputColumns = await describeInput(query, bound.input, ctx);
   const features = matchDescriptor(bound.columns, inputColumns, model.version.input, text);
   const evaluation = call.function === 'ML_EVALUATE' ? evaluationTarget(call, bound as EvaluateBinding, model, inputColumns, text) : undefined;
 
