@@ -78,14 +78,23 @@ const VERSIONED_TABLES = ['model_versions', 'artifacts', 'training_metrics', 'mo
  * const model = await store.get({ schema: 'main', name: 'price' });
  */
 export class CatalogStore {
+  /**
+   * Set once the catalog was found at the current layout without this session creating or
+   * upgrading it: nothing this session rolls back can take it away then. A catalog this
+   * session created is checked again on every use (a ROLLBACK may undo it).
+   */
+  private found = false;
+  /** Whether this session created or upgraded the catalog. */
+  private migrated = false;
+
   constructor(private readonly host: Host) {}
 
   /**
    * Creates the catalog on first use and upgrades an older one; refuses a catalog written
-   * by a newer modelsql. Checked on every use (one small query): a rolled-back transaction
-   * may have taken the catalog it created with it.
+   * by a newer modelsql.
    */
   async ensure(): Promise<void> {
+    if (this.found) return;
     const t = this.host.dialect.catalogTypes;
     const found = await this.host.execute(
       `SELECT count(*) FROM information_schema.tables WHERE table_schema = 'ml_catalog' AND table_name = 'schema_version'`,
@@ -102,6 +111,7 @@ export class CatalogStore {
       );
     }
     if (current < CATALOG_VERSION) {
+      this.migrated = true;
       await this.host.transaction(async () => {
         await this.host.execute('CREATE SCHEMA IF NOT EXISTS ml_catalog');
         await this.host.execute(
@@ -112,14 +122,16 @@ export class CatalogStore {
           await this.host.execute('INSERT INTO ml_catalog.schema_version VALUES ($1, CAST(now() AS TIMESTAMP))', [v + 1]);
         }
       });
+    } else {
+      this.found = !this.migrated;
     }
   }
 
-  /** Every persistent model, optionally of one schema, ordered by schema and name. */
-  async list(schema?: string): Promise<ModelEntry[]> {
+  /** Every persistent model, optionally of one schema (and of one name), ordered by schema and name. */
+  async list(schema?: string, name?: string): Promise<ModelEntry[]> {
     await this.ensure();
-    const where = schema === undefined ? '' : ' WHERE schema_name = $1';
-    const params = schema === undefined ? [] : [schema];
+    const where = schema === undefined ? '' : name === undefined ? ' WHERE schema_name = $1' : ' WHERE schema_name = $1 AND model_name = $2';
+    const params = schema === undefined ? [] : name === undefined ? [schema] : [schema, name];
     const models = await this.host.execute(
       `SELECT schema_name, model_name, default_version, owner, CAST(created_at AS ${this.host.dialect.catalogTypes.text}), CAST(updated_at AS ${this.host.dialect.catalogTypes.text}) FROM ml_catalog.models${where} ORDER BY schema_name, model_name`,
       params,
@@ -156,7 +168,7 @@ export class CatalogStore {
 
   /** One persistent model, or undefined. */
   async get(key: ModelKey): Promise<ModelEntry | undefined> {
-    return (await this.list(key.schema)).find((m) => m.name === key.name);
+    return (await this.list(key.schema, key.name))[0];
   }
 
   /** Adds a version (and the model row when it is the first); makes it the default. */
