@@ -18,6 +18,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { openDuckDB } from '../adapters/duckdb/index.js';
+import { connectPostgres } from '../adapters/postgres/index.js';
 import { formatError } from '../core/errors.js';
 import { readModelArtifact } from '../core/training/export-artifact.js';
 import type { Session } from '../core/session/session.js';
@@ -49,10 +50,16 @@ function version(): string {
   }
 }
 
+/** Where a session opens: a DuckDB file (in memory when neither is given) or a Postgres URL. */
+interface Target {
+  readonly db?: string;
+  readonly postgres?: string;
+}
+
 /** Opens the session the flags ask for, or prints why it cannot and returns undefined. */
-async function openSession(db: string | undefined): Promise<Session | undefined> {
+async function openSession(target: Target): Promise<Session | undefined> {
   try {
-    return await openDuckDB(db);
+    return target.postgres !== undefined ? await connectPostgres(target.postgres) : await openDuckDB(target.db);
   } catch (error) {
     writeError(`${formatError(error)}\n`);
     return undefined;
@@ -90,7 +97,7 @@ async function runScript(session: Session, text: string, format: OutputFormat): 
 }
 
 /** `modelsql run`. */
-async function runCommand(args: { command?: string; file?: string; db?: string; format: OutputFormat }): Promise<number> {
+async function runCommand(args: Target & { command?: string; file?: string; format: OutputFormat }): Promise<number> {
   let text: string;
   if (args.command !== undefined) {
     text = args.command;
@@ -103,7 +110,7 @@ async function runCommand(args: { command?: string; file?: string; db?: string; 
       return EXIT_ERROR;
     }
   }
-  const session = await openSession(args.db);
+  const session = await openSession(args);
   if (!session) return EXIT_ERROR;
   try {
     return await runScript(session, text, args.format);
@@ -113,10 +120,10 @@ async function runCommand(args: { command?: string; file?: string; db?: string; 
 }
 
 /** `modelsql shell` (also the default command). */
-async function shellCommand(args: { db?: string; format: OutputFormat }): Promise<number> {
+async function shellCommand(args: Target & { format: OutputFormat }): Promise<number> {
   if (!process.stdin.isTTY) {
     const text = await readStdin();
-    const session = await openSession(args.db);
+    const session = await openSession(args);
     if (!session) return EXIT_ERROR;
     try {
       return await runScript(session, text, args.format);
@@ -124,7 +131,7 @@ async function shellCommand(args: { db?: string; format: OutputFormat }): Promis
       await session.close().catch(() => undefined);
     }
   }
-  const session = await openSession(args.db);
+  const session = await openSession(args);
   if (!session) return EXIT_ERROR;
   const progress = new ProgressReporter(session);
   const terminal = Boolean(process.stdout.isTTY);
@@ -185,8 +192,8 @@ async function proxyCommand(args: { upstream: string; listen: string; tlsCert?: 
 }
 
 /** `modelsql catalog export-onnx`: writes a trained model's stored ONNX artifact to a file. */
-async function exportOnnxCommand(args: { model: string; db?: string; out: string }): Promise<number> {
-  const session = await openSession(args.db);
+async function exportOnnxCommand(args: Target & { model: string; out: string }): Promise<number> {
+  const session = await openSession(args);
   if (!session) return EXIT_ERROR;
   try {
     const bytes = await readModelArtifact(session, args.model);
@@ -219,6 +226,12 @@ export async function main(argv: readonly string[]): Promise<number> {
     describe: 'DuckDB database file (created if missing); in memory when omitted',
     requiresArg: true,
   } as const;
+  const postgresOption = {
+    type: 'string',
+    describe: 'a Postgres database instead of DuckDB: postgres://user:password@host:5432/db',
+    requiresArg: true,
+    conflicts: 'db',
+  } as const;
   const formatOption = {
     choices: OUTPUT_FORMATS,
     default: 'table' as OutputFormat,
@@ -226,13 +239,13 @@ export async function main(argv: readonly string[]): Promise<number> {
   } as const;
   const parser = yargs([...argv])
     .scriptName('modelsql')
-    .usage('$0 [command] [options]\n\nModel SQL (FLIP-437: CREATE MODEL, ML_PREDICT, ...) on DuckDB.')
+    .usage('$0 [command] [options]\n\nModel SQL (FLIP-437: CREATE MODEL, ML_PREDICT, ...) on DuckDB and Postgres.')
     .command(
       ['shell', '$0'],
       'interactive shell (runs stdin as a script when it is not a terminal)',
-      (y) => y.option('db', dbOption).option('format', formatOption),
+      (y) => y.option('db', dbOption).option('postgres', postgresOption).option('format', formatOption),
       async (args) => {
-        status = await shellCommand({ db: args.db, format: args.format as OutputFormat });
+        status = await shellCommand({ db: args.db, postgres: args.postgres, format: args.format as OutputFormat });
       },
     )
     .command(
@@ -242,7 +255,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         y
           .option('command', { alias: 'c', type: 'string', describe: 'SQL text to run', requiresArg: true })
           .option('file', { alias: 'f', type: 'string', describe: 'SQL file to run ("-" for stdin)', requiresArg: true })
-          .option('db', dbOption)
+          .option('db', dbOption).option('postgres', postgresOption)
           .option('format', formatOption)
           .conflicts('command', 'file')
           .check((args) => {
@@ -253,7 +266,7 @@ export async function main(argv: readonly string[]): Promise<number> {
           .example('$0 run -c "select 42 as x"', 'run one statement')
           .example('$0 run -f script.sql --db app.duckdb --format csv', 'run a script against a file'),
       async (args) => {
-        status = await runCommand({ command: args.command, file: args.file, db: args.db, format: args.format as OutputFormat });
+        status = await runCommand({ command: args.command, file: args.file, db: args.db, postgres: args.postgres, format: args.format as OutputFormat });
       },
     )
     .command(
@@ -283,11 +296,11 @@ export async function main(argv: readonly string[]): Promise<number> {
           (c) =>
             c
               .positional('model', { type: 'string', demandOption: true, describe: 'the model: name, schema.name, name$version' })
-              .option('db', dbOption)
+              .option('db', dbOption).option('postgres', postgresOption)
               .option('out', { type: 'string', demandOption: true, requiresArg: true, describe: 'the .onnx file to write' })
               .example('$0 catalog export-onnx price_model --db shop.duckdb --out price_model.onnx', 'export the default version'),
           async (args) => {
-            status = await exportOnnxCommand({ model: args.model, db: args.db, out: args.out });
+            status = await exportOnnxCommand({ model: args.model, db: args.db, postgres: args.postgres, out: args.out });
           },
         )
         .demandCommand(1, 'give a catalog command'),

@@ -9,6 +9,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as pty from '@lydell/node-pty';
+import { ADAPTERS } from '../support/adapters.js';
+import { createTestDatabase } from '../support/postgres-server.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const MAIN = process.env['MODELSQL_TEST_CLI'] ?? join(ROOT, 'dist', 'cli', 'main.js');
@@ -147,6 +149,24 @@ describe('model SQL', () => {
     expect(metrics['r2']).toBeGreaterThan(0.99);
     const classification = results[results.length - 1]![0]!;
     expect(classification['Accuracy']).toBe(1);
+  });
+
+  // Runs when the Postgres host is selected (MODELSQL_TEST_ADAPTERS), as the shared suites do.
+  const withPostgres = ADAPTERS.some((a) => a.name === 'postgres') ? it : undefined;
+  withPostgres?.('runs model SQL on Postgres with --postgres', async () => {
+    const base = process.env.MODELSQL_TEST_POSTGRES_URL;
+    if (!base) throw new Error('MODELSQL_TEST_POSTGRES_URL is not set: run the tests through jest');
+    const url = await createTestDatabase(base);
+    const model = join(ROOT, 'examples', 'models', 'house_price.onnx');
+    const script = `CREATE TABLE h AS SELECT 1500.0::float8 AS sqft, 3.0::float8 AS bedrooms, 10.0::float8 AS age;
+CREATE MODEL hp INPUT (sqft DOUBLE, bedrooms DOUBLE, age DOUBLE) OUTPUT (price DOUBLE) WITH ('provider' = 'onnx', 'path' = '${model}');
+SELECT price FROM ML_PREDICT(TABLE h, MODEL hp, DESCRIPTOR(sqft, bedrooms, age));`;
+    const r = await cli(['run', '--postgres', url, '--format', 'csv', '-c', script]);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toBe('price\r\n295000\r\n');
+    const both = await cli(['run', '--postgres', url, '--db', join(dir, 'x.duckdb'), '-c', 'select 1']);
+    expect(both.status).toBe(2);
   });
 
   it('prints a model SQL error with SQLSTATE, LINE and caret', async () => {
