@@ -149,12 +149,14 @@ export class PostgresDialect implements SqlDialect {
   }
 
   /**
-   * A `LANGUAGE sql` function (https://www.postgresql.org/docs/current/sql-createfunction.html);
-   * a temporary one lives in `pg_temp` and must be called as `pg_temp.name(...)`.
+   * A `LANGUAGE sql IMMUTABLE` function (https://www.postgresql.org/docs/current/sql-createfunction.html);
+   * a temporary one lives in `pg_temp` and must be called as `pg_temp.name(...)`. The old
+   * function of the same signature is dropped first: `CREATE OR REPLACE` cannot change the
+   * return type or the parameter names (a new model version may do both).
    */
   createFunction(fn: HostFunction): string {
     const params = fn.params.map((p) => `${this.quoteIdentifier(p.name)} ${p.type}`).join(', ');
-    return `CREATE OR REPLACE FUNCTION ${this.functionName(fn)}(${params}) RETURNS ${fn.returnType} LANGUAGE sql IMMUTABLE AS ${this.quoteString(`SELECT ${fn.body}`)}`;
+    return `${this.dropFunction(fn)}; CREATE FUNCTION ${this.functionName(fn)}(${params}) RETURNS ${fn.returnType} LANGUAGE sql IMMUTABLE AS ${this.quoteString(`SELECT ${fn.body}`)}`;
   }
 
   dropFunction(fn: Omit<HostFunction, 'body' | 'returnType'>): string {

@@ -281,7 +281,9 @@ export class ModelCatalog {
       params: v.input.map((c) => ({ name: c.name, type: d.hostType(parseDataType(c.type)) })),
       temporary: entry.temporary,
     });
-    if (old && (!now || old.v.input.length !== now.v.input.length || before!.name !== after!.name || before!.schema !== after!.schema)) {
+    // Hosts with overloading (Postgres) key a function by its parameter types: a changed type is another function.
+    const signature = (entry: ModelEntry, v: ModelVersion) => JSON.stringify(fn(entry, v).params.map((p) => p.type));
+    if (old && (!now || signature(before!, old.v) !== signature(after!, now.v) || before!.name !== after!.name || before!.schema !== after!.schema)) {
       await this.host.execute(d.dropFunction(fn(before!, old.v)));
     }
     if (now) {

@@ -132,7 +132,7 @@ export async function prepareTrainingData(host: Host, query: string, columns: re
   for (const c of featureColumns) {
     const category = typeCategory(parseDataType(c.type));
     if (!['integer', 'float', 'decimal', 'boolean', 'string'].includes(category)) {
-      throw new ModelSqlError('42804', `feature column "${c.name}" has type ${c.type}; features must be numbers, booleans or strings`, { position: positions.query });
+      throw new ModelSqlError('42804', `feature column "${c.name}" has type ${formatType(parseDataType(c.type))}; features must be numbers, booleans or strings`, { position: positions.query });
     }
   }
 

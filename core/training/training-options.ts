@@ -67,7 +67,7 @@ export interface TrainingOptions {
   readonly maxCategories: number;
   /** Clusters (k-means; default 3). */
   readonly k: number;
-  /** Tree depth (default 4 for a decision tree, 3 for boosted trees). */
+  /** Tree depth: splits from the root to a leaf at most (default 5). */
   readonly maxDepth: number;
   /** Boosting rounds (default 50). */
   readonly rounds: number;
@@ -155,7 +155,7 @@ export function parseTrainingOptions(
     tolerance: number(get, at, 'tolerance', algorithm === 'kmeans' ? 1e-8 : 1e-10, (v) => v > 0, 'a number > 0'),
     maxCategories: integer(get, at, 'max-categories', 100, 1),
     k: integer(get, at, 'k', 3, 1),
-    maxDepth: integer(get, at, 'max-depth', algorithm === 'gradient_boosted_trees' ? 3 : 4, 1, 12),
+    maxDepth: integer(get, at, 'max-depth', 5, 1, 12),
     rounds: integer(get, at, 'rounds', isTree ? 50 : 1, 1, 1000),
     learningRate: number(get, at, 'learning-rate', 0.1, (v) => v > 0 && v <= 1, 'a number in (0, 1]'),
     bins: integer(get, at, 'bins', 32, 2, 1024),

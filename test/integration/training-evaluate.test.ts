@@ -40,7 +40,7 @@ function clusteringReference(x: readonly number[][], c: readonly number[]): { si
   return { silhouette, db, inertia };
 }
 
-const TRAINING_ADAPTERS = ADAPTERS.filter((a) => a.name === 'duckdb');
+const TRAINING_ADAPTERS = ADAPTERS;
 
 for (const adapter of TRAINING_ADAPTERS) {
   describe(`ML_EVALUATE for clustering, embedding and text_generation on ${adapter.name}`, () => {
@@ -70,7 +70,7 @@ for (const adapter of TRAINING_ADAPTERS) {
     it('embedding: mean cosine, weighted Jaccard and Euclidean distance between the label array and the predicted array', async () => {
       const rows = Array.from({ length: 25 }, (_, i) => ({ a: Math.sin(i) * 2, b: Math.cos(i * 0.7) * 2, target: [0.2 + (i % 4) * 0.1, 0.5, 0.3 - (i % 3) * 0.05] }));
       await db.sql(
-        `CREATE TABLE emb AS SELECT CAST(a AS DOUBLE PRECISION) AS a, CAST(b AS DOUBLE PRECISION) AS b, CAST(target AS DOUBLE[]) AS target FROM (VALUES ${rows.map((r) => `(${r.a}, ${r.b}, [${r.target.join(', ')}])`).join(', ')}) AS v(a, b, target)`,
+        `CREATE TABLE emb AS SELECT CAST(a AS DOUBLE PRECISION) AS a, CAST(b AS DOUBLE PRECISION) AS b, CAST(target AS DOUBLE PRECISION[]) AS target FROM (VALUES ${rows.map((r) => `(${r.a}, ${r.b}, ARRAY[${r.target.join(', ')}])`).join(', ')}) AS v(a, b, target)`,
       );
       await db.sql(`CREATE MODEL e INPUT (a DOUBLE, b DOUBLE) OUTPUT (probabilities ARRAY<FLOAT>) WITH ('provider' = 'onnx', 'path' = '${embedder}', 'task' = 'embedding')`);
       const predicted = (await db.sql('SELECT target, probabilities FROM ML_PREDICT(TABLE emb, MODEL e, DESCRIPTOR(a, b))')).rows;

@@ -47,7 +47,7 @@ function lloyd(data: readonly number[][], seeds: readonly number[][]): number {
   return inertia;
 }
 
-const TRAINING_ADAPTERS = ADAPTERS.filter((a) => a.name === 'duckdb');
+const TRAINING_ADAPTERS = ADAPTERS;
 
 for (const adapter of TRAINING_ADAPTERS) {
   describe(`kmeans training on ${adapter.name}`, () => {

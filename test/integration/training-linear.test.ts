@@ -1,8 +1,9 @@
 /**
  * CREATE MODEL ... AS SELECT with linear_regression: coefficients against the closed form
- * computed here, the compiled SQL / the DuckDB macro / the ONNX artifact agreeing, the
+ * computed here, the compiled SQL / the host function (DuckDB macro, Postgres SQL function) /
+ * the ONNX artifact agreeing, the
  * host function kept in step with DROP / RENAME / versions, and bad input leaving the
- * catalog unchanged. (Postgres joins with the second half of issue 5.)
+ * catalog unchanged, on every host.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,7 +11,7 @@ import { join } from 'node:path';
 import type { Session } from '../../core/session/session.js';
 import { ADAPTERS } from '../support/adapters.js';
 import { expectSqlError } from '../support/expect-error.js';
-import { catalogDump, close, gaussSolve, macroCount, meanStd, runCli, runOnnxFile, storedSpec } from '../core/training/training-helpers.js';
+import { catalogDump, close, gaussSolve, meanStd, runCli, runOnnxFile, storedSpec } from '../core/training/training-helpers.js';
 
 const N = 240;
 const CITIES = ['berlin', 'lyon', 'oslo'];
@@ -47,17 +48,22 @@ function referenceRidge(columns: readonly (readonly (number | null)[])[], y: rea
   return gaussSolve(a, b);
 }
 
-const TRAINING_ADAPTERS = ADAPTERS.filter((a) => a.name === 'duckdb');
+/** Creates the `houses` table (the same column types on every host). */
+async function loadHouses(db: Session): Promise<void> {
+  const values = rows.map((r) => `(${r.id}, ${r.sqft}, ${r.bedrooms}, ${r.age ?? 'NULL'}, '${r.city}', ${r.price})`).join(', ');
+  await db.sql(
+    `CREATE TABLE houses AS SELECT CAST(id AS INTEGER) AS id, CAST(sqft AS DOUBLE PRECISION) AS sqft, CAST(bedrooms AS INTEGER) AS bedrooms, CAST(age AS DOUBLE PRECISION) AS age, CAST(city AS VARCHAR) AS city, CAST(price AS DOUBLE PRECISION) AS price FROM (VALUES ${values}) AS v(id, sqft, bedrooms, age, city, price)`,
+  );
+}
+
+const TRAINING_ADAPTERS = ADAPTERS;
 
 for (const adapter of TRAINING_ADAPTERS) {
   describe(`linear_regression training on ${adapter.name}`, () => {
     let db: Session;
     beforeEach(async () => {
       db = await adapter.open();
-      const values = rows.map((r) => `(${r.id}, ${r.sqft}, ${r.bedrooms}, ${r.age ?? 'NULL'}, '${r.city}', ${r.price})`).join(', ');
-      await db.sql(
-        `CREATE TABLE houses AS SELECT CAST(id AS INTEGER) AS id, CAST(sqft AS DOUBLE PRECISION) AS sqft, CAST(bedrooms AS INTEGER) AS bedrooms, CAST(age AS DOUBLE PRECISION) AS age, CAST(city AS VARCHAR) AS city, CAST(price AS DOUBLE PRECISION) AS price FROM (VALUES ${values}) AS v(id, sqft, bedrooms, age, city, price)`,
-      );
+      await loadHouses(db);
     });
     afterEach(async () => {
       await db.close();
@@ -88,39 +94,43 @@ for (const adapter of TRAINING_ADAPTERS) {
       [spec.parameters.intercept, ...spec.parameters.weights].forEach((v: number, i: number) => expect(close(v, expected[i]!, 1e-6)).toBe(true));
     });
 
-    it('gives the same predictions by compiled SQL, the macro, the ONNX runtime path and the exported .onnx file', async () => {
+    it('gives the same predictions by compiled SQL, the host function, the ONNX runtime path and the exported .onnx file', async () => {
       const dir = mkdtempSync(join(tmpdir(), 'modelsql-train-'));
-      const file = join(dir, 'shop.duckdb');
-      await db.sql(`ATTACH '${file}' AS shop`);
-      await db.sql('CREATE TABLE shop.houses AS SELECT * FROM houses');
-      await db.sql('USE shop');
-      await db.sql(`CREATE MODEL price_model WITH ('task' = 'regression', 'algorithm' = 'linear_regression', 'label' = 'price', 'l2' = '0.1', 'test-split' = '0.2', 'seed' = '42') AS SELECT sqft, bedrooms, age, city, price FROM houses`);
-      await db.sql(`INSERT INTO houses VALUES (1000, 900.5, 3, NULL, 'paris', 0), (1001, 1500, 2, 12, NULL, 0)`); // unseen category, NULL age, NULL city
-      const compiled = await db.sql('SELECT id, predicted_price FROM ML_PREDICT(TABLE houses, MODEL price_model, DESCRIPTOR(sqft, bedrooms, age, city)) ORDER BY id');
-      const macro = await db.sql('SELECT id, ml_predict_price_model(sqft, bedrooms, age, city) FROM houses ORDER BY id');
-      const inputs = await db.sql('SELECT sqft, bedrooms, age, city FROM houses ORDER BY id');
+      const shared = await adapter.openShared(dir);
+      const shop = shared.session;
+      await loadHouses(shop);
+      await shop.sql(`CREATE MODEL price_model WITH ('task' = 'regression', 'algorithm' = 'linear_regression', 'label' = 'price', 'l2' = '0.1', 'test-split' = '0.2', 'seed' = '42') AS SELECT sqft, bedrooms, age, city, price FROM houses`);
+      await shop.sql(`INSERT INTO houses VALUES (1000, 900.5, 3, NULL, 'paris', 0), (1001, 1500, 2, 12, NULL, 0)`); // unseen category, NULL age, NULL city
+      const compiled = await shop.sql('SELECT id, predicted_price FROM ML_PREDICT(TABLE houses, MODEL price_model, DESCRIPTOR(sqft, bedrooms, age, city)) ORDER BY id');
+      const macro = await shop.sql('SELECT id, ml_predict_price_model(sqft, bedrooms, age, city) FROM houses ORDER BY id');
+      const inputs = await shop.sql('SELECT sqft, bedrooms, age, city FROM houses ORDER BY id');
       expect(compiled.rows).toHaveLength(N + 2);
       compiled.rows.forEach((row, i) => expect(close(macro.rows[i]![1] as number, row[1] as number, 1e-9)).toBe(true));
+      if (adapter.name === 'postgres') {
+        // A plain LANGUAGE sql IMMUTABLE function in the model's schema, callable by any client.
+        const fn = await shop.sql(
+          "SELECT n.nspname, l.lanname, p.provolatile, pg_get_function_identity_arguments(p.oid) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang WHERE p.proname = 'ml_predict_price_model'",
+        );
+        expect(fn.rows).toEqual([['public', 'sql', 'i', 'sqft double precision, bedrooms integer, age double precision, city text']]);
+      }
 
-      await db.sql(`ALTER MODEL price_model SET ('runtime' = 'onnx')`);
-      const viaOnnx = await db.sql('SELECT id, predicted_price FROM ML_PREDICT(TABLE houses, MODEL price_model, DESCRIPTOR(sqft, bedrooms, age, city)) ORDER BY id');
+      await shop.sql(`ALTER MODEL price_model SET ('runtime' = 'onnx')`);
+      const viaOnnx = await shop.sql('SELECT id, predicted_price FROM ML_PREDICT(TABLE houses, MODEL price_model, DESCRIPTOR(sqft, bedrooms, age, city)) ORDER BY id');
       viaOnnx.rows.forEach((row, i) => {
         const hasNull = inputs.rows[i]!.some((v) => v === null);
         if (hasNull) expect(row[1]).toBeNull(); // the ONNX runtime path gives NULL for a row with a NULL input
         else expect(close(row[1] as number, compiled.rows[i]![1] as number, 1e-5)).toBe(true);
       });
-      await db.sql('USE memory');
-      await db.sql('DETACH shop');
-      await db.close();
+      await shop.close();
 
       const out = join(dir, 'price_model.onnx');
-      const cli = runCli(['catalog', 'export-onnx', 'price_model', '--db', file, '--out', out]);
+      const cli = runCli(['catalog', 'export-onnx', 'price_model', ...shared.cliArgs, '--out', out]);
       expect(cli.stderr).toContain('wrote');
       expect(cli.status).toBe(0);
       // Standalone onnxruntime: NaN for a NULL number is imputed; a STRING NULL (given as '') is an unseen category.
       const result = runOnnxFile(out, {
         sqft: { type: 'float64', data: inputs.rows.map((r) => r[0] as number) },
-        bedrooms: { type: 'float64', data: inputs.rows.map((r) => r[1] as number) },
+        bedrooms: { type: 'float64', data: inputs.rows.map((r) => Number(r[1])) },
         age: { type: 'float64', data: inputs.rows.map((r) => r[2] as number | null) },
         city: { type: 'string', data: inputs.rows.map((r) => (r[3] as string | null) ?? 'berlin') },
       });
@@ -128,7 +138,6 @@ for (const adapter of TRAINING_ADAPTERS) {
         const cityWasNull = inputs.rows[i]![3] === null;
         if (!cityWasNull) expect(close(v as number, compiled.rows[i]![1] as number, 1e-5)).toBe(true);
       });
-      db = await adapter.open(); // for afterEach
     });
 
     it('stores metrics, infers INPUT/OUTPUT, splits deterministically, and SHOW CREATE recreates the model', async () => {
@@ -150,11 +159,11 @@ for (const adapter of TRAINING_ADAPTERS) {
       expect(shown).toContain('AS SELECT sqft, bedrooms, city, price FROM houses');
       expect(shown).not.toContain('INPUT');
       await db.sql('DROP MODEL pm');
-      expect(await macroCount(db, 'ml_predict_pm')).toBe(0);
+      expect(await adapter.countFunctions(db, 'ml_predict_pm')).toBe(0);
       await db.sql(shown);
       const again = Object.fromEntries((await db.sql('DESCRIBE MODEL EXTENDED pm')).rows.filter((r) => r[3] === 'metric').map((r) => [r[0], Number(r[1])]));
       expect(again).toEqual(metrics);
-      expect(await macroCount(db, 'ml_predict_pm')).toBe(1);
+      expect(await adapter.countFunctions(db, 'ml_predict_pm')).toBe(1);
     });
 
     it('keeps ml_predict_<model> in step with versions, RENAME and DROP', async () => {
@@ -168,17 +177,31 @@ for (const adapter of TRAINING_ADAPTERS) {
       await db.sql('DROP MODEL v$1');
       expect((await db.sql('SELECT ml_predict_v(1000.0)')).rows[0]![0]).toBeCloseTo(two, 9);
       await db.sql('ALTER MODEL v RENAME TO w');
-      expect(await macroCount(db, 'ml_predict_v')).toBe(0);
+      expect(await adapter.countFunctions(db, 'ml_predict_v')).toBe(0);
       expect((await db.sql('SELECT ml_predict_w(1000.0)')).rows[0]![0]).toBeCloseTo(two, 9);
       await db.sql('DROP MODEL w');
-      expect(await macroCount(db, 'ml_predict_w')).toBe(0);
+      expect(await adapter.countFunctions(db, 'ml_predict_w')).toBe(0);
       // A temporary trained model predicts too and registers a temporary macro.
+      // (Postgres keeps it in pg_temp, which function calls never search: name the schema.)
       await db.sql(`CREATE TEMPORARY MODEL t WITH ('algorithm' = 'linear_regression', 'label' = 'price') AS SELECT sqft, price FROM houses`);
-      expect((await db.sql('SELECT ml_predict_t(1000.0)')).rows[0]![0]).toBeCloseTo(one, 9);
+      const temporary = adapter.name === 'postgres' ? 'pg_temp.ml_predict_t' : 'ml_predict_t';
+      expect((await db.sql(`SELECT ${temporary}(1000.0)`)).rows[0]![0]).toBeCloseTo(one, 9);
       const p = await db.sql('SELECT predicted_price FROM ML_PREDICT(TABLE (SELECT 1000.0 AS s), MODEL t, DESCRIPTOR(s))');
       expect(p.rows[0]![0]).toBeCloseTo(one, 9);
       await db.sql('DROP TEMPORARY MODEL t');
-      expect(await macroCount(db, 'ml_predict_t')).toBe(0);
+      expect(await adapter.countFunctions(db, 'ml_predict_t')).toBe(0);
+      // A new version whose INPUT types differ replaces the function (no stale Postgres overload).
+      await db.sql(`CREATE MODEL o WITH ('algorithm' = 'linear_regression', 'label' = 'price') AS SELECT sqft, price FROM houses`);
+      await db.sql(`CREATE OR REPLACE MODEL o WITH ('algorithm' = 'linear_regression', 'label' = 'price') AS SELECT CAST(sqft AS INTEGER) AS sqft, CAST(bedrooms AS BIGINT) AS rooms, price FROM houses`);
+      expect(await adapter.countFunctions(db, 'ml_predict_o')).toBe(1);
+      const viaFunction = (await db.sql('SELECT ml_predict_o(1000, 3)')).rows[0]![0] as number;
+      const viaPredict = (await db.sql('SELECT predicted_price FROM ML_PREDICT(TABLE (SELECT 1000 AS sqft, 3 AS rooms), MODEL o, DESCRIPTOR(sqft, rooms))')).rows[0]![0] as number;
+      expect(close(viaFunction, viaPredict, 1e-9)).toBe(true);
+      await db.sql(`ALTER MODEL o SET ('default-version' = '1')`);
+      expect(await adapter.countFunctions(db, 'ml_predict_o')).toBe(1);
+      expect((await db.sql('SELECT ml_predict_o(1000.0)')).rows[0]![0]).toBeCloseTo(one, 9);
+      await db.sql('DROP MODEL o');
+      expect(await adapter.countFunctions(db, 'ml_predict_o')).toBe(0);
     });
 
     it.each([
@@ -186,7 +209,7 @@ for (const adapter of TRAINING_ADAPTERS) {
       ['a label not in the query', `WITH ('algorithm' = 'linear_regression', 'label' = 'cost') AS SELECT sqft, price FROM houses`, '42703', /label column "cost" is not a column/],
       ['zero rows', `WITH ('algorithm' = 'linear_regression', 'label' = 'price') AS SELECT sqft, price FROM houses WHERE false`, '22000', /no rows/],
       ['a constant feature', `WITH ('algorithm' = 'linear_regression', 'label' = 'price') AS SELECT sqft, 5 AS k, price FROM houses`, '22000', /"k" is constant/],
-      ['an all-NULL feature', `WITH ('algorithm' = 'linear_regression', 'label' = 'price') AS SELECT sqft, CAST(NULL AS DOUBLE) AS z, price FROM houses`, '22000', /"z" is NULL in every/],
+      ['an all-NULL feature', `WITH ('algorithm' = 'linear_regression', 'label' = 'price') AS SELECT sqft, CAST(NULL AS DOUBLE PRECISION) AS z, price FROM houses`, '22000', /"z" is NULL in every/],
       ['a constant STRING feature', `WITH ('algorithm' = 'linear_regression', 'label' = 'price') AS SELECT sqft, 'x' AS s, price FROM houses`, '22000', /"s" is constant/],
       ['an unknown algorithm', `WITH ('algorithm' = 'svm', 'label' = 'price') AS SELECT sqft, price FROM houses`, '22023', /unknown algorithm 'svm'/],
       ['an unknown option', `WITH ('algorithm' = 'linear_regression', 'label' = 'price', 'depth' = '3') AS SELECT sqft, price FROM houses`, '22023', /unknown option 'depth'/],
@@ -203,7 +226,7 @@ for (const adapter of TRAINING_ADAPTERS) {
       await expectSqlError(db.sql(`CREATE MODEL bad ${rest}`), sqlstate, message);
       await expectSqlError(db.sql(`CREATE OR REPLACE MODEL keep ${rest}`), sqlstate, message);
       expect(await catalogDump(db)).toBe(before);
-      expect(await macroCount(db, 'ml_predict_bad')).toBe(0);
+      expect(await adapter.countFunctions(db, 'ml_predict_bad')).toBe(0);
     });
   });
 }

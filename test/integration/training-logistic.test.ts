@@ -79,7 +79,7 @@ function referenceFit(x: number[][], y: number[], classes: number, l2: number): 
   return fitted.map((t) => [t[0]! - shift, ...t.slice(1)]);
 }
 
-const TRAINING_ADAPTERS = ADAPTERS.filter((a) => a.name === 'duckdb');
+const TRAINING_ADAPTERS = ADAPTERS;
 
 for (const adapter of TRAINING_ADAPTERS) {
   describe(`logistic_regression training on ${adapter.name}`, () => {

@@ -2,6 +2,7 @@
  * The hosts the shared integration suite runs on. `MODELSQL_TEST_ADAPTERS=duckdb` (comma
  * separated) narrows the list.
  */
+import { join } from 'node:path';
 import { openDuckDB } from '../../adapters/duckdb/index.js';
 import { connectPostgres } from '../../adapters/postgres/index.js';
 import type { Session } from '../../core/session/session.js';
@@ -16,6 +17,13 @@ export interface TestAdapter {
   open(): Promise<Session>;
   /** How many of modelsql's temporary tables (`__modelsql...`) the session holds. */
   countTempTables(session: Session): Promise<bigint>;
+  /** How many host functions (DuckDB macros, Postgres functions) called `name` exist. */
+  countFunctions(session: Session, name: string): Promise<number>;
+  /**
+   * A fresh database that another process can open too: the session, and the CLI options
+   * that name it (`--db file.duckdb`, `--postgres url`). `dir` holds a DuckDB file.
+   */
+  openShared(dir: string): Promise<{ session: Session; cliArgs: string[] }>;
 }
 
 const ALL: readonly TestAdapter[] = [
@@ -24,6 +32,12 @@ const ALL: readonly TestAdapter[] = [
     schema: 'main',
     open: () => openDuckDB(),
     countTempTables: async (db) => (await db.sql("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '__modelsql%'")).rows[0]![0] as bigint,
+    countFunctions: async (db, name) =>
+      Number((await db.sql(`SELECT count(*) FROM duckdb_functions() WHERE function_name = '${name.replace(/'/g, "''")}' AND function_type = 'macro'`)).rows[0]![0]),
+    openShared: async (dir) => {
+      const file = join(dir, 'shared.duckdb');
+      return { session: await openDuckDB(file), cliArgs: ['--db', file] };
+    },
   },
   {
     name: 'postgres',
@@ -35,6 +49,14 @@ const ALL: readonly TestAdapter[] = [
     },
     countTempTables: async (db) =>
       (await db.sql("SELECT count(*) FROM pg_class WHERE relpersistence = 't' AND relname LIKE '\\_\\_modelsql%' AND pg_class.relnamespace = pg_my_temp_schema()")).rows[0]![0] as bigint,
+    countFunctions: async (db, name) =>
+      Number((await db.sql(`SELECT count(*) FROM pg_proc WHERE proname = '${name.replace(/'/g, "''")}'`)).rows[0]![0]),
+    openShared: async () => {
+      const url = process.env.MODELSQL_TEST_POSTGRES_URL;
+      if (!url) throw new Error('MODELSQL_TEST_POSTGRES_URL is not set: run the tests through jest (globalSetup starts a server)');
+      const target = await createTestDatabase(url);
+      return { session: await connectPostgres(target), cliArgs: ['--postgres', target] };
+    },
   },
 ];
 
