@@ -168,6 +168,8 @@ export interface Host {
   openStage?(spec: HostStageSpec): Promise<HostStage>;
   /** Runs `fn` in a transaction, or inside the caller's transaction when one is open. */
   transaction<T>(fn: () => Promise<T>): Promise<T>;
+  /** Whether a transaction is open on the connection (the user's, or one of `transaction`'s). */
+  inTransaction(): Promise<boolean>;
   /** Interrupts the statement running on this connection, if any. */
   interrupt(): void;
   /** Closes the connection. */

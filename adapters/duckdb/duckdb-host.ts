@@ -229,6 +229,10 @@ export class DuckDBHost implements Host {
     }
   }
 
+  async inTransaction(): Promise<boolean> {
+    return this.userTransaction || this.transactionDepth > 0;
+  }
+
   interrupt(): void {
     this.connection.interrupt();
   }

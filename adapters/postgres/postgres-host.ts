@@ -206,6 +206,10 @@ export class PostgresHost implements Host {
     }
   }
 
+  async inTransaction(): Promise<boolean> {
+    return this.transactionDepth > 0 || (await this.status()) !== 'idle';
+  }
+
   interrupt(): void {
     // A CancelRequest reaching the server while the session is idle is ignored by Postgres; one
     // arriving after the next statement started would cancel that one, so cancel only a

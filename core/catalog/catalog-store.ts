@@ -79,13 +79,11 @@ const VERSIONED_TABLES = ['model_versions', 'artifacts', 'training_metrics', 'mo
  */
 export class CatalogStore {
   /**
-   * Set once the catalog was found at the current layout without this session creating or
-   * upgrading it: nothing this session rolls back can take it away then. A catalog this
-   * session created is checked again on every use (a ROLLBACK may undo it).
+   * Set once the catalog was found at the current layout with no transaction open, i.e.
+   * committed: no ROLLBACK can take it away then. Inside a transaction (which may have
+   * created it) it is checked again on every use.
    */
   private found = false;
-  /** Whether this session created or upgraded the catalog. */
-  private migrated = false;
 
   constructor(private readonly host: Host) {}
 
@@ -111,7 +109,6 @@ export class CatalogStore {
       );
     }
     if (current < CATALOG_VERSION) {
-      this.migrated = true;
       await this.host.transaction(async () => {
         await this.host.execute('CREATE SCHEMA IF NOT EXISTS ml_catalog');
         await this.host.execute(
@@ -123,7 +120,7 @@ export class CatalogStore {
         }
       });
     } else {
-      this.found = !this.migrated;
+      this.found = !(await this.host.inTransaction());
     }
   }
 

@@ -359,7 +359,7 @@ describe('cancel and disconnect', () => {
     (c as unknown as { connection: { stream: import('node:net').Socket } }).connection.stream.destroy();
     await failed;
     await eventually(async () => (await leftoverTempTables(db)) === 0, 15_000, 'temporary tables to go');
-    await eventually(async () => (await backends(db)) === before, 15_000, 'the upstream session to end');
+    await eventually(async () => (await backends(db)) <= before, 15_000, 'the upstream session to end');
   });
 });
 
@@ -401,7 +401,7 @@ describe('concurrency', () => {
       }),
     );
     await Promise.all(clients.map((c) => c.end()));
-    await eventually(async () => (await backends(db)) === before, 10_000, 'sessions to be released');
+    await eventually(async () => (await backends(db)) <= before, 20_000, 'sessions to be released');
     expect(await leftoverTempTables(db)).toBe(0);
   }, 120_000);
 });
