@@ -5,6 +5,7 @@
  */
 import type { HostFunction, SqlDialect } from '../../core/host.js';
 import type { DataType } from '../../core/sql/ast.js';
+import { doubleQuote, quoteString } from '../../core/sql/format.js';
 
 /** Flink and Postgres type names → DuckDB, for scalar types. */
 const SCALAR_TYPES: Readonly<Record<string, string>> = {
@@ -59,11 +60,11 @@ export class DuckDBDialect implements SqlDialect {
   } as const;
 
   quoteIdentifier(name: string): string {
-    return `"${name.replace(/"/g, '""')}"`;
+    return doubleQuote(name);
   }
 
   quoteString(value: string): string {
-    return `'${value.replace(/'/g, "''")}'`;
+    return quoteString(value);
   }
 
   hostType(type: DataType): string {

@@ -5,6 +5,7 @@
  */
 import type { HostFunction, SqlDialect } from '../../core/host.js';
 import type { DataType } from '../../core/sql/ast.js';
+import { doubleQuote, quoteString } from '../../core/sql/format.js';
 
 /**
  * The hidden ordinal column of modelsql's temporary tables: row `n` (from 1) of a
@@ -89,12 +90,12 @@ export class PostgresDialect implements SqlDialect {
   } as const;
 
   quoteIdentifier(name: string): string {
-    return `"${name.replace(/"/g, '""')}"`;
+    return doubleQuote(name);
   }
 
   /** A standard-conforming string literal (`standard_conforming_strings` is on since Postgres 9.1). */
   quoteString(value: string): string {
-    return `'${value.replace(/'/g, "''")}'`;
+    return quoteString(value);
   }
 
   hostType(type: DataType): string {

@@ -152,12 +152,7 @@ async function compiledCall(call: MlCall, bound: PredictBinding | EvaluateBindin
   const text = ctx.scriptText;
   const d = ctx.host.dialect;
   const query = await inputQuery(bound.input, ctx);
-  let inputColumns: readonly HostColumn[];
-  try {
-    inputColumns = await ctx.host.describe(query);
-  } catch (error) {
-    throw withoutGeneratedSql(error, 'in the input of the ML call', positionAt(text, bound.input.span.start));
-  }
+  const inputColumns = await describeInput(query, bound.input, ctx);
   const features = matchDescriptor(bound.columns, inputColumns, model.version.input, text);
   const evaluation = call.function === 'ML_EVALUATE' ? evaluationTarget(call, bound as EvaluateBinding, model, inputColumns, text) : undefined;
   const outputNames = outputColumnNames(inputColumns.map((c) => c.name), model.version.output.map((c) => c.name));

@@ -34,7 +34,7 @@ const BARE = /^[a-z_][a-z0-9_$]*$/;
  * @example quoteIdentifier('Sales') // "Sales"
  */
 export function quoteIdentifier(value: string): string {
-  return BARE.test(value) && !RESERVED.has(value) ? value : `"${value.replace(/"/g, '""')}"`;
+  return BARE.test(value) && !RESERVED.has(value) ? value : doubleQuote(value);
 }
 
 /**
@@ -42,8 +42,13 @@ export function quoteIdentifier(value: string): string {
  * quoted, plain ones bare (their value is already folded).
  */
 export function formatIdentifier(id: Identifier): string {
-  if (id.quoted || !BARE.test(id.value)) return `"${id.value.replace(/"/g, '""')}"`;
+  if (id.quoted || !BARE.test(id.value)) return doubleQuote(id.value);
   return id.value;
+}
+
+/** `"name"` with embedded quotes doubled: always quoted, so case and keywords survive on every host. */
+export function doubleQuote(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
 }
 
 /** Quotes a string literal: `'...'` with `'` doubled (standard-conforming strings). */
