@@ -110,10 +110,15 @@ async function runCommand(args: Target & { command?: string; file?: string; form
       return EXIT_ERROR;
     }
   }
-  const session = await openSession(args);
+  return runScriptOn(args, text, args.format);
+}
+
+/** Opens the session `target` names, runs `text` on it and closes it; resolves to the exit status. */
+async function runScriptOn(target: Target, text: string, format: OutputFormat): Promise<number> {
+  const session = await openSession(target);
   if (!session) return EXIT_ERROR;
   try {
-    return await runScript(session, text, args.format);
+    return await runScript(session, text, format);
   } finally {
     await session.close().catch(() => undefined);
   }
@@ -121,16 +126,7 @@ async function runCommand(args: Target & { command?: string; file?: string; form
 
 /** `modelsql shell` (also the default command). */
 async function shellCommand(args: Target & { format: OutputFormat }): Promise<number> {
-  if (!process.stdin.isTTY) {
-    const text = await readStdin();
-    const session = await openSession(args);
-    if (!session) return EXIT_ERROR;
-    try {
-      return await runScript(session, text, args.format);
-    } finally {
-      await session.close().catch(() => undefined);
-    }
-  }
+  if (!process.stdin.isTTY) return runScriptOn(args, await readStdin(), args.format);
   const session = await openSession(args);
   if (!session) return EXIT_ERROR;
   const progress = new ProgressReporter(session);

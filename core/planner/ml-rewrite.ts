@@ -128,18 +128,28 @@ async function runCall(call: MlCall, ctx: RewriteContext): Promise<string> {
     durationMs: Date.now() - startedAt.getTime(),
     ...(remote ? { tokens: counters.tokens, cacheHits: counters.cacheHits } : {}),
   });
-  if (!evaluation) return relation;
-  return evaluate(ctx, {
-    ...evaluation,
+  return evaluation ? evaluate(ctx, evaluation, relation, model, outputNames, features) : relation;
+}
+
+/**
+ * ML_EVALUATE's relation over the predictions (`relation`, with the OUTPUT columns named
+ * `outputNames`): host SQL, except text generation, which is scored as rows stream by.
+ */
+async function evaluate(
+  ctx: RewriteContext,
+  target: Pick<EvaluationSpec, 'task' | 'label' | 'position'>,
+  relation: string,
+  model: ResolvedModel,
+  outputNames: readonly string[],
+  features: EvaluationSpec['features'],
+): Promise<string> {
+  const spec: EvaluationSpec = {
+    ...target,
     relation,
     prediction: { name: outputNames[0]!, type: model.version.output[0]!.type },
     probabilities: probabilitiesColumn(model.version.output, outputNames),
     features,
-  });
-}
-
-/** ML_EVALUATE's relation: host SQL, except text generation, which is scored as rows stream by. */
-async function evaluate(ctx: RewriteContext, spec: EvaluationSpec): Promise<string> {
+  };
   return spec.task === 'text_generation' ? textGenerationRelation(ctx.host, spec) : evaluationRelation(ctx.host.dialect, spec);
 }
 
@@ -158,14 +168,7 @@ async function compiledCall(call: MlCall, bound: PredictBinding | EvaluateBindin
   const outputNames = outputColumnNames(inputColumns.map((c) => c.name), model.version.output.map((c) => c.name));
   const compiled = compileModel(trained, d, features.map((c) => d.quoteIdentifier(c.name)), false);
   const relation = compiledRelation(d, compiled, query, inputColumns.map((c) => d.quoteIdentifier(c.name)), outputNames);
-  if (!evaluation) return relation;
-  return evaluate(ctx, {
-    ...evaluation,
-    relation,
-    prediction: { name: outputNames[0]!, type: model.version.output[0]!.type },
-    probabilities: probabilitiesColumn(model.version.output, outputNames),
-    features,
-  });
+  return evaluation ? evaluate(ctx, evaluation, relation, model, outputNames, features) : relation;
 }
 
 /**
