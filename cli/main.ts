@@ -7,6 +7,8 @@
  * - `modelsql run (-c SQL | -f file.sql) [--db file.duckdb] [--format table|csv|json]`.
  * - `modelsql catalog export-onnx <model> [--db file.duckdb] --out file.onnx`: a trained
  *   model's ONNX graph.
+ * - `modelsql catalog upgrade LOC [--dry-run] [--json]`: applies the catalog's pending
+ *   layout migrations (cli/catalog/upgrade.ts, docs/catalog-upgrade.md).
  * - `modelsql proxy --upstream postgres://host:5432/db [--listen 127.0.0.1:6432]
  *   [--tls-cert F --tls-key F]`: the Postgres wire-protocol proxy (docs/proxy.md).
  *
@@ -22,6 +24,8 @@ import { connectPostgres } from '../adapters/postgres/index.js';
 import { formatError } from '../core/errors.js';
 import { readModelArtifact } from '../core/training/export-artifact.js';
 import type { Session } from '../core/session/session.js';
+import { parseLocation } from './catalog/location.js';
+import { upgradeCommand } from './catalog/upgrade.js';
 import { OUTPUT_FORMATS, ResultPrinter } from './format.js';
 import type { OutputFormat } from './format.js';
 import { ProgressReporter } from './progress.js';
@@ -297,6 +301,24 @@ export async function main(argv: readonly string[]): Promise<number> {
               .example('$0 catalog export-onnx price_model --db shop.duckdb --out price_model.onnx', 'export the default version'),
           async (args) => {
             status = await exportOnnxCommand({ model: args.model, db: args.db, postgres: args.postgres, out: args.out });
+          },
+        )
+        .command(
+          'upgrade <location>',
+          "apply the catalog's pending layout migrations in one transaction (docs/catalog-upgrade.md)",
+          (c) =>
+            c
+              .positional('location', { type: 'string', demandOption: true, describe: 'the catalog: duckdb:path/to/file.duckdb or postgres://user@host:5432/db' })
+              .option('dry-run', { type: 'boolean', default: false, describe: 'print the migration SQL and change nothing' })
+              .option('json', { type: 'boolean', default: false, describe: 'print the result as one JSON object' })
+              .check((args) => {
+                parseLocation(args.location);
+                return true;
+              })
+              .example('$0 catalog upgrade duckdb:shop.duckdb --dry-run', 'show the SQL an upgrade would run')
+              .example('$0 catalog upgrade postgres://admin@db:5432/shop', 'upgrade a Postgres catalog'),
+          async (args) => {
+            status = await upgradeCommand({ location: args.location, dryRun: args['dry-run'], json: args.json }, { write, writeError });
           },
         )
         .demandCommand(1, 'give a catalog command'),

@@ -4,12 +4,12 @@
  * from the dialect. Uniqueness of (schema, model, version) is kept by the store inside
  * transactions rather than by index constraints, so that a rename can rewrite keys freely.
  */
-import { ModelSqlError } from '../errors.js';
 import type { Host } from '../host.js';
+import { applyCatalogUpgrade, planCatalogUpgrade } from './catalog-layout.js';
 import type { ModelColumn } from '../runtime/model-runtime.js';
 
-/** The catalog layout this modelsql writes. Bump it with a new entry in `MIGRATIONS`. */
-export const CATALOG_VERSION = 2;
+/** The catalog layout this modelsql writes; its migrations are in catalog-layout.ts. */
+export { CATALOG_VERSION } from './catalog-layout.js';
 
 /** A qualified model name inside one database. */
 export interface ModelKey {
@@ -48,25 +48,6 @@ export interface ModelEntry extends ModelKey {
   readonly versions: readonly ModelVersion[];
 }
 
-/** Each migration brings the catalog from version `i` to `i + 1` (index `i`). */
-const MIGRATIONS: readonly ((t: Host['dialect']['catalogTypes']) => readonly string[])[] = [
-  (t) => [
-    `CREATE TABLE IF NOT EXISTS ml_catalog.models (schema_name ${t.text} NOT NULL, model_name ${t.text} NOT NULL, default_version ${t.integer} NOT NULL, owner ${t.text}, created_at ${t.timestamp} NOT NULL, updated_at ${t.timestamp} NOT NULL)`,
-    `CREATE TABLE IF NOT EXISTS ml_catalog.model_versions (schema_name ${t.text} NOT NULL, model_name ${t.text} NOT NULL, version ${t.integer} NOT NULL, provider ${t.text} NOT NULL, task ${t.text}, input_schema ${t.text} NOT NULL, output_schema ${t.text} NOT NULL, options ${t.text} NOT NULL, comment ${t.text}, as_query ${t.text}, created_at ${t.timestamp} NOT NULL)`,
-    `CREATE TABLE IF NOT EXISTS ml_catalog.artifacts (schema_name ${t.text} NOT NULL, model_name ${t.text} NOT NULL, version ${t.integer} NOT NULL, artifact_name ${t.text} NOT NULL, content ${t.blob} NOT NULL, sha256 ${t.text} NOT NULL)`,
-    `CREATE TABLE IF NOT EXISTS ml_catalog.training_metrics (schema_name ${t.text} NOT NULL, model_name ${t.text} NOT NULL, version ${t.integer} NOT NULL, metric ${t.text} NOT NULL, value ${t.double})`,
-    `CREATE TABLE IF NOT EXISTS ml_catalog.prediction_runs (run_id ${t.text} NOT NULL, schema_name ${t.text} NOT NULL, model_name ${t.text} NOT NULL, version ${t.integer} NOT NULL, input_relation ${t.text}, row_count ${t.bigint} NOT NULL, error_count ${t.bigint} NOT NULL, duration_ms ${t.double} NOT NULL, tokens ${t.bigint}, started_at ${t.timestamp} NOT NULL)`,
-  ],
-  // 2: remote models — the prediction cache (core/runtime/prediction-cache.ts), literal
-  // secrets kept apart from the readable options (core/secrets.ts), cache hits per run.
-  (t) => [
-    `CREATE TABLE IF NOT EXISTS ml_catalog.prediction_cache (cache_key ${t.text} NOT NULL, provider ${t.text} NOT NULL, model ${t.text} NOT NULL, answer ${t.text} NOT NULL, created_at ${t.timestamp} NOT NULL)`,
-    'CREATE INDEX IF NOT EXISTS prediction_cache_key ON ml_catalog.prediction_cache (cache_key)',
-    `CREATE TABLE IF NOT EXISTS ml_catalog.model_secrets (schema_name ${t.text} NOT NULL, model_name ${t.text} NOT NULL, version ${t.integer} NOT NULL, option_key ${t.text} NOT NULL, secret ${t.text} NOT NULL)`,
-    `ALTER TABLE ml_catalog.prediction_runs ADD COLUMN cache_hits ${t.bigint}`,
-  ],
-];
-
 /** Tables that hold per-version rows, rewritten together by rename and drop. */
 const VERSIONED_TABLES = ['model_versions', 'artifacts', 'training_metrics', 'model_secrets'] as const;
 
@@ -88,40 +69,14 @@ export class CatalogStore {
   constructor(private readonly host: Host) {}
 
   /**
-   * Creates the catalog on first use and upgrades an older one; refuses a catalog written
-   * by a newer modelsql.
+   * Creates the catalog on first use and upgrades an older one automatically, in one
+   * transaction (catalog-layout.ts); refuses a catalog written by a newer modelsql (55000).
    */
   async ensure(): Promise<void> {
     if (this.found) return;
-    const t = this.host.dialect.catalogTypes;
-    const found = await this.host.execute(
-      `SELECT count(*) FROM information_schema.tables WHERE table_schema = 'ml_catalog' AND table_name = 'schema_version'`,
-    );
-    let current = 0;
-    if (Number(found.rows[0]![0]) > 0) {
-      const v = await this.host.execute('SELECT max(version) FROM ml_catalog.schema_version');
-      current = Number(v.rows[0]![0] ?? 0);
-    }
-    if (current > CATALOG_VERSION) {
-      throw new ModelSqlError(
-        '55000',
-        `the model catalog in schema ml_catalog has layout version ${current}, newer than this modelsql understands (${CATALOG_VERSION}); upgrade modelsql`,
-      );
-    }
-    if (current < CATALOG_VERSION) {
-      await this.host.transaction(async () => {
-        await this.host.execute('CREATE SCHEMA IF NOT EXISTS ml_catalog');
-        await this.host.execute(
-          `CREATE TABLE IF NOT EXISTS ml_catalog.schema_version (version ${t.integer} NOT NULL, applied_at ${t.timestamp} NOT NULL)`,
-        );
-        for (let v = current; v < CATALOG_VERSION; v++) {
-          for (const statement of MIGRATIONS[v]!(t)) await this.host.execute(statement);
-          await this.host.execute('INSERT INTO ml_catalog.schema_version VALUES ($1, CAST(now() AS TIMESTAMP))', [v + 1]);
-        }
-      });
-    } else {
-      this.found = !(await this.host.inTransaction());
-    }
+    const plan = await planCatalogUpgrade(this.host);
+    if (plan.from < plan.to) await applyCatalogUpgrade(this.host, plan);
+    else this.found = !(await this.host.inTransaction());
   }
 
   /** Every persistent model, optionally of one schema (and of one name), ordered by schema and name. */

@@ -1,0 +1,84 @@
+/**
+ * Where a model catalog lives, as the `modelsql catalog` commands name it: a DuckDB file
+ * (`duckdb:path/to/file.duckdb`) or a Postgres database (`postgres://user@host:5432/db`,
+ * also `postgresql://`). Parses such a location and opens it, with a clear error when the
+ * database cannot be reached.
+ */
+import { existsSync } from 'node:fs';
+import { DuckDBHost, openDuckDB } from '../../adapters/duckdb/index.js';
+import { PgClientConnection, PostgresHost, connectPostgres, mapPostgresError } from '../../adapters/postgres/index.js';
+import { ModelSqlError } from '../../core/errors.js';
+import type { Host } from '../../core/host.js';
+import type { Session } from '../../core/session/session.js';
+
+/** A parsed catalog location. */
+export type CatalogLocation = { readonly kind: 'duckdb'; readonly path: string } | { readonly kind: 'postgres'; readonly url: string };
+
+/** How to open a location; every field optional. */
+export interface OpenLocationOptions {
+  /** Create a DuckDB file that does not exist yet (default: false, a missing file is an error). */
+  readonly create?: boolean;
+}
+
+/**
+ * Parses `duckdb:path` or `postgres://...`; anything else is a 22023 error.
+ *
+ * @example
+ * parseLocation('duckdb:data/shop.duckdb'); // { kind: 'duckdb', path: 'data/shop.duckdb' }
+ */
+export function parseLocation(text: string): CatalogLocation {
+  if (text.startsWith('duckdb:') && text.length > 'duckdb:'.length) return { kind: 'duckdb', path: text.slice('duckdb:'.length) };
+  if (/^postgres(ql)?:\/\/./.test(text)) {
+    try {
+      new URL(text);
+    } catch {
+      throw new ModelSqlError('22023', `not a valid Postgres URL: ${text}`);
+    }
+    return { kind: 'postgres', url: text };
+  }
+  throw new ModelSqlError('22023', `not a catalog location: '${text}'; give duckdb:path/to/file.duckdb or postgres://user@host:5432/db`);
+}
+
+/** The location as text for messages, with a Postgres password masked. */
+export function describeLocation(location: CatalogLocation): string {
+  if (location.kind === 'duckdb') return `duckdb:${location.path}`;
+  const url = new URL(location.url);
+  if (url.password !== '') url.password = '******';
+  return url.toString();
+}
+
+/**
+ * Opens the host connection of a location. A missing DuckDB file (unless `create`), a
+ * file DuckDB cannot open, or a Postgres server that does not answer is a clear error:
+ * 58P01 (no such file), 08001 (server not reached), else the host's own SQLSTATE.
+ *
+ * @example
+ * const host = await openLocationHost(parseLocation('postgres://me@db:5432/shop'));
+ */
+export function openLocationHost(location: CatalogLocation, options: OpenLocationOptions = {}): Promise<Host> {
+  return open<Host>(location, options, (path) => DuckDBHost.open(path), async (url) => new PostgresHost(await PgClientConnection.connect(url)));
+}
+
+/** Opens a location as a modelsql session (model SQL and host SQL), with the errors of `openLocationHost`. */
+export function openLocation(location: CatalogLocation, options: OpenLocationOptions = {}): Promise<Session> {
+  return open(location, options, (path) => openDuckDB(path), (url) => connectPostgres(url));
+}
+
+/** Runs the opener of the location's kind, turning any failure into the error of {@link unreachable}. */
+async function open<T>(location: CatalogLocation, options: OpenLocationOptions, duckdb: (path: string) => Promise<T>, postgres: (url: string) => Promise<T>): Promise<T> {
+  try {
+    if (location.kind === 'postgres') return await postgres(location.url);
+    if (!options.create && !existsSync(location.path)) throw new ModelSqlError('58P01', 'no such database file');
+    return await duckdb(location.path);
+  } catch (error) {
+    throw unreachable(location, error);
+  }
+}
+
+/** The error of a location that could not be opened, naming it. */
+function unreachable(location: CatalogLocation, error: unknown): ModelSqlError {
+  const mapped = location.kind === 'postgres' ? mapPostgresError(error) : error instanceof ModelSqlError ? error : new ModelSqlError('XX000', String(error));
+  // A socket that never reached a server (refused, reset, unknown host) is 08001.
+  const state = location.kind === 'postgres' && (mapped.sqlstate === '08006' || mapped.sqlstate === 'XX000') ? '08001' : mapped.sqlstate;
+  return new ModelSqlError(state, `cannot open ${describeLocation(location)}: ${mapped.message}`, { cause: error });
+}

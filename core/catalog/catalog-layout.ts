@@ -1,0 +1,163 @@
+/**
+ * The layout of the catalog tables in schema `ml_catalog` (SPEC §4) and its versioned
+ * migrations. The table `ml_catalog.schema_version` holds one row per applied migration;
+ * the highest `version` is the catalog's layout. A plan (`planCatalogUpgrade`) lists the
+ * statements that bring a catalog to `CATALOG_VERSION`; `applyCatalogUpgrade` runs them
+ * in one transaction. A catalog of a newer layout is refused (55000), never touched.
+ *
+ * Adding a layout: append a migration to `MIGRATIONS` (its statements may only add to the
+ * layout before it), and a fixture of the new layout under `test/fixtures/catalog-layouts/`.
+ */
+import { ModelSqlError } from '../errors.js';
+import type { Host } from '../host.js';
+
+/** Column types of the catalog tables, from the host's dialect. */
+type CatalogTypes = Host['dialect']['catalogTypes'];
+
+/** One step of the layout: what it changes and the statements that do it. */
+interface Migration {
+  /** One line for `catalog upgrade` and docs/catalog-upgrade.md. */
+  readonly description: string;
+  readonly statements: (t: CatalogTypes) => readonly string[];
+}
+
+/** Each migration brings the catalog from layout `i` to `i + 1` (index `i`). */
+const MIGRATIONS: readonly Migration[] = [
+  {
+    description: 'models, versions, artifacts, training metrics and the prediction_runs log',
+    statements: (t) => [
+      `CREATE TABLE IF NOT EXISTS ml_catalog.models (schema_name ${t.text} NOT NULL, model_name ${t.text} NOT NULL, default_version ${t.integer} NOT NULL, owner ${t.text}, created_at ${t.timestamp} NOT NULL, updated_at ${t.timestamp} NOT NULL)`,
+      `CREATE TABLE IF NOT EXISTS ml_catalog.model_versions (schema_name ${t.text} NOT NULL, model_name ${t.text} NOT NULL, version ${t.integer} NOT NULL, provider ${t.text} NOT NULL, task ${t.text}, input_schema ${t.text} NOT NULL, output_schema ${t.text} NOT NULL, options ${t.text} NOT NULL, comment ${t.text}, as_query ${t.text}, created_at ${t.timestamp} NOT NULL)`,
+      `CREATE TABLE IF NOT EXISTS ml_catalog.artifacts (schema_name ${t.text} NOT NULL, model_name ${t.text} NOT NULL, version ${t.integer} NOT NULL, artifact_name ${t.text} NOT NULL, content ${t.blob} NOT NULL, sha256 ${t.text} NOT NULL)`,
+      `CREATE TABLE IF NOT EXISTS ml_catalog.training_metrics (schema_name ${t.text} NOT NULL, model_name ${t.text} NOT NULL, version ${t.integer} NOT NULL, metric ${t.text} NOT NULL, value ${t.double})`,
+      `CREATE TABLE IF NOT EXISTS ml_catalog.prediction_runs (run_id ${t.text} NOT NULL, schema_name ${t.text} NOT NULL, model_name ${t.text} NOT NULL, version ${t.integer} NOT NULL, input_relation ${t.text}, row_count ${t.bigint} NOT NULL, error_count ${t.bigint} NOT NULL, duration_ms ${t.double} NOT NULL, tokens ${t.bigint}, started_at ${t.timestamp} NOT NULL)`,
+    ],
+  },
+  // Remote models: the prediction cache (core/runtime/prediction-cache.ts), literal secrets
+  // kept apart from the readable options (core/secrets.ts), cache hits per run.
+  {
+    description: 'remote models: the prediction_cache table, the model_secrets table, prediction_runs.cache_hits',
+    statements: (t) => [
+      `CREATE TABLE IF NOT EXISTS ml_catalog.prediction_cache (cache_key ${t.text} NOT NULL, provider ${t.text} NOT NULL, model ${t.text} NOT NULL, answer ${t.text} NOT NULL, created_at ${t.timestamp} NOT NULL)`,
+      'CREATE INDEX IF NOT EXISTS prediction_cache_key ON ml_catalog.prediction_cache (cache_key)',
+      `CREATE TABLE IF NOT EXISTS ml_catalog.model_secrets (schema_name ${t.text} NOT NULL, model_name ${t.text} NOT NULL, version ${t.integer} NOT NULL, option_key ${t.text} NOT NULL, secret ${t.text} NOT NULL)`,
+      `ALTER TABLE ml_catalog.prediction_runs ADD COLUMN cache_hits ${t.bigint}`,
+    ],
+  },
+];
+
+/** The catalog layout this modelsql writes: the number of migrations. */
+export const CATALOG_VERSION = MIGRATIONS.length;
+
+/** One migration of a plan: the layout it brings the catalog to, and its statements in order. */
+export interface CatalogMigration {
+  /** The layout after this migration. */
+  readonly version: number;
+  readonly description: string;
+  /** Plain SQL, no parameters: printable as they are (`catalog upgrade --dry-run`). */
+  readonly statements: readonly string[];
+}
+
+/** What an upgrade of one catalog would do. */
+export interface CatalogUpgradePlan {
+  /** The layout found: 0 when the database holds no catalog. */
+  readonly from: number;
+  /** The layout after the plan: `CATALOG_VERSION` (equal to `from` when nothing is pending). */
+  readonly to: number;
+  /** Statements that create the schema and the version table, when there is no catalog yet. */
+  readonly setup: readonly string[];
+  /** Pending migrations, oldest first; empty when the catalog is current. */
+  readonly migrations: readonly CatalogMigration[];
+}
+
+/**
+ * Every migration with its description, for documentation and listings; statements in the
+ * spelling of `types`.
+ */
+export function catalogMigrations(types: CatalogTypes): readonly CatalogMigration[] {
+  return MIGRATIONS.map((m, i) => migrationAt(i, types));
+}
+
+/**
+ * The layout of the catalog on `host`: the highest `ml_catalog.schema_version` row, 0
+ * when the database has none. Reads only.
+ */
+export async function readCatalogVersion(host: Host): Promise<number> {
+  const found = await host.execute(
+    `SELECT count(*) FROM information_schema.tables WHERE table_schema = 'ml_catalog' AND table_name = 'schema_version'`,
+  );
+  if (Number(found.rows[0]![0]) === 0) return 0;
+  const v = await host.execute('SELECT max(version) FROM ml_catalog.schema_version');
+  return Number(v.rows[0]![0] ?? 0);
+}
+
+/**
+ * The statements that would bring the catalog on `host` to `CATALOG_VERSION`, without
+ * running any. A catalog of a newer layout is refused with 55000.
+ *
+ * @example
+ * const plan = await planCatalogUpgrade(host);
+ * for (const m of plan.migrations) console.log(m.version, m.statements.join(';\n'));
+ */
+export async function planCatalogUpgrade(host: Host): Promise<CatalogUpgradePlan> {
+  const from = await readCatalogVersion(host);
+  refuseNewer(from);
+  const t = host.dialect.catalogTypes;
+  const setup =
+    from === 0
+      ? ['CREATE SCHEMA IF NOT EXISTS ml_catalog', `CREATE TABLE IF NOT EXISTS ml_catalog.schema_version (version ${t.integer} NOT NULL, applied_at ${t.timestamp} NOT NULL)`]
+      : [];
+  const migrations = MIGRATIONS.slice(from).map((m, i) => migrationAt(from + i, t));
+  return { from, to: CATALOG_VERSION, setup, migrations };
+}
+
+/**
+ * Runs a plan in one transaction (or inside the caller's open transaction): the setup,
+ * then each migration's statements and its `schema_version` row. Fails with 40001, running
+ * nothing, when the catalog's layout is no longer `plan.from` (another process upgraded
+ * it); any failure rolls the whole plan back, and its error names the migration.
+ *
+ * @example
+ * const plan = await planCatalogUpgrade(host);
+ * if (plan.migrations.length > 0) await applyCatalogUpgrade(host, plan);
+ */
+export async function applyCatalogUpgrade(host: Host, plan: CatalogUpgradePlan): Promise<void> {
+  if (plan.setup.length === 0 && plan.migrations.length === 0) return;
+  await host.transaction(async () => {
+    const current = await readCatalogVersion(host);
+    if (current !== plan.from) {
+      refuseNewer(current);
+      throw new ModelSqlError('40001', `the model catalog changed while planning its upgrade (layout ${plan.from}, now ${current}); run the upgrade again`);
+    }
+    for (const statement of plan.setup) await host.execute(statement);
+    for (const migration of plan.migrations) {
+      try {
+        for (const statement of migration.statements) await host.execute(statement);
+      } catch (error) {
+        const cause = error instanceof ModelSqlError ? error : new ModelSqlError('XX000', String(error));
+        throw new ModelSqlError(cause.sqlstate, `catalog migration to layout ${migration.version} failed: ${cause.message}`, { cause: error });
+      }
+    }
+  });
+}
+
+/** 55000 when `version` is newer than this modelsql understands. */
+function refuseNewer(version: number): void {
+  if (version > CATALOG_VERSION) {
+    throw new ModelSqlError(
+      '55000',
+      `the model catalog in schema ml_catalog has layout version ${version}, newer than this modelsql understands (${CATALOG_VERSION}); upgrade modelsql`,
+    );
+  }
+}
+
+/** Migration `index` as a plan step: its statements, then the row that records it. */
+function migrationAt(index: number, t: CatalogTypes): CatalogMigration {
+  const m = MIGRATIONS[index]!;
+  const version = index + 1;
+  return {
+    version,
+    description: m.description,
+    statements: [...m.statements(t), `INSERT INTO ml_catalog.schema_version VALUES (${version}, CAST(now() AS TIMESTAMP))`],
+  };
+}
