@@ -1,42 +1,23 @@
 /**
- * `modelsql catalog upgrade` as a subprocess (the built CLI, `node dist/cli/main.js`; build
- * first) on every adapter, from every fixture layout (test/fixtures/catalog-layouts/):
- * the upgrade, `--dry-run` (a script that changes nothing, and does the upgrade when run),
- * `--json`, a newer layout refused, a migration failing half-way, unreachable databases.
+ * `modelsql catalog upgrade` as a subprocess (test/support/run-cli.ts: the built CLI) on
+ * every adapter, from every fixture layout (test/fixtures/catalog-layouts/): the upgrade,
+ * `--dry-run` (a script that changes nothing, and does the upgrade when run), `--json`, a
+ * newer layout refused, a migration failing half-way, unreachable databases.
  */
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { CATALOG_VERSION, readCatalogVersion } from '../../core/catalog/catalog-layout.js';
-import { ADAPTERS } from '../support/adapters.js';
-import { FIXTURE_MODEL_NAMES, LAYOUT_FIXTURES, catalogSnapshot, layoutDatabase, locationOf, withHost, withSession } from '../support/catalog-layouts.js';
-import { freePort } from '../support/postgres-server.js';
+import { join } from 'node:path';
+import { CATALOG_VERSION, readCatalogVersion } from '../../../core/catalog/catalog-layout.js';
+import { ADAPTERS } from '../../support/adapters.js';
+import { FIXTURE_MODEL_NAMES, LAYOUT_FIXTURES, catalogSnapshot, layoutDatabase, locationOf, withHost, withSession } from '../../support/catalog-layouts.js';
+import { freePort } from '../../support/postgres-server.js';
+import { runCli, type CliRun } from '../../support/run-cli.js';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const MAIN = process.env['MODELSQL_TEST_CLI'] ?? join(ROOT, 'dist', 'cli', 'main.js');
 /** Layouts before migration 2, which adds `prediction_runs.cache_hits` (the half-way failure below). */
 const BEFORE_CACHE_HITS = LAYOUT_FIXTURES.filter((n) => n < 2);
 
-interface Run {
-  readonly status: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
 /** Runs `modelsql catalog upgrade ...args`. */
-function upgrade(...args: string[]): Promise<Run> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [MAIN, 'catalog', 'upgrade', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
-    child.on('error', fail);
-    child.on('close', (status) => done({ status, stdout, stderr }));
-  });
-}
+const upgrade = (...args: string[]): Promise<CliRun> => runCli(['catalog', 'upgrade', ...args]);
 
 let dir: string;
 beforeAll(() => (dir = mkdtempSync(join(tmpdir(), 'modelsql-cli-upgrade-'))));
