@@ -124,6 +124,9 @@ export async function planCatalogUpgrade(host: Host): Promise<CatalogUpgradePlan
 export async function applyCatalogUpgrade(host: Host, plan: CatalogUpgradePlan): Promise<void> {
   if (plan.setup.length === 0 && plan.migrations.length === 0) return;
   await host.transaction(async () => {
+    // Serialises upgrades: a concurrent one waits on this row until the first commits, then
+    // reads the layout that one wrote (Postgres re-reads it per statement, READ COMMITTED).
+    if (plan.from > 0) await host.execute('UPDATE ml_catalog.schema_version SET version = version WHERE version = $1', [plan.from]);
     const current = await readCatalogVersion(host);
     if (current !== plan.from) {
       refuseNewer(current);

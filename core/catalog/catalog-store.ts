@@ -4,6 +4,7 @@
  * from the dialect. Uniqueness of (schema, model, version) is kept by the store inside
  * transactions rather than by index constraints, so that a rename can rewrite keys freely.
  */
+import { ModelSqlError } from '../errors.js';
 import type { Host } from '../host.js';
 import { applyCatalogUpgrade, planCatalogUpgrade } from './catalog-layout.js';
 import type { ModelColumn } from '../runtime/model-runtime.js';
@@ -75,8 +76,17 @@ export class CatalogStore {
   async ensure(): Promise<void> {
     if (this.found) return;
     const plan = await planCatalogUpgrade(this.host);
-    if (plan.from < plan.to) await applyCatalogUpgrade(this.host, plan);
-    else this.found = !(await this.host.inTransaction());
+    if (plan.from === plan.to) {
+      this.found = !(await this.host.inTransaction());
+      return;
+    }
+    try {
+      await applyCatalogUpgrade(this.host, plan);
+    } catch (error) {
+      // Another client upgraded it meanwhile (40001, nothing ran): once more from its layout.
+      if (!(error instanceof ModelSqlError && error.sqlstate === '40001')) throw error;
+      await applyCatalogUpgrade(this.host, await planCatalogUpgrade(this.host));
+    }
   }
 
   /** Every persistent model, optionally of one schema (and of one name), ordered by schema and name. */

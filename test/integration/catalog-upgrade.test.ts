@@ -8,7 +8,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { openLocation, openLocationHost, parseLocation } from '../../cli/catalog/location.js';
 import { CATALOG_VERSION, applyCatalogUpgrade, planCatalogUpgrade, readCatalogVersion } from '../../core/catalog/catalog-layout.js';
+import type { ModelSqlError } from '../../core/errors.js';
 import type { Session } from '../../core/session/session.js';
 import { ADAPTERS } from '../support/adapters.js';
 import {
@@ -153,6 +155,36 @@ for (const adapter of ADAPTERS) {
           expect(await catalogSnapshot(host)).toEqual(upgraded);
         });
       });
+    });
+
+    // Several clients share a Postgres database; a DuckDB file has one writing process at a time.
+    const concurrent = adapter.name === 'postgres' ? it.each(OLDER) : it.skip.each(OLDER);
+    concurrent('serialises two upgrades of a layout-%i catalog at once: one applies, the other runs nothing', async (layout) => {
+      const location = await database(layout);
+      const [first, second] = [await openLocationHost(parseLocation(location)), await openLocationHost(parseLocation(location))];
+      try {
+        const plans = [await planCatalogUpgrade(first), await planCatalogUpgrade(second)];
+        const results = await Promise.allSettled([applyCatalogUpgrade(first, plans[0]!), applyCatalogUpgrade(second, plans[1]!)]);
+        expect(results.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected']);
+        const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')!.reason as ModelSqlError;
+        expect([failure.sqlstate, failure.message]).toEqual(['40001', expect.stringMatching(/changed while planning/)]);
+      } finally {
+        await first.close();
+        await second.close();
+      }
+      await withHost(location, async (host) => {
+        expect(await readCatalogVersion(host)).toBe(CATALOG_VERSION);
+        expect(catalogStructure(await catalogSnapshot(host))).toEqual(fresh);
+      });
+      // Sessions that find the catalog old at once all upgrade it, or see it upgraded.
+      const other = await database(layout);
+      const sessions = await Promise.all([1, 2, 3].map(() => openLocation(parseLocation(other))));
+      try {
+        const shown = await Promise.all(sessions.map((db) => db.sql('SHOW MODELS FROM shop')));
+        expect(shown.map((r) => r.rows.length)).toEqual([3, 3, 3]);
+      } finally {
+        await Promise.all(sessions.map((db) => db.close()));
+      }
     });
 
     it('refuses a catalog of a newer layout and leaves it untouched', async () => {
