@@ -71,14 +71,6 @@ export interface CatalogUpgradePlan {
 }
 
 /**
- * Every migration with its description, for documentation and listings; statements in the
- * spelling of `types`.
- */
-export function catalogMigrations(types: CatalogTypes): readonly CatalogMigration[] {
-  return MIGRATIONS.map((m, i) => migrationAt(i, types));
-}
-
-/**
  * The layout of the catalog on `host`: the highest `ml_catalog.schema_version` row, 0
  * when the database has none. Reads only.
  */
