@@ -23,7 +23,7 @@ const TRANSIENT: readonly Fault[] = [
   { kind: 'status', status: 503 },
   { kind: 'reset' },
   { kind: 'malformed' },
-  { kind: 'slow', ms: 1500 },
+  { kind: 'slow', ms: 5000 },
 ];
 
 for (const adapter of ADAPTERS) {
@@ -128,7 +128,7 @@ for (const adapter of ADAPTERS) {
         return id % 5 === 0 && attempt === 0 ? TRANSIENT[(id / 5) % TRANSIENT.length] : undefined;
       });
       await chat('robust', `'max-concurrent-operations' = '16', 'cache' = 'false'`);
-      const r = await db.sql(`SELECT id, answer FROM ML_PREDICT(TABLE reviews, MODEL robust, DESCRIPTOR(id, txt), MAP['timeout', '400ms'])`);
+      const r = await db.sql(`SELECT id, answer FROM ML_PREDICT(TABLE reviews, MODEL robust, DESCRIPTOR(id, txt), MAP['timeout', '1500ms'])`);
       expect(r.rows).toHaveLength(1000);
       r.rows.forEach(([id, answer], i) => {
         expect(id).toBe(BigInt(i));
@@ -230,7 +230,8 @@ for (const adapter of ADAPTERS) {
           `CREATE MODEL slowpoke INPUT (id BIGINT, txt STRING) OUTPUT (a STRING) WITH ('provider' = 'openai', 'endpoint' = '${slow.url}/v1', 'model' = 'm', 'api-key' = '${KEY}', 'prompt' = 'row {id}: {txt}', 'max-concurrent-operations' = '4', 'cache' = 'false')`,
         );
         const query = db.sql(`SELECT * FROM ML_PREDICT(TABLE reviews, MODEL slowpoke, DESCRIPTOR(id, txt))`);
-        await new Promise((r) => setTimeout(r, 500));
+        while (slow.requests.length === 0) await new Promise((r) => setTimeout(r, 20));
+        await new Promise((r) => setTimeout(r, 300));
         db.cancel();
         await expectSqlError(query, '57014');
         const sent = slow.requests.length;

@@ -57,13 +57,13 @@ for (const c of CASES) {
         { kind: 'status', status: c.overloaded },
         { kind: 'reset' },
         { kind: 'malformed' },
-        { kind: 'slow', ms: 1500 },
+        { kind: 'slow', ms: 5000 },
       ];
       server.setFault((req, attempt) => {
         const id = idOf(req.prompts[0]!);
         return id % 5 === 0 && attempt === 0 ? faults[(id / 5) % faults.length] : undefined;
       });
-      await create('chat', 'answer STRING', `'max-concurrent-operations' = '16', 'timeout' = '400ms'`);
+      await create('chat', 'answer STRING', `'max-concurrent-operations' = '16', 'timeout' = '1500ms'`);
       const r = await db.sql(`SELECT id, answer FROM ML_PREDICT(TABLE t, MODEL chat, DESCRIPTOR(id, txt))`);
       expect(r.rows).toHaveLength(ROWS);
       r.rows.forEach(([id, answer], i) => expect([id, answer]).toEqual([BigInt(i), `echo: row ${i}: text ${i}`]));
