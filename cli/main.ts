@@ -7,6 +7,8 @@
  * - `modelsql run (-c SQL | -f file.sql) [--db file.duckdb] [--format table|csv|json]`.
  * - `modelsql catalog export-onnx <model> [--db file.duckdb] --out file.onnx`: a trained
  *   model's ONNX graph.
+ * - `modelsql catalog export | import | migrate | diff`: moving model catalogs between
+ *   DuckDB files and Postgres databases (cli/catalog/, docs/catalog-migration.md).
  * - `modelsql proxy --upstream postgres://host:5432/db [--listen 127.0.0.1:6432]
  *   [--tls-cert F --tls-key F]`: the Postgres wire-protocol proxy (docs/proxy.md).
  *
@@ -22,6 +24,10 @@ import { connectPostgres } from '../adapters/postgres/index.js';
 import { formatError } from '../core/errors.js';
 import { readModelArtifact } from '../core/training/export-artifact.js';
 import type { Session } from '../core/session/session.js';
+import { diffCommand } from './catalog/diff-command.js';
+import { exportCommand } from './catalog/export-command.js';
+import { importCommand } from './catalog/import-command.js';
+import { migrateCommand } from './catalog/migrate-command.js';
 import { OUTPUT_FORMATS, ResultPrinter } from './format.js';
 import type { OutputFormat } from './format.js';
 import { ProgressReporter } from './progress.js';
@@ -284,8 +290,11 @@ export async function main(argv: readonly string[]): Promise<number> {
         status = await proxyCommand({ upstream: args.upstream, listen: args.listen, tlsCert: args['tls-cert'], tlsKey: args['tls-key'] });
       },
     )
-    .command('catalog', 'model catalog tools', (y) =>
-      y
+    .command('catalog', 'model catalog tools', (y) => {
+      const onStatus = (s: number): void => {
+        status = s;
+      };
+      const catalog = y
         .command(
           'export-onnx <model>',
           "write a trained model's ONNX graph to a file that onnxruntime loads (docs/training.md)",
@@ -298,9 +307,9 @@ export async function main(argv: readonly string[]): Promise<number> {
           async (args) => {
             status = await exportOnnxCommand({ model: args.model, db: args.db, postgres: args.postgres, out: args.out });
           },
-        )
-        .demandCommand(1, 'give a catalog command'),
-    )
+        );
+      return diffCommand(migrateCommand(importCommand(exportCommand(catalog, onStatus), onStatus), onStatus), onStatus).demandCommand(1, 'give a catalog command');
+    })
     .strict()
     .version(version())
     .help()

@@ -1,39 +1,11 @@
-/**
- * Runs the built CLI (`node dist/cli/main.js`) as a subprocess: `npm test` builds first;
- * by hand, run `npx tsc -p tsconfig.json` before jest. `MODELSQL_TEST_CLI` may name another
- * build of main.js.
- */
-import { spawn } from 'node:child_process';
+/** Runs the built CLI as a subprocess (test/support/run-cli.ts). */
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import * as pty from '@lydell/node-pty';
 import { ADAPTERS } from '../support/adapters.js';
 import { createTestDatabase } from '../support/postgres-server.js';
-
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const MAIN = process.env['MODELSQL_TEST_CLI'] ?? join(ROOT, 'dist', 'cli', 'main.js');
-
-interface Run {
-  readonly status: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/** Runs the CLI with `args`, feeding `input` on stdin (a pipe, so not a terminal). */
-function cli(args: readonly string[], input = '', env: NodeJS.ProcessEnv = {}): Promise<Run> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [MAIN, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: 'pipe' });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
-    child.on('error', fail);
-    child.on('close', (status) => done({ status, stdout, stderr }));
-    child.stdin.end(input);
-  });
-}
+import { MAIN, ROOT, cli } from '../support/run-cli.js';
 
 let dir: string;
 beforeEach(() => (dir = mkdtempSync(join(tmpdir(), 'modelsql-cli-'))));
