@@ -88,11 +88,8 @@ export function decodeBundle(bytes: Uint8Array, name: string): Bundle {
   if (version > FORMAT_VERSION) throw new ModelSqlError('0A000', `bundle ${name} has format version ${version}, newer than this modelsql reads (${FORMAT_VERSION}); upgrade modelsql`);
   const body = buf.subarray(0, buf.byteLength - CHECKSUM);
   const expected = buf.subarray(buf.byteLength - CHECKSUM);
-  if (!createHash('sha256').update(body).digest().equals(expected)) {
-    const length = Number(buf.readBigUInt64BE(MAGIC.length + 4));
-    throw damaged(HEADER + length > body.byteLength ? 'is truncated' : 'fails its checksum');
-  }
   const length = Number(buf.readBigUInt64BE(MAGIC.length + 4));
+  if (!createHash('sha256').update(body).digest().equals(expected)) throw damaged(expectedSize(buf, length) > buf.byteLength ? 'is truncated' : 'fails its checksum');
   const parsed = JSON.parse(body.subarray(HEADER, HEADER + length).toString('utf8')) as BundleInfo & { snapshot: CatalogSnapshot };
   const data = body.subarray(HEADER + length);
   const artifact = (a: SnapshotArtifact & { offset: number }): SnapshotArtifact => {
@@ -106,4 +103,16 @@ export function decodeBundle(bytes: Uint8Array, name: string): Bundle {
     versions: m.versions.map((v) => ({ ...v, artifacts: v.artifacts.map((a) => artifact(a as SnapshotArtifact & { offset: number })) })),
   }));
   return { source: parsed.source, createdAt: parsed.createdAt, snapshot: { ...parsed.snapshot, models } };
+}
+
+/** The size a bundle declares (header, manifest, artifact bytes, checksum), or 0 when its manifest cannot be read. */
+function expectedSize(buf: Buffer, manifestLength: number): number {
+  if (HEADER + manifestLength > buf.byteLength) return HEADER + manifestLength + CHECKSUM;
+  try {
+    const manifest = JSON.parse(buf.subarray(HEADER, HEADER + manifestLength).toString('utf8')) as { snapshot: CatalogSnapshot };
+    const data = manifest.snapshot.models.flatMap((m) => m.versions.flatMap((v) => v.artifacts)).reduce((n, a) => n + a.size, 0);
+    return HEADER + manifestLength + data + CHECKSUM;
+  } catch {
+    return 0;
+  }
 }

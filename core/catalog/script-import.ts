@@ -14,6 +14,9 @@ import { parseScript } from '../sql/parser.js';
 import { inImportTransaction, type ConflictPolicy } from './catalog-import.js';
 import { CatalogStore, type ModelEntry } from './catalog-store.js';
 
+/** The database Flink names `default_catalog.default_database.m` in; models named in it land in the target's default schema. */
+const FLINK_DEFAULT_DATABASE = 'default_database';
+
 /** What happened to one statement of the script. */
 export interface ScriptStatementReport {
   /** 1-based line where the statement starts. */
@@ -70,6 +73,7 @@ export async function importScript(host: Host, run: StatementRunner, text: strin
     const existing = new Map((await store.list()).map((e) => [JSON.stringify([e.schema, e.name]), e]));
     const keyOf = (name: ModelName) => {
       const parts = name.parts.map((p) => p.value).slice(-2);
+      if (parts[0] === FLINK_DEFAULT_DATABASE && parts.length === 2) parts.shift();
       return JSON.stringify(parts.length === 2 ? parts : [defaultSchema, parts[0]]);
     };
     const labelOf = (key: string) => {
@@ -158,6 +162,10 @@ function adapt(statement: Statement, ctx: { readonly first: boolean; readonly ba
   let name = statement.name;
   if (name.parts.length === 3) {
     ctx.notes.push(`catalog '${name.parts[0]!.value}' left out of the name`);
+    name = { ...name, parts: name.parts.slice(1) };
+  }
+  if (name.parts.length === 2 && name.parts[0]!.value === FLINK_DEFAULT_DATABASE) {
+    ctx.notes.push(`Flink's ${FLINK_DEFAULT_DATABASE} is the default schema`);
     name = { ...name, parts: name.parts.slice(1) };
   }
   if (ctx.base > 0 && name.version !== undefined) name = { ...name, version: name.version + ctx.base };
