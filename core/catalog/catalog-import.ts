@@ -11,6 +11,7 @@ import { RuntimeLoader } from '../runtime/runtime-loader.js';
 import { CATALOG_VERSION, CatalogStore, type ModelEntry, type ModelVersion } from './catalog-store.js';
 import { missingSecrets, modelLabel, type CacheRow, type CatalogSnapshot, type SnapshotModel, type SnapshotVersion } from './catalog-snapshot.js';
 import { ModelCatalog } from './model-catalog.js';
+import { SPEC_ARTIFACT } from '../training/trained-model.js';
 
 /** What to do with a model whose name exists in the target. */
 export const CONFLICT_POLICIES = ['error', 'skip', 'replace', 'new-version'] as const;
@@ -61,11 +62,11 @@ const MODEL_COLUMNS = ['schema_name', 'model_name', 'default_version', 'owner', 
 const VERSION_COLUMNS = ['schema_name', 'model_name', 'version', 'provider', 'task', 'input_schema', 'output_schema', 'options', 'comment', 'as_query', 'created_at'];
 
 /** Models per group of bulk inserts (and per progress step). */
-const GROUP_MODELS = 100;
+const GROUP_MODELS = 250;
 /** Bound parameters per INSERT statement. */
-const MAX_PARAMS = 4000;
+const MAX_PARAMS = 16_000;
 /** Bytes of artifact content per INSERT statement. */
-const MAX_BYTES = 16 * 1024 * 1024;
+const MAX_BYTES = 1024 * 1024;
 
 /**
  * Imports `snapshot` into the catalog of `host` in one transaction (created when missing,
@@ -216,7 +217,9 @@ class CatalogWriter {
         temporary: false,
         versions: [...kept, ...written],
       };
-      if (isTrainedDefault(before) || isTrainedDefault(after)) synced.push({ before, after });
+      // The host function follows a trained default version: one had it before, or one with a training spec comes now.
+      const spec = model.versions.find((v) => v.version === model.defaultVersion)?.artifacts.some((a) => a.name === SPEC_ARTIFACT);
+      if (isTrainedDefault(before) || (spec && isTrainedDefault(after))) synced.push({ before, after });
     }
     await this.insert('models', MODEL_COLUMNS, models, { 4: 'TIMESTAMP', 5: 'TIMESTAMP' });
     await this.insert('model_versions', VERSION_COLUMNS, versions, { 10: 'TIMESTAMP' });

@@ -127,13 +127,15 @@ export async function readInTransaction(host: Host, options: SnapshotOptions = {
   const wanted = new Set(entries.map((m) => versionKey(m.schema, m.name)));
   const artifacts = await groupRows(
     host,
-    `SELECT schema_name, model_name, version, artifact_name, sha256, ${options.artifactContent ? 'content' : 'NULL'}, octet_length(content) FROM ml_catalog.artifacts ORDER BY schema_name, model_name, version, artifact_name`,
+    // Not sorted by the host: sorting would move every artifact's bytes once more.
+    `SELECT schema_name, model_name, version, artifact_name, sha256, ${options.artifactContent ? 'content' : 'octet_length(content)'} FROM ml_catalog.artifacts`,
     wanted,
     (row): SnapshotArtifact => {
-      const content = row[5] === null ? undefined : toBytes(row[5]);
-      return { name: String(row[3]), sha256: String(row[4]), size: Number(row[6]), ...(content ? { content } : {}) };
+      const content = options.artifactContent ? toBytes(row[5]) : undefined;
+      return { name: String(row[3]), sha256: String(row[4]), size: content ? content.byteLength : Number(row[5]), ...(content ? { content } : {}) };
     },
   );
+  for (const list of artifacts.values()) list.sort((a, b) => compare(a.name, b.name));
   const metrics = await groupRows(
     host,
     'SELECT schema_name, model_name, version, metric, value FROM ml_catalog.training_metrics ORDER BY schema_name, model_name, version, metric',
@@ -227,7 +229,9 @@ async function groupRows<T>(host: Host, sql: string, wanted: ReadonlySet<string>
   for (const row of (await host.execute(sql)).rows) {
     if (!wanted.has(versionKey(String(row[0]), String(row[1])))) continue;
     const key = versionKey(String(row[0]), String(row[1]), Number(row[2]));
-    out.set(key, [...(out.get(key) ?? []), map(row)]);
+    const list = out.get(key);
+    if (list) list.push(map(row));
+    else out.set(key, [map(row)]);
   }
   return out;
 }

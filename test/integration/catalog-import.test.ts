@@ -125,19 +125,19 @@ for (const adapter of ADAPTERS) {
     it('an import that fails half-way (after its first group of models) leaves the target unchanged', async () => {
       const before = await readSnapshot(target.host);
       let calls = 0;
-      const failing = importSnapshot(target.host, syntheticSnapshot(150), {
+      const failing = importSnapshot(target.host, syntheticSnapshot(400), {
         onProgress: (done) => {
           calls++;
-          if (done === 100) throw new Error('interrupted after 100 models');
+          if (done === 250) throw new Error('interrupted after 250 models');
         },
       });
-      await expect(failing).rejects.toThrow('interrupted after 100 models');
+      await expect(failing).rejects.toThrow('interrupted after 250 models');
       expect(calls).toBe(1);
       expect(diffSnapshots(before, await readSnapshot(target.host))).toEqual([]);
       expect(await modelNames(target.session)).toEqual(['shared']);
       // and the same import goes through once nothing interrupts it
-      await importSnapshot(target.host, syntheticSnapshot(150));
-      expect((await modelNames(target.session)).length).toBe(151);
+      await importSnapshot(target.host, syntheticSnapshot(400));
+      expect((await modelNames(target.session)).length).toBe(401);
     });
 
     it('a script whose third statement fails imports nothing', async () => {
