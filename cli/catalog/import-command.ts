@@ -45,7 +45,8 @@ export function importCommand<T>(y: Argv<T>, onStatus: (status: number) => void)
         .example('$0 catalog import --to postgres://localhost/shop shop.bundle', 'import a bundle')
         .example('$0 catalog import --to duckdb:dev.duckdb --on-conflict new-version job.sql', 'import the models of a Flink job'),
     async (args) => {
-      onStatus(await runImport({ to: args.to, file: args.file, onConflict: args['on-conflict'], dryRun: args['dry-run'], json: args.json }));
+      // yargs hands a lone `-` positional over as ''.
+      onStatus(await runImport({ to: args.to, file: args.file === '' ? '-' : args.file, onConflict: args['on-conflict'], dryRun: args['dry-run'], json: args.json }));
     },
   );
 }

@@ -123,6 +123,25 @@ describe('catalog migrate', () => {
     expect(existsSync(b)).toBe(false);
   });
 
+  it('moves literal secrets only with --include-secrets, and the prediction cache only with --with-cache', async () => {
+    const a = await duckdbFile(
+      'a.duckdb',
+      `CREATE MODEL lit INPUT (q STRING) OUTPUT (a STRING) WITH ('provider' = 'openai', 'endpoint' = 'http://127.0.0.1:9/v1', 'model' = 'small', 'api-key' = 'sk-literal-4321');
+       INSERT INTO ml_catalog.prediction_cache VALUES ('k1', 'openai', 'small', '{"a":"x"}', now())`,
+    );
+    const b = join(dir, 'b.duckdb');
+    const c = join(dir, 'c.duckdb');
+    const plain = await cli(['catalog', 'migrate', '--from', `duckdb:${a}`, '--to', `duckdb:${b}`, '--json']);
+    expect(JSON.parse(plain.stdout)).toMatchObject({ cacheRows: 0, warnings: [expect.stringMatching(/^model lit\$1: its literal 'api-key' was not exported/)] });
+    const full = await cli(['catalog', 'migrate', '--from', `duckdb:${a}`, '--to', `duckdb:${c}`, '--include-secrets', '--with-cache', '--json']);
+    expect(JSON.parse(full.stdout)).toMatchObject({ cacheRows: 1, warnings: [] });
+    expect(await cli(['catalog', 'diff', `duckdb:${a}`, `duckdb:${b}`])).toMatchObject({ status: 1 });
+    expect(await cli(['catalog', 'diff', `duckdb:${a}`, `duckdb:${c}`])).toMatchObject({ status: 0 });
+    const stored = (file: string) => withSession(() => openDuckDB(file), async (db) => [(await db.sql('SELECT count(*) FROM ml_catalog.model_secrets')).rows[0]![0], (await db.sql('SELECT count(*) FROM ml_catalog.prediction_cache')).rows[0]![0]]);
+    expect(await stored(b)).toEqual([0n, 0n]);
+    expect(await stored(c)).toEqual([1n, 1n]);
+  });
+
   it('refuses an unreachable database with a clear error', async () => {
     const port = await freePort();
     const a = await duckdbFile('a.duckdb', MODELS.split('\n').slice(1, 2).join('\n'));
@@ -198,9 +217,9 @@ describe('catalog export and import', () => {
     }
     const diffEmpty = await cli(['catalog', 'diff', `duckdb:${b}`, `duckdb:${join(dir, 'c.duckdb')}`]);
     expect(diffEmpty.status).toBe(2); // c does not exist
-    const imported = await cli(['catalog', 'import', '--to', `duckdb:${b}`, bundle, '--json']);
+    const imported = await cli(['catalog', 'import', '--to', `duckdb:${b}`, '-', '--json'], bytes);
     expect(imported.status).toBe(0);
-    expect(JSON.parse(imported.stdout)).toMatchObject({ command: 'import', dryRun: false, models: [{ model: 'chat', action: 'create' }, { model: 'hp' }, { model: 'lin', artifacts: 2 }] });
+    expect(JSON.parse(imported.stdout)).toMatchObject({ command: 'import', file: '-', dryRun: false, models: [{ model: 'chat', action: 'create' }, { model: 'hp' }, { model: 'lin', artifacts: 2 }] });
     expect(await cli(['catalog', 'diff', `duckdb:${a}`, `duckdb:${b}`])).toMatchObject({ status: 0, stdout: 'no differences\n' });
   });
 
