@@ -10,6 +10,7 @@ import type { Host } from '../host.js';
 import { RuntimeLoader } from '../runtime/runtime-loader.js';
 import { CATALOG_VERSION, CatalogStore, type ModelEntry, type ModelVersion } from './catalog-store.js';
 import { missingSecrets, modelLabel, type CacheRow, type CatalogSnapshot, type SnapshotModel, type SnapshotVersion } from './catalog-snapshot.js';
+import { importModelGrants } from './catalog-grants.js';
 import { ModelCatalog } from './model-catalog.js';
 import { SPEC_ARTIFACT } from '../training/trained-model.js';
 
@@ -110,7 +111,9 @@ export async function importSnapshot(host: Host, snapshot: CatalogSnapshot, opti
       options.onProgress?.(Math.min(i + GROUP_MODELS, total), total);
     }
     const cacheRows = snapshot.cache ? await writer.writeCache(snapshot.cache) : 0;
-    return { ...report, cacheRows };
+    const grantWarnings: string[] = [];
+    for (const p of plans) if (p.summary.action !== 'skip') grantWarnings.push(...(await importModelGrants(host, p.summary.model, p.model.grants)));
+    return { ...report, cacheRows, warnings: [...report.warnings, ...grantWarnings] };
   });
 }
 

@@ -178,6 +178,12 @@ for (const adapter of ADAPTERS) {
       expect(stored.rows).toEqual([['sk-literal-1234']]);
     });
 
+    it('reports the grants of a snapshot as not imported, since the catalog stores none', async () => {
+      const snapshot = syntheticSnapshot(1);
+      const report = await importSnapshot(target.host, { ...snapshot, models: [{ ...snapshot.models[0]!, grants: [{ role: 'analyst', privilege: 'USAGE' }] }] });
+      expect(report.warnings).toEqual(['model m0: USAGE to analyst not imported (this catalog stores no grants); give it with GRANT USAGE ON MODEL m0 TO analyst']);
+    });
+
     it('copies the prediction cache only when the snapshot holds it, keeping the target entries', async () => {
       const row = (key: string) => `INSERT INTO ml_catalog.prediction_cache VALUES ('${key}', 'openai', 'm', '{"a":1}', CAST(now() AS TIMESTAMP))`;
       await source.host.execute(row('k1'));
