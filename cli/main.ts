@@ -9,6 +9,8 @@
  *   model's ONNX graph.
  * - `modelsql catalog upgrade LOC [--dry-run] [--json]`: applies the catalog's pending
  *   layout migrations (cli/catalog/upgrade.ts, docs/catalog-upgrade.md).
+ * - `modelsql catalog export | import | migrate | diff`: moving model catalogs between
+ *   DuckDB files and Postgres databases (cli/catalog/, docs/catalog-migration.md).
  * - `modelsql proxy --upstream postgres://host:5432/db [--listen 127.0.0.1:6432]
  *   [--tls-cert F --tls-key F]`: the Postgres wire-protocol proxy (docs/proxy.md).
  *
@@ -24,8 +26,13 @@ import { connectPostgres } from '../adapters/postgres/index.js';
 import { formatError } from '../core/errors.js';
 import { readModelArtifact } from '../core/training/export-artifact.js';
 import type { Session } from '../core/session/session.js';
-import { parseLocation } from './catalog/location.js';
+import { checkLocations } from './catalog/command-support.js';
+import { LOCATION_HELP } from './catalog/location.js';
 import { upgradeCommand } from './catalog/upgrade.js';
+import { diffCommand } from './catalog/diff-command.js';
+import { exportCommand } from './catalog/export-command.js';
+import { importCommand } from './catalog/import-command.js';
+import { migrateCommand } from './catalog/migrate-command.js';
 import { OUTPUT_FORMATS, ResultPrinter } from './format.js';
 import type { OutputFormat } from './format.js';
 import { ProgressReporter } from './progress.js';
@@ -288,8 +295,11 @@ export async function main(argv: readonly string[]): Promise<number> {
         status = await proxyCommand({ upstream: args.upstream, listen: args.listen, tlsCert: args['tls-cert'], tlsKey: args['tls-key'] });
       },
     )
-    .command('catalog', 'model catalog tools', (y) =>
-      y
+    .command('catalog', 'model catalog tools', (y) => {
+      const onStatus = (s: number): void => {
+        status = s;
+      };
+      const catalog = y
         .command(
           'export-onnx <model>',
           "write a trained model's ONNX graph to a file that onnxruntime loads (docs/training.md)",
@@ -308,21 +318,18 @@ export async function main(argv: readonly string[]): Promise<number> {
           "apply the catalog's pending layout migrations in one transaction (docs/catalog-upgrade.md)",
           (c) =>
             c
-              .positional('location', { type: 'string', demandOption: true, describe: 'the catalog: duckdb:path/to/file.duckdb or postgres://user@host:5432/db' })
+              .positional('location', { type: 'string', demandOption: true, describe: `the catalog: ${LOCATION_HELP}` })
               .option('dry-run', { type: 'boolean', default: false, describe: 'print the migration SQL and change nothing' })
               .option('json', { type: 'boolean', default: false, describe: 'print the result as one JSON object' })
-              .check((args) => {
-                parseLocation(args.location);
-                return true;
-              })
+              .check(checkLocations('location'))
               .example('$0 catalog upgrade duckdb:shop.duckdb --dry-run', 'show the SQL an upgrade would run')
               .example('$0 catalog upgrade postgres://admin@db:5432/shop', 'upgrade a Postgres catalog'),
           async (args) => {
             status = await upgradeCommand({ location: args.location, dryRun: args['dry-run'], json: args.json }, { write, writeError });
           },
-        )
-        .demandCommand(1, 'give a catalog command'),
-    )
+        );
+      return diffCommand(migrateCommand(importCommand(exportCommand(catalog, onStatus), onStatus), onStatus), onStatus).demandCommand(1, 'give a catalog command');
+    })
     .strict()
     .version(version())
     .help()

@@ -14,10 +14,17 @@ import type { Session } from '../../core/session/session.js';
 /** A parsed catalog location. */
 export type CatalogLocation = { readonly kind: 'duckdb'; readonly path: string } | { readonly kind: 'postgres'; readonly url: string };
 
-/** How to open a location; every field optional. */
+/** The shapes a location may take, for usage messages. */
+export const LOCATION_HELP = 'duckdb:path/to/file.duckdb or postgres://user@host:5432/db';
+
+/** How to open a location. */
 export interface OpenLocationOptions {
-  /** Create a DuckDB file that does not exist yet (default: false, a missing file is an error). */
-  readonly create?: boolean;
+  /**
+   * `read` (the default): the database must exist. `write`: a missing DuckDB file is
+   * created. `dry-run`: as `write`, but a missing DuckDB file is stood in for by an empty
+   * in-memory database instead of being created.
+   */
+  readonly mode?: 'read' | 'write' | 'dry-run';
 }
 
 /**
@@ -36,7 +43,7 @@ export function parseLocation(text: string): CatalogLocation {
     }
     return { kind: 'postgres', url: text };
   }
-  throw new ModelSqlError('22023', `not a catalog location: '${text}'; give duckdb:path/to/file.duckdb or postgres://user@host:5432/db`);
+  throw new ModelSqlError('22023', `not a catalog location: '${text}'; give ${LOCATION_HELP}`);
 }
 
 /** The location as text for messages, with a Postgres password masked. */
@@ -48,9 +55,9 @@ export function describeLocation(location: CatalogLocation): string {
 }
 
 /**
- * Opens the host connection of a location. A missing DuckDB file (unless `create`), a
- * file DuckDB cannot open, or a Postgres server that does not answer is a clear error:
- * 58P01 (no such file), 08001 (server not reached), else the host's own SQLSTATE.
+ * Opens the host connection of a location. A missing DuckDB file in `read` mode, a file
+ * DuckDB cannot open, or a Postgres server that does not answer is a clear error: 58P01
+ * (no such file), 08001 (server not reached), else the host's own SQLSTATE.
  *
  * @example
  * const host = await openLocationHost(parseLocation('postgres://me@db:5432/shop'));
@@ -60,7 +67,7 @@ export function openLocationHost(location: CatalogLocation, options: OpenLocatio
 }
 
 /** Opens a location as a modelsql session (model SQL and host SQL), with the errors of `openLocationHost`. */
-export function openLocation(location: CatalogLocation, options: OpenLocationOptions = {}): Promise<Session> {
+export function openLocationSession(location: CatalogLocation, options: OpenLocationOptions = {}): Promise<Session> {
   return open(location, options, (path) => openDuckDB(path), (url) => connectPostgres(url));
 }
 
@@ -68,8 +75,10 @@ export function openLocation(location: CatalogLocation, options: OpenLocationOpt
 async function open<T>(location: CatalogLocation, options: OpenLocationOptions, duckdb: (path: string) => Promise<T>, postgres: (url: string) => Promise<T>): Promise<T> {
   try {
     if (location.kind === 'postgres') return await postgres(location.url);
-    if (!options.create && !existsSync(location.path)) throw new ModelSqlError('58P01', 'no such database file');
-    return await duckdb(location.path);
+    const mode = options.mode ?? 'read';
+    if (existsSync(location.path)) return await duckdb(location.path);
+    if (mode === 'read') throw new ModelSqlError('58P01', 'no such database file');
+    return await duckdb(mode === 'dry-run' ? ':memory:' : location.path);
   } catch (error) {
     throw unreachable(location, error);
   }

@@ -261,9 +261,10 @@ export class ModelCatalog {
   /**
    * Keeps a trained model's host function (`ml_predict_<model>`: a DuckDB macro, a Postgres
    * SQL function) in step with the model's default version: dropped when the model (or its
-   * name) goes away or its default is not a trained model, (re)created otherwise.
+   * name) goes away or its default is not a trained model, (re)created otherwise. Also
+   * called by catalog imports (catalog-import.ts), which write the catalog rows themselves.
    */
-  private async syncFunction(before: ModelEntry | undefined, after: ModelEntry | undefined): Promise<void> {
+  async syncFunction(before: ModelEntry | undefined, after: ModelEntry | undefined): Promise<void> {
     const d = this.host.dialect;
     if (!this.host.nativeFunctions || !d.createFunction || !d.dropFunction) return;
     const trainedDefault = async (entry: ModelEntry | undefined) => {
@@ -525,7 +526,7 @@ function compare(a: string, b: string): number {
 }
 
 /** SQL LIKE semantics: `%` any run, `_` one character, `\` escapes; case-sensitive. */
-function likeMatcher(pattern: string): (s: string) => boolean {
+export function likeMatcher(pattern: string): (s: string) => boolean {
   let source = '^';
   for (let i = 0; i < pattern.length; i++) {
     const ch = pattern[i]!;

@@ -8,7 +8,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openLocation, openLocationHost, parseLocation } from '../../cli/catalog/location.js';
+import { openLocationHost, openLocationSession, parseLocation } from '../../cli/catalog/location.js';
 import { CATALOG_VERSION, applyCatalogUpgrade, planCatalogUpgrade, readCatalogVersion } from '../../core/catalog/catalog-layout.js';
 import type { ModelSqlError } from '../../core/errors.js';
 import type { Session } from '../../core/session/session.js';
@@ -178,7 +178,7 @@ for (const adapter of ADAPTERS) {
       });
       // Sessions that find the catalog old at once all upgrade it, or see it upgraded.
       const other = await database(layout);
-      const sessions = await Promise.all([1, 2, 3].map(() => openLocation(parseLocation(other))));
+      const sessions = await Promise.all([1, 2, 3].map(() => openLocationSession(parseLocation(other))));
       try {
         const shown = await Promise.all(sessions.map((db) => db.sql('SHOW MODELS FROM shop')));
         expect(shown.map((r) => r.rows.length)).toEqual([3, 3, 3]);

@@ -7,7 +7,7 @@
 import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { openLocation, openLocationHost, parseLocation } from '../../cli/catalog/location.js';
+import { openLocationHost, openLocationSession, parseLocation } from '../../cli/catalog/location.js';
 import type { Host } from '../../core/host.js';
 import type { Session } from '../../core/session/session.js';
 import type { TestAdapter } from './adapters.js';
@@ -141,7 +141,7 @@ export function withHost<T>(location: string, fn: (host: Host) => Promise<T>): P
 
 /** Runs `fn` on a modelsql session of `location`, then closes it. */
 export function withSession<T>(location: string, fn: (db: Session) => Promise<T>): Promise<T> {
-  return using(openLocation(parseLocation(location)), fn);
+  return using(openLocationSession(parseLocation(location)), fn);
 }
 
 async function using<C extends { close(): Promise<void> }, T>(opening: Promise<C>, fn: (c: C) => Promise<T>): Promise<T> {

@@ -7,12 +7,12 @@ import { spawn } from 'node:child_process';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** The repository root, the CLI's working directory in tests. */
+/** The repository root (the CLI's working directory in tests). */
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 /** The CLI's entry point. */
 export const MAIN = process.env['MODELSQL_TEST_CLI'] ?? join(ROOT, 'dist', 'cli', 'main.js');
 
-/** How a CLI run ended. */
+/** What a CLI run gave. */
 export interface CliRun {
   readonly status: number | null;
   readonly stdout: string;
@@ -20,7 +20,7 @@ export interface CliRun {
 }
 
 /** Runs the CLI with `args`, feeding `input` on stdin (a pipe, so not a terminal). */
-export function runCli(args: readonly string[], input = '', env: NodeJS.ProcessEnv = {}): Promise<CliRun> {
+export function runCli(args: readonly string[], input: string | Uint8Array = '', env: NodeJS.ProcessEnv = {}): Promise<CliRun> {
   return new Promise((done, fail) => {
     const child = spawn(process.execPath, [MAIN, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: 'pipe' });
     let stdout = '';

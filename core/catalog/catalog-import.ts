@@ -1,0 +1,300 @@
+/**
+ * Writes a catalog snapshot (catalog-snapshot.ts) into a host's catalog, in one
+ * transaction: every model, version, artifact, training metric, literal secret (when the
+ * snapshot carries it), grant and default version, and the prediction cache when the
+ * snapshot holds it. A model that already exists in the target is handled by the
+ * conflict policy; a failure anywhere leaves the target as it was.
+ */
+import { DuplicateModelError, ModelSqlError } from '../errors.js';
+import type { Host } from '../host.js';
+import { RuntimeLoader } from '../runtime/runtime-loader.js';
+import { CATALOG_VERSION, CatalogStore, type ModelEntry, type ModelVersion } from './catalog-store.js';
+import { missingSecrets, modelLabel, type CacheRow, type CatalogSnapshot, type SnapshotModel, type SnapshotVersion } from './catalog-snapshot.js';
+import { importModelGrants } from './catalog-grants.js';
+import { ModelCatalog } from './model-catalog.js';
+import { SPEC_ARTIFACT } from '../training/trained-model.js';
+
+/** What to do with a model whose name exists in the target. */
+export const CONFLICT_POLICIES = ['error', 'skip', 'replace', 'new-version'] as const;
+
+/**
+ * `error` (default): refuse the whole import; `skip`: keep the target's model; `replace`:
+ * drop the target's model and write the imported one with its version numbers;
+ * `new-version`: add the imported versions after the target's highest, the imported
+ * default becoming the default.
+ */
+export type ConflictPolicy = (typeof CONFLICT_POLICIES)[number];
+
+/** What happened (or, in a dry run, would happen) to one model. */
+export interface ModelImport {
+  /** `name`, or `schema.name` outside the default schema. */
+  readonly model: string;
+  readonly action: 'create' | 'replace' | 'skip' | 'new-version';
+  /** Each imported version and the number it has in the target (none when skipped). */
+  readonly versions: readonly { readonly from: number; readonly to: number }[];
+  /** The target's default version after the import. */
+  readonly defaultVersion: number;
+  /** Artifacts written and their total size. */
+  readonly artifacts: number;
+  readonly bytes: number;
+}
+
+/** The outcome of an import. */
+export interface ImportReport {
+  readonly dryRun: boolean;
+  readonly models: readonly ModelImport[];
+  /** Prediction cache rows written (entries the target had already are kept). */
+  readonly cacheRows: number;
+  /** Things the user should act on, e.g. a literal secret that was not exported. */
+  readonly warnings: readonly string[];
+}
+
+/** Options of {@link importSnapshot}; every field optional. */
+export interface ImportOptions {
+  /** Default `error`. */
+  readonly onConflict?: ConflictPolicy;
+  /** Plan and check everything, write nothing. */
+  readonly dryRun?: boolean;
+  /** Called after each group of models is written, with models done and total. */
+  readonly onProgress?: (done: number, total: number) => void;
+}
+
+const MODEL_COLUMNS = ['schema_name', 'model_name', 'default_version', 'owner', 'created_at', 'updated_at'];
+const VERSION_COLUMNS = ['schema_name', 'model_name', 'version', 'provider', 'task', 'input_schema', 'output_schema', 'options', 'comment', 'as_query', 'created_at'];
+
+/** Models per group of bulk inserts (and per progress step). */
+const GROUP_MODELS = 250;
+/** Bound parameters per INSERT statement. */
+const MAX_PARAMS = 16_000;
+/** Bytes of artifact content per INSERT statement. */
+const MAX_BYTES = 1024 * 1024;
+
+/**
+ * Imports `snapshot` into the catalog of `host` in one transaction (created when missing,
+ * refused when newer than this modelsql).
+ *
+ * @throws DuplicateModelError (42710) for a name clash under the `error` policy;
+ *   ModelSqlError 3F000 when a model's schema does not exist in the target.
+ * @example
+ * const report = await importSnapshot(target, await readSnapshot(source, { artifactContent: true }), { onConflict: 'replace' });
+ */
+export async function importSnapshot(host: Host, snapshot: CatalogSnapshot, options: ImportOptions = {}): Promise<ImportReport> {
+  if (snapshot.layout > CATALOG_VERSION) {
+    throw new ModelSqlError('55000', `the models to import come from a catalog of layout version ${snapshot.layout}, newer than this modelsql understands (${CATALOG_VERSION}); upgrade modelsql`);
+  }
+  return inImportTransaction(host, options.dryRun ?? false, async () => {
+    const store = new CatalogStore(host);
+    await store.ensure();
+    const defaultSchema = await host.currentSchema();
+    const existing = new Map((await store.list()).map((e) => [JSON.stringify([e.schema, e.name]), e]));
+    await checkSchemas(host, new Set(snapshot.models.map((m) => m.schema ?? defaultSchema)));
+    const policy = options.onConflict ?? 'error';
+    const targetOf = (m: SnapshotModel) => existing.get(JSON.stringify([m.schema ?? defaultSchema, m.name]));
+    const clashes = snapshot.models.filter((m) => targetOf(m) !== undefined);
+    if (policy === 'error' && clashes.length > 0) {
+      throw new DuplicateModelError(
+        `${clashes.length === 1 ? 'model' : 'models'} ${clashes.map(modelLabel).join(', ')} already ${clashes.length === 1 ? 'exists' : 'exist'} in the target catalog; nothing was imported (choose an on-conflict policy: skip, replace or new-version)`,
+      );
+    }
+    const plans = snapshot.models.map((m) => planModel(m, targetOf(m), policy));
+    const report: ImportReport = {
+      dryRun: options.dryRun ?? false,
+      models: plans.map((p) => p.summary),
+      cacheRows: 0,
+      warnings: missingSecrets(snapshot).map((m) => `model ${m.model}$${m.version}: its literal '${m.key}' was not exported; set it with ALTER MODEL ${m.model}$${m.version} SET ('${m.key}' = '...')`),
+    };
+    if (options.dryRun) return { ...report, cacheRows: snapshot.cache?.length ?? 0 };
+    const writer = new CatalogWriter(host, store, defaultSchema);
+    const total = plans.length;
+    for (let i = 0; i < plans.length; i += GROUP_MODELS) {
+      await writer.write(plans.slice(i, i + GROUP_MODELS));
+      options.onProgress?.(Math.min(i + GROUP_MODELS, total), total);
+    }
+    const cacheRows = snapshot.cache ? await writer.writeCache(snapshot.cache) : 0;
+    const grantWarnings: string[] = [];
+    for (const p of plans) if (p.summary.action !== 'skip') grantWarnings.push(...(await importModelGrants(host, p.summary.model, p.model.grants)));
+    return { ...report, cacheRows, warnings: [...report.warnings, ...grantWarnings] };
+  });
+}
+
+/** Thrown to roll a dry run back, carrying its report. */
+class DryRunDone<T> extends Error {
+  constructor(readonly value: T) {
+    super('dry run');
+  }
+}
+
+/**
+ * Runs `fn` in one transaction of `host`; in a dry run the transaction is rolled back
+ * however `fn` ends, and `fn`'s value returned.
+ */
+export async function inImportTransaction<T>(host: Host, dryRun: boolean, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await host.transaction(async () => {
+      const value = await fn();
+      if (dryRun) throw new DryRunDone(value);
+      return value;
+    });
+  } catch (error) {
+    if (error instanceof DryRunDone) return error.value as T;
+    throw error;
+  }
+}
+
+/** Refuses the import when a model's schema is missing in the target (as CREATE MODEL does). */
+async function checkSchemas(host: Host, schemas: ReadonlySet<string>): Promise<void> {
+  for (const schema of schemas) {
+    const found = await host.execute('SELECT count(*) FROM information_schema.schemata WHERE schema_name = $1', [schema]);
+    if (Number(found.rows[0]![0]) === 0) throw new ModelSqlError('3F000', `schema "${schema}" does not exist in the target database; create it first (nothing was imported)`);
+  }
+}
+
+/** One model's import: what to write and what to report. */
+interface ModelPlan {
+  readonly model: SnapshotModel;
+  readonly before?: ModelEntry;
+  readonly summary: ModelImport;
+}
+
+function planModel(model: SnapshotModel, before: ModelEntry | undefined, policy: ConflictPolicy): ModelPlan {
+  const artifacts = model.versions.flatMap((v) => v.artifacts);
+  const counts = { artifacts: artifacts.length, bytes: artifacts.reduce((n, a) => n + a.size, 0) };
+  const label = modelLabel(model);
+  if (before && policy === 'skip') {
+    return { model, before, summary: { model: label, action: 'skip', versions: [], defaultVersion: before.defaultVersion, artifacts: 0, bytes: 0 } };
+  }
+  const base = before && policy === 'new-version' ? Math.max(...before.versions.map((v) => v.version)) : 0;
+  const renumber = base > 0;
+  const versions = model.versions.map((v, i) => ({ from: v.version, to: renumber ? base + i + 1 : v.version }));
+  const defaultVersion = versions.find((v) => v.from === model.defaultVersion)?.to ?? versions[versions.length - 1]!.to;
+  const action = !before ? 'create' : policy === 'new-version' ? 'new-version' : 'replace';
+  return { model, before, summary: { model: label, action, versions, defaultVersion, ...counts } };
+}
+
+/** Writes planned models with multi-row INSERTs (binary parameters for artifact bytes). */
+class CatalogWriter {
+  private readonly catalog: ModelCatalog;
+
+  constructor(
+    private readonly host: Host,
+    private readonly store: CatalogStore,
+    private readonly defaultSchema: string,
+  ) {
+    this.catalog = new ModelCatalog(host, new RuntimeLoader({}));
+  }
+
+  async write(plans: readonly ModelPlan[]): Promise<void> {
+    const models: unknown[][] = [];
+    const versions: unknown[][] = [];
+    const artifacts: unknown[][] = [];
+    const metrics: unknown[][] = [];
+    const secrets: unknown[][] = [];
+    const synced: { before?: ModelEntry; after: ModelEntry }[] = [];
+    for (const { model, before, summary } of plans) {
+      if (summary.action === 'skip') continue;
+      const schema = model.schema ?? this.defaultSchema;
+      if (summary.action === 'replace') await this.store.drop({ schema, name: model.name });
+      if (summary.action === 'new-version') {
+        await this.host.execute('UPDATE ml_catalog.models SET default_version = $1, updated_at = CAST(now() AS TIMESTAMP) WHERE schema_name = $2 AND model_name = $3', [summary.defaultVersion, schema, model.name]);
+      } else {
+        models.push([schema, model.name, summary.defaultVersion, model.owner, model.createdAt, model.updatedAt]);
+      }
+      const written: ModelVersion[] = [];
+      model.versions.forEach((v, i) => {
+        const version = summary.versions[i]!.to;
+        versions.push([schema, model.name, version, v.provider, v.task ?? null, JSON.stringify(v.input), JSON.stringify(v.output), JSON.stringify(v.options), v.comment ?? null, v.asQuery ?? null, v.createdAt]);
+        for (const a of v.artifacts) artifacts.push([schema, model.name, version, a.name, artifactContent(model, v, a), a.sha256]);
+        for (const [metric, value] of v.metrics) metrics.push([schema, model.name, version, metric, value]);
+        const known = v.secrets.filter((s) => s.value !== undefined).map((s) => [s.key, s.value!] as const);
+        for (const [key, value] of known) secrets.push([schema, model.name, version, key, value]);
+        written.push(modelVersion(schema, model.name, version, v, known));
+      });
+      const kept = summary.action === 'new-version' ? (before?.versions ?? []) : [];
+      const after: ModelEntry = {
+        schema,
+        name: model.name,
+        defaultVersion: summary.defaultVersion,
+        owner: before && summary.action === 'new-version' ? before.owner : model.owner,
+        createdAt: model.createdAt,
+        updatedAt: model.updatedAt,
+        temporary: false,
+        versions: [...kept, ...written],
+      };
+      // The host function follows a trained default version: one had it before, or one with a training spec comes now.
+      const spec = model.versions.find((v) => v.version === model.defaultVersion)?.artifacts.some((a) => a.name === SPEC_ARTIFACT);
+      if (isTrainedDefault(before) || (spec && isTrainedDefault(after))) synced.push({ before, after });
+    }
+    await this.insert('models', MODEL_COLUMNS, models, { 4: 'TIMESTAMP', 5: 'TIMESTAMP' });
+    await this.insert('model_versions', VERSION_COLUMNS, versions, { 10: 'TIMESTAMP' });
+    await this.insert('artifacts', ['schema_name', 'model_name', 'version', 'artifact_name', 'content', 'sha256'], artifacts);
+    await this.insert('training_metrics', ['schema_name', 'model_name', 'version', 'metric', 'value'], metrics);
+    await this.insert('model_secrets', ['schema_name', 'model_name', 'version', 'option_key', 'secret'], secrets);
+    for (const { before, after } of synced) await this.catalog.syncFunction(before, after);
+  }
+
+  /** Adds the cache rows the target does not have; returns how many were added. */
+  async writeCache(rows: readonly CacheRow[]): Promise<number> {
+    const count = async () => Number((await this.host.execute('SELECT count(*) FROM ml_catalog.prediction_cache')).rows[0]![0]);
+    const before = await count();
+    for (const chunk of chunks(rows.map((r) => [r.cacheKey, r.provider, r.model, r.answer, r.createdAt]), 5)) {
+      const values = chunk.map((_, i) => `(${[1, 2, 3, 4, 5].map((k) => `$${i * 5 + k}`).join(', ')})`).join(', ');
+      await this.host.execute(
+        `INSERT INTO ml_catalog.prediction_cache (cache_key, provider, model, answer, created_at) SELECT v.k, v.p, v.m, v.a, CAST(v.c AS TIMESTAMP) FROM (VALUES ${values}) AS v(k, p, m, a, c) WHERE NOT EXISTS (SELECT 1 FROM ml_catalog.prediction_cache t WHERE t.cache_key = v.k)`,
+        chunk.flat(),
+      );
+    }
+    return (await count()) - before;
+  }
+
+  /** Multi-row INSERTs of `rows` into `ml_catalog.table`; `casts` gives the SQL type of parameters to cast, by column. */
+  private async insert(table: string, columns: readonly string[], rows: readonly unknown[][], casts: Readonly<Record<number, string>> = {}): Promise<void> {
+    const width = columns.length;
+    for (const chunk of chunks(rows, width)) {
+      const values = chunk.map((_, r) => `(${columns.map((_, c) => (casts[c] ? `CAST($${r * width + c + 1} AS ${casts[c]})` : `$${r * width + c + 1}`)).join(', ')})`);
+      await this.host.execute(`INSERT INTO ml_catalog.${table} (${columns.join(', ')}) VALUES ${values.join(', ')}`, chunk.flat());
+    }
+  }
+}
+
+/** Splits rows into statements of at most {@link MAX_PARAMS} parameters and {@link MAX_BYTES} of bytes. */
+function* chunks(rows: readonly unknown[][], width: number): Generator<unknown[][]> {
+  let chunk: unknown[][] = [];
+  let bytes = 0;
+  for (const row of rows) {
+    const size = row.reduce<number>((n, v) => n + (v instanceof Uint8Array ? v.byteLength : 0), 0);
+    if (chunk.length > 0 && ((chunk.length + 1) * width > MAX_PARAMS || bytes + size > MAX_BYTES)) {
+      yield chunk;
+      chunk = [];
+      bytes = 0;
+    }
+    chunk.push(row);
+    bytes += size;
+  }
+  if (chunk.length > 0) yield chunk;
+}
+
+function artifactContent(model: SnapshotModel, v: SnapshotVersion, a: SnapshotVersion['artifacts'][number]): Uint8Array {
+  if (!a.content) throw new ModelSqlError('22023', `the snapshot holds no bytes for artifact '${a.name}' of model ${modelLabel(model)}$${v.version}`);
+  return a.content;
+}
+
+function modelVersion(schema: string, name: string, version: number, v: SnapshotVersion, secrets: readonly (readonly [string, string])[]): ModelVersion {
+  return {
+    schema,
+    name,
+    version,
+    provider: v.provider,
+    task: v.task,
+    input: v.input,
+    output: v.output,
+    options: v.options,
+    comment: v.comment,
+    asQuery: v.asQuery,
+    createdAt: v.createdAt,
+    ...(secrets.length > 0 ? { secrets } : {}),
+  };
+}
+
+function isTrainedDefault(entry: ModelEntry | undefined): boolean {
+  return entry?.versions.find((v) => v.version === entry.defaultVersion)?.provider === 'internal';
+}

@@ -1,0 +1,306 @@
+/**
+ * `modelsql catalog export | import | migrate | diff` through the built CLI (a subprocess,
+ * test/support/run-cli.ts): the round trip DuckDB → Postgres → DuckDB, SQL scripts (also
+ * Flink's), bundles (also damaged ones), conflicts, dry runs, JSON output and errors.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openDuckDB } from '../../adapters/duckdb/index.js';
+import { connectPostgres } from '../../adapters/postgres/index.js';
+import type { Session } from '../../core/session/session.js';
+import { ADAPTERS } from '../support/adapters.js';
+import { createTestDatabase, freePort } from '../support/postgres-server.js';
+import { ROOT, runCli as cli } from '../support/run-cli.js';
+
+const HOUSE = join(ROOT, 'examples', 'models', 'house_price.onnx');
+const HOUSES = 'CREATE TABLE houses AS SELECT CAST(500 + i * 7 AS DOUBLE PRECISION) AS sqft, CAST(1 + i % 5 AS DOUBLE PRECISION) AS bedrooms, CAST(i % 40 AS DOUBLE PRECISION) AS age, CAST(20000 + 150 * i + 3000 * (i % 5) AS DOUBLE PRECISION) AS price FROM generate_series(0, 199) AS g(i)';
+/** Models of every kind a catalog holds: ONNX with versions, a trained model with artifacts, a remote model with a secret reference. */
+const MODELS = `
+CREATE MODEL hp INPUT (sqft DOUBLE, bedrooms DOUBLE, age DOUBLE COMMENT 'years') OUTPUT (price DOUBLE) COMMENT 'house prices' WITH ('provider' = 'onnx', 'path' = '${HOUSE}');
+CREATE OR REPLACE MODEL hp INPUT (sqft DOUBLE, bedrooms DOUBLE, age DOUBLE) OUTPUT (price DOUBLE) WITH ('provider' = 'onnx', 'path' = '${HOUSE}', 'batch-size' = '50');
+CREATE OR REPLACE MODEL hp INPUT (sqft DOUBLE, bedrooms DOUBLE, age DOUBLE) OUTPUT (price DOUBLE) WITH ('provider' = 'onnx', 'path' = '${HOUSE}', 'batch-size' = '70');
+DROP MODEL hp$2;
+ALTER MODEL hp SET ('default-version' = '1');
+CREATE MODEL lin WITH ('algorithm' = 'linear_regression', 'label' = 'price', 'task' = 'regression') AS SELECT sqft, bedrooms, price FROM houses;
+CREATE MODEL chat INPUT (q STRING) OUTPUT (a STRING) WITH ('provider' = 'openai', 'endpoint' = 'http://127.0.0.1:9/v1', 'model' = 'small', 'api-key' = '\${env:CATALOG_TEST_KEY}');
+`;
+process.env.CATALOG_TEST_KEY = 'sk-test-env-key';
+
+let dir: string;
+beforeEach(() => (dir = mkdtempSync(join(tmpdir(), 'modelsql-catalog-'))));
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Creates a DuckDB file holding `script`'s models and data, closed again (the CLI opens it). */
+async function duckdbFile(name: string, script: string): Promise<string> {
+  const file = join(dir, name);
+  const db = await openDuckDB(file);
+  try {
+    await db.sql(script);
+  } finally {
+    await db.close();
+  }
+  return file;
+}
+
+async function withSession<T>(open: () => Promise<Session>, fn: (db: Session) => Promise<T>): Promise<T> {
+  const db = await open();
+  try {
+    return await fn(db);
+  } finally {
+    await db.close();
+  }
+}
+
+/** Every version's SHOW CREATE MODEL, the artifacts' checksums and the models' predictions on the houses table. */
+async function catalogFacts(db: Session): Promise<{ show: string[]; checksums: string[]; predictions: unknown[] }> {
+  const show: string[] = [];
+  for (const [model] of (await db.sql('SHOW MODELS')).rows) {
+    for (const [version] of (await db.sql(`SHOW MODEL VERSIONS ${String(model)}`)).rows) {
+      show.push(String((await db.sql(`SHOW CREATE MODEL ${String(model)}$${String(version)}`)).rows[0]![0]).replace(/^(CREATE MODEL )(main|public)\./, '$1'));
+    }
+  }
+  const artifacts = await db.sql('SELECT model_name, version, artifact_name, content, sha256 FROM ml_catalog.artifacts ORDER BY model_name, version, artifact_name');
+  const checksums = artifacts.rows.map((r) => {
+    const computed = createHash('sha256').update(r[3] as Uint8Array).digest('hex');
+    expect(computed).toBe(r[4]);
+    return `${String(r[0])}$${String(r[1])}/${String(r[2])}:${computed}`;
+  });
+  const predictions = [
+    ...(await db.sql('SELECT sqft, price FROM ML_PREDICT(TABLE houses, MODEL hp, DESCRIPTOR(sqft, bedrooms, age)) ORDER BY sqft')).rows,
+    ...(await db.sql('SELECT sqft, predicted_price FROM ML_PREDICT(TABLE houses, MODEL lin, DESCRIPTOR(sqft, bedrooms)) ORDER BY sqft')).rows,
+    ...(await db.sql('SELECT ml_predict_lin(sqft, bedrooms) FROM houses ORDER BY sqft')).rows,
+  ];
+  return { show, checksums, predictions };
+}
+
+const withPostgres = ADAPTERS.some((a) => a.name === 'postgres') ? it : it.skip;
+
+describe('catalog migrate', () => {
+  withPostgres('round trip DuckDB → Postgres → DuckDB: no difference, same SHOW CREATE MODEL, artifacts and predictions', async () => {
+    const a = await duckdbFile('a.duckdb', `${HOUSES};\n${MODELS}`);
+    const pg = await createTestDatabase(process.env.MODELSQL_TEST_POSTGRES_URL!);
+    const c = join(dir, 'c.duckdb');
+    const there = await cli(['catalog', 'migrate', '--from', `duckdb:${a}`, '--to', pg]);
+    expect(there.stderr).toMatch(/3 of 3 models written to postgres:\/\/postgres:\*{6}@127\.0\.0\.1:\d+\/modelsql_t_/);
+    expect(there.stderr).not.toContain(':modelsql@');
+    expect(there.status).toBe(0);
+    expect(there.stdout).toMatch(/│ hp +│ create +│ 1, 3 +│ +1 │ +0 │/);
+    const back = await cli(['catalog', 'migrate', '--from', pg, '--to', `duckdb:${c}`, '--json']);
+    expect(back.status).toBe(0);
+    expect(JSON.parse(back.stdout)).toMatchObject({ command: 'migrate', dryRun: false, models: [{ model: 'chat' }, { model: 'hp', versions: [{ from: 1, to: 1 }, { from: 3, to: 3 }] }, { model: 'lin', artifacts: 2 }] });
+
+    for (const [left, right] of [[`duckdb:${a}`, pg], [`duckdb:${a}`, `duckdb:${c}`]] as const) {
+      const diff = await cli(['catalog', 'diff', left, right]);
+      expect(diff).toMatchObject({ status: 0, stdout: 'no differences\n' });
+      const json = await cli(['catalog', 'diff', left, right, '--json']);
+      expect(JSON.parse(json.stdout)).toMatchObject({ equal: true, differences: [] });
+    }
+
+    const onA = await withSession(() => openDuckDB(a), catalogFacts);
+    const onC = await withSession(() => openDuckDB(c), async (db) => {
+      await db.sql(HOUSES);
+      return catalogFacts(db);
+    });
+    const onPg = await withSession(() => connectPostgres(pg), async (db) => {
+      await db.sql(HOUSES);
+      return catalogFacts(db);
+    });
+    expect(onA.show).toHaveLength(4);
+    expect(onA.checksums).toHaveLength(2);
+    expect(onA.predictions).toHaveLength(600);
+    expect(onC).toEqual(onA);
+    expect(onPg).toEqual(onA);
+  });
+
+  it('a dry run shows the plan and creates no target file', async () => {
+    const a = await duckdbFile('a.duckdb', `${HOUSES};\n${MODELS}`);
+    const b = join(dir, 'b.duckdb');
+    const r = await cli(['catalog', 'migrate', '--from', `duckdb:${a}`, '--to', `duckdb:${b}`, '--dry-run']);
+    expect(r.status).toBe(0);
+    expect(r.stderr).toMatch(/dry run: 3 of 3 models would be written .*; nothing was written/);
+    expect(existsSync(b)).toBe(false);
+  });
+
+  it('moves literal secrets only with --include-secrets, and the prediction cache only with --with-cache', async () => {
+    const a = await duckdbFile(
+      'a.duckdb',
+      `CREATE MODEL lit INPUT (q STRING) OUTPUT (a STRING) WITH ('provider' = 'openai', 'endpoint' = 'http://127.0.0.1:9/v1', 'model' = 'small', 'api-key' = 'sk-literal-4321');
+       INSERT INTO ml_catalog.prediction_cache VALUES ('k1', 'openai', 'small', '{"a":"x"}', now())`,
+    );
+    const b = join(dir, 'b.duckdb');
+    const c = join(dir, 'c.duckdb');
+    const plain = await cli(['catalog', 'migrate', '--from', `duckdb:${a}`, '--to', `duckdb:${b}`, '--json']);
+    expect(JSON.parse(plain.stdout)).toMatchObject({ cacheRows: 0, warnings: [expect.stringMatching(/^model lit\$1: its literal 'api-key' was not exported/)] });
+    const full = await cli(['catalog', 'migrate', '--from', `duckdb:${a}`, '--to', `duckdb:${c}`, '--include-secrets', '--with-cache', '--json']);
+    expect(JSON.parse(full.stdout)).toMatchObject({ cacheRows: 1, warnings: [] });
+    expect(await cli(['catalog', 'diff', `duckdb:${a}`, `duckdb:${b}`])).toMatchObject({ status: 1 });
+    expect(await cli(['catalog', 'diff', `duckdb:${a}`, `duckdb:${c}`])).toMatchObject({ status: 0 });
+    const stored = (file: string) => withSession(() => openDuckDB(file), async (db) => [(await db.sql('SELECT count(*) FROM ml_catalog.model_secrets')).rows[0]![0], (await db.sql('SELECT count(*) FROM ml_catalog.prediction_cache')).rows[0]![0]]);
+    expect(await stored(b)).toEqual([0n, 0n]);
+    expect(await stored(c)).toEqual([1n, 1n]);
+  });
+
+  it('refuses an unreachable database with a clear error', async () => {
+    const port = await freePort();
+    const a = await duckdbFile('a.duckdb', MODELS.split('\n').slice(1, 2).join('\n'));
+    const r = await cli(['catalog', 'migrate', '--from', `duckdb:${a}`, '--to', `postgres://me:hunter2@127.0.0.1:${port}/shop`]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(new RegExp(`^ERROR:  08001: cannot open postgres://me:\\*{6}@127\\.0\\.0\\.1:${port}/shop: .*ECONNREFUSED`));
+    expect(r.stderr).not.toContain('hunter2');
+    const missing = await cli(['catalog', 'diff', `duckdb:${join(dir, 'none.duckdb')}`, `duckdb:${a}`]);
+    expect(missing.status).toBe(2);
+    expect(missing.stderr).toMatch(/^ERROR:  58P01: cannot open duckdb:.*none\.duckdb: no such database file/);
+  });
+
+  it('refuses a target catalog of a newer layout and leaves it unchanged', async () => {
+    const a = await duckdbFile('a.duckdb', MODELS.split('\n').slice(1, 2).join('\n'));
+    const b = await duckdbFile('b.duckdb', 'SHOW MODELS; INSERT INTO ml_catalog.schema_version VALUES (99, now())');
+    const r = await cli(['catalog', 'migrate', '--from', `duckdb:${a}`, '--to', `duckdb:${b}`]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^ERROR:  55000: the model catalog in schema ml_catalog has layout version 99, newer than this modelsql understands/);
+    const rows = await withSession(() => openDuckDB(b), async (db) => (await db.sql('SELECT count(*) FROM ml_catalog.models')).rows);
+    expect(rows).toEqual([[0n]]);
+  });
+
+  it('refuses bad locations as bad usage', async () => {
+    const r = await cli(['catalog', 'diff', 'shop.duckdb', 'duckdb:x.duckdb']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain("not a catalog location: 'shop.duckdb'; give duckdb:path/to/file.duckdb or postgres://");
+  });
+});
+
+describe('catalog export and import', () => {
+  it('a SQL export rebuilds the same versions, numbers and defaults, and keeps literal secrets out', async () => {
+    const a = await duckdbFile(
+      'a.duckdb',
+      `${HOUSES};\n${MODELS}\nCREATE MODEL lit INPUT (q STRING) OUTPUT (a STRING) WITH ('provider' = 'openai', 'endpoint' = 'http://127.0.0.1:9/v1', 'model' = 'small', 'api-key' = 'sk-literal-9876')`,
+    );
+    const script = join(dir, 'models.sql');
+    const exported = await cli(['catalog', 'export', '--from', `duckdb:${a}`, '--out', script]);
+    expect(exported.status).toBe(0);
+    expect(exported.stderr).toContain("WARNING:  model lit$1: literal 'api-key' written as '******' (--include-secrets exports it)");
+    const text = readFileSync(script, 'utf8');
+    expect(text).not.toContain('sk-literal-9876');
+    expect(text).toContain("'api-key' = '${env:CATALOG_TEST_KEY}'");
+    expect(text).toContain('DROP MODEL hp$2;');
+    const b = await duckdbFile('b.duckdb', HOUSES);
+    const imported = await cli(['catalog', 'import', '--to', `duckdb:${b}`, script]);
+    expect(imported.stderr).toMatch(/imported 4 models: chat \(create\), hp \(create\), lin \(create\), lit \(create\); 0 statements skipped/);
+    expect(imported.status).toBe(0);
+    const diff = await cli(['catalog', 'diff', `duckdb:${a}`, `duckdb:${b}`, '--json']);
+    expect(diff.status).toBe(1);
+    // The trained model was trained again from the same rows: same model, same artifacts; the literal secret stayed behind.
+    expect(JSON.parse(diff.stdout).differences).toEqual([{ model: 'lit', version: 1, field: "secret 'api-key'", left: '******', right: null }]);
+
+    const withSecrets = await cli(['catalog', 'export', '--from', `duckdb:${a}`, '--models', 'lit', '--include-secrets', '--out', script, '--json']);
+    expect(JSON.parse(withSecrets.stdout)).toMatchObject({ command: 'export', format: 'sql', models: [{ model: 'lit', versions: [1] }], warnings: [] });
+    expect(readFileSync(script, 'utf8')).toContain("'api-key' = 'sk-literal-9876'");
+  });
+
+  it('a bundle carries the trained artifacts; a damaged or truncated bundle is refused and nothing is imported', async () => {
+    const a = await duckdbFile('a.duckdb', `${HOUSES};\n${MODELS}`);
+    const bundle = join(dir, 'catalog.bundle');
+    const exported = await cli(['catalog', 'export', '--from', `duckdb:${a}`, '--format', 'bundle', '--out', bundle, '--json']);
+    expect(JSON.parse(exported.stdout)).toMatchObject({ command: 'export', format: 'bundle', versions: 4, artifacts: 2 });
+    const bytes = readFileSync(bundle);
+    const b = await duckdbFile('b.duckdb', 'SHOW MODELS');
+    const tampered = Buffer.from(bytes);
+    tampered[tampered.length - 100] ^= 0xff;
+    writeFileSync(join(dir, 'tampered.bundle'), tampered);
+    writeFileSync(join(dir, 'truncated.bundle'), bytes.subarray(0, bytes.length - 500));
+    for (const [name, why] of [['tampered.bundle', 'fails its checksum'], ['truncated.bundle', 'is truncated']]) {
+      const r = await cli(['catalog', 'import', '--to', `duckdb:${b}`, join(dir, name!)]);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toContain(`ERROR:  XX001: bundle ${join(dir, name!)} ${why}: the file is damaged or was changed after export; nothing was imported`);
+    }
+    const diffEmpty = await cli(['catalog', 'diff', `duckdb:${b}`, `duckdb:${join(dir, 'c.duckdb')}`]);
+    expect(diffEmpty.status).toBe(2); // c does not exist
+    const imported = await cli(['catalog', 'import', '--to', `duckdb:${b}`, '-', '--json'], bytes);
+    expect(imported.status).toBe(0);
+    expect(JSON.parse(imported.stdout)).toMatchObject({ command: 'import', file: '-', dryRun: false, models: [{ model: 'chat', action: 'create' }, { model: 'hp' }, { model: 'lin', artifacts: 2 }] });
+    expect(await cli(['catalog', 'diff', `duckdb:${a}`, `duckdb:${b}`])).toMatchObject({ status: 0, stdout: 'no differences\n' });
+  });
+
+  it('handles a name clash under each --on-conflict, refusing it without one', async () => {
+    const a = await duckdbFile('a.duckdb', `${HOUSES};\n${MODELS}`);
+    const bundle = join(dir, 'catalog.bundle');
+    expect((await cli(['catalog', 'export', '--from', `duckdb:${a}`, '--format', 'bundle', '--out', bundle])).status).toBe(0);
+    const b = await duckdbFile('b.duckdb', `${HOUSES};\n${MODELS.split('\n').slice(1, 2).join('\n')}`);
+    const versions = async () => withSession(() => openDuckDB(b), async (db) => (await db.sql('SHOW MODEL VERSIONS hp')).rows.map((r) => r[0]));
+
+    const refused = await cli(['catalog', 'import', '--to', `duckdb:${b}`, bundle]);
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toMatch(/^ERROR:  42710: model hp already exists in the target catalog; nothing was imported/);
+    expect(await versions()).toEqual([1]);
+    expect(await withSession(() => openDuckDB(b), async (db) => (await db.sql('SHOW MODELS')).rows.length)).toBe(1);
+
+    const skip = await cli(['catalog', 'import', '--to', `duckdb:${b}`, bundle, '--on-conflict', 'skip', '--json']);
+    expect(JSON.parse(skip.stdout).models.map((m: { model: string; action: string }) => `${m.model}:${m.action}`)).toEqual(['chat:create', 'hp:skip', 'lin:create']);
+    expect(await versions()).toEqual([1]);
+
+    const added = await cli(['catalog', 'import', '--to', `duckdb:${b}`, bundle, '--on-conflict', 'new-version']);
+    expect(added.status).toBe(0);
+    expect(added.stdout).toMatch(/│ hp +│ new-version +│ 1→2, 3 +│ +2 │/);
+    expect(await versions()).toEqual([1, 2, 3]);
+
+    const replaced = await cli(['catalog', 'import', '--to', `duckdb:${b}`, bundle, '--on-conflict', 'replace']);
+    expect(replaced.status).toBe(0);
+    expect(replaced.stdout).toMatch(/│ hp +│ replace +│ 1, 3 +│ +1 │/);
+    expect(await cli(['catalog', 'diff', `duckdb:${a}`, `duckdb:${b}`])).toMatchObject({ status: 0 });
+  });
+
+  it('imports the CREATE MODEL statements of a Flink SQL script and lists every other statement with its line', async () => {
+    const flink = `-- A Flink job
+SET 'execution.runtime-mode' = 'streaming';
+CREATE TABLE reviews (id BIGINT, review STRING) WITH ('connector' = 'kafka', 'topic' = 'reviews');
+
+CREATE MODEL \`default_catalog\`.\`default_database\`.\`Sentiment\`
+INPUT (review STRING)
+OUTPUT (label STRING)
+COMMENT 'positive or negative'
+WITH ('provider' = 'openai', 'endpoint' = 'http://127.0.0.1:9/v1', 'model' = 'small', 'api-key' = '\${env:CATALOG_TEST_KEY}', 'system-prompt' = 'Answer positive or negative');
+CREATE TEMPORARY MODEL house WITH ('type' = 'import', 'format' = 'ONNX', 'ONNX.path' = '${HOUSE}');
+INSERT INTO results SELECT id, label FROM ML_PREDICT(TABLE reviews, MODEL \`Sentiment\`, DESCRIPTOR(review));
+ALTER MODEL house SET ('batch-size' = '64');
+DESCRIBE MODEL house;
+DROP MODEL elsewhere;
+`;
+    const script = join(dir, 'job.sql');
+    writeFileSync(script, flink);
+    const b = join(dir, 'b.duckdb');
+    const r = await cli(['catalog', 'import', '--to', `duckdb:${b}`, script, '--json']);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const report = JSON.parse(r.stdout);
+    expect(report.models).toEqual([{ model: '"Sentiment"', action: 'create' }, { model: 'house', action: 'create' }]);
+    expect(report.statements).toEqual([
+      { line: 2, statement: "SET 'execution.runtime-mode' = 'streaming'", action: 'skipped', note: 'not a model statement' },
+      { line: 3, statement: "CREATE TABLE reviews (id BIGINT, review STRING) WITH ('connector' = 'ka…", action: 'skipped', note: 'not a model statement' },
+      { line: 5, statement: 'CREATE MODEL `default_catalog`.`default_database`.`Sentiment`', action: 'imported', note: "catalog 'default_catalog' left out of the name; Flink's default_database is the default schema" },
+      { line: 10, statement: expect.stringMatching(/^CREATE TEMPORARY MODEL house/), action: 'imported', note: 'TEMPORARY: imported as a persistent model' },
+      { line: 11, statement: expect.stringMatching(/^INSERT INTO results/), action: 'skipped', note: 'not a model statement' },
+      { line: 12, statement: "ALTER MODEL house SET ('batch-size' = '64')", action: 'imported' },
+      { line: 13, statement: 'DESCRIBE MODEL house', action: 'skipped', note: 'reads the catalog; nothing to import' },
+      { line: 14, statement: 'DROP MODEL elsewhere', action: 'skipped', note: 'model elsewhere is not created by this script' },
+    ]);
+    const models = await withSession(() => openDuckDB(b), async (db) => (await db.sql('SHOW MODELS')).rows.map((row) => [row[0], row[5], row[6]]));
+    expect(models).toEqual([['Sentiment', false, 'positive or negative'], ['house', false, null]]);
+    const table = await cli(['catalog', 'import', '--to', `duckdb:${b}`, script, '--on-conflict', 'skip', '--dry-run']);
+    expect(table.status).toBe(0);
+    expect(table.stdout).toMatch(/│ +2 │ SET 'execution\.runtime-mode' = 'streaming' +│ skipped +│ not a model statement/);
+    expect(table.stderr).toMatch(/^dry run: would import 2 models: "Sentiment" \(skip\), house \(skip\); 8 statements skipped; nothing was written\n$/);
+  });
+
+  it('reports a script that does not parse with its line and caret, importing nothing', async () => {
+    const script = join(dir, 'bad.sql');
+    writeFileSync(script, `CREATE MODEL ok WITH ('provider' = 'onnx', 'path' = '${HOUSE}');\nCREATE MODEL bad INPUT (x DOUBLE) WITH ();\n`);
+    const b = join(dir, 'b.duckdb');
+    const r = await cli(['catalog', 'import', '--to', `duckdb:${b}`, script]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^ERROR:  42601: .*\nLINE 2: CREATE MODEL bad INPUT \(x DOUBLE\) WITH \(\);\n +\^/);
+    const models = await withSession(() => openDuckDB(b), async (db) => (await db.sql('SHOW MODELS')).rows);
+    expect(models).toEqual([]);
+  });
+});

@@ -1,0 +1,211 @@
+/**
+ * Catalog snapshots on every adapter (core/catalog/catalog-snapshot.ts, catalog-import.ts,
+ * script-import.ts, catalog-diff.ts): read, import under each conflict policy, dry runs,
+ * secrets, the prediction cache, a newer target layout, and imports that fail half-way
+ * leaving the target as it was.
+ */
+import { DuckDBHost } from '../../adapters/duckdb/index.js';
+import { PgClientConnection, PostgresHost } from '../../adapters/postgres/index.js';
+import { importSnapshot } from '../../core/catalog/catalog-import.js';
+import { diffSnapshots } from '../../core/catalog/catalog-diff.js';
+import { readSnapshot, type CatalogSnapshot, type SnapshotModel } from '../../core/catalog/catalog-snapshot.js';
+import { importScript } from '../../core/catalog/script-import.js';
+import type { Host } from '../../core/host.js';
+import { ModelSession } from '../../core/session/model-session.js';
+import { ADAPTERS } from '../support/adapters.js';
+import { expectSqlError } from '../support/expect-error.js';
+import { writeModelFiles } from '../support/model-files.js';
+import { createTestDatabase } from '../support/postgres-server.js';
+
+const files = writeModelFiles();
+const create = (name: string, extra = '') =>
+  `CREATE MODEL ${name} INPUT (a DOUBLE, b DOUBLE) OUTPUT (y DOUBLE) WITH ('provider' = 'onnx', 'path' = '${files.linear}'${extra})`;
+
+/** A fresh database's host, and a session over the same connection. */
+async function openHost(adapter: string): Promise<{ host: Host; session: ModelSession }> {
+  let host: Host;
+  if (adapter === 'duckdb') host = await DuckDBHost.open();
+  else host = new PostgresHost(await PgClientConnection.connect(await createTestDatabase(process.env.MODELSQL_TEST_POSTGRES_URL!)));
+  return { host, session: new ModelSession(host) };
+}
+
+/** A snapshot of `count` models `m0`, `m1`, … with one 1 kB artifact each. */
+function syntheticSnapshot(count: number): CatalogSnapshot {
+  const content = new Uint8Array(1000).fill(7);
+  const models: SnapshotModel[] = Array.from({ length: count }, (_, i) => ({
+    name: `m${i}`,
+    defaultVersion: 1,
+    owner: 'tester',
+    createdAt: '2026-01-02 03:04:05.123',
+    updatedAt: '2026-01-02 03:04:05.123',
+    grants: [],
+    versions: [
+      {
+        version: 1,
+        provider: 'onnx',
+        input: [{ name: 'a', type: 'DOUBLE' }],
+        output: [{ name: 'y', type: 'DOUBLE' }],
+        options: [['provider', 'onnx'], ['path', files.linear]],
+        createdAt: '2026-01-02 03:04:05.123',
+        secrets: [],
+        artifacts: [{ name: 'model.onnx', sha256: 'c0ffee', size: content.byteLength, content }],
+        metrics: [],
+      },
+    ],
+  }));
+  return { layout: 2, models };
+}
+
+const versionsOf = async (session: ModelSession, name: string) => (await session.sql(`SHOW MODEL VERSIONS ${name}`)).rows.map((r) => [r[0], r[1]]);
+const modelNames = async (session: ModelSession) => (await session.sql('SHOW MODELS')).rows.map((r) => r[0]);
+
+for (const adapter of ADAPTERS) {
+  describe(`catalog import on ${adapter.name}`, () => {
+    let source: { host: Host; session: ModelSession };
+    let target: { host: Host; session: ModelSession };
+    beforeEach(async () => {
+      source = await openHost(adapter.name);
+      target = await openHost(adapter.name);
+      // source: shared v1, v2 (default 1); fresh v1
+      await source.session.sql(`${create('shared')}; CREATE OR REPLACE ${create('shared', ", 'batch-size' = '64'").slice('CREATE '.length)}; ALTER MODEL shared SET ('default-version' = '1'); ${create('fresh')}`);
+      // target: shared v1, v2, v3 (another definition)
+      await target.session.sql(`${create('shared', ", 'batch-size' = '8'")}; CREATE OR REPLACE ${create('shared').slice('CREATE '.length)}; CREATE OR REPLACE ${create('shared').slice('CREATE '.length)}`);
+    });
+    afterEach(async () => {
+      await source.session.close();
+      await target.session.close();
+    });
+
+    it('reads a database without a catalog as empty, and leaves it without one', async () => {
+      const { host, session } = await openHost(adapter.name);
+      try {
+        expect((await readSnapshot(host)).models).toEqual([]);
+        const tables = await host.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'ml_catalog'");
+        expect(Number(tables.rows[0]![0])).toBe(0);
+      } finally {
+        await session.close();
+      }
+    });
+
+    it('refuses a name clash without a policy, and leaves the target as it was', async () => {
+      const before = await readSnapshot(target.host);
+      await expectSqlError(importSnapshot(target.host, await readSnapshot(source.host, { artifactContent: true })), '42710', /model shared already exists in the target catalog; nothing was imported/);
+      expect(diffSnapshots(before, await readSnapshot(target.host))).toEqual([]);
+    });
+
+    it('skip keeps the target model and imports the others', async () => {
+      const report = await importSnapshot(target.host, await readSnapshot(source.host, { artifactContent: true }), { onConflict: 'skip' });
+      expect(report.models.map((m) => [m.model, m.action])).toEqual([['fresh', 'create'], ['shared', 'skip']]);
+      expect(await versionsOf(target.session, 'shared')).toEqual([[1, false], [2, false], [3, true]]);
+      expect(await modelNames(target.session)).toEqual(['fresh', 'shared']);
+    });
+
+    it('replace writes the source model with its version numbers and default', async () => {
+      await importSnapshot(target.host, await readSnapshot(source.host, { artifactContent: true }), { onConflict: 'replace' });
+      expect(await versionsOf(target.session, 'shared')).toEqual([[1, true], [2, false]]);
+      expect(diffSnapshots(await readSnapshot(source.host), await readSnapshot(target.host))).toEqual([]);
+    });
+
+    it('new-version adds the source versions after the target ones, the source default becoming the default', async () => {
+      const report = await importSnapshot(target.host, await readSnapshot(source.host, { artifactContent: true }), { onConflict: 'new-version' });
+      expect(report.models.find((m) => m.model === 'shared')).toMatchObject({ action: 'new-version', versions: [{ from: 1, to: 4 }, { from: 2, to: 5 }], defaultVersion: 4 });
+      expect(await versionsOf(target.session, 'shared')).toEqual([[1, false], [2, false], [3, false], [4, true], [5, false]]);
+      const show = (await target.session.sql('SHOW CREATE MODEL shared$5')).rows[0]![0] as string;
+      expect(show).toContain("'batch-size' = '64'");
+    });
+
+    it('a dry run reports the plan and writes nothing', async () => {
+      const before = await readSnapshot(target.host);
+      const report = await importSnapshot(target.host, await readSnapshot(source.host, { artifactContent: true }), { onConflict: 'replace', dryRun: true });
+      expect(report.dryRun).toBe(true);
+      expect(report.models.map((m) => m.action)).toEqual(['create', 'replace']);
+      expect(diffSnapshots(before, await readSnapshot(target.host))).toEqual([]);
+    });
+
+    it('an import that fails half-way (after its first group of models) leaves the target unchanged', async () => {
+      const before = await readSnapshot(target.host);
+      let calls = 0;
+      const failing = importSnapshot(target.host, syntheticSnapshot(400), {
+        onProgress: (done) => {
+          calls++;
+          if (done === 250) throw new Error('interrupted after 250 models');
+        },
+      });
+      await expect(failing).rejects.toThrow('interrupted after 250 models');
+      expect(calls).toBe(1);
+      expect(diffSnapshots(before, await readSnapshot(target.host))).toEqual([]);
+      expect(await modelNames(target.session)).toEqual(['shared']);
+      // and the same import goes through once nothing interrupts it
+      await importSnapshot(target.host, syntheticSnapshot(400));
+      expect((await modelNames(target.session)).length).toBe(401);
+    });
+
+    it('a script whose third statement fails imports nothing', async () => {
+      const before = await readSnapshot(target.host);
+      const script = `${create('one')};\nCREATE TABLE t1 (x INT);\n${create('two')};\nCREATE MODEL three INPUT (a DOUBLE) OUTPUT (y DOUBLE) WITH ('provider' = 'onnx', 'path' = '${files.dir}/missing.onnx');`;
+      await expect(importScript(target.host, (s, t) => target.session.runStatement(s, t), script)).rejects.toThrow(/missing\.onnx/);
+      expect(diffSnapshots(before, await readSnapshot(target.host))).toEqual([]);
+      expect(await modelNames(target.session)).toEqual(['shared']);
+    });
+
+    it('refuses a target catalog of a newer layout, unchanged', async () => {
+      await target.host.execute('INSERT INTO ml_catalog.schema_version VALUES (99, CAST(now() AS TIMESTAMP))');
+      await expectSqlError(importSnapshot(target.host, await readSnapshot(source.host, { artifactContent: true })), '55000', /layout version 99, newer than this modelsql understands/);
+      await expectSqlError(readSnapshot(target.host), '55000');
+      await target.host.execute('DELETE FROM ml_catalog.schema_version WHERE version = 99');
+      expect(await modelNames(target.session)).toEqual(['shared']);
+    });
+
+    it('keeps literal secrets out unless asked for, and ${env:...} references as they are', async () => {
+      const remote = (name: string, key: string) =>
+        `CREATE MODEL ${name} INPUT (t STRING) OUTPUT (a STRING) WITH ('provider' = 'openai', 'endpoint' = 'http://127.0.0.1:9/v1', 'model' = 'm', 'api-key' = '${key}')`;
+      process.env.MY_KEY = 'sk-from-env-5678';
+      await source.session.sql(`${remote('lit', 'sk-literal-1234')}; ${remote('ref', '${env:MY_KEY}')}`);
+      const plain = await readSnapshot(source.host, { models: '%' });
+      expect(JSON.stringify(plain)).not.toContain('sk-literal-1234');
+      const lit = plain.models.find((m) => m.name === 'lit')!.versions[0]!;
+      expect(lit.options).toContainEqual(['api-key', '******']);
+      expect(plain.models.find((m) => m.name === 'ref')!.versions[0]!.options).toContainEqual(['api-key', '${env:MY_KEY}']);
+      const report = await importSnapshot(target.host, plain, { onConflict: 'skip' });
+      expect(report.warnings).toEqual([expect.stringMatching(/model lit\$1: its literal 'api-key' was not exported/)]);
+      expect(diffSnapshots(await readSnapshot(source.host, { models: 'lit' }), await readSnapshot(target.host, { models: 'lit' }))).toEqual([
+        { model: 'lit', version: 1, field: "secret 'api-key'", left: '******', right: null },
+      ]);
+      const withSecrets = await readSnapshot(source.host, { models: 'lit', includeSecrets: true });
+      await importSnapshot(target.host, withSecrets, { onConflict: 'replace' });
+      expect(diffSnapshots(await readSnapshot(source.host, { models: 'lit' }), await readSnapshot(target.host, { models: 'lit' }))).toEqual([]);
+      const stored = await target.host.execute("SELECT secret FROM ml_catalog.model_secrets WHERE model_name = 'lit'");
+      expect(stored.rows).toEqual([['sk-literal-1234']]);
+    });
+
+    it('reports the grants of a snapshot as not imported, since the catalog stores none', async () => {
+      const snapshot = syntheticSnapshot(1);
+      const report = await importSnapshot(target.host, { ...snapshot, models: [{ ...snapshot.models[0]!, grants: [{ role: 'analyst', privilege: 'USAGE' }] }] });
+      expect(report.warnings).toEqual(['model m0: USAGE to analyst not imported (this catalog stores no grants); give it with GRANT USAGE ON MODEL m0 TO analyst']);
+    });
+
+    it('copies the prediction cache only when the snapshot holds it, keeping the target entries', async () => {
+      const row = (key: string) => `INSERT INTO ml_catalog.prediction_cache VALUES ('${key}', 'openai', 'm', '{"a":1}', CAST(now() AS TIMESTAMP))`;
+      await source.host.execute(row('k1'));
+      await source.host.execute(row('k2'));
+      await target.host.execute(row('k2'));
+      await importSnapshot(target.host, await readSnapshot(source.host, { artifactContent: true }), { onConflict: 'skip' });
+      const count = async () => Number((await target.host.execute('SELECT count(*) FROM ml_catalog.prediction_cache')).rows[0]![0]);
+      expect(await count()).toBe(1);
+      const report = await importSnapshot(target.host, await readSnapshot(source.host, { artifactContent: true, withCache: true }), { onConflict: 'skip' });
+      expect(report.cacheRows).toBe(1);
+      expect(await count()).toBe(2);
+    });
+
+    it('diff names models, versions, defaults and options that differ', async () => {
+      const differences = diffSnapshots(await readSnapshot(source.host), await readSnapshot(target.host));
+      expect(differences).toEqual([
+        { model: 'fresh', field: 'model', left: 'versions 1 (default 1)', right: null },
+        { model: 'shared', field: 'default version', left: '1', right: '3' },
+        { model: 'shared', version: 1, field: "option 'batch-size'", left: null, right: '8' },
+        { model: 'shared', version: 2, field: "option 'batch-size'", left: '64', right: null },
+        { model: 'shared', version: 3, field: 'version', left: null, right: 'present' },
+      ]);
+    });
+  });
+}
