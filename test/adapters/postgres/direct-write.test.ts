@@ -96,6 +96,7 @@ describePg('Postgres: CREATE TABLE AS / INSERT ... SELECT straight into the targ
     ['inputs only (the model still runs)', (r: string) => `CREATE TABLE ${r} AS SELECT s, id FROM ${CALL} AS p`],
     ['an output renamed against an input', (r: string) => `CREATE TABLE ${r} AS SELECT * FROM ML_PREDICT(TABLE (SELECT id, a, b, a AS y FROM t), MODEL m, DESCRIPTOR(a, b))`],
     ['storage options', (r: string) => `CREATE TABLE ${r} WITH (fillfactor = 70) AS SELECT id, y FROM ${CALL}`],
+    ['a call over another call', (r: string) => `CREATE TABLE ${r} AS SELECT * FROM ML_PREDICT(TABLE (ML_PREDICT(TABLE t, MODEL m, DESCRIPTOR(a, b))), MODEL m, DESCRIPTOR(b, y))`],
   ])('CREATE TABLE AS, %s: same table as the general path', async (_name, statement) => {
     const direct = await run(statement('d'));
     const general = await run(`${statement('g')} WHERE true`);
@@ -159,7 +160,7 @@ describePg('Postgres: CREATE TABLE AS / INSERT ... SELECT straight into the targ
       "CREATE TABLE {r} (k bigint, note text DEFAULT 'd', y double precision CHECK (y < 1e9), serial_no bigint GENERATED ALWAYS AS IDENTITY, s text, n numeric)",
       `INSERT INTO {r} (y, k, s, n) SELECT y, id, s, n FROM ${CALL} p`,
     ],
-    ['fewer columns than the table', 'CREATE TABLE {r} (id bigint, y double precision, extra int DEFAULT 7)', `INSERT INTO {r} SELECT id, y FROM ${CALL}`],
+    ['fewer columns than the table, a temporary table', 'CREATE TEMP TABLE {r} (id bigint, y double precision, extra int DEFAULT 7)', `INSERT INTO {r} SELECT id, y FROM ${CALL}`],
     ['the same typmod', 'CREATE TABLE {r} (n numeric(10, 2), y double precision)', `INSERT INTO {r} SELECT n, y FROM ${CALL}`],
   ])('INSERT, %s: same rows as the general path', async (_name, table, statement) => {
     await db.sql(table.replace('{r}', 'd'));
