@@ -54,7 +54,7 @@ export interface RewriteContext {
  */
 export async function rewriteRegion(region: Span, calls: readonly MlCall[], ctx: RewriteContext): Promise<string> {
   const relations: string[] = [];
-  for (const call of calls) relations.push((await runCall(call, ctx)) as string);
+  for (const call of calls) relations.push(await runCall(call, ctx));
   return spliceCalls(ctx.scriptText, region, calls, relations);
 }
 
@@ -96,6 +96,8 @@ interface DirectRequest {
 }
 
 /** Runs a call's stage and returns its relation; with `direct`, may instead return the stage opened as a `DirectWrite`. */
+async function runCall(call: MlCall, ctx: RewriteContext): Promise<string>;
+async function runCall(call: MlCall, ctx: RewriteContext, direct: DirectRequest): Promise<string | DirectWrite>;
 async function runCall(call: MlCall, ctx: RewriteContext, direct?: DirectRequest): Promise<string | DirectWrite> {
   const text = ctx.scriptText;
   // Unknown model is reported before any argument problem (SPEC §1.2.1).

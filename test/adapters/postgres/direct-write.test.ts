@@ -108,6 +108,14 @@ describePg('Postgres: CREATE TABLE AS / INSERT ... SELECT straight into the targ
     expect((await rows('d')).length).toBe(2500);
   });
 
+  it('streams as the last statement of a script: one empty batch, the table written', async () => {
+    const batches = [];
+    for await (const batch of db.stream(`SELECT 1; CREATE TABLE d AS SELECT id, y FROM ${CALL}`)) batches.push(batch);
+    expect(batches).toEqual([{ columns: [], rows: [] }]);
+    expect(connection.log.some((s) => s.startsWith('COPY d ('))).toBe(true);
+    expect((await rows('d')).length).toBe(2500);
+  });
+
   it('puts the predictions of each row next to that row', async () => {
     await run(`CREATE TABLE d AS SELECT id, a, b, y FROM ${CALL}`);
     const got = await db.sql('SELECT id, a, b, y FROM d');
