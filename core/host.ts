@@ -69,6 +69,63 @@ export interface HostStage {
   finish(): Promise<string>;
   /** Frees buffers and files; idempotent. The table itself goes with the session's temporary tables. */
   close(): Promise<void>;
+  /**
+   * Capability (optional; default: absent, and the statement around the call reads the
+   * stage's relation): sends the rows straight into the table of the statement around the
+   * call, `CREATE TABLE ... AS` or `INSERT INTO ... SELECT` over the call alone
+   * (`core/planner/direct-write.ts`), instead of into `table`. Called before `batches()`;
+   * resolves to undefined when the host cannot make the write do exactly what the statement
+   * would (the stage then goes on as usual). Nothing is created or written before the
+   * returned write's `open()`, and its `finish` takes the place of the stage's.
+   */
+  into?(target: HostStageTarget): Promise<HostStageWrite | undefined>;
+}
+
+/** The table a stage writes into (`HostStage.into`): what the statement around the call names. */
+export type HostStageTarget = HostCreateTarget | HostInsertTarget;
+
+interface HostStageTargetBase {
+  /** The table's name as written, each part resolved (plain identifiers folded). */
+  readonly table: readonly string[];
+  /**
+   * For each column the statement fills, in order: the position of its value in the stage's
+   * result (input columns, then output columns).
+   */
+  readonly sources: readonly number[];
+}
+
+/** `CREATE [TEMP | UNLOGGED] TABLE [IF NOT EXISTS] t [(names)] [...] AS SELECT <columns> FROM <call> [alias]`. */
+export interface HostCreateTarget extends HostStageTargetBase {
+  readonly kind: 'create';
+  /**
+   * The statement's text before and after the call: with the stage's relation between them
+   * and `WITH NO DATA` after, it creates the table as the statement would (names, types,
+   * options), without rows.
+   */
+  readonly before: string;
+  readonly after: string;
+  /** `TEMP` / `TEMPORARY` was written. */
+  readonly temporary: boolean;
+  /** `IF NOT EXISTS` was written. */
+  readonly ifNotExists: boolean;
+}
+
+/** `INSERT INTO t [(columns)] SELECT <columns> FROM <call> [alias]`. */
+export interface HostInsertTarget extends HostStageTargetBase {
+  readonly kind: 'insert';
+  /** The column list, when written (resolved names); else the table's columns, in order. */
+  readonly columns?: readonly string[];
+}
+
+/** A stage's write into its statement's table (`HostStage.into`), run in the statement's transaction. */
+export interface HostStageWrite {
+  /**
+   * Before `batches()`: creates the table when the statement creates it. False when the
+   * statement has nothing to do (`IF NOT EXISTS` and the table exists): the stage is not run.
+   */
+  open(): Promise<boolean>;
+  /** After the last `write`, in place of the stage's `finish`: copies the rows in; returns how many went in. */
+  finish(): Promise<number>;
 }
 
 /** SQL spelling of one host: quoting, types and the few statements the core generates. */

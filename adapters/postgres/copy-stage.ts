@@ -35,11 +35,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { ModelSqlError } from '../../core/errors.js';
-import type { HostStage, HostStageBatch, HostStageSpec, SqlDialect } from '../../core/host.js';
+import type { HostColumn, HostStage, HostStageBatch, HostStageSpec, SqlDialect } from '../../core/host.js';
 import type { ColumnBatch, ColumnData } from '../../core/runtime/model-runtime.js';
 import { copyField, copyNumber, isIntegerType, unescapeCopy } from './copy-text.js';
 import type { PgQueryResult } from './pg-connection.js';
 import { textParser, type TextParser } from './pg-values.js';
+import { planTargetWrite } from './stage-target.js';
 
 /** Output bytes kept in memory before the rest goes to a temporary file (64 MiB). */
 export const DEFAULT_STAGE_MEMORY_BYTES = 64 * 1024 * 1024;
@@ -64,35 +65,27 @@ export interface CopyStageConnection {
  */
 export async function openCopyStage(db: CopyStageConnection, dialect: SqlDialect, spec: HostStageSpec, memoryLimit = DEFAULT_STAGE_MEMORY_BYTES): Promise<HostStage> {
   const q = (name: string) => dialect.quoteIdentifier(name);
-  const source = `(${spec.query}\n) AS __modelsql_input`;
   const table = `pg_temp.${q(spec.table)}`;
   const outputs = spec.outputColumns.map((c) => `CAST(NULL AS ${c.type}) AS ${q(c.name)}`);
-  await db.query(`CREATE TEMPORARY TABLE ${q(spec.table)} AS SELECT __modelsql_input.*, ${outputs.join(', ')} FROM ${source} WITH NO DATA`);
-
-  // Each feature's field in a COPY TO row: its input field, or an extra field after them.
-  const width = spec.inputColumns.length;
-  const extra: string[] = [];
-  const fields = spec.featureColumns.map((position, i) => {
-    const column = spec.inputColumns[position]!;
-    if (spec.kinds[i] === 'number' && NUMBER_TEXT_TYPE.test(column.type)) return position;
-    const name = `${q('__modelsql_input')}.${q(column.name)}`;
-    extra.push(spec.kinds[i] === 'number' ? `CAST(${name} AS double precision)` : name);
-    return width + extra.length - 1;
-  });
-  // Features handed over as JS values are parsed by their type, as `pg` would.
-  const parsers = new Map<number, TextParser>();
-  if (spec.kinds.includes('value')) {
-    const described = await db.query(`SELECT ${extra.join(', ')} FROM ${source} LIMIT 0`);
-    spec.kinds.forEach((kind, i) => kind === 'value' && parsers.set(i, textParser(described.fields[fields[i]! - width]!.dataTypeID)));
-  }
-  const copyOut = `COPY (SELECT ${['__modelsql_input.*', ...extra].join(', ')} FROM ${source}) TO STDOUT`;
-  const layout: RowLayout = { width, total: width + extra.length, fields, kinds: spec.kinds, parsers };
+  await db.query(`CREATE TEMPORARY TABLE ${q(spec.table)} AS SELECT __modelsql_input.*, ${outputs.join(', ')} FROM ${stageSource(spec)} WITH NO DATA`);
   const columns = [...spec.inputColumns, ...spec.outputColumns].map((c) => q(c.name));
-  const integer = spec.outputColumns.map((c) => isIntegerType(c.type));
-  const buffer = new OutputBuffer(memoryLimit, (carry, predictions) => Buffer.from(copyLines(carry, predictions, integer), 'utf8'));
+  const relation = `(SELECT ${columns.join(', ')} FROM ${table})`;
+
+  // What the rows carry and write: every input column, then every output, into `table`;
+  // a write into the statement's table (`into`) picks and orders them.
+  let read = await planRead(db, dialect, spec, [...spec.inputColumns.keys()]);
+  let written: readonly number[] = [...spec.outputColumns.keys()];
+  let destination = `${table} (${columns.join(', ')})`;
+  const buffer = new OutputBuffer(memoryLimit, (carry, predictions) => Buffer.from(copyLines(carry, predictions, written, spec.outputColumns, read.layout.width > 0), 'utf8'));
+  const copyIn = async (): Promise<number> => {
+    if (buffer.rows > 0) await db.copyFrom(`COPY ${destination} FROM STDIN`, buffer.read());
+    await buffer.close();
+    return buffer.rows;
+  };
 
   return {
     async *batches(): AsyncIterable<HostStageBatch> {
+      const { copyOut, layout } = read;
       const decoder = new StringDecoder('utf8');
       let batch = new BatchBuilder(layout, spec.batchSize);
       let rest = '';
@@ -117,12 +110,68 @@ export async function openCopyStage(db: CopyStageConnection, dialect: SqlDialect
     write: (carry, predictions) => buffer.push(carry as Carry, predictions),
 
     async finish() {
-      if (buffer.rows > 0) await db.copyFrom(`COPY ${table} (${columns.join(', ')}) FROM STDIN`, buffer.read());
-      await buffer.close();
-      return `(SELECT ${columns.join(', ')} FROM ${table})`;
+      await copyIn();
+      return relation;
     },
 
     close: () => buffer.close(),
+
+    async into(target) {
+      const plan = await planTargetWrite(db, dialect, spec, { table, relation }, target);
+      if (!plan) return undefined;
+      read = await planRead(db, dialect, spec, plan.inputs);
+      written = plan.outputs;
+      return {
+        open: async () => {
+          const into = await plan.open();
+          if (into !== undefined) destination = into;
+          return into !== undefined;
+        },
+        finish: copyIn,
+      };
+    },
+  };
+}
+
+/** The stage's input query as a subquery named `__modelsql_input`. */
+function stageSource(spec: HostStageSpec): string {
+  return `(${spec.query}\n) AS __modelsql_input`;
+}
+
+/** The COPY TO of a stage and where things are in its rows. */
+interface ReadPlan {
+  readonly copyOut: string;
+  readonly layout: RowLayout;
+}
+
+/**
+ * The COPY TO that carries the input columns at positions `carried` (in that order, as raw
+ * text) and reads the features: each from its carried field when it can, else from an
+ * extra field after them.
+ */
+async function planRead(db: CopyStageConnection, dialect: SqlDialect, spec: HostStageSpec, carried: readonly number[]): Promise<ReadPlan> {
+  const q = (name: string) => dialect.quoteIdentifier(name);
+  const source = stageSource(spec);
+  const column = (position: number) => `${q('__modelsql_input')}.${q(spec.inputColumns[position]!.name)}`;
+  const width = carried.length;
+  const extra: string[] = [];
+  const fields = spec.featureColumns.map((position, i) => {
+    const carriedAt = carried.indexOf(position);
+    if (spec.kinds[i] === 'number' && carriedAt >= 0 && NUMBER_TEXT_TYPE.test(spec.inputColumns[position]!.type)) return carriedAt;
+    extra.push(spec.kinds[i] === 'number' ? `CAST(${column(position)} AS double precision)` : column(position));
+    return width + extra.length - 1;
+  });
+  // Features handed over as JS values are parsed by their type, as `pg` would.
+  const parsers = new Map<number, TextParser>();
+  if (spec.kinds.includes('value')) {
+    const described = await db.query(`SELECT ${extra.join(', ')} FROM ${source} LIMIT 0`);
+    spec.kinds.forEach((kind, i) => kind === 'value' && parsers.set(i, textParser(described.fields[fields[i]! - width]!.dataTypeID)));
+  }
+  const all = width === spec.inputColumns.length && carried.every((position, i) => position === i);
+  const select = [...(all ? ['__modelsql_input.*'] : carried.map(column)), ...extra];
+  return {
+    copyOut: `COPY (SELECT ${select.join(', ')} FROM ${source}) TO STDOUT`,
+    layout: { width, total: width + extra.length, fields, kinds: spec.kinds, parsers },
   };
 }
 
@@ -195,10 +244,11 @@ class BatchBuilder {
     }
     ends[total - 1] = end;
     if (this.texts[this.texts.length - 1] !== text) this.texts.push(text);
+    const carriedEnd = width === 0 ? start : ends[width - 1]!;
     this.text[row] = this.texts.length - 1;
     this.start[row] = start;
-    this.end[row] = ends[width - 1]!;
-    this.bytes += ends[width - 1]! - start + 1;
+    this.end[row] = carriedEnd;
+    this.bytes += carriedEnd - start + 1;
     for (let f = 0; f < fields.length; f++) {
       const k = fields[f]!;
       const field = text.slice(k === 0 ? start : ends[k - 1]! + 1, ends[k]);
@@ -223,18 +273,23 @@ class BatchBuilder {
   }
 }
 
-/** COPY text lines: each row's raw input fields, then its predictions. */
-function copyLines(carry: Carry, predictions: ColumnBatch, integer: readonly boolean[]): string {
-  const { rowCount, columns } = predictions;
+/** COPY text lines: each row's carried input fields, then the predictions of the `written` outputs. */
+function copyLines(carry: Carry, predictions: ColumnBatch, written: readonly number[], outputColumns: readonly HostColumn[], carries: boolean): string {
+  const { rowCount } = predictions;
   if (carry.rows !== rowCount) throw new ModelSqlError('XX000', `internal error: a batch of ${carry.rows} rows got ${rowCount} predictions`);
+  const columns = written.map((c) => predictions.columns[c]!);
+  const integer = written.map((c) => isIntegerType(outputColumns[c]!.type));
   const { texts, text: which, start, end } = carry;
+  // With no input field carried, the first prediction starts the line.
+  const first = carries ? '\t' : '';
   let text = '';
   for (let i = 0; i < rowCount; i++) {
     let line = texts[which[i]!]!.slice(start[i], end[i]);
     for (let c = 0; c < columns.length; c++) {
       const column = columns[c]!;
-      if (column.kind === 'number') line += column.nulls?.[i] ? '\t\\N' : '\t' + copyNumber(column.values[i]!, integer[c] === true);
-      else line += '\t' + copyField(column.values[i], integer[c] === true);
+      const tab = c === 0 ? first : '\t';
+      if (column.kind === 'number') line += column.nulls?.[i] ? tab + '\\N' : tab + copyNumber(column.values[i]!, integer[c] === true);
+      else line += tab + copyField(column.values[i], integer[c] === true);
     }
     text += line + '\n';
   }

@@ -10,9 +10,9 @@
  * caller drops the temporary tables afterwards.
  */
 import { randomUUID } from 'node:crypto';
-import { ArgumentError, positionAt, withoutGeneratedSql } from '../errors.js';
-import type { Host, HostColumn } from '../host.js';
-import type { DataType, MlArgValue, MlCall, Identifier, Span } from '../sql/ast.js';
+import { ArgumentError, ModelSqlError, positionAt, withoutGeneratedSql } from '../errors.js';
+import type { Host, HostColumn, HostStage, HostStageWrite } from '../host.js';
+import type { DataType, MlArgValue, MlCall, Identifier, QueryStatement, Span } from '../sql/ast.js';
 import { bindEvaluate, bindPredict, modelArgument, type CallConfig, type EvaluateBinding, type PredictBinding } from '../sql/ml-call.js';
 import { isAssignable, parseDataType, typeCategory } from '../sql/types.js';
 import type { ModelCatalog, ResolvedModel } from '../catalog/model-catalog.js';
@@ -25,6 +25,7 @@ import type { ModelColumn } from '../runtime/model-runtime.js';
 import type { ProgressEvent } from '../session/session.js';
 import { evaluationRelation, textGenerationRelation, type EvaluationSpec, type EvaluationTask } from './evaluate-metrics.js';
 import { inputQuerySql, spliceCalls } from './splice.js';
+import { directWriteShape, projectionSources, type DirectWriteShape } from './direct-write.js';
 import { getOption } from '../catalog/model-options.js';
 import { compileModel, compiledRelation } from '../training/compile-sql.js';
 import type { TrainedModel } from '../training/trained-model.js';
@@ -57,7 +58,47 @@ export async function rewriteRegion(region: Span, calls: readonly MlCall[], ctx:
   return spliceCalls(ctx.scriptText, region, calls, relations);
 }
 
-async function runCall(call: MlCall, ctx: RewriteContext): Promise<string> {
+/** How a statement with ML calls runs: its rewritten host SQL, or a write straight into its table. */
+export type StatementPlan = { readonly sql: string; readonly write?: undefined } | { readonly sql?: undefined; readonly write: DirectWrite };
+
+/**
+ * A statement whose one ML_PREDICT writes its rows straight into the statement's table
+ * (direct-write.ts, `HostStage.into`): the stage is open, nothing has run yet.
+ */
+export interface DirectWrite {
+  readonly kind: DirectWriteShape['kind'];
+  /**
+   * Runs the stage into the table in one transaction (inside the caller's when one is open):
+   * a failure leaves neither table nor rows. Returns the rows written, or undefined when the
+   * statement had nothing to do (`CREATE TABLE IF NOT EXISTS` found the table). Once only.
+   */
+  run(): Promise<number | undefined>;
+  /** Releases the stage, after `run` or instead of it; idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * Plans a statement: the shapes of direct-write.ts, on a host whose one-pass stage can write
+ * into the statement's table, become a `DirectWrite`; every other statement is rewritten
+ * (its stages run now) into host SQL.
+ */
+export async function planStatement(statement: QueryStatement, ctx: RewriteContext): Promise<StatementPlan> {
+  const shape = ctx.host.openStage ? directWriteShape(statement, ctx.scriptText) : undefined;
+  if (!shape) return { sql: await rewriteRegion(statement.span, statement.calls, ctx) };
+  const result = await runCall(shape.call, ctx, { shape, statement });
+  return typeof result === 'string' ? { sql: spliceCalls(ctx.scriptText, statement.span, [shape.call], [result]) } : { write: result };
+}
+
+/** A call that may write straight into its statement's table. */
+interface DirectRequest {
+  readonly shape: DirectWriteShape;
+  readonly statement: QueryStatement;
+}
+
+/** Runs a call's stage and returns its relation; with `direct`, may instead return the stage opened as a `DirectWrite`. */
+async function runCall(call: MlCall, ctx: RewriteContext): Promise<string>;
+async function runCall(call: MlCall, ctx: RewriteContext, direct: DirectRequest): Promise<string | DirectWrite>;
+async function runCall(call: MlCall, ctx: RewriteContext, direct?: DirectRequest): Promise<string | DirectWrite> {
   const text = ctx.scriptText;
   // Unknown model is reported before any argument problem (SPEC §1.2.1).
   const model = await ctx.catalog.resolve(modelArgument(call, text).name, text);
@@ -102,33 +143,103 @@ async function runCall(call: MlCall, ctx: RewriteContext): Promise<string> {
     stage: { config: bound.config, counters, onRows: progress?.onRows },
     cache,
   };
+  const finished = async (rows: number): Promise<void> => {
+    progress?.finish(rows);
+    await ctx.catalog.store.recordRun({
+      runId: randomUUID(),
+      version: model.version,
+      inputRelation: bound.input.kind === 'table' ? bound.input.name.map((id) => id.value).join('.') : text.slice(bound.input.span.start, bound.input.span.end),
+      rows,
+      errors: counters.errors,
+      startedAt,
+      durationMs: Date.now() - startedAt.getTime(),
+      ...(remote ? { tokens: counters.tokens, cacheHits: counters.cacheHits } : {}),
+    });
+  };
   let relation: string;
-  let rows: number;
   if (inputTable === undefined) {
     const carry = await ctx.host.openStage!({ query, inputColumns, featureColumns: features.map((c) => inputColumns.indexOf(c)), kinds: runtime.inputKinds, outputColumns, table: outputTable, batchSize: common.batchSize });
+    let write: HostStageWrite | undefined;
     try {
-      rows = await runStage({ ...common, carry });
+      write = direct && !evaluation ? await openDirect(carry, direct, [...inputColumns.map((c) => c.name), ...outputNames], ctx) : undefined;
+      if (write) return directWrite(direct!, carry, write, async () => runStage({ ...common, carry }), finished, ctx);
+      const rows = await runStage({ ...common, carry });
       relation = await carry.finish();
+      await finished(rows);
     } finally {
-      await carry.close();
+      if (!write) await carry.close();
     }
   } else {
     await ctx.host.createTempTable(outputTable, outputColumns);
-    rows = await runStage({ ...common, inputTable, inputExpressions: featureExpressions, rowCount: rowCount!, outputTable });
+    const rows = await runStage({ ...common, inputTable, inputExpressions: featureExpressions, rowCount: rowCount!, outputTable });
     relation = ctx.host.dialect.zipRelations({ table: inputTable, columns: inputColumns.map((c) => c.name) }, { table: outputTable, columns: outputNames });
+    await finished(rows);
   }
-  progress?.finish(rows);
-  await ctx.catalog.store.recordRun({
-    runId: randomUUID(),
-    version: model.version,
-    inputRelation: bound.input.kind === 'table' ? bound.input.name.map((id) => id.value).join('.') : text.slice(bound.input.span.start, bound.input.span.end),
-    rows,
-    errors: counters.errors,
-    startedAt,
-    durationMs: Date.now() - startedAt.getTime(),
-    ...(remote ? { tokens: counters.tokens, cacheHits: counters.cacheHits } : {}),
-  });
   return evaluation ? evaluate(ctx, evaluation, relation, model, outputNames, features) : relation;
+}
+
+/**
+ * Directs an opened stage into its statement's table (`HostStage.into`), when the host can
+ * write there as the statement would; `names` are the call's result columns.
+ */
+async function openDirect(stage: HostStage, direct: DirectRequest, names: readonly string[], ctx: RewriteContext): Promise<HostStageWrite | undefined> {
+  const { shape, statement } = direct;
+  const sources = projectionSources(shape.projection, names);
+  if (!stage.into || !sources) return undefined;
+  if (shape.kind === 'insert') return stage.into({ kind: 'insert', table: shape.table, sources, ...(shape.columns ? { columns: shape.columns } : {}) });
+  const text = ctx.scriptText;
+  return stage.into({
+    kind: 'create',
+    table: shape.table,
+    sources,
+    before: text.slice(statement.span.start, shape.call.span.start),
+    after: text.slice(shape.call.span.end, statement.span.end),
+    temporary: shape.temporary,
+    ifNotExists: shape.ifNotExists,
+  });
+}
+
+/**
+ * The `DirectWrite` of an opened stage: in one transaction, the write opens (creates the
+ * table), the stage runs (`predict`) and the write copies the rows in. Host errors of the
+ * statement's own part are reported at the statement, as the general path reports them.
+ */
+function directWrite(
+  direct: DirectRequest,
+  stage: HostStage,
+  write: HostStageWrite,
+  predict: () => Promise<number>,
+  finished: (rows: number) => Promise<void>,
+  ctx: RewriteContext,
+): DirectWrite {
+  const position = positionAt(ctx.scriptText, direct.statement.span.start);
+  const statementPart = async <T>(step: () => Promise<T>): Promise<T> => {
+    try {
+      return await step();
+    } catch (error) {
+      throw withoutGeneratedSql(error, 'in the statement around the ML call', position);
+    }
+  };
+  let ran = false;
+  return {
+    kind: direct.shape.kind,
+    run: async () => {
+      if (ran) throw new ModelSqlError('XX000', 'internal error: a direct write ran twice');
+      ran = true;
+      try {
+        return await ctx.host.transaction(async () => {
+          if (!(await statementPart(() => write.open()))) return undefined;
+          const rows = await predict();
+          const written = await statementPart(() => write.finish());
+          await finished(rows);
+          return written;
+        });
+      } finally {
+        await stage.close();
+      }
+    },
+    close: () => stage.close(),
+  };
 }
 
 /**

@@ -6,7 +6,7 @@ import { EventEmitter } from 'node:events';
 import { ModelSqlError, QueryCanceledError, UnsupportedFeatureError, positionAt, withoutGeneratedSql } from '../errors.js';
 import type { Host, HostResult } from '../host.js';
 import { ModelCatalog } from '../catalog/model-catalog.js';
-import { rewriteRegion } from '../planner/ml-rewrite.js';
+import { planStatement, type DirectWrite, type StatementPlan } from '../planner/ml-rewrite.js';
 import { RuntimeLoader, type ModelAccessOptions } from '../runtime/runtime-loader.js';
 import type { QueryStatement, Statement } from '../sql/ast.js';
 import { tokenize } from '../sql/lexer.js';
@@ -30,8 +30,16 @@ export interface SessionOptions extends ModelAccessOptions {
  * temporary tables stay until `release()`.
  */
 export interface PreparedQuery {
-  /** The host SQL to run in place of the statement. */
+  /** The host SQL to run in place of the statement (empty when `run` is set). */
   readonly sql: string;
+  /**
+   * Set when the statement writes its ML_PREDICT's rows straight into its own table
+   * (`CREATE TABLE ... AS` / `INSERT INTO ... SELECT` over the call alone, see
+   * core/planner/direct-write.ts): the caller calls it in place of running `sql`. It does the
+   * whole statement and returns Postgres's command tag for it (`SELECT 5`, `INSERT 0 5`,
+   * `CREATE TABLE AS`). Such a statement returns no rows (a Describe answers NoData).
+   */
+  readonly run?: () => Promise<string>;
   /** Drops the statement's temporary tables; safe to call more than once. */
   release(): Promise<void>;
 }
@@ -84,8 +92,13 @@ export class ModelSession implements Session {
     }
     const { signal, temps, finish } = this.begin();
     try {
-      const sql = last.kind === 'host' ? last.text : await this.rewrite(last, text, signal, temps);
-      for await (const batch of this.host.stream(sql)) {
+      const plan: StatementPlan = last.kind === 'host' ? { sql: last.text } : await this.plan(last, text, signal, temps);
+      if (plan.write) {
+        await runWrite(plan.write);
+        yield { columns: [], rows: [] };
+        return;
+      }
+      for await (const batch of this.host.stream(plan.sql)) {
         if (signal.aborted) throw new QueryCanceledError();
         yield batch;
       }
@@ -127,10 +140,24 @@ export class ModelSession implements Session {
   async prepareQuery(statement: QueryStatement, text: string): Promise<PreparedQuery> {
     const { signal, temps, finish } = this.begin();
     let released: Promise<void> | undefined;
-    const release = (): Promise<void> => (released ??= finish());
+    let write: DirectWrite | undefined;
+    const release = (): Promise<void> => (released ??= (async () => {
+      await write?.close();
+      await finish();
+    })());
     try {
-      const sql = await this.rewrite(statement, text, signal, temps);
-      return { sql, release };
+      const plan = await this.plan(statement, text, signal, temps);
+      write = plan.write;
+      if (!write) return { sql: plan.sql!, release };
+      const direct = write;
+      const run = async (): Promise<string> => {
+        try {
+          return commandTag(direct.kind, await direct.run());
+        } catch (error) {
+          throw withText(error, text);
+        }
+      };
+      return { sql: '', run, release };
     } catch (error) {
       await release();
       throw withText(error, text);
@@ -155,9 +182,13 @@ export class ModelSession implements Session {
   private async runQuery(statement: QueryStatement, text: string): Promise<QueryResult> {
     const { signal, temps, finish } = this.begin();
     try {
-      const sql = await this.rewrite(statement, text, signal, temps);
+      const plan = await this.plan(statement, text, signal, temps);
+      if (plan.write) {
+        await runWrite(plan.write);
+        return commandResult(statement.text, { columns: [], rows: [] });
+      }
       try {
-        return commandResult(statement.text, await this.host.execute(sql));
+        return commandResult(statement.text, await this.host.execute(plan.sql));
       } catch (error) {
         throw withoutGeneratedSql(error, 'in the statement around the ML call', positionAt(text, statement.span.start));
       }
@@ -166,14 +197,14 @@ export class ModelSession implements Session {
     }
   }
 
-  private async rewrite(statement: QueryStatement, text: string, signal: AbortSignal, temps: string[]): Promise<string> {
+  private async plan(statement: QueryStatement, text: string, signal: AbortSignal, temps: string[]): Promise<StatementPlan> {
     if (isViewDefinition(statement)) {
       throw new UnsupportedFeatureError(
         'ML_PREDICT / ML_EVALUATE cannot be stored in a view: their results are computed when the statement runs; use CREATE TABLE ... AS instead',
         positionAt(text, statement.span.start),
       );
     }
-    return rewriteRegion(statement.span, statement.calls, {
+    return planStatement(statement, {
       host: this.host,
       catalog: this.catalog,
       loader: this.loader,
@@ -202,6 +233,26 @@ export class ModelSession implements Session {
       },
     };
   }
+}
+
+/** Runs a direct write and releases its stage. */
+async function runWrite(write: DirectWrite): Promise<void> {
+  try {
+    await write.run();
+  } finally {
+    await write.close();
+  }
+}
+
+/**
+ * Postgres's command tag for a direct write (the host whose stages write into tables):
+ * CREATE TABLE AS reports the rows it selected, INSERT the rows it inserted
+ * (https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-COMMANDCOMPLETE);
+ * a CREATE TABLE IF NOT EXISTS that found its table reports `CREATE TABLE AS`.
+ */
+function commandTag(kind: DirectWrite['kind'], rows: number | undefined): string {
+  if (kind === 'insert') return `INSERT 0 ${rows ?? 0}`;
+  return rows === undefined ? 'CREATE TABLE AS' : `SELECT ${rows}`;
 }
 
 function parseWithText(text: string): Statement[] {

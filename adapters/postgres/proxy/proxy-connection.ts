@@ -721,11 +721,19 @@ export class ProxyConnection {
     this.writeClient([readyForQuery(this.upstream!.status)]);
   }
 
-  /** Runs an ML query: model stages, then its host SQL upstream with Postgres's answer relayed. */
+  /**
+   * Runs an ML query: model stages, then its host SQL upstream with Postgres's answer
+   * relayed; or, for a statement that writes straight into its table, the write, answered
+   * with its command tag.
+   */
   private async runModelQuery(statement: QueryStatement, text: string): Promise<boolean> {
     const session = this.sessionFor();
     const prepared = await session.prepareQuery(statement, text);
     try {
+      if (prepared.run) {
+        this.writeClient([commandComplete(await prepared.run())]);
+        return true;
+      }
       return await this.relayStatement(query(prepared.sql), { shift: undefined });
     } finally {
       await prepared.release();
@@ -841,6 +849,10 @@ export class ProxyConnection {
     try {
       if (statement.kind === 'query') {
         portal.prepared ??= await this.sessionFor().prepareQuery(statement, portal.text);
+        if (portal.prepared.run) {
+          this.writeClient([NO_DATA]);
+          return;
+        }
         await this.relayStatement([parse('', portal.prepared.sql), bind('', '', [], [], portal.resultFormats), describe('P', ''), SYNC], {
           shift: undefined,
           swallow: '12',
@@ -863,6 +875,10 @@ export class ProxyConnection {
     try {
       if (statement.kind === 'query') {
         portal.prepared ??= await this.sessionFor().prepareQuery(statement, portal.text);
+        if (portal.prepared.run) {
+          this.writeClient([commandComplete(await portal.prepared.run())]);
+          return;
+        }
         const ok = await this.relayStatement([parse('', portal.prepared.sql), bind('', '', [], [], portal.resultFormats), execute('', 0), SYNC], {
           shift: undefined,
           swallow: '12',

@@ -2,29 +2,11 @@
  * The pure text steps of the rewrite, from input/expected fixtures: each case's calls are
  * replaced by `<R1>`, `<R2>`, ... in text order.
  */
-import { readFileSync } from 'node:fs';
 import { DuckDBDialect } from '../../../adapters/duckdb/duckdb-dialect.js';
 import type { QueryStatement } from '../../../core/sql/ast.js';
 import { parseScript } from '../../../core/sql/parser.js';
 import { inputQuerySql, spliceCalls } from '../../../core/planner/splice.js';
-
-interface Case {
-  readonly name: string;
-  readonly input: string;
-  readonly expected: string;
-}
-
-function readCases(file: string): Case[] {
-  const text = readFileSync(new URL(`./fixtures/${file}`, import.meta.url), 'utf8');
-  return text
-    .split(/^-- case: /m)
-    .filter((part) => part.trim() !== '')
-    .map((part) => {
-      const [head, expected] = part.split(/^-- expected:\n/m);
-      const newline = head!.indexOf('\n');
-      return { name: head!.slice(0, newline), input: head!.slice(newline + 1).trimEnd(), expected: expected!.trimEnd() };
-    });
-}
+import { readCases } from './fixture-cases.js';
 
 describe('spliceCalls', () => {
   it.each(readCases('splice.sql').map((c) => [c.name, c]))('%s', (_name, c) => {
