@@ -37,6 +37,7 @@ import { StringDecoder } from 'node:string_decoder';
 import { ModelSqlError } from '../../core/errors.js';
 import type { HostStage, HostStageBatch, HostStageSpec, SqlDialect } from '../../core/host.js';
 import type { ColumnBatch, ColumnData } from '../../core/runtime/model-runtime.js';
+import { TimeSlice } from '../../core/runtime/time-slice.js';
 import { copyField, copyNumber, isIntegerType, unescapeCopy } from './copy-text.js';
 import type { PgQueryResult } from './pg-connection.js';
 import { textParser, type TextParser } from './pg-values.js';
@@ -89,13 +90,14 @@ export async function openCopyStage(db: CopyStageConnection, dialect: SqlDialect
   const layout: RowLayout = { width, total: width + extra.length, fields, kinds: spec.kinds, parsers };
   const columns = [...spec.inputColumns, ...spec.outputColumns].map((c) => q(c.name));
   const integer = spec.outputColumns.map((c) => isIntegerType(c.type));
-  const buffer = new OutputBuffer(memoryLimit, (carry, predictions) => Buffer.from(copyLines(carry, predictions, integer), 'utf8'));
+  const buffer = new OutputBuffer(memoryLimit, (carry, predictions, from, to) => Buffer.from(copyLines(carry, predictions, integer, from, to), 'utf8'));
 
   return {
     async *batches(): AsyncIterable<HostStageBatch> {
       const decoder = new StringDecoder('utf8');
       let batch = new BatchBuilder(layout, spec.batchSize);
       let rest = '';
+      const slice = new TimeSlice();
       for await (const chunk of db.copyTo(copyOut)) {
         const text = rest + decoder.write(chunk as Buffer);
         let start = 0;
@@ -107,6 +109,7 @@ export async function openCopyStage(db: CopyStageConnection, dialect: SqlDialect
             yield batch.take();
             batch = new BatchBuilder(layout, spec.batchSize);
           }
+          if ((batch.rows & 255) === 0 && slice.due) await slice.next();
         }
         rest = text.slice(start);
       }
@@ -223,13 +226,13 @@ class BatchBuilder {
   }
 }
 
-/** COPY text lines: each row's raw input fields, then its predictions. */
-function copyLines(carry: Carry, predictions: ColumnBatch, integer: readonly boolean[]): string {
+/** COPY text lines of rows `[from, to)`: each row's raw input fields, then its predictions. */
+function copyLines(carry: Carry, predictions: ColumnBatch, integer: readonly boolean[], from: number, to: number): string {
   const { rowCount, columns } = predictions;
   if (carry.rows !== rowCount) throw new ModelSqlError('XX000', `internal error: a batch of ${carry.rows} rows got ${rowCount} predictions`);
   const { texts, text: which, start, end } = carry;
   let text = '';
-  for (let i = 0; i < rowCount; i++) {
+  for (let i = from; i < to; i++) {
     let line = texts[which[i]!]!.slice(start[i], end[i]);
     for (let c = 0; c < columns.length; c++) {
       const column = columns[c]!;
@@ -241,10 +244,14 @@ function copyLines(carry: Carry, predictions: ColumnBatch, integer: readonly boo
   return text;
 }
 
+/** Rows formatted at a time: a slice of a few ms, so that the event loop can run between them. */
+const FORMAT_ROWS = 4096;
+
 /**
  * The stage's output, in batch order: unformatted batches in memory while their estimated
  * size stays under a limit, else formatted COPY text in a file under `os.tmpdir()`
- * (removed on close).
+ * (removed on close). Batches are formatted {@link FORMAT_ROWS} rows at a time, yielding
+ * to the event loop between pieces when the time slice is used up.
  */
 class OutputBuffer {
   rows = 0;
@@ -255,8 +262,20 @@ class OutputBuffer {
 
   constructor(
     private readonly memoryLimit: number,
-    private readonly format: (carry: Carry, predictions: ColumnBatch) => Buffer,
+    private readonly format: (carry: Carry, predictions: ColumnBatch, from: number, to: number) => Buffer,
   ) {}
+
+  /** A batch's COPY text, piece by piece. */
+  private async *pieces(carry: Carry, predictions: ColumnBatch, slice: TimeSlice): AsyncIterable<Buffer> {
+    for (let from = 0; from < predictions.rowCount; from += FORMAT_ROWS) {
+      yield this.format(carry, predictions, from, Math.min(predictions.rowCount, from + FORMAT_ROWS));
+      if (slice.due) await slice.next();
+    }
+  }
+
+  private async writeFile(handle: FileHandle, carry: Carry, predictions: ColumnBatch): Promise<void> {
+    for await (const piece of this.pieces(carry, predictions, new TimeSlice())) await handle.write(piece);
+  }
 
   async push(carry: Carry, predictions: ColumnBatch): Promise<void> {
     if (this.closed) throw new ModelSqlError('XX000', 'internal error: write to a closed model stage');
@@ -267,10 +286,10 @@ class OutputBuffer {
       const dir = await mkdtemp(join(tmpdir(), 'modelsql-stage-'));
       const path = join(dir, 'rows.copy');
       this.file = { dir, path, handle: await open(path, 'w') };
-      for (const batch of this.pending) await this.file.handle.write(this.format(batch!.carry, batch!.predictions));
+      for (const batch of this.pending) await this.writeFile(this.file.handle, batch!.carry, batch!.predictions);
       this.pending = [];
     }
-    if (this.file) await this.file.handle.write(this.format(carry, predictions));
+    if (this.file) await this.writeFile(this.file.handle, carry, predictions);
     else this.pending.push({ carry, predictions });
   }
 
@@ -281,10 +300,11 @@ class OutputBuffer {
       for await (const chunk of createReadStream(this.file.path, { highWaterMark: 1024 * 1024 })) yield chunk as Buffer;
       return;
     }
+    const slice = new TimeSlice();
     for (let i = 0; i < this.pending.length; i++) {
       const batch = this.pending[i]!;
       this.pending[i] = undefined;
-      yield this.format(batch.carry, batch.predictions);
+      yield* this.pieces(batch.carry, batch.predictions, slice);
     }
   }
 
