@@ -3,7 +3,9 @@
  * proxy, another client's `SELECT 1` through the same proxy must answer within 50 ms at
  * the 99th percentile. Compared with the same `SELECT 1` loop straight to Postgres at the
  * same time (the rates are 1000 / p99 ms: queries per second at the 99th-percentile latency).
- * `BENCH_LATENCY_ROWS` sets the input size (default 2,000,000 rows).
+ * The proxy runs in its own process (`modelsql proxy`, as users run it); the three clients
+ * (predictor, proxied probe, direct probe) live in the benchmark process, which does
+ * nothing else meanwhile. `BENCH_LATENCY_ROWS` sets the input size (default 2,000,000 rows).
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,10 +13,9 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { linearRegressorModel } from '../test/support/onnx-models.js';
 import type { ProxyBenchmarkResult } from './proxy-passthrough.js';
-import { openProxyBench, percentile } from './proxy-support.js';
+import { openBenchServer, percentile, startProxyProcess } from './proxy-support.js';
 
-const ROWS = Number(process.env.BENCH_LATENCY_ROWS ?? 2_000_000);
-const MIN_SAMPLES = 200;
+const ROWS = Number(process.env.BENCH_LATENCY_ROWS ?? 5_000_000);
 
 async function client(url: string): Promise<pg.Client> {
   const c = new pg.Client({ connectionString: url });
@@ -27,7 +28,7 @@ async function sample(c: pg.Client, until: Promise<unknown>): Promise<number[]> 
   let done = false;
   void until.finally(() => (done = true));
   const times: number[] = [];
-  while (!done || times.length < MIN_SAMPLES) {
+  while (!done) {
     const t0 = performance.now();
     await c.query('SELECT 1');
     times.push(performance.now() - t0);
@@ -38,13 +39,14 @@ async function sample(c: pg.Client, until: Promise<unknown>): Promise<number[]> 
 
 /** Runs the measurement. */
 export async function benchmarkProxyLatency(): Promise<ProxyBenchmarkResult> {
-  const bench = await openProxyBench();
+  const server = await openBenchServer();
+  const proxy = await startProxyProcess(server.directUrl);
   const dir = mkdtempSync(join(tmpdir(), 'modelsql-bench-'));
   const model = join(dir, 'linear.onnx');
   writeFileSync(model, linearRegressorModel([2, 3], -1));
-  const predictor = await client(bench.proxyUrl);
-  const viaProxy = await client(bench.proxyUrl);
-  const direct = await client(bench.directUrl);
+  const predictor = await client(proxy.url);
+  const viaProxy = await client(proxy.url);
+  const direct = await client(server.directUrl);
   try {
     await predictor.query('DROP TABLE IF EXISTS bench_latency; DROP MODEL IF EXISTS bench_linear');
     await predictor.query(`CREATE TABLE bench_latency AS SELECT i AS id, (i % 1000)::float8 AS a, (i % 7)::float8 AS b FROM generate_series(1, ${ROWS}) i`);
@@ -70,6 +72,12 @@ export async function benchmarkProxyLatency(): Promise<ProxyBenchmarkResult> {
     };
   } finally {
     await Promise.all([predictor, viaProxy, direct].map((c) => c.end().catch(() => undefined)));
-    await bench.close();
+    await proxy.close();
+    await server.close();
   }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  // run alone: node dist/benchmarks/proxy-latency.js
+  console.log(await benchmarkProxyLatency());
 }

@@ -1,36 +1,108 @@
 /**
  * What the proxy benchmarks share: a Postgres server (`MODELSQL_BENCH_POSTGRES_URL`, or an
- * embedded one started for the run) and a proxy in front of it.
+ * embedded one started for the run) and proxies in front of it, each in its own process
+ * (`node dist/cli/main.js proxy ...`, as users run it), so that the benchmark's own clients
+ * never share the proxy's event loop.
+ *
+ * `BENCH_PROXY_NODE_ARGS` passes extra Node flags to the proxy processes (for example
+ * `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile them).
+ *
+ * The server's Unix socket is looked for in `MODELSQL_BENCH_POSTGRES_SOCKET_DIR` (default
+ * `/tmp`, where the embedded server puts it); without one, the Unix-socket variants are
+ * skipped.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { startPostgres } from '../test/support/global-setup.js';
-import { startProxy, type RunningProxy } from '../adapters/postgres/proxy/index.js';
 
-/** A server, a proxy in front of it, and both URLs. */
-export interface ProxyBench {
+/** A server and how to reach it directly. */
+export interface BenchServer {
+  /** Over TCP. */
   readonly directUrl: string;
-  readonly proxyUrl: string;
-  readonly proxy: RunningProxy;
+  /** Over the server's Unix socket (`?host=<dir>`), when it has one on this machine. */
+  readonly directSocketUrl: string | undefined;
   close(): Promise<void>;
 }
 
-/** Starts (or reuses) a server and a proxy on a free port. */
-export async function openProxyBench(): Promise<ProxyBench> {
+/** A proxy process in front of the server. */
+export interface ProxyProcess {
+  /** Where clients connect (TCP on 127.0.0.1), with the server's user, password and database. */
+  readonly url: string;
+  /** The proxy's process id (for CPU accounting). */
+  readonly pid: number;
+  close(): Promise<void>;
+}
+
+/** Starts (or reuses) the benchmark server. */
+export async function openBenchServer(): Promise<BenchServer> {
   const given = process.env.MODELSQL_BENCH_POSTGRES_URL;
   const server = given ? undefined : await startPostgres();
   const directUrl = given ?? server!.url;
   const u = new URL(directUrl);
-  const proxy = await startProxy({ upstream: `postgres://${u.host}${u.pathname}?sslmode=disable`, listen: 0 });
-  const through = new URL(directUrl);
-  through.host = `127.0.0.1:${proxy.port}`;
+  const dir = process.env.MODELSQL_BENCH_POSTGRES_SOCKET_DIR ?? '/tmp';
+  const local = u.hostname === '127.0.0.1' || u.hostname === 'localhost' || u.hostname === '[::1]';
+  let directSocketUrl: string | undefined;
+  if (local && existsSync(`${dir}/.s.PGSQL.${u.port || 5432}`)) {
+    const s = new URL(directUrl);
+    s.hostname = 'localhost';
+    s.searchParams.set('host', dir);
+    directSocketUrl = s.toString();
+  }
+  return { directUrl, directSocketUrl, close: async () => void (await server?.stop()) };
+}
+
+/**
+ * Starts `modelsql proxy` in a child process on a free port, in front of the server at
+ * `serverUrl` (over its Unix socket when `via` is `'unix'`).
+ */
+export async function startProxyProcess(serverUrl: string, via: 'tcp' | 'unix' = 'tcp'): Promise<ProxyProcess> {
+  const u = new URL(serverUrl);
+  const upstream =
+    via === 'unix' ? `postgres://${u.pathname}?host=${encodeURIComponent(u.searchParams.get('host') ?? '/tmp')}&port=${u.port || 5432}` : `postgres://${u.host}${u.pathname}?sslmode=disable`;
+  const cli = fileURLToPath(new URL('../cli/main.js', import.meta.url));
+  const nodeArgs = process.env.BENCH_PROXY_NODE_ARGS?.split(/\s+/).filter(Boolean) ?? [];
+  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, cli, 'proxy', '--upstream', upstream, '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'inherit', 'pipe'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    let text = '';
+    const onData = (chunk: Buffer): void => {
+      text += chunk.toString('utf8');
+      const m = /listening on [^\s]*:(\d+)/.exec(text);
+      if (m) {
+        child.stderr!.off('data', onData);
+        child.stderr!.pipe(process.stderr);
+        resolve(Number(m[1]));
+      }
+    };
+    child.stderr!.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`the proxy exited with code ${code} before listening:\n${text}`)));
+  });
+  const through = new URL(serverUrl);
+  through.host = `127.0.0.1:${port}`;
+  through.search = '';
   return {
-    directUrl,
-    proxyUrl: through.toString(),
-    proxy,
+    url: through.toString(),
+    pid: child.pid!,
     async close() {
-      await proxy.close();
-      await server?.stop();
+      if (child.exitCode !== null) return;
+      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      child.kill('SIGTERM');
+      await exited;
     },
   };
+}
+
+/** User and system CPU seconds a process has used so far (Linux `/proc/<pid>/stat`); undefined elsewhere. */
+export async function processCpuSeconds(pid: number): Promise<{ user: number; system: number } | undefined> {
+  const { readFile } = await import('node:fs/promises');
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // Fields 14 and 15 of stat(5) (utime, stime), counted after the command name; clock ticks are 100 Hz on Linux.
+    return { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 };
+  } catch {
+    return undefined;
+  }
 }
 
 /** Percentile (0..100) of a sample, nearest rank. */

@@ -37,6 +37,7 @@ import { StringDecoder } from 'node:string_decoder';
 import { ModelSqlError } from '../../core/errors.js';
 import type { HostColumn, HostStage, HostStageBatch, HostStageSpec, SqlDialect } from '../../core/host.js';
 import type { ColumnBatch, ColumnData } from '../../core/runtime/model-runtime.js';
+import { TimeSlice } from '../../core/runtime/time-slice.js';
 import { copyField, copyNumber, isIntegerType, unescapeCopy } from './copy-text.js';
 import type { PgQueryResult } from './pg-connection.js';
 import { textParser, type TextParser } from './pg-values.js';
@@ -76,7 +77,7 @@ export async function openCopyStage(db: CopyStageConnection, dialect: SqlDialect
   let read = await planRead(db, dialect, spec, [...spec.inputColumns.keys()]);
   let written: readonly number[] = [...spec.outputColumns.keys()];
   let destination = `${table} (${columns.join(', ')})`;
-  const buffer = new OutputBuffer(memoryLimit, (carry, predictions) => Buffer.from(copyLines(carry, predictions, written, spec.outputColumns, read.layout.width > 0), 'utf8'));
+  const buffer = new OutputBuffer(memoryLimit, (carry, predictions, from, to) => Buffer.from(copyLines(carry, predictions, written, spec.outputColumns, read.layout.width > 0, from, to), 'utf8'));
   const copyIn = async (): Promise<number> => {
     if (buffer.rows > 0) await db.copyFrom(`COPY ${destination} FROM STDIN`, buffer.read());
     await buffer.close();
@@ -89,6 +90,7 @@ export async function openCopyStage(db: CopyStageConnection, dialect: SqlDialect
       const decoder = new StringDecoder('utf8');
       let batch = new BatchBuilder(layout, spec.batchSize);
       let rest = '';
+      const slice = new TimeSlice();
       for await (const chunk of db.copyTo(copyOut)) {
         const text = rest + decoder.write(chunk as Buffer);
         let start = 0;
@@ -100,6 +102,7 @@ export async function openCopyStage(db: CopyStageConnection, dialect: SqlDialect
             yield batch.take();
             batch = new BatchBuilder(layout, spec.batchSize);
           }
+          if ((batch.rows & 255) === 0 && slice.due) await slice.next();
         }
         rest = text.slice(start);
       }
@@ -273,8 +276,8 @@ class BatchBuilder {
   }
 }
 
-/** COPY text lines: each row's carried input fields, then the predictions of the `written` outputs. */
-function copyLines(carry: Carry, predictions: ColumnBatch, written: readonly number[], outputColumns: readonly HostColumn[], carries: boolean): string {
+/** COPY text lines of rows `[from, to)`: each row's carried input fields, then the predictions of the `written` outputs. */
+function copyLines(carry: Carry, predictions: ColumnBatch, written: readonly number[], outputColumns: readonly HostColumn[], carries: boolean, from: number, to: number): string {
   const { rowCount } = predictions;
   if (carry.rows !== rowCount) throw new ModelSqlError('XX000', `internal error: a batch of ${carry.rows} rows got ${rowCount} predictions`);
   const columns = written.map((c) => predictions.columns[c]!);
@@ -283,7 +286,7 @@ function copyLines(carry: Carry, predictions: ColumnBatch, written: readonly num
   // With no input field carried, the first prediction starts the line.
   const first = carries ? '\t' : '';
   let text = '';
-  for (let i = 0; i < rowCount; i++) {
+  for (let i = from; i < to; i++) {
     let line = texts[which[i]!]!.slice(start[i], end[i]);
     for (let c = 0; c < columns.length; c++) {
       const column = columns[c]!;
@@ -296,10 +299,14 @@ function copyLines(carry: Carry, predictions: ColumnBatch, written: readonly num
   return text;
 }
 
+/** Rows formatted at a time: a slice of a few ms, so that the event loop can run between them. */
+const FORMAT_ROWS = 4096;
+
 /**
  * The stage's output, in batch order: unformatted batches in memory while their estimated
  * size stays under a limit, else formatted COPY text in a file under `os.tmpdir()`
- * (removed on close).
+ * (removed on close). Batches are formatted {@link FORMAT_ROWS} rows at a time, yielding
+ * to the event loop between pieces when the time slice is used up.
  */
 class OutputBuffer {
   rows = 0;
@@ -310,8 +317,20 @@ class OutputBuffer {
 
   constructor(
     private readonly memoryLimit: number,
-    private readonly format: (carry: Carry, predictions: ColumnBatch) => Buffer,
+    private readonly format: (carry: Carry, predictions: ColumnBatch, from: number, to: number) => Buffer,
   ) {}
+
+  /** A batch's COPY text, piece by piece. */
+  private async *pieces(carry: Carry, predictions: ColumnBatch, slice: TimeSlice): AsyncIterable<Buffer> {
+    for (let from = 0; from < predictions.rowCount; from += FORMAT_ROWS) {
+      yield this.format(carry, predictions, from, Math.min(predictions.rowCount, from + FORMAT_ROWS));
+      if (slice.due) await slice.next();
+    }
+  }
+
+  private async writeFile(handle: FileHandle, carry: Carry, predictions: ColumnBatch): Promise<void> {
+    for await (const piece of this.pieces(carry, predictions, new TimeSlice())) await handle.write(piece);
+  }
 
   async push(carry: Carry, predictions: ColumnBatch): Promise<void> {
     if (this.closed) throw new ModelSqlError('XX000', 'internal error: write to a closed model stage');
@@ -322,10 +341,10 @@ class OutputBuffer {
       const dir = await mkdtemp(join(tmpdir(), 'modelsql-stage-'));
       const path = join(dir, 'rows.copy');
       this.file = { dir, path, handle: await open(path, 'w') };
-      for (const batch of this.pending) await this.file.handle.write(this.format(batch!.carry, batch!.predictions));
+      for (const batch of this.pending) await this.writeFile(this.file.handle, batch!.carry, batch!.predictions);
       this.pending = [];
     }
-    if (this.file) await this.file.handle.write(this.format(carry, predictions));
+    if (this.file) await this.writeFile(this.file.handle, carry, predictions);
     else this.pending.push({ carry, predictions });
   }
 
@@ -336,10 +355,11 @@ class OutputBuffer {
       for await (const chunk of createReadStream(this.file.path, { highWaterMark: 1024 * 1024 })) yield chunk as Buffer;
       return;
     }
+    const slice = new TimeSlice();
     for (let i = 0; i < this.pending.length; i++) {
       const batch = this.pending[i]!;
       this.pending[i] = undefined;
-      yield this.format(batch.carry, batch.predictions);
+      yield* this.pieces(batch.carry, batch.predictions, slice);
     }
   }
 

@@ -22,6 +22,13 @@ export interface Frame {
   readonly raw: Buffer;
 }
 
+/**
+ * Takes CopyData ('d') payloads straight from the received bytes, `bytes[start, end)`,
+ * without a Frame per message (Postgres sends one CopyData message per row of a COPY TO).
+ * The bytes are only valid during the call.
+ */
+export type CopyDataSink = (bytes: Buffer, start: number, end: number) => void;
+
 /** Largest startup-phase packet Postgres accepts (`MAX_STARTUP_PACKET_LENGTH` in pqcomm.h). */
 export const MAX_STARTUP_LENGTH = 10_000;
 /** Largest regular message Postgres accepts (`PQ_LARGE_MESSAGE_LIMIT`, 1 GiB − 1). */
@@ -66,10 +73,13 @@ export class Framer {
    * Adds a chunk and returns every message completed by it. After an untyped message the
    * framer stays in the startup phase until the caller clears `startup`; `limit` stops after
    * that many messages (the rest stays buffered), so a caller can switch phase in between.
+   * With `copyData`, CopyData messages go to it, in order, instead of into the result (the
+   * caller passes it only while a COPY TO is under way, when nothing but CopyData and the
+   * messages that end the COPY arrive).
    *
    * @throws ProtocolViolation on a bad length or an unknown message type.
    */
-  push(chunk: Buffer | undefined, limit = Infinity): Frame[] {
+  push(chunk: Buffer | undefined, limit = Infinity, copyData?: CopyDataSink): Frame[] {
     if (chunk && chunk.length > 0) this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
     const frames: Frame[] = [];
     let offset = 0;
@@ -92,6 +102,11 @@ export class Framer {
         if (length < 4) throw new ProtocolViolation(`invalid message length ${length} in message type "${type}"`);
         if (length > this.maxLength) throw new ProtocolViolation(`message of type "${type}" too long: ${length} bytes`);
         if (buf.length - offset < length + 1) break;
+        if (copyData !== undefined && buf[offset] === 0x64) {
+          copyData(buf, offset + 5, offset + 1 + length);
+          offset += 1 + length;
+          continue;
+        }
         const raw = buf.subarray(offset, offset + 1 + length);
         frames.push({ type, payload: raw.subarray(5), raw });
         offset += 1 + length;

@@ -23,6 +23,10 @@ const CANCELED = message('E', 'SERROR\0C57014\0Mcanceling statement due to user 
 
 const PAD = 'x'.repeat(1000);
 
+/** Row lengths of `COPY SIZES`: around the byte-by-byte limit (64) and the chunk size (256 KiB). */
+const SIZES = [1, 10, 62, 63, 64, 65, 1000, 300_000, 5, 262_143, 262_144, 262_145, 3, 70_000, 64];
+const sizedRow = (i: number): string => `${'y'.repeat(SIZES[i]! - 1)}\n`;
+
 /** A server that answers `COPY n` with n rows of 1 kB (`n = 0`: rows until cancelled) and anything else with `SELECT 0`. */
 class ScriptedServer {
   cancels = 0;
@@ -47,10 +51,19 @@ class ScriptedServer {
           buffer = buffer.subarray(1 + length);
           const copy = /^COPY (\d+)$/.exec(text);
           if (copy) void this.stream(socket, Number(copy[1]));
+          else if (text === 'COPY SIZES') void this.sizes(socket);
           else socket.write(Buffer.concat([message('C', 'SELECT 0\0'), READY]));
         }
       });
     });
+  }
+
+  /** Rows of {@link SIZES} bytes, written in pieces of 7,777 bytes that split messages anywhere. */
+  private async sizes(socket: Socket): Promise<void> {
+    const all = Buffer.concat([COPY_OUT, ...SIZES.map((_, i) => message('d', sizedRow(i))), COPY_DONE, message('C', `COPY ${SIZES.length}\0`), READY]);
+    for (let offset = 0; offset < all.length; offset += 7777) {
+      if (!socket.write(all.subarray(offset, offset + 7777))) await new Promise((resolve) => socket.once('drain', resolve));
+    }
   }
 
   private async stream(socket: Socket, rows: number): Promise<void> {
@@ -95,10 +108,20 @@ describe('UpstreamConnection.copyTo', () => {
     expect(upstream.transactionStatus()).toBe('idle');
   });
 
+  it('packs rows of every size, split anywhere by the network, into chunks of at most 256 KiB unless one row is larger', async () => {
+    const chunks: Buffer[] = [];
+    for await (const chunk of upstream.copyTo('COPY SIZES')) chunks.push(Buffer.from(chunk));
+    expect(Buffer.concat(chunks).toString()).toBe(SIZES.map((_, i) => sizedRow(i)).join(''));
+    for (const chunk of chunks) {
+      if (chunk.length > 256 * 1024) expect(SIZES).toContain(chunk.length);
+    }
+    expect(upstream.transactionStatus()).toBe('idle');
+  });
+
   it('pauses the socket for a slow consumer; stopping early cancels, drains, and the connection goes on', async () => {
     const chunks = upstream.copyTo('COPY 0')[Symbol.asyncIterator]();
     const first = await chunks.next();
-    expect(Buffer.from(first.value as Uint8Array).toString()).toBe(`1\trow 1\t${PAD}\n`);
+    expect(Buffer.from(first.value as Uint8Array).toString()).toMatch(new RegExp(`^1\trow 1\t${PAD}\n`));
     for (let waited = 0; !upstream.socket.isPaused() && waited < 5000; waited += 50) await new Promise((resolve) => setTimeout(resolve, 50));
     expect(upstream.socket.isPaused()).toBe(true);
     await chunks.return!(undefined);

@@ -1,0 +1,37 @@
+/**
+ * The proxy's framer with a CopyData sink (adapters/postgres/proxy/protocol.ts): CopyData
+ * payloads go to the sink in order, every other message comes back as a frame, whatever
+ * the chunk boundaries.
+ */
+import { Framer, type Frame } from '../../../adapters/postgres/proxy/protocol.js';
+
+/** A backend message (https://www.postgresql.org/docs/current/protocol-message-formats.html). */
+function message(type: string, body: string): Buffer {
+  const payload = Buffer.from(body);
+  const head = Buffer.alloc(5);
+  head.write(type, 0);
+  head.writeInt32BE(payload.length + 4, 1);
+  return Buffer.concat([head, payload]);
+}
+
+const ROWS = ['1\ta\n', '', '22\tbb\n', 'ünï\t✓\n'];
+const STREAM = Buffer.concat([message('H', '\0\0\0'), ...ROWS.map((r) => message('d', r)), message('c', ''), message('C', 'COPY 4\0'), message('Z', 'I')]);
+
+describe('Framer with a CopyData sink', () => {
+  it('hands CopyData payloads to the sink and returns the other messages, for every split of the stream', () => {
+    for (let cut = 0; cut <= STREAM.length; cut++) {
+      const framer = new Framer();
+      const copied: Buffer[] = [];
+      const sink = (bytes: Buffer, start: number, end: number): void => void copied.push(Buffer.from(bytes.subarray(start, end)));
+      const frames: Frame[] = [...framer.push(STREAM.subarray(0, cut), Infinity, sink), ...framer.push(STREAM.subarray(cut), Infinity, sink)];
+      expect(Buffer.concat(copied).toString()).toBe(ROWS.join(''));
+      expect(frames.map((f) => f.type)).toEqual(['H', 'c', 'C', 'Z']);
+      expect(framer.pending).toBe(0);
+    }
+  });
+
+  it('returns CopyData as frames without a sink', () => {
+    const frames = new Framer().push(STREAM);
+    expect(frames.filter((f) => f.type === 'd').map((f) => f.payload.toString())).toEqual(ROWS);
+  });
+});
