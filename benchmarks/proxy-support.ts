@@ -19,7 +19,7 @@ export async function openProxyBench(): Promise<ProxyBench> {
   const server = given ? undefined : await startPostgres();
   const directUrl = given ?? server!.url;
   const u = new URL(directUrl);
-  const proxy = await startProxy({ upstream: `postgres://${u.host}${u.pathname}?sslmode=disable`, listen: 0 });
+  const proxy = await startProxy({ upstream: `postgres://${u.host}${u.pathname}?sslmode=disable`, listen: 0, session: { allowedDirectories: ['/'], allowedUrlPrefixes: ['*'] } });
   const through = new URL(directUrl);
   through.host = `127.0.0.1:${proxy.port}`;
   return {

@@ -6,7 +6,9 @@ import { EventEmitter } from 'node:events';
 import { ModelSqlError, QueryCanceledError, UnsupportedFeatureError, positionAt, withoutGeneratedSql } from '../errors.js';
 import type { Host, HostResult } from '../host.js';
 import { ModelCatalog } from '../catalog/model-catalog.js';
-import { rewriteRegion } from '../planner/ml-rewrite.js';
+import { rewriteRegion, type RewriteContext } from '../planner/ml-rewrite.js';
+import type { InferenceGate } from '../runtime/inference-limits.js';
+import { withStatementTimeout } from './statement-timeout.js';
 import { RuntimeLoader, type ModelAccessOptions } from '../runtime/runtime-loader.js';
 import type { QueryStatement, Statement } from '../sql/ast.js';
 import { tokenize } from '../sql/lexer.js';
@@ -22,6 +24,15 @@ export interface SessionOptions extends ModelAccessOptions {
    * its owner does. Default: a loader of the session's own, closed with the session.
    */
   readonly runtimeLoader?: RuntimeLoader;
+  /** Rows one ML_PREDICT / ML_EVALUATE call may send to a model; over it the call fails with 54000. Default: no limit. */
+  readonly maxRowsPerCall?: number;
+  /**
+   * Admission of model inferences, shared with other sessions (see inference-limits.ts);
+   * over its limits a call fails with 53400. Default: none.
+   */
+  readonly inferenceGate?: InferenceGate;
+  /** The name this session counts under in the gate's per-client limit (the proxy: the user name). Default: the session's own. */
+  readonly clientName?: string;
 }
 
 /**
@@ -49,6 +60,7 @@ export class ModelSession implements Session {
   private readonly catalog: ModelCatalog;
   private controller: AbortController | undefined;
   private tempCounter = 0;
+  private readonly limits: RewriteContext['limits'];
 
   constructor(
     private readonly host: Host,
@@ -57,6 +69,7 @@ export class ModelSession implements Session {
     this.loader = options.runtimeLoader ?? new RuntimeLoader(options);
     this.ownsLoader = options.runtimeLoader === undefined;
     this.catalog = new ModelCatalog(host, this.loader);
+    this.limits = stageLimits(options);
   }
 
   async sql(text: string): Promise<QueryResult> {
@@ -173,7 +186,7 @@ export class ModelSession implements Session {
         positionAt(text, statement.span.start),
       );
     }
-    return rewriteRegion(statement.span, statement.calls, {
+    return withStatementTimeout(this.host, () => this.cancel(), () => rewriteRegion(statement.span, statement.calls, {
       host: this.host,
       catalog: this.catalog,
       loader: this.loader,
@@ -185,7 +198,8 @@ export class ModelSession implements Session {
         return name;
       },
       onProgress: (event) => this.events.emit('progress', event),
-    });
+      limits: this.limits,
+    }));
   }
 
   /** Starts a statement: a fresh abort signal and a list of temporary tables to drop at the end. */
@@ -202,6 +216,16 @@ export class ModelSession implements Session {
       },
     };
   }
+}
+
+let sessionCounter = 0;
+
+/** The stage limits a session's options ask for, or undefined when none. */
+function stageLimits(options: SessionOptions): RewriteContext['limits'] {
+  const { maxRowsPerCall, inferenceGate } = options;
+  if (maxRowsPerCall === undefined && inferenceGate === undefined) return undefined;
+  const client = options.clientName ?? `session ${++sessionCounter}`;
+  return { maxRows: maxRowsPerCall, enter: inferenceGate && ((position) => inferenceGate.enter(client, position)) };
 }
 
 function parseWithText(text: string): Statement[] {

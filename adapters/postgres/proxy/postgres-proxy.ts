@@ -9,6 +9,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { ModelSession, type SessionOptions } from '../../../core/session/model-session.js';
 import { RuntimeLoader } from '../../../core/runtime/runtime-loader.js';
+import { InferenceGate, type InferenceGateLimits } from '../../../core/runtime/inference-limits.js';
 import { PostgresHost } from '../postgres-host.js';
 import { ProxyConnection, type ProxyContext } from './proxy-connection.js';
 import { parseUpstreamUrl, type UpstreamConnection } from './upstream-connection.js';
@@ -21,10 +22,22 @@ export interface ProxyOptions {
   readonly listen?: string | number | { readonly host?: string; readonly port?: number };
   /** TLS toward clients (PEM certificate chain and key); without it SSLRequest is answered `N`. */
   readonly tls?: { readonly cert: string | Buffer; readonly key: string | Buffer };
-  /** Model file and URL access for model statements (SPEC §5). */
-  readonly session?: Omit<SessionOptions, 'runtimeLoader'>;
+  /**
+   * Session options of model statements (SPEC §5). Unlike the library, the proxy is
+   * restricted by default: `allowedDirectories` and `allowedUrlPrefixes` default to `[]`
+   * (models only from catalog-held bytes, no network); name what is allowed.
+   */
+  readonly session?: Omit<SessionOptions, 'runtimeLoader' | 'inferenceGate' | 'clientName' | 'maxRowsPerCall'>;
+  /** Limits on model work (docs/security.md, "Limits"). */
+  readonly limits?: ProxyLimits;
   /** Where unexpected errors are logged (default: stderr). */
   readonly log?: (message: string, error?: unknown) => void;
+}
+
+/** Limits on model work through the proxy; each unset means no limit. */
+export interface ProxyLimits extends InferenceGateLimits {
+  /** Rows one ML_PREDICT / ML_EVALUATE call may send to a model (54000 beyond). */
+  readonly maxRowsPerCall?: number;
 }
 
 /** A running proxy. */
@@ -63,7 +76,13 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   const { host, port } = listenAddress(options.listen);
   const tls: SecureContext | undefined = options.tls ? createSecureContext({ cert: options.tls.cert, key: options.tls.key }) : undefined;
   const log = options.log ?? ((message: string, error?: unknown) => process.stderr.write(`modelsql proxy: ${message}${error ? `: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}` : ''}\n`));
-  const loader = new RuntimeLoader(options.session ?? {});
+  const session: SessionOptions = {
+    ...options.session,
+    allowedDirectories: options.session?.allowedDirectories ?? [],
+    allowedUrlPrefixes: options.session?.allowedUrlPrefixes ?? [],
+  };
+  const loader = new RuntimeLoader(session);
+  const gate = new InferenceGate(options.limits ?? {});
   const connections = new Set<ProxyConnection>();
   const keys = new Map<number, ProxyConnection>();
 
@@ -85,8 +104,8 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       const connection = keys.get(processId);
       if (connection?.key && connection.key.secret.equals(secret)) connection.cancel();
     },
-    createSession(upstream: UpstreamConnection) {
-      return new ModelSession(new PostgresHost(upstream), { ...options.session, runtimeLoader: loader });
+    createSession(upstream: UpstreamConnection, user: string) {
+      return new ModelSession(new PostgresHost(upstream), { ...session, runtimeLoader: loader, inferenceGate: gate, clientName: user, maxRowsPerCall: options.limits?.maxRowsPerCall });
     },
     log,
   };

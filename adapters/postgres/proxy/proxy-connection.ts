@@ -76,8 +76,8 @@ export interface ProxyContext {
   unregister(connection: ProxyConnection): void;
   /** Handles a CancelRequest received on another socket. */
   cancel(processId: number, secret: Buffer): void;
-  /** A model session over `upstream` (created on the client's first model statement). */
-  createSession(upstream: UpstreamConnection): ModelSession;
+  /** A model session over `upstream` for the client's `user` (created on the client's first model statement). */
+  createSession(upstream: UpstreamConnection, user: string): ModelSession;
   /** Logs an unexpected error. */
   log(message: string, error?: unknown): void;
 }
@@ -189,6 +189,8 @@ export class ProxyConnection {
   /** The proxy-side key the client got in BackendKeyData. */
   key: { readonly processId: number; readonly secret: Buffer } | undefined;
   private client: Socket;
+  /** The user name of the StartupMessage (the client, for per-client limits). */
+  private user = '';
   private readonly framer = new Framer({ startup: true, allowedTypes: FRONTEND_TYPES });
   private phase: 'startup' | 'connecting' | 'auth' | 'ready' | 'closed' = 'startup';
   private upstream: UpstreamConnection | undefined;
@@ -332,6 +334,7 @@ export class ProxyConnection {
         this.framer.startup = false;
         this.phase = 'connecting';
         const parameters = new Map(packet.parameters);
+        this.user = parameters.get('user') ?? '';
         if (!parameters.has('database') && this.context.target.database) parameters.set('database', this.context.target.database);
         void this.connectUpstream(startupMessage(packet.version, parameters));
         this.receive(undefined);
@@ -625,7 +628,7 @@ export class ProxyConnection {
   }
 
   private sessionFor(): ModelSession {
-    this.session ??= this.context.createSession(this.upstream!);
+    this.session ??= this.context.createSession(this.upstream!, this.user);
     return this.session;
   }
 
