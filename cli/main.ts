@@ -205,6 +205,7 @@ async function proxyCommand(args: {
   }
   const upstream = new URL(args.upstream);
   writeError(`modelsql proxy listening on ${proxy.host}:${proxy.port}${tls ? ' (TLS)' : ''}, upstream ${upstream.host}${upstream.pathname}\n`);
+  writeError(`model files from: ${args.modelDir.join(', ') || 'none (only models the catalog holds)'}; endpoints: ${args.allowEndpoint.join(', ') || 'none'}\n`);
   await new Promise<void>((resolve) => {
     const stop = (): void => {
       process.off('SIGINT', stop);
