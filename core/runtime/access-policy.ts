@@ -133,7 +133,7 @@ async function isInsideAllowedDirectory(file: string, allowed: readonly string[]
       root = absolute;
     }
     const rel = path.relative(root, file);
-    if (rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel))) return true;
+    if (rel === '' || (rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel))) return true;
   }
   return false;
 }

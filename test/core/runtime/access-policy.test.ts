@@ -3,6 +3,10 @@
  * URLs, the `'*'` wildcard, and the checked `fetch` of provider SDKs against counting servers.
  */
 import { AccessPolicy, isUrlAllowed } from '../../../core/runtime/access-policy.js';
+import { createRemoteRuntime } from '../../../core/runtime/providers/create-remote-runtime.js';
+import { startAnthropicServer } from '../../providers/anthropic-server.js';
+import { startGeminiServer } from '../../providers/gemini-server.js';
+import { startOpenAIServer } from '../../providers/openai-server.js';
 import { expectSqlError } from '../../support/expect-error.js';
 import { startCountingServer } from '../../support/counting-server.js';
 
@@ -62,6 +66,39 @@ describe('AccessPolicy.fetch', () => {
     } finally {
       await target.close();
       await bouncer.close();
+    }
+  });
+});
+
+/** A policy that records the URLs its fetch was asked for. */
+class RecordingPolicy extends AccessPolicy {
+  readonly urls: string[] = [];
+  override readonly fetch: typeof fetch = (input, init) => {
+    this.urls.push(typeof input === 'string' ? input : input instanceof URL ? input.href : input.url);
+    return fetch(input, init);
+  };
+}
+
+describe.each([
+  ['openai', startOpenAIServer, (url: string) => `${url}/v1/chat/completions`],
+  ['gemini', startGeminiServer, (url: string) => url],
+  ['anthropic', startAnthropicServer, (url: string) => url],
+] as const)('every %s request goes through the policy', (provider, start, endpoint) => {
+  test('the SDK fetches through it; a refused endpoint creates no runtime', async () => {
+    const server = await start({ apiKey: 'k' });
+    try {
+      const options: [string, string][] = [['provider', provider], ['endpoint', endpoint(server.url)], ['model', 'm'], ['api-key', 'k'], ['retry-num', '0']];
+      const columns = { input: [{ name: 'txt', type: 'STRING' }], output: [{ name: 'answer', type: 'STRING' }] };
+      const policy = new RecordingPolicy({ allowedUrlPrefixes: [server.url] });
+      const runtime = await createRemoteRuntime(provider, options, columns.input, columns.output, undefined, policy);
+      const out = await runtime.predictBatch({ rowCount: 2, columns: [{ kind: 'value', values: ['a', 'b'] }] });
+      expect(out.rowCount).toBe(2);
+      expect(policy.urls).toHaveLength(2);
+      expect(policy.urls.every((u) => u.startsWith(server.url))).toBe(true);
+      await expectSqlError(createRemoteRuntime(provider, options, columns.input, columns.output, undefined, new AccessPolicy({ allowedUrlPrefixes: ['https://elsewhere.example/'] })), '42501');
+      expect(server.requests).toHaveLength(2);
+    } finally {
+      await server.close();
     }
   });
 });
