@@ -30,6 +30,11 @@ export interface ProxyOptions {
   readonly session?: Omit<SessionOptions, 'runtimeLoader' | 'inferenceGate' | 'clientName' | 'maxRowsPerCall'>;
   /** Limits on model work (docs/security.md, "Limits"). */
   readonly limits?: ProxyLimits;
+  /**
+   * A client that has not finished startup and authentication within this many ms is sent
+   * a FATAL `08P01` and closed (Postgres's `authentication_timeout`; default 60,000).
+   */
+  readonly startupTimeoutMs?: number;
   /** Where unexpected errors are logged (default: stderr). */
   readonly log?: (message: string, error?: unknown) => void;
 }
@@ -108,6 +113,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       return new ModelSession(new PostgresHost(upstream), { ...session, runtimeLoader: loader, inferenceGate: gate, clientName: user, maxRowsPerCall: options.limits?.maxRowsPerCall });
     },
     log,
+    startupTimeoutMs: options.startupTimeoutMs ?? 60_000,
   };
 
   // allowHalfOpen: a client that sends half a message and shuts its side still gets the 08P01 answer.

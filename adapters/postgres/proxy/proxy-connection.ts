@@ -80,6 +80,8 @@ export interface ProxyContext {
   createSession(upstream: UpstreamConnection, user: string): ModelSession;
   /** Logs an unexpected error. */
   log(message: string, error?: unknown): void;
+  /** A client that has not finished startup and authentication by then is closed (ms; unset: never). */
+  readonly startupTimeoutMs?: number;
 }
 
 /** A model statement prepared through Parse. */
@@ -189,6 +191,8 @@ export class ProxyConnection {
   /** The proxy-side key the client got in BackendKeyData. */
   key: { readonly processId: number; readonly secret: Buffer } | undefined;
   private client: Socket;
+  /** Closes a client that does not finish startup in time (ProxyContext.startupTimeoutMs). */
+  private startupTimer: NodeJS.Timeout | undefined;
   /** The user name of the StartupMessage (the client, for per-client limits). */
   private user = '';
   private readonly framer = new Framer({ startup: true, allowedTypes: FRONTEND_TYPES });
@@ -229,6 +233,13 @@ export class ProxyConnection {
   start(): void {
     this.client.setNoDelay(true);
     this.attachClient(this.client);
+    const ms = this.context.startupTimeoutMs;
+    if (ms !== undefined) {
+      this.startupTimer = setTimeout(() => {
+        if (this.phase !== 'ready') this.fatal(new ProtocolViolation(`startup and authentication not completed within ${ms} ms`));
+      }, ms);
+      this.startupTimer.unref();
+    }
   }
 
   /** Cancels what runs for this client: the upstream statement and any inference. */
@@ -241,6 +252,7 @@ export class ProxyConnection {
   async close(): Promise<void> {
     if (this.phase === 'closed') return;
     this.phase = 'closed';
+    clearTimeout(this.startupTimer);
     this.context.unregister(this);
     this.client.destroy();
     const upstream = this.upstream;

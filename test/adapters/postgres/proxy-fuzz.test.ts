@@ -185,3 +185,22 @@ test('truncated messages: every prefix of a model Query, then end of input, gets
   }
   expect((await db.query('SELECT 1 AS one')).rows[0].one).toBe(1);
 });
+
+test('a client that never finishes startup is closed after startupTimeoutMs; logged-in clients are not', async () => {
+  const slow = await proxyFixture({ startupTimeoutMs: 1000 });
+  try {
+    const silent = await rawClient(slow.proxy.port);
+    const half = await rawClient(slow.proxy.port);
+    half.socket.write(startupPacket('postgres', 'x').subarray(0, 6));
+    const ok = await slow.client();
+    const started = Date.now();
+    await Promise.all([silent.closed, half.closed]);
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(errorCodes(silent.received())).toEqual(['08P01']);
+    expect(errorCodes(half.received())).toEqual(['08P01']);
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await ok.query('SELECT 1 AS one')).rows[0].one).toBe(1);
+  } finally {
+    await slow.close();
+  }
+});
