@@ -46,7 +46,7 @@ export interface RewriteContext {
   /** Names a new temporary table; the session drops them all when the statement ends. */
   readonly newTempTable: (role: 'in' | 'out') => string;
   readonly onProgress?: (event: ProgressEvent) => void;
-  /** Server limits on model stages (rows per call, admission); none when absent. */
+  /** Limits on model stages: rows per call, and what runs as each stage starts (admission, the statement timer); none when absent. */
   readonly limits?: Omit<StageLimits, 'position'>;
 }
 

@@ -54,7 +54,7 @@ export type CarryStageSpec = Omit<StageSpec, 'inputTable' | 'inputExpressions' |
  */
 export async function runStage(spec: StageSpec | CarryStageSpec): Promise<number> {
   if (!('carry' in spec)) checkStageRows(spec.rowCount, spec.limits);
-  const leave = spec.limits?.enter?.(spec.limits.position);
+  const leave = await spec.limits?.enter?.(spec.limits.position);
   try {
     return await runAdmittedStage(spec);
   } finally {

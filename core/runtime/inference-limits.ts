@@ -81,8 +81,8 @@ export class InferenceGate {
 export interface StageLimits {
   /** Rows the call may feed its model. */
   readonly maxRows?: number;
-  /** Admits the stage (throws when over a limit); returns the function that ends it. */
-  readonly enter?: (position?: SourcePosition) => () => void;
+  /** Called as the stage starts: admits it (rejects when over a limit) and resolves to the function that ends it. */
+  readonly enter?: (position?: SourcePosition) => Promise<() => void>;
   /** Where the call is in the statement, for the errors. */
   readonly position?: SourcePosition;
 }

@@ -3,12 +3,12 @@
  * untouched, model DDL to the catalog, and statements with ML calls to the planner.
  */
 import { EventEmitter } from 'node:events';
-import { ModelSqlError, QueryCanceledError, UnsupportedFeatureError, positionAt, withoutGeneratedSql } from '../errors.js';
+import { ModelSqlError, QueryCanceledError, UnsupportedFeatureError, positionAt, withoutGeneratedSql, type SourcePosition } from '../errors.js';
 import type { Host, HostResult } from '../host.js';
 import { ModelCatalog } from '../catalog/model-catalog.js';
 import { rewriteRegion, type RewriteContext } from '../planner/ml-rewrite.js';
 import type { InferenceGate } from '../runtime/inference-limits.js';
-import { withStatementTimeout } from './statement-timeout.js';
+import { StatementTimer } from './statement-timeout.js';
 import { RuntimeLoader, type ModelAccessOptions } from '../runtime/runtime-loader.js';
 import type { QueryStatement, Statement } from '../sql/ast.js';
 import { tokenize } from '../sql/lexer.js';
@@ -60,7 +60,9 @@ export class ModelSession implements Session {
   private readonly catalog: ModelCatalog;
   private controller: AbortController | undefined;
   private tempCounter = 0;
-  private readonly limits: RewriteContext['limits'];
+  private readonly maxRowsPerCall: number | undefined;
+  /** Admits one model stage of this session (the shared gate's, else none). */
+  private readonly admit: (position?: SourcePosition) => () => void;
 
   constructor(
     private readonly host: Host,
@@ -69,7 +71,8 @@ export class ModelSession implements Session {
     this.loader = options.runtimeLoader ?? new RuntimeLoader(options);
     this.ownsLoader = options.runtimeLoader === undefined;
     this.catalog = new ModelCatalog(host, this.loader);
-    this.limits = stageLimits(options);
+    this.maxRowsPerCall = options.maxRowsPerCall;
+    this.admit = admission(options);
   }
 
   async sql(text: string): Promise<QueryResult> {
@@ -186,7 +189,16 @@ export class ModelSession implements Session {
         positionAt(text, statement.span.start),
       );
     }
-    return withStatementTimeout(this.host, () => this.cancel(), () => rewriteRegion(statement.span, statement.calls, {
+    // Model stages are bounded by the host's statement timeout, armed when the first one starts.
+    const timer = new StatementTimer(this.host, () => this.cancel());
+    const limits: RewriteContext['limits'] = {
+      maxRows: this.maxRowsPerCall,
+      enter: async (position) => {
+        await timer.arm();
+        return this.admit(position);
+      },
+    };
+    return timer.run(() => rewriteRegion(statement.span, statement.calls, {
       host: this.host,
       catalog: this.catalog,
       loader: this.loader,
@@ -198,7 +210,7 @@ export class ModelSession implements Session {
         return name;
       },
       onProgress: (event) => this.events.emit('progress', event),
-      limits: this.limits,
+      limits,
     }));
   }
 
@@ -220,12 +232,12 @@ export class ModelSession implements Session {
 
 let sessionCounter = 0;
 
-/** The stage limits a session's options ask for, or undefined when none. */
-function stageLimits(options: SessionOptions): RewriteContext['limits'] {
-  const { maxRowsPerCall, inferenceGate } = options;
-  if (maxRowsPerCall === undefined && inferenceGate === undefined) return undefined;
+/** How a session admits a model stage: through its shared gate under its client name, or at once. */
+function admission(options: SessionOptions): (position?: SourcePosition) => () => void {
+  const gate = options.inferenceGate;
+  if (!gate) return () => () => undefined;
   const client = options.clientName ?? `session ${++sessionCounter}`;
-  return { maxRows: maxRowsPerCall, enter: inferenceGate && ((position) => inferenceGate.enter(client, position)) };
+  return (position) => gate.enter(client, position);
 }
 
 function parseWithText(text: string): Statement[] {

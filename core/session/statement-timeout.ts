@@ -1,7 +1,7 @@
 /**
  * The host's statement timeout applied to model work (Postgres `statement_timeout`): the
  * host bounds each statement it runs, but not the time a model spends between them, so
- * the session arms its own timer over the model stages of an ML query.
+ * the session arms its own timer when a statement's first model stage starts.
  */
 import { QueryCanceledError } from '../errors.js';
 import type { Host } from '../host.js';
@@ -10,28 +10,51 @@ import type { Host } from '../host.js';
 export const STATEMENT_TIMEOUT_MESSAGE = 'canceling statement due to statement timeout';
 
 /**
- * Runs `work` (the model stages of one statement) under the host's statement timeout: when
- * it passes, `cancel` is called and `work`'s failure is reported as 57014 "canceling
- * statement due to statement timeout". A host without the capability, or a timeout of 0,
- * runs `work` unbounded.
+ * One statement's timer over its model stages. `arm()` (idempotent) reads the host's
+ * timeout — one round trip, made only by statements that run a model stage — and starts
+ * the timer; when it fires, `cancel` is called. `run(work)` reports `work`'s failure after
+ * that as 57014 "canceling statement due to statement timeout" and stops the timer. A
+ * host without the capability, or a timeout of 0, never fires.
  *
  * @example
- * const sql = await withStatementTimeout(host, () => session.cancel(), () => rewrite(statement));
+ * const timer = new StatementTimer(host, () => session.cancel());
+ * const sql = await timer.run(() => rewrite(statement, { beforeStage: () => timer.arm() }));
  */
-export async function withStatementTimeout<T>(host: Host, cancel: () => void, work: () => Promise<T>): Promise<T> {
-  const ms = host.statementTimeout ? await host.statementTimeout() : 0;
-  if (!ms || ms <= 0) return work();
-  let fired = false;
-  const timer = setTimeout(() => {
-    fired = true;
-    cancel();
-  }, ms);
-  try {
-    return await work();
-  } catch (error) {
-    throw fired ? new QueryCanceledError(STATEMENT_TIMEOUT_MESSAGE) : error;
-  } finally {
-    clearTimeout(timer);
+export class StatementTimer {
+  private armed: Promise<void> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private done = false;
+  /** Whether the timeout passed. */
+  fired = false;
+
+  constructor(
+    private readonly host: Host,
+    private readonly cancel: () => void,
+  ) {}
+
+  /** Starts the timer, once. */
+  arm(): Promise<void> {
+    this.armed ??= (async () => {
+      const ms = this.host.statementTimeout ? await this.host.statementTimeout() : 0;
+      if (this.done || !(ms > 0)) return;
+      this.timer = setTimeout(() => {
+        this.fired = true;
+        this.cancel();
+      }, ms);
+    })();
+    return this.armed;
+  }
+
+  /** Runs `work`, then stops the timer; a failure after the timeout fired becomes 57014. */
+  async run<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      throw this.fired ? new QueryCanceledError(STATEMENT_TIMEOUT_MESSAGE) : error;
+    } finally {
+      this.done = true;
+      clearTimeout(this.timer);
+    }
   }
 }
 
