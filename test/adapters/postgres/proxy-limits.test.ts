@@ -1,9 +1,9 @@
 /**
  * Limits of the proxy (docs/security.md, "Limits") with real clients: rows per ML call
  * (54000, positioned), model inferences at once per user and per proxy (53400), and the
- * client's `statement_timeout` over model work (57014, requests stop).
+ * client's `statement_timeout` over model work and its CancelRequest (57014, requests stop).
  */
-import type pg from 'pg';
+import pg from 'pg';
 import type { LoopbackServer } from '../../providers/loopback-server.js';
 import { startOpenAIServer } from '../../providers/openai-server.js';
 import { writeModelFiles } from '../../support/model-files.js';
@@ -86,4 +86,18 @@ test("the client's statement_timeout cancels model work with 57014; no request s
   expect(server.requests.length).toBe(sent);
   await c.query('RESET statement_timeout');
   expect((await c.query(SLOW)).rows[0].n).toBe(5);
+});
+
+test("a client's CancelRequest stops remote model work: 57014, and no request starts after it", async () => {
+  const c = await perProxy.client();
+  const predicting = c.query('SELECT * FROM ML_PREDICT(TABLE (SELECT * FROM t WHERE id <= 30), MODEL slow, DESCRIPTOR(txt))');
+  await whenInferring();
+  // pg's own cancel: a CancelRequest on a new connection to the proxy, with the key the proxy gave.
+  new pg.Client({ connectionString: perProxy.proxyUrl }).cancel(c, (c as unknown as { activeQuery: unknown }).activeQuery as never);
+  await expect(predicting).rejects.toMatchObject({ code: '57014', message: 'canceling statement due to user request' });
+  const sent = server.requests.length;
+  expect(sent).toBeLessThan(30);
+  await new Promise((r) => setTimeout(r, 600));
+  expect(server.requests.length).toBe(sent);
+  expect((await c.query(FAST)).rows[0].n).toBe(10);
 });
