@@ -90,6 +90,21 @@ describe('model files', () => {
     });
   });
 
+  test('models whose bytes the catalog holds need no directory: trained, run through the ONNX runtime', async () => {
+    const none = await proxyFixture({ session: { allowedDirectories: [] } });
+    try {
+      const c = await none.client();
+      await c.query(`CREATE TABLE pts AS SELECT i * 0.5::float8 AS a, 10.0::float8 - i AS b, 2 * (i * 0.5) + 3 * (10.0 - i) - 1 AS y FROM generate_series(1, 50) i`);
+      await c.query(`CREATE MODEL held WITH ('task' = 'regression', 'algorithm' = 'linear_regression', 'label' = 'y', 'runtime' = 'onnx') AS SELECT a, b, y FROM pts`);
+      const { rows, fields } = await c.query('SELECT * FROM ML_PREDICT(TABLE pts, MODEL held, DESCRIPTOR(a, b))');
+      expect(rows).toHaveLength(50);
+      const predicted = fields[fields.length - 1]!.name;
+      for (const r of rows) expect(Number(r[predicted])).toBeCloseTo(Number(r.y), 3);
+    } finally {
+      await none.close();
+    }
+  });
+
   test('a model URL is refused without --allow-endpoint, and not fetched', async () => {
     await expect(client.query(`CREATE MODEL fetched INPUT (a DOUBLE, b DOUBLE) OUTPUT (y DOUBLE) WITH ('provider' = 'onnx', 'path' = '${loopback.url}/m.onnx')`)).rejects.toMatchObject({
       code: '42501',
