@@ -38,9 +38,8 @@ export class InferenceGate {
   private readonly clients = new Map<string, number>();
 
   constructor(readonly limits: InferenceGateLimits = {}) {
-    for (const [key, value] of Object.entries(limits)) {
-      if (value !== undefined && !(Number.isInteger(value) && value > 0)) throw new RangeError(`${key} must be a positive integer, not ${String(value)}`);
-    }
+    checkLimit('maxInferences', limits.maxInferences);
+    checkLimit('maxClientInferences', limits.maxClientInferences);
   }
 
   /** Inferences running now. */
@@ -75,6 +74,15 @@ export class InferenceGate {
       else this.clients.set(client, n);
     };
   }
+}
+
+/**
+ * Checks a limit option: unset, or a positive integer.
+ *
+ * @throws RangeError
+ */
+export function checkLimit(name: string, value: number | undefined): void {
+  if (value !== undefined && !(Number.isInteger(value) && value > 0)) throw new RangeError(`${name} must be a positive integer, not ${String(value)}`);
 }
 
 /** The limits one model stage runs under (built by the session for each ML call). */

@@ -107,3 +107,9 @@ describe('InferenceGate', () => {
     expect(() => new InferenceGate({ maxInferences: 0 })).toThrow(RangeError);
   });
 });
+
+test('startProxy refuses a limit that is not a positive integer', async () => {
+  const { startProxy } = await import('../../adapters/postgres/proxy/index.js');
+  await expect(startProxy({ upstream: 'postgres://127.0.0.1:1/x', listen: 0, limits: { maxRowsPerCall: 0 } })).rejects.toThrow(/maxRowsPerCall must be a positive integer/);
+  await expect(startProxy({ upstream: 'postgres://127.0.0.1:1/x', listen: 0, limits: { maxInferences: 2.5 } })).rejects.toThrow(RangeError);
+});

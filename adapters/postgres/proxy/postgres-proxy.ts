@@ -9,7 +9,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { ModelSession, type SessionOptions } from '../../../core/session/model-session.js';
 import { RuntimeLoader } from '../../../core/runtime/runtime-loader.js';
-import { InferenceGate, type InferenceGateLimits } from '../../../core/runtime/inference-limits.js';
+import { checkLimit, InferenceGate, type InferenceGateLimits } from '../../../core/runtime/inference-limits.js';
 import { PostgresHost } from '../postgres-host.js';
 import { ProxyConnection, type ProxyContext } from './proxy-connection.js';
 import { parseUpstreamUrl, type UpstreamConnection } from './upstream-connection.js';
@@ -87,7 +87,9 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     allowedUrlPrefixes: options.session?.allowedUrlPrefixes ?? [],
   };
   const loader = new RuntimeLoader(session);
-  const gate = new InferenceGate(options.limits ?? {});
+  const gate = new InferenceGate({ maxInferences: options.limits?.maxInferences, maxClientInferences: options.limits?.maxClientInferences });
+  const maxRowsPerCall = options.limits?.maxRowsPerCall;
+  checkLimit('limits.maxRowsPerCall', maxRowsPerCall);
   const connections = new Set<ProxyConnection>();
   const keys = new Map<number, ProxyConnection>();
 
@@ -110,7 +112,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       if (connection?.key && connection.key.secret.equals(secret)) connection.cancel();
     },
     createSession(upstream: UpstreamConnection, user: string) {
-      return new ModelSession(new PostgresHost(upstream), { ...session, runtimeLoader: loader, inferenceGate: gate, clientName: user, maxRowsPerCall: options.limits?.maxRowsPerCall });
+      return new ModelSession(new PostgresHost(upstream), { ...session, runtimeLoader: loader, inferenceGate: gate, clientName: user, maxRowsPerCall });
     },
     log,
     startupTimeoutMs: options.startupTimeoutMs ?? 60_000,

@@ -93,7 +93,8 @@ test("a client's CancelRequest stops remote model work: 57014, and no request st
   const predicting = c.query('SELECT * FROM ML_PREDICT(TABLE (SELECT * FROM t WHERE id <= 30), MODEL slow, DESCRIPTOR(txt))');
   await whenInferring();
   // pg's own cancel: a CancelRequest on a new connection to the proxy, with the key the proxy gave.
-  new pg.Client({ connectionString: perProxy.proxyUrl }).cancel(c, (c as unknown as { activeQuery: unknown }).activeQuery as never);
+  const canceller = new pg.Client({ connectionString: perProxy.proxyUrl }) as unknown as { cancel(client: pg.Client, query: unknown): void };
+  canceller.cancel(c, (c as unknown as { activeQuery: unknown }).activeQuery);
   await expect(predicting).rejects.toMatchObject({ code: '57014', message: 'canceling statement due to user request' });
   const sent = server.requests.length;
   expect(sent).toBeLessThan(30);
