@@ -52,6 +52,9 @@ export async function openBenchServer(): Promise<BenchServer> {
   return { directUrl, directSocketUrl, close: async () => void (await server?.stop()) };
 }
 
+/** The benchmarks' models are files in temporary directories: the proxy may read any file and reach any URL. */
+const OPEN_ACCESS = ['--model-dir', '/', '--allow-endpoint', '*'];
+
 /**
  * Starts `modelsql proxy` in a child process on a free port, in front of the server at
  * `serverUrl` (over its Unix socket when `via` is `'unix'`).
@@ -62,7 +65,7 @@ export async function startProxyProcess(serverUrl: string, via: 'tcp' | 'unix' =
     via === 'unix' ? `postgres://${u.pathname}?host=${encodeURIComponent(u.searchParams.get('host') ?? '/tmp')}&port=${u.port || 5432}` : `postgres://${u.host}${u.pathname}?sslmode=disable`;
   const cli = fileURLToPath(new URL('../cli/main.js', import.meta.url));
   const nodeArgs = process.env.BENCH_PROXY_NODE_ARGS?.split(/\s+/).filter(Boolean) ?? [];
-  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, cli, 'proxy', '--upstream', upstream, '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'inherit', 'pipe'] });
+  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, cli, 'proxy', '--upstream', upstream, '--listen', '127.0.0.1:0', ...OPEN_ACCESS], { stdio: ['ignore', 'inherit', 'pipe'] });
   const port = await new Promise<number>((resolve, reject) => {
     let text = '';
     const onData = (chunk: Buffer): void => {

@@ -33,6 +33,7 @@ import { diffCommand } from './catalog/diff-command.js';
 import { exportCommand } from './catalog/export-command.js';
 import { importCommand } from './catalog/import-command.js';
 import { migrateCommand } from './catalog/migrate-command.js';
+import type { SessionOptions } from '../core/session/model-session.js';
 import { OUTPUT_FORMATS, ResultPrinter } from './format.js';
 import type { OutputFormat } from './format.js';
 import { ProgressReporter } from './progress.js';
@@ -61,16 +62,30 @@ function version(): string {
   }
 }
 
-/** Where a session opens: a DuckDB file (in memory when neither is given) or a Postgres URL. */
+/**
+ * Where a session opens: a DuckDB file (in memory when neither is given) or a Postgres URL;
+ * and, when given, where its models may read files and which URLs they may reach.
+ */
 interface Target {
   readonly db?: string;
   readonly postgres?: string;
+  readonly modelDir?: readonly string[];
+  readonly allowEndpoint?: readonly string[];
+}
+
+/** The access options of `--model-dir` / `--allow-endpoint` (unset flags: no limit). */
+function accessOptions(target: Pick<Target, 'modelDir' | 'allowEndpoint'>): SessionOptions {
+  return {
+    ...(target.modelDir !== undefined ? { allowedDirectories: target.modelDir } : {}),
+    ...(target.allowEndpoint !== undefined ? { allowedUrlPrefixes: target.allowEndpoint } : {}),
+  };
 }
 
 /** Opens the session the flags ask for, or prints why it cannot and returns undefined. */
 async function openSession(target: Target): Promise<Session | undefined> {
   try {
-    return target.postgres !== undefined ? await connectPostgres(target.postgres) : await openDuckDB(target.db);
+    const options = accessOptions(target);
+    return target.postgres !== undefined ? await connectPostgres(target.postgres, options) : await openDuckDB(target.db, options);
   } catch (error) {
     writeError(`${formatError(error)}\n`);
     return undefined;
@@ -167,7 +182,17 @@ async function shellCommand(args: Target & { format: OutputFormat }): Promise<nu
  * `modelsql proxy`: serves until SIGINT/SIGTERM, then closes every connection. Resolves to
  * the exit status.
  */
-async function proxyCommand(args: { upstream: string; listen: string; tlsCert?: string; tlsKey?: string }): Promise<number> {
+async function proxyCommand(args: {
+  upstream: string;
+  listen: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  modelDir: readonly string[];
+  allowEndpoint: readonly string[];
+  maxRowsPerCall?: number;
+  maxInferences?: number;
+  maxClientInferences?: number;
+}): Promise<number> {
   const { startProxy } = await import('../adapters/postgres/proxy/index.js');
   let tls: { cert: Buffer; key: Buffer } | undefined;
   try {
@@ -178,13 +203,20 @@ async function proxyCommand(args: { upstream: string; listen: string; tlsCert?: 
   }
   let proxy: Awaited<ReturnType<typeof startProxy>>;
   try {
-    proxy = await startProxy({ upstream: args.upstream, listen: args.listen, tls });
+    proxy = await startProxy({
+      upstream: args.upstream,
+      listen: args.listen,
+      tls,
+      session: { allowedDirectories: args.modelDir, allowedUrlPrefixes: args.allowEndpoint },
+      limits: { maxRowsPerCall: args.maxRowsPerCall, maxInferences: args.maxInferences, maxClientInferences: args.maxClientInferences },
+    });
   } catch (error) {
     writeError(`modelsql: cannot start the proxy: ${(error as Error).message}\n`);
     return EXIT_ERROR;
   }
   const upstream = new URL(args.upstream);
   writeError(`modelsql proxy listening on ${proxy.host}:${proxy.port}${tls ? ' (TLS)' : ''}, upstream ${upstream.host}${upstream.pathname}\n`);
+  writeError(`model files from: ${args.modelDir.join(', ') || 'none (only models the catalog holds)'}; endpoints: ${args.allowEndpoint.join(', ') || 'none'}\n`);
   await new Promise<void>((resolve) => {
     const stop = (): void => {
       process.off('SIGINT', stop);
@@ -239,6 +271,26 @@ export async function main(argv: readonly string[]): Promise<number> {
     requiresArg: true,
     conflicts: 'db',
   } as const;
+  const modelDirOption = {
+    type: 'string',
+    array: true,
+    requiresArg: true,
+    describe: 'read model files only from this directory (repeatable; symbolic links and .. cannot escape it)',
+  } as const;
+  const allowEndpointOption = {
+    type: 'string',
+    array: true,
+    requiresArg: true,
+    describe: "let models reach only URLs under this prefix: model URLs, provider endpoints (repeatable; '*' for any)",
+  } as const;
+  const limitOption = (describe: string) => ({ type: 'number', requiresArg: true, describe }) as const;
+  const positive = (args: Record<string, unknown>, names: readonly string[]): true => {
+    for (const name of names) {
+      const v = args[name];
+      if (v !== undefined && !(typeof v === 'number' && Number.isInteger(v) && v > 0)) throw new Error(`--${name} must be a positive integer`);
+    }
+    return true;
+  };
   const formatOption = {
     choices: OUTPUT_FORMATS,
     default: 'table' as OutputFormat,
@@ -250,9 +302,9 @@ export async function main(argv: readonly string[]): Promise<number> {
     .command(
       ['shell', '$0'],
       'interactive shell (runs stdin as a script when it is not a terminal)',
-      (y) => y.option('db', dbOption).option('postgres', postgresOption).option('format', formatOption),
+      (y) => y.option('db', dbOption).option('postgres', postgresOption).option('format', formatOption).option('model-dir', modelDirOption).option('allow-endpoint', allowEndpointOption),
       async (args) => {
-        status = await shellCommand({ db: args.db, postgres: args.postgres, format: args.format as OutputFormat });
+        status = await shellCommand({ db: args.db, postgres: args.postgres, format: args.format as OutputFormat, modelDir: args['model-dir'], allowEndpoint: args['allow-endpoint'] });
       },
     )
     .command(
@@ -264,6 +316,8 @@ export async function main(argv: readonly string[]): Promise<number> {
           .option('file', { alias: 'f', type: 'string', describe: 'SQL file to run ("-" for stdin)', requiresArg: true })
           .option('db', dbOption).option('postgres', postgresOption)
           .option('format', formatOption)
+          .option('model-dir', modelDirOption)
+          .option('allow-endpoint', allowEndpointOption)
           .conflicts('command', 'file')
           .check((args) => {
             if (args.command === undefined && args.file === undefined) throw new Error('give -c SQL or -f file.sql');
@@ -273,7 +327,15 @@ export async function main(argv: readonly string[]): Promise<number> {
           .example('$0 run -c "select 42 as x"', 'run one statement')
           .example('$0 run -f script.sql --db app.duckdb --format csv', 'run a script against a file'),
       async (args) => {
-        status = await runCommand({ command: args.command, file: args.file, db: args.db, postgres: args.postgres, format: args.format as OutputFormat });
+        status = await runCommand({
+          command: args.command,
+          file: args.file,
+          db: args.db,
+          postgres: args.postgres,
+          format: args.format as OutputFormat,
+          modelDir: args['model-dir'],
+          allowEndpoint: args['allow-endpoint'],
+        });
       },
     )
     .command(
@@ -285,14 +347,31 @@ export async function main(argv: readonly string[]): Promise<number> {
           .option('listen', { type: 'string', default: '127.0.0.1:6432', requiresArg: true, describe: 'address and port to listen on' })
           .option('tls-cert', { type: 'string', requiresArg: true, describe: 'PEM certificate (chain) for TLS toward clients' })
           .option('tls-key', { type: 'string', requiresArg: true, describe: 'PEM private key for TLS toward clients' })
+          .option('model-dir', { ...modelDirOption, describe: `${modelDirOption.describe}; none by default: only models whose bytes the catalog holds` })
+          .option('allow-endpoint', { ...allowEndpointOption, describe: `${allowEndpointOption.describe}; none by default: models reach no network` })
+          .option('max-rows-per-call', limitOption('rows one ML_PREDICT / ML_EVALUATE call may send to a model (default: no limit)'))
+          .option('max-inferences', limitOption('model inferences running at once on the proxy (default: no limit)'))
+          .option('max-client-inferences', limitOption('model inferences running at once for one user (default: no limit)'))
           .check((args) => {
+            positive(args, ['max-rows-per-call', 'max-inferences', 'max-client-inferences']);
             if ((args['tls-cert'] === undefined) !== (args['tls-key'] === undefined)) throw new Error('give --tls-cert and --tls-key together');
             if (!/^postgres(ql)?:\/\//.test(args.upstream)) throw new Error('--upstream must be a postgres:// URL');
             return true;
           })
-          .example('$0 proxy --upstream postgres://localhost:5432/shop', 'then: psql "postgresql://me@127.0.0.1:6432/shop"'),
+          .example('$0 proxy --upstream postgres://localhost:5432/shop', 'then: psql "postgresql://me@127.0.0.1:6432/shop"')
+          .example('$0 proxy --upstream postgres://db:5432/shop --model-dir /srv/models --allow-endpoint https://api.openai.com/v1/', 'models from /srv/models, remote models on OpenAI only'),
       async (args) => {
-        status = await proxyCommand({ upstream: args.upstream, listen: args.listen, tlsCert: args['tls-cert'], tlsKey: args['tls-key'] });
+        status = await proxyCommand({
+          upstream: args.upstream,
+          listen: args.listen,
+          tlsCert: args['tls-cert'],
+          tlsKey: args['tls-key'],
+          modelDir: args['model-dir'] ?? [],
+          allowEndpoint: args['allow-endpoint'] ?? [],
+          maxRowsPerCall: args['max-rows-per-call'],
+          maxInferences: args['max-inferences'],
+          maxClientInferences: args['max-client-inferences'],
+        });
       },
     )
     .command('catalog', 'model catalog tools', (y) => {

@@ -227,6 +227,12 @@ export interface Host {
   transaction<T>(fn: () => Promise<T>): Promise<T>;
   /** Whether a transaction is open on the connection (the user's, or one of `transaction`'s). */
   inTransaction(): Promise<boolean>;
+  /**
+   * Capability (optional; default absent: no limit): the statement timeout in force on the
+   * connection, in ms (0 for none), which the session applies to model work too (Postgres
+   * `statement_timeout`).
+   */
+  statementTimeout?(): Promise<number>;
   /** Interrupts the statement running on this connection, if any. */
   interrupt(): void;
   /** Closes the connection. */

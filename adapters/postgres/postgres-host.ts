@@ -26,6 +26,7 @@
  *
  * Temporary tables live in the session's `pg_temp` schema, invisible to other sessions.
  */
+import { parsePostgresDuration } from '../../core/session/statement-timeout.js';
 import type { Host, HostAppender, HostColumn, HostResult, HostStage, HostStageSpec } from '../../core/host.js';
 import type { ColumnBatch, ColumnData } from '../../core/runtime/model-runtime.js';
 import { ModelSqlError } from '../../core/errors.js';
@@ -208,6 +209,12 @@ export class PostgresHost implements Host {
 
   async inTransaction(): Promise<boolean> {
     return this.transactionDepth > 0 || (await this.status()) !== 'idle';
+  }
+
+  /** `statement_timeout` of the session (https://www.postgresql.org/docs/current/runtime-config-client.html#GUC-STATEMENT-TIMEOUT). */
+  async statementTimeout(): Promise<number> {
+    const { rows } = await this.execute("SELECT current_setting('statement_timeout')");
+    return parsePostgresDuration(String(rows[0]?.[0] ?? '0'));
   }
 
   interrupt(): void {

@@ -21,6 +21,7 @@ import { runStage } from '../runtime/executor.js';
 import { PredictionCache } from '../runtime/prediction-cache.js';
 import { remoteStageShape } from '../runtime/remote-executor.js';
 import type { StageCounters } from '../runtime/model-runtime.js';
+import type { StageLimits } from '../runtime/inference-limits.js';
 import type { ModelColumn } from '../runtime/model-runtime.js';
 import type { ProgressEvent } from '../session/session.js';
 import { evaluationRelation, textGenerationRelation, type EvaluationSpec, type EvaluationTask } from './evaluate-metrics.js';
@@ -46,6 +47,8 @@ export interface RewriteContext {
   /** Names a new temporary table; the session drops them all when the statement ends. */
   readonly newTempTable: (role: 'in' | 'out') => string;
   readonly onProgress?: (event: ProgressEvent) => void;
+  /** Limits on model stages: rows per call, and what runs as each stage starts (admission, the statement timer); none when absent. */
+  readonly limits?: Omit<StageLimits, 'position'>;
 }
 
 /**
@@ -142,6 +145,7 @@ async function runCall(call: MlCall, ctx: RewriteContext, direct?: DirectRequest
     onProgress: progress?.onBatch,
     stage: { config: bound.config, counters, onRows: progress?.onRows },
     cache,
+    limits: ctx.limits && { ...ctx.limits, position: positionAt(text, call.nameSpan.start) },
   };
   const finished = async (rows: number): Promise<void> => {
     progress?.finish(rows);

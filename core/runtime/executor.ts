@@ -8,6 +8,7 @@ import { ModelSqlError, QueryCanceledError } from '../errors.js';
 import type { Host, HostStage } from '../host.js';
 import type { ColumnBatch, ColumnData, ModelRuntime, PredictStage } from './model-runtime.js';
 import type { PredictionCache } from './prediction-cache.js';
+import { checkStageRows, type StageLimits } from './inference-limits.js';
 
 /** What a stage reads, runs and writes. */
 export interface StageSpec {
@@ -33,6 +34,8 @@ export interface StageSpec {
    * runtime, new answers are written between batches and when the stage ends or fails.
    */
   readonly cache?: PredictionCache;
+  /** Server limits: rows the call may send to the model, and admission of the stage (inference-limits.ts). */
+  readonly limits?: StageLimits;
 }
 
 /**
@@ -50,12 +53,23 @@ export type CarryStageSpec = Omit<StageSpec, 'inputTable' | 'inputExpressions' |
  * await runStage({ host, runtime, inputTable: 'in_1', inputExpressions: ['"x"'], rowCount: 10, outputTable: 'out_1', batchSize: 4096, concurrency: 2 });
  */
 export async function runStage(spec: StageSpec | CarryStageSpec): Promise<number> {
+  if (!('carry' in spec)) checkStageRows(spec.rowCount, spec.limits);
+  const leave = await spec.limits?.enter?.(spec.limits.position);
+  try {
+    return await runAdmittedStage(spec);
+  } finally {
+    leave?.();
+  }
+}
+
+async function runAdmittedStage(spec: StageSpec | CarryStageSpec): Promise<number> {
   const { runtime, signal } = spec;
   const tables = 'carry' in spec ? undefined : await tableStage(spec);
   const io = 'carry' in spec ? spec.carry : tables!;
   const expectedRows = 'carry' in spec ? undefined : spec.rowCount;
   const inFlight: { readonly prediction: Promise<ColumnBatch>; readonly carry: unknown }[] = [];
   let rowsDone = 0;
+  let rowsRead = 0;
   const appendOldest = async (): Promise<void> => {
     const { prediction, carry } = inFlight.shift()!;
     const predictions = await prediction;
@@ -69,6 +83,7 @@ export async function runStage(spec: StageSpec | CarryStageSpec): Promise<number
   try {
     for await (const { features: batch, carry } of io.batches()) {
       throwIfAborted(signal);
+      checkStageRows((rowsRead += batch.rowCount), spec.limits);
       const prediction = cache ? (await predictCached(runtime, batch, cache, stage, signal)).prediction : runtime.predictBatch(batch, { signal, stage });
       prediction.catch(() => undefined); // awaited in order by appendOldest
       inFlight.push({ prediction, carry });

@@ -8,22 +8,14 @@ import { mkdir, readFile, realpath, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ModelSqlError } from '../errors.js';
+import { AccessPolicy, redactUrl as redact, type AccessOptions } from './access-policy.js';
 
-/** Options of {@link loadModelBytes}. */
-export interface LoadModelOptions {
+export { isUrlAllowed } from './access-policy.js';
+
+/** Options of {@link loadModelBytes}: the access lists of {@link AccessOptions} plus the cache. */
+export interface LoadModelOptions extends AccessOptions {
   /** Directory of the download cache: `<sha256>.onnx` files plus `index.json` (URL → sha256). Created on demand. */
   readonly cacheDir: string;
-  /**
-   * When set, local model files must lie inside one of these directories (compared after
-   * `realpath`, so symlinks cannot escape). `[]` forbids every local file. Unset: no limit.
-   */
-  readonly allowedDirectories?: readonly string[];
-  /**
-   * When set, model URLs (and every redirect hop) must start with one of these prefixes,
-   * compared as parsed URLs: same scheme, host and port, and a path under the prefix's
-   * path. `[]` forbids every URL. Unset: no limit.
-   */
-  readonly allowedUrlPrefixes?: readonly string[];
   /** Largest download accepted, in bytes (default 2 GiB). */
   readonly maxDownloadBytes?: number;
 }
@@ -65,18 +57,7 @@ async function loadFromFile(filePath: string, shown: string, options: LoadModelO
   } catch (error) {
     if (!isErrno(error, 'ENOENT') && !isErrno(error, 'ENOTDIR')) throw readFailure(shown, error);
   }
-  if (options.allowedDirectories !== undefined) {
-    // A missing file is checked lexically, so that the error does not reveal whether a
-    // file exists outside the allowed directories.
-    const candidate = real ?? filePath;
-    if (!(await isInsideAllowedDirectory(candidate, options.allowedDirectories))) {
-      throw new ModelSqlError(
-        '42501',
-        `model file "${shown}" is outside the allowed model directories` +
-          (options.allowedDirectories.length === 0 ? ' (local model files are disabled)' : ''),
-      );
-    }
-  }
+  await new AccessPolicy(options).checkFile(filePath, real, shown);
   if (real === undefined) throw new ModelSqlError('58P01', `model file "${shown}" does not exist (resolved to ${filePath})`);
   try {
     return new Uint8Array(await readFile(real));
@@ -91,61 +72,8 @@ function readFailure(shown: string, error: unknown): ModelSqlError {
   return new ModelSqlError('58030', `could not read model file "${shown}": ${reason}`, { cause: error });
 }
 
-async function isInsideAllowedDirectory(file: string, allowed: readonly string[]): Promise<boolean> {
-  for (const dir of allowed) {
-    const absolute = path.resolve(process.cwd(), dir);
-    let root: string;
-    try {
-      root = await realpath(absolute);
-    } catch {
-      root = absolute;
-    }
-    const rel = path.relative(root, file);
-    if (rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel))) return true;
-  }
-  return false;
-}
-
 function isErrno(error: unknown, code: string): boolean {
   return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === code;
-}
-
-/** A URL for messages: no credentials, no query string (it may carry a token). */
-function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    return `${u.protocol}//${u.host}${u.pathname}${u.search ? '?…' : ''}`;
-  } catch {
-    return url;
-  }
-}
-
-/**
- * True when `url` lies under one of `prefixes`: same scheme, host and port, and a path
- * that starts with the prefix path at a segment boundary (or the prefix ends with `/`).
- */
-export function isUrlAllowed(url: string, prefixes: readonly string[]): boolean {
-  let target: URL;
-  try {
-    target = new URL(url);
-  } catch {
-    return false;
-  }
-  if (target.username !== '' || target.password !== '') return false;
-  for (const prefix of prefixes) {
-    let p: URL;
-    try {
-      p = new URL(prefix);
-    } catch {
-      continue;
-    }
-    if (p.protocol !== target.protocol || p.host !== target.host) continue;
-    const base = p.pathname;
-    if (base === '/' || base === '') return true;
-    if (target.pathname === base) return true;
-    if (target.pathname.startsWith(base.endsWith('/') ? base : `${base}/`)) return true;
-  }
-  return false;
 }
 
 type CacheIndex = Record<string, string>;
@@ -192,13 +120,7 @@ async function loadFromUrl(url: string, options: LoadModelOptions): Promise<Uint
 }
 
 function checkUrl(url: string, options: LoadModelOptions): void {
-  if (options.allowedUrlPrefixes !== undefined && !isUrlAllowed(url, options.allowedUrlPrefixes)) {
-    throw new ModelSqlError(
-      '42501',
-      `model URL "${redact(url)}" is outside the allowed URL prefixes` +
-        (options.allowedUrlPrefixes.length === 0 ? ' (model URLs are disabled)' : ''),
-    );
-  }
+  new AccessPolicy(options).checkUrl(url, 'model URL');
 }
 
 async function download(url: string, options: LoadModelOptions): Promise<Uint8Array> {

@@ -14,6 +14,7 @@ import { createHash } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { ModelRuntimeError, QueryCanceledError } from '../errors.js';
 import { maskSecrets } from '../secrets.js';
+import { accessDeniedIn } from './access-policy.js';
 import type { ColumnBatch, ColumnData, ModelRuntime, PredictOptions, PredictStage } from './model-runtime.js';
 import { fitContext } from './providers/prompt-template.js';
 import { packedMessage, structuredMessage, type FailureInfo, type ProviderClient, type ProviderReply, type ProviderRequest } from './providers/provider-client.js';
@@ -242,6 +243,12 @@ export class RemoteRuntime implements ModelRuntime {
         reply = await this.send(request, state, settings.timeoutMs);
       } catch (error) {
         if (state.failure) throw state.failure;
+        // A request the access policy refused (a redirect outside the allowed endpoints) is not retried.
+        const denied = accessDeniedIn(error);
+        if (denied) {
+          state.stop(denied);
+          throw denied;
+        }
         failure = this.describe(error);
       } finally {
         state.release();

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type { ModelVersion } from '../catalog/catalog-store.js';
 import { resolveModelOptions } from '../catalog/model-options.js';
 import { ModelSqlError } from '../errors.js';
+import { AccessPolicy, type AccessOptions } from './access-policy.js';
 import type { ModelColumn, ModelRuntime } from './model-runtime.js';
 import { bindOnnxSignature, defaultSignatureFor, inspectOnnx, loadModelBytes, type LoadModelOptions } from './onnx-model.js';
 import { createOnnxRuntime } from './onnx-runtime.js';
@@ -17,14 +18,13 @@ import { checkRemoteModel, createRemoteRuntime, isRemoteProvider } from './provi
 /** The catalog artifact that holds a stored model's ONNX graph (core/training/trained-model.ts). */
 const STORED_ONNX_ARTIFACT = 'model.onnx';
 
-/** Where model files may come from (SPEC §5); every field optional. */
-export interface ModelAccessOptions {
+/**
+ * Where model files may come from and which hosts models may call (SPEC §5, see
+ * access-policy.ts); every field optional, unset lists meaning no limit.
+ */
+export interface ModelAccessOptions extends AccessOptions {
   /** Directory for downloaded models (default `$MODELSQL_CACHE_DIR` or `~/.cache/modelsql`). */
   readonly cacheDir?: string;
-  /** When set, model files only from these directories. */
-  readonly allowedDirectories?: readonly string[];
-  /** When set, model URLs only with these prefixes. */
-  readonly allowedUrlPrefixes?: readonly string[];
 }
 
 /** A model definition checked against its artifact, with INPUT/OUTPUT filled in from the graph when omitted. */
@@ -43,6 +43,7 @@ export interface CheckedModel {
 export class RuntimeLoader {
   private readonly runtimes = new Map<string, Promise<ModelRuntime>>();
   private readonly loadOptions: LoadModelOptions;
+  private readonly policy: AccessPolicy;
 
   constructor(access: ModelAccessOptions) {
     this.loadOptions = {
@@ -50,6 +51,7 @@ export class RuntimeLoader {
       allowedDirectories: access.allowedDirectories,
       allowedUrlPrefixes: access.allowedUrlPrefixes,
     };
+    this.policy = new AccessPolicy(access);
   }
 
   /**
@@ -58,7 +60,7 @@ export class RuntimeLoader {
    */
   async check(options: readonly (readonly [string, string])[], input: readonly ModelColumn[] | undefined, output: readonly ModelColumn[] | undefined): Promise<CheckedModel> {
     const resolved = resolveModelOptions(options);
-    if (isRemoteProvider(resolved.provider)) return checkRemoteModel(resolved.provider, options, input, output);
+    if (isRemoteProvider(resolved.provider)) return checkRemoteModel(resolved.provider, options, input, output, this.policy);
     // A trained model's artifact was written and checked when it was trained.
     if (resolved.provider === 'internal' && input && output) return { input, output };
     const bytes = await loadModelBytes(resolved.location!, this.loadOptions);
@@ -99,7 +101,7 @@ export class RuntimeLoader {
   }
 
   private async create(version: ModelVersion): Promise<ModelRuntime> {
-    if (isRemoteProvider(version.provider)) return createRemoteRuntime(version.provider, version.options, version.input, version.output, version.secrets);
+    if (isRemoteProvider(version.provider)) return createRemoteRuntime(version.provider, version.options, version.input, version.output, version.secrets, this.policy);
     const resolved = resolveModelOptions(version.options);
     const bytes = await loadModelBytes(resolved.location!, this.loadOptions);
     const binding = bindOnnxSignature(await inspectOnnx(bytes), version.input, version.output);

@@ -3,10 +3,12 @@
  * untouched, model DDL to the catalog, and statements with ML calls to the planner.
  */
 import { EventEmitter } from 'node:events';
-import { ModelSqlError, QueryCanceledError, UnsupportedFeatureError, positionAt, withoutGeneratedSql } from '../errors.js';
+import { ModelSqlError, QueryCanceledError, UnsupportedFeatureError, positionAt, withoutGeneratedSql, type SourcePosition } from '../errors.js';
 import type { Host, HostResult } from '../host.js';
 import { ModelCatalog } from '../catalog/model-catalog.js';
-import { planStatement, type DirectWrite, type StatementPlan } from '../planner/ml-rewrite.js';
+import { planStatement, type DirectWrite, type RewriteContext, type StatementPlan } from '../planner/ml-rewrite.js';
+import type { InferenceGate } from '../runtime/inference-limits.js';
+import { StatementTimer } from './statement-timeout.js';
 import { RuntimeLoader, type ModelAccessOptions } from '../runtime/runtime-loader.js';
 import type { QueryStatement, Statement } from '../sql/ast.js';
 import { tokenize } from '../sql/lexer.js';
@@ -22,6 +24,15 @@ export interface SessionOptions extends ModelAccessOptions {
    * its owner does. Default: a loader of the session's own, closed with the session.
    */
   readonly runtimeLoader?: RuntimeLoader;
+  /** Rows one ML_PREDICT / ML_EVALUATE call may send to a model; over it the call fails with 54000. Default: no limit. */
+  readonly maxRowsPerCall?: number;
+  /**
+   * Admission of model inferences, shared with other sessions (see inference-limits.ts);
+   * over its limits a call fails with 53400. Default: none.
+   */
+  readonly inferenceGate?: InferenceGate;
+  /** The name this session counts under in the gate's per-client limit (the proxy: the user name). Default: the session's own. */
+  readonly clientName?: string;
 }
 
 /**
@@ -57,6 +68,9 @@ export class ModelSession implements Session {
   private readonly catalog: ModelCatalog;
   private controller: AbortController | undefined;
   private tempCounter = 0;
+  private readonly maxRowsPerCall: number | undefined;
+  /** Admits one model stage of this session (the shared gate's, else none). */
+  private readonly admit: (position?: SourcePosition) => () => void;
 
   constructor(
     private readonly host: Host,
@@ -65,6 +79,8 @@ export class ModelSession implements Session {
     this.loader = options.runtimeLoader ?? new RuntimeLoader(options);
     this.ownsLoader = options.runtimeLoader === undefined;
     this.catalog = new ModelCatalog(host, this.loader);
+    this.maxRowsPerCall = options.maxRowsPerCall;
+    this.admit = admission(options);
   }
 
   async sql(text: string): Promise<QueryResult> {
@@ -204,7 +220,18 @@ export class ModelSession implements Session {
         positionAt(text, statement.span.start),
       );
     }
-    return planStatement(statement, {
+    // Model stages are bounded by the host's statement timeout, armed when the first one starts.
+    const timer = new StatementTimer(this.host, () => this.cancel());
+    const limits: RewriteContext['limits'] = {
+      maxRows: this.maxRowsPerCall,
+      enter: async (position) => {
+        await timer.arm();
+        return this.admit(position);
+      },
+    };
+    let plan: StatementPlan;
+    try {
+      plan = await timer.guard(() => planStatement(statement, {
       host: this.host,
       catalog: this.catalog,
       loader: this.loader,
@@ -216,7 +243,28 @@ export class ModelSession implements Session {
         return name;
       },
       onProgress: (event) => this.events.emit('progress', event),
-    });
+      limits,
+      }));
+    } catch (error) {
+      timer.stop();
+      throw error;
+    }
+    const write = plan.write;
+    if (!write) {
+      timer.stop();
+      return plan;
+    }
+    // A direct write runs its stage later, still under the statement's timer.
+    return {
+      write: {
+        kind: write.kind,
+        run: () => timer.guard(() => write.run()),
+        close: async () => {
+          timer.stop();
+          await write.close();
+        },
+      },
+    };
   }
 
   /** Starts a statement: a fresh abort signal and a list of temporary tables to drop at the end. */
@@ -253,6 +301,16 @@ async function runWrite(write: DirectWrite): Promise<void> {
 function commandTag(kind: DirectWrite['kind'], rows: number | undefined): string {
   if (kind === 'insert') return `INSERT 0 ${rows ?? 0}`;
   return rows === undefined ? 'CREATE TABLE AS' : `SELECT ${rows}`;
+}
+
+let sessionCounter = 0;
+
+/** How a session admits a model stage: through its shared gate under its client name, or at once. */
+function admission(options: SessionOptions): (position?: SourcePosition) => () => void {
+  const gate = options.inferenceGate;
+  if (!gate) return () => () => undefined;
+  const client = options.clientName ?? `session ${++sessionCounter}`;
+  return (position) => gate.enter(client, position);
 }
 
 function parseWithText(text: string): Statement[] {

@@ -1,6 +1,7 @@
 /**
  * The CLI as a subprocess (test/support/run-cli.ts: the built `dist/cli/main.js`).
  */
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -287,5 +288,52 @@ describe('interactive shell in a pseudo-terminal', () => {
     } finally {
       shell.term.kill();
     }
+  });
+});
+
+describe('access and limit flags', () => {
+  const linear = (): string => {
+    const file = join(dir, 'outside.onnx');
+    writeFileSync(file, 'not read');
+    return file;
+  };
+
+  it('run --model-dir: a model file elsewhere is refused with 42501', async () => {
+    const allowed = mkdtempSync(join(dir, 'models-'));
+    const r = await cli(['run', '--model-dir', allowed, '-c', `CREATE MODEL m INPUT (a DOUBLE) OUTPUT (y DOUBLE) WITH ('provider' = 'onnx', 'path' = '${linear()}')`]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/42501: model file .* is outside the allowed model directories/);
+  });
+
+  it('run --allow-endpoint: an endpoint elsewhere is refused with 42501', async () => {
+    const r = await cli([
+      'run',
+      '--allow-endpoint',
+      'https://api.example.com/v1/',
+      '-c',
+      `CREATE MODEL m INPUT (t STRING) OUTPUT (a STRING) WITH ('provider' = 'openai', 'endpoint' = 'http://127.0.0.1:9/v1/chat/completions', 'model' = 'x', 'api-key' = 'k')`,
+    ]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/42501: endpoint "http:\/\/127\.0\.0\.1:9\/v1\/chat\/completions" is outside the allowed endpoints/);
+  });
+
+  it('proxy: limits must be positive integers', async () => {
+    const r = await cli(['proxy', '--upstream', 'postgres://127.0.0.1:1/x', '--max-inferences', '0']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/--max-inferences must be a positive integer/);
+  });
+
+  it('proxy: says what models may reach when it starts', async () => {
+    const child = spawn(process.execPath, [MAIN, 'proxy', '--upstream', 'postgres://127.0.0.1:1/x', '--listen', '127.0.0.1:0', '--model-dir', dir, '--allow-endpoint', 'https://api.example.com/v1/', '--allow-endpoint', 'https://b.example/'], { cwd: ROOT, stdio: 'pipe' });
+    let stderr = '';
+    await new Promise<void>((done) => {
+      child.stderr.on('data', (c: Buffer) => {
+        stderr += c.toString('utf8');
+        if (/endpoints: /.test(stderr)) done();
+      });
+    });
+    child.kill('SIGTERM');
+    await new Promise((done) => child.on('close', done));
+    expect(stderr).toMatch(new RegExp(`model files from: ${dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}; endpoints: https://api.example.com/v1/, https://b.example/`));
   });
 });

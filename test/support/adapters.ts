@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { openDuckDB } from '../../adapters/duckdb/index.js';
 import { connectPostgres } from '../../adapters/postgres/index.js';
 import type { Session } from '../../core/session/session.js';
+import type { SessionOptions } from '../../core/session/model-session.js';
 import { createTestDatabase } from './postgres-server.js';
 
 /** One host under test. */
@@ -13,8 +14,8 @@ export interface TestAdapter {
   readonly name: string;
   /** The schema unqualified names resolve to in a fresh database (`main`, `public`). */
   readonly schema: string;
-  /** A fresh, empty database. */
-  open(): Promise<Session>;
+  /** A fresh, empty database (with session options, e.g. limits). */
+  open(options?: SessionOptions): Promise<Session>;
   /** How many of modelsql's temporary tables (`__modelsql...`) the session holds. */
   countTempTables(session: Session): Promise<bigint>;
   /** How many host functions (DuckDB macros, Postgres functions) called `name` exist. */
@@ -30,7 +31,7 @@ const ALL: readonly TestAdapter[] = [
   {
     name: 'duckdb',
     schema: 'main',
-    open: () => openDuckDB(),
+    open: (options) => openDuckDB(undefined, options),
     countTempTables: async (db) => (await db.sql("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '__modelsql%'")).rows[0]![0] as bigint,
     countFunctions: async (db, name) =>
       Number((await db.sql(`SELECT count(*) FROM duckdb_functions() WHERE function_name = '${name.replace(/'/g, "''")}' AND function_type = 'macro'`)).rows[0]![0]),
@@ -42,10 +43,10 @@ const ALL: readonly TestAdapter[] = [
   {
     name: 'postgres',
     schema: 'public',
-    open: async () => {
+    open: async (options) => {
       const url = process.env.MODELSQL_TEST_POSTGRES_URL;
       if (!url) throw new Error('MODELSQL_TEST_POSTGRES_URL is not set: run the tests through jest (globalSetup starts a server)');
-      return connectPostgres(await createTestDatabase(url));
+      return connectPostgres(await createTestDatabase(url), options);
     },
     countTempTables: async (db) =>
       (await db.sql("SELECT count(*) FROM pg_class WHERE relpersistence = 't' AND relname LIKE '\\_\\_modelsql%' AND pg_class.relnamespace = pg_my_temp_schema()")).rows[0]![0] as bigint,

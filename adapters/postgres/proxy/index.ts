@@ -1,5 +1,5 @@
 /**
  * The Postgres wire-protocol proxy (see docs/proxy.md).
  */
-export { startProxy, type ProxyOptions, type RunningProxy } from './postgres-proxy.js';
+export { startProxy, type ProxyLimits, type ProxyOptions, type RunningProxy } from './postgres-proxy.js';
 export { parseUpstreamUrl, type UpstreamTarget } from './upstream-connection.js';

@@ -9,6 +9,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { ModelSession, type SessionOptions } from '../../../core/session/model-session.js';
 import { RuntimeLoader } from '../../../core/runtime/runtime-loader.js';
+import { checkLimit, InferenceGate, type InferenceGateLimits } from '../../../core/runtime/inference-limits.js';
 import { PostgresHost } from '../postgres-host.js';
 import { ProxyConnection, type ProxyContext } from './proxy-connection.js';
 import { parseUpstreamUrl, type UpstreamConnection } from './upstream-connection.js';
@@ -21,10 +22,27 @@ export interface ProxyOptions {
   readonly listen?: string | number | { readonly host?: string; readonly port?: number };
   /** TLS toward clients (PEM certificate chain and key); without it SSLRequest is answered `N`. */
   readonly tls?: { readonly cert: string | Buffer; readonly key: string | Buffer };
-  /** Model file and URL access for model statements (SPEC §5). */
-  readonly session?: Omit<SessionOptions, 'runtimeLoader'>;
+  /**
+   * Session options of model statements (SPEC §5). Unlike the library, the proxy is
+   * restricted by default: `allowedDirectories` and `allowedUrlPrefixes` default to `[]`
+   * (models only from catalog-held bytes, no network); name what is allowed.
+   */
+  readonly session?: Omit<SessionOptions, 'runtimeLoader' | 'inferenceGate' | 'clientName' | 'maxRowsPerCall'>;
+  /** Limits on model work (docs/security.md, "Limits"). */
+  readonly limits?: ProxyLimits;
+  /**
+   * A client that has not finished startup and authentication within this many ms is sent
+   * a FATAL `08P01` and closed (Postgres's `authentication_timeout`; default 60,000).
+   */
+  readonly startupTimeoutMs?: number;
   /** Where unexpected errors are logged (default: stderr). */
   readonly log?: (message: string, error?: unknown) => void;
+}
+
+/** Limits on model work through the proxy; each unset means no limit. */
+export interface ProxyLimits extends InferenceGateLimits {
+  /** Rows one ML_PREDICT / ML_EVALUATE call may send to a model (54000 beyond). */
+  readonly maxRowsPerCall?: number;
 }
 
 /** A running proxy. */
@@ -63,7 +81,15 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   const { host, port } = listenAddress(options.listen);
   const tls: SecureContext | undefined = options.tls ? createSecureContext({ cert: options.tls.cert, key: options.tls.key }) : undefined;
   const log = options.log ?? ((message: string, error?: unknown) => process.stderr.write(`modelsql proxy: ${message}${error ? `: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}` : ''}\n`));
-  const loader = new RuntimeLoader(options.session ?? {});
+  const session: SessionOptions = {
+    ...options.session,
+    allowedDirectories: options.session?.allowedDirectories ?? [],
+    allowedUrlPrefixes: options.session?.allowedUrlPrefixes ?? [],
+  };
+  const loader = new RuntimeLoader(session);
+  const gate = new InferenceGate({ maxInferences: options.limits?.maxInferences, maxClientInferences: options.limits?.maxClientInferences });
+  const maxRowsPerCall = options.limits?.maxRowsPerCall;
+  checkLimit('limits.maxRowsPerCall', maxRowsPerCall);
   const connections = new Set<ProxyConnection>();
   const keys = new Map<number, ProxyConnection>();
 
@@ -85,10 +111,11 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       const connection = keys.get(processId);
       if (connection?.key && connection.key.secret.equals(secret)) connection.cancel();
     },
-    createSession(upstream: UpstreamConnection) {
-      return new ModelSession(new PostgresHost(upstream), { ...options.session, runtimeLoader: loader });
+    createSession(upstream: UpstreamConnection, user: string) {
+      return new ModelSession(new PostgresHost(upstream), { ...session, runtimeLoader: loader, inferenceGate: gate, clientName: user, maxRowsPerCall });
     },
     log,
+    startupTimeoutMs: options.startupTimeoutMs ?? 60_000,
   };
 
   // allowHalfOpen: a client that sends half a message and shuts its side still gets the 08P01 answer.

@@ -76,10 +76,12 @@ export interface ProxyContext {
   unregister(connection: ProxyConnection): void;
   /** Handles a CancelRequest received on another socket. */
   cancel(processId: number, secret: Buffer): void;
-  /** A model session over `upstream` (created on the client's first model statement). */
-  createSession(upstream: UpstreamConnection): ModelSession;
+  /** A model session over `upstream` for the client's `user` (created on the client's first model statement). */
+  createSession(upstream: UpstreamConnection, user: string): ModelSession;
   /** Logs an unexpected error. */
   log(message: string, error?: unknown): void;
+  /** A client that has not finished startup and authentication by then is closed (ms; unset: never). */
+  readonly startupTimeoutMs?: number;
 }
 
 /** A model statement prepared through Parse. */
@@ -189,6 +191,10 @@ export class ProxyConnection {
   /** The proxy-side key the client got in BackendKeyData. */
   key: { readonly processId: number; readonly secret: Buffer } | undefined;
   private client: Socket;
+  /** Closes a client that does not finish startup in time (ProxyContext.startupTimeoutMs). */
+  private startupTimer: NodeJS.Timeout | undefined;
+  /** The user name of the StartupMessage (the client, for per-client limits). */
+  private user = '';
   private readonly framer = new Framer({ startup: true, allowedTypes: FRONTEND_TYPES });
   private phase: 'startup' | 'connecting' | 'auth' | 'ready' | 'closed' = 'startup';
   private upstream: UpstreamConnection | undefined;
@@ -227,6 +233,13 @@ export class ProxyConnection {
   start(): void {
     this.client.setNoDelay(true);
     this.attachClient(this.client);
+    const ms = this.context.startupTimeoutMs;
+    if (ms !== undefined) {
+      this.startupTimer = setTimeout(() => {
+        if (this.phase !== 'ready') this.fatal(new ProtocolViolation(`startup and authentication not completed within ${ms} ms`));
+      }, ms);
+      this.startupTimer.unref();
+    }
   }
 
   /** Cancels what runs for this client: the upstream statement and any inference. */
@@ -239,6 +252,7 @@ export class ProxyConnection {
   async close(): Promise<void> {
     if (this.phase === 'closed') return;
     this.phase = 'closed';
+    clearTimeout(this.startupTimer);
     this.context.unregister(this);
     this.client.destroy();
     const upstream = this.upstream;
@@ -332,6 +346,7 @@ export class ProxyConnection {
         this.framer.startup = false;
         this.phase = 'connecting';
         const parameters = new Map(packet.parameters);
+        this.user = parameters.get('user') ?? '';
         if (!parameters.has('database') && this.context.target.database) parameters.set('database', this.context.target.database);
         void this.connectUpstream(startupMessage(packet.version, parameters));
         this.receive(undefined);
@@ -625,7 +640,7 @@ export class ProxyConnection {
   }
 
   private sessionFor(): ModelSession {
-    this.session ??= this.context.createSession(this.upstream!);
+    this.session ??= this.context.createSession(this.upstream!, this.user);
     return this.session;
   }
 

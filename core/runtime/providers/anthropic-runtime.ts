@@ -26,8 +26,10 @@ export class AnthropicClient implements ProviderClient {
   constructor(
     private readonly config: RemoteModelConfig,
     apiKey: string,
+    /** Every request goes through it (the access policy's checked fetch; default the global one). */
+    private readonly fetchFn: typeof fetch = fetch,
   ) {
-    this.sdk = new Anthropic({ apiKey, baseURL: config.baseUrl, maxRetries: 0, timeout: config.timeoutMs * 2 });
+    this.sdk = new Anthropic({ apiKey, baseURL: config.baseUrl, maxRetries: 0, timeout: config.timeoutMs * 2, fetch: fetchFn });
   }
 
   async send(request: ProviderRequest, signal: AbortSignal): Promise<ProviderReply> {
@@ -65,6 +67,6 @@ export class AnthropicClient implements ProviderClient {
 }
 
 /** Creates the runtime of an `anthropic` model. */
-export function createAnthropicRuntime(config: RemoteModelConfig, apiKey: string, inputCount: number): RemoteRuntime {
-  return new RemoteRuntime(config, new AnthropicClient(config, apiKey), inputCount);
+export function createAnthropicRuntime(config: RemoteModelConfig, apiKey: string, inputCount: number, fetchFn: typeof fetch = fetch): RemoteRuntime {
+  return new RemoteRuntime(config, new AnthropicClient(config, apiKey, fetchFn), inputCount);
 }

@@ -2,6 +2,7 @@
  * Creates and checks the runtimes of remote models. Each provider's file (and so its SDK)
  * is loaded only when a model of that provider runs.
  */
+import { AccessPolicy } from '../access-policy.js';
 import type { ModelColumn, ModelRuntime } from '../model-runtime.js';
 import { parseRemoteModel, REMOTE_PROVIDERS, resolveApiKey, type RemoteProvider } from './remote-options.js';
 
@@ -13,19 +14,28 @@ export function isRemoteProvider(provider: string): provider is RemoteProvider {
 }
 
 /**
- * Checks a remote model at CREATE / ALTER time: options against INPUT/OUTPUT, and
- * `${env:...}` references against the environment. Sends no request.
+ * Checks a remote model at CREATE / ALTER time: options against INPUT/OUTPUT,
+ * `${env:...}` references against the environment, and the endpoint against the access
+ * policy. Sends no request.
  *
- * @throws InvalidOptionError (22023)
+ * @throws InvalidOptionError (22023), AccessDeniedError (42501)
  */
-export async function checkRemoteModel(provider: RemoteProvider, options: Options, input: readonly ModelColumn[] | undefined, output: readonly ModelColumn[] | undefined): Promise<{ input: readonly ModelColumn[]; output: readonly ModelColumn[] }> {
-  parseRemoteModel(provider, options, input, output, process.env);
+export async function checkRemoteModel(
+  provider: RemoteProvider,
+  options: Options,
+  input: readonly ModelColumn[] | undefined,
+  output: readonly ModelColumn[] | undefined,
+  policy: AccessPolicy = new AccessPolicy(),
+): Promise<{ input: readonly ModelColumn[]; output: readonly ModelColumn[] }> {
+  const config = parseRemoteModel(provider, options, input, output, process.env);
+  policy.checkUrl(config.endpoint, 'endpoint');
   return { input: input!, output: output! };
 }
 
 /**
- * The runtime of a remote model version. The api-key is resolved here, before any
- * request: an unset `${env:...}` variable is an error now.
+ * The runtime of a remote model version. The api-key is resolved and the endpoint checked
+ * against `policy` here, before any request; every request then goes through the policy's
+ * checked `fetch`.
  */
 export async function createRemoteRuntime(
   provider: RemoteProvider,
@@ -33,16 +43,18 @@ export async function createRemoteRuntime(
   input: readonly ModelColumn[],
   output: readonly ModelColumn[],
   secrets: readonly (readonly [string, string])[] | undefined,
+  policy: AccessPolicy = new AccessPolicy(),
 ): Promise<ModelRuntime> {
   const config = parseRemoteModel(provider, options, input, output);
+  policy.checkUrl(config.endpoint, 'endpoint');
   const literal = secrets?.find(([k]) => k.toLowerCase() === 'api-key')?.[1];
   const apiKey = resolveApiKey(config, literal);
   switch (provider) {
     case 'openai':
-      return (await import('./openai-runtime.js')).createOpenAIRuntime(config, apiKey, input.length);
+      return (await import('./openai-runtime.js')).createOpenAIRuntime(config, apiKey, input.length, policy.fetch);
     case 'gemini':
-      return (await import('./gemini-runtime.js')).createGeminiRuntime(config, apiKey, input.length);
+      return (await import('./gemini-runtime.js')).createGeminiRuntime(config, apiKey, input.length, policy.fetch);
     case 'anthropic':
-      return (await import('./anthropic-runtime.js')).createAnthropicRuntime(config, apiKey, input.length);
+      return (await import('./anthropic-runtime.js')).createAnthropicRuntime(config, apiKey, input.length, policy.fetch);
   }
 }

@@ -31,6 +31,8 @@ export class GeminiClient implements ProviderClient {
   constructor(
     private readonly config: RemoteModelConfig,
     apiKey: string,
+    /** Every request goes through it (the access policy's checked fetch; default the global one). */
+    private readonly fetchFn: typeof fetch = fetch,
   ) {
     this.sdk = new GoogleGenAI({ apiKey, httpOptions: { baseUrl: config.baseUrl, ...(config.apiVersion ? { apiVersion: config.apiVersion } : {}) } });
   }
@@ -39,7 +41,7 @@ export class GeminiClient implements ProviderClient {
     const c = this.config;
     let retryAfter: number | undefined;
     const fetchCapturing = async (input: Parameters<typeof fetch>[0], init?: Parameters<typeof fetch>[1]): Promise<Response> => {
-      const response = await fetch(input, init);
+      const response = await this.fetchFn(input, init);
       if (!response.ok) retryAfter = retryAfterFromHeaders(response.headers);
       return response;
     };
@@ -107,6 +109,6 @@ function parseStatus(text: string): { message?: string; status?: string; retryDe
 }
 
 /** Creates the runtime of a `gemini` model. */
-export function createGeminiRuntime(config: RemoteModelConfig, apiKey: string, inputCount: number): RemoteRuntime {
-  return new RemoteRuntime(config, new GeminiClient(config, apiKey), inputCount);
+export function createGeminiRuntime(config: RemoteModelConfig, apiKey: string, inputCount: number, fetchFn: typeof fetch = fetch): RemoteRuntime {
+  return new RemoteRuntime(config, new GeminiClient(config, apiKey, fetchFn), inputCount);
 }

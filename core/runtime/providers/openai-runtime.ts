@@ -28,8 +28,10 @@ export class OpenAIClient implements ProviderClient {
   constructor(
     private readonly config: RemoteModelConfig,
     apiKey: string,
+    /** Every request goes through it (the access policy's checked fetch; default the global one). */
+    private readonly fetchFn: typeof fetch = fetch,
   ) {
-    this.sdk = new OpenAI({ apiKey, baseURL: config.baseUrl, maxRetries: 0, timeout: config.timeoutMs * 2 });
+    this.sdk = new OpenAI({ apiKey, baseURL: config.baseUrl, maxRetries: 0, timeout: config.timeoutMs * 2, fetch: fetchFn });
   }
 
   async send(request: ProviderRequest, signal: AbortSignal): Promise<ProviderReply> {
@@ -85,6 +87,6 @@ export class OpenAIClient implements ProviderClient {
 }
 
 /** Creates the runtime of an `openai` model. */
-export function createOpenAIRuntime(config: RemoteModelConfig, apiKey: string, inputCount: number): RemoteRuntime {
-  return new RemoteRuntime(config, new OpenAIClient(config, apiKey), inputCount);
+export function createOpenAIRuntime(config: RemoteModelConfig, apiKey: string, inputCount: number, fetchFn: typeof fetch = fetch): RemoteRuntime {
+  return new RemoteRuntime(config, new OpenAIClient(config, apiKey, fetchFn), inputCount);
 }

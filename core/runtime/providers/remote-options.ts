@@ -66,6 +66,8 @@ const DEFAULT_ENDPOINTS: Readonly<Partial<Record<RemoteProvider, string>>> = {
 export interface RemoteModelConfig {
   readonly provider: RemoteProvider;
   readonly task: RemoteTask;
+  /** The `endpoint` option as written (trimmed), or the provider's default. */
+  readonly endpoint: string;
   /** The SDK's base URL (OpenAI: `.../v1`; Gemini and Anthropic: the host). */
   readonly baseUrl: string;
   /** Gemini only: the API version taken from the endpoint (`v1beta` by default). */
@@ -236,6 +238,7 @@ export function parseRemoteModel(
     ...values,
     provider,
     task,
+    endpoint: endpointOption.trim(),
     baseUrl,
     apiVersion,
     apiKeyOption,

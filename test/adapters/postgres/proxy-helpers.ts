@@ -28,11 +28,19 @@ export interface ProxyFixture {
   close(): Promise<void>;
 }
 
-/** Creates a test database and starts a proxy in front of its server on port 0. */
+/**
+ * Creates a test database and starts a proxy in front of its server on port 0. Unless
+ * `options.session` says otherwise, model files and URLs are unrestricted.
+ */
 export async function proxyFixture(options: Partial<ProxyOptions> = {}): Promise<ProxyFixture> {
   const directUrl = await createTestDatabase(serverUrl());
   const upstream = new URL(directUrl);
-  const proxy = await startProxy({ upstream: `postgres://${upstream.host}${upstream.pathname}?sslmode=disable`, listen: 0, log: () => undefined, ...options });
+  const proxy = await startProxy({ upstream: `postgres://${upstream.host}${upstream.pathname}?sslmode=disable`, listen: 0,
+    log: () => undefined,
+    // Tests that do not test access control read model files and call loopback servers anywhere.
+    session: { allowedDirectories: ['/'], allowedUrlPrefixes: ['*'] },
+    ...options,
+  });
   const through = new URL(directUrl);
   through.host = `127.0.0.1:${proxy.port}`;
   const clients: pg.Client[] = [];

@@ -249,8 +249,8 @@ describe('loadModelBytes', () => {
     test('allowed URL prefixes, checked on every redirect hop', async () => {
       const allowedUrlPrefixes = [`${base}/models/`];
       expect(await loadModelBytes(`${base}/models/redirect.onnx`, { cacheDir, allowedUrlPrefixes })).toEqual(bytes);
-      await expectSqlError(loadModelBytes(`${base}/private/m.onnx`, { cacheDir, allowedUrlPrefixes }), '42501', /outside the allowed URL prefixes/);
-      await expectSqlError(loadModelBytes(`${base}/models/escape.onnx`, { cacheDir, allowedUrlPrefixes }), '42501', /outside the allowed URL prefixes/);
+      await expectSqlError(loadModelBytes(`${base}/private/m.onnx`, { cacheDir, allowedUrlPrefixes }), '42501', /outside the allowed endpoints/);
+      await expectSqlError(loadModelBytes(`${base}/models/escape.onnx`, { cacheDir, allowedUrlPrefixes }), '42501', /outside the allowed endpoints/);
       expect(hits.get('/private/m.onnx')).toBeUndefined();
       // a cached URL outside the allow-list is still refused
       await expectSqlError(loadModelBytes(`${base}/models/m.onnx`, { cacheDir, allowedUrlPrefixes: [] }), '42501', /disabled/);

@@ -1,0 +1,180 @@
+/**
+ * Server-side file and network access of model definitions (SPEC §5: "model files only
+ * from allowed directories, model URLs and provider endpoints only from allowed prefixes;
+ * no SSRF through a model definition"). One policy per runtime loader, checked where model
+ * files are read, where model URLs are downloaded and before every request a remote
+ * provider's SDK sends (its `fetch` goes through {@link AccessPolicy.fetch}).
+ *
+ * Defaults: the embedded library is unrestricted (both lists unset); the proxy starts with
+ * both lists empty (only catalog-held model bytes, no network) unless `--model-dir` /
+ * `--allow-endpoint` name what is allowed.
+ */
+import { realpath } from 'node:fs/promises';
+import path from 'node:path';
+import { ModelSqlError } from '../errors.js';
+
+/** The access settings of a session or proxy; each list unset means "no limit". */
+export interface AccessOptions {
+  /**
+   * When set, local model files must lie inside one of these directories (compared after
+   * `realpath`, so `..` and symbolic links cannot escape). `[]` forbids every local file.
+   */
+  readonly allowedDirectories?: readonly string[];
+  /**
+   * When set, model URLs, provider endpoints and every redirect hop must lie under one of
+   * these prefixes: same scheme, host and port, and a path under the prefix's path (at a
+   * `/` boundary). `'*'` allows every URL. `[]` forbids every URL.
+   */
+  readonly allowedUrlPrefixes?: readonly string[];
+}
+
+/** Redirects a provider request may follow under a restricted policy. */
+const MAX_REDIRECTS = 5;
+
+/**
+ * 42501 insufficient_privilege: a model definition reaches outside what the server allows.
+ */
+export class AccessDeniedError extends ModelSqlError {
+  constructor(message: string) {
+    super('42501', message);
+  }
+}
+
+/**
+ * Checks model files and URLs against {@link AccessOptions}.
+ *
+ * @example
+ * const policy = new AccessPolicy({ allowedDirectories: ['/srv/models'], allowedUrlPrefixes: ['https://api.openai.com/v1/'] });
+ * const file = await policy.checkFile('/srv/models/m.onnx', 'm.onnx');
+ * policy.checkUrl('https://api.openai.com/v1/chat/completions', 'endpoint');
+ */
+export class AccessPolicy {
+  constructor(readonly options: AccessOptions = {}) {}
+
+  /** Whether both lists are unset (the embedded library's default). */
+  get unrestricted(): boolean {
+    return this.options.allowedDirectories === undefined && this.options.allowedUrlPrefixes === undefined;
+  }
+
+  /**
+   * Checks a local model file (absolute `file`, shown to the user as `shown`); `real` is
+   * its `realpath` when it exists. A missing file is checked lexically, so that the error
+   * does not reveal whether a file exists outside the allowed directories.
+   *
+   * @throws AccessDeniedError (42501)
+   */
+  async checkFile(file: string, real: string | undefined, shown: string): Promise<void> {
+    const allowed = this.options.allowedDirectories;
+    if (allowed === undefined) return;
+    if (await isInsideAllowedDirectory(real ?? file, allowed)) return;
+    throw new AccessDeniedError(
+      `model file "${shown}" is outside the allowed model directories` + (allowed.length === 0 ? ' (local model files are disabled on this server)' : ''),
+    );
+  }
+
+  /**
+   * Checks a URL the server would fetch: `what` names it in the error (`model URL`,
+   * `endpoint`).
+   *
+   * @throws AccessDeniedError (42501)
+   */
+  checkUrl(url: string, what: string): void {
+    const prefixes = this.options.allowedUrlPrefixes;
+    if (prefixes === undefined || isUrlAllowed(url, prefixes)) return;
+    throw new AccessDeniedError(
+      `${what} "${redactUrl(url)}" is outside the allowed endpoints` + (prefixes.length === 0 ? ' (network access of models is disabled on this server)' : ''),
+    );
+  }
+
+  /**
+   * A `fetch` for provider SDKs: unrestricted, the global one; restricted, every request
+   * URL is checked first, and redirects are followed by hand (307/308 only, which keep the
+   * method and body), each hop checked, so that an allowed host cannot bounce a request
+   * elsewhere.
+   */
+  readonly fetch: typeof fetch = async (input, init) => {
+    if (this.options.allowedUrlPrefixes === undefined) return fetch(input, init);
+    let url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+    for (let hop = 0; ; hop++) {
+      this.checkUrl(url, hop === 0 ? 'endpoint' : 'redirect target');
+      const response = await fetch(typeof input === 'string' || input instanceof URL || hop > 0 ? url : input, { ...init, redirect: 'manual' });
+      const location = response.headers.get('location');
+      if (response.status < 300 || response.status >= 400 || location === null) return response;
+      const next = new URL(location, url).href;
+      try {
+        this.checkUrl(next, 'redirect target');
+      } catch (error) {
+        await response.body?.cancel();
+        throw error;
+      }
+      // Other redirects (and too many) reach the SDK as the HTTP error they are.
+      if ((response.status !== 307 && response.status !== 308) || hop >= MAX_REDIRECTS) return response;
+      await response.body?.cancel();
+      url = next;
+    }
+  };
+}
+
+/** Whether `error` or one of its causes is an {@link AccessDeniedError} (SDKs wrap what `fetch` throws). */
+export function accessDeniedIn(error: unknown): AccessDeniedError | undefined {
+  for (let e = error, depth = 0; e !== undefined && e !== null && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
+    if (e instanceof AccessDeniedError) return e;
+  }
+  return undefined;
+}
+
+async function isInsideAllowedDirectory(file: string, allowed: readonly string[]): Promise<boolean> {
+  for (const dir of allowed) {
+    const absolute = path.resolve(process.cwd(), dir);
+    let root: string;
+    try {
+      root = await realpath(absolute);
+    } catch {
+      root = absolute;
+    }
+    const rel = path.relative(root, file);
+    if (rel === '' || (rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel))) return true;
+  }
+  return false;
+}
+
+/**
+ * True when `url` lies under one of `prefixes`: same scheme, host and port, and a path
+ * equal to the prefix's path or under it at a `/` boundary. `'*'` matches every http(s)
+ * URL. URLs with a user name or password never match.
+ */
+export function isUrlAllowed(url: string, prefixes: readonly string[]): boolean {
+  let target: URL;
+  try {
+    target = new URL(url);
+  } catch {
+    return false;
+  }
+  if (target.username !== '' || target.password !== '') return false;
+  for (const prefix of prefixes) {
+    if (prefix.trim() === '*') {
+      if (target.protocol === 'http:' || target.protocol === 'https:') return true;
+      continue;
+    }
+    let p: URL;
+    try {
+      p = new URL(prefix);
+    } catch {
+      continue;
+    }
+    if (p.protocol !== target.protocol || p.host !== target.host) continue;
+    const base = p.pathname.replace(/\/+$/, '');
+    if (base === '' || target.pathname === base || target.pathname.startsWith(`${base}/`)) return true;
+  }
+  return false;
+}
+
+/** A URL for messages: no credentials, no query string (it may carry a token). */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.protocol}//${u.host}${u.pathname}${u.search ? '?…' : ''}`;
+  } catch {
+    return url;
+  }
+}
