@@ -174,10 +174,20 @@ async function proxyCommand(args: { upstream: string; listen: string; tlsCert?: 
   }
   const upstream = new URL(args.upstream);
   writeError(`modelsql proxy listening on ${proxy.host}:${proxy.port}${tls ? ' (TLS)' : ''}, upstream ${upstream.host}${upstream.pathname}\n`);
+  // Under `node --expose-gc` (diagnostics only), SIGUSR2 runs a full collection and reports the
+  // memory and open connections on stderr: the load benchmark measures the proxy's memory so.
+  const gc = (globalThis as { gc?: () => void }).gc;
+  const reportMemory = (): void => {
+    gc!();
+    const m = process.memoryUsage();
+    writeError(`modelsql proxy memory: rss=${m.rss} heapUsed=${m.heapUsed} external=${m.external} connections=${proxy.connections}\n`);
+  };
+  if (gc) process.on('SIGUSR2', reportMemory);
   await new Promise<void>((resolve) => {
     const stop = (): void => {
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
+      process.off('SIGUSR2', reportMemory);
       resolve();
     };
     process.on('SIGINT', stop);

@@ -386,7 +386,11 @@ export class ProxyConnection {
       this.fatal(new UpstreamError('08006', `upstream server at ${this.context.target.label} closed the connection during authentication`));
       return;
     }
-    // A statement in flight fails with 08006 through its exchange and closes the connection then.
+    // A statement in flight fails with 08006 through its exchange and closes the connection
+    // then; one waiting for relayed answers that will never come is woken to do the same.
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
   }
 
   /** Upstream messages during authentication: relayed, with the backend key swapped and channel binding hidden. */
@@ -598,6 +602,8 @@ export class ProxyConnection {
         } finally {
           this.running = undefined;
         }
+        // The upstream went away while the proxy answered the message: nothing more can be served.
+        if (this.upstream!.isClosed) throw this.upstream!.lostError();
       }
     } catch (error) {
       if (error instanceof UpstreamError || error instanceof ProtocolViolation) this.fatal(error);
@@ -618,10 +624,21 @@ export class ProxyConnection {
       this.swallowRfq++;
       this.forward([SYNC]);
     }
-    while (this.pendingRfq > 0 && this.phase === 'ready') {
+    while (this.pendingRfq > 0 && this.phase === 'ready' && !this.upstream!.isClosed) {
       await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     }
+    if (this.upstream!.isClosed) throw this.upstream!.lostError();
     if (this.phase !== 'ready') throw new UpstreamError('08006', 'connection closed');
+  }
+
+  /**
+   * The error to end the connection with when `error` (from a statement the proxy runs)
+   * means the upstream is gone, whatever shape the core gave it on the way; undefined when
+   * the upstream is still there and the error is the statement's own.
+   */
+  private lostUpstream(error: unknown): UpstreamError | undefined {
+    if (error instanceof UpstreamError) return error;
+    return this.upstream?.isClosed ? this.upstream.lostError() : undefined;
   }
 
   private sessionFor(): ModelSession {
@@ -664,7 +681,9 @@ export class ProxyConnection {
           throw new ProtocolViolation(`unexpected message type "${frame.type}"`);
       }
     } catch (error) {
-      if (error instanceof UpstreamError || error instanceof ProtocolViolation) throw error;
+      if (error instanceof ProtocolViolation) throw error;
+      const lost = this.lostUpstream(error);
+      if (lost) throw lost;
       this.batchFailed = true;
       await this.reportError(error, undefined);
     }
@@ -713,7 +732,8 @@ export class ProxyConnection {
         }
         if (!ok) break;
       } catch (error) {
-        if (error instanceof UpstreamError) throw error;
+        const lost = this.lostUpstream(error);
+        if (lost) throw lost;
         await this.reportError(error, context);
         break;
       }
@@ -850,7 +870,8 @@ export class ProxyConnection {
       portal.result ??= await this.sessionFor().runStatement(statement, portal.text);
       this.writeClient(portal.result.columns.length > 0 ? rowMessages({ ...portal.result, rows: [] }, true) : [NO_DATA]);
     } catch (error) {
-      if (error instanceof UpstreamError) throw error;
+      const lost = this.lostUpstream(error);
+        if (lost) throw lost;
       this.batchFailed = true;
       await this.reportError(error, this.errorContext(portal));
     }
@@ -877,7 +898,8 @@ export class ProxyConnection {
         this.writeClient([...rowMessages(result, false), commandComplete(result.command || 'SELECT')]);
       }
     } catch (error) {
-      if (error instanceof UpstreamError) throw error;
+      const lost = this.lostUpstream(error);
+        if (lost) throw lost;
       this.batchFailed = true;
       await this.reportError(error, this.errorContext(portal));
     } finally {
