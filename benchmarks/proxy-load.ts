@@ -3,7 +3,8 @@
  * `BENCH_LOAD_SECONDS` (default 60) mixing plain statements, ONNX ML_PREDICT and remote
  * ML_PREDICT against a loopback OpenAI server that answers one request in
  * `BENCH_LOAD_FAIL_EVERY` (default 20: 5 %) with a real error (500, or 429 with
- * `retry-after-ms`), plus a CREATE / DROP MODEL loop; every answer is checked (the mix
+ * `retry-after-ms`), plus a CREATE / DROP MODEL loop and clients that drop their connection
+ * in the middle of an ML_PREDICT; every answer is checked (the mix
  * and what counts as a failure: test/support/proxy-load.ts). At `BENCH_LOAD_RESTART_AT`
  * of the run (default 0.5; `0` for none) the upstream Postgres is shut down for
  * `BENCH_LOAD_DOWN_MS` (default 3000) and started again.
@@ -11,8 +12,8 @@
  * The proxy runs as its own process (`node --expose-gc dist/cli/main.js proxy`), so its
  * memory is its own: SIGUSR2 makes it collect garbage and print its RSS. The baseline is
  * taken after a warm-up of `BENCH_LOAD_WARM_SECONDS` (default a tenth of the run, at least
- * 2 s) with the same clients (the ONNX runtime and the OpenAI SDK loaded, the allocator at
- * its working size), the end figure once every client has gone; they must agree within 10 %.
+ * 2 s) with the same clients and mix (the ONNX runtime and the OpenAI SDK loaded, the
+ * allocator at its working size), the end figure once every client has gone; they must agree within 10 %.
  * Afterwards: no upstream session and no temporary table left in the database, and the
  * model catalog whole (no half-written model).
  *
@@ -32,7 +33,7 @@ import pg from 'pg';
 import { linearRegressorModel } from '../test/support/onnx-models.js';
 import { LINEAR } from '../test/support/model-files.js';
 import { startPostgres, type PostgresServer } from '../test/support/postgres-server.js';
-import { catalogProblems, leftovers, prepareLoad, runLoad, type LoadReport } from '../test/support/proxy-load.js';
+import { catalogProblems, leftovers, prepareLoad, runLoad, type LoadKind, type LoadReport } from '../test/support/proxy-load.js';
 import type { ProxyBenchmarkResult } from './proxy-passthrough.js';
 import { percentile } from './proxy-support.js';
 
@@ -43,6 +44,8 @@ const RESTART_AT = Number(process.env.BENCH_LOAD_RESTART_AT ?? 0.5);
 const DOWN_MS = Number(process.env.BENCH_LOAD_DOWN_MS ?? 3000);
 const DIRECT_SECONDS = Number(process.env.BENCH_LOAD_DIRECT_SECONDS ?? 5);
 const WARM_SECONDS = Number(process.env.BENCH_LOAD_WARM_SECONDS ?? Math.max(2, SECONDS / 10));
+/** What the clients do (test/support/proxy-load.ts). */
+const MIX: readonly LoadKind[] = ['plain', 'onnx', 'remote', 'catalog', 'abandon'];
 /** Allowed growth of the proxy's RSS over the run. */
 const MEMORY_TOLERANCE = 0.1;
 
@@ -163,13 +166,13 @@ export async function benchmarkProxyLoad(): Promise<ProxyBenchmarkResult & { pro
     await setup.end();
     // Warm-up at full concurrency: the baseline is the proxy's steady state, with the ONNX
     // runtime and the OpenAI SDK loaded and the allocator at its working size.
-    const warm = await runLoad({ url: through.toString(), clients: CLIENTS, seconds: WARM_SECONDS, kinds: ['plain', 'onnx', 'remote'] });
+    const warm = await runLoad({ url: through.toString(), clients: CLIENTS, seconds: WARM_SECONDS, kinds: MIX });
     problems.push(...warm.failures.map((f) => `warm-up: ${f}`));
     await settle(async () => (await proxy.memory()).connections === 0, 10_000);
     const baseline = await proxy.memory();
 
     const restart = RESTART_AT > 0 && server ? { atSeconds: SECONDS * RESTART_AT, downMs: DOWN_MS, shutdown: () => server.shutdown(), start: () => server.start() } : undefined;
-    report = await runLoad({ url: through.toString(), clients: CLIENTS, seconds: SECONDS, kinds: ['plain', 'onnx', 'remote', 'catalog'], restart });
+    report = await runLoad({ url: through.toString(), clients: CLIENTS, seconds: SECONDS, kinds: MIX, restart });
     problems.push(...report.failures);
 
     // After the run: nothing left upstream, the catalog whole, the proxy's memory back.
@@ -193,7 +196,7 @@ export async function benchmarkProxyLoad(): Promise<ProxyBenchmarkResult & { pro
     const total = report.ok.plain + report.ok.onnx + report.ok.remote + report.ok.catalog;
     const l = report.latencies;
     details.push(
-      `${CLIENTS} clients × ${report.seconds.toFixed(1)} s: ${total.toLocaleString('en-US')} statements answered right (plain ${report.ok.plain}, onnx ${report.ok.onnx}, remote ${report.ok.remote}, catalog ${report.ok.catalog}); latency p50 ${percentile(l, 50).toFixed(1)} ms, p99 ${percentile(l, 99).toFixed(1)} ms`,
+      `${CLIENTS} clients × ${report.seconds.toFixed(1)} s: ${total.toLocaleString('en-US')} statements answered right (plain ${report.ok.plain}, onnx ${report.ok.onnx}, remote ${report.ok.remote}, catalog ${report.ok.catalog}), and ${report.ok.abandon} ML_PREDICTs abandoned by their client mid-statement; latency p50 ${percentile(l, 50).toFixed(1)} ms, p99 ${percentile(l, 99).toFixed(1)} ms`,
       `wrong answers, hangs or unexpected errors: ${report.failures.length}; remote calls failed after retries: ${report.genuineFailures}; loopback requests ${counts.requests.toLocaleString('en-US')}, of which failed on purpose ${counts.failed.toLocaleString('en-US')}`,
       report.restart
         ? `upstream restart: down at ${(report.restart.downAt / 1000).toFixed(1)} s for ${((report.restart.upAt - report.restart.downAt) / 1000).toFixed(1)} s; ${report.restartErrors} statements lost their connection; first statement served ${report.restart.firstServedAt === undefined ? 'never' : `${Math.round(report.restart.firstServedAt - report.restart.upAt)} ms`} after it was back`

@@ -11,7 +11,10 @@
  * - `remote`: ML_PREDICT of an OpenAI-compatible model over five rows (the loopback server
  *   answers `echo: <prompt>`);
  * - `catalog` (one client in 25): `CREATE OR REPLACE MODEL ... AS SELECT` (a trained model,
- *   a new version with its artifacts) and `DROP MODEL`, in turn.
+ *   a new version with its artifacts) and `DROP MODEL`, in turn;
+ * - `abandon` (one statement in ten): a remote or ONNX ML_PREDICT whose client drops its connection a few
+ *   milliseconds in (the proxy must stop the statement and free its session), then
+ *   connects again.
  *
  * What counts as a failure of the proxy (see {@link classify}): a wrong or missing answer;
  * a statement that hangs past `hangMs`; any error, except (a) a remote model request that
@@ -25,7 +28,7 @@ import pg from 'pg';
 import { linearExpected } from './model-files.js';
 
 /** The kinds of statement a load mixes. */
-export type LoadKind = 'plain' | 'onnx' | 'remote' | 'catalog';
+export type LoadKind = 'plain' | 'onnx' | 'remote' | 'catalog' | 'abandon';
 
 /** Rows of the `pts` table a load reads: id 1..PTS_ROWS, a = id / 2, b = id % 7. */
 export const PTS_ROWS = 1000;
@@ -134,8 +137,16 @@ async function runStatement(client: pg.Client, kind: LoadKind, app: string, n: n
       const bad = r.rows.length !== 5 || r.rows.some((row, i) => row.id !== id + i || row.answer !== `echo: p${id + i}`);
       return bad ? `remote: ${JSON.stringify(r.rows)}` : undefined;
     }
+    case 'abandon': {
+      // No answer to check: the statement is dropped on purpose, and the connection with it.
+      const model = n % 2 === 0 ? 'MODEL chat, DESCRIPTOR(txt)' : 'MODEL lin, DESCRIPTOR(a, b)';
+      void client.query(`SELECT * FROM ML_PREDICT(TABLE (SELECT id, a, b, 'p' || id AS txt FROM pts WHERE id BETWEEN ${id} AND ${id + 4}), ${model})`).catch(() => undefined);
+      await new Promise((resolve) => setTimeout(resolve, n % 30));
+      (client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
+      return undefined;
+    }
     case 'catalog':
-      throw new Error('catalog statements run through runCatalogStep');
+      throw new Error('catalog statements run through catalogStep');
   }
 }
 
@@ -146,14 +157,15 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
   const began = performance.now();
   const now = (): number => performance.now() - began;
   const deadline = options.seconds * 1000;
-  const ok: Record<LoadKind, number> = { plain: 0, onnx: 0, remote: 0, catalog: 0 };
+  const ok: Record<LoadKind, number> = { plain: 0, onnx: 0, remote: 0, catalog: 0, abandon: 0 };
   const latencies: number[] = [];
   const failures: string[] = [];
   const restart: { downAt?: number; upAt?: number; firstServedAt?: number } = {};
   let genuineFailures = 0;
   let restartErrors = 0;
   const models = new Map<string, 'created' | 'dropped' | 'unknown'>();
-  const mixed = options.kinds.filter((k) => k !== 'catalog');
+  const mixed = options.kinds.filter((k) => k !== 'catalog' && k !== 'abandon');
+  const abandon = options.kinds.includes('abandon');
 
   const connect = async (app: string): Promise<pg.Client> => {
     for (;;) {
@@ -224,10 +236,10 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
     try {
       for (let n = 0; now() < deadline; n++) {
         client ??= await connect(app);
-        const kind: LoadKind = catalog && n % 4 === 3 ? 'catalog' : mixed[(n + k) % mixed.length]!;
+        const kind: LoadKind = catalog && n % 4 === 3 ? 'catalog' : abandon && n % 10 === 9 ? 'abandon' : mixed[(n + k) % mixed.length]!;
         const c = client;
         const alive = await guarded(c, kind, app, () => (kind === 'catalog' ? catalogStep(c, `cat${k}`, n) : runStatement(c, kind, app, n)));
-        if (!alive) {
+        if (!alive || kind === 'abandon') {
           client = undefined;
           void c.end().catch(() => undefined);
         }

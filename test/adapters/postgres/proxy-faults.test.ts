@@ -2,8 +2,8 @@
  * The proxy while its upstream Postgres restarts under load: a server of the test's own
  * (started here, so that stopping it does not disturb the other suites), a proxy in front
  * of it, ten clients mixing plain statements, ONNX and remote ML_PREDICT (the loopback
- * OpenAI server failing one request in twenty) and a CREATE / DROP MODEL loop, and the
- * server shut down and started again in the middle. In-flight statements must end with an
+ * OpenAI server failing one request in twenty), ML_PREDICTs dropped by their client halfway
+ * and a CREATE / DROP MODEL loop, and the server shut down and started again in the middle. In-flight statements must end with an
  * error (never a hang), new connections must be served once the server is back, and
  * nothing may be left behind: no half-written catalog entry, no temporary table, no
  * upstream session.
@@ -76,14 +76,14 @@ run('upstream restart under load', () => {
       url: proxyUrl,
       clients: 10,
       seconds: 6,
-      kinds: ['plain', 'onnx', 'remote', 'catalog'],
+      kinds: ['plain', 'onnx', 'remote', 'catalog', 'abandon'],
       restart: { atSeconds: 2, downMs: 1000, shutdown: () => server.shutdown(), start: () => server.start() },
       hangMs: 15_000,
     });
     expect(report.failures).toEqual([]);
     expect(report.restartErrors).toBeGreaterThan(0); // the restart was felt
     expect(report.restart?.firstServedAt).toBeDefined(); // and clients were served after it
-    for (const kind of ['plain', 'onnx', 'remote', 'catalog'] as const) expect(report.ok[kind]).toBeGreaterThan(0);
+    for (const kind of ['plain', 'onnx', 'remote', 'catalog', 'abandon'] as const) expect(report.ok[kind]).toBeGreaterThan(0);
 
     // A new client is served, model SQL included.
     const fresh = await connect(proxyUrl);
