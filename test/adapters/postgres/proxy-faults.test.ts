@@ -16,7 +16,9 @@ import type { LoopbackServer } from '../../providers/loopback-server.js';
 import { linearExpected, writeModelFiles } from '../../support/model-files.js';
 import { startPostgres, type PostgresServer } from '../../support/postgres-server.js';
 import { catalogProblems, leftovers, prepareLoad, runLoad } from '../../support/proxy-load.js';
+import { mapPostgresError } from '../../../adapters/postgres/postgres-errors.js';
 import { query } from '../../../adapters/postgres/proxy/protocol.js';
+import { UpstreamError } from '../../../adapters/postgres/proxy/upstream-connection.js';
 import { errorCodes, eventually } from './proxy-helpers.js';
 
 const wanted = process.env.MODELSQL_TEST_ADAPTERS?.split(',').map((s) => s.trim());
@@ -36,6 +38,11 @@ async function connect(url: string): Promise<pg.Client> {
   await client.connect();
   return client;
 }
+
+test('a lost upstream keeps its SQLSTATE through the Postgres host (08006, not XX000)', () => {
+  const error = mapPostgresError(new UpstreamError('08006', 'connection to upstream server at db:5432 was lost: ECONNRESET'));
+  expect([error.sqlstate, error.message]).toEqual(['08006', 'connection to upstream server at db:5432 was lost: ECONNRESET']);
+});
 
 /** The socket under a `pg.Client`, and every byte it received from now on. */
 function wire(client: pg.Client): { readonly socket: Socket; received(): Buffer } {
