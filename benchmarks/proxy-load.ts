@@ -137,7 +137,9 @@ const mb = (bytes: number): string => `${(bytes / 1048576).toFixed(1)} MiB`;
 /** Runs the load; `problems` lists every failed check (empty when all held). */
 export async function benchmarkProxyLoad(): Promise<ProxyBenchmarkResult & { problems: readonly string[] }> {
   const given = process.env.MODELSQL_BENCH_POSTGRES_URL;
-  const server: PostgresServer | undefined = given ? undefined : await startPostgres();
+  // Room for every client twice over: a client that drops its connection reconnects while
+  // its old session may still be closing.
+  const server: PostgresServer | undefined = given ? undefined : await startPostgres({ maxConnections: 2 * CLIENTS + 20 });
   const serverUrl = given ?? server!.url;
   const database = `modelsql_load_${process.pid}`;
   const admin = new pg.Client({ connectionString: serverUrl });
