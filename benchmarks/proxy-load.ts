@@ -15,7 +15,8 @@
  * 2 s) with the same clients and mix (the ONNX runtime and the OpenAI SDK loaded, the
  * allocator at its working size; the lowest of three reports a second apart). Once every
  * client has gone, the RSS must come back within 10 % of the baseline within 30 s (a report
- * a second: the buffers of the last connections take a moment to be released).
+ * a second: the buffers of the last connections take a moment to be released). The proxy
+ * runs with `MALLOC_ARENA_MAX=2` (`BENCH_LOAD_MALLOC_ARENA_MAX`; see docs/performance.md).
  * Afterwards: no upstream session and no temporary table left in the database, and the
  * model catalog whole (no half-written model).
  *
@@ -46,6 +47,13 @@ const RESTART_AT = Number(process.env.BENCH_LOAD_RESTART_AT ?? 0.5);
 const DOWN_MS = Number(process.env.BENCH_LOAD_DOWN_MS ?? 3000);
 const DIRECT_SECONDS = Number(process.env.BENCH_LOAD_DIRECT_SECONDS ?? 5);
 const WARM_SECONDS = Number(process.env.BENCH_LOAD_WARM_SECONDS ?? Math.max(2, SECONDS / 10));
+/**
+ * glibc's malloc arenas for the proxy process (`MALLOC_ARENA_MAX`, default 2; empty for
+ * glibc's own default of 8 per core). glibc gives each thread that allocates (the ONNX
+ * workers, libuv's pool) an arena of its own and keeps what is freed there for reuse, so
+ * with the default the RSS stays at the high-water mark of the busiest moment.
+ */
+const MALLOC_ARENA_MAX = process.env.BENCH_LOAD_MALLOC_ARENA_MAX ?? '2';
 /** What the clients do (test/support/proxy-load.ts). */
 const MIX: readonly LoadKind[] = ['plain', 'onnx', 'remote', 'catalog', 'abandon'];
 /** Allowed growth of the proxy's RSS over the run. */
@@ -73,7 +81,8 @@ interface ProxyProcess {
 
 async function startProxyProcess(upstream: string): Promise<ProxyProcess> {
   const cli = fileURLToPath(new URL('../cli/main.js', import.meta.url));
-  const child: ChildProcess = spawn(process.execPath, ['--expose-gc', cli, 'proxy', '--upstream', upstream, '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const env = { ...process.env, ...(MALLOC_ARENA_MAX ? { MALLOC_ARENA_MAX } : {}) };
+  const child: ChildProcess = spawn(process.execPath, ['--expose-gc', cli, 'proxy', '--upstream', upstream, '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'ignore', 'pipe'], env });
   const log: string[] = [];
   const reports: ((line: string) => void)[] = [];
   let port: ((p: number) => void) | undefined;
@@ -234,7 +243,7 @@ export async function benchmarkProxyLoad(): Promise<ProxyBenchmarkResult & { pro
         ? `upstream restart: down at ${(report.restart.downAt / 1000).toFixed(1)} s for ${((report.restart.upAt - report.restart.downAt) / 1000).toFixed(1)} s; ${report.restartErrors} statements lost their connection; first statement served ${report.restart.firstServedAt === undefined ? 'never' : `${Math.round(report.restart.firstServedAt - report.restart.upAt)} ms`} after it was back`
         : 'upstream restart: none',
       `after: upstream sessions ${left.backends}, temporary tables ${left.tempTables}, catalog problems ${(await catalogProblems(checker)).length}`,
-      `proxy RSS: cold ${mb(cold.rss)}, after warm-up ${mb(baseline.rss)}, after the run ${mb(end.rss)} (${growth >= 0 ? '+' : ''}${(growth * 100).toFixed(1)} %, allowed +${MEMORY_TOLERANCE * 100} %, reached ${(settledMs / 1000).toFixed(0)} s after the clients left); heap ${mb(baseline.heapUsed)} → ${mb(end.heapUsed)}, buffers ${mb(baseline.external)} → ${mb(end.external)}`,
+      `proxy RSS (MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX || 'unset'}): cold ${mb(cold.rss)}, after warm-up ${mb(baseline.rss)}, after the run ${mb(end.rss)} (${growth >= 0 ? '+' : ''}${(growth * 100).toFixed(1)} %, allowed +${MEMORY_TOLERANCE * 100} %, reached ${(settledMs / 1000).toFixed(0)} s after the clients left); heap ${mb(baseline.heapUsed)} → ${mb(end.heapUsed)}, buffers ${mb(baseline.external)} → ${mb(end.external)}`,
       `direct to Postgres, plain statements only, ${CLIENTS} clients: ${Math.round(handRate).toLocaleString('en-US')} statements/s`,
       problems.length === 0 ? 'checks: all held' : `checks FAILED: ${problems.length}`,
       ...problems.slice(0, 20).map((p) => `  ${p}`),
