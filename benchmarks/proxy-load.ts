@@ -86,10 +86,12 @@ async function startProxyProcess(upstream: string): Promise<ProxyProcess> {
   const log: string[] = [];
   const reports: ((line: string) => void)[] = [];
   let port: ((p: number) => void) | undefined;
-  const listening = new Promise<number>((resolve, reject) => {
-    port = resolve;
-    child.once('exit', (code) => reject(new Error(`the proxy exited (${code}) before listening: ${log.join('\n')}`)));
+  // Rejects if the proxy ends before it is stopped (so a wait for its report cannot hang).
+  const exited = new Promise<never>((_, reject) => {
+    child.once('exit', (code, signal) => reject(new Error(`the proxy exited (${code ?? signal}): ${log.join('\n')}`)));
   });
+  exited.catch(() => undefined);
+  const listening = Promise.race([new Promise<number>((resolve) => (port = resolve)), exited]);
   let buffered = '';
   child.stderr!.on('data', (chunk: Buffer) => {
     buffered += chunk.toString('utf8');
@@ -108,7 +110,7 @@ async function startProxyProcess(upstream: string): Promise<ProxyProcess> {
     async memory() {
       const line = new Promise<string>((resolve) => reports.push(resolve));
       child.kill('SIGUSR2');
-      const text = await line;
+      const text = await Promise.race([line, exited]);
       const field = (name: string): number => Number(new RegExp(`${name}=(\\d+)`).exec(text)![1]);
       return { rss: field('rss'), heapUsed: field('heapUsed'), external: field('external'), connections: field('connections') };
     },

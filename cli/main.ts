@@ -173,7 +173,6 @@ async function proxyCommand(args: { upstream: string; listen: string; tlsCert?: 
     return EXIT_ERROR;
   }
   const upstream = new URL(args.upstream);
-  writeError(`modelsql proxy listening on ${proxy.host}:${proxy.port}${tls ? ' (TLS)' : ''}, upstream ${upstream.host}${upstream.pathname}\n`);
   // Under `node --expose-gc` (diagnostics only), SIGUSR2 runs a full collection and reports the
   // memory and open connections on stderr: the load benchmark measures the proxy's memory so.
   const gc = (globalThis as { gc?: () => void }).gc;
@@ -188,6 +187,8 @@ async function proxyCommand(args: { upstream: string; listen: string; tlsCert?: 
     });
   };
   if (gc) process.on('SIGUSR2', reportMemory);
+  // Announced once the hook is in place: a SIGUSR2 sent on reading this line must find it.
+  writeError(`modelsql proxy listening on ${proxy.host}:${proxy.port}${tls ? ' (TLS)' : ''}, upstream ${upstream.host}${upstream.pathname}\n`);
   await new Promise<void>((resolve) => {
     const stop = (): void => {
       process.off('SIGINT', stop);
