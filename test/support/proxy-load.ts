@@ -236,7 +236,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
     try {
       for (let n = 0; now() < deadline; n++) {
         client ??= await connect(app);
-        const kind: LoadKind = catalog && n % 4 === 3 ? 'catalog' : abandon && n % 10 === 9 ? 'abandon' : mixed[(n + k) % mixed.length]!;
+        const kind: LoadKind = catalog && n % 4 === 1 ? 'catalog' : abandon && n % 10 === 4 ? 'abandon' : mixed[(n + k) % mixed.length]!;
         const c = client;
         const alive = await guarded(c, kind, app, () => (kind === 'catalog' ? catalogStep(c, `cat${k}`, n) : runStatement(c, kind, app, n)));
         if (!alive || kind === 'abandon') {

@@ -632,13 +632,13 @@ export class ProxyConnection {
   }
 
   /**
-   * The error to end the connection with when `error` (from a statement the proxy runs)
-   * means the upstream is gone, whatever shape the core gave it on the way; undefined when
-   * the upstream is still there and the error is the statement's own.
+   * Rethrows `error` (from a statement the proxy runs) as an UpstreamError, which ends the
+   * connection, when it means the upstream is gone, whatever shape the core gave it on the
+   * way; returns when the upstream is still there and the error is the statement's own.
    */
-  private lostUpstream(error: unknown): UpstreamError | undefined {
-    if (error instanceof UpstreamError) return error;
-    return this.upstream?.isClosed ? this.upstream.lostError() : undefined;
+  private throwIfUpstreamLost(error: unknown): void {
+    if (error instanceof UpstreamError) throw error;
+    if (this.upstream?.isClosed) throw this.upstream.lostError();
   }
 
   private sessionFor(): ModelSession {
@@ -682,8 +682,7 @@ export class ProxyConnection {
       }
     } catch (error) {
       if (error instanceof ProtocolViolation) throw error;
-      const lost = this.lostUpstream(error);
-      if (lost) throw lost;
+      this.throwIfUpstreamLost(error);
       this.batchFailed = true;
       await this.reportError(error, undefined);
     }
@@ -732,8 +731,7 @@ export class ProxyConnection {
         }
         if (!ok) break;
       } catch (error) {
-        const lost = this.lostUpstream(error);
-        if (lost) throw lost;
+        this.throwIfUpstreamLost(error);
         await this.reportError(error, context);
         break;
       }
@@ -870,8 +868,7 @@ export class ProxyConnection {
       portal.result ??= await this.sessionFor().runStatement(statement, portal.text);
       this.writeClient(portal.result.columns.length > 0 ? rowMessages({ ...portal.result, rows: [] }, true) : [NO_DATA]);
     } catch (error) {
-      const lost = this.lostUpstream(error);
-        if (lost) throw lost;
+      this.throwIfUpstreamLost(error);
       this.batchFailed = true;
       await this.reportError(error, this.errorContext(portal));
     }
@@ -898,8 +895,7 @@ export class ProxyConnection {
         this.writeClient([...rowMessages(result, false), commandComplete(result.command || 'SELECT')]);
       }
     } catch (error) {
-      const lost = this.lostUpstream(error);
-        if (lost) throw lost;
+      this.throwIfUpstreamLost(error);
       this.batchFailed = true;
       await this.reportError(error, this.errorContext(portal));
     } finally {
