@@ -258,7 +258,7 @@ export async function benchmarkProxyLoad(): Promise<ProxyBenchmarkResult & { pro
   }
   const rate = report ? (report.ok.plain + report.ok.onnx + report.ok.remote + report.ok.catalog) / report.seconds : 0;
   return {
-    name: `Load through the proxy: ${CLIENTS} clients × ${SECONDS} s, plain + ONNX + remote (1 in ${FAIL_EVERY} requests failing) + catalog, upstream restarted${RESTART_AT > 0 && !given ? '' : ' (no: skipped)'}; modelsql = mixed statements/s through the proxy, hand-written = plain statements/s direct`,
+    name: `Load through the proxy: ${CLIENTS} clients × ${SECONDS} s, plain + ONNX + remote (1 in ${FAIL_EVERY} requests failing) + catalog${RESTART_AT > 0 && !given ? ', upstream restarted' : ''}; modelsql = mixed statements/s through the proxy, hand-written = plain statements/s direct`,
     modelsqlRowsPerSecond: rate,
     handWrittenRowsPerSecond: handRate,
     ratio: rate / handRate,
