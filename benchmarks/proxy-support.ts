@@ -53,7 +53,7 @@ export async function openBenchServer(): Promise<BenchServer> {
 }
 
 /** The benchmarks' models are files in temporary directories: the proxy may read any file and reach any URL. */
-const OPEN_ACCESS = ['--model-dir', '/', '--allow-endpoint', '*'];
+export const OPEN_ACCESS = ['--model-dir', '/', '--allow-endpoint', '*'];
 
 /**
  * Starts `modelsql proxy` in a child process on a free port, in front of the server at

@@ -10,8 +10,9 @@ import { benchmarkProxyLatency } from './proxy-latency.js';
 import { benchmarkProxyPassthrough } from './proxy-passthrough.js';
 import { benchmarkCatalogMigrate } from './catalog-migrate.js';
 import { benchmarkGuardOverhead } from './guard-overhead.js';
+import { benchmarkProxyLoad } from './proxy-load.js';
 
-const benchmarks: (() => Promise<{ name: string; modelsqlRowsPerSecond: number; handWrittenRowsPerSecond: number; ratio: number; unit?: string; details?: readonly string[] }>)[] = [benchmarkPredictOnnx, benchmarkRemoteOpenAI, benchmarkPredictOnnxPostgres, benchmarkProxyPassthrough, benchmarkProxyLatency, benchmarkTrainLinear, benchmarkPredictTrainedVsSql, benchmarkPredictTrainedVsOnnx, benchmarkCatalogMigrate, benchmarkGuardOverhead];
+const benchmarks: (() => Promise<{ name: string; modelsqlRowsPerSecond: number; handWrittenRowsPerSecond: number; ratio: number; unit?: string; details?: readonly string[] }>)[] = [benchmarkPredictOnnx, benchmarkRemoteOpenAI, benchmarkPredictOnnxPostgres, benchmarkProxyPassthrough, benchmarkProxyLatency, benchmarkProxyLoad, benchmarkTrainLinear, benchmarkPredictTrainedVsSql, benchmarkPredictTrainedVsOnnx, benchmarkCatalogMigrate, benchmarkGuardOverhead];
 
 for (const bench of benchmarks) {
   const r = await bench();

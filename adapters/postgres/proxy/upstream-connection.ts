@@ -71,13 +71,20 @@ export function parseUpstreamUrl(url: string): UpstreamTarget {
   return { host, port, database, sslmode: sslmode as UpstreamTarget['sslmode'], label: host.startsWith('/') ? `${host}/.s.PGSQL.${port}` : `${host}:${port}` };
 }
 
-/** The upstream could not be reached or went away: 08001 / 08006 for the client. */
+/**
+ * The upstream could not be reached or went away: 08001 / 08006 for the client. `code`
+ * carries the SQLSTATE too, as on a driver's error, so that the Postgres host's error
+ * mapping keeps it when the error passes through a model statement.
+ */
 export class UpstreamError extends Error {
+  readonly code: string;
+
   constructor(
     readonly sqlstate: '08001' | '08006',
     message: string,
   ) {
     super(message);
+    this.code = sqlstate;
   }
 }
 
@@ -458,7 +465,8 @@ export class UpstreamConnection implements PgConnection {
     if (relay) this.onRelay(relay);
   }
 
-  private lostError(): UpstreamError {
+  /** The 08006 error of a lost connection, naming the socket's error when there was one. */
+  lostError(): UpstreamError {
     const reason = this.closeError ? `: ${(this.closeError as NodeJS.ErrnoException).code ?? this.closeError.message}` : '';
     return new UpstreamError('08006', `connection to upstream server at ${this.target.label} was lost${reason}`);
   }
