@@ -101,7 +101,7 @@ async function startProxyProcess(upstream: string): Promise<ProxyProcess> {
       const listen = /listening on [^ ]+:(\d+)/.exec(line);
       if (listen) port?.(Number(listen[1]));
       else if (line.startsWith('modelsql proxy memory:')) reports.shift()?.(line);
-      else log.push(line);
+      else if (!line.startsWith('model files from:')) log.push(line); // the start-up announcement is not a problem
     }
   });
   return {
