@@ -12,15 +12,18 @@
  *   security, and the checks below treat its members as owners of every model.
  * - Literal secrets: `model_secrets.secret` is readable by the catalog owner alone (the
  *   other columns are granted for the row filters of UPDATE and DELETE); a model's users
- *   read its secrets through the view `usable_secrets`, which runs with its owner's (the
- *   catalog owner's) table rights and keeps the rows whose model the *calling* role may use
- *   (`current_user` inside a view is the caller). `security_barrier` keeps a caller's own
+ *   read its secrets through the view `usable_secrets`, which reads the table with its
+ *   owner's (the catalog owner's) rights and keeps the rows whose model the *calling* role
+ *   may use (functions inside a view run as the caller). `security_barrier` keeps a caller's own
  *   functions from seeing rows before that filter
  *   (https://www.postgresql.org/docs/current/rules-privileges.html).
- * - The checks are `SECURITY DEFINER` functions (so that a policy may read `models` and
- *   `model_grants` without recursing into their own policies) with a fixed `search_path`
- *   (https://www.postgresql.org/docs/current/sql-createfunction.html#SQL-CREATEFUNCTION-SECURITY).
- *   They take the role to check as an argument; policies pass `current_user`.
+ * - The checks are functions of the calling role (`current_user`), run with its rights: a
+ *   role learns nothing about another role's access. `model_grants`' own policy reads no
+ *   table, so the checks that read it (under its policy) do not recurse. Each has a fixed
+ *   `search_path` (https://www.postgresql.org/docs/current/sql-createfunction.html#SQL-CREATEFUNCTION-SECURITY),
+ *   so a caller's own schemas cannot stand in for `pg_has_role` or `=`. One function,
+ *   `model_taken`, is `SECURITY DEFINER`: it tells whether a model name is taken, which
+ *   the unique index on names would tell anyway.
  * - Every role may use the catalog (USAGE on the schema, table rights to PUBLIC): what it
  *   sees and changes is decided row by row.
  */
@@ -33,28 +36,33 @@ const CATALOG_OWNER = `pg_get_userbyid((SELECT relowner FROM pg_class WHERE oid 
 /** Tables holding one model's rows, each with an `owner` column (all but `models` keyed by version or grantee too). */
 const MODEL_TABLES = ['models', 'model_versions', 'artifacts', 'training_metrics', 'model_secrets', 'model_grants'] as const;
 
-const DEFINER = 'LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp';
+const INVOKER = 'LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp';
 
-/** `who` is a member of the role named `role` (false when no such role exists: pg_has_role would raise). */
-const member = (who: string, role: string): string => `EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = ${role} AND pg_has_role(${who}, r.oid, 'MEMBER'))`;
+/** The current role is a member of the role named `role` (false when no such role exists: pg_has_role would raise). */
+const member = (role: string): string => `EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = ${role} AND pg_has_role(current_user, r.oid, 'MEMBER'))`;
 
 const FUNCTIONS = [
   // The owner, a member of the owner, or a member of the catalog owner (superusers are members of every role).
-  `CREATE FUNCTION ml_catalog.may_alter(model_owner text, who name) RETURNS boolean ${DEFINER} AS $$ SELECT ${member('who', 'model_owner')} OR pg_has_role(who, (SELECT relowner FROM pg_class WHERE oid = 'ml_catalog.models'::regclass), 'MEMBER') $$`,
-  `CREATE FUNCTION ml_catalog.may_use(schema text, model text, model_owner text, who name) RETURNS boolean ${DEFINER} AS $$ SELECT ml_catalog.may_alter(model_owner, who) OR EXISTS (SELECT 1 FROM ml_catalog.model_grants g WHERE g.schema_name = schema AND g.model_name = model AND (g.grantee = 'public' OR ${member('who', 'g.grantee')})) $$`,
-  `CREATE FUNCTION ml_catalog.model_owner(schema text, model text) RETURNS text ${DEFINER} AS $$ SELECT owner FROM ml_catalog.models WHERE schema_name = schema AND model_name = model $$`,
+  `CREATE FUNCTION ml_catalog.may_alter(model_owner text) RETURNS boolean ${INVOKER} AS $$ SELECT ${member('model_owner')} OR pg_has_role(current_user, (SELECT relowner FROM pg_class WHERE oid = 'ml_catalog.models'::regclass), 'MEMBER') $$`,
+  // A grant row is visible to its grantee (model_grants_use), so the caller sees exactly the grants that concern it.
+  `CREATE FUNCTION ml_catalog.may_use(schema text, model text, model_owner text) RETURNS boolean ${INVOKER} AS $$ SELECT ml_catalog.may_alter(model_owner) OR EXISTS (SELECT 1 FROM ml_catalog.model_grants g WHERE g.schema_name = schema AND g.model_name = model AND (g.grantee = 'public' OR ${member('g.grantee')})) $$`,
+  // The owner of a model the caller may see (NULL otherwise).
+  `CREATE FUNCTION ml_catalog.model_owner(schema text, model text) RETURNS text ${INVOKER} AS $$ SELECT owner FROM ml_catalog.models WHERE schema_name = schema AND model_name = model $$`,
+  `CREATE FUNCTION ml_catalog.model_taken(schema text, model text) RETURNS boolean LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$ SELECT EXISTS (SELECT 1 FROM ml_catalog.models WHERE schema_name = schema AND model_name = model) $$`,
 ];
 
-const MAY_ALTER = 'ml_catalog.may_alter(owner, current_user)';
-const MAY_USE = 'ml_catalog.may_use(schema_name, model_name, owner, current_user)';
+const MAY_ALTER = 'ml_catalog.may_alter(owner)';
+const MAY_USE = 'ml_catalog.may_use(schema_name, model_name, owner)';
 const OWNER_MATCHES = 'owner = ml_catalog.model_owner(schema_name, model_name)';
 
 function modelTablePolicies(table: (typeof MODEL_TABLES)[number]): string[] {
   // A new model names its own owner; a row of an existing model names that model's owner.
   const check = table === 'models' ? MAY_ALTER : `${MAY_ALTER} AND ${OWNER_MATCHES}`;
+  // model_grants: its owner's rows and the rows naming the caller (which may_use reads: no table here, no recursion).
+  const use = table === 'model_grants' ? `${MAY_ALTER} OR grantee = 'public' OR ${member('grantee')}` : MAY_USE;
   return [
     `ALTER TABLE ml_catalog.${table} ENABLE ROW LEVEL SECURITY`,
-    `CREATE POLICY ${table}_use ON ml_catalog.${table} FOR SELECT USING (${MAY_USE})`,
+    `CREATE POLICY ${table}_use ON ml_catalog.${table} FOR SELECT USING (${use})`,
     `CREATE POLICY ${table}_insert ON ml_catalog.${table} FOR INSERT WITH CHECK (${check})`,
     `CREATE POLICY ${table}_update ON ml_catalog.${table} FOR UPDATE USING (${MAY_ALTER}) WITH CHECK (${check})`,
     `CREATE POLICY ${table}_delete ON ml_catalog.${table} FOR DELETE USING (${MAY_ALTER})`,
@@ -75,7 +83,7 @@ const LAYOUT_3: readonly string[] = [
   ...MODEL_TABLES.flatMap(modelTablePolicies),
   // The run log: a role sees its own runs and the runs of models it may use.
   'ALTER TABLE ml_catalog.prediction_runs ENABLE ROW LEVEL SECURITY',
-  `CREATE POLICY prediction_runs_use ON ml_catalog.prediction_runs FOR SELECT USING (run_by = current_user OR ml_catalog.may_use(schema_name, model_name, ml_catalog.model_owner(schema_name, model_name), current_user))`,
+  `CREATE POLICY prediction_runs_use ON ml_catalog.prediction_runs FOR SELECT USING (run_by = current_user OR ml_catalog.may_use(schema_name, model_name, ml_catalog.model_owner(schema_name, model_name)))`,
   'CREATE POLICY prediction_runs_insert ON ml_catalog.prediction_runs FOR INSERT WITH CHECK (run_by = current_user)',
   // The prediction cache holds answers to other roles' inputs: each role has its own.
   'ALTER TABLE ml_catalog.prediction_cache ENABLE ROW LEVEL SECURITY',
@@ -92,9 +100,10 @@ const LAYOUT_3: readonly string[] = [
   `DO $$ DECLARE o name := ${CATALOG_OWNER}; BEGIN IF o <> current_user THEN
      EXECUTE format('ALTER TABLE ml_catalog.model_grants OWNER TO %I', o);
      EXECUTE format('ALTER VIEW ml_catalog.usable_secrets OWNER TO %I', o);
-     EXECUTE format('ALTER FUNCTION ml_catalog.may_alter(text, name) OWNER TO %I', o);
-     EXECUTE format('ALTER FUNCTION ml_catalog.may_use(text, text, text, name) OWNER TO %I', o);
+     EXECUTE format('ALTER FUNCTION ml_catalog.may_alter(text) OWNER TO %I', o);
+     EXECUTE format('ALTER FUNCTION ml_catalog.may_use(text, text, text) OWNER TO %I', o);
      EXECUTE format('ALTER FUNCTION ml_catalog.model_owner(text, text) OWNER TO %I', o);
+     EXECUTE format('ALTER FUNCTION ml_catalog.model_taken(text, text) OWNER TO %I', o);
    END IF; END $$`,
 ];
 
@@ -107,8 +116,8 @@ const LAYOUT_3: readonly string[] = [
 export const POSTGRES_ROLES: RoleDialect = {
   catalogMigration: (version) => (version === 3 ? LAYOUT_3 : []),
   currentRole: 'SELECT CAST(current_user AS text)',
-  mayAlter: 'SELECT ml_catalog.may_alter($1, current_user)',
-  modelTaken: 'SELECT 1 WHERE ml_catalog.model_owner($1, $2) IS NOT NULL',
+  mayAlter: 'SELECT ml_catalog.may_alter($1)',
+  modelTaken: 'SELECT 1 WHERE ml_catalog.model_taken($1, $2)',
   roleExists: `SELECT 1 WHERE $1 = 'public' OR EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)`,
   functionAccess(fn: Omit<HostFunction, 'body' | 'returnType'>, role: string, grant: boolean): string {
     const name = `${doubleQuote(fn.schema)}.${doubleQuote(fn.name)}(${fn.params.map((p) => p.type).join(', ')})`;

@@ -293,6 +293,22 @@ test('a member of the owner role alters; REVOKE takes use, sight and the functio
   }
 });
 
+test('functions of the caller’s own schema, first on its search_path, do not open the policies', async () => {
+  const other = await openRole('other', 'direct');
+  try {
+    await other.rows(`CREATE FUNCTION public.pg_has_role(name, oid, text) RETURNS boolean LANGUAGE sql AS 'SELECT true'`);
+    await other.rows(`CREATE FUNCTION public.pg_has_role(name, name, text) RETURNS boolean LANGUAGE sql AS 'SELECT true'`);
+    await other.rows('SET search_path = public, pg_catalog');
+    expect(await other.rows('SELECT count(*)::int FROM ml_catalog.models')).toEqual([[0]]);
+    expect(await other.rows('SELECT count(*)::int FROM ml_catalog.usable_secrets')).toEqual([[0]]);
+    await refused(other.rows(PREDICT), '42704');
+  } finally {
+    await other.rows('RESET search_path').catch(() => undefined);
+    await other.rows('DROP FUNCTION public.pg_has_role(name, oid, text); DROP FUNCTION public.pg_has_role(name, name, text)').catch(() => undefined);
+    await other.close();
+  }
+});
+
 const cliIt = existsSync(MAIN) ? test : test.skip;
 cliIt('`modelsql run` as the grantee prints the key nowhere', async () => {
   const script = ['SHOW CREATE MODEL chat;', 'DESCRIBE MODEL EXTENDED chat;', `${CHAT};`, 'SELECT a FROM ML_PREDICT(TABLE notes, MODEL echoing, DESCRIPTOR(txt));'].join('\n');
