@@ -8,8 +8,9 @@ import { benchmarkPredictTrainedVsOnnx, benchmarkPredictTrainedVsSql, benchmarkT
 import { benchmarkPredictOnnxPostgres } from './predict-onnx-postgres.js';
 import { benchmarkProxyLatency } from './proxy-latency.js';
 import { benchmarkProxyPassthrough } from './proxy-passthrough.js';
+import { benchmarkModelPermissions } from './model-permissions.js';
 
-const benchmarks: (() => Promise<{ name: string; modelsqlRowsPerSecond: number; handWrittenRowsPerSecond: number; ratio: number; unit?: string; details?: readonly string[] }>)[] = [benchmarkPredictOnnx, benchmarkRemoteOpenAI, benchmarkPredictOnnxPostgres, benchmarkProxyPassthrough, benchmarkProxyLatency, benchmarkTrainLinear, benchmarkPredictTrainedVsSql, benchmarkPredictTrainedVsOnnx];
+const benchmarks: (() => Promise<{ name: string; modelsqlRowsPerSecond: number; handWrittenRowsPerSecond: number; ratio: number; unit?: string; details?: readonly string[] }>)[] = [benchmarkPredictOnnx, benchmarkRemoteOpenAI, benchmarkPredictOnnxPostgres, benchmarkProxyPassthrough, benchmarkProxyLatency, benchmarkTrainLinear, benchmarkPredictTrainedVsSql, benchmarkPredictTrainedVsOnnx, benchmarkModelPermissions];
 
 for (const bench of benchmarks) {
   const r = await bench();
