@@ -309,21 +309,53 @@ test('functions of the caller’s own schema, first on its search_path, do not o
   }
 });
 
-const cliIt = existsSync(MAIN) ? test : test.skip;
-cliIt('`modelsql run` as the grantee prints the key nowhere', async () => {
-  const script = ['SHOW CREATE MODEL chat;', 'DESCRIBE MODEL EXTENDED chat;', `${CHAT};`, 'SELECT a FROM ML_PREDICT(TABLE notes, MODEL echoing, DESCRIPTOR(txt));'].join('\n');
-  const run = await new Promise<{ status: number | null; out: string }>((done, fail) => {
-    const child = spawn(process.execPath, [MAIN, 'run', '--postgres', roleUrl('grantee'), '-c', script, '--format', 'json'], { cwd: ROOT, stdio: 'pipe' });
+/** `modelsql run -c script` as the grantee, connected directly, in a process of its own. */
+function runCliAsGrantee(script: string, env: NodeJS.ProcessEnv = process.env): Promise<{ status: number | null; out: string }> {
+  return new Promise((done, fail) => {
+    const child = spawn(process.execPath, [MAIN, 'run', '--postgres', roleUrl('grantee'), '-c', script, '--format', 'json'], { cwd: ROOT, stdio: 'pipe', env });
     let out = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
     child.stderr.on('data', (c: Buffer) => (out += c.toString('utf8')));
     child.on('error', fail);
     child.on('close', (status) => done({ status, out }));
   });
+}
+
+const cliIt = existsSync(MAIN) ? test : test.skip;
+cliIt('`modelsql run` as the grantee prints the key nowhere', async () => {
+  const script = ['SHOW CREATE MODEL chat;', 'DESCRIBE MODEL EXTENDED chat;', `${CHAT};`, 'SELECT a FROM ML_PREDICT(TABLE notes, MODEL echoing, DESCRIPTOR(txt));'].join('\n');
+  const run = await runCliAsGrantee(script);
   printed.push(run.out);
   expect(run.status).toBe(1);
   expect(run.out).toContain('echo: hello');
   expect(run.out).toMatch(/Incorrect API key provided: \*\*\*\*\*\*/);
+});
+
+cliIt('a ${env:NAME} reference is resolved in the process that runs the model, and stored nowhere', async () => {
+  const value = 'env-key-of-the-cli-process';
+  const server = await startOpenAIServer({ apiKey: value });
+  const owner = await openRole('owner', 'direct');
+  const grantee = await openRole('grantee', 'proxy');
+  process.env.MODELSQL_GRANTS_TEST_KEY = 'env-key-of-the-creator';
+  try {
+    await owner.rows(`CREATE MODEL envchat INPUT (txt STRING) OUTPUT (a STRING) WITH ('provider' = 'openai', 'endpoint' = '${server.url}/v1', 'model' = 'gpt', 'api-key' = '\${env:MODELSQL_GRANTS_TEST_KEY}', 'cache' = 'false')`);
+    await owner.rows(`GRANT USAGE ON MODEL envchat TO ${ROLE.grantee}`);
+    delete process.env.MODELSQL_GRANTS_TEST_KEY;
+    const stored = await superuser(dbUrl, async (c) => JSON.stringify((await c.query(`SELECT v.options, (SELECT json_agg(s) FROM ml_catalog.model_secrets s WHERE s.model_name = 'envchat') AS secrets FROM ml_catalog.model_versions v WHERE v.model_name = 'envchat'`)).rows));
+    expect(stored).toContain('${env:MODELSQL_GRANTS_TEST_KEY}');
+    expect(stored).not.toContain('env-key-of');
+    // Through the proxy the proxy's process resolves it (unset there), not the client's.
+    await refused(grantee.rows('SELECT a FROM ML_PREDICT(TABLE notes, MODEL envchat, DESCRIPTOR(txt))'), '22023', /environment variable MODELSQL_GRANTS_TEST_KEY, which is not set/);
+    const run = await runCliAsGrantee('SELECT a FROM ML_PREDICT(TABLE notes, MODEL envchat, DESCRIPTOR(txt));', { ...process.env, MODELSQL_GRANTS_TEST_KEY: value });
+    expect(run.out).toContain('echo: hello');
+    expect(server.requests.map((r) => r.headers.authorization)).toEqual([`Bearer ${value}`]);
+    await owner.rows('DROP MODEL envchat');
+  } finally {
+    delete process.env.MODELSQL_GRANTS_TEST_KEY;
+    await owner.close();
+    await grantee.close();
+    await server.close();
+  }
 });
 
 test('the owner drops its model: rows, grants, secrets and function go', async () => {
