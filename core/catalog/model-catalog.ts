@@ -505,6 +505,8 @@ export class ModelCatalog {
       rows.push(['version', String(version.version), null, 'property', version.version === entry.defaultVersion ? 'default' : null]);
       rows.push(['versions', entry.versions.map((v) => v.version).join(', '), null, 'property', null]);
       rows.push(['owner', entry.owner, null, 'property', null]);
+      // Hosts with roles: the grants the caller may see (all of them for the owner).
+      if (this.host.dialect.roles && !entry.temporary) rows.push(['grants', (await this.store.grantees(entry)).join(', '), null, 'property', null]);
       rows.push(['temporary', String(entry.temporary), null, 'property', null]);
       rows.push(['created_at', version.createdAt, null, 'property', null]);
       if (version.comment !== undefined) rows.push(['comment', version.comment, null, 'property', null]);

@@ -154,7 +154,9 @@ test('the catalog belongs to the ordinary role that created it; the model to its
   expect(rows).toEqual([{ o: ROLE.admin }]);
   const owner = await openRole('owner', 'direct');
   expect(await owner.rows(`SELECT DISTINCT owner FROM ml_catalog.model_versions`)).toEqual([[ROLE.owner]]);
-  expect((await owner.rows('DESCRIBE MODEL EXTENDED price')).find((r) => r[0] === 'owner')?.[1]).toBe(ROLE.owner);
+  const described = await owner.rows('DESCRIBE MODEL EXTENDED price');
+  expect(described.find((r) => r[0] === 'owner')?.[1]).toBe(ROLE.owner);
+  expect(described.find((r) => r[0] === 'grants')?.[1]).toBe(ROLE.grantee);
   await owner.close();
 });
 
