@@ -316,7 +316,10 @@ export class ModelCatalog {
       // Hosts with roles: the function runs for the model's users only (SPEC §5), not for every role.
       if (d.roles && !after!.temporary) {
         await this.host.execute(d.roles.functionAccess(now.fn, 'public', false));
-        for (const role of await this.store.grantees(after!)) await this.host.execute(d.roles.functionAccess(now.fn, role, true));
+        for (const role of await this.store.grantees(after!)) {
+          // A grantee role dropped since its grant keeps its row, but can be granted nothing.
+          if ((await this.host.execute(d.roles.roleExists, [role])).rows.length > 0) await this.host.execute(d.roles.functionAccess(now.fn, role, true));
+        }
       }
     }
   }
