@@ -150,13 +150,15 @@ export class ModelCatalog {
     if (entry.temporary) throw new UnsupportedFeatureError(`model ${displayName(q)} is temporary: it is visible to this session only, and cannot be granted`, at);
     await this.checkOwner(entry, q, stmt.name, sqlText);
     const role = stmt.role.value;
-    if ((await this.host.execute(roles.roleExists, [role])).rows.length === 0) {
+    const exists = (await this.host.execute(roles.roleExists, [role])).rows.length > 0;
+    // REVOKE may still remove the grant of a role dropped since.
+    if (!exists && (verb === 'GRANT' || !(await this.store.grantees(entry)).includes(role))) {
       throw new UndefinedModelError(`role ${quoteIdentifier(role)} does not exist`, positionAt(sqlText, stmt.role.span.start));
     }
     await this.host.transaction(async () => {
       await this.store.setGrant(entry, role, verb === 'GRANT');
       const trained = await this.trainedFunction(entry);
-      if (trained) await this.host.execute(roles.functionAccess(trained.fn, role, verb === 'GRANT'));
+      if (trained && exists) await this.host.execute(roles.functionAccess(trained.fn, role, verb === 'GRANT'));
     });
     return result(verb, [], []);
   }

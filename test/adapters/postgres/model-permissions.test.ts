@@ -295,6 +295,23 @@ test('a member of the owner role alters; REVOKE takes use, sight and the functio
   }
 });
 
+test('a grantee role dropped since its grant does not stop the owner from recreating the function', async () => {
+  const gone = `gone_${tag}`;
+  await superuser(dbUrl, (c) => c.query(`CREATE ROLE ${gone}`));
+  const owner = await openRole('owner', 'direct');
+  try {
+    await owner.rows(`GRANT USAGE ON MODEL price TO ${gone}`);
+    await superuser(dbUrl, (c) => c.query(`DROP OWNED BY ${gone}; DROP ROLE ${gone}`));
+    await owner.rows(`CREATE OR REPLACE MODEL price WITH ('task' = 'regression', 'algorithm' = 'linear_regression', 'label' = 'y') AS SELECT x, y FROM houses`);
+    expect(Number((await owner.rows(CALL_FUNCTION))[0]![0])).toBeCloseTo(3, 6);
+    // REVOKE still removes the stale grant.
+    await owner.rows(`REVOKE USAGE ON MODEL price FROM ${gone}`);
+    expect((await owner.rows('DESCRIBE MODEL EXTENDED price')).find((r) => r[0] === 'grants')?.[1]).toBe(ROLE.grantee);
+  } finally {
+    await owner.close();
+  }
+});
+
 test('functions of the caller’s own schema, first on its search_path, do not open the policies', async () => {
   const other = await openRole('other', 'direct');
   try {
