@@ -11,8 +11,9 @@ import { benchmarkProxyPassthrough } from './proxy-passthrough.js';
 import { benchmarkCatalogMigrate } from './catalog-migrate.js';
 import { benchmarkGuardOverhead } from './guard-overhead.js';
 import { benchmarkProxyLoad } from './proxy-load.js';
+import { benchmarkModelPermissions } from './model-permissions.js';
 
-const benchmarks: (() => Promise<{ name: string; modelsqlRowsPerSecond: number; handWrittenRowsPerSecond: number; ratio: number; unit?: string; details?: readonly string[] }>)[] = [benchmarkPredictOnnx, benchmarkRemoteOpenAI, benchmarkPredictOnnxPostgres, benchmarkProxyPassthrough, benchmarkProxyLatency, benchmarkProxyLoad, benchmarkTrainLinear, benchmarkPredictTrainedVsSql, benchmarkPredictTrainedVsOnnx, benchmarkCatalogMigrate, benchmarkGuardOverhead];
+const benchmarks: (() => Promise<{ name: string; modelsqlRowsPerSecond: number; handWrittenRowsPerSecond: number; ratio: number; unit?: string; details?: readonly string[] }>)[] = [benchmarkPredictOnnx, benchmarkRemoteOpenAI, benchmarkPredictOnnxPostgres, benchmarkProxyPassthrough, benchmarkProxyLatency, benchmarkProxyLoad, benchmarkTrainLinear, benchmarkPredictTrainedVsSql, benchmarkPredictTrainedVsOnnx, benchmarkCatalogMigrate, benchmarkGuardOverhead, benchmarkModelPermissions];
 
 for (const bench of benchmarks) {
   const r = await bench();

@@ -58,6 +58,13 @@ export class UnsupportedFeatureError extends ModelSqlError {
   }
 }
 
+/** 42501 insufficient_privilege: a role changing a model it does not own (hosts with roles). */
+export class InsufficientPrivilegeError extends ModelSqlError {
+  constructor(message: string, position?: SourcePosition) {
+    super('42501', message, { position });
+  }
+}
+
 /** 22023 invalid_parameter_value: a bad WITH option or CONFIG entry. */
 export class InvalidOptionError extends ModelSqlError {
   constructor(message: string, position?: SourcePosition) {

@@ -159,6 +159,31 @@ export interface SqlDialect {
   createFunction?(fn: HostFunction): string;
   /** The statement that drops the function `createFunction` made, if it exists. */
   dropFunction?(fn: Omit<HostFunction, 'body' | 'returnType'>): string;
+  /**
+   * Roles and model permissions (optional; default: absent, a host without roles, where
+   * every session may do everything and GRANT / REVOKE USAGE ON MODEL are refused).
+   */
+  readonly roles?: RoleDialect;
+}
+
+/**
+ * What a host with roles (Postgres) adds to the catalog (SPEC §5): model owners, grants,
+ * row-level security and owner-only secrets. The core keeps the shared layout; this part
+ * holds the host's own statements.
+ */
+export interface RoleDialect {
+  /** Host statements of catalog layout `version`, run after the shared ones in the same transaction. */
+  catalogMigration(version: number): readonly string[];
+  /** A query of one row and one column: the role statements run as. */
+  readonly currentRole: string;
+  /** A query (`$1` the model's owner) of one boolean: whether the current role may alter, drop and grant the model. */
+  readonly mayAlter: string;
+  /** A query (`$1` schema, `$2` name) that returns a row when a persistent model of that name exists, visible to the current role or not. */
+  readonly modelTaken: string;
+  /** A query (`$1` a role name) that returns a row when the role exists (`public` included). */
+  readonly roleExists: string;
+  /** The statement granting (or revoking) EXECUTE on a model function to `role` (`public` for every role). */
+  functionAccess(fn: Omit<HostFunction, 'body' | 'returnType'>, role: string, grant: boolean): string;
 }
 
 /** A SQL function the core registers in the host (a trained model's `ml_predict_<model>`). */

@@ -53,6 +53,15 @@ export function maskSecrets(text: string): string {
   return out;
 }
 
+/** An error with every known secret masked in its message and stack (in place); other values as they are. */
+export function maskError<T>(error: T): T {
+  if (error instanceof Error) {
+    error.message = maskSecrets(error.message);
+    if (error.stack !== undefined) error.stack = maskSecrets(error.stack);
+  }
+  return error;
+}
+
 /**
  * Resolves an option value that may be a `${env:NAME}` reference.
  *

@@ -6,6 +6,7 @@
 import type { HostFunction, SqlDialect } from '../../core/host.js';
 import type { DataType } from '../../core/sql/ast.js';
 import { doubleQuote, quoteString } from '../../core/sql/format.js';
+import { POSTGRES_ROLES } from './catalog-security.js';
 
 /**
  * The hidden ordinal column of modelsql's temporary tables: row `n` (from 1) of a
@@ -88,6 +89,9 @@ export class PostgresDialect implements SqlDialect {
     blob: 'bytea',
     timestamp: 'timestamp',
   } as const;
+
+  /** Roles, model owners and grants, with row-level security on the catalog (catalog-security.ts). */
+  readonly roles = POSTGRES_ROLES;
 
   quoteIdentifier(name: string): string {
     return doubleQuote(name);

@@ -21,8 +21,8 @@ interface Migration {
   readonly statements: (t: CatalogTypes) => readonly string[];
 }
 
-/** Each migration brings the catalog from layout `i` to `i + 1` (index `i`). */
-const MIGRATIONS: readonly Migration[] = [
+/** Each migration brings the catalog from layout `i` to `i + 1` (index `i`); hosts with roles add their own statements (`RoleDialect.catalogMigration`). */
+export const MIGRATIONS: readonly Migration[] = [
   {
     description: 'models, versions, artifacts, training metrics and the prediction_runs log',
     statements: (t) => [
@@ -42,6 +42,20 @@ const MIGRATIONS: readonly Migration[] = [
       'CREATE INDEX IF NOT EXISTS prediction_cache_key ON ml_catalog.prediction_cache (cache_key)',
       `CREATE TABLE IF NOT EXISTS ml_catalog.model_secrets (schema_name ${t.text} NOT NULL, model_name ${t.text} NOT NULL, version ${t.integer} NOT NULL, option_key ${t.text} NOT NULL, secret ${t.text} NOT NULL)`,
       `ALTER TABLE ml_catalog.prediction_runs ADD COLUMN cache_hits ${t.bigint}`,
+    ],
+  },
+  // Model permissions (SPEC §5): every per-version row names the model's owner; grants;
+  // secrets read through a view (on Postgres filtered by the caller's rights). Hosts with
+  // roles add row-level security (`RoleDialect.catalogMigration`).
+  {
+    description: 'model permissions: owner on every per-version table, the model_grants table, the usable_secrets view (Postgres: row-level security)',
+    statements: (t) => [
+      ...['model_versions', 'artifacts', 'training_metrics', 'model_secrets'].flatMap((table) => [
+        `ALTER TABLE ml_catalog.${table} ADD COLUMN owner ${t.text}`,
+        `UPDATE ml_catalog.${table} SET owner = m.owner FROM ml_catalog.models AS m WHERE m.schema_name = ml_catalog.${table}.schema_name AND m.model_name = ml_catalog.${table}.model_name`,
+      ]),
+      `CREATE TABLE ml_catalog.model_grants (schema_name ${t.text} NOT NULL, model_name ${t.text} NOT NULL, grantee ${t.text} NOT NULL, owner ${t.text} NOT NULL, granted_by ${t.text} NOT NULL, granted_at ${t.timestamp} NOT NULL)`,
+      'CREATE VIEW ml_catalog.usable_secrets AS SELECT schema_name, model_name, version, option_key, secret FROM ml_catalog.model_secrets',
     ],
   },
 ];
@@ -99,7 +113,7 @@ export async function planCatalogUpgrade(host: Host): Promise<CatalogUpgradePlan
     from === 0
       ? ['CREATE SCHEMA IF NOT EXISTS ml_catalog', `CREATE TABLE IF NOT EXISTS ml_catalog.schema_version (version ${t.integer} NOT NULL, applied_at ${t.timestamp} NOT NULL)`]
       : [];
-  const migrations = MIGRATIONS.slice(from).map((m, i) => migrationAt(from + i, t));
+  const migrations = MIGRATIONS.slice(from).map((m, i) => migrationAt(from + i, host.dialect));
   return { from, to: CATALOG_VERSION, setup, migrations };
 }
 
@@ -147,12 +161,16 @@ function refuseNewer(version: number): void {
 }
 
 /** Migration `index` as a plan step: its statements, then the row that records it. */
-function migrationAt(index: number, t: CatalogTypes): CatalogMigration {
+function migrationAt(index: number, dialect: Host['dialect']): CatalogMigration {
   const m = MIGRATIONS[index]!;
   const version = index + 1;
   return {
     version,
     description: m.description,
-    statements: [...m.statements(t), `INSERT INTO ml_catalog.schema_version VALUES (${version}, CAST(now() AS TIMESTAMP))`],
+    statements: [
+      ...m.statements(dialect.catalogTypes),
+      ...(dialect.roles?.catalogMigration(version) ?? []),
+      `INSERT INTO ml_catalog.schema_version VALUES (${version}, CAST(now() AS TIMESTAMP))`,
+    ],
   };
 }

@@ -4,10 +4,12 @@
  * from the dialect. Uniqueness of (schema, model, version) is kept by the store inside
  * transactions rather than by index constraints, so that a rename can rewrite keys freely.
  */
-import { ModelSqlError } from '../errors.js';
+import { userInfo } from 'node:os';
+import { DuplicateModelError, ModelSqlError } from '../errors.js';
 import type { Host } from '../host.js';
-import { applyCatalogUpgrade, planCatalogUpgrade } from './catalog-layout.js';
+import { applyCatalogUpgrade, CATALOG_VERSION, planCatalogUpgrade } from './catalog-layout.js';
 import type { ModelColumn } from '../runtime/model-runtime.js';
+import { quoteIdentifier } from '../sql/format.js';
 
 /** The catalog layout this modelsql writes; its migrations are in catalog-layout.ts. */
 export { CATALOG_VERSION } from './catalog-layout.js';
@@ -81,11 +83,24 @@ export class CatalogStore {
       return;
     }
     try {
-      await applyCatalogUpgrade(this.host, plan);
+      try {
+        await applyCatalogUpgrade(this.host, plan);
+      } catch (error) {
+        // Another client upgraded it meanwhile (40001, nothing ran): once more from its layout.
+        if (!(error instanceof ModelSqlError && error.sqlstate === '40001')) throw error;
+        await applyCatalogUpgrade(this.host, await planCatalogUpgrade(this.host));
+      }
     } catch (error) {
-      // Another client upgraded it meanwhile (40001, nothing ran): once more from its layout.
-      if (!(error instanceof ModelSqlError && error.sqlstate === '40001')) throw error;
-      await applyCatalogUpgrade(this.host, await planCatalogUpgrade(this.host));
+      // 42501 insufficient_privilege: only the role owning the catalog (or a superuser) can change its tables.
+      // A role without rights on an older catalog's tables sees no catalog at all (layout 0).
+      if (error instanceof ModelSqlError && error.sqlstate === '42501') {
+        throw new ModelSqlError(
+          '42501',
+          `the model catalog (schema ml_catalog) is missing or older than layout ${CATALOG_VERSION}, and this role may not create or upgrade it (${error.message.split('\n')[0]}): run a model statement once as the role owning ml_catalog, or, for a new catalog, as a role with CREATE on the database`,
+          { cause: error },
+        );
+      }
+      throw error;
     }
   }
 
@@ -102,7 +117,8 @@ export class CatalogStore {
       `SELECT schema_name, model_name, version, provider, task, input_schema, output_schema, options, comment, as_query, CAST(created_at AS ${this.host.dialect.catalogTypes.text}) FROM ml_catalog.model_versions${where} ORDER BY schema_name, model_name, version`,
       params,
     );
-    const secretRows = await this.host.execute(`SELECT schema_name, model_name, version, option_key, secret FROM ml_catalog.model_secrets${where} ORDER BY option_key`, params);
+    // Through the view: on hosts with roles it keeps the secrets of the models the caller may use.
+    const secretRows = await this.host.execute(`SELECT schema_name, model_name, version, option_key, secret FROM ml_catalog.usable_secrets${where} ORDER BY option_key`, params);
     const secrets = new Map<string, [string, string][]>();
     for (const row of secretRows.rows) {
       const key = JSON.stringify([row[0], row[1], Number(row[2])]);
@@ -133,20 +149,40 @@ export class CatalogStore {
     return (await this.list(key.schema, key.name))[0];
   }
 
-  /** Adds a version (and the model row when it is the first); makes it the default. */
-  async addVersion(version: Omit<ModelVersion, 'createdAt'>, owner: string, artifacts: readonly { name: string; content: Uint8Array; sha256: string }[] = []): Promise<void> {
+  /**
+   * Adds a version (and the model row, owned by the current role, when it is the first);
+   * makes it the default. Every row of the version names the model's owner.
+   *
+   * @throws DuplicateModelError (42710) when another role's model, invisible to this one, has the name.
+   */
+  async addVersion(
+    version: Omit<ModelVersion, 'createdAt'>,
+    artifacts: readonly { name: string; content: Uint8Array; sha256: string }[] = [],
+    metrics: readonly (readonly [string, number])[] = [],
+  ): Promise<void> {
     await this.ensure();
     await this.host.transaction(async () => {
-      const existing = await this.host.execute('SELECT count(*) FROM ml_catalog.models WHERE schema_name = $1 AND model_name = $2', [version.schema, version.name]);
-      if (Number(existing.rows[0]![0]) === 0) {
-        await this.host.execute(
-          'INSERT INTO ml_catalog.models VALUES ($1, $2, $3, $4, CAST(now() AS TIMESTAMP), CAST(now() AS TIMESTAMP))',
-          [version.schema, version.name, version.version, owner],
-        );
+      const existing = await this.host.execute('SELECT owner FROM ml_catalog.models WHERE schema_name = $1 AND model_name = $2', [version.schema, version.name]);
+      let owner: string;
+      if (existing.rows.length === 0) {
+        owner = await this.currentRole();
+        try {
+          await this.host.execute(
+            'INSERT INTO ml_catalog.models VALUES ($1, $2, $3, $4, CAST(now() AS TIMESTAMP), CAST(now() AS TIMESTAMP))',
+            [version.schema, version.name, version.version, owner],
+          );
+        } catch (error) {
+          // 23505 unique_violation of models_name (Postgres).
+          if (error instanceof ModelSqlError && error.sqlstate === '23505') {
+            throw new DuplicateModelError(`model ${quoteIdentifier(version.schema)}.${quoteIdentifier(version.name)} already exists (owned by a role whose models this one may not see)`);
+          }
+          throw error;
+        }
       } else {
+        owner = String(existing.rows[0]![0]);
         await this.setDefaultVersion(version, version.version);
       }
-      await this.host.execute('INSERT INTO ml_catalog.model_versions VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, CAST(now() AS TIMESTAMP))', [
+      await this.host.execute('INSERT INTO ml_catalog.model_versions (schema_name, model_name, version, provider, task, input_schema, output_schema, options, comment, as_query, created_at, owner) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, CAST(now() AS TIMESTAMP), $11)', [
         version.schema,
         version.name,
         version.version,
@@ -157,30 +193,91 @@ export class CatalogStore {
         JSON.stringify(version.options),
         version.comment ?? null,
         version.asQuery ?? null,
+        owner,
       ]);
       for (const a of artifacts) {
-        await this.host.execute('INSERT INTO ml_catalog.artifacts VALUES ($1, $2, $3, $4, $5, $6)', [version.schema, version.name, version.version, a.name, a.content, a.sha256]);
+        await this.host.execute('INSERT INTO ml_catalog.artifacts (schema_name, model_name, version, artifact_name, content, sha256, owner) VALUES ($1, $2, $3, $4, $5, $6, $7)', [
+          version.schema,
+          version.name,
+          version.version,
+          a.name,
+          a.content,
+          a.sha256,
+          owner,
+        ]);
       }
-      await this.writeSecrets(version);
+      for (const [metric, value] of metrics) {
+        await this.host.execute('INSERT INTO ml_catalog.training_metrics (schema_name, model_name, version, metric, value, owner) VALUES ($1, $2, $3, $4, $5, $6)', [version.schema, version.name, version.version, metric, value, owner]);
+      }
+      await this.writeSecrets(version, owner);
     });
   }
 
   /** Replaces the stored literal secrets of a version. */
-  private async writeSecrets(version: Pick<ModelVersion, 'schema' | 'name' | 'version' | 'secrets'>): Promise<void> {
+  private async writeSecrets(version: Pick<ModelVersion, 'schema' | 'name' | 'version' | 'secrets'>, owner: string): Promise<void> {
     await this.host.execute('DELETE FROM ml_catalog.model_secrets WHERE schema_name = $1 AND model_name = $2 AND version = $3', [version.schema, version.name, version.version]);
     for (const [key, secret] of version.secrets ?? []) {
-      await this.host.execute('INSERT INTO ml_catalog.model_secrets VALUES ($1, $2, $3, $4, $5)', [version.schema, version.name, version.version, key, secret]);
+      await this.host.execute('INSERT INTO ml_catalog.model_secrets (schema_name, model_name, version, option_key, secret, owner) VALUES ($1, $2, $3, $4, $5, $6)', [
+        version.schema,
+        version.name,
+        version.version,
+        key,
+        secret,
+        owner,
+      ]);
     }
   }
 
+  /** The role statements run as: the connection's role on hosts with roles, else the operating-system user. */
+  async currentRole(): Promise<string> {
+    const roles = this.host.dialect.roles;
+    if (!roles) return osUser();
+    return String((await this.host.execute(roles.currentRole)).rows[0]![0]);
+  }
+
+  /**
+   * Whether the current role may alter, drop and grant a model: always on hosts without
+   * roles; on others the owner, its members and the catalog's owner (and superusers).
+   */
+  async mayAlter(entry: ModelEntry): Promise<boolean> {
+    const roles = this.host.dialect.roles;
+    if (!roles || entry.temporary) return true;
+    return (await this.host.execute(roles.mayAlter, [entry.owner])).rows[0]![0] === true;
+  }
+
+  /** Whether a persistent model of this name exists, also one the current role may not see (hosts with roles). */
+  async taken(key: ModelKey): Promise<boolean> {
+    const roles = this.host.dialect.roles;
+    if (!roles) return false;
+    await this.ensure();
+    return (await this.host.execute(roles.modelTaken, [key.schema, key.name])).rows.length > 0;
+  }
+
+  /** The roles granted USAGE on a model (`public` for every role), in name order. */
+  async grantees(key: ModelKey): Promise<string[]> {
+    const r = await this.host.execute('SELECT DISTINCT grantee FROM ml_catalog.model_grants WHERE schema_name = $1 AND model_name = $2 ORDER BY grantee', [key.schema, key.name]);
+    return r.rows.map((row) => String(row[0]));
+  }
+
+  /** Records (or, with `grant` false, removes) USAGE on a model for `role`; a repeated grant adds nothing. */
+  async setGrant(entry: ModelEntry, role: string, grant: boolean): Promise<void> {
+    await this.host.transaction(async () => {
+      const params = [entry.schema, entry.name, role];
+      await this.host.execute('DELETE FROM ml_catalog.model_grants WHERE schema_name = $1 AND model_name = $2 AND grantee = $3', params);
+      if (grant) {
+        await this.host.execute('INSERT INTO ml_catalog.model_grants VALUES ($1, $2, $3, $4, $5, CAST(now() AS TIMESTAMP))', [...params, entry.owner, await this.currentRole()]);
+      }
+    });
+  }
+
   /** Replaces the options (and task/provider) of one stored version. */
-  async updateVersion(version: ModelVersion): Promise<void> {
+  async updateVersion(version: ModelVersion, owner: string): Promise<void> {
     await this.host.transaction(async () => {
       await this.host.execute(
         'UPDATE ml_catalog.model_versions SET options = $1, provider = $2, task = $3 WHERE schema_name = $4 AND model_name = $5 AND version = $6',
         [JSON.stringify(version.options), version.provider, version.task ?? null, version.schema, version.name, version.version],
       );
-      await this.writeSecrets(version);
+      await this.writeSecrets(version, owner);
       await this.touch(version);
     });
   }
@@ -196,7 +293,8 @@ export class CatalogStore {
   /** Moves a model, with every version and artifact, to a new name. */
   async rename(from: ModelKey, to: ModelKey): Promise<void> {
     await this.host.transaction(async () => {
-      for (const table of ['models', ...VERSIONED_TABLES]) {
+      // The model row first: on hosts with roles, a renamed row must name the owner of the model of its new name.
+      for (const table of ['models', ...VERSIONED_TABLES, 'model_grants']) {
         await this.host.execute(`UPDATE ml_catalog.${table} SET schema_name = $1, model_name = $2 WHERE schema_name = $3 AND model_name = $4`, [
           to.schema,
           to.name,
@@ -219,6 +317,7 @@ export class CatalogStore {
       const left = await this.host.execute('SELECT max(version) FROM ml_catalog.model_versions WHERE schema_name = $1 AND model_name = $2', [key.schema, key.name]);
       const highest = left.rows[0]![0];
       if (highest === null || highest === undefined) {
+        await this.host.execute('DELETE FROM ml_catalog.model_grants WHERE schema_name = $1 AND model_name = $2', [key.schema, key.name]);
         await this.host.execute('DELETE FROM ml_catalog.models WHERE schema_name = $1 AND model_name = $2', [key.schema, key.name]);
       } else {
         await this.host.execute(
@@ -267,6 +366,14 @@ export class CatalogStore {
 
   private async touch(key: ModelKey): Promise<void> {
     await this.host.execute('UPDATE ml_catalog.models SET updated_at = CAST(now() AS TIMESTAMP) WHERE schema_name = $1 AND model_name = $2', [key.schema, key.name]);
+  }
+}
+
+function osUser(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return 'unknown';
   }
 }
 

@@ -4,16 +4,16 @@
  * this object, for the life of the session. A temporary model shadows a persistent one
  * of the same name, as in Flink.
  */
-import { userInfo } from 'node:os';
 import {
   DuplicateModelError,
+  InsufficientPrivilegeError,
   InvalidOptionError,
   ModelSqlError,
   UndefinedModelError,
   UnsupportedFeatureError,
   positionAt,
 } from '../errors.js';
-import type { Host } from '../host.js';
+import type { Host, HostFunction } from '../host.js';
 import type { QueryResult } from '../session/session.js';
 import type {
   AlterModelStatement,
@@ -21,6 +21,7 @@ import type {
   CreateModelStatement,
   DescribeModelStatement,
   DropModelStatement,
+  GrantModelStatement,
   ModelName,
   OptionEntry,
   ShowModelsStatement,
@@ -129,7 +130,43 @@ export class ModelCatalog {
       }
       case 'grant-model':
       case 'revoke-model':
-        throw new UnsupportedFeatureError(`${statement.kind === 'grant-model' ? 'GRANT' : 'REVOKE'} USAGE ON MODEL needs a host with roles (PostgreSQL); ${this.host.name} has none`, positionAt(sqlText, statement.span.start));
+        return this.grant(statement, sqlText);
+    }
+  }
+
+  /**
+   * `GRANT USAGE ON MODEL m TO role` / `REVOKE ... FROM role` (hosts with roles): by the
+   * model's owner (a member of it, or the catalog's owner), on a persistent model; the
+   * trained model's host function follows (EXECUTE granted or revoked alongside).
+   */
+  private async grant(stmt: GrantModelStatement, sqlText: string): Promise<QueryResult> {
+    const verb = stmt.kind === 'grant-model' ? 'GRANT' : 'REVOKE';
+    const roles = this.host.dialect.roles;
+    if (!roles) throw new UnsupportedFeatureError(`${verb} USAGE ON MODEL needs a host with roles (PostgreSQL); ${this.host.name} has none`, positionAt(sqlText, stmt.span.start));
+    const q = await this.qualify(stmt.name, sqlText);
+    const entry = await this.find(q);
+    const at = positionAt(sqlText, stmt.name.span.start);
+    if (!entry) throw new UndefinedModelError(`model ${displayName(q)} does not exist`, at);
+    if (entry.temporary) throw new UnsupportedFeatureError(`model ${displayName(q)} is temporary: it is visible to this session only, and cannot be granted`, at);
+    await this.checkOwner(entry, q, stmt.name, sqlText);
+    const role = stmt.role.value;
+    const exists = (await this.host.execute(roles.roleExists, [role])).rows.length > 0;
+    // REVOKE may still remove the grant of a role dropped since.
+    if (!exists && (verb === 'GRANT' || !(await this.store.grantees(entry)).includes(role))) {
+      throw new UndefinedModelError(`role ${quoteIdentifier(role)} does not exist`, positionAt(sqlText, stmt.role.span.start));
+    }
+    await this.host.transaction(async () => {
+      await this.store.setGrant(entry, role, verb === 'GRANT');
+      const trained = await this.trainedFunction(entry);
+      if (trained && exists) await this.host.execute(roles.functionAccess(trained.fn, role, verb === 'GRANT'));
+    });
+    return result(verb, [], []);
+  }
+
+  /** 42501 unless the current role may change the model (SPEC §5; always on hosts without roles). */
+  private async checkOwner(entry: ModelEntry, q: QualifiedModelName, name: ModelName, sqlText: string): Promise<void> {
+    if (!(await this.store.mayAlter(entry))) {
+      throw new InsufficientPrivilegeError(`must be owner of model ${displayName({ ...q, version: undefined })} (owned by ${quoteIdentifier(entry.owner)})`, positionAt(sqlText, name.span.start));
     }
   }
 
@@ -146,6 +183,11 @@ export class ModelCatalog {
     if (existing && !stmt.orReplace) {
       if (stmt.ifNotExists) return result('CREATE MODEL', [], []);
       throw new DuplicateModelError(`model ${displayName(q)} already exists`, at(stmt.name.span.start));
+    }
+    if (existing) await this.checkOwner(existing, q, stmt.name, sqlText);
+    else if (!stmt.temporary && (await this.store.taken(q))) {
+      if (stmt.ifNotExists) return result('CREATE MODEL', [], []);
+      throw new DuplicateModelError(`model ${displayName(q)} already exists (owned by a role whose models this one may not see)`, at(stmt.name.span.start));
     }
     const options = stmt.options.map((o) => [o.key, o.value] as const);
     const defaultVersionOption = stmt.options.find((o) => o.key.toLowerCase() === 'default-version');
@@ -192,7 +234,7 @@ export class ModelCatalog {
         schema: q.schema,
         name: q.name,
         defaultVersion: version.version,
-        owner: currentUser(),
+        owner: await this.store.currentRole(),
         createdAt: existing?.createdAt ?? now,
         updatedAt: now,
         temporary: true,
@@ -202,10 +244,7 @@ export class ModelCatalog {
       return;
     }
     await this.host.transaction(async () => {
-      await this.store.addVersion(version, currentUser(), artifacts);
-      for (const [metric, value] of metrics) {
-        await this.host.execute('INSERT INTO ml_catalog.training_metrics VALUES ($1, $2, $3, $4, $5)', [version.schema, version.name, version.version, metric, value]);
-      }
+      await this.store.addVersion(version, artifacts, metrics);
       await this.syncFunction(existing, await this.store.get(q));
     });
   }
@@ -267,31 +306,43 @@ export class ModelCatalog {
   async syncFunction(before: ModelEntry | undefined, after: ModelEntry | undefined): Promise<void> {
     const d = this.host.dialect;
     if (!this.host.nativeFunctions || !d.createFunction || !d.dropFunction) return;
-    const trainedDefault = async (entry: ModelEntry | undefined) => {
-      const v = entry?.versions.find((x) => x.version === entry.defaultVersion);
-      const spec = v ? await this.trainedModel(v) : undefined;
-      return v && spec ? { v, spec } : undefined;
-    };
     // Before: the model's artifacts may be gone already (DROP), so its provider says it.
     const beforeDefault = before?.versions.find((x) => x.version === before.defaultVersion);
-    const old = beforeDefault?.provider === 'internal' ? { v: beforeDefault } : undefined;
-    const now = await trainedDefault(after);
-    const fn = (entry: ModelEntry, v: ModelVersion) => ({
+    const old = beforeDefault?.provider === 'internal' ? this.functionOf(before!, beforeDefault) : undefined;
+    const now = await this.trainedFunction(after);
+    // Hosts with overloading (Postgres) key a function by its parameter types: a changed type is another function.
+    const signature = (fn: Omit<HostFunction, 'body' | 'returnType'>) => JSON.stringify([fn.schema, fn.name, fn.params.map((p) => p.type)]);
+    if (old && (!now || signature(old) !== signature(now.fn))) await this.host.execute(d.dropFunction(old));
+    if (now) {
+      const body = compileModel(now.spec, d, now.fn.params.map((p) => d.quoteIdentifier(p.name)), true).outputs[0]!;
+      await this.host.execute(d.createFunction({ ...now.fn, body, returnType: d.hostType(parseDataType(now.v.output[0]!.type)) }));
+      // Hosts with roles: the function runs for the model's users only (SPEC §5), not for every role.
+      if (d.roles && !after!.temporary) {
+        await this.host.execute(d.roles.functionAccess(now.fn, 'public', false));
+        for (const role of await this.store.grantees(after!)) {
+          // A grantee role dropped since its grant keeps its row, but can be granted nothing.
+          if ((await this.host.execute(d.roles.roleExists, [role])).rows.length > 0) await this.host.execute(d.roles.functionAccess(now.fn, role, true));
+        }
+      }
+    }
+  }
+
+  /** The host function of a model whose default version is a trained model, else undefined. */
+  private async trainedFunction(entry: ModelEntry | undefined): Promise<{ v: ModelVersion; spec: TrainedModel; fn: Omit<HostFunction, 'body' | 'returnType'> } | undefined> {
+    const v = entry?.versions.find((x) => x.version === entry.defaultVersion);
+    const spec = v ? await this.trainedModel(v) : undefined;
+    return v && spec ? { v, spec, fn: this.functionOf(entry!, v) } : undefined;
+  }
+
+  /** `ml_predict_<model>(inputs...)` of a version, in the model's schema. */
+  private functionOf(entry: ModelEntry, v: ModelVersion): Omit<HostFunction, 'body' | 'returnType'> {
+    const d = this.host.dialect;
+    return {
       schema: entry.schema,
       name: `ml_predict_${entry.name}`,
       params: v.input.map((c) => ({ name: c.name, type: d.hostType(parseDataType(c.type)) })),
       temporary: entry.temporary,
-    });
-    // Hosts with overloading (Postgres) key a function by its parameter types: a changed type is another function.
-    const signature = (entry: ModelEntry, v: ModelVersion) => JSON.stringify(fn(entry, v).params.map((p) => p.type));
-    if (old && (!now || signature(before!, old.v) !== signature(after!, now.v) || before!.name !== after!.name || before!.schema !== after!.schema)) {
-      await this.host.execute(d.dropFunction(fn(before!, old.v)));
-    }
-    if (now) {
-      const base = fn(after!, now.v);
-      const body = compileModel(now.spec, d, base.params.map((p) => d.quoteIdentifier(p.name)), true).outputs[0]!;
-      await this.host.execute(d.createFunction({ ...base, body, returnType: d.hostType(parseDataType(now.v.output[0]!.type)) }));
-    }
+    };
   }
 
   private async alter(stmt: AlterModelStatement, sqlText: string): Promise<QueryResult> {
@@ -301,6 +352,7 @@ export class ModelCatalog {
       if (stmt.ifExists) return result('ALTER MODEL', [], []);
       throw new UndefinedModelError(`model ${displayName(q)} does not exist`, positionAt(sqlText, stmt.name.span.start));
     }
+    await this.checkOwner(entry, q, stmt.name, sqlText);
     const action = stmt.action;
     if (action.kind === 'rename') {
       const to = await this.qualify(action.newName, sqlText);
@@ -372,7 +424,7 @@ export class ModelCatalog {
       if (defaultVersion !== undefined) await this.syncFunction(entry, after);
     } else {
       await this.host.transaction(async () => {
-        if (changed) await this.store.updateVersion(updated);
+        if (changed) await this.store.updateVersion(updated, entry.owner);
         if (defaultVersion !== undefined) {
           await this.store.setDefaultVersion(q, defaultVersion);
           await this.syncFunction(entry, await this.store.get(q));
@@ -394,6 +446,7 @@ export class ModelCatalog {
       if (stmt.ifExists) return result('DROP MODEL', [], []);
       throw missing(`model ${displayName(q)} has no version ${q.version}`);
     }
+    await this.checkOwner(entry, q, stmt.name, sqlText);
     if (entry.temporary) {
       const versions = entry.versions.filter((v) => q.version !== undefined && v.version !== q.version);
       let after: ModelEntry | undefined;
@@ -458,6 +511,8 @@ export class ModelCatalog {
       rows.push(['version', String(version.version), null, 'property', version.version === entry.defaultVersion ? 'default' : null]);
       rows.push(['versions', entry.versions.map((v) => v.version).join(', '), null, 'property', null]);
       rows.push(['owner', entry.owner, null, 'property', null]);
+      // Hosts with roles: the grants the caller may see (all of them for the owner).
+      if (this.host.dialect.roles && !entry.temporary) rows.push(['grants', (await this.store.grantees(entry)).join(', '), null, 'property', null]);
       rows.push(['temporary', String(entry.temporary), null, 'property', null]);
       rows.push(['created_at', version.createdAt, null, 'property', null]);
       if (version.comment !== undefined) rows.push(['comment', version.comment, null, 'property', null]);
@@ -511,14 +566,6 @@ function tempKey(q: ModelKey): string {
 
 function displayName(q: QualifiedModelName): string {
   return `${quoteIdentifier(q.schema)}.${quoteIdentifier(q.name)}${q.version === undefined ? '' : `$${q.version}`}`;
-}
-
-function currentUser(): string {
-  try {
-    return userInfo().username;
-  } catch {
-    return 'unknown';
-  }
 }
 
 function compare(a: string, b: string): number {

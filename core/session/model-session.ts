@@ -13,7 +13,7 @@ import { RuntimeLoader, type ModelAccessOptions } from '../runtime/runtime-loade
 import type { QueryStatement, Statement } from '../sql/ast.js';
 import { tokenize } from '../sql/lexer.js';
 import { parseScript } from '../sql/parser.js';
-import { maskSecrets, redactSql } from '../secrets.js';
+import { maskError, redactSql } from '../secrets.js';
 import type { QueryResult, ResultBatch, Session, SessionEvents } from './session.js';
 
 /** Options of a session; every field optional. */
@@ -326,7 +326,7 @@ function parseWithText(text: string): Statement[] {
  * secrets masked in the text and the message (SPEC §5).
  */
 function withText(error: unknown, text: string): unknown {
-  if (error instanceof Error) error.message = maskSecrets(error.message);
+  maskError(error);
   if (error instanceof ModelSqlError && error.position && error.sqlText === undefined) error.sqlText = text;
   if (error instanceof ModelSqlError && error.sqlText !== undefined) {
     const redacted = redactSql(error.sqlText);

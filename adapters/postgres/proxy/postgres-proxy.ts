@@ -10,6 +10,7 @@ import { createSecureContext, type SecureContext } from 'node:tls';
 import { ModelSession, type SessionOptions } from '../../../core/session/model-session.js';
 import { RuntimeLoader } from '../../../core/runtime/runtime-loader.js';
 import { checkLimit, InferenceGate, type InferenceGateLimits } from '../../../core/runtime/inference-limits.js';
+import { maskError, maskSecrets } from '../../../core/secrets.js';
 import { PostgresHost } from '../postgres-host.js';
 import { ProxyConnection, type ProxyContext } from './proxy-connection.js';
 import { parseUpstreamUrl, type UpstreamConnection } from './upstream-connection.js';
@@ -80,7 +81,9 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   const target = parseUpstreamUrl(options.upstream);
   const { host, port } = listenAddress(options.listen);
   const tls: SecureContext | undefined = options.tls ? createSecureContext({ cert: options.tls.cert, key: options.tls.key }) : undefined;
-  const log = options.log ?? ((message: string, error?: unknown) => process.stderr.write(`modelsql proxy: ${message}${error ? `: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}` : ''}\n`));
+  const write = options.log ?? ((message: string, error?: unknown) => process.stderr.write(`modelsql proxy: ${message}${error ? `: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}` : ''}\n`));
+  // Literal secrets seen by this process never reach the log (SPEC §5).
+  const log = (message: string, error?: unknown): void => write(maskSecrets(message), maskError(error));
   const session: SessionOptions = {
     ...options.session,
     allowedDirectories: options.session?.allowedDirectories ?? [],

@@ -350,6 +350,12 @@ describe('syntax errors', () => {
     ['SELECT * FROM ML_PREDICT(TABLE t, MODEL m', 'syntax error at end of input', 42],
     ['SELECT * FROM ML_PREDICT(TABLE, MODEL m)', 'syntax error at or near ","', 31],
     ["CREATE MODEL m INPUT (a ARRAY<INT) OUTPUT (b INT) WITH ('a'='b')", 'syntax error at or near ")"', 34],
+    ['GRANT USAGE ON MODEL m$2 TO analyst', 'a model version is not allowed here: "m$2"', 22],
+    ['GRANT USAGE ON MODEL m FROM analyst', 'syntax error at or near "FROM"', 24],
+    ['REVOKE USAGE ON MODEL m TO analyst', 'syntax error at or near "TO"', 25],
+    ['GRANT USAGE ON MODEL m TO', 'syntax error at end of input', 26],
+    ['GRANT USAGE ON MODEL m TO a, b', 'syntax error at or near ","', 28],
+    ["GRANT USAGE ON MODEL m TO 'analyst'", `syntax error at or near "'analyst'"`, 27],
   ])('%s', (sql, message, column) => {
     const error = parseError(sql);
     expect(error.sqlstate).toBe('42601');

@@ -1,0 +1,136 @@
+/**
+ * Model permissions on Postgres (SPEC §5): the Postgres part of catalog layout 3.
+ *
+ * - Every per-model row (`models`, `model_versions`, `artifacts`, `training_metrics`,
+ *   `model_secrets`, `model_grants`) carries the model's `owner` role.
+ * - Row-level security (https://www.postgresql.org/docs/current/ddl-rowsecurity.html) on
+ *   those tables: a role sees the rows of the models it may use (owner, member of the owner,
+ *   grantee, member of a grantee, or `PUBLIC` granted) and changes only the rows of the
+ *   models it owns. A row inserted for an existing model must name that model's owner, so
+ *   no one can slip a version, an artifact or a grant into another role's model.
+ * - The role owning the catalog tables administers it: table owners bypass row-level
+ *   security, and the checks below treat its members as owners of every model.
+ * - Literal secrets: `model_secrets.secret` is readable by the catalog owner alone (the
+ *   other columns are granted for the row filters of UPDATE and DELETE); a model's users
+ *   read its secrets through the view `usable_secrets`, which reads the table with its
+ *   owner's (the catalog owner's) rights and keeps the rows whose model the *calling* role
+ *   may use (functions inside a view run as the caller). `security_barrier` keeps a caller's own
+ *   functions from seeing rows before that filter
+ *   (https://www.postgresql.org/docs/current/rules-privileges.html).
+ * - The checks are SQL expressions written into the policies and the view, of the calling
+ *   role (`current_user`): a role learns nothing about another role's access. Postgres
+ *   stores policy and view expressions parsed, so a caller's `search_path` cannot put its
+ *   own `pg_has_role` or `=` in their place; being plain expressions (no function calls),
+ *   the planner folds them into each catalog query. `model_grants`' own policy reads no
+ *   table, so the policies that read it do not recurse. Two functions have a fixed
+ *   `search_path` (https://www.postgresql.org/docs/current/sql-createfunction.html#SQL-CREATEFUNCTION-SECURITY):
+ *   `model_owner`, of the calling role, for the write checks, and `model_taken`,
+ *   `SECURITY DEFINER`, which tells whether a model name is taken (the unique index on
+ *   names tells that anyway).
+ * - Every role may use the catalog (USAGE on the schema, table rights to PUBLIC): what it
+ *   sees and changes is decided row by row.
+ */
+import type { HostFunction, RoleDialect } from '../../core/host.js';
+import { doubleQuote } from '../../core/sql/format.js';
+
+/** The role owning the catalog: the owner of its `models` table. */
+const CATALOG_OWNER = `pg_get_userbyid((SELECT relowner FROM pg_class WHERE oid = 'ml_catalog.models'::regclass))`;
+
+/** Tables holding one model's rows, each with an `owner` column (all but `models` keyed by version or grantee too). */
+const MODEL_TABLES = ['models', 'model_versions', 'artifacts', 'training_metrics', 'model_secrets', 'model_grants'] as const;
+
+/**
+ * The current role is a member of the role named by the text expression `role` (false for
+ * a name that is no role: `to_regrole` gives NULL where `pg_has_role` would raise).
+ */
+const member = (role: string): string => `COALESCE(pg_has_role(current_user, to_regrole(quote_ident(${role})), 'MEMBER'), false)`;
+
+/** The current role may change a model of `owner`: a member of the owner or of the catalog owner (superusers are members of every role). */
+const mayAlter = (owner: string): string => `(${member(owner)} OR pg_has_role(current_user, (SELECT relowner FROM pg_class WHERE oid = 'ml_catalog.models'::regclass), 'MEMBER'))`;
+
+/** The current role may see and use the model: `mayAlter`, or a grant to one of its roles or to PUBLIC. */
+const mayUse = (schema: string, model: string, owner: string): string =>
+  `(${mayAlter(owner)} OR EXISTS (SELECT 1 FROM ml_catalog.model_grants g WHERE g.schema_name = ${schema} AND g.model_name = ${model} AND (g.grantee = 'public' OR ${member('g.grantee')})))`;
+
+/** The owner of the model, as the current role sees the models (NULL for one it may not see). */
+const modelOwner = (schema: string, model: string): string => `(SELECT m.owner FROM ml_catalog.models m WHERE m.schema_name = ${schema} AND m.model_name = ${model})`;
+
+/**
+ * The same as a function of the calling role, for the write checks: Postgres refuses a
+ * policy that reaches its own table again through other policies (model_grants → models →
+ * model_grants) when it sees the tables in the expression; a function body is planned on
+ * its own, and at run time the chain ends at model_grants' table-free read policy.
+ */
+const MODEL_OWNER_FUNCTION = `CREATE FUNCTION ml_catalog.model_owner(schema text, model text) RETURNS text LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$ SELECT m.owner FROM ml_catalog.models m WHERE m.schema_name = schema AND m.model_name = model $$`;
+
+function modelTablePolicies(table: (typeof MODEL_TABLES)[number]): string[] {
+  const c = (column: string) => `${table}.${column}`;
+  // A new model names its own owner; a row of an existing model names that model's owner.
+  const check = table === 'models' ? mayAlter(c('owner')) : `${mayAlter(c('owner'))} AND ${c('owner')} = ml_catalog.model_owner(${c('schema_name')}, ${c('model_name')})`;
+  // model_grants: its owner's rows and the rows naming the caller (no table read here: the policies reading model_grants do not recurse).
+  const use = table === 'model_grants' ? `${mayAlter(c('owner'))} OR ${c('grantee')} = 'public' OR ${member(c('grantee'))}` : mayUse(c('schema_name'), c('model_name'), c('owner'));
+  return [
+    `ALTER TABLE ml_catalog.${table} ENABLE ROW LEVEL SECURITY`,
+    `CREATE POLICY ${table}_use ON ml_catalog.${table} FOR SELECT USING (${use})`,
+    `CREATE POLICY ${table}_insert ON ml_catalog.${table} FOR INSERT WITH CHECK (${check})`,
+    `CREATE POLICY ${table}_update ON ml_catalog.${table} FOR UPDATE USING (${mayAlter(c('owner'))}) WITH CHECK (${check})`,
+    `CREATE POLICY ${table}_delete ON ml_catalog.${table} FOR DELETE USING (${mayAlter(c('owner'))})`,
+  ];
+}
+
+/** Layout 3 on Postgres (after the shared statements, which add the `owner` columns and `model_grants`). */
+const LAYOUT_3: readonly string[] = [
+  // Models of older layouts recorded an operating-system user: they now belong to the catalog owner.
+  ...MODEL_TABLES.filter((t) => t !== 'model_grants').map((t) => `UPDATE ml_catalog.${t} SET owner = ${CATALOG_OWNER}`),
+  // One model per name, also across roles that cannot see each other's models.
+  'CREATE UNIQUE INDEX models_name ON ml_catalog.models (schema_name, model_name)',
+  'ALTER TABLE ml_catalog.prediction_runs ADD COLUMN run_by text',
+  'ALTER TABLE ml_catalog.prediction_runs ALTER COLUMN run_by SET DEFAULT current_user',
+  'ALTER TABLE ml_catalog.prediction_cache ADD COLUMN owner text',
+  'ALTER TABLE ml_catalog.prediction_cache ALTER COLUMN owner SET DEFAULT current_user',
+  MODEL_OWNER_FUNCTION,
+  `CREATE FUNCTION ml_catalog.model_taken(schema text, model text) RETURNS boolean LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$ SELECT EXISTS (SELECT 1 FROM ml_catalog.models WHERE schema_name = schema AND model_name = model) $$`,
+  ...MODEL_TABLES.flatMap(modelTablePolicies),
+  // The run log: a role sees its own runs and the runs of models it may use.
+  'ALTER TABLE ml_catalog.prediction_runs ENABLE ROW LEVEL SECURITY',
+  `CREATE POLICY prediction_runs_use ON ml_catalog.prediction_runs FOR SELECT USING (run_by = current_user OR ${mayUse('prediction_runs.schema_name', 'prediction_runs.model_name', modelOwner('prediction_runs.schema_name', 'prediction_runs.model_name'))})`,
+  'CREATE POLICY prediction_runs_insert ON ml_catalog.prediction_runs FOR INSERT WITH CHECK (run_by = current_user)',
+  // The prediction cache holds answers to other roles' inputs: each role has its own.
+  'ALTER TABLE ml_catalog.prediction_cache ENABLE ROW LEVEL SECURITY',
+  'CREATE POLICY prediction_cache_own ON ml_catalog.prediction_cache USING (owner = current_user) WITH CHECK (owner = current_user)',
+  'DROP VIEW ml_catalog.usable_secrets',
+  `CREATE VIEW ml_catalog.usable_secrets WITH (security_barrier) AS SELECT schema_name, model_name, version, option_key, secret FROM ml_catalog.model_secrets s WHERE ${mayUse('s.schema_name', 's.model_name', 's.owner')}`,
+  'GRANT USAGE ON SCHEMA ml_catalog TO PUBLIC',
+  'GRANT SELECT, INSERT, UPDATE, DELETE ON ml_catalog.models, ml_catalog.model_versions, ml_catalog.artifacts, ml_catalog.training_metrics, ml_catalog.model_grants TO PUBLIC',
+  'GRANT SELECT (schema_name, model_name, version, option_key, owner), INSERT, UPDATE, DELETE ON ml_catalog.model_secrets TO PUBLIC',
+  'GRANT SELECT, INSERT ON ml_catalog.prediction_runs TO PUBLIC',
+  'GRANT SELECT, INSERT, DELETE ON ml_catalog.prediction_cache TO PUBLIC',
+  'GRANT SELECT ON ml_catalog.schema_version, ml_catalog.usable_secrets TO PUBLIC',
+  // A superuser upgrading another role's catalog: the new objects belong to the catalog owner too.
+  `DO $$ DECLARE o name := ${CATALOG_OWNER}; BEGIN IF o <> current_user THEN
+     EXECUTE format('ALTER TABLE ml_catalog.model_grants OWNER TO %I', o);
+     EXECUTE format('ALTER VIEW ml_catalog.usable_secrets OWNER TO %I', o);
+     EXECUTE format('ALTER FUNCTION ml_catalog.model_owner(text, text) OWNER TO %I', o);
+     EXECUTE format('ALTER FUNCTION ml_catalog.model_taken(text, text) OWNER TO %I', o);
+   END IF; END $$`,
+];
+
+/**
+ * Postgres roles for the core (`SqlDialect.roles`).
+ *
+ * @example
+ * await host.execute(POSTGRES_ROLES.mayAlter, ['analyst']); // [[true]] for a member of analyst
+ */
+export const POSTGRES_ROLES: RoleDialect = {
+  catalogMigration: (version) => (version === 3 ? LAYOUT_3 : []),
+  currentRole: 'SELECT CAST(current_user AS text)',
+  mayAlter: `SELECT ${mayAlter('CAST($1 AS text)')}`,
+  modelTaken: 'SELECT 1 WHERE ml_catalog.model_taken($1, $2)',
+  roleExists: `SELECT 1 WHERE $1 = 'public' OR EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)`,
+  functionAccess(fn: Omit<HostFunction, 'body' | 'returnType'>, role: string, grant: boolean): string {
+    const name = `${doubleQuote(fn.schema)}.${doubleQuote(fn.name)}(${fn.params.map((p) => p.type).join(', ')})`;
+    const who = role === 'public' ? 'PUBLIC' : doubleQuote(role);
+    // https://www.postgresql.org/docs/current/sql-grant.html: functions are executable by PUBLIC unless revoked.
+    return grant ? `GRANT EXECUTE ON FUNCTION ${name} TO ${who}` : `REVOKE ALL ON FUNCTION ${name} FROM ${who}`;
+  },
+};
