@@ -7,6 +7,7 @@
 import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { PostgresDialect } from '../../adapters/postgres/postgres-dialect.js';
 import { openLocationHost, openLocationSession, parseLocation } from '../../cli/catalog/location.js';
 import type { Host } from '../../core/host.js';
 import type { Session } from '../../core/session/session.js';
@@ -66,7 +67,8 @@ export const FIXTURE_MODEL_NAMES = ['house_price', 'price_model', 'reviewer'] as
 
 /**
  * Loads the fixture of `layout` into the (empty) database of `db`. Fixtures write bytes
- * as `from_hex('...')`, DuckDB's own function; on Postgres it is defined for the load.
+ * as `from_hex('...')`, DuckDB's own function; on Postgres it is defined for the load, and
+ * the Postgres-only statements of each layout (`RoleDialect.catalogMigration`) follow.
  */
 export async function loadLayoutFixture(db: Session, host: string, layout: number): Promise<void> {
   const script = readFileSync(join(LAYOUT_FIXTURE_DIR, `layout-${layout}.sql`), 'utf8');
@@ -80,6 +82,9 @@ export async function loadLayoutFixture(db: Session, host: string, layout: numbe
   } finally {
     await db.sql('DROP FUNCTION from_hex(text)');
   }
+  // What Postgres's layouts add to the shared tables (row-level security, role columns).
+  const roles = new PostgresDialect().roles;
+  for (let version = 1; version <= layout; version++) for (const statement of roles?.catalogMigration(version) ?? []) await db.sql(statement);
 }
 
 /** Schema `ml_catalog` as data: each table's columns (name, type, nullability) and rows, and the index names. */

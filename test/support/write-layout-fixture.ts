@@ -1,8 +1,9 @@
 /**
  * Writes the fixture of the catalog layout this modelsql writes
- * (`test/fixtures/catalog-layouts/layout-<CATALOG_VERSION>.sql`): creates the fixture
- * models in a fresh DuckDB database, then dumps schema `ml_catalog` — its tables (types in
- * spellings both hosts accept), indexes and rows — as a SQL script that loads on DuckDB
+ * (`test/fixtures/catalog-layouts/layout-<CATALOG_VERSION>.sql`): loads the fixture of the
+ * layout before it into a fresh DuckDB database and upgrades it (or, with none, creates
+ * the fixture models there), then dumps schema `ml_catalog` — its tables (types in
+ * spellings both hosts accept), views, indexes and rows — as a SQL script that loads on DuckDB
  * and on Postgres. Run it once when a layout is released, from the repository root:
  * `npm run build && node dist/test/support/write-layout-fixture.js`. Fixtures of older
  * layouts are never regenerated: they are what those releases wrote.
@@ -13,7 +14,7 @@ import { openDuckDB } from '../../adapters/duckdb/index.js';
 import { CATALOG_VERSION } from '../../core/catalog/catalog-layout.js';
 import { quoteString } from '../../core/sql/format.js';
 import type { Session } from '../../core/session/session.js';
-import { FIXTURE_MODELS_SQL, FIXTURE_SCHEMA, LAYOUT_FIXTURE_DIR } from './catalog-layouts.js';
+import { FIXTURE_MODELS_SQL, FIXTURE_SCHEMA, LAYOUT_FIXTURES, LAYOUT_FIXTURE_DIR, loadLayoutFixture } from './catalog-layouts.js';
 
 /** DuckDB's names of the catalog column types, and the spelling both hosts read the same way. */
 const PORTABLE_TYPES: Readonly<Record<string, string>> = {
@@ -47,6 +48,9 @@ export async function dumpCatalog(db: Session): Promise<string> {
     const rows = await db.sql(`SELECT ${cast} FROM ml_catalog.${String(table)} ORDER BY ALL`);
     for (const row of rows.rows) lines.push(`INSERT INTO ml_catalog.${String(table)} VALUES (${row.map(literal).join(', ')});`);
   }
+  const views = await db.sql("SELECT sql FROM duckdb_views() WHERE schema_name = 'ml_catalog' AND NOT internal ORDER BY view_name");
+  if (views.rows.length > 0) lines.push('');
+  for (const [sql] of views.rows) lines.push(String(sql).trim().replace(/;?$/, ';'));
   const indexes = await db.sql("SELECT sql FROM duckdb_indexes() WHERE schema_name = 'ml_catalog' ORDER BY index_name");
   if (indexes.rows.length > 0) lines.push('');
   for (const [sql] of indexes.rows) lines.push(String(sql).trim().replace(/;?$/, ';'));
@@ -58,7 +62,15 @@ async function main(): Promise<void> {
   process.env.REVIEWER_API_KEY ??= 'sk-fixture';
   const db = await openDuckDB();
   try {
-    await db.sql(FIXTURE_MODELS_SQL);
+    // From the fixture before it, upgraded, so that every fixture holds the same rows;
+    // from the models themselves when there is none.
+    const previous = CATALOG_VERSION - 1;
+    if (LAYOUT_FIXTURES.includes(previous)) {
+      await loadLayoutFixture(db, 'duckdb', previous);
+      await db.sql('SHOW MODELS');
+    } else {
+      await db.sql(FIXTURE_MODELS_SQL);
+    }
     const header = [
       `-- Model catalog of layout ${CATALOG_VERSION}, as modelsql writes it (test/support/write-layout-fixture.ts).`,
       '-- The fixture models of test/support/catalog-layouts.ts; loads on DuckDB and on Postgres.',

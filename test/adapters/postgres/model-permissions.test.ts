@@ -129,6 +129,7 @@ beforeAll(async () => {
   proxy = await startProxy({
     upstream: `postgres://${upstream.host}${upstream.pathname}?sslmode=disable`,
     listen: 0,
+    session: { allowedUrlPrefixes: ['*'] }, // the loopback provider servers of these tests
     log: (message, error) => proxyLog.push(`${message} ${error instanceof Error ? `${error.message}\n${error.stack ?? ''}` : String(error ?? '')}`),
   });
   // An ordinary role creates the catalog; another one's models go in it.
