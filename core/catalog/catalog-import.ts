@@ -60,7 +60,7 @@ export interface ImportOptions {
 }
 
 const MODEL_COLUMNS = ['schema_name', 'model_name', 'default_version', 'owner', 'created_at', 'updated_at'];
-const VERSION_COLUMNS = ['schema_name', 'model_name', 'version', 'provider', 'task', 'input_schema', 'output_schema', 'options', 'comment', 'as_query', 'created_at'];
+const VERSION_COLUMNS = ['schema_name', 'model_name', 'version', 'provider', 'task', 'input_schema', 'output_schema', 'options', 'comment', 'as_query', 'created_at', 'owner'];
 
 /** Models per group of bulk inserts (and per progress step). */
 const GROUP_MODELS = 250;
@@ -199,14 +199,16 @@ class CatalogWriter {
       } else {
         models.push([schema, model.name, summary.defaultVersion, model.owner, model.createdAt, model.updatedAt]);
       }
+      // Every per-version row names the model's owner (catalog layout 3).
+      const owner = before && summary.action === 'new-version' ? before.owner : model.owner;
       const written: ModelVersion[] = [];
       model.versions.forEach((v, i) => {
         const version = summary.versions[i]!.to;
-        versions.push([schema, model.name, version, v.provider, v.task ?? null, JSON.stringify(v.input), JSON.stringify(v.output), JSON.stringify(v.options), v.comment ?? null, v.asQuery ?? null, v.createdAt]);
-        for (const a of v.artifacts) artifacts.push([schema, model.name, version, a.name, artifactContent(model, v, a), a.sha256]);
-        for (const [metric, value] of v.metrics) metrics.push([schema, model.name, version, metric, value]);
+        versions.push([schema, model.name, version, v.provider, v.task ?? null, JSON.stringify(v.input), JSON.stringify(v.output), JSON.stringify(v.options), v.comment ?? null, v.asQuery ?? null, v.createdAt, owner]);
+        for (const a of v.artifacts) artifacts.push([schema, model.name, version, a.name, artifactContent(model, v, a), a.sha256, owner]);
+        for (const [metric, value] of v.metrics) metrics.push([schema, model.name, version, metric, value, owner]);
         const known = v.secrets.filter((s) => s.value !== undefined).map((s) => [s.key, s.value!] as const);
-        for (const [key, value] of known) secrets.push([schema, model.name, version, key, value]);
+        for (const [key, value] of known) secrets.push([schema, model.name, version, key, value, owner]);
         written.push(modelVersion(schema, model.name, version, v, known));
       });
       const kept = summary.action === 'new-version' ? (before?.versions ?? []) : [];
@@ -214,7 +216,7 @@ class CatalogWriter {
         schema,
         name: model.name,
         defaultVersion: summary.defaultVersion,
-        owner: before && summary.action === 'new-version' ? before.owner : model.owner,
+        owner,
         createdAt: model.createdAt,
         updatedAt: model.updatedAt,
         temporary: false,
@@ -226,9 +228,9 @@ class CatalogWriter {
     }
     await this.insert('models', MODEL_COLUMNS, models, { 4: 'TIMESTAMP', 5: 'TIMESTAMP' });
     await this.insert('model_versions', VERSION_COLUMNS, versions, { 10: 'TIMESTAMP' });
-    await this.insert('artifacts', ['schema_name', 'model_name', 'version', 'artifact_name', 'content', 'sha256'], artifacts);
-    await this.insert('training_metrics', ['schema_name', 'model_name', 'version', 'metric', 'value'], metrics);
-    await this.insert('model_secrets', ['schema_name', 'model_name', 'version', 'option_key', 'secret'], secrets);
+    await this.insert('artifacts', ['schema_name', 'model_name', 'version', 'artifact_name', 'content', 'sha256', 'owner'], artifacts);
+    await this.insert('training_metrics', ['schema_name', 'model_name', 'version', 'metric', 'value', 'owner'], metrics);
+    await this.insert('model_secrets', ['schema_name', 'model_name', 'version', 'option_key', 'secret', 'owner'], secrets);
     for (const { before, after } of synced) await this.catalog.syncFunction(before, after);
   }
 
