@@ -7,6 +7,7 @@
 import { ModelSqlError } from '../errors.js';
 import type { Host } from '../host.js';
 import type { ModelColumn } from '../runtime/model-runtime.js';
+import { SPEC_ARTIFACT } from '../training/trained-model.js';
 
 /** The catalog layout this modelsql writes. Bump it with a new entry in `MIGRATIONS`. */
 export const CATALOG_VERSION = 2;
@@ -35,6 +36,28 @@ export interface ModelVersion extends ModelKey {
    * `'******'` in their place) and stored in `ml_catalog.model_secrets` (core/secrets.ts).
    */
   readonly secrets?: readonly (readonly [string, string])[];
+  /**
+   * For a trained model: the sha256 of its stored spec artifact (`model.json`), which
+   * names the trained parameters by content (a parsed spec is cached under it).
+   */
+  readonly specSha256?: string;
+}
+
+/** A model name as a statement wrote it: with a schema, or (`schema` undefined) in the current one. */
+export interface ModelRef {
+  readonly schema?: string;
+  readonly name: string;
+}
+
+/** What one {@link CatalogStore.lookup} read. */
+export interface CatalogLookup {
+  /** The names it was asked for. */
+  readonly refs: readonly ModelRef[];
+  /** `current_schema()` (undefined when the host names none: a Postgres `search_path` of missing schemas). */
+  readonly currentSchema: string | undefined;
+  readonly currentDatabase: string;
+  /** The persistent models found, by schema and name, versions ascending and without secrets. */
+  readonly models: readonly ModelEntry[];
 }
 
 /** A model with its versions. */
@@ -124,48 +147,95 @@ export class CatalogStore {
     }
   }
 
-  /** Every persistent model, optionally of one schema (and of one name), ordered by schema and name. */
-  async list(schema?: string, name?: string): Promise<ModelEntry[]> {
-    await this.ensure();
-    const where = schema === undefined ? '' : name === undefined ? ' WHERE schema_name = $1' : ' WHERE schema_name = $1 AND model_name = $2';
-    const params = schema === undefined ? [] : name === undefined ? [schema] : [schema, name];
-    const models = await this.host.execute(
-      `SELECT schema_name, model_name, default_version, owner, CAST(created_at AS ${this.host.dialect.catalogTypes.text}), CAST(updated_at AS ${this.host.dialect.catalogTypes.text}) FROM ml_catalog.models${where} ORDER BY schema_name, model_name`,
-      params,
-    );
-    const versions = await this.host.execute(
-      `SELECT schema_name, model_name, version, provider, task, input_schema, output_schema, options, comment, as_query, CAST(created_at AS ${this.host.dialect.catalogTypes.text}) FROM ml_catalog.model_versions${where} ORDER BY schema_name, model_name, version`,
-      params,
-    );
-    const secretRows = await this.host.execute(`SELECT schema_name, model_name, version, option_key, secret FROM ml_catalog.model_secrets${where} ORDER BY option_key`, params);
-    const secrets = new Map<string, [string, string][]>();
-    for (const row of secretRows.rows) {
-      const key = JSON.stringify([row[0], row[1], Number(row[2])]);
-      secrets.set(key, [...(secrets.get(key) ?? []), [String(row[3]), String(row[4])]]);
-    }
-    const byModel = new Map<string, ModelVersion[]>();
-    for (const row of versions.rows) {
-      const stored = versionFromRow(row);
-      const found = secrets.get(JSON.stringify([stored.schema, stored.name, stored.version]));
-      const v = found ? { ...stored, secrets: found } : stored;
-      const key = JSON.stringify([v.schema, v.name]);
-      byModel.set(key, [...(byModel.get(key) ?? []), v]);
-    }
-    return models.rows.map((row) => ({
-      schema: String(row[0]),
-      name: String(row[1]),
-      defaultVersion: Number(row[2]),
-      owner: String(row[3] ?? ''),
-      createdAt: String(row[4]),
-      updatedAt: String(row[5]),
-      temporary: false,
-      versions: byModel.get(JSON.stringify([row[0], row[1]])) ?? [],
-    }));
+  /**
+   * The one catalog look-up: the session's current schema and database, and the models
+   * `refs` name with every version (without their secrets: see {@link secrets}), in ONE
+   * query run as the session's user. The name of a ref without a schema is looked up in
+   * the current schema of that same query, so a `SET search_path` / `USE` in between
+   * cannot split them. Nothing is cached: every call reads the catalog as it is now.
+   *
+   * @example
+   * const { currentSchema, models } = await store.lookup([{ name: 'price' }, { schema: 'ops', name: 'churn' }]);
+   */
+  async lookup(refs: readonly ModelRef[]): Promise<CatalogLookup> {
+    const params: string[] = [];
+    const param = (value: string): string => {
+      params.push(value);
+      return `$${params.length}`;
+    };
+    const matches = refs.map((r) => `(x.model_name = ${param(r.name)} AND x.schema_name = ${r.schema === undefined ? 's.cur_schema' : param(r.schema)})`);
+    return { ...(await this.read(matches.length === 0 ? 'FALSE' : matches.join(' OR '), params)), refs };
   }
 
-  /** One persistent model, or undefined. */
+  /** Every persistent model, optionally of one schema, ordered by schema and name (versions without secrets). */
+  async list(schema?: string): Promise<readonly ModelEntry[]> {
+    return (await this.read(schema === undefined ? 'TRUE' : 'x.schema_name = $1', schema === undefined ? [] : [schema])).models;
+  }
+
+  /** One persistent model (versions without secrets), or undefined. */
   async get(key: ModelKey): Promise<ModelEntry | undefined> {
-    return (await this.list(key.schema, key.name))[0];
+    return (await this.lookup([key])).models[0];
+  }
+
+  /**
+   * The literal secrets stored for a version, by option key. Only versions whose readable
+   * options hold the placeholder have any (`hasStoredSecrets`), so only those need this read.
+   */
+  async secrets(version: ModelKey & { readonly version: number }): Promise<readonly (readonly [string, string])[]> {
+    const r = await this.host.execute('SELECT option_key, secret FROM ml_catalog.model_secrets WHERE schema_name = $1 AND model_name = $2 AND version = $3 ORDER BY option_key', [
+      version.schema,
+      version.name,
+      version.version,
+    ]);
+    return r.rows.map((row) => [String(row[0]), String(row[1])] as const);
+  }
+
+  /**
+   * Models and versions matching `filter` (a condition over `x`, the models joined with
+   * their versions, and `s.cur_schema`), with the current schema and database, in one
+   * query; a trained version carries the digest of its spec artifact.
+   */
+  private async read(filter: string, params: readonly string[]): Promise<Omit<CatalogLookup, 'refs'>> {
+    await this.ensure();
+    const text = this.host.dialect.catalogTypes.text;
+    const r = await this.host.execute(
+      `SELECT s.cur_schema, s.cur_database, x.schema_name, x.model_name, x.default_version, x.owner, x.model_created, x.updated_at, ` +
+        `x.version, x.provider, x.task, x.input_schema, x.output_schema, x.options, x.comment, x.as_query, x.version_created, x.spec_sha256 ` +
+        `FROM (SELECT current_schema() AS cur_schema, current_database() AS cur_database) AS s LEFT JOIN (` +
+        `SELECT m.schema_name, m.model_name, m.default_version, m.owner, CAST(m.created_at AS ${text}) AS model_created, CAST(m.updated_at AS ${text}) AS updated_at, ` +
+        `v.version, v.provider, v.task, v.input_schema, v.output_schema, v.options, v.comment, v.as_query, CAST(v.created_at AS ${text}) AS version_created, a.sha256 AS spec_sha256 ` +
+        `FROM ml_catalog.models AS m LEFT JOIN ml_catalog.model_versions AS v ON v.schema_name = m.schema_name AND v.model_name = m.model_name ` +
+        `LEFT JOIN ml_catalog.artifacts AS a ON a.schema_name = v.schema_name AND a.model_name = v.model_name AND a.version = v.version AND a.artifact_name = '${SPEC_ARTIFACT}'` +
+        `) AS x ON ${filter} ORDER BY x.schema_name, x.model_name, x.version`,
+      params,
+    );
+    const first = r.rows[0]!;
+    const models: ModelEntry[] = [];
+    let current: { entry: ModelEntry; versions: ModelVersion[] } | undefined;
+    for (const row of r.rows) {
+      if (row[2] === null || row[2] === undefined) continue;
+      if (!current || current.entry.schema !== String(row[2]) || current.entry.name !== String(row[3])) {
+        const versions: ModelVersion[] = [];
+        const entry: ModelEntry = {
+          schema: String(row[2]),
+          name: String(row[3]),
+          defaultVersion: Number(row[4]),
+          owner: String(row[5] ?? ''),
+          createdAt: String(row[6]),
+          updatedAt: String(row[7]),
+          temporary: false,
+          versions,
+        };
+        current = { entry, versions };
+        models.push(entry);
+      }
+      if (row[8] !== null && row[8] !== undefined) current.versions.push(versionFromRow(row));
+    }
+    return {
+      currentSchema: first[0] === null || first[0] === undefined ? undefined : String(first[0]),
+      currentDatabase: String(first[1]),
+      models,
+    };
   }
 
   /** Adds a version (and the model row when it is the first); makes it the default. */
@@ -311,17 +381,20 @@ export function timestampText(date: Date): string {
 }
 
 function versionFromRow(row: readonly unknown[]): ModelVersion {
+  const [schema, name] = [String(row[2]), String(row[3])];
+  const [version, provider, task, input, output, options, comment, asQuery, createdAt, specSha256] = row.slice(8);
   return {
-    schema: String(row[0]),
-    name: String(row[1]),
-    version: Number(row[2]),
-    provider: String(row[3]),
-    task: row[4] === null ? undefined : String(row[4]),
-    input: JSON.parse(String(row[5])) as ModelColumn[],
-    output: JSON.parse(String(row[6])) as ModelColumn[],
-    options: JSON.parse(String(row[7])) as [string, string][],
-    comment: row[8] === null ? undefined : String(row[8]),
-    asQuery: row[9] === null ? undefined : String(row[9]),
-    createdAt: String(row[10]),
+    schema,
+    name,
+    version: Number(version),
+    provider: String(provider),
+    task: task === null ? undefined : String(task),
+    input: JSON.parse(String(input)) as ModelColumn[],
+    output: JSON.parse(String(output)) as ModelColumn[],
+    options: JSON.parse(String(options)) as [string, string][],
+    comment: comment === null ? undefined : String(comment),
+    asQuery: asQuery === null ? undefined : String(asQuery),
+    createdAt: String(createdAt),
+    ...(specSha256 === null || specSha256 === undefined ? {} : { specSha256: String(specSha256) }),
   };
 }

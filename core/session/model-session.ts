@@ -9,6 +9,7 @@ import { ModelCatalog } from '../catalog/model-catalog.js';
 import { rewriteRegion } from '../planner/ml-rewrite.js';
 import { RuntimeLoader, type ModelAccessOptions } from '../runtime/runtime-loader.js';
 import type { QueryStatement, Statement } from '../sql/ast.js';
+import { namedModels } from '../sql/ml-call.js';
 import { tokenize } from '../sql/lexer.js';
 import { parseScript } from '../sql/parser.js';
 import { maskSecrets, redactSql } from '../secrets.js';
@@ -176,6 +177,7 @@ export class ModelSession implements Session {
     return rewriteRegion(statement.span, statement.calls, {
       host: this.host,
       catalog: this.catalog,
+      models: await this.catalog.resolver(namedModels(statement.calls), text),
       loader: this.loader,
       scriptText: text,
       signal,
