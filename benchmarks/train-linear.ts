@@ -114,3 +114,12 @@ async function predictComparison(other: 'sql' | 'onnx'): Promise<BenchmarkResult
 export const benchmarkPredictTrainedVsSql = (): Promise<BenchmarkResult> => predictComparison('sql');
 /** ML_PREDICT (compiled) vs the ONNX artifact path. */
 export const benchmarkPredictTrainedVsOnnx = (): Promise<BenchmarkResult> => predictComparison('onnx');
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  // run alone: node dist/benchmarks/train-linear.js [train] [sql] [onnx] (default: all three)
+  const chosen = process.argv.slice(2);
+  const all = { train: benchmarkTrainLinear, sql: benchmarkPredictTrainedVsSql, onnx: benchmarkPredictTrainedVsOnnx };
+  for (const [name, bench] of Object.entries(all)) {
+    if (chosen.length === 0 || chosen.includes(name)) console.log(await bench());
+  }
+}

@@ -53,9 +53,13 @@ export interface ModelRef {
 export interface CatalogLookup {
   /** The names it was asked for. */
   readonly refs: readonly ModelRef[];
-  /** `current_schema()` (undefined when the host names none: a Postgres `search_path` of missing schemas). */
+  /**
+   * `current_schema()` and `current_database()` as the query saw them; undefined when it
+   * found no model (or, for the schema, when the host names none: a Postgres
+   * `search_path` of missing schemas).
+   */
   readonly currentSchema: string | undefined;
-  readonly currentDatabase: string;
+  readonly currentDatabase: string | undefined;
   /** The persistent models found, by schema and name, versions ascending and without secrets. */
   readonly models: readonly ModelEntry[];
 }
@@ -163,13 +167,13 @@ export class CatalogStore {
       params.push(value);
       return `$${params.length}`;
     };
-    const matches = refs.map((r) => `(x.model_name = ${param(r.name)} AND x.schema_name = ${r.schema === undefined ? 's.cur_schema' : param(r.schema)})`);
+    const matches = refs.map((r) => `(model_name = ${param(r.name)} AND schema_name = ${r.schema === undefined ? 'current_schema()' : param(r.schema)})`);
     return { ...(await this.read(matches.length === 0 ? 'FALSE' : matches.join(' OR '), params)), refs };
   }
 
   /** Every persistent model, optionally of one schema, ordered by schema and name (versions without secrets). */
   async list(schema?: string): Promise<readonly ModelEntry[]> {
-    return (await this.read(schema === undefined ? 'TRUE' : 'x.schema_name = $1', schema === undefined ? [] : [schema])).models;
+    return (await this.read(schema === undefined ? 'TRUE' : 'schema_name = $1', schema === undefined ? [] : [schema])).models;
   }
 
   /** One persistent model (versions without secrets), or undefined. */
@@ -191,51 +195,50 @@ export class CatalogStore {
   }
 
   /**
-   * Models and versions matching `filter` (a condition over `x`, the models joined with
-   * their versions, and `s.cur_schema`), with the current schema and database, in one
-   * query; a trained version carries the digest of its spec artifact.
+   * Models and versions matching `filter` (a condition over `schema_name` and `model_name`,
+   * which every catalog table has), in one query; a trained version carries the digest of
+   * its spec artifact. The query is a UNION ALL of plain scans, one per table, rows tagged
+   * by kind, each row with the current schema and database (known when any row matched):
+   * on DuckDB a small query costs about one pipeline per scan, and joins, sorts or a
+   * separate row for the current schema would add more.
    */
   private async read(filter: string, params: readonly string[]): Promise<Omit<CatalogLookup, 'refs'>> {
     await this.ensure();
-    const text = this.host.dialect.catalogTypes.text;
+    const t = this.host.dialect.catalogTypes;
+    const text = (expression: string) => `CAST(${expression} AS ${t.text})`;
+    const nulls = (count: number) => Array.from({ length: count }, () => text('NULL')).join(', ');
+    const session = `${text('current_schema()')}, ${text('current_database()')}`;
     const r = await this.host.execute(
-      `SELECT s.cur_schema, s.cur_database, x.schema_name, x.model_name, x.default_version, x.owner, x.model_created, x.updated_at, ` +
-        `x.version, x.provider, x.task, x.input_schema, x.output_schema, x.options, x.comment, x.as_query, x.version_created, x.spec_sha256 ` +
-        `FROM (SELECT current_schema() AS cur_schema, current_database() AS cur_database) AS s LEFT JOIN (` +
-        `SELECT m.schema_name, m.model_name, m.default_version, m.owner, CAST(m.created_at AS ${text}) AS model_created, CAST(m.updated_at AS ${text}) AS updated_at, ` +
-        `v.version, v.provider, v.task, v.input_schema, v.output_schema, v.options, v.comment, v.as_query, CAST(v.created_at AS ${text}) AS version_created, a.sha256 AS spec_sha256 ` +
-        `FROM ml_catalog.models AS m LEFT JOIN ml_catalog.model_versions AS v ON v.schema_name = m.schema_name AND v.model_name = m.model_name ` +
-        `LEFT JOIN ml_catalog.artifacts AS a ON a.schema_name = v.schema_name AND a.model_name = v.model_name AND a.version = v.version AND a.artifact_name = '${SPEC_ARTIFACT}'` +
-        `) AS x ON ${filter} ORDER BY x.schema_name, x.model_name, x.version`,
+      [
+        `SELECT 1 AS kind, ${session}, schema_name, model_name, default_version, owner, ${text('created_at')}, ${text('updated_at')}, ${nulls(5)} FROM ml_catalog.models WHERE ${filter}`,
+        `SELECT 2, ${session}, schema_name, model_name, version, provider, task, input_schema, output_schema, options, comment, as_query, ${text('created_at')} FROM ml_catalog.model_versions WHERE ${filter}`,
+        `SELECT 3, ${session}, schema_name, model_name, version, sha256, ${nulls(7)} FROM ml_catalog.artifacts WHERE artifact_name = '${SPEC_ARTIFACT}' AND (${filter})`,
+      ].join(' UNION ALL '),
       params,
     );
-    const first = r.rows[0]!;
-    const models: ModelEntry[] = [];
-    let current: { entry: ModelEntry; versions: ModelVersion[] } | undefined;
-    for (const row of r.rows) {
-      if (row[2] === null || row[2] === undefined) continue;
-      if (!current || current.entry.schema !== String(row[2]) || current.entry.name !== String(row[3])) {
-        const versions: ModelVersion[] = [];
-        const entry: ModelEntry = {
-          schema: String(row[2]),
-          name: String(row[3]),
-          defaultVersion: Number(row[4]),
-          owner: String(row[5] ?? ''),
-          createdAt: String(row[6]),
-          updatedAt: String(row[7]),
-          temporary: false,
-          versions,
-        };
-        current = { entry, versions };
-        models.push(entry);
-      }
-      if (row[8] !== null && row[8] !== undefined) current.versions.push(versionFromRow(row));
+    const rows = (kind: number) => r.rows.filter((row) => Number(row[0]) === kind).map((row) => row.slice(3));
+    const key = (row: readonly unknown[], version?: unknown) => JSON.stringify([row[0], row[1], ...(version === undefined ? [] : [Number(version)])]);
+    const digests = new Map(rows(3).map((row) => [key(row, row[2]), String(row[3])]));
+    const versions = new Map<string, ModelVersion[]>();
+    for (const row of rows(2)) {
+      const v = versionFromRow(row);
+      const digest = digests.get(key(row, v.version));
+      versions.set(key(row), [...(versions.get(key(row)) ?? []), digest === undefined ? v : { ...v, specSha256: digest }]);
     }
-    return {
-      currentSchema: first[0] === null || first[0] === undefined ? undefined : String(first[0]),
-      currentDatabase: String(first[1]),
-      models,
-    };
+    const models: ModelEntry[] = rows(1).map((row) => ({
+      schema: String(row[0]),
+      name: String(row[1]),
+      defaultVersion: Number(row[2]),
+      owner: String(row[3] ?? ''),
+      createdAt: String(row[4]),
+      updatedAt: String(row[5]),
+      temporary: false,
+      versions: (versions.get(key(row)) ?? []).sort((a, b) => a.version - b.version),
+    }));
+    models.sort((a, b) => compareText(a.schema, b.schema) || compareText(a.name, b.name));
+    const first = r.rows[0];
+    const known = (value: unknown) => (value === null || value === undefined ? undefined : String(value));
+    return { currentSchema: known(first?.[1]), currentDatabase: known(first?.[2]), models };
   }
 
   /** Adds a version (and the model row when it is the first); makes it the default. */
@@ -380,12 +383,12 @@ export function timestampText(date: Date): string {
   return date.toISOString().replace('T', ' ').replace('Z', '');
 }
 
+/** A `kind` 2 row of `read` after its first three columns: schema, name, version, provider, task, input, output, options, comment, as_query, created_at. */
 function versionFromRow(row: readonly unknown[]): ModelVersion {
-  const [schema, name] = [String(row[2]), String(row[3])];
-  const [version, provider, task, input, output, options, comment, asQuery, createdAt, specSha256] = row.slice(8);
+  const [schema, name, version, provider, task, input, output, options, comment, asQuery, createdAt] = row;
   return {
-    schema,
-    name,
+    schema: String(schema),
+    name: String(name),
     version: Number(version),
     provider: String(provider),
     task: task === null ? undefined : String(task),
@@ -395,6 +398,9 @@ function versionFromRow(row: readonly unknown[]): ModelVersion {
     comment: comment === null ? undefined : String(comment),
     asQuery: asQuery === null ? undefined : String(asQuery),
     createdAt: String(createdAt),
-    ...(specSha256 === null || specSha256 === undefined ? {} : { specSha256: String(specSha256) }),
   };
+}
+
+function compareText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }

@@ -116,7 +116,7 @@ export class ModelCatalog {
   private async pick(lookup: CatalogLookup, name: ModelName, sqlText: string): Promise<ResolvedModel> {
     const position = positionAt(sqlText, name.span.start);
     const parts = name.parts.map((p) => p.value);
-    if (parts.length === 3) checkDatabase(parts[0]!, lookup.currentDatabase, position);
+    if (parts.length === 3) checkDatabase(parts[0]!, lookup.currentDatabase ?? (await this.host.currentDatabase()), position);
     const schema = parts.length > 1 ? parts[parts.length - 2]! : (lookup.currentSchema ?? (await this.host.currentSchema()));
     const q: QualifiedModelName = { schema, name: parts[parts.length - 1]!, version: name.version };
     const entry = this.temporary.get(tempKey(q)) ?? (covers(lookup, q) ? lookup.models.find((m) => m.schema === q.schema && m.name === q.name) : await this.store.get(q));

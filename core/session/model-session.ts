@@ -10,7 +10,7 @@ import { rewriteRegion } from '../planner/ml-rewrite.js';
 import { RuntimeLoader, type ModelAccessOptions } from '../runtime/runtime-loader.js';
 import type { QueryStatement, Statement } from '../sql/ast.js';
 import { namedModels } from '../sql/ml-call.js';
-import { tokenize } from '../sql/lexer.js';
+import { leadingTokens } from '../sql/lexer.js';
 import { parseScript } from '../sql/parser.js';
 import { maskSecrets, redactSql } from '../secrets.js';
 import type { QueryResult, ResultBatch, Session, SessionEvents } from './session.js';
@@ -233,9 +233,7 @@ function withText(error: unknown, text: string): unknown {
 
 /** The first few keywords of a statement, upper-cased (comments and quoting cannot fool the lexer). */
 function leadingWords(text: string, count: number): string[] {
-  return tokenize(text)
-    .slice(0, count)
-    .map((t) => (t.kind === 'identifier' ? t.value.toUpperCase() : t.text));
+  return leadingTokens(text, count).map((t) => (t.kind === 'identifier' ? t.value.toUpperCase() : t.text));
 }
 
 function isViewDefinition(statement: QueryStatement): boolean {
