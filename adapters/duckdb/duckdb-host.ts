@@ -18,7 +18,7 @@ import {
   type DuckDBValue,
 } from '@duckdb/node-api';
 import type { Host, HostAppender, HostColumn, HostResult } from '../../core/host.js';
-import { leadingTokens, tokenize } from '../../core/sql/lexer.js';
+import { leadingTokens, tokenize, type Token } from '../../core/sql/lexer.js';
 import { quoteString } from '../../core/sql/format.js';
 import type { ColumnBatch, ColumnData } from '../../core/runtime/model-runtime.js';
 import { DuckDBDialect } from './duckdb-dialect.js';
@@ -268,6 +268,19 @@ export class DuckDBHost implements Host {
 
 const jsConverter = JSDuckDBValueConverter;
 
+/** The parameter tokens of statements seen lately: the catalog runs the same few texts again and again. */
+const parameterTokens = new Map<string, readonly Token[]>();
+
+function parametersOf(sql: string): readonly Token[] {
+  let found = parameterTokens.get(sql);
+  if (!found) {
+    if (parameterTokens.size >= 64) parameterTokens.clear();
+    found = tokenize(sql).filter((t) => t.kind === 'parameter');
+    parameterTokens.set(sql, found);
+  }
+  return found;
+}
+
 /**
  * `sql` with each `$n` replaced by `params[n - 1]` as a string literal, when every
  * parameter is a string and every placeholder a `$n` in range; undefined otherwise. The
@@ -277,7 +290,7 @@ const jsConverter = JSDuckDBValueConverter;
  */
 function inlineTextParameters(sql: string, params: readonly unknown[]): string | undefined {
   if (!params.every((p) => typeof p === 'string')) return undefined;
-  const placeholders = tokenize(sql).filter((t) => t.kind === 'parameter');
+  const placeholders = parametersOf(sql);
   if (placeholders.some((t) => !/^\$[1-9][0-9]*$/.test(t.text) || Number(t.text.slice(1)) > params.length)) return undefined;
   let out = '';
   let at = 0;
