@@ -114,6 +114,15 @@ export function splitSecrets(options: readonly (readonly [string, string])[], pr
   return { options: readable, secrets };
 }
 
+/**
+ * Whether a version's readable options say literal secrets were stored apart for it: every
+ * stored secret left {@link SECRET_PLACEHOLDER} under its key (`splitSecrets`), so options
+ * without one need no read of the secrets at all.
+ */
+export function hasStoredSecrets(options: readonly (readonly [string, string])[]): boolean {
+  return options.some(([key, value]) => value === SECRET_PLACEHOLDER && isSecretKey(key));
+}
+
 /** The value to print for an option: secrets become `******` unless they are `${env:NAME}` references. */
 export function displayOptionValue(key: string, value: string): string {
   return isSecretKey(key) && secretReference(value) === undefined ? SECRET_PLACEHOLDER : value;

@@ -18,7 +18,8 @@ import {
   type DuckDBValue,
 } from '@duckdb/node-api';
 import type { Host, HostAppender, HostColumn, HostResult } from '../../core/host.js';
-import { tokenize } from '../../core/sql/lexer.js';
+import { leadingTokens, tokenize, type Token } from '../../core/sql/lexer.js';
+import { quoteString } from '../../core/sql/format.js';
 import type { ColumnBatch, ColumnData } from '../../core/runtime/model-runtime.js';
 import { DuckDBDialect } from './duckdb-dialect.js';
 import { mapDuckDBError } from './duckdb-errors.js';
@@ -242,9 +243,23 @@ export class DuckDBHost implements Host {
     this.instance.closeSync();
   }
 
+  /**
+   * Runs `sql`. With parameters it is one statement: text parameters are written into it as
+   * string literals (`inlineTextParameters`: one call into DuckDB), others bound to it
+   * prepared directly (two calls, not the three of `connection.run(sql, values)`, which
+   * first splits the text into statements).
+   */
   private async run(sql: string, params?: readonly unknown[]): Promise<DuckDBMaterializedResult> {
     try {
-      return await this.connection.run(sql, params?.map(toDuckDBParam));
+      const inlined = params && inlineTextParameters(sql, params);
+      if (!params || inlined !== undefined) return await this.connection.run(inlined ?? sql);
+      const prepared = await this.connection.prepare(sql);
+      try {
+        prepared.bind(params.map(toDuckDBParam));
+        return await prepared.run();
+      } finally {
+        prepared.destroySync();
+      }
     } catch (error) {
       throw mapDuckDBError(error);
     }
@@ -253,9 +268,43 @@ export class DuckDBHost implements Host {
 
 const jsConverter = JSDuckDBValueConverter;
 
+/** The parameter tokens of statements seen lately: the catalog runs the same few texts again and again. */
+const parameterTokens = new Map<string, readonly Token[]>();
+
+function parametersOf(sql: string): readonly Token[] {
+  let found = parameterTokens.get(sql);
+  if (!found) {
+    if (parameterTokens.size >= 64) parameterTokens.clear();
+    found = tokenize(sql).filter((t) => t.kind === 'parameter');
+    parameterTokens.set(sql, found);
+  }
+  return found;
+}
+
+/**
+ * `sql` with each `$n` replaced by `params[n - 1]` as a string literal, when every
+ * parameter is a string and every placeholder a `$n` in range; undefined otherwise. The
+ * lexer finds the placeholders, so quoted text cannot hold a false one, and a DuckDB string
+ * literal has no escape but a doubled quote
+ * (https://duckdb.org/docs/stable/sql/data_types/literal_types#string-literals).
+ */
+function inlineTextParameters(sql: string, params: readonly unknown[]): string | undefined {
+  if (!params.every((p) => typeof p === 'string')) return undefined;
+  const placeholders = parametersOf(sql);
+  if (placeholders.some((t) => !/^\$[1-9][0-9]*$/.test(t.text) || Number(t.text.slice(1)) > params.length)) return undefined;
+  let out = '';
+  let at = 0;
+  for (const t of placeholders) {
+    out += `${sql.slice(at, t.span.start)}${quoteString(params[Number(t.text.slice(1)) - 1] as string)}`;
+    at = t.span.end;
+  }
+  return out + sql.slice(at);
+}
+
 /** Whether `sql` begins or ends a transaction (https://duckdb.org/docs/stable/sql/statements/transactions). */
 function transactionControl(sql: string): 'begin' | 'end' | undefined {
-  const first = tokenize(sql).find((t) => t.kind === 'identifier')?.value;
+  const [token] = leadingTokens(sql, 1);
+  const first = token?.kind === 'identifier' ? token.value : undefined;
   if (first === 'begin' || first === 'start') return 'begin';
   if (first === 'commit' || first === 'end' || first === 'rollback' || first === 'abort') return 'end';
   return undefined;

@@ -142,6 +142,13 @@ export async function readInTransaction(host: Host, options: SnapshotOptions = {
     wanted,
     (row) => [String(row[3]), Number(row[4])] as const,
   );
+  // Literal secrets, through the view that keeps those of the models this role may use.
+  const secrets = await groupRows(
+    host,
+    'SELECT schema_name, model_name, version, option_key, secret FROM ml_catalog.usable_secrets ORDER BY option_key',
+    wanted,
+    (row) => [String(row[3]), String(row[4])] as const,
+  );
   const grants = await readModelGrants(host);
   const models = entries.map((m): SnapshotModel => {
     const versions = m.versions.map((v): SnapshotVersion => {
@@ -156,7 +163,7 @@ export async function readInTransaction(host: Host, options: SnapshotOptions = {
         ...(v.comment === undefined ? {} : { comment: v.comment }),
         ...(v.asQuery === undefined ? {} : { asQuery: v.asQuery }),
         createdAt: v.createdAt,
-        secrets: (v.secrets ?? []).map(([k, value]) => ({ key: k, digest: sha256Hex(value), ...(options.includeSecrets ? { value } : {}) })),
+        secrets: (secrets.get(key) ?? []).map(([k, value]) => ({ key: k, digest: sha256Hex(value), ...(options.includeSecrets ? { value } : {}) })),
         artifacts: artifacts.get(key) ?? [],
         metrics: metrics.get(key) ?? [],
       };

@@ -10,6 +10,7 @@ import type { Host } from '../host.js';
 import { applyCatalogUpgrade, CATALOG_VERSION, planCatalogUpgrade } from './catalog-layout.js';
 import type { ModelColumn } from '../runtime/model-runtime.js';
 import { quoteIdentifier } from '../sql/format.js';
+import { SPEC_ARTIFACT } from '../training/trained-model.js';
 
 /** The catalog layout this modelsql writes; its migrations are in catalog-layout.ts. */
 export { CATALOG_VERSION } from './catalog-layout.js';
@@ -38,6 +39,32 @@ export interface ModelVersion extends ModelKey {
    * `'******'` in their place) and stored in `ml_catalog.model_secrets` (core/secrets.ts).
    */
   readonly secrets?: readonly (readonly [string, string])[];
+  /**
+   * For a trained model: the sha256 of its stored spec artifact (`model.json`), which
+   * names the trained parameters by content (a parsed spec is cached under it).
+   */
+  readonly specSha256?: string;
+}
+
+/** A model name as a statement wrote it: with a schema, or (`schema` undefined) in the current one. */
+export interface ModelRef {
+  readonly schema?: string;
+  readonly name: string;
+}
+
+/** What one {@link CatalogStore.lookup} read. */
+export interface CatalogLookup {
+  /** The names it was asked for. */
+  readonly refs: readonly ModelRef[];
+  /**
+   * `current_schema()` and `current_database()` as the query saw them; undefined when it
+   * found no model (or, for the schema, when the host names none: a Postgres
+   * `search_path` of missing schemas).
+   */
+  readonly currentSchema: string | undefined;
+  readonly currentDatabase: string | undefined;
+  /** The persistent models found, by schema and name, versions ascending and without secrets. */
+  readonly models: readonly ModelEntry[];
 }
 
 /** A model with its versions. */
@@ -104,35 +131,83 @@ export class CatalogStore {
     }
   }
 
-  /** Every persistent model, optionally of one schema (and of one name), ordered by schema and name. */
-  async list(schema?: string, name?: string): Promise<ModelEntry[]> {
+  /**
+   * The one catalog look-up: the session's current schema and database, and the models
+   * `refs` name with every version (without their secrets: see {@link secrets}), in ONE
+   * query run as the session's user. The name of a ref without a schema is looked up in
+   * the current schema of that same query, so a `SET search_path` / `USE` in between
+   * cannot split them. Nothing is cached: every call reads the catalog as it is now.
+   *
+   * @example
+   * const { currentSchema, models } = await store.lookup([{ name: 'price' }, { schema: 'ops', name: 'churn' }]);
+   */
+  async lookup(refs: readonly ModelRef[]): Promise<CatalogLookup> {
+    const params: string[] = [];
+    const param = (value: string): string => {
+      params.push(value);
+      return `$${params.length}`;
+    };
+    const matches = refs.map((r) => `(model_name = ${param(r.name)} AND schema_name = ${r.schema === undefined ? 'current_schema()' : param(r.schema)})`);
+    return { ...(await this.read(matches.length === 0 ? 'FALSE' : matches.join(' OR '), params)), refs };
+  }
+
+  /** Every persistent model, optionally of one schema, ordered by schema and name (versions without secrets). */
+  async list(schema?: string): Promise<readonly ModelEntry[]> {
+    return (await this.read(schema === undefined ? 'TRUE' : 'schema_name = $1', schema === undefined ? [] : [schema])).models;
+  }
+
+  /** One persistent model (versions without secrets), or undefined. */
+  async get(key: ModelKey): Promise<ModelEntry | undefined> {
+    return (await this.lookup([key])).models[0];
+  }
+
+  /**
+   * The literal secrets stored for a version, by option key. Only versions whose readable
+   * options hold the placeholder have any (`hasStoredSecrets`), so only those need this read.
+   * Through the view `usable_secrets`: on hosts with roles it keeps the secrets of the
+   * models the caller may use.
+   */
+  async secrets(version: ModelKey & { readonly version: number }): Promise<readonly (readonly [string, string])[]> {
+    const r = await this.host.execute('SELECT option_key, secret FROM ml_catalog.usable_secrets WHERE schema_name = $1 AND model_name = $2 AND version = $3 ORDER BY option_key', [
+      version.schema,
+      version.name,
+      version.version,
+    ]);
+    return r.rows.map((row) => [String(row[0]), String(row[1])] as const);
+  }
+
+  /**
+   * Models and versions matching `filter` (a condition over `schema_name` and `model_name`,
+   * which every catalog table has), in one query; a trained version carries the digest of
+   * its spec artifact. The query is a UNION ALL of plain scans, one per table, rows tagged
+   * by kind, each row with the current schema and database (known when any row matched):
+   * on DuckDB a small query costs about one pipeline per scan, and joins, sorts or a
+   * separate row for the current schema would add more.
+   */
+  private async read(filter: string, params: readonly string[]): Promise<Omit<CatalogLookup, 'refs'>> {
     await this.ensure();
-    const where = schema === undefined ? '' : name === undefined ? ' WHERE schema_name = $1' : ' WHERE schema_name = $1 AND model_name = $2';
-    const params = schema === undefined ? [] : name === undefined ? [schema] : [schema, name];
-    const models = await this.host.execute(
-      `SELECT schema_name, model_name, default_version, owner, CAST(created_at AS ${this.host.dialect.catalogTypes.text}), CAST(updated_at AS ${this.host.dialect.catalogTypes.text}) FROM ml_catalog.models${where} ORDER BY schema_name, model_name`,
+    const t = this.host.dialect.catalogTypes;
+    const text = (expression: string) => `CAST(${expression} AS ${t.text})`;
+    const nulls = (count: number) => Array.from({ length: count }, () => text('NULL')).join(', ');
+    const session = `${text('current_schema()')}, ${text('current_database()')}`;
+    const r = await this.host.execute(
+      [
+        `SELECT 1 AS kind, ${session}, schema_name, model_name, default_version, owner, ${text('created_at')}, ${text('updated_at')}, ${nulls(5)} FROM ml_catalog.models WHERE ${filter}`,
+        `SELECT 2, ${session}, schema_name, model_name, version, provider, task, input_schema, output_schema, options, comment, as_query, ${text('created_at')} FROM ml_catalog.model_versions WHERE ${filter}`,
+        `SELECT 3, ${session}, schema_name, model_name, version, sha256, ${nulls(7)} FROM ml_catalog.artifacts WHERE artifact_name = '${SPEC_ARTIFACT}' AND (${filter})`,
+      ].join(' UNION ALL '),
       params,
     );
-    const versions = await this.host.execute(
-      `SELECT schema_name, model_name, version, provider, task, input_schema, output_schema, options, comment, as_query, CAST(created_at AS ${this.host.dialect.catalogTypes.text}) FROM ml_catalog.model_versions${where} ORDER BY schema_name, model_name, version`,
-      params,
-    );
-    // Through the view: on hosts with roles it keeps the secrets of the models the caller may use.
-    const secretRows = await this.host.execute(`SELECT schema_name, model_name, version, option_key, secret FROM ml_catalog.usable_secrets${where} ORDER BY option_key`, params);
-    const secrets = new Map<string, [string, string][]>();
-    for (const row of secretRows.rows) {
-      const key = JSON.stringify([row[0], row[1], Number(row[2])]);
-      secrets.set(key, [...(secrets.get(key) ?? []), [String(row[3]), String(row[4])]]);
+    const rows = (kind: number) => r.rows.filter((row) => Number(row[0]) === kind).map((row) => row.slice(3));
+    const key = (row: readonly unknown[], version?: unknown) => JSON.stringify([row[0], row[1], ...(version === undefined ? [] : [Number(version)])]);
+    const digests = new Map(rows(3).map((row) => [key(row, row[2]), String(row[3])]));
+    const versions = new Map<string, ModelVersion[]>();
+    for (const row of rows(2)) {
+      const v = versionFromRow(row);
+      const digest = digests.get(key(row, v.version));
+      versions.set(key(row), [...(versions.get(key(row)) ?? []), digest === undefined ? v : { ...v, specSha256: digest }]);
     }
-    const byModel = new Map<string, ModelVersion[]>();
-    for (const row of versions.rows) {
-      const stored = versionFromRow(row);
-      const found = secrets.get(JSON.stringify([stored.schema, stored.name, stored.version]));
-      const v = found ? { ...stored, secrets: found } : stored;
-      const key = JSON.stringify([v.schema, v.name]);
-      byModel.set(key, [...(byModel.get(key) ?? []), v]);
-    }
-    return models.rows.map((row) => ({
+    const models: ModelEntry[] = rows(1).map((row) => ({
       schema: String(row[0]),
       name: String(row[1]),
       defaultVersion: Number(row[2]),
@@ -140,13 +215,12 @@ export class CatalogStore {
       createdAt: String(row[4]),
       updatedAt: String(row[5]),
       temporary: false,
-      versions: byModel.get(JSON.stringify([row[0], row[1]])) ?? [],
+      versions: (versions.get(key(row)) ?? []).sort((a, b) => a.version - b.version),
     }));
-  }
-
-  /** One persistent model, or undefined. */
-  async get(key: ModelKey): Promise<ModelEntry | undefined> {
-    return (await this.list(key.schema, key.name))[0];
+    models.sort((a, b) => compareText(a.schema, b.schema) || compareText(a.name, b.name));
+    const first = r.rows[0];
+    const known = (value: unknown) => (value === null || value === undefined ? undefined : String(value));
+    return { currentSchema: known(first?.[1]), currentDatabase: known(first?.[2]), models };
   }
 
   /**
@@ -382,18 +456,24 @@ export function timestampText(date: Date): string {
   return date.toISOString().replace('T', ' ').replace('Z', '');
 }
 
+/** A `kind` 2 row of `read` after its first three columns: schema, name, version, provider, task, input, output, options, comment, as_query, created_at. */
 function versionFromRow(row: readonly unknown[]): ModelVersion {
+  const [schema, name, version, provider, task, input, output, options, comment, asQuery, createdAt] = row;
   return {
-    schema: String(row[0]),
-    name: String(row[1]),
-    version: Number(row[2]),
-    provider: String(row[3]),
-    task: row[4] === null ? undefined : String(row[4]),
-    input: JSON.parse(String(row[5])) as ModelColumn[],
-    output: JSON.parse(String(row[6])) as ModelColumn[],
-    options: JSON.parse(String(row[7])) as [string, string][],
-    comment: row[8] === null ? undefined : String(row[8]),
-    asQuery: row[9] === null ? undefined : String(row[9]),
-    createdAt: String(row[10]),
+    schema: String(schema),
+    name: String(name),
+    version: Number(version),
+    provider: String(provider),
+    task: task === null ? undefined : String(task),
+    input: JSON.parse(String(input)) as ModelColumn[],
+    output: JSON.parse(String(output)) as ModelColumn[],
+    options: JSON.parse(String(options)) as [string, string][],
+    comment: comment === null ? undefined : String(comment),
+    asQuery: asQuery === null ? undefined : String(asQuery),
+    createdAt: String(createdAt),
   };
+}
+
+function compareText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }

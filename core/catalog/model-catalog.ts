@@ -31,9 +31,9 @@ import { formatCreateModel, quoteIdentifier } from '../sql/format.js';
 import { formatType, parseDataType } from '../sql/types.js';
 import type { ModelColumn } from '../runtime/model-runtime.js';
 import type { RuntimeLoader } from '../runtime/runtime-loader.js';
-import { CatalogStore, timestampText, type ModelEntry, type ModelKey, type ModelVersion } from './catalog-store.js';
+import { CatalogStore, timestampText, type CatalogLookup, type ModelEntry, type ModelKey, type ModelRef, type ModelVersion } from './catalog-store.js';
 import { displayOptionValue, resolveModelOptions } from './model-options.js';
-import { splitSecrets } from '../secrets.js';
+import { hasStoredSecrets, splitSecrets } from '../secrets.js';
 import { compileModel } from '../training/compile-sql.js';
 import { trainModel, type Artifact } from '../training/train-model.js';
 import { SPEC_ARTIFACT, parseTrainedModel, type TrainedModel } from '../training/trained-model.js';
@@ -50,6 +50,9 @@ export interface ResolvedModel {
   readonly version: ModelVersion;
 }
 
+/** Finds a model named in the statement a resolver was made for (`ModelCatalog.resolver`). */
+export type ModelResolver = (name: ModelName) => Promise<ResolvedModel>;
+
 type ModelStatement = Extract<Statement, { kind: `${string}-model${string}` | 'show-models' }>;
 
 /**
@@ -65,7 +68,7 @@ export class ModelCatalog {
   /** Artifacts and training metrics of temporary trained models, by {@link artifactKey}. */
   private readonly temporaryArtifacts = new Map<string, Uint8Array>();
   private readonly temporaryMetrics = new Map<string, readonly (readonly [string, number])[]>();
-  /** Parsed trained models by version identity (see `trainedModel`). */
+  /** Parsed trained models by the sha256 of their spec artifact (see `trainedModel`). */
   private readonly trainedModels = new Map<string, TrainedModel>();
 
   constructor(
@@ -78,29 +81,58 @@ export class ModelCatalog {
   /** Resolves `[catalog.][schema.]name` against the current database and schema. */
   async qualify(name: ModelName, sqlText: string): Promise<QualifiedModelName> {
     const parts = name.parts.map((p) => p.value);
-    if (parts.length === 3) {
-      const database = await this.host.currentDatabase();
-      if (parts[0] !== database) {
-        throw new UnsupportedFeatureError(
-          `models live in the current database ('${database}'); '${parts[0]}' is another one`,
-          positionAt(sqlText, name.span.start),
-        );
-      }
-    }
+    if (parts.length === 3) checkDatabase(parts[0]!, await this.host.currentDatabase(), positionAt(sqlText, name.span.start));
     const schema = parts.length > 1 ? parts[parts.length - 2]! : await this.host.currentSchema();
     return { schema, name: parts[parts.length - 1]!, version: name.version };
   }
 
-  /** Finds a model and the version to use (the named one, else the default); 42704 when missing. */
+  /**
+   * Resolves the models of one statement with ONE catalog query (`CatalogStore.lookup`:
+   * current schema, models, versions) and returns what finds each of them, to run: with
+   * the version's literal secrets, read only for a version that has some. A name the query
+   * did not cover is looked up on its own. Nothing outlives the statement: the next one
+   * reads the catalog again.
+   *
+   * @example
+   * const models = await catalog.resolver(namedModels(statement.calls), text);
+   * const { entry, version } = await models(name);
+   */
+  async resolver(names: readonly ModelName[], sqlText: string): Promise<ModelResolver> {
+    const found = names.length === 0 ? undefined : await this.store.lookup(names.map(modelRef));
+    return async (name) => {
+      const { entry, version } = await this.pick(found ?? (await this.store.lookup([modelRef(name)])), name, sqlText);
+      return { entry, version: await this.withSecrets(entry, version) };
+    };
+  }
+
+  /**
+   * Finds a model and the version to use (the named one, else the default), without its
+   * secrets (for DESCRIBE and SHOW); 42704 when missing.
+   */
   async resolve(name: ModelName, sqlText: string): Promise<ResolvedModel> {
-    const q = await this.qualify(name, sqlText);
-    const entry = await this.find(q);
+    return this.pick(await this.store.lookup([modelRef(name)]), name, sqlText);
+  }
+
+  /** Finds `name` in a look-up (a name it did not cover is read on its own). */
+  private async pick(lookup: CatalogLookup, name: ModelName, sqlText: string): Promise<ResolvedModel> {
     const position = positionAt(sqlText, name.span.start);
+    const parts = name.parts.map((p) => p.value);
+    if (parts.length === 3) checkDatabase(parts[0]!, lookup.currentDatabase ?? (await this.host.currentDatabase()), position);
+    const schema = parts.length > 1 ? parts[parts.length - 2]! : (lookup.currentSchema ?? (await this.host.currentSchema()));
+    const q: QualifiedModelName = { schema, name: parts[parts.length - 1]!, version: name.version };
+    const entry = this.temporary.get(tempKey(q)) ?? (covers(lookup, q) ? lookup.models.find((m) => m.schema === q.schema && m.name === q.name) : await this.store.get(q));
     if (!entry) throw new UndefinedModelError(`model ${displayName(q)} does not exist`, position);
     const wanted = q.version ?? entry.defaultVersion;
     const version = entry.versions.find((v) => v.version === wanted);
     if (!version) throw new UndefinedModelError(`model ${displayName(q)} has no version ${wanted}`, position);
     return { entry, version };
+  }
+
+  /** A persistent version with its stored literal secrets, read only when its options show some. */
+  private async withSecrets(entry: ModelEntry, version: ModelVersion): Promise<ModelVersion> {
+    if (entry.temporary || !hasStoredSecrets(version.options)) return version;
+    const secrets = await this.store.secrets(version);
+    return secrets.length === 0 ? version : { ...version, secrets };
   }
 
   /** Runs one model statement. */
@@ -274,6 +306,7 @@ export class ModelCatalog {
       comment: stmt.comment,
       asQuery: stmt.asQuery.text,
       createdAt: timestampText(new Date()),
+      specSha256: trained.artifacts.find((a) => a.name === SPEC_ARTIFACT)?.sha256,
     };
     await this.addVersion(q, existing, version, stmt.temporary, trained.artifacts, trained.metrics);
     return result('CREATE MODEL', [], []);
@@ -284,16 +317,19 @@ export class ModelCatalog {
     return this.temporaryArtifacts.get(artifactKey(version, name)) ?? (await this.store.artifact(version, name));
   }
 
-  /** The trained model behind a version, or undefined for other models. */
+  /**
+   * The trained model behind a version, or undefined for other models. Parsed specs are
+   * kept by the sha256 of their bytes (`ModelVersion.specSha256`, read with the version),
+   * so a cached one is always the content the catalog holds now.
+   */
   async trainedModel(version: ModelVersion): Promise<TrainedModel | undefined> {
     if (version.provider !== 'internal') return undefined;
-    // A version's artifacts never change; its creation time tells a recreated one apart.
-    const key = JSON.stringify([version.schema, version.name, version.version, version.createdAt]);
-    const cached = this.trainedModels.get(key);
+    const key = version.specSha256;
+    const cached = key === undefined ? undefined : this.trainedModels.get(key);
     if (cached) return cached;
     const bytes = await this.artifact(version, SPEC_ARTIFACT);
     const spec = bytes ? parseTrainedModel(bytes) : undefined;
-    if (spec) this.trainedModels.set(key, spec);
+    if (spec && key !== undefined) this.trainedModels.set(key, spec);
     return spec;
   }
 
@@ -382,8 +418,9 @@ export class ModelCatalog {
       }
       return result('ALTER MODEL', [], []);
     }
-    const target = entry.versions.find((v) => v.version === (q.version ?? entry.defaultVersion));
-    if (!target) throw new UndefinedModelError(`model ${displayName(q)} has no version ${q.version}`, positionAt(sqlText, stmt.name.span.start));
+    const found = entry.versions.find((v) => v.version === (q.version ?? entry.defaultVersion));
+    if (!found) throw new UndefinedModelError(`model ${displayName(q)} has no version ${q.version}`, positionAt(sqlText, stmt.name.span.start));
+    const target = await this.withSecrets(entry, found);
     let options = [...target.options];
     let defaultVersion: number | undefined;
     if (action.kind === 'set') {
@@ -558,6 +595,22 @@ function optionPositions(options: readonly OptionEntry[], sqlText: string): Map<
 /** Key of an artifact of a temporary version: `["schema","name",version,"artifact"]`. */
 function artifactKey(v: ModelKey & { readonly version: number }, name: string): string {
   return JSON.stringify([v.schema, v.name, v.version, name]);
+}
+
+/** A written model name as the catalog look-up takes it. */
+function modelRef(name: ModelName): ModelRef {
+  const parts = name.parts.map((p) => p.value);
+  return parts.length > 1 ? { schema: parts[parts.length - 2]!, name: parts[parts.length - 1]! } : { name: parts[0]! };
+}
+
+/** Whether a look-up read the model `key` (an unqualified name it was asked for is in its current schema). */
+function covers(lookup: CatalogLookup, key: ModelKey): boolean {
+  return lookup.refs.some((r) => r.name === key.name && (r.schema ?? lookup.currentSchema) === key.schema);
+}
+
+/** Models live in the current database: a three-part name must name it. */
+function checkDatabase(database: string, current: string, position: ReturnType<typeof positionAt>): void {
+  if (database !== current) throw new UnsupportedFeatureError(`models live in the current database ('${current}'); '${database}' is another one`, position);
 }
 
 function tempKey(q: ModelKey): string {

@@ -15,7 +15,7 @@ import type { Host, HostColumn, HostStage, HostStageWrite } from '../host.js';
 import type { DataType, MlArgValue, MlCall, Identifier, QueryStatement, Span } from '../sql/ast.js';
 import { bindEvaluate, bindPredict, modelArgument, type CallConfig, type EvaluateBinding, type PredictBinding } from '../sql/ml-call.js';
 import { isAssignable, parseDataType, typeCategory } from '../sql/types.js';
-import type { ModelCatalog, ResolvedModel } from '../catalog/model-catalog.js';
+import type { ModelCatalog, ModelResolver, ResolvedModel } from '../catalog/model-catalog.js';
 import type { RuntimeLoader } from '../runtime/runtime-loader.js';
 import { runStage } from '../runtime/executor.js';
 import { PredictionCache } from '../runtime/prediction-cache.js';
@@ -40,6 +40,8 @@ const DEFAULT_CONCURRENCY = 2;
 export interface RewriteContext {
   readonly host: Host;
   readonly catalog: ModelCatalog;
+  /** Finds the models of the statement (one catalog look-up for all of them: `ModelCatalog.resolver`). */
+  readonly models: ModelResolver;
   readonly loader: RuntimeLoader;
   /** The whole script the statement came from (spans index into it). */
   readonly scriptText: string;
@@ -104,7 +106,7 @@ async function runCall(call: MlCall, ctx: RewriteContext, direct: DirectRequest)
 async function runCall(call: MlCall, ctx: RewriteContext, direct?: DirectRequest): Promise<string | DirectWrite> {
   const text = ctx.scriptText;
   // Unknown model is reported before any argument problem (SPEC §1.2.1).
-  const model = await ctx.catalog.resolve(modelArgument(call, text).name, text);
+  const model = await ctx.models(modelArgument(call, text).name);
   const bound = call.function === 'ML_PREDICT' ? bindPredict(call, text) : bindEvaluate(call, text);
   const trained = await ctx.catalog.trainedModel(model.version);
   if (trained && getOption(model.version.options, 'runtime')?.trim().toLowerCase() !== 'onnx') return compiledCall(call, bound, model, trained, ctx);

@@ -76,7 +76,7 @@ export class RuntimeLoader {
    */
   async load(version: ModelVersion, artifact?: (name: string) => Promise<Uint8Array | undefined>): Promise<ModelRuntime> {
     const stored = version.provider === 'internal';
-    const key = JSON.stringify([version.provider, version.options, version.input, version.output, ...(stored ? [version.schema, version.name, version.version, version.createdAt] : []), ...(version.secrets ? [secretsDigest(version.secrets)] : [])]);
+    const key = JSON.stringify([version.provider, version.options, version.input, version.output, ...(stored ? [version.schema, version.name, version.version, version.createdAt, version.specSha256 ?? null] : []), ...(version.secrets ? [secretsDigest(version.secrets)] : [])]);
     let runtime = this.runtimes.get(key);
     if (!runtime) {
       runtime = stored ? this.createStored(version, artifact) : this.create(version);

@@ -11,7 +11,8 @@ import type { InferenceGate } from '../runtime/inference-limits.js';
 import { StatementTimer } from './statement-timeout.js';
 import { RuntimeLoader, type ModelAccessOptions } from '../runtime/runtime-loader.js';
 import type { QueryStatement, Statement } from '../sql/ast.js';
-import { tokenize } from '../sql/lexer.js';
+import { namedModels } from '../sql/ml-call.js';
+import { leadingTokens } from '../sql/lexer.js';
 import { parseScript } from '../sql/parser.js';
 import { maskError, redactSql } from '../secrets.js';
 import type { QueryResult, ResultBatch, Session, SessionEvents } from './session.js';
@@ -229,11 +230,10 @@ export class ModelSession implements Session {
         return this.admit(position);
       },
     };
-    let plan: StatementPlan;
-    try {
-      plan = await timer.guard(() => planStatement(statement, {
+    const context: RewriteContext = {
       host: this.host,
       catalog: this.catalog,
+      models: await this.catalog.resolver(namedModels(statement.calls), text),
       loader: this.loader,
       scriptText: text,
       signal,
@@ -244,7 +244,10 @@ export class ModelSession implements Session {
       },
       onProgress: (event) => this.events.emit('progress', event),
       limits,
-      }));
+    };
+    let plan: StatementPlan;
+    try {
+      plan = await timer.guard(() => planStatement(statement, context));
     } catch (error) {
       timer.stop();
       throw error;
@@ -340,9 +343,7 @@ function withText(error: unknown, text: string): unknown {
 
 /** The first few keywords of a statement, upper-cased (comments and quoting cannot fool the lexer). */
 function leadingWords(text: string, count: number): string[] {
-  return tokenize(text)
-    .slice(0, count)
-    .map((t) => (t.kind === 'identifier' ? t.value.toUpperCase() : t.text));
+  return leadingTokens(text, count).map((t) => (t.kind === 'identifier' ? t.value.toUpperCase() : t.text));
 }
 
 function isViewDefinition(statement: QueryStatement): boolean {

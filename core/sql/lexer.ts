@@ -529,3 +529,20 @@ export class TokenCursor {
     return new SqlSyntaxError(message, positionAt(this.sqlText, span.start), this.sqlText);
   }
 }
+
+/**
+ * The first `count` tokens of `text` (fewer when it has fewer), lexing only as much of it
+ * as they need: a long statement is not lexed to its end to read its first key words. Never
+ * throws; an unterminated string or comment ends the tokens.
+ *
+ * @example leadingTokens('BEGIN; SELECT 1', 1)[0]!.value // 'begin'
+ */
+export function leadingTokens(text: string, count: number): readonly Token[] {
+  for (let length = 256; ; length *= 4) {
+    const prefix = text.slice(0, length);
+    const tokens = scan(prefix).tokens;
+    // A token that ends before the cut was lexed whole; the one touching it may go on past it.
+    const whole = prefix.length === text.length ? tokens : tokens.filter((t) => t.span.end < prefix.length);
+    if (whole.length >= count || prefix.length === text.length) return whole.slice(0, count);
+  }
+}

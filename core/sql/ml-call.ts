@@ -142,6 +142,17 @@ export function modelArgument(call: MlCall, sqlText?: string): { readonly name: 
   return { name: arg.value.name, span: arg.value.span };
 }
 
+/**
+ * Every `MODEL name` argument of `calls` and of the calls inside their `TABLE (subquery)`
+ * inputs, in text order, unchecked (binding reports misplaced ones), so that a statement's
+ * models can be looked up together before its calls run.
+ */
+export function namedModels(calls: readonly MlCall[]): ModelName[] {
+  return calls.flatMap((call) =>
+    call.args.flatMap((arg) => (arg.value.kind === 'model' ? [arg.value.name] : arg.value.kind === 'subquery' ? namedModels(arg.value.calls) : [])),
+  );
+}
+
 /** Assigns a call's arguments to slots, checking count, names and kinds. */
 function assignSlots(call: MlCall, slots: readonly Slot[], sqlText: string | undefined): Map<string, MlArgValue> {
   const bound = new Map<string, MlArgValue>();

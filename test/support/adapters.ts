@@ -3,8 +3,9 @@
  * separated) narrows the list.
  */
 import { join } from 'node:path';
-import { openDuckDB } from '../../adapters/duckdb/index.js';
-import { connectPostgres } from '../../adapters/postgres/index.js';
+import { DuckDBHost, openDuckDB } from '../../adapters/duckdb/index.js';
+import { PgClientConnection, PostgresHost, connectPostgres } from '../../adapters/postgres/index.js';
+import type { Host } from '../../core/host.js';
 import type { Session } from '../../core/session/session.js';
 import type { SessionOptions } from '../../core/session/model-session.js';
 import { createTestDatabase } from './postgres-server.js';
@@ -25,6 +26,22 @@ export interface TestAdapter {
    * that name it (`--db file.duckdb`, `--postgres url`). `dir` holds a DuckDB file.
    */
   openShared(dir: string): Promise<{ session: Session; cliArgs: string[] }>;
+  /** A fresh, empty database as a bare `Host` (for tests that watch what the core sends it). */
+  openHost(): Promise<Host>;
+  /**
+   * Two sessions on one fresh database, or undefined where only one session can write a
+   * database (DuckDB: a database file is locked by one process, and two instances in one
+   * process on one file are two separate databases).
+   */
+  readonly openPair?: () => Promise<[Session, Session]>;
+  /** Statements that make `schema` the current one (the name is a plain lower-case identifier), each a different way. */
+  readonly useSchema: readonly ((schema: string) => string)[];
+}
+
+function postgresUrl(): string {
+  const url = process.env.MODELSQL_TEST_POSTGRES_URL;
+  if (!url) throw new Error('MODELSQL_TEST_POSTGRES_URL is not set: run the tests through jest (globalSetup starts a server)');
+  return url;
 }
 
 const ALL: readonly TestAdapter[] = [
@@ -39,6 +56,9 @@ const ALL: readonly TestAdapter[] = [
       const file = join(dir, 'shared.duckdb');
       return { session: await openDuckDB(file), cliArgs: ['--db', file] };
     },
+    openHost: () => DuckDBHost.open(),
+    // https://duckdb.org/docs/stable/sql/statements/use, https://duckdb.org/docs/stable/configuration/overview (schema)
+    useSchema: [(schema) => `USE ${schema}`, (schema) => `SET schema = '${schema}'`],
   },
   {
     name: 'postgres',
@@ -58,6 +78,13 @@ const ALL: readonly TestAdapter[] = [
       const target = await createTestDatabase(url);
       return { session: await connectPostgres(target), cliArgs: ['--postgres', target] };
     },
+    openHost: async () => new PostgresHost(await PgClientConnection.connect(await createTestDatabase(postgresUrl()))),
+    openPair: async () => {
+      const target = await createTestDatabase(postgresUrl());
+      return [await connectPostgres(target), await connectPostgres(target)];
+    },
+    // https://www.postgresql.org/docs/current/ddl-schemas.html#DDL-SCHEMAS-PATH
+    useSchema: [(schema) => `SET search_path = ${schema}`, (schema) => `SET search_path TO missing_schema, ${schema}, public`],
   },
 ];
 

@@ -1,4 +1,4 @@
-import { isStatementComplete, scan, splitStatements, tokenize } from '../../../core/sql/lexer.js';
+import { isStatementComplete, leadingTokens, scan, splitStatements, tokenize } from '../../../core/sql/lexer.js';
 import { SqlSyntaxError } from '../../../core/errors.js';
 
 function catchError(fn: () => unknown): SqlSyntaxError {
@@ -117,6 +117,26 @@ describe('tokenize', () => {
 
   it('scan() does not throw and says what is open', () => {
     expect(scan("select 'a").unterminated).toEqual({ what: 'quoted string', start: 7 });
+  });
+});
+
+describe('leadingTokens', () => {
+  const long = (head: string) => `${head} ${'x + '.repeat(400)}1`;
+
+  it('gives the first tokens of a long text as tokenize does', () => {
+    for (const text of [long('CREATE OR REPLACE TABLE r AS SELECT'), long('/* ' + 'c'.repeat(300) + ' */ BEGIN;'), long(`SELECT '${'s'.repeat(1000)}',`)]) {
+      expect(leadingTokens(text, 3)).toEqual(tokenize(text).slice(0, 3));
+    }
+  });
+
+  it('never returns a token the cut could have shortened', () => {
+    const text = `${' '.repeat(250)}begin_a_rather_long_identifier, x`;
+    expect(leadingTokens(text, 1).map((t) => t.value)).toEqual(['begin_a_rather_long_identifier']);
+  });
+
+  it('gives fewer tokens for a short or unterminated text, without throwing', () => {
+    expect(leadingTokens('commit', 2).map((t) => t.value)).toEqual(['commit']);
+    expect(leadingTokens("select 'a", 3).map((t) => t.value)).toEqual(['select']);
   });
 });
 

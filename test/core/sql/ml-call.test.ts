@@ -4,6 +4,7 @@ import {
   bindPredict,
   CALL_CONFIG_KEYS,
   modelArgument,
+  namedModels,
   parseBooleanOption,
   parseCallConfig,
   parseDuration,
@@ -50,6 +51,15 @@ describe('modelArgument', () => {
     expect(error.position?.column).toBe(35);
     const missing = 'SELECT * FROM ML_PREDICT(INPUT => TABLE t, ARGS => DESCRIPTOR(a))';
     expect(failure(() => modelArgument(call(missing), missing)).message).toMatch(/^ML_PREDICT requires a MODEL argument/);
+  });
+});
+
+describe('namedModels', () => {
+  it('lists every MODEL argument, those inside TABLE (subquery) inputs too, in text order', () => {
+    const sql = 'SELECT * FROM ML_PREDICT(TABLE (SELECT * FROM ML_PREDICT(TABLE t, MODEL a, DESCRIPTOR(x))), MODEL s.b$2, DESCRIPTOR(x))';
+    const [statement] = parseScript(sql);
+    const names = namedModels((statement as QueryStatement).calls);
+    expect(names.map((n) => [n.parts.map((p) => p.value).join('.'), n.version])).toEqual([['a', undefined], ['s.b', 2]]);
   });
 });
 

@@ -40,11 +40,11 @@ describe('compileModel', () => {
     { kind: 'categorical', name: 'c', type: 'STRING', categories: ["it's", 'b'], mode: 'b' },
   ] as const;
 
-  it('folds standardization into the weights and imputes with coalesce(plain, imputed)', () => {
+  it('folds standardization into the weights and imputes a NULL with the mean, term by term', () => {
     const sql = linearExpression(d, features, ['"x"', '"c"'], 1, [8, 3, 0]);
     // a = 8 / 4 = 2, bias = 1 - 2 * 2 = -3; the zero weight of 'b' is left out; the quote is escaped
     expect(sql).toBe(
-      "coalesce(CAST(-3 AS DOUBLE PRECISION) + CAST(\"x\" AS DOUBLE PRECISION) * CAST(2 AS DOUBLE PRECISION), CAST(-3 AS DOUBLE PRECISION) + coalesce(CAST(\"x\" AS DOUBLE PRECISION) * CAST(2 AS DOUBLE PRECISION), CAST(4 AS DOUBLE PRECISION))) + (CASE coalesce(\"c\", 'b') WHEN 'it''s' THEN CAST(3 AS DOUBLE PRECISION) ELSE 0.0 END)",
+      "CAST(-3 AS DOUBLE PRECISION) + coalesce(CAST(\"x\" AS DOUBLE PRECISION), CAST(2 AS DOUBLE PRECISION)) * CAST(2 AS DOUBLE PRECISION) + (CASE coalesce(\"c\", 'b') WHEN 'it''s' THEN CAST(3 AS DOUBLE PRECISION) ELSE 0.0 END)",
     );
   });
 
