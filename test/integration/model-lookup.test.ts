@@ -146,7 +146,7 @@ for (const adapter of ADAPTERS) {
         // The descriptor is wrong, so the call stops once the model (with its key) is found.
         const keyed = await during(`SELECT * FROM ML_PREDICT(TABLE q, MODEL keyed, DESCRIPTOR(x, x))`);
         expect(keyed).toHaveLength(2);
-        expect(keyed[1]).toContain('model_secrets');
+        expect(keyed[1]).toContain('usable_secrets');
       } finally {
         await session.close();
       }
