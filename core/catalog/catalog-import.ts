@@ -10,7 +10,7 @@ import type { Host } from '../host.js';
 import { RuntimeLoader } from '../runtime/runtime-loader.js';
 import { CATALOG_VERSION, CatalogStore, type ModelEntry, type ModelVersion } from './catalog-store.js';
 import { missingSecrets, modelLabel, type CacheRow, type CatalogSnapshot, type SnapshotModel, type SnapshotVersion } from './catalog-snapshot.js';
-import { importModelGrants } from './catalog-grants.js';
+import { importModelGrants, type ModelGrant } from './catalog-grants.js';
 import { ModelCatalog } from './model-catalog.js';
 import { SPEC_ARTIFACT } from '../training/trained-model.js';
 
@@ -112,7 +112,7 @@ export async function importSnapshot(host: Host, snapshot: CatalogSnapshot, opti
     }
     const cacheRows = snapshot.cache ? await writer.writeCache(snapshot.cache) : 0;
     const grantWarnings: string[] = [];
-    for (const p of plans) if (p.summary.action !== 'skip') grantWarnings.push(...(await importModelGrants(host, p.summary.model, p.model.grants)));
+    for (const p of plans) if (p.summary.action !== 'skip') grantWarnings.push(...(await writer.grant(p.summary.model, p.model.grants)));
     return { ...report, cacheRows, warnings: [...report.warnings, ...grantWarnings] };
   });
 }
@@ -181,6 +181,11 @@ class CatalogWriter {
     private readonly defaultSchema: string,
   ) {
     this.catalog = new ModelCatalog(host, new RuntimeLoader({}));
+  }
+
+  /** Gives an imported model's grants (see catalog-grants.ts); returns the warnings of those not given. */
+  grant(label: string, grants: readonly ModelGrant[]): Promise<string[]> {
+    return importModelGrants(this.host, this.catalog, label, grants);
   }
 
   async write(plans: readonly ModelPlan[]): Promise<void> {

@@ -178,10 +178,19 @@ for (const adapter of ADAPTERS) {
       expect(stored.rows).toEqual([['sk-literal-1234']]);
     });
 
-    it('reports the grants of a snapshot as not imported, since the catalog stores none', async () => {
+    it('gives the grants of a snapshot where the host has roles, and reports those it cannot give', async () => {
       const snapshot = syntheticSnapshot(1);
-      const report = await importSnapshot(target.host, { ...snapshot, models: [{ ...snapshot.models[0]!, grants: [{ role: 'analyst', privilege: 'USAGE' }] }] });
-      expect(report.warnings).toEqual(['model m0: USAGE to analyst not imported (this catalog stores no grants); give it with GRANT USAGE ON MODEL m0 TO analyst']);
+      const grants = [{ role: 'modelsql_import_analyst', privilege: 'USAGE' as const }, { role: 'no_such_role_here', privilege: 'USAGE' as const }];
+      if (adapter.name === 'postgres') await target.host.execute('DO $$ BEGIN CREATE ROLE modelsql_import_analyst; EXCEPTION WHEN duplicate_object THEN NULL; END $$');
+      const report = await importSnapshot(target.host, { ...snapshot, models: [{ ...snapshot.models[0]!, grants }] });
+      if (adapter.name !== 'postgres') {
+        expect(report.warnings).toEqual(grants.map((g) => `model m0: USAGE to ${g.role} not imported (duckdb has no roles); give it with GRANT USAGE ON MODEL m0 TO ${g.role}`));
+        return;
+      }
+      expect(report.warnings).toEqual(['model m0: USAGE to no_such_role_here not imported (role no_such_role_here does not exist); give it with GRANT USAGE ON MODEL m0 TO no_such_role_here']);
+      const given = await target.host.execute("SELECT grantee FROM ml_catalog.model_grants WHERE model_name = 'm0'");
+      expect(given.rows).toEqual([['modelsql_import_analyst']]);
+      expect((await readSnapshot(target.host, { models: 'm0' })).models[0]!.grants).toEqual([grants[0]]);
     });
 
     it('copies the prediction cache only when the snapshot holds it, keeping the target entries', async () => {
