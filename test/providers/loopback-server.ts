@@ -184,7 +184,9 @@ export async function startLoopback(protocol: ProviderProtocol, options: Loopbac
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
   });
-  server.keepAliveTimeout = 1000;
+  // Node's default; a shorter one makes clients (undici, Node's agent) open a connection per
+  // request, since they drop a socket 1 s before the server's announced timeout.
+  server.keepAliveTimeout = 5000;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {

@@ -7,10 +7,12 @@
  * https://platform.openai.com/docs/guides/error-codes (body `{"error": {"message",
  * "type", "param", "code"}}`, `retry-after` / `retry-after-ms` headers on 429).
  *
- * The SDK's own retries are off (`maxRetries: 0`): the executor retries.
+ * The SDK's own retries are off (`maxRetries: 0`): the executor retries. Requests go
+ * through {@link httpFetch} (keep-alive `node:http`, a fraction of the built-in fetch's CPU).
  */
 import OpenAI from 'openai';
 import { RemoteRuntime } from '../remote-executor.js';
+import { httpFetch } from './http-fetch.js';
 import { classifyHttpError, MalformedReply, retryAfterFromHeaders, transportFailure, type FailureInfo, type ProviderClient, type ProviderReply, type ProviderRequest } from './provider-client.js';
 import type { RemoteModelConfig } from './remote-options.js';
 
@@ -29,7 +31,7 @@ export class OpenAIClient implements ProviderClient {
     private readonly config: RemoteModelConfig,
     apiKey: string,
   ) {
-    this.sdk = new OpenAI({ apiKey, baseURL: config.baseUrl, maxRetries: 0, timeout: config.timeoutMs * 2 });
+    this.sdk = new OpenAI({ apiKey, baseURL: config.baseUrl, maxRetries: 0, timeout: config.timeoutMs * 2, fetch: httpFetch });
   }
 
   async send(request: ProviderRequest, signal: AbortSignal): Promise<ProviderReply> {
