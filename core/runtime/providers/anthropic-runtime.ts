@@ -6,10 +6,12 @@
  * {"type", "message"}}`; 429 `rate_limit_error` with `retry-after`, 529 `overloaded_error`.
  * Anthropic has no embeddings API: an ARRAY<FLOAT> OUTPUT is refused at CREATE.
  *
- * The SDK's own retries are off (`maxRetries: 0`): the executor retries.
+ * The SDK's own retries are off (`maxRetries: 0`): the executor retries. Requests go
+ * through {@link httpFetch} (keep-alive `node:http`).
  */
 import Anthropic, { APIError } from '@anthropic-ai/sdk';
 import { RemoteRuntime } from '../remote-executor.js';
+import { httpFetch } from './http-fetch.js';
 import { classifyHttpError, MalformedReply, retryAfterFromHeaders, transportFailure, type FailureInfo, type ProviderClient, type ProviderReply, type ProviderRequest } from './provider-client.js';
 import { REMOTE_DEFAULTS, type RemoteModelConfig } from './remote-options.js';
 
@@ -27,7 +29,7 @@ export class AnthropicClient implements ProviderClient {
     private readonly config: RemoteModelConfig,
     apiKey: string,
   ) {
-    this.sdk = new Anthropic({ apiKey, baseURL: config.baseUrl, maxRetries: 0, timeout: config.timeoutMs * 2 });
+    this.sdk = new Anthropic({ apiKey, baseURL: config.baseUrl, maxRetries: 0, timeout: config.timeoutMs * 2, fetch: httpFetch });
   }
 
   async send(request: ProviderRequest, signal: AbortSignal): Promise<ProviderReply> {

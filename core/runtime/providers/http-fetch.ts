@@ -19,12 +19,14 @@ import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
 /** The process's connection pools: sockets are kept open between requests and statements. */
 const agents = { http: new HttpAgent({ keepAlive: true }), https: new HttpsAgent({ keepAlive: true }) };
 
-/** Request headers as a plain object, from any `HeadersInit`. */
-function headerObject(init: RequestInit['headers']): Record<string, string> {
+/**
+ * Request headers as a plain object, with the body's `content-length` (else Node sends the
+ * body chunked, in more writes, and the server has more to parse).
+ */
+function requestHeaders(init: RequestInit['headers'], body: string | Uint8Array | null | undefined): Record<string, string> {
   const out: Record<string, string> = {};
-  if (init === undefined) return out;
-  const headers = init instanceof Headers ? init : new Headers(init);
-  headers.forEach((value, name) => (out[name] = value));
+  if (init !== undefined) (init instanceof Headers ? init : new Headers(init)).forEach((value, name) => (out[name] = value));
+  if (body !== undefined && body !== null && out['content-length'] === undefined) out['content-length'] = String(typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength);
   return out;
 }
 
@@ -53,8 +55,7 @@ function abortError(signal: AbortSignal): unknown {
  */
 export const httpFetch: typeof fetch = (input, init) => {
   const body = init?.body;
-  const simpleBody = body === undefined || body === null || typeof body === 'string' || body instanceof Uint8Array;
-  if (input instanceof Request || !simpleBody) return fetch(input, init);
+  if (input instanceof Request || !(body === undefined || body === null || typeof body === 'string' || body instanceof Uint8Array)) return fetch(input, init);
   const url = typeof input === 'string' ? new URL(input) : input;
   const https = url.protocol === 'https:';
   const signal = init?.signal ?? undefined;
@@ -67,7 +68,7 @@ export const httpFetch: typeof fetch = (input, init) => {
     const done = (): void => signal?.removeEventListener('abort', onAbort);
     const req = (https ? httpsRequest : httpRequest)(
       url,
-      { method: init?.method ?? 'GET', headers: headerObject(init?.headers), agent: https ? agents.https : agents.http },
+      { method: init?.method ?? 'GET', headers: requestHeaders(init?.headers, body), agent: https ? agents.https : agents.http },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => chunks.push(chunk));
