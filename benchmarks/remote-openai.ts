@@ -11,6 +11,7 @@
  * would be billed to the client.
  */
 import { once } from 'node:events';
+import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import OpenAI from 'openai';
 import { openDuckDB } from '../adapters/duckdb/index.js';
@@ -116,4 +117,11 @@ export async function benchmarkRemoteOpenAI(): Promise<{ name: string; modelsqlR
     ratio: last.modelsql / last.hand,
     details,
   };
+}
+
+// `node dist/benchmarks/remote-openai.js` runs this benchmark alone.
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const r = await benchmarkRemoteOpenAI();
+  console.log(r.name);
+  for (const line of r.details) console.log(`  ${line}`);
 }

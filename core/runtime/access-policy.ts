@@ -12,6 +12,7 @@
 import { realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { ModelSqlError } from '../errors.js';
+import { httpFetch } from './providers/http-fetch.js';
 
 /** The access settings of a session or proxy; each list unset means "no limit". */
 export interface AccessOptions {
@@ -87,22 +88,22 @@ export class AccessPolicy {
   }
 
   /**
-   * A `fetch` for provider SDKs: unrestricted, the global one; restricted, every request
-   * URL is checked first, and redirects are followed by hand (307/308 only, which keep the
-   * method and body), each hop checked, so that an allowed host cannot bounce a request
-   * elsewhere.
+   * A `fetch` for provider SDKs, over {@link httpFetch} (keep-alive pools): restricted,
+   * every request URL is checked first; redirects are followed by hand (307/308 only, which
+   * keep the method and body), each hop checked when restricted, so that an allowed host
+   * cannot bounce a request elsewhere.
    */
   readonly fetch: typeof fetch = async (input, init) => {
-    if (this.options.allowedUrlPrefixes === undefined) return fetch(input, init);
+    const open = this.options.allowedUrlPrefixes === undefined;
     let url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
     for (let hop = 0; ; hop++) {
-      this.checkUrl(url, hop === 0 ? 'endpoint' : 'redirect target');
-      const response = await fetch(typeof input === 'string' || input instanceof URL || hop > 0 ? url : input, { ...init, redirect: 'manual' });
+      if (!open) this.checkUrl(url, hop === 0 ? 'endpoint' : 'redirect target');
+      const response = await httpFetch(typeof input === 'string' || input instanceof URL || hop > 0 ? url : input, { ...init, redirect: 'manual' });
       const location = response.headers.get('location');
       if (response.status < 300 || response.status >= 400 || location === null) return response;
       const next = new URL(location, url).href;
       try {
-        this.checkUrl(next, 'redirect target');
+        if (!open) this.checkUrl(next, 'redirect target');
       } catch (error) {
         await response.body?.cancel();
         throw error;

@@ -44,6 +44,11 @@ export interface LoopbackOptions {
   readonly latencyMs?: number;
   readonly fault?: FaultRule;
   readonly answer?: Answerer;
+  /**
+   * Whether to keep every request, answer and attempt count (default true). A benchmark
+   * sending tens of thousands of requests turns it off and reads {@link LoopbackServer.served}.
+   */
+  readonly record?: boolean;
 }
 
 /** A running loopback server. */
@@ -53,6 +58,8 @@ export interface LoopbackServer {
   readonly requests: SeenRequest[];
   /** Prompts answered with 200, in answer order. */
   readonly answered: string[];
+  /** Requests received (counted even when not recorded). */
+  served(): number;
   /** Replaces the fault rule. */
   setFault(rule: FaultRule | undefined): void;
   /** Forgets recorded requests, answers and attempt counts (and the fault rule). */
@@ -125,6 +132,8 @@ export async function startLoopback(protocol: ProviderProtocol, options: Loopbac
   const answered: string[] = [];
   const attempts = new Map<string, number>();
   let rule = options.fault;
+  const record = options.record ?? true;
+  let served = 0;
   const sockets = new Set<Socket>();
   const send = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void => {
     const text = typeof body === 'string' ? body : JSON.stringify(body);
@@ -146,14 +155,15 @@ export async function startLoopback(protocol: ProviderProtocol, options: Loopbac
         const prompts = protocol.prompts(path, body);
         if (!prompts) return send(res, 404, protocol.error(404, `no route ${req.method} ${path}`).body);
         const seen: SeenRequest = { path, headers: req.headers, body, prompts };
-        requests.push(seen);
+        served++;
+        if (record) requests.push(seen);
         if (options.apiKey !== undefined && !protocol.authorized(req.headers, options.apiKey)) {
           const e = protocol.unauthorized(protocol.keyOf(req.headers));
           return send(res, e.status, e.body);
         }
         const first = prompts[0] ?? '';
         const attempt = attempts.get(first) ?? 0;
-        attempts.set(first, attempt + 1);
+        if (record) attempts.set(first, attempt + 1);
         const fault = rule?.(seen, attempt);
         if (options.latencyMs) await new Promise((r) => setTimeout(r, options.latencyMs));
         if (fault?.kind === 'reset') {
@@ -175,7 +185,7 @@ export async function startLoopback(protocol: ProviderProtocol, options: Loopbac
         }
         const reply = protocol.answer(path, body, prompts, options.answer ?? echoAnswer, fault?.kind === 'wrong-count');
         if (res.destroyed || req.socket.destroyed) return;
-        answered.push(...prompts);
+        if (record) answered.push(...prompts);
         send(res, 200, reply);
       })().catch((error: unknown) => send(res, 500, protocol.error(500, String(error)).body));
     });
@@ -184,13 +194,16 @@ export async function startLoopback(protocol: ProviderProtocol, options: Loopbac
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
   });
-  server.keepAliveTimeout = 1000;
+  // Node's default; a shorter one makes clients (undici, Node's agent) open a connection per
+  // request, since they drop a socket 1 s before the server's announced timeout.
+  server.keepAliveTimeout = 5000;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,
     requests,
     answered,
+    served: () => served,
     setFault: (r) => {
       rule = r;
     },

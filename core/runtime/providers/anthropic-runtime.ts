@@ -6,10 +6,12 @@
  * {"type", "message"}}`; 429 `rate_limit_error` with `retry-after`, 529 `overloaded_error`.
  * Anthropic has no embeddings API: an ARRAY<FLOAT> OUTPUT is refused at CREATE.
  *
- * The SDK's own retries are off (`maxRetries: 0`): the executor retries.
+ * The SDK's own retries are off (`maxRetries: 0`): the executor retries. Requests go
+ * through {@link httpFetch} (keep-alive `node:http`).
  */
 import Anthropic, { APIError } from '@anthropic-ai/sdk';
 import { RemoteRuntime } from '../remote-executor.js';
+import { httpFetch } from './http-fetch.js';
 import { classifyHttpError, MalformedReply, retryAfterFromHeaders, transportFailure, type FailureInfo, type ProviderClient, type ProviderReply, type ProviderRequest } from './provider-client.js';
 import { REMOTE_DEFAULTS, type RemoteModelConfig } from './remote-options.js';
 
@@ -26,8 +28,8 @@ export class AnthropicClient implements ProviderClient {
   constructor(
     private readonly config: RemoteModelConfig,
     apiKey: string,
-    /** Every request goes through it (the access policy's checked fetch; default the global one). */
-    private readonly fetchFn: typeof fetch = fetch,
+    /** Every request goes through it (the access policy's checked fetch; default {@link httpFetch}). */
+    private readonly fetchFn: typeof fetch = httpFetch,
   ) {
     this.sdk = new Anthropic({ apiKey, baseURL: config.baseUrl, maxRetries: 0, timeout: config.timeoutMs * 2, fetch: fetchFn });
   }
@@ -67,6 +69,6 @@ export class AnthropicClient implements ProviderClient {
 }
 
 /** Creates the runtime of an `anthropic` model. */
-export function createAnthropicRuntime(config: RemoteModelConfig, apiKey: string, inputCount: number, fetchFn: typeof fetch = fetch): RemoteRuntime {
+export function createAnthropicRuntime(config: RemoteModelConfig, apiKey: string, inputCount: number, fetchFn: typeof fetch = httpFetch): RemoteRuntime {
   return new RemoteRuntime(config, new AnthropicClient(config, apiKey, fetchFn), inputCount);
 }

@@ -7,10 +7,12 @@
  * https://platform.openai.com/docs/guides/error-codes (body `{"error": {"message",
  * "type", "param", "code"}}`, `retry-after` / `retry-after-ms` headers on 429).
  *
- * The SDK's own retries are off (`maxRetries: 0`): the executor retries.
+ * The SDK's own retries are off (`maxRetries: 0`): the executor retries. Requests go
+ * through {@link httpFetch} (keep-alive `node:http`, a fraction of the built-in fetch's CPU).
  */
 import OpenAI from 'openai';
 import { RemoteRuntime } from '../remote-executor.js';
+import { httpFetch } from './http-fetch.js';
 import { classifyHttpError, MalformedReply, retryAfterFromHeaders, transportFailure, type FailureInfo, type ProviderClient, type ProviderReply, type ProviderRequest } from './provider-client.js';
 import type { RemoteModelConfig } from './remote-options.js';
 
@@ -28,8 +30,8 @@ export class OpenAIClient implements ProviderClient {
   constructor(
     private readonly config: RemoteModelConfig,
     apiKey: string,
-    /** Every request goes through it (the access policy's checked fetch; default the global one). */
-    private readonly fetchFn: typeof fetch = fetch,
+    /** Every request goes through it (the access policy's checked fetch; default {@link httpFetch}). */
+    private readonly fetchFn: typeof fetch = httpFetch,
   ) {
     this.sdk = new OpenAI({ apiKey, baseURL: config.baseUrl, maxRetries: 0, timeout: config.timeoutMs * 2, fetch: fetchFn });
   }
@@ -87,6 +89,6 @@ export class OpenAIClient implements ProviderClient {
 }
 
 /** Creates the runtime of an `openai` model. */
-export function createOpenAIRuntime(config: RemoteModelConfig, apiKey: string, inputCount: number, fetchFn: typeof fetch = fetch): RemoteRuntime {
+export function createOpenAIRuntime(config: RemoteModelConfig, apiKey: string, inputCount: number, fetchFn: typeof fetch = httpFetch): RemoteRuntime {
   return new RemoteRuntime(config, new OpenAIClient(config, apiKey, fetchFn), inputCount);
 }
