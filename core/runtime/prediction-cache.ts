@@ -10,10 +10,13 @@
  * after each appended batch, and when a stage ends, fails or is cancelled. A process killed
  * outright loses at most the answers since the last flush.
  */
+import { ModelSqlError } from '../errors.js';
 import type { Host } from '../host.js';
 
 /** Keys per lookup statement, rows per insert statement. */
-const LOOKUP_CHUNK = 1000;
+const LOOKUP_CHUNK = 10_000;
+/** What a cache key is: a hex digest. */
+const HEX = /^[0-9a-f]+$/;
 const INSERT_CHUNK = 200;
 
 /**
@@ -32,14 +35,19 @@ export class PredictionCache {
     private readonly model: string,
   ) {}
 
-  /** Stored answers (OUTPUT values) by key, for the keys that have one. */
+  /**
+   * Stored answers (OUTPUT values) by key, for the keys that have one. Keys are hex digests
+   * (`RemoteRuntime.cacheKeys`), written into the statement as literals: a few statements
+   * of thousands of keys each, with no parameters to bind.
+   */
   async lookup(keys: readonly string[]): Promise<Map<string, unknown[]>> {
     const found = new Map<string, unknown[]>();
     const unique = [...new Set(keys)];
+    const bad = unique.find((k) => !HEX.test(k));
+    if (bad !== undefined) throw new ModelSqlError('XX000', `internal error: a prediction cache key is not a hex digest: ${JSON.stringify(bad)}`);
     for (let i = 0; i < unique.length; i += LOOKUP_CHUNK) {
-      const chunk = unique.slice(i, i + LOOKUP_CHUNK);
-      const params = chunk.map((_, j) => `$${j + 1}`).join(', ');
-      const r = await this.host.execute(`SELECT cache_key, answer FROM ml_catalog.prediction_cache WHERE cache_key IN (${params})`, chunk);
+      const list = unique.slice(i, i + LOOKUP_CHUNK).map((k) => `'${k}'`).join(', ');
+      const r = await this.host.execute(`SELECT cache_key, answer FROM ml_catalog.prediction_cache WHERE cache_key IN (${list})`);
       for (const row of r.rows) found.set(String(row[0]), JSON.parse(String(row[1])) as unknown[]);
     }
     return found;
