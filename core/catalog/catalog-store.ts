@@ -365,6 +365,11 @@ export class CatalogStore {
     });
   }
 
+  /** Removes one stored artifact of a version (none stored: nothing happens). */
+  async deleteArtifact(version: ModelKey & { readonly version: number }, name: string): Promise<void> {
+    await this.host.execute('DELETE FROM ml_catalog.artifacts WHERE schema_name = $1 AND model_name = $2 AND version = $3 AND artifact_name = $4', [version.schema, version.name, version.version, name]);
+  }
+
   /** Sets the version ML_PREDICT uses when none is named. */
   async setDefaultVersion(key: ModelKey, version: number): Promise<void> {
     await this.host.execute(

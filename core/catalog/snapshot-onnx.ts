@@ -7,7 +7,7 @@
  * (core/runtime/runtime-loader.ts), so the target needs no access to the source's files.
  */
 import { ModelSqlError } from '../errors.js';
-import { loadModelBytes, type LoadModelOptions } from '../runtime/onnx-model-loader.js';
+import { inspectOnnx, loadModelBytes, type LoadModelOptions } from '../runtime/onnx-model.js';
 import { ONNX_ARTIFACT } from '../training/trained-model.js';
 import { resolveModelOptions } from './model-options.js';
 import { modelLabel, sha256Hex, type CatalogSnapshot, type SnapshotVersion } from './catalog-snapshot.js';
@@ -21,8 +21,9 @@ export function lacksOnnxBytes(v: Pick<SnapshotVersion, 'provider' | 'artifacts'
  * `snapshot` with the ONNX bytes of every path- or URL-based ONNX version added as its
  * `model.onnx` artifact (kept as they are where the catalog already holds one).
  *
- * @throws ModelSqlError with the loader's SQLSTATE (58P01 missing file, 58030 unreadable
- *   file or failed download, 42501 outside `options`' allow-lists), naming the model version.
+ * @throws ModelSqlError naming the model version, with the loader's SQLSTATE (58P01
+ *   missing file, 58030 unreadable file or failed download, 42501 outside `options`'
+ *   allow-lists), or 22P03 when the bytes are not an ONNX graph.
  * @example
  * const full = await withOnnxBytes(await readSnapshot(host, { artifactContent: true }), { cacheDir });
  */
@@ -39,6 +40,8 @@ export async function withOnnxBytes(snapshot: CatalogSnapshot, options: LoadMode
       let content: Uint8Array;
       try {
         content = await loadModelBytes(location, options);
+        // Only an ONNX graph is carried: a path that now names another file is refused.
+        await inspectOnnx(content);
       } catch (error) {
         if (!(error instanceof ModelSqlError)) throw error;
         throw new ModelSqlError(error.sqlstate, `cannot carry the ONNX bytes of model ${modelLabel(m)}$${v.version} ('path' = '${location}'): ${error.message}`, { cause: error });

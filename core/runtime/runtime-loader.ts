@@ -59,14 +59,15 @@ export class RuntimeLoader {
 
   /**
    * Checks a definition before it enters the catalog: the artifact loads, and its graph
-   * matches INPUT/OUTPUT (or supplies them when both are omitted).
+   * matches INPUT/OUTPUT (or supplies them when both are omitted). `held` are the ONNX
+   * bytes the catalog holds for the version, checked instead of reading its `path`.
    */
-  async check(options: readonly (readonly [string, string])[], input: readonly ModelColumn[] | undefined, output: readonly ModelColumn[] | undefined): Promise<CheckedModel> {
+  async check(options: readonly (readonly [string, string])[], input: readonly ModelColumn[] | undefined, output: readonly ModelColumn[] | undefined, held?: Uint8Array): Promise<CheckedModel> {
     const resolved = resolveModelOptions(options);
     if (isRemoteProvider(resolved.provider)) return checkRemoteModel(resolved.provider, options, input, output, this.policy);
     // A trained model's artifact was written and checked when it was trained.
     if (resolved.provider === 'internal' && input && output) return { input, output };
-    const bytes = await loadModelBytes(resolved.location!, this.loadOptions);
+    const bytes = resolved.provider === 'onnx' && held ? held : await loadModelBytes(resolved.location!, this.loadOptions);
     const signature = await inspectOnnx(bytes);
     const columns = input && output ? { inputs: input, outputs: output } : defaultSignatureFor(signature);
     bindOnnxSignature(signature, columns.inputs, columns.outputs);

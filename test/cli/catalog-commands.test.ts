@@ -263,7 +263,7 @@ describe('catalog export and import', () => {
     }
   });
 
-  it('a bundle export of an ONNX model whose file cannot be read fails naming the model and path, and writes no bundle', async () => {
+  it('a bundle export of an ONNX model whose file is gone or no ONNX graph fails naming the model and path, and writes no bundle', async () => {
     const file = join(dir, 'gone.onnx');
     copyFileSync(HOUSE, file);
     const a = await duckdbFile('a.duckdb', `CREATE MODEL hp WITH ('provider' = 'onnx', 'path' = '${file}');`);
@@ -272,6 +272,11 @@ describe('catalog export and import', () => {
     const r = await cli(['catalog', 'export', '--from', `duckdb:${a}`, '--format', 'bundle', '--out', bundle]);
     expect(r.status).toBe(1);
     expect(r.stderr).toContain(`ERROR:  58P01: cannot carry the ONNX bytes of model hp$1 ('path' = '${file}'): model file "${file}" does not exist`);
+    expect(existsSync(bundle)).toBe(false);
+    writeFileSync(file, 'not a model any more');
+    const other = await cli(['catalog', 'export', '--from', `duckdb:${a}`, '--format', 'bundle', '--out', bundle]);
+    expect(other.status).toBe(1);
+    expect(other.stderr).toContain(`ERROR:  22P03: cannot carry the ONNX bytes of model hp$1 ('path' = '${file}'): invalid ONNX model`);
     expect(existsSync(bundle)).toBe(false);
     // A script keeps the path and needs no bytes.
     const script = await cli(['catalog', 'export', '--from', `duckdb:${a}`]);
