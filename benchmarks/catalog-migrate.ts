@@ -7,7 +7,8 @@
  * the data committed in Postgres; both are timed from opening the DuckDB file to the commit.
  *
  * The modelsql side is what the CLI command runs (cli/catalog/migrate-command.ts):
- * `readSnapshot` of the DuckDB catalog, then `importSnapshot` into a fresh Postgres
+ * `readSnapshot` of the DuckDB catalog and `withOnnxBytes` (nothing to add here: every
+ * model holds its bytes), then `importSnapshot` into a fresh Postgres
  * database, in one transaction, with every model, version and artifact row. The artifact
  * bytes and their count are checked on both sides before the rates are printed.
  *
@@ -26,6 +27,8 @@ import { pipeline } from 'node:stream/promises';
 import { DuckDBHost } from '../adapters/duckdb/index.js';
 import { PgClientConnection, PostgresHost } from '../adapters/postgres/index.js';
 import { importSnapshot } from '../core/catalog/catalog-import.js';
+import { withOnnxBytes } from '../core/catalog/snapshot-onnx.js';
+import { defaultCacheDir } from '../core/runtime/runtime-loader.js';
 import { readSnapshot, sha256Hex, type CatalogSnapshot, type SnapshotModel } from '../core/catalog/catalog-snapshot.js';
 import { startPostgres, type PostgresServer } from '../test/support/postgres-server.js';
 import type { BenchmarkResult } from './predict-onnx.js';
@@ -88,7 +91,7 @@ async function check(url: string, sql: string): Promise<string> {
 async function modelsql(file: string, url: string): Promise<number> {
   const started = performance.now();
   const source = await DuckDBHost.open(file);
-  const snapshot = await readSnapshot(source, { artifactContent: true });
+  const snapshot = await withOnnxBytes(await readSnapshot(source, { artifactContent: true }), { cacheDir: defaultCacheDir() });
   await source.close();
   const target = new PostgresHost(await PgClientConnection.connect(url));
   await importSnapshot(target, snapshot);

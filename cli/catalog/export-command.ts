@@ -4,6 +4,8 @@
  */
 import { writeFile } from 'node:fs/promises';
 import type { Argv } from 'yargs';
+import { withOnnxBytes } from '../../core/catalog/snapshot-onnx.js';
+import { defaultCacheDir } from '../../core/runtime/runtime-loader.js';
 import { missingSecrets, modelLabel, readSnapshot, type CatalogSnapshot } from '../../core/catalog/catalog-snapshot.js';
 import { snapshotToScript } from '../../core/catalog/catalog-script.js';
 import { encodeBundle } from './bundle.js';
@@ -70,9 +72,11 @@ export async function runExport(args: ExportArgs): Promise<number> {
     if (args.format === 'bundle' && args.out === undefined && process.stdout.isTTY) {
       throw new Error('a bundle is binary: give --out FILE or redirect stdout');
     }
-    const snapshot = await withHost(location, { mode: 'read' }, (host) =>
+    const read = await withHost(location, { mode: 'read' }, (host) =>
       readSnapshot(host, { models: args.models, includeSecrets: args.includeSecrets, artifactContent: args.format === 'bundle', withCache: args.withCache }),
     );
+    // A bundle carries the bytes of path-based ONNX models too; a script keeps their paths.
+    const snapshot = args.format === 'bundle' ? await withOnnxBytes(read, { cacheDir: defaultCacheDir() }) : read;
     const createdAt = new Date().toISOString();
     const bytes =
       args.format === 'bundle'

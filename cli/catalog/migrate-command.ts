@@ -6,6 +6,8 @@
 import type { Argv } from 'yargs';
 import { importSnapshot, type ConflictPolicy } from '../../core/catalog/catalog-import.js';
 import { readSnapshot } from '../../core/catalog/catalog-snapshot.js';
+import { withOnnxBytes } from '../../core/catalog/snapshot-onnx.js';
+import { defaultCacheDir } from '../../core/runtime/runtime-loader.js';
 import { CatalogProgress } from './catalog-progress.js';
 import { checkLocations, failed, withHost } from './command-support.js';
 import { onConflictOption, printSnapshotImport } from './import-command.js';
@@ -67,9 +69,10 @@ export async function runMigrate(args: MigrateArgs): Promise<number> {
   const to = parseLocation(args.to);
   const progress = new CatalogProgress('models');
   try {
-    const snapshot = await withHost(from, { mode: 'read' }, (host) =>
+    const read = await withHost(from, { mode: 'read' }, (host) =>
       readSnapshot(host, { models: args.models, includeSecrets: args.includeSecrets, artifactContent: true, withCache: args.withCache }),
     );
+    const snapshot = await withOnnxBytes(read, { cacheDir: defaultCacheDir() });
     const report = await withHost(to, { mode: args.dryRun ? 'dry-run' : 'write' }, (host) =>
       importSnapshot(host, snapshot, { onConflict: args.onConflict, dryRun: args.dryRun, onProgress: progress.update }),
     );

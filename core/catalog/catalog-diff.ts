@@ -2,10 +2,14 @@
  * Compares two catalog snapshots (`modelsql catalog diff`): models, default versions,
  * versions, and per version its provider, task, columns, options, comment, training
  * query, artifacts (by checksum), training metrics and literal secrets (by digest, never
- * shown). Owners, timestamps, the prediction cache and the lineage log are not compared.
+ * shown). The stored bytes of an imported ONNX model (`'provider' = 'onnx'`) are compared
+ * only when both sides hold them. Owners, timestamps, the prediction cache and the
+ * lineage log are not compared.
  */
 import { SECRET_PLACEHOLDER } from '../secrets.js';
 import type { ModelColumn } from '../runtime/model-runtime.js';
+import { ONNX_ARTIFACT } from '../training/trained-model.js';
+import { lacksOnnxBytes } from './snapshot-onnx.js';
 import { modelLabel, type CatalogSnapshot, type SnapshotModel, type SnapshotVersion } from './catalog-snapshot.js';
 
 /** One difference; `left`/`right` are null where the thing is absent. */
@@ -66,9 +70,12 @@ function diffVersion(model: string, a: SnapshotVersion, b: SnapshotVersion): Cat
   addKeyed(a.options, b.options, (key, x, y) => add(`option '${key}'`, x, y));
   const order = (v: SnapshotVersion) => v.options.map(([k]) => k).join(', ');
   if (out.every((d) => !d.field.startsWith('option ')) && order(a) !== order(b)) add('option order', order(a), order(b));
+  // An imported ONNX model's bytes, carried by a bundle or migration, are compared only
+  // when both sides hold them: the other side reads the same model from its path.
+  const held = (v: SnapshotVersion, other: SnapshotVersion) => v.artifacts.filter((x) => x.name !== ONNX_ARTIFACT || !lacksOnnxBytes(other));
   addKeyed(
-    a.artifacts.map((x) => [x.name, `sha256:${x.sha256}`] as const),
-    b.artifacts.map((x) => [x.name, `sha256:${x.sha256}`] as const),
+    held(a, b).map((x) => [x.name, `sha256:${x.sha256}`] as const),
+    held(b, a).map((x) => [x.name, `sha256:${x.sha256}`] as const),
     (name, x, y) => add(`artifact '${name}'`, x, y),
   );
   addKeyed(

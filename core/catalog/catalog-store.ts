@@ -10,7 +10,7 @@ import type { Host } from '../host.js';
 import { applyCatalogUpgrade, CATALOG_VERSION, planCatalogUpgrade } from './catalog-layout.js';
 import type { ModelColumn } from '../runtime/model-runtime.js';
 import { quoteIdentifier } from '../sql/format.js';
-import { SPEC_ARTIFACT } from '../training/trained-model.js';
+import { ONNX_ARTIFACT, SPEC_ARTIFACT } from '../training/trained-model.js';
 
 /** The catalog layout this modelsql writes; its migrations are in catalog-layout.ts. */
 export { CATALOG_VERSION } from './catalog-layout.js';
@@ -44,6 +44,12 @@ export interface ModelVersion extends ModelKey {
    * names the trained parameters by content (a parsed spec is cached under it).
    */
   readonly specSha256?: string;
+  /**
+   * The sha256 of the version's stored ONNX artifact (`model.onnx`) when the catalog holds
+   * one: a trained model's graph, or an imported ONNX model's bytes brought by a catalog
+   * bundle or migration, which the runtime loads instead of the model's `path`.
+   */
+  readonly onnxSha256?: string;
 }
 
 /** A model name as a statement wrote it: with a schema, or (`schema` undefined) in the current one. */
@@ -178,9 +184,9 @@ export class CatalogStore {
 
   /**
    * Models and versions matching `filter` (a condition over `schema_name` and `model_name`,
-   * which every catalog table has), in one query; a trained version carries the digest of
-   * its spec artifact. The query is a UNION ALL of plain scans, one per table, rows tagged
-   * by kind, each row with the current schema and database (known when any row matched):
+   * which every catalog table has), in one query; a version carries the digests of its
+   * spec and stored ONNX artifacts, when the catalog holds them. The query is a UNION ALL
+   * of plain scans, one per table, rows tagged by kind, each row with the current schema and database (known when any row matched):
    * on DuckDB a small query costs about one pipeline per scan, and joins, sorts or a
    * separate row for the current schema would add more.
    */
@@ -194,18 +200,21 @@ export class CatalogStore {
       [
         `SELECT 1 AS kind, ${session}, schema_name, model_name, default_version, owner, ${text('created_at')}, ${text('updated_at')}, ${nulls(5)} FROM ml_catalog.models WHERE ${filter}`,
         `SELECT 2, ${session}, schema_name, model_name, version, provider, task, input_schema, output_schema, options, comment, as_query, ${text('created_at')} FROM ml_catalog.model_versions WHERE ${filter}`,
-        `SELECT 3, ${session}, schema_name, model_name, version, sha256, ${nulls(7)} FROM ml_catalog.artifacts WHERE artifact_name = '${SPEC_ARTIFACT}' AND (${filter})`,
+        `SELECT 3, ${session}, schema_name, model_name, version, sha256, artifact_name, ${nulls(6)} FROM ml_catalog.artifacts WHERE artifact_name IN ('${SPEC_ARTIFACT}', '${ONNX_ARTIFACT}') AND (${filter})`,
       ].join(' UNION ALL '),
       params,
     );
     const rows = (kind: number) => r.rows.filter((row) => Number(row[0]) === kind).map((row) => row.slice(3));
     const key = (row: readonly unknown[], version?: unknown) => JSON.stringify([row[0], row[1], ...(version === undefined ? [] : [Number(version)])]);
-    const digests = new Map(rows(3).map((row) => [key(row, row[2]), String(row[3])]));
+    const digests = (artifact: string) => new Map(rows(3).filter((row) => row[4] === artifact).map((row) => [key(row, row[2]), String(row[3])]));
+    const specs = digests(SPEC_ARTIFACT);
+    const graphs = digests(ONNX_ARTIFACT);
     const versions = new Map<string, ModelVersion[]>();
     for (const row of rows(2)) {
       const v = versionFromRow(row);
-      const digest = digests.get(key(row, v.version));
-      versions.set(key(row), [...(versions.get(key(row)) ?? []), digest === undefined ? v : { ...v, specSha256: digest }]);
+      const spec = specs.get(key(row, v.version));
+      const graph = graphs.get(key(row, v.version));
+      versions.set(key(row), [...(versions.get(key(row)) ?? []), { ...v, ...(spec === undefined ? {} : { specSha256: spec }), ...(graph === undefined ? {} : { onnxSha256: graph }) }]);
     }
     const models: ModelEntry[] = rows(1).map((row) => ({
       schema: String(row[0]),
@@ -354,6 +363,11 @@ export class CatalogStore {
       await this.writeSecrets(version, owner);
       await this.touch(version);
     });
+  }
+
+  /** Removes one stored artifact of a version (none stored: nothing happens). */
+  async deleteArtifact(version: ModelKey & { readonly version: number }, name: string): Promise<void> {
+    await this.host.execute('DELETE FROM ml_catalog.artifacts WHERE schema_name = $1 AND model_name = $2 AND version = $3 AND artifact_name = $4', [version.schema, version.name, version.version, name]);
   }
 
   /** Sets the version ML_PREDICT uses when none is named. */

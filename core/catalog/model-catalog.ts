@@ -36,7 +36,7 @@ import { displayOptionValue, resolveModelOptions } from './model-options.js';
 import { hasStoredSecrets, splitSecrets } from '../secrets.js';
 import { compileModel } from '../training/compile-sql.js';
 import { trainModel, type Artifact } from '../training/train-model.js';
-import { SPEC_ARTIFACT, parseTrainedModel, type TrainedModel } from '../training/trained-model.js';
+import { ONNX_ARTIFACT, SPEC_ARTIFACT, parseTrainedModel, type TrainedModel } from '../training/trained-model.js';
 import { parseTrainingOptions } from '../training/training-options.js';
 
 /** A model name resolved to schema and name, with the `$version` it addressed. */
@@ -447,9 +447,13 @@ export class ModelCatalog {
     const positions = action.kind === 'set' ? optionPositions(action.options, sqlText) : undefined;
     const resolved = resolveModelOptions(options, positions);
     const changed = JSON.stringify(options) !== JSON.stringify(target.options);
-    if (changed) await this.loader.check(options, target.input, target.output);
+    // An imported ONNX model pointed at another file no longer runs from the bytes a bundle
+    // brought; with the same path, the held bytes are what is checked (the file may be gone).
+    const held = target.provider === 'onnx' && target.onnxSha256 !== undefined;
+    const repointed = held && resolveModelOptions(target.options).location !== resolved.location;
+    if (changed) await this.loader.check(options, target.input, target.output, held && !repointed ? await this.artifact(target, ONNX_ARTIFACT) : undefined);
     const split = splitSecrets(options, target.secrets);
-    const updated: ModelVersion = { ...target, options: split.options, secrets: split.secrets, provider: resolved.provider, task: resolved.task };
+    const updated: ModelVersion = { ...target, options: split.options, secrets: split.secrets, provider: resolved.provider, task: resolved.task, ...(repointed ? { onnxSha256: undefined } : {}) };
     if (resolved.provider === 'internal') parseTrainingOptions(options, (key) => positions?.get(key.toLowerCase()));
     if (entry.temporary) {
       const after: ModelEntry = {
@@ -462,6 +466,7 @@ export class ModelCatalog {
     } else {
       await this.host.transaction(async () => {
         if (changed) await this.store.updateVersion(updated, entry.owner);
+        if (repointed) await this.store.deleteArtifact(updated, ONNX_ARTIFACT);
         if (defaultVersion !== undefined) {
           await this.store.setDefaultVersion(q, defaultVersion);
           await this.syncFunction(entry, await this.store.get(q));

@@ -14,9 +14,12 @@ import type { ModelColumn, ModelRuntime } from './model-runtime.js';
 import { bindOnnxSignature, defaultSignatureFor, inspectOnnx, loadModelBytes, type LoadModelOptions } from './onnx-model.js';
 import { createOnnxRuntime } from './onnx-runtime.js';
 import { checkRemoteModel, createRemoteRuntime, isRemoteProvider } from './providers/create-remote-runtime.js';
+import { ONNX_ARTIFACT as STORED_ONNX_ARTIFACT } from '../training/trained-model.js';
 
-/** The catalog artifact that holds a stored model's ONNX graph (core/training/trained-model.ts). */
-const STORED_ONNX_ARTIFACT = 'model.onnx';
+/** Where downloaded models are cached unless told otherwise: `$MODELSQL_CACHE_DIR`, else `~/.cache/modelsql`. */
+export function defaultCacheDir(): string {
+  return process.env.MODELSQL_CACHE_DIR ?? join(homedir(), '.cache', 'modelsql');
+}
 
 /**
  * Where model files may come from and which hosts models may call (SPEC §5, see
@@ -47,7 +50,7 @@ export class RuntimeLoader {
 
   constructor(access: ModelAccessOptions) {
     this.loadOptions = {
-      cacheDir: access.cacheDir ?? process.env.MODELSQL_CACHE_DIR ?? join(homedir(), '.cache', 'modelsql'),
+      cacheDir: access.cacheDir ?? defaultCacheDir(),
       allowedDirectories: access.allowedDirectories,
       allowedUrlPrefixes: access.allowedUrlPrefixes,
     };
@@ -56,14 +59,15 @@ export class RuntimeLoader {
 
   /**
    * Checks a definition before it enters the catalog: the artifact loads, and its graph
-   * matches INPUT/OUTPUT (or supplies them when both are omitted).
+   * matches INPUT/OUTPUT (or supplies them when both are omitted). `held` are the ONNX
+   * bytes the catalog holds for the version, checked instead of reading its `path`.
    */
-  async check(options: readonly (readonly [string, string])[], input: readonly ModelColumn[] | undefined, output: readonly ModelColumn[] | undefined): Promise<CheckedModel> {
+  async check(options: readonly (readonly [string, string])[], input: readonly ModelColumn[] | undefined, output: readonly ModelColumn[] | undefined, held?: Uint8Array): Promise<CheckedModel> {
     const resolved = resolveModelOptions(options);
     if (isRemoteProvider(resolved.provider)) return checkRemoteModel(resolved.provider, options, input, output, this.policy);
     // A trained model's artifact was written and checked when it was trained.
     if (resolved.provider === 'internal' && input && output) return { input, output };
-    const bytes = await loadModelBytes(resolved.location!, this.loadOptions);
+    const bytes = resolved.provider === 'onnx' && held ? held : await loadModelBytes(resolved.location!, this.loadOptions);
     const signature = await inspectOnnx(bytes);
     const columns = input && output ? { inputs: input, outputs: output } : defaultSignatureFor(signature);
     bindOnnxSignature(signature, columns.inputs, columns.outputs);
@@ -72,14 +76,26 @@ export class RuntimeLoader {
 
   /**
    * The runtime of a model version, loaded once per session. `artifact` reads the
-   * catalog's stored bytes of the version, for models with no `path` (trained models).
+   * catalog's stored bytes of the version: for trained models (no `path`), and for ONNX
+   * models whose bytes the catalog holds (`onnxSha256` set, e.g. brought by a catalog
+   * bundle), which take precedence over their `path`.
    */
   async load(version: ModelVersion, artifact?: (name: string) => Promise<Uint8Array | undefined>): Promise<ModelRuntime> {
     const stored = version.provider === 'internal';
-    const key = JSON.stringify([version.provider, version.options, version.input, version.output, ...(stored ? [version.schema, version.name, version.version, version.createdAt, version.specSha256 ?? null] : []), ...(version.secrets ? [secretsDigest(version.secrets)] : [])]);
+    // Catalog-held ONNX bytes are keyed by their checksum, so that changed bytes load anew.
+    const held = version.provider === 'onnx' && version.onnxSha256 !== undefined && artifact !== undefined;
+    const key = JSON.stringify([
+      version.provider,
+      version.options,
+      version.input,
+      version.output,
+      ...(stored ? [version.schema, version.name, version.version, version.createdAt, version.specSha256 ?? null] : []),
+      ...(held ? [version.onnxSha256] : []),
+      ...(version.secrets ? [secretsDigest(version.secrets)] : []),
+    ]);
     let runtime = this.runtimes.get(key);
     if (!runtime) {
-      runtime = stored ? this.createStored(version, artifact) : this.create(version);
+      runtime = stored || held ? this.createStored(version, artifact) : this.create(version);
       this.runtimes.set(key, runtime);
       runtime.catch(() => this.runtimes.delete(key));
     }

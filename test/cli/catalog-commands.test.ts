@@ -4,7 +4,7 @@
  * Flink's), bundles (also damaged ones), conflicts, dry runs, JSON output and errors.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openDuckDB } from '../../adapters/duckdb/index.js';
@@ -42,6 +42,10 @@ async function duckdbFile(name: string, script: string): Promise<string> {
     await db.close();
   }
   return file;
+}
+
+function sha256(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
 }
 
 async function withSession<T>(open: () => Promise<Session>, fn: (db: Session) => Promise<T>): Promise<T> {
@@ -86,7 +90,7 @@ describe('catalog migrate', () => {
     expect(there.stderr).toMatch(/3 of 3 models written to postgres:\/\/postgres:\*{6}@127\.0\.0\.1:\d+\/modelsql_t_/);
     expect(there.stderr).not.toContain(':modelsql@');
     expect(there.status).toBe(0);
-    expect(there.stdout).toMatch(/│ hp +│ create +│ 1, 3 +│ +1 │ +0 │/);
+    expect(there.stdout).toMatch(/│ hp +│ create +│ 1, 3 +│ +1 │ +2 │/);
     const back = await cli(['catalog', 'migrate', '--from', pg, '--to', `duckdb:${c}`, '--json']);
     expect(back.status).toBe(0);
     expect(JSON.parse(back.stdout)).toMatchObject({ command: 'migrate', dryRun: false, models: [{ model: 'chat' }, { model: 'hp', versions: [{ from: 1, to: 1 }, { from: 3, to: 3 }] }, { model: 'lin', artifacts: 2 }] });
@@ -110,8 +114,10 @@ describe('catalog migrate', () => {
     expect(onA.show).toHaveLength(4);
     expect(onA.checksums).toHaveLength(2);
     expect(onA.predictions).toHaveLength(600);
-    expect(onC).toEqual(onA);
-    expect(onPg).toEqual(onA);
+    // The migration carried hp's ONNX bytes (read from its path) as each version's artifact.
+    const carried = { ...onA, checksums: [`hp$1/model.onnx:${sha256(readFileSync(HOUSE))}`, `hp$3/model.onnx:${sha256(readFileSync(HOUSE))}`, ...onA.checksums] };
+    expect(onC).toEqual(carried);
+    expect(onPg).toEqual(carried);
   });
 
   it('a dry run shows the plan and creates no target file', async () => {
@@ -203,7 +209,7 @@ describe('catalog export and import', () => {
     const a = await duckdbFile('a.duckdb', `${HOUSES};\n${MODELS}`);
     const bundle = join(dir, 'catalog.bundle');
     const exported = await cli(['catalog', 'export', '--from', `duckdb:${a}`, '--format', 'bundle', '--out', bundle, '--json']);
-    expect(JSON.parse(exported.stdout)).toMatchObject({ command: 'export', format: 'bundle', versions: 4, artifacts: 2 });
+    expect(JSON.parse(exported.stdout)).toMatchObject({ command: 'export', format: 'bundle', versions: 4, artifacts: 4 });
     const bytes = readFileSync(bundle);
     const b = await duckdbFile('b.duckdb', 'SHOW MODELS');
     const tampered = Buffer.from(bytes);
@@ -221,6 +227,61 @@ describe('catalog export and import', () => {
     expect(imported.status).toBe(0);
     expect(JSON.parse(imported.stdout)).toMatchObject({ command: 'import', file: '-', dryRun: false, models: [{ model: 'chat', action: 'create' }, { model: 'hp' }, { model: 'lin', artifacts: 2 }] });
     expect(await cli(['catalog', 'diff', `duckdb:${a}`, `duckdb:${b}`])).toMatchObject({ status: 0, stdout: 'no differences\n' });
+  });
+
+  withPostgres('a bundle carries the bytes of path-based ONNX models: DuckDB → Postgres → DuckDB with the model file deleted', async () => {
+    const file = join(dir, 'hp.onnx');
+    copyFileSync(HOUSE, file);
+    const a = await duckdbFile('a.duckdb', `${HOUSES};\nCREATE MODEL hp WITH ('provider' = 'onnx', 'path' = '${file}');`);
+    const predict = 'SELECT sqft, price FROM ML_PREDICT(TABLE houses, MODEL hp, DESCRIPTOR(sqft, bedrooms, age)) ORDER BY sqft';
+    const expected = await withSession(() => openDuckDB(a), async (db) => (await db.sql(predict)).rows);
+    expect(expected).toHaveLength(200);
+    const toPg = join(dir, 'to-pg.bundle');
+    const exported = await cli(['catalog', 'export', '--from', `duckdb:${a}`, '--format', 'bundle', '--out', toPg, '--json']);
+    expect(JSON.parse(exported.stdout)).toMatchObject({ versions: 1, artifacts: 1 });
+    rmSync(file);
+
+    const pg = await createTestDatabase(process.env.MODELSQL_TEST_POSTGRES_URL!);
+    expect(await cli(['catalog', 'import', '--to', pg, toPg])).toMatchObject({ status: 0 });
+    const toDuck = join(dir, 'to-duck.bundle');
+    expect(await cli(['catalog', 'export', '--from', pg, '--format', 'bundle', '--out', toDuck])).toMatchObject({ status: 0 });
+    const c = join(dir, 'c.duckdb');
+    expect(await cli(['catalog', 'import', '--to', `duckdb:${c}`, toDuck])).toMatchObject({ status: 0 });
+
+    const facts = async (db: Session) => {
+      await db.sql(HOUSES);
+      const artifacts = await db.sql('SELECT model_name, version, artifact_name, sha256 FROM ml_catalog.artifacts');
+      return { rows: (await db.sql(predict)).rows, artifacts: artifacts.rows };
+    };
+    const onPg = await withSession(() => connectPostgres(pg), facts);
+    const onC = await withSession(() => openDuckDB(c), facts);
+    const held = [['hp', 1, 'model.onnx', sha256(readFileSync(HOUSE))]];
+    expect(onPg).toEqual({ rows: expected, artifacts: held });
+    expect(onC).toEqual({ rows: expected, artifacts: held });
+    for (const [left, right] of [[`duckdb:${a}`, pg], [pg, `duckdb:${c}`], [`duckdb:${a}`, `duckdb:${c}`]] as const) {
+      expect(await cli(['catalog', 'diff', left, right])).toMatchObject({ status: 0, stdout: 'no differences\n' });
+    }
+  });
+
+  it('a bundle export of an ONNX model whose file is gone or no ONNX graph fails naming the model and path, and writes no bundle', async () => {
+    const file = join(dir, 'gone.onnx');
+    copyFileSync(HOUSE, file);
+    const a = await duckdbFile('a.duckdb', `CREATE MODEL hp WITH ('provider' = 'onnx', 'path' = '${file}');`);
+    rmSync(file);
+    const bundle = join(dir, 'catalog.bundle');
+    const r = await cli(['catalog', 'export', '--from', `duckdb:${a}`, '--format', 'bundle', '--out', bundle]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain(`ERROR:  58P01: cannot carry the ONNX bytes of model hp$1 ('path' = '${file}'): model file "${file}" does not exist`);
+    expect(existsSync(bundle)).toBe(false);
+    writeFileSync(file, 'not a model any more');
+    const other = await cli(['catalog', 'export', '--from', `duckdb:${a}`, '--format', 'bundle', '--out', bundle]);
+    expect(other.status).toBe(1);
+    expect(other.stderr).toContain(`ERROR:  22P03: cannot carry the ONNX bytes of model hp$1 ('path' = '${file}'): invalid ONNX model`);
+    expect(existsSync(bundle)).toBe(false);
+    // A script keeps the path and needs no bytes.
+    const script = await cli(['catalog', 'export', '--from', `duckdb:${a}`]);
+    expect(script.status).toBe(0);
+    expect(script.stdout).toContain(`'path' = '${file}'`);
   });
 
   it('handles a name clash under each --on-conflict, refusing it without one', async () => {

@@ -4,17 +4,22 @@
  * secrets, the prediction cache, a newer target layout, and imports that fail half-way
  * leaving the target as it was.
  */
+import { createHash } from 'node:crypto';
+import { copyFileSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { DuckDBHost } from '../../adapters/duckdb/index.js';
 import { PgClientConnection, PostgresHost } from '../../adapters/postgres/index.js';
 import { importSnapshot } from '../../core/catalog/catalog-import.js';
 import { diffSnapshots } from '../../core/catalog/catalog-diff.js';
 import { readSnapshot, type CatalogSnapshot, type SnapshotModel } from '../../core/catalog/catalog-snapshot.js';
 import { importScript } from '../../core/catalog/script-import.js';
+import { withOnnxBytes } from '../../core/catalog/snapshot-onnx.js';
 import type { Host } from '../../core/host.js';
 import { ModelSession } from '../../core/session/model-session.js';
 import { ADAPTERS } from '../support/adapters.js';
 import { expectSqlError } from '../support/expect-error.js';
 import { writeModelFiles } from '../support/model-files.js';
+import { linearRegressorModel } from '../support/onnx-models.js';
 import { createTestDatabase } from '../support/postgres-server.js';
 
 const files = writeModelFiles();
@@ -215,6 +220,45 @@ for (const adapter of ADAPTERS) {
         { model: 'shared', version: 2, field: "option 'batch-size'", left: '64', right: null },
         { model: 'shared', version: 3, field: 'version', left: null, right: 'present' },
       ]);
+    });
+  });
+}
+
+for (const adapter of ADAPTERS) {
+  describe(`catalog-held ONNX bytes on ${adapter.name}`, () => {
+    it('take precedence over the path, a session loads replaced bytes anew, and ALTER to another path drops them', async () => {
+      const { host, session } = await openHost(adapter.name);
+      try {
+        await session.sql(`CREATE TABLE pts AS SELECT CAST(1 AS DOUBLE PRECISION) AS a, CAST(2 AS DOUBLE PRECISION) AS b; ${create('held')}`);
+        const predict = async () => Number((await session.sql('SELECT y FROM ML_PREDICT(TABLE pts, MODEL held, DESCRIPTOR(a, b))')).rows[0]![0]);
+        expect(await predict()).toBeCloseTo(7, 4); // 2·1 + 3·2 − 1, from the path
+        const carried = await withOnnxBytes(await readSnapshot(host, { artifactContent: true }), { cacheDir: files.dir });
+        expect(carried.models[0]!.versions[0]!.artifacts.map((a) => [a.name, a.size])).toEqual([['model.onnx', readFileSync(files.linear).byteLength]]);
+        // The same options with other bytes, twice: each import's bytes are used, none stale.
+        for (const [weights, bias, y] of [[[1, 1], 0, 3], [[0, 0], 5, 5]] as const) {
+          const content = linearRegressorModel(weights, bias);
+          const artifact = { name: 'model.onnx', sha256: createHash('sha256').update(content).digest('hex'), size: content.byteLength, content };
+          const models = carried.models.map((m) => ({ ...m, versions: m.versions.map((v) => ({ ...v, artifacts: [artifact] })) }));
+          await importSnapshot(host, { ...carried, models }, { onConflict: 'replace' });
+          expect(await predict()).toBeCloseTo(y, 4);
+        }
+        // Other options change with the held bytes checked, the file gone.
+        const gone = join(files.dir, 'gone.onnx');
+        copyFileSync(files.linear, gone);
+        await session.sql(`ALTER MODEL held SET ('path' = '${gone}')`);
+        await importSnapshot(host, { ...carried, models: carried.models.map((m) => ({ ...m, versions: m.versions.map((v) => ({ ...v, options: [['provider', 'onnx'], ['path', gone]] as const })) })) }, { onConflict: 'replace' });
+        rmSync(gone);
+        await session.sql("ALTER MODEL held SET ('batch-size' = '2')");
+        expect(await predict()).toBeCloseTo(7, 4);
+        // Pointed at another file, the version reads that file again.
+        const moved = join(files.dir, 'moved.onnx');
+        copyFileSync(files.linear, moved);
+        await session.sql(`ALTER MODEL held SET ('path' = '${moved}')`);
+        expect(await predict()).toBeCloseTo(7, 4);
+        expect((await session.sql("SELECT count(*) FROM ml_catalog.artifacts WHERE model_name = 'held'")).rows[0]![0]).toEqual(0n);
+      } finally {
+        await session.close();
+      }
     });
   });
 }

@@ -5,14 +5,16 @@
  * target servers count their requests. The same models work through the unrestricted
  * library, so every refusal here is the proxy's policy.
  */
-import { copyFileSync, mkdirSync, mkdtempSync, symlinkSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type pg from 'pg';
+import { openDuckDB } from '../../../adapters/duckdb/index.js';
 import { connectPostgres } from '../../../adapters/postgres/index.js';
 import type { Session } from '../../../core/session/session.js';
 import { startCountingServer, type CountingServer } from '../../support/counting-server.js';
-import { writeModelFiles, type ModelFiles } from '../../support/model-files.js';
+import { linearExpected, writeModelFiles, type ModelFiles } from '../../support/model-files.js';
+import { runCli } from '../../support/run-cli.js';
 import { proxyFixture, type ProxyFixture } from './proxy-helpers.js';
 
 /** The first non-loopback IPv4 address of this machine, if any (a host the proxy could reach on the network). */
@@ -104,6 +106,30 @@ describe('model files', () => {
       await none.close();
     }
   });
+
+  test('an ONNX model imported from a bundle runs without --model-dir, its file gone', async () => {
+    const work = mkdtempSync(join(tmpdir(), 'modelsql-bundle-'));
+    const none = await proxyFixture({ session: {} });
+    try {
+      const file = join(work, 'lin.onnx');
+      copyFileSync(models.linear, file);
+      const source = await openDuckDB(join(work, 'source.duckdb'));
+      await source.sql(`CREATE MODEL imported INPUT (a DOUBLE, b DOUBLE) OUTPUT (y DOUBLE) WITH ('provider' = 'onnx', 'path' = '${file}')`);
+      await source.close();
+      const bundle = join(work, 'catalog.bundle');
+      expect(await runCli(['catalog', 'export', '--from', `duckdb:${join(work, 'source.duckdb')}`, '--format', 'bundle', '--out', bundle])).toMatchObject({ status: 0 });
+      rmSync(file);
+      expect(await runCli(['catalog', 'import', '--to', none.directUrl, bundle])).toMatchObject({ status: 0 });
+      const c = await none.client();
+      await c.query('CREATE TABLE pts AS SELECT i AS id, i * 0.5::float8 AS a, 10.0::float8 - i AS b FROM generate_series(1, 5) i');
+      const { rows } = await c.query('SELECT a, b, y FROM ML_PREDICT(TABLE pts, MODEL imported, DESCRIPTOR(a, b)) ORDER BY id');
+      expect(rows).toHaveLength(5);
+      for (const r of rows) expect(Number(r.y)).toBeCloseTo(linearExpected(Number(r.a), Number(r.b)), 4);
+    } finally {
+      await none.close();
+      rmSync(work, { recursive: true, force: true });
+    }
+  }, 60_000);
 
   test('a model URL is refused without --allow-endpoint, and not fetched', async () => {
     await expect(client.query(`CREATE MODEL fetched INPUT (a DOUBLE, b DOUBLE) OUTPUT (y DOUBLE) WITH ('provider' = 'onnx', 'path' = '${loopback.url}/m.onnx')`)).rejects.toMatchObject({
