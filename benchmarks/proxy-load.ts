@@ -25,7 +25,6 @@
  *
  * Alone: `node dist/benchmarks/proxy-load.js` (prints the result, exits 1 when a check fails).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -38,7 +37,7 @@ import { LINEAR } from '../test/support/model-files.js';
 import { startPostgres, type PostgresServer } from '../test/support/postgres-server.js';
 import { catalogProblems, leftovers, prepareLoad, runLoad, type LoadKind, type LoadReport } from '../test/support/proxy-load.js';
 import type { ProxyBenchmarkResult } from './proxy-passthrough.js';
-import { OPEN_ACCESS, percentile } from './proxy-support.js';
+import { percentile, startProxyProcess } from './proxy-support.js';
 
 const CLIENTS = Number(process.env.BENCH_LOAD_CLIENTS ?? 100);
 const SECONDS = Number(process.env.BENCH_LOAD_SECONDS ?? 60);
@@ -70,8 +69,9 @@ interface Memory {
 }
 
 /** The proxy as a child process, with its memory report. */
-interface ProxyProcess {
-  readonly port: number;
+interface MeasuredProxy {
+  /** Where clients connect. */
+  readonly url: string;
   /** Runs a full GC in the proxy and returns its memory then. */
   memory(): Promise<Memory>;
   /** Lines the proxy printed on stderr other than its own reports. */
@@ -79,50 +79,34 @@ interface ProxyProcess {
   stop(): Promise<void>;
 }
 
-async function startProxyProcess(upstream: string): Promise<ProxyProcess> {
-  const cli = fileURLToPath(new URL('../cli/main.js', import.meta.url));
-  const env = { ...process.env, ...(MALLOC_ARENA_MAX ? { MALLOC_ARENA_MAX } : {}) };
-  const child: ChildProcess = spawn(process.execPath, ['--expose-gc', cli, 'proxy', '--upstream', upstream, '--listen', '127.0.0.1:0', ...OPEN_ACCESS], { stdio: ['ignore', 'ignore', 'pipe'], env });
+/** Starts the proxy under `--expose-gc`, whose SIGUSR2 prints a memory report (cli/main.ts). */
+async function startMeasuredProxy(serverUrl: string): Promise<MeasuredProxy> {
   const log: string[] = [];
   const reports: ((line: string) => void)[] = [];
-  let port: ((p: number) => void) | undefined;
-  // Rejects if the proxy ends before it is stopped (so a wait for its report cannot hang).
-  const exited = new Promise<never>((_, reject) => {
-    child.once('exit', (code, signal) => reject(new Error(`the proxy exited (${code ?? signal}): ${log.join('\n')}`)));
-  });
-  exited.catch(() => undefined);
-  const listening = Promise.race([new Promise<number>((resolve) => (port = resolve)), exited]);
-  let buffered = '';
-  child.stderr!.on('data', (chunk: Buffer) => {
-    buffered += chunk.toString('utf8');
-    for (let i = buffered.indexOf('\n'); i >= 0; i = buffered.indexOf('\n')) {
-      const line = buffered.slice(0, i);
-      buffered = buffered.slice(i + 1);
-      const listen = /listening on [^ ]+:(\d+)/.exec(line);
-      if (listen) port?.(Number(listen[1]));
-      else if (line.startsWith('modelsql proxy memory:')) reports.shift()?.(line);
-      else if (!line.startsWith('model files from:')) log.push(line); // the start-up announcement is not a problem
-    }
+  const proxy = await startProxyProcess(serverUrl, {
+    nodeArgs: ['--expose-gc'],
+    env: { ...process.env, ...(MALLOC_ARENA_MAX ? { MALLOC_ARENA_MAX } : {}) },
+    onLine: (line) => {
+      if (line.startsWith('modelsql proxy memory:')) reports.shift()?.(line);
+      else log.push(line);
+    },
   });
   return {
-    port: await listening,
+    url: proxy.url,
     log,
     async memory() {
       const line = new Promise<string>((resolve) => reports.push(resolve));
-      child.kill('SIGUSR2');
-      const text = await Promise.race([line, exited]);
+      proxy.signal('SIGUSR2');
+      const text = await Promise.race([line, proxy.exited.catch((error: Error) => Promise.reject(new Error(`${error.message}: ${log.join('\n')}`)))]);
       const field = (name: string): number => Number(new RegExp(`${name}=(\\d+)`).exec(text)![1]);
       return { rss: field('rss'), heapUsed: field('heapUsed'), external: field('external'), connections: field('connections') };
     },
-    async stop() {
-      child.kill('SIGTERM');
-      if (child.exitCode === null) await once(child, 'exit');
-    },
+    stop: () => proxy.close(),
   };
 }
 
 /** The lowest of `samples` memory reports a second apart. */
-async function lowestMemory(proxy: ProxyProcess, samples: number): Promise<Memory> {
+async function lowestMemory(proxy: MeasuredProxy, samples: number): Promise<Memory> {
   let lowest = await proxy.memory();
   for (let i = 1; i < samples; i++) {
     await new Promise((r) => setTimeout(r, 1000));
@@ -186,9 +170,8 @@ export async function benchmarkProxyLoad(): Promise<ProxyBenchmarkResult & { pro
   const onnxPath = join(dir, 'linear.onnx');
   writeFileSync(onnxPath, linearRegressorModel(LINEAR.weights, LINEAR.bias));
   const openai = await startFailingOpenAI(FAIL_EVERY);
-  const proxy = await startProxyProcess(`postgres://${direct.host}/${database}?sslmode=disable`);
-  const through = new URL(direct);
-  through.host = `127.0.0.1:${proxy.port}`;
+  const proxy = await startMeasuredProxy(direct.toString());
+  const through = new URL(proxy.url);
   const problems: string[] = [];
   const details: string[] = [];
   let report: LoadReport | undefined;

@@ -78,7 +78,7 @@ export async function benchmarkProxyPassthrough(): Promise<ProxyBenchmarkResult>
   try {
     await run('pgbench', ['-i', '-s', '10', '-q'], { env: libpqEnv(server.directUrl), maxBuffer: 16 << 20 });
     const variant = (label: string, url: string, proxy?: ProxyProcess): Variant => ({ label, url, proxy, tps: [], cpu: [] });
-    const tcpProxy = await startProxyProcess(server.directUrl, 'tcp');
+    const tcpProxy = await startProxyProcess(server.directUrl);
     proxies.push(tcpProxy);
     const directTcp = variant('direct, TCP', server.directUrl);
     const viaTcp = variant('proxy, upstream over TCP', tcpProxy.url, tcpProxy);
@@ -86,7 +86,7 @@ export async function benchmarkProxyPassthrough(): Promise<ProxyBenchmarkResult>
     let directUnix: Variant | undefined;
     let viaUnix: Variant | undefined;
     if (server.directSocketUrl) {
-      const unixProxy = await startProxyProcess(server.directSocketUrl, 'unix');
+      const unixProxy = await startProxyProcess(server.directSocketUrl, { via: 'unix' });
       proxies.push(unixProxy);
       directUnix = variant('direct, Unix socket', server.directSocketUrl);
       viaUnix = variant('proxy, upstream over the Unix socket', unixProxy.url, unixProxy);

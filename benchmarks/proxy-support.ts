@@ -31,6 +31,10 @@ export interface ProxyProcess {
   readonly url: string;
   /** The proxy's process id (for CPU accounting). */
   readonly pid: number;
+  /** Rejects when the proxy process ends (so a wait on its output cannot hang). */
+  readonly exited: Promise<never>;
+  /** Sends the proxy a signal. */
+  signal(name: NodeJS.Signals): void;
   close(): Promise<void>;
 }
 
@@ -53,44 +57,65 @@ export async function openBenchServer(): Promise<BenchServer> {
 }
 
 /** The benchmarks' models are files in temporary directories: the proxy may read any file and reach any URL. */
-export const OPEN_ACCESS = ['--model-dir', '/', '--allow-endpoint', '*'];
+const OPEN_ACCESS = ['--model-dir', '/', '--allow-endpoint', '*'];
+
+/** How {@link startProxyProcess} runs the proxy; every field optional. */
+export interface ProxyProcessOptions {
+  /** How the proxy reaches the server: `'unix'` over its socket directory (default `'tcp'`). */
+  readonly via?: 'tcp' | 'unix';
+  /** Node flags before the CLI (default: `BENCH_PROXY_NODE_ARGS`, split on spaces). */
+  readonly nodeArgs?: readonly string[];
+  /** The proxy's environment (default: this process's). */
+  readonly env?: NodeJS.ProcessEnv;
+  /** Each line the proxy prints on stderr once listening (default: echoed on this process's stderr). */
+  readonly onLine?: (line: string) => void;
+}
 
 /**
  * Starts `modelsql proxy` in a child process on a free port, in front of the server at
- * `serverUrl` (over its Unix socket when `via` is `'unix'`).
+ * `serverUrl`, with open file and endpoint access ({@link OPEN_ACCESS}).
  */
-export async function startProxyProcess(serverUrl: string, via: 'tcp' | 'unix' = 'tcp'): Promise<ProxyProcess> {
+export async function startProxyProcess(serverUrl: string, options: ProxyProcessOptions = {}): Promise<ProxyProcess> {
   const u = new URL(serverUrl);
   const upstream =
-    via === 'unix' ? `postgres://${u.pathname}?host=${encodeURIComponent(u.searchParams.get('host') ?? '/tmp')}&port=${u.port || 5432}` : `postgres://${u.host}${u.pathname}?sslmode=disable`;
+    options.via === 'unix' ? `postgres://${u.pathname}?host=${encodeURIComponent(u.searchParams.get('host') ?? '/tmp')}&port=${u.port || 5432}` : `postgres://${u.host}${u.pathname}?sslmode=disable`;
   const cli = fileURLToPath(new URL('../cli/main.js', import.meta.url));
-  const nodeArgs = process.env.BENCH_PROXY_NODE_ARGS?.split(/\s+/).filter(Boolean) ?? [];
-  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, cli, 'proxy', '--upstream', upstream, '--listen', '127.0.0.1:0', ...OPEN_ACCESS], { stdio: ['ignore', 'inherit', 'pipe'] });
-  const port = await new Promise<number>((resolve, reject) => {
-    let text = '';
-    const onData = (chunk: Buffer): void => {
-      text += chunk.toString('utf8');
-      const m = /listening on [^\s]*:(\d+)/.exec(text);
+  const nodeArgs = options.nodeArgs ?? process.env.BENCH_PROXY_NODE_ARGS?.split(/\s+/).filter(Boolean) ?? [];
+  const onLine = options.onLine ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, cli, 'proxy', '--upstream', upstream, '--listen', '127.0.0.1:0', ...OPEN_ACCESS], {
+    stdio: ['ignore', 'inherit', 'pipe'],
+    env: options.env ?? process.env,
+  });
+  const exited = new Promise<never>((_, reject) => child.once('exit', (code, signal) => reject(new Error(`the proxy exited (${code ?? signal})`))));
+  exited.catch(() => undefined);
+  let listening: ((port: number) => void) | undefined;
+  const port = new Promise<number>((resolve) => (listening = resolve));
+  let buffered = '';
+  child.stderr!.on('data', (chunk: Buffer) => {
+    buffered += chunk.toString('utf8');
+    for (let i = buffered.indexOf('\n'); i >= 0; i = buffered.indexOf('\n')) {
+      const line = buffered.slice(0, i);
+      buffered = buffered.slice(i + 1);
+      const m = listening && /listening on [^\s]*:(\d+)/.exec(line);
       if (m) {
-        child.stderr!.off('data', onData);
-        child.stderr!.pipe(process.stderr);
-        resolve(Number(m[1]));
-      }
-    };
-    child.stderr!.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`the proxy exited with code ${code} before listening:\n${text}`)));
+        listening!(Number(m[1]));
+        listening = undefined;
+      } else onLine(line);
+    }
   });
   const through = new URL(serverUrl);
-  through.host = `127.0.0.1:${port}`;
+  through.host = `127.0.0.1:${await Promise.race([port, exited])}`;
   through.search = '';
   return {
     url: through.toString(),
     pid: child.pid!,
+    exited,
+    signal: (name) => void child.kill(name),
     async close() {
       if (child.exitCode !== null) return;
-      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      const done = new Promise<void>((resolve) => child.once('exit', () => resolve()));
       child.kill('SIGTERM');
-      await exited;
+      await done;
     },
   };
 }

@@ -230,8 +230,10 @@ async function proxyCommand(args: {
   };
   if (gc) process.on('SIGUSR2', reportMemory);
   // Announced once the hook is in place: a SIGUSR2 sent on reading this line must find it.
-  writeError(`modelsql proxy listening on ${proxy.host}:${proxy.port}${tls ? ' (TLS)' : ''}, upstream ${upstream.host}${upstream.pathname}\n`);
-  writeError(`model files from: ${args.modelDir.join(', ') || 'none (only models the catalog holds)'}; endpoints: ${args.allowEndpoint.join(', ') || 'none'}\n`);
+  writeError(
+    `modelsql proxy listening on ${proxy.host}:${proxy.port}${tls ? ' (TLS)' : ''}, upstream ${upstream.host}${upstream.pathname}; ` +
+      `model files from: ${args.modelDir.join(', ') || 'none (only models the catalog holds)'}; endpoints: ${args.allowEndpoint.join(', ') || 'none'}\n`,
+  );
   await new Promise<void>((resolve) => {
     const stop = (): void => {
       process.off('SIGINT', stop);

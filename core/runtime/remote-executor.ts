@@ -126,7 +126,7 @@ const states = new WeakMap<object, StageState>();
  * {@link ProviderClient}.
  *
  * @example
- * const runtime = new RemoteRuntime(config, new OpenAIClient(config, apiKey));
+ * const runtime = new RemoteRuntime(config, new OpenAIClient(config, apiKey, policy.fetch));
  * const out = await runtime.predictBatch(batch, { signal, stage });
  */
 export class RemoteRuntime implements ModelRuntime {

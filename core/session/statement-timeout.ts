@@ -12,13 +12,14 @@ export const STATEMENT_TIMEOUT_MESSAGE = 'canceling statement due to statement t
 /**
  * One statement's timer over its model stages. `arm()` (idempotent) reads the host's
  * timeout — one round trip, made only by statements that run a model stage — and starts
- * the timer; when it fires, `cancel` is called. `run(work)` reports `work`'s failure after
- * that as 57014 "canceling statement due to statement timeout" and stops the timer. A
- * host without the capability, or a timeout of 0, never fires.
+ * the timer; when it fires, `cancel` is called. `guard(work)` reports `work`'s failure
+ * after that as 57014 "canceling statement due to statement timeout"; `stop()` ends the
+ * timer once the statement's model work is over (a statement may guard several pieces: its
+ * planning, then a direct write). A host without the capability, or a timeout of 0, never fires.
  *
  * @example
  * const timer = new StatementTimer(host, () => session.cancel());
- * const sql = await timer.run(() => rewrite(statement, { beforeStage: () => timer.arm() }));
+ * try { sql = await timer.guard(() => rewrite(statement, { beforeStage: () => timer.arm() })) } finally { timer.stop() }
  */
 export class StatementTimer {
   private armed: Promise<void> | undefined;
@@ -43,15 +44,6 @@ export class StatementTimer {
       }, ms);
     })();
     return this.armed;
-  }
-
-  /** Runs `work`, then stops the timer; a failure after the timeout fired becomes 57014. */
-  async run<T>(work: () => Promise<T>): Promise<T> {
-    try {
-      return await this.guard(work);
-    } finally {
-      this.stop();
-    }
   }
 
   /** Runs `work` with the timer left running; a failure after the timeout fired becomes 57014. */

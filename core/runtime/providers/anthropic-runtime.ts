@@ -7,11 +7,10 @@
  * Anthropic has no embeddings API: an ARRAY<FLOAT> OUTPUT is refused at CREATE.
  *
  * The SDK's own retries are off (`maxRetries: 0`): the executor retries. Requests go
- * through {@link httpFetch} (keep-alive `node:http`).
+ * through the access policy's fetch, over keep-alive `node:http` (providers/http-fetch.ts).
  */
 import Anthropic, { APIError } from '@anthropic-ai/sdk';
 import { RemoteRuntime } from '../remote-executor.js';
-import { httpFetch } from './http-fetch.js';
 import { classifyHttpError, MalformedReply, retryAfterFromHeaders, transportFailure, type FailureInfo, type ProviderClient, type ProviderReply, type ProviderRequest } from './provider-client.js';
 import { REMOTE_DEFAULTS, type RemoteModelConfig } from './remote-options.js';
 
@@ -19,7 +18,7 @@ import { REMOTE_DEFAULTS, type RemoteModelConfig } from './remote-options.js';
  * One Claude model behind the {@link ProviderClient} interface.
  *
  * @example
- * const client = new AnthropicClient(config, apiKey);
+ * const client = new AnthropicClient(config, apiKey, policy.fetch);
  */
 export class AnthropicClient implements ProviderClient {
   readonly provider = 'anthropic' as const;
@@ -28,8 +27,8 @@ export class AnthropicClient implements ProviderClient {
   constructor(
     private readonly config: RemoteModelConfig,
     apiKey: string,
-    /** Every request goes through it (the access policy's checked fetch; default {@link httpFetch}). */
-    private readonly fetchFn: typeof fetch = httpFetch,
+    /** Every request goes through it: the access policy's checked fetch (core/runtime/access-policy.ts). */
+    fetchFn: typeof fetch,
   ) {
     this.sdk = new Anthropic({ apiKey, baseURL: config.baseUrl, maxRetries: 0, timeout: config.timeoutMs * 2, fetch: fetchFn });
   }
@@ -69,6 +68,6 @@ export class AnthropicClient implements ProviderClient {
 }
 
 /** Creates the runtime of an `anthropic` model. */
-export function createAnthropicRuntime(config: RemoteModelConfig, apiKey: string, inputCount: number, fetchFn: typeof fetch = httpFetch): RemoteRuntime {
+export function createAnthropicRuntime(config: RemoteModelConfig, apiKey: string, inputCount: number, fetchFn: typeof fetch): RemoteRuntime {
   return new RemoteRuntime(config, new AnthropicClient(config, apiKey, fetchFn), inputCount);
 }

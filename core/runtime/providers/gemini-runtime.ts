@@ -22,7 +22,7 @@ const retryAfterOf = new WeakMap<object, number>();
  * One Gemini model behind the {@link ProviderClient} interface.
  *
  * @example
- * const client = new GeminiClient(config, apiKey);
+ * const client = new GeminiClient(config, apiKey, policy.fetch);
  */
 export class GeminiClient implements ProviderClient {
   readonly provider = 'gemini' as const;
@@ -31,8 +31,8 @@ export class GeminiClient implements ProviderClient {
   constructor(
     private readonly config: RemoteModelConfig,
     apiKey: string,
-    /** Every request goes through it (the access policy's checked fetch; default the global one). */
-    private readonly fetchFn: typeof fetch = fetch,
+    /** Every request goes through it: the access policy's checked fetch (core/runtime/access-policy.ts). */
+    private readonly fetchFn: typeof fetch,
   ) {
     this.sdk = new GoogleGenAI({ apiKey, httpOptions: { baseUrl: config.baseUrl, ...(config.apiVersion ? { apiVersion: config.apiVersion } : {}) } });
   }
@@ -109,6 +109,6 @@ function parseStatus(text: string): { message?: string; status?: string; retryDe
 }
 
 /** Creates the runtime of a `gemini` model. */
-export function createGeminiRuntime(config: RemoteModelConfig, apiKey: string, inputCount: number, fetchFn: typeof fetch = fetch): RemoteRuntime {
+export function createGeminiRuntime(config: RemoteModelConfig, apiKey: string, inputCount: number, fetchFn: typeof fetch): RemoteRuntime {
   return new RemoteRuntime(config, new GeminiClient(config, apiKey, fetchFn), inputCount);
 }

@@ -8,11 +8,10 @@
  * "type", "param", "code"}}`, `retry-after` / `retry-after-ms` headers on 429).
  *
  * The SDK's own retries are off (`maxRetries: 0`): the executor retries. Requests go
- * through {@link httpFetch} (keep-alive `node:http`, a fraction of the built-in fetch's CPU).
+ * through the access policy's fetch, over keep-alive `node:http` (providers/http-fetch.ts).
  */
 import OpenAI from 'openai';
 import { RemoteRuntime } from '../remote-executor.js';
-import { httpFetch } from './http-fetch.js';
 import { classifyHttpError, MalformedReply, retryAfterFromHeaders, transportFailure, type FailureInfo, type ProviderClient, type ProviderReply, type ProviderRequest } from './provider-client.js';
 import type { RemoteModelConfig } from './remote-options.js';
 
@@ -20,7 +19,7 @@ import type { RemoteModelConfig } from './remote-options.js';
  * One OpenAI (or compatible) model behind the {@link ProviderClient} interface.
  *
  * @example
- * const client = new OpenAIClient(config, apiKey);
+ * const client = new OpenAIClient(config, apiKey, policy.fetch);
  * const reply = await client.send({ message: 'Hello' }, signal);
  */
 export class OpenAIClient implements ProviderClient {
@@ -30,8 +29,8 @@ export class OpenAIClient implements ProviderClient {
   constructor(
     private readonly config: RemoteModelConfig,
     apiKey: string,
-    /** Every request goes through it (the access policy's checked fetch; default {@link httpFetch}). */
-    private readonly fetchFn: typeof fetch = httpFetch,
+    /** Every request goes through it: the access policy's checked fetch (core/runtime/access-policy.ts). */
+    fetchFn: typeof fetch,
   ) {
     this.sdk = new OpenAI({ apiKey, baseURL: config.baseUrl, maxRetries: 0, timeout: config.timeoutMs * 2, fetch: fetchFn });
   }
@@ -89,6 +88,6 @@ export class OpenAIClient implements ProviderClient {
 }
 
 /** Creates the runtime of an `openai` model. */
-export function createOpenAIRuntime(config: RemoteModelConfig, apiKey: string, inputCount: number, fetchFn: typeof fetch = httpFetch): RemoteRuntime {
+export function createOpenAIRuntime(config: RemoteModelConfig, apiKey: string, inputCount: number, fetchFn: typeof fetch): RemoteRuntime {
   return new RemoteRuntime(config, new OpenAIClient(config, apiKey, fetchFn), inputCount);
 }
