@@ -7,7 +7,7 @@
  * owned by another role, so the policies have rows to filter.
  */
 import pg from 'pg';
-import type { ProxyBenchmarkResult } from './proxy-passthrough.js';
+import type { BenchmarkResult } from './benchmark-result.js';
 import { openBenchServer, startProxyProcess } from './proxy-support.js';
 
 const OTHER_MODELS = Number(process.env.BENCH_PERMISSION_MODELS ?? 200);
@@ -29,7 +29,7 @@ function asRole(url: string, role: string): string {
 }
 
 /** Runs the measurement. */
-export async function benchmarkModelPermissions(): Promise<ProxyBenchmarkResult> {
+export async function benchmarkModelPermissions(): Promise<BenchmarkResult> {
   const server = await openBenchServer();
   const proxy = await startProxyProcess(server.directUrl);
   const bench = { proxyUrl: proxy.url };

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { linearRegressorModel } from '../test/support/onnx-models.js';
-import type { ProxyBenchmarkResult } from './proxy-passthrough.js';
+import type { BenchmarkResult } from './benchmark-result.js';
 import { openBenchServer, percentile, startProxyProcess } from './proxy-support.js';
 
 const ROWS = Number(process.env.BENCH_LATENCY_ROWS ?? 5_000_000);
@@ -38,7 +38,7 @@ async function sample(c: pg.Client, until: Promise<unknown>): Promise<number[]> 
 }
 
 /** Runs the measurement. */
-export async function benchmarkProxyLatency(): Promise<ProxyBenchmarkResult> {
+export async function benchmarkProxyLatency(): Promise<BenchmarkResult> {
   const server = await openBenchServer();
   const proxy = await startProxyProcess(server.directUrl);
   const dir = mkdtempSync(join(tmpdir(), 'modelsql-bench-'));

@@ -36,7 +36,7 @@ import { linearRegressorModel } from '../test/support/onnx-models.js';
 import { LINEAR } from '../test/support/model-files.js';
 import { startPostgres, type PostgresServer } from '../test/support/postgres-server.js';
 import { catalogProblems, leftovers, prepareLoad, runLoad, type LoadKind, type LoadReport } from '../test/support/proxy-load.js';
-import type { ProxyBenchmarkResult } from './proxy-passthrough.js';
+import type { BenchmarkResult } from './benchmark-result.js';
 import { percentile, startProxyProcess } from './proxy-support.js';
 
 const CLIENTS = Number(process.env.BENCH_LOAD_CLIENTS ?? 100);
@@ -153,7 +153,7 @@ async function settle(check: () => Promise<boolean>, ms: number): Promise<boolea
 const mb = (bytes: number): string => `${(bytes / 1048576).toFixed(1)} MiB`;
 
 /** Runs the load; `problems` lists every failed check (empty when all held). */
-export async function benchmarkProxyLoad(): Promise<ProxyBenchmarkResult & { problems: readonly string[] }> {
+export async function benchmarkProxyLoad(): Promise<BenchmarkResult & { problems: readonly string[] }> {
   const given = process.env.MODELSQL_BENCH_POSTGRES_URL;
   // Room for every client twice over: a client that drops its connection reconnects while
   // its old session may still be closing.

@@ -19,21 +19,10 @@
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import type { BenchmarkResult } from './benchmark-result.js';
 import { openBenchServer, processCpuSeconds, startProxyProcess, type ProxyProcess } from './proxy-support.js';
 
 const run = promisify(execFile);
-
-/** One measured comparison (the shape `run.ts` prints). */
-export interface ProxyBenchmarkResult {
-  readonly name: string;
-  readonly modelsqlRowsPerSecond: number;
-  readonly handWrittenRowsPerSecond: number;
-  readonly ratio: number;
-  /** What the rates count (default rows/s). */
-  readonly unit?: string;
-  /** Extra lines to print. */
-  readonly details?: readonly string[];
-}
 
 const SECONDS = Number(process.env.BENCH_PGBENCH_SECONDS ?? 10);
 const ROUNDS = Number(process.env.BENCH_PGBENCH_ROUNDS ?? 3);
@@ -72,7 +61,7 @@ interface Variant {
 }
 
 /** Runs the comparison. */
-export async function benchmarkProxyPassthrough(): Promise<ProxyBenchmarkResult> {
+export async function benchmarkProxyPassthrough(): Promise<BenchmarkResult> {
   const server = await openBenchServer();
   const proxies: ProxyProcess[] = [];
   try {

@@ -2,6 +2,9 @@
  * `npm run bench`: every benchmark, each measured side by side with the best hand-written
  * way to do the same work, printing both rates and the ratio (modelsql / hand-written).
  */
+import { fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { BenchmarkResult } from './benchmark-result.js';
 import { benchmarkPredictOnnx } from './predict-onnx.js';
 import { benchmarkRemoteOpenAI } from './remote-openai.js';
 import { benchmarkPredictTrainedVsOnnx, benchmarkPredictTrainedVsSql, benchmarkTrainLinear } from './train-linear.js';
@@ -13,10 +16,22 @@ import { benchmarkGuardOverhead } from './guard-overhead.js';
 import { benchmarkProxyLoad } from './proxy-load.js';
 import { benchmarkModelPermissions } from './model-permissions.js';
 
-const benchmarks: (() => Promise<{ name: string; modelsqlRowsPerSecond: number; handWrittenRowsPerSecond: number; ratio: number; unit?: string; details?: readonly string[] }>)[] = [benchmarkPredictOnnx, benchmarkRemoteOpenAI, benchmarkPredictOnnxPostgres, benchmarkProxyPassthrough, benchmarkProxyLatency, benchmarkProxyLoad, benchmarkTrainLinear, benchmarkPredictTrainedVsSql, benchmarkPredictTrainedVsOnnx, benchmarkCatalogMigrate, benchmarkGuardOverhead, benchmarkModelPermissions];
+const benchmarks: Readonly<Record<string, () => Promise<BenchmarkResult>>> = {
+  'predict-onnx': benchmarkPredictOnnx,
+  'remote-openai': benchmarkRemoteOpenAI,
+  'predict-onnx-postgres': benchmarkPredictOnnxPostgres,
+  'proxy-passthrough': benchmarkProxyPassthrough,
+  'proxy-latency': benchmarkProxyLatency,
+  'proxy-load': benchmarkProxyLoad,
+  'train-linear': benchmarkTrainLinear,
+  'predict-trained-vs-sql': benchmarkPredictTrainedVsSql,
+  'predict-trained-vs-onnx': benchmarkPredictTrainedVsOnnx,
+  'catalog-migrate': benchmarkCatalogMigrate,
+  'guard-overhead': benchmarkGuardOverhead,
+  'model-permissions': benchmarkModelPermissions,
+};
 
-for (const bench of benchmarks) {
-  const r = await bench();
+function print(r: BenchmarkResult): void {
   const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
   console.log(`${r.name}`);
   const unit = r.unit ?? 'rows/s';
@@ -24,4 +39,25 @@ for (const bench of benchmarks) {
   console.log(`  hand-written: ${fmt(r.handWrittenRowsPerSecond)} ${unit}`);
   console.log(`  ratio:        ${r.ratio.toFixed(2)}`);
   for (const line of r.details ?? []) console.log(`  ${line}`);
+}
+
+// Each benchmark runs in a process of its own (this file with the benchmark's name as its
+// argument): one benchmark's heap, threads and compiled code do not bill the next one.
+// `npm run bench -- <name>...` runs the named ones only.
+const [only] = process.argv.slice(2);
+if (process.send !== undefined && only !== undefined) {
+  const result = await benchmarks[only]!();
+  process.send(result, () => process.exit(0));
+} else {
+  const names = process.argv.length > 2 ? process.argv.slice(2) : Object.keys(benchmarks);
+  const unknown = names.filter((name) => !(name in benchmarks));
+  if (unknown.length > 0) throw new Error(`no benchmark ${unknown.join(', ')}; there are: ${Object.keys(benchmarks).join(', ')}`);
+  for (const name of names) {
+    const child = fork(fileURLToPath(import.meta.url), [name]);
+    const result = new Promise<BenchmarkResult>((resolve, reject) => {
+      child.once('message', (r) => resolve(r as BenchmarkResult));
+      child.once('exit', (code) => reject(new Error(`benchmark ${name} exited (${code}) without a result`)));
+    });
+    print(await result);
+  }
 }

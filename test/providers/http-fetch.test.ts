@@ -60,6 +60,16 @@ describe('httpFetch', () => {
     expect(seen.at(-1)!.port).toBe(seen.at(-2)!.port);
   });
 
+  it('answers with a Response whose text, JSON, bytes and body stream are the same answer', async () => {
+    const r = await httpFetch(`${url}/gzip`, { method: 'GET' });
+    expect(r).toBeInstanceOf(Response);
+    expect(r.ok).toBe(true);
+    expect(await r.text()).toBe('{"ok":true}');
+    expect(Buffer.from(await r.arrayBuffer()).toString()).toBe('{"ok":true}');
+    expect(await new Response(r.body).text()).toBe('{"ok":true}');
+    expect(r.body).not.toBeNull();
+  });
+
   it('decodes a gzip answer', async () => {
     const r = await httpFetch(`${url}/gzip`, { method: 'GET' });
     expect(r.headers.get('content-encoding')).toBeNull();

@@ -45,6 +45,51 @@ function decoded(res: IncomingMessage, body: Buffer): Buffer {
   }
 }
 
+/**
+ * A `Response` over an answer already in memory. `text()`, `json()` and `arrayBuffer()`
+ * read the bytes directly: a plain `Response` wraps them in a WHATWG body stream and reads
+ * them back through it, a visible share of a small request's CPU. `body` is a stream over
+ * the same bytes, made when asked for.
+ */
+class BufferedResponse extends Response {
+  readonly #bytes: Buffer | null;
+  #stream: ReadableStream<Uint8Array> | null | undefined;
+
+  constructor(bytes: Buffer | null, init: ResponseInit) {
+    super(null, init);
+    this.#bytes = bytes;
+  }
+
+  static {
+    // Node's types declare these members as properties, so they are overridden here rather
+    // than with `override` (they are accessors and methods of Response.prototype).
+    Object.defineProperties(BufferedResponse.prototype, {
+      body: {
+        get(this: BufferedResponse) {
+          if (this.#stream === undefined) this.#stream = this.#bytes === null ? null : new Response(this.#bytes).body;
+          return this.#stream;
+        },
+      },
+      text: {
+        async value(this: BufferedResponse) {
+          return this.#bytes === null ? '' : this.#bytes.toString('utf8');
+        },
+      },
+      json: {
+        async value(this: BufferedResponse) {
+          return JSON.parse(this.#bytes === null ? '' : this.#bytes.toString('utf8')) as unknown;
+        },
+      },
+      arrayBuffer: {
+        async value(this: BufferedResponse) {
+          const b = this.#bytes;
+          return b === null ? new ArrayBuffer(0) : b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength);
+        },
+      },
+    });
+  }
+}
+
 /** The error an aborted request rejects with (the SDKs look for `name === 'AbortError'`). */
 function abortError(signal: AbortSignal): unknown {
   return signal.reason instanceof Error ? signal.reason : new DOMException('This operation was aborted', 'AbortError');
@@ -79,12 +124,14 @@ export const httpFetch: typeof fetch = (input, init) => {
         res.on('end', () => {
           done();
           try {
-            const headers = new Headers();
-            for (let i = 0; i < res.rawHeaders.length; i += 2) headers.append(res.rawHeaders[i]!, res.rawHeaders[i + 1]!);
-            headers.delete('content-encoding');
+            const headers: [string, string][] = [];
+            for (let i = 0; i < res.rawHeaders.length; i += 2) {
+              // The body is handed over decoded.
+              if (res.rawHeaders[i]!.toLowerCase() !== 'content-encoding') headers.push([res.rawHeaders[i]!, res.rawHeaders[i + 1]!]);
+            }
             const status = res.statusCode ?? 500;
             const payload = status === 204 || status === 304 ? null : decoded(res, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
-            resolve(new Response(payload, { status, statusText: res.statusMessage, headers }));
+            resolve(new BufferedResponse(payload, { status, statusText: res.statusMessage, headers }));
           } catch (error) {
             reject(error);
           }

@@ -1,0 +1,11 @@
+/** One measured comparison, as `run.ts` prints it. */
+export interface BenchmarkResult {
+  readonly name: string;
+  readonly modelsqlRowsPerSecond: number;
+  readonly handWrittenRowsPerSecond: number;
+  readonly ratio: number;
+  /** What the rates count (default rows/s). */
+  readonly unit?: string;
+  /** Extra lines to print. */
+  readonly details?: readonly string[];
+}
