@@ -117,6 +117,22 @@ export class Framer {
   }
 }
 
+/**
+ * How many bytes at the start of `bytes` are whole typed messages (`bytes.length` when the
+ * chunk ends on a message boundary), read from the length fields alone, without a Frame per
+ * message: the relay's fast path. Stops at a length the {@link Framer} would refuse, which
+ * the framer then reports.
+ */
+export function wholeMessagesLength(bytes: Buffer, maxLength = MAX_MESSAGE_LENGTH): number {
+  let at = 0;
+  while (bytes.length - at >= 5) {
+    const length = bytes.readInt32BE(at + 1);
+    if (length < 4 || length > maxLength || bytes.length - at < length + 1) break;
+    at += 1 + length;
+  }
+  return at;
+}
+
 // ---------------------------------------------------------------------------------------
 // Reading message bodies
 

@@ -60,6 +60,7 @@ import {
   readyForQuery,
   startupMessage,
   type Frame,
+  wholeMessagesLength,
 } from './protocol.js';
 import { errorMessage, resultMessages, rowMessages, type ErrorContext } from './result-messages.js';
 import { binaryParamToText, parameterCount, substituteParameters } from './statement-params.js';
@@ -117,21 +118,15 @@ function mayHoldModelSyntax(text: string): boolean {
 }
 
 /**
- * The same test on a message's UTF-8 bytes, without decoding them (the hot path of plain
- * traffic): `m` followed by `odel` or `l_`, any case.
+ * The same test on a message's UTF-8 bytes, `bytes[start, end)`, without decoding them (the
+ * hot path of plain traffic): `m` followed by `odel` or `l_`, any case.
  */
-function bytesMayHoldModelSyntax(bytes: Buffer): boolean {
-  for (let i = bytes.indexOf(0x6d); ; ) {
-    const upper = bytes.indexOf(0x4d, 0);
-    void upper;
-    break;
-  }
-  const n = bytes.length - 2;
-  for (let i = 0; i < n; i++) {
+function bytesMayHoldModelSyntax(bytes: Buffer, start = 0, end = bytes.length): boolean {
+  for (let i = start; i < end - 2; i++) {
     if ((bytes[i]! | 0x20) !== 0x6d) continue;
     const b1 = bytes[i + 1]! | 0x20;
     if (b1 === 0x6c && bytes[i + 2] === 0x5f) return true;
-    if (b1 === 0x6f && i + 4 < bytes.length && (bytes[i + 2]! | 0x20) === 0x64 && (bytes[i + 3]! | 0x20) === 0x65 && (bytes[i + 4]! | 0x20) === 0x6c) return true;
+    if (b1 === 0x6f && i + 4 < end && (bytes[i + 2]! | 0x20) === 0x64 && (bytes[i + 3]! | 0x20) === 0x65 && (bytes[i + 4]! | 0x20) === 0x6c) return true;
   }
   return false;
 }
@@ -267,8 +262,7 @@ export class ProxyConnection {
     if (this.session) await this.session.close().catch(() => undefined);
     else if (upstream) await upstream.close().catch(() => undefined);
     upstream?.destroy();
-    for (const w of this.idleWaiters) w();
-    this.idleWaiters = [];
+    this.wakeIdleWaiters();
   }
 
   // ---- client side --------------------------------------------------------------------
@@ -314,6 +308,7 @@ export class ProxyConnection {
       this.onStartupPacket(frame);
       return;
     }
+    if (this.phase === 'ready' && chunk !== undefined && this.relayPlainQueries(chunk)) return;
     const frames = this.framer.push(chunk);
     if (frames.length === 0) return;
     if (this.phase === 'connecting') this.authBacklog.push(...frames);
@@ -381,6 +376,7 @@ export class ProxyConnection {
     }
     this.upstream = upstream;
     upstream.onRelay = (frames) => (this.phase === 'auth' ? this.relayAuth(frames) : this.relay(frames));
+    upstream.onRelayChunk = (chunk) => this.phase !== 'auth' && this.relayChunk(chunk);
     upstream.onAsync = (frame) => this.writeClient([frame.raw]);
     upstream.onClose = (error) => this.onUpstreamClosed(error);
     this.phase = 'auth';
@@ -403,9 +399,7 @@ export class ProxyConnection {
     }
     // A statement in flight fails with 08006 through its exchange and closes the connection
     // then; one waiting for relayed answers that will never come is woken to do the same.
-    const waiters = this.idleWaiters;
-    this.idleWaiters = [];
-    for (const w of waiters) w();
+    this.wakeIdleWaiters();
   }
 
   /** Upstream messages during authentication: relayed, with the backend key swapped and channel binding hidden. */
@@ -458,30 +452,78 @@ export class ProxyConnection {
     let out: Buffer[] | undefined;
     let idle = false;
     for (const frame of frames) {
-      const type = frame.type;
-      if (type === 'Z') {
-        this.upstream!.status = String.fromCharCode(frame.payload[0] ?? 73);
-        this.copyIn = false;
-        if (this.pendingRfq > 0) this.pendingRfq--;
-        if (this.pendingRfq === 0) idle = true;
-        if (this.swallowRfq > 0) {
-          this.swallowRfq--;
-          continue;
-        }
-        this.relayedError = false;
-      } else if (type === 'E') {
-        this.relayedError = true;
-      } else if (type === 'G') {
-        this.copyIn = true;
-      }
-      (out ??= []).push(frame.raw);
+      const type = frame.raw[0]!;
+      if (this.noteRelayed(type, frame.payload[0])) (out ??= []).push(frame.raw);
+      if (type === 0x5a && this.pendingRfq === 0) idle = true;
     }
     if (out) this.writeClient(out);
-    if (idle) {
-      const waiters = this.idleWaiters;
-      this.idleWaiters = [];
-      for (const w of waiters) w();
+    if (idle) this.wakeIdleWaiters();
+  }
+
+  /**
+   * {@link relay} for a chunk of whole upstream messages, which goes to the client as the
+   * same bytes (the hot path of plain traffic). Returns false, having changed nothing, when
+   * a ReadyForQuery may have to be held back (`swallowRfq`): the frame path handles that.
+   */
+  private relayChunk(chunk: Buffer): boolean {
+    if (this.swallowRfq > 0) return false;
+    let idle = false;
+    for (let at = 0; at < chunk.length; at += 1 + chunk.readInt32BE(at + 1)) {
+      const type = chunk[at]!;
+      this.noteRelayed(type, chunk[at + 5]);
+      if (type === 0x5a && this.pendingRfq === 0) idle = true;
     }
+    this.writeClient([chunk]);
+    if (idle) this.wakeIdleWaiters();
+    return true;
+  }
+
+  /**
+   * The relay's bookkeeping of one upstream message, by its type byte (and the status byte
+   * of a ReadyForQuery). Returns false for a ReadyForQuery the client must not see (it
+   * answers a Sync the proxy sent).
+   */
+  private noteRelayed(type: number, status: number | undefined): boolean {
+    if (type === 0x5a /* Z */) {
+      this.upstream!.status = String.fromCharCode(status ?? 73);
+      this.copyIn = false;
+      if (this.pendingRfq > 0) this.pendingRfq--;
+      if (this.swallowRfq > 0) {
+        this.swallowRfq--;
+        return false;
+      }
+      this.relayedError = false;
+    } else if (type === 0x45 /* E */) {
+      this.relayedError = true;
+    } else if (type === 0x47 /* G */) {
+      this.copyIn = true;
+    }
+    return true;
+  }
+
+  /** Wakes whoever waits for the relayed statements to finish. */
+  private wakeIdleWaiters(): void {
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  /**
+   * The hot path of plain client traffic: a chunk of whole simple-protocol queries without
+   * model syntax, arriving while nothing else is under way, goes upstream as the same bytes.
+   * Returns false, having changed nothing, for anything else (the frame path handles it).
+   */
+  private relayPlainQueries(chunk: Buffer): boolean {
+    if (this.busy || this.queue.length > 0 || this.copyIn || this.batchFailed || this.framer.pending > 0) return false;
+    if (chunk.length === 0 || wholeMessagesLength(chunk) !== chunk.length) return false;
+    let queries = 0;
+    for (let at = 0; at < chunk.length; at += 1 + chunk.readInt32BE(at + 1)) {
+      if (chunk[at] !== 0x51 /* Q */ || bytesMayHoldModelSyntax(chunk, at + 5, at + 1 + chunk.readInt32BE(at + 1))) return false;
+      queries++;
+    }
+    this.pendingRfq += queries;
+    this.forward([chunk]);
+    return true;
   }
 
   /** Writes to the client, pausing the upstream while the client cannot keep up. */

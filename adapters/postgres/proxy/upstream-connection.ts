@@ -37,6 +37,7 @@ import {
   parseRowDescription,
   query,
   sslRequest,
+  wholeMessagesLength,
   type Frame,
 } from './protocol.js';
 
@@ -166,6 +167,11 @@ interface ActiveExchange {
 export class UpstreamConnection implements PgConnection {
   /** Upstream messages outside an exchange. */
   onRelay: RelaySink = () => undefined;
+  /**
+   * A received chunk of whole messages outside an exchange, offered in one piece before it
+   * is cut into frames for {@link onRelay}; returns false to have it framed instead.
+   */
+  onRelayChunk: (chunk: Buffer) => boolean = () => false;
   /** Asynchronous messages (NotificationResponse, ParameterStatus) during an exchange. */
   onAsync: (frame: Frame) => void = () => undefined;
   /** Called once when the socket closes; `error` when it failed. */
@@ -425,6 +431,8 @@ export class UpstreamConnection implements PgConnection {
   }
 
   private onData(chunk: Buffer): void {
+    // The hot path of plain traffic: an answer that arrives whole goes on as the same bytes.
+    if (this.exchangeState === undefined && this.framer.pending === 0 && wholeMessagesLength(chunk) === chunk.length && this.onRelayChunk(chunk)) return;
     let frames: Frame[];
     try {
       frames = this.framer.push(chunk, Infinity, this.exchangeState?.copyData);

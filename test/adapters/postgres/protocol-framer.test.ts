@@ -1,9 +1,10 @@
 /**
  * The proxy's framer with a CopyData sink (adapters/postgres/proxy/protocol.ts): CopyData
  * payloads go to the sink in order, every other message comes back as a frame, whatever
- * the chunk boundaries.
+ * the chunk boundaries. And the relay's fast-path test of whole messages, which must agree
+ * with the framer on every prefix of a stream.
  */
-import { Framer, type Frame } from '../../../adapters/postgres/proxy/protocol.js';
+import { Framer, wholeMessagesLength, type Frame } from '../../../adapters/postgres/proxy/protocol.js';
 
 /** A backend message (https://www.postgresql.org/docs/current/protocol-message-formats.html). */
 function message(type: string, body: string): Buffer {
@@ -33,5 +34,23 @@ describe('Framer with a CopyData sink', () => {
   it('returns CopyData as frames without a sink', () => {
     const frames = new Framer().push(STREAM);
     expect(frames.filter((f) => f.type === 'd').map((f) => f.payload.toString())).toEqual(ROWS);
+  });
+});
+
+describe('wholeMessagesLength', () => {
+  it('covers exactly the messages the framer completes, for every prefix of a stream', () => {
+    for (let cut = 0; cut <= STREAM.length; cut++) {
+      const prefix = STREAM.subarray(0, cut);
+      const framed = new Framer().push(prefix).reduce((n, f) => n + f.raw.length, 0);
+      expect(wholeMessagesLength(prefix)).toBe(framed);
+    }
+    expect(wholeMessagesLength(STREAM)).toBe(STREAM.length);
+  });
+
+  it('stops at a length the framer refuses, leaving the error to it', () => {
+    const bad = Buffer.concat([message('Z', 'I'), Buffer.from([0x51, 0, 0, 0, 2])]);
+    expect(wholeMessagesLength(bad)).toBe(6);
+    expect(() => new Framer().push(bad)).toThrow(/invalid message length 2/);
+    expect(wholeMessagesLength(message('Q', 'SELECT 1\0'), 8)).toBe(0);
   });
 });

@@ -3,6 +3,7 @@
  * LISTEN/NOTIFY, cancel) and `psql` as a subprocess, plain SQL and model SQL, bad input.
  */
 import { execFile } from 'node:child_process';
+import type { Socket } from 'node:net';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -37,6 +38,15 @@ afterAll(async () => {
 async function leftoverTempTables(client: pg.Client): Promise<number> {
   const { rows } = await client.query(`SELECT count(*)::int AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname LIKE 'pg_temp%' AND c.relname LIKE '\\_\\_modelsql%'`);
   return rows[0].n as number;
+}
+
+/** The messages in `bytes`, type and body (https://www.postgresql.org/docs/current/protocol-message-formats.html). */
+function messagesOf(bytes: Buffer): { type: string; body: Buffer }[] {
+  const out: { type: string; body: Buffer }[] = [];
+  for (let at = 0; at + 5 <= bytes.length && at + 1 + bytes.readInt32BE(at + 1) <= bytes.length; at += 1 + bytes.readInt32BE(at + 1)) {
+    out.push({ type: String.fromCharCode(bytes[at]!), body: bytes.subarray(at + 5, at + 1 + bytes.readInt32BE(at + 1)) });
+  }
+  return out;
 }
 
 /** Backends connected to the test database. */
@@ -115,6 +125,51 @@ describe('pass-through', () => {
       }),
     );
     expect(Buffer.concat(chunks).toString()).toBe('0\trow 0\n1\trow 1\n2\trow 2\n');
+  });
+
+  test('raw simple queries: several in one write, one split over writes, one larger than a read, model SQL among them', async () => {
+    // A logged-in connection taken over from pg.Client: the bytes sent and received are the test's own.
+    const client = await fx.client();
+    const socket = (client as unknown as { connection: { stream: Socket } }).connection.stream;
+    socket.removeAllListeners('data');
+    const received: Buffer[] = [];
+    socket.on('data', (b: Buffer) => received.push(b));
+    const q = (sql: string): Buffer => {
+      const body = Buffer.from(`${sql}\0`);
+      const head = Buffer.alloc(5);
+      head.write('Q');
+      head.writeInt32BE(body.length + 4, 1);
+      return Buffer.concat([head, body]);
+    };
+    /** The first column of every DataRow once `n` ReadyForQuery have arrived. */
+    const answers = async (n: number): Promise<string[]> => {
+      await eventually(async () => messagesOf(Buffer.concat(received)).filter((m) => m.type === 'Z').length >= n, 20_000, `${n} ReadyForQuery`);
+      const values = messagesOf(Buffer.concat(received.splice(0)))
+        .filter((m) => m.type === 'D')
+        .map((m) => m.body.toString('utf8', 6, 6 + m.body.readInt32BE(2)));
+      return values;
+    };
+    // The model query arrives while the plain ones still run: it must wait for their answers.
+    socket.write(Buffer.concat([q('SELECT 1'), q('SELECT 2'), q('SELECT pg_sleep(0.3)::text || 3')]));
+    await new Promise((r) => setTimeout(r, 50));
+    socket.write(q('SELECT y FROM ML_PREDICT(TABLE (SELECT * FROM pts WHERE id = 4), MODEL lin, DESCRIPTOR(a, b))'));
+    const [one, two, three, predicted] = await answers(4);
+    expect([one, two, three]).toEqual(['1', '2', '3']);
+    expect(Number(predicted)).toBeCloseTo(linearExpected(2, 6), 4);
+    socket.write(Buffer.concat([q('SELECT 4'), q('SELECT y FROM ML_PREDICT(TABLE (SELECT * FROM pts WHERE id = 2), MODEL lin, DESCRIPTOR(a, b))'), q(`SELECT 'model' || 5`)]));
+    const [four, y, five] = await answers(3);
+    expect([four, five]).toEqual(['4', 'model5']);
+    expect(Number(y)).toBeCloseTo(linearExpected(1, 8), 4);
+    const split = q('SELECT 6');
+    socket.write(split.subarray(0, 7));
+    await new Promise((r) => setTimeout(r, 20));
+    socket.write(split.subarray(7));
+    expect(await answers(1)).toEqual(['6']);
+    socket.write(q(`SELECT length('${'x'.repeat(300_000)}')`));
+    expect(await answers(1)).toEqual(['300000']);
+    socket.write(q('SELECT 7'));
+    expect(await answers(1)).toEqual(['7']);
+    socket.destroy();
   });
 
   test('SET and session state stay on the client’s own upstream session', async () => {
