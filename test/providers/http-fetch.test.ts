@@ -60,14 +60,18 @@ describe('httpFetch', () => {
     expect(seen.at(-1)!.port).toBe(seen.at(-2)!.port);
   });
 
-  it('answers with a Response whose text, JSON, bytes and body stream are the same answer', async () => {
+  it('answers with a Response whose text, JSON, bytes, blob, body stream and clone are the same answer', async () => {
     const r = await httpFetch(`${url}/gzip`, { method: 'GET' });
     expect(r).toBeInstanceOf(Response);
     expect(r.ok).toBe(true);
     expect(await r.text()).toBe('{"ok":true}');
+    expect(await r.json()).toEqual({ ok: true });
     expect(Buffer.from(await r.arrayBuffer()).toString()).toBe('{"ok":true}');
+    const blob = await r.blob();
+    expect([blob.type, await blob.text()]).toEqual(['application/json', '{"ok":true}']);
     expect(await new Response(r.body).text()).toBe('{"ok":true}');
-    expect(r.body).not.toBeNull();
+    const copy = r.clone();
+    expect([copy.status, copy.headers.get('content-type'), await copy.text()]).toEqual([200, 'application/json', '{"ok":true}']);
   });
 
   it('decodes a gzip answer', async () => {

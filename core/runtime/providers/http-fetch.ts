@@ -12,7 +12,7 @@
  * @example
  * new OpenAI({ apiKey, baseURL, fetch: httpFetch });
  */
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
 
@@ -30,9 +30,9 @@ function requestHeaders(init: RequestInit['headers'], body: string | Uint8Array 
   return out;
 }
 
-/** The body of an answer, decoded when the server compressed it. */
-function decoded(res: IncomingMessage, body: Buffer): Buffer {
-  switch (res.headers['content-encoding']) {
+/** The body of an answer, decoded when the server compressed it (`encoding`: its `content-encoding`). */
+function decoded(encoding: string | undefined, body: Buffer): Buffer {
+  switch (encoding?.trim().toLowerCase()) {
     case 'gzip':
     case 'x-gzip':
       return gunzipSync(body);
@@ -46,10 +46,10 @@ function decoded(res: IncomingMessage, body: Buffer): Buffer {
 }
 
 /**
- * A `Response` over an answer already in memory. `text()`, `json()` and `arrayBuffer()`
- * read the bytes directly: a plain `Response` wraps them in a WHATWG body stream and reads
- * them back through it, a visible share of a small request's CPU. `body` is a stream over
- * the same bytes, made when asked for.
+ * A `Response` over an answer already in memory. `text()`, `json()`, `arrayBuffer()` and
+ * `blob()` read the bytes directly: a plain `Response` wraps them in a WHATWG body stream
+ * and reads them back through it, a visible share of a small request's CPU. `body` is a
+ * stream over the same bytes, made when asked for; `clone()` shares the bytes.
  */
 class BufferedResponse extends Response {
   readonly #bytes: Buffer | null;
@@ -84,6 +84,16 @@ class BufferedResponse extends Response {
         async value(this: BufferedResponse) {
           const b = this.#bytes;
           return b === null ? new ArrayBuffer(0) : b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength);
+        },
+      },
+      blob: {
+        async value(this: BufferedResponse) {
+          return new Blob(this.#bytes === null ? [] : [this.#bytes], { type: this.headers.get('content-type') ?? '' });
+        },
+      },
+      clone: {
+        value(this: BufferedResponse) {
+          return new BufferedResponse(this.#bytes, { status: this.status, statusText: this.statusText, headers: this.headers });
         },
       },
     });
@@ -124,13 +134,16 @@ export const httpFetch: typeof fetch = (input, init) => {
         res.on('end', () => {
           done();
           try {
+            // From the raw pairs: `res.headers` would build one more object per answer.
             const headers: [string, string][] = [];
+            let encoding: string | undefined;
             for (let i = 0; i < res.rawHeaders.length; i += 2) {
-              // The body is handed over decoded.
-              if (res.rawHeaders[i]!.toLowerCase() !== 'content-encoding') headers.push([res.rawHeaders[i]!, res.rawHeaders[i + 1]!]);
+              // The body is handed over decoded, without its content-encoding.
+              if (res.rawHeaders[i]!.toLowerCase() === 'content-encoding') encoding = res.rawHeaders[i + 1];
+              else headers.push([res.rawHeaders[i]!, res.rawHeaders[i + 1]!]);
             }
             const status = res.statusCode ?? 500;
-            const payload = status === 204 || status === 304 ? null : decoded(res, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+            const payload = status === 204 || status === 304 ? null : decoded(encoding, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
             resolve(new BufferedResponse(payload, { status, statusText: res.statusMessage, headers }));
           } catch (error) {
             reject(error);
