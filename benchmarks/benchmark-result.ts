@@ -4,6 +4,8 @@ export interface BenchmarkResult {
   readonly modelsqlRowsPerSecond: number;
   readonly handWrittenRowsPerSecond: number;
   readonly ratio: number;
+  /** Rows each side processed, when the benchmark counts rows. */
+  readonly rows?: number;
   /** What the rates count (default rows/s). */
   readonly unit?: string;
   /** Extra lines to print. */

@@ -31,7 +31,7 @@ import { withOnnxBytes } from '../core/catalog/snapshot-onnx.js';
 import { defaultCacheDir } from '../core/runtime/runtime-loader.js';
 import { readSnapshot, sha256Hex, type CatalogSnapshot, type SnapshotModel } from '../core/catalog/catalog-snapshot.js';
 import { startPostgres, type PostgresServer } from '../test/support/postgres-server.js';
-import type { BenchmarkResult } from './predict-onnx.js';
+import type { BenchmarkResult } from './benchmark-result.js';
 
 const MODELS = Number(process.env.BENCH_MODELS ?? 1_000);
 const ARTIFACT_BYTES = Number(process.env.BENCH_ARTIFACT_BYTES ?? Math.round((50 * 1024 * 1024) / 1_000));

@@ -21,7 +21,7 @@ import pg from 'pg';
 import copyStreams from 'pg-copy-streams';
 import { connectPostgres } from '../adapters/postgres/index.js';
 import { startPostgres, type PostgresServer } from '../test/support/postgres-server.js';
-import type { BenchmarkResult } from './predict-onnx.js';
+import type { BenchmarkResult } from './benchmark-result.js';
 
 const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
 const MODEL_PATH = new URL('../../examples/models/house_price.onnx', import.meta.url);

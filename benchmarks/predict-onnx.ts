@@ -8,16 +8,9 @@ import { readFileSync } from 'node:fs';
 import { DuckDBInstance, BIGINT, DOUBLE, DuckDBDataChunk } from '@duckdb/node-api';
 import * as ort from 'onnxruntime-node';
 import { openDuckDB } from '../adapters/duckdb/index.js';
+import type { BenchmarkResult } from './benchmark-result.js';
 
 /** One measured comparison. */
-export interface BenchmarkResult {
-  readonly name: string;
-  readonly rows: number;
-  readonly modelsqlRowsPerSecond: number;
-  readonly handWrittenRowsPerSecond: number;
-  readonly ratio: number;
-}
-
 const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
 const MODEL_PATH = new URL('../../examples/models/house_price.onnx', import.meta.url);
 const BATCH = 65_536;
