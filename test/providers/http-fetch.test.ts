@@ -60,18 +60,26 @@ describe('httpFetch', () => {
     expect(seen.at(-1)!.port).toBe(seen.at(-2)!.port);
   });
 
-  it('answers with a Response whose text, JSON, bytes, blob, body stream and clone are the same answer', async () => {
-    const r = await httpFetch(`${url}/gzip`, { method: 'GET' });
-    expect(r).toBeInstanceOf(Response);
-    expect(r.ok).toBe(true);
-    expect(await r.text()).toBe('{"ok":true}');
-    expect(await r.json()).toEqual({ ok: true });
-    expect(Buffer.from(await r.arrayBuffer()).toString()).toBe('{"ok":true}');
-    const blob = await r.blob();
-    expect([blob.type, await blob.text()]).toEqual(['application/json', '{"ok":true}']);
-    expect(await new Response(r.body).text()).toBe('{"ok":true}');
-    const copy = r.clone();
-    expect([copy.status, copy.headers.get('content-type'), await copy.text()]).toEqual([200, 'application/json', '{"ok":true}']);
+  it('answers with a Response whose text, JSON, bytes, blob, body stream and clone are the same answer, each read once', async () => {
+    const reads: ((r: Response) => Promise<string>)[] = [
+      async (r) => r.text(),
+      async (r) => JSON.stringify(await r.json()),
+      async (r) => Buffer.from(await r.arrayBuffer()).toString(),
+      async (r) => (await r.blob()).text(),
+      async (r) => new Response(r.body).text(),
+    ];
+    for (const read of reads) {
+      const r = await httpFetch(`${url}/gzip`, { method: 'GET' });
+      expect(r).toBeInstanceOf(Response);
+      const copy = r.clone();
+      expect(r.bodyUsed).toBe(false);
+      expect(await read(r)).toBe('{"ok":true}');
+      expect(r.bodyUsed).toBe(true);
+      await expect(r.text()).rejects.toThrow(TypeError);
+      expect(() => r.clone()).toThrow(TypeError);
+      expect([copy.status, copy.headers.get('content-type'), await copy.text()]).toEqual([200, 'application/json', '{"ok":true}']);
+    }
+    expect((await (await httpFetch(`${url}/gzip`, { method: 'GET' })).blob()).type).toBe('application/json');
   });
 
   it('decodes a gzip answer', async () => {

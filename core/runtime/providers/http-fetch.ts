@@ -49,15 +49,24 @@ function decoded(encoding: string | undefined, body: Buffer): Buffer {
  * A `Response` over an answer already in memory. `text()`, `json()`, `arrayBuffer()` and
  * `blob()` read the bytes directly: a plain `Response` wraps them in a WHATWG body stream
  * and reads them back through it, a visible share of a small request's CPU. `body` is a
- * stream over the same bytes, made when asked for; `clone()` shares the bytes.
+ * stream over the same bytes, made when asked for; `clone()` shares the bytes. As with any
+ * `Response`, the body can be read once.
  */
 class BufferedResponse extends Response {
   readonly #bytes: Buffer | null;
   #stream: ReadableStream<Uint8Array> | null | undefined;
+  #used = false;
 
   constructor(bytes: Buffer | null, init: ResponseInit) {
     super(null, init);
     this.#bytes = bytes;
+  }
+
+  /** The bytes, once: later reads fail as `Response` reads do. */
+  #take(): Buffer | null {
+    if (this.#used || this.#stream?.locked) throw new TypeError('Body is unusable: Body has already been read');
+    this.#used = true;
+    return this.#bytes;
   }
 
   static {
@@ -70,29 +79,36 @@ class BufferedResponse extends Response {
           return this.#stream;
         },
       },
+      bodyUsed: {
+        get(this: BufferedResponse) {
+          return this.#used || (this.#stream?.locked ?? false);
+        },
+      },
       text: {
         async value(this: BufferedResponse) {
-          return this.#bytes === null ? '' : this.#bytes.toString('utf8');
+          return this.#take()?.toString('utf8') ?? '';
         },
       },
       json: {
         async value(this: BufferedResponse) {
-          return JSON.parse(this.#bytes === null ? '' : this.#bytes.toString('utf8')) as unknown;
+          return JSON.parse(this.#take()?.toString('utf8') ?? '') as unknown;
         },
       },
       arrayBuffer: {
         async value(this: BufferedResponse) {
-          const b = this.#bytes;
+          const b = this.#take();
           return b === null ? new ArrayBuffer(0) : b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength);
         },
       },
       blob: {
         async value(this: BufferedResponse) {
-          return new Blob(this.#bytes === null ? [] : [this.#bytes], { type: this.headers.get('content-type') ?? '' });
+          const b = this.#take();
+          return new Blob(b === null ? [] : [b], { type: this.headers.get('content-type') ?? '' });
         },
       },
       clone: {
         value(this: BufferedResponse) {
+          if (this.bodyUsed) throw new TypeError('Response.clone: Body has already been consumed.');
           return new BufferedResponse(this.#bytes, { status: this.status, statusText: this.statusText, headers: this.headers });
         },
       },
