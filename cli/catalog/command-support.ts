@@ -30,6 +30,13 @@ export async function withHost<T>(location: CatalogLocation, options: OpenLocati
   }
 }
 
+/** `--models PATTERN`, the model filter of every command that reads a catalog (`readSnapshot`'s `models`). */
+export const modelsOption = {
+  type: 'string',
+  requiresArg: true,
+  describe: "only models whose name matches this LIKE pattern ('price%'; 'schema.name' when it holds a dot)",
+} as const;
+
 /** A yargs `check` that the named arguments are catalog locations. */
 export function checkLocations(...names: string[]): (args: Record<string, unknown>) => true {
   return (args) => {

@@ -6,7 +6,7 @@
 import type { Argv } from 'yargs';
 import { diffSnapshots } from '../../core/catalog/catalog-diff.js';
 import { readSnapshot } from '../../core/catalog/catalog-snapshot.js';
-import { checkLocations, failed, out, printJson, printTable, withHost } from './command-support.js';
+import { checkLocations, failed, modelsOption, out, printJson, printTable, withHost } from './command-support.js';
 import { describeLocation, parseLocation, LOCATION_HELP } from './location.js';
 
 /** Exit status when the catalogs differ. */
@@ -31,7 +31,7 @@ export function diffCommand<T>(y: Argv<T>, onStatus: (status: number) => void): 
       c
         .positional('left', { type: 'string', demandOption: true, describe: `a catalog: ${LOCATION_HELP}` })
         .positional('right', { type: 'string', demandOption: true, describe: 'the other catalog' })
-        .option('models', { type: 'string', requiresArg: true, describe: 'only models whose name matches this LIKE pattern' })
+        .option('models', modelsOption)
         .option('json', { type: 'boolean', default: false, describe: 'print the differences as JSON' })
         .check(checkLocations('left', 'right'))
         .example('$0 catalog diff duckdb:dev.duckdb postgres://localhost/shop', 'what a migration would change'),

@@ -9,7 +9,7 @@ import { defaultCacheDir } from '../../core/runtime/runtime-loader.js';
 import { missingSecrets, modelLabel, readSnapshot, type CatalogSnapshot } from '../../core/catalog/catalog-snapshot.js';
 import { snapshotToScript } from '../../core/catalog/catalog-script.js';
 import { encodeBundle } from './bundle.js';
-import { checkLocations, err, failed, formatBytes, printJson, printWarnings, withHost } from './command-support.js';
+import { checkLocations, err, failed, formatBytes, modelsOption, printJson, printWarnings, withHost } from './command-support.js';
 import { describeLocation, parseLocation, LOCATION_HELP } from './location.js';
 
 /** The formats of `--format`. */
@@ -34,7 +34,7 @@ export function exportCommand<T>(y: Argv<T>, onStatus: (status: number) => void)
     (c) =>
       c
         .option('from', { type: 'string', demandOption: true, requiresArg: true, describe: `the catalog: ${LOCATION_HELP}` })
-        .option('models', { type: 'string', requiresArg: true, describe: "only models whose name matches this LIKE pattern ('price%'; 'schema.name' when it holds a dot)" })
+        .option('models', modelsOption)
         .option('format', { choices: EXPORT_FORMATS, default: 'sql' as const, describe: 'sql: CREATE MODEL statements; bundle: one file with the catalog rows and artifacts' })
         .option('out', { type: 'string', requiresArg: true, describe: 'the file to write (default: stdout)' })
         .option('include-secrets', { type: 'boolean', default: false, describe: "write literal secrets ('api-key' values); by default they are written as '******'" })

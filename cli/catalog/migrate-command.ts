@@ -9,7 +9,7 @@ import { readSnapshot } from '../../core/catalog/catalog-snapshot.js';
 import { withOnnxBytes } from '../../core/catalog/snapshot-onnx.js';
 import { defaultCacheDir } from '../../core/runtime/runtime-loader.js';
 import { CatalogProgress } from './catalog-progress.js';
-import { checkLocations, failed, withHost } from './command-support.js';
+import { checkLocations, failed, modelsOption, withHost } from './command-support.js';
 import { onConflictOption, printSnapshotImport } from './import-command.js';
 import { describeLocation, parseLocation, LOCATION_HELP } from './location.js';
 
@@ -34,7 +34,7 @@ export function migrateCommand<T>(y: Argv<T>, onStatus: (status: number) => void
       c
         .option('from', { type: 'string', demandOption: true, requiresArg: true, describe: `the source catalog: ${LOCATION_HELP}` })
         .option('to', { type: 'string', demandOption: true, requiresArg: true, describe: 'the target catalog' })
-        .option('models', { type: 'string', requiresArg: true, describe: "only models whose name matches this LIKE pattern ('price%'; 'schema.name' when it holds a dot)" })
+        .option('models', modelsOption)
         .option('on-conflict', onConflictOption)
         .option('dry-run', { type: 'boolean', default: false, describe: 'check and show what would be copied; write nothing' })
         .option('with-cache', { type: 'boolean', default: false, describe: 'copy the prediction cache too' })

@@ -517,8 +517,9 @@ export class ProxyConnection {
     if (this.busy || this.queue.length > 0 || this.copyIn || this.batchFailed || this.framer.pending > 0) return false;
     if (chunk.length === 0 || wholeMessagesLength(chunk) !== chunk.length) return false;
     let queries = 0;
-    for (let at = 0; at < chunk.length; at += 1 + chunk.readInt32BE(at + 1)) {
-      if (chunk[at] !== 0x51 /* Q */ || bytesMayHoldModelSyntax(chunk, at + 5, at + 1 + chunk.readInt32BE(at + 1))) return false;
+    for (let at = 0, end = 0; at < chunk.length; at = end) {
+      end = at + 1 + chunk.readInt32BE(at + 1);
+      if (chunk[at] !== 0x51 /* Q */ || bytesMayHoldModelSyntax(chunk, at + 5, end)) return false;
       queries++;
     }
     this.pendingRfq += queries;
