@@ -13,6 +13,7 @@ import { checkLimit, InferenceGate, type InferenceGateLimits } from '../../../co
 import { maskError, maskSecrets } from '../../../core/secrets.js';
 import { PostgresHost } from '../postgres-host.js';
 import { ProxyConnection, type ProxyContext } from './proxy-connection.js';
+import { takeOverAccepted } from './socket-reading.js';
 import { parseUpstreamUrl, type UpstreamConnection } from './upstream-connection.js';
 
 /** Options of {@link startProxy}. */
@@ -122,7 +123,10 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   };
 
   // allowHalfOpen: a client that sends half a message and shuts its side still gets the 08P01 answer.
-  const server: Server = createServer({ allowHalfOpen: true, noDelay: true }, (socket: Socket) => {
+  // pauseOnConnect: nothing is read before the socket is remade to read into a reused buffer.
+  const server: Server = createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, (accepted: Socket) => {
+    accepted.on('error', () => undefined);
+    const socket = takeOverAccepted(accepted, { allowHalfOpen: true });
     socket.on('error', () => undefined);
     const connection = new ProxyConnection(socket, context);
     connections.add(connection);

@@ -64,7 +64,8 @@ import {
 } from './protocol.js';
 import { errorMessage, resultMessages, rowMessages, type ErrorContext } from './result-messages.js';
 import { binaryParamToText, parameterCount, substituteParameters } from './statement-params.js';
-import { UpstreamConnection, UpstreamError, connectUpstreamSocket, type UpstreamTarget } from './upstream-connection.js';
+import { readSocket, stopReading } from './socket-reading.js';
+import { UpstreamConnection, UpstreamError, connectUpstreamSocket, type ChunkRelayed, type UpstreamTarget } from './upstream-connection.js';
 
 /** What a connection needs from the proxy server. */
 export interface ProxyContext {
@@ -268,11 +269,13 @@ export class ProxyConnection {
   // ---- client side --------------------------------------------------------------------
 
   private attachClient(socket: Socket): void {
-    socket.on('data', this.onClientData);
+    readSocket(socket, this.onClientRead);
     socket.on('end', this.onClientEnd);
-    socket.on('error', () => void this.close());
-    socket.on('close', () => void this.close());
+    socket.on('error', this.onClientClose);
+    socket.on('close', this.onClientClose);
   }
+
+  private readonly onClientClose = (): void => void this.close();
 
   private readonly onClientEnd = (): void => {
     if (this.framer.pending > 0) {
@@ -282,12 +285,19 @@ export class ProxyConnection {
     void this.close();
   };
 
-  private readonly onClientData = (chunk: Buffer): void => {
+  /** Takes the bytes of one client read (a view, valid only during the call: see socket-reading.ts). */
+  private readonly onClientRead = (view: Buffer): boolean => {
     try {
-      this.receive(chunk);
+      if (this.phase === 'ready') {
+        const relayed = this.relayPlainQueries(view);
+        if (relayed !== 'declined') return relayed === 'queued';
+      }
+      // Frames and partial messages outlive the call: they get a copy.
+      this.receive(Buffer.from(view));
     } catch (error) {
       this.fatal(error);
     }
+    return false;
   };
 
   /** Sends a FATAL ErrorResponse and closes. */
@@ -308,7 +318,6 @@ export class ProxyConnection {
       this.onStartupPacket(frame);
       return;
     }
-    if (this.phase === 'ready' && chunk !== undefined && this.relayPlainQueries(chunk)) return;
     const frames = this.framer.push(chunk);
     if (frames.length === 0) return;
     if (this.phase === 'connecting') this.authBacklog.push(...frames);
@@ -352,10 +361,10 @@ export class ProxyConnection {
 
   private upgradeToTls(): void {
     const raw = this.client;
-    raw.off('data', this.onClientData);
+    stopReading(raw);
     raw.off('end', this.onClientEnd);
-    raw.removeAllListeners('close');
-    raw.removeAllListeners('error');
+    raw.off('close', this.onClientClose);
+    raw.off('error', this.onClientClose);
     raw.write('S');
     const secure = new TLSSocket(raw, { isServer: true, secureContext: this.context.tls });
     this.client = secure;
@@ -376,7 +385,7 @@ export class ProxyConnection {
     }
     this.upstream = upstream;
     upstream.onRelay = (frames) => (this.phase === 'auth' ? this.relayAuth(frames) : this.relay(frames));
-    upstream.onRelayChunk = (chunk) => this.phase !== 'auth' && this.relayChunk(chunk);
+    upstream.onRelayChunk = (chunk) => (this.phase === 'auth' ? 'declined' : this.relayChunk(chunk));
     upstream.onAsync = (frame) => this.writeClient([frame.raw]);
     upstream.onClose = (error) => this.onUpstreamClosed(error);
     this.phase = 'auth';
@@ -462,11 +471,11 @@ export class ProxyConnection {
 
   /**
    * {@link relay} for a chunk of whole upstream messages, which goes to the client as the
-   * same bytes (the hot path of plain traffic). Returns false, having changed nothing, when
-   * a ReadyForQuery may have to be held back (`swallowRfq`): the frame path handles that.
+   * same bytes (the hot path of plain traffic). Declines, having changed nothing, when a
+   * ReadyForQuery may have to be held back (`swallowRfq`): the frame path handles that.
    */
-  private relayChunk(chunk: Buffer): boolean {
-    if (this.swallowRfq > 0) return false;
+  private relayChunk(chunk: Buffer): ChunkRelayed {
+    if (this.swallowRfq > 0) return 'declined';
     let idle = false;
     for (let at = 0; at < chunk.length; at += 1 + chunk.readInt32BE(at + 1)) {
       const type = chunk[at]!;
@@ -474,8 +483,9 @@ export class ProxyConnection {
       if (type === 0x5a && this.pendingRfq === 0) idle = true;
     }
     this.writeClient([chunk]);
+    const relayed = this.client.writableLength > 0 ? 'queued' : 'written';
     if (idle) this.wakeIdleWaiters();
-    return true;
+    return relayed;
   }
 
   /**
@@ -511,20 +521,21 @@ export class ProxyConnection {
   /**
    * The hot path of plain client traffic: a chunk of whole simple-protocol queries without
    * model syntax, arriving while nothing else is under way, goes upstream as the same bytes.
-   * Returns false, having changed nothing, for anything else (the frame path handles it).
+   * Declines, having changed nothing, anything else (the frame path handles it).
    */
-  private relayPlainQueries(chunk: Buffer): boolean {
-    if (this.busy || this.queue.length > 0 || this.copyIn || this.batchFailed || this.framer.pending > 0) return false;
-    if (chunk.length === 0 || wholeMessagesLength(chunk) !== chunk.length) return false;
+  private relayPlainQueries(chunk: Buffer): ChunkRelayed {
+    const upstream = this.upstream;
+    if (!upstream || this.busy || this.queue.length > 0 || this.copyIn || this.batchFailed || this.framer.pending > 0) return 'declined';
+    if (chunk.length === 0 || wholeMessagesLength(chunk) !== chunk.length) return 'declined';
     let queries = 0;
     for (let at = 0, end = 0; at < chunk.length; at = end) {
       end = at + 1 + chunk.readInt32BE(at + 1);
-      if (chunk[at] !== 0x51 /* Q */ || bytesMayHoldModelSyntax(chunk, at + 5, end)) return false;
+      if (chunk[at] !== 0x51 /* Q */ || bytesMayHoldModelSyntax(chunk, at + 5, end)) return 'declined';
       queries++;
     }
     this.pendingRfq += queries;
     this.forward([chunk]);
-    return true;
+    return upstream.socket.writableLength > 0 ? 'queued' : 'written';
   }
 
   /** Writes to the client, pausing the upstream while the client cannot keep up. */

@@ -13,7 +13,7 @@
  *
  * Protocol: https://www.postgresql.org/docs/current/protocol-flow.html
  */
-import { connect as netConnect, type Socket } from 'node:net';
+import { connect as netConnect, type NetConnectOpts, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { DatabaseError } from 'pg-protocol';
 import type { PgConnection, PgQueryResult, TransactionStatus } from '../pg-connection.js';
@@ -40,6 +40,7 @@ import {
   wholeMessagesLength,
   type Frame,
 } from './protocol.js';
+import { connectReusingBuffer, readSocket, stopReading } from './socket-reading.js';
 
 /** Where the upstream is, from a `postgres://` URL. */
 export interface UpstreamTarget {
@@ -89,9 +90,9 @@ export class UpstreamError extends Error {
   }
 }
 
-/** Opens a raw socket to the target (TCP or Unix). */
-function openSocket(target: UpstreamTarget): Socket {
-  return target.host.startsWith('/') ? netConnect(`${target.host}/.s.PGSQL.${target.port}`) : netConnect(target.port, target.host);
+/** Where a raw socket to the target connects (TCP or Unix). */
+function socketAddress(target: UpstreamTarget): NetConnectOpts {
+  return target.host.startsWith('/') ? { path: `${target.host}/.s.PGSQL.${target.port}` } : { port: target.port, host: target.host };
 }
 
 /**
@@ -103,7 +104,7 @@ function openSocket(target: UpstreamTarget): Socket {
 export async function connectUpstreamSocket(target: UpstreamTarget, timeoutMs = 10_000): Promise<Socket> {
   const fail = (error: Error): UpstreamError =>
     new UpstreamError('08001', `could not connect to upstream server at ${target.label}: ${(error as NodeJS.ErrnoException).code ?? error.message}`);
-  const socket = openSocket(target);
+  const socket = connectReusingBuffer(socketAddress(target));
   socket.setNoDelay(true);
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -124,11 +125,15 @@ export async function connectUpstreamSocket(target: UpstreamTarget, timeoutMs = 
   if (target.sslmode === 'disable' || target.host.startsWith('/')) return socket;
   socket.write(sslRequest());
   const answer = await new Promise<string>((resolve, reject) => {
-    socket.once('data', (b: Buffer) => resolve(String.fromCharCode(b[0] ?? 0)));
+    readSocket(socket, (view) => {
+      resolve(String.fromCharCode(view[0] ?? 0));
+      return false;
+    });
     socket.once('error', (e) => reject(fail(e)));
     socket.once('close', () => reject(fail(new Error('closed during SSL negotiation'))));
   });
   socket.removeAllListeners('error').removeAllListeners('close');
+  stopReading(socket);
   if (answer !== 'S') {
     if (target.sslmode === 'prefer') return socket;
     socket.destroy();
@@ -145,6 +150,12 @@ export async function connectUpstreamSocket(target: UpstreamTarget, timeoutMs = 
 
 /** Receives upstream messages outside an exchange (the relay). */
 export type RelaySink = (frames: readonly Frame[]) => void;
+
+/**
+ * What became of a chunk offered to {@link UpstreamConnection.onRelayChunk}: declined (it is
+ * framed instead), written on, or queued in a write that still refers to its bytes.
+ */
+export type ChunkRelayed = 'declined' | 'written' | 'queued';
 
 /** Consumes upstream messages during an exchange; returns true when the exchange is over. */
 export type ExchangeHandler = (frame: Frame) => boolean;
@@ -169,9 +180,10 @@ export class UpstreamConnection implements PgConnection {
   onRelay: RelaySink = () => undefined;
   /**
    * A received chunk of whole messages outside an exchange, offered in one piece before it
-   * is cut into frames for {@link onRelay}; returns false to have it framed instead.
+   * is cut into frames for {@link onRelay}. The chunk is a view of the read buffer, valid
+   * only during the call.
    */
-  onRelayChunk: (chunk: Buffer) => boolean = () => false;
+  onRelayChunk: (chunk: Buffer) => ChunkRelayed = () => 'declined';
   /** Asynchronous messages (NotificationResponse, ParameterStatus) during an exchange. */
   onAsync: (frame: Frame) => void = () => undefined;
   /** Called once when the socket closes; `error` when it failed. */
@@ -190,7 +202,7 @@ export class UpstreamConnection implements PgConnection {
     readonly socket: Socket,
     readonly target: UpstreamTarget,
   ) {
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    readSocket(socket, (view) => this.onRead(view));
     socket.on('error', (error) => this.finish(error));
     socket.on('close', () => this.finish());
   }
@@ -393,7 +405,7 @@ export class UpstreamConnection implements PgConnection {
     const key = this.backendKey;
     if (!key || this.closed) return;
     await new Promise<void>((resolve) => {
-      const socket = openSocket(this.target);
+      const socket = netConnect(socketAddress(this.target));
       socket.on('connect', () => socket.end(cancelRequest(key.processId, key.secret)));
       socket.on('close', () => resolve());
       socket.on('error', () => resolve());
@@ -430,9 +442,19 @@ export class UpstreamConnection implements PgConnection {
     this.socket.write(COPY_DONE);
   }
 
-  private onData(chunk: Buffer): void {
+  /** Takes the bytes of one read (a view, valid only during the call: see socket-reading.ts). */
+  private onRead(view: Buffer): boolean {
     // The hot path of plain traffic: an answer that arrives whole goes on as the same bytes.
-    if (this.exchangeState === undefined && this.framer.pending === 0 && wholeMessagesLength(chunk) === chunk.length && this.onRelayChunk(chunk)) return;
+    if (this.exchangeState === undefined && this.framer.pending === 0 && wholeMessagesLength(view) === view.length) {
+      const relayed = this.onRelayChunk(view);
+      if (relayed !== 'declined') return relayed === 'queued';
+    }
+    // Frames, partial messages and COPY payloads outlive the call: they get a copy.
+    this.onData(Buffer.from(view));
+    return false;
+  }
+
+  private onData(chunk: Buffer): void {
     let frames: Frame[];
     try {
       frames = this.framer.push(chunk, Infinity, this.exchangeState?.copyData);

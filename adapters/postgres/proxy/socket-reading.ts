@@ -1,0 +1,87 @@
+/**
+ * Socket reading for the relay's hot path. A stream socket hands each read to JavaScript as
+ * a new Buffer pushed through the Readable machinery; net's `onread` option instead reads
+ * into one buffer, reused from read to read, and calls back directly
+ * (https://nodejs.org/api/net.html#socketconnectoptions-connectlistener). For a relay that
+ * passes most reads straight on, that is a few microseconds less per message.
+ *
+ * A reader sees a view of the bytes just read, valid only during the call: it uses the bytes
+ * at once (writes them on, parses them) or copies them. It returns true when something still
+ * refers to the view after the call, a write that has not gone out yet, and the next read
+ * then goes to a fresh buffer.
+ */
+import { Socket, connect, type NetConnectOpts } from 'node:net';
+
+/** Handles the bytes of one read; true when the view must stay intact after the call. */
+export type ViewReader = (view: Buffer) => boolean;
+
+const READ_BUFFER_BYTES = 64 * 1024;
+
+/** The reused read buffer of one socket, and who reads it. */
+class ReusedBufferReads {
+  reader: ViewReader = () => false;
+  private buffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
+  readonly onread = {
+    buffer: (): Buffer => this.buffer,
+    // Returning false would pause the socket; pausing is left to socket.pause().
+    callback: (length: number, buffer: Uint8Array): boolean => {
+      if (this.reader((buffer as Buffer).subarray(0, length))) this.buffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
+      return true;
+    },
+  };
+}
+
+/** Sockets that read into a reused buffer. */
+const reusedBufferSockets = new WeakMap<Socket, ReusedBufferReads>();
+
+/** Opens a socket that reads into a reused buffer ({@link readSocket} says who reads it). */
+export function connectReusingBuffer(options: NetConnectOpts): Socket {
+  const reads = new ReusedBufferReads();
+  const socket = connect({ ...options, onread: reads.onread });
+  reusedBufferSockets.set(socket, reads);
+  return socket;
+}
+
+/**
+ * A socket accepted by a server created with `pauseOnConnect`, remade to read into a
+ * reused buffer: a server has no `onread` option, so a new Socket takes over the accepted
+ * socket's handle. The accepted socket keeps no handle and is destroyed when the new one
+ * closes, which settles the server's count of connections. Where the handle cannot be
+ * taken, the accepted socket itself is returned, reading as a stream.
+ */
+export function takeOverAccepted(accepted: Socket, options: { readonly allowHalfOpen: boolean }): Socket {
+  const inner = accepted as unknown as { _handle?: { readStart?: unknown } | null };
+  const handle = inner._handle;
+  if (!handle || typeof handle.readStart !== 'function') {
+    accepted.resume();
+    return accepted;
+  }
+  const reads = new ReusedBufferReads();
+  const socket = new Socket({ handle, allowHalfOpen: options.allowHalfOpen, onread: reads.onread } as ConstructorParameters<typeof Socket>[0]);
+  inner._handle = null;
+  socket.once('close', () => accepted.destroy());
+  reusedBufferSockets.set(socket, reads);
+  return socket;
+}
+
+/**
+ * Sends what `socket` reads to `reader`: straight from the reused buffer when the socket
+ * reads into one, else from its 'data' events (whose chunks satisfy the reader's contract
+ * trivially). A socket has one reader; a later call replaces it.
+ */
+export function readSocket(socket: Socket, reader: ViewReader): void {
+  const reads = reusedBufferSockets.get(socket);
+  if (reads) {
+    reads.reader = reader;
+    return;
+  }
+  socket.removeAllListeners('data');
+  socket.on('data', (chunk: Buffer) => void reader(chunk));
+}
+
+/** Stops sending what `socket` reads to its reader (a TLS layer reads it from now on). */
+export function stopReading(socket: Socket): void {
+  const reads = reusedBufferSockets.get(socket);
+  if (reads) reads.reader = () => false;
+  else socket.removeAllListeners('data');
+}
