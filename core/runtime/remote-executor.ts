@@ -231,11 +231,13 @@ export class RemoteRuntime implements ModelRuntime {
     stage: PredictStage,
     keys: readonly (string | null)[] | undefined,
   ): Promise<void> {
-    const texts = pack.map((r) => prompts[r]!.text!);
-    const request = this.request(texts);
+    let request: ProviderRequest | undefined;
     let attempt = 0;
     for (;;) {
       await state.acquire();
+      // Built once the pack has a slot: a batch's packs are then not all built in one go,
+      // while the answers of the packs in flight wait for the event loop.
+      request ??= this.request(pack.map((r) => prompts[r]!.text!));
       let reply: ProviderReply | undefined;
       let failure: (FailureInfo & { answer?: boolean }) | undefined;
       try {

@@ -40,7 +40,10 @@ export type Answerer = (prompt: string, schema: Record<string, unknown> | undefi
 export interface LoopbackOptions {
   /** The key clients must send; a wrong one gets the provider's 401 (which echoes it). */
   readonly apiKey?: string;
-  /** Fixed latency of every answer, in ms. */
+  /**
+   * Fixed latency of every answer, in ms: the answer goes out this long after the request
+   * arrived (its headers were read), the server's own work on it included.
+   */
   readonly latencyMs?: number;
   readonly fault?: FaultRule;
   readonly answer?: Answerer;
@@ -141,6 +144,7 @@ export async function startLoopback(protocol: ProviderProtocol, options: Loopbac
     res.end(text);
   };
   const server: Server = createServer((req, res) => {
+    const arrived = performance.now();
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -165,7 +169,7 @@ export async function startLoopback(protocol: ProviderProtocol, options: Loopbac
         const attempt = attempts.get(first) ?? 0;
         if (record) attempts.set(first, attempt + 1);
         const fault = rule?.(seen, attempt);
-        if (options.latencyMs) await new Promise((r) => setTimeout(r, options.latencyMs));
+        if (options.latencyMs) await new Promise((r) => setTimeout(r, arrived + options.latencyMs! - performance.now()));
         if (fault?.kind === 'reset') {
           req.socket.destroy();
           return;
