@@ -416,12 +416,16 @@ export class UpstreamConnection implements PgConnection {
   async close(): Promise<void> {
     if (this.closed) return;
     await new Promise<void>((resolve) => {
-      this.socket.once('close', () => resolve());
-      this.socket.end(TERMINATE);
-      setTimeout(() => {
+      // Cleared on close: a pending timer would keep the connection (and its read buffer) alive.
+      const timer = setTimeout(() => {
         this.socket.destroy();
         resolve();
       }, 1000).unref();
+      this.socket.once('close', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      this.socket.end(TERMINATE);
     });
   }
 
