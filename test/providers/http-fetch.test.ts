@@ -82,6 +82,16 @@ describe('httpFetch', () => {
     expect((await (await httpFetch(`${url}/gzip`, { method: 'GET' })).blob()).type).toBe('application/json');
   });
 
+  it('counts a cancelled body stream as read, as Response does (an SDK cancels it before a retry)', async () => {
+    const r = await httpFetch(`${url}/gzip`, { method: 'GET' });
+    const body = r.body!;
+    expect(r.bodyUsed).toBe(false);
+    await body.cancel();
+    expect(r.bodyUsed).toBe(true);
+    await expect(r.text()).rejects.toThrow(TypeError);
+    expect(() => r.clone()).toThrow(TypeError);
+  });
+
   it('decodes a gzip answer', async () => {
     const r = await httpFetch(`${url}/gzip`, { method: 'GET' });
     expect(r.headers.get('content-encoding')).toBeNull();

@@ -14,6 +14,7 @@
  */
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { Readable } from 'node:stream';
 import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
 
 /** The process's connection pools: sockets are kept open between requests and statements. */
@@ -62,9 +63,16 @@ class BufferedResponse extends Response {
     this.#bytes = bytes;
   }
 
+  /** Whether the body was read: by a method, or through its stream (read, locked or cancelled). */
+  #isUsed(): boolean {
+    const stream = this.#stream;
+    // Readable.isDisturbed reads web streams too (its types name only Node streams).
+    return this.#used || (stream != null && (stream.locked || Readable.isDisturbed(stream as unknown as Readable)));
+  }
+
   /** The bytes, once: later reads fail as `Response` reads do. */
   #take(): Buffer | null {
-    if (this.#used || this.#stream?.locked) throw new TypeError('Body is unusable: Body has already been read');
+    if (this.#isUsed()) throw new TypeError('Body is unusable: Body has already been read');
     this.#used = true;
     return this.#bytes;
   }
@@ -81,7 +89,7 @@ class BufferedResponse extends Response {
       },
       bodyUsed: {
         get(this: BufferedResponse) {
-          return this.#used || (this.#stream?.locked ?? false);
+          return this.#isUsed();
         },
       },
       text: {
