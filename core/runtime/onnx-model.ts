@@ -8,6 +8,7 @@
 import * as ort from 'onnxruntime-node';
 import { ModelSqlError } from '../errors.js';
 import type { ModelColumn } from './model-runtime.js';
+import { signatureOf } from './onnx-signature.js';
 
 export { loadModelBytes, isModelUrl, isUrlAllowed } from './onnx-model-loader.js';
 export type { LoadModelOptions } from './onnx-model-loader.js';
@@ -111,11 +112,7 @@ export async function inspectOnnx(bytes: Uint8Array): Promise<OnnxSignature> {
     throw new ModelSqlError('22P03', `invalid ONNX model: ${reason}`, { cause: error });
   }
   try {
-    const convert = (m: ort.InferenceSession.ValueMetadata): OnnxValueInfo =>
-      m.isTensor
-        ? { name: m.name, elementType: m.type, shape: m.shape.length === 0 ? null : [...m.shape] }
-        : { name: m.name, elementType: 'non-tensor', shape: null };
-    return { inputs: session.inputMetadata.map(convert), outputs: session.outputMetadata.map(convert) };
+    return signatureOf(session);
   } finally {
     await session.release();
   }

@@ -19,9 +19,9 @@ import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { ModelRuntimeError, QueryCanceledError } from '../errors.js';
+import { ModelRuntimeError, ModelSqlError, QueryCanceledError } from '../errors.js';
 import type { ColumnBatch, ColumnData, ModelRuntime, PredictOptions } from './model-runtime.js';
-import type { OnnxBinding, OnnxColumnFeed, OnnxOutputBinding } from './onnx-model.js';
+import type { OnnxBinding, OnnxColumnFeed, OnnxOutputBinding, OnnxSignature } from './onnx-model.js';
 import type { FeedMessage, OnnxWorkerData, OutputMessage, WorkerRequest, WorkerResponse } from './onnx-worker.js';
 
 /**
@@ -71,7 +71,8 @@ interface Job {
 /** One worker thread and the job it is running. */
 class WorkerSlot {
   readonly worker: Worker;
-  readonly ready: Promise<void>;
+  /** The model's signature, once the worker has loaded it. */
+  readonly ready: Promise<OnnxSignature>;
   current: Job | undefined;
   dead = false;
   /** True once the session is loaded (a worker that dies before that is not replaced). */
@@ -79,10 +80,10 @@ class WorkerSlot {
 
   constructor(url: URL, data: OnnxWorkerData, onMessage: (slot: WorkerSlot, m: WorkerResponse) => void, onDeath: (slot: WorkerSlot, error: Error) => void) {
     this.worker = new Worker(url, { workerData: data });
-    this.ready = new Promise<void>((resolve, reject) => {
+    this.ready = new Promise<OnnxSignature>((resolve, reject) => {
       const first = (m: WorkerResponse): void => {
-        if (m.type === 'ready') resolve();
-        else if (m.type === 'init-error') reject(new ModelRuntimeError(PROVIDER, `could not load the ONNX model: ${m.message}`));
+        if (m.type === 'ready') resolve(m.signature);
+        else if (m.type === 'init-error') reject(new ModelRuntimeError(PROVIDER, `could not load the ONNX model: ${m.message}`, { sqlstate: '22P03' }));
       };
       this.worker.once('message', first);
       this.worker.once('error', reject);
@@ -273,8 +274,8 @@ export class OnnxModelRuntime implements ModelRuntime {
   /** Rows per batch this runtime handles best. */
   readonly preferredBatchSize: number;
   /** `number` for numeric inputs, `value` for string and boolean inputs. */
-  readonly inputKinds: readonly ('number' | 'value')[];
-  readonly #binding: OnnxBinding;
+  inputKinds: readonly ('number' | 'value')[] = [];
+  #binding: OnnxBinding | undefined;
   readonly #slots: WorkerSlot[] = [];
   readonly #queue: Job[] = [];
   readonly #workerUrl: URL;
@@ -282,10 +283,8 @@ export class OnnxModelRuntime implements ModelRuntime {
   #nextId = 1;
   #closed = false;
 
-  /** @internal use {@link createOnnxRuntime}. */
-  constructor(bytes: Uint8Array, binding: OnnxBinding, options: OnnxRuntimeOptions = {}) {
-    this.#binding = binding;
-    this.inputKinds = binding.inputKinds;
+  /** @internal use {@link createOnnxRuntime}, which binds the runtime before handing it out. */
+  constructor(bytes: Uint8Array, options: OnnxRuntimeOptions = {}) {
     this.preferredBatchSize = Math.max(1, Math.floor(options.batchSize ?? DEFAULT_ONNX_BATCH_SIZE));
     const workers = Math.max(1, Math.floor(options.workers ?? (availableParallelism() >= 2 && bytes.byteLength <= SMALL_MODEL_BYTES ? 2 : 1)));
     const intraOpThreads = Math.max(1, Math.floor(options.intraOpThreads ?? Math.max(1, Math.floor(availableParallelism() / workers))));
@@ -294,9 +293,16 @@ export class OnnxModelRuntime implements ModelRuntime {
     for (let i = 0; i < workers; i++) this.#slots.push(this.#spawn());
   }
 
-  /** Resolves when every worker has loaded the model; rejects with the load error. */
-  async ready(): Promise<void> {
-    await Promise.all(this.#slots.map((s) => s.ready));
+  /** Resolves with the model's signature when every worker has loaded it; rejects with the load error. */
+  async ready(): Promise<OnnxSignature> {
+    const [signature] = await Promise.all(this.#slots.map((s) => s.ready));
+    return signature!;
+  }
+
+  /** @internal Sets how the model's columns feed and read the graph (createOnnxRuntime). */
+  bind(binding: OnnxBinding): void {
+    this.#binding = binding;
+    this.inputKinds = binding.inputKinds;
   }
 
   #spawn(): WorkerSlot {
@@ -361,7 +367,7 @@ export class OnnxModelRuntime implements ModelRuntime {
     const signal = options.signal;
     if (signal?.aborted) throw new QueryCanceledError();
     const rows = batch.rowCount;
-    const binding = this.#binding;
+    const binding = this.#binding!;
     const nulls = nullRows(batch);
     if (rows === 0) {
       return {
@@ -455,22 +461,26 @@ export class OnnxModelRuntime implements ModelRuntime {
 }
 
 /**
- * Starts an ONNX runtime for `bytes`, bound by `binding` (from `bindOnnxSignature`).
- * Resolves once the model is loaded in its worker(s); a model onnxruntime cannot load
- * rejects with a ModelRuntimeError.
+ * Starts an ONNX runtime for `bytes`, bound by `binding` (from `bindOnnxSignature`), or by
+ * what `binding` makes of the signature the model's worker reports once it has loaded it:
+ * so the model is loaded in the workers only, never on the calling thread (a large model
+ * takes a while, during which a proxy's event loop keeps serving). Resolves once the model
+ * is loaded in its worker(s); a model onnxruntime cannot load rejects with a
+ * ModelRuntimeError (22P03), a binding that fails with its error.
  *
  * @example
- * const runtime = await createOnnxRuntime(bytes, bindOnnxSignature(await inspectOnnx(bytes), inputs, outputs));
+ * const runtime = await createOnnxRuntime(bytes, (signature) => bindOnnxSignature(signature, inputs, outputs));
  * const out = await runtime.predictBatch({ rowCount: 2, columns: [{ kind: 'number', values: Float64Array.of(1, 2) }] });
  * await runtime.close();
  */
-export async function createOnnxRuntime(bytes: Uint8Array, binding: OnnxBinding, options: OnnxRuntimeOptions = {}): Promise<ModelRuntime> {
-  const runtime = new OnnxModelRuntime(bytes, binding, options);
+export async function createOnnxRuntime(bytes: Uint8Array, binding: OnnxBinding | ((signature: OnnxSignature) => OnnxBinding), options: OnnxRuntimeOptions = {}): Promise<ModelRuntime> {
+  const runtime = new OnnxModelRuntime(bytes, options);
   try {
-    await runtime.ready();
+    const signature = await runtime.ready();
+    runtime.bind(typeof binding === 'function' ? binding(signature) : binding);
   } catch (error) {
     await runtime.close();
-    throw error instanceof ModelRuntimeError ? error : new ModelRuntimeError(PROVIDER, `could not start the ONNX worker: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    throw error instanceof ModelSqlError ? error : new ModelRuntimeError(PROVIDER, `could not start the ONNX worker: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
   }
   return runtime;
 }

@@ -3,7 +3,8 @@
  * `session.run` in onnxruntime-node blocks its thread for the whole run).
  *
  * Protocol (plain structured-clone messages; typed-array buffers are transferred):
- * - `workerData`: {@link OnnxWorkerData}; the worker answers `ready` or `init-error`.
+ * - `workerData`: {@link OnnxWorkerData}; the worker answers `ready` (with the model's
+ *   signature) or `init-error`.
  * - `run` → `result` | `error`, matched by `id`. One run at a time: the parent queues.
  *
  * Numeric outputs come back as Float32Array / Float64Array / Int32Array; other integer
@@ -12,6 +13,8 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
+import type { OnnxSignature } from './onnx-model.js';
+import { signatureOf } from './onnx-signature.js';
 
 /** Data the worker starts with. */
 export interface OnnxWorkerData {
@@ -49,7 +52,8 @@ export type WorkerRequest =
 
 /** Worker → parent. */
 export type WorkerResponse =
-  | { readonly type: 'ready' }
+  /** The session is loaded; its signature comes along (the parent binds the model's columns to it). */
+  | { readonly type: 'ready'; readonly signature: OnnxSignature }
   | { readonly type: 'init-error'; readonly message: string }
   | { readonly type: 'result'; readonly id: number; readonly outputs: readonly OutputMessage[] }
   | { readonly type: 'error'; readonly id: number; readonly message: string };
@@ -120,7 +124,7 @@ async function main(): Promise<void> {
       ),
     );
   });
-  port.postMessage({ type: 'ready' } satisfies WorkerResponse);
+  port.postMessage({ type: 'ready', signature: signatureOf(session) } satisfies WorkerResponse);
 }
 
 async function run(session: ort.InferenceSession, request: Extract<WorkerRequest, { type: 'run' }>): Promise<OutputMessage[]> {

@@ -112,16 +112,14 @@ export class RuntimeLoader {
   private async createStored(version: ModelVersion, artifact: ((name: string) => Promise<Uint8Array | undefined>) | undefined): Promise<ModelRuntime> {
     const bytes = await artifact?.(STORED_ONNX_ARTIFACT);
     if (!bytes) throw new ModelSqlError('58P01', `model ${version.schema}.${version.name}$${version.version} has no stored ONNX artifact`);
-    const binding = bindOnnxSignature(await inspectOnnx(bytes), version.input, version.output);
-    return createOnnxRuntime(bytes, binding, { batchSize: resolveModelOptions(version.options).batchSize });
+    return createOnnxRuntime(bytes, (signature) => bindOnnxSignature(signature, version.input, version.output), { batchSize: resolveModelOptions(version.options).batchSize });
   }
 
   private async create(version: ModelVersion): Promise<ModelRuntime> {
     if (isRemoteProvider(version.provider)) return createRemoteRuntime(version.provider, version.options, version.input, version.output, version.secrets, this.policy);
     const resolved = resolveModelOptions(version.options);
     const bytes = await loadModelBytes(resolved.location!, this.loadOptions);
-    const binding = bindOnnxSignature(await inspectOnnx(bytes), version.input, version.output);
-    return createOnnxRuntime(bytes, binding, { batchSize: resolved.batchSize });
+    return createOnnxRuntime(bytes, (signature) => bindOnnxSignature(signature, version.input, version.output), { batchSize: resolved.batchSize });
   }
 }
 

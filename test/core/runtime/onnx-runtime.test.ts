@@ -1,6 +1,6 @@
 import { ModelRuntimeError, QueryCanceledError } from '../../../core/errors.js';
 import type { ColumnBatch, ColumnData, ModelColumn, ModelRuntime } from '../../../core/runtime/model-runtime.js';
-import { bindOnnxSignature, inspectOnnx } from '../../../core/runtime/onnx-model.js';
+import { bindOnnxSignature, defaultSignatureFor, inspectOnnx } from '../../../core/runtime/onnx-model.js';
 import { createOnnxRuntime, OnnxModelRuntime } from '../../../core/runtime/onnx-runtime.js';
 import {
   denseStackModel,
@@ -301,8 +301,48 @@ describe('ONNX runtime', () => {
     await expect(runtime.predictBatch({ rowCount: 1, columns: [num([1])] })).rejects.toBeInstanceOf(ModelRuntimeError);
   });
 
+  test('bound from the signature its worker reports: the model is loaded off this thread', async () => {
+    // A 64 MiB weight: onnxruntime takes a while to load it, during which this thread must serve.
+    const bytes = denseStackModel(4096, 1);
+    const longestGap = async <T>(work: () => Promise<T>): Promise<{ gap: number; result: T }> => {
+      let last = performance.now();
+      let gap = 0;
+      const timer = setInterval(() => {
+        const now = performance.now();
+        gap = Math.max(gap, now - last);
+        last = now;
+      }, 1);
+      const result = await work();
+      clearInterval(timer);
+      return { gap: Math.max(gap, performance.now() - last), result };
+    };
+    const inspected = await longestGap(() => inspectOnnx(bytes));
+    let reported: unknown;
+    const loaded = await longestGap(() =>
+      track(
+        createOnnxRuntime(bytes, (signature) => {
+          reported = signature;
+          const columns = defaultSignatureFor(signature);
+          return bindOnnxSignature(signature, columns.inputs, columns.outputs);
+        }),
+      ),
+    );
+    expect(reported).toEqual(inspected.result);
+    // inspectOnnx loads the model on this thread (≈ 100–170 ms here); the runtime only copies the bytes.
+    expect(loaded.gap).toBeLessThan(inspected.gap);
+    const out = await loaded.result.predictBatch({ rowCount: 1, columns: Array.from({ length: 4096 }, () => num([1])) });
+    const y = out.columns[0]!.values[0] as readonly number[];
+    expect([y.length, y[0], y[4095]]).toEqual([4096, expect.closeTo(1, 3), expect.closeTo(1, 3)]);
+  }, 30_000);
+
+  test('a binding that does not fit the reported signature fails createOnnxRuntime with its own error', async () => {
+    const bytes = linearRegressorModel([1, 2], 0);
+    await expect(createOnnxRuntime(bytes, (signature) => bindOnnxSignature(signature, cols('a DOUBLE'), cols('y DOUBLE')))).rejects.toMatchObject({ sqlstate: '42804' });
+  });
+
   test('a model onnxruntime cannot load fails createOnnxRuntime', async () => {
     const binding = bindOnnxSignature(await inspectOnnx(linearRegressorModel([1], 0)), cols('a DOUBLE'), cols('y DOUBLE'));
     await expect(createOnnxRuntime(new TextEncoder().encode('garbage'), binding)).rejects.toBeInstanceOf(ModelRuntimeError);
+    await expect(createOnnxRuntime(new TextEncoder().encode('garbage'), () => binding)).rejects.toMatchObject({ sqlstate: '22P03' });
   });
 });
