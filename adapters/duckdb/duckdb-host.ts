@@ -117,9 +117,9 @@ export class DuckDBHost implements Host {
   }
 
   async materialize(table: string, query: string): Promise<number> {
-    await this.run(`CREATE TEMPORARY TABLE ${this.dialect.quoteIdentifier(table)} AS ${query}`);
-    const count = await this.execute(`SELECT count(*) FROM temp.main.${this.dialect.quoteIdentifier(table)}`);
-    return Number(count.rows[0]![0]);
+    const created = await this.run(`CREATE TEMPORARY TABLE ${this.dialect.quoteIdentifier(table)} AS ${query}`);
+    // CREATE TABLE AS answers with one row: the number of rows it wrote.
+    return Number((await created.getRowsJS())[0]![0]);
   }
 
   async createTempTable(table: string, columns: readonly HostColumn[]): Promise<void> {
