@@ -125,12 +125,18 @@ export class Framer {
  */
 export function wholeMessagesLength(bytes: Buffer, maxLength = MAX_MESSAGE_LENGTH): number {
   let at = 0;
-  while (bytes.length - at >= 5) {
-    const length = bytes.readInt32BE(at + 1);
-    if (length < 4 || length > maxLength || bytes.length - at < length + 1) break;
-    at += 1 + length;
-  }
+  for (let end = messageEnd(bytes, at, maxLength); end > 0; end = messageEnd(bytes, at, maxLength)) at = end;
   return at;
+}
+
+/**
+ * Where the typed message starting at `at` ends, when `bytes` holds all of it and its length
+ * is one the {@link Framer} accepts; else -1.
+ */
+export function messageEnd(bytes: Buffer, at: number, maxLength = MAX_MESSAGE_LENGTH): number {
+  if (bytes.length - at < 5) return -1;
+  const length = bytes.readInt32BE(at + 1);
+  return length < 4 || length > maxLength || bytes.length - at < length + 1 ? -1 : at + 1 + length;
 }
 
 // ---------------------------------------------------------------------------------------

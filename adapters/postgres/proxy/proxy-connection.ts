@@ -45,6 +45,7 @@ import {
   errorResponse,
   errorResponseFromFields,
   execute,
+  messageEnd,
   parameterDescription,
   parse,
   parseBackendKeyData,
@@ -60,7 +61,6 @@ import {
   readyForQuery,
   startupMessage,
   type Frame,
-  wholeMessagesLength,
 } from './protocol.js';
 import { errorMessage, resultMessages, rowMessages, type ErrorContext } from './result-messages.js';
 import { binaryParamToText, parameterCount, substituteParameters } from './statement-params.js';
@@ -526,11 +526,11 @@ export class ProxyConnection {
   private relayPlainQueries(chunk: Buffer): ChunkRelayed {
     const upstream = this.upstream;
     if (!upstream || this.busy || this.queue.length > 0 || this.copyIn || this.batchFailed || this.framer.pending > 0) return 'declined';
-    if (chunk.length === 0 || wholeMessagesLength(chunk) !== chunk.length) return 'declined';
+    if (chunk.length === 0) return 'declined';
     let queries = 0;
     for (let at = 0, end = 0; at < chunk.length; at = end) {
-      end = at + 1 + chunk.readInt32BE(at + 1);
-      if (chunk[at] !== 0x51 /* Q */ || bytesMayHoldModelSyntax(chunk, at + 5, end)) return 'declined';
+      end = messageEnd(chunk, at);
+      if (end < 0 || chunk[at] !== 0x51 /* Q */ || bytesMayHoldModelSyntax(chunk, at + 5, end)) return 'declined';
       queries++;
     }
     this.pendingRfq += queries;
