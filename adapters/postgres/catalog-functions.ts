@@ -88,11 +88,11 @@ BEGIN
   INSERT INTO ml_catalog.model_versions (model_id, schema_name, model_name, version, provider, task, input_schema, output_schema, options, comment, as_query, created_at, owner)
     VALUES (v_id, p_schema, p_name, p_version, p_provider, p_task, p_input, p_output, p_options, p_comment, p_as_query, COALESCE(p_created_at, CAST(pg_catalog.now() AS timestamp)), v_owner);
   INSERT INTO ml_catalog.artifacts (model_id, schema_name, model_name, version, artifact_name, content, sha256, owner)
-    SELECT v_id, p_schema, p_name, p_version, a.n, a.c, a.s, v_owner FROM pg_catalog.unnest(p_artifact_names, p_artifact_contents, p_artifact_sha256) AS a(n, c, s);
+    SELECT v_id, p_schema, p_name, p_version, a.n, a.c, a.s, v_owner FROM ROWS FROM (pg_catalog.unnest(p_artifact_names), pg_catalog.unnest(p_artifact_contents), pg_catalog.unnest(p_artifact_sha256)) AS a(n, c, s);
   INSERT INTO ml_catalog.training_metrics (model_id, schema_name, model_name, version, metric, value, owner)
-    SELECT v_id, p_schema, p_name, p_version, t.n, t.v, v_owner FROM pg_catalog.unnest(p_metric_names, p_metric_values) AS t(n, v);
+    SELECT v_id, p_schema, p_name, p_version, t.n, t.v, v_owner FROM ROWS FROM (pg_catalog.unnest(p_metric_names), pg_catalog.unnest(p_metric_values)) AS t(n, v);
   INSERT INTO ml_catalog.model_secrets (model_id, schema_name, model_name, version, option_key, secret, owner)
-    SELECT v_id, p_schema, p_name, p_version, s.k, s.v, v_owner FROM pg_catalog.unnest(p_secret_keys, p_secret_values) AS s(k, v);
+    SELECT v_id, p_schema, p_name, p_version, s.k, s.v, v_owner FROM ROWS FROM (pg_catalog.unnest(p_secret_keys), pg_catalog.unnest(p_secret_values)) AS s(k, v);
 END $fn$`,
   `CREATE FUNCTION ml_catalog.update_version(p_role text, p_schema text, p_name text, p_version integer, p_provider text, p_task text, p_options text,
     p_secret_keys text[], p_secret_values text[], p_drop_artifact text)
@@ -104,7 +104,7 @@ BEGIN
   UPDATE ml_catalog.model_versions SET options = p_options, provider = p_provider, task = p_task WHERE model_id = v_id AND version = p_version;
   DELETE FROM ml_catalog.model_secrets WHERE model_id = v_id AND version = p_version;
   INSERT INTO ml_catalog.model_secrets (model_id, schema_name, model_name, version, option_key, secret, owner)
-    SELECT v_id, p_schema, p_name, p_version, s.k, s.v, v_owner FROM pg_catalog.unnest(p_secret_keys, p_secret_values) AS s(k, v);
+    SELECT v_id, p_schema, p_name, p_version, s.k, s.v, v_owner FROM ROWS FROM (pg_catalog.unnest(p_secret_keys), pg_catalog.unnest(p_secret_values)) AS s(k, v);
   DELETE FROM ml_catalog.artifacts WHERE model_id = v_id AND version = p_version AND artifact_name = p_drop_artifact;
   UPDATE ml_catalog.models SET updated_at = CAST(pg_catalog.now() AS timestamp) WHERE model_id = v_id;
 END $fn$`,
