@@ -172,3 +172,9 @@ test('a layout-3 catalog with plaintext keys: the upgrade refuses without the ke
     await db.close();
   }
 });
+
+test('the proxy reads its key from --secret-key-file, and names the flag (not the file’s content) when it cannot', async () => {
+  const run = await runCli(['proxy', '--upstream', 'postgres://127.0.0.1:1/x', '--listen', '127.0.0.1:0', '--secret-key-file', join(dir, 'no-such-key-file')]);
+  expect(run.status).toBe(1);
+  expect(run.stderr).toBe('modelsql: cannot read --secret-key-file: ENOENT\n');
+});
