@@ -21,21 +21,12 @@ import { readFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { openDuckDB } from '../adapters/duckdb/index.js';
-import { connectPostgres } from '../adapters/postgres/index.js';
 import { formatError } from '../core/errors.js';
-import { readModelArtifact } from '../core/training/export-artifact.js';
 import type { Session } from '../core/session/session.js';
-import { checkLocations } from './catalog/command-support.js';
-import { LOCATION_HELP } from './catalog/location.js';
-import { upgradeCommand } from './catalog/upgrade.js';
-import { diffCommand } from './catalog/diff-command.js';
-import { exportCommand } from './catalog/export-command.js';
-import { importCommand } from './catalog/import-command.js';
-import { migrateCommand } from './catalog/migrate-command.js';
 import type { SessionOptions } from '../core/session/model-session.js';
 import { OUTPUT_FORMATS, ResultPrinter } from './format.js';
 import type { OutputFormat } from './format.js';
+import { pagerCommand } from './pager.js';
 import { ProgressReporter } from './progress.js';
 import { defaultHistoryFile, executeScript, runShell } from './shell.js';
 
@@ -81,11 +72,18 @@ function accessOptions(target: Pick<Target, 'modelDir' | 'allowEndpoint'>): Sess
   };
 }
 
+/** Opens the session the flags ask for. */
+async function connect(target: Target): Promise<Session> {
+  const options = accessOptions(target);
+  // Each adapter is loaded when it is used: start-up pays only for the database it opens.
+  if (target.postgres !== undefined) return (await import('../adapters/postgres/index.js')).connectPostgres(target.postgres, options);
+  return (await import('../adapters/duckdb/index.js')).openDuckDB(target.db, options);
+}
+
 /** Opens the session the flags ask for, or prints why it cannot and returns undefined. */
 async function openSession(target: Target): Promise<Session | undefined> {
   try {
-    const options = accessOptions(target);
-    return target.postgres !== undefined ? await connectPostgres(target.postgres, options) : await openDuckDB(target.db, options);
+    return await connect(target);
   } catch (error) {
     writeError(`${formatError(error)}\n`);
     return undefined;
@@ -153,14 +151,20 @@ async function runScriptOn(target: Target, text: string, format: OutputFormat): 
 /** `modelsql shell` (also the default command). */
 async function shellCommand(args: Target & { format: OutputFormat }): Promise<number> {
   if (!process.stdin.isTTY) return runScriptOn(args, await readStdin(), args.format);
-  const session = await openSession(args);
+  let session = await openSession(args);
   if (!session) return EXIT_ERROR;
-  const progress = new ProgressReporter(session);
   const terminal = Boolean(process.stdout.isTTY);
   // With stdout redirected readline gets no raw keys: Ctrl-C arrives as a signal.
-  const onSigint = (): void => session.cancel();
+  const onSigint = (): void => session?.cancel();
   if (!terminal) process.on('SIGINT', onSigint);
+  // `.open FILE` opens a DuckDB file, `.open postgres://...` a Postgres database, with this command's access flags.
+  const open = async (location: string | undefined): Promise<Session> => {
+    const postgres = location !== undefined && /^postgres(ql)?:\/\//i.test(location);
+    session = await connect({ ...args, db: postgres ? undefined : location, postgres: postgres ? location : undefined });
+    return session;
+  };
   try {
+    // The shell closes its sessions.
     return await runShell({
       session,
       input: process.stdin,
@@ -169,12 +173,12 @@ async function shellCommand(args: Target & { format: OutputFormat }): Promise<nu
       terminal,
       historyFile: defaultHistoryFile(),
       format: args.format,
-      progress,
+      progress: (s) => new ProgressReporter(s),
+      open,
+      pager: pagerCommand(),
     });
   } finally {
     process.off('SIGINT', onSigint);
-    progress.dispose();
-    await session.close().catch(() => undefined);
   }
 }
 
@@ -253,6 +257,7 @@ async function exportOnnxCommand(args: Target & { model: string; out: string }):
   const session = await openSession(args);
   if (!session) return EXIT_ERROR;
   try {
+    const { readModelArtifact } = await import('../core/training/export-artifact.js');
     const bytes = await readModelArtifact(session, args.model);
     await writeFile(args.out, bytes);
     writeError(`wrote ${bytes.byteLength} bytes to ${args.out}\n`);
@@ -278,6 +283,8 @@ function exit(code: number): void {
 /** Parses `argv` and runs the command; resolves to the exit status. */
 export async function main(argv: readonly string[]): Promise<number> {
   let status = 0;
+  // `catalog`'s subcommands (and the modules behind them) are loaded only when asked for.
+  const catalog = argv.includes('catalog') ? await import('./catalog/catalog-commands.js') : undefined;
   const dbOption = {
     type: 'string',
     describe: 'DuckDB database file (created if missing); in memory when omitted',
@@ -392,41 +399,15 @@ export async function main(argv: readonly string[]): Promise<number> {
         });
       },
     )
-    .command('catalog', 'model catalog tools', (y) => {
-      const onStatus = (s: number): void => {
-        status = s;
-      };
-      const catalog = y
-        .command(
-          'export-onnx <model>',
-          "write a trained model's ONNX graph to a file that onnxruntime loads (docs/training.md)",
-          (c) =>
-            c
-              .positional('model', { type: 'string', demandOption: true, describe: 'the model: name, schema.name, name$version' })
-              .option('db', dbOption).option('postgres', postgresOption)
-              .option('out', { type: 'string', demandOption: true, requiresArg: true, describe: 'the .onnx file to write' })
-              .example('$0 catalog export-onnx price_model --db shop.duckdb --out price_model.onnx', 'export the default version'),
-          async (args) => {
-            status = await exportOnnxCommand({ model: args.model, db: args.db, postgres: args.postgres, out: args.out });
-          },
-        )
-        .command(
-          'upgrade <location>',
-          "apply the catalog's pending layout migrations in one transaction (docs/catalog-upgrade.md)",
-          (c) =>
-            c
-              .positional('location', { type: 'string', demandOption: true, describe: `the catalog: ${LOCATION_HELP}` })
-              .option('dry-run', { type: 'boolean', default: false, describe: 'print the migration SQL and change nothing' })
-              .option('json', { type: 'boolean', default: false, describe: 'print the result as one JSON object' })
-              .check(checkLocations('location'))
-              .example('$0 catalog upgrade duckdb:shop.duckdb --dry-run', 'show the SQL an upgrade would run')
-              .example('$0 catalog upgrade postgres://admin@db:5432/shop', 'upgrade a Postgres catalog'),
-          async (args) => {
-            status = await upgradeCommand({ location: args.location, dryRun: args['dry-run'], json: args.json }, { write, writeError });
-          },
-        );
-      return diffCommand(migrateCommand(importCommand(exportCommand(catalog, onStatus), onStatus), onStatus), onStatus).demandCommand(1, 'give a catalog command');
-    })
+    .command('catalog', 'model catalog tools', (y) =>
+      catalog!.catalogCommands(y, {
+        onStatus: (s) => (status = s),
+        write,
+        writeError,
+        sessionOptions: (c) => c.option('db', dbOption).option('postgres', postgresOption),
+        exportOnnx: exportOnnxCommand,
+      }),
+    )
     .strict()
     .version(version())
     .help()
