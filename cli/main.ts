@@ -26,6 +26,7 @@ import type { Session } from '../core/session/session.js';
 import type { SessionOptions } from '../core/session/model-session.js';
 import { OUTPUT_FORMATS, ResultPrinter } from './format.js';
 import type { OutputFormat } from './format.js';
+import { isPostgresUrl, resolvePostgresUrl } from './connection-settings.js';
 import { pagerCommand } from './pager.js';
 import { ProgressReporter } from './progress.js';
 import { defaultHistoryFile, executeScript, runShell } from './shell.js';
@@ -72,11 +73,18 @@ function accessOptions(target: Pick<Target, 'modelDir' | 'allowEndpoint'>): Sess
   };
 }
 
-/** Opens the session the flags ask for. */
-async function connect(target: Target): Promise<Session> {
+/**
+ * Opens the session the flags ask for: `--db` a DuckDB file; `--postgres [URL]` Postgres,
+ * its settings completed from `DATABASE_URL` and the `PG*` variables (cli/connection-settings.ts);
+ * neither: Postgres at `DATABASE_URL` when it is set, else DuckDB in memory.
+ */
+async function connect(target: Target, env: NodeJS.ProcessEnv = process.env): Promise<Session> {
   const options = accessOptions(target);
   // Each adapter is loaded when it is used: start-up pays only for the database it opens.
-  if (target.postgres !== undefined) return (await import('../adapters/postgres/index.js')).connectPostgres(target.postgres, options);
+  if (target.db === undefined && (target.postgres !== undefined || env['DATABASE_URL'])) {
+    const url = resolvePostgresUrl(target.postgres, env, 'client');
+    return (await import('../adapters/postgres/index.js')).connectPostgres(url, options);
+  }
   return (await import('../adapters/duckdb/index.js')).openDuckDB(target.db, options);
 }
 
@@ -159,8 +167,8 @@ async function shellCommand(args: Target & { format: OutputFormat }): Promise<nu
   if (!terminal) process.on('SIGINT', onSigint);
   // `.open FILE` opens a DuckDB file, `.open postgres://...` a Postgres database, with this command's access flags.
   const open = async (location: string | undefined): Promise<Session> => {
-    const postgres = location !== undefined && /^postgres(ql)?:\/\//i.test(location);
-    session = await connect({ ...args, db: postgres ? undefined : location, postgres: postgres ? location : undefined });
+    const postgres = location !== undefined && isPostgresUrl(location);
+    session = await connect({ ...args, db: postgres ? undefined : (location ?? ':memory:'), postgres: postgres ? location : undefined });
     return session;
   };
   try {
@@ -187,7 +195,7 @@ async function shellCommand(args: Target & { format: OutputFormat }): Promise<nu
  * the exit status.
  */
 async function proxyCommand(args: {
-  upstream: string;
+  upstream?: string;
   listen: string;
   tlsCert?: string;
   tlsKey?: string;
@@ -197,6 +205,13 @@ async function proxyCommand(args: {
   maxInferences?: number;
   maxClientInferences?: number;
 }): Promise<number> {
+  let upstreamUrl: string;
+  try {
+    upstreamUrl = resolvePostgresUrl(args.upstream, process.env, 'upstream');
+  } catch (error) {
+    writeError(`${formatError(error)}\n`);
+    return EXIT_ERROR;
+  }
   const { startProxy } = await import('../adapters/postgres/proxy/index.js');
   let tls: { cert: Buffer; key: Buffer } | undefined;
   try {
@@ -208,7 +223,7 @@ async function proxyCommand(args: {
   let proxy: Awaited<ReturnType<typeof startProxy>>;
   try {
     proxy = await startProxy({
-      upstream: args.upstream,
+      upstream: upstreamUrl,
       listen: args.listen,
       tls,
       session: { allowedDirectories: args.modelDir, allowedUrlPrefixes: args.allowEndpoint },
@@ -218,7 +233,7 @@ async function proxyCommand(args: {
     writeError(`modelsql: cannot start the proxy: ${(error as Error).message}\n`);
     return EXIT_ERROR;
   }
-  const upstream = new URL(args.upstream);
+  const upstream = new URL(upstreamUrl);
   // Under `node --expose-gc` (diagnostics only), SIGUSR2 runs a full collection and reports the
   // memory and open connections on stderr: the load benchmark measures the proxy's memory so.
   const gc = (globalThis as { gc?: () => void }).gc;
@@ -235,7 +250,7 @@ async function proxyCommand(args: {
   if (gc) process.on('SIGUSR2', reportMemory);
   // Announced once the hook is in place: a SIGUSR2 sent on reading this line must find it.
   writeError(
-    `modelsql proxy listening on ${proxy.host}:${proxy.port}${tls ? ' (TLS)' : ''}, upstream ${upstream.host}${upstream.pathname}; ` +
+    `modelsql proxy listening on ${proxy.host}:${proxy.port}${tls ? ' (TLS)' : ''}, upstream ${upstream.host || upstream.searchParams.get('host') || 'localhost'}${upstream.pathname}; ` +
       `model files from: ${args.modelDir.join(', ') || 'none (only models the catalog holds)'}; endpoints: ${args.allowEndpoint.join(', ') || 'none'}\n`,
   );
   await new Promise<void>((resolve) => {
@@ -292,8 +307,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   } as const;
   const postgresOption = {
     type: 'string',
-    describe: 'a Postgres database instead of DuckDB: postgres://user:password@host:5432/db',
-    requiresArg: true,
+    describe: 'a Postgres database instead of DuckDB: postgres://user:password@host:5432/db; without a URL, DATABASE_URL; missing parts from PGHOST, PGUSER, ... (docs/cli.md)',
     conflicts: 'db',
   } as const;
   const modelDirOption = {
@@ -368,7 +382,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       'serve the Postgres wire protocol in front of a Postgres server, adding model SQL (docs/proxy.md)',
       (y) =>
         y
-          .option('upstream', { type: 'string', demandOption: true, requiresArg: true, describe: 'the Postgres server: postgres://host:5432/db (clients bring their own credentials)' })
+          .option('upstream', { type: 'string', requiresArg: true, describe: 'the Postgres server: postgres://host:5432/db (clients bring their own credentials); default DATABASE_URL; missing parts from PGHOST, PGPORT, PGDATABASE, PGSSLMODE' })
           .option('listen', { type: 'string', default: '127.0.0.1:6432', requiresArg: true, describe: 'address and port to listen on' })
           .option('tls-cert', { type: 'string', requiresArg: true, describe: 'PEM certificate (chain) for TLS toward clients' })
           .option('tls-key', { type: 'string', requiresArg: true, describe: 'PEM private key for TLS toward clients' })
@@ -380,7 +394,7 @@ export async function main(argv: readonly string[]): Promise<number> {
           .check((args) => {
             positive(args, ['max-rows-per-call', 'max-inferences', 'max-client-inferences']);
             if ((args['tls-cert'] === undefined) !== (args['tls-key'] === undefined)) throw new Error('give --tls-cert and --tls-key together');
-            if (!/^postgres(ql)?:\/\//.test(args.upstream)) throw new Error('--upstream must be a postgres:// URL');
+            if (args.upstream === undefined && !process.env['DATABASE_URL'] && !process.env['PGHOST']) throw new Error('give --upstream, or set DATABASE_URL or PGHOST');
             return true;
           })
           .example('$0 proxy --upstream postgres://localhost:5432/shop', 'then: psql "postgresql://me@127.0.0.1:6432/shop"')
