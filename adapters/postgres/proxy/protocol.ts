@@ -166,6 +166,14 @@ export class BodyReader {
     return v;
   }
 
+  /** An unsigned Int16: the protocol's counts (parameters, formats, columns) run to 65,535. */
+  uint16(): number {
+    this.need(2);
+    const v = this.body.readUInt16BE(this.offset);
+    this.offset += 2;
+    return v;
+  }
+
   int32(): number {
     this.need(4);
     const v = this.body.readInt32BE(this.offset);
@@ -274,8 +282,7 @@ export function parseParse(payload: Buffer): ParseMessage {
   const r = new BodyReader(payload, 'Parse');
   const name = r.cstring();
   const text = r.cstring();
-  const n = r.int16();
-  if (n < 0) throw new ProtocolViolation('invalid Parse message: negative parameter count');
+  const n = r.uint16();
   const paramTypes: number[] = [];
   for (let i = 0; i < n; i++) paramTypes.push(r.uint32());
   r.end();
@@ -298,18 +305,17 @@ export function parseBind(payload: Buffer): BindMessage {
   const r = new BodyReader(payload, 'Bind');
   const portal = r.cstring();
   const statement = r.cstring();
-  const nf = r.int16();
+  const nf = r.uint16();
   const formats: number[] = [];
   for (let i = 0; i < nf; i++) formats.push(r.int16());
-  const np = r.int16();
-  if (nf < 0 || np < 0 || (nf > 1 && nf !== np)) throw new ProtocolViolation(`bind message has ${nf} parameter formats but ${np} parameters`);
+  const np = r.uint16();
+  if (nf > 1 && nf !== np) throw new ProtocolViolation(`bind message has ${nf} parameter formats but ${np} parameters`);
   const params: (Buffer | null)[] = [];
   for (let i = 0; i < np; i++) {
     const len = r.int32();
     params.push(len === -1 ? null : Buffer.from(r.bytes(len)));
   }
-  const nr = r.int16();
-  if (nr < 0) throw new ProtocolViolation('invalid Bind message: negative result format count');
+  const nr = r.uint16();
   const resultFormats: number[] = [];
   for (let i = 0; i < nr; i++) resultFormats.push(r.int16());
   r.end();
@@ -356,7 +362,7 @@ export interface RowField {
 /** RowDescription ('T'). */
 export function parseRowDescription(payload: Buffer): RowField[] {
   const r = new BodyReader(payload, 'RowDescription');
-  const n = r.int16();
+  const n = r.uint16();
   const fields: RowField[] = [];
   for (let i = 0; i < n; i++) {
     fields.push({ name: r.cstring(), tableOid: r.uint32(), column: r.int16(), typeOid: r.uint32(), typeSize: r.int16(), typeModifier: r.int32(), format: r.int16() });
@@ -367,7 +373,7 @@ export function parseRowDescription(payload: Buffer): RowField[] {
 /** DataRow ('D'): each column's bytes, or null. */
 export function parseDataRow(payload: Buffer): (Buffer | null)[] {
   const r = new BodyReader(payload, 'DataRow');
-  const n = r.int16();
+  const n = r.uint16();
   const values: (Buffer | null)[] = [];
   for (let i = 0; i < n; i++) {
     const len = r.int32();
@@ -436,6 +442,13 @@ class MessageWriter {
   int16(v: number): this {
     const b = Buffer.allocUnsafe(2);
     b.writeInt16BE(v);
+    return this.add(b);
+  }
+  /** A count (0-65,535; Postgres reads counts as unsigned). */
+  uint16(v: number): this {
+    if (v > 0xffff) throw new ProtocolViolation(`too many items for one message: ${v} (at most 65535)`);
+    const b = Buffer.allocUnsafe(2);
+    b.writeUInt16BE(v);
     return this.add(b);
   }
   int32(v: number): this {
@@ -512,14 +525,14 @@ export interface ColumnSpec {
 
 /** RowDescription ('T') with text-format columns not tied to a table. */
 export function rowDescription(columns: readonly ColumnSpec[]): Buffer {
-  const m = w().int16(columns.length);
+  const m = w().uint16(columns.length);
   for (const c of columns) m.cstring(c.name).uint32(0).int16(0).uint32(c.typeOid).int16(c.typeSize).int32(-1).int16(0);
   return m.build('T');
 }
 
 /** DataRow ('D') of text values (null for SQL NULL). */
 export function dataRow(values: readonly (string | Buffer | null)[]): Buffer {
-  const m = w().int16(values.length);
+  const m = w().uint16(values.length);
   for (const v of values) {
     if (v === null) m.int32(-1);
     else {
@@ -548,7 +561,7 @@ export const EMPTY_QUERY_RESPONSE: Buffer = w().build('I');
 
 /** ParameterDescription ('t'). */
 export function parameterDescription(oids: readonly number[]): Buffer {
-  const m = w().int16(oids.length);
+  const m = w().uint16(oids.length);
   for (const o of oids) m.uint32(o);
   return m.build('t');
 }
@@ -589,16 +602,16 @@ export function query(text: string): Buffer {
 
 /** Parse ('P'). */
 export function parse(name: string, text: string, paramTypes: readonly number[] = []): Buffer {
-  const m = w().cstring(name).cstring(text).int16(paramTypes.length);
+  const m = w().cstring(name).cstring(text).uint16(paramTypes.length);
   for (const t of paramTypes) m.uint32(t);
   return m.build('P');
 }
 
 /** Bind ('B'); `params` are text values (strings) or raw bytes in the given formats. */
 export function bind(portal: string, statement: string, params: readonly (string | Buffer | null)[], paramFormats: readonly number[] = [], resultFormats: readonly number[] = []): Buffer {
-  const m = w().cstring(portal).cstring(statement).int16(paramFormats.length);
+  const m = w().cstring(portal).cstring(statement).uint16(paramFormats.length);
   for (const f of paramFormats) m.int16(f);
-  m.int16(params.length);
+  m.uint16(params.length);
   for (const p of params) {
     if (p === null) m.int32(-1);
     else {
@@ -606,7 +619,7 @@ export function bind(portal: string, statement: string, params: readonly (string
       m.int32(b.length).add(b);
     }
   }
-  m.int16(resultFormats.length);
+  m.uint16(resultFormats.length);
   for (const f of resultFormats) m.int16(f);
   return m.build('B');
 }
@@ -623,6 +636,8 @@ export function execute(portal: string, maxRows = 0): Buffer {
 
 /** Sync ('S'). */
 export const SYNC: Buffer = w().build('S');
+/** Flush ('H'): the server sends what it has without ending the extended batch. */
+export const FLUSH: Buffer = w().build('H');
 /** Terminate ('X'). */
 export const TERMINATE: Buffer = w().build('X');
 /** CopyDone ('c'). */
