@@ -192,6 +192,7 @@ async function proxyCommand(args: {
   maxRowsPerCall?: number;
   maxInferences?: number;
   maxClientInferences?: number;
+  maxMessageBytes?: number;
 }): Promise<number> {
   const { startProxy } = await import('../adapters/postgres/proxy/index.js');
   let tls: { cert: Buffer; key: Buffer } | undefined;
@@ -209,6 +210,7 @@ async function proxyCommand(args: {
       tls,
       session: { allowedDirectories: args.modelDir, allowedUrlPrefixes: args.allowEndpoint },
       limits: { maxRowsPerCall: args.maxRowsPerCall, maxInferences: args.maxInferences, maxClientInferences: args.maxClientInferences },
+      maxMessageBytes: args.maxMessageBytes,
     });
   } catch (error) {
     writeError(`modelsql: cannot start the proxy: ${(error as Error).message}\n`);
@@ -370,8 +372,9 @@ export async function main(argv: readonly string[]): Promise<number> {
           .option('max-rows-per-call', limitOption('rows one ML_PREDICT / ML_EVALUATE call may send to a model (default: no limit)'))
           .option('max-inferences', limitOption('model inferences running at once on the proxy (default: no limit)'))
           .option('max-client-inferences', limitOption('model inferences running at once for one user (default: no limit)'))
+          .option('max-message-bytes', limitOption('longest protocol message a client may send, in bytes; longer: FATAL 54000 (default: 268435456, 256 MiB)'))
           .check((args) => {
-            positive(args, ['max-rows-per-call', 'max-inferences', 'max-client-inferences']);
+            positive(args, ['max-rows-per-call', 'max-inferences', 'max-client-inferences', 'max-message-bytes']);
             if ((args['tls-cert'] === undefined) !== (args['tls-key'] === undefined)) throw new Error('give --tls-cert and --tls-key together');
             if (!/^postgres(ql)?:\/\//.test(args.upstream)) throw new Error('--upstream must be a postgres:// URL');
             return true;
@@ -389,6 +392,7 @@ export async function main(argv: readonly string[]): Promise<number> {
           maxRowsPerCall: args['max-rows-per-call'],
           maxInferences: args['max-inferences'],
           maxClientInferences: args['max-client-inferences'],
+          maxMessageBytes: args['max-message-bytes'],
         });
       },
     )

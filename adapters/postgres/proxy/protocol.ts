@@ -11,7 +11,16 @@
 /** A protocol violation by the peer; the connection gets an ErrorResponse 08P01 and is closed. */
 export class ProtocolViolation extends Error {
   /** SQLSTATE 08P01 protocol_violation. */
-  readonly sqlstate = '08P01';
+  readonly sqlstate: string = '08P01';
+}
+
+/**
+ * A message longer than the receiver accepts: 54000 program_limit_exceeded; the connection
+ * gets a FATAL ErrorResponse and is closed, as a protocol violation is.
+ */
+export class MessageTooLong extends ProtocolViolation {
+  /** SQLSTATE 54000 program_limit_exceeded. */
+  override readonly sqlstate: string = '54000';
 }
 
 /** One framed message. `payload` excludes the type byte and the length; `raw` is the whole message. */
@@ -51,7 +60,13 @@ export const FRONTEND_TYPES: ReadonlySet<string> = new Set(['B', 'C', 'd', 'c', 
  * for (const frame of framer.push(chunk)) handle(frame);
  */
 export class Framer {
-  private buffer: Buffer = Buffer.alloc(0);
+  /**
+   * Bytes received and not yet framed, as received: a message split over reads is joined
+   * once, when its last byte has arrived, so each byte is copied at most twice whatever
+   * the size of the message and of the reads.
+   */
+  private chunks: Buffer[] = [];
+  private size = 0;
   /** True while the next message is untyped (startup phase). */
   startup: boolean;
   private readonly maxLength: number;
@@ -66,7 +81,7 @@ export class Framer {
 
   /** Bytes received but not yet part of a complete message. */
   get pending(): number {
-    return this.buffer.length;
+    return this.size;
   }
 
   /**
@@ -75,20 +90,26 @@ export class Framer {
    * that many messages (the rest stays buffered), so a caller can switch phase in between.
    * With `copyData`, CopyData messages go to it, in order, instead of into the result (the
    * caller passes it only while a COPY TO is under way, when nothing but CopyData and the
-   * messages that end the COPY arrive).
+   * messages that end the COPY arrive). A message's type and length are checked as soon as
+   * its header has arrived, before its body is buffered.
    *
-   * @throws ProtocolViolation on a bad length or an unknown message type.
+   * @throws ProtocolViolation on a bad length or an unknown message type
+   *   ({@link MessageTooLong} past `maxLength`).
    */
   push(chunk: Buffer | undefined, limit = Infinity, copyData?: CopyDataSink): Frame[] {
-    if (chunk && chunk.length > 0) this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
+    if (chunk && chunk.length > 0) {
+      this.chunks.push(chunk);
+      this.size += chunk.length;
+    }
+    const first = this.firstMessageLength();
+    if (first < 0 || this.size < first) return [];
+    const buf = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.size);
     const frames: Frame[] = [];
     let offset = 0;
-    const buf = this.buffer;
     while (frames.length < limit) {
       if (this.startup) {
         if (buf.length - offset < 4) break;
-        const length = buf.readInt32BE(offset);
-        if (length < 8 || length > MAX_STARTUP_LENGTH) throw new ProtocolViolation(`invalid length of startup packet: ${length}`);
+        const length = this.startupLength(buf, offset);
         if (buf.length - offset < length) break;
         const raw = buf.subarray(offset, offset + length);
         frames.push({ type: '', payload: raw.subarray(4), raw });
@@ -96,11 +117,7 @@ export class Framer {
         if (limit === Infinity) limit = frames.length; // a startup message ends the batch: the caller decides the next phase
       } else {
         if (buf.length - offset < 5) break;
-        const type = String.fromCharCode(buf[offset]!);
-        if (this.allowedTypes && !this.allowedTypes.has(type)) throw new ProtocolViolation(`invalid frontend message type ${buf[offset]}`);
-        const length = buf.readInt32BE(offset + 1);
-        if (length < 4) throw new ProtocolViolation(`invalid message length ${length} in message type "${type}"`);
-        if (length > this.maxLength) throw new ProtocolViolation(`message of type "${type}" too long: ${length} bytes`);
+        const length = this.typedLength(buf, offset);
         if (buf.length - offset < length + 1) break;
         if (copyData !== undefined && buf[offset] === 0x64) {
           copyData(buf, offset + 5, offset + 1 + length);
@@ -108,12 +125,48 @@ export class Framer {
           continue;
         }
         const raw = buf.subarray(offset, offset + 1 + length);
-        frames.push({ type, payload: raw.subarray(5), raw });
+        frames.push({ type: String.fromCharCode(buf[offset]!), payload: raw.subarray(5), raw });
         offset += 1 + length;
       }
     }
-    this.buffer = offset === buf.length ? Buffer.alloc(0) : buf.subarray(offset);
+    const rest = buf.subarray(offset);
+    this.chunks = rest.length === 0 ? [] : [rest];
+    this.size = rest.length;
     return frames;
+  }
+
+  /**
+   * The whole length of the first buffered message (type byte included), checked, once its
+   * header has arrived; -1 before. Joins the first chunks when the header spans them.
+   */
+  private firstMessageLength(): number {
+    const header = this.startup ? 4 : 5;
+    if (this.size < header) return -1;
+    if (this.chunks[0]!.length < header) {
+      let n = 0;
+      let take = 0;
+      while (n < header) n += this.chunks[take++]!.length;
+      this.chunks.splice(0, take, Buffer.concat(this.chunks.slice(0, take), n));
+    }
+    const buf = this.chunks[0]!;
+    return this.startup ? this.startupLength(buf, 0) : this.typedLength(buf, 0) + 1;
+  }
+
+  private startupLength(buf: Buffer, offset: number): number {
+    const length = buf.readInt32BE(offset);
+    if (length < 8 || length > MAX_STARTUP_LENGTH) throw new ProtocolViolation(`invalid length of startup packet: ${length}`);
+    return length;
+  }
+
+  /** The length field of the typed message at `offset` (the type byte not counted), checked. */
+  private typedLength(buf: Buffer, offset: number): number {
+    const code = buf[offset]!;
+    const type = String.fromCharCode(code);
+    if (this.allowedTypes && !this.allowedTypes.has(type)) throw new ProtocolViolation(`invalid frontend message type ${code}`);
+    const length = buf.readInt32BE(offset + 1);
+    if (length < 4) throw new ProtocolViolation(`invalid message length ${length} in message type "${type}"`);
+    if (length > this.maxLength) throw new MessageTooLong(`message of type "${type}" too long: ${length} bytes (at most ${this.maxLength})`);
+    return length;
   }
 }
 

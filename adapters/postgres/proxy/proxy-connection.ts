@@ -86,6 +86,8 @@ export interface ProxyContext {
   log(message: string, error?: unknown): void;
   /** A client that has not finished startup and authentication by then is closed (ms; unset: never). */
   readonly startupTimeoutMs?: number;
+  /** Longest message a client may send (bytes); a longer one gets a FATAL 54000 and the connection is closed. */
+  readonly maxMessageBytes: number;
 }
 
 /** A model statement prepared through Parse. */
@@ -110,6 +112,11 @@ interface LocalPortal {
   /** The upstream portal that an Execute with a row limit left open (PortalSuspended), continued by later Executes. */
   upstreamPortal?: string;
 }
+
+/** Bytes of client messages waiting for the proxy to answer them, past which the client is not read. */
+const QUEUE_HIGH_WATER = 4 * 1024 * 1024;
+/** Bytes of answers waiting in the client's socket, past which the proxy answers no more of its messages. */
+const CLIENT_HIGH_WATER = 4 * 1024 * 1024;
 
 /** Raised upstream to abort a transaction block after a model statement failed in it. */
 const ABORT_NOTE = 'modelsql: a model statement failed in this transaction';
@@ -195,7 +202,7 @@ export class ProxyConnection {
   private startupTimer: NodeJS.Timeout | undefined;
   /** The user name of the StartupMessage (the client, for per-client limits). */
   private user = '';
-  private readonly framer = new Framer({ startup: true, allowedTypes: FRONTEND_TYPES });
+  private readonly framer: Framer;
   private phase: 'startup' | 'connecting' | 'auth' | 'ready' | 'closed' = 'startup';
   private upstream: UpstreamConnection | undefined;
   private session: ModelSession | undefined;
@@ -227,6 +234,10 @@ export class ProxyConnection {
   private unsynced = false;
   /** Counter of upstream portal names. */
   private portalCounter = 0;
+  /** Bytes of the client messages in `queue`. */
+  private queuedBytes = 0;
+  /** The upstream socket's write buffer is full: the client is not read until it drains. */
+  private upstreamFull = false;
   /** Type names of parameter type OIDs (typeNames). */
   private readonly typeNameCache = new Map<number, string>();
 
@@ -235,6 +246,7 @@ export class ProxyConnection {
     private readonly context: ProxyContext,
   ) {
     this.client = socket;
+    this.framer = new Framer({ startup: true, allowedTypes: FRONTEND_TYPES, maxLength: context.maxMessageBytes });
   }
 
   /** Starts reading the client. */
@@ -567,10 +579,42 @@ export class ProxyConnection {
     const upstream = this.upstream;
     if (!upstream || buffers.length === 0) return;
     const data = coalesce(buffers);
-    if (!upstream.write(data) && !this.client.isPaused()) {
-      const client = this.client;
-      client.pause();
-      upstream.socket.once('drain', () => client.resume());
+    if (!upstream.write(data) && !this.upstreamFull) {
+      this.upstreamFull = true;
+      this.updateClientReading();
+      upstream.socket.once('drain', () => {
+        this.upstreamFull = false;
+        this.updateClientReading();
+      });
+    }
+  }
+
+  /**
+   * Reads the client only while its messages can go somewhere: the upstream takes them, and
+   * the messages the proxy answers itself wait for fewer than {@link QUEUE_HIGH_WATER}
+   * bytes. A client that pipelines model statements without reading the answers is thus
+   * held at that much, plus the answers waiting in its socket (processQueue stops at
+   * {@link CLIENT_HIGH_WATER}), plus one message of at most `maxMessageBytes`.
+   */
+  private updateClientReading(): void {
+    const stop = this.upstreamFull || this.queuedBytes > QUEUE_HIGH_WATER;
+    if (stop && !this.client.isPaused()) this.client.pause();
+    else if (!stop && this.client.isPaused() && this.phase !== 'closed') this.client.resume();
+  }
+
+  /** Waits until the client has read its answers down to {@link CLIENT_HIGH_WATER} bytes (or is gone). */
+  private async clientDrained(): Promise<void> {
+    const client = this.client;
+    while (client.writableLength > CLIENT_HIGH_WATER && this.phase !== 'closed' && !client.destroyed) {
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          client.off('drain', done);
+          client.off('close', done);
+          resolve();
+        };
+        client.once('drain', done);
+        client.once('close', done);
+      });
     }
   }
 
@@ -586,10 +630,12 @@ export class ProxyConnection {
       }
       if (this.busy || this.queue.length > 0 || !this.passThrough(frame, out)) {
         this.queue.push(frame);
+        this.queuedBytes += frame.raw.length;
         startLoop = true;
       }
     }
     this.forward(out);
+    if (this.queuedBytes > QUEUE_HIGH_WATER) this.updateClientReading();
     if (startLoop && !this.busy) void this.processQueue();
   }
 
@@ -671,6 +717,8 @@ export class ProxyConnection {
         }
         if (this.queue.length === 0) break;
         const frame = this.queue.shift()!;
+        this.queuedBytes -= frame.raw.length;
+        if (this.client.isPaused() && this.queuedBytes <= QUEUE_HIGH_WATER / 2) this.updateClientReading();
         const out: Buffer[] = [];
         let handled: boolean;
         try {
@@ -683,6 +731,7 @@ export class ProxyConnection {
           this.forward(out);
           continue;
         }
+        await this.clientDrained();
         const work = this.handle(frame);
         this.running = work;
         try {
