@@ -11,6 +11,7 @@ import { benchmarkPredictTrainedVsOnnx, benchmarkPredictTrainedVsSql, benchmarkT
 import { benchmarkPredictOnnxPostgres } from './predict-onnx-postgres.js';
 import { benchmarkProxyLatency } from './proxy-latency.js';
 import { benchmarkProxyPassthrough } from './proxy-passthrough.js';
+import { benchmarkProxyLargeMessage } from './proxy-large-message.js';
 import { benchmarkCatalogMigrate } from './catalog-migrate.js';
 import { benchmarkGuardOverhead } from './guard-overhead.js';
 import { benchmarkProxyLoad } from './proxy-load.js';
@@ -21,6 +22,7 @@ const benchmarks: Readonly<Record<string, () => Promise<BenchmarkResult>>> = {
   'remote-openai': benchmarkRemoteOpenAI,
   'predict-onnx-postgres': benchmarkPredictOnnxPostgres,
   'proxy-passthrough': benchmarkProxyPassthrough,
+  'proxy-large-message': benchmarkProxyLargeMessage,
   'proxy-latency': benchmarkProxyLatency,
   'proxy-load': benchmarkProxyLoad,
   'train-linear': benchmarkTrainLinear,

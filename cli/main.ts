@@ -204,6 +204,7 @@ async function proxyCommand(args: {
   maxRowsPerCall?: number;
   maxInferences?: number;
   maxClientInferences?: number;
+  maxMessageBytes?: number;
 }): Promise<number> {
   let upstreamUrl: string;
   try {
@@ -228,6 +229,7 @@ async function proxyCommand(args: {
       tls,
       session: { allowedDirectories: args.modelDir, allowedUrlPrefixes: args.allowEndpoint },
       limits: { maxRowsPerCall: args.maxRowsPerCall, maxInferences: args.maxInferences, maxClientInferences: args.maxClientInferences },
+      maxMessageBytes: args.maxMessageBytes,
     });
   } catch (error) {
     writeError(`modelsql: cannot start the proxy: ${(error as Error).message}\n`);
@@ -391,8 +393,9 @@ export async function main(argv: readonly string[]): Promise<number> {
           .option('max-rows-per-call', limitOption('rows one ML_PREDICT / ML_EVALUATE call may send to a model (default: no limit)'))
           .option('max-inferences', limitOption('model inferences running at once on the proxy (default: no limit)'))
           .option('max-client-inferences', limitOption('model inferences running at once for one user (default: no limit)'))
+          .option('max-message-bytes', limitOption('longest protocol message a client may send, in bytes; longer: FATAL 54000 (default: 268435456, 256 MiB)'))
           .check((args) => {
-            positive(args, ['max-rows-per-call', 'max-inferences', 'max-client-inferences']);
+            positive(args, ['max-rows-per-call', 'max-inferences', 'max-client-inferences', 'max-message-bytes']);
             if ((args['tls-cert'] === undefined) !== (args['tls-key'] === undefined)) throw new Error('give --tls-cert and --tls-key together');
             if (args.upstream === undefined && !process.env['DATABASE_URL'] && !process.env['PGHOST']) throw new Error('give --upstream, or set DATABASE_URL or PGHOST');
             return true;
@@ -410,6 +413,7 @@ export async function main(argv: readonly string[]): Promise<number> {
           maxRowsPerCall: args['max-rows-per-call'],
           maxInferences: args['max-inferences'],
           maxClientInferences: args['max-client-inferences'],
+          maxMessageBytes: args['max-message-bytes'],
         });
       },
     )
