@@ -1,0 +1,150 @@
+/**
+ * Columnar moves between DuckDB data chunks and the core's `ColumnBatch`: features are read
+ * straight from a chunk's vector memory (`duckdb_vector_get_data`, a view of DuckDB's own
+ * buffer) into typed arrays, and predictions are written into new chunks for an Appender
+ * (`duckdb_append_data_chunk`), a whole vector at a time where the types allow
+ * (https://duckdb.org/docs/stable/clients/c/vector, https://duckdb.org/docs/stable/clients/c/appender).
+ */
+import duckdb from '@duckdb/node-bindings';
+import { DuckDBDataChunk, JSDuckDBValueConverter, JSToDuckDBValueConverter, type DuckDBAppender, type DuckDBType } from '@duckdb/node-api';
+import type { ColumnBatch, ColumnData } from '../../core/runtime/model-runtime.js';
+
+/** Rows per DuckDB data chunk (STANDARD_VECTOR_SIZE). */
+export const CHUNK_ROWS = 2048;
+
+/**
+ * Builds feature batches of `batchSize` rows from data chunks whose columns are the
+ * features, in order: `number` features are DOUBLE columns (the query casts them), copied
+ * out of the vector's memory; `value` features are converted to JS values.
+ */
+export class FeatureBatcher {
+  private columns: ColumnData[] = [];
+  private rows = 0;
+
+  constructor(
+    private readonly kinds: readonly ('number' | 'value')[],
+    private readonly batchSize: number,
+  ) {
+    this.reset();
+  }
+
+  /** Adds a chunk's rows; yields every batch that fills up. */
+  *add(chunk: DuckDBDataChunk): Iterable<ColumnBatch> {
+    const n = chunk.rowCount;
+    for (let from = 0; from < n; ) {
+      const take = Math.min(n - from, this.batchSize - this.rows);
+      this.copy(chunk, from, take);
+      from += take;
+      this.rows += take;
+      if (this.rows === this.batchSize) yield this.take();
+    }
+  }
+
+  /** The last, partial batch, if any rows are left. */
+  rest(): ColumnBatch | undefined {
+    return this.rows > 0 ? this.take() : undefined;
+  }
+
+  private copy(chunk: DuckDBDataChunk, from: number, count: number): void {
+    const n = chunk.rowCount;
+    for (let c = 0; c < this.kinds.length; c++) {
+      const target = this.columns[c]!;
+      if (target.kind === 'number') {
+        const vector = duckdb.data_chunk_get_vector(chunk.chunk, c);
+        const bytes = duckdb.vector_get_data(vector, n * 8);
+        const values = new Float64Array(bytes.buffer, bytes.byteOffset, n);
+        (target.values as Float64Array).set(values.subarray(from, from + count), this.rows);
+        const validity = duckdb.vector_get_validity(vector, Math.ceil(n / 64) * 8);
+        if (validity) markNulls(validity, from, count, target.nulls!, this.rows);
+      } else {
+        const values = chunk.convertColumnValues(c, JSDuckDBValueConverter);
+        const out = target.values as unknown[];
+        for (let i = 0; i < count; i++) out[this.rows + i] = values[from + i];
+      }
+    }
+  }
+
+  private take(): ColumnBatch {
+    const n = this.rows;
+    const columns = this.columns.map((c): ColumnData =>
+      c.kind === 'number' ? { kind: 'number', values: c.values.subarray(0, n), nulls: c.nulls!.subarray(0, n) } : { kind: 'value', values: (c.values as unknown[]).slice(0, n) },
+    );
+    this.reset();
+    return { rowCount: n, columns };
+  }
+
+  private reset(): void {
+    this.rows = 0;
+    this.columns = this.kinds.map((kind): ColumnData =>
+      kind === 'number' ? { kind: 'number', values: new Float64Array(this.batchSize), nulls: new Uint8Array(this.batchSize) } : { kind: 'value', values: new Array<unknown>(this.batchSize) },
+    );
+  }
+}
+
+/** Sets `nulls[at + i] = 1` for each invalid row `from + i` of a validity mask (bit set = valid). */
+function markNulls(validity: Uint8Array, from: number, count: number, nulls: Uint8Array, at: number): void {
+  for (let i = 0; i < count; i++) {
+    const row = from + i;
+    if ((validity[row >> 3]! & (1 << (row & 7))) === 0) nulls[at + i] = 1;
+  }
+}
+
+/** Appends a batch to an Appender whose columns have `types`, in chunks of {@link CHUNK_ROWS} rows. */
+export function appendBatch(appender: DuckDBAppender, types: readonly DuckDBType[], batch: ColumnBatch): void {
+  for (let start = 0; start < batch.rowCount; start += CHUNK_ROWS) {
+    const n = Math.min(CHUNK_ROWS, batch.rowCount - start);
+    const chunk = DuckDBDataChunk.create(types, n);
+    batch.columns.forEach((column, i) => fillColumn(chunk, i, types[i]!, column, start, n));
+    appender.appendDataChunk(chunk);
+  }
+}
+
+/** Scratch buffers for whole-vector writes, by element type. */
+const scratch = { DOUBLE: new Float64Array(CHUNK_ROWS), FLOAT: new Float32Array(CHUNK_ROWS) };
+
+/** Writes rows `[start, start + n)` of a batch column into vector `index` of `chunk`. */
+function fillColumn(chunk: DuckDBDataChunk, index: number, type: DuckDBType, column: ColumnData, start: number, n: number): void {
+  const typeName = type.toString();
+  if (column.kind === 'number' && (typeName === 'DOUBLE' || typeName === 'FLOAT') && !hasNull(column.nulls, start, n)) {
+    // No NULL: the values go into the vector's memory in one copy (the validity mask stays all-valid).
+    const buffer = scratch[typeName];
+    const source = column.values.subarray(start, start + n);
+    if (source instanceof (typeName === 'DOUBLE' ? Float64Array : Float32Array)) buffer.set(source as Float64Array & Float32Array);
+    else for (let i = 0; i < n; i++) buffer[i] = source[i]!;
+    duckdb.copy_data_to_vector(duckdb.data_chunk_get_vector(chunk.chunk, index), 0, buffer.buffer, 0, n * buffer.BYTES_PER_ELEMENT);
+    return;
+  }
+  if (column.kind === 'number' && (typeName === 'DOUBLE' || typeName === 'FLOAT' || typeName === 'INTEGER')) {
+    const vector = chunk.getColumnVector(index) as unknown as { setItem(i: number, v: number | null): void; flush(): void };
+    const { values, nulls } = column;
+    for (let i = 0; i < n; i++) vector.setItem(i, nulls && nulls[start + i] ? null : values[start + i]!);
+    vector.flush();
+    return;
+  }
+  const values: unknown[] = new Array(n);
+  for (let i = 0; i < n; i++) {
+    if (column.kind === 'number') {
+      values[i] = column.nulls && column.nulls[start + i] ? null : column.values[start + i];
+    } else {
+      values[i] = column.values[start + i] ?? null;
+    }
+  }
+  chunk.setColumnValuesConverted(index, values.map((v) => coerceForType(v, typeName)) as never[], JSToDuckDBValueConverter);
+}
+
+function hasNull(nulls: Uint8Array | undefined, start: number, n: number): boolean {
+  if (!nulls) return false;
+  for (let i = start; i < start + n; i++) if (nulls[i]) return true;
+  return false;
+}
+
+/** Adjusts a JS value to what the converter expects for `typeName` (bigint for 64-bit integers, numbers for floats). */
+function coerceForType(value: unknown, typeName: string): unknown {
+  if (value === null || value === undefined) return null;
+  if ((typeName === 'BIGINT' || typeName === 'HUGEINT' || typeName === 'UBIGINT') && typeof value === 'number') return BigInt(Math.round(value));
+  if ((typeName === 'INTEGER' || typeName === 'SMALLINT' || typeName === 'TINYINT') && typeof value === 'bigint') return Number(value);
+  if ((typeName === 'DOUBLE' || typeName === 'FLOAT') && typeof value === 'bigint') return Number(value);
+  if (typeName === 'VARCHAR' && typeof value !== 'string') return typeof value === 'object' ? JSON.stringify(value) : String(value);
+  if (typeName.endsWith('[]') && ArrayBuffer.isView(value)) return Array.from(value as unknown as ArrayLike<number>);
+  return value;
+}
