@@ -19,17 +19,20 @@ export const CHUNK_ROWS = 2048;
  */
 export class FeatureBatcher {
   private columns: ColumnData[] = [];
+  private keys = new BigInt64Array(0);
   private rows = 0;
 
+  /** With `keyed`, each chunk's first column is a BIGINT key (a rowid), handed out with the batch, and the features follow it. */
   constructor(
     private readonly kinds: readonly ('number' | 'value')[],
     private readonly batchSize: number,
+    private readonly keyed = false,
   ) {
     this.reset();
   }
 
   /** Adds a chunk's rows; yields every batch that fills up. */
-  *add(chunk: DuckDBDataChunk): Iterable<ColumnBatch> {
+  *add(chunk: DuckDBDataChunk): Iterable<KeyedBatch> {
     const n = chunk.rowCount;
     for (let from = 0; from < n; ) {
       const take = Math.min(n - from, this.batchSize - this.rows);
@@ -41,44 +44,57 @@ export class FeatureBatcher {
   }
 
   /** The last, partial batch, if any rows are left. */
-  rest(): ColumnBatch | undefined {
+  rest(): KeyedBatch | undefined {
     return this.rows > 0 ? this.take() : undefined;
   }
 
   private copy(chunk: DuckDBDataChunk, from: number, count: number): void {
     const n = chunk.rowCount;
+    const first = this.keyed ? 1 : 0;
+    if (this.keyed) {
+      const bytes = duckdb.vector_get_data(duckdb.data_chunk_get_vector(chunk.chunk, 0), n * 8);
+      this.keys.set(new BigInt64Array(bytes.buffer, bytes.byteOffset, n).subarray(from, from + count), this.rows);
+    }
     for (let c = 0; c < this.kinds.length; c++) {
       const target = this.columns[c]!;
       if (target.kind === 'number') {
-        const vector = duckdb.data_chunk_get_vector(chunk.chunk, c);
+        const vector = duckdb.data_chunk_get_vector(chunk.chunk, c + first);
         const bytes = duckdb.vector_get_data(vector, n * 8);
         const values = new Float64Array(bytes.buffer, bytes.byteOffset, n);
         (target.values as Float64Array).set(values.subarray(from, from + count), this.rows);
         const validity = duckdb.vector_get_validity(vector, Math.ceil(n / 64) * 8);
         if (validity) markNulls(validity, from, count, target.nulls!, this.rows);
       } else {
-        const values = chunk.convertColumnValues(c, JSDuckDBValueConverter);
+        const values = chunk.convertColumnValues(c + first, JSDuckDBValueConverter);
         const out = target.values as unknown[];
         for (let i = 0; i < count; i++) out[this.rows + i] = values[from + i];
       }
     }
   }
 
-  private take(): ColumnBatch {
+  private take(): KeyedBatch {
     const n = this.rows;
     const columns = this.columns.map((c): ColumnData =>
       c.kind === 'number' ? { kind: 'number', values: c.values.subarray(0, n), nulls: c.nulls!.subarray(0, n) } : { kind: 'value', values: (c.values as unknown[]).slice(0, n) },
     );
+    const keys = this.keyed ? this.keys.subarray(0, n) : undefined;
     this.reset();
-    return { rowCount: n, columns };
+    return { features: { rowCount: n, columns }, keys };
   }
 
   private reset(): void {
     this.rows = 0;
+    if (this.keyed) this.keys = new BigInt64Array(this.batchSize);
     this.columns = this.kinds.map((kind): ColumnData =>
       kind === 'number' ? { kind: 'number', values: new Float64Array(this.batchSize), nulls: new Uint8Array(this.batchSize) } : { kind: 'value', values: new Array<unknown>(this.batchSize) },
     );
   }
+}
+
+/** A batch of features, and their rows' keys when the batcher is keyed. */
+export interface KeyedBatch {
+  readonly features: ColumnBatch;
+  readonly keys: BigInt64Array | undefined;
 }
 
 /** Sets `nulls[at + i] = 1` for each invalid row `from + i` of a validity mask (bit set = valid). */

@@ -9,8 +9,10 @@
  *   the table where it is: the features stream from `t`, and the result is `t POSITIONAL
  *   JOIN <predictions>`, so the statement around the call reads only the input columns it
  *   uses, and wide inputs are never copied. Both scans return the table's rows in the same
- *   order (`preserve_insertion_order`, on by default; with it off, or any other input, the
- *   input query is first copied into a temporary table, read the same way).
+ *   order (`preserve_insertion_order`, on by default). Any other input, or any input with
+ *   that setting off, is first copied into a temporary table, read the same way. With the
+ *   setting off, scans need not run in step, so each prediction is stored with its input
+ *   row's rowid and the result joins on it instead.
  * - Output. DuckDB cuts a streaming result short when its connection appends or runs
  *   another statement, so the predictions go through a second connection of the same
  *   database instance, into a table of a private in-memory database attached to it
@@ -32,6 +34,9 @@ import { mapDuckDBError } from './duckdb-errors.js';
 
 /** The private database holding stages' predictions (attached in memory, once per host). */
 export const STAGE_DATABASE = '__modelsql_stage';
+
+/** The output table's column of input rowids, when rows are paired by key. */
+const ROWID_COLUMN = '__modelsql_rowid';
 
 /** What a stage needs from the DuckDB host. */
 export interface DuckDBStageHost {
@@ -59,7 +64,10 @@ export async function openDuckDBStage(host: DuckDBStageHost, spec: HostStageSpec
   const q = (name: string) => host.dialect.quoteIdentifier(name);
   const input = await inputRelation(host, spec);
   const outputDefs = spec.outputColumns.map((c) => `${q(c.name)} ${c.type}`).join(', ');
-  const output = host.inTransaction() ? await bufferedOutput(host, spec, outputDefs) : await writerOutput(host, spec, outputDefs);
+  // Without insertion order kept, each prediction carries its input row's rowid.
+  const keyed = input.keyed;
+  const keyDef = keyed ? `${q(ROWID_COLUMN)} BIGINT, ` : '';
+  const output = host.inTransaction() ? await bufferedOutput(host, spec, keyDef + outputDefs) : await writerOutput(host, spec, keyDef + outputDefs);
   const features = spec.featureColumns.map((position, i) => {
     const column = `i.${q(spec.inputColumns[position]!.name)}`;
     return spec.kinds[i] === 'number' ? `CAST(${column} AS DOUBLE)` : column;
@@ -67,20 +75,25 @@ export async function openDuckDBStage(host: DuckDBStageHost, spec: HostStageSpec
   const columns = [...spec.inputColumns.map((c) => `i.${q(c.name)}`), ...spec.outputColumns.map((c) => `o.${q(c.name)}`)];
   return {
     async *batches(): AsyncIterable<HostStageBatch> {
-      const result = await mapped(() => host.connection.stream(`SELECT ${features.join(', ')} FROM ${input} AS i`));
-      const batcher = new FeatureBatcher(spec.kinds, spec.batchSize);
+      const select = keyed ? ['i.rowid', ...features] : features;
+      const result = await mapped(() => host.connection.stream(`SELECT ${select.join(', ')} FROM ${input.relation} AS i`));
+      const batcher = new FeatureBatcher(spec.kinds, spec.batchSize, keyed);
       for (;;) {
         const chunk = await mapped(() => result.fetchChunk());
         if (!chunk || chunk.rowCount === 0) break;
-        for (const batch of batcher.add(chunk)) yield { features: batch, carry: undefined };
+        for (const batch of batcher.add(chunk)) yield { features: batch.features, carry: batch.keys };
       }
       const rest = batcher.rest();
-      if (rest) yield { features: rest, carry: undefined };
+      if (rest) yield { features: rest.features, carry: rest.keys };
     },
-    write: async (_carry, outputs) => output.write(outputs),
+    write: async (carry, outputs) => {
+      const keys = carry as BigInt64Array | undefined;
+      await output.write(keys ? { rowCount: outputs.rowCount, columns: [{ kind: 'value', values: Array.from(keys) }, ...outputs.columns] } : outputs);
+    },
     async finish() {
       await output.finish();
-      return `(SELECT ${columns.join(', ')} FROM ${input} AS i POSITIONAL JOIN ${output.table} AS o)`;
+      if (!keyed) return `(SELECT ${columns.join(', ')} FROM ${input.relation} AS i POSITIONAL JOIN ${output.table} AS o)`;
+      return `(SELECT ${columns.join(', ')} FROM ${input.relation} AS i JOIN ${output.table} AS o ON i.rowid = o.${q(ROWID_COLUMN)})`;
     },
     close: async () => output.close(),
   };
@@ -95,23 +108,31 @@ interface StageOutput {
   close(): Promise<void>;
 }
 
-/** The input as a relation the stage may scan twice in the same order: the base table itself, or a copy of the query. */
-async function inputRelation(host: DuckDBStageHost, spec: HostStageSpec): Promise<string> {
+/** The input, as a relation the stage scans twice in the same order. */
+interface InputRelation {
+  readonly relation: string;
+  /** Whether rows are paired by rowid (scans may come out of order), not by position. */
+  readonly keyed: boolean;
+}
+
+/** The base table itself, or a copy of the query. */
+async function inputRelation(host: DuckDBStageHost, spec: HostStageSpec): Promise<InputRelation> {
   const q = (name: string) => host.dialect.quoteIdentifier(name);
-  if (spec.source && (await isOrderedBaseTable(host, spec.source))) return spec.source.map(q).join('.');
+  const { table, ordered } = await inspectInput(host, spec.source);
+  if (spec.source && table && ordered) return { relation: spec.source.map(q).join('.'), keyed: false };
   const copy = `${spec.table}_in`;
   host.onDrop(spec.table, `DROP TABLE IF EXISTS temp.main.${q(copy)}`);
   await host.run(`CREATE TEMPORARY TABLE ${q(copy)} AS ${spec.query}`);
-  return `temp.main.${q(copy)}`;
+  return { relation: `temp.main.${q(copy)}`, keyed: !ordered };
 }
 
 /**
- * Whether `name` (as written after TABLE) is a base table, no view of that name exists,
- * and scans keep insertion order (https://duckdb.org/docs/stable/sql/dialect/order_preservation).
+ * Whether `name` (as written after TABLE) is a base table with no view of that name, and
+ * whether scans keep insertion order (https://duckdb.org/docs/stable/sql/dialect/order_preservation).
  */
-async function isOrderedBaseTable(host: DuckDBStageHost, name: readonly string[]): Promise<boolean> {
+async function inspectInput(host: DuckDBStageHost, name: readonly string[] | undefined): Promise<{ table: boolean; ordered: boolean }> {
   const d = host.dialect;
-  const [last, ...qualifiers] = [...name].reverse();
+  const [last, ...qualifiers] = [...(name ?? [''])].reverse();
   const where = (column: string): string => {
     const parts = [`lower(${column}) = lower(${d.quoteString(last!)})`];
     if (qualifiers.length === 1) parts.push(`(lower(schema_name) = lower(${d.quoteString(qualifiers[0]!)}) OR lower(database_name) = lower(${d.quoteString(qualifiers[0]!)}))`);
@@ -120,10 +141,10 @@ async function isOrderedBaseTable(host: DuckDBStageHost, name: readonly string[]
   };
   const sql =
     `SELECT (SELECT count(*) FROM duckdb_tables() WHERE ${where('table_name')}) > 0 ` +
-    `AND (SELECT count(*) FROM duckdb_views() WHERE ${where('view_name')}) = 0 ` +
-    `AND current_setting('preserve_insertion_order')`;
-  const result = await mapped(() => host.connection.runAndReadAll(sql));
-  return result.getRows()[0]![0] === true;
+    `AND (SELECT count(*) FROM duckdb_views() WHERE ${where('view_name')}) = 0, ` +
+    `CAST(current_setting('preserve_insertion_order') AS BOOLEAN)`;
+  const [table, ordered] = (await mapped(() => host.connection.runAndReadAll(sql))).getRows()[0]!;
+  return { table: table === true, ordered: ordered === true };
 }
 
 /** Predictions appended through the second connection as they come (auto-commit mode). */
