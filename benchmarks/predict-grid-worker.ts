@@ -15,9 +15,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { BIGINT, DOUBLE, DuckDBDataChunk, DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import * as ort from 'onnxruntime-node';
 import { openDuckDB } from '../adapters/duckdb/index.js';
+import { appendPredictions } from './hand-written-append.js';
 import { linearRegressorModel } from '../test/support/onnx-models.js';
 
 /** What one worker process runs. */
@@ -71,19 +72,7 @@ async function handWritten(instance: DuckDBInstance, modelBytes: Uint8Array, tas
   const flush = async (): Promise<void> => {
     const out = await session.run({ x: new ort.Tensor('float32', features.subarray(0, n * k), [n, k]) });
     const y = out[session.outputNames[0]!]!.data as Float32Array;
-    for (let start = 0; start < n; start += 2048) {
-      const m = Math.min(2048, n - start);
-      const chunk = DuckDBDataChunk.create([BIGINT, DOUBLE], m);
-      const idVector = chunk.getColumnVector(0) as unknown as { setItem(i: number, v: bigint): void; flush(): void };
-      const yVector = chunk.getColumnVector(1) as unknown as { setItem(i: number, v: number): void; flush(): void };
-      for (let i = 0; i < m; i++) {
-        idVector.setItem(i, ids[start + i]!);
-        yVector.setItem(i, y[start + i]!);
-      }
-      idVector.flush();
-      yVector.flush();
-      appender.appendDataChunk(chunk);
-    }
+    appendPredictions(appender, ids, y, n);
     n = 0;
   };
   for (;;) {
