@@ -18,7 +18,10 @@ export const CHUNK_ROWS = 2048;
  * out of the vector's memory; `value` features are converted to JS values.
  */
 export class FeatureBatcher {
-  private columns: ColumnData[] = [];
+  /** Per feature: its numbers (`number` kind), their NULL mask (made at the first NULL), or its values (`value` kind). */
+  private numbers: Float64Array[] = [];
+  private nulls: (Uint8Array | undefined)[] = [];
+  private values: unknown[][] = [];
   private keys = new BigInt64Array(0);
   private rows = 0;
 
@@ -56,27 +59,35 @@ export class FeatureBatcher {
       this.keys.set(new BigInt64Array(bytes.buffer, bytes.byteOffset, n).subarray(from, from + count), this.rows);
     }
     for (let c = 0; c < this.kinds.length; c++) {
-      const target = this.columns[c]!;
-      if (target.kind === 'number') {
+      if (this.kinds[c] === 'number') {
         const vector = duckdb.data_chunk_get_vector(chunk.chunk, c + first);
         const bytes = duckdb.vector_get_data(vector, n * 8);
-        const values = new Float64Array(bytes.buffer, bytes.byteOffset, n);
-        (target.values as Float64Array).set(values.subarray(from, from + count), this.rows);
+        this.numbers[c]!.set(new Float64Array(bytes.buffer, bytes.byteOffset, n).subarray(from, from + count), this.rows);
         const validity = duckdb.vector_get_validity(vector, Math.ceil(n / 64) * 8);
-        if (validity) markNulls(validity, from, count, target.nulls!, this.rows);
+        if (validity) this.markNulls(c, validity, from, count);
       } else {
         const values = chunk.convertColumnValues(c + first, JSDuckDBValueConverter);
-        const out = target.values as unknown[];
+        const out = this.values[c]!;
         for (let i = 0; i < count; i++) out[this.rows + i] = values[from + i];
       }
     }
   }
 
+  /** Marks the invalid rows `from + i` of a validity mask (bit set = valid) as NULL rows `this.rows + i` of feature `c`. */
+  private markNulls(c: number, validity: Uint8Array, from: number, count: number): void {
+    for (let i = 0; i < count; i++) {
+      const row = from + i;
+      if ((validity[row >> 3]! & (1 << (row & 7))) === 0) (this.nulls[c] ??= new Uint8Array(this.batchSize))[this.rows + i] = 1;
+    }
+  }
+
   private take(): KeyedBatch {
     const n = this.rows;
-    const columns = this.columns.map((c): ColumnData =>
-      c.kind === 'number' ? { kind: 'number', values: c.values.subarray(0, n), nulls: c.nulls!.subarray(0, n) } : { kind: 'value', values: (c.values as unknown[]).slice(0, n) },
-    );
+    const columns = this.kinds.map((kind, c): ColumnData => {
+      if (kind === 'value') return { kind: 'value', values: this.values[c]!.slice(0, n) };
+      const nulls = this.nulls[c];
+      return nulls ? { kind: 'number', values: this.numbers[c]!.subarray(0, n), nulls: nulls.subarray(0, n) } : { kind: 'number', values: this.numbers[c]!.subarray(0, n) };
+    });
     const keys = this.keyed ? this.keys.subarray(0, n) : undefined;
     this.reset();
     return { features: { rowCount: n, columns }, keys };
@@ -85,9 +96,9 @@ export class FeatureBatcher {
   private reset(): void {
     this.rows = 0;
     if (this.keyed) this.keys = new BigInt64Array(this.batchSize);
-    this.columns = this.kinds.map((kind): ColumnData =>
-      kind === 'number' ? { kind: 'number', values: new Float64Array(this.batchSize), nulls: new Uint8Array(this.batchSize) } : { kind: 'value', values: new Array<unknown>(this.batchSize) },
-    );
+    this.numbers = this.kinds.map((kind) => new Float64Array(kind === 'number' ? this.batchSize : 0));
+    this.nulls = this.kinds.map(() => undefined);
+    this.values = this.kinds.map((kind) => new Array<unknown>(kind === 'value' ? this.batchSize : 0));
   }
 }
 
@@ -95,14 +106,6 @@ export class FeatureBatcher {
 export interface KeyedBatch {
   readonly features: ColumnBatch;
   readonly keys: BigInt64Array | undefined;
-}
-
-/** Sets `nulls[at + i] = 1` for each invalid row `from + i` of a validity mask (bit set = valid). */
-function markNulls(validity: Uint8Array, from: number, count: number, nulls: Uint8Array, at: number): void {
-  for (let i = 0; i < count; i++) {
-    const row = from + i;
-    if ((validity[row >> 3]! & (1 << (row & 7))) === 0) nulls[at + i] = 1;
-  }
 }
 
 /** Appends a batch to an Appender whose columns have `types`, in chunks of {@link CHUNK_ROWS} rows. */
