@@ -5,6 +5,8 @@
  * `bob` the attacker; both have CREATE on schema public, only alice on schema `alices`.
  * Every attack must fail, and alice's models, data and key stay as they were: her model
  * answers with her version, her key reaches only her endpoint, her DROP MODEL drops.
+ * (ML_PREDICT calls carry an alias: Postgres before 16 requires one on a subquery in FROM,
+ * which is what a call becomes.)
  */
 import pg from 'pg';
 import { startProxy, type RunningProxy } from '../../adapters/postgres/proxy/index.js';
@@ -81,7 +83,7 @@ async function expectAliceModelIntact(schema: string, name: string): Promise<voi
   aliceServer.reset();
   bobServer.reset();
   await as('alice', 'proxy', async (c) => {
-    expect(await rows(c, `SELECT a FROM ML_PREDICT(TABLE notes, MODEL ${schema}.${name}, DESCRIPTOR(txt))`)).toEqual([['echo: hello']]);
+    expect(await rows(c, `SELECT a FROM ML_PREDICT(TABLE notes, MODEL ${schema}.${name}, DESCRIPTOR(txt)) AS p`)).toEqual([['echo: hello']]);
     expect((await rows(c, `SHOW MODEL VERSIONS ${schema}.${name}`)).map((r) => r[0])).toEqual([1]);
   });
   expect(aliceServer.requests.map((r) => r.headers.authorization)).toEqual([`Bearer ${ALICE_KEY}`]);
@@ -137,7 +139,7 @@ describe.each(['direct', 'proxy'] as const)('attacks by plain SQL, %s', (via) =>
     await as('alice', 'proxy', (c) => c.query(aliceModel('alices', name)));
     expect(await catalogRows('alices', name)).toEqual({ ...NONE, models: 1, model_versions: 1, model_secrets: 1 });
     await as('bob', via, async (c) => expect(await rows(c, `SELECT count(*)::int FROM ml_catalog.models WHERE model_name = '${name}'`)).toEqual([[0]]));
-    await as('bob', 'proxy', async (c) => expect(await failure(c.query(`SELECT * FROM ML_PREDICT(TABLE notes, MODEL alices.${name}, DESCRIPTOR(txt))`))).toBe('42704'));
+    await as('bob', 'proxy', async (c) => expect(await failure(c.query(`SELECT * FROM ML_PREDICT(TABLE notes, MODEL alices.${name}, DESCRIPTOR(txt)) AS p`))).toBe('42704'));
     await expectAliceModelIntact('alices', name);
   });
 
@@ -206,7 +208,7 @@ describe.each(['direct', 'proxy'] as const)('attacks by plain SQL, %s', (via) =>
     });
     // Through the proxy (which holds the key) the grantee's run uses alice's key, without seeing it.
     aliceServer.reset();
-    await as('bob', 'proxy', async (c) => expect(await rows(c, `SELECT a FROM ML_PREDICT(TABLE notes, MODEL alices.${name}, DESCRIPTOR(txt))`)).toEqual([['echo: hello']]));
+    await as('bob', 'proxy', async (c) => expect(await rows(c, `SELECT a FROM ML_PREDICT(TABLE notes, MODEL alices.${name}, DESCRIPTOR(txt)) AS p`)).toEqual([['echo: hello']]));
     expect(aliceServer.requests[0]!.headers.authorization).toBe(`Bearer ${ALICE_KEY}`);
     await expectAliceModelIntact('alices', name);
   });
@@ -224,7 +226,7 @@ describe.each(['direct', 'proxy'] as const)('attacks by plain SQL, %s', (via) =>
       expect(await failure(c.query(record.replace(name, 'nothing_here')))).toBe('42704');
     });
     await as('alice', 'proxy', async (c) => {
-      await c.query(`SELECT * FROM ML_PREDICT(TABLE notes, MODEL alices.${name}, DESCRIPTOR(txt))`);
+      await c.query(`SELECT * FROM ML_PREDICT(TABLE notes, MODEL alices.${name}, DESCRIPTOR(txt)) AS p`);
       expect(await rows(c, `SELECT run_id = 'forged', run_by FROM ml_catalog.prediction_runs WHERE model_name = '${name}'`)).toEqual([[false, ROLE.alice]]);
     });
   });
