@@ -56,6 +56,15 @@ export function quoteString(value: string): string {
   return `'${value.replace(/'/g, "''")}'`;
 }
 
+/**
+ * A number as SQL literal text (`1.5`, `-2`, `1e+21`): a minus sign before a constant is folded
+ * into it by the host's parser, no operator is looked up. NaN and infinities are refused.
+ */
+export function numberText(value: number): string {
+  if (!Number.isFinite(value)) throw new Error(`internal error: a generated number is ${value}`);
+  return String(value);
+}
+
 /** Writes a model name node (`schema.model$2`), keeping each part's quoting. */
 export function formatModelName(name: ModelName): string {
   const text = name.parts.map(formatIdentifier).join('.');
