@@ -158,6 +158,13 @@ export interface SqlDialect {
   double(value: number): string;
   /** A BIGINT literal, typed. */
   bigint(value: number): string;
+  /**
+   * What ends a subquery whose computed columns are read many times by the level above
+   * (training's layered aggregates), so that the host computes them once per row instead of
+   * inlining the expression into every reference: Postgres `OFFSET 0` (a subquery with
+   * LIMIT/OFFSET is not pulled up), DuckDB nothing.
+   */
+  readonly layerFence: string;
   /** Always-quoted identifier: `"a""b"`. */
   quoteIdentifier(name: string): string;
   /** String literal: `'it''s'`. */

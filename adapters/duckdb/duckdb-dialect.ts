@@ -81,6 +81,8 @@ export class DuckDBDialect implements SqlDialect {
     return `CAST(${numberText(Math.trunc(value))} AS BIGINT)`;
   }
 
+  readonly layerFence = '';
+
   quoteIdentifier(name: string): string {
     return doubleQuote(name);
   }

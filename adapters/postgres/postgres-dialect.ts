@@ -97,6 +97,9 @@ export class PostgresDialect implements SqlDialect {
     timestamp: 'timestamp',
   } as const;
 
+  /** A subquery with OFFSET is not pulled up into its parent (https://www.postgresql.org/docs/current/queries-limit.html), so its columns are computed once per row. */
+  readonly layerFence = ' OFFSET 0';
+
   /** Roles, model owners and grants, with row-level security on the catalog (catalog-security.ts). */
   readonly roles = POSTGRES_ROLES;
 
