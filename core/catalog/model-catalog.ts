@@ -27,7 +27,7 @@ import type {
   ShowModelsStatement,
   Statement,
 } from '../sql/ast.js';
-import { formatCreateModel, quoteIdentifier } from '../sql/format.js';
+import { formatCreateModel, modelFunctionName, quoteIdentifier } from '../sql/format.js';
 import { formatType, parseDataType } from '../sql/types.js';
 import type { ModelColumn } from '../runtime/model-runtime.js';
 import type { RuntimeLoader } from '../runtime/runtime-loader.js';
@@ -376,7 +376,7 @@ export class ModelCatalog {
     const d = this.host.dialect;
     return {
       schema: entry.schema,
-      name: `ml_predict_${entry.name}`,
+      name: modelFunctionName(entry.name),
       params: v.input.map((c) => ({ name: c.name, type: d.hostType(parseDataType(c.type)) })),
       temporary: entry.temporary,
     };

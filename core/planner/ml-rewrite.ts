@@ -25,7 +25,7 @@ import type { StageLimits } from '../runtime/inference-limits.js';
 import type { ModelColumn } from '../runtime/model-runtime.js';
 import type { ProgressEvent } from '../session/session.js';
 import { evaluationRelation, textGenerationRelation, type EvaluationSpec, type EvaluationTask } from './evaluate-metrics.js';
-import { describedRelation, inputQuerySql, spliceCalls } from './splice.js';
+import { callAlias, describedRelation, inputQuerySql, spliceCalls } from './splice.js';
 import { directWriteShape, projectionSources, type DirectWriteShape } from './direct-write.js';
 import { getOption } from '../catalog/model-options.js';
 import { compileModel, compiledRelation } from '../training/compile-sql.js';
@@ -208,7 +208,7 @@ async function openDirect(stage: HostStage, direct: DirectRequest, names: readon
     table: shape.table,
     sources,
     before: text.slice(statement.span.start, shape.call.span.start),
-    after: text.slice(shape.call.span.end, statement.span.end),
+    after: callAlias(shape.call, 0) + text.slice(shape.call.span.end, statement.span.end),
     temporary: shape.temporary,
     ifNotExists: shape.ifNotExists,
   });
