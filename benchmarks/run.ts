@@ -6,6 +6,7 @@ import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { BenchmarkResult } from './benchmark-result.js';
 import { benchmarkPredictOnnx } from './predict-onnx.js';
+import { benchmarkPredictGrid } from './predict-grid.js';
 import { benchmarkRemoteOpenAI } from './remote-openai.js';
 import { benchmarkPredictTrainedVsOnnx, benchmarkPredictTrainedVsSql, benchmarkTrainLinear } from './train-linear.js';
 import { benchmarkPredictOnnxPostgres } from './predict-onnx-postgres.js';
@@ -19,6 +20,7 @@ import { benchmarkModelPermissions } from './model-permissions.js';
 
 const benchmarks: Readonly<Record<string, () => Promise<BenchmarkResult>>> = {
   'predict-onnx': benchmarkPredictOnnx,
+  'predict-grid': benchmarkPredictGrid,
   'remote-openai': benchmarkRemoteOpenAI,
   'predict-onnx-postgres': benchmarkPredictOnnxPostgres,
   'proxy-passthrough': benchmarkProxyPassthrough,

@@ -187,7 +187,8 @@ async function runCall(call: MlCall, ctx: RewriteContext, direct?: DirectRequest
   };
   let relation: string;
   if (inputTable === undefined) {
-    const carry = await ctx.host.openStage!({ query, inputColumns, featureColumns: features.map((c) => inputColumns.indexOf(c)), kinds: runtime.inputKinds, outputColumns, table: outputTable, batchSize: common.batchSize });
+    const source = bound.input.kind === 'table' ? bound.input.name.map((id) => id.value) : undefined;
+    const carry = await ctx.host.openStage!({ query, ...(source ? { source } : {}), inputColumns, featureColumns: features.map((c) => inputColumns.indexOf(c)), kinds: runtime.inputKinds, outputColumns, table: outputTable, batchSize: common.batchSize });
     let write: HostStageWrite | undefined;
     try {
       write = direct && !evaluation ? await openDirect(carry, direct, [...inputColumns.map((c) => c.name), ...outputNames], ctx) : undefined;
