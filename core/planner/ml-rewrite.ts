@@ -25,7 +25,7 @@ import type { StageLimits } from '../runtime/inference-limits.js';
 import type { ModelColumn } from '../runtime/model-runtime.js';
 import type { ProgressEvent } from '../session/session.js';
 import { evaluationRelation, textGenerationRelation, type EvaluationSpec, type EvaluationTask } from './evaluate-metrics.js';
-import { callAlias, describedRelation, inputQuerySql, spliceCalls } from './splice.js';
+import { callAlias, describedRelation, inputQuerySql, spliceCallsMapped, type SplicedText } from './splice.js';
 import { directWriteShape, projectionSources, type DirectWriteShape } from './direct-write.js';
 import { getOption } from '../catalog/model-options.js';
 import { compileModel, compiledRelation } from '../training/compile-sql.js';
@@ -64,13 +64,24 @@ export interface RewriteContext {
  * order) by the relation its stage produced.
  */
 export async function rewriteRegion(region: Span, calls: readonly MlCall[], ctx: RewriteContext): Promise<string> {
-  const relations: string[] = [];
-  for (const call of calls) relations.push(await runCall(call, ctx));
-  return spliceCalls(ctx.scriptText, region, calls, relations);
+  return (await rewriteRegionMapped(region, calls, ctx)).text;
 }
 
-/** How a statement with ML calls runs: its rewritten host SQL, or a write straight into its table. */
-export type StatementPlan = { readonly sql: string; readonly write?: undefined } | { readonly sql?: undefined; readonly write: DirectWrite };
+/** {@link rewriteRegion}, with the map from the rewritten text back to the script. */
+async function rewriteRegionMapped(region: Span, calls: readonly MlCall[], ctx: RewriteContext): Promise<SplicedText> {
+  const relations: string[] = [];
+  for (const call of calls) relations.push(await runCall(call, ctx));
+  return spliceCallsMapped(ctx.scriptText, region, calls, relations);
+}
+
+/**
+ * How a statement with ML calls runs: its rewritten host SQL (with `scriptOffset`, the
+ * offset in the script of an offset in `sql`, for the positions of host errors), or a
+ * write straight into its table.
+ */
+export type StatementPlan =
+  | { readonly sql: string; readonly scriptOffset?: (offset: number) => number; readonly write?: undefined }
+  | { readonly sql?: undefined; readonly write: DirectWrite };
 
 /**
  * A statement whose one ML_PREDICT writes its rows straight into the statement's table
@@ -95,9 +106,14 @@ export interface DirectWrite {
  */
 export async function planStatement(statement: QueryStatement, ctx: RewriteContext): Promise<StatementPlan> {
   const shape = ctx.host.openStage && !ctx.describeOnly ? directWriteShape(statement, ctx.scriptText) : undefined;
-  if (!shape) return { sql: await rewriteRegion(statement.span, statement.calls, ctx) };
+  if (!shape) {
+    const spliced = await rewriteRegionMapped(statement.span, statement.calls, ctx);
+    return { sql: spliced.text, scriptOffset: (o) => spliced.originalOffset(o) };
+  }
   const result = await runCall(shape.call, ctx, { shape, statement });
-  return typeof result === 'string' ? { sql: spliceCalls(ctx.scriptText, statement.span, [shape.call], [result]) } : { write: result };
+  if (typeof result !== 'string') return { write: result };
+  const spliced = spliceCallsMapped(ctx.scriptText, statement.span, [shape.call], [result]);
+  return { sql: spliced.text, scriptOffset: (o) => spliced.originalOffset(o) };
 }
 
 /** A call that may write straight into its statement's table. */

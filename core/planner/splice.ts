@@ -25,13 +25,54 @@ export function callAlias(call: MlCall, index: number): string {
  * // 'SELECT * FROM (SELECT ...) p'
  */
 export function spliceCalls(text: string, region: Span, calls: readonly MlCall[], relations: readonly string[]): string {
+  return spliceCallsMapped(text, region, calls, relations).text;
+}
+
+/** A spliced text, and where its offsets come from in the text it was spliced from. */
+export interface SplicedText {
+  readonly text: string;
+  /**
+   * The offset in the original text of an offset in `text`: the same character for text
+   * that was copied, the call's start for an offset inside a call's relation.
+   */
+  originalOffset(offset: number): number;
+}
+
+/**
+ * {@link spliceCalls}, with the map back to the original text (a host error's position in
+ * the rewritten statement is shown at the token the user wrote).
+ *
+ * @example
+ * const spliced = spliceCallsMapped(text, span, [call], ['(SELECT ...)']);
+ * spliced.originalOffset(spliced.text.indexOf('WHERE')) === text.indexOf('WHERE') // true
+ */
+export function spliceCallsMapped(text: string, region: Span, calls: readonly MlCall[], relations: readonly string[]): SplicedText {
   let out = '';
   let position = region.start;
+  // Copied segments: out offsets [outStart, outStart + length) come from [from, from + length).
+  const copied: { readonly outStart: number; readonly from: number; readonly length: number; readonly call?: number }[] = [];
+  const copy = (end: number, call?: number): void => {
+    copied.push({ outStart: out.length, from: position, length: end - position, call });
+    out += text.slice(position, end);
+  };
   calls.forEach((call, i) => {
-    out += text.slice(position, call.span.start) + relations[i]! + callAlias(call, i);
+    copy(call.span.start, call.span.start);
+    out += relations[i]! + callAlias(call, i);
     position = call.span.end;
   });
-  return out + text.slice(position, region.end);
+  copy(region.end);
+  return {
+    text: out,
+    originalOffset(offset) {
+      for (let i = 0; i < copied.length; i++) {
+        const segment = copied[i]!;
+        if (offset < segment.outStart + segment.length) return segment.from + Math.max(0, offset - segment.outStart);
+        // Inside the relation that follows this segment: the call it replaced.
+        if (segment.call !== undefined && offset < copied[i + 1]!.outStart) return segment.call;
+      }
+      return region.end;
+    },
+  };
 }
 
 /**

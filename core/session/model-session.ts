@@ -51,6 +51,12 @@ export interface PreparedQuery {
   /** The host SQL to run in place of the statement (empty when `run` is set). */
   readonly sql: string;
   /**
+   * The offset in the statement's script text of an offset in `sql` (where a host error's
+   * position points in what the user wrote; an offset inside an ML call's replacement maps
+   * to the call).
+   */
+  readonly scriptOffset?: (offset: number) => number;
+  /**
    * Set when the statement writes its ML_PREDICT's rows straight into its own table
    * (`CREATE TABLE ... AS` / `INSERT INTO ... SELECT` over the call alone, see
    * core/planner/direct-write.ts): the caller calls it in place of running `sql`. It does the
@@ -171,8 +177,8 @@ export class ModelSession implements Session {
     try {
       const plan = await this.plan(statement, text, signal, temps);
       write = plan.write;
-      if (!write) return { sql: plan.sql!, release };
-      const direct = write;
+      if (!plan.write) return { sql: plan.sql, scriptOffset: plan.scriptOffset, release };
+      const direct = plan.write;
       const run = async (): Promise<string> => {
         try {
           return commandTag(direct.kind, await direct.run());
@@ -213,7 +219,7 @@ export class ModelSession implements Session {
       try {
         return commandResult(statement.text, await this.host.execute(plan.sql));
       } catch (error) {
-        throw withoutGeneratedSql(error, 'in the statement around the ML call', positionAt(text, statement.span.start));
+        throw withoutGeneratedSql(error, 'in the statement around the ML call', positionAt(text, hostErrorOffset(error, plan.sql, plan.scriptOffset) ?? statement.span.start));
       }
     } finally {
       await finish();
@@ -226,10 +232,11 @@ export class ModelSession implements Session {
    * No model runs and nothing is left to release (a client's Describe, a BI tool's
    * `getMetaData`).
    */
-  async describeQuery(statement: QueryStatement, text: string): Promise<string> {
+  async describeQuery(statement: QueryStatement, text: string): Promise<Pick<PreparedQuery, 'sql' | 'scriptOffset'>> {
     try {
       const plan = await this.plan(statement, text, new AbortController().signal, [], true);
-      return plan.sql!;
+      if (plan.write) throw new ModelSqlError('XX000', 'internal error: a statement planned for its shape planned a write');
+      return { sql: plan.sql, scriptOffset: plan.scriptOffset };
     } catch (error) {
       throw withText(error, text);
     }
@@ -306,6 +313,15 @@ export class ModelSession implements Session {
       },
     };
   }
+}
+
+/**
+ * Where a host error about rewritten SQL `sql` points in the script: its position mapped
+ * back through `scriptOffset`; undefined when it has none.
+ */
+function hostErrorOffset(error: unknown, sql: string, scriptOffset: ((offset: number) => number) | undefined): number | undefined {
+  if (!(error instanceof ModelSqlError) || !error.position || error.sqlText !== sql || !scriptOffset) return undefined;
+  return scriptOffset(error.position.offset);
 }
 
 /** Runs a direct write and releases its stage. */

@@ -874,7 +874,7 @@ export class ProxyConnection {
       try {
         let ok: boolean;
         if (statement.kind === 'host') {
-          ok = await this.relayStatement(query(statement.text), { shift: characterOffset(text, statement.span.start) });
+          ok = await this.relayStatement(query(statement.text), { position: shifted(characterOffset(text, statement.span.start)) });
         } else if (statement.kind === 'query') {
           ok = await this.runModelQuery(statement, text);
         } else {
@@ -906,7 +906,7 @@ export class ProxyConnection {
         this.writeClient([commandComplete(await prepared.run())]);
         return true;
       }
-      const ok = await this.relayStatement(query(prepared.sql), { shift: undefined });
+      const ok = await this.relayStatement(query(prepared.sql), { position: mappedPosition(prepared, text) });
       held = this.holdForCursor(ok, statement, prepared);
       return ok;
     } finally {
@@ -927,12 +927,12 @@ export class ProxyConnection {
 
   /**
    * Sends `messages` upstream and relays the answer until ReadyForQuery (not relayed);
-   * returns false when Postgres answered with an error. An error's position is shifted by
-   * `shift` characters, or dropped when `shift` is undefined (SQL the client never wrote).
+   * returns false when Postgres answered with an error. An error's position is mapped by
+   * `position` to the client's text, or dropped where it maps nowhere (SQL the client never wrote).
    */
   private async relayStatement(
     messages: Buffer | readonly Buffer[],
-    options: { readonly shift: number | undefined; readonly swallow?: string; readonly until?: string },
+    options: { readonly position: PositionMap | undefined; readonly swallow?: string; readonly until?: string },
   ): Promise<boolean> {
     const upstream = this.upstream!;
     let failed = false;
@@ -942,7 +942,7 @@ export class ProxyConnection {
     await upstream.exchange(messages, (frame) => {
       if (until?.includes(frame.type)) {
         if (frame.type === 'E') failed = true;
-        this.writeClient([frame.type === 'E' ? this.clientError(frame.payload, options.shift) : frame.raw]);
+        this.writeClient([frame.type === 'E' ? this.clientError(frame.payload, options.position) : frame.raw]);
         return true;
       }
       switch (frame.type) {
@@ -952,7 +952,7 @@ export class ProxyConnection {
           return true;
         case 'E': {
           failed = true;
-          this.writeClient([this.clientError(frame.payload, options.shift)]);
+          this.writeClient([this.clientError(frame.payload, options.position)]);
           return false;
         }
         case 'G':
@@ -967,13 +967,14 @@ export class ProxyConnection {
     return !failed;
   }
 
-  /** An upstream ErrorResponse for the client: its position shifted by `shift` characters, or dropped when `shift` is undefined. */
-  private clientError(payload: Buffer, shift: number | undefined): Buffer {
+  /** An upstream ErrorResponse for the client: its position mapped to the client's text, or dropped where it maps nowhere. */
+  private clientError(payload: Buffer, position: PositionMap | undefined): Buffer {
     const fields = parseErrorFields(payload);
     const p = fields.get('P');
     if (p !== undefined) {
-      if (shift === undefined) fields.delete('P');
-      else fields.set('P', String(Number(p) + shift));
+      const mapped = position?.(Number(p));
+      if (mapped === undefined) fields.delete('P');
+      else fields.set('P', String(mapped));
     }
     return errorResponseFromFields(fields);
   }
@@ -1032,6 +1033,12 @@ export class ProxyConnection {
     this.writeClient([BIND_COMPLETE]);
   }
 
+  /** Maps positions in a portal's rewritten SQL to the text of the statement the client prepared. */
+  private portalPosition(portal: LocalPortal, prepared: Pick<PreparedQuery, 'sql' | 'scriptOffset'> | undefined = portal.prepared): PositionMap | undefined {
+    if (!prepared?.scriptOffset) return undefined;
+    return mappedPosition({ sql: prepared.sql, scriptOffset: (o) => portal.toOriginal(prepared.scriptOffset!(o)) }, portal.source.text);
+  }
+
   private errorContext(portal: LocalPortal): ErrorContext {
     return { sessionText: portal.text, clientText: portal.source.text, toOriginal: portal.toOriginal };
   }
@@ -1067,9 +1074,9 @@ export class ProxyConnection {
     const statement = portal.statement;
     try {
       if (statement.kind === 'query') {
-        const sql = await this.sessionFor().describeQuery(statement, portal.text);
-        const ok = await this.relayStatement([parse('', sql), bind('', '', [], [], portal.resultFormats), describe('P', ''), FLUSH], {
-          shift: undefined,
+        const described = await this.sessionFor().describeQuery(statement, portal.text);
+        const ok = await this.relayStatement([parse('', described.sql), bind('', '', [], [], portal.resultFormats), describe('P', ''), FLUSH], {
+          position: this.portalPosition(portal, described),
           swallow: '12',
           until: 'TnE',
         });
@@ -1093,7 +1100,7 @@ export class ProxyConnection {
     try {
       if (portal.upstreamPortal !== undefined) {
         // A portal suspended by an earlier Execute: the next rows.
-        if (!(await this.relayStatement([execute(portal.upstreamPortal, message.maxRows), FLUSH], { shift: undefined, until: 'CsEI' }))) this.batchFailed = true;
+        if (!(await this.relayStatement([execute(portal.upstreamPortal, message.maxRows), FLUSH], { position: undefined, until: 'CsEI' }))) this.batchFailed = true;
         return;
       }
       if (statement.kind === 'query') {
@@ -1110,17 +1117,17 @@ export class ProxyConnection {
           this.heldStages.hold(portal.prepared);
           held = true;
           const messages = [parse('', portal.prepared.sql), bind(name, '', [], [], portal.resultFormats), execute(name, message.maxRows), FLUSH];
-          if (!(await this.relayStatement(messages, { shift: undefined, swallow: '12', until: 'CsEI' }))) this.batchFailed = true;
+          if (!(await this.relayStatement(messages, { position: this.portalPosition(portal), swallow: '12', until: 'CsEI' }))) this.batchFailed = true;
           return;
         }
         const ok = await this.relayStatement([parse('', portal.prepared.sql), bind('', '', [], [], portal.resultFormats), execute('', 0), SYNC], {
-          shift: undefined,
+          position: this.portalPosition(portal),
           swallow: '12',
         });
         if (!ok) this.batchFailed = true;
         held = this.holdForCursor(ok, statement, portal.prepared);
       } else if (statement.kind === 'host') {
-        const ok = await this.relayStatement([parse('', portal.text), bind('', '', [], [], portal.resultFormats), execute('', 0), SYNC], { shift: 0, swallow: '12' });
+        const ok = await this.relayStatement([parse('', portal.text), bind('', '', [], [], portal.resultFormats), execute('', 0), SYNC], { position: shifted(0), swallow: '12' });
         if (!ok) this.batchFailed = true;
       } else {
         const result = portal.result ?? (await this.sessionFor().runStatement(statement, portal.text));
@@ -1184,6 +1191,28 @@ function modelStatementsSafe(text: string): boolean {
   } catch {
     return true;
   }
+}
+
+/**
+ * Maps an ErrorResponse's position (1-based, in characters) in the SQL the proxy sent to a
+ * position in the client's text; undefined where it maps nowhere.
+ */
+type PositionMap = (position: number) => number | undefined;
+
+/** Positions in a statement sent as written, `characters` into the client's text. */
+function shifted(characters: number): PositionMap {
+  return (p) => p + characters;
+}
+
+/** Positions in a rewritten statement's SQL, mapped back through its `scriptOffset` to `clientText`. */
+function mappedPosition(prepared: Pick<PreparedQuery, 'sql' | 'scriptOffset'>, clientText: string): PositionMap | undefined {
+  const { sql, scriptOffset } = prepared;
+  if (!scriptOffset) return undefined;
+  return (p) => {
+    if (!Number.isInteger(p) || p < 1) return undefined;
+    const offset = [...sql].slice(0, p - 1).join('').length;
+    return characterOffset(clientText, scriptOffset(offset)) + 1;
+  };
 }
 
 /** Number of characters (code points) before a UTF-16 offset. */

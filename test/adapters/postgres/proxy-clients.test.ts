@@ -200,11 +200,18 @@ function jdbcJar(): string | undefined {
     join(process.env.HOME ?? '/root', '.m2/repository/org/postgresql/postgresql/42.7.13/postgresql-42.7.13.jar'),
     '/usr/share/java/postgresql.jar',
   ];
-  return candidates.find((path) => existsSync(path));
+  const found = candidates.find((path) => existsSync(path));
+  if (!found) return undefined;
+  try {
+    execFileSync('java', ['-version'], { stdio: 'ignore' });
+  } catch {
+    return undefined;
+  }
+  return found;
 }
 
 const jar = jdbcJar();
-if (!jar) process.stderr.write('proxy-clients: no PostgreSQL JDBC driver (install libpostgresql-jdbc-java); the JDBC tests are skipped\n');
+if (!jar) process.stderr.write('proxy-clients: no PostgreSQL JDBC driver or no java (install libpostgresql-jdbc-java and a JRE); the JDBC tests are skipped\n');
 (jar ? describe : describe.skip)('JDBC', () => {
   test('describe before execute records one prediction run; setFetchSize reads every row; declared parameter types', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'modelsql-jdbc-'));
@@ -275,4 +282,25 @@ public class Client {
     expect(await predictionRuns()).toBe(before + 3);
     await eventually(async () => (await leftoverTempTables()) === 0, 10_000, 'the stage to be dropped');
   }, 120_000);
+});
+
+describe('host errors inside ML statements', () => {
+  const cases = [
+    { sql: `SELECT nope, y FROM ML_PREDICT(TABLE pts, MODEL lin, DESCRIPTOR(a, b)) AS p`, at: 'nope' },
+    { sql: `SELECT y FROM ML_PREDICT(TABLE pts, MODEL lin, DESCRIPTOR(a, b)) AS p WHERE p.missing > 1`, at: 'p.missing' },
+    { sql: `SELECT 'é✓', y FROM ML_PREDICT(TABLE pts, MODEL lin, DESCRIPTOR(a, b)) AS p ORDER BY nope`, at: 'nope' },
+  ];
+
+  test.each(cases)('point at the client’s own text: $at in $sql', async ({ sql, at }) => {
+    // The position is 1-based in characters, as Postgres counts.
+    const expected = [...sql.slice(0, sql.indexOf(at))].length + 1;
+    const simple = await db.query(sql).catch((e: pg.DatabaseError) => e);
+    expect((simple as pg.DatabaseError).code).toBe('42703');
+    expect(Number((simple as pg.DatabaseError).position)).toBe(expected);
+    // Extended protocol, a parameter before the error: the position is still in the text the client prepared.
+    const withParam = `${sql.replace('SELECT ', 'SELECT $1::int AS k, ')}`;
+    const extended = await db.query(withParam, [1]).catch((e: pg.DatabaseError) => e);
+    expect((extended as pg.DatabaseError).code).toBe('42703');
+    expect(Number((extended as pg.DatabaseError).position)).toBe([...withParam.slice(0, withParam.indexOf(at))].length + 1);
+  });
 });

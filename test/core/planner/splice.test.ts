@@ -5,7 +5,7 @@
 import { DuckDBDialect } from '../../../adapters/duckdb/duckdb-dialect.js';
 import type { QueryStatement } from '../../../core/sql/ast.js';
 import { parseScript } from '../../../core/sql/parser.js';
-import { inputQuerySql, spliceCalls } from '../../../core/planner/splice.js';
+import { describedRelation, inputQuerySql, spliceCalls, spliceCallsMapped } from '../../../core/planner/splice.js';
 import { readCases } from './fixture-cases.js';
 
 describe('spliceCalls', () => {
@@ -14,6 +14,33 @@ describe('spliceCalls', () => {
     expect(statement!.kind).toBe('query');
     const relations = statement!.calls.map((_, i) => `<R${i + 1}>`);
     expect(spliceCalls(c.input, statement!.span, statement!.calls, relations)).toBe(c.expected);
+  });
+});
+
+describe('spliceCallsMapped', () => {
+  it.each(readCases('splice.sql').map((c) => [c.name, c]))('maps every offset back: %s', (_name, c) => {
+    const [statement] = parseScript(c.input) as QueryStatement[];
+    const calls = statement!.calls;
+    const relations = calls.map((_, i) => `(SELECT relation ${i + 1})`);
+    const spliced = spliceCallsMapped(c.input, statement!.span, calls, relations);
+    // Every copied character maps to itself in the input; every character of a relation to its call's start.
+    let out = 0;
+    let from = statement!.span.start;
+    calls.forEach((call, i) => {
+      for (; from < call.span.start; from++, out++) expect(spliced.originalOffset(out)).toBe(from);
+      for (let k = 0; k < relations[i]!.length; k++, out++) expect(spliced.originalOffset(out)).toBe(call.span.start);
+      from = call.span.end;
+    });
+    for (; from < statement!.span.end; from++, out++) expect(spliced.originalOffset(out)).toBe(from);
+    expect(out).toBe(spliced.text.length);
+  });
+});
+
+describe('describedRelation', () => {
+  it('is the input with the OUTPUT columns as typed NULLs', () => {
+    expect(describedRelation(new DuckDBDialect(), 'SELECT * FROM t', [{ name: 'Score', type: 'DOUBLE' }])).toBe(
+      '(SELECT described_input.*, CAST(NULL AS DOUBLE) AS "Score" FROM (SELECT * FROM t\n) AS described_input)',
+    );
   });
 });
 
