@@ -200,11 +200,13 @@ async function proxyCommand(args: {
   listen: string;
   tlsCert?: string;
   tlsKey?: string;
+  secretKeyFile?: string;
   modelDir: readonly string[];
   allowEndpoint: readonly string[];
   maxRowsPerCall?: number;
   maxInferences?: number;
   maxClientInferences?: number;
+  maxMessageBytes?: number;
 }): Promise<number> {
   let upstreamUrl: string;
   try {
@@ -221,14 +223,22 @@ async function proxyCommand(args: {
     writeError(`modelsql: cannot read the TLS certificate or key: ${(error as Error).message}\n`);
     return EXIT_ERROR;
   }
+  let secretKey: string | undefined;
+  try {
+    if (args.secretKeyFile !== undefined) secretKey = (await readFile(args.secretKeyFile, 'utf8')).trim();
+  } catch (error) {
+    writeError(`modelsql: cannot read --secret-key-file: ${(error as NodeJS.ErrnoException).code ?? 'error'}\n`);
+    return EXIT_ERROR;
+  }
   let proxy: Awaited<ReturnType<typeof startProxy>>;
   try {
     proxy = await startProxy({
       upstream: upstreamUrl,
       listen: args.listen,
       tls,
-      session: { allowedDirectories: args.modelDir, allowedUrlPrefixes: args.allowEndpoint },
+      session: { allowedDirectories: args.modelDir, allowedUrlPrefixes: args.allowEndpoint, ...(secretKey === undefined ? {} : { secretKey }) },
       limits: { maxRowsPerCall: args.maxRowsPerCall, maxInferences: args.maxInferences, maxClientInferences: args.maxClientInferences },
+      maxMessageBytes: args.maxMessageBytes,
     });
   } catch (error) {
     writeError(`modelsql: cannot start the proxy: ${(error as Error).message}\n`);
@@ -387,13 +397,15 @@ export async function main(argv: readonly string[]): Promise<number> {
           .option('listen', { type: 'string', default: '127.0.0.1:6432', requiresArg: true, describe: 'address and port to listen on' })
           .option('tls-cert', { type: 'string', requiresArg: true, describe: 'PEM certificate (chain) for TLS toward clients' })
           .option('tls-key', { type: 'string', requiresArg: true, describe: 'PEM private key for TLS toward clients' })
+          .option('secret-key-file', { type: 'string', requiresArg: true, describe: 'file holding the key literal model secrets are sealed with (32 bytes, hex or base64; default: $MODELSQL_SECRET_KEY)' })
           .option('model-dir', { ...modelDirOption, describe: `${modelDirOption.describe}; none by default: only models whose bytes the catalog holds` })
           .option('allow-endpoint', { ...allowEndpointOption, describe: `${allowEndpointOption.describe}; none by default: models reach no network` })
           .option('max-rows-per-call', limitOption('rows one ML_PREDICT / ML_EVALUATE call may send to a model (default: no limit)'))
           .option('max-inferences', limitOption('model inferences running at once on the proxy (default: no limit)'))
           .option('max-client-inferences', limitOption('model inferences running at once for one user (default: no limit)'))
+          .option('max-message-bytes', limitOption('longest protocol message a client may send, in bytes; longer: FATAL 54000 (default: 268435456, 256 MiB)'))
           .check((args) => {
-            positive(args, ['max-rows-per-call', 'max-inferences', 'max-client-inferences']);
+            positive(args, ['max-rows-per-call', 'max-inferences', 'max-client-inferences', 'max-message-bytes']);
             if ((args['tls-cert'] === undefined) !== (args['tls-key'] === undefined)) throw new Error('give --tls-cert and --tls-key together');
             if (args.upstream === undefined && !process.env['DATABASE_URL'] && !process.env['PGHOST']) throw new Error('give --upstream, or set DATABASE_URL or PGHOST');
             return true;
@@ -406,11 +418,13 @@ export async function main(argv: readonly string[]): Promise<number> {
           listen: args.listen,
           tlsCert: args['tls-cert'],
           tlsKey: args['tls-key'],
+          secretKeyFile: args['secret-key-file'],
           modelDir: args['model-dir'] ?? [],
           allowEndpoint: args['allow-endpoint'] ?? [],
           maxRowsPerCall: args['max-rows-per-call'],
           maxInferences: args['max-inferences'],
           maxClientInferences: args['max-client-inferences'],
+          maxMessageBytes: args['max-message-bytes'],
         });
       },
     )
