@@ -28,7 +28,6 @@ import { OUTPUT_FORMATS, ResultPrinter } from './format.js';
 import type { OutputFormat } from './format.js';
 import { isPostgresUrl, resolvePostgresUrl } from './connection-settings.js';
 import { pagerCommand } from './pager.js';
-import { ProgressReporter } from './progress.js';
 import { defaultHistoryFile, executeScript, runShell } from './shell.js';
 
 /** Exit status of a failed statement. */
@@ -117,13 +116,14 @@ async function runScript(session: Session, text: string, format: OutputFormat): 
     session.cancel();
   };
   process.on('SIGINT', onSigint);
-  const progress = new ProgressReporter(session);
+  // Bars are drawn only on a terminal: cli-progress is not loaded otherwise.
+  const progress = process.stderr.isTTY ? new (await import('./progress.js')).ProgressReporter(session) : undefined;
   try {
     const ok = await executeScript(session, text, { printer: new ResultPrinter(write, format), writeError, progress });
     if (interrupted) return EXIT_INTERRUPTED;
     return ok ? 0 : EXIT_ERROR;
   } finally {
-    progress.dispose();
+    progress?.dispose();
     process.off('SIGINT', onSigint);
   }
 }
@@ -171,6 +171,7 @@ async function shellCommand(args: Target & { format: OutputFormat }): Promise<nu
     session = await connect({ ...args, db: postgres ? undefined : (location ?? ':memory:'), postgres: postgres ? location : undefined });
     return session;
   };
+  const { ProgressReporter } = await import('./progress.js');
   try {
     // The shell closes its sessions.
     return await runShell({

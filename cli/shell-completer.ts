@@ -121,6 +121,11 @@ export class ShellCompleter {
     private readonly cwd: () => string = () => process.cwd(),
   ) {}
 
+  /** Resolves once no query of the completer is running (the shell runs statements after it, not beside it). */
+  async idle(): Promise<void> {
+    await this.reading?.catch(() => undefined);
+  }
+
   /** Forgets the names read so far; the next Tab reads them again. */
   invalidate(): void {
     this.names = undefined;

@@ -266,6 +266,7 @@ export function runShell(options: ShellOptions): Promise<number> {
       else gathered += s;
     };
     let errors = '';
+    await completer.idle();
     const started = performance.now();
     const cpu = process.cpuUsage();
     running = true;
