@@ -23,6 +23,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { openDuckDB } from '../adapters/duckdb/index.js';
 import { connectPostgres } from '../adapters/postgres/index.js';
+import { runWorker } from './worker-command.js';
 import { formatError } from '../core/errors.js';
 import { readModelArtifact } from '../core/training/export-artifact.js';
 import type { Session } from '../core/session/session.js';
@@ -390,6 +391,37 @@ export async function main(argv: readonly string[]): Promise<number> {
           maxInferences: args['max-inferences'],
           maxClientInferences: args['max-client-inferences'],
         });
+      },
+    )
+    .command(
+      'worker',
+      'keep the materialized tables of a database fresh (docs/continuous-predictions.md)',
+      (y) =>
+        y
+          .option('db', dbOption)
+          .option('postgres', postgresOption)
+          .option('model-dir', modelDirOption)
+          .option('allow-endpoint', allowEndpointOption)
+          .option('once', { type: 'boolean', default: false, describe: 'refresh every ACTIVE table once, then exit' })
+          .check((args) => {
+            if (args.db === undefined && args.postgres === undefined) throw new Error('give --db file.duckdb or --postgres url');
+            return true;
+          })
+          .example('$0 worker --postgres postgres://localhost:5432/shop', 'refreshes changed sources as their changes commit'),
+      async (args) => {
+        const session = await openSession({ db: args.db, postgres: args.postgres, modelDir: args['model-dir'], allowEndpoint: args['allow-endpoint'] });
+        if (!session) {
+          status = EXIT_ERROR;
+          return;
+        }
+        try {
+          status = await runWorker(session, { ...(args.postgres !== undefined ? { postgres: args.postgres } : {}), once: args.once }, { write, writeError, formatError });
+        } catch (error) {
+          writeError(`${formatError(error)}\n`);
+          status = EXIT_ERROR;
+        } finally {
+          await session.close().catch(() => undefined);
+        }
       },
     )
     .command('catalog', 'model catalog tools', (y) => {

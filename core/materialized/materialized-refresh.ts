@@ -93,9 +93,11 @@ export async function outputNames(host: Host, table: MaterializedTable, modelOut
 
 /**
  * Refreshes a CONTINUOUS table. `everything` re-predicts every source row (a new model
- * version, a first refresh). The caller holds the table's refresh lock.
+ * version, a first refresh). Rows are predicted `chunkRows` at a time, one statement each
+ * (a remote model's answers are stored in the prediction cache as each ends). The caller
+ * holds the table's refresh lock.
  */
-export async function refreshContinuous(ctx: RefreshContext, table: MaterializedTable, modelOutputs: readonly string[], everything: boolean): Promise<RefreshOutcome> {
+export async function refreshContinuous(ctx: RefreshContext, table: MaterializedTable, modelOutputs: readonly string[], everything: boolean, chunkRows = Infinity): Promise<RefreshOutcome> {
   const { host } = ctx;
   const d = host.dialect;
   const started = Date.now();
@@ -148,15 +150,20 @@ export async function refreshContinuous(ctx: RefreshContext, table: Materialized
     let providerRows = 0;
     if (toPredict > 0) {
       predicted = temp('predicted');
+      const numbered = temp('numbered');
+      await host.execute(`CREATE TEMP TABLE ${d.quoteIdentifier(numbered)} AS SELECT ${qk.join(', ')}, row_number() OVER () AS __n FROM ${d.quoteIdentifier(diff)} WHERE __op = 'p'`);
       const carried = [...keys, ...inputs.filter((c) => !keys.includes(c))];
-      const marker = randomUUID();
-      const input = `SELECT /* modelsql refresh ${marker} */ ${carried.map((c) => `s.${d.quoteIdentifier(c)}`).join(', ')}, ${inputDigest} AS __modelsql_ih FROM ${source} AS s JOIN ${d.quoteIdentifier(diff)} AS dd ON ${keyJoin(host, keys, 's', 'dd')} WHERE dd.__op = 'p'`;
       const text = table.definition;
       const args = shape.call.args.map((a) => a.value).filter((v) => v.kind === 'model' || v.kind === 'descriptor' || v.kind === 'map');
-      const call = `ML_PREDICT(TABLE (${input}), ${args.map((v) => text.slice(v.span.start, v.span.end)).join(', ')})`;
       const callOutputs = outputColumnNames([...carried, '__modelsql_ih'], modelOutputs);
-      await ctx.run(`CREATE TEMP TABLE ${d.quoteIdentifier(predicted)} AS SELECT ${[...carried.slice(0, keys.length), '__modelsql_ih'].map((c) => d.quoteIdentifier(c)).join(', ')}, ${callOutputs.map((c, i) => `${d.quoteIdentifier(c)} AS ${d.quoteIdentifier(outputs[i]!)}`).join(', ')} FROM ${call}`);
-      providerRows = await askedRows(host, input);
+      const columns = `${[...keys, '__modelsql_ih'].map((c) => d.quoteIdentifier(c)).join(', ')}, ${callOutputs.map((c, i) => `${d.quoteIdentifier(c)} AS ${d.quoteIdentifier(outputs[i]!)}`).join(', ')}`;
+      // Chunks of `chunkRows`: each its own statement, whose end stores its answers in the prediction cache.
+      for (let from = 0; from < toPredict; from += chunkRows) {
+        const input = `SELECT /* modelsql refresh ${randomUUID()} */ ${carried.map((c) => `s.${d.quoteIdentifier(c)}`).join(', ')}, ${inputDigest} AS __modelsql_ih FROM ${source} AS s JOIN ${d.quoteIdentifier(numbered)} AS n ON ${keyJoin(host, keys, 's', 'n')} WHERE n.__n > ${from}${Number.isFinite(chunkRows) ? ` AND n.__n <= ${from + chunkRows}` : ''}`;
+        const call = `ML_PREDICT(TABLE (${input}), ${args.map((v) => text.slice(v.span.start, v.span.end)).join(', ')})`;
+        await ctx.run(from === 0 ? `CREATE TEMP TABLE ${d.quoteIdentifier(predicted)} AS SELECT ${columns} FROM ${call}` : `INSERT INTO ${d.quoteIdentifier(predicted)} SELECT ${columns} FROM ${call}`);
+        providerRows += await askedRows(host, input);
+      }
     }
     // 3. Apply, in one transaction.
     const rows = await host.transaction(async () => {

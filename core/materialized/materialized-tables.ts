@@ -37,6 +37,8 @@ export const MIN_FRESHNESS_SECONDS = 1;
 export const MAX_FRESHNESS_SECONDS = 366 * 86400;
 /** Without REFRESH_MODE, a freshness under this is CONTINUOUS (when the query allows it), else FULL: Flink's `materialized-table.refresh-mode.freshness-threshold` default. */
 export const FRESHNESS_THRESHOLD_SECONDS = 30 * 60;
+/** Rows of a remote model per prediction statement of a refresh (see `chunkRows`). */
+export const REMOTE_CHUNK_ROWS = 32;
 /** The catalog layout that holds materialized tables. */
 const MATERIALIZED_LAYOUT = 4;
 
@@ -99,7 +101,7 @@ export class MaterializedTables {
       try {
         if (current.mode === 'FULL') return await refreshFull(this.context(), current);
         const model = await this.catalog.resolve(definitionShape(current).binding.model, current.definition);
-        return await refreshContinuous(this.context(), current, model.version.output.map((c) => c.name), false);
+        return await refreshContinuous(this.context(), current, model.version.output.map((c) => c.name), false, chunkRows(model.version.provider));
       } catch (error) {
         await this.store.recordError(current.id, error instanceof Error ? error.message : String(error)).catch(() => undefined);
         throw error;
@@ -229,7 +231,7 @@ export class MaterializedTables {
       return created;
     });
     try {
-      await refreshContinuous(this.context(), table, model.version.output.map((c) => c.name), true);
+      await refreshContinuous(this.context(), table, model.version.output.map((c) => c.name), true, chunkRows(model.version.provider));
     } catch (error) {
       await this.drop(table).catch(() => undefined);
       throw error;
@@ -384,6 +386,15 @@ export class MaterializedTables {
     );
     return r.rows.map((row) => String(row[0]));
   }
+}
+
+/**
+ * Rows per prediction statement of a refresh: remote models (whose answers the prediction
+ * cache keeps) {@link REMOTE_CHUNK_ROWS}, so that a refresh killed midway loses at most one
+ * chunk's answers; local models all at once.
+ */
+function chunkRows(provider: string): number {
+  return provider === 'onnx' || provider === 'internal' ? Infinity : REMOTE_CHUNK_ROWS;
 }
 
 /** 22023 for a FRESHNESS below {@link MIN_FRESHNESS_SECONDS} or above {@link MAX_FRESHNESS_SECONDS}. */
