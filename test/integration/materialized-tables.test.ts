@@ -96,6 +96,27 @@ for (const adapter of ADAPTERS) {
       await db.sql('DROP TABLE points');
     });
 
+    it('SUSPEND keeps a table as it is for the worker, RESUME and SET FRESHNESS change its state; a new default model version re-predicts every row', async () => {
+      await db.sql('CREATE TABLE notes (id INTEGER PRIMARY KEY, body VARCHAR)');
+      await db.sql(`INSERT INTO notes VALUES (1, 'one'), (2, 'two')`);
+      await db.sql(`CREATE MATERIALIZED TABLE note_labels FRESHNESS = INTERVAL '1' MINUTE AS SELECT id, label FROM ML_PREDICT(TABLE notes, MODEL labeler, DESCRIPTOR(body))`);
+      await db.sql('ALTER MATERIALIZED TABLE note_labels SUSPEND');
+      await expectSqlError(db.sql('ALTER MATERIALIZED TABLE note_labels SUSPEND'), '55000', /already suspended/);
+      const status = async () => (await db.sql('SHOW MATERIALIZED TABLES')).rows.find((r) => r[1] === 'note_labels')!.slice(3, 5);
+      expect(await status()).toEqual(["INTERVAL '1' MINUTE", 'SUSPENDED']);
+      await db.sql('ALTER MATERIALIZED TABLE note_labels RESUME');
+      await db.sql(`ALTER MATERIALIZED TABLE note_labels SET FRESHNESS = INTERVAL '2' HOUR`);
+      expect(await status()).toEqual(["INTERVAL '2' HOUR", 'ACTIVE']);
+      server.reset();
+      await db.sql(`CREATE OR REPLACE MODEL labeler INPUT (body STRING) OUTPUT (label STRING) WITH ('provider' = 'openai', 'endpoint' = '${server.url}/v1', 'model' = 'gpt-test-2', 'api-key' = '${KEY}', 'prompt' = '{body}')`);
+      await db.sql('ALTER MATERIALIZED TABLE note_labels REFRESH');
+      expect(asked(server)).toEqual(['one', 'two']);
+      const described = new Map((await db.sql('DESCRIBE MATERIALIZED TABLE note_labels')).rows.map((r) => [r[0], r[1]]));
+      expect(described.get('model_version')).toBe('2');
+      await db.sql('DROP MATERIALIZED TABLE note_labels');
+      await db.sql('DROP TABLE notes');
+    });
+
     it('refuses bad definitions and leaves the catalog as it was', async () => {
       await db.sql('CREATE TABLE nokey (id INTEGER, body VARCHAR)');
       await db.sql('CREATE TABLE keyed (id INTEGER PRIMARY KEY, body VARCHAR)');
