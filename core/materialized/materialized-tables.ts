@@ -134,6 +134,16 @@ export class MaterializedTables {
       } else if (!isSymbol(t, '.')) break;
     }
     if (parts.length > 0) names.push({ parts, span: { start: parts[0]!.span.start, end: parts[parts.length - 1]!.span.end } });
+    try {
+      await this.checkDrop(names, text, offset);
+    } catch (error) {
+      // 42501: a role that may not read the catalog's materialized tables; on Postgres the
+      // source is kept by the database itself (a view over it, change-capture.ts).
+      if (!(error instanceof ModelSqlError && error.sqlstate === '42501')) throw error;
+    }
+  }
+
+  private async checkDrop(names: readonly { parts: Identifier[]; span: Span }[], text: string, offset: number): Promise<void> {
     for (const name of names) {
       const { schema, table } = await this.qualify(name.parts);
       const position = positionAt(text, offset + name.span.start);
