@@ -124,6 +124,7 @@ export async function refreshContinuous(ctx: RefreshContext, table: Materialized
     if (capture) {
       consumed = temp('changes');
       await host.execute(`CREATE TEMP TABLE ${d.quoteIdentifier(consumed)} AS SELECT * FROM ${names.changes}`);
+      await host.execute(`ANALYZE ${d.quoteIdentifier(consumed)}`);
       const r = await host.execute(`SELECT count(*), CAST(extract(epoch FROM min(changed_at)) * 1000 AS DOUBLE PRECISION), count(*) FILTER (WHERE ${qk.map((k) => `${k} IS NULL`).join(' AND ')}) FROM ${d.quoteIdentifier(consumed)}`);
       const [count, min, truncated] = r.rows[0]!;
       if (Number(count) === 0 && !full) return { durationMs: Date.now() - started, rowsRefreshed: 0, rowsPredicted: 0, rowsDeleted: 0, providerRows: 0 };
@@ -143,6 +144,7 @@ export async function refreshContinuous(ctx: RefreshContext, table: Materialized
         `FROM ${source} AS s LEFT JOIN ${names.state} AS st ON ${keyJoin(host, keys, 's', 'st')} WHERE ${restrict('s')} AND (${full ? 'TRUE' : `${st(ROW_DIGEST)} IS NULL OR ${st(ROW_DIGEST)} <> ${rowDigest}`}) ` +
         `UNION ALL SELECT ${qk.map((k) => `st.${k}`).join(', ')}, NULL, 'd' FROM ${names.state} AS st WHERE ${restrict('st')} AND NOT EXISTS (SELECT 1 FROM ${source} AS s WHERE ${keyJoin(host, keys, 's', 'st')})`,
     );
+    await host.execute(`ANALYZE ${d.quoteIdentifier(diff)}`);
     const counts = new Map((await host.execute(`SELECT __op, count(*) FROM ${d.quoteIdentifier(diff)} GROUP BY __op`)).rows.map((r) => [String(r[0]), Number(r[1])]));
     const toPredict = counts.get('p') ?? 0;
     // 2. Predictions, outside any transaction (answers reach the prediction cache as they come).
@@ -152,6 +154,7 @@ export async function refreshContinuous(ctx: RefreshContext, table: Materialized
       predicted = temp('predicted');
       const numbered = temp('numbered');
       await host.execute(`CREATE TEMP TABLE ${d.quoteIdentifier(numbered)} AS SELECT ${qk.join(', ')}, row_number() OVER () AS __n FROM ${d.quoteIdentifier(diff)} WHERE __op = 'p'`);
+      await host.execute(`ANALYZE ${d.quoteIdentifier(numbered)}`);
       const carried = [...keys, ...inputs.filter((c) => !keys.includes(c))];
       const text = table.definition;
       const args = shape.call.args.map((a) => a.value).filter((v) => v.kind === 'model' || v.kind === 'descriptor' || v.kind === 'map');
@@ -164,6 +167,7 @@ export async function refreshContinuous(ctx: RefreshContext, table: Materialized
         await ctx.run(from === 0 ? `CREATE TEMP TABLE ${d.quoteIdentifier(predicted)} AS SELECT ${columns} FROM ${call}` : `INSERT INTO ${d.quoteIdentifier(predicted)} SELECT ${columns} FROM ${call}`);
         providerRows += await askedRows(host, input);
       }
+      await host.execute(`ANALYZE ${d.quoteIdentifier(predicted)}`);
     }
     // 3. Apply, in one transaction.
     const rows = await host.transaction(async () => {

@@ -5,7 +5,7 @@
  * recorded; Postgres: the role owning the catalog), and the models keep working (the key
  * still reaches the provider), on every host.
  */
-import { MIGRATIONS } from '../../core/catalog/catalog-layout.js';
+import { CATALOG_VERSION, MIGRATIONS } from '../../core/catalog/catalog-layout.js';
 import type { Session } from '../../core/session/session.js';
 import { ADAPTERS } from '../support/adapters.js';
 import type { LoopbackServer } from '../providers/loopback-server.js';
@@ -48,7 +48,7 @@ for (const adapter of ADAPTERS) {
 
     it('upgrades on first use and gives every row of the model its owner', async () => {
       expect((await db.sql('SHOW MODELS')).rows.map((r) => r[0])).toEqual(['old']);
-      expect(Number((await db.sql('SELECT max(version) FROM ml_catalog.schema_version')).rows[0]![0])).toBe(3);
+      expect(Number((await db.sql('SELECT max(version) FROM ml_catalog.schema_version')).rows[0]![0])).toBe(CATALOG_VERSION);
       const owner = adapter.name === 'postgres' ? String((await db.sql('SELECT CAST(current_user AS text)')).rows[0]![0]) : 'someone';
       for (const table of ['models', 'model_versions', 'model_secrets', 'training_metrics']) {
         expect((await db.sql(`SELECT DISTINCT owner FROM ml_catalog.${table}`)).rows).toEqual([[owner]]);
