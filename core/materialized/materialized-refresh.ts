@@ -140,20 +140,22 @@ export async function refreshContinuous(ctx: RefreshContext, table: Materialized
     const st = (c: string) => `st.${d.quoteIdentifier(c)}`;
     await host.execute(
       `CREATE TEMP TABLE ${d.quoteIdentifier(diff)} AS ` +
-        `SELECT ${qk.map((k) => `s.${k}`).join(', ')}, ${rowDigest} AS __rh, CASE WHEN ${full ? 'TRUE' : `${st(INPUT_DIGEST)} IS NULL OR ${st(INPUT_DIGEST)} <> ${inputDigest}`} THEN 'p' ELSE 'r' END AS __op ` +
+        `SELECT ${qk.map((k) => `s.${k}`).join(', ')}, ${rowDigest} AS __rh, CASE WHEN ${full ? 'TRUE' : `${st(INPUT_DIGEST)} IS NULL`} THEN ${full ? "'p'" : "'n'"} WHEN ${st(INPUT_DIGEST)} <> ${inputDigest} THEN 'p' ELSE 'r' END AS __op ` +
         `FROM ${source} AS s LEFT JOIN ${names.state} AS st ON ${keyJoin(host, keys, 's', 'st')} WHERE ${restrict('s')} AND (${full ? 'TRUE' : `${st(ROW_DIGEST)} IS NULL OR ${st(ROW_DIGEST)} <> ${rowDigest}`}) ` +
         `UNION ALL SELECT ${qk.map((k) => `st.${k}`).join(', ')}, NULL, 'd' FROM ${names.state} AS st WHERE ${restrict('st')} AND NOT EXISTS (SELECT 1 FROM ${source} AS s WHERE ${keyJoin(host, keys, 's', 'st')})`,
     );
     await host.execute(`ANALYZE ${d.quoteIdentifier(diff)}`);
     const counts = new Map((await host.execute(`SELECT __op, count(*) FROM ${d.quoteIdentifier(diff)} GROUP BY __op`)).rows.map((r) => [String(r[0]), Number(r[1])]));
-    const toPredict = counts.get('p') ?? 0;
+    // n: new keys (no state, no result row yet); p: inputs changed; r: other columns changed; d: gone.
+    const count = (op: string) => counts.get(op) ?? 0;
+    const toPredict = count('n') + count('p');
     // 2. Predictions, outside any transaction (answers reach the prediction cache as they come).
     let predicted: string | undefined;
     let providerRows = 0;
     if (toPredict > 0) {
       predicted = temp('predicted');
       const numbered = temp('numbered');
-      await host.execute(`CREATE TEMP TABLE ${d.quoteIdentifier(numbered)} AS SELECT ${qk.join(', ')}, row_number() OVER () AS __n FROM ${d.quoteIdentifier(diff)} WHERE __op = 'p'`);
+      await host.execute(`CREATE TEMP TABLE ${d.quoteIdentifier(numbered)} AS SELECT ${qk.join(', ')}, row_number() OVER () AS __n FROM ${d.quoteIdentifier(diff)} WHERE __op IN ('n', 'p')`);
       await host.execute(`ANALYZE ${d.quoteIdentifier(numbered)}`);
       const carried = [...keys, ...inputs.filter((c) => !keys.includes(c))];
       const text = table.definition;
@@ -173,17 +175,19 @@ export async function refreshContinuous(ctx: RefreshContext, table: Materialized
     const rows = await host.transaction(async () => {
       const P = predicted === undefined ? undefined : d.quoteIdentifier(predicted);
       const D = d.quoteIdentifier(diff);
+      // Keys new to the state have neither state nor result rows: only the others are deleted first.
+      const exists = (ops: string, target: string) => `EXISTS (SELECT 1 FROM ${D} AS dd WHERE dd.__op IN (${ops}) AND ${keyJoin(host, keys, 'dd', target)})`;
+      if (count('p') > 0 || (full && P)) await host.execute(`DELETE FROM ${names.state} WHERE ${exists("'p'", names.state)}`);
       if (P) {
-        await host.execute(`DELETE FROM ${names.state} WHERE EXISTS (SELECT 1 FROM ${P} AS p WHERE ${keyJoin(host, keys, 'p', names.state)})`);
         await host.execute(
           `INSERT INTO ${names.state} (${[...qk, INPUT_DIGEST, ROW_DIGEST, ...outputs.map((o) => d.quoteIdentifier(o))].join(', ')}) ` +
             `SELECT ${[...qk.map((k) => `p.${k}`), 'p.__modelsql_ih', 'dd.__rh', ...outputs.map((o) => `p.${d.quoteIdentifier(o)}`)].join(', ')} FROM ${P} AS p JOIN ${D} AS dd ON ${keyJoin(host, keys, 'p', 'dd')}`,
         );
       }
-      await host.execute(`DELETE FROM ${names.state} WHERE EXISTS (SELECT 1 FROM ${D} AS dd WHERE dd.__op = 'd' AND ${keyJoin(host, keys, 'dd', names.state)})`);
-      await host.execute(`UPDATE ${names.state} SET ${ROW_DIGEST} = dd.__rh FROM ${D} AS dd WHERE dd.__op = 'r' AND ${keyJoin(host, keys, 'dd', names.state)}`);
+      if (count('d') > 0) await host.execute(`DELETE FROM ${names.state} WHERE ${exists("'d'", names.state)}`);
+      if (count('r') > 0) await host.execute(`UPDATE ${names.state} SET ${ROW_DIGEST} = dd.__rh FROM ${D} AS dd WHERE dd.__op = 'r' AND ${keyJoin(host, keys, 'dd', names.state)}`);
       const result = resultName(host, table);
-      const removed = await host.execute(`DELETE FROM ${result} WHERE EXISTS (SELECT 1 FROM ${D} AS dd WHERE ${keyJoin(host, keys, 'dd', result)})`);
+      if (count('p') + count('r') + count('d') > 0) await host.execute(`DELETE FROM ${result} WHERE ${exists("'p', 'r', 'd'", result)}`);
       await host.execute(`INSERT INTO ${result} SELECT * FROM (${stateQuery(host, table, shape, outputs, diff)}) AS q`);
       if (consumed) await host.execute(`DELETE FROM ${names.changes} WHERE seq IN (SELECT seq FROM ${d.quoteIdentifier(consumed)})`);
       const outcome: RefreshOutcome = {
@@ -191,11 +195,10 @@ export async function refreshContinuous(ctx: RefreshContext, table: Materialized
         ...(oldest !== undefined ? { lagMs: Math.max(0, Date.now() - oldest) } : {}),
         rowsRefreshed: [...counts.values()].reduce((a, b) => a + b, 0),
         rowsPredicted: toPredict,
-        rowsDeleted: counts.get('d') ?? 0,
+        rowsDeleted: count('d'),
         providerRows,
         modelVersion: version,
       };
-      void removed;
       await ctx.store.recordRefresh(table.id, outcome, new Date());
       return outcome;
     });
