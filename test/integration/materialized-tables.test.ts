@@ -96,6 +96,22 @@ for (const adapter of ADAPTERS) {
       await db.sql('DROP TABLE points');
     });
 
+    it('takes a burst of 10,000 inserted rows in one refresh, then an update of every row\'s other column without predicting', async () => {
+      await db.sql('CREATE TABLE burst (id BIGINT PRIMARY KEY, a DOUBLE PRECISION, b DOUBLE PRECISION, note VARCHAR)');
+      await db.sql(`CREATE MATERIALIZED TABLE burst_y FRESHNESS = INTERVAL '1' SECOND AS SELECT id, note, y FROM ML_PREDICT(TABLE burst, MODEL lin, DESCRIPTOR(a, b))`);
+      await db.sql(`INSERT INTO burst SELECT CAST(i AS BIGINT), CAST(i % 100 AS DOUBLE PRECISION), CAST(i % 7 AS DOUBLE PRECISION), 'n' FROM generate_series(1, 10000) AS r(i)`);
+      await db.sql('ALTER MATERIALIZED TABLE burst_y REFRESH');
+      await db.sql(`UPDATE burst SET note = 'm'`);
+      await db.sql('ALTER MATERIALIZED TABLE burst_y REFRESH');
+      const [count, distinct, notes, wrong] = (await db.sql(`SELECT count(*), count(DISTINCT t.id), count(*) FILTER (WHERE t.note = 'm'), count(*) FILTER (WHERE abs(t.y - (2 * s.a + 3 * s.b - 1)) > 1e-3) FROM burst_y AS t JOIN burst AS s ON s.id = t.id`)).rows[0]!.map(Number);
+      expect([count, distinct, notes, wrong]).toEqual([10000, 10000, 10000, 0]);
+      const described = new Map((await db.sql('DESCRIBE MATERIALIZED TABLE burst_y')).rows.map((r) => [r[0], r[1]]));
+      expect(described.get('rows_predicted')).toBe('10000');
+      expect(described.get('rows_refreshed')).toBe('20000');
+      await db.sql('DROP MATERIALIZED TABLE burst_y');
+      await db.sql('DROP TABLE burst');
+    });
+
     it('SUSPEND keeps a table as it is for the worker, RESUME and SET FRESHNESS change its state; a new default model version re-predicts every row', async () => {
       await db.sql('CREATE TABLE notes (id INTEGER PRIMARY KEY, body VARCHAR)');
       await db.sql(`INSERT INTO notes VALUES (1, 'one'), (2, 'two')`);
