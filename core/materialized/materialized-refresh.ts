@@ -28,8 +28,9 @@ import { outputColumnNames } from '../planner/ml-rewrite.js';
 import { incrementalShape, type IncrementalShape } from './incremental-query.js';
 import { MaterializedStore, type MaterializedTable, type RefreshOutcome } from './materialized-store.js';
 
-/** Column names of the state table besides the key and the outputs. */
+/** The state table's column holding the digest of the model inputs a prediction was made from. */
 export const INPUT_DIGEST = '__input_hash';
+/** The state table's column holding the digest of the whole source row its result row was written from. */
 export const ROW_DIGEST = '__row_hash';
 
 /** What a refresh needs from the session. */

@@ -178,6 +178,7 @@ export interface CreateMaterializedTableStatement extends StatementBase {
   readonly asQuery: { readonly text: string; readonly span: Span; readonly calls: readonly MlCall[] };
 }
 
+/** What an ALTER MATERIALIZED TABLE does. */
 export type AlterMaterializedTableAction =
   | { readonly kind: 'suspend' }
   | { readonly kind: 'resume'; readonly options: readonly OptionEntry[] }
