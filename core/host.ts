@@ -232,6 +232,8 @@ export interface ChangeCaptureDialect {
   lock(id: number): string;
   /** A statement that releases it. */
   unlock(id: number): string;
+  /** A query of one boolean: whether the current role may read `ml_catalog.materialized_tables` (asked before reading it, so that no failed read aborts the caller's transaction). */
+  readonly catalogReadable: string;
 }
 
 /** A SQL function the core registers in the host (a trained model's `ml_predict_<model>`). */

@@ -14,7 +14,7 @@ import pg from 'pg';
 import { connectPostgres } from '../../../adapters/postgres/index.js';
 import { PostgresDialect } from '../../../adapters/postgres/postgres-dialect.js';
 import { startProxy, type RunningProxy } from '../../../adapters/postgres/proxy/index.js';
-import { MIGRATIONS } from '../../../core/catalog/catalog-layout.js';
+import { CATALOG_VERSION, MIGRATIONS } from '../../../core/catalog/catalog-layout.js';
 import { formatError, ModelSqlError } from '../../../core/errors.js';
 import type { Session } from '../../../core/session/session.js';
 import { createTestDatabase } from '../../support/postgres-server.js';
@@ -419,11 +419,11 @@ test('a catalog of layout 2 is upgraded by its owner: models go to the catalog o
   // Another role first: the upgrade needs the catalog's owner.
   const early = await connectPostgres(roleIn('grantee'));
   const error = await early.sql('SHOW MODELS').catch((e: ModelSqlError) => e);
-  expect(error).toMatchObject({ sqlstate: '42501', message: expect.stringMatching(/missing or older than layout 3, and this role may not create or upgrade it \(permission denied for database/) });
+  expect(error).toMatchObject({ sqlstate: '42501', message: expect.stringMatching(new RegExp(`missing or older than layout ${CATALOG_VERSION}, and this role may not create or upgrade it \\(permission denied for database`)) });
   await early.close();
   const admin = await connectPostgres(roleIn('admin'));
   expect((await admin.sql('SHOW MODELS')).rows.map((r) => r[0])).toEqual(['old']);
-  expect((await admin.sql('SELECT max(version) FROM ml_catalog.schema_version')).rows).toEqual([[3]]);
+  expect((await admin.sql('SELECT max(version) FROM ml_catalog.schema_version')).rows).toEqual([[CATALOG_VERSION]]);
   expect((await admin.sql('DESCRIBE MODEL EXTENDED old')).rows.find((r) => r[0] === 'owner')?.[1]).toBe(ROLE.admin);
   const grantee = await connectPostgres(roleIn('grantee'));
   expect((await grantee.sql('SHOW MODELS')).rows).toEqual([]);
