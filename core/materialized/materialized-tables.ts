@@ -40,7 +40,7 @@ export const FRESHNESS_THRESHOLD_SECONDS = 30 * 60;
 /** Rows of a remote model per prediction statement of a refresh (see `chunkRows`). */
 export const REMOTE_CHUNK_ROWS = 32;
 /** The catalog layout that holds materialized tables. */
-const MATERIALIZED_LAYOUT = 4;
+const MATERIALIZED_LAYOUT = 5;
 
 /**
  * Materialized tables of one session.

@@ -1,9 +1,9 @@
 /**
- * Catalog layout 3 reached from a catalog of layout 2 holding a model with a literal
+ * The current catalog layout reached from a catalog of layout 2 holding a model with a literal
  * api-key, a trained model's artifact and metrics, and a prediction run: the upgrade runs
  * on first use, every per-model row gets the model's owner (DuckDB: the owner the model row
  * recorded; Postgres: the role owning the catalog), and the models keep working (the key
- * still reaches the provider), on every host.
+ * still reaches the provider, sealed at rest since layout 4), on every host.
  */
 import { CATALOG_VERSION, MIGRATIONS } from '../../core/catalog/catalog-layout.js';
 import type { Session } from '../../core/session/session.js';
@@ -62,6 +62,10 @@ for (const adapter of ADAPTERS) {
       expect((await db.sql('SELECT a FROM ML_PREDICT(TABLE notes, MODEL old, DESCRIPTOR(txt))')).rows).toEqual([['echo: hi']]);
       expect(server.requests[0]!.headers.authorization).toBe(`Bearer ${SECRET}`);
       expect((await db.sql(`SELECT option_key FROM ml_catalog.usable_secrets`)).rows).toEqual([['api-key']]);
+      // Layout 4 sealed the plaintext key of layout 2 on the way (MODELSQL_SECRET_KEY of the test run).
+      const stored = (await db.sql(`SELECT secret FROM ml_catalog.usable_secrets`)).rows;
+      expect(stored).toEqual([[expect.stringMatching(/^modelsql-sealed:v1:/)]]);
+      expect(JSON.stringify(stored)).not.toContain(SECRET);
     });
 
     it('adds versions and drops the model with the new layout', async () => {
