@@ -17,6 +17,7 @@ import { benchmarkCatalogMigrate } from './catalog-migrate.js';
 import { benchmarkGuardOverhead } from './guard-overhead.js';
 import { benchmarkProxyLoad } from './proxy-load.js';
 import { benchmarkModelPermissions } from './model-permissions.js';
+import { benchmarkContinuousRefresh } from './continuous-refresh.js';
 
 const benchmarks: Readonly<Record<string, () => Promise<BenchmarkResult>>> = {
   'predict-onnx': benchmarkPredictOnnx,
@@ -33,6 +34,7 @@ const benchmarks: Readonly<Record<string, () => Promise<BenchmarkResult>>> = {
   'catalog-migrate': benchmarkCatalogMigrate,
   'guard-overhead': benchmarkGuardOverhead,
   'model-permissions': benchmarkModelPermissions,
+  'continuous-refresh': benchmarkContinuousRefresh,
 };
 
 function print(r: BenchmarkResult): void {

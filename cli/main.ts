@@ -428,6 +428,37 @@ export async function main(argv: readonly string[]): Promise<number> {
         });
       },
     )
+    .command(
+      'worker',
+      'keep the materialized tables of a database fresh (docs/continuous-predictions.md)',
+      (y) =>
+        y
+          .option('db', dbOption)
+          .option('postgres', postgresOption)
+          .option('model-dir', modelDirOption)
+          .option('allow-endpoint', allowEndpointOption)
+          .option('once', { type: 'boolean', default: false, describe: 'refresh every ACTIVE table once, then exit' })
+          .example('$0 worker --postgres postgres://localhost:5432/shop', 'refreshes changed sources as their changes commit'),
+      async (args) => {
+        const target: Target = { db: args.db, postgres: args.postgres, modelDir: args['model-dir'], allowEndpoint: args['allow-endpoint'] };
+        const session = await openSession(target);
+        if (!session) {
+          status = EXIT_ERROR;
+          return;
+        }
+        try {
+          const onPostgres = target.db === undefined && (target.postgres !== undefined || process.env['DATABASE_URL'] !== undefined);
+          const postgres = onPostgres ? resolvePostgresUrl(target.postgres, process.env, 'client') : undefined;
+          const { runWorker } = await import('./worker-command.js');
+          status = await runWorker(session, { ...(postgres !== undefined ? { postgres } : {}), once: args.once }, { write, writeError, formatError });
+        } catch (error) {
+          writeError(`${formatError(error)}\n`);
+          status = EXIT_ERROR;
+        } finally {
+          await session.close().catch(() => undefined);
+        }
+      },
+    )
     .command('catalog', 'model catalog tools', (y) =>
       catalog!.catalogCommands(y, {
         onStatus: (s) => (status = s),

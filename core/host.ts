@@ -201,6 +201,19 @@ export interface SqlDialect {
   /** The statement that drops the function `createFunction` made, if it exists. */
   dropFunction?(fn: Omit<HostFunction, 'body' | 'returnType'>): string;
   /**
+   * Materialized tables: a hex digest of every column of the row of table alias `alias`,
+   * different whenever a value changes (NULL told apart from every string).
+   */
+  rowDigest(alias: string): string;
+  /** Materialized tables: a hex digest of the values of `expressions`, as {@link rowDigest}. */
+  valuesDigest(expressions: readonly string[]): string;
+  /**
+   * Change capture for materialized tables (optional; default absent: every refresh
+   * compares the whole source with the table's state). Postgres: triggers record changed
+   * keys and NOTIFY; advisory locks keep refreshers apart.
+   */
+  readonly changeCapture?: ChangeCaptureDialect;
+  /**
    * Roles and model permissions (optional; default: absent, a host without roles, where
    * every session may do everything and GRANT / REVOKE USAGE ON MODEL are refused).
    */
@@ -227,6 +240,38 @@ export interface RoleDialect {
   readonly roleExists: string;
   /** The statement granting (or revoking) EXECUTE on a model function to `role` (`public` for every role). */
   functionAccess(fn: Omit<HostFunction, 'body' | 'returnType'>, role: string, grant: boolean): string;
+}
+
+/** What change capture of one materialized table's source works with (`ChangeCaptureDialect`). */
+export interface CaptureSpec {
+  /** The materialized table's id (the NOTIFY payload, the lock's key). */
+  readonly id: number;
+  /** The source table, quoted and qualified. */
+  readonly source: string;
+  /** The source's primary-key columns (unquoted). */
+  readonly keys: readonly string[];
+  /** The table the triggers fill, quoted and qualified: the key columns, `seq` (ascending) and `changed_at` (a timestamp with time zone). */
+  readonly changes: string;
+  /** Prefix of the other objects capture creates, quoted and qualified (`ml_catalog.mt_7`: functions and views get suffixes). */
+  readonly prefix: string;
+}
+
+/** Host statements of change capture and refresh locks (Postgres). */
+export interface ChangeCaptureDialect {
+  /** The channel NOTIFY'd with a materialized table's id when its source changes. */
+  readonly channel: string;
+  /** Statements that create the change table and the triggers filling it, and make the source undroppable while they exist. */
+  install(spec: CaptureSpec): readonly string[];
+  /** Statements that remove what `install` made. */
+  uninstall(spec: CaptureSpec): readonly string[];
+  /** A query of one boolean: takes the refresh lock of materialized table `id` if free (held by the connection until `unlock`). */
+  tryLock(id: number): string;
+  /** A statement that waits for and takes the refresh lock. */
+  lock(id: number): string;
+  /** A statement that releases it. */
+  unlock(id: number): string;
+  /** A query of one boolean: whether the current role may read `ml_catalog.materialized_tables` (asked before reading it, so that no failed read aborts the caller's transaction). */
+  readonly catalogReadable: string;
 }
 
 /** A SQL function the core registers in the host (a trained model's `ml_predict_<model>`). */

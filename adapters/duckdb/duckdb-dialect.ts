@@ -83,6 +83,15 @@ export class DuckDBDialect implements SqlDialect {
 
   readonly layerFence = '';
 
+  /** md5 of the row as JSON (`to_json` of a table alias is the row's struct; JSON tells NULL from 'NULL'). */
+  rowDigest(alias: string): string {
+    return `md5(CAST(to_json(${alias}) AS VARCHAR))`;
+  }
+
+  valuesDigest(expressions: readonly string[]): string {
+    return `md5(CAST(to_json(list_value(${expressions.map((e) => `to_json(${e})`).join(', ')})) AS VARCHAR))`;
+  }
+
   quoteIdentifier(name: string): string {
     return doubleQuote(name);
   }

@@ -13,6 +13,8 @@ export { PostgresHost } from './postgres-host.js';
 export { PostgresDialect } from './postgres-dialect.js';
 export { PgClientConnection } from './pg-client-connection.js';
 export { mapPostgresError };
+export { listenForChanges } from './change-listener.js';
+export type { ChangeListener } from './change-listener.js';
 export type { PgConnection, PgField, PgQueryResult, TransactionStatus } from './pg-connection.js';
 
 /**

@@ -7,6 +7,7 @@ import type { HostFunction, SqlDialect, SqlFunction, SqlOperator } from '../../c
 import type { DataType } from '../../core/sql/ast.js';
 import { doubleQuote, numberText, quoteString } from '../../core/sql/format.js';
 import { POSTGRES_ROLES } from './catalog-security.js';
+import { POSTGRES_CHANGE_CAPTURE } from './change-capture.js';
 
 /**
  * The hidden ordinal column of modelsql's temporary tables: row `n` (from 1) of a
@@ -127,6 +128,18 @@ export class PostgresDialect implements SqlDialect {
 
   bigint(value: number): string {
     return `CAST(${numberText(Math.trunc(value))} AS bigint)`;
+  }
+
+  /** Materialized tables' change capture and refresh locks (change-capture.ts). */
+  readonly changeCapture = POSTGRES_CHANGE_CAPTURE;
+
+  /** md5 of the row's text form (https://www.postgresql.org/docs/current/rowtypes.html#ROWTYPES-IO-SYNTAX: NULL is empty, '' is `""`). */
+  rowDigest(alias: string): string {
+    return `pg_catalog.md5(CAST(${alias} AS pg_catalog.text))`;
+  }
+
+  valuesDigest(expressions: readonly string[]): string {
+    return `pg_catalog.md5(CAST(ROW(${expressions.join(', ')}, NULL) AS pg_catalog.text))`;
   }
 
   quoteIdentifier(name: string): string {

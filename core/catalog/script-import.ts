@@ -2,12 +2,13 @@
  * Imports the models of a SQL script (`modelsql catalog import FILE.sql`): a script from
  * `catalog export --format sql`, or a Flink SQL script. Its CREATE MODEL statements run
  * against the target, as do the ALTER / DROP / GRANT MODEL statements on the models it
- * creates; every other statement (tables, inserts, `SET`, queries, statements on other
+ * creates, and its CREATE MATERIALIZED TABLE statements whose source tables exist in the
+ * target; every other statement (tables, inserts, `SET`, queries, statements on other
  * models) is listed as skipped with its line. All of it runs in one transaction.
  */
 import { DuplicateModelError, ModelSqlError, positionAt } from '../errors.js';
 import type { Host } from '../host.js';
-import type { ModelName, Statement } from '../sql/ast.js';
+import type { CreateMaterializedTableStatement, Identifier, ModelName, Statement } from '../sql/ast.js';
 import { formatQualifiedName, formatStatement } from '../sql/format.js';
 import { tokenize } from '../sql/lexer.js';
 import { parseScript } from '../sql/parser.js';
@@ -96,6 +97,13 @@ export async function importScript(host: Host, run: StatementRunner, text: strin
       const line = positionAt(text, start).line;
       const summary = summarize(text.slice(start, statement.span.end));
       const skip = (note: string) => reports.push({ line, statement: summary, action: 'skipped', note });
+      if (statement.kind === 'create-materialized-table') {
+        const outcome = await importMaterialized(host, run, statement, text, defaultSchema);
+        if (outcome.imported) reports.push({ line, statement: summary, action: 'imported', ...(outcome.note ? { note: outcome.note } : {}) });
+        else skip(outcome.note!);
+        options.onProgress?.(i + 1, statements.length);
+        continue;
+      }
       const name = 'name' in statement ? statement.name : undefined;
       const key = name ? keyOf(name) : undefined;
       const before = key === undefined ? undefined : existing.get(key);
@@ -188,6 +196,38 @@ function adapt(statement: Statement, ctx: { readonly first: boolean; readonly ba
     default:
       return name === statement.name ? statement : { ...statement, name };
   }
+}
+
+/**
+ * A script's `CREATE MATERIALIZED TABLE`: run on the target (Flink's catalog and
+ * `default_database` left out of its name) when the tables its query reads exist there;
+ * else skipped, saying which is missing (a failed statement would end the import's
+ * transaction). Its ML_PREDICT's model may be one the script created before it.
+ */
+async function importMaterialized(
+  host: Host,
+  run: StatementRunner,
+  statement: CreateMaterializedTableStatement,
+  text: string,
+  defaultSchema: string,
+): Promise<{ imported: boolean; note?: string }> {
+  const local = (parts: readonly Identifier[]): Identifier[] => {
+    const rest = parts.slice(-2);
+    return rest.length === 2 && rest[0]!.value === FLINK_DEFAULT_DATABASE ? rest.slice(1) : rest;
+  };
+  for (const call of statement.asQuery.calls) {
+    for (const arg of call.args) {
+      if (arg.value.kind !== 'table') continue;
+      const parts = arg.value.name.slice(-2);
+      const schema = parts.length === 2 ? parts[0]!.value : defaultSchema;
+      const table = parts[parts.length - 1]!.value;
+      const found = await host.execute('SELECT 1 FROM information_schema.tables WHERE table_schema = $1 AND table_name = $2', [schema, table]);
+      if (found.rows.length === 0) return { imported: false, note: `its source table ${formatQualifiedName(parts.map((p) => p.value))} does not exist in the target; create it, then run the statement` };
+    }
+  }
+  const name = local(statement.table);
+  await run(name.length === statement.table.length ? statement : { ...statement, table: name }, text);
+  return { imported: true, ...(name.length !== statement.table.length ? { note: `catalog and ${FLINK_DEFAULT_DATABASE} left out of the name` } : {}) };
 }
 
 /** The statement's first line, whitespace collapsed, at most 72 characters. */

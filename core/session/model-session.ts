@@ -6,6 +6,7 @@ import { EventEmitter } from 'node:events';
 import { ModelSqlError, QueryCanceledError, UnsupportedFeatureError, positionAt, withoutGeneratedSql, type SourcePosition } from '../errors.js';
 import type { Host, HostResult } from '../host.js';
 import { ModelCatalog } from '../catalog/model-catalog.js';
+import { MaterializedTables } from '../materialized/materialized-tables.js';
 import { planStatement, type DirectWrite, type RewriteContext, type StatementPlan } from '../planner/ml-rewrite.js';
 import type { InferenceGate } from '../runtime/inference-limits.js';
 import { StatementTimer } from './statement-timeout.js';
@@ -79,6 +80,8 @@ export class ModelSession implements Session {
   private readonly loader: RuntimeLoader;
   private readonly ownsLoader: boolean;
   private readonly catalog: ModelCatalog;
+  /** Materialized tables of this session's database (core/materialized); their refreshes run model SQL through this session. */
+  readonly materialized: MaterializedTables;
   private controller: AbortController | undefined;
   private tempCounter = 0;
   private readonly maxRowsPerCall: number | undefined;
@@ -92,6 +95,7 @@ export class ModelSession implements Session {
     this.loader = options.runtimeLoader ?? new RuntimeLoader(options);
     this.ownsLoader = options.runtimeLoader === undefined;
     this.catalog = new ModelCatalog(host, this.loader, { secretKey: options.secretKey });
+    this.materialized = new MaterializedTables(host, this.catalog, (sql) => this.sql(sql), (role) => `__modelsql_${process.pid}_${++this.tempCounter}_mt_${role}`);
     this.maxRowsPerCall = options.maxRowsPerCall;
     this.admit = admission(options);
   }
@@ -197,9 +201,16 @@ export class ModelSession implements Session {
     try {
       switch (statement.kind) {
         case 'host':
+          await this.materialized.checkHostStatement(statement.text, text, statement.span.start);
           return commandResult(statement.text, await this.host.execute(statement.text));
         case 'query':
           return await this.runQuery(statement, text);
+        case 'create-materialized-table':
+        case 'alter-materialized-table':
+        case 'drop-materialized-table':
+        case 'show-materialized-tables':
+        case 'describe-materialized-table':
+          return await this.materialized.execute(statement, text);
         default:
           return await this.catalog.execute(statement, text);
       }

@@ -144,6 +144,84 @@ export interface GrantModelStatement extends StatementBase {
   readonly role: Identifier;
 }
 
+/** `FRESHNESS = INTERVAL 'n' SECOND | MINUTE | HOUR | DAY` (Flink's materialized tables). */
+export interface Freshness {
+  readonly kind: 'freshness';
+  /** The number as written. */
+  readonly amount: number;
+  readonly unit: 'SECOND' | 'MINUTE' | 'HOUR' | 'DAY';
+  /** The interval in seconds. */
+  readonly seconds: number;
+  /** The `INTERVAL ...` part. */
+  readonly span: Span;
+}
+
+/** How a materialized table is refreshed: only changed rows, or everything. */
+export type RefreshMode = 'CONTINUOUS' | 'FULL';
+
+/**
+ * `CREATE MATERIALIZED TABLE t [(PRIMARY KEY (k, ...) NOT ENFORCED)] [COMMENT '...']
+ * [WITH (...)] FRESHNESS = INTERVAL ... [REFRESH_MODE = CONTINUOUS | FULL] AS query`
+ * (Flink 1.20, FLIP-435).
+ */
+export interface CreateMaterializedTableStatement extends StatementBase {
+  readonly kind: 'create-materialized-table';
+  /** 1 to 3 parts, outermost first. */
+  readonly table: readonly Identifier[];
+  readonly tableSpan: Span;
+  readonly primaryKey?: readonly Identifier[];
+  readonly comment?: string;
+  readonly options: readonly OptionEntry[];
+  readonly freshness: Freshness;
+  readonly refreshMode?: { readonly mode: RefreshMode; readonly span: Span };
+  /** The query after `AS`, verbatim, with its outermost ML calls. */
+  readonly asQuery: { readonly text: string; readonly span: Span; readonly calls: readonly MlCall[] };
+}
+
+/** What an ALTER MATERIALIZED TABLE does. */
+export type AlterMaterializedTableAction =
+  | { readonly kind: 'suspend' }
+  | { readonly kind: 'resume'; readonly options: readonly OptionEntry[] }
+  | { readonly kind: 'refresh' }
+  | { readonly kind: 'set-freshness'; readonly freshness: Freshness }
+  | { readonly kind: 'set-refresh-mode'; readonly mode: RefreshMode; readonly span: Span };
+
+/** `ALTER MATERIALIZED TABLE t SUSPEND | RESUME [WITH (...)] | REFRESH | SET FRESHNESS = ... | SET REFRESH_MODE = ...` */
+export interface AlterMaterializedTableStatement extends StatementBase {
+  readonly kind: 'alter-materialized-table';
+  readonly table: readonly Identifier[];
+  readonly tableSpan: Span;
+  readonly action: AlterMaterializedTableAction;
+}
+
+/** `DROP MATERIALIZED TABLE [IF EXISTS] t` */
+export interface DropMaterializedTableStatement extends StatementBase {
+  readonly kind: 'drop-materialized-table';
+  readonly ifExists: boolean;
+  readonly table: readonly Identifier[];
+  readonly tableSpan: Span;
+}
+
+/** `SHOW MATERIALIZED TABLES` */
+export interface ShowMaterializedTablesStatement extends StatementBase {
+  readonly kind: 'show-materialized-tables';
+}
+
+/** `DESCRIBE | DESC MATERIALIZED TABLE t` */
+export interface DescribeMaterializedTableStatement extends StatementBase {
+  readonly kind: 'describe-materialized-table';
+  readonly table: readonly Identifier[];
+  readonly tableSpan: Span;
+}
+
+/** The statements of materialized tables. */
+export type MaterializedTableStatement =
+  | CreateMaterializedTableStatement
+  | AlterMaterializedTableStatement
+  | DropMaterializedTableStatement
+  | ShowMaterializedTablesStatement
+  | DescribeMaterializedTableStatement;
+
 /** A host statement that contains ML_PREDICT / ML_EVALUATE calls. */
 export interface QueryStatement extends StatementBase {
   readonly kind: 'query';
@@ -165,6 +243,7 @@ export type Statement =
   | DescribeModelStatement
   | ShowModelVersionsStatement
   | GrantModelStatement
+  | MaterializedTableStatement
   | QueryStatement
   | HostStatement;
 

@@ -204,6 +204,11 @@ export function formatStatement(stmt: Statement): string {
       return `REVOKE USAGE ON MODEL ${formatModelName(stmt.name)} FROM ${formatIdentifier(stmt.role)}`;
     case 'query':
     case 'host':
+    case 'create-materialized-table':
+    case 'alter-materialized-table':
+    case 'drop-materialized-table':
+    case 'show-materialized-tables':
+    case 'describe-materialized-table':
       return stmt.text;
   }
 }

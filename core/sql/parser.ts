@@ -4,15 +4,18 @@
  * which are parsed, and is otherwise passed through byte for byte.
  */
 import type {
+  AlterMaterializedTableAction,
   AlterModelAction,
   ColumnDef,
   CreateModelStatement,
+  Freshness,
   Identifier,
   MlArgValue,
   MlArgument,
   MlCall,
   ModelName,
   OptionEntry,
+  RefreshMode,
   Span,
   Statement,
 } from './ast.js';
@@ -67,6 +70,8 @@ function parseStatement(text: string, tokens: readonly Token[], range: Statement
 
 /** Dispatches on the leading key words; undefined when the statement is not model DDL. */
 function parseModelStatement(c: TokenCursor, base: Base): Statement | undefined {
+  const materialized = parseMaterializedStatement(c, base);
+  if (materialized) return materialized;
   if (c.isWord('create')) {
     let k = 1;
     if (c.isWord('or', k) && c.isWord('replace', k + 1)) k += 2;
@@ -303,6 +308,144 @@ function parseGrant(c: TokenCursor, base: Base): Statement {
   if (!isName(role)) throw c.error(role);
   c.expectEnd();
   return { kind: grant ? 'grant-model' : 'revoke-model', ...base, name, role: identifier(role) };
+}
+
+// ---------------------------------------------------------------------------------------
+// Materialized tables (Flink 1.20, FLIP-435)
+
+/** Dispatches the materialized-table statements; undefined for anything else (a Postgres `MATERIALIZED VIEW` included). */
+function parseMaterializedStatement(c: TokenCursor, base: Base): Statement | undefined {
+  const table = (k: number) => c.isWord('materialized', k) && c.isWord('table', k + 1);
+  if (c.isWord('create') && table(1)) return parseCreateMaterialized(c, base);
+  if (c.isWord('alter') && table(1)) return parseAlterMaterialized(c, base);
+  if (c.isWord('drop') && table(1)) {
+    c.index += 3;
+    const ifExists = c.isWord('if') && c.isWord('exists', 1);
+    if (ifExists) c.index += 2;
+    const { table: name, span } = parseTableName(c);
+    c.expectEnd();
+    return { kind: 'drop-materialized-table', ...base, ifExists, table: name, tableSpan: span };
+  }
+  if (c.isWord('show') && c.isWord('materialized', 1) && c.isWord('tables', 2)) {
+    c.index += 3;
+    c.expectEnd();
+    return { kind: 'show-materialized-tables', ...base };
+  }
+  if ((c.isWord('describe') || c.isWord('desc')) && table(1)) {
+    c.index += 3;
+    const { table: name, span } = parseTableName(c);
+    c.expectEnd();
+    return { kind: 'describe-materialized-table', ...base, table: name, tableSpan: span };
+  }
+  return undefined;
+}
+
+/** `[catalog.][schema.]table`, each part plain or quoted. */
+function parseTableName(c: TokenCursor): { table: Identifier[]; span: Span } {
+  const first = c.peek();
+  const table: Identifier[] = [];
+  do {
+    const token = c.next();
+    if (!isName(token) || table.length === 3) throw c.error(token);
+    table.push(identifier(token));
+  } while (c.acceptSymbol('.'));
+  return { table, span: c.spanFrom(first!) };
+}
+
+/** Seconds per unit of `FRESHNESS = INTERVAL 'n' unit`. */
+const FRESHNESS_UNITS = { SECOND: 1, MINUTE: 60, HOUR: 3600, DAY: 86400 } as const;
+
+/** `INTERVAL 'n' SECOND | MINUTE | HOUR | DAY` after `FRESHNESS =`: n a whole number (its range is checked where it is used). */
+function parseFreshness(c: TokenCursor): Freshness {
+  const start = c.expectWord('interval');
+  const amount = expectString(c, 'the FRESHNESS interval');
+  if (!/^\s*[0-9]+\s*$/.test(amount.value)) throw c.errorAt(amount.span, `FRESHNESS must be a whole number of units, found '${amount.value}'`);
+  const unitToken = c.next();
+  const unit = unitToken.kind === 'identifier' ? unitToken.value.toUpperCase().replace(/S$/, '') : '';
+  if (!(unit in FRESHNESS_UNITS)) throw c.error(unitToken, `syntax error at or near "${unitToken.text}": FRESHNESS takes SECOND, MINUTE, HOUR or DAY`);
+  const n = Number(amount.value);
+  const u = unit as Freshness['unit'];
+  return { kind: 'freshness', amount: n, unit: u, seconds: n * FRESHNESS_UNITS[u], span: c.spanFrom(start) };
+}
+
+/** `= CONTINUOUS | FULL` after REFRESH_MODE. */
+function parseRefreshMode(c: TokenCursor): { mode: RefreshMode; span: Span } {
+  c.expectSymbol('=');
+  const token = c.next();
+  if (!isWord(token, 'continuous') && !isWord(token, 'full')) throw c.error(token, `syntax error at or near "${token.text}": REFRESH_MODE is CONTINUOUS or FULL`);
+  return { mode: token.value.toUpperCase() as RefreshMode, span: token.span };
+}
+
+function parseCreateMaterialized(c: TokenCursor, base: Base): Statement {
+  c.index += 3;
+  const { table, span: tableSpan } = parseTableName(c);
+  let primaryKey: Identifier[] | undefined;
+  if (c.acceptSymbol('(')) {
+    if (c.acceptWord('constraint')) {
+      const name = c.next();
+      if (!isName(name)) throw c.error(name);
+    }
+    c.expectWord('primary');
+    c.expectWord('key');
+    c.expectSymbol('(');
+    primaryKey = [];
+    do {
+      const token = c.next();
+      if (!isName(token)) throw c.error(token);
+      primaryKey.push(identifier(token));
+    } while (c.acceptSymbol(','));
+    c.expectSymbol(')');
+    c.expectWord('not');
+    c.expectWord('enforced');
+    c.expectSymbol(')');
+  }
+  const comment = c.acceptWord('comment') ? expectString(c, 'a table comment').value : undefined;
+  if (c.isWord('partitioned')) throw c.errorAt(c.peek()!.span, 'PARTITIONED BY is not supported for materialized tables');
+  const options = c.acceptWord('with') ? parseOptionList(c).options : [];
+  c.expectWord('freshness');
+  c.expectSymbol('=');
+  const freshness = parseFreshness(c);
+  const refreshMode = c.acceptWord('refresh_mode') ? parseRefreshMode(c) : undefined;
+  c.expectWord('as');
+  const first = c.next();
+  const last = c.tokens[c.end - 1]!;
+  const span = spanOf(first, last);
+  const calls = findCalls(c.sqlText, c.tokens, c.index - 1, c.end, c.terminator);
+  c.index = c.end;
+  return {
+    kind: 'create-materialized-table',
+    ...base,
+    table,
+    tableSpan,
+    ...(primaryKey ? { primaryKey } : {}),
+    ...(comment !== undefined ? { comment } : {}),
+    options,
+    freshness,
+    ...(refreshMode ? { refreshMode } : {}),
+    asQuery: { text: c.sqlText.slice(span.start, span.end), span, calls },
+  };
+}
+
+function parseAlterMaterialized(c: TokenCursor, base: Base): Statement {
+  c.index += 3;
+  const { table, span: tableSpan } = parseTableName(c);
+  let action: AlterMaterializedTableAction;
+  if (c.acceptWord('suspend')) action = { kind: 'suspend' };
+  else if (c.acceptWord('resume')) action = { kind: 'resume', options: c.acceptWord('with') ? parseOptionList(c).options : [] };
+  else if (c.acceptWord('refresh')) {
+    if (c.isWord('partition')) throw c.errorAt(c.peek()!.span, 'REFRESH PARTITION is not supported: materialized tables here have no partitions');
+    action = { kind: 'refresh' };
+  } else if (c.acceptWord('set')) {
+    if (c.acceptWord('freshness')) {
+      c.expectSymbol('=');
+      action = { kind: 'set-freshness', freshness: parseFreshness(c) };
+    } else {
+      c.expectWord('refresh_mode');
+      action = { kind: 'set-refresh-mode', ...parseRefreshMode(c) };
+    }
+  } else throw c.error(c.peek());
+  c.expectEnd();
+  return { kind: 'alter-materialized-table', ...base, table, tableSpan, action };
 }
 
 // ---------------------------------------------------------------------------------------

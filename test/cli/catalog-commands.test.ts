@@ -354,6 +354,31 @@ DROP MODEL elsewhere;
     expect(table.stderr).toMatch(/^dry run: would import 2 models: "Sentiment" \(skip\), house \(skip\); 8 statements skipped; nothing was written\n$/);
   });
 
+  it('imports the CREATE MATERIALIZED TABLE statements of a Flink script whose source tables exist in the target', async () => {
+    const b = join(dir, 'mt.duckdb');
+    await withSession(() => openDuckDB(b), async (db) => {
+      await db.sql('CREATE TABLE houses (id INTEGER PRIMARY KEY, sqft DOUBLE, bedrooms DOUBLE, age DOUBLE)');
+      await db.sql('INSERT INTO houses VALUES (1, 1000, 2, 10), (2, 1500, 3, 5)');
+    });
+    const script = join(dir, 'mt.sql');
+    writeFileSync(
+      script,
+      `CREATE MODEL house INPUT (sqft DOUBLE, bedrooms DOUBLE, age DOUBLE) OUTPUT (price DOUBLE) WITH ('provider' = 'onnx', 'path' = '${HOUSE}');
+CREATE MATERIALIZED TABLE \`default_catalog\`.\`default_database\`.house_prices FRESHNESS = INTERVAL '10' SECOND AS SELECT id, price FROM ML_PREDICT(TABLE houses, MODEL house, DESCRIPTOR(sqft, bedrooms, age));
+CREATE MATERIALIZED TABLE other_prices FRESHNESS = INTERVAL '10' SECOND AS SELECT id, price FROM ML_PREDICT(TABLE missing, MODEL house, DESCRIPTOR(sqft, bedrooms, age));
+`,
+    );
+    const r = await cli(['catalog', 'import', '--to', `duckdb:${b}`, script, '--json']);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(JSON.parse(r.stdout).statements.slice(1)).toEqual([
+      { line: 2, statement: expect.stringMatching(/^CREATE MATERIALIZED TABLE/), action: 'imported', note: 'catalog and default_database left out of the name' },
+      { line: 3, statement: expect.stringMatching(/^CREATE MATERIALIZED TABLE other_prices/), action: 'skipped', note: 'its source table missing does not exist in the target; create it, then run the statement' },
+    ]);
+    const shown = await withSession(() => openDuckDB(b), async (db) => [(await db.sql('SHOW MATERIALIZED TABLES')).rows.map((row) => [row[1], row[2]]), (await db.sql('SELECT count(*) FROM house_prices')).rows[0]![0]]);
+    expect(shown).toEqual([[['house_prices', 'CONTINUOUS']], 2n]);
+  });
+
   it('reports a script that does not parse with its line and caret, importing nothing', async () => {
     const script = join(dir, 'bad.sql');
     writeFileSync(script, `CREATE MODEL ok WITH ('provider' = 'onnx', 'path' = '${HOUSE}');\nCREATE MODEL bad INPUT (x DOUBLE) WITH ();\n`);

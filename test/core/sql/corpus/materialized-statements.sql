@@ -1,0 +1,15 @@
+CREATE MATERIALIZED TABLE t FRESHNESS = INTERVAL '5' SECOND AS SELECT id, label FROM ML_PREDICT(TABLE reviews, MODEL m, DESCRIPTOR(body));
+create materialized table s.t (primary key (id) not enforced) comment 'labels' with ('format' = 'x') freshness = interval '1' minute refresh_mode = continuous as select * from ml_predict(table s.src, model m$2, descriptor(a, b)) p where p.y > 0;
+CREATE MATERIALIZED TABLE `Cat`.`Db`.`T` (CONSTRAINT pk PRIMARY KEY (id, k) NOT ENFORCED) FRESHNESS = INTERVAL '2' HOURS REFRESH_MODE = FULL AS SELECT count(*) FROM TABLE(ML_PREDICT(TABLE src, MODEL m, DESCRIPTOR(a)));
+CREATE MATERIALIZED TABLE t FRESHNESS = INTERVAL '1' DAY AS SELECT a, b FROM plain_table;
+ALTER MATERIALIZED TABLE t SUSPEND;
+alter materialized table s.t resume;
+ALTER MATERIALIZED TABLE t RESUME WITH ('k' = 'v');
+ALTER MATERIALIZED TABLE t REFRESH;
+ALTER MATERIALIZED TABLE "T" SET FRESHNESS = INTERVAL '30' SECOND;
+ALTER MATERIALIZED TABLE t SET REFRESH_MODE = FULL;
+DROP MATERIALIZED TABLE t;
+DROP MATERIALIZED TABLE IF EXISTS cat.db.t;
+SHOW MATERIALIZED TABLES;
+DESCRIBE MATERIALIZED TABLE t;
+desc materialized table s.t;
