@@ -2,6 +2,7 @@
  * The one port between the core and a database (Kysely's Dialect/Driver split): an adapter
  * implements `Host` for its engine; the core never imports an adapter or a driver.
  */
+import type { CatalogWriter } from './catalog/catalog-writer.js';
 import type { DataType } from './sql/ast.js';
 import type { ColumnBatch } from './runtime/model-runtime.js';
 
@@ -133,8 +134,43 @@ export interface HostStageWrite {
   finish(): Promise<number>;
 }
 
-/** SQL spelling of one host: quoting, types and the few statements the core generates. */
+/** Operators of the expressions the core generates (spelled by the dialect: `SqlDialect.operator`). */
+export type SqlOperator = '+' | '-' | '*' | '/' | '=' | '<>' | '<' | '<=' | '>' | '>=' | '||' | '&';
+
+/**
+ * Built-in functions (scalar, aggregate and window) the core's generated SQL calls, by their
+ * Postgres names (`SqlDialect.call`). `coalesce`, `greatest`, `least` and `CASE` are syntax,
+ * not functions, and are written as they are.
+ */
+export type SqlFunction =
+  | 'abs' | 'array_length' | 'avg' | 'bool_and' | 'concat' | 'count' | 'exp' | 'floor' | 'generate_series'
+  | 'ln' | 'max' | 'md5' | 'min' | 'ntile' | 'rank' | 'row_number' | 'sqrt' | 'stddev_pop' | 'substr' | 'sum' | 'var_pop';
+
+/**
+ * SQL spelling of one host: quoting, types and the statements the core generates. Every
+ * operator, function call and number literal of generated SQL is written here, so that the
+ * caller's settings cannot change what it means (SPEC §5): on Postgres an operator or
+ * function found on the caller's `search_path` (`public.+(integer, double precision)`)
+ * would otherwise win over the built-in one.
+ */
 export interface SqlDialect {
+  /** `(left op right)`, parenthesized, with the host's built-in operator whatever the search path. */
+  operator(left: string, op: SqlOperator, right: string): string;
+  /** `(-x)` with the built-in operator. */
+  negate(operand: string): string;
+  /** A call of a built-in function: `call('sum', 'x')`, `call('count', '*')`, `call('count', 'DISTINCT x')`. */
+  call(fn: SqlFunction, ...args: readonly string[]): string;
+  /** A DOUBLE literal, typed (not a numeric literal): `CAST(1.5 AS double precision)`. Throws on NaN and infinities. */
+  double(value: number): string;
+  /** A BIGINT literal, typed. */
+  bigint(value: number): string;
+  /**
+   * What ends a subquery whose computed columns are read many times by the level above
+   * (training's layered aggregates), so that the host computes them once per row instead of
+   * inlining the expression into every reference: Postgres `OFFSET 0` (a subquery with
+   * LIMIT/OFFSET is not pulled up), DuckDB nothing.
+   */
+  readonly layerFence: string;
   /** Always-quoted identifier: `"a""b"`. */
   quoteIdentifier(name: string): string;
   /** String literal: `'it''s'`. */
@@ -179,6 +215,8 @@ export interface SqlDialect {
 export interface RoleDialect {
   /** Host statements of catalog layout `version`, run after the shared ones in the same transaction. */
   catalogMigration(version: number): readonly string[];
+  /** How this host writes the catalog (Postgres: through modelsql's own `SECURITY DEFINER` functions, catalog layout 4). */
+  catalogWriter(host: Host): CatalogWriter;
   /** A query of one row and one column: the role statements run as. */
   readonly currentRole: string;
   /** A query (`$1` the model's owner) of one boolean: whether the current role may alter, drop and grant the model. */

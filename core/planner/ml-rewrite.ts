@@ -25,7 +25,7 @@ import type { StageLimits } from '../runtime/inference-limits.js';
 import type { ModelColumn } from '../runtime/model-runtime.js';
 import type { ProgressEvent } from '../session/session.js';
 import { evaluationRelation, textGenerationRelation, type EvaluationSpec, type EvaluationTask } from './evaluate-metrics.js';
-import { describedRelation, inputQuerySql, spliceCallsMapped, type SplicedText } from './splice.js';
+import { callAlias, describedRelation, inputQuerySql, spliceCallsMapped, type SplicedText } from './splice.js';
 import { directWriteShape, projectionSources, type DirectWriteShape } from './direct-write.js';
 import { getOption } from '../catalog/model-options.js';
 import { compileModel, compiledRelation } from '../training/compile-sql.js';
@@ -177,6 +177,7 @@ async function runCall(call: MlCall, ctx: RewriteContext, direct?: DirectRequest
     await ctx.catalog.store.recordRun({
       runId: randomUUID(),
       version: model.version,
+      temporary: model.entry.temporary,
       inputRelation: bound.input.kind === 'table' ? bound.input.name.map((id) => id.value).join('.') : text.slice(bound.input.span.start, bound.input.span.end),
       rows,
       errors: counters.errors,
@@ -223,7 +224,7 @@ async function openDirect(stage: HostStage, direct: DirectRequest, names: readon
     table: shape.table,
     sources,
     before: text.slice(statement.span.start, shape.call.span.start),
-    after: text.slice(shape.call.span.end, statement.span.end),
+    after: callAlias(shape.call, 0) + text.slice(shape.call.span.end, statement.span.end),
     temporary: shape.temporary,
     ifNotExists: shape.ifNotExists,
   });

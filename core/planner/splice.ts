@@ -6,8 +6,19 @@ import type { HostColumn, SqlDialect } from '../host.js';
 import type { MlArgValue, MlCall, Span } from '../sql/ast.js';
 
 /**
+ * The alias a call's relation gets when the user wrote none (`MlCall.aliased`): Postgres
+ * before 16 refuses a subquery in FROM without one
+ * (https://www.postgresql.org/docs/16/release-16.html, "allow subqueries in FROM to omit
+ * aliases"). The user cannot name it, so any unique name does; `index` is the call's place
+ * in its region.
+ */
+export function callAlias(call: MlCall, index: number): string {
+  return call.aliased ? '' : ` AS __modelsql_r${index}`;
+}
+
+/**
  * The text of `region` with each of `calls` (inside it, in text order) replaced by the
- * relation at the same index of `relations`.
+ * relation at the same index of `relations`, followed by an alias where the call had none.
  *
  * @example
  * spliceCalls('SELECT * FROM ML_PREDICT(...) p', { start: 0, end: 31 }, [call], ['(SELECT ...)'])
@@ -46,7 +57,7 @@ export function spliceCallsMapped(text: string, region: Span, calls: readonly Ml
   };
   calls.forEach((call, i) => {
     copy(call.span.start, call.span.start);
-    out += relations[i]!;
+    out += relations[i]! + callAlias(call, i);
     position = call.span.end;
   });
   copy(region.end);

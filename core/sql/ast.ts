@@ -181,6 +181,11 @@ export interface MlCall {
   readonly span: Span;
   /** Span of the function name token, for error positions. */
   readonly nameSpan: Span;
+  /**
+   * Whether an alias follows the call (`AS p`, `p`, `p(a, b)`). Postgres before 16 requires
+   * one on a subquery in FROM, so the rewrite adds one where the user wrote none.
+   */
+  readonly aliased: boolean;
 }
 
 export interface MlArgument {

@@ -17,6 +17,7 @@ import type {
   Statement,
 } from './ast.js';
 import { isSymbol, isWord, splitTokens, tokenize, TokenCursor } from './lexer.js';
+import { isBareName } from './keywords.js';
 import type { StatementRange, Token } from './lexer.js';
 import { parseTypeAt } from './types.js';
 
@@ -366,19 +367,16 @@ function findCalls(text: string, tokens: readonly Token[], from: number, to: num
     if (close < 0) throw new TokenCursor(text, tokens, to, to, terminator).error();
     const call = parseCall(text, tokens, i, close);
     const wrapped = i - 2 >= from && isWord(tokens[i - 2], 'table') && isSymbol(tokens[i - 1], '(') && close + 1 < to && isSymbol(tokens[close + 1], ')');
-    if (wrapped) {
-      calls.push({ ...call, span: spanOf(tokens[i - 2]!, tokens[close + 1]!) });
-      i = close + 1;
-    } else {
-      calls.push(call);
-      i = close;
-    }
+    const last = wrapped ? close + 1 : close;
+    const next = last + 1 < to ? tokens[last + 1] : undefined;
+    calls.push({ ...call, span: spanOf(tokens[wrapped ? i - 2 : i]!, tokens[last]!), aliased: isWord(next, 'as') || isBareName(next) });
+    i = last;
   }
   return calls;
 }
 
 /** Parses the call whose name is at `nameIndex` and whose `)` is at `close`. */
-function parseCall(text: string, tokens: readonly Token[], nameIndex: number, close: number): MlCall {
+function parseCall(text: string, tokens: readonly Token[], nameIndex: number, close: number): Omit<MlCall, 'aliased'> {
   const nameToken = tokens[nameIndex]!;
   const fn = nameToken.value.toUpperCase() as MlCall['function'];
   const args: MlArgument[] = [];
