@@ -5,7 +5,7 @@
 import { DuckDBDialect } from '../../../adapters/duckdb/duckdb-dialect.js';
 import type { QueryStatement } from '../../../core/sql/ast.js';
 import { parseScript } from '../../../core/sql/parser.js';
-import { describedRelation, inputQuerySql, spliceCalls, spliceCallsMapped } from '../../../core/planner/splice.js';
+import { callAlias, describedRelation, inputQuerySql, spliceCalls, spliceCallsMapped } from '../../../core/planner/splice.js';
 import { readCases } from './fixture-cases.js';
 
 describe('spliceCalls', () => {
@@ -28,7 +28,7 @@ describe('spliceCallsMapped', () => {
     let from = statement!.span.start;
     calls.forEach((call, i) => {
       for (; from < call.span.start; from++, out++) expect(spliced.originalOffset(out)).toBe(from);
-      for (let k = 0; k < relations[i]!.length; k++, out++) expect(spliced.originalOffset(out)).toBe(call.span.start);
+      for (let k = 0; k < relations[i]!.length + callAlias(call, i).length; k++, out++) expect(spliced.originalOffset(out)).toBe(call.span.start);
       from = call.span.end;
     });
     for (; from < statement!.span.end; from++, out++) expect(spliced.originalOffset(out)).toBe(from);
