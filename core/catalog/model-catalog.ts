@@ -528,7 +528,7 @@ export class ModelCatalog {
     const shadowed = new Set(temporary.map(tempKey));
     let models = [...temporary, ...persistent.filter((m) => !shadowed.has(tempKey(m)))];
     if (stmt.like) {
-      const matches = likeMatcher(stmt.like.pattern);
+      const matches = likeMatcher(stmt.like.pattern, stmt.like.caseInsensitive === true);
       models = models.filter((m) => matches(m.name) !== stmt.like!.not);
     }
     models.sort((a, b) => (a.schema === b.schema ? compare(a.name, b.name) : compare(a.schema, b.schema)));
@@ -630,8 +630,8 @@ function compare(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-/** SQL LIKE semantics: `%` any run, `_` one character, `\` escapes; case-sensitive. */
-export function likeMatcher(pattern: string): (s: string) => boolean {
+/** SQL LIKE semantics: `%` any run, `_` one character, `\` escapes; case-sensitive unless `caseInsensitive` (ILIKE). */
+export function likeMatcher(pattern: string, caseInsensitive = false): (s: string) => boolean {
   let source = '^';
   for (let i = 0; i < pattern.length; i++) {
     const ch = pattern[i]!;
@@ -640,7 +640,7 @@ export function likeMatcher(pattern: string): (s: string) => boolean {
     else if (ch === '_') source += '[\\s\\S]';
     else source += escapeRegExp(ch);
   }
-  const re = new RegExp(`${source}$`, 'u');
+  const re = new RegExp(`${source}$`, caseInsensitive ? 'iu' : 'u');
   return (s) => re.test(s);
 }
 
