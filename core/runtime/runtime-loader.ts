@@ -34,6 +34,8 @@ export interface ModelAccessOptions extends AccessOptions {
 export interface CheckedModel {
   readonly input: readonly ModelColumn[];
   readonly output: readonly ModelColumn[];
+  /** What the statement reports without failing (an unset `${env:...}` variable), if anything. */
+  readonly notices?: readonly string[];
 }
 
 /**

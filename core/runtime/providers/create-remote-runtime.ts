@@ -14,9 +14,9 @@ export function isRemoteProvider(provider: string): provider is RemoteProvider {
 }
 
 /**
- * Checks a remote model at CREATE / ALTER time: options against INPUT/OUTPUT,
- * `${env:...}` references against the environment, and the endpoint against the access
- * policy. Sends no request.
+ * Checks a remote model at CREATE / ALTER time: options against INPUT/OUTPUT, and the
+ * endpoint against the access policy. Sends no request and resolves no `${env:...}`
+ * reference: an unset variable (or a missing `model`) is a notice, the run fails on it.
  *
  * @throws InvalidOptionError (22023), AccessDeniedError (42501)
  */
@@ -26,10 +26,11 @@ export async function checkRemoteModel(
   input: readonly ModelColumn[] | undefined,
   output: readonly ModelColumn[] | undefined,
   policy: AccessPolicy = new AccessPolicy(),
-): Promise<{ input: readonly ModelColumn[]; output: readonly ModelColumn[] }> {
-  const config = parseRemoteModel(provider, options, input, output, process.env);
+): Promise<{ input: readonly ModelColumn[]; output: readonly ModelColumn[]; notices: readonly string[] }> {
+  const notices: string[] = [];
+  const config = parseRemoteModel(provider, options, input, output, notices);
   policy.checkUrl(config.endpoint, 'endpoint');
-  return { input: input!, output: output! };
+  return { input: input!, output: output!, notices };
 }
 
 /**
