@@ -12,6 +12,7 @@
 import Anthropic, { APIError } from '@anthropic-ai/sdk';
 import { routeConsole, sdkLogger } from '../../logging.js';
 import { RemoteRuntime } from '../remote-executor.js';
+import { PromptCodec } from './prompt-codec.js';
 import { classifyHttpError, MalformedReply, retryAfterFromHeaders, transportFailure, type FailureInfo, type ProviderClient, type ProviderReply, type ProviderRequest } from './provider-client.js';
 import { REMOTE_DEFAULTS, type RemoteModelConfig } from './remote-options.js';
 
@@ -71,5 +72,5 @@ export class AnthropicClient implements ProviderClient {
 
 /** Creates the runtime of an `anthropic` model. */
 export function createAnthropicRuntime(config: RemoteModelConfig, apiKey: string, inputCount: number, fetchFn: typeof fetch): RemoteRuntime {
-  return new RemoteRuntime(config, new AnthropicClient(config, apiKey, fetchFn), inputCount);
+  return new RemoteRuntime(config, new AnthropicClient(config, apiKey, fetchFn), inputCount, new PromptCodec(config));
 }

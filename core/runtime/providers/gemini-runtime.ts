@@ -13,6 +13,7 @@
 import { ApiError, GoogleGenAI } from '@google/genai';
 import { routeConsole } from '../../logging.js';
 import { RemoteRuntime } from '../remote-executor.js';
+import { PromptCodec } from './prompt-codec.js';
 import { classifyHttpError, MalformedReply, retryAfterFromHeaders, transportFailure, type FailureInfo, type ProviderClient, type ProviderReply, type ProviderRequest } from './provider-client.js';
 import type { RemoteModelConfig } from './remote-options.js';
 
@@ -114,5 +115,5 @@ function parseStatus(text: string): { message?: string; status?: string; retryDe
 
 /** Creates the runtime of a `gemini` model. */
 export function createGeminiRuntime(config: RemoteModelConfig, apiKey: string, inputCount: number, fetchFn: typeof fetch): RemoteRuntime {
-  return new RemoteRuntime(config, new GeminiClient(config, apiKey, fetchFn), inputCount);
+  return new RemoteRuntime(config, new GeminiClient(config, apiKey, fetchFn), inputCount, new PromptCodec(config));
 }

@@ -13,6 +13,7 @@
 import OpenAI from 'openai';
 import { routeConsole, sdkLogger } from '../../logging.js';
 import { RemoteRuntime } from '../remote-executor.js';
+import { PromptCodec } from './prompt-codec.js';
 import { classifyHttpError, MalformedReply, retryAfterFromHeaders, transportFailure, type FailureInfo, type ProviderClient, type ProviderReply, type ProviderRequest } from './provider-client.js';
 import type { RemoteModelConfig } from './remote-options.js';
 
@@ -93,5 +94,5 @@ export class OpenAIClient implements ProviderClient {
 
 /** Creates the runtime of an `openai` model. */
 export function createOpenAIRuntime(config: RemoteModelConfig, apiKey: string, inputCount: number, fetchFn: typeof fetch): RemoteRuntime {
-  return new RemoteRuntime(config, new OpenAIClient(config, apiKey, fetchFn), inputCount);
+  return new RemoteRuntime(config, new OpenAIClient(config, apiKey, fetchFn), inputCount, new PromptCodec(config));
 }
