@@ -9,6 +9,7 @@ import { InvalidOptionError, UnsupportedFeatureError, type SourcePosition } from
 import { REMOTE_PROVIDER_OPTIONS, REMOTE_PROVIDERS, validateRemoteOptionValues, type RemoteProvider } from '../runtime/providers/remote-options.js';
 import { displayOptionValue, isSecretKey } from '../secrets.js';
 import { TRAINING_OPTION_KEYS } from '../training/training-options.js';
+import { TRITON_OPTIONS, validateTritonOptionValues } from '../runtime/providers/triton-options.js';
 
 /** Tasks a model may declare (SPEC §1.3). */
 export const TASKS = ['regression', 'classification', 'clustering', 'embedding', 'text_generation'] as const;
@@ -21,6 +22,8 @@ const PROVIDER_OPTIONS: Readonly<Record<string, readonly string[]>> = {
   onnx: ['path'],
   /** Remote providers (core/runtime/providers/remote-options.ts). */
   ...REMOTE_PROVIDER_OPTIONS,
+  /** Model servers speaking the Open Inference Protocol (core/runtime/providers/triton-options.ts). */
+  triton: TRITON_OPTIONS,
   /** Models trained by `CREATE MODEL ... AS <query>` (core/training). */
   internal: TRAINING_OPTION_KEYS,
 };
@@ -128,6 +131,7 @@ export function resolveModelOptions(written: Options, writtenPositions?: OptionP
     throw new InvalidOptionError(`an ONNX model needs 'path' (or 'onnx.path'): a file path or an http(s) URL`);
   }
   if ((REMOTE_PROVIDERS as readonly string[]).includes(provider)) validateRemoteOptionValues(provider as RemoteProvider, options, at);
+  if (provider === 'triton') validateTritonOptionValues(options, at);
   return {
     provider,
     task: task?.toLowerCase(),
@@ -149,7 +153,7 @@ function providerOf(options: readonly (readonly [string, string])[], at: (key: s
       throw new UnsupportedFeatureError(`provider '${provider}' is not available in this version of modelsql; available: onnx`, at('provider'));
     }
     if (!(provider in PROVIDER_OPTIONS)) {
-      throw new InvalidOptionError(`unknown provider '${provider}'; known providers: onnx, ${REMOTE_PROVIDERS.join(', ')}`, at('provider'));
+      throw new InvalidOptionError(`unknown provider '${provider}'; known providers: onnx, ${REMOTE_PROVIDERS.join(', ')}, triton`, at('provider'));
     }
     return provider;
   }

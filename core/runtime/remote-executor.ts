@@ -17,7 +17,7 @@ import { ModelRuntimeError, QueryCanceledError } from '../errors.js';
 import { maskSecrets } from '../secrets.js';
 import { accessDeniedIn } from './access-policy.js';
 import type { ColumnBatch, ColumnData, ModelRuntime, PredictOptions, PredictStage } from './model-runtime.js';
-import { MismatchedReply, type FailureInfo, type ProviderClient, type ProviderReply, type ProviderRequest } from './providers/provider-client.js';
+import { MalformedReply, MismatchedReply, type FailureInfo, type ProviderClient, type ProviderReply, type ProviderRequest } from './providers/provider-client.js';
 import { AnswerError } from './providers/structured-output.js';
 
 /** Rows per `predictBatch` the executor asks for by default (several waves of requests). */
@@ -287,7 +287,7 @@ export class RemoteRuntime implements ModelRuntime {
           stage.onRows?.(pack.length);
           return;
         } catch (error) {
-          if (error instanceof MismatchedReply) failure = { message: maskSecrets(error.message), retryable: false, contextOverflow: false };
+          if (error instanceof MismatchedReply || error instanceof MalformedReply) failure = { message: maskSecrets(error.message), retryable: error instanceof MalformedReply, contextOverflow: false };
           else if (error instanceof AnswerError) failure = { message: maskSecrets(error.message), retryable: true, contextOverflow: false, answer: true };
           else throw error;
         }
