@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import type { BenchmarkResult } from './benchmark-result.js';
 import { benchmarkPredictOnnx } from './predict-onnx.js';
 import { benchmarkRemoteOpenAI } from './remote-openai.js';
+import { benchmarkRemoteTriton } from './remote-triton.js';
 import { benchmarkPredictTrainedVsOnnx, benchmarkPredictTrainedVsSql, benchmarkTrainLinear } from './train-linear.js';
 import { benchmarkPredictOnnxPostgres } from './predict-onnx-postgres.js';
 import { benchmarkProxyLatency } from './proxy-latency.js';
@@ -19,6 +20,7 @@ import { benchmarkModelPermissions } from './model-permissions.js';
 const benchmarks: Readonly<Record<string, () => Promise<BenchmarkResult>>> = {
   'predict-onnx': benchmarkPredictOnnx,
   'remote-openai': benchmarkRemoteOpenAI,
+  'remote-triton': benchmarkRemoteTriton,
   'predict-onnx-postgres': benchmarkPredictOnnxPostgres,
   'proxy-passthrough': benchmarkProxyPassthrough,
   'proxy-latency': benchmarkProxyLatency,
