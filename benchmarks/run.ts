@@ -6,12 +6,14 @@ import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { BenchmarkResult } from './benchmark-result.js';
 import { benchmarkPredictOnnx } from './predict-onnx.js';
+import { benchmarkPredictGrid } from './predict-grid.js';
 import { benchmarkRemoteOpenAI } from './remote-openai.js';
 import { benchmarkRemoteTriton } from './remote-triton.js';
 import { benchmarkPredictTrainedVsOnnx, benchmarkPredictTrainedVsSql, benchmarkTrainLinear } from './train-linear.js';
 import { benchmarkPredictOnnxPostgres } from './predict-onnx-postgres.js';
 import { benchmarkProxyLatency } from './proxy-latency.js';
 import { benchmarkProxyPassthrough } from './proxy-passthrough.js';
+import { benchmarkProxyLargeMessage } from './proxy-large-message.js';
 import { benchmarkCatalogMigrate } from './catalog-migrate.js';
 import { benchmarkGuardOverhead } from './guard-overhead.js';
 import { benchmarkProxyLoad } from './proxy-load.js';
@@ -19,10 +21,12 @@ import { benchmarkModelPermissions } from './model-permissions.js';
 
 const benchmarks: Readonly<Record<string, () => Promise<BenchmarkResult>>> = {
   'predict-onnx': benchmarkPredictOnnx,
+  'predict-grid': benchmarkPredictGrid,
   'remote-openai': benchmarkRemoteOpenAI,
   'remote-triton': benchmarkRemoteTriton,
   'predict-onnx-postgres': benchmarkPredictOnnxPostgres,
   'proxy-passthrough': benchmarkProxyPassthrough,
+  'proxy-large-message': benchmarkProxyLargeMessage,
   'proxy-latency': benchmarkProxyLatency,
   'proxy-load': benchmarkProxyLoad,
   'train-linear': benchmarkTrainLinear,

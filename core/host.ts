@@ -29,6 +29,11 @@ export interface HostAppender {
 export interface HostStageSpec {
   /** The call's input query (its own ML calls already rewritten); read once. */
   readonly query: string;
+  /**
+   * When the input is `TABLE name`: the name's parts, resolved (plain identifiers folded);
+   * `query` then reads that relation whole. A host may read a base table in place.
+   */
+  readonly source?: readonly string[];
   /** The query's columns, as `describe(query)` reported them; the result starts with them. */
   readonly inputColumns: readonly HostColumn[];
   /** The descriptor: for each model INPUT column, the position of its column in `inputColumns`. */
@@ -242,10 +247,10 @@ export interface Host {
   openAppender(table: string): Promise<HostAppender>;
   /**
    * Capability (optional; default: absent, and stages take the materialize → readBatches →
-   * append → zip path): runs a stage in one pass, carrying the input columns through to the
-   * result, for hosts whose positional reads are costly (Postgres has no stable row
-   * positions, so that path needs an ordinal, a cursor and a join). Used only when the
-   * stage runs no other statement meanwhile (no prediction cache).
+   * append → zip path): runs a stage in one pass, reading the input once and writing the
+   * predictions once, paired with their input rows in the result (Postgres carries the input
+   * fields through COPY; DuckDB pairs rows by position). Used only when the stage runs no
+   * other statement meanwhile (no prediction cache).
    */
   openStage?(spec: HostStageSpec): Promise<HostStage>;
   /** Runs `fn` in a transaction, or inside the caller's transaction when one is open. */

@@ -2,7 +2,7 @@
  * Maps DuckDB's errors to SQLSTATEs. DuckDB reports an error type as the message prefix
  * (`Catalog Error: ...`), see https://duckdb.org/docs/stable/dev/internal_errors.
  */
-import { ModelSqlError, positionAt, type SourcePosition } from '../../core/errors.js';
+import { ModelSqlError, QueryCanceledError, positionAt, type SourcePosition } from '../../core/errors.js';
 
 /** By error type, lower-cased (DuckDB writes `INTERRUPT Error` and `Catalog Error` alike). */
 const STATES: Readonly<Record<string, string>> = Object.fromEntries(Object.entries({
@@ -22,16 +22,20 @@ const STATES: Readonly<Record<string, string>> = Object.fromEntries(Object.entri
 }).map(([k, v]) => [k.toLowerCase(), v]));
 
 /**
- * Turns whatever the DuckDB driver threw into a ModelSqlError with a SQLSTATE. DuckDB ends
- * a positioned message with its own `LINE n: ...` and caret, counted within the text it ran;
- * given that text (`sqlText`), the tail becomes the error's position in it instead, so that
- * the caller can count lines in its own convention (the session: within the whole script).
+ * Turns whatever the DuckDB driver threw into a ModelSqlError with a SQLSTATE. An
+ * interrupted statement becomes {@link QueryCanceledError}, worded as Postgres words it
+ * (`canceling statement due to user request`), as every front end reports a cancel.
+ * DuckDB ends a positioned message with its own `LINE n: ...` and caret, counted within the
+ * text it ran; given that text (`sqlText`), the tail becomes the error's position in it
+ * instead, so that the caller can count lines in its own convention (the session: within
+ * the whole script).
  */
 export function mapDuckDBError(error: unknown, sqlText?: string): ModelSqlError {
   if (error instanceof ModelSqlError) return error;
   const message = error instanceof Error ? error.message : String(error);
   const type = /^(?:Error: )?([A-Za-z ]+ Error):/.exec(message)?.[1]?.toLowerCase(); // some paths prefix "Error: "
   const sqlstate = (type && STATES[type]) ?? 'XX000';
+  if (sqlstate === '57014') return new QueryCanceledError(undefined, { cause: error });
   const tail = /\n\nLINE (\d+): ([^\n]*)\n( *)\^$/.exec(message);
   const position = tail && sqlText !== undefined ? caretPosition(sqlText, Number(tail[1]), tail[2]!, tail[3]!.length - `LINE ${tail[1]}: `.length) : undefined;
   if (!tail || !position) return new ModelSqlError(sqlstate, message, { cause: error });

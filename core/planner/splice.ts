@@ -2,7 +2,7 @@
  * The pure text steps of the rewrite: where each ML call's relation goes, and what query
  * feeds a call. No I/O here; `ml-rewrite.ts` runs the stages and calls these.
  */
-import type { SqlDialect } from '../host.js';
+import type { HostColumn, SqlDialect } from '../host.js';
 import type { MlArgValue, MlCall, Span } from '../sql/ast.js';
 
 /**
@@ -33,4 +33,18 @@ export function inputQuerySql(input: Extract<MlArgValue, { kind: 'table' | 'subq
   const only = input.calls.length === 1 ? input.calls[0]! : undefined;
   const isOneCall = only !== undefined && text.slice(input.span.start, input.span.end).trim() === text.slice(only.span.start, only.span.end);
   return isOneCall ? `SELECT * FROM ${subquerySql!.trim()}` : subquerySql!;
+}
+
+/**
+ * The relation a call has when only its shape is wanted (Describe, plain EXPLAIN): every
+ * column of its input query, then each OUTPUT column as a NULL of its host type. The host
+ * can describe and plan it; running it calls no model.
+ *
+ * @example
+ * describedRelation(dialect, 'SELECT * FROM t', [{ name: 'score', type: 'double precision' }])
+ * // '(SELECT described_input.*, CAST(NULL AS double precision) AS "score" FROM (SELECT * FROM t\n) AS described_input)'
+ */
+export function describedRelation(dialect: SqlDialect, query: string, outputs: readonly HostColumn[]): string {
+  const columns = ['described_input.*', ...outputs.map((c) => `CAST(NULL AS ${c.type}) AS ${dialect.quoteIdentifier(c.name)}`)];
+  return `(SELECT ${columns.join(', ')} FROM (${query}\n) AS described_input)`;
 }

@@ -218,7 +218,22 @@ export class ModelSession implements Session {
     }
   }
 
-  private async plan(statement: QueryStatement, text: string, signal: AbortSignal, temps: string[]): Promise<StatementPlan> {
+  /**
+   * The host SQL of one ML query statement of `text` planned for its shape only: every call
+   * becomes its input with typed NULL outputs, so that the host can describe or EXPLAIN it.
+   * No model runs and nothing is left to release (a client's Describe, a BI tool's
+   * `getMetaData`).
+   */
+  async describeQuery(statement: QueryStatement, text: string): Promise<string> {
+    try {
+      const plan = await this.plan(statement, text, new AbortController().signal, [], true);
+      return plan.sql!;
+    } catch (error) {
+      throw withText(error, text);
+    }
+  }
+
+  private async plan(statement: QueryStatement, text: string, signal: AbortSignal, temps: string[], describeOnly = isPlainExplain(statement.text)): Promise<StatementPlan> {
     if (isViewDefinition(statement)) {
       throw new UnsupportedFeatureError(
         'ML_PREDICT / ML_EVALUATE cannot be stored in a view: their results are computed when the statement runs; use CREATE TABLE ... AS instead',
@@ -248,6 +263,7 @@ export class ModelSession implements Session {
       },
       onProgress: (event) => this.events.emit('progress', event),
       limits,
+      describeOnly,
     };
     let plan: StatementPlan;
     try {
@@ -358,6 +374,24 @@ function withText(error: unknown, text: string): unknown {
 /** The first few keywords of a statement, upper-cased (comments and quoting cannot fool the lexer). */
 function leadingWords(text: string, count: number): string[] {
   return leadingTokens(text, count).map((t) => (t.kind === 'identifier' ? t.value.toUpperCase() : t.text));
+}
+
+/**
+ * Whether a statement is an EXPLAIN that does not run its query: `EXPLAIN`, `EXPLAIN
+ * VERBOSE`, `EXPLAIN (COSTS off, ANALYZE false)`; not `EXPLAIN ANALYZE` nor `EXPLAIN
+ * (ANALYZE [true|on|1])` (https://www.postgresql.org/docs/current/sql-explain.html).
+ */
+export function isPlainExplain(text: string): boolean {
+  const tokens = leadingTokens(text, 64);
+  const word = (i: number): string => (tokens[i]?.kind === 'identifier' ? tokens[i]!.value.toUpperCase() : (tokens[i]?.text ?? ''));
+  if (word(0) !== 'EXPLAIN') return false;
+  if (word(1) !== '(') return word(1) !== 'ANALYZE' && word(1) !== 'ANALYSE';
+  for (let i = 2; i < tokens.length && word(i) !== ')'; i++) {
+    if (word(i) !== 'ANALYZE' && word(i) !== 'ANALYSE') continue;
+    const value = word(i + 1).replace(/^'|'$/g, '').toUpperCase();
+    if (value !== 'FALSE' && value !== 'OFF' && value !== '0') return false;
+  }
+  return true;
 }
 
 function isViewDefinition(statement: QueryStatement): boolean {
