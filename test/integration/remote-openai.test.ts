@@ -4,7 +4,10 @@
  * output, packing, option validation, faults under each error-handling strategy,
  * cancellation, and lineage.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Session } from '../../core/session/session.js';
+import { ROOT } from '../support/run-cli.js';
 import { ADAPTERS } from '../support/adapters.js';
 import { expectSqlError } from '../support/expect-error.js';
 import type { Fault, LoopbackServer } from '../providers/loopback-server.js';
@@ -128,16 +131,11 @@ for (const adapter of ADAPTERS) {
     });
 
     it("takes FLIP-437's remote example as written, options prefixed by the provider's name, shown in canonical form", async () => {
-      await db.sql(`CREATE MODEL \`my_remote_model\`
-INPUT (f1 INT, f2 STRING)
-OUTPUT (label STRING, probs ARRAY<FLOAT>)
-WITH(
-  'task' = 'classification',
-  'type' = 'remote',
-  'provider' = 'openai',
-  'openai.endpoint' = 'https://api.openai.com/v1/llm/v1/chat',
-  'openai.api_key' = 'abcdefg'
-)`);
+      // The statement as FLIP-437 writes it, from the conformance file.
+      const flip = readFileSync(join(ROOT, 'test', 'conformance', 'flink-model-statements.sql'), 'utf8')
+        .split(/\n\s*\n/)
+        .find((block) => block.includes('CREATE MODEL `my_remote_model`'))!;
+      await db.sql(flip.split('\n').filter((l) => !l.startsWith('--')).join('\n'));
       const shown = String((await db.sql('SHOW CREATE MODEL my_remote_model')).rows[0]![0]);
       expect(shown).toContain(`'endpoint' = 'https://api.openai.com/v1/llm/v1/chat'`);
       expect(shown).toContain(`'api-key' = '******'`);
