@@ -199,6 +199,7 @@ async function proxyCommand(args: {
   listen: string;
   tlsCert?: string;
   tlsKey?: string;
+  secretKeyFile?: string;
   modelDir: readonly string[];
   allowEndpoint: readonly string[];
   maxRowsPerCall?: number;
@@ -221,13 +222,20 @@ async function proxyCommand(args: {
     writeError(`modelsql: cannot read the TLS certificate or key: ${(error as Error).message}\n`);
     return EXIT_ERROR;
   }
+  let secretKey: string | undefined;
+  try {
+    if (args.secretKeyFile !== undefined) secretKey = (await readFile(args.secretKeyFile, 'utf8')).trim();
+  } catch (error) {
+    writeError(`modelsql: cannot read --secret-key-file: ${(error as NodeJS.ErrnoException).code ?? 'error'}\n`);
+    return EXIT_ERROR;
+  }
   let proxy: Awaited<ReturnType<typeof startProxy>>;
   try {
     proxy = await startProxy({
       upstream: upstreamUrl,
       listen: args.listen,
       tls,
-      session: { allowedDirectories: args.modelDir, allowedUrlPrefixes: args.allowEndpoint },
+      session: { allowedDirectories: args.modelDir, allowedUrlPrefixes: args.allowEndpoint, ...(secretKey === undefined ? {} : { secretKey }) },
       limits: { maxRowsPerCall: args.maxRowsPerCall, maxInferences: args.maxInferences, maxClientInferences: args.maxClientInferences },
       maxMessageBytes: args.maxMessageBytes,
     });
@@ -388,6 +396,7 @@ export async function main(argv: readonly string[]): Promise<number> {
           .option('listen', { type: 'string', default: '127.0.0.1:6432', requiresArg: true, describe: 'address and port to listen on' })
           .option('tls-cert', { type: 'string', requiresArg: true, describe: 'PEM certificate (chain) for TLS toward clients' })
           .option('tls-key', { type: 'string', requiresArg: true, describe: 'PEM private key for TLS toward clients' })
+          .option('secret-key-file', { type: 'string', requiresArg: true, describe: 'file holding the key literal model secrets are sealed with (32 bytes, hex or base64; default: $MODELSQL_SECRET_KEY)' })
           .option('model-dir', { ...modelDirOption, describe: `${modelDirOption.describe}; none by default: only models whose bytes the catalog holds` })
           .option('allow-endpoint', { ...allowEndpointOption, describe: `${allowEndpointOption.describe}; none by default: models reach no network` })
           .option('max-rows-per-call', limitOption('rows one ML_PREDICT / ML_EVALUATE call may send to a model (default: no limit)'))
@@ -408,6 +417,7 @@ export async function main(argv: readonly string[]): Promise<number> {
           listen: args.listen,
           tlsCert: args['tls-cert'],
           tlsKey: args['tls-key'],
+          secretKeyFile: args['secret-key-file'],
           modelDir: args['model-dir'] ?? [],
           allowEndpoint: args['allow-endpoint'] ?? [],
           maxRowsPerCall: args['max-rows-per-call'],

@@ -2,6 +2,7 @@
  * The one port between the core and a database (Kysely's Dialect/Driver split): an adapter
  * implements `Host` for its engine; the core never imports an adapter or a driver.
  */
+import type { CatalogWriter } from './catalog/catalog-writer.js';
 import type { DataType } from './sql/ast.js';
 import type { ColumnBatch } from './runtime/model-runtime.js';
 
@@ -179,6 +180,8 @@ export interface SqlDialect {
 export interface RoleDialect {
   /** Host statements of catalog layout `version`, run after the shared ones in the same transaction. */
   catalogMigration(version: number): readonly string[];
+  /** How this host writes the catalog (Postgres: through modelsql's own `SECURITY DEFINER` functions, catalog layout 4). */
+  catalogWriter(host: Host): CatalogWriter;
   /** A query of one row and one column: the role statements run as. */
   readonly currentRole: string;
   /** A query (`$1` the model's owner) of one boolean: whether the current role may alter, drop and grant the model. */

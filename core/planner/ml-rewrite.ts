@@ -161,6 +161,7 @@ async function runCall(call: MlCall, ctx: RewriteContext, direct?: DirectRequest
     await ctx.catalog.store.recordRun({
       runId: randomUUID(),
       version: model.version,
+      temporary: model.entry.temporary,
       inputRelation: bound.input.kind === 'table' ? bound.input.name.map((id) => id.value).join('.') : text.slice(bound.input.span.start, bound.input.span.end),
       rows,
       errors: counters.errors,

@@ -34,6 +34,12 @@ export interface SessionOptions extends ModelAccessOptions {
   readonly inferenceGate?: InferenceGate;
   /** The name this session counts under in the gate's per-client limit (the proxy: the user name). Default: the session's own. */
   readonly clientName?: string;
+  /**
+   * The key literal model secrets are sealed with in the catalog (32 bytes as 64 hex
+   * digits or base64; core/catalog/secret-cipher.ts). Default: the environment variable
+   * `MODELSQL_SECRET_KEY`.
+   */
+  readonly secretKey?: string;
 }
 
 /**
@@ -79,7 +85,7 @@ export class ModelSession implements Session {
   ) {
     this.loader = options.runtimeLoader ?? new RuntimeLoader(options);
     this.ownsLoader = options.runtimeLoader === undefined;
-    this.catalog = new ModelCatalog(host, this.loader);
+    this.catalog = new ModelCatalog(host, this.loader, { secretKey: options.secretKey });
     this.maxRowsPerCall = options.maxRowsPerCall;
     this.admit = admission(options);
   }

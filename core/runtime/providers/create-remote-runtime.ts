@@ -29,6 +29,8 @@ export async function checkRemoteModel(
 ): Promise<{ input: readonly ModelColumn[]; output: readonly ModelColumn[]; notices: readonly string[] }> {
   const notices: string[] = [];
   const config = parseRemoteModel(provider, options, input, output, notices);
+  // The endpoint before anything about `${env:...}`: on a server that refuses the endpoint,
+  // a notice about a variable would tell the caller whether that variable exists.
   policy.checkUrl(config.endpoint, 'endpoint');
   return { input: input!, output: output!, notices };
 }
