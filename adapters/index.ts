@@ -12,3 +12,4 @@ export type { Session, QueryResult, ResultBatch, ResultColumn, ProgressEvent } f
 export type { SessionOptions } from '../core/session/model-session.js';
 export { ModelSqlError, formatError } from '../core/errors.js';
 export { InferenceGate, type InferenceGateLimits } from '../core/runtime/inference-limits.js';
+export { configureLogging, type LogLevel, type LogRecord, type LogSink } from '../core/logging.js';

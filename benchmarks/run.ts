@@ -8,6 +8,7 @@ import type { BenchmarkResult } from './benchmark-result.js';
 import { benchmarkPredictOnnx } from './predict-onnx.js';
 import { benchmarkPredictGrid } from './predict-grid.js';
 import { benchmarkRemoteOpenAI } from './remote-openai.js';
+import { benchmarkRemoteTriton } from './remote-triton.js';
 import { benchmarkPredictTrainedVsOnnx, benchmarkPredictTrainedVsSql, benchmarkTrainLinear } from './train-linear.js';
 import { benchmarkPredictOnnxPostgres } from './predict-onnx-postgres.js';
 import { benchmarkProxyLatency } from './proxy-latency.js';
@@ -23,6 +24,7 @@ const benchmarks: Readonly<Record<string, () => Promise<BenchmarkResult>>> = {
   'predict-onnx': benchmarkPredictOnnx,
   'predict-grid': benchmarkPredictGrid,
   'remote-openai': benchmarkRemoteOpenAI,
+  'remote-triton': benchmarkRemoteTriton,
   'predict-onnx-postgres': benchmarkPredictOnnxPostgres,
   'proxy-passthrough': benchmarkProxyPassthrough,
   'proxy-large-message': benchmarkProxyLargeMessage,

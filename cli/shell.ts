@@ -58,6 +58,8 @@ export async function executeScript(session: Session, text: string, io: ScriptIO
   try {
     for await (const result of session.run(text)) {
       io.progress?.stop();
+      // As psql: notices on stderr, before the result.
+      for (const notice of result.notices ?? []) io.writeError(`NOTICE:  ${notice}\n`);
       io.printer.print(result);
     }
     return true;

@@ -2,7 +2,7 @@
  * Maps DuckDB's errors to SQLSTATEs. DuckDB reports an error type as the message prefix
  * (`Catalog Error: ...`), see https://duckdb.org/docs/stable/dev/internal_errors.
  */
-import { ModelSqlError, QueryCanceledError } from '../../core/errors.js';
+import { ModelSqlError, QueryCanceledError, positionAt, type SourcePosition } from '../../core/errors.js';
 
 /** By error type, lower-cased (DuckDB writes `INTERRUPT Error` and `Catalog Error` alike). */
 const STATES: Readonly<Record<string, string>> = Object.fromEntries(Object.entries({
@@ -25,12 +25,35 @@ const STATES: Readonly<Record<string, string>> = Object.fromEntries(Object.entri
  * Turns whatever the DuckDB driver threw into a ModelSqlError with a SQLSTATE. An
  * interrupted statement becomes {@link QueryCanceledError}, worded as Postgres words it
  * (`canceling statement due to user request`), as every front end reports a cancel.
+ * DuckDB ends a positioned message with its own `LINE n: ...` and caret, counted within the
+ * text it ran; given that text (`sqlText`), the tail becomes the error's position in it
+ * instead, so that the caller can count lines in its own convention (the session: within
+ * the whole script).
  */
-export function mapDuckDBError(error: unknown): ModelSqlError {
+export function mapDuckDBError(error: unknown, sqlText?: string): ModelSqlError {
   if (error instanceof ModelSqlError) return error;
   const message = error instanceof Error ? error.message : String(error);
   const type = /^(?:Error: )?([A-Za-z ]+ Error):/.exec(message)?.[1]?.toLowerCase(); // some paths prefix "Error: "
   const sqlstate = (type && STATES[type]) ?? 'XX000';
   if (sqlstate === '57014') return new QueryCanceledError(undefined, { cause: error });
-  return new ModelSqlError(sqlstate, message, { cause: error });
+  const tail = /\n\nLINE (\d+): ([^\n]*)\n( *)\^$/.exec(message);
+  const position = tail && sqlText !== undefined ? caretPosition(sqlText, Number(tail[1]), tail[2]!, tail[3]!.length - `LINE ${tail[1]}: `.length) : undefined;
+  if (!tail || !position) return new ModelSqlError(sqlstate, message, { cause: error });
+  return new ModelSqlError(sqlstate, message.slice(0, tail.index), { cause: error, position, sqlText });
+}
+
+/**
+ * Where DuckDB's caret points: `column` (0-based) into `snippet`, the part of line `line` of
+ * `text` it printed (a long line is cut to a window, with `...` at a cut end).
+ */
+function caretPosition(text: string, line: number, snippet: string, column: number): SourcePosition | undefined {
+  const lines = text.split('\n');
+  const lineText = lines[line - 1];
+  if (lineText === undefined || column < 0) return undefined;
+  const lead = snippet.startsWith('...') ? 3 : 0;
+  const shown = snippet.slice(lead).replace(/\.\.\.$/, '');
+  const at = lineText.indexOf(shown);
+  const lineStart = lines.slice(0, line - 1).reduce((n, l) => n + l.length + 1, 0);
+  const offset = lineStart + Math.min(lineText.length, Math.max(0, (at < 0 ? 0 : at) + column - lead));
+  return positionAt(text, offset);
 }

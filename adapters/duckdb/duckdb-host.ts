@@ -75,7 +75,7 @@ export class DuckDBHost implements Host {
     try {
       result = await this.connection.stream(sql);
     } catch (error) {
-      throw mapDuckDBError(error);
+      throw mapDuckDBError(error, sql);
     }
     const columns = columnsOf(result);
     let yielded = false;
@@ -278,8 +278,8 @@ export class DuckDBHost implements Host {
    * first splits the text into statements).
    */
   private async run(sql: string, params?: readonly unknown[]): Promise<DuckDBMaterializedResult> {
+    const inlined = params && inlineTextParameters(sql, params);
     try {
-      const inlined = params && inlineTextParameters(sql, params);
       if (!params || inlined !== undefined) return await this.connection.run(inlined ?? sql);
       const prepared = await this.connection.prepare(sql);
       try {
@@ -289,7 +289,7 @@ export class DuckDBHost implements Host {
         prepared.destroySync();
       }
     } catch (error) {
-      throw mapDuckDBError(error);
+      throw mapDuckDBError(error, inlined ?? sql);
     }
   }
 }

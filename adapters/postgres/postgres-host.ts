@@ -29,7 +29,7 @@
 import { parsePostgresDuration } from '../../core/session/statement-timeout.js';
 import type { Host, HostAppender, HostColumn, HostResult, HostStage, HostStageSpec } from '../../core/host.js';
 import type { ColumnBatch, ColumnData } from '../../core/runtime/model-runtime.js';
-import { ModelSqlError } from '../../core/errors.js';
+import { ModelSqlError, positionAt } from '../../core/errors.js';
 import { tokenize } from '../../core/sql/lexer.js';
 import type { PgConnection, PgField, PgQueryResult, TransactionStatus } from './pg-connection.js';
 import { PG_TYPE_NAMES } from './pg-values.js';
@@ -270,7 +270,12 @@ export class PostgresHost implements Host {
     let ok = false;
     this.transactionDepth++;
     try {
-      await this.query(`DECLARE ${cursor} NO SCROLL CURSOR FOR ${sql}`);
+      const declare = `DECLARE ${cursor} NO SCROLL CURSOR FOR `;
+      await this.query(declare + sql).catch((error: unknown) => {
+        // An error in the query itself: positioned in `sql`, not in the DECLARE around it.
+        if (!(error instanceof ModelSqlError) || !error.position || error.position.offset < declare.length) throw error;
+        throw new ModelSqlError(error.sqlstate, error.message, { position: positionAt(sql, error.position.offset - declare.length), sqlText: sql, cause: error });
+      });
       yield* body(
         () => this.query(`FETCH FORWARD ${rows} FROM ${cursor}`),
         (fields) => this.columnsOf(fields),

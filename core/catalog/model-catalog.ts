@@ -32,7 +32,7 @@ import { formatType, parseDataType } from '../sql/types.js';
 import type { ModelColumn } from '../runtime/model-runtime.js';
 import type { RuntimeLoader } from '../runtime/runtime-loader.js';
 import { CatalogStore, timestampText, type CatalogLookup, type CatalogStoreOptions, type ModelEntry, type ModelKey, type ModelRef, type ModelVersion } from './catalog-store.js';
-import { displayOptionValue, resolveModelOptions } from './model-options.js';
+import { canonicalOptionKey, canonicalOptions, displayOptionValue, resolveModelOptions } from './model-options.js';
 import { hasStoredSecrets, splitSecrets } from '../secrets.js';
 import { compileModel } from '../training/compile-sql.js';
 import { trainModel, type Artifact } from '../training/train-model.js';
@@ -222,14 +222,15 @@ export class ModelCatalog {
       if (stmt.ifNotExists) return result('CREATE MODEL', [], []);
       throw new DuplicateModelError(`model ${displayName(q)} already exists (owned by a role whose models this one may not see)`, at(stmt.name.span.start));
     }
-    const options = stmt.options.map((o) => [o.key, o.value] as const);
     const defaultVersionOption = stmt.options.find((o) => o.key.toLowerCase() === 'default-version');
     if (defaultVersionOption) {
       throw new InvalidOptionError(`'default-version' is set with ALTER MODEL ... SET, not at CREATE`, at(defaultVersionOption.keySpan.start));
     }
-    const resolved = resolveModelOptions(options, optionPositions(stmt.options, sqlText));
+    // Stored in canonical form (`'OPENAI.API_KEY'` → `api-key`), as SHOW CREATE MODEL prints them.
+    const { options, positions } = canonicalOptions(stmt.options.map((o) => [o.key, o.value] as const), optionPositions(stmt.options, sqlText));
+    const resolved = resolveModelOptions(options, positions);
     const versionNumber = existing ? Math.max(...existing.versions.map((v) => v.version)) + 1 : 1;
-    if (stmt.asQuery || resolved.provider === 'internal') return this.createTrained(stmt, sqlText, q, existing, versionNumber, resolved.provider);
+    if (stmt.asQuery || resolved.provider === 'internal') return this.createTrained(stmt, sqlText, q, existing, versionNumber, resolved.provider, options);
     const checked = await this.loader.check(options, stmt.input?.map(modelColumn), stmt.output?.map(modelColumn));
     // Literal secrets (api-key) are kept apart from the readable options (SPEC §5).
     const split = splitSecrets(options);
@@ -247,7 +248,7 @@ export class ModelCatalog {
       createdAt: timestampText(new Date()),
     };
     await this.addVersion(q, existing, version, stmt.temporary, [], []);
-    return result('CREATE MODEL', [], []);
+    return result('CREATE MODEL', [], [], checked.notices);
   }
 
   /** Stores a new version (temporary or persistent) and keeps the model's host function in step. */
@@ -283,7 +284,15 @@ export class ModelCatalog {
   }
 
   /** `CREATE MODEL ... AS <query>`: trains in the host; stores the model only when training succeeded. */
-  private async createTrained(stmt: CreateModelStatement, sqlText: string, q: QualifiedModelName, existing: ModelEntry | undefined, versionNumber: number, provider: string): Promise<QueryResult> {
+  private async createTrained(
+    stmt: CreateModelStatement,
+    sqlText: string,
+    q: QualifiedModelName,
+    existing: ModelEntry | undefined,
+    versionNumber: number,
+    provider: string,
+    options: readonly (readonly [string, string])[],
+  ): Promise<QueryResult> {
     const at = (offset: number) => positionAt(sqlText, offset);
     const positions = optionPositions(stmt.options, sqlText);
     if (!stmt.asQuery) {
@@ -293,7 +302,6 @@ export class ModelCatalog {
       const key = stmt.options.find((o) => ['provider', 'type', 'format'].includes(o.key.toLowerCase()))!;
       throw new InvalidOptionError(`CREATE MODEL ... AS <query> trains a model inside the database: give 'algorithm' (and 'label'), not '${key.key}'`, at(key.keySpan.start));
     }
-    const options = stmt.options.map((o) => [o.key, o.value] as const);
     const trained = await trainModel(this.host, stmt.asQuery.text, options, { query: at(stmt.asQuery.span.start), option: (key) => positions.get(key.toLowerCase()) });
     const version: ModelVersion = {
       schema: q.schema,
@@ -422,37 +430,43 @@ export class ModelCatalog {
     const found = entry.versions.find((v) => v.version === (q.version ?? entry.defaultVersion));
     if (!found) throw new UndefinedModelError(`model ${displayName(q)} has no version ${q.version}`, positionAt(sqlText, stmt.name.span.start));
     const target = await this.withSecrets(entry, found);
-    let options = [...target.options];
+    // Canonical keys throughout (an older catalog may hold `ONNX.path` as written).
+    const provider = target.provider === 'internal' ? undefined : target.provider;
+    let options = [...canonicalOptions(target.options, undefined, provider).options];
     let defaultVersion: number | undefined;
+    let positions: ReturnType<typeof canonicalOptions>['positions'] | undefined;
     if (action.kind === 'set') {
-      for (const o of action.options) {
-        if (o.key.toLowerCase() === 'default-version') {
-          defaultVersion = /^[1-9][0-9]*$/.test(o.value) ? Number(o.value) : Number.NaN;
-          if (!entry.versions.some((v) => v.version === defaultVersion)) {
-            throw new InvalidOptionError(`model ${displayName(q)} has no version '${o.value}'; versions: ${entry.versions.map((v) => v.version).join(', ')}`, positionAt(sqlText, o.valueSpan.start));
-          }
-          continue;
+      const versionOption = action.options.find((o) => o.key.toLowerCase() === 'default-version');
+      if (versionOption) {
+        defaultVersion = /^[1-9][0-9]*$/.test(versionOption.value) ? Number(versionOption.value) : Number.NaN;
+        if (!entry.versions.some((v) => v.version === defaultVersion)) {
+          throw new InvalidOptionError(`model ${displayName(q)} has no version '${versionOption.value}'; versions: ${entry.versions.map((v) => v.version).join(', ')}`, positionAt(sqlText, versionOption.valueSpan.start));
         }
-        const i = options.findIndex(([k]) => k.toLowerCase() === o.key.toLowerCase());
-        if (i >= 0) options[i] = [o.key, o.value];
-        else options.push([o.key, o.value]);
+      }
+      const set = action.options.filter((o) => o !== versionOption);
+      const canonical = canonicalOptions(set.map((o) => [o.key, o.value] as const), optionPositions(set, sqlText), provider);
+      positions = canonical.positions;
+      for (const [key, value] of canonical.options) {
+        const i = options.findIndex(([k]) => k.toLowerCase() === key.toLowerCase());
+        if (i >= 0) options[i] = [key, value];
+        else options.push([key, value]);
       }
     } else {
-      for (const { key, span } of action.keys) {
+      for (const { key: written, span } of action.keys) {
+        const key = canonicalOptionKey(written, provider);
         if (!options.some(([k]) => k.toLowerCase() === key.toLowerCase())) {
-          throw new InvalidOptionError(`option '${key}' is not set on model ${displayName(q)}`, positionAt(sqlText, span.start));
+          throw new InvalidOptionError(`option '${written}' is not set on model ${displayName(q)}`, positionAt(sqlText, span.start));
         }
         options = options.filter(([k]) => k.toLowerCase() !== key.toLowerCase());
       }
     }
-    const positions = action.kind === 'set' ? optionPositions(action.options, sqlText) : undefined;
     const resolved = resolveModelOptions(options, positions);
     const changed = JSON.stringify(options) !== JSON.stringify(target.options);
     // An imported ONNX model pointed at another file no longer runs from the bytes a bundle
     // brought; with the same path, the held bytes are what is checked (the file may be gone).
     const held = target.provider === 'onnx' && target.onnxSha256 !== undefined;
     const repointed = held && resolveModelOptions(target.options).location !== resolved.location;
-    if (changed) await this.loader.check(options, target.input, target.output, held && !repointed ? await this.artifact(target, ONNX_ARTIFACT) : undefined);
+    const checked = changed ? await this.loader.check(options, target.input, target.output, held && !repointed ? await this.artifact(target, ONNX_ARTIFACT) : undefined) : undefined;
     const split = splitSecrets(options, target.secrets);
     const updated: ModelVersion = { ...target, options: split.options, secrets: split.secrets, provider: resolved.provider, task: resolved.task, ...(repointed ? { onnxSha256: undefined } : {}) };
     if (resolved.provider === 'internal') parseTrainingOptions(options, (key) => positions?.get(key.toLowerCase()));
@@ -473,7 +487,7 @@ export class ModelCatalog {
         }
       });
     }
-    return result('ALTER MODEL', [], []);
+    return result('ALTER MODEL', [], [], checked?.notices);
   }
 
   private async drop(stmt: DropModelStatement, sqlText: string): Promise<QueryResult> {
@@ -528,7 +542,7 @@ export class ModelCatalog {
     const shadowed = new Set(temporary.map(tempKey));
     let models = [...temporary, ...persistent.filter((m) => !shadowed.has(tempKey(m)))];
     if (stmt.like) {
-      const matches = likeMatcher(stmt.like.pattern);
+      const matches = likeMatcher(stmt.like.pattern, stmt.like.caseInsensitive === true);
       models = models.filter((m) => matches(m.name) !== stmt.like!.not);
     }
     models.sort((a, b) => (a.schema === b.schema ? compare(a.name, b.name) : compare(a.schema, b.schema)));
@@ -584,7 +598,7 @@ export function showCreate(entry: ModelEntry, version: ModelVersion): string {
     input: version.asQuery === undefined ? version.input : undefined,
     output: version.asQuery === undefined ? version.output : undefined,
     comment: version.comment,
-    options: version.options.map(([k, v]) => [k, displayOptionValue(k, v)] as const),
+    options: canonicalOptions(version.options, undefined, version.provider).options.map(([k, v]) => [k, displayOptionValue(k, v)] as const),
     asQuery: version.asQuery,
   });
 }
@@ -630,8 +644,8 @@ function compare(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-/** SQL LIKE semantics: `%` any run, `_` one character, `\` escapes; case-sensitive. */
-export function likeMatcher(pattern: string): (s: string) => boolean {
+/** SQL LIKE semantics: `%` any run, `_` one character, `\` escapes; case-sensitive unless `caseInsensitive` (ILIKE). */
+export function likeMatcher(pattern: string, caseInsensitive = false): (s: string) => boolean {
   let source = '^';
   for (let i = 0; i < pattern.length; i++) {
     const ch = pattern[i]!;
@@ -640,7 +654,7 @@ export function likeMatcher(pattern: string): (s: string) => boolean {
     else if (ch === '_') source += '[\\s\\S]';
     else source += escapeRegExp(ch);
   }
-  const re = new RegExp(`${source}$`, 'u');
+  const re = new RegExp(`${source}$`, caseInsensitive ? 'iu' : 'u');
   return (s) => re.test(s);
 }
 
@@ -648,6 +662,7 @@ function escapeRegExp(ch: string): string {
   return ch.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
-function result(command: string, columns: readonly (readonly [string, string])[], rows: readonly (readonly unknown[])[]): QueryResult {
-  return { command, columns: columns.map(([name, type]) => ({ name, type })), rows };
+function result(command: string, columns: readonly (readonly [string, string])[], rows: readonly (readonly unknown[])[], notices?: readonly string[]): QueryResult {
+  const shaped = { command, columns: columns.map(([name, type]) => ({ name, type })), rows };
+  return notices && notices.length > 0 ? { ...shaped, notices } : shaped;
 }

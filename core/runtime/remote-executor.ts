@@ -1,25 +1,24 @@
 /**
  * The executor of remote model calls (SPEC §2.3), written once for every provider: it
- * turns a batch of rows into prompts, packs them `batch-size` rows per request, keeps up
+ * turns a batch of rows into payloads (a {@link RowCodec}: prompts for language models,
+ * tensors for model servers), packs them `batch-size` rows per request, keeps up
  * to `max-concurrent-operations` requests in flight, gives each a `timeout`, retries with
  * exponential backoff and jitter that honours `Retry-After`, halves a pack on context
  * overflow or a wrong number of answers, and applies the error-handling strategy. A
- * provider file supplies only a {@link ProviderClient} (one request, one error meaning).
+ * provider file supplies only a {@link ProviderClient} (one request, one error meaning)
+ * and a {@link RowCodec}.
  *
  * Cancellation: once the query's signal aborts, no new request starts (waiting requests
  * are released with 57014, backoff sleeps end, in-flight requests are aborted through the
  * SDK's signal). A FAILOVER failure stops the stage the same way.
  */
-import { createHash } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { ModelRuntimeError, QueryCanceledError } from '../errors.js';
 import { maskSecrets } from '../secrets.js';
 import { accessDeniedIn } from './access-policy.js';
 import type { ColumnBatch, ColumnData, ModelRuntime, PredictOptions, PredictStage } from './model-runtime.js';
-import { fitContext } from './providers/prompt-template.js';
-import { packedMessage, structuredMessage, type FailureInfo, type ProviderClient, type ProviderReply, type ProviderRequest } from './providers/provider-client.js';
-import type { RemoteModelConfig } from './providers/remote-options.js';
-import { AnswerError, answerValues, packedSchema, parseJsonText, preview, rowSchema } from './providers/structured-output.js';
+import { MalformedReply, MismatchedReply, type FailureInfo, type ProviderClient, type ProviderReply, type ProviderRequest } from './providers/provider-client.js';
+import { AnswerError } from './providers/structured-output.js';
 
 /** Rows per `predictBatch` the executor asks for by default (several waves of requests). */
 const DEFAULT_STAGE_ROWS = 2048;
@@ -32,14 +31,58 @@ export interface ExecutorSettings {
   readonly batchSize: number;
   readonly concurrency: number;
   readonly strategy: 'RETRY' | 'FAILOVER' | 'IGNORE';
-  readonly fallback: 'FAILOVER' | 'IGNORE';
+  readonly fallback: 'FAILOVER' | 'IGNORE' | 'DEFAULT';
   readonly retryNum: number;
   readonly retryInitialDelayMs: number;
   readonly retryMaxDelayMs: number;
 }
 
-/** The result of one row. */
-type RowResult = { readonly values: readonly unknown[] } | { readonly error: string; readonly status?: number };
+/**
+ * What the executor needs of a model's options (`RemoteModelConfig` for language models,
+ * `TritonConfig` for model servers). `retryFallbackStrategy` `DEFAULT` answers a failed row
+ * with the codec's {@link RowCodec.fallback} values (Triton's `default-value`).
+ */
+export interface ExecutorConfig {
+  readonly provider: string;
+  readonly timeoutMs: number;
+  readonly batchSize: number;
+  readonly maxConcurrentOperations: number;
+  readonly errorHandlingStrategy: 'RETRY' | 'FAILOVER' | 'IGNORE';
+  readonly retryNum: number;
+  readonly retryFallbackStrategy: 'FAILOVER' | 'IGNORE' | 'DEFAULT';
+  readonly retryInitialDelayMs: number;
+  readonly retryMaxDelayMs: number;
+  readonly cache: boolean;
+}
+
+/** One row as a provider sees it: `text` is what the row sends (undefined: not sent), also its cache identity. */
+export interface RowPayload {
+  readonly text?: string;
+  /** Whether the row was left out on purpose (counted as an error, e.g. `SKIPPED` context overflow). */
+  readonly skipped: boolean;
+  /** The row's input values, for providers that send values rather than text. */
+  readonly values?: readonly unknown[];
+}
+
+/** How one kind of provider turns rows into requests and replies into OUTPUT rows. */
+export interface RowCodec {
+  /** Everything that changes an answer (cache keys), and nothing that does not. */
+  readonly fingerprint: string;
+  /** OUTPUT columns, and where the error metadata columns sit among them. */
+  readonly width: number;
+  readonly errorString?: number;
+  readonly httpStatus?: number;
+  /** The OUTPUT row of a failed row under the `DEFAULT` fallback. */
+  readonly fallback?: readonly unknown[];
+  payloads(batch: ColumnBatch): RowPayload[];
+  cacheKey(payload: RowPayload): string | null;
+  request(rows: readonly RowPayload[]): ProviderRequest;
+  /** One OUTPUT row per row of the request; throws AnswerError (retryable) or MismatchedReply (not). */
+  answers(reply: ProviderReply, count: number): unknown[][];
+}
+
+/** The result of one row: its values, its error, or both (a fallback answer to a failed row). */
+type RowResult = { readonly values?: readonly unknown[]; readonly error?: string; readonly status?: number };
 
 /** A request that ran past its timeout. */
 class RequestTimeout extends Error {}
@@ -135,23 +178,16 @@ export class RemoteRuntime implements ModelRuntime {
   readonly preferredBatchSize = DEFAULT_STAGE_ROWS;
   readonly inputKinds: readonly ('number' | 'value')[];
   readonly cacheByDefault: boolean;
-  private readonly fingerprint: string;
 
   constructor(
-    readonly config: RemoteModelConfig,
+    readonly config: ExecutorConfig,
     private readonly client: ProviderClient,
     inputCount: number,
+    private readonly codec: RowCodec,
   ) {
     this.provider = config.provider;
     this.inputKinds = new Array<'value'>(inputCount).fill('value');
     this.cacheByDefault = config.cache;
-    const c = config;
-    // Everything that changes an answer, and nothing that does not (timeouts, retries, packing).
-    this.fingerprint = JSON.stringify([
-      c.provider, c.baseUrl, c.apiVersion ?? null, c.model, c.task, c.systemPrompt, c.temperature ?? null, c.topP ?? null, c.stop ?? null,
-      c.maxTokens ?? null, c.presencePenalty ?? null, c.frequencyPenalty ?? null, c.seed ?? null, c.responseFormat ?? null, c.dimension ?? null,
-      c.output.mode, c.output.answers.map((a) => [a.name, a.type.name, a.type.elements?.map((e) => e.name) ?? null]),
-    ]);
   }
 
   /** The settings of a stage: model options, then the call's CONFIG. */
@@ -171,7 +207,7 @@ export class RemoteRuntime implements ModelRuntime {
   }
 
   cacheKeys(batch: ColumnBatch): readonly (string | null)[] {
-    return this.prompts(batch).map((p) => (p.text === undefined ? null : createHash('sha256').update(this.fingerprint).update('\u0000').update(p.text).digest('hex')));
+    return this.codec.payloads(batch).map((p) => this.codec.cacheKey(p));
   }
 
   async predictBatch(batch: ColumnBatch, options: PredictOptions = {}): Promise<ColumnBatch> {
@@ -183,7 +219,7 @@ export class RemoteRuntime implements ModelRuntime {
       states.set(stage, state);
     }
     if (state.failure) throw state.failure;
-    const prompts = this.prompts(batch);
+    const prompts = this.codec.payloads(batch);
     const keys = stage.remember ? this.cacheKeys(batch) : undefined;
     const results: (RowResult | undefined)[] = new Array(batch.rowCount);
     const rows: number[] = [];
@@ -205,26 +241,10 @@ export class RemoteRuntime implements ModelRuntime {
 
   async close(): Promise<void> {}
 
-  /** Each row's prompt after the template and `max-context-size`; undefined for NULL inputs and skipped rows. */
-  private prompts(batch: ColumnBatch): { text?: string; skipped: boolean }[] {
-    const out: { text?: string; skipped: boolean }[] = [];
-    for (let row = 0; row < batch.rowCount; row++) {
-      const values = batch.columns.map((c) => valueAt(c, row));
-      const rendered = this.config.template.render(values);
-      if (rendered === undefined) {
-        out.push({ skipped: false });
-        continue;
-      }
-      const fitted = fitContext(rendered, this.config.maxContextSize, this.config.contextOverflowAction);
-      out.push({ text: fitted.text, skipped: fitted.text === undefined });
-    }
-    return out;
-  }
-
   /** Runs one pack of rows to its end: answered, halved, retried, or failed under the strategy. */
   private async runPack(
     pack: readonly number[],
-    prompts: readonly { text?: string }[],
+    prompts: readonly RowPayload[],
     results: (RowResult | undefined)[],
     state: StageState,
     settings: ExecutorSettings,
@@ -237,7 +257,7 @@ export class RemoteRuntime implements ModelRuntime {
       await state.acquire();
       // Built once the pack has a slot: a batch's packs are then not all built in one go,
       // while the answers of the packs in flight wait for the event loop.
-      request ??= this.request(pack.map((r) => prompts[r]!.text!));
+      request ??= this.codec.request(pack.map((r) => prompts[r]!));
       let reply: ProviderReply | undefined;
       let failure: (FailureInfo & { answer?: boolean }) | undefined;
       try {
@@ -258,7 +278,7 @@ export class RemoteRuntime implements ModelRuntime {
       if (reply) {
         stage.counters.tokens += reply.tokens;
         try {
-          const answers = this.answers(reply, pack.length);
+          const answers = this.codec.answers(reply, pack.length);
           pack.forEach((row, i) => {
             results[row] = { values: answers[i]! };
             const key = keys?.[row];
@@ -267,8 +287,9 @@ export class RemoteRuntime implements ModelRuntime {
           stage.onRows?.(pack.length);
           return;
         } catch (error) {
-          if (!(error instanceof AnswerError)) throw error;
-          failure = { message: maskSecrets(error.message), retryable: true, contextOverflow: false, answer: true };
+          if (error instanceof MismatchedReply || error instanceof MalformedReply) failure = { message: maskSecrets(error.message), retryable: error instanceof MalformedReply, contextOverflow: false };
+          else if (error instanceof AnswerError) failure = { message: maskSecrets(error.message), retryable: true, contextOverflow: false, answer: true };
+          else throw error;
         }
       }
       if (pack.length > 1 && (failure!.contextOverflow || failure!.answer)) {
@@ -293,54 +314,12 @@ export class RemoteRuntime implements ModelRuntime {
         state.stop(error);
         throw error;
       }
-      for (const row of pack) results[row] = { error: message, status: failure!.status };
+      const fallback = final === 'DEFAULT' ? this.codec.fallback : undefined;
+      for (const row of pack) results[row] = { ...(fallback ? { values: fallback } : {}), error: message, status: failure!.status };
       stage.counters.errors += pack.length;
       stage.onRows?.(pack.length);
       return;
     }
-  }
-
-  /** The request for some rows: embeddings take texts; chat takes one message, with a schema when structured or packed. */
-  private request(texts: readonly string[]): ProviderRequest {
-    const plan = this.config.output;
-    if (plan.mode === 'embedding') return { texts };
-    if (texts.length === 1) {
-      if (plan.mode === 'text') return { message: texts[0]! };
-      const schema = rowSchema(plan);
-      return { message: structuredMessage(texts[0]!, schema), schema };
-    }
-    return { message: packedMessage(texts, plan.mode === 'json'), schema: packedSchema(plan, texts.length) };
-  }
-
-  /** Splits and checks a reply: one OUTPUT row (answer columns in place) per row of the pack. */
-  private answers(reply: ProviderReply, count: number): unknown[][] {
-    const plan = this.config.output;
-    let items: unknown[];
-    if (plan.mode === 'embedding') {
-      items = [...(reply.vectors ?? [])];
-      if (items.length !== count) throw new AnswerError(`expected ${count} embeddings, got ${items.length}`);
-      if (this.config.dimension !== undefined) {
-        for (const v of items) {
-          if (!Array.isArray(v) || v.length !== this.config.dimension) {
-            throw new AnswerError(`expected embeddings of dimension ${this.config.dimension}, got ${Array.isArray(v) ? v.length : typeof v}`);
-          }
-        }
-      }
-    } else if (count === 1) {
-      items = [reply.text ?? ''];
-    } else {
-      const parsed = parseJsonText(reply.text ?? '');
-      const answers = (parsed as { answers?: unknown } | null)?.answers;
-      if (!Array.isArray(answers)) throw new AnswerError(`expected {"answers": [...]} for a pack of ${count} rows, got ${preview(reply.text)}`);
-      if (answers.length !== count) throw new AnswerError(`expected ${count} answers, got ${answers.length}`);
-      items = answers;
-    }
-    return items.map((item) => {
-      const values = answerValues(plan, plan.mode === 'json' && typeof item === 'string' ? parseJsonText(item) : item);
-      const row = new Array<unknown>(plan.width).fill(null);
-      plan.answers.forEach((a, i) => (row[a.index] = values[i]));
-      return row;
-    });
   }
 
   /** Sends one request with the stage's signal and a timeout of its own. */
@@ -356,7 +335,10 @@ export class RemoteRuntime implements ModelRuntime {
     try {
       return await this.client.send(request, controller.signal);
     } catch (error) {
-      if (timedOut && !state.failure) throw new RequestTimeout(`request timed out after ${timeoutMs} ms`);
+      if (timedOut && !state.failure) {
+        this.client.timedOut?.();
+        throw new RequestTimeout(`request timed out after ${timeoutMs} ms`);
+      }
       throw error;
     } finally {
       clearTimeout(timer);
@@ -372,14 +354,13 @@ export class RemoteRuntime implements ModelRuntime {
 
   /** The OUTPUT columns of a batch from the row results. */
   private columns(rowCount: number, results: readonly (RowResult | undefined)[]): ColumnBatch {
-    const plan = this.config.output;
+    const plan = this.codec;
     const columns: unknown[][] = Array.from({ length: plan.width }, () => new Array<unknown>(rowCount).fill(null));
     for (let row = 0; row < rowCount; row++) {
       const r = results[row];
       if (!r) continue;
-      if ('values' in r) {
-        r.values.forEach((v, c) => (columns[c]![row] = v));
-      } else {
+      r.values?.forEach((v, c) => (columns[c]![row] = v));
+      if (r.error !== undefined) {
         if (plan.errorString !== undefined) columns[plan.errorString]![row] = r.error;
         if (plan.httpStatus !== undefined) columns[plan.httpStatus]![row] = r.status ?? null;
       }
@@ -388,7 +369,8 @@ export class RemoteRuntime implements ModelRuntime {
   }
 }
 
-function valueAt(column: ColumnData, row: number): unknown {
+/** The value of one row of a column (NULL for a null slot of a numeric column). */
+export function valueAt(column: ColumnData, row: number): unknown {
   if (column.kind === 'number') return column.nulls?.[row] ? null : column.values[row];
   return column.values[row] ?? null;
 }

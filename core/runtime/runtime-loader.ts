@@ -34,6 +34,8 @@ export interface ModelAccessOptions extends AccessOptions {
 export interface CheckedModel {
   readonly input: readonly ModelColumn[];
   readonly output: readonly ModelColumn[];
+  /** What the statement reports without failing (an unset `${env:...}` variable), if anything. */
+  readonly notices?: readonly string[];
 }
 
 /**
@@ -65,6 +67,7 @@ export class RuntimeLoader {
   async check(options: readonly (readonly [string, string])[], input: readonly ModelColumn[] | undefined, output: readonly ModelColumn[] | undefined, held?: Uint8Array): Promise<CheckedModel> {
     const resolved = resolveModelOptions(options);
     if (isRemoteProvider(resolved.provider)) return checkRemoteModel(resolved.provider, options, input, output, this.policy);
+    if (resolved.provider === 'triton') return (await import('./providers/triton-runtime.js')).checkTritonModel(options, input, output, undefined, this.policy);
     // A trained model's artifact was written and checked when it was trained.
     if (resolved.provider === 'internal' && input && output) return { input, output };
     const bytes = resolved.provider === 'onnx' && held ? held : await loadModelBytes(resolved.location!, this.loadOptions);
@@ -117,6 +120,7 @@ export class RuntimeLoader {
 
   private async create(version: ModelVersion): Promise<ModelRuntime> {
     if (isRemoteProvider(version.provider)) return createRemoteRuntime(version.provider, version.options, version.input, version.output, version.secrets, this.policy);
+    if (version.provider === 'triton') return (await import('./providers/triton-runtime.js')).createTritonRuntime(version.options, version.input, version.output, version.secrets, this.policy);
     const resolved = resolveModelOptions(version.options);
     const bytes = await loadModelBytes(resolved.location!, this.loadOptions);
     return createOnnxRuntime(bytes, (signature) => bindOnnxSignature(signature, version.input, version.output), { batchSize: resolved.batchSize });

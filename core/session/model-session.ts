@@ -136,7 +136,7 @@ export class ModelSession implements Session {
         yield batch;
       }
     } catch (error) {
-      throw withText(error, text);
+      throw withText(last.kind === 'host' ? inScript(error, last, text) : error, text);
     } finally {
       await finish();
     }
@@ -202,7 +202,11 @@ export class ModelSession implements Session {
       switch (statement.kind) {
         case 'host':
           await this.materialized.checkHostStatement(statement.text, text, statement.span.start);
-          return commandResult(statement.text, await this.host.execute(statement.text));
+          try {
+            return commandResult(statement.text, await this.host.execute(statement.text));
+          } catch (error) {
+            throw inScript(error, statement, text);
+          }
         case 'query':
           return await this.runQuery(statement, text);
         case 'create-materialized-table':
@@ -371,6 +375,16 @@ function parseWithText(text: string): Statement[] {
   } catch (error) {
     throw withText(error, text);
   }
+}
+
+/**
+ * A host error positioned in the statement's own text, positioned in the whole script
+ * instead: error lines count from the start of the text submitted (the file, the shell
+ * input, the query string), for host errors as for model errors, as psql reports them.
+ */
+function inScript(error: unknown, statement: Statement, text: string): unknown {
+  if (!(error instanceof ModelSqlError) || !error.position || error.sqlText !== statement.text || statement.text === text) return error;
+  return new ModelSqlError(error.sqlstate, error.message, { position: positionAt(text, statement.span.start + error.position.offset), sqlText: text, cause: error });
 }
 
 /**

@@ -20,6 +20,12 @@ export interface QueryResult {
   readonly command: string;
   readonly columns: readonly ResultColumn[];
   readonly rows: readonly (readonly unknown[])[];
+  /**
+   * Notices the statement raised (as Postgres's NOTICE: the statement succeeded, but
+   * something deserves a look, e.g. a `${env:NAME}` variable not set where CREATE MODEL ran).
+   * The CLI prints them on stderr as `NOTICE:  ...`; the proxy sends NoticeResponse.
+   */
+  readonly notices?: readonly string[];
 }
 
 /** A slice of a streamed result. */

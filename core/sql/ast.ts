@@ -110,12 +110,13 @@ export interface DropModelStatement extends StatementBase {
   readonly name: ModelName;
 }
 
-/** `SHOW MODELS [(FROM | IN) schema] [[NOT] LIKE 'pattern']` */
+/** `SHOW MODELS [(FROM | IN) schema] [[NOT] LIKE | ILIKE 'pattern']` */
 export interface ShowModelsStatement extends StatementBase {
   readonly kind: 'show-models';
   /** The schema (1 or 2 parts: `[catalog.]schema`). */
   readonly schema?: readonly Identifier[];
-  readonly like?: { readonly pattern: string; readonly not: boolean };
+  /** The name filter; `caseInsensitive` for ILIKE. */
+  readonly like?: { readonly pattern: string; readonly not: boolean; readonly caseInsensitive?: true };
 }
 
 /** `SHOW CREATE MODEL name[$version]` */

@@ -21,7 +21,7 @@ const RESERVED: ReadonlySet<string> = new Set([
   'table', 'then', 'to', 'trailing', 'true', 'union', 'unique', 'user', 'using', 'variadic', 'when', 'where',
   'window', 'with',
   // model grammar
-  'model', 'models', 'if', 'exists', 'extended', 'descriptor', 'map', 'input', 'output', 'comment', 'like',
+  'model', 'models', 'if', 'exists', 'extended', 'descriptor', 'map', 'input', 'output', 'comment', 'like', 'ilike',
   'temporary', 'temp', 'replace', 'versions', 'usage', 'set', 'reset', 'rename', 'row', 'struct',
 ]);
 
@@ -189,7 +189,7 @@ export function formatStatement(stmt: Statement): string {
     case 'show-models': {
       let text = 'SHOW MODELS';
       if (stmt.schema) text += ` FROM ${stmt.schema.map(formatIdentifier).join('.')}`;
-      if (stmt.like) text += ` ${stmt.like.not ? 'NOT ' : ''}LIKE ${quoteString(stmt.like.pattern)}`;
+      if (stmt.like) text += ` ${stmt.like.not ? 'NOT ' : ''}${stmt.like.caseInsensitive ? 'ILIKE' : 'LIKE'} ${quoteString(stmt.like.pattern)}`;
       return text;
     }
     case 'show-create-model':

@@ -275,10 +275,11 @@ function parseShowModels(c: TokenCursor, base: Base): Statement {
       schema.push(identifier(token));
     } while (c.acceptSymbol('.'));
   }
-  let like: { pattern: string; not: boolean } | undefined;
-  const not = c.isWord('not') && c.isWord('like', 1);
+  let like: { pattern: string; not: boolean; caseInsensitive?: true } | undefined;
+  const not = c.isWord('not') && (c.isWord('like', 1) || c.isWord('ilike', 1));
   if (not) c.index++;
   if (c.acceptWord('like')) like = { pattern: expectString(c, 'a LIKE pattern').value, not };
+  else if (c.acceptWord('ilike')) like = { pattern: expectString(c, 'an ILIKE pattern').value, not, caseInsensitive: true };
   c.expectEnd();
   return { kind: 'show-models', ...base, ...(schema ? { schema } : {}), ...(like ? { like } : {}) };
 }

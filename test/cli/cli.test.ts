@@ -314,3 +314,48 @@ describe('access and limit flags', () => {
     expect(stderr).toMatch(new RegExp(`model files from: ${dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}; endpoints: https://api.example.com/v1/, https://b.example/`));
   });
 });
+
+describe('provider SDK output and notices', () => {
+  /** The first ```sql block of docs/providers/anthropic.md, pointed at `url`. */
+  const anthropicExample = (url: string): string => {
+    const page = readFileSync(join(ROOT, 'docs', 'providers', 'anthropic.md'), 'utf8');
+    const sql = /```sql\n([\s\S]*?)```/.exec(page)![1]!;
+    return sql.replace('http://127.0.0.1:8090', url);
+  };
+  const articles = `CREATE TABLE articles AS SELECT 'Title ' || i AS title, 'Body ' || i AS body FROM range(10) t(i);\n`;
+
+  it("runs the docs' Anthropic example against the loopback server with nothing on stderr; the SDK's warnings reach the log when asked for", async () => {
+    const { startAnthropicServer } = await import('../providers/anthropic-server.js');
+    const server = await startAnthropicServer({ apiKey: 'sk-ant-loopback-1234' });
+    try {
+      const file = join(dir, 'anthropic.sql');
+      writeFileSync(file, articles + anthropicExample(server.url));
+      const env = { ANTHROPIC_API_KEY: 'sk-ant-loopback-1234', MODELSQL_LOG_LEVEL: '' };
+      const quiet = await cli(['run', '--format', 'csv', '-f', file], '', env);
+      expect(quiet.stderr).toBe('');
+      expect(quiet.status).toBe(0);
+      expect(quiet.stdout.trim().split('\r\n').slice(-10)).toHaveLength(10);
+      // The prompt's blank line is a real one (no literal backslash-n).
+      expect(server.requests.map((r) => (r.body as { messages: { content: string }[] }).messages[0]!.content)).toContain('Title 3\n\nBody 3');
+      expect(server.requests).toHaveLength(10);
+      const logged = await cli(['run', '--format', 'csv', '-f', file], '', { ...env, MODELSQL_LOG_LEVEL: 'warn' });
+      expect(logged.status).toBe(0);
+      const records = logged.stderr.trim().split('\n').map((l) => JSON.parse(l) as { level: string; source: string; message: string });
+      expect(records.length).toBeGreaterThanOrEqual(10);
+      for (const r of records) expect(r).toMatchObject({ level: 'warn', source: 'anthropic', message: expect.stringContaining("'claude-sonnet-4-5' is deprecated") });
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('prints a NOTICE on stderr for a CREATE MODEL whose ${env:...} variable is not set, and succeeds', async () => {
+    const r = await cli(
+      ['run', '-c', "CREATE MODEL later INPUT (t STRING) OUTPUT (a STRING) WITH ('provider' = 'openai', 'endpoint' = 'http://127.0.0.1:9/v1', 'model' = 'm', 'api-key' = '${env:MODELSQL_CLI_UNSET_KEY}')"],
+      '',
+      { MODELSQL_CLI_UNSET_KEY: '' },
+    );
+    expect(r.status).toBe(0);
+    expect(r.stderr).toMatch(/^NOTICE: {2}option 'api-key' refers to environment variable MODELSQL_CLI_UNSET_KEY, which is not set/);
+    expect(r.stdout).toContain('CREATE MODEL');
+  });
+});

@@ -99,6 +99,18 @@ for (const adapter of ADAPTERS) {
       expect(await names(`SHOW MODELS IN ${adapter.schema} LIKE '%n'`)).toEqual(['churn']);
     });
 
+    it('filters SHOW MODELS with ILIKE and NOT ILIKE, ignoring case', async () => {
+      await db.sql('CREATE SCHEMA side');
+      for (const name of ['price_a', '"Price_B"', 'churn']) await db.sql(createLinear(name));
+      await db.sql(createLinear('side.elsewhere'));
+      const names = async (sql: string) => (await db.sql(sql)).rows.map((r) => r[0]);
+      expect(await names("SHOW MODELS LIKE 'price%'")).toEqual(['price_a']);
+      expect(await names("SHOW MODELS ILIKE 'PRICE%'")).toEqual(['Price_B', 'price_a']);
+      expect(await names("SHOW MODELS NOT ILIKE 'p%'")).toEqual(['churn', 'elsewhere']);
+      expect(await names("SHOW MODELS FROM side ILIKE 'ELSE%'")).toEqual(['elsewhere']);
+      await expectSqlError(db.sql('SHOW MODELS ILIKE price'), '42601', /ILIKE pattern/);
+    });
+
     it('SHOW CREATE MODEL prints a statement that recreates the model', async () => {
       await db.sql(
         `CREATE MODEL "Odd Name" INPUT (a DOUBLE COMMENT 'first', b DOUBLE) OUTPUT (y DOUBLE COMMENT 'it''s y') COMMENT 'quote '' inside' WITH ('provider' = 'onnx', 'path' = '${files.linear}', 'task' = 'regression')`,

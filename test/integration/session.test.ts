@@ -5,6 +5,7 @@
 import type { ProgressEvent, Session } from '../../core/session/session.js';
 import { ADAPTERS } from '../support/adapters.js';
 import { expectSqlError } from '../support/expect-error.js';
+import { formatError } from '../../core/errors.js';
 import { linearExpected, writeModelFiles } from '../support/model-files.js';
 
 const files = writeModelFiles();
@@ -22,6 +23,19 @@ for (const adapter of ADAPTERS) {
     });
 
     const leftovers = () => adapter.countTempTables(db);
+
+    it('positions host errors and model errors alike: the line within the submitted text, with a caret', async () => {
+      const script = `-- a comment\nSELECT 1;\n\nSELECT\n  nocol FROM lin_input;\n`;
+      await db.sql('CREATE TABLE IF NOT EXISTS lin_input AS SELECT 1.0 AS a, 2.0 AS b');
+      const host = await db.sql(script).catch((e: unknown) => e);
+      expect(formatError(host)).toMatch(/\nLINE 5:   nocol FROM lin_input;\n {10}\^/);
+      const model = await db.sql(`-- a comment\nSELECT 1;\n\nSELECT * FROM\n  ML_PREDICT(TABLE lin_input, MODEL nomodel, DESCRIPTOR(a, b));\n`).catch((e: unknown) => e);
+      expect(formatError(model)).toMatch(/\nLINE 5: {3}ML_PREDICT\(TABLE lin_input, MODEL nomodel/);
+      const streamed = await (async () => {
+        for await (const batch of db.stream(script)) void batch;
+      })().catch((e: unknown) => e);
+      expect(formatError(streamed)).toMatch(/\nLINE 5:   nocol FROM lin_input;\n {10}\^/);
+    });
 
     it('run yields one result per statement, in order', async () => {
       const commands: string[] = [];

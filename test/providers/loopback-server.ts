@@ -139,7 +139,6 @@ export async function startLoopback(protocol: ProviderProtocol, options: Loopbac
   let rule = options.fault;
   const record = options.record ?? true;
   let served = 0;
-  const sockets = new Set<Socket>();
   const send = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void => {
     const text = typeof body === 'string' ? body : JSON.stringify(body);
     res.writeHead(status, { 'content-type': 'application/json', ...headers });
@@ -196,17 +195,9 @@ export async function startLoopback(protocol: ProviderProtocol, options: Loopbac
       })().catch((error: unknown) => send(res, 500, protocol.error(500, String(error)).body));
     });
   });
-  server.on('connection', (s: Socket) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
-  // Node's default; a shorter one makes clients (undici, Node's agent) open a connection per
-  // request, since they drop a socket 1 s before the server's announced timeout.
-  server.keepAliveTimeout = 5000;
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
+  const listening = await listenOnLoopback(server);
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: listening.url,
     requests,
     answered,
     served: () => served,
@@ -219,6 +210,27 @@ export async function startLoopback(protocol: ProviderProtocol, options: Loopbac
       answered.length = 0;
       attempts.clear();
     },
+    close: listening.close,
+  };
+}
+
+/**
+ * Listens on 127.0.0.1, port 0, keeping track of the connections so that `close` ends
+ * them (a keep-alive client would otherwise hold the server open).
+ */
+export async function listenOnLoopback(server: Server): Promise<{ readonly url: string; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  // Node's default; a shorter one makes clients (undici, Node's agent) open a connection per
+  // request, since they drop a socket 1 s before the server's announced timeout.
+  server.keepAliveTimeout = 5000;
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
     close: () =>
       new Promise<void>((resolve) => {
         for (const s of sockets) s.destroy();

@@ -63,7 +63,7 @@ import {
   startupMessage,
   type Frame,
 } from './protocol.js';
-import { errorMessage, resultMessages, rowMessages, type ErrorContext } from './result-messages.js';
+import { errorMessage, noticeMessages, resultMessages, rowMessages, type ErrorContext } from './result-messages.js';
 import { binaryParamToText, parameterCount, substituteParameters } from './statement-params.js';
 import { readSocket, stopReading } from './socket-reading.js';
 import { HeldStages, declaresCursor } from './held-stages.js';
@@ -1132,7 +1132,7 @@ export class ProxyConnection {
       } else {
         const result = portal.result ?? (await this.sessionFor().runStatement(statement, portal.text));
         portal.result = undefined;
-        this.writeClient([...rowMessages(result, false), commandComplete(result.command || 'SELECT')]);
+        this.writeClient([...noticeMessages(result), ...rowMessages(result, false), commandComplete(result.command || 'SELECT')]);
       }
     } catch (error) {
       this.throwIfUpstreamLost(error);

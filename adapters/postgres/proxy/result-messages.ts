@@ -8,7 +8,7 @@
  */
 import { asModelSqlError } from '../../../core/errors.js';
 import type { QueryResult, ResultColumn } from '../../../core/session/session.js';
-import { commandComplete, dataRow, errorResponse, rowDescription, type ColumnSpec } from './protocol.js';
+import { commandComplete, dataRow, errorResponse, errorResponseFromFields, rowDescription, type ColumnSpec } from './protocol.js';
 
 /** OID and length of the types model-DDL results use; anything else is sent as text (25). */
 const TYPES: ReadonlyMap<string, readonly [number, number]> = new Map<string, readonly [number, number]>([
@@ -82,9 +82,18 @@ export function rowMessages(result: QueryResult, withDescription: boolean): Buff
   return out;
 }
 
-/** The whole answer to one model-DDL statement: RowDescription, DataRows, CommandComplete. */
+/** The whole answer to one model-DDL statement: its notices, RowDescription, DataRows, CommandComplete. */
 export function resultMessages(result: QueryResult): Buffer[] {
-  return [...rowMessages(result, true), commandComplete(commandTag(result))];
+  return [...noticeMessages(result), ...rowMessages(result, true), commandComplete(commandTag(result))];
+}
+
+/**
+ * A NoticeResponse ('N', severity NOTICE, SQLSTATE 00000) per notice of the result.
+ *
+ * @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-NOTICERESPONSE
+ */
+export function noticeMessages(result: QueryResult): Buffer[] {
+  return (result.notices ?? []).map((message) => errorResponseFromFields([['S', 'NOTICE'], ['V', 'NOTICE'], ['C', '00000'], ['M', message]], 'N'));
 }
 
 /** 1-based character (code point) position of a 0-based UTF-16 offset, as ErrorResponse's `P` counts. */

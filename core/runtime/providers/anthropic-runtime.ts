@@ -10,7 +10,9 @@
  * through the access policy's fetch, over keep-alive `node:http` (providers/http-fetch.ts).
  */
 import Anthropic, { APIError } from '@anthropic-ai/sdk';
+import { routeConsole, sdkLogger } from '../../logging.js';
 import { RemoteRuntime } from '../remote-executor.js';
+import { PromptCodec } from './prompt-codec.js';
 import { classifyHttpError, MalformedReply, retryAfterFromHeaders, transportFailure, type FailureInfo, type ProviderClient, type ProviderReply, type ProviderRequest } from './provider-client.js';
 import { REMOTE_DEFAULTS, type RemoteModelConfig } from './remote-options.js';
 
@@ -30,12 +32,13 @@ export class AnthropicClient implements ProviderClient {
     /** Every request goes through it: the access policy's checked fetch (core/runtime/access-policy.ts). */
     fetchFn: typeof fetch,
   ) {
-    this.sdk = new Anthropic({ apiKey, baseURL: config.baseUrl, maxRetries: 0, timeout: config.timeoutMs * 2, fetch: fetchFn });
+    // The SDK's logger and its console warnings (model deprecation, per request) go to modelsql's log.
+    this.sdk = routeConsole('anthropic', () => new Anthropic({ apiKey, baseURL: config.baseUrl, maxRetries: 0, timeout: config.timeoutMs * 2, fetch: fetchFn, logger: sdkLogger('anthropic'), logLevel: 'warn' }));
   }
 
   async send(request: ProviderRequest, signal: AbortSignal): Promise<ProviderReply> {
     const c = this.config;
-    const message = await this.sdk.messages.create(
+    const message = await routeConsole('anthropic', () => this.sdk.messages.create(
       {
         model: c.model,
         // The Messages API requires max_tokens.
@@ -48,7 +51,7 @@ export class AnthropicClient implements ProviderClient {
         ...(request.schema ? { output_config: { format: { type: 'json_schema' as const, schema: request.schema } } } : {}),
       },
       { signal },
-    );
+    ));
     const text = (message.content ?? [])
       .filter((block): block is Extract<typeof block, { type: 'text' }> => block.type === 'text')
       .map((block) => block.text)
@@ -69,5 +72,5 @@ export class AnthropicClient implements ProviderClient {
 
 /** Creates the runtime of an `anthropic` model. */
 export function createAnthropicRuntime(config: RemoteModelConfig, apiKey: string, inputCount: number, fetchFn: typeof fetch): RemoteRuntime {
-  return new RemoteRuntime(config, new AnthropicClient(config, apiKey, fetchFn), inputCount);
+  return new RemoteRuntime(config, new AnthropicClient(config, apiKey, fetchFn), inputCount, new PromptCodec(config));
 }

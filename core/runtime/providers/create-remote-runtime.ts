@@ -14,9 +14,9 @@ export function isRemoteProvider(provider: string): provider is RemoteProvider {
 }
 
 /**
- * Checks a remote model at CREATE / ALTER time: options against INPUT/OUTPUT, the
- * endpoint against the access policy, then `${env:...}` references against the
- * environment. Sends no request.
+ * Checks a remote model at CREATE / ALTER time: options against INPUT/OUTPUT, and the
+ * endpoint against the access policy. Sends no request and resolves no `${env:...}`
+ * reference: an unset variable (or a missing `model`) is a notice, the run fails on it.
  *
  * @throws InvalidOptionError (22023), AccessDeniedError (42501)
  */
@@ -26,13 +26,13 @@ export async function checkRemoteModel(
   input: readonly ModelColumn[] | undefined,
   output: readonly ModelColumn[] | undefined,
   policy: AccessPolicy = new AccessPolicy(),
-): Promise<{ input: readonly ModelColumn[]; output: readonly ModelColumn[] }> {
-  const config = parseRemoteModel(provider, options, input, output);
-  // The endpoint before any `${env:...}`: on a server that refuses the endpoint, an error
-  // about a variable would tell the caller whether that variable exists.
+): Promise<{ input: readonly ModelColumn[]; output: readonly ModelColumn[]; notices: readonly string[] }> {
+  const notices: string[] = [];
+  const config = parseRemoteModel(provider, options, input, output, notices);
+  // The endpoint before anything about `${env:...}`: on a server that refuses the endpoint,
+  // a notice about a variable would tell the caller whether that variable exists.
   policy.checkUrl(config.endpoint, 'endpoint');
-  parseRemoteModel(provider, options, input, output, process.env);
-  return { input: input!, output: output! };
+  return { input: input!, output: output!, notices };
 }
 
 /**

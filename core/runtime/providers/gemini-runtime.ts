@@ -11,7 +11,9 @@
  * Its `ApiError` keeps no headers, so a `fetch` wrapper captures `Retry-After`.
  */
 import { ApiError, GoogleGenAI } from '@google/genai';
+import { routeConsole } from '../../logging.js';
 import { RemoteRuntime } from '../remote-executor.js';
+import { PromptCodec } from './prompt-codec.js';
 import { classifyHttpError, MalformedReply, retryAfterFromHeaders, transportFailure, type FailureInfo, type ProviderClient, type ProviderReply, type ProviderRequest } from './provider-client.js';
 import type { RemoteModelConfig } from './remote-options.js';
 
@@ -34,7 +36,8 @@ export class GeminiClient implements ProviderClient {
     /** Every request goes through it: the access policy's checked fetch (core/runtime/access-policy.ts). */
     private readonly fetchFn: typeof fetch,
   ) {
-    this.sdk = new GoogleGenAI({ apiKey, httpOptions: { baseUrl: config.baseUrl, ...(config.apiVersion ? { apiVersion: config.apiVersion } : {}) } });
+    // The SDK writes its warnings with console.warn (as `response.text` is read): they go to modelsql's log.
+    this.sdk = routeConsole('gemini', () => new GoogleGenAI({ apiKey, httpOptions: { baseUrl: config.baseUrl, ...(config.apiVersion ? { apiVersion: config.apiVersion } : {}) } }));
   }
 
   async send(request: ProviderRequest, signal: AbortSignal): Promise<ProviderReply> {
@@ -48,15 +51,17 @@ export class GeminiClient implements ProviderClient {
     const httpOptions = { fetch: fetchCapturing as typeof fetch };
     try {
       if (request.texts) {
-        const response = await this.sdk.models.embedContent({
-          model: c.model,
-          contents: [...request.texts],
-          config: { abortSignal: signal, httpOptions, ...(c.dimension !== undefined ? { outputDimensionality: c.dimension } : {}) },
-        });
+        const response = await routeConsole('gemini', () =>
+          this.sdk.models.embedContent({
+            model: c.model,
+            contents: [...request.texts!],
+            config: { abortSignal: signal, httpOptions, ...(c.dimension !== undefined ? { outputDimensionality: c.dimension } : {}) },
+          }),
+        );
         const vectors = (response.embeddings ?? []).map((e) => e.values ?? []);
         return { vectors, tokens: 0 };
       }
-      const response = await this.sdk.models.generateContent({
+      const response = await routeConsole('gemini', () => this.sdk.models.generateContent({
         model: c.model,
         contents: request.message ?? '',
         config: {
@@ -72,8 +77,8 @@ export class GeminiClient implements ProviderClient {
           ...(c.seed !== undefined ? { seed: c.seed } : {}),
           ...(request.schema ? { responseMimeType: 'application/json', responseJsonSchema: request.schema } : c.responseFormat === 'json_object' ? { responseMimeType: 'application/json' } : {}),
         },
-      });
-      const text = response.text;
+      }));
+      const text = routeConsole('gemini', () => response.text);
       if (typeof text !== 'string') throw new MalformedReply(`the generateContent response has no text (finishReason ${response.candidates?.[0]?.finishReason ?? 'unknown'})`);
       return { text, tokens: response.usageMetadata?.totalTokenCount ?? 0 };
     } catch (error) {
@@ -110,5 +115,5 @@ function parseStatus(text: string): { message?: string; status?: string; retryDe
 
 /** Creates the runtime of a `gemini` model. */
 export function createGeminiRuntime(config: RemoteModelConfig, apiKey: string, inputCount: number, fetchFn: typeof fetch): RemoteRuntime {
-  return new RemoteRuntime(config, new GeminiClient(config, apiKey, fetchFn), inputCount);
+  return new RemoteRuntime(config, new GeminiClient(config, apiKey, fetchFn), inputCount, new PromptCodec(config));
 }

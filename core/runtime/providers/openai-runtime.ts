@@ -11,7 +11,9 @@
  * through the access policy's fetch, over keep-alive `node:http` (providers/http-fetch.ts).
  */
 import OpenAI from 'openai';
+import { routeConsole, sdkLogger } from '../../logging.js';
 import { RemoteRuntime } from '../remote-executor.js';
+import { PromptCodec } from './prompt-codec.js';
 import { classifyHttpError, MalformedReply, retryAfterFromHeaders, transportFailure, type FailureInfo, type ProviderClient, type ProviderReply, type ProviderRequest } from './provider-client.js';
 import type { RemoteModelConfig } from './remote-options.js';
 
@@ -32,15 +34,18 @@ export class OpenAIClient implements ProviderClient {
     /** Every request goes through it: the access policy's checked fetch (core/runtime/access-policy.ts). */
     fetchFn: typeof fetch,
   ) {
-    this.sdk = new OpenAI({ apiKey, baseURL: config.baseUrl, maxRetries: 0, timeout: config.timeoutMs * 2, fetch: fetchFn });
+    // The SDK's logger and any console warnings go to modelsql's log.
+    this.sdk = routeConsole('openai', () => new OpenAI({ apiKey, baseURL: config.baseUrl, maxRetries: 0, timeout: config.timeoutMs * 2, fetch: fetchFn, logger: sdkLogger('openai'), logLevel: 'warn' }));
   }
 
   async send(request: ProviderRequest, signal: AbortSignal): Promise<ProviderReply> {
     const c = this.config;
     if (request.texts) {
-      const response = await this.sdk.embeddings.create(
-        { model: c.model, input: [...request.texts], encoding_format: 'float', ...(c.dimension !== undefined ? { dimensions: c.dimension } : {}) },
-        { signal },
+      const response = await routeConsole('openai', () =>
+        this.sdk.embeddings.create(
+          { model: c.model, input: [...request.texts!], encoding_format: 'float', ...(c.dimension !== undefined ? { dimensions: c.dimension } : {}) },
+          { signal },
+        ),
       );
       const vectors = [...response.data].sort((a, b) => a.index - b.index).map((d) => d.embedding);
       return { vectors, tokens: response.usage?.total_tokens ?? 0 };
@@ -50,7 +55,7 @@ export class OpenAIClient implements ProviderClient {
       : c.responseFormat
         ? ({ type: c.responseFormat } as const)
         : undefined;
-    const completion = await this.sdk.chat.completions.create(
+    const completion = await routeConsole('openai', () => this.sdk.chat.completions.create(
       {
         model: c.model,
         messages: [
@@ -67,7 +72,7 @@ export class OpenAIClient implements ProviderClient {
         ...(responseFormat ? { response_format: responseFormat } : {}),
       },
       { signal },
-    );
+    ));
     const text = completion.choices?.[0]?.message?.content;
     if (typeof text !== 'string') throw new MalformedReply(`the chat completion has no message content`);
     return { text, tokens: completion.usage?.total_tokens ?? 0 };
@@ -89,5 +94,5 @@ export class OpenAIClient implements ProviderClient {
 
 /** Creates the runtime of an `openai` model. */
 export function createOpenAIRuntime(config: RemoteModelConfig, apiKey: string, inputCount: number, fetchFn: typeof fetch): RemoteRuntime {
-  return new RemoteRuntime(config, new OpenAIClient(config, apiKey, fetchFn), inputCount);
+  return new RemoteRuntime(config, new OpenAIClient(config, apiKey, fetchFn), inputCount, new PromptCodec(config));
 }

@@ -4,7 +4,6 @@
  * means. Everything else (prompts, packing, retries, timeouts, concurrency, strategies,
  * the cache) is written once, in `remote-executor.ts`.
  */
-import type { RemoteProvider } from './remote-options.js';
 
 /** One request: several rows when packed. */
 export interface ProviderRequest {
@@ -14,6 +13,8 @@ export interface ProviderRequest {
   readonly message?: string;
   /** Embeddings: the texts to embed, one per row. */
   readonly texts?: readonly string[];
+  /** Model servers: each row's input values, in INPUT order. */
+  readonly rows?: readonly (readonly unknown[])[];
   /** A JSON schema the answer must follow (structured output or a packed request). */
   readonly schema?: Record<string, unknown>;
 }
@@ -24,6 +25,8 @@ export interface ProviderReply {
   readonly text?: string;
   /** Embeddings: one vector per text, in order. */
   readonly vectors?: readonly (readonly number[])[];
+  /** Model servers: the parsed response body. */
+  readonly body?: unknown;
   /** Tokens the provider reported for the request (0 when it reports none). */
   readonly tokens: number;
 }
@@ -44,11 +47,14 @@ export interface FailureInfo {
 
 /** One provider's SDK behind a uniform call. */
 export interface ProviderClient {
-  readonly provider: RemoteProvider;
+  /** The provider's name (`openai`, `triton`, ...). */
+  readonly provider: string;
   /** Sends one request; rejects with the SDK's error (see {@link describeError}). */
   send(request: ProviderRequest, signal: AbortSignal): Promise<ProviderReply>;
   /** What an error thrown by `send` means. */
   describeError(error: unknown): FailureInfo;
+  /** Told when the executor aborted a request for running past its timeout (a model server's circuit breaker counts it). */
+  timedOut?(): void;
 }
 
 /** HTTP statuses worth retrying: timeouts, conflicts, rate limits, server errors, Anthropic's 529. */
@@ -100,6 +106,12 @@ export function structuredMessage(prompt: string, schema: Record<string, unknown
 
 /** A reply the SDK accepted but that lacks what the API promises. */
 export class MalformedReply extends Error {}
+
+/**
+ * A well-formed reply that cannot fit the model's OUTPUT (a model server's tensors of
+ * another name, type or shape): asking again gives the same answer, so it is not retried.
+ */
+export class MismatchedReply extends Error {}
 
 /** A failure without an HTTP status: connection reset, malformed body, timeout inside the SDK. */
 export function transportFailure(error: unknown): FailureInfo {

@@ -8,7 +8,7 @@
  * ({@link parseRemoteModel}), at CREATE and again before the first request.
  */
 import { InvalidOptionError, type SourcePosition } from '../../errors.js';
-import { resolveSecret, SECRET_PLACEHOLDER } from '../../secrets.js';
+import { resolveSecret, secretReference, SECRET_PLACEHOLDER } from '../../secrets.js';
 import { parseDuration } from '../../sql/ml-call.js';
 import { parseDataType, typeCategory } from '../../sql/types.js';
 import type { ModelColumn } from '../model-runtime.js';
@@ -196,18 +196,21 @@ function positiveDuration(options: Options, key: string, at: At): number | undef
 
 /**
  * Validates a remote model against its INPUT/OUTPUT and works out its task, endpoint and
- * output plan. With `env`, also resolves `${env:...}` references (so an unset variable is
- * an error now, not at the first request).
+ * output plan. `${env:...}` references are resolved when the model runs
+ * ({@link resolveApiKey}), not here. Given `notices` (CREATE / ALTER), what the model needs
+ * only to run (its `model` option, the variables its references name) is reported there
+ * instead of failing: a definition may be written where it will not run (Flink resolves
+ * nothing at CREATE), as FLIP-437's own example leaves out `model`.
  *
- * @throws InvalidOptionError (22023) for a missing endpoint, model or api-key, an unset
- *   variable, an OUTPUT the task cannot produce, or a prompt naming an unknown column.
+ * @throws InvalidOptionError (22023) for a missing endpoint or api-key, a missing model
+ *   (without `notices`), an OUTPUT the task cannot produce, or a prompt naming an unknown column.
  */
 export function parseRemoteModel(
   provider: RemoteProvider,
   options: Options,
   input: readonly ModelColumn[] | undefined,
   output: readonly ModelColumn[] | undefined,
-  env?: NodeJS.ProcessEnv,
+  notices?: string[],
 ): RemoteModelConfig {
   const values = valuesOf(provider, options, () => undefined);
   if (!input || !output || input.length === 0 || output.length === 0) {
@@ -221,12 +224,19 @@ export function parseRemoteModel(
     throw new InvalidOptionError(`option 'endpoint' must be an http(s) URL, not '${endpointOption}'`);
   }
   const model = get(options, 'model');
-  if (model === undefined || model.trim() === '') throw new InvalidOptionError(`provider '${provider}' needs 'model', e.g. 'gpt-4o-mini'`);
+  if (model === undefined || model.trim() === '') {
+    const missing = `provider '${provider}' needs 'model', e.g. 'gpt-4o-mini'`;
+    if (!notices) throw new InvalidOptionError(missing);
+    notices.push(`${missing}; the model cannot run until ALTER MODEL ... SET ('model' = '...')`);
+  }
   const apiKeyOption = get(options, 'api-key');
   if (apiKeyOption === undefined || apiKeyOption === '') {
     throw new InvalidOptionError(`provider '${provider}' needs 'api-key': give '\${env:NAME}' (recommended) or the key itself`);
   }
-  if (env && apiKeyOption !== SECRET_PLACEHOLDER) resolveSecret('api-key', apiKeyOption, env);
+  const variable = secretReference(apiKeyOption);
+  if (notices && variable !== undefined && !process.env[variable]) {
+    notices.push(`option 'api-key' refers to environment variable ${variable}, which is not set here; the model runs only where it is set`);
+  }
   const { baseUrl, apiVersion, suffixTask } = parseEndpoint(provider, endpointOption.trim());
   const task = taskOf(provider, suffixTask, get(options, 'task'), output);
   const template = parsePromptTemplate(get(options, 'prompt'), input);
@@ -242,7 +252,7 @@ export function parseRemoteModel(
     baseUrl,
     apiVersion,
     apiKeyOption,
-    model: model.trim(),
+    model: model?.trim() ?? '',
     systemPrompt: get(options, 'system-prompt') ?? REMOTE_DEFAULTS.systemPrompt,
     template,
     output: plan,

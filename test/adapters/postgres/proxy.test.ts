@@ -182,6 +182,28 @@ describe('pass-through', () => {
 });
 
 describe('model SQL', () => {
+  test('CREATE MODEL with an unset ${env:...} variable succeeds with a NoticeResponse naming it (simple and extended protocol)', async () => {
+    delete process.env['MODELSQL_PROXY_UNSET_KEY'];
+    const notices: { message?: string; severity?: string; code?: string }[] = [];
+    const onNotice = (n: { message?: string; severity?: string; code?: string }): void => {
+      notices.push({ message: n.message, severity: n.severity, code: n.code });
+    };
+    db.on('notice', onNotice);
+    try {
+      const create = (name: string) =>
+        `CREATE MODEL ${name} INPUT (t STRING) OUTPUT (a STRING) WITH ('provider' = 'openai', 'endpoint' = 'http://127.0.0.1:9/v1', 'model' = 'm', 'api-key' = '\${env:MODELSQL_PROXY_UNSET_KEY}')`;
+      const simple = await db.query(create('later_simple'));
+      expect(simple.command).toBe('CREATE');
+      await db.query({ text: create('later_extended'), queryMode: 'extended' } as pg.QueryConfig);
+      expect(notices).toEqual([
+        { message: expect.stringContaining('environment variable MODELSQL_PROXY_UNSET_KEY, which is not set'), severity: 'NOTICE', code: '00000' },
+        { message: expect.stringContaining('environment variable MODELSQL_PROXY_UNSET_KEY, which is not set'), severity: 'NOTICE', code: '00000' },
+      ]);
+    } finally {
+      db.off('notice', onNotice);
+    }
+  });
+
   test('ML_PREDICT through the simple protocol matches JS arithmetic', async () => {
     const { rows } = await db.query('SELECT id, a, b, y FROM ML_PREDICT(TABLE pts, MODEL lin, DESCRIPTOR(a, b)) ORDER BY id');
     expect(rows).toHaveLength(20);

@@ -28,6 +28,8 @@ SHOW MODELS FROM s;
 show models in cat.s like 'sent%';
 SHOW MODELS NOT LIKE '%tmp%';
 SHOW MODELS LIKE 'a''b';
+SHOW MODELS IN s ILIKE 'M%';
+show models not ilike '%TMP%';
 SHOW CREATE MODEL m;
 SHOW CREATE MODEL s.m$2;
 DESCRIBE MODEL m;
