@@ -16,7 +16,8 @@ const COMMON_OPTIONS = ['provider', 'type', 'format', 'task', 'description', 'ba
 
 /** Options by provider. */
 const PROVIDER_OPTIONS: Readonly<Record<string, readonly string[]>> = {
-  onnx: ['path', 'onnx.path'],
+  /** `pooling`, `normalize`, `max-length`: local text models only (a model directory as `path`, core/runtime/text). */
+  onnx: ['path', 'onnx.path', 'pooling', 'normalize', 'max-length'],
   /** Remote providers (core/runtime/providers/remote-options.ts). */
   ...REMOTE_PROVIDER_OPTIONS,
   /** Models trained by `CREATE MODEL ... AS <query>` (core/training). */
