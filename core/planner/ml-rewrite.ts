@@ -130,7 +130,9 @@ async function runCall(call: MlCall, ctx: RewriteContext, direct?: DirectRequest
   const counters: StageCounters = { errors: 0, tokens: 0, cacheHits: 0, requests: 0 };
   const remote = remoteStageShape(runtime, bound.config);
   const progress = progressReporter(modelArgumentText(call, text), rowCount, ctx.onProgress, counters);
-  const cache = remote?.cache ? new PredictionCache(ctx.host, runtime.provider, getOption(model.version.options, 'model') ?? '') : undefined;
+  // Local runtimes with cache keys (text models) use the cache when the call or the runtime asks for it.
+  const caching = remote ? remote.cache : runtime.cacheKeys !== undefined && (bound.config.cache ?? runtime.cacheByDefault ?? false);
+  const cache = caching ? new PredictionCache(ctx.host, runtime.provider, getOption(model.version.options, 'model') ?? resolvedPath(model) ?? '') : undefined;
   if (cache) await ctx.catalog.store.ensure();
   if (cache && inputTable === undefined) {
     // The cache reads and writes between batches: no one-pass read can stay open meanwhile.
@@ -159,7 +161,8 @@ async function runCall(call: MlCall, ctx: RewriteContext, direct?: DirectRequest
       errors: counters.errors,
       startedAt,
       durationMs: Date.now() - startedAt.getTime(),
-      ...(remote ? { tokens: counters.tokens, cacheHits: counters.cacheHits } : {}),
+      ...(remote ? { tokens: counters.tokens } : {}),
+      ...(cache ? { cacheHits: counters.cacheHits } : {}),
     });
   };
   let relation: string;
@@ -400,6 +403,11 @@ function probabilitiesColumn(output: readonly ModelColumn[], names: readonly str
 function modelOption(model: ResolvedModel, key: 'batch-size' | 'max-concurrent-operations'): number | undefined {
   const value = model.version.options.find(([k]) => k.toLowerCase() === key)?.[1];
   return value === undefined ? undefined : Number(value);
+}
+
+/** An ONNX model's `path` (or `onnx.path`), naming it in the prediction cache. */
+function resolvedPath(model: ResolvedModel): string | undefined {
+  return getOption(model.version.options, 'path') ?? getOption(model.version.options, 'onnx.path');
 }
 
 function modelArgumentText(call: MlCall, text: string): string {
