@@ -7,6 +7,7 @@ import type { HostFunction, SqlDialect } from '../../core/host.js';
 import type { DataType } from '../../core/sql/ast.js';
 import { doubleQuote, quoteString } from '../../core/sql/format.js';
 import { POSTGRES_ROLES } from './catalog-security.js';
+import { postgresVectors } from './postgres-vector-search.js';
 
 /**
  * The hidden ordinal column of modelsql's temporary tables: row `n` (from 1) of a
@@ -92,6 +93,9 @@ export class PostgresDialect implements SqlDialect {
 
   /** Roles, model owners and grants, with row-level security on the catalog (catalog-security.ts). */
   readonly roles = POSTGRES_ROLES;
+
+  /** VECTOR_SEARCH (postgres-vector-search.ts). */
+  readonly vectors = postgresVectors;
 
   quoteIdentifier(name: string): string {
     return doubleQuote(name);

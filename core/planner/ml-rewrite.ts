@@ -29,6 +29,7 @@ import { inputQuerySql, spliceCalls } from './splice.js';
 import { directWriteShape, projectionSources, type DirectWriteShape } from './direct-write.js';
 import { getOption } from '../catalog/model-options.js';
 import { compileModel, compiledRelation } from '../training/compile-sql.js';
+import { vectorSearchRelation } from './vector-search.js';
 import type { TrainedModel } from '../training/trained-model.js';
 
 /** Rows per batch when neither the call, the model nor the runtime says otherwise. */
@@ -59,7 +60,7 @@ export interface RewriteContext {
  */
 export async function rewriteRegion(region: Span, calls: readonly MlCall[], ctx: RewriteContext): Promise<string> {
   const relations: string[] = [];
-  for (const call of calls) relations.push(await runCall(call, ctx));
+  for (const call of calls) relations.push(call.function === 'VECTOR_SEARCH' ? await vectorSearchRelation(call, ctx) : await runCall(call, ctx));
   return spliceCalls(ctx.scriptText, region, calls, relations);
 }
 
@@ -304,7 +305,7 @@ async function materializeInput(table: string, query: string, input: MlArgValue,
 }
 
 /** The columns of a call's input query, unread; host errors reported as `materializeInput` does. */
-async function describeInput(query: string, input: MlArgValue, ctx: RewriteContext): Promise<readonly HostColumn[]> {
+export async function describeInput(query: string, input: MlArgValue, ctx: RewriteContext): Promise<readonly HostColumn[]> {
   try {
     return await ctx.host.describe(query);
   } catch (error) {
@@ -323,7 +324,7 @@ function evaluationTarget(call: MlCall, bound: EvaluateBinding, model: ResolvedM
 }
 
 /** The SQL of a call's input, with the calls of a `TABLE (subquery)` run first. */
-async function inputQuery(input: MlArgValue, ctx: RewriteContext): Promise<string> {
+export async function inputQuery(input: MlArgValue, ctx: RewriteContext): Promise<string> {
   if (input.kind !== 'table' && input.kind !== 'subquery') {
     throw new ArgumentError('42804', 'ML_PREDICT input must be TABLE name or TABLE (subquery)', positionAt(ctx.scriptText, input.span.start));
   }

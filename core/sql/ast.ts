@@ -175,12 +175,17 @@ export type Statement =
  */
 export interface MlCall {
   readonly kind: 'ml-call';
-  readonly function: 'ML_PREDICT' | 'ML_EVALUATE';
+  readonly function: 'ML_PREDICT' | 'ML_EVALUATE' | 'VECTOR_SEARCH';
   /** Arguments as written; all positional or all named (the parser rejects a mix). */
   readonly args: readonly MlArgument[];
   readonly span: Span;
   /** Span of the function name token, for error positions. */
   readonly nameSpan: Span;
+  /**
+   * Whether a table alias follows the call in the FROM clause (`TABLE(VECTOR_SEARCH(...)) AS r`);
+   * a replacement relation without one gets its own (Postgres before 16 requires one).
+   */
+  readonly aliased?: boolean;
 }
 
 export interface MlArgument {

@@ -307,7 +307,17 @@ function parseGrant(c: TokenCursor, base: Base): Statement {
 // ---------------------------------------------------------------------------------------
 // ML calls inside host statements
 
-const ML_FUNCTIONS = ['ml_predict', 'ml_evaluate'] as const;
+const ML_FUNCTIONS = ['ml_predict', 'ml_evaluate', 'vector_search'] as const;
+
+/** Words that may follow a FROM item and are not an alias of it. */
+const AFTER_FROM_ITEM = ['where', 'group', 'order', 'limit', 'on', 'using', 'join', 'left', 'right', 'inner', 'full', 'cross', 'natural', 'positional', 'asof', 'anti', 'semi', 'union', 'except', 'intersect', 'having', 'window', 'qualify', 'offset', 'fetch', 'lateral', 'for', 'returning', 'tablesample', 'using'];
+
+/** Whether the token at `i` starts an alias of the FROM item before it (`AS r`, or a bare name). */
+function startsAlias(tokens: readonly Token[], i: number, to: number): boolean {
+  const t = tokens[i];
+  if (i >= to || !isName(t)) return false;
+  return isWord(t, 'as') || t.kind !== 'identifier' || !AFTER_FROM_ITEM.includes(t.value);
+}
 /**
  * Words after which `ml_predict(` names an object being defined or referenced (a function,
  * a table with a column list, an index target...), not a call.
@@ -367,10 +377,11 @@ function findCalls(text: string, tokens: readonly Token[], from: number, to: num
     const call = parseCall(text, tokens, i, close);
     const wrapped = i - 2 >= from && isWord(tokens[i - 2], 'table') && isSymbol(tokens[i - 1], '(') && close + 1 < to && isSymbol(tokens[close + 1], ')');
     if (wrapped) {
-      calls.push({ ...call, span: spanOf(tokens[i - 2]!, tokens[close + 1]!) });
+      const alias = call.function === 'VECTOR_SEARCH' ? { aliased: startsAlias(tokens, close + 2, to) } : {};
+      calls.push({ ...call, span: spanOf(tokens[i - 2]!, tokens[close + 1]!), ...alias });
       i = close + 1;
     } else {
-      calls.push(call);
+      calls.push(call.function === 'VECTOR_SEARCH' ? { ...call, aliased: startsAlias(tokens, close + 1, to) } : call);
       i = close;
     }
   }
