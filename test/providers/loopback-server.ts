@@ -19,7 +19,9 @@ export type Fault =
   /** The answer arrives after `ms` (past the client's timeout). */
   | { readonly kind: 'slow'; readonly ms: number }
   /** A packed answer with one item too few. */
-  | { readonly kind: 'wrong-count' };
+  | { readonly kind: 'wrong-count' }
+  /** The answer waits until `until` settles (a test releases it when it has seen what it waits for). */
+  | { readonly kind: 'hold'; readonly until: Promise<unknown> };
 
 /** One request as the server saw it. */
 export interface SeenRequest {
@@ -183,8 +185,8 @@ export async function startLoopback(protocol: ProviderProtocol, options: Loopbac
           return send(res, e.status, e.body);
         }
         if (fault?.kind === 'malformed') return send(res, 200, '{"choices": [ {"message": ');
-        if (fault?.kind === 'slow') {
-          await new Promise((r) => setTimeout(r, fault.ms));
+        if (fault?.kind === 'slow' || fault?.kind === 'hold') {
+          await (fault.kind === 'slow' ? new Promise((r) => setTimeout(r, fault.ms)) : fault.until);
           if (res.destroyed || req.socket.destroyed) return;
         }
         const reply = protocol.answer(path, body, prompts, options.answer ?? echoAnswer, fault?.kind === 'wrong-count');
