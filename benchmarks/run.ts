@@ -15,6 +15,8 @@ import { benchmarkCatalogMigrate } from './catalog-migrate.js';
 import { benchmarkGuardOverhead } from './guard-overhead.js';
 import { benchmarkProxyLoad } from './proxy-load.js';
 import { benchmarkModelPermissions } from './model-permissions.js';
+import { benchmarkTextEmbedding } from './text-embedding.js';
+import { benchmarkVectorSearch } from './vector-search.js';
 
 const benchmarks: Readonly<Record<string, () => Promise<BenchmarkResult>>> = {
   'predict-onnx': benchmarkPredictOnnx,
@@ -29,6 +31,8 @@ const benchmarks: Readonly<Record<string, () => Promise<BenchmarkResult>>> = {
   'catalog-migrate': benchmarkCatalogMigrate,
   'guard-overhead': benchmarkGuardOverhead,
   'model-permissions': benchmarkModelPermissions,
+  'text-embedding': benchmarkTextEmbedding,
+  'vector-search': benchmarkVectorSearch,
 };
 
 function print(r: BenchmarkResult): void {
