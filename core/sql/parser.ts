@@ -310,7 +310,7 @@ function parseGrant(c: TokenCursor, base: Base): Statement {
 const ML_FUNCTIONS = ['ml_predict', 'ml_evaluate', 'vector_search'] as const;
 
 /** Words that may follow a FROM item and are not an alias of it. */
-const AFTER_FROM_ITEM = ['where', 'group', 'order', 'limit', 'on', 'using', 'join', 'left', 'right', 'inner', 'full', 'cross', 'natural', 'positional', 'asof', 'anti', 'semi', 'union', 'except', 'intersect', 'having', 'window', 'qualify', 'offset', 'fetch', 'lateral', 'for', 'returning', 'tablesample', 'using'];
+const AFTER_FROM_ITEM = ['where', 'group', 'order', 'limit', 'on', 'using', 'join', 'left', 'right', 'inner', 'full', 'cross', 'natural', 'positional', 'asof', 'anti', 'semi', 'union', 'except', 'intersect', 'having', 'window', 'qualify', 'offset', 'fetch', 'lateral', 'for', 'returning', 'tablesample'];
 
 /** Whether the token at `i` starts an alias of the FROM item before it (`AS r`, or a bare name). */
 function startsAlias(tokens: readonly Token[], i: number, to: number): boolean {
