@@ -15,8 +15,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import type { OnnxSignature } from './onnx-model.js';
 import { signatureOf } from './onnx-signature.js';
-import { textModel, type TextModelSource } from './text/text-model.js';
-import { TextPipeline } from './text/text-pipeline.js';
+import type { TextModelSource } from './text/text-model.js';
+import type { TextPipeline } from './text/text-pipeline.js';
 
 /** Data the worker starts with. */
 export interface OnnxWorkerData {
@@ -108,6 +108,8 @@ async function main(): Promise<void> {
       graphOptimizationLevel: 'all',
     });
     if (init.text) {
+      // Loaded only by text models' workers (the tokenizer library and the spec's checks).
+      const [{ textModel }, { TextPipeline }] = await Promise.all([import('./text/text-model.js'), import('./text/text-pipeline.js')]);
       const { files, options, input, output } = init.text;
       pipeline = new TextPipeline(textModel(files, options, signatureOf(session), input, output).spec, session, ort.Tensor);
     }
