@@ -37,7 +37,7 @@ export async function benchmarkModelPermissions(): Promise<BenchmarkResult> {
   const clients: pg.Client[] = [admin];
   try {
     await admin.query('DROP TABLE IF EXISTS bench_perm; DROP ROLE IF EXISTS bench_grantee; DROP ROLE IF EXISTS bench_other');
-    await admin.query(`CREATE ROLE bench_grantee LOGIN PASSWORD 'bench-pw'; CREATE ROLE bench_other LOGIN PASSWORD 'bench-pw'`);
+    await admin.query(`CREATE ROLE bench_grantee LOGIN PASSWORD 'bench-pw'; CREATE ROLE bench_other LOGIN PASSWORD 'bench-pw'; GRANT CREATE ON SCHEMA public TO bench_other`);
     await admin.query('CREATE TABLE bench_perm AS SELECT i AS id, i::float8 AS x, (2 * i + 1)::float8 AS y FROM generate_series(1, 100) i; GRANT SELECT ON bench_perm TO PUBLIC');
     await admin.query(`CREATE MODEL bench_perm_model WITH ('algorithm' = 'linear_regression', 'label' = 'y') AS SELECT x, y FROM bench_perm`);
     await admin.query('GRANT USAGE ON MODEL bench_perm_model TO bench_grantee');

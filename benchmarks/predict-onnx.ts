@@ -5,9 +5,10 @@
  * (id, prediction); the results are compared before the rates are printed.
  */
 import { readFileSync } from 'node:fs';
-import { DuckDBInstance, BIGINT, DOUBLE, DuckDBDataChunk } from '@duckdb/node-api';
+import { DuckDBInstance } from '@duckdb/node-api';
 import * as ort from 'onnxruntime-node';
 import { openDuckDB } from '../adapters/duckdb/index.js';
+import { appendPredictions } from './hand-written-append.js';
 import type { BenchmarkResult } from './benchmark-result.js';
 
 /** One measured comparison. */
@@ -35,19 +36,7 @@ async function handWritten(): Promise<{ seconds: number; checksum: number }> {
     if (n === 0) return;
     const out = await session.run({ x: new ort.Tensor('float32', features.subarray(0, n * 3), [n, 3]) });
     const y = out[session.outputNames[0]!]!.data as Float32Array;
-    for (let start = 0; start < n; start += 2048) {
-      const m = Math.min(2048, n - start);
-      const chunk = DuckDBDataChunk.create([BIGINT, DOUBLE], m);
-      const idVector = chunk.getColumnVector(0) as unknown as { setItem(i: number, v: bigint): void; flush(): void };
-      const yVector = chunk.getColumnVector(1) as unknown as { setItem(i: number, v: number): void; flush(): void };
-      for (let i = 0; i < m; i++) {
-        idVector.setItem(i, ids[start + i]!);
-        yVector.setItem(i, y[start + i]!);
-      }
-      idVector.flush();
-      yVector.flush();
-      appender.appendDataChunk(chunk);
-    }
+    appendPredictions(appender, ids, y, n);
     n = 0;
     ids.length = 0;
   };

@@ -8,14 +8,20 @@
  *   doubled, CRLF line ends). NULL is an empty unquoted field, the empty string is `""`.
  * - `json`: one JSON array of row objects per statement, on a single line, so that a script
  *   prints JSON Lines with one array per statement (`jq -c '.[]'` flattens it).
+ * - `line`: one `column = value` line per column, rows separated by an empty line (the
+ *   DuckDB and SQLite shells' `.mode line`).
+ *
+ * `table` output may instead be shown expanded (psql's `\x`): one `-[ RECORD n ]` block per
+ * row with a `column | value` line per column; `auto` expands a table wider than the screen.
  *
  * Statements without result columns print nothing in `csv` and `json`.
  */
 import Table from 'cli-table3';
+import stringWidth from 'string-width';
 import type { QueryResult } from '../core/session/session.js';
 
 /** The names accepted by `--format`. */
-export const OUTPUT_FORMATS = ['table', 'csv', 'json'] as const;
+export const OUTPUT_FORMATS = ['table', 'csv', 'json', 'line'] as const;
 
 /** One of {@link OUTPUT_FORMATS}. */
 export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
@@ -213,6 +219,72 @@ export function formatJson(result: QueryResult): string {
   return `${JSON.stringify(rows)}\n`;
 }
 
+/** Display width of the widest line of `text` (wide characters count two columns). */
+export function displayWidth(text: string): number {
+  let widest = 0;
+  for (const line of text.split('\n')) widest = Math.max(widest, stringWidth(line));
+  return widest;
+}
+
+/** The text of a cell in `line` and expanded output: as in `table`, control characters escaped. */
+const shownCell = (value: unknown): string => escapeControls(cellText(value, 'NULL'));
+
+/**
+ * Formats a result as the DuckDB shell's `.mode line`: per row, one `name = value` line per
+ * column, names right-aligned, rows separated by an empty line. A statement without result
+ * columns prints its command tag.
+ *
+ * @example
+ * formatLine({ command: 'SELECT', columns: [{ name: 'id', type: 'INTEGER' }, { name: 'name', type: 'VARCHAR' }], rows: [[1, 'a']] })
+ * // '  id = 1\nname = a\n'
+ */
+export function formatLine(result: QueryResult): string {
+  if (result.columns.length === 0) return `${result.command}\n`;
+  const names = result.columns.map((c) => escapeControls(c.name));
+  const width = Math.max(...names.map(stringWidth));
+  return result.rows
+    .map((row) => names.map((name, i) => `${' '.repeat(width - stringWidth(name))}${name} = ${shownCell(row[i])}\n`).join(''))
+    .join('\n');
+}
+
+/**
+ * Formats a result as psql's expanded display (`\x`): per row a `-[ RECORD n ]` header line,
+ * then one `name | value` line per column. `(0 rows)` when there are none; a statement without
+ * result columns prints its command tag.
+ *
+ * @example
+ * formatExpanded({ command: 'SELECT', columns: [{ name: 'id', type: 'INTEGER' }], rows: [[1]] })
+ * // '-[ RECORD 1 ]\nid | 1\n'
+ */
+export function formatExpanded(result: QueryResult): string {
+  if (result.columns.length === 0) return `${result.command}\n`;
+  if (result.rows.length === 0) return `${rowCountFooter(0)}\n`;
+  const names = result.columns.map((c) => escapeControls(c.name));
+  const nameWidth = Math.max(...names.map(stringWidth));
+  let out = '';
+  result.rows.forEach((row, r) => {
+    const lines = names.map((name, i) => `${name}${' '.repeat(nameWidth - stringWidth(name))} | ${shownCell(row[i]).replace(/\n/g, `\n${' '.repeat(nameWidth)} | `)}`);
+    const header = `-[ RECORD ${r + 1} ]`;
+    const width = Math.max(...lines.map(displayWidth));
+    out += `${header}${'-'.repeat(Math.max(0, width - header.length))}\n${lines.join('\n')}\n`;
+  });
+  return out;
+}
+
+/** psql's `\x` settings: always, never, or when a table is wider than the screen. */
+export const EXPANDED_MODES = ['on', 'off', 'auto'] as const;
+
+/** One of {@link EXPANDED_MODES}. */
+export type ExpandedMode = (typeof EXPANDED_MODES)[number];
+
+/** How a {@link ResultPrinter} lays out `table` output. */
+export interface TableLayout {
+  /** Expanded display; default `off`. */
+  readonly expanded?: ExpandedMode;
+  /** The screen width that `auto` compares a table with. */
+  readonly width?: number;
+}
+
 /**
  * Formats one statement's result in `format`. When several results are printed one after
  * another, the CLI separates `table` and `csv` results with an empty line.
@@ -225,6 +297,8 @@ export function formatResult(result: QueryResult, format: OutputFormat): string 
       return formatCsv(result);
     case 'json':
       return formatJson(result);
+    case 'line':
+      return formatLine(result);
   }
 }
 
@@ -241,11 +315,22 @@ export class ResultPrinter {
     private readonly write: (text: string) => void,
     /** The output format. */
     readonly format: OutputFormat = 'table',
+    /** Expanded display of `table` output. */
+    readonly layout: TableLayout = {},
   ) {}
+
+  /** The text of one result: `table` output expanded when the layout asks for it. */
+  private text(result: QueryResult): string {
+    if (this.format !== 'table' || result.columns.length === 0) return formatResult(result, this.format);
+    const { expanded = 'off', width } = this.layout;
+    if (expanded === 'on') return formatExpanded(result);
+    const table = formatTable(result);
+    return expanded === 'auto' && width !== undefined && displayWidth(table) > width ? formatExpanded(result) : table;
+  }
 
   /** Prints one statement's result. */
   print(result: QueryResult): void {
-    const text = formatResult(result, this.format);
+    const text = this.text(result);
     if (text === '') return;
     if (this.printed && this.format !== 'json') this.write('\n');
     this.write(text);

@@ -21,21 +21,13 @@ import { readFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { openDuckDB } from '../adapters/duckdb/index.js';
-import { connectPostgres } from '../adapters/postgres/index.js';
 import { formatError } from '../core/errors.js';
-import { readModelArtifact } from '../core/training/export-artifact.js';
 import type { Session } from '../core/session/session.js';
-import { checkLocations } from './catalog/command-support.js';
-import { LOCATION_HELP } from './catalog/location.js';
-import { upgradeCommand } from './catalog/upgrade.js';
-import { diffCommand } from './catalog/diff-command.js';
-import { exportCommand } from './catalog/export-command.js';
-import { importCommand } from './catalog/import-command.js';
-import { migrateCommand } from './catalog/migrate-command.js';
 import type { SessionOptions } from '../core/session/model-session.js';
 import { OUTPUT_FORMATS, ResultPrinter } from './format.js';
 import type { OutputFormat } from './format.js';
+import { isPostgresUrl, resolvePostgresUrl } from './connection-settings.js';
+import { pagerCommand } from './pager.js';
 import { ProgressReporter } from './progress.js';
 import { defaultHistoryFile, executeScript, runShell } from './shell.js';
 
@@ -81,11 +73,25 @@ function accessOptions(target: Pick<Target, 'modelDir' | 'allowEndpoint'>): Sess
   };
 }
 
+/**
+ * Opens the session the flags ask for: `--db` a DuckDB file; `--postgres [URL]` Postgres,
+ * its settings completed from `DATABASE_URL` and the `PG*` variables (cli/connection-settings.ts);
+ * neither: Postgres at `DATABASE_URL` when it is set, else DuckDB in memory.
+ */
+async function connect(target: Target, env: NodeJS.ProcessEnv = process.env): Promise<Session> {
+  const options = accessOptions(target);
+  // Each adapter is loaded when it is used: start-up pays only for the database it opens.
+  if (target.db === undefined && (target.postgres !== undefined || env['DATABASE_URL'])) {
+    const url = resolvePostgresUrl(target.postgres, env, 'client');
+    return (await import('../adapters/postgres/index.js')).connectPostgres(url, options);
+  }
+  return (await import('../adapters/duckdb/index.js')).openDuckDB(target.db, options);
+}
+
 /** Opens the session the flags ask for, or prints why it cannot and returns undefined. */
 async function openSession(target: Target): Promise<Session | undefined> {
   try {
-    const options = accessOptions(target);
-    return target.postgres !== undefined ? await connectPostgres(target.postgres, options) : await openDuckDB(target.db, options);
+    return await connect(target);
   } catch (error) {
     writeError(`${formatError(error)}\n`);
     return undefined;
@@ -153,14 +159,20 @@ async function runScriptOn(target: Target, text: string, format: OutputFormat): 
 /** `modelsql shell` (also the default command). */
 async function shellCommand(args: Target & { format: OutputFormat }): Promise<number> {
   if (!process.stdin.isTTY) return runScriptOn(args, await readStdin(), args.format);
-  const session = await openSession(args);
+  let session = await openSession(args);
   if (!session) return EXIT_ERROR;
-  const progress = new ProgressReporter(session);
   const terminal = Boolean(process.stdout.isTTY);
   // With stdout redirected readline gets no raw keys: Ctrl-C arrives as a signal.
-  const onSigint = (): void => session.cancel();
+  const onSigint = (): void => session?.cancel();
   if (!terminal) process.on('SIGINT', onSigint);
+  // `.open FILE` opens a DuckDB file, `.open postgres://...` a Postgres database, with this command's access flags.
+  const open = async (location: string | undefined): Promise<Session> => {
+    const postgres = location !== undefined && isPostgresUrl(location);
+    session = await connect({ ...args, db: postgres ? undefined : (location ?? ':memory:'), postgres: postgres ? location : undefined });
+    return session;
+  };
   try {
+    // The shell closes its sessions.
     return await runShell({
       session,
       input: process.stdin,
@@ -169,12 +181,12 @@ async function shellCommand(args: Target & { format: OutputFormat }): Promise<nu
       terminal,
       historyFile: defaultHistoryFile(),
       format: args.format,
-      progress,
+      progress: (s) => new ProgressReporter(s),
+      open,
+      pager: pagerCommand(),
     });
   } finally {
     process.off('SIGINT', onSigint);
-    progress.dispose();
-    await session.close().catch(() => undefined);
   }
 }
 
@@ -183,16 +195,25 @@ async function shellCommand(args: Target & { format: OutputFormat }): Promise<nu
  * the exit status.
  */
 async function proxyCommand(args: {
-  upstream: string;
+  upstream?: string;
   listen: string;
   tlsCert?: string;
   tlsKey?: string;
+  secretKeyFile?: string;
   modelDir: readonly string[];
   allowEndpoint: readonly string[];
   maxRowsPerCall?: number;
   maxInferences?: number;
   maxClientInferences?: number;
+  maxMessageBytes?: number;
 }): Promise<number> {
+  let upstreamUrl: string;
+  try {
+    upstreamUrl = resolvePostgresUrl(args.upstream, process.env, 'upstream');
+  } catch (error) {
+    writeError(`${formatError(error)}\n`);
+    return EXIT_ERROR;
+  }
   const { startProxy } = await import('../adapters/postgres/proxy/index.js');
   let tls: { cert: Buffer; key: Buffer } | undefined;
   try {
@@ -201,20 +222,28 @@ async function proxyCommand(args: {
     writeError(`modelsql: cannot read the TLS certificate or key: ${(error as Error).message}\n`);
     return EXIT_ERROR;
   }
+  let secretKey: string | undefined;
+  try {
+    if (args.secretKeyFile !== undefined) secretKey = (await readFile(args.secretKeyFile, 'utf8')).trim();
+  } catch (error) {
+    writeError(`modelsql: cannot read --secret-key-file: ${(error as NodeJS.ErrnoException).code ?? 'error'}\n`);
+    return EXIT_ERROR;
+  }
   let proxy: Awaited<ReturnType<typeof startProxy>>;
   try {
     proxy = await startProxy({
-      upstream: args.upstream,
+      upstream: upstreamUrl,
       listen: args.listen,
       tls,
-      session: { allowedDirectories: args.modelDir, allowedUrlPrefixes: args.allowEndpoint },
+      session: { allowedDirectories: args.modelDir, allowedUrlPrefixes: args.allowEndpoint, ...(secretKey === undefined ? {} : { secretKey }) },
       limits: { maxRowsPerCall: args.maxRowsPerCall, maxInferences: args.maxInferences, maxClientInferences: args.maxClientInferences },
+      maxMessageBytes: args.maxMessageBytes,
     });
   } catch (error) {
     writeError(`modelsql: cannot start the proxy: ${(error as Error).message}\n`);
     return EXIT_ERROR;
   }
-  const upstream = new URL(args.upstream);
+  const upstream = new URL(upstreamUrl);
   // Under `node --expose-gc` (diagnostics only), SIGUSR2 runs a full collection and reports the
   // memory and open connections on stderr: the load benchmark measures the proxy's memory so.
   const gc = (globalThis as { gc?: () => void }).gc;
@@ -231,7 +260,7 @@ async function proxyCommand(args: {
   if (gc) process.on('SIGUSR2', reportMemory);
   // Announced once the hook is in place: a SIGUSR2 sent on reading this line must find it.
   writeError(
-    `modelsql proxy listening on ${proxy.host}:${proxy.port}${tls ? ' (TLS)' : ''}, upstream ${upstream.host}${upstream.pathname}; ` +
+    `modelsql proxy listening on ${proxy.host}:${proxy.port}${tls ? ' (TLS)' : ''}, upstream ${upstream.host || upstream.searchParams.get('host') || 'localhost'}${upstream.pathname}; ` +
       `model files from: ${args.modelDir.join(', ') || 'none (only models the catalog holds)'}; endpoints: ${args.allowEndpoint.join(', ') || 'none'}\n`,
   );
   await new Promise<void>((resolve) => {
@@ -253,6 +282,7 @@ async function exportOnnxCommand(args: Target & { model: string; out: string }):
   const session = await openSession(args);
   if (!session) return EXIT_ERROR;
   try {
+    const { readModelArtifact } = await import('../core/training/export-artifact.js');
     const bytes = await readModelArtifact(session, args.model);
     await writeFile(args.out, bytes);
     writeError(`wrote ${bytes.byteLength} bytes to ${args.out}\n`);
@@ -278,6 +308,8 @@ function exit(code: number): void {
 /** Parses `argv` and runs the command; resolves to the exit status. */
 export async function main(argv: readonly string[]): Promise<number> {
   let status = 0;
+  // `catalog`'s subcommands (and the modules behind them) are loaded only when asked for.
+  const catalog = argv.includes('catalog') ? await import('./catalog/catalog-commands.js') : undefined;
   const dbOption = {
     type: 'string',
     describe: 'DuckDB database file (created if missing); in memory when omitted',
@@ -285,8 +317,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   } as const;
   const postgresOption = {
     type: 'string',
-    describe: 'a Postgres database instead of DuckDB: postgres://user:password@host:5432/db',
-    requiresArg: true,
+    describe: 'a Postgres database instead of DuckDB: postgres://user:password@host:5432/db; without a URL, DATABASE_URL; missing parts from PGHOST, PGUSER, ... (docs/cli.md)',
     conflicts: 'db',
   } as const;
   const modelDirOption = {
@@ -361,19 +392,21 @@ export async function main(argv: readonly string[]): Promise<number> {
       'serve the Postgres wire protocol in front of a Postgres server, adding model SQL (docs/proxy.md)',
       (y) =>
         y
-          .option('upstream', { type: 'string', demandOption: true, requiresArg: true, describe: 'the Postgres server: postgres://host:5432/db (clients bring their own credentials)' })
+          .option('upstream', { type: 'string', requiresArg: true, describe: 'the Postgres server: postgres://host:5432/db (clients bring their own credentials); default DATABASE_URL; missing parts from PGHOST, PGPORT, PGDATABASE, PGSSLMODE' })
           .option('listen', { type: 'string', default: '127.0.0.1:6432', requiresArg: true, describe: 'address and port to listen on' })
           .option('tls-cert', { type: 'string', requiresArg: true, describe: 'PEM certificate (chain) for TLS toward clients' })
           .option('tls-key', { type: 'string', requiresArg: true, describe: 'PEM private key for TLS toward clients' })
+          .option('secret-key-file', { type: 'string', requiresArg: true, describe: 'file holding the key literal model secrets are sealed with (32 bytes, hex or base64; default: $MODELSQL_SECRET_KEY)' })
           .option('model-dir', { ...modelDirOption, describe: `${modelDirOption.describe}; none by default: only models whose bytes the catalog holds` })
           .option('allow-endpoint', { ...allowEndpointOption, describe: `${allowEndpointOption.describe}; none by default: models reach no network` })
           .option('max-rows-per-call', limitOption('rows one ML_PREDICT / ML_EVALUATE call may send to a model (default: no limit)'))
           .option('max-inferences', limitOption('model inferences running at once on the proxy (default: no limit)'))
           .option('max-client-inferences', limitOption('model inferences running at once for one user (default: no limit)'))
+          .option('max-message-bytes', limitOption('longest protocol message a client may send, in bytes; longer: FATAL 54000 (default: 268435456, 256 MiB)'))
           .check((args) => {
-            positive(args, ['max-rows-per-call', 'max-inferences', 'max-client-inferences']);
+            positive(args, ['max-rows-per-call', 'max-inferences', 'max-client-inferences', 'max-message-bytes']);
             if ((args['tls-cert'] === undefined) !== (args['tls-key'] === undefined)) throw new Error('give --tls-cert and --tls-key together');
-            if (!/^postgres(ql)?:\/\//.test(args.upstream)) throw new Error('--upstream must be a postgres:// URL');
+            if (args.upstream === undefined && !process.env['DATABASE_URL'] && !process.env['PGHOST']) throw new Error('give --upstream, or set DATABASE_URL or PGHOST');
             return true;
           })
           .example('$0 proxy --upstream postgres://localhost:5432/shop', 'then: psql "postgresql://me@127.0.0.1:6432/shop"')
@@ -384,49 +417,25 @@ export async function main(argv: readonly string[]): Promise<number> {
           listen: args.listen,
           tlsCert: args['tls-cert'],
           tlsKey: args['tls-key'],
+          secretKeyFile: args['secret-key-file'],
           modelDir: args['model-dir'] ?? [],
           allowEndpoint: args['allow-endpoint'] ?? [],
           maxRowsPerCall: args['max-rows-per-call'],
           maxInferences: args['max-inferences'],
           maxClientInferences: args['max-client-inferences'],
+          maxMessageBytes: args['max-message-bytes'],
         });
       },
     )
-    .command('catalog', 'model catalog tools', (y) => {
-      const onStatus = (s: number): void => {
-        status = s;
-      };
-      const catalog = y
-        .command(
-          'export-onnx <model>',
-          "write a trained model's ONNX graph to a file that onnxruntime loads (docs/training.md)",
-          (c) =>
-            c
-              .positional('model', { type: 'string', demandOption: true, describe: 'the model: name, schema.name, name$version' })
-              .option('db', dbOption).option('postgres', postgresOption)
-              .option('out', { type: 'string', demandOption: true, requiresArg: true, describe: 'the .onnx file to write' })
-              .example('$0 catalog export-onnx price_model --db shop.duckdb --out price_model.onnx', 'export the default version'),
-          async (args) => {
-            status = await exportOnnxCommand({ model: args.model, db: args.db, postgres: args.postgres, out: args.out });
-          },
-        )
-        .command(
-          'upgrade <location>',
-          "apply the catalog's pending layout migrations in one transaction (docs/catalog-upgrade.md)",
-          (c) =>
-            c
-              .positional('location', { type: 'string', demandOption: true, describe: `the catalog: ${LOCATION_HELP}` })
-              .option('dry-run', { type: 'boolean', default: false, describe: 'print the migration SQL and change nothing' })
-              .option('json', { type: 'boolean', default: false, describe: 'print the result as one JSON object' })
-              .check(checkLocations('location'))
-              .example('$0 catalog upgrade duckdb:shop.duckdb --dry-run', 'show the SQL an upgrade would run')
-              .example('$0 catalog upgrade postgres://admin@db:5432/shop', 'upgrade a Postgres catalog'),
-          async (args) => {
-            status = await upgradeCommand({ location: args.location, dryRun: args['dry-run'], json: args.json }, { write, writeError });
-          },
-        );
-      return diffCommand(migrateCommand(importCommand(exportCommand(catalog, onStatus), onStatus), onStatus), onStatus).demandCommand(1, 'give a catalog command');
-    })
+    .command('catalog', 'model catalog tools', (y) =>
+      catalog!.catalogCommands(y, {
+        onStatus: (s) => (status = s),
+        write,
+        writeError,
+        sessionOptions: (c) => c.option('db', dbOption).option('postgres', postgresOption),
+        exportOnnx: exportOnnxCommand,
+      }),
+    )
     .strict()
     .version(version())
     .help()

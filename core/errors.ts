@@ -95,9 +95,23 @@ export class ModelRuntimeError extends ModelSqlError {
 
 /** 57014 query_canceled. */
 export class QueryCanceledError extends ModelSqlError {
-  constructor(message = 'canceling statement due to user request') {
-    super('57014', message);
+  constructor(message = 'canceling statement due to user request', options?: { cause?: unknown }) {
+    super('57014', message, options);
   }
+}
+
+/**
+ * Any thrown value as a {@link ModelSqlError}: itself when it is one; an error carrying a
+ * `sqlstate` keeps it and its message; anything else is XX000 internal_error worded
+ * `internal error: <message>`. The CLI and the proxy report every error through it, so
+ * that both word each error alike.
+ */
+export function asModelSqlError(error: unknown): ModelSqlError {
+  if (error instanceof ModelSqlError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  const sqlstate = (error as { sqlstate?: unknown } | null)?.sqlstate;
+  if (typeof sqlstate === 'string' && /^[0-9A-Z]{5}$/.test(sqlstate)) return new ModelSqlError(sqlstate, message, { cause: error });
+  return new ModelSqlError('XX000', `internal error: ${message}`, { cause: error });
 }
 
 /**
@@ -134,10 +148,8 @@ export function positionAt(text: string, offset: number): SourcePosition {
  * LINE 1: CREATE MODLE m
  *                ^
  */
-export function formatError(error: unknown): string {
-  if (!(error instanceof ModelSqlError)) {
-    return `ERROR:  ${error instanceof Error ? error.message : String(error)}`;
-  }
+export function formatError(thrown: unknown): string {
+  const error = asModelSqlError(thrown);
   let out = `ERROR:  ${error.sqlstate}: ${error.message}`;
   if (error.position && error.sqlText !== undefined) {
     const { line, column } = error.position;

@@ -2,6 +2,7 @@
  * The one port between the core and a database (Kysely's Dialect/Driver split): an adapter
  * implements `Host` for its engine; the core never imports an adapter or a driver.
  */
+import type { CatalogWriter } from './catalog/catalog-writer.js';
 import type { DataType } from './sql/ast.js';
 import type { ColumnBatch } from './runtime/model-runtime.js';
 
@@ -29,6 +30,11 @@ export interface HostAppender {
 export interface HostStageSpec {
   /** The call's input query (its own ML calls already rewritten); read once. */
   readonly query: string;
+  /**
+   * When the input is `TABLE name`: the name's parts, resolved (plain identifiers folded);
+   * `query` then reads that relation whole. A host may read a base table in place.
+   */
+  readonly source?: readonly string[];
   /** The query's columns, as `describe(query)` reported them; the result starts with them. */
   readonly inputColumns: readonly HostColumn[];
   /** The descriptor: for each model INPUT column, the position of its column in `inputColumns`. */
@@ -128,8 +134,43 @@ export interface HostStageWrite {
   finish(): Promise<number>;
 }
 
-/** SQL spelling of one host: quoting, types and the few statements the core generates. */
+/** Operators of the expressions the core generates (spelled by the dialect: `SqlDialect.operator`). */
+export type SqlOperator = '+' | '-' | '*' | '/' | '=' | '<>' | '<' | '<=' | '>' | '>=' | '||' | '&';
+
+/**
+ * Built-in functions (scalar, aggregate and window) the core's generated SQL calls, by their
+ * Postgres names (`SqlDialect.call`). `coalesce`, `greatest`, `least` and `CASE` are syntax,
+ * not functions, and are written as they are.
+ */
+export type SqlFunction =
+  | 'abs' | 'array_length' | 'avg' | 'bool_and' | 'concat' | 'count' | 'exp' | 'floor' | 'generate_series'
+  | 'ln' | 'max' | 'md5' | 'min' | 'ntile' | 'rank' | 'row_number' | 'sqrt' | 'stddev_pop' | 'substr' | 'sum' | 'var_pop';
+
+/**
+ * SQL spelling of one host: quoting, types and the statements the core generates. Every
+ * operator, function call and number literal of generated SQL is written here, so that the
+ * caller's settings cannot change what it means (SPEC §5): on Postgres an operator or
+ * function found on the caller's `search_path` (`public.+(integer, double precision)`)
+ * would otherwise win over the built-in one.
+ */
 export interface SqlDialect {
+  /** `(left op right)`, parenthesized, with the host's built-in operator whatever the search path. */
+  operator(left: string, op: SqlOperator, right: string): string;
+  /** `(-x)` with the built-in operator. */
+  negate(operand: string): string;
+  /** A call of a built-in function: `call('sum', 'x')`, `call('count', '*')`, `call('count', 'DISTINCT x')`. */
+  call(fn: SqlFunction, ...args: readonly string[]): string;
+  /** A DOUBLE literal, typed (not a numeric literal): `CAST(1.5 AS double precision)`. Throws on NaN and infinities. */
+  double(value: number): string;
+  /** A BIGINT literal, typed. */
+  bigint(value: number): string;
+  /**
+   * What ends a subquery whose computed columns are read many times by the level above
+   * (training's layered aggregates), so that the host computes them once per row instead of
+   * inlining the expression into every reference: Postgres `OFFSET 0` (a subquery with
+   * LIMIT/OFFSET is not pulled up), DuckDB nothing.
+   */
+  readonly layerFence: string;
   /** Always-quoted identifier: `"a""b"`. */
   quoteIdentifier(name: string): string;
   /** String literal: `'it''s'`. */
@@ -176,6 +217,8 @@ export interface SqlDialect {
 export interface RoleDialect {
   /** Host statements of catalog layout `version`, run after the shared ones in the same transaction. */
   catalogMigration(version: number): readonly string[];
+  /** How this host writes the catalog (Postgres: through modelsql's own `SECURITY DEFINER` functions, catalog layout 4). */
+  catalogWriter(host: Host): CatalogWriter;
   /** A query of one row and one column: the role statements run as. */
   readonly currentRole: string;
   /** A query (`$1` the model's owner) of one boolean: whether the current role may alter, drop and grant the model. */
@@ -279,10 +322,10 @@ export interface Host {
   openAppender(table: string): Promise<HostAppender>;
   /**
    * Capability (optional; default: absent, and stages take the materialize → readBatches →
-   * append → zip path): runs a stage in one pass, carrying the input columns through to the
-   * result, for hosts whose positional reads are costly (Postgres has no stable row
-   * positions, so that path needs an ordinal, a cursor and a join). Used only when the
-   * stage runs no other statement meanwhile (no prediction cache).
+   * append → zip path): runs a stage in one pass, reading the input once and writing the
+   * predictions once, paired with their input rows in the result (Postgres carries the input
+   * fields through COPY; DuckDB pairs rows by position). Used only when the stage runs no
+   * other statement meanwhile (no prediction cache).
    */
   openStage?(spec: HostStageSpec): Promise<HostStage>;
   /** Runs `fn` in a transaction, or inside the caller's transaction when one is open. */

@@ -3,9 +3,9 @@
  * (https://duckdb.org/docs/stable/sql/data_types/overview), and the statements the core
  * generates.
  */
-import type { HostFunction, SqlDialect } from '../../core/host.js';
+import type { HostFunction, SqlDialect, SqlFunction, SqlOperator } from '../../core/host.js';
 import type { DataType } from '../../core/sql/ast.js';
-import { doubleQuote, quoteString } from '../../core/sql/format.js';
+import { doubleQuote, numberText, quoteString } from '../../core/sql/format.js';
 import { duckdbVectors } from './duckdb-vector-search.js';
 
 /** Flink and Postgres type names → DuckDB, for scalar types. */
@@ -61,6 +61,30 @@ export class DuckDBDialect implements SqlDialect {
     blob: 'BLOB',
     timestamp: 'TIMESTAMP',
   } as const;
+
+  /** DuckDB has no user-defined operators: the built-in ones, parenthesized. */
+  operator(left: string, op: SqlOperator, right: string): string {
+    return `(${left} ${op} ${right})`;
+  }
+
+  negate(operand: string): string {
+    return `(- ${operand})`;
+  }
+
+  /** Built-in functions by name: a user macro cannot take a built-in function's name. */
+  call(fn: SqlFunction, ...args: readonly string[]): string {
+    return `${fn}(${args.join(', ')})`;
+  }
+
+  double(value: number): string {
+    return `CAST(${numberText(value)} AS DOUBLE)`;
+  }
+
+  bigint(value: number): string {
+    return `CAST(${numberText(Math.trunc(value))} AS BIGINT)`;
+  }
+
+  readonly layerFence = '';
 
   quoteIdentifier(name: string): string {
     return doubleQuote(name);

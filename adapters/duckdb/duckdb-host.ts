@@ -1,31 +1,30 @@
 /**
  * The DuckDB host: one `@duckdb/node-api` connection behind the core's `Host` port.
  *
- * DuckDB quirk: a streaming result on a connection is cut short when the same connection
- * runs another statement or appends (https://duckdb.org/docs/stable/clients/c/appender),
- * so model stages read their input by rowid ranges of a materialized temporary table
- * instead of keeping a stream open while the Appender writes.
+ * Model stages run in one pass (`openStage`, duckdb-stage.ts). DuckDB cuts a streaming
+ * result short when the same connection runs another statement or appends
+ * (https://duckdb.org/docs/stable/clients/c/appender), so a stage appends through a second
+ * connection of the same instance while the first streams. The positional methods
+ * (`materialize`, `readBatches` by rowid ranges, `openAppender`) serve a stage with a
+ * prediction cache, which runs statements between batches.
  */
 import {
-  DuckDBDataChunk,
   DuckDBInstance,
   JSDuckDBValueConverter,
-  JSToDuckDBValueConverter,
   blobValue,
   type DuckDBConnection,
   type DuckDBMaterializedResult,
   type DuckDBType,
   type DuckDBValue,
 } from '@duckdb/node-api';
-import type { Host, HostAppender, HostColumn, HostResult } from '../../core/host.js';
+import type { Host, HostAppender, HostColumn, HostResult, HostStage, HostStageSpec } from '../../core/host.js';
 import { leadingTokens, tokenize, type Token } from '../../core/sql/lexer.js';
 import { quoteString } from '../../core/sql/format.js';
 import type { ColumnBatch, ColumnData } from '../../core/runtime/model-runtime.js';
+import { appendBatch } from './duckdb-chunks.js';
 import { DuckDBDialect } from './duckdb-dialect.js';
 import { mapDuckDBError } from './duckdb-errors.js';
-
-/** Rows per DuckDB data chunk (STANDARD_VECTOR_SIZE). */
-const CHUNK_ROWS = 2048;
+import { openDuckDBStage, STAGE_DATABASE } from './duckdb-stage.js';
 
 /**
  * A `Host` over one DuckDB connection.
@@ -41,6 +40,10 @@ export class DuckDBHost implements Host {
   private transactionDepth = 0;
   /** Whether the user opened a transaction with BEGIN that has not ended yet. */
   private userTransaction = false;
+  /** The second connection stages append through (duckdb-stage.ts), once opened. */
+  private stageWriter: Promise<DuckDBConnection> | undefined;
+  /** Statements that drop what a stage made besides its table, by the stage's table. */
+  private readonly stageDrops = new Map<string, string[]>();
 
   private constructor(
     private readonly instance: DuckDBInstance,
@@ -128,7 +131,37 @@ export class DuckDBHost implements Host {
   }
 
   async dropTempTable(table: string): Promise<void> {
+    const extra = this.stageDrops.get(table) ?? [];
+    this.stageDrops.delete(table);
     await this.run(`DROP TABLE IF EXISTS temp.main.${this.dialect.quoteIdentifier(table)}`);
+    for (const statement of extra) await this.run(statement);
+  }
+
+  /** The one-pass stage (see duckdb-stage.ts). */
+  async openStage(spec: HostStageSpec): Promise<HostStage> {
+    return openDuckDBStage(
+      {
+        dialect: this.dialect,
+        connection: this.connection,
+        inTransaction: () => this.userTransaction || this.transactionDepth > 0,
+        writer: () => (this.stageWriter ??= this.openStageWriter()),
+        run: (sql) => this.run(sql),
+        onDrop: (table, statement) => this.stageDrops.set(table, [...(this.stageDrops.get(table) ?? []), statement]),
+      },
+      spec,
+    );
+  }
+
+  /** Opens the stages' second connection and attaches their in-memory database (shared by the instance's connections). */
+  private async openStageWriter(): Promise<DuckDBConnection> {
+    try {
+      const writer = await this.instance.connect();
+      await writer.run(`ATTACH IF NOT EXISTS ':memory:' AS ${this.dialect.quoteIdentifier(STAGE_DATABASE)}`);
+      return writer;
+    } catch (error) {
+      this.stageWriter = undefined;
+      throw mapDuckDBError(error);
+    }
   }
 
   async *readBatches(table: string, expressions: readonly string[], kinds: readonly ('number' | 'value')[], batchSize: number): AsyncIterable<ColumnBatch> {
@@ -191,14 +224,7 @@ export class DuckDBHost implements Host {
     const types: DuckDBType[] = [];
     for (let i = 0; i < appender.columnCount; i++) types.push(appender.columnType(i));
     return {
-      append: async (batch) => {
-        for (let start = 0; start < batch.rowCount; start += CHUNK_ROWS) {
-          const n = Math.min(CHUNK_ROWS, batch.rowCount - start);
-          const chunk = DuckDBDataChunk.create(types, n);
-          batch.columns.forEach((column, i) => fillColumn(chunk, i, types[i]!, column, start, n));
-          appender.appendDataChunk(chunk);
-        }
-      },
+      append: async (batch) => appendBatch(appender, types, batch),
       close: async () => {
         try {
           appender.flushSync();
@@ -239,6 +265,8 @@ export class DuckDBHost implements Host {
   }
 
   async close(): Promise<void> {
+    const writer = this.stageWriter && (await this.stageWriter.catch(() => undefined));
+    writer?.closeSync();
     this.connection.closeSync();
     this.instance.closeSync();
   }
@@ -336,36 +364,4 @@ function toDuckDBParam(value: unknown): DuckDBValue {
   if (value instanceof Uint8Array) return blobValue(value);
   if (value === undefined) return null;
   return value as DuckDBValue;
-}
-
-/** Writes rows `[start, start + n)` of a batch column into vector `index` of `chunk`. */
-function fillColumn(chunk: DuckDBDataChunk, index: number, type: DuckDBType, column: ColumnData, start: number, n: number): void {
-  const typeName = type.toString();
-  if (column.kind === 'number' && (typeName === 'DOUBLE' || typeName === 'FLOAT' || typeName === 'INTEGER')) {
-    const vector = chunk.getColumnVector(index) as unknown as { setItem(i: number, v: number | null): void; flush(): void };
-    const { values, nulls } = column;
-    for (let i = 0; i < n; i++) vector.setItem(i, nulls && nulls[start + i] ? null : values[start + i]!);
-    vector.flush();
-    return;
-  }
-  const values: unknown[] = new Array(n);
-  for (let i = 0; i < n; i++) {
-    if (column.kind === 'number') {
-      values[i] = column.nulls && column.nulls[start + i] ? null : column.values[start + i];
-    } else {
-      values[i] = column.values[start + i] ?? null;
-    }
-  }
-  chunk.setColumnValuesConverted(index, values.map((v) => coerceForType(v, typeName)) as never[], JSToDuckDBValueConverter);
-}
-
-/** Adjusts a JS value to what the converter expects for `typeName` (bigint for 64-bit integers, numbers for floats). */
-function coerceForType(value: unknown, typeName: string): unknown {
-  if (value === null || value === undefined) return null;
-  if ((typeName === 'BIGINT' || typeName === 'HUGEINT' || typeName === 'UBIGINT') && typeof value === 'number') return BigInt(Math.round(value));
-  if ((typeName === 'INTEGER' || typeName === 'SMALLINT' || typeName === 'TINYINT') && typeof value === 'bigint') return Number(value);
-  if ((typeName === 'DOUBLE' || typeName === 'FLOAT') && typeof value === 'bigint') return Number(value);
-  if (typeName === 'VARCHAR' && typeof value !== 'string') return typeof value === 'object' ? JSON.stringify(value) : String(value);
-  if (typeName.endsWith('[]') && ArrayBuffer.isView(value)) return Array.from(value as unknown as ArrayLike<number>);
-  return value;
 }

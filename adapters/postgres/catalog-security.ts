@@ -32,6 +32,8 @@
  */
 import type { HostFunction, RoleDialect } from '../../core/host.js';
 import { doubleQuote } from '../../core/sql/format.js';
+import { CATALOG_FUNCTION_SIGNATURES, CATALOG_FUNCTIONS } from './catalog-functions.js';
+import { PostgresCatalogWriter } from './postgres-catalog-writer.js';
 
 /** The role owning the catalog: the owner of its `models` table. */
 const CATALOG_OWNER = `pg_get_userbyid((SELECT relowner FROM pg_class WHERE oid = 'ml_catalog.models'::regclass))`;
@@ -115,6 +117,66 @@ const LAYOUT_3: readonly string[] = [
    END IF; END $$`,
 ];
 
+/** The current role may see and use the model of id `id`: `mayAlter`, or a grant (by model id) to one of its roles or to PUBLIC. */
+const mayUseId = (id: string, owner: string): string =>
+  `(${mayAlter(owner)} OR EXISTS (SELECT 1 FROM ml_catalog.model_grants g WHERE g.model_id = ${id} AND (g.grantee = 'public' OR ${member('g.grantee')})))`;
+
+/** Tables keyed by (model id, version) below `model_versions`. */
+const VERSION_ROW_TABLES = ['artifacts', 'training_metrics', 'model_secrets'] as const;
+
+/**
+ * Layout 4 on Postgres (after the shared statements, which add the `model_id` columns):
+ * ordinary roles lose INSERT, UPDATE and DELETE on the catalog tables and write through
+ * the functions of catalog-functions.ts; every row is tied to its model (and version) by
+ * foreign keys that cascade; the read policies match grants by model id.
+ */
+const LAYOUT_4: readonly string[] = [
+  // Every row to its model by id, and only to a model of the same owner: a row left or planted under a name is dropped.
+  ...MODEL_TABLES.filter((t) => t !== 'models').flatMap((t) => [
+    `ALTER TABLE ml_catalog.${t} ADD COLUMN model_id bigint`,
+    `UPDATE ml_catalog.${t} SET model_id = m.model_id FROM ml_catalog.models AS m WHERE m.schema_name = ${t}.schema_name AND m.model_name = ${t}.model_name AND m.owner = ${t}.owner`,
+    `DELETE FROM ml_catalog.${t} WHERE model_id IS NULL`,
+  ]),
+  'ALTER TABLE ml_catalog.prediction_runs ADD COLUMN model_id bigint',
+  'UPDATE ml_catalog.prediction_runs SET model_id = m.model_id FROM ml_catalog.models AS m WHERE m.schema_name = prediction_runs.schema_name AND m.model_name = prediction_runs.model_name',
+  // Layout 3's write policies and their helper: writes no longer reach the tables.
+  ...MODEL_TABLES.flatMap((t) => ['use', 'insert', 'update', 'delete'].map((p) => `DROP POLICY ${t}_${p} ON ml_catalog.${t}`)),
+  'DROP POLICY prediction_runs_use ON ml_catalog.prediction_runs',
+  'DROP POLICY prediction_runs_insert ON ml_catalog.prediction_runs',
+  'DROP FUNCTION ml_catalog.model_owner(text, text)',
+  'DROP VIEW ml_catalog.usable_secrets',
+  // One row per version (layout 3 kept that by the writer only).
+  'DELETE FROM ml_catalog.model_versions a USING ml_catalog.model_versions b WHERE a.model_id = b.model_id AND a.version = b.version AND a.ctid < b.ctid',
+  'ALTER TABLE ml_catalog.models ALTER COLUMN model_id SET NOT NULL, ADD CONSTRAINT models_id PRIMARY KEY (model_id)',
+  'ALTER TABLE ml_catalog.model_versions ALTER COLUMN model_id SET NOT NULL, ADD CONSTRAINT model_versions_id PRIMARY KEY (model_id, version), ADD CONSTRAINT model_versions_model FOREIGN KEY (model_id) REFERENCES ml_catalog.models (model_id) ON DELETE CASCADE',
+  ...VERSION_ROW_TABLES.flatMap((t) => [
+    `ALTER TABLE ml_catalog.${t} ALTER COLUMN model_id SET NOT NULL, ADD CONSTRAINT ${t}_version FOREIGN KEY (model_id, version) REFERENCES ml_catalog.model_versions (model_id, version) ON DELETE CASCADE`,
+    `CREATE INDEX ${t}_model ON ml_catalog.${t} (model_id, version)`,
+  ]),
+  'ALTER TABLE ml_catalog.model_grants ALTER COLUMN model_id SET NOT NULL, ADD CONSTRAINT model_grants_model FOREIGN KEY (model_id) REFERENCES ml_catalog.models (model_id) ON DELETE CASCADE',
+  'CREATE INDEX model_grants_model ON ml_catalog.model_grants (model_id)',
+  // Reads: as in layout 3, with grants matched by model id.
+  ...MODEL_TABLES.map((t) => {
+    const use = t === 'model_grants' ? `${mayAlter(`${t}.owner`)} OR ${t}.grantee = 'public' OR ${member(`${t}.grantee`)}` : mayUseId(`${t}.model_id`, `${t}.owner`);
+    return `CREATE POLICY ${t}_use ON ml_catalog.${t} FOR SELECT USING (${use})`;
+  }),
+  // The run log: a role sees its own runs and the runs of the models it may use (models' own policy decides).
+  `CREATE POLICY prediction_runs_use ON ml_catalog.prediction_runs FOR SELECT USING (run_by = CAST(current_user AS text) OR run_by = CAST(session_user AS text) OR EXISTS (SELECT 1 FROM ml_catalog.models m WHERE m.model_id = prediction_runs.model_id))`,
+  `CREATE VIEW ml_catalog.usable_secrets WITH (security_barrier) AS SELECT schema_name, model_name, version, option_key, secret FROM ml_catalog.model_secrets s WHERE ${mayUseId('s.model_id', 's.owner')}`,
+  'REVOKE INSERT, UPDATE, DELETE ON ml_catalog.models, ml_catalog.model_versions, ml_catalog.artifacts, ml_catalog.training_metrics, ml_catalog.model_grants, ml_catalog.model_secrets FROM PUBLIC',
+  'REVOKE INSERT ON ml_catalog.prediction_runs FROM PUBLIC',
+  'GRANT SELECT ON ml_catalog.usable_secrets TO PUBLIC',
+  ...CATALOG_FUNCTIONS,
+  ...CATALOG_FUNCTION_SIGNATURES.helpers.map((f) => `REVOKE ALL ON FUNCTION ${f} FROM PUBLIC`),
+  ...CATALOG_FUNCTION_SIGNATURES.writers.map((f) => `GRANT EXECUTE ON FUNCTION ${f} TO PUBLIC`),
+  // A superuser upgrading another role's catalog: the functions must run with the catalog owner's rights, not the superuser's.
+  `DO $$ DECLARE o name := ${CATALOG_OWNER}; BEGIN IF o <> current_user THEN
+     EXECUTE format('ALTER VIEW ml_catalog.usable_secrets OWNER TO %I', o);
+     EXECUTE format('ALTER SEQUENCE ml_catalog.model_ids OWNER TO %I', o);
+     ${[...CATALOG_FUNCTION_SIGNATURES.helpers, ...CATALOG_FUNCTION_SIGNATURES.writers].map((f) => `EXECUTE format('ALTER FUNCTION ${f} OWNER TO %I', o);`).join('\n     ')}
+   END IF; END $$`,
+];
+
 /**
  * Postgres roles for the core (`SqlDialect.roles`).
  *
@@ -122,7 +184,8 @@ const LAYOUT_3: readonly string[] = [
  * await host.execute(POSTGRES_ROLES.mayAlter, ['analyst']); // [[true]] for a member of analyst
  */
 export const POSTGRES_ROLES: RoleDialect = {
-  catalogMigration: (version) => (version === 3 ? LAYOUT_3 : []),
+  catalogMigration: (version) => (version === 3 ? LAYOUT_3 : version === 4 ? LAYOUT_4 : []),
+  catalogWriter: (host) => new PostgresCatalogWriter(host),
   currentRole: 'SELECT CAST(current_user AS text)',
   mayAlter: `SELECT ${mayAlter('CAST($1 AS text)')}`,
   modelTaken: 'SELECT 1 WHERE ml_catalog.model_taken($1, $2)',

@@ -3,9 +3,9 @@
  * (https://www.postgresql.org/docs/current/datatype.html), and the statements the core
  * generates.
  */
-import type { HostFunction, SqlDialect } from '../../core/host.js';
+import type { HostFunction, SqlDialect, SqlFunction, SqlOperator } from '../../core/host.js';
 import type { DataType } from '../../core/sql/ast.js';
-import { doubleQuote, quoteString } from '../../core/sql/format.js';
+import { doubleQuote, numberText, quoteString } from '../../core/sql/format.js';
 import { POSTGRES_ROLES } from './catalog-security.js';
 import { postgresVectors } from './postgres-vector-search.js';
 
@@ -69,6 +69,13 @@ const SCALAR_TYPES: Readonly<Record<string, string>> = {
   JSONB: 'jsonb',
 };
 
+/** `$tag$text$tag$` with a tag that does not occur in `text` (https://www.postgresql.org/docs/current/sql-syntax-lexical.html#SQL-SYNTAX-DOLLAR-QUOTING). */
+export function dollarQuote(text: string): string {
+  let tag = '$modelsql$';
+  for (let i = 0; text.includes(tag); i++) tag = `$modelsql${i}$`;
+  return `${tag}${text}${tag}`;
+}
+
 /** Types whose length parameter Postgres keeps (`varchar(10)`, `char(3)`); others drop it. */
 const LENGTH_TYPES = new Set(['character varying', 'character']);
 
@@ -91,19 +98,52 @@ export class PostgresDialect implements SqlDialect {
     timestamp: 'timestamp',
   } as const;
 
+  /** A subquery with OFFSET is not pulled up into its parent (https://www.postgresql.org/docs/current/queries-limit.html), so its columns are computed once per row. */
+  readonly layerFence = ' OFFSET 0';
+
   /** Roles, model owners and grants, with row-level security on the catalog (catalog-security.ts). */
   readonly roles = POSTGRES_ROLES;
 
   /** VECTOR_SEARCH (postgres-vector-search.ts). */
   readonly vectors = postgresVectors;
 
+  /**
+   * `OPERATOR(pg_catalog.+)`: a schema-qualified operator is looked up in that schema only,
+   * whatever the search path (https://www.postgresql.org/docs/current/sql-expressions.html#SQL-EXPRESSIONS-OPERATOR-CALLS).
+   * OPERATOR() takes the precedence of "any other operator", hence the parentheses.
+   */
+  operator(left: string, op: SqlOperator, right: string): string {
+    return `(${left} OPERATOR(pg_catalog.${op}) ${right})`;
+  }
+
+  negate(operand: string): string {
+    return `(OPERATOR(pg_catalog.-) ${operand})`;
+  }
+
+  /** `pg_catalog.exp(x)`: built-in functions, aggregates and window functions live in pg_catalog. */
+  call(fn: SqlFunction, ...args: readonly string[]): string {
+    return `pg_catalog.${fn}(${args.join(', ')})`;
+  }
+
+  double(value: number): string {
+    return `CAST(${numberText(value)} AS double precision)`;
+  }
+
+  bigint(value: number): string {
+    return `CAST(${numberText(Math.trunc(value))} AS bigint)`;
+  }
+
   quoteIdentifier(name: string): string {
     return doubleQuote(name);
   }
 
-  /** A standard-conforming string literal (`standard_conforming_strings` is on since Postgres 9.1). */
+  /**
+   * A string literal that reads the same whatever `standard_conforming_strings` is: `'it''s'`,
+   * and an escape string `E'a\\b'` when the value holds a backslash (which `'...'` reads as
+   * an escape when the setting is off; https://www.postgresql.org/docs/current/sql-syntax-lexical.html#SQL-SYNTAX-STRINGS-ESCAPE).
+   */
   quoteString(value: string): string {
-    return quoteString(value);
+    return value.includes('\\') ? `E${quoteString(value.replace(/\\/g, '\\\\'))}` : quoteString(value);
   }
 
   hostType(type: DataType): string {
@@ -139,12 +179,12 @@ export class PostgresDialect implements SqlDialect {
     const q = (n: string) => this.quoteIdentifier(n);
     const columns = [...input.columns.map((c) => `i.${q(c)}`), ...output.columns.map((c) => `o.${q(c)}`)];
     const ord = q(ORDINAL_COLUMN);
-    return `(SELECT ${columns.join(', ')} FROM pg_temp.${q(input.table)} AS i JOIN pg_temp.${q(output.table)} AS o ON o.${ord} = i.${ord} ORDER BY i.${ord})`;
+    return `(SELECT ${columns.join(', ')} FROM pg_temp.${q(input.table)} AS i JOIN pg_temp.${q(output.table)} AS o ON ${this.operator(`o.${ord}`, '=', `i.${ord}`)} ORDER BY i.${ord})`;
   }
 
   /** A jsonb object of metric → double (https://www.postgresql.org/docs/current/functions-json.html). */
   metricMap(entries: readonly (readonly [string, string])[]): string {
-    return `jsonb_build_object(${entries.map(([k, v]) => `${this.quoteString(k)}, CAST(${v} AS double precision)`).join(', ')})`;
+    return `pg_catalog.jsonb_build_object(${entries.map(([k, v]) => `CAST(${this.quoteString(k)} AS pg_catalog.text), CAST(${v} AS double precision)`).join(', ')})`;
   }
 
   /**
@@ -153,19 +193,27 @@ export class PostgresDialect implements SqlDialect {
    * runs and servers. NULLs count as empty.
    */
   hashFraction(expressions: readonly string[], seed: number): string {
-    const parts = [String(Math.trunc(seed)), ...expressions.map((e) => `coalesce(CAST(${e} AS text), '')`)].join(", '|', ");
-    return `(CAST(CAST(('x' || substr(md5(concat(${parts})), 1, 8)) AS bit(32)) AS bigint) & 2147483647) / 2147483648.0`;
+    const parts = [String(Math.trunc(seed)), ...expressions.map((e) => `coalesce(CAST(${e} AS pg_catalog.text), '')`)].join(", '|', ");
+    const hex = this.operator("CAST('x' AS pg_catalog.text)", '||', this.call('substr', this.call('md5', this.call('concat', parts)), '1', '8'));
+    const bits = this.operator(`CAST(CAST(${hex} AS bit(32)) AS bigint)`, '&', this.bigint(2147483647));
+    return this.operator(`CAST(${bits} AS double precision)`, '/', this.double(2147483648));
   }
 
   /**
-   * A `LANGUAGE sql IMMUTABLE` function (https://www.postgresql.org/docs/current/sql-createfunction.html);
+   * A `LANGUAGE sql IMMUTABLE PARALLEL SAFE` function (https://www.postgresql.org/docs/current/sql-createfunction.html)
+   * whose body is dollar-quoted (read the same whatever `standard_conforming_strings` is);
    * a temporary one lives in `pg_temp` and must be called as `pg_temp.name(...)`. The old
    * function of the same signature is dropped first: `CREATE OR REPLACE` cannot change the
    * return type or the parameter names (a new model version may do both).
+   *
+   * No `SET search_path`: it would keep the planner from inlining the body into the calling
+   * query (https://wiki.postgresql.org/wiki/Inlining_of_SQL_functions), and the body needs none,
+   * every operator and function in it being schema-qualified. The model's math is immutable
+   * and parallel safe; a big scan calling the function can use parallel workers.
    */
   createFunction(fn: HostFunction): string {
     const params = fn.params.map((p) => `${this.quoteIdentifier(p.name)} ${p.type}`).join(', ');
-    return `${this.dropFunction(fn)}; CREATE FUNCTION ${this.functionName(fn)}(${params}) RETURNS ${fn.returnType} LANGUAGE sql IMMUTABLE AS ${this.quoteString(`SELECT ${fn.body}`)}`;
+    return `${this.dropFunction(fn)}; CREATE FUNCTION ${this.functionName(fn)}(${params}) RETURNS ${fn.returnType} LANGUAGE sql IMMUTABLE PARALLEL SAFE AS ${dollarQuote(`SELECT ${fn.body}`)}`;
   }
 
   dropFunction(fn: Omit<HostFunction, 'body' | 'returnType'>): string {

@@ -103,21 +103,21 @@ export class PostgresHost implements Host {
   }
 
   async currentSchema(): Promise<string> {
-    const result = await this.query('SELECT current_schema()');
+    const result = await this.query('SELECT pg_catalog.current_schema()');
     return String(result.rows[0]?.[0] ?? 'public');
   }
 
   async currentDatabase(): Promise<string> {
-    return String((await this.query('SELECT current_database()')).rows[0]![0]);
+    return String((await this.query('SELECT pg_catalog.current_database()')).rows[0]![0]);
   }
 
   async materialize(table: string, query: string): Promise<number> {
     const q = this.dialect.quoteIdentifier(table);
     await this.query(
-      `CREATE TEMPORARY TABLE ${q} AS SELECT row_number() OVER () AS ${this.dialect.quoteIdentifier(ORDINAL_COLUMN)}, __modelsql_input.* FROM (${query}\n) AS __modelsql_input`,
+      `CREATE TEMPORARY TABLE ${q} AS SELECT pg_catalog.row_number() OVER () AS ${this.dialect.quoteIdentifier(ORDINAL_COLUMN)}, __modelsql_input.* FROM (${query}\n) AS __modelsql_input`,
     );
     this.ordinalTables.set(table, []);
-    const count = await this.query(`SELECT count(*) FROM pg_temp.${q}`);
+    const count = await this.query(`SELECT pg_catalog.count(*) FROM pg_temp.${q}`);
     return Number(count.rows[0]![0]);
   }
 
@@ -213,7 +213,7 @@ export class PostgresHost implements Host {
 
   /** `statement_timeout` of the session (https://www.postgresql.org/docs/current/runtime-config-client.html#GUC-STATEMENT-TIMEOUT). */
   async statementTimeout(): Promise<number> {
-    const { rows } = await this.execute("SELECT current_setting('statement_timeout')");
+    const { rows } = await this.execute("SELECT pg_catalog.current_setting('statement_timeout')");
     return parsePostgresDuration(String(rows[0]?.[0] ?? '0'));
   }
 

@@ -90,9 +90,10 @@ async function createTable(db: Queries, dialect: SqlDialect, stage: StageTable, 
   // the first of the search path (current_schema(), https://www.postgresql.org/docs/current/functions-info.html).
   const namespace =
     target.temporary || schema === 'pg_temp'
-      ? 'pg_my_temp_schema()'
-      : `(SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = ${schema === undefined ? 'current_schema()' : s(schema)})`;
-  const lookup = `FROM pg_catalog.pg_class WHERE relname = ${s(name)} AND relnamespace = ${namespace}`;
+      ? 'pg_catalog.pg_my_temp_schema()'
+      : `(SELECT oid FROM pg_catalog.pg_namespace WHERE nspname OPERATOR(pg_catalog.=) ${schema === undefined ? 'pg_catalog.current_schema()' : s(schema)})`;
+  // Operators schema-qualified, as in all generated SQL (postgres-dialect.ts): the caller's search path cannot replace them.
+  const lookup = `FROM pg_catalog.pg_class WHERE relname OPERATOR(pg_catalog.=) ${s(name)} AND relnamespace OPERATOR(pg_catalog.=) ${namespace}`;
   if (target.ifNotExists && (await db.query(`SELECT 1 ${lookup}`)).rows.length > 0) return undefined;
   await db.query(`${target.before}${stage.relation}${target.after}\nWITH NO DATA`);
   const found = await db.query(`SELECT oid::regclass::text, oid::text ${lookup}`);
@@ -113,9 +114,10 @@ async function createTable(db: Queries, dialect: SqlDialect, stage: StageTable, 
 async function insertColumns(db: Queries, dialect: SqlDialect, stage: StageTable, target: Extract<HostStageTarget, { kind: 'insert' }>): Promise<{ table: string; names: string[] } | undefined> {
   const name = dialect.quoteString(target.table.map((part) => dialect.quoteIdentifier(part)).join('.'));
   const relation = await db.query(
-    `SELECT c.oid::regclass::text, c.oid::text, c.relkind = 'r' AND NOT c.relhasrules AND NOT c.relrowsecurity AND NOT EXISTS ` +
-      `(SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal AND t.tgtype & 7 = 7) ` +
-      `FROM pg_catalog.pg_class c WHERE c.oid = to_regclass(${name})`,
+    `SELECT c.oid::regclass::text, c.oid::text, c.relkind OPERATOR(pg_catalog.=) 'r' AND NOT c.relhasrules AND NOT c.relrowsecurity AND NOT EXISTS ` +
+      `(SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.tgrelid OPERATOR(pg_catalog.=) c.oid AND NOT t.tgisinternal ` +
+      `AND (t.tgtype OPERATOR(pg_catalog.&) CAST(7 AS smallint)) OPERATOR(pg_catalog.=) CAST(7 AS smallint)) ` +
+      `FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(${name})`,
   );
   const [table, oid, plain] = (relation.rows[0] ?? []) as [string?, string?, boolean?];
   if (table === undefined || plain !== true) return undefined;
@@ -143,8 +145,8 @@ interface Attribute {
 /** The columns of the relation `oid` (an SQL expression), in order (https://www.postgresql.org/docs/current/catalog-pg-attribute.html). */
 async function attributes(db: Queries, oid: string): Promise<Attribute[]> {
   const result = await db.query(
-    `SELECT attname, atttypid::text, atttypmod, attidentity <> '' OR attgenerated <> '' FROM pg_catalog.pg_attribute ` +
-      `WHERE attrelid = ${oid} AND attnum > 0 AND NOT attisdropped ORDER BY attnum`,
+    `SELECT attname, atttypid::text, atttypmod, attidentity OPERATOR(pg_catalog.<>) '' OR attgenerated OPERATOR(pg_catalog.<>) '' FROM pg_catalog.pg_attribute ` +
+      `WHERE attrelid OPERATOR(pg_catalog.=) ${oid} AND attnum OPERATOR(pg_catalog.>) CAST(0 AS smallint) AND NOT attisdropped ORDER BY attnum`,
   );
   return result.rows.map(([name, type, typmod, special]) => ({ name: String(name), type: String(type), typmod: Number(typmod), special: special === true }));
 }

@@ -59,8 +59,6 @@ export interface ImportOptions {
   readonly onProgress?: (done: number, total: number) => void;
 }
 
-const MODEL_COLUMNS = ['schema_name', 'model_name', 'default_version', 'owner', 'created_at', 'updated_at'];
-const VERSION_COLUMNS = ['schema_name', 'model_name', 'version', 'provider', 'task', 'input_schema', 'output_schema', 'options', 'comment', 'as_query', 'created_at', 'owner'];
 
 /** Models per group of bulk inserts (and per progress step). */
 const GROUP_MODELS = 250;
@@ -188,34 +186,36 @@ class CatalogWriter {
     return importModelGrants(this.host, this.catalog, label, grants);
   }
 
+  /**
+   * Writes each planned version whole through the store (on hosts with roles, the host
+   * checks that the importing role may write a model of the snapshot's owner).
+   */
   async write(plans: readonly ModelPlan[]): Promise<void> {
-    const models: unknown[][] = [];
-    const versions: unknown[][] = [];
-    const artifacts: unknown[][] = [];
-    const metrics: unknown[][] = [];
-    const secrets: unknown[][] = [];
     const synced: { before?: ModelEntry; after: ModelEntry }[] = [];
     for (const { model, before, summary } of plans) {
       if (summary.action === 'skip') continue;
       const schema = model.schema ?? this.defaultSchema;
       if (summary.action === 'replace') await this.store.drop({ schema, name: model.name });
-      if (summary.action === 'new-version') {
-        await this.host.execute('UPDATE ml_catalog.models SET default_version = $1, updated_at = CAST(now() AS TIMESTAMP) WHERE schema_name = $2 AND model_name = $3', [summary.defaultVersion, schema, model.name]);
-      } else {
-        models.push([schema, model.name, summary.defaultVersion, model.owner, model.createdAt, model.updatedAt]);
-      }
-      // Every per-version row names the model's owner (catalog layout 3).
       const owner = before && summary.action === 'new-version' ? before.owner : model.owner;
       const written: ModelVersion[] = [];
-      model.versions.forEach((v, i) => {
+      for (const [i, v] of model.versions.entries()) {
         const version = summary.versions[i]!.to;
-        versions.push([schema, model.name, version, v.provider, v.task ?? null, JSON.stringify(v.input), JSON.stringify(v.output), JSON.stringify(v.options), v.comment ?? null, v.asQuery ?? null, v.createdAt, owner]);
-        for (const a of v.artifacts) artifacts.push([schema, model.name, version, a.name, artifactContent(model, v, a), a.sha256, owner]);
-        for (const [metric, value] of v.metrics) metrics.push([schema, model.name, version, metric, value, owner]);
         const known = v.secrets.filter((s) => s.value !== undefined).map((s) => [s.key, s.value!] as const);
-        for (const [key, value] of known) secrets.push([schema, model.name, version, key, value, owner]);
+        const { secrets: _secrets, ...readable } = modelVersion(schema, model.name, version, v, known);
+        await this.store.importVersion(
+          {
+            version: readable,
+            artifacts: v.artifacts.map((a) => ({ name: a.name, content: artifactContent(model, v, a), sha256: a.sha256 })),
+            metrics: v.metrics,
+            owner,
+            defaultVersion: summary.defaultVersion,
+            ...(summary.action === 'new-version' ? {} : { modelCreatedAt: model.createdAt, modelUpdatedAt: model.updatedAt }),
+          },
+          known,
+          owner,
+        );
         written.push(modelVersion(schema, model.name, version, v, known));
-      });
+      }
       const kept = summary.action === 'new-version' ? (before?.versions ?? []) : [];
       const after: ModelEntry = {
         schema,
@@ -231,11 +231,6 @@ class CatalogWriter {
       const spec = model.versions.find((v) => v.version === model.defaultVersion)?.artifacts.some((a) => a.name === SPEC_ARTIFACT);
       if (isTrainedDefault(before) || (spec && isTrainedDefault(after))) synced.push({ before, after });
     }
-    await this.insert('models', MODEL_COLUMNS, models, { 4: 'TIMESTAMP', 5: 'TIMESTAMP' });
-    await this.insert('model_versions', VERSION_COLUMNS, versions, { 10: 'TIMESTAMP' });
-    await this.insert('artifacts', ['schema_name', 'model_name', 'version', 'artifact_name', 'content', 'sha256', 'owner'], artifacts);
-    await this.insert('training_metrics', ['schema_name', 'model_name', 'version', 'metric', 'value', 'owner'], metrics);
-    await this.insert('model_secrets', ['schema_name', 'model_name', 'version', 'option_key', 'secret', 'owner'], secrets);
     for (const { before, after } of synced) await this.catalog.syncFunction(before, after);
   }
 
@@ -251,15 +246,6 @@ class CatalogWriter {
       );
     }
     return (await count()) - before;
-  }
-
-  /** Multi-row INSERTs of `rows` into `ml_catalog.table`; `casts` gives the SQL type of parameters to cast, by column. */
-  private async insert(table: string, columns: readonly string[], rows: readonly unknown[][], casts: Readonly<Record<number, string>> = {}): Promise<void> {
-    const width = columns.length;
-    for (const chunk of chunks(rows, width)) {
-      const values = chunk.map((_, r) => `(${columns.map((_, c) => (casts[c] ? `CAST($${r * width + c + 1} AS ${casts[c]})` : `$${r * width + c + 1}`)).join(', ')})`);
-      await this.host.execute(`INSERT INTO ml_catalog.${table} (${columns.join(', ')}) VALUES ${values.join(', ')}`, chunk.flat());
-    }
   }
 }
 

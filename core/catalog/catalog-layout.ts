@@ -10,6 +10,7 @@
  */
 import { ModelSqlError } from '../errors.js';
 import type { Host } from '../host.js';
+import { isSealed, SECRET_KEY_SETTING, SecretCipher } from './secret-cipher.js';
 
 /** Column types of the catalog tables, from the host's dialect. */
 type CatalogTypes = Host['dialect']['catalogTypes'];
@@ -19,7 +20,10 @@ interface Migration {
   /** One line for `catalog upgrade` and docs/catalog-upgrade.md. */
   readonly description: string;
   readonly statements: (t: CatalogTypes) => readonly string[];
+  /** A step on the rows, run by modelsql after the statements in the same transaction. */
+  readonly after?: (host: Host, cipher: SecretCipher) => Promise<void>;
 }
+
 
 /** Each migration brings the catalog from layout `i` to `i + 1` (index `i`); hosts with roles add their own statements (`RoleDialect.catalogMigration`). */
 export const MIGRATIONS: readonly Migration[] = [
@@ -58,7 +62,44 @@ export const MIGRATIONS: readonly Migration[] = [
       'CREATE VIEW ml_catalog.usable_secrets AS SELECT schema_name, model_name, version, option_key, secret FROM ml_catalog.model_secrets',
     ],
   },
+  // Models get ids; literal secrets are sealed with the process's key (secret-cipher.ts).
+  // Postgres ties every row to its model id with foreign keys that cascade, drops rows of
+  // no model, and takes writes away from ordinary roles (RoleDialect.catalogMigration).
+  // DuckDB keeps its other tables as they are: an ALTER TABLE after layout 3's on the same
+  // table in one transaction fails its commit, and a host without roles has nothing to guard.
+  {
+    description: 'model ids, literal secrets encrypted (needs MODELSQL_SECRET_KEY when the catalog holds any); Postgres: every row tied to its model id by foreign keys that cascade (rows of no model dropped), the catalog written only through modelsql functions',
+    statements: (t) => ['CREATE SEQUENCE ml_catalog.model_ids', `ALTER TABLE ml_catalog.models ADD COLUMN model_id ${t.bigint}`, "UPDATE ml_catalog.models SET model_id = nextval('ml_catalog.model_ids')"],
+    after: sealStoredSecrets,
+  },
 ];
+
+/**
+ * Seals the plaintext literal secrets a catalog of layout 3 holds (run by the role
+ * upgrading it: the catalog owner or a superuser, who may read them).
+ *
+ * @throws ModelSqlError 55000 naming MODELSQL_SECRET_KEY when there are some and no key.
+ */
+async function sealStoredSecrets(host: Host, cipher: SecretCipher): Promise<void> {
+  const r = await host.execute('SELECT schema_name, model_name, version, option_key, secret, owner FROM ml_catalog.model_secrets');
+  const plain = r.rows.filter((row) => !isSealed(String(row[4])));
+  if (plain.length === 0) return;
+  if (!cipher.hasKey) {
+    throw new ModelSqlError(
+      '55000',
+      `the catalog holds ${plain.length} literal model secret(s) in plaintext, which layout 4 stores encrypted, and this process has no key: set ${SECRET_KEY_SETTING} (32 bytes as 64 hex digits or base64) and upgrade again (nothing was changed)`,
+    );
+  }
+  for (const [schema, name, version, option, secret, owner] of plain) {
+    await host.execute('UPDATE ml_catalog.model_secrets SET secret = $1 WHERE schema_name = $2 AND model_name = $3 AND version = $4 AND option_key = $5', [
+      cipher.seal(String(secret), { owner: String(owner ?? ''), option: String(option) }),
+      schema,
+      name,
+      version,
+      option,
+    ]);
+  }
+}
 
 /** The catalog layout this modelsql writes: the number of migrations. */
 export const CATALOG_VERSION = MIGRATIONS.length;
@@ -127,7 +168,7 @@ export async function planCatalogUpgrade(host: Host): Promise<CatalogUpgradePlan
  * const plan = await planCatalogUpgrade(host);
  * if (plan.migrations.length > 0) await applyCatalogUpgrade(host, plan);
  */
-export async function applyCatalogUpgrade(host: Host, plan: CatalogUpgradePlan): Promise<void> {
+export async function applyCatalogUpgrade(host: Host, plan: CatalogUpgradePlan, options: { readonly secretKey?: string } = {}): Promise<void> {
   if (plan.setup.length === 0 && plan.migrations.length === 0) return;
   await host.transaction(async () => {
     // Serialises upgrades: a concurrent one waits on this row until the first commits, then
@@ -142,6 +183,7 @@ export async function applyCatalogUpgrade(host: Host, plan: CatalogUpgradePlan):
     for (const migration of plan.migrations) {
       try {
         for (const statement of migration.statements) await host.execute(statement);
+        await MIGRATIONS[migration.version - 1]!.after?.(host, SecretCipher.fromSetting(options.secretKey));
       } catch (error) {
         const cause = error instanceof ModelSqlError ? error : new ModelSqlError('XX000', String(error));
         throw new ModelSqlError(cause.sqlstate, `catalog migration to layout ${migration.version} failed: ${cause.message}`, { cause: error });

@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import type { Host } from '../host.js';
 import { SECRET_PLACEHOLDER, isSecretKey } from '../secrets.js';
 import { quoteIdentifier } from '../sql/format.js';
-import { CATALOG_VERSION, CatalogStore, type ModelVersion } from './catalog-store.js';
+import { CATALOG_VERSION, CatalogStore, type ModelEntry, type ModelVersion } from './catalog-store.js';
 import { readModelGrants, type ModelGrant } from './catalog-grants.js';
 import { likeMatcher } from './model-catalog.js';
 
@@ -81,8 +81,14 @@ export interface CatalogSnapshot {
 export interface SnapshotOptions {
   /** A LIKE pattern (`%`, `_`) on the model name, or on `schema.name` when it holds a dot. */
   readonly models?: string;
-  /** Literal secret values (default: digests only). */
+  /**
+   * Literal secret values (default: digests only), of the models the reading role may
+   * alter (owner, member of the owner, catalog owner): a grantee's snapshot holds digests
+   * only. Opening them needs the key (`secretKey`).
+   */
   readonly includeSecrets?: boolean;
+  /** The key literal secrets are sealed with (default: `MODELSQL_SECRET_KEY`). */
+  readonly secretKey?: string;
   /** Artifact bytes (default: names and checksums only). */
   readonly artifactContent?: boolean;
   /** The prediction cache (default: no). */
@@ -119,7 +125,7 @@ export async function readSnapshot(host: Host, options: SnapshotOptions = {}): P
 
 /** Reads the catalog inside an open transaction (creating or upgrading it there when needed). */
 export async function readInTransaction(host: Host, options: SnapshotOptions = {}): Promise<CatalogSnapshot> {
-  const store = new CatalogStore(host);
+  const store = new CatalogStore(host, { secretKey: options.secretKey });
   await store.ensure();
   const defaultSchema = await host.currentSchema();
   const matches = options.models === undefined ? () => true : modelMatcher(options.models);
@@ -150,6 +156,10 @@ export async function readInTransaction(host: Host, options: SnapshotOptions = {
     (row) => [String(row[3]), String(row[4])] as const,
   );
   const grants = await readModelGrants(host);
+  const owned = new Set<ModelEntry>();
+  if (options.includeSecrets) for (const m of entries) if (await store.mayAlter(m)) owned.add(m);
+  // Digests of the plaintext when this process can open the secrets (so equal keys compare equal), else of the sealed value.
+  const open = (m: ModelEntry, option: string, sealed: string) => (store.cipher.hasKey || (options.includeSecrets && owned.has(m)) ? store.cipher.open(sealed, { owner: m.owner, option }) : sealed);
   const models = entries.map((m): SnapshotModel => {
     const versions = m.versions.map((v): SnapshotVersion => {
       const key = versionKey(m.schema, m.name, v.version);
@@ -163,7 +173,10 @@ export async function readInTransaction(host: Host, options: SnapshotOptions = {
         ...(v.comment === undefined ? {} : { comment: v.comment }),
         ...(v.asQuery === undefined ? {} : { asQuery: v.asQuery }),
         createdAt: v.createdAt,
-        secrets: (secrets.get(key) ?? []).map(([k, value]) => ({ key: k, digest: sha256Hex(value), ...(options.includeSecrets ? { value } : {}) })),
+        secrets: (secrets.get(key) ?? []).map(([k, sealed]) => {
+          const value = open(m, k, sealed);
+          return { key: k, digest: sha256Hex(value), ...(options.includeSecrets && owned.has(m) ? { value } : {}) };
+        }),
         artifacts: artifacts.get(key) ?? [],
         metrics: metrics.get(key) ?? [],
       };

@@ -8,6 +8,9 @@ import { userInfo } from 'node:os';
 import { DuplicateModelError, ModelSqlError } from '../errors.js';
 import type { Host } from '../host.js';
 import { applyCatalogUpgrade, CATALOG_VERSION, planCatalogUpgrade } from './catalog-layout.js';
+import type { CatalogWriter, VersionWrite } from './catalog-writer.js';
+import { SecretCipher } from './secret-cipher.js';
+import { SqlCatalogWriter } from './sql-catalog-writer.js';
 import type { ModelColumn } from '../runtime/model-runtime.js';
 import { quoteIdentifier } from '../sql/format.js';
 import { ONNX_ARTIFACT, SPEC_ARTIFACT } from '../training/trained-model.js';
@@ -84,8 +87,14 @@ export interface ModelEntry extends ModelKey {
   readonly versions: readonly ModelVersion[];
 }
 
-/** Tables that hold per-version rows, rewritten together by rename and drop. */
-const VERSIONED_TABLES = ['model_versions', 'artifacts', 'training_metrics', 'model_secrets'] as const;
+/** Options of a {@link CatalogStore}. */
+export interface CatalogStoreOptions {
+  /**
+   * The key literal secrets are sealed with (secret-cipher.ts): 32 bytes as 64 hex digits
+   * or base64. Default: the environment variable `MODELSQL_SECRET_KEY`.
+   */
+  readonly secretKey?: string;
+}
 
 /**
  * Reads and writes the persistent catalog of one host.
@@ -101,8 +110,22 @@ export class CatalogStore {
    * created it) it is checked again on every use.
    */
   private found = false;
+  /** How this host writes the catalog (Postgres: through modelsql's own functions). */
+  private readonly writer: CatalogWriter;
+  private sealer: SecretCipher | undefined;
 
-  constructor(private readonly host: Host) {}
+  constructor(
+    private readonly host: Host,
+    private readonly options: CatalogStoreOptions = {},
+  ) {
+    this.writer = host.dialect.roles?.catalogWriter(host) ?? new SqlCatalogWriter(host);
+  }
+
+  /** The cipher of literal secrets, from the options or the environment (read on first use). */
+  get cipher(): SecretCipher {
+    this.sealer ??= SecretCipher.fromSetting(this.options.secretKey);
+    return this.sealer;
+  }
 
   /**
    * Creates the catalog on first use and upgrades an older one automatically, in one
@@ -117,11 +140,11 @@ export class CatalogStore {
     }
     try {
       try {
-        await applyCatalogUpgrade(this.host, plan);
+        await applyCatalogUpgrade(this.host, plan, { secretKey: this.options.secretKey });
       } catch (error) {
         // Another client upgraded it meanwhile (40001, nothing ran): once more from its layout.
         if (!(error instanceof ModelSqlError && error.sqlstate === '40001')) throw error;
-        await applyCatalogUpgrade(this.host, await planCatalogUpgrade(this.host));
+        await applyCatalogUpgrade(this.host, await planCatalogUpgrade(this.host), { secretKey: this.options.secretKey });
       }
     } catch (error) {
       // 42501 insufficient_privilege: only the role owning the catalog (or a superuser) can change its tables.
@@ -168,18 +191,20 @@ export class CatalogStore {
   }
 
   /**
-   * The literal secrets stored for a version, by option key. Only versions whose readable
-   * options hold the placeholder have any (`hasStoredSecrets`), so only those need this read.
-   * Through the view `usable_secrets`: on hosts with roles it keeps the secrets of the
-   * models the caller may use.
+   * The literal secrets stored for a version, by option key, opened with this process's key
+   * (secret-cipher.ts). Only versions whose readable options hold the placeholder have any
+   * (`hasStoredSecrets`), so only those need this read. Through the view `usable_secrets`:
+   * on hosts with roles it keeps the secrets of the models the caller may use.
+   *
+   * @throws ModelSqlError 55000 when there are secrets and this process has no key.
    */
-  async secrets(version: ModelKey & { readonly version: number }): Promise<readonly (readonly [string, string])[]> {
+  async secrets(version: ModelKey & { readonly version: number }, owner: string): Promise<readonly (readonly [string, string])[]> {
     const r = await this.host.execute('SELECT option_key, secret FROM ml_catalog.usable_secrets WHERE schema_name = $1 AND model_name = $2 AND version = $3 ORDER BY option_key', [
       version.schema,
       version.name,
       version.version,
     ]);
-    return r.rows.map((row) => [String(row[0]), String(row[1])] as const);
+    return r.rows.map((row) => [String(row[0]), this.cipher.open(String(row[1]), { owner, option: String(row[0]) })] as const);
   }
 
   /**
@@ -234,7 +259,8 @@ export class CatalogStore {
 
   /**
    * Adds a version (and the model row, owned by the current role, when it is the first);
-   * makes it the default. Every row of the version names the model's owner.
+   * makes it the default. Literal secrets are sealed for the model's owner first, so a
+   * process without the key changes nothing.
    *
    * @throws DuplicateModelError (42710) when another role's model, invisible to this one, has the name.
    */
@@ -246,69 +272,32 @@ export class CatalogStore {
     await this.ensure();
     await this.host.transaction(async () => {
       const existing = await this.host.execute('SELECT owner FROM ml_catalog.models WHERE schema_name = $1 AND model_name = $2', [version.schema, version.name]);
-      let owner: string;
-      if (existing.rows.length === 0) {
-        owner = await this.currentRole();
-        try {
-          await this.host.execute(
-            'INSERT INTO ml_catalog.models VALUES ($1, $2, $3, $4, CAST(now() AS TIMESTAMP), CAST(now() AS TIMESTAMP))',
-            [version.schema, version.name, version.version, owner],
-          );
-        } catch (error) {
-          // 23505 unique_violation of models_name (Postgres).
-          if (error instanceof ModelSqlError && error.sqlstate === '23505') {
-            throw new DuplicateModelError(`model ${quoteIdentifier(version.schema)}.${quoteIdentifier(version.name)} already exists (owned by a role whose models this one may not see)`);
-          }
-          throw error;
+      const owner = existing.rows.length === 0 ? await this.currentRole() : String(existing.rows[0]![0]);
+      const { secrets, createdAt: _createdAt, ...readable } = version as ModelVersion;
+      try {
+        await this.writer.addVersion({ version: readable, sealedSecrets: this.seal(secrets, owner), artifacts, metrics, owner });
+      } catch (error) {
+        // 23505 unique_violation of models_name (Postgres).
+        if (error instanceof ModelSqlError && (error.sqlstate === '23505' || error.sqlstate === '42710') && existing.rows.length === 0) {
+          throw new DuplicateModelError(`model ${quoteIdentifier(version.schema)}.${quoteIdentifier(version.name)} already exists (owned by a role whose models this one may not see)`);
         }
-      } else {
-        owner = String(existing.rows[0]![0]);
-        await this.setDefaultVersion(version, version.version);
+        throw error;
       }
-      await this.host.execute('INSERT INTO ml_catalog.model_versions (schema_name, model_name, version, provider, task, input_schema, output_schema, options, comment, as_query, created_at, owner) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, CAST(now() AS TIMESTAMP), $11)', [
-        version.schema,
-        version.name,
-        version.version,
-        version.provider,
-        version.task ?? null,
-        JSON.stringify(version.input),
-        JSON.stringify(version.output),
-        JSON.stringify(version.options),
-        version.comment ?? null,
-        version.asQuery ?? null,
-        owner,
-      ]);
-      for (const a of artifacts) {
-        await this.host.execute('INSERT INTO ml_catalog.artifacts (schema_name, model_name, version, artifact_name, content, sha256, owner) VALUES ($1, $2, $3, $4, $5, $6, $7)', [
-          version.schema,
-          version.name,
-          version.version,
-          a.name,
-          a.content,
-          a.sha256,
-          owner,
-        ]);
-      }
-      for (const [metric, value] of metrics) {
-        await this.host.execute('INSERT INTO ml_catalog.training_metrics (schema_name, model_name, version, metric, value, owner) VALUES ($1, $2, $3, $4, $5, $6)', [version.schema, version.name, version.version, metric, value, owner]);
-      }
-      await this.writeSecrets(version, owner);
     });
   }
 
-  /** Replaces the stored literal secrets of a version. */
-  private async writeSecrets(version: Pick<ModelVersion, 'schema' | 'name' | 'version' | 'secrets'>, owner: string): Promise<void> {
-    await this.host.execute('DELETE FROM ml_catalog.model_secrets WHERE schema_name = $1 AND model_name = $2 AND version = $3', [version.schema, version.name, version.version]);
-    for (const [key, secret] of version.secrets ?? []) {
-      await this.host.execute('INSERT INTO ml_catalog.model_secrets (schema_name, model_name, version, option_key, secret, owner) VALUES ($1, $2, $3, $4, $5, $6)', [
-        version.schema,
-        version.name,
-        version.version,
-        key,
-        secret,
-        owner,
-      ]);
-    }
+  /**
+   * Writes whole imported versions (catalog-import.ts): a new model keeps the snapshot's
+   * owner and timestamps, checked by the host like any other write.
+   */
+  async importVersion(write: Omit<VersionWrite, 'sealedSecrets'>, secrets: readonly (readonly [string, string])[], owner: string): Promise<void> {
+    await this.ensure();
+    await this.writer.addVersion({ ...write, sealedSecrets: this.seal(secrets, owner) });
+  }
+
+  /** Literal secrets sealed for a model of `owner`. */
+  private seal(secrets: readonly (readonly [string, string])[] | undefined, owner: string): readonly (readonly [string, string])[] {
+    return (secrets ?? []).map(([option, value]) => [option, this.cipher.seal(value, { owner, option })] as const);
   }
 
   /** The role statements run as: the connection's role on hosts with roles, else the operating-system user. */
@@ -344,76 +333,31 @@ export class CatalogStore {
 
   /** Records (or, with `grant` false, removes) USAGE on a model for `role`; a repeated grant adds nothing. */
   async setGrant(entry: ModelEntry, role: string, grant: boolean): Promise<void> {
-    await this.host.transaction(async () => {
-      const params = [entry.schema, entry.name, role];
-      await this.host.execute('DELETE FROM ml_catalog.model_grants WHERE schema_name = $1 AND model_name = $2 AND grantee = $3', params);
-      if (grant) {
-        await this.host.execute('INSERT INTO ml_catalog.model_grants VALUES ($1, $2, $3, $4, $5, CAST(now() AS TIMESTAMP))', [...params, entry.owner, await this.currentRole()]);
-      }
-    });
+    await this.writer.setGrant(entry, role, grant);
   }
 
-  /** Replaces the options (and task/provider) of one stored version. */
-  async updateVersion(version: ModelVersion, owner: string): Promise<void> {
-    await this.host.transaction(async () => {
-      await this.host.execute(
-        'UPDATE ml_catalog.model_versions SET options = $1, provider = $2, task = $3 WHERE schema_name = $4 AND model_name = $5 AND version = $6',
-        [JSON.stringify(version.options), version.provider, version.task ?? null, version.schema, version.name, version.version],
-      );
-      await this.writeSecrets(version, owner);
-      await this.touch(version);
-    });
-  }
-
-  /** Removes one stored artifact of a version (none stored: nothing happens). */
-  async deleteArtifact(version: ModelKey & { readonly version: number }, name: string): Promise<void> {
-    await this.host.execute('DELETE FROM ml_catalog.artifacts WHERE schema_name = $1 AND model_name = $2 AND version = $3 AND artifact_name = $4', [version.schema, version.name, version.version, name]);
+  /**
+   * Replaces the options (and task/provider, literal secrets) of one stored version; with
+   * `dropArtifact`, removes that stored artifact of the version too.
+   */
+  async updateVersion(version: ModelVersion, owner: string, dropArtifact?: string): Promise<void> {
+    const { schema, name, provider, task, options } = version;
+    await this.writer.updateVersion({ schema, name, version: version.version, provider, task, options, sealedSecrets: this.seal(version.secrets, owner), dropArtifact });
   }
 
   /** Sets the version ML_PREDICT uses when none is named. */
   async setDefaultVersion(key: ModelKey, version: number): Promise<void> {
-    await this.host.execute(
-      'UPDATE ml_catalog.models SET default_version = $1, updated_at = CAST(now() AS TIMESTAMP) WHERE schema_name = $2 AND model_name = $3',
-      [version, key.schema, key.name],
-    );
+    await this.writer.setDefaultVersion(key, version);
   }
 
   /** Moves a model, with every version and artifact, to a new name. */
   async rename(from: ModelKey, to: ModelKey): Promise<void> {
-    await this.host.transaction(async () => {
-      // The model row first: on hosts with roles, a renamed row must name the owner of the model of its new name.
-      for (const table of ['models', ...VERSIONED_TABLES, 'model_grants']) {
-        await this.host.execute(`UPDATE ml_catalog.${table} SET schema_name = $1, model_name = $2 WHERE schema_name = $3 AND model_name = $4`, [
-          to.schema,
-          to.name,
-          from.schema,
-          from.name,
-        ]);
-      }
-      await this.touch(to);
-    });
+    await this.writer.rename(from, to);
   }
 
   /** Drops one version (or, with `version` undefined, the whole model). */
   async drop(key: ModelKey, version?: number): Promise<void> {
-    await this.host.transaction(async () => {
-      const filter = version === undefined ? '' : ' AND version = $3';
-      const params = version === undefined ? [key.schema, key.name] : [key.schema, key.name, version];
-      for (const table of VERSIONED_TABLES) {
-        await this.host.execute(`DELETE FROM ml_catalog.${table} WHERE schema_name = $1 AND model_name = $2${filter}`, params);
-      }
-      const left = await this.host.execute('SELECT max(version) FROM ml_catalog.model_versions WHERE schema_name = $1 AND model_name = $2', [key.schema, key.name]);
-      const highest = left.rows[0]![0];
-      if (highest === null || highest === undefined) {
-        await this.host.execute('DELETE FROM ml_catalog.model_grants WHERE schema_name = $1 AND model_name = $2', [key.schema, key.name]);
-        await this.host.execute('DELETE FROM ml_catalog.models WHERE schema_name = $1 AND model_name = $2', [key.schema, key.name]);
-      } else {
-        await this.host.execute(
-          'UPDATE ml_catalog.models SET default_version = $1, updated_at = CAST(now() AS TIMESTAMP) WHERE schema_name = $2 AND model_name = $3 AND default_version NOT IN (SELECT version FROM ml_catalog.model_versions WHERE schema_name = $2 AND model_name = $3)',
-          [Number(highest), key.schema, key.name],
-        );
-      }
-    });
+    await this.writer.drop(key, version);
   }
 
   /** The stored artifact bytes of a version, if any. */
@@ -434,26 +378,10 @@ export class CatalogStore {
     return r.rows.map((row) => [String(row[0]), Number(row[1])] as const);
   }
 
-  /** Records one prediction run in the lineage log. */
-  async recordRun(run: { runId: string; version: ModelVersion; inputRelation: string; rows: number; errors: number; startedAt: Date; durationMs: number; tokens?: number; cacheHits?: number }): Promise<void> {
+  /** Records one prediction run in the lineage log (`temporary`: of a TEMPORARY model). */
+  async recordRun(run: { runId: string; version: ModelVersion; temporary?: boolean; inputRelation: string; rows: number; errors: number; startedAt: Date; durationMs: number; tokens?: number; cacheHits?: number }): Promise<void> {
     await this.ensure();
-    await this.host.execute('INSERT INTO ml_catalog.prediction_runs (run_id, schema_name, model_name, version, input_relation, row_count, error_count, duration_ms, tokens, started_at, cache_hits) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, CAST($10 AS TIMESTAMP), $11)', [
-      run.runId,
-      run.version.schema,
-      run.version.name,
-      run.version.version,
-      run.inputRelation,
-      run.rows,
-      run.errors,
-      run.durationMs,
-      run.tokens ?? null,
-      timestampText(run.startedAt),
-      run.cacheHits ?? null,
-    ]);
-  }
-
-  private async touch(key: ModelKey): Promise<void> {
-    await this.host.execute('UPDATE ml_catalog.models SET updated_at = CAST(now() AS TIMESTAMP) WHERE schema_name = $1 AND model_name = $2', [key.schema, key.name]);
+    await this.writer.recordRun({ ...run, startedAt: timestampText(run.startedAt) });
   }
 }
 

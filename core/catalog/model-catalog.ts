@@ -27,11 +27,11 @@ import type {
   ShowModelsStatement,
   Statement,
 } from '../sql/ast.js';
-import { formatCreateModel, quoteIdentifier } from '../sql/format.js';
+import { formatCreateModel, modelFunctionName, quoteIdentifier } from '../sql/format.js';
 import { formatType, parseDataType } from '../sql/types.js';
 import type { ModelColumn } from '../runtime/model-runtime.js';
 import type { RuntimeLoader } from '../runtime/runtime-loader.js';
-import { CatalogStore, timestampText, type CatalogLookup, type ModelEntry, type ModelKey, type ModelRef, type ModelVersion } from './catalog-store.js';
+import { CatalogStore, timestampText, type CatalogLookup, type CatalogStoreOptions, type ModelEntry, type ModelKey, type ModelRef, type ModelVersion } from './catalog-store.js';
 import { displayOptionValue, resolveModelOptions } from './model-options.js';
 import { hasStoredSecrets, splitSecrets } from '../secrets.js';
 import { compileModel } from '../training/compile-sql.js';
@@ -74,8 +74,9 @@ export class ModelCatalog {
   constructor(
     private readonly host: Host,
     private readonly loader: RuntimeLoader,
+    storeOptions: CatalogStoreOptions = {},
   ) {
-    this.store = new CatalogStore(host);
+    this.store = new CatalogStore(host, storeOptions);
   }
 
   /** Resolves `[catalog.][schema.]name` against the current database and schema. */
@@ -131,7 +132,7 @@ export class ModelCatalog {
   /** A persistent version with its stored literal secrets, read only when its options show some. */
   private async withSecrets(entry: ModelEntry, version: ModelVersion): Promise<ModelVersion> {
     if (entry.temporary || !hasStoredSecrets(version.options)) return version;
-    const secrets = await this.store.secrets(version);
+    const secrets = await this.store.secrets(version, entry.owner);
     return secrets.length === 0 ? version : { ...version, secrets };
   }
 
@@ -375,7 +376,7 @@ export class ModelCatalog {
     const d = this.host.dialect;
     return {
       schema: entry.schema,
-      name: `ml_predict_${entry.name}`,
+      name: modelFunctionName(entry.name),
       params: v.input.map((c) => ({ name: c.name, type: d.hostType(parseDataType(c.type)) })),
       temporary: entry.temporary,
     };
@@ -465,8 +466,7 @@ export class ModelCatalog {
       if (defaultVersion !== undefined) await this.syncFunction(entry, after);
     } else {
       await this.host.transaction(async () => {
-        if (changed) await this.store.updateVersion(updated, entry.owner);
-        if (repointed) await this.store.deleteArtifact(updated, ONNX_ARTIFACT);
+        if (changed) await this.store.updateVersion(updated, entry.owner, repointed ? ONNX_ARTIFACT : undefined);
         if (defaultVersion !== undefined) {
           await this.store.setDefaultVersion(q, defaultVersion);
           await this.syncFunction(entry, await this.store.get(q));

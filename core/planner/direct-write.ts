@@ -18,6 +18,7 @@
  *   expressions, no DISTINCT; INSERT takes no leading WITH and no OVERRIDING.
  */
 import type { MlCall, QueryStatement } from '../sql/ast.js';
+import { isBareName } from '../sql/keywords.js';
 import { isSymbol, isWord, tokenize, type Token } from '../sql/lexer.js';
 
 /** One item of the projection: `*`, or a column of the call's result. */
@@ -35,22 +36,6 @@ export interface DirectWriteShape {
   readonly columns?: readonly string[];
   readonly projection: readonly ProjectionItem[];
 }
-
-/**
- * Words that never name a column or alias without quotes: Postgres's reserved key words
- * and those that can only be a function or type name
- * (https://www.postgresql.org/docs/current/sql-keywords-appendix.html).
- */
-const RESERVED = new Set(
-  (
-    'all analyse analyze and any array as asc asymmetric authorization binary both case cast check collate collation column concurrently ' +
-    'constraint create cross current_catalog current_date current_role current_schema current_time current_timestamp current_user default ' +
-    'deferrable desc distinct do else end except false fetch for foreign freeze from full grant group having ilike in initially inner ' +
-    'intersect into is isnull join lateral leading left like limit localtime localtimestamp natural not notnull null offset on only or ' +
-    'order outer overlaps placing primary references returning right select session_user similar some symmetric system_user table ' +
-    'tablesample then to trailing true union unique user using variadic verbose when where window with'
-  ).split(' '),
-);
 
 /**
  * The shape of `statement` when it may write straight into its table, else undefined.
@@ -213,8 +198,7 @@ class Cursor {
   /** Consumes a name, resolved: a plain identifier that is not a reserved word, or a `"quoted"` one. */
   name(): string | undefined {
     const t = this.peek();
-    const ok = (t?.kind === 'identifier' && !RESERVED.has(t.value)) || (t?.kind === 'quoted-identifier' && t.text.startsWith('"'));
-    if (!ok) return undefined;
+    if (!isBareName(t)) return undefined;
     this.i++;
     return t.value;
   }

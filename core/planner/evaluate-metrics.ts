@@ -19,6 +19,7 @@
  */
 import { UnsupportedFeatureError, type SourcePosition } from '../errors.js';
 import type { HostColumn, SqlDialect } from '../host.js';
+import { expressionBuilder } from '../sql/expression-builder.js';
 import { parseDataType, typeCategory } from '../sql/types.js';
 
 /** Tasks ML_EVALUATE knows (SPEC §1.3). */
@@ -56,6 +57,7 @@ export const METRICS: Readonly<Record<EvaluationTask, readonly string[]>> = {
  */
 export function evaluationRelation(d: SqlDialect, spec: EvaluationSpec): string {
   const q = (n: string) => d.quoteIdentifier(n);
+  const { add, sub, mul, div, eq, ne, lt, gt, ge, neg, num, int, fn, square } = expressionBuilder(d);
   const label = q(spec.label.name);
   const prediction = q(spec.prediction.name);
   const present = `${label} IS NOT NULL AND ${prediction} IS NOT NULL`;
@@ -64,9 +66,11 @@ export function evaluationRelation(d: SqlDialect, spec: EvaluationSpec): string 
   switch (spec.task) {
     case 'regression': {
       names = [...METRICS.regression];
+      const mse = fn('avg', square(sub('y', 'p')));
       body =
-        `SELECT avg(abs(y - p)) AS ${q('MAE')}, avg((y - p) * (y - p)) AS ${q('MSE')}, sqrt(avg((y - p) * (y - p))) AS ${q('RMSE')}, ` +
-        `avg(CASE WHEN y <> 0 THEN abs((y - p) / y) END) AS ${q('MAPE')}, 1 - avg((y - p) * (y - p)) / nullif(var_pop(y), 0) AS ${q('R2')} ` +
+        `SELECT ${fn('avg', fn('abs', sub('y', 'p')))} AS ${q('MAE')}, ${mse} AS ${q('MSE')}, ${fn('sqrt', mse)} AS ${q('RMSE')}, ` +
+        `${fn('avg', `CASE WHEN ${ne('y', num(0))} THEN ${fn('abs', div(sub('y', 'p'), 'y'))} END`)} AS ${q('MAPE')}, ` +
+        `CASE WHEN ${ne(fn('var_pop', 'y'), num(0))} THEN ${sub(num(1), div(mse, fn('var_pop', 'y')))} END AS ${q('R2')} ` +
         `FROM (SELECT CAST(${label} AS DOUBLE PRECISION) AS y, CAST(${prediction} AS DOUBLE PRECISION) AS p FROM ${spec.relation} AS zipped WHERE ${present}) AS z`;
       break;
     }
@@ -74,33 +78,39 @@ export function evaluationRelation(d: SqlDialect, spec: EvaluationSpec): string 
       const numeric = isNumeric(spec.label.type) && isNumeric(spec.prediction.type);
       const classType = numeric ? 'DOUBLE PRECISION' : d.catalogTypes.text;
       const probs = spec.probabilities ? `, ${q(spec.probabilities)} AS probs` : '';
+      const rowNumber = `${fn('row_number')} OVER (ORDER BY c)`;
+      // Counts as DOUBLE, so that every division below is between doubles.
+      const count = `CAST(${fn('count', '*')} AS DOUBLE PRECISION)`;
+      const ratio = (hits: string, total: string) => `CASE WHEN ${gt(`coalesce(${total}, ${num(0)})`, num(0))} THEN ${div(`coalesce(${hits}, ${num(0)})`, total)} ELSE ${num(0)} END`;
       const ctes = [
         `z AS (SELECT CAST(${label} AS ${classType}) AS y, CAST(${prediction} AS ${classType}) AS p${probs} FROM ${spec.relation} AS zipped WHERE ${present})`,
         numeric
           ? // integer classes 0, 1, 2, ... index the probabilities directly (when the array is long enough); other classes by rank
-            `classes AS (SELECT c, CASE WHEN (SELECT bool_and(c = floor(c) AND c >= 0)${spec.probabilities ? ' AND max(c) < (SELECT max(array_length(probs, 1)) FROM z)' : ''} FROM (SELECT y AS c FROM z UNION SELECT p FROM z) AS v) ` +
-            `THEN CAST(c AS BIGINT) + 1 ELSE row_number() OVER (ORDER BY c) END AS idx FROM (SELECT y AS c FROM z UNION SELECT p FROM z) AS u)`
-          : `classes AS (SELECT c, row_number() OVER (ORDER BY c) AS idx FROM (SELECT y AS c FROM z UNION SELECT p FROM z) AS u)`,
-        `actual AS (SELECT y AS c, count(*) AS n, sum(CASE WHEN y = p THEN 1 ELSE 0 END) AS tp FROM z GROUP BY y)`,
-        `predicted AS (SELECT p AS c, count(*) AS n FROM z GROUP BY p)`,
-        `per_class AS (SELECT CASE WHEN coalesce(pr.n, 0) > 0 THEN coalesce(a.tp, 0) * 1.0 / pr.n ELSE 0 END AS prec, ` +
-          `CASE WHEN coalesce(a.n, 0) > 0 THEN coalesce(a.tp, 0) * 1.0 / a.n ELSE 0 END AS rec ` +
-          `FROM classes AS k LEFT JOIN actual AS a ON a.c = k.c LEFT JOIN predicted AS pr ON pr.c = k.c)`,
-        `scores AS (SELECT (SELECT avg(CASE WHEN y = p THEN 1.0 ELSE 0.0 END) FROM z) AS accuracy, avg(prec) AS prec, avg(rec) AS rec, ` +
-          `avg(CASE WHEN prec + rec > 0 THEN 2 * prec * rec / (prec + rec) ELSE 0 END) AS f1 FROM per_class)`,
+            `classes AS (SELECT c, CASE WHEN (SELECT ${fn('bool_and', `${eq('c', fn('floor', 'c'))} AND ${ge('c', num(0))}`)}${spec.probabilities ? ` AND ${lt(fn('max', 'c'), `(SELECT ${fn('max', fn('array_length', 'probs', '1'))} FROM z)`)}` : ''} FROM (SELECT y AS c FROM z UNION SELECT p FROM z) AS v) ` +
+            `THEN ${add('CAST(c AS BIGINT)', int(1))} ELSE ${rowNumber} END AS idx FROM (SELECT y AS c FROM z UNION SELECT p FROM z) AS u)`
+          : `classes AS (SELECT c, ${rowNumber} AS idx FROM (SELECT y AS c FROM z UNION SELECT p FROM z) AS u)`,
+        `actual AS (SELECT y AS c, ${count} AS n, ${fn('sum', `CASE WHEN ${eq('y', 'p')} THEN ${num(1)} ELSE ${num(0)} END`)} AS tp FROM z GROUP BY y)`,
+        `predicted AS (SELECT p AS c, ${count} AS n FROM z GROUP BY p)`,
+        `per_class AS (SELECT ${ratio('a.tp', 'pr.n')} AS prec, ${ratio('a.tp', 'a.n')} AS rec ` +
+          `FROM classes AS k LEFT JOIN actual AS a ON ${eq('a.c', 'k.c')} LEFT JOIN predicted AS pr ON ${eq('pr.c', 'k.c')})`,
+        `scores AS (SELECT (SELECT ${fn('avg', `CASE WHEN ${eq('y', 'p')} THEN ${num(1)} ELSE ${num(0)} END`)} FROM z) AS accuracy, ${fn('avg', 'prec')} AS prec, ${fn('avg', 'rec')} AS rec, ` +
+          `${fn('avg', `CASE WHEN ${gt(add('prec', 'rec'), num(0))} THEN ${div(mul(mul(num(2), 'prec'), 'rec'), add('prec', 'rec'))} ELSE ${num(0)} END`)} AS f1 FROM per_class)`,
       ];
       names = [...METRICS.classification];
       let select = `SELECT s.accuracy AS ${q('Accuracy')}, s.prec AS ${q('Precision')}, s.rec AS ${q('Recall')}, s.f1 AS ${q('F1')}`;
       let from = 'FROM scores AS s';
       if (spec.probabilities) {
         const probability = 'CAST(z.probs[CAST(k.idx AS INTEGER)] AS DOUBLE PRECISION)'; // Postgres subscripts are integer, row_number() is bigint
+        // Per class: AUC = (Σ ranks of positives − n₊(n₊ + 1)/2) / (n₊ n₋), ties ranked by their mean.
+        const positives = fn('sum', `CASE WHEN pos THEN ${num(1)} ELSE ${num(0)} END`);
+        const negatives = fn('sum', `CASE WHEN pos THEN ${num(0)} ELSE ${num(1)} END`);
+        const pairs = mul(positives, negatives);
         ctes.push(
-          `logloss AS (SELECT -avg(ln(greatest(${probability}, 1e-15))) AS v FROM z JOIN classes AS k ON k.c = z.y)`,
-          `ovr AS (SELECT k.c AS c, z.y = k.c AS pos, ${probability} AS s FROM z CROSS JOIN classes AS k)`,
-          `ranked AS (SELECT c, pos, rank() OVER (PARTITION BY c ORDER BY s) + (count(*) OVER (PARTITION BY c, s) - 1) / 2.0 AS r FROM ovr)`,
-          `auc_per_class AS (SELECT (sum(CASE WHEN pos THEN r ELSE 0 END) - sum(CASE WHEN pos THEN 1 ELSE 0 END) * (sum(CASE WHEN pos THEN 1 ELSE 0 END) + 1) / 2.0) ` +
-            `/ nullif(sum(CASE WHEN pos THEN 1 ELSE 0 END) * sum(CASE WHEN pos THEN 0 ELSE 1 END), 0) AS v FROM ranked GROUP BY c)`,
-          `auc AS (SELECT avg(v) AS v FROM auc_per_class)`,
+          `logloss AS (SELECT ${neg(fn('avg', fn('ln', `greatest(${probability}, ${num(1e-15)})`)))} AS v FROM z JOIN classes AS k ON ${eq('k.c', 'z.y')})`,
+          `ovr AS (SELECT k.c AS c, ${eq('z.y', 'k.c')} AS pos, ${probability} AS s FROM z CROSS JOIN classes AS k)`,
+          `ranked AS (SELECT c, pos, ${add(`CAST(${fn('rank')} OVER (PARTITION BY c ORDER BY s) AS DOUBLE PRECISION)`, div(sub(`CAST(${fn('count', '*')} OVER (PARTITION BY c, s) AS DOUBLE PRECISION)`, num(1)), num(2)))} AS r FROM ovr)`,
+          `auc_per_class AS (SELECT CASE WHEN ${ne(pairs, num(0))} THEN ${div(sub(fn('sum', `CASE WHEN pos THEN r ELSE ${num(0)} END`), div(mul(positives, add(positives, num(1))), num(2))), pairs)} END AS v FROM ranked GROUP BY c)`,
+          `auc AS (SELECT ${fn('avg', 'v')} AS v FROM auc_per_class)`,
         );
         names.push('LogLoss', 'AUC');
         select += `, logloss.v AS ${q('LogLoss')}, auc.v AS ${q('AUC')}`;
@@ -117,11 +127,13 @@ export function evaluationRelation(d: SqlDialect, spec: EvaluationSpec): string 
     case 'embedding': {
       names = [...METRICS.embedding];
       const e = (column: string) => `CAST(z.${column}[g.i] AS DOUBLE PRECISION)`;
+      const norms = mul(fn('sqrt', fn('sum', square('x'))), fn('sqrt', fn('sum', square('y'))));
+      const maxSum = fn('sum', 'greatest(x, y)');
       body =
-        `WITH z AS (SELECT row_number() OVER () AS r, ${label} AS a, ${prediction} AS b FROM ${spec.relation} AS zipped WHERE ${present}), ` +
-        `e AS (SELECT z.r, coalesce(${e('a')}, 0.0) AS x, coalesce(${e('b')}, 0.0) AS y FROM z CROSS JOIN LATERAL generate_series(1, greatest(array_length(z.a, 1), array_length(z.b, 1))) AS g(i)), ` +
-        `per_row AS (SELECT r, sum(x * y) / nullif(sqrt(sum(x * x)) * sqrt(sum(y * y)), 0) AS cosine, sum(least(x, y)) / nullif(sum(greatest(x, y)), 0) AS jaccard, sqrt(sum((x - y) * (x - y))) AS distance FROM e GROUP BY r) ` +
-        `SELECT avg(cosine) AS ${q('CosineSimilarity')}, avg(jaccard) AS ${q('JaccardSimilarity')}, avg(distance) AS ${q('EuclideanDistance')} FROM per_row`;
+        `WITH z AS (SELECT ${fn('row_number')} OVER () AS r, ${label} AS a, ${prediction} AS b FROM ${spec.relation} AS zipped WHERE ${present}), ` +
+        `e AS (SELECT z.r, coalesce(${e('a')}, ${num(0)}) AS x, coalesce(${e('b')}, ${num(0)}) AS y FROM z CROSS JOIN LATERAL ${fn('generate_series', '1', `greatest(${fn('array_length', 'z.a', '1')}, ${fn('array_length', 'z.b', '1')})`)} AS g(i)), ` +
+        `per_row AS (SELECT r, CASE WHEN ${ne(norms, num(0))} THEN ${div(fn('sum', mul('x', 'y')), norms)} END AS cosine, CASE WHEN ${ne(maxSum, num(0))} THEN ${div(fn('sum', 'least(x, y)'), maxSum)} END AS jaccard, ${fn('sqrt', fn('sum', square(sub('x', 'y'))))} AS distance FROM e GROUP BY r) ` +
+        `SELECT ${fn('avg', 'cosine')} AS ${q('CosineSimilarity')}, ${fn('avg', 'jaccard')} AS ${q('JaccardSimilarity')}, ${fn('avg', 'distance')} AS ${q('EuclideanDistance')} FROM per_row`;
       break;
     }
     default:
@@ -147,21 +159,23 @@ function clusteringMetrics(d: SqlDialect, spec: EvaluationSpec): string {
   if (features.length === 0) {
     throw new UnsupportedFeatureError('ML_EVALUATE for clustering measures distances between numeric feature columns; the feature DESCRIPTOR has none', spec.position);
   }
+  const { add, sub, div, eq, ne, gt, num, fn, sum, square } = expressionBuilder(d);
   const f = features.map((_, j) => `f${j}`);
-  const sq = (a: string, b: string) => f.map((c) => `(${a}.${c} - ${b}.${c}) * (${a}.${c} - ${b}.${c})`).join(' + ');
-  const centroidSq = (a: string, b: string) => f.map((_, j) => `(${a}.m${j} - ${b}.m${j}) * (${a}.m${j} - ${b}.m${j})`).join(' + ');
+  const sq = (a: string, b: string) => sum(f.map((c) => square(sub(`${a}.${c}`, `${b}.${c}`))));
+  const centroidSq = (a: string, b: string) => sum(f.map((_, j) => square(sub(`${a}.m${j}`, `${b}.m${j}`))));
+  const centroidDistance = fn('sqrt', centroidSq('ka', 'kb'));
   const present = [spec.prediction.name, ...features.map((c) => c.name)].map((n) => `${q(n)} IS NOT NULL`).join(' AND ');
   return (
-    `WITH z AS (SELECT row_number() OVER () AS i, ${q(spec.prediction.name)} AS c, ${features.map((c, j) => `CAST(${q(c.name)} AS DOUBLE PRECISION) AS f${j}`).join(', ')} FROM ${spec.relation} AS zipped WHERE ${present}), ` +
-    `cent AS (SELECT c, ${f.map((c, j) => `avg(${c}) AS m${j}`).join(', ')} FROM z GROUP BY c), ` +
-    `pt AS (SELECT z.c, ${f.map((c, j) => `(z.${c} - k.m${j}) * (z.${c} - k.m${j})`).join(' + ')} AS d2 FROM z JOIN cent AS k ON k.c = z.c), ` +
-    `scatter AS (SELECT c, avg(sqrt(d2)) AS s FROM pt GROUP BY c), ` +
-    `db AS (SELECT avg(worst) AS v FROM (SELECT a.c, max((a.s + b.s) / nullif(sqrt(${centroidSq('ka', 'kb')}), 0)) AS worst FROM scatter AS a JOIN scatter AS b ON a.c <> b.c ` +
-    `JOIN cent AS ka ON ka.c = a.c JOIN cent AS kb ON kb.c = b.c GROUP BY a.c) AS w), ` +
-    `pair AS (SELECT p.i, p.c = o.c AS same, o.c AS oc, avg(sqrt(${sq('p', 'o')})) AS dist FROM z AS p JOIN z AS o ON p.i <> o.i GROUP BY p.i, p.c = o.c, o.c), ` +
-    `per_row AS (SELECT i, max(CASE WHEN same THEN dist END) AS a, min(CASE WHEN NOT same THEN dist END) AS b FROM pair GROUP BY i), ` +
-    `sil AS (SELECT avg(CASE WHEN b IS NULL THEN NULL WHEN a IS NULL THEN 0.0 WHEN greatest(a, b) = 0 THEN 0.0 ELSE (b - a) / greatest(a, b) END) AS v FROM per_row) ` +
-    `SELECT (SELECT v FROM sil) AS ${q('Silhouette')}, (SELECT v FROM db) AS ${q('DaviesBouldin')}, (SELECT sum(d2) FROM pt) AS ${q('Inertia')}`
+    `WITH z AS (SELECT ${fn('row_number')} OVER () AS i, ${q(spec.prediction.name)} AS c, ${features.map((c, j) => `CAST(${q(c.name)} AS DOUBLE PRECISION) AS f${j}`).join(', ')} FROM ${spec.relation} AS zipped WHERE ${present}), ` +
+    `cent AS (SELECT c, ${f.map((c, j) => `${fn('avg', c)} AS m${j}`).join(', ')} FROM z GROUP BY c), ` +
+    `pt AS (SELECT z.c, ${sum(f.map((c, j) => square(sub(`z.${c}`, `k.m${j}`))))} AS d2 FROM z JOIN cent AS k ON ${eq('k.c', 'z.c')}), ` +
+    `scatter AS (SELECT c, ${fn('avg', fn('sqrt', 'd2'))} AS s FROM pt GROUP BY c), ` +
+    `db AS (SELECT ${fn('avg', 'worst')} AS v FROM (SELECT a.c, ${fn('max', `CASE WHEN ${ne(centroidDistance, num(0))} THEN ${div(add('a.s', 'b.s'), centroidDistance)} END`)} AS worst FROM scatter AS a JOIN scatter AS b ON ${ne('a.c', 'b.c')} ` +
+    `JOIN cent AS ka ON ${eq('ka.c', 'a.c')} JOIN cent AS kb ON ${eq('kb.c', 'b.c')} GROUP BY a.c) AS w), ` +
+    `pair AS (SELECT p.i, ${eq('p.c', 'o.c')} AS same, o.c AS oc, ${fn('avg', fn('sqrt', sq('p', 'o')))} AS dist FROM z AS p JOIN z AS o ON ${ne('p.i', 'o.i')} GROUP BY p.i, ${eq('p.c', 'o.c')}, o.c), ` +
+    `per_row AS (SELECT i, ${fn('max', 'CASE WHEN same THEN dist END')} AS a, ${fn('min', 'CASE WHEN NOT same THEN dist END')} AS b FROM pair GROUP BY i), ` +
+    `sil AS (SELECT ${fn('avg', `CASE WHEN b IS NULL THEN NULL WHEN a IS NULL THEN ${num(0)} WHEN ${eq('greatest(a, b)', num(0))} THEN ${num(0)} ELSE ${div(sub('b', 'a'), 'greatest(a, b)')} END`)} AS v FROM per_row) ` +
+    `SELECT (SELECT v FROM sil) AS ${q('Silhouette')}, (SELECT v FROM db) AS ${q('DaviesBouldin')}, (SELECT ${fn('sum', 'd2')} FROM pt) AS ${q('Inertia')}`
   );
 }
 
@@ -247,7 +261,7 @@ export async function textGenerationRelation(host: { readonly dialect: SqlDialec
       n++;
     }
   }
-  const values = sums.map((v) => (n === 0 ? 'NULL' : `CAST(${String(v / n)} AS DOUBLE PRECISION)`));
+  const values = sums.map((v) => (n === 0 ? 'NULL' : d.double(v / n)));
   const names = METRICS.text_generation;
   const map = d.metricMap(names.map((name, i) => [name, values[i]!] as const));
   return `(SELECT ${map} AS result, ${names.map((name, i) => `CAST(${values[i]} AS DOUBLE PRECISION) AS ${q(name)}`).join(', ')})`;

@@ -25,7 +25,7 @@ import type { StageLimits } from '../runtime/inference-limits.js';
 import type { ModelColumn } from '../runtime/model-runtime.js';
 import type { ProgressEvent } from '../session/session.js';
 import { evaluationRelation, textGenerationRelation, type EvaluationSpec, type EvaluationTask } from './evaluate-metrics.js';
-import { inputQuerySql, spliceCalls } from './splice.js';
+import { callAlias, describedRelation, inputQuerySql, spliceCalls } from './splice.js';
 import { directWriteShape, projectionSources, type DirectWriteShape } from './direct-write.js';
 import { getOption } from '../catalog/model-options.js';
 import { compileModel, compiledRelation } from '../training/compile-sql.js';
@@ -52,6 +52,12 @@ export interface RewriteContext {
   readonly onProgress?: (event: ProgressEvent) => void;
   /** Limits on model stages: rows per call, and what runs as each stage starts (admission, the statement timer); none when absent. */
   readonly limits?: Omit<StageLimits, 'position'>;
+  /**
+   * Plans the statement's shape without running a model: each call becomes its input
+   * query with typed NULL outputs (`describedRelation`), no runtime is loaded and no stage
+   * or temporary table is made. For Describe and plain EXPLAIN.
+   */
+  readonly describeOnly?: boolean;
 }
 
 /**
@@ -89,7 +95,7 @@ export interface DirectWrite {
  * (its stages run now) into host SQL.
  */
 export async function planStatement(statement: QueryStatement, ctx: RewriteContext): Promise<StatementPlan> {
-  const shape = ctx.host.openStage ? directWriteShape(statement, ctx.scriptText) : undefined;
+  const shape = ctx.host.openStage && !ctx.describeOnly ? directWriteShape(statement, ctx.scriptText) : undefined;
   if (!shape) return { sql: await rewriteRegion(statement.span, statement.calls, ctx) };
   const result = await runCall(shape.call, ctx, { shape, statement });
   return typeof result === 'string' ? { sql: spliceCalls(ctx.scriptText, statement.span, [shape.call], [result]) } : { write: result };
@@ -115,6 +121,7 @@ async function runCall(call: MlCall, ctx: RewriteContext, direct?: DirectRequest
   // Hosts with a one-pass stage (Host.openStage) read the query once, during the stage;
   // the others materialize it first and read it back by position.
   const query = await inputQuery(bound.input, ctx);
+  if (ctx.describeOnly) return describedCall(call, bound, model, query, ctx);
   let inputTable = ctx.host.openStage ? undefined : ctx.newTempTable('in');
   let rowCount: number | undefined = inputTable === undefined ? undefined : await materializeInput(inputTable, query, bound.input, ctx);
   const inputColumns = await describeInput(query, bound.input, ctx);
@@ -157,6 +164,7 @@ async function runCall(call: MlCall, ctx: RewriteContext, direct?: DirectRequest
     await ctx.catalog.store.recordRun({
       runId: randomUUID(),
       version: model.version,
+      temporary: model.entry.temporary,
       inputRelation: bound.input.kind === 'table' ? bound.input.name.map((id) => id.value).join('.') : text.slice(bound.input.span.start, bound.input.span.end),
       rows,
       errors: counters.errors,
@@ -168,7 +176,8 @@ async function runCall(call: MlCall, ctx: RewriteContext, direct?: DirectRequest
   };
   let relation: string;
   if (inputTable === undefined) {
-    const carry = await ctx.host.openStage!({ query, inputColumns, featureColumns: features.map((c) => inputColumns.indexOf(c)), kinds: runtime.inputKinds, outputColumns, table: outputTable, batchSize: common.batchSize });
+    const source = bound.input.kind === 'table' ? bound.input.name.map((id) => id.value) : undefined;
+    const carry = await ctx.host.openStage!({ query, ...(source ? { source } : {}), inputColumns, featureColumns: features.map((c) => inputColumns.indexOf(c)), kinds: runtime.inputKinds, outputColumns, table: outputTable, batchSize: common.batchSize });
     let write: HostStageWrite | undefined;
     try {
       write = direct && !evaluation ? await openDirect(carry, direct, [...inputColumns.map((c) => c.name), ...outputNames], ctx) : undefined;
@@ -203,7 +212,7 @@ async function openDirect(stage: HostStage, direct: DirectRequest, names: readon
     table: shape.table,
     sources,
     before: text.slice(statement.span.start, shape.call.span.start),
-    after: text.slice(shape.call.span.end, statement.span.end),
+    after: callAlias(shape.call, 0) + text.slice(shape.call.span.end, statement.span.end),
     temporary: shape.temporary,
     ifNotExists: shape.ifNotExists,
   });
@@ -290,6 +299,25 @@ async function compiledCall(call: MlCall, bound: PredictBinding | EvaluateBindin
   const compiled = compileModel(trained, d, features.map((c) => d.quoteIdentifier(c.name)), false);
   const relation = compiledRelation(d, compiled, query, inputColumns.map((c) => d.quoteIdentifier(c.name)), outputNames);
   return evaluation ? evaluate(ctx, evaluation, relation, model, outputNames, features) : relation;
+}
+
+/**
+ * A call planned for its shape only (`RewriteContext.describeOnly`): the input query with
+ * the model's OUTPUT columns as typed NULLs, after the same checks a run makes first
+ * (descriptor, types, ML_EVALUATE's label and task). No model runs.
+ */
+async function describedCall(call: MlCall, bound: PredictBinding | EvaluateBinding, model: ResolvedModel, query: string, ctx: RewriteContext): Promise<string> {
+  const text = ctx.scriptText;
+  const inputColumns = await describeInput(query, bound.input, ctx);
+  const features = matchDescriptor(bound.columns, inputColumns, model.version.input, text);
+  const evaluation = call.function === 'ML_EVALUATE' ? evaluationTarget(call, bound as EvaluateBinding, model, inputColumns, text) : undefined;
+  const outputNames = outputColumnNames(inputColumns.map((c) => c.name), model.version.output.map((c) => c.name));
+  const outputColumns = model.version.output.map((c, i) => ({ name: outputNames[i]!, type: ctx.host.dialect.hostType(parseDataType(c.type)) }));
+  const relation = describedRelation(ctx.host.dialect, query, outputColumns);
+  if (!evaluation) return relation;
+  // Text generation is scored as rows stream by: here over no rows, which reads nothing.
+  const scored = evaluation.task === 'text_generation' ? `(SELECT * FROM ${relation} AS described LIMIT 0)` : relation;
+  return evaluate(ctx, evaluation, scored, model, outputNames, features);
 }
 
 /**

@@ -13,9 +13,6 @@ import { parseDataType, typeCategory } from '../sql/types.js';
 import { bindVectorSearch } from '../sql/vector-search-call.js';
 import { describeInput, inputQuery, type RewriteContext } from './ml-rewrite.js';
 
-/** The alias a replacement relation gets when the statement gave the call none. */
-const DEFAULT_ALIAS = 'vector_search';
-
 /**
  * The host relation that replaces a VECTOR_SEARCH call.
  *
@@ -48,7 +45,8 @@ export async function vectorSearchRelation(call: MlCall, ctx: RewriteContext): P
     metric: bound.metric,
     ...(dimension === undefined ? {} : { dimension }),
   });
-  return call.aliased ? relation : `${relation} AS ${ctx.host.dialect.quoteIdentifier(DEFAULT_ALIAS)}`;
+  // The splice adds an alias where the statement gave none (splice.ts `callAlias`).
+  return relation;
 }
 
 function isNumericArray(column: HostColumn): boolean {

@@ -141,7 +141,8 @@ async function isInsideAllowedDirectory(file: string, allowed: readonly string[]
 
 /**
  * True when `url` lies under one of `prefixes`: same scheme, host and port, and a path
- * equal to the prefix's path or under it at a `/` boundary. `'*'` matches every http(s)
+ * equal to the prefix's path or under it at a `/` boundary, both compared after
+ * percent-decoding and dot-segment removal (`..%2f` cannot climb out of a prefix). `'*'` matches every http(s)
  * URL. URLs with a user name or password never match.
  */
 export function isUrlAllowed(url: string, prefixes: readonly string[]): boolean {
@@ -164,10 +165,33 @@ export function isUrlAllowed(url: string, prefixes: readonly string[]): boolean 
       continue;
     }
     if (p.protocol !== target.protocol || p.host !== target.host) continue;
-    const base = p.pathname.replace(/\/+$/, '');
-    if (base === '' || target.pathname === base || target.pathname.startsWith(`${base}/`)) return true;
+    const where = normalizedPath(target.pathname);
+    const base = normalizedPath(p.pathname)?.replace(/\/+$/, '');
+    if (where === undefined || base === undefined) continue;
+    if (base === '' || where === base || where.startsWith(`${base}/`)) return true;
   }
   return false;
+}
+
+/**
+ * A URL path as a server may read it: percent-decoded (until nothing changes, so `%252f`
+ * too), backslashes as slashes, dot segments resolved, so that `/v1/..%2fadmin` is
+ * compared as `/admin`. Undefined for a path that does not decode (never allowed).
+ */
+function normalizedPath(pathname: string): string | undefined {
+  let decoded = pathname;
+  for (let round = 0; ; round++) {
+    let next: string;
+    try {
+      next = decodeURIComponent(decoded);
+    } catch {
+      return undefined;
+    }
+    if (next === decoded) break;
+    if (round === 3) return undefined; // encoded four times over: no server means that
+    decoded = next;
+  }
+  return path.posix.normalize(`/${decoded.replace(/\\/g, '/')}`).replace(/^\/+/, '/');
 }
 
 /** A URL for messages: no credentials, no query string (it may carry a token). */

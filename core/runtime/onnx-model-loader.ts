@@ -52,13 +52,19 @@ export async function loadModelBytes(location: string, options: LoadModelOptions
 
 async function loadFromFile(filePath: string, shown: string, options: LoadModelOptions): Promise<Uint8Array> {
   let real: string | undefined;
+  let failure: unknown;
   try {
     real = await realpath(filePath);
   } catch (error) {
-    if (!isErrno(error, 'ENOENT') && !isErrno(error, 'ENOTDIR')) throw readFailure(shown, error);
+    failure = error;
   }
+  // The access check comes first: every file outside the allowed directories gets the same
+  // refusal, whether it exists, loops (ELOOP) or cannot be read.
   await new AccessPolicy(options).checkFile(filePath, real, shown);
-  if (real === undefined) throw new ModelSqlError('58P01', `model file "${shown}" does not exist (resolved to ${filePath})`);
+  if (real === undefined) {
+    if (!isErrno(failure, 'ENOENT') && !isErrno(failure, 'ENOTDIR')) throw readFailure(shown, failure);
+    throw new ModelSqlError('58P01', `model file "${shown}" does not exist (resolved to ${filePath})`);
+  }
   try {
     return new Uint8Array(await readFile(real));
   } catch (error) {

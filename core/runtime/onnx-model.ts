@@ -5,7 +5,7 @@
  *
  * The bytes themselves come from {@link loadModelBytes} (re-exported here).
  */
-import * as ort from 'onnxruntime-node';
+import type * as Ort from 'onnxruntime-node';
 import { ModelSqlError } from '../errors.js';
 import type { ModelColumn } from './model-runtime.js';
 import { signatureOf } from './onnx-signature.js';
@@ -104,8 +104,10 @@ export interface OnnxBinding {
  */
 export async function inspectOnnx(bytes: Uint8Array): Promise<OnnxSignature> {
   if (bytes.byteLength === 0) throw new ModelSqlError('22P03', 'invalid ONNX model: the file is empty');
-  let session: ort.InferenceSession;
+  let session: Ort.InferenceSession;
   try {
+    // Loaded on first use: onnxruntime's native library is not needed by sessions that never inspect a model.
+    const ort = await import('onnxruntime-node');
     session = await ort.InferenceSession.create(bytes, { graphOptimizationLevel: 'disabled', intraOpNumThreads: 1, interOpNumThreads: 1 });
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);

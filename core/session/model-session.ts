@@ -34,6 +34,12 @@ export interface SessionOptions extends ModelAccessOptions {
   readonly inferenceGate?: InferenceGate;
   /** The name this session counts under in the gate's per-client limit (the proxy: the user name). Default: the session's own. */
   readonly clientName?: string;
+  /**
+   * The key literal model secrets are sealed with in the catalog (32 bytes as 64 hex
+   * digits or base64; core/catalog/secret-cipher.ts). Default: the environment variable
+   * `MODELSQL_SECRET_KEY`.
+   */
+  readonly secretKey?: string;
 }
 
 /**
@@ -79,7 +85,7 @@ export class ModelSession implements Session {
   ) {
     this.loader = options.runtimeLoader ?? new RuntimeLoader(options);
     this.ownsLoader = options.runtimeLoader === undefined;
-    this.catalog = new ModelCatalog(host, this.loader);
+    this.catalog = new ModelCatalog(host, this.loader, { secretKey: options.secretKey });
     this.maxRowsPerCall = options.maxRowsPerCall;
     this.admit = admission(options);
   }
@@ -214,7 +220,22 @@ export class ModelSession implements Session {
     }
   }
 
-  private async plan(statement: QueryStatement, text: string, signal: AbortSignal, temps: string[]): Promise<StatementPlan> {
+  /**
+   * The host SQL of one ML query statement of `text` planned for its shape only: every call
+   * becomes its input with typed NULL outputs, so that the host can describe or EXPLAIN it.
+   * No model runs and nothing is left to release (a client's Describe, a BI tool's
+   * `getMetaData`).
+   */
+  async describeQuery(statement: QueryStatement, text: string): Promise<string> {
+    try {
+      const plan = await this.plan(statement, text, new AbortController().signal, [], true);
+      return plan.sql!;
+    } catch (error) {
+      throw withText(error, text);
+    }
+  }
+
+  private async plan(statement: QueryStatement, text: string, signal: AbortSignal, temps: string[], describeOnly = isPlainExplain(statement.text)): Promise<StatementPlan> {
     if (isViewDefinition(statement)) {
       throw new UnsupportedFeatureError(
         'ML_PREDICT / ML_EVALUATE cannot be stored in a view: their results are computed when the statement runs; use CREATE TABLE ... AS instead',
@@ -244,6 +265,7 @@ export class ModelSession implements Session {
       },
       onProgress: (event) => this.events.emit('progress', event),
       limits,
+      describeOnly,
     };
     let plan: StatementPlan;
     try {
@@ -344,6 +366,24 @@ function withText(error: unknown, text: string): unknown {
 /** The first few keywords of a statement, upper-cased (comments and quoting cannot fool the lexer). */
 function leadingWords(text: string, count: number): string[] {
   return leadingTokens(text, count).map((t) => (t.kind === 'identifier' ? t.value.toUpperCase() : t.text));
+}
+
+/**
+ * Whether a statement is an EXPLAIN that does not run its query: `EXPLAIN`, `EXPLAIN
+ * VERBOSE`, `EXPLAIN (COSTS off, ANALYZE false)`; not `EXPLAIN ANALYZE` nor `EXPLAIN
+ * (ANALYZE [true|on|1])` (https://www.postgresql.org/docs/current/sql-explain.html).
+ */
+export function isPlainExplain(text: string): boolean {
+  const tokens = leadingTokens(text, 64);
+  const word = (i: number): string => (tokens[i]?.kind === 'identifier' ? tokens[i]!.value.toUpperCase() : (tokens[i]?.text ?? ''));
+  if (word(0) !== 'EXPLAIN') return false;
+  if (word(1) !== '(') return word(1) !== 'ANALYZE' && word(1) !== 'ANALYSE';
+  for (let i = 2; i < tokens.length && word(i) !== ')'; i++) {
+    if (word(i) !== 'ANALYZE' && word(i) !== 'ANALYSE') continue;
+    const value = word(i + 1).replace(/^'|'$/g, '').toUpperCase();
+    if (value !== 'FALSE' && value !== 'OFF' && value !== '0') return false;
+  }
+  return true;
 }
 
 function isViewDefinition(statement: QueryStatement): boolean {

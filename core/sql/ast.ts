@@ -182,10 +182,10 @@ export interface MlCall {
   /** Span of the function name token, for error positions. */
   readonly nameSpan: Span;
   /**
-   * Whether a table alias follows the call in the FROM clause (`TABLE(VECTOR_SEARCH(...)) AS r`);
-   * a replacement relation without one gets its own (Postgres before 16 requires one).
+   * Whether an alias follows the call (`AS p`, `p`, `p(a, b)`). Postgres before 16 requires
+   * one on a subquery in FROM, so the rewrite adds one where the user wrote none.
    */
-  readonly aliased?: boolean;
+  readonly aliased: boolean;
 }
 
 export interface MlArgument {

@@ -2,6 +2,7 @@
  * Writing SQL: identifier and string quoting, model names, and canonical text of the
  * model statements (SHOW CREATE MODEL, round-trip tests).
  */
+import { createHash } from 'node:crypto';
 import type { ColumnDef, Identifier, ModelName, OptionEntry, Statement } from './ast.js';
 import { formatTypeAsWritten } from './types.js';
 
@@ -54,6 +55,36 @@ export function doubleQuote(name: string): string {
 /** Quotes a string literal: `'...'` with `'` doubled (standard-conforming strings). */
 export function quoteString(value: string): string {
   return `'${value.replace(/'/g, "''")}'`;
+}
+
+/**
+ * A number as SQL literal text (`1.5`, `-2`, `1e+21`): a minus sign before a constant is folded
+ * into it by the host's parser, no operator is looked up. NaN and infinities are refused.
+ */
+export function numberText(value: number): string {
+  if (!Number.isFinite(value)) throw new Error(`internal error: a generated number is ${value}`);
+  return String(value);
+}
+
+/** Longest identifier Postgres keeps (NAMEDATALEN - 1 bytes); longer names are truncated. */
+const MAX_NAME_BYTES = 63;
+
+/**
+ * The host function of a trained model: `ml_predict_<model>`, or, when that is longer than
+ * 63 bytes (Postgres would truncate it, and two long model names would share one function),
+ * a prefix of it cut at a character boundary and `_` + the first 8 hex digits of the
+ * SHA-256 of the model name: deterministic, within 63 bytes, and distinct for distinct names
+ * (but for a 2^-32 chance).
+ *
+ * @example modelFunctionName('price') // 'ml_predict_price'
+ */
+export function modelFunctionName(model: string): string {
+  const name = `ml_predict_${model}`;
+  if (Buffer.byteLength(name) <= MAX_NAME_BYTES) return name;
+  const suffix = `_${createHash('sha256').update(model).digest('hex').slice(0, 8)}`;
+  let prefix = name;
+  while (Buffer.byteLength(prefix) + suffix.length > MAX_NAME_BYTES) prefix = Array.from(prefix).slice(0, -1).join('');
+  return prefix + suffix;
 }
 
 /** Writes a model name node (`schema.model$2`), keeping each part's quoting. */

@@ -17,6 +17,7 @@ import type {
   Statement,
 } from './ast.js';
 import { isSymbol, isWord, splitTokens, tokenize, TokenCursor } from './lexer.js';
+import { isBareName } from './keywords.js';
 import type { StatementRange, Token } from './lexer.js';
 import { parseTypeAt } from './types.js';
 
@@ -308,16 +309,6 @@ function parseGrant(c: TokenCursor, base: Base): Statement {
 // ML calls inside host statements
 
 const ML_FUNCTIONS = ['ml_predict', 'ml_evaluate', 'vector_search'] as const;
-
-/** Words that may follow a FROM item and are not an alias of it. */
-const AFTER_FROM_ITEM = ['where', 'group', 'order', 'limit', 'on', 'using', 'join', 'left', 'right', 'inner', 'full', 'cross', 'natural', 'positional', 'asof', 'anti', 'semi', 'union', 'except', 'intersect', 'having', 'window', 'qualify', 'offset', 'fetch', 'lateral', 'for', 'returning', 'tablesample'];
-
-/** Whether the token at `i` starts an alias of the FROM item before it (`AS r`, or a bare name). */
-function startsAlias(tokens: readonly Token[], i: number, to: number): boolean {
-  const t = tokens[i];
-  if (i >= to || !isName(t)) return false;
-  return isWord(t, 'as') || t.kind !== 'identifier' || !AFTER_FROM_ITEM.includes(t.value);
-}
 /**
  * Words after which `ml_predict(` names an object being defined or referenced (a function,
  * a table with a column list, an index target...), not a call.
@@ -376,20 +367,16 @@ function findCalls(text: string, tokens: readonly Token[], from: number, to: num
     if (close < 0) throw new TokenCursor(text, tokens, to, to, terminator).error();
     const call = parseCall(text, tokens, i, close);
     const wrapped = i - 2 >= from && isWord(tokens[i - 2], 'table') && isSymbol(tokens[i - 1], '(') && close + 1 < to && isSymbol(tokens[close + 1], ')');
-    if (wrapped) {
-      const alias = call.function === 'VECTOR_SEARCH' ? { aliased: startsAlias(tokens, close + 2, to) } : {};
-      calls.push({ ...call, span: spanOf(tokens[i - 2]!, tokens[close + 1]!), ...alias });
-      i = close + 1;
-    } else {
-      calls.push(call.function === 'VECTOR_SEARCH' ? { ...call, aliased: startsAlias(tokens, close + 1, to) } : call);
-      i = close;
-    }
+    const last = wrapped ? close + 1 : close;
+    const next = last + 1 < to ? tokens[last + 1] : undefined;
+    calls.push({ ...call, span: spanOf(tokens[wrapped ? i - 2 : i]!, tokens[last]!), aliased: isWord(next, 'as') || isBareName(next) });
+    i = last;
   }
   return calls;
 }
 
 /** Parses the call whose name is at `nameIndex` and whose `)` is at `close`. */
-function parseCall(text: string, tokens: readonly Token[], nameIndex: number, close: number): MlCall {
+function parseCall(text: string, tokens: readonly Token[], nameIndex: number, close: number): Omit<MlCall, 'aliased'> {
   const nameToken = tokens[nameIndex]!;
   const fn = nameToken.value.toUpperCase() as MlCall['function'];
   const args: MlArgument[] = [];

@@ -11,7 +11,8 @@
  * centroid.
  */
 import { ModelSqlError } from '../errors.js';
-import { doubleLiteral } from './compile-sql.js';
+import type { SqlDialect } from '../host.js';
+import { expressionBuilder } from '../sql/expression-builder.js';
 import type { ModelParameters } from './trained-model.js';
 import { TrainingDataError, aggregate, toNumber, type TrainingData } from './training-data.js';
 import type { TrainingOptions } from './training-options.js';
@@ -19,12 +20,13 @@ import type { TrainingOptions } from './training-options.js';
 type KMeans = Extract<ModelParameters, { kind: 'kmeans' }>;
 
 /** SQL of the squared distance from encoded columns `x1 … xP` to `centroid`. */
-function distance(centroid: readonly number[]): string {
-  return centroid.map((v, j) => `(x${j + 1} - ${doubleLiteral(v)}) * (x${j + 1} - ${doubleLiteral(v)})`).join(' + ');
+function distance(d: SqlDialect, centroid: readonly number[]): string {
+  const { sub, num, sum, square } = expressionBuilder(d);
+  return sum(centroid.map((v, j) => square(sub(`x${j + 1}`, num(v)))));
 }
 
-function nearest(centroids: readonly (readonly number[])[]): string {
-  return centroids.length === 1 ? distance(centroids[0]!) : `least(${centroids.map((c) => distance(c)).join(', ')})`;
+function nearest(d: SqlDialect, centroids: readonly (readonly number[])[]): string {
+  return centroids.length === 1 ? distance(d, centroids[0]!) : `least(${centroids.map((c) => distance(d, c)).join(', ')})`;
 }
 
 /** `SELECT <select> FROM (encoded training rows) ...`. */
@@ -35,6 +37,7 @@ function encodedRows(data: TrainingData, where: string): string {
 async function seeds(data: TrainingData, options: TrainingOptions): Promise<number[][]> {
   const d = data.dialect;
   if (!d.hashFraction) throw new ModelSqlError('0A000', `kmeans needs a host that can hash rows for its seeding; ${data.host.name} cannot`);
+  const { add, div, gt, num, fn } = expressionBuilder(d);
   const xs = data.encoded.map((_, j) => `x${j + 1}`);
   const chosen: number[][] = [];
   for (let t = 0; t < options.k; t++) {
@@ -42,7 +45,7 @@ async function seeds(data: TrainingData, options: TrainingOptions): Promise<numb
     const sql =
       t === 0
         ? `SELECT ${xs.join(', ')} FROM ${encodedRows(data, data.trainWhere)} ORDER BY ${u}, ${xs.join(', ')} LIMIT 1`
-        : `SELECT ${xs.join(', ')} FROM (SELECT *, ${nearest(chosen)} AS dd, ${u} AS u FROM ${encodedRows(data, data.trainWhere)}) AS w WHERE dd > 0 ORDER BY ln(u + 1e-12) / dd DESC, ${xs.join(', ')} LIMIT 1`;
+        : `SELECT ${xs.join(', ')} FROM (SELECT *, ${nearest(d, chosen)} AS dd, ${u} AS u FROM ${encodedRows(data, data.trainWhere)}) AS w WHERE ${gt('dd', num(0))} ORDER BY ${div(fn('ln', add('u', num(1e-12))), 'dd')} DESC, ${xs.join(', ')} LIMIT 1`;
     const row = (await data.host.execute(sql)).rows[0];
     if (!row) throw new TrainingDataError(`kmeans with k = ${options.k} needs at least ${options.k} distinct training rows; there are ${t}`);
     chosen.push(row.map(toNumber));
@@ -52,7 +55,7 @@ async function seeds(data: TrainingData, options: TrainingOptions): Promise<numb
 
 /** Inertia (sum of squared distances to the nearest centroid) over the rows `where` selects. */
 export async function inertia(data: TrainingData, p: KMeans, where: string): Promise<number> {
-  const [value] = await aggregate(data, where, [data.encoded.map((e, i) => [`x${i + 1}`, e] as const)], [`sum(${nearest(p.centroids)})`]);
+  const [value] = await aggregate(data, where, [data.encoded.map((e, i) => [`x${i + 1}`, e] as const)], [data.dialect.call('sum', nearest(data.dialect, p.centroids))]);
   return value!;
 }
 
@@ -61,18 +64,20 @@ export async function fitKMeans(data: TrainingData, options: TrainingOptions): P
   if (options.k > data.trainRows) throw new TrainingDataError(`kmeans with k = ${options.k} needs at least ${options.k} training rows; there are ${data.trainRows}`);
   const initial = await seeds(data, options);
   const width = data.encoded.length;
+  const d = data.dialect;
+  const { le, fn } = expressionBuilder(d);
   let centroids = initial;
   let previous = Number.POSITIVE_INFINITY;
   let iterations = 0;
   for (; iterations < options.maxIterations; iterations++) {
-    const distances = centroids.map((c, k) => `${distance(c)} AS d${k}`);
+    const distances = centroids.map((c, k) => `${distance(d, c)} AS d${k}`);
     const ds = centroids.map((_, k) => `d${k}`);
     const choose =
       ds.length === 1
         ? '0'
-        : `CASE ${ds.slice(0, -1).map((dk, k) => `WHEN ${ds.slice(k + 1).map((o) => `${dk} <= ${o}`).join(' AND ')} THEN ${k}`).join(' ')} ELSE ${ds.length - 1} END`;
+        : `CASE ${ds.slice(0, -1).map((dk, k) => `WHEN ${ds.slice(k + 1).map((o) => le(dk, o)).join(' AND ')} THEN ${k}`).join(' ')} ELSE ${ds.length - 1} END`;
     const sql =
-      `SELECT c, count(*), sum(dmin)${Array.from({ length: width }, (_, j) => `, sum(x${j + 1})`).join('')} FROM ` +
+      `SELECT c, ${fn('count', '*')}, ${fn('sum', 'dmin')}${Array.from({ length: width }, (_, j) => `, ${fn('sum', `x${j + 1}`)}`).join('')} FROM ` +
       `(SELECT *, ${choose} AS c, ${ds.length === 1 ? 'd0' : `least(${ds.join(', ')})`} AS dmin FROM (SELECT *, ${distances.join(', ')} FROM ${encodedRows(data, data.trainWhere)}) AS w) AS a GROUP BY c`;
     const rows = (await data.host.execute(sql)).rows;
     const total = rows.reduce((s, r) => s + toNumber(r[2]), 0);

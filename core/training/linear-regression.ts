@@ -6,6 +6,7 @@
  * `(1 / 2n) Σ (y - b - w·x)² + (l2 / 2) ‖w‖²` (the intercept b is not penalized), i.e. the
  * normal equations `(XᵀX / n + l2·D) θ = Xᵀy / n` with D = diag(0, 1, ..., 1).
  */
+import { expressionBuilder } from '../sql/expression-builder.js';
 import { solveSymmetric } from './linear-algebra.js';
 import type { ModelParameters } from './trained-model.js';
 import { aggregate, labelValue, type TrainingData } from './training-data.js';
@@ -23,10 +24,14 @@ export function upperTriangle(n: number): (readonly [number, number])[] {
  */
 export async function normalEquations(data: TrainingData): Promise<{ readonly xtx: number[][]; readonly xty: number[]; readonly n: number }> {
   const p = data.encoded.length;
-  const x = (i: number) => (i === 0 ? '1' : `x${i}`);
-  const columns: (readonly [string, string])[] = [...data.encoded.map((e, i) => [`x${i + 1}`, e] as const), ['y', labelValue(data.label!)]];
+  const { mul, fn } = expressionBuilder(data.dialect);
+  const x = (i: number) => `x${i}`;
+  const columns: (readonly [string, string])[] = [...data.encoded.map((e, i) => [`x${i + 1}`, e] as const), ['y', labelValue(data.dialect, data.label!)]];
   const pairs = upperTriangle(p + 1);
-  const sums = [...pairs.map(([i, j]) => (i === 0 && j === 0 ? 'count(*)' : `sum(${i === 0 ? x(j) : `${x(i)} * ${x(j)}`})`)), ...Array.from({ length: p + 1 }, (_, i) => `sum(${i === 0 ? 'y' : `${x(i)} * y`})`)];
+  const sums = [
+    ...pairs.map(([i, j]) => (i === 0 && j === 0 ? fn('count', '*') : fn('sum', i === 0 ? x(j) : mul(x(i), x(j))))),
+    ...Array.from({ length: p + 1 }, (_, i) => fn('sum', i === 0 ? 'y' : mul(x(i), 'y'))),
+  ];
   const values = await aggregate(data, data.trainWhere, [columns], sums);
   const xtx = Array.from({ length: p + 1 }, () => new Array<number>(p + 1).fill(0));
   pairs.forEach(([i, j], k) => {

@@ -10,7 +10,8 @@
  * raises the loss is halved. Multinomial intercepts are centered (they sum to 0), which
  * picks one of the equivalent optima.
  */
-import { doubleLiteral } from './compile-sql.js';
+import { expressionBuilder } from '../sql/expression-builder.js';
+import { sigmoid } from './compile-sql.js';
 import { norm, solveSymmetric } from './linear-algebra.js';
 import { upperTriangle } from './linear-regression.js';
 import type { ClassValue, ModelParameters } from './trained-model.js';
@@ -19,9 +20,9 @@ import type { TrainingOptions } from './training-options.js';
 
 /** `label = value`, compared as the label's kind. */
 export function labelEquals(d: TrainingData['dialect'], label: LabelColumn, value: ClassValue): string {
-  if (label.numeric) return `CAST(${label.ref} AS DOUBLE PRECISION) = ${doubleLiteral(Number(value))}`;
+  if (label.numeric) return d.operator(`CAST(${label.ref} AS DOUBLE PRECISION)`, '=', d.double(Number(value)));
   if (label.boolean) return value ? label.ref : `NOT ${label.ref}`;
-  return `${label.ref} = ${d.quoteString(String(value))}`;
+  return d.operator(label.ref, '=', d.quoteString(String(value)));
 }
 
 /** Loss, gradient and Hessian (of the whole objective) at `theta`, by one query. */
@@ -39,37 +40,38 @@ export async function logisticStep(data: TrainingData, classes: readonly ClassVa
   const p = data.encoded.length;
   const width = p + 1;
   const logits = classes.length === 2 ? 1 : classes.length;
-  const x = (i: number) => (i === 0 ? '1.0' : `x${i}`);
+  const { add, sub, mul, div, neg, num, fn, sum } = expressionBuilder(d);
+  const x = (i: number) => `x${i}`;
   const layer0: (readonly [string, string])[] = data.encoded.map((e, i) => [`x${i + 1}`, e] as const);
   const targets = logits === 1 ? [classes[1]!] : classes;
-  targets.forEach((c, k) => layer0.push([`y${k}`, `(CASE WHEN ${labelEquals(d, data.label!, c)} THEN 1.0 ELSE 0.0 END)`]));
-  const layer1 = Array.from({ length: logits }, (_, k) => [`z${k}`, Array.from({ length: width }, (_, i) => `${doubleLiteral(theta[k * width + i]!)} * ${x(i)}`).join(' + ')] as const);
+  targets.forEach((c, k) => layer0.push([`y${k}`, `(CASE WHEN ${labelEquals(d, data.label!, c)} THEN ${num(1)} ELSE ${num(0)} END)`]));
+  // z = intercept + Σ θᵢ xᵢ (the intercept's column is the constant 1).
+  const layer1 = Array.from({ length: logits }, (_, k) => [`z${k}`, sum([num(theta[k * width]!), ...Array.from({ length: width - 1 }, (_, i) => mul(num(theta[k * width + i + 1]!), x(i + 1)))])] as const);
   const layers: (readonly (readonly [string, string])[])[] = [layer0, layer1];
-  let loss: string;
   if (logits === 1) {
+    // loss = max(z, 0) + ln(1 + e^-|z|) - y z
     layers.push([
-      ['p0', `(CASE WHEN z0 >= 0 THEN 1.0 / (1.0 + exp(-z0)) ELSE exp(z0) / (1.0 + exp(z0)) END)`],
-      ['loss', `greatest(z0, 0.0) + ln(1.0 + exp(-abs(z0))) - y0 * z0`],
+      ['p0', sigmoid(d, 'z0')],
+      ['loss', sub(add(`greatest(z0, ${num(0)})`, fn('ln', add(num(1), fn('exp', neg(fn('abs', 'z0')))))), mul('y0', 'z0'))],
     ]);
-    loss = 'loss';
   } else {
     const zs = Array.from({ length: logits }, (_, k) => `z${k}`);
     layers.push([['m', `greatest(${zs.join(', ')})`]]);
-    layers.push(zs.map((z, k) => [`e${k}`, `exp(greatest(${z} - m, -700.0))`] as const));
-    layers.push([['s', zs.map((_, k) => `e${k}`).join(' + ')]]);
-    layers.push([...zs.map((_, k) => [`p${k}`, `e${k} / s`] as const), ['loss', `m + ln(s) - (${zs.map((z, k) => `y${k} * ${z}`).join(' + ')})`] as const]);
-    loss = 'loss';
+    layers.push(zs.map((z, k) => [`e${k}`, fn('exp', `greatest(${sub(z, 'm')}, ${num(-700)})`)] as const));
+    layers.push([['s', sum(zs.map((_, k) => `e${k}`))]]);
+    layers.push([...zs.map((_, k) => [`p${k}`, div(`e${k}`, 's')] as const), ['loss', sub(add('m', fn('ln', 's')), sum(zs.map((z, k) => mul(`y${k}`, z))))] as const]);
   }
   const size = logits * width;
-  const gradient = Array.from({ length: size }, (_, a) => `sum((p${Math.floor(a / width)} - y${Math.floor(a / width)}) * ${x(a % width)})`);
+  // Products with the intercept's constant column are left out (x₀ = 1).
+  const times = (e: string, ...columns: number[]) => columns.filter((c) => c > 0).reduce((acc, c) => mul(acc, x(c)), e);
+  const gradient = Array.from({ length: size }, (_, a) => fn('sum', times(sub(`p${Math.floor(a / width)}`, `y${Math.floor(a / width)}`), a % width)));
   const pairs = upperTriangle(size);
   const hessian = pairs.map(([a, b]) => {
     const [k, i, l, j] = [Math.floor(a / width), a % width, Math.floor(b / width), b % width];
-    const h = logits === 1 ? 'p0 * (1.0 - p0)' : k === l ? `p${k} * (1.0 - p${k})` : `-(p${k} * p${l})`;
-    const xx = i === 0 && j === 0 ? '' : i === 0 ? ` * ${x(j)}` : j === 0 ? ` * ${x(i)}` : ` * ${x(i)} * ${x(j)}`;
-    return `sum(${h}${xx})`;
+    const h = logits === 1 ? mul('p0', sub(num(1), 'p0')) : k === l ? mul(`p${k}`, sub(num(1), `p${k}`)) : neg(mul(`p${k}`, `p${l}`));
+    return fn('sum', times(h, i, j));
   });
-  const values = await aggregate(data, data.trainWhere, layers, ['count(*)', `sum(${loss})`, ...gradient, ...hessian]);
+  const values = await aggregate(data, data.trainWhere, layers, [fn('count', '*'), fn('sum', 'loss'), ...gradient, ...hessian]);
   const n = values[0]!;
   const penalized = (a: number) => a % width !== 0;
   const h = Array.from({ length: size }, () => new Array<number>(size).fill(0));

@@ -11,17 +11,25 @@
  *
  * Operators: https://onnx.ai/onnx/operators/ and https://onnx.ai/onnx/operators/index_ml.html
  */
-import onnxp from 'onnx-proto';
+import { createRequire } from 'node:module';
+import type onnxProto from 'onnx-proto';
 import type { ClassValue, FeatureEncoding, TrainedModel, TreeNode } from './trained-model.js';
 
-const { onnx } = onnxp;
+type Onnx = typeof onnxProto.onnx;
+let loaded: Onnx | undefined;
+/** onnx-proto's message classes, loaded on first use: a large module that only training needs. */
+function onnx(): Onnx {
+  loaded ??= (createRequire(import.meta.url)('onnx-proto') as typeof onnxProto).onnx;
+  return loaded;
+}
 
-type NodeProto = InstanceType<typeof onnx.NodeProto>;
-type TensorProto = InstanceType<typeof onnx.TensorProto>;
-type ValueInfoProto = InstanceType<typeof onnx.ValueInfoProto>;
+type NodeProto = InstanceType<Onnx['NodeProto']>;
+type TensorProto = InstanceType<Onnx['TensorProto']>;
+type ValueInfoProto = InstanceType<Onnx['ValueInfoProto']>;
 type Attr = number | string | readonly number[] | readonly string[] | { readonly floats: readonly number[] } | { readonly f: number };
 
-const T = onnx.TensorProto.DataType;
+/** ONNX's TensorProto.DataType codes (https://onnx.ai/onnx/api/mapping.html). */
+const T = { INT64: 7, STRING: 8, BOOL: 9, DOUBLE: 11 } as const;
 const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s);
 
 /** Accumulates nodes and initializers with unique names. */
@@ -38,7 +46,7 @@ class GraphBuilder {
   node(opType: string, inputs: readonly string[], attrs: Readonly<Record<string, Attr>> = {}, options: { domain?: string; outputs?: readonly string[] } = {}): string {
     const outputs = options.outputs ?? [this.name(opType.toLowerCase())];
     this.nodes.push(
-      onnx.NodeProto.create({
+      onnx().NodeProto.create({
         opType,
         domain: options.domain ?? '',
         input: [...inputs],
@@ -52,13 +60,13 @@ class GraphBuilder {
 
   doubles(dims: readonly number[], values: readonly number[]): string {
     const name = this.name('c');
-    this.initializers.push(onnx.TensorProto.create({ name, dims: [...dims], dataType: T.DOUBLE, doubleData: [...values] }));
+    this.initializers.push(onnx().TensorProto.create({ name, dims: [...dims], dataType: T.DOUBLE, doubleData: [...values] }));
     return name;
   }
 
   int64s(dims: readonly number[], values: readonly number[]): string {
     const name = this.name('i');
-    this.initializers.push(onnx.TensorProto.create({ name, dims: [...dims], dataType: T.INT64, int64Data: [...values] }));
+    this.initializers.push(onnx().TensorProto.create({ name, dims: [...dims], dataType: T.INT64, int64Data: [...values] }));
     return name;
   }
 
@@ -69,35 +77,35 @@ class GraphBuilder {
     let elem: number;
     if (typeof values[0] === 'string') {
       elem = T.STRING;
-      tensor = onnx.TensorProto.create({ name, dims, dataType: elem, stringData: values.map((v) => utf8(String(v))) });
+      tensor = onnx().TensorProto.create({ name, dims, dataType: elem, stringData: values.map((v) => utf8(String(v))) });
     } else if (typeof values[0] === 'boolean') {
       elem = T.BOOL;
-      tensor = onnx.TensorProto.create({ name, dims, dataType: elem, int32Data: values.map((v) => (v ? 1 : 0)) });
+      tensor = onnx().TensorProto.create({ name, dims, dataType: elem, int32Data: values.map((v) => (v ? 1 : 0)) });
     } else if (isIntegerType(type)) {
       elem = T.INT64;
-      tensor = onnx.TensorProto.create({ name, dims, dataType: elem, int64Data: values.map(Number) });
+      tensor = onnx().TensorProto.create({ name, dims, dataType: elem, int64Data: values.map(Number) });
     } else {
       elem = T.DOUBLE;
-      tensor = onnx.TensorProto.create({ name, dims, dataType: elem, doubleData: values.map(Number) });
+      tensor = onnx().TensorProto.create({ name, dims, dataType: elem, doubleData: values.map(Number) });
     }
     this.initializers.push(tensor);
     return { name, elem };
   }
 }
 
-function attribute(name: string, value: Attr): InstanceType<typeof onnx.AttributeProto> {
-  const A = onnx.AttributeProto.AttributeType;
-  if (typeof value === 'string') return onnx.AttributeProto.create({ name, type: A.STRING, s: utf8(value) });
-  if (typeof value === 'number') return onnx.AttributeProto.create({ name, type: A.INT, i: value });
-  if ('floats' in value) return onnx.AttributeProto.create({ name, type: A.FLOATS, floats: [...value.floats] });
-  if ('f' in value) return onnx.AttributeProto.create({ name, type: A.FLOAT, f: value.f });
+function attribute(name: string, value: Attr): InstanceType<Onnx['AttributeProto']> {
+  const A = onnx().AttributeProto.AttributeType;
+  if (typeof value === 'string') return onnx().AttributeProto.create({ name, type: A.STRING, s: utf8(value) });
+  if (typeof value === 'number') return onnx().AttributeProto.create({ name, type: A.INT, i: value });
+  if ('floats' in value) return onnx().AttributeProto.create({ name, type: A.FLOATS, floats: [...value.floats] });
+  if ('f' in value) return onnx().AttributeProto.create({ name, type: A.FLOAT, f: value.f });
   const list = value as readonly (number | string)[];
-  if (list.length > 0 && typeof list[0] === 'string') return onnx.AttributeProto.create({ name, type: A.STRINGS, strings: (list as readonly string[]).map(utf8) });
-  return onnx.AttributeProto.create({ name, type: A.INTS, ints: [...(list as readonly number[])] });
+  if (list.length > 0 && typeof list[0] === 'string') return onnx().AttributeProto.create({ name, type: A.STRINGS, strings: (list as readonly string[]).map(utf8) });
+  return onnx().AttributeProto.create({ name, type: A.INTS, ints: [...(list as readonly number[])] });
 }
 
 function valueInfo(name: string, elem: number, dims: readonly (number | string)[]): ValueInfoProto {
-  return onnx.ValueInfoProto.create({
+  return onnx().ValueInfoProto.create({
     name,
     type: { tensorType: { elemType: elem, shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } } },
   });
@@ -176,8 +184,8 @@ function treeEnsemble(g: GraphBuilder, x: string, groups: readonly (readonly Tre
   });
   const thresholds = g.name('thresholds');
   const weights = g.name('weights');
-  g.initializers.push(onnx.TensorProto.create({ name: thresholds, dims: [a.nodes_values.length], dataType: T.DOUBLE, doubleData: a.nodes_values }));
-  g.initializers.push(onnx.TensorProto.create({ name: weights, dims: [a.target_weights.length], dataType: T.DOUBLE, doubleData: a.target_weights }));
+  g.initializers.push(onnx().TensorProto.create({ name: thresholds, dims: [a.nodes_values.length], dataType: T.DOUBLE, doubleData: a.nodes_values }));
+  g.initializers.push(onnx().TensorProto.create({ name: weights, dims: [a.target_weights.length], dataType: T.DOUBLE, doubleData: a.target_weights }));
   const { nodes_values: _values, target_weights: _weights, ...rest } = a;
   const out = g.node(
     'TreeEnsembleRegressor',
@@ -188,8 +196,8 @@ function treeEnsemble(g: GraphBuilder, x: string, groups: readonly (readonly Tre
   // nodes_values_as_tensor / target_weights_as_tensor hold the doubles (attributes must be tensors, added below).
   const node = g.nodes[g.nodes.length - 1]!;
   node.attribute.push(
-    onnx.AttributeProto.create({ name: 'nodes_values_as_tensor', type: onnx.AttributeProto.AttributeType.TENSOR, t: g.initializers.find((i) => i.name === thresholds)! }),
-    onnx.AttributeProto.create({ name: 'target_weights_as_tensor', type: onnx.AttributeProto.AttributeType.TENSOR, t: g.initializers.find((i) => i.name === weights)! }),
+    onnx().AttributeProto.create({ name: 'nodes_values_as_tensor', type: onnx().AttributeProto.AttributeType.TENSOR, t: g.initializers.find((i) => i.name === thresholds)! }),
+    onnx().AttributeProto.create({ name: 'target_weights_as_tensor', type: onnx().AttributeProto.AttributeType.TENSOR, t: g.initializers.find((i) => i.name === weights)! }),
   );
   g.initializers.splice(g.initializers.findIndex((i) => i.name === thresholds), 1);
   g.initializers.splice(g.initializers.findIndex((i) => i.name === weights), 1);
@@ -258,7 +266,7 @@ export function exportOnnx(spec: TrainedModel): Uint8Array {
       break;
     }
   }
-  const proto = onnx.ModelProto.create({
+  const proto = onnx().ModelProto.create({
     irVersion: 8,
     producerName: 'modelsql',
     opsetImport: [
@@ -267,5 +275,5 @@ export function exportOnnx(spec: TrainedModel): Uint8Array {
     ],
     graph: { name: `${spec.algorithm}`, node: g.nodes, input: inputs, output: outputs, initializer: g.initializers },
   });
-  return onnx.ModelProto.encode(proto).finish();
+  return onnx().ModelProto.encode(proto).finish();
 }

@@ -6,7 +6,8 @@
 import { ModelSqlError, type SourcePosition } from '../errors.js';
 import type { Host, HostColumn, SqlDialect } from '../host.js';
 import { formatType, parseDataType, typeCategory } from '../sql/types.js';
-import { encodeFeatures } from './compile-sql.js';
+import { expressionBuilder } from '../sql/expression-builder.js';
+import { encodeFeatures, rawNumeric } from './compile-sql.js';
 import type { ClassValue, FeatureEncoding } from './trained-model.js';
 import type { TrainingOptions } from './training-options.js';
 
@@ -140,7 +141,7 @@ export async function prepareTrainingData(host: Host, query: string, columns: re
   let testCondition: string | undefined;
   if (options.testSplit > 0) {
     if (!d.hashFraction) throw new ModelSqlError('0A000', `'test-split' needs a host that can hash rows; ${host.name} cannot`, { position: positions.option('test-split') });
-    testCondition = `${d.hashFraction(columns.map((c) => q(c.name)), options.seed)} < ${options.testSplit}`;
+    testCondition = d.operator(d.hashFraction(columns.map((c) => q(c.name)), options.seed), '<', d.double(options.testSplit));
   }
   const labelPresent = label ? `${label.ref} IS NOT NULL` : 'TRUE';
   const trainWhere = testCondition ? `${labelPresent} AND NOT (${testCondition})` : labelPresent;
@@ -148,14 +149,12 @@ export async function prepareTrainingData(host: Host, query: string, columns: re
 
   // One scan for the numeric statistics and the row counts.
   const numeric = featureColumns.filter((c) => typeCategory(parseDataType(c.type)) !== 'string');
-  const raw = (c: HostColumn) =>
-    typeCategory(parseDataType(c.type)) === 'boolean' ? `(CASE WHEN ${q(c.name)} THEN 1.0 WHEN NOT ${q(c.name)} THEN 0.0 END)` : `CAST(${q(c.name)} AS DOUBLE PRECISION)`;
+  const { fn } = expressionBuilder(d);
+  const raw = (c: HostColumn) => rawNumeric(d, { boolean: typeCategory(parseDataType(c.type)) === 'boolean' }, q(c.name));
   const inTrain = (e: string) => `CASE WHEN ${trainWhere} THEN ${e} END`;
-  const stats = numeric.flatMap((c) => [`avg(${inTrain(raw(c))})`, `stddev_pop(${inTrain(raw(c))})`, `count(${inTrain(q(c.name))})`]);
-  const counts = await oneRow(
-    host,
-    `SELECT sum(CASE WHEN ${trainWhere} THEN 1 ELSE 0 END), ${testWhere ? `sum(CASE WHEN ${testWhere} THEN 1 ELSE 0 END)` : '0'}${stats.map((s) => `, ${s}`).join('')} FROM ${source}`,
-  );
+  const stats = numeric.flatMap((c) => [fn('avg', inTrain(raw(c))), fn('stddev_pop', inTrain(raw(c))), fn('count', inTrain(q(c.name)))]);
+  const countWhere = (where: string) => fn('sum', `CASE WHEN ${where} THEN 1 ELSE 0 END`);
+  const counts = await oneRow(host, `SELECT ${countWhere(trainWhere)}, ${testWhere ? countWhere(testWhere) : '0'}${stats.map((s) => `, ${s}`).join('')} FROM ${source}`);
   const trainRows = toNumber(counts[0] ?? 0) || 0;
   const testRows = toNumber(counts[1] ?? 0) || 0;
   if (trainRows === 0) {
@@ -179,7 +178,7 @@ export async function prepareTrainingData(host: Host, query: string, columns: re
       features.push({ kind: 'numeric', name: c.name, type, boolean: category === 'boolean', mean, std });
     } else {
       const r = await host.execute(
-        `SELECT ${q(c.name)}, count(*) AS n FROM ${source} WHERE ${trainWhere} AND ${q(c.name)} IS NOT NULL GROUP BY ${q(c.name)} ORDER BY n DESC, ${q(c.name)} LIMIT ${options.maxCategories}`,
+        `SELECT ${q(c.name)}, ${fn('count', '*')} AS n FROM ${source} WHERE ${trainWhere} AND ${q(c.name)} IS NOT NULL GROUP BY ${q(c.name)} ORDER BY n DESC, ${q(c.name)} LIMIT ${options.maxCategories}`,
       );
       if (r.rows.length === 0) throw new TrainingDataError(`feature column "${c.name}" is NULL in every training row`, positions.query);
       if (r.rows.length === 1) throw new TrainingDataError(`feature column "${c.name}" is constant in the training rows (every value is '${String(r.rows[0]![0])}'); leave it out of the query`, positions.query);
@@ -235,13 +234,14 @@ export async function aggregate(
   let from = '';
   layers.forEach((layer, i) => {
     const items = layer.map(([name, e]) => `${e} AS ${d.quoteIdentifier(name)}`).join(', ');
-    from = i === 0 ? `(SELECT ${items} FROM ${data.source} WHERE ${where}) AS s0` : `(SELECT *, ${items} FROM ${from}) AS s${i}`;
+    const fence = d.layerFence; // each level's columns computed once per row, not once per reference above
+    from = i === 0 ? `(SELECT ${items} FROM ${data.source} WHERE ${where}${fence}) AS s0` : `(SELECT *, ${items} FROM ${from}${fence}) AS s${i}`;
   });
   const row = await oneRow(data.host, `SELECT ${sums.join(', ')} FROM ${from}`);
   return row.map(toNumber);
 }
 
 /** The label as a DOUBLE expression over the source. */
-export function labelValue(label: LabelColumn): string {
-  return label.boolean ? `(CASE WHEN ${label.ref} THEN 1.0 ELSE 0.0 END)` : `CAST(${label.ref} AS DOUBLE PRECISION)`;
+export function labelValue(d: SqlDialect, label: LabelColumn): string {
+  return rawNumeric(d, { boolean: label.boolean }, label.ref);
 }

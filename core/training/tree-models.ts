@@ -31,7 +31,9 @@
  *   r_k = y_k − p_k (p = softmax(F) at the start of the round), leaf =
  *   learning-rate × (K − 1)/K × Σr_k / Σ p_k(1 − p_k).
  */
-import { doubleLiteral } from './compile-sql.js';
+import type { SqlDialect } from '../host.js';
+import { expressionBuilder } from '../sql/expression-builder.js';
+import { sigmoid, treeExpression } from './compile-sql.js';
 import { labelEquals } from './logistic-regression.js';
 import type { ModelParameters, TreeNode } from './trained-model.js';
 import { aggregate, labelValue, toNumber, type TrainingData } from './training-data.js';
@@ -113,18 +115,12 @@ interface Growing {
   split?: { readonly feature: number; readonly threshold: number; readonly left: Growing; readonly right: Growing };
 }
 
-/** SQL of a finished tree over columns `x[j]`. */
-export function treeSql(node: TreeNode, x: readonly string[]): string {
-  if (node.leaf) return doubleLiteral(node.value);
-  return `(CASE WHEN ${x[node.feature]} <= ${doubleLiteral(node.threshold)} THEN ${treeSql(node.left, x)} ELSE ${treeSql(node.right, x)} END)`;
-}
-
 /** SQL giving a row's frontier node number (NULL for finished leaves). */
-function nodeSql(node: Growing, x: readonly string[]): string {
+function nodeSql(d: SqlDialect, node: Growing, x: readonly string[]): string {
   const s = node.split;
   // A typed NULL: Postgres resolves a CASE of bare NULLs to text, which an integer branch cannot join.
   if (!s) return node.frontier === undefined ? 'CAST(NULL AS INTEGER)' : String(node.frontier);
-  return `(CASE WHEN ${x[s.feature]} <= ${doubleLiteral(s.threshold)} THEN ${nodeSql(s.left, x)} ELSE ${nodeSql(s.right, x)} END)`;
+  return `(CASE WHEN ${d.operator(x[s.feature]!, '<=', d.double(s.threshold))} THEN ${nodeSql(d, s.left, x)} ELSE ${nodeSql(d, s.right, x)} END)`;
 }
 
 /** How to grow one tree: the relation of training rows and the per-row target columns. */
@@ -145,6 +141,8 @@ interface Ranges {
 
 /** Grows one tree (or, for Gini leaves with several values, one tree per value with a shared structure). */
 async function growTree(data: TrainingData, options: TrainingOptions, ranges: Ranges, task: TreeTask): Promise<TreeNode[]> {
+  const d = data.dialect;
+  const { fn } = expressionBuilder(d);
   const p = data.encoded.length;
   const x = Array.from({ length: p }, (_, j) => `x${j}`);
   const features = x.map((_, j) => j).filter((j) => ranges.edges[j]!.length > 1);
@@ -152,9 +150,9 @@ async function growTree(data: TrainingData, options: TrainingOptions, ranges: Ra
   const root: Growing = { stats: [], frontier: 0 };
   let frontier: Growing[] = [root];
   for (let depth = 0; frontier.length > 0; depth++) {
-    const sums = ['count(*)', ...task.targets.map((_, k) => `sum(t${k})`)];
-    const inner = `SELECT * FROM (SELECT *, ${nodeSql(root, x)} AS node${task.targets.map((t, k) => `, ${t} AS t${k}`).join('')} FROM ${task.relation} AS r0) AS r1 WHERE node IS NOT NULL`;
-    const parts = features.map((j) => `SELECT node, ${j} AS f, b${j} AS b, ${sums.join(', ')}, min(x${j}), max(x${j}) FROM h GROUP BY node, b${j}`);
+    const sums = [fn('count', '*'), ...task.targets.map((_, k) => fn('sum', `t${k}`))];
+    const inner = `SELECT * FROM (SELECT *, ${nodeSql(d, root, x)} AS node${task.targets.map((t, k) => `, ${t} AS t${k}`).join('')} FROM ${task.relation} AS r0) AS r1 WHERE node IS NOT NULL`;
+    const parts = features.map((j) => `SELECT node, ${j} AS f, b${j} AS b, ${sums.join(', ')}, ${fn('min', `x${j}`)}, ${fn('max', `x${j}`)} FROM h GROUP BY node, b${j}`);
     const sql =
       features.length > 0
         ? `WITH h AS MATERIALIZED (${inner}) ${parts.join(' UNION ALL ')}`
@@ -202,13 +200,14 @@ async function binEdges(data: TrainingData, bins: number): Promise<Ranges> {
     data,
     data.trainWhere,
     [data.encoded.map((e, j) => [`x${j}`, e] as const)],
-    Array.from({ length: p }, (_, j) => `count(DISTINCT x${j})`),
+    Array.from({ length: p }, (_, j) => data.dialect.call('count', `DISTINCT x${j}`)),
   );
   const rows = `(SELECT ${data.encoded.map((e, j) => `${e} AS x${j}`).join(', ')} FROM ${data.source} WHERE ${data.trainWhere}) AS e`;
+  const fn = (name: Parameters<SqlDialect['call']>[0], ...args: string[]) => data.dialect.call(name, ...args);
   const queries = distinct.map((n, j) =>
     n <= bins
       ? `SELECT ${j} AS f, x${j} AS edge FROM ${rows} GROUP BY x${j}`
-      : `SELECT ${j} AS f, max(x${j}) AS edge FROM (SELECT x${j}, ntile(${bins}) OVER (ORDER BY x${j}) AS q FROM ${rows}) AS w GROUP BY q`,
+      : `SELECT ${j} AS f, ${fn('max', `x${j}`)} AS edge FROM (SELECT x${j}, ${fn('ntile', String(bins))} OVER (ORDER BY x${j}) AS q FROM ${rows}) AS w GROUP BY q`,
   );
   const result = await data.host.execute(queries.join(' UNION ALL '));
   const edges = Array.from({ length: p }, () => [] as number[]);
@@ -224,9 +223,9 @@ function encodedRows(data: TrainingData, targets: readonly (readonly [string, st
 let tableCounter = 0;
 
 /** The bin of encoded column j: the index of the first edge `x{j}` is at most. */
-function binSql(ranges: Ranges, j: number): string {
+function binSql(d: SqlDialect, ranges: Ranges, j: number): string {
   const edges = ranges.edges[j]!;
-  return `(CASE ${edges.slice(0, -1).map((e, i) => `WHEN x${j} <= ${doubleLiteral(e)} THEN ${i}`).join(' ')} ELSE ${edges.length - 1} END)`;
+  return `(CASE ${edges.slice(0, -1).map((e, i) => `WHEN ${d.operator(`x${j}`, '<=', d.double(e))} THEN ${i}`).join(' ')} ELSE ${edges.length - 1} END)`;
 }
 
 /**
@@ -238,7 +237,7 @@ function binSql(ranges: Ranges, j: number): string {
 async function trainingTable(data: TrainingData, ranges: Ranges, columns: readonly (readonly [string, string])[]): Promise<string> {
   const name = `__modelsql_${process.pid}_${++tableCounter}_trees`;
   const bins = data.encoded.map((_, j) => j).filter((j) => ranges.edges[j]!.length > 1);
-  await data.host.materialize(name, `SELECT *${bins.map((j) => `, ${binSql(ranges, j)} AS b${j}`).join('')} FROM ${encodedRows(data, columns)} AS e`);
+  await data.host.materialize(name, `SELECT *${bins.map((j) => `, ${binSql(data.dialect, ranges, j)} AS b${j}`).join('')} FROM ${encodedRows(data, columns)} AS e`);
   return data.dialect.quoteIdentifier(name);
 }
 
@@ -259,17 +258,18 @@ async function withTrainingTable<T>(data: TrainingData, ranges: Ranges, columns:
 /** Fits `decision_tree` or `gradient_boosted_trees` (see the file comment). */
 export async function fitTrees(data: TrainingData, options: TrainingOptions): Promise<ModelParameters> {
   const d = data.dialect;
+  const { add, sub, mul, div, num, fn } = expressionBuilder(d);
   const ranges = await binEdges(data, options.bins);
   const x = data.encoded.map((_, j) => `x${j}`);
   const classes = data.classes;
   if (options.algorithm === 'decision_tree') {
     if (options.task === 'regression') {
-      const [tree] = await withTrainingTable(data, ranges, [['y', labelValue(data.label!)]], (relation) =>
+      const [tree] = await withTrainingTable(data, ranges, [['y', labelValue(d, data.label!)]], (relation) =>
         growTree(data, options, ranges, { relation, targets: ['y'], criterion: 'variance', leaf: (s) => [s[1]! / s[0]!] }),
       );
       return { kind: 'trees', base: [0], trees: [[tree!]], probabilityLeaves: false };
     }
-    const indicators = classes!.map((c, k) => [`y${k}`, `(CASE WHEN ${labelEquals(d, data.label!, c)} THEN 1.0 ELSE 0.0 END)`] as const);
+    const indicators = classes!.map((c, k) => [`y${k}`, `(CASE WHEN ${labelEquals(d, data.label!, c)} THEN ${num(1)} ELSE ${num(0)} END)`] as const);
     const trees = await withTrainingTable(data, ranges, indicators, (relation) =>
       growTree(data, options, ranges, { relation, targets: classes!.map((_, k) => `y${k}`), criterion: 'gini', leaf: (s) => s.slice(1).map((v) => v / s[0]!) }),
     );
@@ -281,21 +281,21 @@ export async function fitTrees(data: TrainingData, options: TrainingOptions): Pr
   if (options.task === 'classification' && classes!.length > 2) {
     // Softmax boosting: one tree per class and round on r_k = y_k − p_k, leaf = lr·(K−1)/K·Σr/Σp(1−p).
     const K = classes!.length;
-    const ys = classes!.map((c, k) => [`y${k}`, `(CASE WHEN ${labelEquals(d, data.label!, c)} THEN 1.0 ELSE 0.0 END)`] as const);
-    const priors = await aggregate(data, data.trainWhere, [ys], ys.map(([name]) => `avg(${name})`));
+    const ys = classes!.map((c, k) => [`y${k}`, `(CASE WHEN ${labelEquals(d, data.label!, c)} THEN ${num(1)} ELSE ${num(0)} END)`] as const);
+    const priors = await aggregate(data, data.trainWhere, [ys], ys.map(([name]) => fn('avg', name)));
     const logs = priors.map((q) => Math.log(Math.max(q, 1e-12)));
     const center = logs.reduce((a, b) => a + b, 0) / K;
     const base = logs.map((v) => v - center);
     const trees: TreeNode[][] = classes!.map(() => []);
     const fs = classes!.map((_, k) => `f${k}`);
-    const table = await trainingTable(data, ranges, [...ys, ...base.map((b, k) => [`f${k}`, doubleLiteral(b)] as const)]);
+    const table = await trainingTable(data, ranges, [...ys, ...base.map((b, k) => [`f${k}`, num(b)] as const)]);
     try {
       for (let round = 0; round < options.rounds; round++) {
         let relation = `(SELECT *, greatest(${fs.join(', ')}) AS fmax FROM ${table} AS s1)`;
-        relation = `(SELECT *, ${fs.map((f, k) => `exp(greatest(${f} - fmax, -700.0)) AS e${k}`).join(', ')} FROM ${relation} AS s2)`;
-        relation = `(SELECT *, ${fs.map((_, k) => `e${k}`).join(' + ')} AS esum FROM ${relation} AS s3)`;
-        relation = `(SELECT *, ${fs.map((_, k) => `e${k} / esum AS p${k}`).join(', ')} FROM ${relation} AS s4)`;
-        relation = `(SELECT *, ${fs.map((_, k) => `y${k} - p${k} AS g${k}, p${k} * (1.0 - p${k}) AS h${k}`).join(', ')} FROM ${relation} AS s5)`;
+        relation = `(SELECT *, ${fs.map((f, k) => `${fn('exp', `greatest(${sub(f, 'fmax')}, ${num(-700)})`)} AS e${k}`).join(', ')} FROM ${relation} AS s2)`;
+        relation = `(SELECT *, ${expressionBuilder(d).sum(fs.map((_, k) => `e${k}`))} AS esum FROM ${relation} AS s3)`;
+        relation = `(SELECT *, ${fs.map((_, k) => `${div(`e${k}`, 'esum')} AS p${k}`).join(', ')} FROM ${relation} AS s4)`;
+        relation = `(SELECT *, ${fs.map((_, k) => `${sub(`y${k}`, `p${k}`)} AS g${k}, ${mul(`p${k}`, sub(num(1), `p${k}`))} AS h${k}`).join(', ')} FROM ${relation} AS s5)`;
         const grown: TreeNode[] = [];
         for (let k = 0; k < K; k++) {
           const [tree] = await growTree(data, options, ranges, {
@@ -307,7 +307,7 @@ export async function fitTrees(data: TrainingData, options: TrainingOptions): Pr
           grown.push(tree!);
         }
         grown.forEach((t, k) => trees[k]!.push(t));
-        await data.host.execute(`UPDATE ${table} SET ${grown.map((t, k) => `f${k} = f${k} + ${treeSql(t, x)}`).join(', ')}`);
+        await data.host.execute(`UPDATE ${table} SET ${grown.map((t, k) => `f${k} = ${add(`f${k}`, treeExpression(d, t, x))}`).join(', ')}`);
       }
     } finally {
       await dropTrainingTable(data, table);
@@ -315,8 +315,8 @@ export async function fitTrees(data: TrainingData, options: TrainingOptions): Pr
     return { kind: 'trees', classes, base, trees, probabilityLeaves: false };
   }
   const binary = options.task === 'classification';
-  const y = binary ? `(CASE WHEN ${labelEquals(d, data.label!, classes![1]!)} THEN 1.0 ELSE 0.0 END)` : labelValue(data.label!);
-  const [mean] = await aggregate(data, data.trainWhere, [[['y', y]]], ['avg(y)']);
+  const y = binary ? `(CASE WHEN ${labelEquals(d, data.label!, classes![1]!)} THEN ${num(1)} ELSE ${num(0)} END)` : labelValue(d, data.label!);
+  const [mean] = await aggregate(data, data.trainWhere, [[['y', y]]], [fn('avg', 'y')]);
   let base: number;
   if (binary) {
     const p = Math.min(Math.max(mean!, 1e-12), 1 - 1e-12);
@@ -325,12 +325,12 @@ export async function fitTrees(data: TrainingData, options: TrainingOptions): Pr
     base = mean!;
   }
   const trees: TreeNode[] = [];
-  const table = await trainingTable(data, ranges, [['y', y], ['f', doubleLiteral(base)]]);
+  const table = await trainingTable(data, ranges, [['y', y], ['f', num(base)]]);
   try {
     for (let round = 0; round < options.rounds; round++) {
       const relation = binary
-        ? `(SELECT *, y - p AS g, p * (1.0 - p) AS hh FROM (SELECT *, (CASE WHEN f >= 0 THEN 1.0 / (1.0 + exp(-f)) ELSE exp(f) / (1.0 + exp(f)) END) AS p FROM ${table} AS s1) AS s2)`
-        : `(SELECT *, y - f AS g, 1.0 AS hh FROM ${table} AS s1)`;
+        ? `(SELECT *, ${sub('y', 'p')} AS g, ${mul('p', sub(num(1), 'p'))} AS hh FROM (SELECT *, ${sigmoid(d, 'f')} AS p FROM ${table} AS s1) AS s2)`
+        : `(SELECT *, ${sub('y', 'f')} AS g, ${num(1)} AS hh FROM ${table} AS s1)`;
       const [tree] = await growTree(data, options, ranges, {
         relation,
         targets: ['g', 'hh'],
@@ -338,7 +338,7 @@ export async function fitTrees(data: TrainingData, options: TrainingOptions): Pr
         leaf: (st) => [binary ? (lr * st[1]!) / Math.max(st[2]!, 1e-12) : (lr * st[1]!) / st[0]!],
       });
       trees.push(tree!);
-      await data.host.execute(`UPDATE ${table} SET f = f + ${treeSql(tree!, x)}`);
+      await data.host.execute(`UPDATE ${table} SET f = ${add('f', treeExpression(d, tree!, x))}`);
     }
   } finally {
     await dropTrainingTable(data, table);

@@ -5,9 +5,9 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as pty from '@lydell/node-pty';
 import { ADAPTERS } from '../support/adapters.js';
 import { createTestDatabase } from '../support/postgres-server.js';
+import { startShell } from '../support/pty-shell.js';
 import { MAIN, ROOT, runCli as cli } from '../support/run-cli.js';
 
 let dir: string;
@@ -218,29 +218,6 @@ describe('shell with piped stdin', () => {
 });
 
 describe('interactive shell in a pseudo-terminal', () => {
-  /** Starts the shell in a pty and returns helpers to type and wait for output. */
-  function startShell(args: readonly string[], env: NodeJS.ProcessEnv) {
-    const term = pty.spawn(process.execPath, [MAIN, ...args], {
-      cols: 120,
-      rows: 40,
-      cwd: ROOT,
-      env: { ...process.env, ...env } as Record<string, string>,
-    });
-    let output = '';
-    // without terminal control sequences (cursor moves, line clears)
-    // eslint-disable-next-line no-control-regex
-    term.onData((d) => (output += d.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '')));
-    const exited = new Promise<number>((r) => term.onExit(({ exitCode }) => r(exitCode)));
-    const until = async (pattern: RegExp, from = 0): Promise<void> => {
-      const deadline = Date.now() + 20_000;
-      while (!pattern.test(output.slice(from))) {
-        if (Date.now() > deadline) throw new Error(`no ${pattern} in:\n${output}`);
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    };
-    return { term, exited, until, output: () => output };
-  }
-
   it('runs multi-line statements, cancels input with Ctrl-C, keeps history, leaves with \\q', async () => {
     const history = join(dir, 'history');
     const db = join(dir, 'pty.duckdb');

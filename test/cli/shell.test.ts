@@ -160,7 +160,7 @@ describe('runShell (terminal)', () => {
     term.type('create model m;\r');
     await term.until((t) => t.includes('CREATE MODEL'));
     term.type('.help\r');
-    await term.until((t) => t.includes('.format [table|csv|json]'));
+    await term.until((t) => t.includes('.mode [table|csv|json|line]'));
     term.type('.nope\r');
     await term.until((t) => t.includes('unknown command ".nope"'));
     term.type('\\q\r');

@@ -1,11 +1,11 @@
 /**
- * Catalog layout 3 reached from a catalog of layout 2 holding a model with a literal
+ * The current catalog layout reached from a catalog of layout 2 holding a model with a literal
  * api-key, a trained model's artifact and metrics, and a prediction run: the upgrade runs
  * on first use, every per-model row gets the model's owner (DuckDB: the owner the model row
  * recorded; Postgres: the role owning the catalog), and the models keep working (the key
- * still reaches the provider), on every host.
+ * still reaches the provider, sealed at rest since layout 4), on every host.
  */
-import { MIGRATIONS } from '../../core/catalog/catalog-layout.js';
+import { CATALOG_VERSION, MIGRATIONS } from '../../core/catalog/catalog-layout.js';
 import type { Session } from '../../core/session/session.js';
 import { ADAPTERS } from '../support/adapters.js';
 import type { LoopbackServer } from '../providers/loopback-server.js';
@@ -48,7 +48,7 @@ for (const adapter of ADAPTERS) {
 
     it('upgrades on first use and gives every row of the model its owner', async () => {
       expect((await db.sql('SHOW MODELS')).rows.map((r) => r[0])).toEqual(['old']);
-      expect(Number((await db.sql('SELECT max(version) FROM ml_catalog.schema_version')).rows[0]![0])).toBe(3);
+      expect(Number((await db.sql('SELECT max(version) FROM ml_catalog.schema_version')).rows[0]![0])).toBe(CATALOG_VERSION);
       const owner = adapter.name === 'postgres' ? String((await db.sql('SELECT CAST(current_user AS text)')).rows[0]![0]) : 'someone';
       for (const table of ['models', 'model_versions', 'model_secrets', 'training_metrics']) {
         expect((await db.sql(`SELECT DISTINCT owner FROM ml_catalog.${table}`)).rows).toEqual([[owner]]);
@@ -62,6 +62,10 @@ for (const adapter of ADAPTERS) {
       expect((await db.sql('SELECT a FROM ML_PREDICT(TABLE notes, MODEL old, DESCRIPTOR(txt))')).rows).toEqual([['echo: hi']]);
       expect(server.requests[0]!.headers.authorization).toBe(`Bearer ${SECRET}`);
       expect((await db.sql(`SELECT option_key FROM ml_catalog.usable_secrets`)).rows).toEqual([['api-key']]);
+      // Layout 4 sealed the plaintext key of layout 2 on the way (MODELSQL_SECRET_KEY of the test run).
+      const stored = (await db.sql(`SELECT secret FROM ml_catalog.usable_secrets`)).rows;
+      expect(stored).toEqual([[expect.stringMatching(/^modelsql-sealed:v1:/)]]);
+      expect(JSON.stringify(stored)).not.toContain(SECRET);
     });
 
     it('adds versions and drops the model with the new layout', async () => {

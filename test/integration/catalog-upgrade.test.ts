@@ -119,7 +119,10 @@ for (const adapter of ADAPTERS) {
           // The upgraded layout takes writes: a literal key goes to model_secrets (layout 2).
           await db.sql("ALTER MODEL shop.reviewer SET ('api-key' = 'sk-literal')");
           expect(String((await db.sql('SHOW CREATE MODEL shop.reviewer')).rows[0]![0])).toContain("'api-key' = '******'");
-          expect((await db.sql('SELECT secret FROM ml_catalog.model_secrets')).rows).toEqual([['sk-literal']]);
+          // Stored sealed (layout 4): the key nowhere in the catalog.
+          const stored = (await db.sql('SELECT secret FROM ml_catalog.model_secrets')).rows;
+          expect(stored).toEqual([[expect.stringMatching(/^modelsql-sealed:v1:/)]]);
+          expect(JSON.stringify(stored)).not.toContain('sk-literal');
         });
       });
 

@@ -4,6 +4,10 @@
  * selected and no `MODELSQL_TEST_POSTGRES_URL` is given, and publishes its URL to the workers
  * in `MODELSQL_TEST_POSTGRES_URL`.
  *
+ * It also gives the run a fixed key for literal model secrets (core/catalog/secret-cipher.ts)
+ * in `MODELSQL_SECRET_KEY`, unless the run names one: the workers, and every CLI or proxy
+ * process a test spawns, inherit it.
+ *
  * Jest loads this file outside its module mapper, so it imports packages only; the rest of
  * the test support reaches the server code through `postgres-server.ts`.
  */
@@ -106,7 +110,11 @@ export async function startPostgres(options: { readonly maxConnections?: number 
 export const SERVER_KEY = '__modelsqlPostgresServer';
 
 /** Starts the server unless the run does not need one. */
+/** The run's key for literal model secrets: 32 bytes in hex, for tests only. */
+export const TEST_SECRET_KEY = '7e57'.repeat(16);
+
 export default async function globalSetup(): Promise<void> {
+  process.env.MODELSQL_SECRET_KEY ??= TEST_SECRET_KEY;
   const wanted = process.env.MODELSQL_TEST_ADAPTERS?.split(',').map((s) => s.trim());
   if (process.env.MODELSQL_TEST_POSTGRES_URL || (wanted && !wanted.includes('postgres'))) return;
   const server = await startPostgres();

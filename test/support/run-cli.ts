@@ -21,8 +21,18 @@ export interface CliRun {
 
 /** Runs the CLI with `args`, feeding `input` on stdin (a pipe, so not a terminal). */
 export function runCli(args: readonly string[], input: string | Uint8Array = '', env: NodeJS.ProcessEnv = {}): Promise<CliRun> {
+  return runProcess(process.execPath, [MAIN, ...args], { cwd: ROOT, env: { ...process.env, ...env }, input });
+}
+
+/** Runs `command` with `args` in `cwd` with exactly `env`, feeding `input` on stdin; resolves when it exits. */
+export function runProcess(
+  command: string,
+  args: readonly string[],
+  options: { readonly cwd: string; readonly env: NodeJS.ProcessEnv; readonly input?: string | Uint8Array },
+): Promise<CliRun> {
+  const { cwd, env, input = '' } = options;
   return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [MAIN, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: 'pipe' });
+    const child = spawn(command, args, { cwd, env, stdio: 'pipe' });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));

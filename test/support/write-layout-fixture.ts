@@ -37,6 +37,9 @@ function literal(value: unknown): string {
 /** The script that recreates schema `ml_catalog` of `db` with its rows. */
 export async function dumpCatalog(db: Session): Promise<string> {
   const lines = ['CREATE SCHEMA ml_catalog;'];
+  // Sequences (layout 4: model ids), each starting where the catalog's would go on.
+  const sequences = await db.sql("SELECT sequence_name, last_value FROM duckdb_sequences() WHERE schema_name = 'ml_catalog' ORDER BY sequence_name");
+  for (const [name, last] of sequences.rows) lines.push(`CREATE SEQUENCE ml_catalog.${String(name)} START WITH ${Number(last ?? 0) + 1};`);
   const tables = await db.sql("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'ml_catalog' ORDER BY table_name = 'schema_version' DESC, table_name");
   for (const [table] of tables.rows) {
     const columns = await db.sql(

@@ -14,6 +14,7 @@ import { maskError, maskSecrets } from '../../../core/secrets.js';
 import { PostgresHost } from '../postgres-host.js';
 import { ProxyConnection, type ProxyContext } from './proxy-connection.js';
 import { takeOverAccepted } from './socket-reading.js';
+import { MAX_MESSAGE_LENGTH } from './protocol.js';
 import { parseUpstreamUrl, type UpstreamConnection } from './upstream-connection.js';
 
 /** Options of {@link startProxy}. */
@@ -37,9 +38,19 @@ export interface ProxyOptions {
    * a FATAL `08P01` and closed (Postgres's `authentication_timeout`; default 60,000).
    */
   readonly startupTimeoutMs?: number;
+  /**
+   * Longest message a client may send, in bytes (default {@link DEFAULT_MAX_MESSAGE_BYTES},
+   * 256 MiB; Postgres's own limit is 1 GiB): a longer one gets a FATAL `54000` as soon as
+   * its header arrives, and that client's connection is closed. With the read limits of the
+   * connection (docs/proxy.md, "Memory"), it bounds the memory one client can hold.
+   */
+  readonly maxMessageBytes?: number;
   /** Where unexpected errors are logged (default: stderr). */
   readonly log?: (message: string, error?: unknown) => void;
 }
+
+/** Default of {@link ProxyOptions.maxMessageBytes}: 256 MiB. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024 * 1024;
 
 /** Limits on model work through the proxy; each unset means no limit. */
 export interface ProxyLimits extends InferenceGateLimits {
@@ -94,6 +105,9 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   const gate = new InferenceGate({ maxInferences: options.limits?.maxInferences, maxClientInferences: options.limits?.maxClientInferences });
   const maxRowsPerCall = options.limits?.maxRowsPerCall;
   checkLimit('limits.maxRowsPerCall', maxRowsPerCall);
+  const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  checkLimit('maxMessageBytes', maxMessageBytes);
+  if (maxMessageBytes > MAX_MESSAGE_LENGTH) throw new RangeError(`maxMessageBytes must be at most ${MAX_MESSAGE_LENGTH} (Postgres's limit)`);
   const connections = new Set<ProxyConnection>();
   const keys = new Map<number, ProxyConnection>();
 
@@ -120,6 +134,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     },
     log,
     startupTimeoutMs: options.startupTimeoutMs ?? 60_000,
+    maxMessageBytes,
   };
 
   // allowHalfOpen: a client that sends half a message and shuts its side still gets the 08P01 answer.

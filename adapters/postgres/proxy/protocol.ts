@@ -11,7 +11,16 @@
 /** A protocol violation by the peer; the connection gets an ErrorResponse 08P01 and is closed. */
 export class ProtocolViolation extends Error {
   /** SQLSTATE 08P01 protocol_violation. */
-  readonly sqlstate = '08P01';
+  readonly sqlstate: string = '08P01';
+}
+
+/**
+ * A message longer than the receiver accepts: 54000 program_limit_exceeded; the connection
+ * gets a FATAL ErrorResponse and is closed, as a protocol violation is.
+ */
+export class MessageTooLong extends ProtocolViolation {
+  /** SQLSTATE 54000 program_limit_exceeded. */
+  override readonly sqlstate: string = '54000';
 }
 
 /** One framed message. `payload` excludes the type byte and the length; `raw` is the whole message. */
@@ -51,7 +60,13 @@ export const FRONTEND_TYPES: ReadonlySet<string> = new Set(['B', 'C', 'd', 'c', 
  * for (const frame of framer.push(chunk)) handle(frame);
  */
 export class Framer {
-  private buffer: Buffer = Buffer.alloc(0);
+  /**
+   * Bytes received and not yet framed, as received: a message split over reads is joined
+   * once, when its last byte has arrived, so each byte is copied at most twice whatever
+   * the size of the message and of the reads.
+   */
+  private chunks: Buffer[] = [];
+  private size = 0;
   /** True while the next message is untyped (startup phase). */
   startup: boolean;
   private readonly maxLength: number;
@@ -66,7 +81,7 @@ export class Framer {
 
   /** Bytes received but not yet part of a complete message. */
   get pending(): number {
-    return this.buffer.length;
+    return this.size;
   }
 
   /**
@@ -75,20 +90,26 @@ export class Framer {
    * that many messages (the rest stays buffered), so a caller can switch phase in between.
    * With `copyData`, CopyData messages go to it, in order, instead of into the result (the
    * caller passes it only while a COPY TO is under way, when nothing but CopyData and the
-   * messages that end the COPY arrive).
+   * messages that end the COPY arrive). A message's type and length are checked as soon as
+   * its header has arrived, before its body is buffered.
    *
-   * @throws ProtocolViolation on a bad length or an unknown message type.
+   * @throws ProtocolViolation on a bad length or an unknown message type
+   *   ({@link MessageTooLong} past `maxLength`).
    */
   push(chunk: Buffer | undefined, limit = Infinity, copyData?: CopyDataSink): Frame[] {
-    if (chunk && chunk.length > 0) this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
+    if (chunk && chunk.length > 0) {
+      this.chunks.push(chunk);
+      this.size += chunk.length;
+    }
+    const first = this.firstMessageLength();
+    if (first < 0 || this.size < first) return [];
+    const buf = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.size);
     const frames: Frame[] = [];
     let offset = 0;
-    const buf = this.buffer;
     while (frames.length < limit) {
       if (this.startup) {
         if (buf.length - offset < 4) break;
-        const length = buf.readInt32BE(offset);
-        if (length < 8 || length > MAX_STARTUP_LENGTH) throw new ProtocolViolation(`invalid length of startup packet: ${length}`);
+        const length = this.startupLength(buf, offset);
         if (buf.length - offset < length) break;
         const raw = buf.subarray(offset, offset + length);
         frames.push({ type: '', payload: raw.subarray(4), raw });
@@ -96,11 +117,7 @@ export class Framer {
         if (limit === Infinity) limit = frames.length; // a startup message ends the batch: the caller decides the next phase
       } else {
         if (buf.length - offset < 5) break;
-        const type = String.fromCharCode(buf[offset]!);
-        if (this.allowedTypes && !this.allowedTypes.has(type)) throw new ProtocolViolation(`invalid frontend message type ${buf[offset]}`);
-        const length = buf.readInt32BE(offset + 1);
-        if (length < 4) throw new ProtocolViolation(`invalid message length ${length} in message type "${type}"`);
-        if (length > this.maxLength) throw new ProtocolViolation(`message of type "${type}" too long: ${length} bytes`);
+        const length = this.typedLength(buf, offset);
         if (buf.length - offset < length + 1) break;
         if (copyData !== undefined && buf[offset] === 0x64) {
           copyData(buf, offset + 5, offset + 1 + length);
@@ -108,12 +125,48 @@ export class Framer {
           continue;
         }
         const raw = buf.subarray(offset, offset + 1 + length);
-        frames.push({ type, payload: raw.subarray(5), raw });
+        frames.push({ type: String.fromCharCode(buf[offset]!), payload: raw.subarray(5), raw });
         offset += 1 + length;
       }
     }
-    this.buffer = offset === buf.length ? Buffer.alloc(0) : buf.subarray(offset);
+    const rest = buf.subarray(offset);
+    this.chunks = rest.length === 0 ? [] : [rest];
+    this.size = rest.length;
     return frames;
+  }
+
+  /**
+   * The whole length of the first buffered message (type byte included), checked, once its
+   * header has arrived; -1 before. Joins the first chunks when the header spans them.
+   */
+  private firstMessageLength(): number {
+    const header = this.startup ? 4 : 5;
+    if (this.size < header) return -1;
+    if (this.chunks[0]!.length < header) {
+      let n = 0;
+      let take = 0;
+      while (n < header) n += this.chunks[take++]!.length;
+      this.chunks.splice(0, take, Buffer.concat(this.chunks.slice(0, take), n));
+    }
+    const buf = this.chunks[0]!;
+    return this.startup ? this.startupLength(buf, 0) : this.typedLength(buf, 0) + 1;
+  }
+
+  private startupLength(buf: Buffer, offset: number): number {
+    const length = buf.readInt32BE(offset);
+    if (length < 8 || length > MAX_STARTUP_LENGTH) throw new ProtocolViolation(`invalid length of startup packet: ${length}`);
+    return length;
+  }
+
+  /** The length field of the typed message at `offset` (the type byte not counted), checked. */
+  private typedLength(buf: Buffer, offset: number): number {
+    const code = buf[offset]!;
+    const type = String.fromCharCode(code);
+    if (this.allowedTypes && !this.allowedTypes.has(type)) throw new ProtocolViolation(`invalid frontend message type ${code}`);
+    const length = buf.readInt32BE(offset + 1);
+    if (length < 4) throw new ProtocolViolation(`invalid message length ${length} in message type "${type}"`);
+    if (length > this.maxLength) throw new MessageTooLong(`message of type "${type}" too long: ${length} bytes (at most ${this.maxLength})`);
+    return length;
   }
 }
 
@@ -162,6 +215,14 @@ export class BodyReader {
   int16(): number {
     this.need(2);
     const v = this.body.readInt16BE(this.offset);
+    this.offset += 2;
+    return v;
+  }
+
+  /** An unsigned Int16: the protocol's counts (parameters, formats, columns) run to 65,535. */
+  uint16(): number {
+    this.need(2);
+    const v = this.body.readUInt16BE(this.offset);
     this.offset += 2;
     return v;
   }
@@ -274,8 +335,7 @@ export function parseParse(payload: Buffer): ParseMessage {
   const r = new BodyReader(payload, 'Parse');
   const name = r.cstring();
   const text = r.cstring();
-  const n = r.int16();
-  if (n < 0) throw new ProtocolViolation('invalid Parse message: negative parameter count');
+  const n = r.uint16();
   const paramTypes: number[] = [];
   for (let i = 0; i < n; i++) paramTypes.push(r.uint32());
   r.end();
@@ -298,18 +358,17 @@ export function parseBind(payload: Buffer): BindMessage {
   const r = new BodyReader(payload, 'Bind');
   const portal = r.cstring();
   const statement = r.cstring();
-  const nf = r.int16();
+  const nf = r.uint16();
   const formats: number[] = [];
   for (let i = 0; i < nf; i++) formats.push(r.int16());
-  const np = r.int16();
-  if (nf < 0 || np < 0 || (nf > 1 && nf !== np)) throw new ProtocolViolation(`bind message has ${nf} parameter formats but ${np} parameters`);
+  const np = r.uint16();
+  if (nf > 1 && nf !== np) throw new ProtocolViolation(`bind message has ${nf} parameter formats but ${np} parameters`);
   const params: (Buffer | null)[] = [];
   for (let i = 0; i < np; i++) {
     const len = r.int32();
     params.push(len === -1 ? null : Buffer.from(r.bytes(len)));
   }
-  const nr = r.int16();
-  if (nr < 0) throw new ProtocolViolation('invalid Bind message: negative result format count');
+  const nr = r.uint16();
   const resultFormats: number[] = [];
   for (let i = 0; i < nr; i++) resultFormats.push(r.int16());
   r.end();
@@ -356,7 +415,7 @@ export interface RowField {
 /** RowDescription ('T'). */
 export function parseRowDescription(payload: Buffer): RowField[] {
   const r = new BodyReader(payload, 'RowDescription');
-  const n = r.int16();
+  const n = r.uint16();
   const fields: RowField[] = [];
   for (let i = 0; i < n; i++) {
     fields.push({ name: r.cstring(), tableOid: r.uint32(), column: r.int16(), typeOid: r.uint32(), typeSize: r.int16(), typeModifier: r.int32(), format: r.int16() });
@@ -367,7 +426,7 @@ export function parseRowDescription(payload: Buffer): RowField[] {
 /** DataRow ('D'): each column's bytes, or null. */
 export function parseDataRow(payload: Buffer): (Buffer | null)[] {
   const r = new BodyReader(payload, 'DataRow');
-  const n = r.int16();
+  const n = r.uint16();
   const values: (Buffer | null)[] = [];
   for (let i = 0; i < n; i++) {
     const len = r.int32();
@@ -436,6 +495,13 @@ class MessageWriter {
   int16(v: number): this {
     const b = Buffer.allocUnsafe(2);
     b.writeInt16BE(v);
+    return this.add(b);
+  }
+  /** A count (0-65,535; Postgres reads counts as unsigned). */
+  uint16(v: number): this {
+    if (v > 0xffff) throw new ProtocolViolation(`too many items for one message: ${v} (at most 65535)`);
+    const b = Buffer.allocUnsafe(2);
+    b.writeUInt16BE(v);
     return this.add(b);
   }
   int32(v: number): this {
@@ -512,14 +578,14 @@ export interface ColumnSpec {
 
 /** RowDescription ('T') with text-format columns not tied to a table. */
 export function rowDescription(columns: readonly ColumnSpec[]): Buffer {
-  const m = w().int16(columns.length);
+  const m = w().uint16(columns.length);
   for (const c of columns) m.cstring(c.name).uint32(0).int16(0).uint32(c.typeOid).int16(c.typeSize).int32(-1).int16(0);
   return m.build('T');
 }
 
 /** DataRow ('D') of text values (null for SQL NULL). */
 export function dataRow(values: readonly (string | Buffer | null)[]): Buffer {
-  const m = w().int16(values.length);
+  const m = w().uint16(values.length);
   for (const v of values) {
     if (v === null) m.int32(-1);
     else {
@@ -548,7 +614,7 @@ export const EMPTY_QUERY_RESPONSE: Buffer = w().build('I');
 
 /** ParameterDescription ('t'). */
 export function parameterDescription(oids: readonly number[]): Buffer {
-  const m = w().int16(oids.length);
+  const m = w().uint16(oids.length);
   for (const o of oids) m.uint32(o);
   return m.build('t');
 }
@@ -589,16 +655,16 @@ export function query(text: string): Buffer {
 
 /** Parse ('P'). */
 export function parse(name: string, text: string, paramTypes: readonly number[] = []): Buffer {
-  const m = w().cstring(name).cstring(text).int16(paramTypes.length);
+  const m = w().cstring(name).cstring(text).uint16(paramTypes.length);
   for (const t of paramTypes) m.uint32(t);
   return m.build('P');
 }
 
 /** Bind ('B'); `params` are text values (strings) or raw bytes in the given formats. */
 export function bind(portal: string, statement: string, params: readonly (string | Buffer | null)[], paramFormats: readonly number[] = [], resultFormats: readonly number[] = []): Buffer {
-  const m = w().cstring(portal).cstring(statement).int16(paramFormats.length);
+  const m = w().cstring(portal).cstring(statement).uint16(paramFormats.length);
   for (const f of paramFormats) m.int16(f);
-  m.int16(params.length);
+  m.uint16(params.length);
   for (const p of params) {
     if (p === null) m.int32(-1);
     else {
@@ -606,7 +672,7 @@ export function bind(portal: string, statement: string, params: readonly (string
       m.int32(b.length).add(b);
     }
   }
-  m.int16(resultFormats.length);
+  m.uint16(resultFormats.length);
   for (const f of resultFormats) m.int16(f);
   return m.build('B');
 }
@@ -623,6 +689,8 @@ export function execute(portal: string, maxRows = 0): Buffer {
 
 /** Sync ('S'). */
 export const SYNC: Buffer = w().build('S');
+/** Flush ('H'): the server sends what it has without ending the extended batch. */
+export const FLUSH: Buffer = w().build('H');
 /** Terminate ('X'). */
 export const TERMINATE: Buffer = w().build('X');
 /** CopyDone ('c'). */

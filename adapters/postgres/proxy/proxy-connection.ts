@@ -30,6 +30,7 @@ import { parseScript } from '../../../core/sql/parser.js';
 import {
   BIND_COMPLETE,
   CLOSE_COMPLETE,
+  FLUSH,
   FRONTEND_TYPES,
   Framer,
   NO_DATA,
@@ -65,6 +66,7 @@ import {
 import { errorMessage, resultMessages, rowMessages, type ErrorContext } from './result-messages.js';
 import { binaryParamToText, parameterCount, substituteParameters } from './statement-params.js';
 import { readSocket, stopReading } from './socket-reading.js';
+import { HeldStages, declaresCursor } from './held-stages.js';
 import { UpstreamConnection, UpstreamError, connectUpstreamSocket, type ChunkRelayed, type UpstreamTarget } from './upstream-connection.js';
 
 /** What a connection needs from the proxy server. */
@@ -84,6 +86,8 @@ export interface ProxyContext {
   log(message: string, error?: unknown): void;
   /** A client that has not finished startup and authentication by then is closed (ms; unset: never). */
   readonly startupTimeoutMs?: number;
+  /** Longest message a client may send (bytes); a longer one gets a FATAL 54000 and the connection is closed. */
+  readonly maxMessageBytes: number;
 }
 
 /** A model statement prepared through Parse. */
@@ -105,7 +109,14 @@ interface LocalPortal {
   /** A model-DDL result computed at Describe time, for Execute. */
   result?: QueryResult;
   described?: boolean;
+  /** The upstream portal that an Execute with a row limit left open (PortalSuspended), continued by later Executes. */
+  upstreamPortal?: string;
 }
+
+/** Bytes of client messages waiting for the proxy to answer them, past which the client is not read. */
+const QUEUE_HIGH_WATER = 4 * 1024 * 1024;
+/** Bytes of answers waiting in the client's socket, past which the proxy answers no more of its messages. */
+const CLIENT_HIGH_WATER = 4 * 1024 * 1024;
 
 /** Raised upstream to abort a transaction block after a model statement failed in it. */
 const ABORT_NOTE = 'modelsql: a model statement failed in this transaction';
@@ -191,7 +202,7 @@ export class ProxyConnection {
   private startupTimer: NodeJS.Timeout | undefined;
   /** The user name of the StartupMessage (the client, for per-client limits). */
   private user = '';
-  private readonly framer = new Framer({ startup: true, allowedTypes: FRONTEND_TYPES });
+  private readonly framer: Framer;
   private phase: 'startup' | 'connecting' | 'auth' | 'ready' | 'closed' = 'startup';
   private upstream: UpstreamConnection | undefined;
   private session: ModelSession | undefined;
@@ -217,12 +228,25 @@ export class ProxyConnection {
   private readonly portals = new Map<string, LocalPortal>();
   /** The statement the proxy is running for the client, for cancel and disconnect. */
   private running: Promise<void> | undefined;
+  /** Stages that cursors may still read, dropped once the upstream transaction has ended. */
+  private readonly heldStages = new HeldStages();
+  /** The proxy sent extended-protocol messages upstream without a Sync (a portal left open): the client's Sync must reach the upstream. */
+  private unsynced = false;
+  /** Counter of upstream portal names. */
+  private portalCounter = 0;
+  /** Bytes of the client messages in `queue`. */
+  private queuedBytes = 0;
+  /** The upstream socket's write buffer is full: the client is not read until it drains. */
+  private upstreamFull = false;
+  /** Type names of parameter type OIDs (typeNames). */
+  private readonly typeNameCache = new Map<number, string>();
 
   constructor(
     socket: Socket,
     private readonly context: ProxyContext,
   ) {
     this.client = socket;
+    this.framer = new Framer({ startup: true, allowedTypes: FRONTEND_TYPES, maxLength: context.maxMessageBytes });
   }
 
   /** Starts reading the client. */
@@ -260,6 +284,7 @@ export class ProxyConnection {
     if (this.running) await Promise.race([this.running.catch(() => undefined), delay(5000)]);
     for (const portal of this.portals.values()) await portal.prepared?.release().catch(() => undefined);
     this.portals.clear();
+    this.heldStages.clear();
     if (this.session) await this.session.close().catch(() => undefined);
     else if (upstream) await upstream.close().catch(() => undefined);
     upstream?.destroy();
@@ -466,7 +491,7 @@ export class ProxyConnection {
       if (type === 0x5a && this.pendingRfq === 0) idle = true;
     }
     if (out) this.writeClient(out);
-    if (idle) this.wakeIdleWaiters();
+    if (idle) this.onRelayIdle();
   }
 
   /**
@@ -484,7 +509,7 @@ export class ProxyConnection {
     }
     this.writeClient([chunk]);
     const relayed = this.client.writableLength > 0 ? 'queued' : 'written';
-    if (idle) this.wakeIdleWaiters();
+    if (idle) this.onRelayIdle();
     return relayed;
   }
 
@@ -554,10 +579,42 @@ export class ProxyConnection {
     const upstream = this.upstream;
     if (!upstream || buffers.length === 0) return;
     const data = coalesce(buffers);
-    if (!upstream.write(data) && !this.client.isPaused()) {
-      const client = this.client;
-      client.pause();
-      upstream.socket.once('drain', () => client.resume());
+    if (!upstream.write(data) && !this.upstreamFull) {
+      this.upstreamFull = true;
+      this.updateClientReading();
+      upstream.socket.once('drain', () => {
+        this.upstreamFull = false;
+        this.updateClientReading();
+      });
+    }
+  }
+
+  /**
+   * Reads the client only while its messages can go somewhere: the upstream takes them, and
+   * the messages the proxy answers itself wait for fewer than {@link QUEUE_HIGH_WATER}
+   * bytes. A client that pipelines model statements without reading the answers is thus
+   * held at that much, plus the answers waiting in its socket (processQueue stops at
+   * {@link CLIENT_HIGH_WATER}), plus one message of at most `maxMessageBytes`.
+   */
+  private updateClientReading(): void {
+    const stop = this.upstreamFull || this.queuedBytes > QUEUE_HIGH_WATER;
+    if (stop && !this.client.isPaused()) this.client.pause();
+    else if (!stop && this.client.isPaused() && this.phase !== 'closed') this.client.resume();
+  }
+
+  /** Waits until the client has read its answers down to {@link CLIENT_HIGH_WATER} bytes (or is gone). */
+  private async clientDrained(): Promise<void> {
+    const client = this.client;
+    while (client.writableLength > CLIENT_HIGH_WATER && this.phase !== 'closed' && !client.destroyed) {
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          client.off('drain', done);
+          client.off('close', done);
+          resolve();
+        };
+        client.once('drain', done);
+        client.once('close', done);
+      });
     }
   }
 
@@ -573,10 +630,12 @@ export class ProxyConnection {
       }
       if (this.busy || this.queue.length > 0 || !this.passThrough(frame, out)) {
         this.queue.push(frame);
+        this.queuedBytes += frame.raw.length;
         startLoop = true;
       }
     }
     this.forward(out);
+    if (this.queuedBytes > QUEUE_HIGH_WATER) this.updateClientReading();
     if (startLoop && !this.busy) void this.processQueue();
   }
 
@@ -650,8 +709,16 @@ export class ProxyConnection {
   private async processQueue(): Promise<void> {
     this.busy = true;
     try {
-      while (this.queue.length > 0 && this.phase === 'ready') {
+      for (;;) {
+        if (this.phase !== 'ready') break;
+        if (this.heldStages.size > 0 && this.transactionEnded()) {
+          await this.heldStages.releaseAll();
+          continue;
+        }
+        if (this.queue.length === 0) break;
         const frame = this.queue.shift()!;
+        this.queuedBytes -= frame.raw.length;
+        if (this.client.isPaused() && this.queuedBytes <= QUEUE_HIGH_WATER / 2) this.updateClientReading();
         const out: Buffer[] = [];
         let handled: boolean;
         try {
@@ -664,6 +731,7 @@ export class ProxyConnection {
           this.forward(out);
           continue;
         }
+        await this.clientDrained();
         const work = this.handle(frame);
         this.running = work;
         try {
@@ -685,10 +753,25 @@ export class ProxyConnection {
     }
   }
 
+  /**
+   * Whether no transaction that may hold a cursor is open upstream: every relayed message
+   * answered, no extended batch open, and the last ReadyForQuery said idle.
+   */
+  private transactionEnded(): boolean {
+    return this.pendingRfq === 0 && !this.batchPassThrough && !this.unsynced && !this.copyIn && this.upstream !== undefined && !this.upstream.isClosed && this.upstream.status === 'I';
+  }
+
+  /** Called when the relayed statements have all been answered: drops held stages once their transaction has ended. */
+  private onRelayIdle(): void {
+    this.wakeIdleWaiters();
+    if (this.heldStages.size > 0 && !this.busy && this.transactionEnded()) void this.processQueue();
+  }
+
   /** Waits until every relayed message has been answered, closing an open extended batch with a Sync. */
   private async quiesce(): Promise<void> {
     if (this.batchPassThrough) {
       this.batchPassThrough = false;
+      this.unsynced = false;
       this.pendingRfq++;
       this.swallowRfq++;
       this.forward([SYNC]);
@@ -739,7 +822,7 @@ export class ProxyConnection {
         case 'P':
           return this.handleParse(frame.payload);
         case 'B':
-          return this.handleBind(frame.payload);
+          return await this.handleBind(frame.payload);
         case 'D':
           return await this.handleDescribe(frame.payload);
         case 'E':
@@ -771,6 +854,7 @@ export class ProxyConnection {
 
   private async handleQuery(text: string): Promise<void> {
     await this.quiesce();
+    await this.syncUpstream();
     let statements: Statement[] | undefined;
     try {
       statements = modelStatements(text);
@@ -816,15 +900,29 @@ export class ProxyConnection {
   private async runModelQuery(statement: QueryStatement, text: string): Promise<boolean> {
     const session = this.sessionFor();
     const prepared = await session.prepareQuery(statement, text);
+    let held = false;
     try {
       if (prepared.run) {
         this.writeClient([commandComplete(await prepared.run())]);
         return true;
       }
-      return await this.relayStatement(query(prepared.sql), { shift: undefined });
+      const ok = await this.relayStatement(query(prepared.sql), { shift: undefined });
+      held = this.holdForCursor(ok, statement, prepared);
+      return ok;
     } finally {
-      await prepared.release();
+      if (!held) await prepared.release();
     }
+  }
+
+  /**
+   * Keeps a statement's stage for the cursor it declared, until its transaction ends
+   * (held-stages.ts); returns whether it did. Outside a transaction block the cursor is
+   * gone already, or materialized (`WITH HOLD`).
+   */
+  private holdForCursor(ok: boolean, statement: Statement, prepared: PreparedQuery): boolean {
+    if (!ok || !declaresCursor(statement.text) || this.upstream!.status !== 'T') return false;
+    this.heldStages.hold(prepared);
+    return true;
   }
 
   /**
@@ -832,10 +930,21 @@ export class ProxyConnection {
    * returns false when Postgres answered with an error. An error's position is shifted by
    * `shift` characters, or dropped when `shift` is undefined (SQL the client never wrote).
    */
-  private async relayStatement(messages: Buffer | readonly Buffer[], options: { readonly shift: number | undefined; readonly swallow?: string }): Promise<boolean> {
+  private async relayStatement(
+    messages: Buffer | readonly Buffer[],
+    options: { readonly shift: number | undefined; readonly swallow?: string; readonly until?: string },
+  ): Promise<boolean> {
     const upstream = this.upstream!;
     let failed = false;
+    // Without a Sync the exchange ends at the message that answers the last one sent (`until`).
+    const until = options.until;
+    this.unsynced = until !== undefined;
     await upstream.exchange(messages, (frame) => {
+      if (until?.includes(frame.type)) {
+        if (frame.type === 'E') failed = true;
+        this.writeClient([frame.type === 'E' ? this.clientError(frame.payload, options.shift) : frame.raw]);
+        return true;
+      }
       switch (frame.type) {
         case 'Z':
           upstream.status = String.fromCharCode(frame.payload[0] ?? 73);
@@ -843,13 +952,7 @@ export class ProxyConnection {
           return true;
         case 'E': {
           failed = true;
-          const fields = parseErrorFields(frame.payload);
-          const p = fields.get('P');
-          if (p !== undefined) {
-            if (options.shift === undefined) fields.delete('P');
-            else fields.set('P', String(Number(p) + options.shift));
-          }
-          this.writeClient([errorResponseFromFields(fields)]);
+          this.writeClient([this.clientError(frame.payload, options.shift)]);
           return false;
         }
         case 'G':
@@ -862,6 +965,17 @@ export class ProxyConnection {
       return false;
     });
     return !failed;
+  }
+
+  /** An upstream ErrorResponse for the client: its position shifted by `shift` characters, or dropped when `shift` is undefined. */
+  private clientError(payload: Buffer, shift: number | undefined): Buffer {
+    const fields = parseErrorFields(payload);
+    const p = fields.get('P');
+    if (p !== undefined) {
+      if (shift === undefined) fields.delete('P');
+      else fields.set('P', String(Number(p) + shift));
+    }
+    return errorResponseFromFields(fields);
   }
 
   private handleParse(payload: Buffer): void {
@@ -877,7 +991,21 @@ export class ProxyConnection {
     this.writeClient([PARSE_COMPLETE]);
   }
 
-  private handleBind(payload: Buffer): void {
+  /**
+   * The type names of parameter type OIDs declared in Parse (undefined where none was
+   * declared), asked of the upstream once per OID: `CAST('value' AS name)` in place of `$n`
+   * types a parameter as Postgres would have.
+   */
+  private async typeNames(oids: readonly number[]): Promise<(string | undefined)[]> {
+    const missing = [...new Set(oids.filter((oid) => oid !== 0 && !this.typeNameCache.has(oid)))];
+    if (missing.length > 0) {
+      const result = await this.upstream!.query('SELECT t, format_type(t, NULL) FROM unnest(CAST($1 AS pg_catalog.oid[])) AS t', [missing]);
+      for (const [oid, name] of result.rows) if (typeof name === 'string') this.typeNameCache.set(Number(oid), name);
+    }
+    return oids.map((oid) => (oid === 0 ? undefined : this.typeNameCache.get(oid)));
+  }
+
+  private async handleBind(payload: Buffer): Promise<void> {
     const message = parseBind(payload);
     const source = this.statements.get(message.statement)!;
     const values = message.params.map((p, i) => {
@@ -891,7 +1019,7 @@ export class ProxyConnection {
     if (values.length !== needed) {
       throw new ModelSqlError('08P01', `bind message supplies ${values.length} parameters, but prepared statement "${message.statement}" requires ${needed}`);
     }
-    const substituted = substituteParameters(source.text, values);
+    const substituted = substituteParameters(source.text, values, await this.typeNames(source.paramTypes.slice(0, needed)));
     const [statement] = values.length === 0 ? [source.statement] : parseScript(substituted.text);
     this.dropPortal(message.portal);
     this.portals.set(message.portal, {
@@ -915,35 +1043,37 @@ export class ProxyConnection {
       const count = parameterCount(source.text);
       const types = Array.from({ length: count }, (_, i) => source.paramTypes[i] || 25);
       this.writeClient([parameterDescription(types)]);
-      // The columns of a model statement are known only once it runs; with parameters it cannot run yet.
-      if (count > 0 || source.statement.kind === 'host') {
+      if (source.statement.kind === 'host' || (count > 0 && source.statement.kind !== 'query')) {
         this.writeClient([NO_DATA]);
         return;
       }
-      const portal: LocalPortal = { source, text: source.text, statement: source.statement, toOriginal: (o) => o, resultFormats: [] };
-      await this.describePortal(portal);
-      await portal.prepared?.release();
+      // The columns of a model query come from its shape (no model runs), its parameters taken as NULLs.
+      const substituted = substituteParameters(source.text, new Array<null>(count).fill(null), await this.typeNames(source.paramTypes));
+      const [statement] = count === 0 ? [source.statement] : parseScript(substituted.text);
+      await this.describePortal({ source, text: substituted.text, statement: statement!, toOriginal: substituted.originalOffset, resultFormats: [] });
       return;
     }
     const portal = this.portals.get(target.name)!;
     await this.describePortal(portal);
   }
 
-  /** RowDescription (or NoData) of a portal: model DDL runs now, an ML query runs its model stages now. */
+  /**
+   * RowDescription (or NoData) of a portal. An ML query is described from its shape
+   * (`ModelSession.describeQuery`: the host describes its input, the model's OUTPUT gives the
+   * rest), no model runs; model DDL runs now, its result kept for Execute.
+   */
   private async describePortal(portal: LocalPortal): Promise<void> {
     portal.described = true;
     const statement = portal.statement;
     try {
       if (statement.kind === 'query') {
-        portal.prepared ??= await this.sessionFor().prepareQuery(statement, portal.text);
-        if (portal.prepared.run) {
-          this.writeClient([NO_DATA]);
-          return;
-        }
-        await this.relayStatement([parse('', portal.prepared.sql), bind('', '', [], [], portal.resultFormats), describe('P', ''), SYNC], {
+        const sql = await this.sessionFor().describeQuery(statement, portal.text);
+        const ok = await this.relayStatement([parse('', sql), bind('', '', [], [], portal.resultFormats), describe('P', ''), FLUSH], {
           shift: undefined,
           swallow: '12',
+          until: 'TnE',
         });
+        if (!ok) this.batchFailed = true;
         return;
       }
       portal.result ??= await this.sessionFor().runStatement(statement, portal.text);
@@ -959,11 +1089,28 @@ export class ProxyConnection {
     const message = parseExecute(payload);
     const portal = this.portals.get(message.portal)!;
     const statement = portal.statement;
+    let held = false;
     try {
+      if (portal.upstreamPortal !== undefined) {
+        // A portal suspended by an earlier Execute: the next rows.
+        if (!(await this.relayStatement([execute(portal.upstreamPortal, message.maxRows), FLUSH], { shift: undefined, until: 'CsEI' }))) this.batchFailed = true;
+        return;
+      }
       if (statement.kind === 'query') {
         portal.prepared ??= await this.sessionFor().prepareQuery(statement, portal.text);
         if (portal.prepared.run) {
           this.writeClient([commandComplete(await portal.prepared.run())]);
+          return;
+        }
+        if (message.maxRows > 0) {
+          // A row limit: an upstream portal of its own, left open in the client's transaction
+          // (no Sync until the client's), its stage held until that transaction ends.
+          const name = `__modelsql_portal_${++this.portalCounter}`;
+          portal.upstreamPortal = name;
+          this.heldStages.hold(portal.prepared);
+          held = true;
+          const messages = [parse('', portal.prepared.sql), bind(name, '', [], [], portal.resultFormats), execute(name, message.maxRows), FLUSH];
+          if (!(await this.relayStatement(messages, { shift: undefined, swallow: '12', until: 'CsEI' }))) this.batchFailed = true;
           return;
         }
         const ok = await this.relayStatement([parse('', portal.prepared.sql), bind('', '', [], [], portal.resultFormats), execute('', 0), SYNC], {
@@ -971,6 +1118,7 @@ export class ProxyConnection {
           swallow: '12',
         });
         if (!ok) this.batchFailed = true;
+        held = this.holdForCursor(ok, statement, portal.prepared);
       } else if (statement.kind === 'host') {
         const ok = await this.relayStatement([parse('', portal.text), bind('', '', [], [], portal.resultFormats), execute('', 0), SYNC], { shift: 0, swallow: '12' });
         if (!ok) this.batchFailed = true;
@@ -986,7 +1134,7 @@ export class ProxyConnection {
     } finally {
       const prepared = portal.prepared;
       portal.prepared = undefined;
-      await prepared?.release();
+      if (!held) await prepared?.release();
     }
   }
 
@@ -1005,13 +1153,27 @@ export class ProxyConnection {
     this.dropPortal('');
     if (this.batchPassThrough || !wasLocal) {
       this.batchPassThrough = false;
+      this.unsynced = false;
       this.pendingRfq++;
       this.forward([SYNC]);
       return;
     }
     await this.quiesce();
+    await this.syncUpstream();
     this.relayedError = false;
     this.writeClient([readyForQuery(this.upstream!.status)]);
+  }
+
+  /** Ends the extended batch the proxy left open upstream (`unsynced`) with a Sync, its ReadyForQuery taken for the status. */
+  private async syncUpstream(): Promise<void> {
+    if (!this.unsynced) return;
+    const upstream = this.upstream!;
+    this.unsynced = false;
+    await upstream.exchange(SYNC, (frame) => {
+      if (frame.type !== 'Z') return false;
+      upstream.status = String.fromCharCode(frame.payload[0] ?? 73);
+      return true;
+    });
   }
 }
 

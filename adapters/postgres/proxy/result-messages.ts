@@ -6,7 +6,7 @@
  * Formats: https://www.postgresql.org/docs/current/protocol-message-formats.html
  * Text output of values: https://www.postgresql.org/docs/current/datatype.html
  */
-import { ModelSqlError } from '../../../core/errors.js';
+import { asModelSqlError } from '../../../core/errors.js';
 import type { QueryResult, ResultColumn } from '../../../core/session/session.js';
 import { commandComplete, dataRow, errorResponse, rowDescription, type ColumnSpec } from './protocol.js';
 
@@ -110,22 +110,19 @@ export interface ErrorContext {
 /**
  * The ErrorResponse of an error thrown while the proxy ran a statement. A `ModelSqlError`
  * keeps its SQLSTATE, message and position (when it points into the text the session ran,
- * mapped back into the client's text); anything else is XX000 with its message.
+ * mapped back into the client's text); anything else is worded by `asModelSqlError`
+ * (XX000 `internal error: ...`), as the CLI words it.
  */
-export function errorMessage(error: unknown, context?: ErrorContext): Buffer {
-  if (error instanceof ModelSqlError) {
-    let position: number | undefined;
-    if (error.position && context && (error.sqlText === undefined || error.sqlText === context.sessionText)) {
-      const offset = context.toOriginal ? context.toOriginal(error.position.offset) : error.position.offset;
-      position = characterPosition(context.clientText, offset);
-    }
-    const [message, ...rest] = error.message.split('\n');
-    const detail = rest.find((l) => l.startsWith('DETAIL: '))?.slice(8);
-    const hint = rest.find((l) => l.startsWith('HINT: '))?.slice(6);
-    return errorResponse({ code: error.sqlstate, message: message ?? '', detail, hint, position });
+export function errorMessage(thrown: unknown, context?: ErrorContext): Buffer {
+  // Worded as the CLI words it (core/errors.ts).
+  const error = asModelSqlError(thrown);
+  let position: number | undefined;
+  if (error.position && context && (error.sqlText === undefined || error.sqlText === context.sessionText)) {
+    const offset = context.toOriginal ? context.toOriginal(error.position.offset) : error.position.offset;
+    position = characterPosition(context.clientText, offset);
   }
-  const sqlstate = (error as { sqlstate?: unknown }).sqlstate;
-  const code = typeof sqlstate === 'string' && /^[0-9A-Z]{5}$/.test(sqlstate) ? sqlstate : 'XX000';
-  const message = error instanceof Error ? error.message : String(error);
-  return errorResponse({ code, message: code === 'XX000' ? `modelsql proxy internal error: ${message}` : message });
+  const [message, ...rest] = error.message.split('\n');
+  const detail = rest.find((l) => l.startsWith('DETAIL: '))?.slice(8);
+  const hint = rest.find((l) => l.startsWith('HINT: '))?.slice(6);
+  return errorResponse({ code: error.sqlstate, message: message ?? '', detail, hint, position });
 }

@@ -14,9 +14,9 @@ export function isRemoteProvider(provider: string): provider is RemoteProvider {
 }
 
 /**
- * Checks a remote model at CREATE / ALTER time: options against INPUT/OUTPUT,
- * `${env:...}` references against the environment, and the endpoint against the access
- * policy. Sends no request.
+ * Checks a remote model at CREATE / ALTER time: options against INPUT/OUTPUT, the
+ * endpoint against the access policy, then `${env:...}` references against the
+ * environment. Sends no request.
  *
  * @throws InvalidOptionError (22023), AccessDeniedError (42501)
  */
@@ -27,8 +27,11 @@ export async function checkRemoteModel(
   output: readonly ModelColumn[] | undefined,
   policy: AccessPolicy = new AccessPolicy(),
 ): Promise<{ input: readonly ModelColumn[]; output: readonly ModelColumn[] }> {
-  const config = parseRemoteModel(provider, options, input, output, process.env);
+  const config = parseRemoteModel(provider, options, input, output);
+  // The endpoint before any `${env:...}`: on a server that refuses the endpoint, an error
+  // about a variable would tell the caller whether that variable exists.
   policy.checkUrl(config.endpoint, 'endpoint');
+  parseRemoteModel(provider, options, input, output, process.env);
   return { input: input!, output: output! };
 }
 

@@ -222,7 +222,9 @@ describe.each(['direct', 'proxy'] as const)('roles %s', (via) => {
     for (const role of ['owner', 'grantee', 'other'] as const) {
       await refused(clients[role].rows('SELECT secret FROM ml_catalog.model_secrets'), '42501', /permission denied for table model_secrets/);
     }
-    expect(await clients.admin.rows(`SELECT DISTINCT secret = '${SECRET}' FROM ml_catalog.model_secrets`)).toEqual([[true]]);
+    // Even the catalog owner reads the key sealed (layout 4); the grantee reads the same ciphertext through usable_secrets.
+    expect(await clients.admin.rows(`SELECT DISTINCT secret LIKE 'modelsql-sealed:v1:%', secret = '${SECRET}' FROM ml_catalog.model_secrets`)).toEqual([[true, false]]);
+    expect(JSON.stringify(await clients.grantee.rows(`SELECT secret FROM ml_catalog.usable_secrets`))).not.toContain(SECRET);
   });
 
   test('ALTER, DROP and GRANT: the owner only (42501 for the grantee, 42704 for the other role)', async () => {
@@ -243,16 +245,16 @@ describe.each(['direct', 'proxy'] as const)('roles %s', (via) => {
     expect((await clients.owner.rows('SHOW MODELS')).map((r) => r[0])).toEqual(['chat', 'echoing', 'price']);
   });
 
-  test('rows written around the statements are refused by the policies', async () => {
+  test('rows written around the statements are refused: ordinary roles may not write the catalog tables', async () => {
     const other = clients.other;
     await refused(
       other.rows(`INSERT INTO ml_catalog.model_versions (schema_name, model_name, version, provider, input_schema, output_schema, options, created_at, owner) VALUES ('public', 'price', 9, 'openai', '[]', '[]', '[]', now(), '${ROLE.other}')`),
       '42501',
-      /row-level security/,
+      /permission denied for table model_versions/,
     );
-    await refused(other.rows(`INSERT INTO ml_catalog.model_grants VALUES ('public', 'price', '${ROLE.other}', '${ROLE.owner}', '${ROLE.other}', now())`), '42501', /row-level security/);
-    await other.rows(`UPDATE ml_catalog.models SET default_version = 7`);
-    await other.rows(`DELETE FROM ml_catalog.model_versions`);
+    await refused(other.rows(`INSERT INTO ml_catalog.model_grants VALUES ('public', 'price', '${ROLE.other}', '${ROLE.owner}', '${ROLE.other}', now())`), '42501', /permission denied for table model_grants/);
+    await refused(other.rows(`UPDATE ml_catalog.models SET default_version = 7`), '42501', /permission denied for table models/);
+    await refused(other.rows(`DELETE FROM ml_catalog.model_versions`), '42501', /permission denied for table model_versions/);
     expect((await clients.owner.rows(`SELECT default_version, (SELECT count(*)::int FROM ml_catalog.model_versions) FROM ml_catalog.models WHERE model_name = 'price'`))).toEqual([[1, 3]]);
     await refused(other.rows(`CREATE MODEL price INPUT (x STRING) OUTPUT (y STRING) WITH ('provider' = 'openai', 'endpoint' = 'http://127.0.0.1:1/v1', 'model' = 'x', 'api-key' = 'k-1234')`), '42710', /already exists \(owned by a role whose models this one may not see\)/);
     await other.rows(`CREATE MODEL IF NOT EXISTS price INPUT (x STRING) OUTPUT (y STRING) WITH ('provider' = 'openai', 'endpoint' = 'http://127.0.0.1:1/v1', 'model' = 'x', 'api-key' = 'k-1234')`);
@@ -419,11 +421,11 @@ test('a catalog of layout 2 is upgraded by its owner: models go to the catalog o
   // Another role first: the upgrade needs the catalog's owner.
   const early = await connectPostgres(roleIn('grantee'));
   const error = await early.sql('SHOW MODELS').catch((e: ModelSqlError) => e);
-  expect(error).toMatchObject({ sqlstate: '42501', message: expect.stringMatching(/missing or older than layout 3, and this role may not create or upgrade it \(permission denied for database/) });
+  expect(error).toMatchObject({ sqlstate: '42501', message: expect.stringMatching(/missing or older than layout \d+, and this role may not create or upgrade it \(permission denied for database/) });
   await early.close();
   const admin = await connectPostgres(roleIn('admin'));
   expect((await admin.sql('SHOW MODELS')).rows.map((r) => r[0])).toEqual(['old']);
-  expect((await admin.sql('SELECT max(version) FROM ml_catalog.schema_version')).rows).toEqual([[3]]);
+  expect((await admin.sql('SELECT max(version) FROM ml_catalog.schema_version')).rows).toEqual([[MIGRATIONS.length]]);
   expect((await admin.sql('DESCRIBE MODEL EXTENDED old')).rows.find((r) => r[0] === 'owner')?.[1]).toBe(ROLE.admin);
   const grantee = await connectPostgres(roleIn('grantee'));
   expect((await grantee.sql('SHOW MODELS')).rows).toEqual([]);

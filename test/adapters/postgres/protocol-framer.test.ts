@@ -4,7 +4,8 @@
  * the chunk boundaries. And the relay's fast-path test of whole messages, which must agree
  * with the framer on every prefix of a stream.
  */
-import { Framer, wholeMessagesLength, type Frame } from '../../../adapters/postgres/proxy/protocol.js';
+import { jest } from '@jest/globals';
+import { Framer, MessageTooLong, wholeMessagesLength, type Frame } from '../../../adapters/postgres/proxy/protocol.js';
 
 /** A backend message (https://www.postgresql.org/docs/current/protocol-message-formats.html). */
 function message(type: string, body: string): Buffer {
@@ -52,5 +53,55 @@ describe('wholeMessagesLength', () => {
     expect(wholeMessagesLength(bad)).toBe(6);
     expect(() => new Framer().push(bad)).toThrow(/invalid message length 2/);
     expect(wholeMessagesLength(message('Q', 'SELECT 1\0'), 8)).toBe(0);
+  });
+});
+
+describe('Framer with large messages', () => {
+  /** A Query message of `size` bytes in all. */
+  const bigQuery = (size: number): Buffer => {
+    const m = Buffer.alloc(size, 0x20);
+    m.write('Q', 0);
+    m.writeInt32BE(size - 1, 1);
+    m[size - 1] = 0;
+    return m;
+  };
+
+  it('joins a message split over many reads once, when it is complete', () => {
+    const message = bigQuery(8 * 1024 * 1024);
+    const framer = new Framer();
+    const concat = jest.spyOn(Buffer, 'concat');
+    try {
+      let frames: Frame[] = [];
+      for (let at = 0; at < message.length; at += 65536) frames = frames.concat(framer.push(Buffer.from(message.subarray(at, at + 65536))));
+      expect(frames).toHaveLength(1);
+      expect(frames[0]!.raw.equals(message)).toBe(true);
+      expect(concat).toHaveBeenCalledTimes(1);
+    } finally {
+      concat.mockRestore();
+    }
+    expect(framer.pending).toBe(0);
+  });
+
+  it('reads a header split byte by byte', () => {
+    const stream = Buffer.concat([message('Q', 'SELECT 1\0'), message('Q', 'SELECT 2\0')]);
+    const framer = new Framer();
+    const frames: Frame[] = [];
+    for (let i = 0; i < stream.length; i++) frames.push(...framer.push(stream.subarray(i, i + 1)));
+    expect(frames.map((f) => f.payload.toString())).toEqual(['SELECT 1\0', 'SELECT 2\0']);
+  });
+
+  it('refuses a message over the limit with 54000 as soon as its header arrives', () => {
+    const framer = new Framer({ maxLength: 1024 });
+    expect(framer.push(Buffer.from([0x51, 0, 0]))).toEqual([]);
+    let error: unknown;
+    try {
+      framer.push(Buffer.from([0x10, 0, 0x53]));
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(MessageTooLong);
+    expect((error as MessageTooLong).sqlstate).toBe('54000');
+    expect(new Framer({ maxLength: 1024 }).push(bigQuery(1025)).length).toBe(1);
+    expect(() => new Framer({ maxLength: 1023 }).push(bigQuery(1025))).toThrow(/too long: 1024 bytes/);
   });
 });

@@ -44,7 +44,7 @@ describe('compileModel', () => {
     const sql = linearExpression(d, features, ['"x"', '"c"'], 1, [8, 3, 0]);
     // a = 8 / 4 = 2, bias = 1 - 2 * 2 = -3; the zero weight of 'b' is left out; the quote is escaped
     expect(sql).toBe(
-      "CAST(-3 AS DOUBLE PRECISION) + coalesce(CAST(\"x\" AS DOUBLE PRECISION), CAST(2 AS DOUBLE PRECISION)) * CAST(2 AS DOUBLE PRECISION) + (CASE coalesce(\"c\", 'b') WHEN 'it''s' THEN CAST(3 AS DOUBLE PRECISION) ELSE 0.0 END)",
+      "((CAST(-3 AS DOUBLE) + (coalesce(CAST(\"x\" AS DOUBLE PRECISION), CAST(2 AS DOUBLE)) * CAST(2 AS DOUBLE))) + (CASE WHEN (coalesce(\"c\", 'b') = 'it''s') THEN CAST(3 AS DOUBLE) ELSE CAST(0 AS DOUBLE) END))",
     );
   });
 
@@ -60,7 +60,7 @@ describe('compileModel', () => {
     };
     const layered = compileModel(spec, d, ['"x"'], false);
     expect(layered.layers).toHaveLength(2);
-    expect(layered.outputs[0]).toBe('CAST((CASE WHEN "__modelsql_c1" <= "__modelsql_c2" THEN 0 ELSE 1 END) AS BIGINT)');
+    expect(layered.outputs[0]).toBe('(CASE WHEN ("__modelsql_c1" <= "__modelsql_c2") THEN CAST(0 AS BIGINT) ELSE CAST(1 AS BIGINT) END)');
     const inline = compileModel(spec, d, ['"x"'], true);
     expect(inline.layers).toHaveLength(0);
     expect(inline.outputs[0]).not.toContain('__modelsql');

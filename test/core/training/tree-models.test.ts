@@ -3,10 +3,11 @@
  * hand), the tree options' defaults, and the compiled CASE expression.
  */
 import { DuckDBDialect } from '../../../adapters/duckdb/duckdb-dialect.js';
-import { compileModel } from '../../../core/training/compile-sql.js';
+import { PostgresDialect } from '../../../adapters/postgres/postgres-dialect.js';
+import { compileModel, treeExpression } from '../../../core/training/compile-sql.js';
 import { SPEC_FORMAT, type TrainedModel } from '../../../core/training/trained-model.js';
 import { parseTrainingOptions } from '../../../core/training/training-options.js';
-import { bestSplit, treeSql, type HistogramBin } from '../../../core/training/tree-models.js';
+import { bestSplit, type HistogramBin } from '../../../core/training/tree-models.js';
 
 const bin = (b: number, stats: number[], min: number, max: number): HistogramBin => ({ bin: b, stats, min, max });
 
@@ -68,7 +69,10 @@ describe('compiled trees', () => {
   const tree = { leaf: false as const, feature: 0, threshold: 0.25, left: { leaf: true as const, value: 1 }, right: { leaf: true as const, value: 3 } };
 
   it('is a nested CASE WHEN over the encoded features', () => {
-    expect(treeSql(tree, ['x0'])).toBe('(CASE WHEN x0 <= CAST(0.25 AS DOUBLE PRECISION) THEN CAST(1 AS DOUBLE PRECISION) ELSE CAST(3 AS DOUBLE PRECISION) END)');
+    expect(treeExpression(d, tree, ['x0'])).toBe('(CASE WHEN (x0 <= CAST(0.25 AS DOUBLE)) THEN CAST(1 AS DOUBLE) ELSE CAST(3 AS DOUBLE) END)');
+    expect(treeExpression(new PostgresDialect(), tree, ['x0'])).toBe(
+      '(CASE WHEN (x0 OPERATOR(pg_catalog.<=) CAST(0.25 AS double precision)) THEN CAST(1 AS double precision) ELSE CAST(3 AS double precision) END)',
+    );
     const spec: TrainedModel = {
       format: SPEC_FORMAT,
       algorithm: 'gradient_boosted_trees',

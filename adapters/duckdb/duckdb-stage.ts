@@ -1,0 +1,210 @@
+/**
+ * DuckDB's one-pass model stage (`Host.openStage`): the features are read once, by one
+ * streaming query, straight from the chunks' vector memory; the predictions are written
+ * once, by an Appender, a data chunk at a time; the result pairs the i-th input row with
+ * the i-th prediction by a POSITIONAL JOIN (https://duckdb.org/docs/stable/sql/query_syntax/from#positional-joins),
+ * not a join on a key.
+ *
+ * - Input. A call on `TABLE t` where `t` is a base table (not a view, not a file) reads
+ *   the table where it is: the features stream from `t`, and the result is `t POSITIONAL
+ *   JOIN <predictions>`, so the statement around the call reads only the input columns it
+ *   uses, and wide inputs are never copied. Both scans return the table's rows in the same
+ *   order (`preserve_insertion_order`, on by default). Any other input, or any input with
+ *   that setting off, is first copied into a temporary table, read the same way. With the
+ *   setting off, scans need not run in step, so each prediction is stored with its input
+ *   row's rowid and the result joins on it instead.
+ * - Output. DuckDB cuts a streaming result short when its connection appends or runs
+ *   another statement, so the predictions go through a second connection of the same
+ *   database instance, into a table of a private in-memory database attached to it
+ *   (attached databases are shared by the instance's connections). The table is visible to
+ *   the statement around the call once the stage has committed it, which holds in
+ *   auto-commit mode. Inside a transaction (the user's BEGIN, or one of the host's), a
+ *   database the transaction has already read keeps its snapshot, so there the
+ *   predictions are kept (as typed arrays: a few bytes a row) until the input has been
+ *   read, then appended on the connection itself into a temporary table.
+ *
+ * Memory: the batches in flight (features and predictions of `batchSize` rows each), and
+ * DuckDB's own buffers; the input table is never held by this process.
+ */
+import type { DuckDBAppender, DuckDBConnection, DuckDBType } from '@duckdb/node-api';
+import type { HostStage, HostStageBatch, HostStageSpec, SqlDialect } from '../../core/host.js';
+import type { ColumnBatch } from '../../core/runtime/model-runtime.js';
+import { appendBatch, FeatureBatcher } from './duckdb-chunks.js';
+import { mapDuckDBError } from './duckdb-errors.js';
+
+/** The private database holding stages' predictions (attached in memory, once per host). */
+export const STAGE_DATABASE = '__modelsql_stage';
+
+/** The output table's column of input rowids, when rows are paired by key. */
+const ROWID_COLUMN = '__modelsql_rowid';
+
+/** What a stage needs from the DuckDB host. */
+export interface DuckDBStageHost {
+  readonly dialect: SqlDialect;
+  /** The host's connection: the input is read, and the statement around the call runs, here. */
+  readonly connection: DuckDBConnection;
+  /** Whether a transaction is open on `connection`. */
+  inTransaction(): boolean;
+  /** The second connection, with {@link STAGE_DATABASE} attached; opened on first use. */
+  writer(): Promise<DuckDBConnection>;
+  /** Runs a statement on `connection` (errors mapped). */
+  run(sql: string): Promise<unknown>;
+  /** Registers a statement that drops what the stage made besides `spec.table` (run by `dropTempTable(spec.table)`). */
+  onDrop(table: string, statement: string): void;
+}
+
+/**
+ * Prepares a stage (see the module doc); the input is read when `batches()` is iterated.
+ *
+ * @example
+ * const stage = await openDuckDBStage(host, spec);
+ * try { ...executor...; relation = await stage.finish() } finally { await stage.close() }
+ */
+export async function openDuckDBStage(host: DuckDBStageHost, spec: HostStageSpec): Promise<HostStage> {
+  const q = (name: string) => host.dialect.quoteIdentifier(name);
+  const input = await inputRelation(host, spec);
+  const outputDefs = spec.outputColumns.map((c) => `${q(c.name)} ${c.type}`).join(', ');
+  // Without insertion order kept, each prediction carries its input row's rowid.
+  const keyed = input.keyed;
+  const keyDef = keyed ? `${q(ROWID_COLUMN)} BIGINT, ` : '';
+  const output = host.inTransaction() ? await bufferedOutput(host, spec, keyDef + outputDefs) : await writerOutput(host, spec, keyDef + outputDefs);
+  const features = spec.featureColumns.map((position, i) => {
+    const column = `i.${q(spec.inputColumns[position]!.name)}`;
+    return spec.kinds[i] === 'number' ? `CAST(${column} AS DOUBLE)` : column;
+  });
+  const columns = [...spec.inputColumns.map((c) => `i.${q(c.name)}`), ...spec.outputColumns.map((c) => `o.${q(c.name)}`)];
+  return {
+    async *batches(): AsyncIterable<HostStageBatch> {
+      const select = keyed ? ['i.rowid', ...features] : features;
+      const result = await mapped(() => host.connection.stream(`SELECT ${select.join(', ')} FROM ${input.relation} AS i`));
+      const batcher = new FeatureBatcher(spec.kinds, spec.batchSize, keyed);
+      for (;;) {
+        const chunk = await mapped(() => result.fetchChunk());
+        if (!chunk || chunk.rowCount === 0) break;
+        for (const batch of batcher.add(chunk)) yield { features: batch.features, carry: batch.keys };
+      }
+      const rest = batcher.rest();
+      if (rest) yield { features: rest.features, carry: rest.keys };
+    },
+    write: async (carry, outputs) => {
+      const keys = carry as BigInt64Array | undefined;
+      await output.write(keys ? { rowCount: outputs.rowCount, columns: [{ kind: 'value', values: Array.from(keys) }, ...outputs.columns] } : outputs);
+    },
+    async finish() {
+      await output.finish();
+      if (!keyed) return `(SELECT ${columns.join(', ')} FROM ${input.relation} AS i POSITIONAL JOIN ${output.table} AS o)`;
+      return `(SELECT ${columns.join(', ')} FROM ${input.relation} AS i JOIN ${output.table} AS o ON i.rowid = o.${q(ROWID_COLUMN)})`;
+    },
+    close: async () => output.close(),
+  };
+}
+
+/** Where the predictions go. */
+interface StageOutput {
+  /** The table, qualified. */
+  readonly table: string;
+  write(outputs: ColumnBatch): void | Promise<void>;
+  finish(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** The input, as a relation the stage scans twice in the same order. */
+interface InputRelation {
+  readonly relation: string;
+  /** Whether rows are paired by rowid (scans may come out of order), not by position. */
+  readonly keyed: boolean;
+}
+
+/** The base table itself, or a copy of the query. */
+async function inputRelation(host: DuckDBStageHost, spec: HostStageSpec): Promise<InputRelation> {
+  const q = (name: string) => host.dialect.quoteIdentifier(name);
+  const { table, ordered } = await inspectInput(host, spec.source);
+  if (spec.source && table && ordered) return { relation: spec.source.map(q).join('.'), keyed: false };
+  const copy = `${spec.table}_in`;
+  host.onDrop(spec.table, `DROP TABLE IF EXISTS temp.main.${q(copy)}`);
+  await host.run(`CREATE TEMPORARY TABLE ${q(copy)} AS ${spec.query}`);
+  return { relation: `temp.main.${q(copy)}`, keyed: !ordered };
+}
+
+/**
+ * Whether `name` (as written after TABLE) is a base table with no view of that name, and
+ * whether scans keep insertion order (https://duckdb.org/docs/stable/sql/dialect/order_preservation).
+ */
+async function inspectInput(host: DuckDBStageHost, name: readonly string[] | undefined): Promise<{ table: boolean; ordered: boolean }> {
+  const d = host.dialect;
+  const [last, ...qualifiers] = [...(name ?? [''])].reverse();
+  const where = (column: string): string => {
+    const parts = [`lower(${column}) = lower(${d.quoteString(last!)})`];
+    if (qualifiers.length === 1) parts.push(`(lower(schema_name) = lower(${d.quoteString(qualifiers[0]!)}) OR lower(database_name) = lower(${d.quoteString(qualifiers[0]!)}))`);
+    if (qualifiers.length === 2) parts.push(`lower(schema_name) = lower(${d.quoteString(qualifiers[0]!)})`, `lower(database_name) = lower(${d.quoteString(qualifiers[1]!)})`);
+    return parts.join(' AND ');
+  };
+  const sql =
+    `SELECT (SELECT count(*) FROM duckdb_tables() WHERE ${where('table_name')}) > 0 ` +
+    `AND (SELECT count(*) FROM duckdb_views() WHERE ${where('view_name')}) = 0, ` +
+    `CAST(current_setting('preserve_insertion_order') AS BOOLEAN)`;
+  const [table, ordered] = (await mapped(() => host.connection.runAndReadAll(sql))).getRows()[0]!;
+  return { table: table === true, ordered: ordered === true };
+}
+
+/** Predictions appended through the second connection as they come (auto-commit mode). */
+async function writerOutput(host: DuckDBStageHost, spec: HostStageSpec, outputDefs: string): Promise<StageOutput> {
+  const q = (name: string) => host.dialect.quoteIdentifier(name);
+  const table = `${q(STAGE_DATABASE)}.main.${q(spec.table)}`;
+  const writer = await host.writer();
+  host.onDrop(spec.table, `DROP TABLE IF EXISTS ${table}`);
+  await mapped(() => writer.run(`CREATE TABLE ${table} (${outputDefs})`));
+  const appender = await mapped(() => writer.createAppender(spec.table, 'main', STAGE_DATABASE));
+  const types = columnTypes(appender);
+  let open = true;
+  const close = async (): Promise<void> => {
+    if (!open) return;
+    open = false;
+    appender.closeSync();
+  };
+  return {
+    table,
+    write: (outputs) => mapped(() => appendBatch(appender, types, outputs)),
+    finish: () => mapped(close),
+    close: () => close().catch(() => undefined),
+  };
+}
+
+/** Predictions kept until the input has been read, then appended on the host's connection (inside a transaction). */
+async function bufferedOutput(host: DuckDBStageHost, spec: HostStageSpec, outputDefs: string): Promise<StageOutput> {
+  const q = (name: string) => host.dialect.quoteIdentifier(name);
+  await host.run(`CREATE TEMPORARY TABLE ${q(spec.table)} (${outputDefs})`);
+  let pending: ColumnBatch[] = [];
+  return {
+    table: `temp.main.${q(spec.table)}`,
+    write: (outputs) => void pending.push(outputs),
+    async finish() {
+      const appender = await mapped(() => host.connection.createAppender(spec.table, 'main', 'temp'));
+      try {
+        const types = columnTypes(appender);
+        for (const outputs of pending) await mapped(() => appendBatch(appender, types, outputs));
+        pending = [];
+      } finally {
+        await mapped(() => appender.closeSync());
+      }
+    },
+    close: async () => {
+      pending = [];
+    },
+  };
+}
+
+function columnTypes(appender: DuckDBAppender): DuckDBType[] {
+  const types: DuckDBType[] = [];
+  for (let i = 0; i < appender.columnCount; i++) types.push(appender.columnType(i));
+  return types;
+}
+
+/** Runs a driver call, mapping its errors. */
+async function mapped<T>(step: () => T | Promise<T>): Promise<T> {
+  try {
+    return await step();
+  } catch (error) {
+    throw mapDuckDBError(error);
+  }
+}

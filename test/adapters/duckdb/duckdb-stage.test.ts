@@ -1,0 +1,128 @@
+/**
+ * DuckDB's one-pass stage (duckdb-stage.ts): every way its input is read (a base table in
+ * place, a copy of any other query) and its predictions written (a second connection, or
+ * kept until the input is read inside a transaction) pairs each prediction with its own
+ * input row, and leaves no table behind.
+ */
+import { openDuckDB } from '../../../adapters/duckdb/index.js';
+import type { Session } from '../../../core/session/session.js';
+import { linearExpected, writeModelFiles } from '../../support/model-files.js';
+
+const files = writeModelFiles();
+const ROWS = 5000;
+
+/** Rows (id, a, b, y) whose y is not the model's prediction for their own a and b. */
+function mismatches(rows: readonly (readonly unknown[])[]): unknown[] {
+  return rows.filter(([, a, b, y]) => {
+    if (a === null || b === null) return y !== null;
+    const expected = linearExpected(a as number, b as number);
+    return typeof y !== 'number' || Math.abs(y - expected) > 1e-4 * Math.max(1, Math.abs(expected));
+  });
+}
+
+describe('DuckDB one-pass stage', () => {
+  let db: Session;
+  const leftovers = async () => (await db.sql("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '__modelsql%'")).rows[0]![0];
+  beforeAll(async () => {
+    db = await openDuckDB();
+    await db.sql(`CREATE TABLE t AS SELECT i AS id, i * 0.25 AS a, CAST(i % 11 AS DOUBLE) - 5 AS b FROM range(${ROWS}) r(i)`);
+    await db.sql(`CREATE MODEL lin INPUT (a DOUBLE, b DOUBLE) OUTPUT (y DOUBLE) WITH ('provider' = 'onnx', 'path' = '${files.linear}')`);
+  });
+  afterAll(async () => {
+    await db.close();
+  });
+
+  it('reads a base table in place, across batch and chunk boundaries, in table order', async () => {
+    const r = await db.sql(`SELECT id, a, b, y FROM ML_PREDICT(TABLE t, MODEL lin, DESCRIPTOR(a, b), MAP['batch-size', '1000'])`);
+    expect(r.rows).toHaveLength(ROWS);
+    expect(r.rows.map((row) => row[0])).toEqual(Array.from({ length: ROWS }, (_, i) => BigInt(i)));
+    expect(mismatches(r.rows)).toEqual([]);
+    expect(await leftovers()).toBe(0n);
+  });
+
+  it('pairs rows of a table with deleted and updated rows', async () => {
+    await db.sql(`CREATE TABLE holes AS SELECT * FROM t`);
+    await db.sql(`DELETE FROM holes WHERE id % 3 = 0 OR id BETWEEN 2000 AND 2999`);
+    await db.sql(`UPDATE holes SET a = -a WHERE id % 5 = 0`);
+    await db.sql(`INSERT INTO holes VALUES (9999, 1.5, 2.5)`);
+    const r = await db.sql(`SELECT id, a, b, y FROM ML_PREDICT(TABLE holes, MODEL lin, DESCRIPTOR(a, b))`);
+    const expected = (await db.sql('SELECT count(*) FROM holes')).rows[0]![0];
+    expect(BigInt(r.rows.length)).toBe(expected);
+    expect(mismatches(r.rows)).toEqual([]);
+  });
+
+  it('gives NULL outputs for NULL features', async () => {
+    await db.sql(`CREATE TABLE gaps AS SELECT id, CASE WHEN id % 4 = 0 THEN NULL ELSE a END AS a, b FROM t`);
+    const r = await db.sql(`SELECT id, a, b, y FROM ML_PREDICT(TABLE gaps, MODEL lin, DESCRIPTOR(a, b))`);
+    expect(r.rows.filter((row) => row[3] === null)).toHaveLength(ROWS / 4);
+    expect(mismatches(r.rows)).toEqual([]);
+  });
+
+  it('reads a view, a subquery and a temporary table that shadows a table, in their own order', async () => {
+    await db.sql(`CREATE VIEW backwards AS SELECT * FROM t ORDER BY id DESC`);
+    const view = await db.sql(`SELECT id, a, b, y FROM ML_PREDICT(TABLE backwards, MODEL lin, DESCRIPTOR(a, b))`);
+    expect(view.rows[0]![0]).toBe(BigInt(ROWS - 1));
+    expect(mismatches(view.rows)).toEqual([]);
+
+    const sub = await db.sql(`SELECT id, a, b, y FROM ML_PREDICT(TABLE (SELECT id, b AS a, a AS b FROM t WHERE id % 2 = 1 ORDER BY b DESC, id), MODEL lin, DESCRIPTOR(a, b))`);
+    expect(sub.rows).toHaveLength(ROWS / 2);
+    expect(sub.rows[0]![0]).toBe(BigInt(ROWS - 1));
+    expect(mismatches(sub.rows)).toEqual([]);
+
+    await db.sql(`CREATE TABLE shadow AS SELECT * FROM t`);
+    await db.sql(`CREATE TEMPORARY TABLE shadow AS SELECT id, a * 2 AS a, b FROM t WHERE id < 100`);
+    const shadowed = await db.sql(`SELECT id, a, b, y FROM ML_PREDICT(TABLE shadow, MODEL lin, DESCRIPTOR(a, b))`);
+    expect(shadowed.rows).toHaveLength(100);
+    expect(mismatches(shadowed.rows)).toEqual([]);
+  });
+
+  it('pairs rows when scans need not keep insertion order', async () => {
+    // Several row groups (122,880 rows each), which parallel scans may return in any order.
+    const rows = 400_000;
+    await db.sql(`CREATE TABLE wide AS SELECT i AS id, i * 0.25 AS a, CAST(i % 11 AS DOUBLE) - 5 AS b FROM range(${rows}) r(i)`);
+    await db.sql(`SET preserve_insertion_order = false`);
+    try {
+      await db.sql(`CREATE TABLE wide_y AS SELECT id, a, b, y FROM ML_PREDICT(TABLE wide, MODEL lin, DESCRIPTOR(a, b))`);
+      const r = await db.sql(`SELECT count(*), count(*) FILTER (WHERE abs(y - (2 * a + 3 * b - 1)) > 1e-4 * greatest(1, abs(2 * a + 3 * b - 1))) FROM wide_y`);
+      expect(r.rows).toEqual([[BigInt(rows), 0n]]);
+    } finally {
+      await db.sql(`SET preserve_insertion_order = true`);
+    }
+  });
+
+  it('runs nested calls, and several calls in one statement', async () => {
+    const nested = await db.sql(
+      `SELECT id, a, b, y FROM ML_PREDICT(TABLE (SELECT id, y AS a, b FROM ML_PREDICT(TABLE t, MODEL lin, DESCRIPTOR(a, b))), MODEL lin, DESCRIPTOR(a, b))`,
+    );
+    expect(mismatches(nested.rows)).toEqual([]);
+    const both = await db.sql(
+      `SELECT p.id, p.a, p.b, p.y, q.y FROM ML_PREDICT(TABLE t, MODEL lin, DESCRIPTOR(a, b)) p JOIN ML_PREDICT(TABLE t, MODEL lin, DESCRIPTOR(b, a)) q ON p.id = q.id`,
+    );
+    expect(both.rows).toHaveLength(ROWS);
+    expect(mismatches(both.rows)).toEqual([]);
+    expect(await leftovers()).toBe(0n);
+  });
+
+  it('sees the rows of an open transaction, in several statements of it, and leaves them to ROLLBACK', async () => {
+    await db.sql('BEGIN');
+    try {
+      await db.sql(`INSERT INTO t VALUES (${ROWS}, 1, 1)`);
+      const first = await db.sql(`SELECT id, a, b, y FROM ML_PREDICT(TABLE t, MODEL lin, DESCRIPTOR(a, b))`);
+      expect(first.rows).toHaveLength(ROWS + 1);
+      expect(mismatches(first.rows)).toEqual([]);
+      await db.sql(`CREATE TABLE inside AS SELECT * FROM ML_PREDICT(TABLE (SELECT * FROM t WHERE id < 10), MODEL lin, DESCRIPTOR(a, b))`);
+      const second = await db.sql(`SELECT id, a, b, y FROM inside`);
+      expect(second.rows).toHaveLength(10);
+      expect(mismatches(second.rows)).toEqual([]);
+    } finally {
+      await db.sql('ROLLBACK');
+    }
+    expect((await db.sql('SELECT count(*) FROM t')).rows[0]![0]).toBe(BigInt(ROWS));
+    expect(await leftovers()).toBe(0n);
+  });
+
+  it('leaves no table behind when the statement around the call fails', async () => {
+    await expect(db.sql(`SELECT no_such_column FROM ML_PREDICT(TABLE t, MODEL lin, DESCRIPTOR(a, b))`)).rejects.toThrow(/no_such_column/);
+    expect(await leftovers()).toBe(0n);
+  });
+});

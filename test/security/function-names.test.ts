@@ -1,0 +1,46 @@
+/**
+ * Model function names: `ml_predict_<model>` within 63 bytes (Postgres truncates longer
+ * identifiers), a hash suffix past that, so that two long model names sharing their first
+ * 52 characters get two functions, not one that the later model silently replaces.
+ */
+import { modelFunctionName } from '../../core/sql/format.js';
+import type { Session } from '../../core/session/session.js';
+import { ADAPTERS } from '../support/adapters.js';
+
+describe('modelFunctionName', () => {
+  it('keeps short names and hashes long ones into 63 bytes, at a character boundary', () => {
+    expect(modelFunctionName('price')).toBe('ml_predict_price');
+    expect(modelFunctionName('a'.repeat(52))).toBe(`ml_predict_${'a'.repeat(52)}`);
+    const long = [modelFunctionName(`${'a'.repeat(52)}x`), modelFunctionName(`${'a'.repeat(52)}y`), modelFunctionName(`${'é'.repeat(40)}`)];
+    for (const name of long) expect(Buffer.byteLength(name)).toBeLessThanOrEqual(63);
+    expect(long[0]).toMatch(/^ml_predict_a{43}_[0-9a-f]{8}$/);
+    expect(long[0]).not.toBe(long[1]);
+    expect(long[2]).toMatch(/^ml_predict_é{21}_[0-9a-f]{8}$/);
+    expect(modelFunctionName(`${'a'.repeat(52)}x`)).toBe(long[0]); // deterministic
+  });
+});
+
+for (const adapter of ADAPTERS) {
+  describe(`model functions of long model names on ${adapter.name}`, () => {
+    let db: Session;
+    beforeAll(async () => {
+      db = await adapter.open();
+      await db.sql('CREATE TABLE t AS SELECT CAST(i AS DOUBLE PRECISION) AS x, CAST(i * 2 AS DOUBLE PRECISION) AS y FROM generate_series(1, 20) AS g(i)');
+    });
+    afterAll(async () => {
+      await db.close();
+    });
+
+    it('two models sharing 52 leading characters get two functions, each answering for its own model', async () => {
+      const stem = 'm'.repeat(52);
+      await db.sql(`CREATE MODEL ${stem}_one WITH ('algorithm' = 'linear_regression', 'label' = 'y') AS SELECT x, y FROM t`);
+      await db.sql(`CREATE MODEL ${stem}_two WITH ('algorithm' = 'linear_regression', 'label' = 'x') AS SELECT y, x FROM t`);
+      const one = modelFunctionName(`${stem}_one`);
+      const two = modelFunctionName(`${stem}_two`);
+      expect(await adapter.countFunctions(db, one)).toBe(1);
+      expect(await adapter.countFunctions(db, two)).toBe(1);
+      const r = await db.sql(`SELECT round(${one}(10)), round(${two}(10))`);
+      expect(r.rows[0]!.map(Number)).toEqual([20, 5]);
+    });
+  });
+}
