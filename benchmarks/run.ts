@@ -19,6 +19,8 @@ import { benchmarkGuardOverhead } from './guard-overhead.js';
 import { benchmarkProxyLoad } from './proxy-load.js';
 import { benchmarkModelPermissions } from './model-permissions.js';
 import { benchmarkContinuousRefresh } from './continuous-refresh.js';
+import { benchmarkTextEmbedding } from './text-embedding.js';
+import { benchmarkVectorSearch } from './vector-search.js';
 
 const benchmarks: Readonly<Record<string, () => Promise<BenchmarkResult>>> = {
   'predict-onnx': benchmarkPredictOnnx,
@@ -37,6 +39,8 @@ const benchmarks: Readonly<Record<string, () => Promise<BenchmarkResult>>> = {
   'guard-overhead': benchmarkGuardOverhead,
   'model-permissions': benchmarkModelPermissions,
   'continuous-refresh': benchmarkContinuousRefresh,
+  'text-embedding': benchmarkTextEmbedding,
+  'vector-search': benchmarkVectorSearch,
 };
 
 function print(r: BenchmarkResult): void {

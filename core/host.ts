@@ -200,6 +200,8 @@ export interface SqlDialect {
   createFunction?(fn: HostFunction): string;
   /** The statement that drops the function `createFunction` made, if it exists. */
   dropFunction?(fn: Omit<HostFunction, 'body' | 'returnType'>): string;
+  /** VECTOR_SEARCH (optional; a host without it refuses the function with 0A000). */
+  readonly vectors?: VectorDialect;
   /**
    * Materialized tables: a hex digest of every column of the row of table alias `alias`,
    * different whenever a value changes (NULL told apart from every string).
@@ -272,6 +274,41 @@ export interface ChangeCaptureDialect {
   unlock(id: number): string;
   /** A query of one boolean: whether the current role may read `ml_catalog.materialized_tables` (asked before reading it, so that no failed read aborts the caller's transaction). */
   readonly catalogReadable: string;
+}
+
+/** Similarity measures of VECTOR_SEARCH: `cosine` and `inner_product` rank higher first, `l2` (a distance) lower first. */
+export type VectorMetric = 'cosine' | 'l2' | 'inner_product';
+
+/** One VECTOR_SEARCH call, resolved against its search relation (core/planner/vector-search.ts). */
+export interface VectorSearchSql {
+  /** The query of the searched relation. */
+  readonly source: string;
+  /** The searched relation as a quoted base-table name, when it is one the host can address rows of (DuckDB's `rowid`). */
+  readonly table?: string;
+  /** The searched relation's columns, in order. */
+  readonly columns: readonly HostColumn[];
+  /** The searched vector column (one of `columns`). */
+  readonly column: HostColumn;
+  /** The query vector, SQL text as the user wrote it (may refer to the input row). */
+  readonly query: string;
+  readonly topK: number;
+  readonly metric: VectorMetric;
+  /** Dimension of every non-NULL vector of `column`; undefined when it holds none. A query vector of another dimension fails the statement. */
+  readonly dimension?: number;
+}
+
+/** How a host spells VECTOR_SEARCH: exact top-k in plain SQL. */
+export interface VectorDialect {
+  /** A query of one row: the least and greatest dimension of the non-NULL vectors of `column` in `source`. */
+  dimensions(source: string, column: string): string;
+  /**
+   * A parenthesized subquery that may stand where the call stood (correlated through
+   * `query`): the searched relation's columns, then `score DOUBLE`, at most `topK` rows per
+   * query vector, best first; NULL vectors (and NULL query vectors) match nothing.
+   */
+  search(search: VectorSearchSql): string;
+  /** A query whose success means `table` is a base table with row identities (`table` set in {@link VectorSearchSql}); none: never. */
+  rowIdentityProbe?(table: string): string;
 }
 
 /** A SQL function the core registers in the host (a trained model's `ml_predict_<model>`). */

@@ -6,6 +6,7 @@
 import type { HostFunction, SqlDialect, SqlFunction, SqlOperator } from '../../core/host.js';
 import type { DataType } from '../../core/sql/ast.js';
 import { doubleQuote, numberText, quoteString } from '../../core/sql/format.js';
+import { duckdbVectors } from './duckdb-vector-search.js';
 
 /** Flink and Postgres type names → DuckDB, for scalar types. */
 const SCALAR_TYPES: Readonly<Record<string, string>> = {
@@ -50,6 +51,8 @@ const SCALAR_TYPES: Readonly<Record<string, string>> = {
 
 /** The DuckDB dialect. */
 export class DuckDBDialect implements SqlDialect {
+  /** VECTOR_SEARCH (duckdb-vector-search.ts). */
+  readonly vectors = duckdbVectors;
   readonly catalogTypes = {
     text: 'VARCHAR',
     integer: 'INTEGER',

@@ -8,6 +8,7 @@ import type { DataType } from '../../core/sql/ast.js';
 import { doubleQuote, numberText, quoteString } from '../../core/sql/format.js';
 import { POSTGRES_ROLES } from './catalog-security.js';
 import { POSTGRES_CHANGE_CAPTURE } from './change-capture.js';
+import { postgresVectors } from './postgres-vector-search.js';
 
 /**
  * The hidden ordinal column of modelsql's temporary tables: row `n` (from 1) of a
@@ -103,6 +104,9 @@ export class PostgresDialect implements SqlDialect {
 
   /** Roles, model owners and grants, with row-level security on the catalog (catalog-security.ts). */
   readonly roles = POSTGRES_ROLES;
+
+  /** VECTOR_SEARCH (postgres-vector-search.ts). */
+  readonly vectors = postgresVectors;
 
   /**
    * `OPERATOR(pg_catalog.+)`: a schema-qualified operator is looked up in that schema only,

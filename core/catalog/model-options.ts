@@ -19,7 +19,8 @@ const COMMON_OPTIONS = ['provider', 'type', 'format', 'task', 'description', 'ba
 
 /** Options by provider. */
 const PROVIDER_OPTIONS: Readonly<Record<string, readonly string[]>> = {
-  onnx: ['path'],
+  /** `pooling`, `normalize`, `max-length`: local text models only (a model directory as `path`, core/runtime/text). */
+  onnx: ['path', 'pooling', 'normalize', 'max-length'],
   /** Remote providers (core/runtime/providers/remote-options.ts). */
   ...REMOTE_PROVIDER_OPTIONS,
   /** Model servers speaking the Open Inference Protocol (core/runtime/providers/triton-options.ts). */

@@ -9,6 +9,7 @@
 import { ModelSqlError } from '../errors.js';
 import { inspectOnnx, loadModelBytes, type LoadModelOptions } from '../runtime/onnx-model.js';
 import { ONNX_ARTIFACT } from '../training/trained-model.js';
+import { isModelDirectory } from '../runtime/text/model-directory.js';
 import { resolveModelOptions } from './model-options.js';
 import { modelLabel, sha256Hex, type CatalogSnapshot, type SnapshotVersion } from './catalog-snapshot.js';
 
@@ -32,11 +33,12 @@ export async function withOnnxBytes(snapshot: CatalogSnapshot, options: LoadMode
   for (const m of snapshot.models) {
     const versions = [];
     for (const v of m.versions) {
-      if (!lacksOnnxBytes(v)) {
+      const location = lacksOnnxBytes(v) ? resolveModelOptions(v.options).location! : undefined;
+      // A local text model's directory is not carried: it stays a path, read where the catalog goes.
+      if (location === undefined || (await isModelDirectory(location))) {
         versions.push(v);
         continue;
       }
-      const location = resolveModelOptions(v.options).location!;
       let content: Uint8Array;
       try {
         content = await loadModelBytes(location, options);

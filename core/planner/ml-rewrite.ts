@@ -29,6 +29,7 @@ import { callAlias, describedRelation, inputQuerySql, spliceCallsMapped, type Sp
 import { directWriteShape, projectionSources, type DirectWriteShape } from './direct-write.js';
 import { getOption } from '../catalog/model-options.js';
 import { compileModel, compiledRelation } from '../training/compile-sql.js';
+import { vectorSearchRelation } from './vector-search.js';
 import type { TrainedModel } from '../training/trained-model.js';
 
 /** Rows per batch when neither the call, the model nor the runtime says otherwise. */
@@ -70,7 +71,7 @@ export async function rewriteRegion(region: Span, calls: readonly MlCall[], ctx:
 /** {@link rewriteRegion}, with the map from the rewritten text back to the script. */
 async function rewriteRegionMapped(region: Span, calls: readonly MlCall[], ctx: RewriteContext): Promise<SplicedText> {
   const relations: string[] = [];
-  for (const call of calls) relations.push(await runCall(call, ctx));
+  for (const call of calls) relations.push(call.function === 'VECTOR_SEARCH' ? await vectorSearchRelation(call, ctx) : await runCall(call, ctx));
   return spliceCallsMapped(ctx.scriptText, region, calls, relations);
 }
 
@@ -153,7 +154,9 @@ async function runCall(call: MlCall, ctx: RewriteContext, direct?: DirectRequest
   const counters: StageCounters = { errors: 0, tokens: 0, cacheHits: 0, requests: 0 };
   const remote = remoteStageShape(runtime, bound.config);
   const progress = progressReporter(modelArgumentText(call, text), rowCount, ctx.onProgress, counters);
-  const cache = remote?.cache ? new PredictionCache(ctx.host, runtime.provider, getOption(model.version.options, 'model') ?? '') : undefined;
+  // Local runtimes with cache keys (text models) use the cache when the call or the runtime asks for it.
+  const caching = remote ? remote.cache : runtime.cacheKeys !== undefined && (bound.config.cache ?? runtime.cacheByDefault ?? false);
+  const cache = caching ? new PredictionCache(ctx.host, runtime.provider, getOption(model.version.options, 'model') ?? resolvedPath(model) ?? '') : undefined;
   if (cache) await ctx.catalog.store.ensure();
   if (cache && inputTable === undefined) {
     // The cache reads and writes between batches: no one-pass read can stay open meanwhile.
@@ -183,7 +186,8 @@ async function runCall(call: MlCall, ctx: RewriteContext, direct?: DirectRequest
       errors: counters.errors,
       startedAt,
       durationMs: Date.now() - startedAt.getTime(),
-      ...(remote ? { tokens: counters.tokens, cacheHits: counters.cacheHits } : {}),
+      ...(remote ? { tokens: counters.tokens } : {}),
+      ...(cache ? { cacheHits: counters.cacheHits } : {}),
     });
   };
   let relation: string;
@@ -345,7 +349,7 @@ async function materializeInput(table: string, query: string, input: MlArgValue,
 }
 
 /** The columns of a call's input query, unread; host errors reported as `materializeInput` does. */
-async function describeInput(query: string, input: MlArgValue, ctx: RewriteContext): Promise<readonly HostColumn[]> {
+export async function describeInput(query: string, input: MlArgValue, ctx: RewriteContext): Promise<readonly HostColumn[]> {
   try {
     return await ctx.host.describe(query);
   } catch (error) {
@@ -364,7 +368,7 @@ function evaluationTarget(call: MlCall, bound: EvaluateBinding, model: ResolvedM
 }
 
 /** The SQL of a call's input, with the calls of a `TABLE (subquery)` run first. */
-async function inputQuery(input: MlArgValue, ctx: RewriteContext): Promise<string> {
+export async function inputQuery(input: MlArgValue, ctx: RewriteContext): Promise<string> {
   if (input.kind !== 'table' && input.kind !== 'subquery') {
     throw new ArgumentError('42804', 'ML_PREDICT input must be TABLE name or TABLE (subquery)', positionAt(ctx.scriptText, input.span.start));
   }
@@ -444,6 +448,11 @@ function probabilitiesColumn(output: readonly ModelColumn[], names: readonly str
 function modelOption(model: ResolvedModel, key: 'batch-size' | 'max-concurrent-operations'): number | undefined {
   const value = model.version.options.find(([k]) => k.toLowerCase() === key)?.[1];
   return value === undefined ? undefined : Number(value);
+}
+
+/** An ONNX model's `path` (or `onnx.path`), naming it in the prediction cache. */
+function resolvedPath(model: ResolvedModel): string | undefined {
+  return getOption(model.version.options, 'path') ?? getOption(model.version.options, 'onnx.path');
 }
 
 function modelArgumentText(call: MlCall, text: string): string {

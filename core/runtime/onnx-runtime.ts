@@ -22,6 +22,7 @@ import { Worker } from 'node:worker_threads';
 import { ModelRuntimeError, ModelSqlError, QueryCanceledError } from '../errors.js';
 import type { ColumnBatch, ColumnData, ModelRuntime, PredictOptions } from './model-runtime.js';
 import type { OnnxBinding, OnnxColumnFeed, OnnxOutputBinding, OnnxSignature } from './onnx-model.js';
+import type { TextModelSource } from './text/text-model.js';
 import type { FeedMessage, OnnxWorkerData, OutputMessage, WorkerRequest, WorkerResponse } from './onnx-worker.js';
 
 /**
@@ -43,6 +44,8 @@ export interface OnnxRuntimeOptions {
   readonly workers?: number;
   /** onnxruntime intra-op threads per session (default: available cores ÷ workers, at least 1). */
   readonly intraOpThreads?: number;
+  /** A local text model: the workers tokenize and pool (text/text-pipeline.ts). */
+  readonly text?: TextModelSource;
 }
 
 const PROVIDER = 'onnx';
@@ -319,7 +322,7 @@ export class OnnxModelRuntime implements ModelRuntime {
     const workers = Math.max(1, Math.floor(options.workers ?? (availableParallelism() >= 2 && bytes.byteLength <= SMALL_MODEL_BYTES ? 2 : 1)));
     const intraOpThreads = Math.max(1, Math.floor(options.intraOpThreads ?? Math.max(1, Math.floor(availableParallelism() / workers))));
     this.#workerUrl = onnxWorkerUrl();
-    this.#workerData = { bytes: bytes.slice(), intraOpThreads };
+    this.#workerData = { bytes: bytes.slice(), intraOpThreads, ...(options.text ? { text: options.text } : {}) };
     for (let i = 0; i < workers; i++) this.#slots.push(this.#spawn());
   }
 

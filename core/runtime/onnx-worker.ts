@@ -15,12 +15,16 @@ import { parentPort, workerData } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import type { OnnxSignature } from './onnx-model.js';
 import { signatureOf } from './onnx-signature.js';
+import type { TextModelSource } from './text/text-model.js';
+import type { TextPipeline } from './text/text-pipeline.js';
 
 /** Data the worker starts with. */
 export interface OnnxWorkerData {
   readonly bytes: Uint8Array;
   /** onnxruntime intra-op threads for this session. */
   readonly intraOpThreads: number;
+  /** A local text model: runs take texts and answer through its pipeline (text/text-pipeline.ts). */
+  readonly text?: TextModelSource;
 }
 
 /** Typed data of one tensor travelling between threads. */
@@ -95,6 +99,7 @@ async function main(): Promise<void> {
   if (port === null) return;
   const init = workerData as OnnxWorkerData;
   let session: ort.InferenceSession;
+  let pipeline: TextPipeline | undefined;
   try {
     session = await ort.InferenceSession.create(init.bytes, {
       intraOpNumThreads: init.intraOpThreads,
@@ -102,6 +107,12 @@ async function main(): Promise<void> {
       executionMode: 'sequential',
       graphOptimizationLevel: 'all',
     });
+    if (init.text) {
+      // Loaded only by text models' workers (the tokenizer library and the spec's checks).
+      const [{ textModel }, { TextPipeline }] = await Promise.all([import('./text/text-model.js'), import('./text/text-pipeline.js')]);
+      const { files, options, input, output } = init.text;
+      pipeline = new TextPipeline(textModel(files, options, signatureOf(session), input, output).spec, session, ort.Tensor);
+    }
   } catch (error) {
     port.postMessage({ type: 'init-error', message: error instanceof Error ? error.message : String(error) } satisfies WorkerResponse);
     return;
@@ -118,7 +129,7 @@ async function main(): Promise<void> {
       return;
     }
     last = last.then(() =>
-      run(session, request).then(
+      (pipeline ? pipeline.run(request.feeds[0]?.data as readonly string[]) : run(session, request)).then(
         (outputs) => port.postMessage({ type: 'result', id: request.id, outputs } satisfies WorkerResponse, outputs.flatMap((o) => transferable(o.data))),
         (error: unknown) => port.postMessage({ type: 'error', id: request.id, message: error instanceof Error ? error.message : String(error) } satisfies WorkerResponse),
       ),

@@ -8,13 +8,16 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { ModelVersion } from '../catalog/catalog-store.js';
 import { resolveModelOptions } from '../catalog/model-options.js';
-import { ModelSqlError } from '../errors.js';
+import { InvalidOptionError, ModelSqlError } from '../errors.js';
 import { AccessPolicy, type AccessOptions } from './access-policy.js';
 import type { ModelColumn, ModelRuntime } from './model-runtime.js';
 import { bindOnnxSignature, defaultSignatureFor, inspectOnnx, loadModelBytes, type LoadModelOptions } from './onnx-model.js';
 import { createOnnxRuntime } from './onnx-runtime.js';
 import { checkRemoteModel, createRemoteRuntime, isRemoteProvider } from './providers/create-remote-runtime.js';
 import { ONNX_ARTIFACT as STORED_ONNX_ARTIFACT } from '../training/trained-model.js';
+import { isModelDirectory, readModelDirectory } from './text/model-directory.js';
+import { TEXT_MODEL_OPTIONS } from './text/text-model.js';
+import { checkTextModel, createTextRuntime } from './text/text-runtime.js';
 
 /** Where downloaded models are cached unless told otherwise: `$MODELSQL_CACHE_DIR`, else `~/.cache/modelsql`. */
 export function defaultCacheDir(): string {
@@ -70,6 +73,11 @@ export class RuntimeLoader {
     if (resolved.provider === 'triton') return (await import('./providers/triton-runtime.js')).checkTritonModel(options, input, output, undefined, this.policy);
     // A trained model's artifact was written and checked when it was trained.
     if (resolved.provider === 'internal' && input && output) return { input, output };
+    if (resolved.provider === 'onnx' && !held && (await isModelDirectory(resolved.location!))) {
+      const { model } = await checkTextModel(resolved.location!, options, this.loadOptions, input, output);
+      return { input: model.input, output: model.output };
+    }
+    refuseTextOptions(options);
     const bytes = resolved.provider === 'onnx' && held ? held : await loadModelBytes(resolved.location!, this.loadOptions);
     const signature = await inspectOnnx(bytes);
     const columns = input && output ? { inputs: input, outputs: output } : defaultSignatureFor(signature);
@@ -122,9 +130,18 @@ export class RuntimeLoader {
     if (isRemoteProvider(version.provider)) return createRemoteRuntime(version.provider, version.options, version.input, version.output, version.secrets, this.policy);
     if (version.provider === 'triton') return (await import('./providers/triton-runtime.js')).createTritonRuntime(version.options, version.input, version.output, version.secrets, this.policy);
     const resolved = resolveModelOptions(version.options);
+    if (await isModelDirectory(resolved.location!)) {
+      return createTextRuntime(await readModelDirectory(resolved.location!, this.loadOptions), version.options, version.input, version.output, resolved.batchSize);
+    }
     const bytes = await loadModelBytes(resolved.location!, this.loadOptions);
     return createOnnxRuntime(bytes, (signature) => bindOnnxSignature(signature, version.input, version.output), { batchSize: resolved.batchSize });
   }
+}
+
+/** The text model options on a model whose `path` is a single ONNX file are an error. */
+function refuseTextOptions(options: readonly (readonly [string, string])[]): void {
+  const key = options.find(([k]) => (TEXT_MODEL_OPTIONS as readonly string[]).includes(k.toLowerCase()))?.[0];
+  if (key !== undefined) throw new InvalidOptionError(`option '${key}' is for local text models, whose 'path' names a model directory`);
 }
 
 /** A digest of a version's secrets, so that a changed key loads a new runtime without the key in the cache key. */

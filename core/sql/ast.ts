@@ -255,7 +255,7 @@ export type Statement =
  */
 export interface MlCall {
   readonly kind: 'ml-call';
-  readonly function: 'ML_PREDICT' | 'ML_EVALUATE';
+  readonly function: 'ML_PREDICT' | 'ML_EVALUATE' | 'VECTOR_SEARCH';
   /** Arguments as written; all positional or all named (the parser rejects a mix). */
   readonly args: readonly MlArgument[];
   readonly span: Span;

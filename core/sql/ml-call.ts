@@ -82,7 +82,8 @@ export interface EvaluateBinding extends PredictBinding {
 
 type Kind = MlArgValue['kind'];
 
-interface Slot {
+/** One parameter of an ML call: its name for named arguments and the argument kinds it takes. */
+export interface Slot {
   readonly name: string;
   readonly kinds: readonly Kind[];
   readonly optional?: boolean;
@@ -107,11 +108,13 @@ function located<E extends ModelSqlError>(error: E, sqlText: string | undefined)
   return error;
 }
 
-function syntaxError(message: string, span: Span, sqlText: string | undefined): SqlSyntaxError {
+/** A 42601 error at `span` of `sqlText`. */
+export function syntaxError(message: string, span: Span, sqlText: string | undefined): SqlSyntaxError {
   return new SqlSyntaxError(message, sqlText === undefined ? undefined : positionAt(sqlText, span.start), sqlText);
 }
 
-function optionError(message: string, span: Span | undefined, sqlText: string | undefined): InvalidOptionError {
+/** A 22023 error at `span` of `sqlText`. */
+export function optionError(message: string, span: Span | undefined, sqlText: string | undefined): InvalidOptionError {
   const position = span && sqlText !== undefined ? positionAt(sqlText, span.start) : undefined;
   return located(new InvalidOptionError(message, position), sqlText);
 }
@@ -121,6 +124,7 @@ function argText(value: MlArgValue, sqlText: string | undefined): string {
 }
 
 function signature(fn: MlCall['function']): string {
+  if (fn === 'VECTOR_SEARCH') return 'VECTOR_SEARCH(TABLE, query vector, DESCRIPTOR(column), top_k [, MAP])';
   return fn === 'ML_PREDICT'
     ? 'ML_PREDICT(TABLE, MODEL, DESCRIPTOR [, MAP])'
     : "ML_EVALUATE(TABLE, MODEL, DESCRIPTOR(label), DESCRIPTOR(features) [, 'task'] [, MAP])";
@@ -154,7 +158,7 @@ export function namedModels(calls: readonly MlCall[]): ModelName[] {
 }
 
 /** Assigns a call's arguments to slots, checking count, names and kinds. */
-function assignSlots(call: MlCall, slots: readonly Slot[], sqlText: string | undefined): Map<string, MlArgValue> {
+export function assignSlots(call: MlCall, slots: readonly Slot[], sqlText: string | undefined): Map<string, MlArgValue> {
   const bound = new Map<string, MlArgValue>();
   const checkKind = (slot: Slot, value: MlArgValue, label: string): void => {
     if (!slot.kinds.includes(value.kind)) {

@@ -452,7 +452,7 @@ function parseAlterMaterialized(c: TokenCursor, base: Base): Statement {
 // ---------------------------------------------------------------------------------------
 // ML calls inside host statements
 
-const ML_FUNCTIONS = ['ml_predict', 'ml_evaluate'] as const;
+const ML_FUNCTIONS = ['ml_predict', 'ml_evaluate', 'vector_search'] as const;
 /**
  * Words after which `ml_predict(` names an object being defined or referenced (a function,
  * a table with a column list, an index target...), not a call.

@@ -29,7 +29,7 @@ const ELEM: Readonly<Record<ElemName, number>> = {
 const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s);
 
 /** A graph input or output declaration. */
-function valueInfo(name: string, elem: ElemName, dims: readonly Dim[]): InstanceType<typeof onnx.ValueInfoProto> {
+export function valueInfo(name: string, elem: ElemName, dims: readonly Dim[]): InstanceType<typeof onnx.ValueInfoProto> {
   return onnx.ValueInfoProto.create({
     name,
     type: {
@@ -42,12 +42,12 @@ function valueInfo(name: string, elem: ElemName, dims: readonly Dim[]): Instance
 }
 
 /** A float32 initializer. */
-function floatTensor(name: string, dims: readonly number[], values: readonly number[]): InstanceType<typeof onnx.TensorProto> {
+export function floatTensor(name: string, dims: readonly number[], values: readonly number[]): InstanceType<typeof onnx.TensorProto> {
   return onnx.TensorProto.create({ name, dims: [...dims], dataType: ELEM.float, floatData: [...values] });
 }
 
 /** An int64 initializer. */
-function int64Tensor(name: string, dims: readonly number[], values: readonly number[]): InstanceType<typeof onnx.TensorProto> {
+export function int64Tensor(name: string, dims: readonly number[], values: readonly number[]): InstanceType<typeof onnx.TensorProto> {
   return onnx.TensorProto.create({ name, dims: [...dims], dataType: ELEM.int64, int64Data: [...values] });
 }
 
@@ -73,7 +73,7 @@ function attribute(name: string, value: AttrValue, floatAttr: boolean): Instance
 }
 
 /** A node; `attrs` values follow {@link attribute}; names in `floatAttrs` are FLOAT scalars. */
-function node(
+export function node(
   opType: string,
   inputs: readonly string[],
   outputs: readonly string[],
@@ -91,7 +91,7 @@ function node(
   });
 }
 
-interface GraphParts {
+export interface GraphParts {
   readonly nodes: readonly InstanceType<typeof onnx.NodeProto>[];
   readonly inputs: readonly InstanceType<typeof onnx.ValueInfoProto>[];
   readonly outputs: readonly InstanceType<typeof onnx.ValueInfoProto>[];
@@ -101,7 +101,7 @@ interface GraphParts {
 }
 
 /** Serializes a model: IR 8, ai.onnx opset 17 (+ ai.onnx.ml opset 3 when `ml`). */
-function model(parts: GraphParts): Uint8Array {
+export function model(parts: GraphParts): Uint8Array {
   const opsetImport = [{ domain: '', version: 17 }];
   if (parts.ml) opsetImport.push({ domain: 'ai.onnx.ml', version: 3 });
   const proto = onnx.ModelProto.create({

@@ -1,0 +1,48 @@
+/**
+ * VECTOR_SEARCH on Postgres (core/host.ts `VectorDialect`): exact top-k in plain SQL over
+ * `float8[]` (any numeric array column is cast to it): per candidate row, the two vectors
+ * are unnested side by side and reduced with `sum` (https://www.postgresql.org/docs/current/functions-array.html,
+ * `ROWS FROM (unnest(a), unnest(b))`, https://www.postgresql.org/docs/current/queries-table-expressions.html#QUERIES-TABLEFUNCTIONS), then `ORDER BY score LIMIT k`. pgvector is not used.
+ *
+ * As all SQL modelsql generates for Postgres, functions and operators are schema-qualified
+ * (`pg_catalog.sum`, `OPERATOR(pg_catalog.*)`), so that the caller's `search_path` cannot
+ * redirect them. Ties are broken by the searched relation's columns, in order, ascending.
+ * A query vector of another dimension fails with 22P02 ("malformed array literal") whose
+ * text is modelsql's message (plain SQL has no other way to raise an error).
+ */
+import type { VectorDialect, VectorSearchSql } from '../../core/host.js';
+import { doubleQuote, quoteString } from '../../core/sql/format.js';
+
+const op = (symbol: string): string => ` OPERATOR(pg_catalog.${symbol}) `;
+const sum = (expression: string): string => `pg_catalog.sum(${expression})`;
+
+/** The score of one candidate: `a` the query element, `b` the searched element. */
+function score(metric: VectorSearchSql['metric']): string {
+  const dot = sum(`__vs_u.a${op('*')}__vs_u.b`);
+  if (metric === 'inner_product') return dot;
+  if (metric === 'l2') return `pg_catalog.sqrt(${sum(`(__vs_u.a${op('-')}__vs_u.b)${op('*')}(__vs_u.a${op('-')}__vs_u.b)`)})`;
+  const norms = `pg_catalog.sqrt(${sum(`__vs_u.a${op('*')}__vs_u.a`)})${op('*')}pg_catalog.sqrt(${sum(`__vs_u.b${op('*')}__vs_u.b`)})`;
+  // A zero vector has no direction: NULL, so it never matches.
+  return `CASE WHEN ${norms}${op('=')}CAST(0 AS float8) THEN NULL ELSE ${dot}${op('/')}(${norms}) END`;
+}
+
+/** The Postgres `VectorDialect`. */
+export const postgresVectors: VectorDialect = {
+  dimensions(source, column) {
+    const c = doubleQuote(column);
+    return `SELECT pg_catalog.min(pg_catalog.cardinality(${c})), pg_catalog.max(pg_catalog.cardinality(${c})) FROM (${source}) AS __vs_dims WHERE ${c} IS NOT NULL`;
+  },
+
+  search(s: VectorSearchSql) {
+    const column = doubleQuote(s.column.name);
+    const cardinality = 'pg_catalog.cardinality(__vs_q1.__vs_q0)';
+    const message = `${quoteString('VECTOR_SEARCH: the query vector has ')}${op('||')}CAST(${cardinality} AS text)${op('||')}${quoteString(` dimensions, but the vectors of column "${s.column.name}" have ${s.dimension ?? 0}`)}`;
+    const checked = s.dimension === undefined ? '__vs_q1.__vs_q0' : `CASE WHEN ${cardinality}${op('<>')}${s.dimension} THEN CAST(${message} AS float8[]) ELSE __vs_q1.__vs_q0 END`;
+    const query = `(SELECT ${checked} AS __vs_q FROM (SELECT CAST((${s.query}) AS float8[]) AS __vs_q0) AS __vs_q1) AS __vs_qv`;
+    const candidateScore = `(SELECT ${score(s.metric)} FROM ROWS FROM (pg_catalog.unnest(__vs_qv.__vs_q), pg_catalog.unnest(CAST(__vs_row.${column} AS float8[]))) AS __vs_u(a, b))`;
+    const candidates = `SELECT __vs_row.*, ${candidateScore} AS __vs_score FROM ${query}, (${s.source}) AS __vs_row WHERE __vs_qv.__vs_q IS NOT NULL AND __vs_row.${column} IS NOT NULL`;
+    const columns = s.columns.map((c) => `__vs_v.${doubleQuote(c.name)}`);
+    const ties = columns.map((c) => `${c} ASC`).join(', ');
+    return `(SELECT ${columns.join(', ')}, __vs_v.__vs_score AS score FROM (${candidates}) AS __vs_v WHERE __vs_v.__vs_score IS NOT NULL ORDER BY __vs_v.__vs_score ${s.metric === 'l2' ? 'ASC' : 'DESC'}${ties ? `, ${ties}` : ''} LIMIT ${s.topK})`;
+  },
+};

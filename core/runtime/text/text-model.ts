@@ -1,0 +1,248 @@
+/**
+ * What a local text model is (SPEC §2.6): from a model directory's files, the model's
+ * options and its graph's signature, the plain-data {@link TextModelSpec} that a worker
+ * runs, and the model's INPUT/OUTPUT columns. Every check happens here, at CREATE MODEL
+ * time and again when the model loads, so that a bad directory fails before any inference.
+ */
+import { InvalidOptionError, ModelSqlError } from '../../errors.js';
+import { getOption } from '../../catalog/model-options.js';
+import { parseDataType, typeCategory } from '../../sql/types.js';
+import type { ModelColumn } from '../model-runtime.js';
+import { describeSignature, describeValue, type OnnxSignature, type OnnxValueInfo } from '../onnx-model.js';
+import type { TextModelFiles } from './model-directory.js';
+import { TextTokenizer } from './text-tokenizer.js';
+
+/** Tasks of local text models. */
+export type TextTask = 'embedding' | 'classification';
+
+/** How token vectors become one embedding. */
+export type Pooling = 'mean' | 'cls';
+
+/** Graph inputs a text model may have; `input_ids` is required. */
+export const TEXT_GRAPH_INPUTS = ['input_ids', 'attention_mask', 'token_type_ids'] as const;
+
+/** Everything a worker needs to run a text model: plain data, safe to post to a thread. */
+export interface TextModelSpec {
+  readonly task: TextTask;
+  readonly tokenizer: Readonly<Record<string, unknown>>;
+  readonly tokenizerConfig: Readonly<Record<string, unknown>>;
+  /** Tokens per text at most, special tokens included; longer texts are truncated. */
+  readonly maxLength: number;
+  /** Token id of padding. */
+  readonly padId: number;
+  /** Graph inputs present, and their integer type. */
+  readonly inputs: readonly (typeof TEXT_GRAPH_INPUTS)[number][];
+  readonly idType: 'int64' | 'int32';
+  /** The graph output read: token vectors `[B, T, H]` (embedding), or `[B, H]` / `[B, C]`. */
+  readonly output: string;
+  /** Whether `output` is already one vector per text (`[B, H]`). */
+  readonly pooled: boolean;
+  readonly pooling: Pooling;
+  readonly normalize: boolean;
+  /** Classification labels by class index (`config.json` `id2label`). */
+  readonly labels: readonly string[];
+  /** Classification: whether the probabilities column is asked for. */
+  readonly probabilities: boolean;
+}
+
+/** A checked text model: its spec and its INPUT/OUTPUT columns. */
+export interface TextModel {
+  readonly spec: TextModelSpec;
+  readonly input: readonly ModelColumn[];
+  readonly output: readonly ModelColumn[];
+}
+
+/** A model directory's files but the graph. */
+export type TextModelMeta = Omit<TextModelFiles, 'graph'>;
+
+/**
+ * What a worker derives its {@link TextModelSpec} from, with the signature of the graph it
+ * loaded (so that no session is created on the calling thread): plain data.
+ */
+export interface TextModelSource {
+  readonly files: TextModelMeta;
+  readonly options: Options;
+  readonly input: readonly ModelColumn[];
+  readonly output: readonly ModelColumn[];
+}
+
+/** Option keys of text models (besides the common ones and `path`). */
+export const TEXT_MODEL_OPTIONS = ['pooling', 'normalize', 'max-length'] as const;
+
+/** Default maximum length when neither tokenizer_config.json nor config.json gives one. */
+const FALLBACK_MAX_LENGTH = 512;
+/** `model_max_length` values above this are transformers' "no limit" sentinel. */
+const SANE_MAX_LENGTH = 1_000_000;
+
+type Options = readonly (readonly [string, string])[];
+
+/**
+ * Checks a model directory against its options and declared columns, and derives the spec.
+ *
+ * @throws ModelSqlError 42804 graph or column mismatch; 22023 bad option value; 0A000
+ *   unsupported tokenizer.
+ */
+export function textModel(files: TextModelMeta, options: Options, signature: OnnxSignature, input?: readonly ModelColumn[], output?: readonly ModelColumn[]): TextModel {
+  const inputs = graphInputs(signature);
+  const target = graphOutput(signature, taskOf(options));
+  const task = target.task;
+  const maxLength = maxLengthOf(files, options);
+  const tokenizer = new TextTokenizer(files.tokenizer, files.tokenizerConfig, maxLength);
+  const labels = task === 'classification' ? labelsOf(files.config, target.value, signature) : [];
+  const columns = input && output ? checkColumns(task, input, output) : defaultColumns(task);
+  const spec: TextModelSpec = {
+    task,
+    tokenizer: files.tokenizer,
+    tokenizerConfig: files.tokenizerConfig,
+    maxLength,
+    padId: padIdOf(files, tokenizer),
+    inputs: inputs.names,
+    idType: inputs.idType,
+    output: target.value.name,
+    pooled: target.pooled,
+    pooling: poolingOf(files, options),
+    normalize: booleanOption(options, 'normalize') ?? files.normalizeModule,
+    labels,
+    probabilities: columns.output.length > 1,
+  };
+  return { spec, ...columns };
+}
+
+function mismatch(message: string, signature: OnnxSignature): ModelSqlError {
+  return new ModelSqlError('42804', `${message}; the graph has ${describeSignature(signature)}`);
+}
+
+function graphInputs(signature: OnnxSignature): { names: (typeof TEXT_GRAPH_INPUTS)[number][]; idType: 'int64' | 'int32' } {
+  const names: (typeof TEXT_GRAPH_INPUTS)[number][] = [];
+  let idType: 'int64' | 'int32' | undefined;
+  for (const i of signature.inputs) {
+    if (!(TEXT_GRAPH_INPUTS as readonly string[]).includes(i.name)) {
+      throw mismatch(`the text model's graph input ${describeValue(i)} is not one of ${TEXT_GRAPH_INPUTS.join(', ')}`, signature);
+    }
+    if ((i.elementType !== 'int64' && i.elementType !== 'int32') || (i.shape !== null && i.shape.length !== 2)) {
+      throw mismatch(`the text model's graph input ${describeValue(i)} is not an int64 or int32 [batch, tokens] tensor`, signature);
+    }
+    if (idType !== undefined && idType !== i.elementType) throw mismatch(`the text model's graph inputs mix int32 and int64`, signature);
+    idType = i.elementType as 'int64' | 'int32';
+    names.push(i.name as (typeof TEXT_GRAPH_INPUTS)[number]);
+  }
+  if (!names.includes('input_ids')) throw mismatch(`a text model's graph needs an input_ids input`, signature);
+  return { names, idType: idType! };
+}
+
+function taskOf(options: Options): TextTask | undefined {
+  const task = getOption(options, 'task')?.trim().toLowerCase();
+  if (task === undefined) return undefined;
+  if (task !== 'embedding' && task !== 'classification') {
+    throw new InvalidOptionError(`a text model's task is 'embedding' or 'classification', not '${task}'`);
+  }
+  return task;
+}
+
+const isFloat = (v: OnnxValueInfo): boolean => v.elementType === 'float32';
+
+/** The graph output a task reads; without a task, the graph decides (logits → classification). */
+function graphOutput(signature: OnnxSignature, task: TextTask | undefined): { task: TextTask; value: OnnxValueInfo; pooled: boolean } {
+  const named = (name: string): OnnxValueInfo | undefined => signature.outputs.find((o) => o.name === name && isFloat(o));
+  const rank = (n: number): OnnxValueInfo | undefined => signature.outputs.find((o) => isFloat(o) && o.shape?.length === n);
+  if (task === undefined) task = named('logits') ? 'classification' : 'embedding';
+  if (task === 'classification') {
+    const value = named('logits') ?? rank(2);
+    if (!value || value.shape?.length !== 2) throw mismatch(`a text classification model needs a float32 [batch, classes] output (logits)`, signature);
+    return { task, value, pooled: true };
+  }
+  const tokens = named('last_hidden_state') ?? named('token_embeddings') ?? rank(3);
+  if (tokens && tokens.shape?.length === 3) return { task, value: tokens, pooled: false };
+  const pooled = named('sentence_embedding') ?? named('pooler_output');
+  if (pooled && pooled.shape?.length === 2) return { task, value: pooled, pooled: true };
+  throw mismatch(`a text embedding model needs a float32 [batch, tokens, hidden] output (last_hidden_state) or a [batch, hidden] sentence_embedding`, signature);
+}
+
+function positiveNumber(v: unknown): number | undefined {
+  return typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : undefined;
+}
+
+/** The model's maximum length: tokenizer_config's `model_max_length`, else config's `max_position_embeddings`, capped by 'max-length'. */
+function maxLengthOf(files: TextModelMeta, options: Options): number {
+  const fromTokenizer = positiveNumber(files.tokenizerConfig.model_max_length);
+  const limit = (fromTokenizer !== undefined && fromTokenizer <= SANE_MAX_LENGTH ? fromTokenizer : undefined) ?? positiveNumber(files.config.max_position_embeddings) ?? FALLBACK_MAX_LENGTH;
+  const option = getOption(options, 'max-length');
+  if (option === undefined) return limit;
+  if (!/^[1-9][0-9]*$/.test(option.trim())) throw new InvalidOptionError(`option 'max-length' must be a positive integer, not '${option}'`);
+  const n = Number(option);
+  if (n > limit) throw new InvalidOptionError(`option 'max-length' is ${n}, more than the model's maximum length ${limit}`);
+  return n;
+}
+
+function poolingOf(files: TextModelMeta, options: Options): Pooling {
+  const option = getOption(options, 'pooling')?.trim().toLowerCase();
+  if (option !== undefined) {
+    if (option !== 'mean' && option !== 'cls') throw new InvalidOptionError(`option 'pooling' is 'mean' or 'cls', not '${option}'`);
+    return option;
+  }
+  return files.pooling?.pooling_mode_cls_token === true ? 'cls' : 'mean';
+}
+
+function booleanOption(options: Options, key: string): boolean | undefined {
+  const value = getOption(options, key)?.trim().toLowerCase();
+  if (value === undefined) return undefined;
+  if (value !== 'true' && value !== 'false') throw new InvalidOptionError(`option '${key}' is 'true' or 'false', not '${value}'`);
+  return value === 'true';
+}
+
+function padIdOf(files: TextModelMeta, tokenizer: TextTokenizer): number {
+  const padding = files.tokenizer.padding as { pad_id?: unknown } | null | undefined;
+  const fromPadding = typeof padding?.pad_id === 'number' ? padding.pad_id : undefined;
+  const token = files.tokenizerConfig.pad_token;
+  const fromToken = typeof token === 'string' ? tokenizer.tokenId(token) : undefined;
+  const fromConfig = typeof files.config.pad_token_id === 'number' ? files.config.pad_token_id : undefined;
+  return fromPadding ?? fromToken ?? fromConfig ?? 0;
+}
+
+function labelsOf(config: Readonly<Record<string, unknown>>, logits: OnnxValueInfo, signature: OnnxSignature): string[] {
+  const classes = typeof logits.shape?.[1] === 'number' ? logits.shape[1] : undefined;
+  const id2label = config.id2label;
+  if (id2label === undefined || id2label === null) {
+    if (classes === undefined) throw mismatch(`config.json has no id2label and the logits output does not say how many classes there are`, signature);
+    return Array.from({ length: classes }, (_, i) => `LABEL_${i}`);
+  }
+  if (typeof id2label !== 'object') throw new ModelSqlError('22023', `config.json's id2label is not an object`);
+  const entries = Object.entries(id2label as Record<string, unknown>);
+  const labels = new Array<string>(entries.length);
+  for (const [key, value] of entries) {
+    const index = Number(key);
+    if (!Number.isInteger(index) || index < 0 || index >= entries.length || typeof value !== 'string') {
+      throw new ModelSqlError('22023', `config.json's id2label must map the class indexes 0..${entries.length - 1} to label strings; found "${key}": ${JSON.stringify(value)}`);
+    }
+    labels[index] = value;
+  }
+  if (classes !== undefined && classes !== labels.length) throw mismatch(`config.json's id2label has ${labels.length} labels but the logits output has ${classes} classes`, signature);
+  return labels;
+}
+
+const category = (type: string): string => {
+  const t = parseDataType(type);
+  return typeCategory(t) === 'array' ? `array:${typeCategory(t.elements![0]!)}` : typeCategory(t);
+};
+
+function checkColumns(task: TextTask, input: readonly ModelColumn[], output: readonly ModelColumn[]): { input: readonly ModelColumn[]; output: readonly ModelColumn[] } {
+  const list = (cols: readonly ModelColumn[]): string => cols.map((c) => `${c.name} ${c.type}`).join(', ');
+  if (input.length !== 1 || category(input[0]!.type) !== 'string') {
+    throw new ModelSqlError('42804', `a text model takes one STRING INPUT column, not (${list(input)})`);
+  }
+  if (task === 'embedding') {
+    if (output.length !== 1 || category(output[0]!.type) !== 'array:float') {
+      throw new ModelSqlError('42804', `a text embedding model gives one ARRAY<FLOAT> OUTPUT column, not (${list(output)})`);
+    }
+  } else if (output.length < 1 || output.length > 2 || category(output[0]!.type) !== 'string' || (output[1] !== undefined && category(output[1].type) !== 'array:float')) {
+    throw new ModelSqlError('42804', `a text classification model gives a label STRING OUTPUT column, optionally followed by probabilities ARRAY<FLOAT>, not (${list(output)})`);
+  }
+  return { input, output };
+}
+
+function defaultColumns(task: TextTask): { input: readonly ModelColumn[]; output: readonly ModelColumn[] } {
+  const input = [{ name: 'text', type: 'STRING' }];
+  return task === 'embedding'
+    ? { input, output: [{ name: 'embedding', type: 'ARRAY<FLOAT>' }] }
+    : { input, output: [{ name: 'label', type: 'STRING' }, { name: 'probabilities', type: 'ARRAY<FLOAT>' }] };
+}

@@ -1,0 +1,115 @@
+/**
+ * The runtime of a local text model (SPEC §2.6): an ONNX runtime whose workers tokenize,
+ * run and pool (text-pipeline.ts), wrapped so that NULL and empty texts never reach the
+ * model (their outputs are NULL) and answers can go to the prediction cache.
+ */
+import { createHash } from 'node:crypto';
+import type { ColumnBatch, ColumnData, ModelColumn, ModelRuntime, PredictOptions } from '../model-runtime.js';
+import { inspectOnnx, type OnnxBinding, type OnnxSignature } from '../onnx-model.js';
+import { createOnnxRuntime } from '../onnx-runtime.js';
+import type { AccessOptions } from '../access-policy.js';
+import { readModelDirectory, type TextModelFiles } from './model-directory.js';
+import { textModel, type TextModel } from './text-model.js';
+import { TEXT_OUTPUTS } from './text-pipeline.js';
+
+type Options = readonly (readonly [string, string])[];
+
+/**
+ * Texts per batch: enough for both workers to fill many length buckets, small enough to
+ * keep progress and cancellation prompt.
+ */
+export const TEXT_BATCH_SIZE = 2048;
+
+/** The tensor name the texts travel under to the worker. */
+const TEXT_FEED = 'text';
+
+/**
+ * Reads and checks a model directory: the files, its graph's signature, its options and the
+ * declared columns (INPUT/OUTPUT filled in when omitted). Nothing runs.
+ *
+ * @example
+ * const { model } = await checkTextModel('models/minilm', [['provider', 'onnx'], ['path', 'models/minilm']], {});
+ */
+export async function checkTextModel(location: string, options: Options, access: AccessOptions, input?: readonly ModelColumn[], output?: readonly ModelColumn[]): Promise<{ files: TextModelFiles; model: TextModel }> {
+  const files = await readModelDirectory(location, access);
+  return { files, model: textModel(files, options, await inspectOnnx(files.graph), input, output) };
+}
+
+/**
+ * Starts the runtime of a text model from its directory's files (read by
+ * {@link readModelDirectory}). The graph loads in the workers only.
+ */
+export async function createTextRuntime(files: TextModelFiles, options: Options, input: readonly ModelColumn[], output: readonly ModelColumn[], batchSize?: number): Promise<ModelRuntime> {
+  const { graph, ...meta } = files;
+  let model: TextModel | undefined;
+  const bind = (signature: OnnxSignature): OnnxBinding => {
+    model = textModel(meta, options, signature, input, output);
+    return textBinding(model);
+  };
+  const inner = await createOnnxRuntime(graph, bind, { batchSize: batchSize ?? TEXT_BATCH_SIZE, text: { files: meta, options, input, output } });
+  const fingerprint = createHash('sha256').update(graph).update(JSON.stringify([meta, model!.spec.maxLength, model!.spec.pooling, model!.spec.normalize, output])).digest('hex');
+  return new TextModelRuntime(inner, fingerprint, output.length);
+}
+
+/** How the model's columns read the pipeline's answers. */
+function textBinding(model: TextModel): OnnxBinding {
+  const outputs = model.output.map((c, i) => {
+    const label = model.spec.task === 'classification' && i === 0;
+    const tensor = model.spec.task === 'embedding' ? TEXT_OUTPUTS.embedding : label ? TEXT_OUTPUTS.label : TEXT_OUTPUTS.probabilities;
+    return { column: c.name, tensor, elementType: label ? 'string' : 'float32', shape: label ? 'scalar' : 'array', valueKind: label ? 'string' : 'number' } as const;
+  });
+  return { input: { mode: 'columns', feeds: [{ tensor: TEXT_FEED, elementType: 'string', rank: 1 }] }, outputs, inputKinds: ['value'] };
+}
+
+/** A text model's runtime; see {@link createTextRuntime}. */
+class TextModelRuntime implements ModelRuntime {
+  readonly provider = 'onnx';
+  readonly inputKinds = ['value'] as const;
+  readonly preferredBatchSize: number;
+  /** Local inference is cheap: the cache is used when a call asks for it (`'cache' = 'true'`). */
+  readonly cacheByDefault = false;
+
+  constructor(
+    private readonly inner: ModelRuntime,
+    private readonly fingerprint: string,
+    private readonly width: number,
+  ) {
+    this.preferredBatchSize = inner.preferredBatchSize;
+  }
+
+  cacheKeys(batch: ColumnBatch): readonly (string | null)[] {
+    return textsOf(batch).map((t) => (t === undefined ? null : createHash('sha256').update(this.fingerprint).update('\u0000').update(t).digest('hex')));
+  }
+
+  async predictBatch(batch: ColumnBatch, options: PredictOptions = {}): Promise<ColumnBatch> {
+    const texts = textsOf(batch);
+    const rows: number[] = [];
+    texts.forEach((t, i) => {
+      if (t !== undefined) rows.push(i);
+    });
+    const answered = rows.length === 0 ? undefined : await this.inner.predictBatch({ rowCount: rows.length, columns: [{ kind: 'value', values: rows.map((r) => texts[r]) }] }, options);
+    const columns: unknown[][] = Array.from({ length: this.width }, () => new Array<unknown>(batch.rowCount).fill(null));
+    answered?.columns.forEach((column, c) => rows.forEach((row, i) => (columns[c]![row] = column.values[i])));
+    const stage = options.stage;
+    if (stage?.remember && answered) {
+      const keys = this.cacheKeys(batch);
+      rows.forEach((row) => stage.remember!(keys[row]!, columns.map((c) => c[row])));
+    }
+    return { rowCount: batch.rowCount, columns: columns.map((values): ColumnData => ({ kind: 'value', values })) };
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
+/** Each row's text, undefined for NULL and empty strings (which give NULL outputs). */
+function textsOf(batch: ColumnBatch): (string | undefined)[] {
+  const column = batch.columns[0]!;
+  const out = new Array<string | undefined>(batch.rowCount);
+  for (let i = 0; i < batch.rowCount; i++) {
+    const v = column.kind === 'number' ? (column.nulls?.[i] ? null : column.values[i]) : column.values[i];
+    out[i] = v === null || v === undefined || v === '' ? undefined : String(v);
+  }
+  return out;
+}

@@ -1,0 +1,165 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Tokenizer } from '@huggingface/tokenizers';
+import type { ModelRuntime } from '../../../core/runtime/model-runtime.js';
+import { readModelDirectory } from '../../../core/runtime/text/model-directory.js';
+import { checkTextModel, createTextRuntime } from '../../../core/runtime/text/text-runtime.js';
+import { bertTokenizerJson, TEST_LABELS, writeTextModel, writeTextModels, type TextModelDirs } from '../../support/text-models.js';
+import { expectSqlError } from '../../support/expect-error.js';
+import { reference, referenceIds } from '../../support/text-reference.js';
+
+const embeddingsOf = (dir: string, texts: readonly string[], options: { pooling?: 'mean' | 'cls'; normalize?: boolean; maxLength?: number } = {}): number[][] =>
+  reference({ dir, texts, task: 'embedding', maxLength: options.maxLength ?? 32, pooling: options.pooling, normalize: options.normalize }) as number[][];
+const classesOf = (dir: string, texts: readonly string[]): { label: string; probabilities: number[] }[] =>
+  reference({ dir, texts, task: 'classification', maxLength: 32, labels: TEST_LABELS }) as { label: string; probabilities: number[] }[];
+
+
+const TEXTS = [
+  'the cat sat on the mat',
+  'Hello, World!',
+  'vector search in sql',
+  'a',
+  'postgres and duck data with the local model',
+  'unknownwords zzz qqq',
+  'the dog was very fast and not slow, the dog is good',
+  'embedding texts',
+  'Ünïcödé tèxt',
+  'search',
+];
+/** Longer than the model's 32 tokens: truncated. */
+const LONG = Array.from({ length: 60 }, (_, i) => ['the', 'cat', 'dog', 'sat'][i % 4]).join(' ');
+
+let dirs: TextModelDirs;
+const open: ModelRuntime[] = [];
+beforeAll(() => {
+  dirs = writeTextModels();
+});
+afterAll(() => rmSync(dirs.root, { recursive: true, force: true }));
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((r) => r.close()));
+});
+
+async function runtimeFor(dir: string, options: [string, string][] = []): Promise<ModelRuntime> {
+  const all: [string, string][] = [['provider', 'onnx'], ['path', dir], ...options];
+  const { files, model } = await checkTextModel(dir, all, {});
+  const runtime = await createTextRuntime(files, all, model.input, model.output);
+  open.push(runtime);
+  return runtime;
+}
+
+const expectClose = (actual: readonly number[], expected: readonly number[]): void => {
+  expect(actual).toHaveLength(expected.length);
+  actual.forEach((a, i) => expect(Math.abs(a - expected[i]!)).toBeLessThanOrEqual(1e-5));
+};
+
+describe('local text models', () => {
+  test('embeddings equal the reference (mean pooling), across length buckets and padding', async () => {
+    const runtime = await runtimeFor(dirs.embedding);
+    const texts = [...TEXTS, LONG, ...TEXTS.map((t) => `${t} ${t}`)];
+    const out = await runtime.predictBatch({ rowCount: texts.length, columns: [{ kind: 'value', values: texts }] });
+    const expected = embeddingsOf(dirs.embedding, texts);
+    for (let i = 0; i < texts.length; i++) expectClose(out.columns[0]!.values[i] as number[], expected[i]!);
+  });
+
+  test('CLS pooling and normalization from options', async () => {
+    const runtime = await runtimeFor(dirs.embedding, [['pooling', 'cls'], ['normalize', 'true']]);
+    const out = await runtime.predictBatch({ rowCount: TEXTS.length, columns: [{ kind: 'value', values: TEXTS }] });
+    const expected = embeddingsOf(dirs.embedding, TEXTS, { pooling: 'cls', normalize: true });
+    for (let i = 0; i < TEXTS.length; i++) {
+      const v = out.columns[0]!.values[i] as number[];
+      expectClose(v, expected[i]!);
+      expect(Math.abs(Math.hypot(...v) - 1)).toBeLessThan(1e-5);
+    }
+  });
+
+  test('classification: label from id2label and softmax probabilities', async () => {
+    const runtime = await runtimeFor(dirs.classification);
+    const out = await runtime.predictBatch({ rowCount: TEXTS.length, columns: [{ kind: 'value', values: TEXTS }] });
+    const all = classesOf(dirs.classification, TEXTS);
+    const labels = new Set<string>();
+    for (let i = 0; i < TEXTS.length; i++) {
+      const expected = all[i]!;
+      expect(out.columns[0]!.values[i]).toBe(expected.label);
+      expectClose(out.columns[1]!.values[i] as number[], expected.probabilities);
+      labels.add(expected.label);
+    }
+    expect(labels.size).toBeGreaterThan(1);
+  });
+
+  test('NULL and empty texts give NULL outputs; the others are answered in order', async () => {
+    const runtime = await runtimeFor(dirs.embedding);
+    const values = [null, 'the cat', '', 'sql', null];
+    const out = await runtime.predictBatch({ rowCount: 5, columns: [{ kind: 'value', values }] });
+    const expected = embeddingsOf(dirs.embedding, ['the cat', 'sql']);
+    expect(out.columns[0]!.values[0]).toBeNull();
+    expect(out.columns[0]!.values[2]).toBeNull();
+    expect(out.columns[0]!.values[4]).toBeNull();
+    expectClose(out.columns[0]!.values[1] as number[], expected[0]!);
+    expectClose(out.columns[0]!.values[3] as number[], expected[1]!);
+    const none = await runtime.predictBatch({ rowCount: 2, columns: [{ kind: 'value', values: [null, ''] }] });
+    expect(none.columns).toHaveLength(1);
+    expect(none.columns[0]!.values).toEqual([null, null]);
+  });
+
+  test('max-length truncates earlier', async () => {
+    const runtime = await runtimeFor(dirs.embedding, [['max-length', '8']]);
+    const out = await runtime.predictBatch({ rowCount: 1, columns: [{ kind: 'value', values: [LONG] }] });
+    expectClose(out.columns[0]!.values[0] as number[], embeddingsOf(dirs.embedding, [LONG], { maxLength: 8 })[0]!);
+    const files = await readModelDirectory(dirs.embedding);
+    expect(referenceIds(new Tokenizer(files.tokenizer, files.tokenizerConfig), LONG, 8)).toEqual([2, 5, 7, 8, 9, 5, 7, 3]);
+  });
+});
+
+describe('bad model directories fail before any inference', () => {
+  let bad: string;
+  beforeEach(() => {
+    bad = mkdtempSync(join(tmpdir(), 'modelsql-bad-text-'));
+  });
+  afterEach(() => rmSync(bad, { recursive: true, force: true }));
+
+  test('no tokenizer.json', async () => {
+    writeTextModel(bad);
+    rmSync(join(bad, 'tokenizer.json'));
+    await expectSqlError(checkTextModel(bad, [], {}), '58P01', /has no tokenizer\.json/);
+  });
+
+  test('no graph', async () => {
+    writeTextModel(bad);
+    rmSync(join(bad, 'onnx'), { recursive: true });
+    await expectSqlError(checkTextModel(bad, [], {}), '58P01', /no ONNX graph/);
+  });
+
+  test('unsupported tokenizer type', async () => {
+    writeTextModel(bad);
+    const json = bertTokenizerJson();
+    writeFileSync(join(bad, 'tokenizer.json'), JSON.stringify({ ...json, model: { ...(json.model as object), type: 'WordLevel' } }));
+    await expectSqlError(checkTextModel(bad, [], {}), '0A000', /unsupported tokenizer type 'WordLevel'/);
+  });
+
+  test('unknown tokenizer component', async () => {
+    writeTextModel(bad);
+    writeFileSync(join(bad, 'tokenizer.json'), JSON.stringify({ ...bertTokenizerJson(), normalizer: { type: 'Mystery' } }));
+    await expectSqlError(checkTextModel(bad, [], {}), '0A000', /Mystery/);
+  });
+
+  test('graph inputs that are not input_ids / attention_mask / token_type_ids', async () => {
+    writeTextModel(bad, { inputNames: ['ids', 'attention_mask'] });
+    await expectSqlError(checkTextModel(bad, [], {}), '42804', /graph input ids int64\[N,T\] is not one of input_ids, attention_mask, token_type_ids/);
+  });
+
+  test('bad options and columns', async () => {
+    writeTextModel(bad);
+    await expectSqlError(checkTextModel(bad, [['pooling', 'max']], {}), '22023', /'pooling' is 'mean' or 'cls'/);
+    await expectSqlError(checkTextModel(bad, [['max-length', '64']], {}), '22023', /more than the model's maximum length 32/);
+    await expectSqlError(checkTextModel(bad, [['task', 'classification']], {}), '42804', /classification model needs/);
+    await expectSqlError(checkTextModel(bad, [], {}, [{ name: 'x', type: 'INT' }], [{ name: 'e', type: 'ARRAY<FLOAT>' }]), '42804', /one STRING INPUT column/);
+    await expectSqlError(checkTextModel(bad, [], {}, [{ name: 'x', type: 'STRING' }], [{ name: 'e', type: 'STRING' }]), '42804', /one ARRAY<FLOAT> OUTPUT column/);
+  });
+
+  test('outside the allowed model directories', async () => {
+    writeTextModel(bad);
+    await expectSqlError(checkTextModel(bad, [], { allowedDirectories: [dirs.root] }), '42501');
+    await expectSqlError(checkTextModel(bad, [], { allowedDirectories: [] }), '42501');
+  });
+});

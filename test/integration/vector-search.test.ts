@@ -1,0 +1,124 @@
+/**
+ * VECTOR_SEARCH (SPEC §1.4) on every adapter, against a brute-force search computed in the
+ * test: exact top-k for each metric, ties (duplicate vectors) broken by row order, NULL
+ * vectors skipped, and the errors of bad calls.
+ */
+import type { Session } from '../../core/session/session.js';
+import { ADAPTERS } from '../support/adapters.js';
+import { expectSqlError } from '../support/expect-error.js';
+
+const DIM = 8;
+const DOCS = 240;
+const QUERIES = 25;
+
+/** Deterministic vectors with 3-decimal components (exact in float8 text). */
+function vectors(count: number, seed: number): number[][] {
+  let s = seed;
+  const next = (): number => {
+    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+    return Math.round(((s >>> 8) / 2 ** 24 - 0.5) * 2000) / 1000;
+  };
+  return Array.from({ length: count }, () => Array.from({ length: DIM }, next));
+}
+
+const docs: (number[] | null)[] = vectors(DOCS, 3);
+docs[7] = null;
+docs[100] = null;
+docs[150] = [...docs[3]!]; // a tie with row 3
+docs[200] = docs[3]!.map((v) => v * 2); // same direction as row 3: a cosine tie
+const queries: (number[] | null)[] = vectors(QUERIES, 9);
+queries[0] = [...docs[3]!];
+queries[5] = null;
+
+type Metric = 'cosine' | 'l2' | 'inner_product';
+
+function scoreOf(metric: Metric, q: readonly number[], v: readonly number[]): number {
+  const dot = q.reduce((a, x, i) => a + x * v[i]!, 0);
+  if (metric === 'inner_product') return dot;
+  if (metric === 'l2') return Math.sqrt(q.reduce((a, x, i) => a + (x - v[i]!) ** 2, 0));
+  return dot / (Math.hypot(...q) * Math.hypot(...v));
+}
+
+/** Brute force: every non-NULL doc scored, best first, ties by id (the row order). */
+function bruteForce(metric: Metric, q: readonly number[] | null, k: number): { id: number; score: number }[] {
+  if (q === null) return [];
+  const scored = docs.flatMap((v, id) => (v === null ? [] : [{ id, score: scoreOf(metric, q, v) }]));
+  const sign = metric === 'l2' ? 1 : -1;
+  // Scores equal up to rounding count as ties (the host rounds differently).
+  scored.sort((a, b) => (Math.abs(a.score - b.score) < 1e-12 ? a.id - b.id : sign * (a.score - b.score)));
+  return scored.slice(0, k);
+}
+
+const arrayLiteral = (v: readonly number[] | null): string => (v === null ? 'NULL' : `ARRAY[${v.map((x) => x.toFixed(3)).join(', ')}]`);
+
+for (const adapter of ADAPTERS) {
+  describe(`VECTOR_SEARCH on ${adapter.name}`, () => {
+    let db: Session;
+    const vectorType = adapter.name === 'postgres' ? 'double precision[]' : 'DOUBLE[]';
+    beforeAll(async () => {
+      db = await adapter.open();
+      await db.sql(`CREATE TABLE docs (id INT, title VARCHAR, embedding ${vectorType})`);
+      await db.sql(`INSERT INTO docs VALUES ${docs.map((v, id) => `(${id}, 'doc ${id}', ${arrayLiteral(v)})`).join(', ')}`);
+      await db.sql(`CREATE TABLE questions (qid INT, embedding ${vectorType})`);
+      await db.sql(`INSERT INTO questions VALUES ${queries.map((v, id) => `(${id}, ${arrayLiteral(v)})`).join(', ')}`);
+    });
+    afterAll(async () => {
+      await db.close();
+    });
+
+    const expectSearch = (rows: readonly (readonly unknown[])[], metric: Metric, k: number): void => {
+      const byQuery = new Map<number, { id: number; score: number }[]>();
+      for (const [qid, id, score] of rows) {
+        const list = byQuery.get(Number(qid)) ?? [];
+        list.push({ id: Number(id), score: Number(score) });
+        byQuery.set(Number(qid), list);
+      }
+      queries.forEach((q, qid) => {
+        const expected = bruteForce(metric, q, k);
+        const actual = (byQuery.get(qid) ?? []).sort((a, b) => (Math.abs(a.score - b.score) < 1e-12 ? a.id - b.id : (metric === 'l2' ? 1 : -1) * (a.score - b.score)));
+        expect(actual.map((r) => r.id)).toEqual(expected.map((r) => r.id));
+        actual.forEach((r, i) => expect(Math.abs(r.score - expected[i]!.score)).toBeLessThan(1e-9));
+      });
+    };
+
+    it.each(['cosine', 'l2', 'inner_product'] as const)('returns the exact top-k by %s, as a brute-force search does', async (metric) => {
+      const config = metric === 'cosine' ? '' : `, MAP['metric', '${metric}']`;
+      const r = await db.sql(`SELECT q.qid, r.id, r.score FROM questions AS q, LATERAL TABLE(VECTOR_SEARCH(TABLE docs, q.embedding, DESCRIPTOR(embedding), 5${config})) AS r`);
+      expectSearch(r.rows, metric, 5);
+    });
+
+    it('returns the search table columns then score DOUBLE; ties and NULLs as specified', async () => {
+      const r = await db.sql(`SELECT * FROM questions q, LATERAL TABLE(VECTOR_SEARCH(TABLE docs, q.embedding, DESCRIPTOR(embedding), 3)) WHERE q.qid = 0`);
+      expect(r.columns.map((c) => c.name)).toEqual(['qid', 'embedding', 'id', 'title', 'embedding', 'score']);
+      // Rows 3, 150 (equal vectors) and 200 (same direction) all have cosine 1: by row order.
+      expect(r.rows.map((row) => Number(row[2]))).toEqual([3, 150, 200]);
+      r.rows.forEach((row) => expect(Math.abs(Number(row[5]) - 1)).toBeLessThan(1e-12));
+      const none = await db.sql(`SELECT count(*) FROM questions q, LATERAL TABLE(VECTOR_SEARCH(TABLE docs, q.embedding, DESCRIPTOR(embedding), 3)) AS r WHERE q.qid = 5`);
+      expect(Number(none.rows[0]![0])).toBe(0);
+      const all = await db.sql(`SELECT count(*) FROM TABLE(VECTOR_SEARCH(TABLE docs, ${arrayLiteral(queries[1]!)}, DESCRIPTOR(embedding), 1000))`);
+      expect(Number(all.rows[0]![0])).toBe(DOCS - 2);
+    });
+
+    it('takes named arguments in any order, a constant query and a subquery as the search table', async () => {
+      const named = await db.sql(
+        `SELECT q.qid, r.id, r.score FROM questions q, LATERAL TABLE(VECTOR_SEARCH(TOP_K => 4, COLUMN_TO_SEARCH => DESCRIPTOR(embedding), CONFIG => MAP['metric', 'l2'], SEARCH_TABLE => TABLE docs, COLUMN_TO_QUERY => q.embedding)) AS r`,
+      );
+      expectSearch(named.rows, 'l2', 4);
+      const sub = await db.sql(`SELECT id, score FROM TABLE(VECTOR_SEARCH(TABLE (SELECT * FROM docs WHERE id >= 100), ${arrayLiteral(queries[2]!)}, DESCRIPTOR(embedding), 3))`);
+      const expected = bruteForce('cosine', queries[2]!, DOCS).filter((r) => r.id >= 100).slice(0, 3);
+      expect(sub.rows.map((row) => Number(row[0])).sort((a, b) => a - b)).toEqual(expected.map((r) => r.id).sort((a, b) => a - b));
+    });
+
+    it('reports bad calls clearly', async () => {
+      await expectSqlError(db.sql(`SELECT * FROM TABLE(VECTOR_SEARCH(TABLE docs, ARRAY[1.0, 2.0], DESCRIPTOR(embedding), 3))`), adapter.name === 'postgres' ? '22P02' : '22023', /query vector has 2 dimensions, but the vectors of column "embedding" have 8/);
+      await expectSqlError(db.sql(`SELECT * FROM TABLE(VECTOR_SEARCH(TABLE docs, ARRAY[1.0], DESCRIPTOR(title), 3))`), '42804', /numeric arrays/);
+      await expectSqlError(db.sql(`SELECT * FROM TABLE(VECTOR_SEARCH(TABLE docs, ARRAY[1.0], DESCRIPTOR(nope), 3))`), '42703', /"nope" does not exist/);
+      await expectSqlError(db.sql(`SELECT * FROM TABLE(VECTOR_SEARCH(TABLE docs, ARRAY[1.0], DESCRIPTOR(embedding), 0))`), '22023', /TOP_K/);
+      await expectSqlError(db.sql(`SELECT * FROM TABLE(VECTOR_SEARCH(TABLE docs, ARRAY[1.0], DESCRIPTOR(embedding), 3, MAP['metric', 'hamming']))`), '22023', /'metric'/);
+      await expectSqlError(db.sql(`SELECT * FROM TABLE(VECTOR_SEARCH(TABLE docs, ARRAY[1.0], DESCRIPTOR(embedding)))`), '42601', /too few arguments/);
+      await db.sql(`CREATE TABLE mixed AS SELECT * FROM docs`);
+      await db.sql(`INSERT INTO mixed VALUES (999, 'short', ARRAY[1.0, 2.0])`);
+      await expectSqlError(db.sql(`SELECT * FROM TABLE(VECTOR_SEARCH(TABLE mixed, ARRAY[1.0, 2.0], DESCRIPTOR(embedding), 3))`), '22000', /from 2 to 8 dimensions/);
+    });
+  });
+}
