@@ -265,3 +265,45 @@ test.failing('upgrade 3 → 4: a run bob forged in layout 3 under alice’s mode
     await c.end();
   }
 });
+
+test('a grantee cannot change the model; bob’s own operators and functions on his search_path do not stand in for the catalog’s', async () => {
+  const name = 'review_grantee';
+  await as('alice', 'proxy', async (c) => {
+    await c.query(aliceModel('alices', name));
+    await c.query(`GRANT USAGE ON MODEL alices.${name} TO ${ROLE.bob}`);
+  });
+  const before = await catalogRows('alices', name);
+  await as('bob', 'direct', async (c) => {
+    await c.query(`CREATE FUNCTION public.always_${tag}(text, text) RETURNS boolean LANGUAGE sql AS 'SELECT true'`);
+    await c.query(`CREATE OPERATOR public.= (LEFTARG = text, RIGHTARG = text, FUNCTION = public.always_${tag})`);
+    await c.query(`CREATE FUNCTION public.pg_has_role(name, regrole, text) RETURNS boolean LANGUAGE sql AS 'SELECT true'`);
+    await c.query(`CREATE FUNCTION pg_temp.pg_has_role(name, regrole, text) RETURNS boolean LANGUAGE sql AS 'SELECT true'`);
+    await c.query('SET search_path = pg_temp, public, pg_catalog');
+    for (const sql of [
+      `SELECT ml_catalog.set_grant(CAST(current_user AS text), 'alices', '${name}', 'public', true)`,
+      `SELECT ml_catalog.update_version(CAST(current_user AS text), 'alices', '${name}', 1, 'openai', NULL, '[]', '{api-key}', '{${BOB_KEY}}', NULL)`,
+      `SELECT ml_catalog.drop_model(CAST(current_user AS text), 'alices', '${name}', NULL)`,
+      `SELECT ml_catalog.set_grant('${ROLE.alice}', 'alices', '${name}', 'public', true)`,
+    ]) {
+      expect(await failure(c.query(sql))).toBe('42501');
+    }
+  });
+  expect(await catalogRows('alices', name)).toEqual(before);
+});
+
+// HOLE (same root as the ANALYZE one): alice calls a SECURITY DEFINER function of bob's,
+// which Postgres runs with bob's rights only; `session_user` is still alice, so bob's code
+// writes alice's catalog rows as her.
+test.failing('bob’s SECURITY DEFINER function, called by alice, acts on her model as her', async () => {
+  const name = 'review_definer';
+  await as('alice', 'proxy', (c) => c.query(aliceModel('alices', name)));
+  await as('bob', 'direct', (c) =>
+    c.query(`CREATE FUNCTION public.bob_helper_${tag}() RETURNS int LANGUAGE plpgsql SECURITY DEFINER AS $$
+BEGIN
+  IF session_user <> current_user THEN PERFORM ml_catalog.set_grant(CAST(session_user AS text), 'alices', '${name}', 'public', true); END IF;
+  RETURN 1;
+END $$`),
+  );
+  await as('alice', 'direct', (c) => c.query(`SELECT public.bob_helper_${tag}()`));
+  expect((await catalogRows('alices', name)).model_grants).toBe(0);
+});
