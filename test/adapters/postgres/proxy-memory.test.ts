@@ -7,12 +7,15 @@
  */
 import type { Socket } from 'node:net';
 import type pg from 'pg';
+import { writeModelFiles } from '../../support/model-files.js';
 import { errorCodes, eventually, proxyFixture, type ProxyFixture } from './proxy-helpers.js';
 
 let fx: ProxyFixture;
 
 beforeAll(async () => {
   fx = await proxyFixture({ maxMessageBytes: 96 * 1024 * 1024 });
+  const c = await fx.client();
+  await c.query(`CREATE MODEL lin INPUT (a DOUBLE, b DOUBLE) OUTPUT (y DOUBLE) WITH ('provider' = 'onnx', 'path' = '${writeModelFiles().linear}')`);
 }, 60_000);
 
 afterAll(async () => {
@@ -118,11 +121,14 @@ test('a message over the limit: FATAL 54000 from its header, for that client onl
 test('a client that pipelines model statements and never reads is no longer read; every statement is answered once it reads', async () => {
   const greedy = await fx.client();
   const socket = socketOf(greedy);
-  // The answers pile up: nothing reads them until the end.
+  // The answers (1 MiB each) pile up: nothing reads them until the end. However fast the
+  // proxy runs the statements, it stops answering with a few MiB unread, then stops reading.
   socket.pause();
   socket.removeAllListeners('data');
   const counter = new ReadyCounter();
-  const message = queryMessage(`SHOW MODELS /* ${'x'.repeat(1024 * 1024)} */`);
+  const message = queryMessage(
+    `SELECT repeat('x', 1048576) AS big, p.y FROM ML_PREDICT(TABLE (SELECT CAST(1 AS float8) AS a, CAST(2 AS float8) AS b), MODEL lin, DESCRIPTOR(a, b)) AS p /* ${'x'.repeat(1024 * 1024)} */`,
+  );
   const count = 48;
   let written = 0;
   const probing = { stop: undefined as undefined | (() => void) };
