@@ -109,10 +109,10 @@ export async function startPostgres(options: { readonly maxConnections?: number 
 /** Where globalTeardown finds the server (setup and teardown share one context). */
 export const SERVER_KEY = '__modelsqlPostgresServer';
 
-/** Starts the server unless the run does not need one. */
 /** The run's key for literal model secrets: 32 bytes in hex, for tests only. */
 export const TEST_SECRET_KEY = '7e57'.repeat(16);
 
+/** Sets the run's secret key, and starts the server unless the run does not need one. */
 export default async function globalSetup(): Promise<void> {
   process.env.MODELSQL_SECRET_KEY ??= TEST_SECRET_KEY;
   const wanted = process.env.MODELSQL_TEST_ADAPTERS?.split(',').map((s) => s.trim());
