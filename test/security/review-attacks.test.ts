@@ -7,111 +7,11 @@
 import pg from 'pg';
 import { readFileSync } from 'node:fs';
 import { PostgresDialect } from '../../adapters/postgres/postgres-dialect.js';
-import { startProxy, type RunningProxy } from '../../adapters/postgres/proxy/index.js';
 import { runCli } from '../support/run-cli.js';
 import { createTestDatabase } from '../support/postgres-server.js';
-import type { LoopbackServer } from '../providers/loopback-server.js';
-import { startOpenAIServer } from '../providers/openai-server.js';
 import { serverUrl } from '../adapters/postgres/proxy-helpers.js';
 
-const ALICE_KEY = 'sk-alice-9f3b27c1e5';
-const BOB_KEY = 'sk-bob-0000aaaa';
-const tag = Math.random().toString(36).slice(2, 8);
-const ROLE = { admin: `cat_admin_${tag}`, alice: `alice_${tag}`, bob: `bob_${tag}` } as const;
-type RoleName = keyof typeof ROLE;
-const PASSWORD = 'pw-of-a-role';
-
-let dbUrl: string;
-let proxy: RunningProxy;
-let aliceServer: LoopbackServer;
-let bobServer: LoopbackServer;
-
-function roleUrl(role: RoleName, via: 'direct' | 'proxy'): string {
-  const url = new URL(dbUrl);
-  url.username = ROLE[role];
-  url.password = PASSWORD;
-  if (via === 'proxy') url.host = `127.0.0.1:${proxy.port}`;
-  return url.toString();
-}
-
-/** Runs `fn` with a client of `role` (or the superuser), closed afterwards. */
-async function as<T>(role: RoleName | 'superuser', via: 'direct' | 'proxy', fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: role === 'superuser' ? dbUrl : roleUrl(role, via) });
-  client.on('error', () => undefined);
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
-}
-
-async function rows(c: pg.Client, sql: string, params: unknown[] = []): Promise<unknown[][]> {
-  return (await c.query({ text: sql, values: params, rowMode: 'array' })).rows as unknown[][];
-}
-
-/** The SQLSTATE `promise` fails with (undefined when it succeeds). */
-async function failure(promise: Promise<unknown>): Promise<string | undefined> {
-  return promise.then(
-    () => undefined,
-    (e: { code?: string }) => e.code ?? 'no code',
-  );
-}
-
-/** Every catalog row naming `schema.name`, as the superuser sees them, by table. */
-async function catalogRows(schema: string, name: string): Promise<Record<string, number>> {
-  return as('superuser', 'direct', async (c) => {
-    const out: Record<string, number> = {};
-    for (const table of ['models', 'model_versions', 'artifacts', 'training_metrics', 'model_secrets', 'model_grants']) {
-      out[table] = Number((await rows(c, `SELECT count(*) FROM ml_catalog.${table} WHERE schema_name = $1 AND model_name = $2`, [schema, name]))[0]![0]);
-    }
-    return out;
-  });
-}
-
-const NONE = { models: 0, model_versions: 0, artifacts: 0, training_metrics: 0, model_secrets: 0, model_grants: 0 };
-
-/** alice's model `schema.name` with her key and endpoint. */
-function aliceModel(schema: string, name: string): string {
-  return `CREATE MODEL ${schema}.${name} INPUT (txt STRING) OUTPUT (a STRING) WITH ('provider' = 'openai', 'endpoint' = '${aliceServer.url}/v1', 'model' = 'gpt', 'api-key' = '${ALICE_KEY}', 'cache' = 'false')`;
-}
-
-/** alice's model answers through the proxy with her endpoint and key, and bob's endpoint hears nothing. */
-async function expectAliceModelIntact(schema: string, name: string): Promise<void> {
-  aliceServer.reset();
-  bobServer.reset();
-  await as('alice', 'proxy', async (c) => {
-    expect(await rows(c, `SELECT a FROM ML_PREDICT(TABLE notes, MODEL ${schema}.${name}, DESCRIPTOR(txt)) AS p`)).toEqual([['echo: hello']]);
-    expect((await rows(c, `SHOW MODEL VERSIONS ${schema}.${name}`)).map((r) => r[0])).toEqual([1]);
-  });
-  expect(aliceServer.requests.map((r) => r.headers.authorization)).toEqual([`Bearer ${ALICE_KEY}`]);
-  expect(bobServer.requests).toHaveLength(0);
-}
-
-beforeAll(async () => {
-  dbUrl = await createTestDatabase(serverUrl());
-  const database = new URL(dbUrl).pathname.slice(1);
-  aliceServer = await startOpenAIServer({ apiKey: ALICE_KEY });
-  bobServer = await startOpenAIServer({ apiKey: BOB_KEY });
-  await as('superuser', 'direct', async (c) => {
-    for (const name of Object.values(ROLE)) await c.query(`CREATE ROLE ${name} LOGIN PASSWORD '${PASSWORD}'`);
-    await c.query(`GRANT CREATE ON DATABASE ${database} TO ${ROLE.admin}`);
-    await c.query(`GRANT CREATE ON SCHEMA public TO ${ROLE.alice}, ${ROLE.bob}`);
-    await c.query(`CREATE SCHEMA alices AUTHORIZATION ${ROLE.alice}`);
-    await c.query(`CREATE TABLE notes AS SELECT 'hello' AS txt`);
-    await c.query('GRANT SELECT ON notes TO PUBLIC');
-  });
-  const upstream = new URL(dbUrl);
-  proxy = await startProxy({ upstream: `postgres://${upstream.host}${upstream.pathname}?sslmode=disable`, listen: 0, session: { allowedUrlPrefixes: ['*'] } });
-  // An ordinary role creates the catalog (and owns it).
-  await as('admin', 'proxy', (c) => c.query('SHOW MODELS'));
-}, 60_000);
-
-afterAll(async () => {
-  await proxy?.close();
-  await aliceServer?.close();
-  await bobServer?.close();
-});
+import { BOB_KEY, ROLE, aliceModel, as, catalogRows, failure, proxy, rows, PASSWORD, tag, type RoleName } from './attack-fixture.js';
 
 test('helpers are not callable by PUBLIC, and role names that are not the caller are refused', async () => {
   const name = 'review_names';
