@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import type pg from 'pg';
 import Cursor from 'pg-cursor';
 import { linearExpected, writeModelFiles, type ModelFiles } from '../../support/model-files.js';
-import { eventually, proxyFixture, type ProxyFixture } from './proxy-helpers.js';
+import { createPointsAndModel, eventually, leftoverTempTables, proxyFixture, type ProxyFixture } from './proxy-helpers.js';
 
 const run = promisify(execFile);
 
@@ -29,20 +29,13 @@ beforeAll(async () => {
   fx = await proxyFixture();
   db = await fx.client();
   direct = await fx.direct();
-  await db.query('CREATE TABLE pts (id int PRIMARY KEY, a float8, b float8)');
-  await db.query('INSERT INTO pts SELECT i, i * 0.5, 10 - i FROM generate_series(1, 20) i');
-  await db.query(`CREATE MODEL lin INPUT (a DOUBLE, b DOUBLE) OUTPUT (y DOUBLE) WITH ('provider' = 'onnx', 'path' = '${models.linear}')`);
+  await createPointsAndModel(db, models.linear);
 }, 60_000);
 
 afterAll(async () => {
   await fx?.close();
 });
 
-/** Temporary tables modelsql left in any session of the test database. */
-async function leftoverTempTables(): Promise<number> {
-  const { rows } = await direct.query(`SELECT count(*)::int AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname LIKE 'pg_temp%' AND c.relname LIKE '\\_\\_modelsql%'`);
-  return rows[0].n as number;
-}
 
 /** Prediction runs recorded so far (the lineage log). */
 async function predictionRuns(): Promise<number> {
@@ -62,7 +55,7 @@ describe('psql', () => {
     const rows = stdout.trim().split('\n').map((line) => line.split('|').map(Number));
     expect(rows).toHaveLength(20);
     for (const [id, y] of rows) expect(y).toBeCloseTo(expectedY(id!), 4);
-    await eventually(async () => (await leftoverTempTables()) === 0, 10_000, 'the stage to be dropped');
+    await eventually(async () => (await leftoverTempTables(direct)) === 0, 10_000, 'the stage to be dropped');
   });
 
   test('\\x shows a model statement expanded', async () => {
@@ -91,7 +84,7 @@ describe('node-postgres', () => {
     expect(held.rows[0].n).toBeGreaterThan(0);
     await db.query('CLOSE c');
     await db.query('COMMIT');
-    await eventually(async () => (await leftoverTempTables()) === 0, 10_000, 'the stage to be dropped');
+    await eventually(async () => (await leftoverTempTables(direct)) === 0, 10_000, 'the stage to be dropped');
   });
 
   test('a cursor WITH HOLD outlives its transaction (materialized at commit)', async () => {
@@ -101,7 +94,7 @@ describe('node-postgres', () => {
     const { rows } = await db.query('FETCH ALL FROM h');
     expect(rows).toHaveLength(20);
     await db.query('CLOSE h');
-    await eventually(async () => (await leftoverTempTables()) === 0, 10_000, 'the stage to be dropped');
+    await eventually(async () => (await leftoverTempTables(direct)) === 0, 10_000, 'the stage to be dropped');
   });
 
   test('pg-cursor reads an ML_PREDICT in slices (Execute with a row limit, PortalSuspended)', async () => {
@@ -120,7 +113,7 @@ describe('node-postgres', () => {
     expect(seen).toEqual(Array.from({ length: 17 }, (_, i) => i + 1));
     // The client goes on as usual, and the stage goes once the implicit transaction has ended.
     expect((await db.query('SELECT 1 AS one')).rows[0].one).toBe(1);
-    await eventually(async () => (await leftoverTempTables()) === 0, 10_000, 'the stage to be dropped');
+    await eventually(async () => (await leftoverTempTables(direct)) === 0, 10_000, 'the stage to be dropped');
   });
 
   test('plain EXPLAIN shows the host plan and runs no model; EXPLAIN ANALYZE runs it', async () => {
@@ -133,7 +126,7 @@ describe('node-postgres', () => {
     expect(await predictionRuns()).toBe(before);
     await db.query(`EXPLAIN ANALYZE ${PREDICT}`);
     expect(await predictionRuns()).toBe(before + 1);
-    await eventually(async () => (await leftoverTempTables()) === 0, 10_000, 'the stage to be dropped');
+    await eventually(async () => (await leftoverTempTables(direct)) === 0, 10_000, 'the stage to be dropped');
   });
 
   test('parameters over 32,767 pass through (Postgres allows 65,535)', async () => {
@@ -190,7 +183,7 @@ print(json.dumps({"rows": rows, "copied": out.getvalue().split(), "loaded": load
     expect(result.rows.map(([id]) => id)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
     for (const [id, y] of result.rows) expect(y).toBeCloseTo(expectedY(id), 4);
     expect(result.copied).toHaveLength(20);
-    await eventually(async () => (await leftoverTempTables()) === 0, 10_000, 'the stage to be dropped');
+    await eventually(async () => (await leftoverTempTables(direct)) === 0, 10_000, 'the stage to be dropped');
   });
 });
 
@@ -280,7 +273,7 @@ public class Client {
     expect(stdout).toMatch(/^sum=3\.75$/m);
     // describe + execute: one run; the fetch-size query: one; the typed-parameter query: one.
     expect(await predictionRuns()).toBe(before + 3);
-    await eventually(async () => (await leftoverTempTables()) === 0, 10_000, 'the stage to be dropped');
+    await eventually(async () => (await leftoverTempTables(direct)) === 0, 10_000, 'the stage to be dropped');
   }, 120_000);
 });
 

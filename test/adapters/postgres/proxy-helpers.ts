@@ -127,3 +127,16 @@ export async function eventually(check: () => Promise<boolean>, timeoutMs = 10_0
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/** Creates table `pts` (20 rows: `id`, `a`, `b`) and the ONNX model `lin` (`a`, `b` to `y`) from `linearModel`, a file path. */
+export async function createPointsAndModel(client: pg.Client, linearModel: string): Promise<void> {
+  await client.query('CREATE TABLE pts (id int PRIMARY KEY, a float8, b float8)');
+  await client.query('INSERT INTO pts SELECT i, i * 0.5, 10 - i FROM generate_series(1, 20) i');
+  await client.query(`CREATE MODEL lin INPUT (a DOUBLE, b DOUBLE) OUTPUT (y DOUBLE) WITH ('provider' = 'onnx', 'path' = '${linearModel}')`);
+}
+
+/** Temporary tables modelsql left in any session of the database `client` is connected to. */
+export async function leftoverTempTables(client: pg.Client): Promise<number> {
+  const { rows } = await client.query(`SELECT count(*)::int AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname LIKE 'pg_temp%' AND c.relname LIKE '\\_\\_modelsql%'`);
+  return rows[0].n as number;
+}

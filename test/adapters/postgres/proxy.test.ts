@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import type pg from 'pg';
 import copyStreams from 'pg-copy-streams';
 import { linearExpected, writeModelFiles, type ModelFiles } from '../../support/model-files.js';
-import { errorCodes, eventually, proxyFixture, rawClient, startupPacket, type ProxyFixture } from './proxy-helpers.js';
+import { createPointsAndModel, errorCodes, eventually, leftoverTempTables, proxyFixture, rawClient, startupPacket, type ProxyFixture } from './proxy-helpers.js';
 
 const run = promisify(execFile);
 
@@ -25,20 +25,13 @@ beforeAll(async () => {
   models = writeModelFiles();
   fx = await proxyFixture();
   db = await fx.client();
-  await db.query('CREATE TABLE pts (id int PRIMARY KEY, a float8, b float8)');
-  await db.query('INSERT INTO pts SELECT i, i * 0.5, 10 - i FROM generate_series(1, 20) i');
-  await db.query(`CREATE MODEL lin INPUT (a DOUBLE, b DOUBLE) OUTPUT (y DOUBLE) WITH ('provider' = 'onnx', 'path' = '${models.linear}')`);
+  await createPointsAndModel(db, models.linear);
 }, 60_000);
 
 afterAll(async () => {
   await fx?.close();
 });
 
-/** Temporary tables modelsql left in any session of the test database. */
-async function leftoverTempTables(client: pg.Client): Promise<number> {
-  const { rows } = await client.query(`SELECT count(*)::int AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname LIKE 'pg_temp%' AND c.relname LIKE '\\_\\_modelsql%'`);
-  return rows[0].n as number;
-}
 
 /** The messages in `bytes`, type and body (https://www.postgresql.org/docs/current/protocol-message-formats.html). */
 function messagesOf(bytes: Buffer): { type: string; body: Buffer }[] {
