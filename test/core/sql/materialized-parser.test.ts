@@ -5,23 +5,13 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseScript } from '../../../core/sql/parser.js';
-import { ModelSqlError } from '../../../core/errors.js';
+import { parseError } from '../../support/expect-error.js';
 import type { CreateMaterializedTableStatement } from '../../../core/sql/ast.js';
 import { carriesColumn, incrementalShape } from '../../../core/materialized/incremental-query.js';
 
 const corpus = readFileSync(new URL('./corpus/materialized-statements.sql', import.meta.url), 'utf8')
   .split('\n')
   .filter((line) => line.trim() !== '');
-
-function parseError(sql: string): ModelSqlError {
-  try {
-    parseScript(sql);
-  } catch (error) {
-    expect(error).toBeInstanceOf(ModelSqlError);
-    return error as ModelSqlError;
-  }
-  throw new Error(`expected an error for ${sql}`);
-}
 
 function create(sql: string): CreateMaterializedTableStatement {
   const [statement] = parseScript(sql);

@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { parseScript } from '../../../core/sql/parser.js';
+import { parseError } from '../../support/expect-error.js';
 import { formatCreateModel, formatModelName, formatQualifiedName, formatStatement, quoteIdentifier, quoteString } from '../../../core/sql/format.js';
 import { formatType } from '../../../core/sql/types.js';
-import { formatError, ModelSqlError } from '../../../core/errors.js';
+import { formatError } from '../../../core/errors.js';
 import type { CreateModelStatement, MlCall, QueryStatement, Statement } from '../../../core/sql/ast.js';
 
 const corpus = (name: string): string[] =>
@@ -26,16 +27,6 @@ function one(sql: string): Statement {
   const statements = parseScript(sql);
   expect(statements).toHaveLength(1);
   return statements[0]!;
-}
-
-function parseError(sql: string): ModelSqlError {
-  try {
-    parseScript(sql);
-  } catch (error) {
-    expect(error).toBeInstanceOf(ModelSqlError);
-    return error as ModelSqlError;
-  }
-  throw new Error(`expected an error for ${sql}`);
 }
 
 const slice = (sql: string, span: { start: number; end: number }): string => sql.slice(span.start, span.end);
