@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Host } from '../host.js';
-import { evaluationRelation } from '../planner/evaluate-metrics.js';
+import { evaluationRelation, metricOfColumn } from '../planner/evaluate-metrics.js';
 import { compileModel, compiledRelation } from './compile-sql.js';
 import { fitKMeans, inertia } from './kmeans.js';
 import { fitLinearRegression } from './linear-regression.js';
@@ -67,7 +67,7 @@ async function metricsOver(host: Host, model: TrainedModel, data: TrainingData, 
     probabilities: outputs[1],
   });
   const r = await host.execute(`SELECT * FROM ${evaluation} AS m`);
-  return r.columns.slice(1).map((c, i) => [c.name, toNumber(r.rows[0]![i + 1])] as const);
+  return r.columns.slice(1).map((c, i) => [metricOfColumn(c.name) ?? c.name, toNumber(r.rows[0]![i + 1])] as const);
 }
 
 /**
