@@ -193,6 +193,13 @@ export interface SqlDialect {
    */
   hashFraction?(expressions: readonly string[], seed: number): string;
   /**
+   * Training (optional; k-means needs it): a DOUBLE in [0, 1) from an integer expression and
+   * `seed` that is the same on every host: the first 31 bits of the md5 of the text
+   * `'<seed>|<integer>'`, divided by 2³¹. k-means++ seeding draws with it, so the same data
+   * and seed give the same model on DuckDB and on Postgres.
+   */
+  portableFraction?(integer: string, seed: number): string;
+  /**
    * Model functions (optional; needed when `Host.nativeFunctions` is true): the statement
    * that creates or replaces `schema.name(params...)` returning `body`, an expression over
    * the (quoted) parameter names. `types` are the parameters' host types.

@@ -3,10 +3,12 @@
  * iterations, each step ONE SQL query over the host (a GROUP BY over the nearest
  * centroid); only k centroids live in the Node process.
  *
- * Seeding is deterministic given `seed`: the first seed is the training row with the
- * smallest row hash; each next one is drawn with probability ∝ D² (squared distance to the
- * nearest seed so far) by weighted sampling without replacement (the row maximizing
- * `ln(u) / D²`, u the row hash of step t). Lloyd's iterations stop when the inertia drops
+ * Seeding is deterministic given `seed`, and the same on every host: rows are numbered in
+ * the order of their encoded features (identical rows are interchangeable), and u is a
+ * hash of (`seed` + step, row number) that both hosts compute alike
+ * (`SqlDialect.portableFraction`). The first seed is the row with the smallest u; each next
+ * one is drawn with probability ∝ D² (squared distance to the nearest seed so far) by
+ * weighted sampling without replacement (the row maximizing `ln(u) / D²`). Lloyd's iterations stop when the inertia drops
  * by less than `tolerance` (relative) or after `max-iterations`; an empty cluster keeps its
  * centroid.
  */
@@ -36,16 +38,17 @@ function encodedRows(data: TrainingData, where: string): string {
 
 async function seeds(data: TrainingData, options: TrainingOptions): Promise<number[][]> {
   const d = data.dialect;
-  if (!d.hashFraction) throw new ModelSqlError('0A000', `kmeans needs a host that can hash rows for its seeding; ${data.host.name} cannot`);
+  if (!d.portableFraction) throw new ModelSqlError('0A000', `kmeans needs a host that can hash rows for its seeding; ${data.host.name} cannot`);
   const { add, div, gt, num, fn } = expressionBuilder(d);
   const xs = data.encoded.map((_, j) => `x${j + 1}`);
+  const numbered = `(SELECT *, ${fn('row_number')} OVER (ORDER BY ${xs.join(', ')}) AS n FROM ${encodedRows(data, data.trainWhere)}) AS numbered`;
   const chosen: number[][] = [];
   for (let t = 0; t < options.k; t++) {
-    const u = d.hashFraction(data.featureRefs, options.seed + t);
+    const u = d.portableFraction('n', options.seed + t);
     const sql =
       t === 0
-        ? `SELECT ${xs.join(', ')} FROM ${encodedRows(data, data.trainWhere)} ORDER BY ${u}, ${xs.join(', ')} LIMIT 1`
-        : `SELECT ${xs.join(', ')} FROM (SELECT *, ${nearest(d, chosen)} AS dd, ${u} AS u FROM ${encodedRows(data, data.trainWhere)}) AS w WHERE ${gt('dd', num(0))} ORDER BY ${div(fn('ln', add('u', num(1e-12))), 'dd')} DESC, ${xs.join(', ')} LIMIT 1`;
+        ? `SELECT ${xs.join(', ')} FROM ${numbered} ORDER BY ${u}, ${xs.join(', ')} LIMIT 1`
+        : `SELECT ${xs.join(', ')} FROM (SELECT *, ${nearest(d, chosen)} AS dd, ${u} AS u FROM ${numbered}) AS w WHERE ${gt('dd', num(0))} ORDER BY ${div(fn('ln', add('u', num(1e-12))), 'dd')} DESC, ${xs.join(', ')} LIMIT 1`;
     const row = (await data.host.execute(sql)).rows[0];
     if (!row) throw new TrainingDataError(`kmeans with k = ${options.k} needs at least ${options.k} distinct training rows; there are ${t}`);
     chosen.push(row.map(toNumber));
