@@ -76,8 +76,13 @@ export class DuckDBDialect implements SqlDialect {
     return `${fn}(${args.join(', ')})`;
   }
 
+  /**
+   * From a string: DuckDB reads `0.9645828404071793` as a DECIMAL, and a DECIMAL cast to
+   * DOUBLE is not always the nearest double (here 0.9645828404071792), while a string cast
+   * is; a tree threshold or bin edge then compares as the exact value it was computed as.
+   */
   double(value: number): string {
-    return `CAST(${numberText(value)} AS DOUBLE)`;
+    return `CAST('${numberText(value)}' AS DOUBLE)`;
   }
 
   bigint(value: number): string {
