@@ -31,9 +31,9 @@ function nearest(d: SqlDialect, centroids: readonly (readonly number[])[]): stri
   return centroids.length === 1 ? distance(d, centroids[0]!) : `least(${centroids.map((c) => distance(d, c)).join(', ')})`;
 }
 
-/** `SELECT <select> FROM (encoded training rows) ...`. */
+/** The encoded training rows `where` selects, as columns `x1 … xP` only (a feature may itself be called `x1`). */
 function encodedRows(data: TrainingData, where: string): string {
-  return `(SELECT ${data.encoded.map((e, i) => `${e} AS x${i + 1}`).join(', ')}, ${data.featureRefs.join(', ')} FROM ${data.source} WHERE ${where}) AS e`;
+  return `(SELECT ${data.encoded.map((e, i) => `${e} AS x${i + 1}`).join(', ')} FROM ${data.source} WHERE ${where}) AS e`;
 }
 
 async function seeds(data: TrainingData, options: TrainingOptions): Promise<number[][]> {
