@@ -200,6 +200,11 @@ export interface SqlDialect {
    */
   portableFraction?(integer: string, seed: number): string;
   /**
+   * Session settings training runs under (optional; default none), each set before the
+   * first training query and restored to its earlier value after the last.
+   */
+  readonly trainingSettings?: SessionSettings;
+  /**
    * Model functions (optional; needed when `Host.nativeFunctions` is true): the statement
    * that creates or replaces `schema.name(params...)` returning `body`, an expression over
    * the (quoted) parameter names. `types` are the parameters' host types.
@@ -249,6 +254,16 @@ export interface RoleDialect {
   readonly roleExists: string;
   /** The statement granting (or revoking) EXECUTE on a model function to `role` (`public` for every role). */
   functionAccess(fn: Omit<HostFunction, 'body' | 'returnType'>, role: string, grant: boolean): string;
+}
+
+/** Host session settings to hold while some work runs ({@link SqlDialect.trainingSettings}). */
+export interface SessionSettings {
+  /** The settings, name and value. */
+  readonly values: readonly (readonly [string, string])[];
+  /** A query of one row and one text column: the setting's current value. */
+  read(name: string): string;
+  /** A statement (or query) that sets the setting for the session. */
+  write(name: string, value: string): string;
 }
 
 /** What change capture of one materialized table's source works with (`ChangeCaptureDialect`). */

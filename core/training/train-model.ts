@@ -77,6 +77,22 @@ async function metricsOver(host: Host, model: TrainedModel, data: TrainingData, 
  * const { model, artifacts, metrics } = await trainModel(host, 'SELECT sqft, price FROM houses', [['algorithm', 'linear_regression'], ['label', 'price']], positions);
  */
 export async function trainModel(host: Host, query: string, rawOptions: readonly (readonly [string, string])[], positions: TrainingPositions): Promise<TrainingResult> {
+  const settings = host.dialect.trainingSettings;
+  if (!settings) return train(host, query, rawOptions, positions);
+  const saved: (readonly [string, string])[] = [];
+  for (const [name, value] of settings.values) {
+    saved.push([name, String((await host.execute(settings.read(name))).rows[0]![0])]);
+    await host.execute(settings.write(name, value));
+  }
+  try {
+    return await train(host, query, rawOptions, positions);
+  } finally {
+    // In a failed transaction the rollback restores them instead.
+    for (const [name, value] of saved) await host.execute(settings.write(name, value)).catch(() => undefined);
+  }
+}
+
+async function train(host: Host, query: string, rawOptions: readonly (readonly [string, string])[], positions: TrainingPositions): Promise<TrainingResult> {
   parseTrainingOptions(rawOptions, positions.option, () => true); // option errors before the query is looked at
   const columns = await describeTrainingQuery(host, query, positions);
   const options = parseTrainingOptions(rawOptions, positions.option, (label) => {
