@@ -31,9 +31,13 @@ function nearest(d: SqlDialect, centroids: readonly (readonly number[])[]): stri
   return centroids.length === 1 ? distance(d, centroids[0]!) : `least(${centroids.map((c) => distance(d, c)).join(', ')})`;
 }
 
-/** The encoded training rows `where` selects, as columns `x1 … xP` only (a feature may itself be called `x1`). */
+/**
+ * The encoded training rows `where` selects, as columns `x1 … xP` only (a feature may itself
+ * be called `x1`), behind the dialect's layer fence: every distance reads each `xj`, and
+ * Postgres would otherwise inline the encoding into every reference.
+ */
 function encodedRows(data: TrainingData, where: string): string {
-  return `(SELECT ${data.encoded.map((e, i) => `${e} AS x${i + 1}`).join(', ')} FROM ${data.source} WHERE ${where}) AS e`;
+  return `(SELECT ${data.encoded.map((e, i) => `${e} AS x${i + 1}`).join(', ')} FROM ${data.source} WHERE ${where}${data.dialect.layerFence}) AS e`;
 }
 
 async function seeds(data: TrainingData, options: TrainingOptions): Promise<number[][]> {
@@ -48,7 +52,7 @@ async function seeds(data: TrainingData, options: TrainingOptions): Promise<numb
     const sql =
       t === 0
         ? `SELECT ${xs.join(', ')} FROM ${numbered} ORDER BY ${u}, ${xs.join(', ')} LIMIT 1`
-        : `SELECT ${xs.join(', ')} FROM (SELECT *, ${nearest(d, chosen)} AS dd, ${u} AS u FROM ${numbered}) AS w WHERE ${gt('dd', num(0))} ORDER BY ${div(fn('ln', add('u', num(1e-12))), 'dd')} DESC, ${xs.join(', ')} LIMIT 1`;
+        : `SELECT ${xs.join(', ')} FROM (SELECT *, ${nearest(d, chosen)} AS dd, ${u} AS u FROM ${numbered}${d.layerFence}) AS w WHERE ${gt('dd', num(0))} ORDER BY ${div(fn('ln', add('u', num(1e-12))), 'dd')} DESC, ${xs.join(', ')} LIMIT 1`;
     const row = (await data.host.execute(sql)).rows[0];
     if (!row) throw new TrainingDataError(`kmeans with k = ${options.k} needs at least ${options.k} distinct training rows; there are ${t}`);
     chosen.push(row.map(toNumber));
@@ -81,7 +85,7 @@ export async function fitKMeans(data: TrainingData, options: TrainingOptions): P
         : `CASE ${ds.slice(0, -1).map((dk, k) => `WHEN ${ds.slice(k + 1).map((o) => le(dk, o)).join(' AND ')} THEN ${k}`).join(' ')} ELSE ${ds.length - 1} END`;
     const sql =
       `SELECT c, ${fn('count', '*')}, ${fn('sum', 'dmin')}${Array.from({ length: width }, (_, j) => `, ${fn('sum', `x${j + 1}`)}`).join('')} FROM ` +
-      `(SELECT *, ${choose} AS c, ${ds.length === 1 ? 'd0' : `least(${ds.join(', ')})`} AS dmin FROM (SELECT *, ${distances.join(', ')} FROM ${encodedRows(data, data.trainWhere)}) AS w) AS a GROUP BY c`;
+      `(SELECT *, ${choose} AS c, ${ds.length === 1 ? 'd0' : `least(${ds.join(', ')})`} AS dmin FROM (SELECT *, ${distances.join(', ')} FROM ${encodedRows(data, data.trainWhere)}${d.layerFence}) AS w) AS a GROUP BY c`;
     const rows = (await data.host.execute(sql)).rows;
     const total = rows.reduce((s, r) => s + toNumber(r[2]), 0);
     const next = centroids.map((c) => [...c]);
