@@ -126,9 +126,7 @@ export class ModelCatalog {
     if (!this.host.attachedDatabase) return undefined;
     if (name.parts.length < 3) return current();
     const database = name.parts[0]!.value;
-    if (!(await this.host.attachedDatabase(database))) {
-      throw new ModelSqlError('3D000', `database ${quoteIdentifier(database)} does not exist (no database is attached under that name)`, { position: positionAt(sqlText, name.span.start) });
-    }
+    await this.checkAttached(database, positionAt(sqlText, name.span.start));
     return database;
   }
 
@@ -467,14 +465,16 @@ export class ModelCatalog {
     if (!entry.temporary) await this.storeOf(q).checkWritable(positionAt(sqlText, stmt.name.span.start));
     const action = stmt.action;
     if (action.kind === 'rename') {
-      let to = await this.qualify(action.newName, sqlText);
+      const written = await this.qualify(action.newName, sqlText);
       if (action.newName.version !== undefined || q.version !== undefined) {
         throw new ModelSqlError('42601', 'RENAME TO renames every version; give names without $version', { position: positionAt(sqlText, action.newName.span.start) });
       }
-      if (to.database !== q.database && action.newName.parts.length === 3) {
-        throw new UnsupportedFeatureError(`RENAME TO keeps a model in its database: ${quoteIdentifier(q.database ?? '')} is not ${quoteIdentifier(to.database ?? '')}`, positionAt(sqlText, action.newName.parts[0]!.span.start));
+      if (written.database !== q.database && action.newName.parts.length === 3) {
+        throw new UnsupportedFeatureError(`RENAME TO keeps a model in its database ("${q.database}"), not "${written.database}"`, positionAt(sqlText, action.newName.parts[0]!.span.start));
       }
-      to = { ...to, ...databaseOfKey(q) };
+      // A plain new name keeps the model's schema (as ALTER TABLE ... RENAME TO does); the
+      // model stays in its database whatever the name.
+      const to: QualifiedModelName = { ...written, ...databaseOfKey(q), schema: action.newName.parts.length === 1 ? q.schema : written.schema };
       await this.checkSchema(to, positionAt(sqlText, action.newName.span.start));
       if (await this.find(to)) throw new DuplicateModelError(`model ${displayName(to)} already exists`, positionAt(sqlText, action.newName.span.start));
       if (entry.temporary) {
@@ -606,9 +606,7 @@ export class ModelCatalog {
     if (this.host.attachedDatabase) {
       // `FROM db.schema` reads that database's catalog; otherwise the current database's.
       database = parts.length === 2 ? parts[0]! : await this.host.currentDatabase();
-      if (parts.length === 2 && !(await this.host.attachedDatabase(database))) {
-        throw new ModelSqlError('3D000', `database ${quoteIdentifier(database)} does not exist (no database is attached under that name)`, { position });
-      }
+      if (parts.length === 2) await this.checkAttached(database, position);
     } else if (parts.length === 2) {
       checkDatabase(parts[0]!, await this.host.currentDatabase(), position!);
     }
@@ -660,6 +658,13 @@ export class ModelCatalog {
       [['name', 'VARCHAR'], ['type', 'VARCHAR'], ['nullable', 'BOOLEAN'], ['kind', 'VARCHAR'], ['comment', 'VARCHAR']],
       rows,
     );
+  }
+
+  /** 3D000 unless a database is attached under `database` (hosts with attached databases). */
+  private async checkAttached(database: string, position: ReturnType<typeof positionAt> | undefined): Promise<void> {
+    if (!(await this.host.attachedDatabase?.(database))) {
+      throw new ModelSqlError('3D000', `database ${quoteIdentifier(database)} does not exist (no database is attached under that name)`, { position });
+    }
   }
 
   /** 3F000 unless `key.schema` exists in the key's database (default: the current one). */
