@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openDuckDB } from '../../adapters/duckdb/index.js';
 import type { Session } from '../../core/session/session.js';
+import { readModelArtifact } from '../../core/training/export-artifact.js';
 import { ADAPTERS } from '../support/adapters.js';
 import { expectSqlError } from '../support/expect-error.js';
 
@@ -67,6 +68,9 @@ const duckdb = ADAPTERS.find((a) => a.name === 'duckdb');
     await db.sql('SELECT * FROM ML_PREDICT(TABLE houses, MODEL cat1.db1.m1, DESCRIPTOR(sqft))');
     expect((await db.sql('SELECT schema_name, model_name, row_count FROM cat1.ml_catalog.prediction_runs')).rows).toEqual([['db1', 'm1', 20n]]);
     expect(Number((await db.sql('SELECT count(*) FROM memory.ml_catalog.prediction_runs')).rows[0]![0])).toBe(0);
+
+    // Its ONNX artifact, read by three-part name (`modelsql catalog export-onnx`).
+    expect((await readModelArtifact(db, 'cat1.db1.m1')).length).toBeGreaterThan(100);
 
     // SHOW CREATE MODEL names the database, and its statement recreates the model.
     const create = String((await db.sql('SHOW CREATE MODEL cat1.db1.m1')).rows[0]![0]);
