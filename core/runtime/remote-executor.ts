@@ -55,12 +55,15 @@ export interface ExecutorConfig {
   readonly cache: boolean;
 }
 
-/** One row as a provider sees it: `text` is what the row sends (undefined: not sent), also its cache identity. */
+/**
+ * One row as a provider sees it: `text` is what the row sends as text (prompts), also its
+ * cache identity; `values` the row's input values, for providers that send values (tensors).
+ * A row with neither is not sent.
+ */
 export interface RowPayload {
   readonly text?: string;
   /** Whether the row was left out on purpose (counted as an error, e.g. `SKIPPED` context overflow). */
   readonly skipped: boolean;
-  /** The row's input values, for providers that send values rather than text. */
   readonly values?: readonly unknown[];
 }
 
@@ -225,7 +228,7 @@ export class RemoteRuntime implements ModelRuntime {
     const rows: number[] = [];
     let idle = 0;
     prompts.forEach((p, i) => {
-      if (p.text !== undefined) rows.push(i);
+      if (p.text !== undefined || p.values !== undefined) rows.push(i);
       else idle++;
       if (p.skipped) stage.counters.errors++;
     });
