@@ -118,6 +118,17 @@ export class ModelCatalog {
   }
 
   /**
+   * Where a run of `version` is logged (`prediction_runs`): its database's catalog; inside
+   * an open transaction on a host with attached databases, the current database's, since a
+   * DuckDB transaction writes to one database only (the one a statement normally writes:
+   * the current one).
+   */
+  async runLog(version: ModelVersion): Promise<CatalogStore> {
+    if (this.host.attachedDatabase && version.database !== undefined && (await this.host.inTransaction())) return this.currentStore();
+    return this.storeOf(version);
+  }
+
+  /**
    * The database whose catalog holds a written model name, on hosts with attached
    * databases: the first of three parts (3D000 when none is attached under it), else the
    * current database (`current`, asked once per statement). Undefined on other hosts.

@@ -72,6 +72,14 @@ const duckdb = ADAPTERS.find((a) => a.name === 'duckdb');
     // Its ONNX artifact, read by three-part name (`modelsql catalog export-onnx`).
     expect((await readModelArtifact(db, 'cat1.db1.m1')).length).toBeGreaterThan(100);
 
+    // Inside a transaction (DuckDB writes one database per transaction), a write into the
+    // current database from the other database's model: its run is logged in the current one.
+    await db.sql('CREATE TABLE kept AS SELECT sqft FROM houses WHERE false; BEGIN');
+    await db.sql('INSERT INTO kept SELECT sqft FROM ML_PREDICT(TABLE houses, MODEL cat1.db1.m1, DESCRIPTOR(sqft))');
+    await db.sql('COMMIT');
+    expect(Number((await db.sql('SELECT count(*) FROM kept')).rows[0]![0])).toBe(20);
+    expect(Number((await db.sql('SELECT count(*) FROM memory.ml_catalog.prediction_runs')).rows[0]![0])).toBe(1);
+
     // SHOW CREATE MODEL names the database, and its statement recreates the model.
     const create = String((await db.sql('SHOW CREATE MODEL cat1.db1.m1')).rows[0]![0]);
     expect(create).toMatch(/^CREATE MODEL cat1\.db1\.m1\n/);
