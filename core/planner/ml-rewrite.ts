@@ -22,6 +22,7 @@ import { PredictionCache } from '../runtime/prediction-cache.js';
 import { remoteStageShape } from '../runtime/remote-executor.js';
 import type { StageCounters } from '../runtime/model-runtime.js';
 import type { StageLimits } from '../runtime/inference-limits.js';
+import { checkCallCaps, checkOptionCaps } from '../runtime/resource-caps.js';
 import type { ModelColumn } from '../runtime/model-runtime.js';
 import type { ProgressEvent } from '../session/session.js';
 import { evaluationRelation, textGenerationRelation, type EvaluationSpec, type EvaluationTask } from './evaluate-metrics.js';
@@ -131,6 +132,7 @@ async function runCall(call: MlCall, ctx: RewriteContext, direct?: DirectRequest
   // Unknown model is reported before any argument problem (SPEC §1.2.1).
   const model = await ctx.models(modelArgument(call, text).name);
   const bound = call.function === 'ML_PREDICT' ? bindPredict(call, text) : bindEvaluate(call, text);
+  checkCaps(model, bound, ctx);
   const trained = await ctx.catalog.trainedModel(model.version);
   if (trained && getOption(model.version.options, 'runtime')?.trim().toLowerCase() !== 'onnx') return compiledCall(call, bound, model, trained, ctx);
 
@@ -171,7 +173,7 @@ async function runCall(call: MlCall, ctx: RewriteContext, direct?: DirectRequest
     concurrency: remote?.batchesInFlight ?? bound.config.maxConcurrentOperations ?? modelOption(model, 'max-concurrent-operations') ?? DEFAULT_CONCURRENCY,
     signal: ctx.signal,
     onProgress: progress?.onBatch,
-    stage: { config: bound.config, counters, onRows: progress?.onRows },
+    stage: { config: bound.config, counters, onRows: progress?.onRows, maxPromptBytes: ctx.loader.caps.maxPromptBytes },
     cache,
     limits: ctx.limits && { ...ctx.limits, position: positionAt(text, call.nameSpan.start) },
   };
@@ -448,6 +450,20 @@ function probabilitiesColumn(output: readonly ModelColumn[], names: readonly str
 function modelOption(model: ResolvedModel, key: 'batch-size' | 'max-concurrent-operations'): number | undefined {
   const value = model.version.options.find(([k]) => k.toLowerCase() === key)?.[1];
   return value === undefined ? undefined : Number(value);
+}
+
+/**
+ * Checks a call's CONFIG and its model's stored options against the server's caps
+ * (resource-caps.ts): a model stored before a cap was lowered, or imported, does not run
+ * over it. Errors point at the CONFIG value, or at the model argument.
+ */
+function checkCaps(model: ResolvedModel, bound: PredictBinding, ctx: RewriteContext): void {
+  const text = ctx.scriptText;
+  checkCallCaps(bound.config, ctx.loader.caps, (key) => {
+    const entry = bound.configEntries.find((e) => e.key.toLowerCase() === key);
+    return entry && positionAt(text, entry.valueSpan.start);
+  });
+  checkOptionCaps(model.version.options, ctx.loader.caps, () => positionAt(text, bound.modelSpan.start), '; lower it with ALTER MODEL ... SET');
 }
 
 /** An ONNX model's `path` (or `onnx.path`), naming it in the prediction cache. */

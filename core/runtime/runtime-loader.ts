@@ -11,6 +11,7 @@ import { resolveModelOptions } from '../catalog/model-options.js';
 import { InvalidOptionError, ModelSqlError } from '../errors.js';
 import { AccessPolicy, type AccessOptions } from './access-policy.js';
 import type { ModelColumn, ModelRuntime } from './model-runtime.js';
+import { resourceCaps, type ResourceCaps } from './resource-caps.js';
 import { bindOnnxSignature, defaultSignatureFor, inspectOnnx, loadModelBytes, type LoadModelOptions } from './onnx-model.js';
 import { createOnnxRuntime } from './onnx-runtime.js';
 import { checkRemoteModel, createRemoteRuntime, isRemoteProvider } from './providers/create-remote-runtime.js';
@@ -31,6 +32,8 @@ export function defaultCacheDir(): string {
 export interface ModelAccessOptions extends AccessOptions {
   /** Directory for downloaded models (default `$MODELSQL_CACHE_DIR` or `~/.cache/modelsql`). */
   readonly cacheDir?: string;
+  /** Caps on resource options (resource-caps.ts); unset ones take their documented defaults. */
+  readonly resourceCaps?: Partial<ResourceCaps>;
 }
 
 /** A model definition checked against its artifact, with INPUT/OUTPUT filled in from the graph when omitted. */
@@ -52,8 +55,11 @@ export class RuntimeLoader {
   private readonly runtimes = new Map<string, Promise<ModelRuntime>>();
   private readonly loadOptions: LoadModelOptions;
   private readonly policy: AccessPolicy;
+  /** The caps model options and ML calls are checked against (resource-caps.ts). */
+  readonly caps: ResourceCaps;
 
   constructor(access: ModelAccessOptions) {
+    this.caps = resourceCaps(access.resourceCaps);
     this.loadOptions = {
       cacheDir: access.cacheDir ?? defaultCacheDir(),
       allowedDirectories: access.allowedDirectories,
