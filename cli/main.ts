@@ -28,7 +28,8 @@ import { OUTPUT_FORMATS, ResultPrinter } from './format.js';
 import type { OutputFormat } from './format.js';
 import { isPostgresUrl, resolvePostgresUrl } from './connection-settings.js';
 import { pagerCommand } from './pager.js';
-import { capsFromArgs, withCapOptions } from './proxy-caps.js';
+import { capsFromArgs, modelFileLimitsFromArgs, withLimitFlags } from './proxy-limit-flags.js';
+import type { ModelFileLimits } from '../core/runtime/onnx-model-loader.js';
 import type { ResourceCaps } from '../core/runtime/resource-caps.js';
 import { defaultHistoryFile, executeScript, runShell } from './shell.js';
 
@@ -210,6 +211,7 @@ async function proxyCommand(args: {
   maxClientInferences?: number;
   maxMessageBytes?: number;
   caps: Partial<ResourceCaps>;
+  modelFiles: ModelFileLimits;
 }): Promise<number> {
   let upstreamUrl: string;
   try {
@@ -239,7 +241,7 @@ async function proxyCommand(args: {
       upstream: upstreamUrl,
       listen: args.listen,
       tls,
-      session: { allowedDirectories: args.modelDir, allowedUrlPrefixes: args.allowEndpoint, resourceCaps: args.caps, ...(secretKey === undefined ? {} : { secretKey }) },
+      session: { allowedDirectories: args.modelDir, allowedUrlPrefixes: args.allowEndpoint, resourceCaps: args.caps, ...args.modelFiles, ...(secretKey === undefined ? {} : { secretKey }) },
       limits: { maxRowsPerCall: args.maxRowsPerCall, maxInferences: args.maxInferences, maxClientInferences: args.maxClientInferences },
       maxMessageBytes: args.maxMessageBytes,
     });
@@ -395,7 +397,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       'proxy',
       'serve the Postgres wire protocol in front of a Postgres server, adding model SQL (docs/proxy.md)',
       (y) =>
-        withCapOptions(y)
+        withLimitFlags(y)
           .option('upstream', { type: 'string', requiresArg: true, describe: 'the Postgres server: postgres://host:5432/db (clients bring their own credentials); default DATABASE_URL; missing parts from PGHOST, PGPORT, PGDATABASE, PGSSLMODE' })
           .option('listen', { type: 'string', default: '127.0.0.1:6432', requiresArg: true, describe: 'address and port to listen on' })
           .option('tls-cert', { type: 'string', requiresArg: true, describe: 'PEM certificate (chain) for TLS toward clients' })
@@ -410,6 +412,7 @@ export async function main(argv: readonly string[]): Promise<number> {
           .check((args) => {
             positive(args, ['max-rows-per-call', 'max-inferences', 'max-client-inferences', 'max-message-bytes']);
             capsFromArgs(args);
+            modelFileLimitsFromArgs(args);
             if ((args['tls-cert'] === undefined) !== (args['tls-key'] === undefined)) throw new Error('give --tls-cert and --tls-key together');
             if (args.upstream === undefined && !process.env['DATABASE_URL'] && !process.env['PGHOST']) throw new Error('give --upstream, or set DATABASE_URL or PGHOST');
             return true;
@@ -430,6 +433,7 @@ export async function main(argv: readonly string[]): Promise<number> {
           maxClientInferences: args['max-client-inferences'],
           maxMessageBytes: args['max-message-bytes'],
           caps: capsFromArgs(args),
+          modelFiles: modelFileLimitsFromArgs(args),
         });
       },
     )

@@ -146,7 +146,8 @@ async function runCall(call: MlCall, ctx: RewriteContext, direct?: DirectRequest
   const features = matchDescriptor(bound.columns, inputColumns, model.version.input, text);
   const evaluation = call.function === 'ML_EVALUATE' ? evaluationTarget(call, bound as EvaluateBinding, model, inputColumns, text) : undefined;
 
-  const runtime = await ctx.loader.load(model.version, (name) => ctx.catalog.artifact(model.version, name));
+  await ctx.limits?.beforeLoad?.();
+  const runtime = await ctx.loader.load(model.version, (name) => ctx.catalog.artifact(model.version, name), ctx.signal);
   const outputTable = ctx.newTempTable('out');
   const outputNames = outputColumnNames(inputColumns.map((c) => c.name), model.version.output.map((c) => c.name));
   const outputColumns = model.version.output.map((c, i) => ({ name: outputNames[i]!, type: ctx.host.dialect.hostType(parseDataType(c.type)) }));

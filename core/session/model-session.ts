@@ -268,6 +268,7 @@ export class ModelSession implements Session {
     const timer = new StatementTimer(this.host, () => this.cancel());
     const limits: RewriteContext['limits'] = {
       maxRows: this.maxRowsPerCall,
+      beforeLoad: () => timer.arm(),
       enter: async (position) => {
         await timer.arm();
         return this.admit(position);
