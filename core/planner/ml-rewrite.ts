@@ -24,7 +24,7 @@ import type { StageCounters } from '../runtime/model-runtime.js';
 import type { StageLimits } from '../runtime/inference-limits.js';
 import { checkCallCaps, checkOptionCaps } from '../runtime/resource-caps.js';
 import type { ModelColumn } from '../runtime/model-runtime.js';
-import type { ProgressEvent } from '../session/session.js';
+import type { ModelRunEvent, ProgressEvent, ProviderRequestEvent } from '../session/session.js';
 import { evaluationRelation, textGenerationRelation, type EvaluationSpec, type EvaluationTask } from './evaluate-metrics.js';
 import { callAlias, describedRelation, inputQuerySql, spliceCallsMapped, type SplicedText } from './splice.js';
 import { directWriteShape, projectionSources, type DirectWriteShape } from './direct-write.js';
@@ -51,6 +51,10 @@ export interface RewriteContext {
   /** Names a new temporary table; the session drops them all when the statement ends. */
   readonly newTempTable: (role: 'in' | 'out') => string;
   readonly onProgress?: (event: ProgressEvent) => void;
+  /** Called when a model stage has finished (logs and metrics of a server). */
+  readonly onRun?: (event: ModelRunEvent) => void;
+  /** Called after each request to a remote model's server. */
+  readonly onRequest?: (event: ProviderRequestEvent) => void;
   /** Limits on model stages: rows per call, and what runs as each stage starts (admission, the statement timer); none when absent. */
   readonly limits?: Omit<StageLimits, 'position'>;
   /**
@@ -174,12 +178,20 @@ async function runCall(call: MlCall, ctx: RewriteContext, direct?: DirectRequest
     concurrency: remote?.batchesInFlight ?? bound.config.maxConcurrentOperations ?? modelOption(model, 'max-concurrent-operations') ?? DEFAULT_CONCURRENCY,
     signal: ctx.signal,
     onProgress: progress?.onBatch,
-    stage: { config: bound.config, counters, onRows: progress?.onRows, maxPromptBytes: ctx.loader.caps.maxPromptBytes },
+    stage: {
+      config: bound.config,
+      counters,
+      onRows: progress?.onRows,
+      maxPromptBytes: ctx.loader.caps.maxPromptBytes,
+      ...(ctx.onRequest ? { onRequest: (seconds: number, failed: boolean) => ctx.onRequest!({ provider: runtime.provider, seconds, failed }) } : {}),
+    },
     cache,
     limits: ctx.limits && { ...ctx.limits, position: positionAt(text, call.nameSpan.start) },
   };
   const finished = async (rows: number): Promise<void> => {
     progress?.finish(rows);
+    const v = model.version;
+    ctx.onRun?.({ model: `${v.schema}.${v.name}$${v.version}`, provider: runtime.provider, rows, errors: counters.errors, durationMs: Date.now() - startedAt.getTime(), ...(remote ? { tokens: counters.tokens } : {}) });
     await ctx.catalog.store.recordRun({
       runId: randomUUID(),
       version: model.version,

@@ -268,7 +268,12 @@ export class RemoteRuntime implements ModelRuntime {
       let failure: (FailureInfo & { answer?: boolean }) | undefined;
       try {
         stage.counters.requests++;
-        reply = await this.send(request, state, settings.timeoutMs);
+        const sent = performance.now();
+        try {
+          reply = await this.send(request, state, settings.timeoutMs);
+        } finally {
+          stage.onRequest?.((performance.now() - sent) / 1000, reply === undefined);
+        }
       } catch (error) {
         if (state.failure) throw state.failure;
         // A request the access policy refused (a redirect outside the allowed endpoints) is not retried.

@@ -287,6 +287,8 @@ export class ModelSession implements Session {
         return name;
       },
       onProgress: (event) => this.events.emit('progress', event),
+      onRun: (event) => this.events.emit('run', event),
+      onRequest: (event) => this.events.emit('request', event),
       limits,
       describeOnly,
     };

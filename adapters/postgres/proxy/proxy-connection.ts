@@ -28,6 +28,7 @@ import type { QueryResult } from '../../../core/session/session.js';
 import type { QueryStatement, Statement } from '../../../core/sql/ast.js';
 import { parseScript } from '../../../core/sql/parser.js';
 import {
+  AdminShutdown,
   BIND_COMPLETE,
   CLOSE_COMPLETE,
   FLUSH,
@@ -68,6 +69,7 @@ import { binaryParamToText, parameterCount, substituteParameters } from './state
 import { readSocket, stopReading } from './socket-reading.js';
 import { HeldStages, declaresCursor } from './held-stages.js';
 import { UpstreamConnection, UpstreamError, connectUpstreamSocket, type ChunkRelayed, type UpstreamTarget } from './upstream-connection.js';
+import type { ConnectionCounts } from './proxy-metrics.js';
 
 /** What a connection needs from the proxy server. */
 export interface ProxyContext {
@@ -84,6 +86,8 @@ export interface ProxyContext {
   createSession(upstream: UpstreamConnection, user: string): ModelSession;
   /** Logs an unexpected error. */
   log(message: string, error?: unknown): void;
+  /** The connection finished startup and authentication (connection logs and metrics). */
+  opened(connection: ProxyConnection): void;
   /** A client that has not finished startup and authentication by then is closed (ms; unset: never). */
   readonly startupTimeoutMs?: number;
   /** Longest message a client may send (bytes); a longer one gets a FATAL 54000 and the connection is closed. */
@@ -201,7 +205,15 @@ export class ProxyConnection {
   /** Closes a client that does not finish startup in time (ProxyContext.startupTimeoutMs). */
   private startupTimer: NodeJS.Timeout | undefined;
   /** The user name of the StartupMessage (the client, for per-client limits). */
-  private user = '';
+  user = '';
+  /** The database the client connected to (its StartupMessage's, else the upstream URL's). */
+  database = '';
+  /** When the connection was accepted (ms since the epoch). */
+  readonly acceptedAt = Date.now();
+  /** The accepted socket (under TLS too), whose byte counts are the connection's. */
+  private readonly raw: Socket;
+  /** Statements and errors so far (see {@link counts}). */
+  private readonly tally = { hostStatements: 0, modelStatements: 0, errors: 0 };
   private readonly framer: Framer;
   private phase: 'startup' | 'connecting' | 'auth' | 'ready' | 'closed' = 'startup';
   private upstream: UpstreamConnection | undefined;
@@ -240,13 +252,32 @@ export class ProxyConnection {
   private upstreamFull = false;
   /** Type names of parameter type OIDs (typeNames). */
   private readonly typeNameCache = new Map<number, string>();
+  /** The proxy is shutting down: the connection ends as soon as nothing runs for it (drain). */
+  private draining = false;
 
   constructor(
     socket: Socket,
     private readonly context: ProxyContext,
   ) {
     this.client = socket;
+    this.raw = socket;
     this.framer = new Framer({ startup: true, allowedTypes: FRONTEND_TYPES, maxLength: context.maxMessageBytes });
+  }
+
+  /** What the connection has done so far (metrics). */
+  get counts(): ConnectionCounts {
+    return { ...this.tally, bytesIn: this.raw.bytesRead, bytesOut: this.raw.bytesWritten };
+  }
+
+  /** The client's address, `host:port`. */
+  get clientAddress(): string {
+    const host = this.raw.remoteAddress ?? '';
+    return host.includes(':') ? `[${host}]:${this.raw.remotePort}` : `${host}:${this.raw.remotePort}`;
+  }
+
+  /** Whether startup and authentication finished. */
+  get authenticated(): boolean {
+    return this.key !== undefined && this.phase !== 'startup' && this.phase !== 'connecting' && this.phase !== 'auth';
   }
 
   /** Starts reading the client. */
@@ -266,6 +297,22 @@ export class ProxyConnection {
   cancel(): void {
     this.session?.cancel();
     void this.upstream?.cancel();
+  }
+
+  /**
+   * Ends the connection as soon as nothing runs for it: now when idle, else once the
+   * statements in flight have been answered. The client gets Postgres's shutdown error
+   * (FATAL `57P01`), as from a server's smart shutdown.
+   */
+  drain(): void {
+    this.draining = true;
+    this.endIfDrained();
+  }
+
+  private endIfDrained(): void {
+    if (!this.draining || this.phase === 'closed') return;
+    if (this.phase === 'ready' && (this.busy || this.pendingRfq > 0 || this.queue.length > 0 || this.copyIn || this.batchPassThrough || this.unsynced)) return;
+    this.fatal(new AdminShutdown('terminating connection due to administrator command'));
   }
 
   /** Closes the connection (client and upstream), cancelling what runs. */
@@ -330,6 +377,7 @@ export class ProxyConnection {
     if (this.phase === 'closed') return;
     if (!(error instanceof ProtocolViolation) && !(error instanceof UpstreamError)) this.context.log('unexpected error on a client connection', error);
     const code = error instanceof ProtocolViolation || error instanceof UpstreamError ? error.sqlstate : 'XX000';
+    this.tally.errors++;
     const message = error instanceof Error ? error.message : String(error);
     const socket = this.client;
     if (!socket.destroyed && socket.writable) socket.end(errorResponse({ severity: 'FATAL', code, message }));
@@ -377,6 +425,7 @@ export class ProxyConnection {
         const parameters = new Map(packet.parameters);
         this.user = parameters.get('user') ?? '';
         if (!parameters.has('database') && this.context.target.database) parameters.set('database', this.context.target.database);
+        this.database = parameters.get('database') ?? this.user;
         void this.connectUpstream(startupMessage(packet.version, parameters));
         this.receive(undefined);
         return;
@@ -463,6 +512,7 @@ export class ProxyConnection {
         case 'Z':
           this.upstream!.status = String.fromCharCode(frame.payload[0] ?? 73);
           this.phase = 'ready';
+          this.context.opened(this);
           out.push(frame.raw);
           break;
         case 'E':
@@ -528,8 +578,11 @@ export class ProxyConnection {
         return false;
       }
       this.relayedError = false;
+    } else if (type === 0x43 /* C */) {
+      this.tally.hostStatements++;
     } else if (type === 0x45 /* E */) {
       this.relayedError = true;
+      this.tally.errors++;
     } else if (type === 0x47 /* G */) {
       this.copyIn = true;
     }
@@ -750,6 +803,7 @@ export class ProxyConnection {
       }
     } finally {
       this.busy = false;
+      this.endIfDrained();
     }
   }
 
@@ -764,6 +818,7 @@ export class ProxyConnection {
   /** Called when the relayed statements have all been answered: drops held stages once their transaction has ended. */
   private onRelayIdle(): void {
     this.wakeIdleWaiters();
+    this.endIfDrained();
     if (this.heldStages.size > 0 && !this.busy && this.transactionEnded()) void this.processQueue();
   }
 
@@ -843,6 +898,7 @@ export class ProxyConnection {
   /** Sends an ErrorResponse for a failed model statement; inside a transaction block, the upstream transaction is aborted too. */
   private async reportError(error: unknown, context: ErrorContext | undefined): Promise<void> {
     if (!(error instanceof ModelSqlError)) this.context.log('unexpected error in a model statement', error);
+    this.tally.errors++;
     this.writeClient([errorMessage(error, context)]);
     const upstream = this.upstream!;
     if (upstream.status === 'T' && !upstream.isClosed) {
@@ -873,6 +929,7 @@ export class ProxyConnection {
     for (const statement of statements) {
       try {
         let ok: boolean;
+        if (statement.kind !== 'host') this.tally.modelStatements++;
         if (statement.kind === 'host') {
           ok = await this.relayStatement(query(statement.text), { position: shifted(characterOffset(text, statement.span.start)) });
         } else if (statement.kind === 'query') {
@@ -1096,6 +1153,7 @@ export class ProxyConnection {
     const message = parseExecute(payload);
     const portal = this.portals.get(message.portal)!;
     const statement = portal.statement;
+    if (portal.upstreamPortal === undefined) this.tally.modelStatements++;
     let held = false;
     try {
       if (portal.upstreamPortal !== undefined) {
