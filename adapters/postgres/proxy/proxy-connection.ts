@@ -70,6 +70,9 @@ import { readSocket, stopReading } from './socket-reading.js';
 import { HeldStages, declaresCursor } from './held-stages.js';
 import { UpstreamConnection, UpstreamError, connectUpstreamSocket, type ChunkRelayed, type UpstreamTarget } from './upstream-connection.js';
 import type { ConnectionCounts } from './proxy-metrics.js';
+import { bytesMayHoldModelSyntax, modelStatements, modelStatementsSafe } from './model-router.js';
+import { bindStatementName, firstString } from './message-peek.js';
+import { mappedPosition, shifted, characterOffset, type PositionMap } from './error-positions.js';
 
 /** What a connection needs from the proxy server. */
 export interface ProxyContext {
@@ -125,28 +128,6 @@ const CLIENT_HIGH_WATER = 4 * 1024 * 1024;
 /** Raised upstream to abort a transaction block after a model statement failed in it. */
 const ABORT_NOTE = 'modelsql: a model statement failed in this transaction';
 
-/**
- * Whether `text` may hold model syntax: every model statement and ML call contains `model`
- * or `ml_` (a necessary condition only; the parser decides).
- */
-function mayHoldModelSyntax(text: string): boolean {
-  return /model|ml_/i.test(text);
-}
-
-/**
- * The same test on a message's UTF-8 bytes, `bytes[start, end)`, without decoding them (the
- * hot path of plain traffic): `m` followed by `odel` or `l_`, any case.
- */
-function bytesMayHoldModelSyntax(bytes: Buffer, start = 0, end = bytes.length): boolean {
-  for (let i = start; i < end - 2; i++) {
-    if ((bytes[i]! | 0x20) !== 0x6d) continue;
-    const b1 = bytes[i + 1]! | 0x20;
-    if (b1 === 0x6c && bytes[i + 2] === 0x5f) return true;
-    if (b1 === 0x6f && i + 4 < end && (bytes[i + 2]! | 0x20) === 0x64 && (bytes[i + 3]! | 0x20) === 0x65 && (bytes[i + 4]! | 0x20) === 0x6c) return true;
-  }
-  return false;
-}
-
 /** Joins buffers that are adjacent views of one underlying memory block, so relaying a chunk copies nothing. */
 function coalesce(buffers: readonly Buffer[]): Buffer {
   if (buffers.length === 1) return buffers[0]!;
@@ -160,36 +141,6 @@ function coalesce(buffers: readonly Buffer[]): Buffer {
   const first = buffers[0]!;
   const last = buffers[buffers.length - 1]!;
   return Buffer.from(first.buffer, first.byteOffset, last.byteOffset + last.length - first.byteOffset);
-}
-
-/** The statements of `text` when at least one holds model syntax; undefined when all are host SQL. */
-function modelStatements(text: string): Statement[] | undefined {
-  if (!mayHoldModelSyntax(text)) return undefined;
-  let statements: Statement[];
-  try {
-    statements = parseScript(text);
-  } catch (error) {
-    // A broken model statement: the proxy reports the parser's error. Anything else
-    // (an unterminated string in plain SQL) is Postgres's to report.
-    if (/\b(model|models|ml_predict|ml_evaluate)\b/i.test(text)) throw error;
-    return undefined;
-  }
-  return statements.some((s) => s.kind !== 'host') ? statements : undefined;
-}
-
-/** Reads a Bind's statement name without decoding the rest. */
-function bindStatementName(payload: Buffer): string {
-  const a = payload.indexOf(0);
-  const b = payload.indexOf(0, a + 1);
-  if (a < 0 || b < 0) throw new ProtocolViolation('invalid Bind message: unterminated string');
-  return payload.toString('utf8', a + 1, b);
-}
-
-/** Reads a Bind's / Execute's portal name (the first string). */
-function firstString(payload: Buffer, what: string): string {
-  const a = payload.indexOf(0);
-  if (a < 0) throw new ProtocolViolation(`invalid ${what} message: unterminated string`);
-  return payload.toString('utf8', 0, a);
 }
 
 /**
@@ -1240,47 +1191,6 @@ export class ProxyConnection {
       return true;
     });
   }
-}
-
-/** `modelStatements`, but a parse error counts as "has model syntax" (the proxy reports it). */
-function modelStatementsSafe(text: string): boolean {
-  try {
-    return modelStatements(text) !== undefined;
-  } catch {
-    return true;
-  }
-}
-
-/**
- * Maps an ErrorResponse's position (1-based, in characters) in the SQL the proxy sent to a
- * position in the client's text; undefined where it maps nowhere.
- */
-type PositionMap = (position: number) => number | undefined;
-
-/** Positions in a statement sent as written, `characters` into the client's text. */
-function shifted(characters: number): PositionMap {
-  return (p) => p + characters;
-}
-
-/** Positions in a rewritten statement's SQL, mapped back through its `scriptOffset` to `clientText`. */
-function mappedPosition(prepared: Pick<PreparedQuery, 'sql' | 'scriptOffset'>, clientText: string): PositionMap | undefined {
-  const { sql, scriptOffset } = prepared;
-  if (!scriptOffset) return undefined;
-  return (p) => {
-    if (!Number.isInteger(p) || p < 1) return undefined;
-    const offset = [...sql].slice(0, p - 1).join('').length;
-    return characterOffset(clientText, scriptOffset(offset)) + 1;
-  };
-}
-
-/** Number of characters (code points) before a UTF-16 offset. */
-function characterOffset(text: string, offset: number): number {
-  let n = 0;
-  for (let i = 0; i < offset; i++) {
-    const c = text.charCodeAt(i);
-    if (c < 0xdc00 || c > 0xdfff) n++;
-  }
-  return n;
 }
 
 function delay(ms: number): Promise<void> {
