@@ -313,6 +313,8 @@ export interface VectorDialect {
 
 /** A SQL function the core registers in the host (a trained model's `ml_predict_<model>`). */
 export interface HostFunction {
+  /** The attached database it is created in (`Host.attachedDatabase`); absent: the current one. */
+  readonly database?: string;
   readonly schema: string;
   readonly name: string;
   /** Parameter names (unquoted) and host types. */
@@ -348,6 +350,14 @@ export interface Host {
   currentSchema(): Promise<string>;
   /** Name of the current database / catalog. */
   currentDatabase(): Promise<string>;
+  /**
+   * Capability (optional; default absent: a session reaches its current database only, so
+   * models live there and a three-part name naming another database is refused with 0A000,
+   * as Postgres refuses cross-database references): the attached database `name` (DuckDB
+   * ATTACH), each of which holds its own model catalog, or undefined when none is attached
+   * under that name.
+   */
+  attachedDatabase?(name: string): Promise<{ readonly readOnly: boolean } | undefined>;
   /**
    * Creates a session-private table holding `query`'s rows, in order, and returns their
    * count; `readBatches` reads them back in that order. Its columns are `describe(query)`'s.

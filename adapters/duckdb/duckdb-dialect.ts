@@ -143,7 +143,9 @@ export class DuckDBDialect implements SqlDialect {
     return `DROP MACRO IF EXISTS ${this.functionName(fn)}`;
   }
 
-  private functionName(fn: { readonly schema: string; readonly name: string; readonly temporary: boolean }): string {
-    return fn.temporary ? `temp.main.${this.quoteIdentifier(fn.name)}` : `${this.quoteIdentifier(fn.schema)}.${this.quoteIdentifier(fn.name)}`;
+  private functionName(fn: Omit<HostFunction, 'body' | 'returnType' | 'params'>): string {
+    if (fn.temporary) return `temp.main.${this.quoteIdentifier(fn.name)}`;
+    const database = fn.database === undefined ? '' : `${this.quoteIdentifier(fn.database)}.`;
+    return `${database}${this.quoteIdentifier(fn.schema)}.${this.quoteIdentifier(fn.name)}`;
   }
 }
