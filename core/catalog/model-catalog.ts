@@ -32,6 +32,7 @@ import { formatType, parseDataType } from '../sql/types.js';
 import type { ModelColumn } from '../runtime/model-runtime.js';
 import type { RuntimeLoader } from '../runtime/runtime-loader.js';
 import { CatalogStore, timestampText, type CatalogLookup, type CatalogStoreOptions, type ModelEntry, type ModelKey, type ModelRef, type ModelVersion } from './catalog-store.js';
+import { checkOptionCaps } from '../runtime/resource-caps.js';
 import { canonicalOptionKey, canonicalOptions, displayOptionValue, resolveModelOptions } from './model-options.js';
 import { hasStoredSecrets, splitSecrets } from '../secrets.js';
 import { compileModel } from '../training/compile-sql.js';
@@ -300,6 +301,7 @@ export class ModelCatalog {
     // Stored in canonical form (`'OPENAI.API_KEY'` → `api-key`), as SHOW CREATE MODEL prints them.
     const { options, positions } = canonicalOptions(stmt.options.map((o) => [o.key, o.value] as const), optionPositions(stmt.options, sqlText));
     const resolved = resolveModelOptions(options, positions);
+    checkOptionCaps(options, this.loader.caps, (key) => positions.get(key.toLowerCase()));
     const versionNumber = existing ? Math.max(...existing.versions.map((v) => v.version)) + 1 : 1;
     if (stmt.asQuery || resolved.provider === 'internal') return this.createTrained(stmt, sqlText, q, existing, versionNumber, resolved.provider, options);
     const checked = await this.loader.check(options, stmt.input?.map(modelColumn), stmt.output?.map(modelColumn));
@@ -543,6 +545,7 @@ export class ModelCatalog {
       }
     }
     const resolved = resolveModelOptions(options, positions);
+    checkOptionCaps(options, this.loader.caps, (key) => positions?.get(key.toLowerCase()));
     const changed = JSON.stringify(options) !== JSON.stringify(target.options);
     // An imported ONNX model pointed at another file no longer runs from the bytes a bundle
     // brought; with the same path, the held bytes are what is checked (the file may be gone).

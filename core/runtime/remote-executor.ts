@@ -16,6 +16,7 @@ import { setMaxListeners } from 'node:events';
 import { ModelRuntimeError, QueryCanceledError } from '../errors.js';
 import { maskSecrets } from '../secrets.js';
 import { accessDeniedIn } from './access-policy.js';
+import { LimitExceededError } from './inference-limits.js';
 import type { ColumnBatch, ColumnData, ModelRuntime, PredictOptions, PredictStage } from './model-runtime.js';
 import { MalformedReply, MismatchedReply, type FailureInfo, type ProviderClient, type ProviderReply, type ProviderRequest } from './providers/provider-client.js';
 import { AnswerError } from './providers/structured-output.js';
@@ -231,6 +232,11 @@ export class RemoteRuntime implements ModelRuntime {
     }
     if (state.failure) throw state.failure;
     const prompts = this.codec.payloads(batch);
+    const oversized = promptOverCap(prompts, stage.maxPromptBytes);
+    if (oversized) {
+      state.stop(oversized);
+      throw oversized;
+    }
     const keys = stage.remember ? this.cacheKeys(batch) : undefined;
     const results: (RowResult | undefined)[] = new Array(batch.rowCount);
     const rows: number[] = [];
@@ -273,7 +279,12 @@ export class RemoteRuntime implements ModelRuntime {
       let failure: (FailureInfo & { answer?: boolean }) | undefined;
       try {
         stage.counters.requests++;
-        reply = await this.send(request, state, settings.timeoutMs);
+        const sent = performance.now();
+        try {
+          reply = await this.send(request, state, settings.timeoutMs);
+        } finally {
+          stage.onRequest?.((performance.now() - sent) / 1000, reply === undefined);
+        }
       } catch (error) {
         if (state.failure) throw state.failure;
         // A request the access policy refused (a redirect outside the allowed endpoints) is not retried.
@@ -404,4 +415,16 @@ export function remoteStageShape(runtime: ModelRuntime, call: PredictStage['conf
   if (!(runtime instanceof RemoteRuntime)) return undefined;
   const s = runtime.settings(call);
   return { rows: Math.max(runtime.preferredBatchSize, 2 * s.concurrency * s.batchSize), batchesInFlight: 3, cache: call.cache ?? runtime.cacheByDefault };
+}
+
+/** The error for the first prompt longer than `max` UTF-8 bytes, if any (54000: the data is over a server limit). */
+function promptOverCap(prompts: readonly RowPayload[], max: number | undefined): LimitExceededError | undefined {
+  if (max === undefined) return undefined;
+  for (const p of prompts) {
+    // One UTF-16 unit is at most 3 UTF-8 bytes: a string of at most max / 3 units cannot be over.
+    if (p.text === undefined || p.text.length * 3 <= max) continue;
+    const bytes = Buffer.byteLength(p.text, 'utf8');
+    if (bytes > max) return new LimitExceededError('54000', `a row's prompt is ${bytes} bytes, over this server's cap of ${max} bytes (--max-prompt-bytes)`);
+  }
+  return undefined;
 }

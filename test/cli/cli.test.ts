@@ -300,6 +300,18 @@ describe('access and limit flags', () => {
     expect(r.stderr).toMatch(/--max-inferences must be a positive integer/);
   });
 
+  it('proxy: cap and model-file flags must be positive integers or durations', async () => {
+    const count = await cli(['proxy', '--upstream', 'postgres://127.0.0.1:1/x', '--max-batch-size', '2^32']);
+    expect(count.status).toBe(2);
+    expect(count.stderr).toMatch(/--max-batch-size must be a positive integer, not '2\^32'/);
+    const duration = await cli(['proxy', '--upstream', 'postgres://127.0.0.1:1/x', '--max-timeout', '0s']);
+    expect(duration.status).toBe(2);
+    expect(duration.stderr).toMatch(/--max-timeout must be a positive duration/);
+    const bytes = await cli(['proxy', '--upstream', 'postgres://127.0.0.1:1/x', '--max-model-bytes', '0']);
+    expect(bytes.status).toBe(2);
+    expect(bytes.stderr).toMatch(/--max-model-bytes must be a positive integer, not '0'/);
+  });
+
   it('proxy: says what models may reach when it starts', async () => {
     const child = spawn(process.execPath, [MAIN, 'proxy', '--upstream', 'postgres://127.0.0.1:1/x', '--listen', '127.0.0.1:0', '--model-dir', dir, '--allow-endpoint', 'https://api.example.com/v1/', '--allow-endpoint', 'https://b.example/'], { cwd: ROOT, stdio: 'pipe' });
     let stderr = '';
