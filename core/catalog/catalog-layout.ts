@@ -79,6 +79,11 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE TABLE ml_catalog.materialized_tables (table_id ${t.bigint} NOT NULL, schema_name ${t.text} NOT NULL, table_name ${t.text} NOT NULL, definition ${t.text} NOT NULL, query ${t.text} NOT NULL, refresh_mode ${t.text} NOT NULL, freshness_seconds ${t.bigint} NOT NULL, status ${t.text} NOT NULL, source_schema ${t.text}, source_table ${t.text}, source_key ${t.text}, model_schema ${t.text}, model_name ${t.text}, model_version ${t.integer}, comment ${t.text}, owner ${t.text} NOT NULL, created_at ${t.timestamp} NOT NULL, updated_at ${t.timestamp} NOT NULL, last_refresh_at ${t.timestamp}, last_refresh_ms ${t.double}, last_lag_ms ${t.double}, refresh_count ${t.bigint} NOT NULL, rows_refreshed ${t.bigint} NOT NULL, rows_predicted ${t.bigint} NOT NULL, rows_deleted ${t.bigint} NOT NULL, provider_rows ${t.bigint} NOT NULL, error_count ${t.bigint} NOT NULL, last_error ${t.text})`,
     ],
   },
+  // Layout 6. Postgres only: the catalog functions take the acting role from the caller itself.
+  {
+    description: 'Postgres: the catalog functions take the acting role from the caller itself (its current_user), not from an argument checked against session_user; runs are recorded under that role',
+    statements: () => [],
+  },
 ];
 
 /**
