@@ -383,6 +383,13 @@ export interface Host {
    * `statement_timeout`).
    */
   statementTimeout?(): Promise<number>;
+  /**
+   * Capability (optional; default absent: on): whether the session reads `'..'` strings
+   * with `standard_conforming_strings` on, as the server last reported it (Postgres sends
+   * the setting in a ParameterStatus message whenever it changes). The session scans SQL
+   * with the same rule as the host, and refuses model statements while it is off.
+   */
+  standardConformingStrings?(): boolean;
   /** Interrupts the statement running on this connection, if any. */
   interrupt(): void;
   /** Closes the connection. */

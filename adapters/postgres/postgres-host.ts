@@ -217,6 +217,10 @@ export class PostgresHost implements Host {
     return parsePostgresDuration(String(rows[0]?.[0] ?? '0'));
   }
 
+  standardConformingStrings(): boolean {
+    return this.connection.standardConformingStrings?.() ?? true;
+  }
+
   interrupt(): void {
     // A CancelRequest reaching the server while the session is idle is ignored by Postgres; one
     // arriving after the next statement started would cancel that one, so cancel only a
