@@ -200,6 +200,14 @@ export interface SqlDialect {
   createFunction?(fn: HostFunction): string;
   /** The statement that drops the function `createFunction` made, if it exists. */
   dropFunction?(fn: Omit<HostFunction, 'body' | 'returnType'>): string;
+  /**
+   * Model functions on hosts where other roles may create functions (optional; default
+   * absent: no check): a query, with parameters `$1` schema, `$2` function name and `$3`
+   * the parameter types (a text array) of the model's own function or NULL when it has
+   * none yet, listing as text every other function of that name in that schema. Creating a
+   * model's function refuses (42710) to replace or stand beside one of them.
+   */
+  readonly otherFunctions?: string;
   /** VECTOR_SEARCH (optional; a host without it refuses the function with 0A000). */
   readonly vectors?: VectorDialect;
   /**

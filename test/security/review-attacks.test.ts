@@ -11,7 +11,7 @@ import { runCli } from '../support/run-cli.js';
 import { createTestDatabase } from '../support/postgres-server.js';
 import { serverUrl } from '../adapters/postgres/proxy-helpers.js';
 
-import { BOB_KEY, ROLE, aliceModel, as, catalogRows, expectAliceModelIntact, failure, rows, PASSWORD, tag, type RoleName } from './attack-fixture.js';
+import { BOB_KEY, NONE, ROLE, aliceModel, as, catalogRows, expectAliceModelIntact, failure, rows, PASSWORD, tag, type RoleName } from './attack-fixture.js';
 
 test('helpers are not callable by PUBLIC, and the writers act only as the caller', async () => {
   const name = 'review_names';
@@ -258,4 +258,22 @@ END $$`),
     });
     expect(await catalogRows('alices', name)).toEqual({ ...before, model_grants: 1 });
   });
+});
+
+test('bob’s function named like the function of a model alice creates later: her CREATE MODEL is refused with 42710, nothing written, his function untouched', async () => {
+  const name = `review_fn_${tag}`;
+  await as('bob', 'direct', async (c) => {
+    await c.query(`CREATE FUNCTION public.ml_predict_${name}(x double precision) RETURNS double precision LANGUAGE sql AS 'SELECT 666.0'`);
+    await c.query(`GRANT EXECUTE ON FUNCTION public.ml_predict_${name}(double precision) TO PUBLIC`);
+  });
+  await as('alice', 'direct', (c) => c.query(`CREATE TABLE alices.train_${tag} AS SELECT CAST(i AS double precision) AS x, CAST(2 * i AS double precision) AS y FROM generate_series(1, 20) AS g(i)`));
+  await as('alice', 'proxy', async (c) => {
+    const error = await c.query(`CREATE MODEL public.${name} WITH ('algorithm' = 'linear_regression', 'label' = 'y') AS SELECT x, y FROM alices.train_${tag}`).then(
+      () => undefined,
+      (e: { code?: string; message: string }) => e,
+    );
+    expect(error).toMatchObject({ code: '42710', message: expect.stringContaining(`function public.ml_predict_${name}(double precision) already exists and was not created by modelsql`) });
+  });
+  expect(await catalogRows('public', name)).toEqual(NONE);
+  await as('alice', 'direct', async (c) => expect(await rows(c, `SELECT public.ml_predict_${name}(1)`)).toEqual([[666]]));
 });
