@@ -398,6 +398,13 @@ export interface Host {
    * with the same rule as the host, and refuses model statements while it is off.
    */
   standardConformingStrings?(): boolean;
+  /**
+   * Capability (optional; default absent: nothing to check): the session's `search_path`
+   * when it puts another schema before the host's built-in functions and operators (a
+   * function or operator there would stand in for the built-in ones in modelsql's own SQL),
+   * else undefined. Asked with a query of its own before each model statement.
+   */
+  unsafeSearchPath?(): Promise<string | undefined>;
   /** Interrupts the statement running on this connection, if any. */
   interrupt(): void;
   /** Closes the connection. */

@@ -8,7 +8,7 @@
  * Adding a layout: append a migration to `MIGRATIONS` (its statements may only add to the
  * layout before it), and a fixture of the new layout under `test/fixtures/catalog-layouts/`.
  */
-import { ModelSqlError } from '../errors.js';
+import { ModelSqlError, UnsafeSearchPathError } from '../errors.js';
 import type { Host } from '../host.js';
 import { isSealed, SECRET_KEY_SETTING, SecretCipher } from './secret-cipher.js';
 
@@ -159,6 +159,9 @@ export async function readCatalogVersion(host: Host): Promise<number> {
  * for (const m of plan.migrations) console.log(m.version, m.statements.join(';\n'));
  */
 export async function planCatalogUpgrade(host: Host): Promise<CatalogUpgradePlan> {
+  // The migrations' policies and views keep the operators they were created with: none of a hostile schema.
+  const path = await host.unsafeSearchPath?.();
+  if (path !== undefined) throw new UnsafeSearchPathError(path);
   const from = await readCatalogVersion(host);
   refuseNewer(from);
   const t = host.dialect.catalogTypes;

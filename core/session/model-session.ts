@@ -3,7 +3,7 @@
  * untouched, model DDL to the catalog, and statements with ML calls to the planner.
  */
 import { EventEmitter } from 'node:events';
-import { ModelSqlError, QueryCanceledError, UnsupportedFeatureError, positionAt, withoutGeneratedSql, type SourcePosition } from '../errors.js';
+import { ModelSqlError, QueryCanceledError, UnsafeSearchPathError, UnsupportedFeatureError, positionAt, withoutGeneratedSql, type SourcePosition } from '../errors.js';
 import type { Host, HostResult } from '../host.js';
 import { ModelCatalog } from '../catalog/model-catalog.js';
 import { MaterializedTables } from '../materialized/materialized-tables.js';
@@ -237,9 +237,23 @@ export class ModelSession implements Session {
     );
   }
 
+  /**
+   * The session settings a model statement needs, checked before it runs any SQL of
+   * modelsql's: strings read as standard (above), and no schema searched before the host's
+   * built-in functions and operators (an operator planted there would run, as the caller,
+   * inside modelsql's catalog queries; 42501).
+   */
+  private async checkSession(statement: Statement, text: string): Promise<void> {
+    if (statement.kind === 'host') return;
+    this.requireStandardStrings(statement, text);
+    const path = await this.host.unsafeSearchPath?.();
+    if (path !== undefined) throw new UnsafeSearchPathError(path, positionAt(text, statement.span.start));
+  }
+
   private async runOne(statement: Statement, text: string): Promise<QueryResult> {
     try {
-      this.requireStandardStrings(statement, text);
+      // An ML query is checked when it is planned.
+      if (statement.kind !== 'query') await this.checkSession(statement, text);
       switch (statement.kind) {
         case 'host':
           await this.materialized.checkHostStatement(statement.text, text, statement.span.start);
@@ -299,7 +313,7 @@ export class ModelSession implements Session {
   }
 
   private async plan(statement: QueryStatement, text: string, signal: AbortSignal, temps: string[], describeOnly = isPlainExplain(statement.text)): Promise<StatementPlan> {
-    this.requireStandardStrings(statement, text);
+    await this.checkSession(statement, text);
     if (isViewDefinition(statement)) {
       throw new UnsupportedFeatureError(
         'ML_PREDICT / ML_EVALUATE cannot be stored in a view: their results are computed when the statement runs; use CREATE TABLE ... AS instead',
