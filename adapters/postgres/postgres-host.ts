@@ -353,7 +353,7 @@ export class PostgresHost implements Host {
       if (this.typeNames.has(f.dataTypeID)) continue;
       let name = 'unknown';
       try {
-        const r = await this.connection.query('SELECT format_type($1, NULL)', [f.dataTypeID]);
+        const r = await this.connection.query('SELECT pg_catalog.format_type($1, NULL)', [f.dataTypeID]);
         name = String(r.rows[0]?.[0] ?? 'unknown');
       } catch {
         // e.g. in a failed transaction block; leave it unknown

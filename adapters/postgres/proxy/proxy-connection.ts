@@ -1018,7 +1018,7 @@ export class ProxyConnection {
   private async typeNames(oids: readonly number[]): Promise<(string | undefined)[]> {
     const missing = [...new Set(oids.filter((oid) => oid !== 0 && !this.typeNameCache.has(oid)))];
     if (missing.length > 0) {
-      const result = await this.upstream!.query('SELECT t, format_type(t, NULL) FROM unnest(CAST($1 AS pg_catalog.oid[])) AS t', [missing]);
+      const result = await this.upstream!.query('SELECT t, pg_catalog.format_type(t, NULL) FROM pg_catalog.unnest(CAST($1 AS pg_catalog.oid[])) AS t', [missing]);
       for (const [oid, name] of result.rows) if (typeof name === 'string') this.typeNameCache.set(Number(oid), name);
     }
     return oids.map((oid) => (oid === 0 ? undefined : this.typeNameCache.get(oid)));
