@@ -222,7 +222,6 @@ export class ModelSession implements Session {
     return this.host.standardConformingStrings?.() ?? true;
   }
 
-
   /**
    * 0A000 for a model statement while the host reads backslash escapes in plain strings
    * (`standard_conforming_strings = off`): model SQL is scanned, rewritten and generated for
@@ -230,7 +229,7 @@ export class ModelSession implements Session {
    * setting off before a model statement is refused there.
    */
   private requireStandardStrings(statement: Statement, text: string): void {
-    if (statement.kind === 'host' || this.host.standardConformingStrings?.() !== false) return;
+    if (statement.kind === 'host' || this.standardStrings()) return;
     throw new UnsupportedFeatureError(
       'model statements need standard_conforming_strings = on, and this session has it off: SET standard_conforming_strings = on first',
       positionAt(text, statement.span.start),
