@@ -157,7 +157,8 @@ async function runCall(call: MlCall, ctx: RewriteContext, direct?: DirectRequest
   // Local runtimes with cache keys (text models) use the cache when the call or the runtime asks for it.
   const caching = remote ? remote.cache : runtime.cacheKeys !== undefined && (bound.config.cache ?? runtime.cacheByDefault ?? false);
   const cache = caching ? new PredictionCache(ctx.host, runtime.provider, getOption(model.version.options, 'model') ?? resolvedPath(model) ?? '') : undefined;
-  if (cache) await ctx.catalog.store.ensure();
+  // The cache is the current database's (the one the query runs in); lineage goes to the model's (ModelCatalog.runLog).
+  if (cache) await (await ctx.catalog.currentStore()).ensure();
   if (cache && inputTable === undefined) {
     // The cache reads and writes between batches: no one-pass read can stay open meanwhile.
     inputTable = ctx.newTempTable('in');
@@ -177,7 +178,7 @@ async function runCall(call: MlCall, ctx: RewriteContext, direct?: DirectRequest
   };
   const finished = async (rows: number): Promise<void> => {
     progress?.finish(rows);
-    await ctx.catalog.store.recordRun({
+    await (await ctx.catalog.runLog(model.version)).recordRun({
       runId: randomUUID(),
       version: model.version,
       temporary: model.entry.temporary,

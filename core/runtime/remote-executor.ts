@@ -55,12 +55,15 @@ export interface ExecutorConfig {
   readonly cache: boolean;
 }
 
-/** One row as a provider sees it: `text` is what the row sends (undefined: not sent), also its cache identity. */
+/**
+ * One row as a provider sees it: `text` is what the row sends as text (prompts), also its
+ * cache identity; `values` the row's input values, for providers that send values (tensors).
+ * A row with neither is not sent.
+ */
 export interface RowPayload {
   readonly text?: string;
   /** Whether the row was left out on purpose (counted as an error, e.g. `SKIPPED` context overflow). */
   readonly skipped: boolean;
-  /** The row's input values, for providers that send values rather than text. */
   readonly values?: readonly unknown[];
 }
 
@@ -111,17 +114,25 @@ class StageState {
     readonly concurrency: number,
     readonly query: AbortSignal | undefined,
   ) {
-    // One listener per request in flight.
+    // One listener per pack waiting to retry (`sleep`).
     setMaxListeners(0, this.controller.signal);
     const onAbort = (): void => this.stop(new QueryCanceledError());
     if (query?.aborted) onAbort();
     else query?.addEventListener('abort', onAbort, { once: true });
   }
 
+  /**
+   * The controllers of the requests in flight, aborted by `stop` (a set rather than one
+   * listener per request on the stage's signal: adding and removing event listeners is a
+   * visible share of a small request's CPU).
+   */
+  readonly inFlight = new Set<AbortController>();
+
   /** Ends the stage: no new request starts; in-flight ones are aborted. */
   stop(error: Error): void {
     this.failure ??= error;
     this.controller.abort();
+    for (const request of this.inFlight) request.abort();
     for (const w of this.waiters.splice(0)) w.reject(this.failure);
   }
 
@@ -225,7 +236,7 @@ export class RemoteRuntime implements ModelRuntime {
     const rows: number[] = [];
     let idle = 0;
     prompts.forEach((p, i) => {
-      if (p.text !== undefined) rows.push(i);
+      if (p.text !== undefined || p.values !== undefined) rows.push(i);
       else idle++;
       if (p.skipped) stage.counters.errors++;
     });
@@ -330,8 +341,8 @@ export class RemoteRuntime implements ModelRuntime {
       timedOut = true;
       controller.abort();
     }, timeoutMs);
-    const onAbort = (): void => controller.abort();
-    state.controller.signal.addEventListener('abort', onAbort, { once: true });
+    if (state.failure) throw state.failure;
+    state.inFlight.add(controller);
     try {
       return await this.client.send(request, controller.signal);
     } catch (error) {
@@ -342,7 +353,7 @@ export class RemoteRuntime implements ModelRuntime {
       throw error;
     } finally {
       clearTimeout(timer);
-      state.controller.signal.removeEventListener('abort', onAbort);
+      state.inFlight.delete(controller);
     }
   }
 

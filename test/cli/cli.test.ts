@@ -123,7 +123,7 @@ describe('model SQL', () => {
     const metrics = results.find((rows) => rows[0] && 'r2' in rows[0])![0]!;
     expect(metrics['r2']).toBeGreaterThan(0.99);
     const classification = results[results.length - 1]![0]!;
-    expect(classification['Accuracy']).toBe(1);
+    expect(classification['accuracy']).toBe(1);
   });
 
   // Runs when the Postgres host is selected (MODELSQL_TEST_ADAPTERS), as the shared suites do.
