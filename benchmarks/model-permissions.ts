@@ -1,6 +1,6 @@
 /**
  * The cost of model permissions on Postgres: a small ML_PREDICT of a trained (compiled)
- * model through the proxy, run by a grantee, whose catalog look-ups pass the row-level
+ * model (one input row unless `BENCH_PERMISSION_ROWS` says otherwise) through the proxy, run by a grantee, whose catalog look-ups pass the row-level
  * security policies, against the same statement run by the superuser that owns the catalog
  * (Postgres exempts it from the policies): statements per second, in alternating rounds in
  * one process. The catalog holds `BENCH_PERMISSION_MODELS` other models (default 200)
@@ -11,6 +11,8 @@ import type { BenchmarkResult } from './benchmark-result.js';
 import { openBenchServer, startProxyProcess } from './proxy-support.js';
 
 const OTHER_MODELS = Number(process.env.BENCH_PERMISSION_MODELS ?? 200);
+/** Rows of the input table (default 1: the latency of one prediction, the fixed cost of a statement). */
+const INPUT_ROWS = Number(process.env.BENCH_PERMISSION_ROWS ?? 1);
 const ROUNDS = 6;
 const PER_ROUND = 100;
 const PREDICT = 'SELECT sum(predicted_y) FROM ML_PREDICT(TABLE bench_perm, MODEL bench_perm_model, DESCRIPTOR(x))';
@@ -36,10 +38,11 @@ export async function benchmarkModelPermissions(): Promise<BenchmarkResult> {
   const admin = await client(bench.proxyUrl);
   const clients: pg.Client[] = [admin];
   try {
-    await admin.query('DROP TABLE IF EXISTS bench_perm; DROP ROLE IF EXISTS bench_grantee; DROP ROLE IF EXISTS bench_other');
+    await admin.query('DROP TABLE IF EXISTS bench_perm, bench_perm_train; DROP ROLE IF EXISTS bench_grantee; DROP ROLE IF EXISTS bench_other');
     await admin.query(`CREATE ROLE bench_grantee LOGIN PASSWORD 'bench-pw'; CREATE ROLE bench_other LOGIN PASSWORD 'bench-pw'; GRANT CREATE ON SCHEMA public TO bench_other`);
-    await admin.query('CREATE TABLE bench_perm AS SELECT i AS id, i::float8 AS x, (2 * i + 1)::float8 AS y FROM generate_series(1, 100) i; GRANT SELECT ON bench_perm TO PUBLIC');
-    await admin.query(`CREATE MODEL bench_perm_model WITH ('algorithm' = 'linear_regression', 'label' = 'y') AS SELECT x, y FROM bench_perm`);
+    await admin.query(`CREATE TABLE bench_perm AS SELECT i AS id, i::float8 AS x, (2 * i + 1)::float8 AS y FROM generate_series(1, ${INPUT_ROWS}) i; GRANT SELECT ON bench_perm TO PUBLIC`);
+    await admin.query('CREATE TABLE bench_perm_train AS SELECT i::float8 AS x, (2 * i + 1)::float8 AS y FROM generate_series(1, 100) i');
+    await admin.query(`CREATE MODEL bench_perm_model WITH ('algorithm' = 'linear_regression', 'label' = 'y') AS SELECT x, y FROM bench_perm_train`);
     await admin.query('GRANT USAGE ON MODEL bench_perm_model TO bench_grantee');
     const other = await client(asRole(bench.proxyUrl, 'bench_other'));
     clients.push(other);
@@ -67,7 +70,7 @@ export async function benchmarkModelPermissions(): Promise<BenchmarkResult> {
     }
     const statements = ROUNDS * PER_ROUND;
     return {
-      name: `ML_PREDICT of a compiled model (100 rows) through the proxy: a grantee under row-level security vs the catalog's owner (${OTHER_MODELS} other models in the catalog)`,
+      name: `ML_PREDICT of a compiled model (${INPUT_ROWS} row${INPUT_ROWS === 1 ? '' : 's'}) through the proxy: a grantee under row-level security vs the catalog's owner (${OTHER_MODELS} other models in the catalog)`,
       modelsqlRowsPerSecond: (statements * 1000) / granteeMs,
       handWrittenRowsPerSecond: (statements * 1000) / ownerMs,
       ratio: ownerMs / granteeMs,

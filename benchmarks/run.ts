@@ -23,6 +23,7 @@ import { benchmarkModelPermissions } from './model-permissions.js';
 import { benchmarkContinuousRefresh } from './continuous-refresh.js';
 import { benchmarkTextEmbedding } from './text-embedding.js';
 import { benchmarkVectorSearch } from './vector-search.js';
+import { benchmarkPredictCompiledPostgres } from './predict-compiled-postgres.js';
 
 const benchmarks: Readonly<Record<string, () => Promise<BenchmarkResult>>> = {
   'predict-onnx': benchmarkPredictOnnx,
@@ -45,6 +46,7 @@ const benchmarks: Readonly<Record<string, () => Promise<BenchmarkResult>>> = {
   'continuous-refresh': benchmarkContinuousRefresh,
   'text-embedding': benchmarkTextEmbedding,
   'vector-search': benchmarkVectorSearch,
+  'predict-compiled-postgres': benchmarkPredictCompiledPostgres,
 };
 
 function print(r: BenchmarkResult): void {

@@ -58,6 +58,21 @@ export class UnsupportedFeatureError extends ModelSqlError {
   }
 }
 
+/**
+ * 42501 insufficient_privilege: a model statement (or a catalog upgrade) in a session whose
+ * `search_path` puts a schema before the host's built-in functions and operators, where a
+ * role with CREATE on it could plant ones that modelsql's own SQL would then run.
+ */
+export class UnsafeSearchPathError extends ModelSqlError {
+  constructor(path: string, position?: SourcePosition) {
+    super(
+      '42501',
+      `model statements need pg_catalog first on the search path, and this session searches ${path}: a function or operator of an earlier schema would stand in for the built-in ones in modelsql's own SQL; SET search_path = pg_catalog, ... (or leave pg_catalog out: Postgres then searches it first)`,
+      { position },
+    );
+  }
+}
+
 /** 42501 insufficient_privilege: a role changing a model it does not own (hosts with roles). */
 export class InsufficientPrivilegeError extends ModelSqlError {
   constructor(message: string, position?: SourcePosition) {

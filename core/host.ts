@@ -212,6 +212,14 @@ export interface SqlDialect {
   createFunction?(fn: HostFunction): string;
   /** The statement that drops the function `createFunction` made, if it exists. */
   dropFunction?(fn: Omit<HostFunction, 'body' | 'returnType'>): string;
+  /**
+   * Model functions on hosts where other roles may create functions (optional; default
+   * absent: no check): a query, with parameters `$1` schema, `$2` function name and `$3`
+   * the parameter types (a text array) of the model's own function or NULL when it has
+   * none yet, listing as text every other function of that name in that schema. Creating a
+   * model's function refuses (42710) to replace or stand beside one of them.
+   */
+  readonly otherFunctions?: string;
   /** VECTOR_SEARCH (optional; a host without it refuses the function with 0A000). */
   readonly vectors?: VectorDialect;
   /**
@@ -415,6 +423,20 @@ export interface Host {
    * `statement_timeout`).
    */
   statementTimeout?(): Promise<number>;
+  /**
+   * Capability (optional; default absent: on): whether the session reads `'..'` strings
+   * with `standard_conforming_strings` on, as the server last reported it (Postgres sends
+   * the setting in a ParameterStatus message whenever it changes). The session scans SQL
+   * with the same rule as the host, and refuses model statements while it is off.
+   */
+  standardConformingStrings?(): boolean;
+  /**
+   * Capability (optional; default absent: nothing to check): the session's `search_path`
+   * when it puts another schema before the host's built-in functions and operators (a
+   * function or operator there would stand in for the built-in ones in modelsql's own SQL),
+   * else undefined. Asked with a query of its own before each model statement.
+   */
+  unsafeSearchPath?(): Promise<string | undefined>;
   /** Interrupts the statement running on this connection, if any. */
   interrupt(): void;
   /** Closes the connection. */

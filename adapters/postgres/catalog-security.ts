@@ -32,7 +32,7 @@
  */
 import type { HostFunction, RoleDialect } from '../../core/host.js';
 import { doubleQuote } from '../../core/sql/format.js';
-import { CATALOG_FUNCTION_SIGNATURES, CATALOG_FUNCTIONS } from './catalog-functions.js';
+import { CALLERS_TABLE, CATALOG_FUNCTION_SIGNATURES, CATALOG_FUNCTIONS, LAYOUT_4_FUNCTION_SIGNATURES } from './catalog-functions.js';
 import { PostgresCatalogWriter } from './postgres-catalog-writer.js';
 
 /** The role owning the catalog: the owner of its `models` table. */
@@ -45,7 +45,15 @@ const MODEL_TABLES = ['models', 'model_versions', 'artifacts', 'training_metrics
  * The current role is a member of the role named by the text expression `role` (false for
  * a name that is no role: `to_regrole` gives NULL where `pg_has_role` would raise).
  */
-const member = (role: string): string => `COALESCE(pg_has_role(current_user, to_regrole(quote_ident(${role})), 'MEMBER'), false)`;
+const member = (role: string): string => memberBy('current_user', role);
+
+/** The role named by the text expression `who` is a member of the role named by `role` (false for names that are no roles). */
+const memberBy = (who: string, role: string): string =>
+  `COALESCE(pg_has_role(${who === 'current_user' ? who : `to_regrole(quote_ident(${who}))`}, to_regrole(quote_ident(${role})), 'MEMBER'), false)`;
+
+/** The role named by `who` may change a model of `owner` (as {@link mayAlter}). */
+const mayAlterBy = (who: string, owner: string): string =>
+  `(${memberBy(who, owner)} OR COALESCE(pg_has_role(to_regrole(quote_ident(${who})), (SELECT relowner FROM pg_class WHERE oid = 'ml_catalog.models'::regclass), 'MEMBER'), false))`;
 
 /** The current role may change a model of `owner`: a member of the owner or of the catalog owner (superusers are members of every role). */
 const mayAlter = (owner: string): string => `(${member(owner)} OR pg_has_role(current_user, (SELECT relowner FROM pg_class WHERE oid = 'ml_catalog.models'::regclass), 'MEMBER'))`;
@@ -126,8 +134,8 @@ const VERSION_ROW_TABLES = ['artifacts', 'training_metrics', 'model_secrets'] as
 
 /**
  * Layout 4 on Postgres (after the shared statements, which add the `model_id` columns):
- * ordinary roles lose INSERT, UPDATE and DELETE on the catalog tables and write through
- * the functions of catalog-functions.ts; every row is tied to its model (and version) by
+ * ordinary roles lose INSERT, UPDATE and DELETE on the catalog tables (they write through
+ * the functions of catalog-functions.ts, created by layout 6); every row is tied to its model (and version) by
  * foreign keys that cascade; the read policies match grants by model id.
  */
 const LAYOUT_4: readonly string[] = [
@@ -138,7 +146,14 @@ const LAYOUT_4: readonly string[] = [
     `DELETE FROM ml_catalog.${t} WHERE model_id IS NULL`,
   ]),
   'ALTER TABLE ml_catalog.prediction_runs ADD COLUMN model_id bigint',
-  'UPDATE ml_catalog.prediction_runs SET model_id = m.model_id FROM ml_catalog.models AS m WHERE m.schema_name = prediction_runs.schema_name AND m.model_name = prediction_runs.model_name',
+  // A run is tied to the model of its name only when it is verifiable: recorded before layout 3
+  // (no run_by: the catalog had no roles), or by a role that may use that model now, after the
+  // model was created. Layout 3 let any role record a run under any name (run_by is its own
+  // role, checked by policy): the other runs naming a model are dropped, not given to it.
+  `UPDATE ml_catalog.prediction_runs SET model_id = m.model_id FROM ml_catalog.models AS m WHERE m.schema_name = prediction_runs.schema_name AND m.model_name = prediction_runs.model_name
+     AND (prediction_runs.run_by IS NULL OR (prediction_runs.started_at >= m.created_at AND (${mayAlterBy('prediction_runs.run_by', 'm.owner')}
+       OR EXISTS (SELECT 1 FROM ml_catalog.model_grants g WHERE g.model_id = m.model_id AND (g.grantee = 'public' OR ${memberBy('prediction_runs.run_by', 'g.grantee')})))))`,
+  'DELETE FROM ml_catalog.prediction_runs r WHERE r.model_id IS NULL AND EXISTS (SELECT 1 FROM ml_catalog.models m WHERE m.schema_name = r.schema_name AND m.model_name = r.model_name)',
   // Layout 3's write policies and their helper: writes no longer reach the tables.
   ...MODEL_TABLES.flatMap((t) => ['use', 'insert', 'update', 'delete'].map((p) => `DROP POLICY ${t}_${p} ON ml_catalog.${t}`)),
   'DROP POLICY prediction_runs_use ON ml_catalog.prediction_runs',
@@ -166,16 +181,36 @@ const LAYOUT_4: readonly string[] = [
   'REVOKE INSERT, UPDATE, DELETE ON ml_catalog.models, ml_catalog.model_versions, ml_catalog.artifacts, ml_catalog.training_metrics, ml_catalog.model_grants, ml_catalog.model_secrets FROM PUBLIC',
   'REVOKE INSERT ON ml_catalog.prediction_runs FROM PUBLIC',
   'GRANT SELECT ON ml_catalog.usable_secrets TO PUBLIC',
-  ...CATALOG_FUNCTIONS,
-  ...CATALOG_FUNCTION_SIGNATURES.helpers.map((f) => `REVOKE ALL ON FUNCTION ${f} FROM PUBLIC`),
-  ...CATALOG_FUNCTION_SIGNATURES.writers.map((f) => `GRANT EXECUTE ON FUNCTION ${f} TO PUBLIC`),
-  // A superuser upgrading another role's catalog: the functions must run with the catalog owner's rights, not the superuser's.
+  // A superuser upgrading another role's catalog: objects it creates belong to the catalog owner.
   `DO $$ DECLARE o name := ${CATALOG_OWNER}; BEGIN IF o <> current_user THEN
      EXECUTE format('ALTER VIEW ml_catalog.usable_secrets OWNER TO %I', o);
      EXECUTE format('ALTER SEQUENCE ml_catalog.model_ids OWNER TO %I', o);
+   END IF; END $$`,
+];
+
+/**
+ * Layout 6 on Postgres: the writers learn the acting role from the caller itself
+ * (catalog-functions.ts: a token made by the caller's own `current_user`) instead of an
+ * argument checked against `session_user`; runs are recorded under the acting role, and a
+ * role sees the runs recorded under its own name (not those of its session's login role).
+ */
+const LAYOUT_6: readonly string[] = [
+  ...LAYOUT_4_FUNCTION_SIGNATURES.map((f) => `DROP FUNCTION IF EXISTS ${f}`),
+  ...CALLERS_TABLE,
+  ...CATALOG_FUNCTIONS,
+  ...CATALOG_FUNCTION_SIGNATURES.helpers.map((f) => `REVOKE ALL ON FUNCTION ${f} FROM PUBLIC`),
+  ...CATALOG_FUNCTION_SIGNATURES.writers.map((f) => `GRANT EXECUTE ON FUNCTION ${f} TO PUBLIC`),
+  'DROP POLICY IF EXISTS prediction_runs_use ON ml_catalog.prediction_runs',
+  `CREATE POLICY prediction_runs_use ON ml_catalog.prediction_runs FOR SELECT USING (run_by = CAST(current_user AS text) OR EXISTS (SELECT 1 FROM ml_catalog.models m WHERE m.model_id = prediction_runs.model_id))`,
+  // A superuser upgrading another role's catalog: the functions must run with the catalog owner's rights, not the superuser's.
+  `DO $$ DECLARE o name := ${CATALOG_OWNER}; BEGIN IF o <> current_user THEN
+     EXECUTE format('ALTER TABLE ml_catalog.callers OWNER TO %I', o);
      ${[...CATALOG_FUNCTION_SIGNATURES.helpers, ...CATALOG_FUNCTION_SIGNATURES.writers].map((f) => `EXECUTE format('ALTER FUNCTION ${f} OWNER TO %I', o);`).join('\n     ')}
    END IF; END $$`,
 ];
+
+/** The Postgres statements of each layout that has some. */
+const LAYOUTS: Readonly<Record<number, readonly string[]>> = { 3: LAYOUT_3, 4: LAYOUT_4, 6: LAYOUT_6 };
 
 /**
  * Postgres roles for the core (`SqlDialect.roles`).
@@ -184,7 +219,7 @@ const LAYOUT_4: readonly string[] = [
  * await host.execute(POSTGRES_ROLES.mayAlter, ['analyst']); // [[true]] for a member of analyst
  */
 export const POSTGRES_ROLES: RoleDialect = {
-  catalogMigration: (version) => (version === 3 ? LAYOUT_3 : version === 4 ? LAYOUT_4 : []),
+  catalogMigration: (version) => LAYOUTS[version] ?? [],
   catalogWriter: (host) => new PostgresCatalogWriter(host),
   currentRole: 'SELECT CAST(current_user AS text)',
   mayAlter: `SELECT ${mayAlter('CAST($1 AS text)')}`,

@@ -21,6 +21,8 @@ interface ClientInternals {
   readonly secretKey: number | null;
   readonly host: string;
   readonly port: number;
+  /** pg's protocol connection, which emits each backend message by name. */
+  readonly connection: { on(event: 'parameterStatus', listener: (message: { parameterName: string; parameterValue: string }) => void): void };
 }
 
 /**
@@ -31,15 +33,28 @@ interface ClientInternals {
  * const { rows } = await connection.query('SELECT $1::int + 1', [41]);
  */
 export class PgClientConnection implements PgConnection {
-  private constructor(private readonly client: pg.Client) {}
+  /** `standard_conforming_strings` as the server last reported it. */
+  private standardStrings = true;
+
+  private constructor(private readonly client: pg.Client) {
+    // ParameterStatus (https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-ASYNC): at startup and after each change.
+    (client as unknown as ClientInternals).connection.on('parameterStatus', (m) => {
+      if (m.parameterName === 'standard_conforming_strings') this.standardStrings = m.parameterValue === 'on';
+    });
+  }
 
   /** Connects to `url` (a libpq-style connection string, https://node-postgres.com/features/connecting). */
   static async connect(url: string): Promise<PgClientConnection> {
     const client = new pg.Client({ connectionString: url, types: pgTypeParsers });
+    const connection = new PgClientConnection(client);
     await client.connect();
     // An idle client can get errors (server shutdown); without a listener they would crash the process.
     client.on('error', () => undefined);
-    return new PgClientConnection(client);
+    return connection;
+  }
+
+  standardConformingStrings(): boolean {
+    return this.standardStrings;
   }
 
   async query(sql: string, params?: readonly unknown[]): Promise<PgQueryResult> {

@@ -44,6 +44,11 @@ export interface PgConnection {
    * Optional: without it the host probes with a SAVEPOINT.
    */
   transactionStatus?(): TransactionStatus;
+  /**
+   * `standard_conforming_strings` as the server last reported it in a ParameterStatus
+   * message (at startup and after every change); optional, default on.
+   */
+  standardConformingStrings?(): boolean;
   /** Asks the server to cancel the statement in flight (a CancelRequest on a new socket). */
   cancel(): Promise<void>;
   /** Ends the session. */

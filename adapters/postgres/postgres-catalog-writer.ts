@@ -1,19 +1,16 @@
 /**
- * The catalog writer of Postgres (catalog layout 4): each change is one call of a
- * modelsql function (catalog-functions.ts) that checks the acting role's rights and writes
- * the whole change; the caller's `current_user` is passed as the role acting, which the
- * function accepts only for the session's own roles. One round trip per change.
+ * The catalog writer of Postgres (catalog layout 6): each change is one call of a
+ * modelsql function (catalog-functions.ts) that learns the acting role from the calling
+ * role itself (its `current_user`), checks that role's rights and writes the whole change.
+ * One round trip per change.
  */
 import type { ModelKey } from '../../core/catalog/catalog-store.js';
 import type { CatalogWriter, RunRecord, VersionUpdate, VersionWrite } from '../../core/catalog/catalog-writer.js';
 import type { Host } from '../../core/host.js';
 
-/** The first argument of every call: the role the statement runs as. */
-const ACTING = 'CAST(current_user AS text)';
-
-/** `SELECT ml_catalog.<fn>(current_user, $1, ..., $n)`. */
+/** `SELECT ml_catalog.<fn>($1, ..., $n)`. */
 function call(fn: string, count: number): string {
-  return `SELECT ml_catalog.${fn}(${[ACTING, ...Array.from({ length: count }, (_, i) => `$${i + 1}`)].join(', ')})`;
+  return `SELECT ml_catalog.${fn}(${Array.from({ length: count }, (_, i) => `$${i + 1}`).join(', ')})`;
 }
 
 /**

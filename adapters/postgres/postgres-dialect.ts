@@ -247,6 +247,15 @@ export class PostgresDialect implements SqlDialect {
     return `${this.dropFunction(fn)}; CREATE FUNCTION ${this.functionName(fn)}(${params}) RETURNS ${fn.returnType} LANGUAGE sql IMMUTABLE PARALLEL SAFE AS ${dollarQuote(`SELECT ${fn.body}`)}`;
   }
 
+  /**
+   * Functions named `$2` in schema `$1` other than the one of argument types `$3`, as
+   * `schema.name(types)`. `proargtypes` is an `oidvector`, whose subscripts start at 0: it
+   * is unnested before comparing, as arrays of other bounds are never equal.
+   */
+  readonly otherFunctions = `SELECT pg_catalog.concat(pg_catalog.quote_ident(n.nspname), '.', pg_catalog.quote_ident(p.proname), '(', pg_catalog.oidvectortypes(p.proargtypes), ')') FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace
+    WHERE n.nspname OPERATOR(pg_catalog.=) $1 AND p.proname OPERATOR(pg_catalog.=) $2
+      AND ($3::pg_catalog.text[] IS NULL OR ARRAY(SELECT a.t FROM pg_catalog.unnest(CAST(p.proargtypes AS pg_catalog.oid[])) WITH ORDINALITY AS a(t, o) ORDER BY a.o) OPERATOR(pg_catalog.<>) ARRAY(SELECT CAST(CAST(u.t AS pg_catalog.regtype) AS pg_catalog.oid) FROM pg_catalog.unnest($3::pg_catalog.text[]) WITH ORDINALITY AS u(t, o) ORDER BY u.o))`;
+
   dropFunction(fn: Omit<HostFunction, 'body' | 'returnType'>): string {
     return `DROP FUNCTION IF EXISTS ${this.functionName(fn)}(${fn.params.map((p) => p.type).join(', ')})`;
   }

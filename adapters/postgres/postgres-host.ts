@@ -217,6 +217,22 @@ export class PostgresHost implements Host {
     return parsePostgresDuration(String(rows[0]?.[0] ?? '0'));
   }
 
+  /**
+   * The effective search path (https://www.postgresql.org/docs/current/ddl-schemas.html#DDL-SCHEMAS-PATH)
+   * when a schema comes before `pg_catalog` in it. Temporary schemas do not count: Postgres
+   * never looks up functions or operators there. The query names nothing the path could change.
+   */
+  async unsafeSearchPath(): Promise<string | undefined> {
+    const { rows } = await this.query('SELECT CAST(u.s AS pg_catalog.text) FROM pg_catalog.unnest(pg_catalog.current_schemas(true)) WITH ORDINALITY AS u(s, o) ORDER BY u.o');
+    const schemas = rows.map((row) => String(row[0]));
+    const first = schemas.find((s) => !/^pg_temp_\d+$/.test(s));
+    return first === undefined || first === 'pg_catalog' ? undefined : schemas.join(', ');
+  }
+
+  standardConformingStrings(): boolean {
+    return this.connection.standardConformingStrings?.() ?? true;
+  }
+
   interrupt(): void {
     // A CancelRequest reaching the server while the session is idle is ignored by Postgres; one
     // arriving after the next statement started would cancel that one, so cancel only a
@@ -337,7 +353,7 @@ export class PostgresHost implements Host {
       if (this.typeNames.has(f.dataTypeID)) continue;
       let name = 'unknown';
       try {
-        const r = await this.connection.query('SELECT format_type($1, NULL)', [f.dataTypeID]);
+        const r = await this.connection.query('SELECT pg_catalog.format_type($1, NULL)', [f.dataTypeID]);
         name = String(r.rows[0]?.[0] ?? 'unknown');
       } catch {
         // e.g. in a failed transaction block; leave it unknown

@@ -8,7 +8,7 @@
  * Adding a layout: append a migration to `MIGRATIONS` (its statements may only add to the
  * layout before it), and a fixture of the new layout under `test/fixtures/catalog-layouts/`.
  */
-import { ModelSqlError } from '../errors.js';
+import { ModelSqlError, UnsafeSearchPathError } from '../errors.js';
 import type { Host } from '../host.js';
 import { quoteIdentifier, quoteString } from '../sql/format.js';
 import { isSealed, SECRET_KEY_SETTING, SecretCipher } from './secret-cipher.js';
@@ -92,6 +92,11 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE TABLE ${c}.materialized_tables (table_id ${t.bigint} NOT NULL, schema_name ${t.text} NOT NULL, table_name ${t.text} NOT NULL, definition ${t.text} NOT NULL, query ${t.text} NOT NULL, refresh_mode ${t.text} NOT NULL, freshness_seconds ${t.bigint} NOT NULL, status ${t.text} NOT NULL, source_schema ${t.text}, source_table ${t.text}, source_key ${t.text}, model_schema ${t.text}, model_name ${t.text}, model_version ${t.integer}, comment ${t.text}, owner ${t.text} NOT NULL, created_at ${t.timestamp} NOT NULL, updated_at ${t.timestamp} NOT NULL, last_refresh_at ${t.timestamp}, last_refresh_ms ${t.double}, last_lag_ms ${t.double}, refresh_count ${t.bigint} NOT NULL, rows_refreshed ${t.bigint} NOT NULL, rows_predicted ${t.bigint} NOT NULL, rows_deleted ${t.bigint} NOT NULL, provider_rows ${t.bigint} NOT NULL, error_count ${t.bigint} NOT NULL, last_error ${t.text})`,
     ],
   },
+  // Layout 6. Postgres only: the catalog functions take the acting role from the caller itself.
+  {
+    description: 'Postgres: the catalog functions take the acting role from the caller itself (its current_user), not from an argument checked against session_user; runs are recorded under that role',
+    statements: () => [],
+  },
 ];
 
 /**
@@ -171,6 +176,9 @@ export async function readCatalogVersion(host: Host, database?: string): Promise
  * for (const m of plan.migrations) console.log(m.version, m.statements.join(';\n'));
  */
 export async function planCatalogUpgrade(host: Host, database?: string): Promise<CatalogUpgradePlan> {
+  // The migrations' policies and views keep the operators they were created with: none of a hostile schema.
+  const path = await host.unsafeSearchPath?.();
+  if (path !== undefined) throw new UnsafeSearchPathError(path);
   const from = await readCatalogVersion(host, database);
   refuseNewer(from);
   const t = host.dialect.catalogTypes;

@@ -435,6 +435,7 @@ export class ModelCatalog {
     const signature = (fn: Omit<HostFunction, 'body' | 'returnType'>) => JSON.stringify([fn.schema, fn.name, fn.params.map((p) => p.type)]);
     if (old && (!now || signature(old) !== signature(now.fn))) await this.host.execute(d.dropFunction(old));
     if (now) {
+      if (!now.fn.temporary) await this.refuseOtherFunctions(after!, now.fn, old && signature(old) === signature(now.fn) ? old : undefined);
       const body = compileModel(now.spec, d, now.fn.params.map((p) => d.quoteIdentifier(p.name)), true).outputs[0]!;
       await this.host.execute(d.createFunction({ ...now.fn, body, returnType: d.hostType(parseDataType(now.v.output[0]!.type)) }));
       // Hosts with roles: the function runs for the model's users only (SPEC §5), not for every role.
@@ -445,6 +446,23 @@ export class ModelCatalog {
           if ((await this.host.execute(d.roles.roleExists, [role])).rows.length > 0) await this.host.execute(d.roles.functionAccess(now.fn, role, true));
         }
       }
+    }
+  }
+
+  /**
+   * 42710 when the schema holds a function of the model function's name that modelsql did
+   * not create for this model (`ours`, the model's function of the same signature, if any):
+   * replacing it would run someone else's function, and standing beside it as an overload
+   * would let it answer calls meant for the model.
+   */
+  private async refuseOtherFunctions(model: ModelKey, fn: Omit<HostFunction, 'body' | 'returnType'>, ours: Omit<HostFunction, 'body' | 'returnType'> | undefined): Promise<void> {
+    const query = this.host.dialect.otherFunctions;
+    if (!query) return;
+    const [other] = (await this.host.execute(query, [fn.schema, fn.name, ours ? ours.params.map((p) => p.type) : null])).rows;
+    if (other) {
+      throw new DuplicateModelError(
+        `function ${String(other[0])} already exists and was not created by modelsql for model ${displayName(model)}: drop or rename it, or give the model another name`,
+      );
     }
   }
 

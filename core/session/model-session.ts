@@ -3,7 +3,7 @@
  * untouched, model DDL to the catalog, and statements with ML calls to the planner.
  */
 import { EventEmitter } from 'node:events';
-import { ModelSqlError, QueryCanceledError, UnsupportedFeatureError, positionAt, withoutGeneratedSql, type SourcePosition } from '../errors.js';
+import { ModelSqlError, QueryCanceledError, UnsafeSearchPathError, UnsupportedFeatureError, positionAt, withoutGeneratedSql, type SourcePosition } from '../errors.js';
 import type { Host, HostResult } from '../host.js';
 import { ModelCatalog } from '../catalog/model-catalog.js';
 import { MaterializedTables } from '../materialized/materialized-tables.js';
@@ -13,8 +13,8 @@ import { StatementTimer } from './statement-timeout.js';
 import { RuntimeLoader, type ModelAccessOptions } from '../runtime/runtime-loader.js';
 import type { QueryStatement, Statement } from '../sql/ast.js';
 import { namedModels } from '../sql/ml-call.js';
-import { leadingTokens } from '../sql/lexer.js';
-import { parseScript } from '../sql/parser.js';
+import { leadingTokens, type LexOptions } from '../sql/lexer.js';
+import { parseScript, parseScriptAfter } from '../sql/parser.js';
 import { maskError, redactSql } from '../secrets.js';
 import type { QueryResult, ResultBatch, Session, SessionEvents } from './session.js';
 
@@ -107,17 +107,37 @@ export class ModelSession implements Session {
   }
 
   async *run(text: string): AsyncIterable<QueryResult> {
-    const statements = parseWithText(text);
-    for (const statement of statements) {
-      yield await this.runOne(statement, text);
+    const script = this.script(text);
+    for (let i = 0, statement = this.statementAt(script, 0); statement; statement = this.statementAt(script, ++i)) yield await this.runOne(statement, text);
+  }
+
+  /** `text` split into statements as the host reads strings now. */
+  private script(text: string): Script {
+    const standard = this.standardStrings();
+    return { text, standard, statements: parseWithText(text, { standardConformingStrings: standard }) };
+  }
+
+  /**
+   * Statement `i` of a script, about to run. When a statement before it changed how the
+   * host reads strings (`SET standard_conforming_strings`), the rest of the script is split
+   * again with the new reading first, so that it runs as the host reads it.
+   */
+  private statementAt(script: Script, i: number): Statement | undefined {
+    const standard = this.standardStrings();
+    if (i > 0 && i < script.statements.length && standard !== script.standard) {
+      const rest = parseWithText(script.text, { standardConformingStrings: standard }, script.statements[i - 1]!.span.end);
+      script.statements = [...script.statements.slice(0, i), ...rest];
+      script.standard = standard;
     }
+    return script.statements[i];
   }
 
   async *stream(text: string): AsyncIterable<ResultBatch> {
-    const statements = parseWithText(text);
-    if (statements.length === 0) return;
-    for (const statement of statements.slice(0, -1)) await this.runOne(statement, text);
-    const last = statements[statements.length - 1]!;
+    const script = this.script(text);
+    let i = 0;
+    for (let statement = this.statementAt(script, 0); statement && i < script.statements.length - 1; statement = this.statementAt(script, ++i)) await this.runOne(statement, text);
+    const last = this.statementAt(script, i);
+    if (!last) return;
     if (last.kind !== 'host' && last.kind !== 'query') {
       const result = await this.runOne(last, text);
       yield { columns: result.columns, rows: result.rows };
@@ -197,8 +217,42 @@ export class ModelSession implements Session {
     }
   }
 
+  /** `standard_conforming_strings` of the host (on for hosts without the setting). */
+  private standardStrings(): boolean {
+    return this.host.standardConformingStrings?.() ?? true;
+  }
+
+  /**
+   * 0A000 for a model statement while the host reads backslash escapes in plain strings
+   * (`standard_conforming_strings = off`): model SQL is scanned, rewritten and generated for
+   * standard strings only. Checked when each statement runs, so that a script turning the
+   * setting off before a model statement is refused there.
+   */
+  private requireStandardStrings(statement: Statement, text: string): void {
+    if (statement.kind === 'host' || this.standardStrings()) return;
+    throw new UnsupportedFeatureError(
+      'model statements need standard_conforming_strings = on, and this session has it off: SET standard_conforming_strings = on first',
+      positionAt(text, statement.span.start),
+    );
+  }
+
+  /**
+   * The session settings a model statement needs, checked before it runs any SQL of
+   * modelsql's: strings read as standard (above), and no schema searched before the host's
+   * built-in functions and operators (an operator planted there would run, as the caller,
+   * inside modelsql's catalog queries; 42501).
+   */
+  private async checkSession(statement: Statement, text: string): Promise<void> {
+    if (statement.kind === 'host') return;
+    this.requireStandardStrings(statement, text);
+    const path = await this.host.unsafeSearchPath?.();
+    if (path !== undefined) throw new UnsafeSearchPathError(path, positionAt(text, statement.span.start));
+  }
+
   private async runOne(statement: Statement, text: string): Promise<QueryResult> {
     try {
+      // An ML query is checked when it is planned.
+      if (statement.kind !== 'query') await this.checkSession(statement, text);
       switch (statement.kind) {
         case 'host':
           await this.materialized.checkHostStatement(statement.text, text, statement.span.start);
@@ -258,6 +312,7 @@ export class ModelSession implements Session {
   }
 
   private async plan(statement: QueryStatement, text: string, signal: AbortSignal, temps: string[], describeOnly = isPlainExplain(statement.text)): Promise<StatementPlan> {
+    await this.checkSession(statement, text);
     if (isViewDefinition(statement)) {
       throw new UnsupportedFeatureError(
         'ML_PREDICT / ML_EVALUATE cannot be stored in a view: their results are computed when the statement runs; use CREATE TABLE ... AS instead',
@@ -362,6 +417,13 @@ function commandTag(kind: DirectWrite['kind'], rows: number | undefined): string
   return rows === undefined ? 'CREATE TABLE AS' : `SELECT ${rows}`;
 }
 
+/** A script being run: its statements as split with the string reading `standard`. */
+interface Script {
+  readonly text: string;
+  standard: boolean;
+  statements: readonly Statement[];
+}
+
 let sessionCounter = 0;
 
 /** How a session admits a model stage: through its shared gate under its client name, or at once. */
@@ -372,9 +434,10 @@ function admission(options: SessionOptions): (position?: SourcePosition) => () =
   return (position) => gate.enter(client, position);
 }
 
-function parseWithText(text: string): Statement[] {
+/** The statements of `text` (after offset `after`: see `parseScriptAfter`), errors carrying the text. */
+function parseWithText(text: string, options: LexOptions, after = 0): Statement[] {
   try {
-    return parseScript(text);
+    return after > 0 ? parseScriptAfter(text, after, options) : parseScript(text, options);
   } catch (error) {
     throw withText(error, text);
   }

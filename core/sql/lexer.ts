@@ -77,7 +77,11 @@ class Scanner {
   readonly tokens: Token[] = [];
   unterminated?: Unterminated;
 
-  constructor(private readonly text: string) {}
+  constructor(
+    private readonly text: string,
+    /** `standard_conforming_strings = off`: backslash escapes in plain `'..'` strings too. */
+    private readonly plainBackslashes: boolean,
+  ) {}
 
   run(): void {
     const text = this.text;
@@ -87,9 +91,10 @@ class Scanner {
       if (c === ' ' || c === '\t' || c === '\n' || c === '\r' || c === '\f' || c === '\v') this.pos++;
       else if (c === '-' && n === '-') this.lineComment();
       else if (c === '/' && n === '*') this.blockComment();
-      else if (c === "'") this.quotedString(this.pos, this.pos, false);
+      else if (c === "'") this.quotedString(this.pos, this.pos, this.plainBackslashes);
       else if ((c === 'e' || c === 'E') && n === "'") this.quotedString(this.pos, this.pos + 1, true);
-      else if ('xXbBnN'.includes(c) && n === "'") this.quotedString(this.pos, this.pos + 1, false);
+      else if ((c === 'n' || c === 'N') && n === "'") this.quotedString(this.pos, this.pos + 1, this.plainBackslashes);
+      else if ('xXbB'.includes(c) && n === "'") this.quotedString(this.pos, this.pos + 1, false);
       else if ((c === 'u' || c === 'U') && n === '&' && (text[this.pos + 2] === "'" || text[this.pos + 2] === '"')) this.unicodeQuoted();
       else if (c === '"' || c === '`') this.quotedIdentifier(this.pos, c);
       else if (c === '$') this.dollar();
@@ -305,12 +310,23 @@ function decodeBackslash(text: string, i: number): [string, number] {
   return [c, 2];
 }
 
+/** How the host reads string literals. */
+export interface LexOptions {
+  /**
+   * Postgres's `standard_conforming_strings`
+   * (https://www.postgresql.org/docs/current/runtime-config-compatible.html#GUC-STANDARD-CONFORMING-STRINGS):
+   * when false, a backslash escapes the next character in `'..'` strings too, as in
+   * `E'..'`, so `'a\'b'` is one string. Default true (Postgres's default, and DuckDB's only reading).
+   */
+  readonly standardConformingStrings?: boolean;
+}
+
 /**
  * Lexes `text` without throwing: an unterminated string, quoted identifier or comment
  * is reported in `unterminated` (the shell uses it to keep reading lines).
  */
-export function scan(text: string): ScanResult {
-  const scanner = new Scanner(text);
+export function scan(text: string, options: LexOptions = {}): ScanResult {
+  const scanner = new Scanner(text, options.standardConformingStrings === false);
   scanner.run();
   return { tokens: Object.freeze(scanner.tokens), unterminated: scanner.unterminated };
 }
@@ -322,8 +338,8 @@ export function scan(text: string): ScanResult {
  *   worded as Postgres does: `unterminated quoted string at or near "'abc"`.
  * @example tokenize("select 'a''b'")  // [identifier select, string a'b]
  */
-export function tokenize(text: string): readonly Token[] {
-  const result = scan(text);
+export function tokenize(text: string, options: LexOptions = {}): readonly Token[] {
+  const result = scan(text, options);
   if (result.unterminated) {
     const { what, start } = result.unterminated;
     throw new SqlSyntaxError(`unterminated ${what} at or near "${text.slice(start)}"`, positionAt(text, start), text);

@@ -21,7 +21,7 @@ import type {
 } from './ast.js';
 import { isSymbol, isWord, splitTokens, tokenize, TokenCursor } from './lexer.js';
 import { isBareName } from './keywords.js';
-import type { StatementRange, Token } from './lexer.js';
+import type { LexOptions, StatementRange, Token } from './lexer.js';
 import { parseTypeAt } from './types.js';
 
 type Base = { readonly text: string; readonly span: Span };
@@ -49,14 +49,27 @@ function spanOf(first: Token, last: Token): Span {
 
 /**
  * Parses a script into statements, split on top-level `;` (empty statements skipped).
- * Each statement's `text` is its exact source slice, without the `;`.
+ * Each statement's `text` is its exact source slice, without the `;`. `options` say how
+ * the host reads strings (`standard_conforming_strings`).
  *
  * @throws SqlSyntaxError (42601) with `position` and `sqlText` (the whole script).
  * @example parseScript("DROP MODEL m; SELECT 1")  // [drop-model, host]
  */
-export function parseScript(text: string): Statement[] {
-  const tokens = tokenize(text);
+export function parseScript(text: string, options: LexOptions = {}): Statement[] {
+  const tokens = tokenize(text, options);
   return splitTokens(text, tokens).map((range) => deepFreeze(parseStatement(text, tokens, range)));
+}
+
+/**
+ * The statements of `text` after offset `after`, at their offsets in `text`: the script
+ * re-read from there, as when a statement of it changed how the host reads strings
+ * (`SET standard_conforming_strings`) and the rest must be split as the host will read it.
+ * Whatever lies before `after` is blanked (line breaks kept, so lines and columns hold).
+ *
+ * @example parseScriptAfter("SET x = 1; SELECT 2", 9) // [host "SELECT 2" at 11]
+ */
+export function parseScriptAfter(text: string, after: number, options: LexOptions = {}): Statement[] {
+  return parseScript(text.slice(0, after).replace(/[^\n]/g, ' ') + text.slice(after), options);
 }
 
 function parseStatement(text: string, tokens: readonly Token[], range: StatementRange): Statement {

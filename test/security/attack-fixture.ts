@@ -48,11 +48,11 @@ export async function rows(c: pg.Client, sql: string, params: unknown[] = []): P
   return (await c.query({ text: sql, values: params, rowMode: 'array' })).rows as unknown[][];
 }
 
-/** The SQLSTATE `promise` fails with (undefined when it succeeds). */
+/** The SQLSTATE `promise` fails with (a driver's `code` or modelsql's `sqlstate`; undefined when it succeeds). */
 export async function failure(promise: Promise<unknown>): Promise<string | undefined> {
   return promise.then(
     () => undefined,
-    (e: { code?: string }) => e.code ?? 'no code',
+    (e: { code?: string; sqlstate?: string }) => e.code ?? e.sqlstate ?? 'no code',
   );
 }
 

@@ -23,11 +23,11 @@ describe.each(['direct', 'proxy'] as const)('attacks by plain SQL, %s', (via) =>
         `INSERT INTO ml_catalog.model_secrets (schema_name, model_name, version, option_key, secret, owner) VALUES ('alices', '${name}', 1, 'api-key', '${BOB_KEY}', '${ROLE.bob}')`,
       ];
       for (const sql of plants) expect(await failure(c.query(sql))).toBe('42501');
-      // Through modelsql's own function: a model in a schema bob may not create in is refused, as bob and posing as alice.
-      const write = (role: string) =>
+      // Through modelsql's own function: a model in a schema bob may not create in is refused, owned by bob or by alice.
+      const write = (owner: string) =>
         c.query(
-          `SELECT ml_catalog.write_version($1, 'alices', '${name}', NULL, NULL, NULL, NULL, 1, 'openai', NULL, '[]', '[]', '[]', NULL, NULL, NULL, '{}', '{}', '{}', '{}', '{}', '{}', '{}')`,
-          [role],
+          `SELECT ml_catalog.write_version('alices', '${name}', $1, NULL, NULL, NULL, 1, 'openai', NULL, '[]', '[]', '[]', NULL, NULL, NULL, '{}', '{}', '{}', '{}', '{}', '{}', '{}')`,
+          [owner],
         );
       expect(await failure(write(ROLE.bob))).toBe('42501');
       expect(await failure(write(ROLE.alice))).toBe('42501');
@@ -52,7 +52,7 @@ describe.each(['direct', 'proxy'] as const)('attacks by plain SQL, %s', (via) =>
       expect(await failure(c.query(`UPDATE ml_catalog.models SET model_name = 'elsewhere' WHERE model_name = '${name}'`))).toBe('42501');
       expect((await catalogRows('public', name)).model_grants).toBe(2);
       // Dropping goes through modelsql's function: every row of the model goes with it (foreign keys that cascade).
-      await c.query(`SELECT ml_catalog.drop_model(CAST(current_user AS text), 'public', '${name}', NULL)`);
+      await c.query(`SELECT ml_catalog.drop_model('public', '${name}', NULL)`);
     });
     expect(await catalogRows('public', name)).toEqual(NONE);
     await as('alice', 'proxy', (c) => c.query(aliceModel('public', name)));
@@ -72,18 +72,26 @@ describe.each(['direct', 'proxy'] as const)('attacks by plain SQL, %s', (via) =>
     const before = await catalogRows('alices', name);
     await as('bob', via, async (c) => {
       const calls = [
-        [`SELECT ml_catalog.set_grant($1, 'alices', '${name}', '${ROLE.bob}', true)`],
-        [`SELECT ml_catalog.drop_model($1, 'alices', '${name}', NULL)`],
-        [`SELECT ml_catalog.set_default_version($1, 'alices', '${name}', 1)`],
-        [`SELECT ml_catalog.update_version($1, 'alices', '${name}', 1, 'openai', NULL, '[]', '{api-key}', '{${BOB_KEY}}', NULL)`],
-        [`SELECT ml_catalog.rename_model($1, 'alices', '${name}', 'public', 'stolen_${via}')`],
-        [
-          `SELECT ml_catalog.write_version($1, 'alices', '${name}', NULL, 2, NULL, NULL, 2, 'openai', NULL, '[]', '[]', '[["endpoint","${bobServer.url}/v1"]]', NULL, NULL, NULL, '{}', '{}', '{}', '{}', '{}', '{}', '{}')`,
-        ],
-      ];
-      for (const [sql] of calls) {
-        expect(await failure(c.query(sql!, [ROLE.bob]))).toBe('42501');
-        expect(await failure(c.query(sql!, [ROLE.alice]))).toBe('42501');
+        ['set_grant', `'alices', '${name}', '${ROLE.bob}', true`],
+        ['drop_model', `'alices', '${name}', NULL`],
+        ['set_default_version', `'alices', '${name}', 1`],
+        ['update_version', `'alices', '${name}', 1, 'openai', NULL, '[]', '{api-key}', '{${BOB_KEY}}', NULL`],
+        ['rename_model', `'alices', '${name}', 'public', 'stolen_${via}'`],
+        ['write_version', `'alices', '${name}', NULL, 2, NULL, NULL, 2, 'openai', NULL, '[]', '[]', '[["endpoint","${bobServer.url}/v1"]]', NULL, NULL, NULL, '{}', '{}', '{}', '{}', '{}', '{}', '{}'`],
+      ] as const;
+      // A token naming alice cannot be made: the caller column is not writable, its default is the inserting role.
+      const token = '7d444840-9dc0-11d1-b245-5ffdce74fad2';
+      expect(await failure(c.query(`INSERT INTO ml_catalog.callers (token, caller) VALUES ($1, $2)`, [token, ROLE.alice]))).toBe('42501');
+      expect(await failure(c.query(`SELECT * FROM ml_catalog.callers`))).toBe('42501');
+      for (const [fn, args] of calls) {
+        // As himself, through the function callers use.
+        expect(await failure(c.query(`SELECT ml_catalog.${fn}(${args})`))).toBe('42501');
+        // Posing: the acting function with a made-up token, and with a token of his own (which names him).
+        expect(await failure(c.query(`SELECT ml_catalog.${fn}_as($1, ${args})`, [token]))).toBe('42501');
+        await c.query('BEGIN');
+        await c.query(`INSERT INTO ml_catalog.callers (token) VALUES ($1)`, [token]);
+        expect(await failure(c.query(`SELECT ml_catalog.${fn}_as($1, ${args})`, [token]))).toBe('42501');
+        await c.query('ROLLBACK');
       }
     });
     expect(await catalogRows('alices', name)).toEqual(before);
@@ -117,7 +125,7 @@ describe.each(['direct', 'proxy'] as const)('attacks by plain SQL, %s', (via) =>
       expect(
         await failure(c.query(`INSERT INTO ml_catalog.prediction_runs (run_id, schema_name, model_name, version, row_count, error_count, duration_ms, started_at) VALUES ('forged', 'alices', '${name}', 1, 1, 0, 1, now())`)),
       ).toBe('42501');
-      const record = `SELECT ml_catalog.record_run(CAST(current_user AS text), false, 'forged', 'alices', '${name}', 1, 't', 1, 0, 1, NULL, CAST(now() AS timestamp), NULL)`;
+      const record = `SELECT ml_catalog.record_run(false, 'forged', 'alices', '${name}', 1, 't', 1, 0, 1, NULL, CAST(now() AS timestamp), NULL)`;
       expect(await failure(c.query(record))).toBe('42704');
       // For a name no model has: refused too (only a TEMPORARY model's run names no catalog model, and only its runner sees it).
       expect(await failure(c.query(record.replace(name, 'nothing_here')))).toBe('42704');

@@ -5,6 +5,7 @@
  */
 import { modelFunctionName } from '../../core/sql/format.js';
 import type { Session } from '../../core/session/session.js';
+import type { ModelSqlError } from '../../core/errors.js';
 import { ADAPTERS } from '../support/adapters.js';
 
 describe('modelFunctionName', () => {
@@ -42,5 +43,28 @@ for (const adapter of ADAPTERS) {
       const r = await db.sql(`SELECT round(${one}(10)), round(${two}(10))`);
       expect(r.rows[0]!.map(Number)).toEqual([20, 5]);
     });
+
+    if (adapter.name === 'postgres') {
+      it('a function of the model function’s name that modelsql did not create: 42710 naming it, catalog and function unchanged', async () => {
+        // Same parameter types (would be replaced) and other types (would stand beside the model's as an overload).
+        await db.sql(`CREATE FUNCTION public.ml_predict_planted(x double precision) RETURNS double precision LANGUAGE sql AS 'SELECT 42.0'`);
+        await db.sql(`CREATE FUNCTION public.ml_predict_overload(x text) RETURNS double precision LANGUAGE sql AS 'SELECT 42.0'`);
+        for (const [name, other] of [['planted', 'public.ml_predict_planted(double precision)'], ['overload', 'public.ml_predict_overload(text)']] as const) {
+          const error = await db.sql(`CREATE MODEL ${name} WITH ('algorithm' = 'linear_regression', 'label' = 'y') AS SELECT x, y FROM t`).then(
+            () => undefined,
+            (e: ModelSqlError) => e,
+          );
+          expect(error).toMatchObject({ sqlstate: '42710', message: expect.stringContaining(`function ${other} already exists and was not created by modelsql for model public.${name}`) });
+          expect((await db.sql(`SHOW MODELS LIKE '${name}'`)).rows).toEqual([]);
+          expect(await adapter.countFunctions(db, `ml_predict_${name}`)).toBe(1);
+        }
+        expect((await db.sql('SELECT public.ml_predict_planted(1)')).rows).toEqual([[42]]);
+        // modelsql's own function is replaced by a new version, also of other parameter types.
+        await db.sql(`CREATE MODEL own WITH ('algorithm' = 'linear_regression', 'label' = 'y') AS SELECT x, y FROM t`);
+        await db.sql(`CREATE OR REPLACE MODEL own WITH ('algorithm' = 'linear_regression', 'label' = 'y') AS SELECT x, y FROM t`);
+        await db.sql(`CREATE OR REPLACE MODEL own WITH ('algorithm' = 'linear_regression', 'label' = 'y') AS SELECT CAST(x AS INTEGER) AS x, y FROM t`);
+        expect(await adapter.countFunctions(db, 'ml_predict_own')).toBe(1);
+      });
+    }
   });
 }

@@ -11,22 +11,23 @@ import { runCli } from '../support/run-cli.js';
 import { createTestDatabase } from '../support/postgres-server.js';
 import { serverUrl } from '../adapters/postgres/proxy-helpers.js';
 
-import { BOB_KEY, ROLE, aliceModel, as, catalogRows, failure, proxy, rows, PASSWORD, tag, type RoleName } from './attack-fixture.js';
+import { BOB_KEY, NONE, ROLE, aliceModel, as, catalogRows, expectAliceModelIntact, failure, rows, PASSWORD, tag, type RoleName } from './attack-fixture.js';
 
-test('helpers are not callable by PUBLIC, and role names that are not the caller are refused', async () => {
+test('helpers are not callable by PUBLIC, and the writers act only as the caller', async () => {
   const name = 'review_names';
   await as('alice', 'proxy', (c) => c.query(aliceModel('alices', name)));
   const before = await catalogRows('alices', name);
   await as('bob', 'direct', async (c) => {
     expect(await failure(c.query(`SELECT ml_catalog.may_alter($1, $1)`, [ROLE.bob]))).toBe('42501');
-    expect(await failure(c.query(`SELECT ml_catalog.acting_role($1)`, [ROLE.bob]))).toBe('42501');
+    expect(await failure(c.query(`SELECT ml_catalog.caller(pg_catalog.gen_random_uuid())`))).toBe('42501');
     expect(await failure(c.query(`SELECT ml_catalog.may_use($1, 1, $1)`, [ROLE.bob]))).toBe('42501');
-    // Every spelling of another role, PUBLIC, a quoted or upper-cased name, an injection, NULL: refused.
-    for (const who of ['public', 'PUBLIC', `"${ROLE.alice}"`, ROLE.alice.toUpperCase(), `${ROLE.alice}'; --`, ROLE.admin, 'postgres', null]) {
-      expect(await failure(c.query(`SELECT ml_catalog.set_grant($1, 'alices', '${name}', '${ROLE.bob}', true)`, [who]))).toBe('42501');
+    // The layout-4 writers that took the acting role as an argument are gone.
+    expect(await failure(c.query(`SELECT ml_catalog.set_grant($1, 'alices', '${name}', '${ROLE.bob}', true)`, [ROLE.alice]))).toBe('42883');
+    expect(await failure(c.query(`SELECT ml_catalog.acting_role($1)`, [ROLE.bob]))).toBe('42883');
+    // Every spelling of a grantee, PUBLIC included: bob acts as bob, who may not alter the model.
+    for (const who of ['public', 'PUBLIC', `"${ROLE.alice}"`, ROLE.bob, `${ROLE.alice}'; --`, null]) {
+      expect(await failure(c.query(`SELECT ml_catalog.set_grant('alices', '${name}', $1, true)`, [who]))).toBe('42501');
     }
-    // A grant with a hostile grantee name changes nothing for the owner's model.
-    expect(await failure(c.query(`SELECT ml_catalog.set_grant(CAST(current_user AS text), 'alices', '${name}', 'public', true)`))).toBe('42501');
   });
   expect(await catalogRows('alices', name)).toEqual(before);
 });
@@ -45,7 +46,10 @@ test('every catalog table, the id sequence and the cache refuse direct writes of
     expect(await failure(c.query(`SELECT setval('ml_catalog.model_ids', 1)`))).toBe('42501');
     expect(await failure(c.query(`SELECT nextval('ml_catalog.model_ids')`))).toBe('42501');
     expect(await failure(c.query(`INSERT INTO ml_catalog.prediction_cache (cache_key, provider, model, answer, created_at, owner) VALUES ('k', 'openai', 'gpt', 'poisoned', now(), '${ROLE.alice}')`))).toBe('42501');
-    expect(await failure(c.query(`ALTER FUNCTION ml_catalog.set_grant(text, text, text, text, boolean) SECURITY INVOKER`))).toBe('42501');
+    expect(await failure(c.query(`ALTER FUNCTION ml_catalog.set_grant(text, text, text, boolean) SECURITY DEFINER`))).toBe('42501');
+    expect(await failure(c.query(`ALTER FUNCTION ml_catalog.set_grant_as(uuid, text, text, text, boolean) SECURITY INVOKER`))).toBe('42501');
+    expect(await failure(c.query(`ALTER TABLE ml_catalog.callers ALTER COLUMN caller SET DEFAULT '${ROLE.alice}'`))).toBe('42501');
+    expect(await failure(c.query(`CREATE TRIGGER t BEFORE INSERT ON ml_catalog.callers FOR EACH ROW EXECUTE FUNCTION pg_catalog.suppress_redundant_updates_trigger()`))).toBe('42501');
     expect(await failure(c.query(`CREATE FUNCTION ml_catalog.x() RETURNS int LANGUAGE sql AS 'SELECT 1'`))).toBe('42501');
   });
   expect(await catalogRows('alices', name)).toEqual(before);
@@ -55,26 +59,41 @@ test('a run bob records as TEMPORARY under alice’s model name is not shown to 
   const name = 'review_runs';
   await as('alice', 'proxy', (c) => c.query(aliceModel('alices', name)));
   await as('bob', 'direct', (c) =>
-    c.query(`SELECT ml_catalog.record_run(CAST(current_user AS text), true, 'planted', 'alices', '${name}', 1, 't', 1, 0, 1, NULL, CAST(now() AS timestamp), NULL)`),
+    c.query(`SELECT ml_catalog.record_run(true, 'planted', 'alices', '${name}', 1, 't', 1, 0, 1, NULL, CAST(now() AS timestamp), NULL)`),
   );
   await as('alice', 'direct', async (c) => expect(await rows(c, `SELECT count(*)::int FROM ml_catalog.prediction_runs WHERE run_id = 'planted'`)).toEqual([[0]]));
 });
 
-// HOLE: `acting_role` trusts `session_user`. In a security-restricted operation (ANALYZE,
-// VACUUM, CREATE INDEX, REFRESH MATERIALIZED VIEW, autovacuum) Postgres runs a table owner's
-// index expressions as that owner, but `session_user` stays the role that started the
-// operation: a superuser or the database owner. Bob's index function then passes
-// `session_user` to the SECURITY DEFINER writers and acts with that role's catalog rights
-// (here: grants himself and PUBLIC alice's model, whose key his requests would then use).
-test.failing('bob’s index expression acts as the superuser running ANALYZE (session_user trusted): alice’s model granted to bob', async () => {
+/**
+ * The body of a trap of bob's: every way code running as bob could try to act as the role
+ * whose session runs it (`session_user`), each attempt's failure swallowed so the
+ * session's own statement goes on; `tries` counts the attempts that did not fail.
+ */
+function trap(name: string): string {
+  const attempts = [
+    `PERFORM ml_catalog.set_grant('alices', '${name}', '${ROLE.bob}', true)`,
+    `PERFORM ml_catalog.set_grant('alices', '${name}', 'public', true)`,
+    `INSERT INTO ml_catalog.callers (token, caller) VALUES ('00000000-0000-4000-8000-000000000001', CAST(session_user AS text)); PERFORM ml_catalog.set_grant_as('00000000-0000-4000-8000-000000000001', 'alices', '${name}', 'public', true)`,
+    `PERFORM ml_catalog.set_grant_as(pg_catalog.gen_random_uuid(), 'alices', '${name}', 'public', true)`,
+    `SET LOCAL ROLE NONE; PERFORM ml_catalog.set_grant('alices', '${name}', 'public', true)`,
+    `PERFORM ml_catalog.set_grant(CAST(session_user AS text), 'alices', '${name}', 'public', true)`,
+  ];
+  return attempts.map((a) => `BEGIN ${a}; tries := tries + 1; EXCEPTION WHEN OTHERS THEN NULL; END;`).join('\n  ');
+}
+
+// Postgres runs a table owner's index expressions as that owner in ANALYZE, VACUUM, CREATE
+// INDEX, REFRESH MATERIALIZED VIEW and autovacuum, while `session_user` stays the role that
+// started the operation: a superuser or the database owner. Code run so is bob, and acts as bob.
+test('bob’s index expression evaluated by the superuser’s ANALYZE acts as bob, not as the superuser', async () => {
   const name = 'review_analyze';
   await as('alice', 'proxy', (c) => c.query(aliceModel('alices', name)));
   await as('bob', 'direct', async (c) => {
     await c.query(`CREATE FUNCTION public.bob_trap_${tag}(i int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE tries int := 0;
 BEGIN
   IF session_user <> current_user THEN
-    PERFORM ml_catalog.set_grant(CAST(session_user AS text), 'alices', '${name}', '${ROLE.bob}', true);
-    PERFORM ml_catalog.set_grant(CAST(session_user AS text), 'alices', '${name}', 'public', true);
+  ${trap(name)}
+    IF tries > 0 THEN RAISE EXCEPTION 'an attempt of bob''s went through'; END IF;
   END IF;
   RETURN i;
 END $$`);
@@ -145,16 +164,15 @@ test('upgrade 3 → 4: rows bob left under a name alice later took are dropped, 
   });
   await on('bob', async (c) => {
     expect(await rows(c, `SELECT count(*)::int FROM ml_catalog.models WHERE model_name = 'upgraded'`)).toEqual([[0]]);
-    expect(await failure(c.query(`SELECT ml_catalog.set_grant(CAST(current_user AS text), 'public', 'upgraded', 'public', true)`))).toBe('42501');
+    expect(await failure(c.query(`SELECT ml_catalog.set_grant('public', 'upgraded', 'public', true)`))).toBe('42501');
   });
   upgradedUrl = url;
 });
 
-// HOLE (minor, lineage integrity): layout 3 let any role insert prediction_runs rows for
-// any model name; migration 4 ties runs to models by (schema, name) alone, so a run bob
-// forged under alice's model name before the upgrade becomes part of her model's lineage
-// after it (shown to her and every grantee), although bob could never use that model.
-test.failing('upgrade 3 → 4: a run bob forged in layout 3 under alice’s model name is not tied to her model', async () => {
+// Layout 3 let any role insert prediction_runs rows for any model name (under its own
+// run_by): migration 4 ties a run to a model only when its role may use the model, and
+// drops the other runs naming a model, so bob's forged run is not part of her lineage.
+test('upgrade 3 → 4: a run bob forged in layout 3 under alice’s model name is not tied to her model', async () => {
   const u = new URL(upgradedUrl!);
   [u.username, u.password] = [ROLE.alice, PASSWORD];
   const c = new pg.Client({ connectionString: u.toString() });
@@ -180,10 +198,9 @@ test('a grantee cannot change the model; bob’s own operators and functions on 
     await c.query(`CREATE FUNCTION pg_temp.pg_has_role(name, regrole, text) RETURNS boolean LANGUAGE sql AS 'SELECT true'`);
     await c.query('SET search_path = pg_temp, public, pg_catalog');
     for (const sql of [
-      `SELECT ml_catalog.set_grant(CAST(current_user AS text), 'alices', '${name}', 'public', true)`,
-      `SELECT ml_catalog.update_version(CAST(current_user AS text), 'alices', '${name}', 1, 'openai', NULL, '[]', '{api-key}', '{${BOB_KEY}}', NULL)`,
-      `SELECT ml_catalog.drop_model(CAST(current_user AS text), 'alices', '${name}', NULL)`,
-      `SELECT ml_catalog.set_grant('${ROLE.alice}', 'alices', '${name}', 'public', true)`,
+      `SELECT ml_catalog.set_grant('alices', '${name}', 'public', true)`,
+      `SELECT ml_catalog.update_version('alices', '${name}', 1, 'openai', NULL, '[]', '{api-key}', '{${BOB_KEY}}', NULL)`,
+      `SELECT ml_catalog.drop_model('alices', '${name}', NULL)`,
     ]) {
       expect(await failure(c.query(sql))).toBe('42501');
     }
@@ -191,19 +208,72 @@ test('a grantee cannot change the model; bob’s own operators and functions on 
   expect(await catalogRows('alices', name)).toEqual(before);
 });
 
-// HOLE (same root as the ANALYZE one): alice calls a SECURITY DEFINER function of bob's,
-// which Postgres runs with bob's rights only; `session_user` is still alice, so bob's code
-// writes alice's catalog rows as her.
-test.failing('bob’s SECURITY DEFINER function, called by alice, acts on her model as her', async () => {
-  const name = 'review_definer';
-  await as('alice', 'proxy', (c) => c.query(aliceModel('alices', name)));
-  await as('bob', 'direct', (c) =>
-    c.query(`CREATE FUNCTION public.bob_helper_${tag}() RETURNS int LANGUAGE plpgsql SECURITY DEFINER AS $$
+describe.each(['direct', 'proxy'] as const)('code running as another role inside alice’s session, %s', (via) => {
+  // alice calls a SECURITY DEFINER function of bob's: Postgres runs it as bob (`current_user`),
+  // while `session_user` is still alice. It acts as bob.
+  test('bob’s SECURITY DEFINER function, called by alice, cannot act on her model', async () => {
+    const name = `review_definer_${via}`;
+    await as('alice', 'proxy', (c) => c.query(aliceModel('alices', name)));
+    const before = await catalogRows('alices', name);
+    await as('bob', 'direct', (c) =>
+      c.query(`CREATE FUNCTION public.bob_helper_${via}_${tag}() RETURNS int LANGUAGE plpgsql SECURITY DEFINER AS $$
+DECLARE tries int := 0;
 BEGIN
-  IF session_user <> current_user THEN PERFORM ml_catalog.set_grant(CAST(session_user AS text), 'alices', '${name}', 'public', true); END IF;
-  RETURN 1;
+  IF session_user <> current_user THEN
+  ${trap(name)}
+  END IF;
+  RETURN tries;
 END $$`),
-  );
-  await as('alice', 'direct', (c) => c.query(`SELECT public.bob_helper_${tag}()`));
-  expect((await catalogRows('alices', name)).model_grants).toBe(0);
+    );
+    await as('alice', via, async (c) => {
+      expect(await rows(c, `SELECT public.bob_helper_${via}_${tag}()`)).toEqual([[0]]);
+      // Her own statements in the same session still act as her.
+      await c.query(`SELECT ml_catalog.set_grant('alices', '${name}', '${ROLE.admin}', true)`);
+    });
+    expect(await catalogRows('alices', name)).toEqual({ ...before, model_grants: 1 });
+    await expectAliceModelIntact('alices', name);
+  });
+
+  // SET ROLE to a role with fewer rights: code run after it acts as that role, not as the login role.
+  test('after SET ROLE to a role of no rights, alice’s session cannot change her model', async () => {
+    const name = `review_setrole_${via}`;
+    const nobody = `nobody_${via}_${tag}`;
+    await as('superuser', 'direct', async (c) => {
+      await c.query(`CREATE ROLE ${nobody}`);
+      await c.query(`GRANT ${nobody} TO ${ROLE.alice}`);
+    });
+    await as('alice', 'proxy', (c) => c.query(aliceModel('alices', name)));
+    const before = await catalogRows('alices', name);
+    await as('alice', via, async (c) => {
+      await c.query(`SET ROLE ${nobody}`);
+      expect(await failure(c.query(`SELECT ml_catalog.set_grant('alices', '${name}', 'public', true)`))).toBe('42501');
+      expect(await failure(c.query(`SELECT ml_catalog.drop_model('alices', '${name}', NULL)`))).toBe('42501');
+      if (via === 'proxy') expect(await failure(c.query(`DROP MODEL alices.${name}`))).toBe('42704');
+      await c.query('RESET ROLE');
+      await c.query(`SELECT ml_catalog.set_grant('alices', '${name}', '${nobody}', true)`);
+      await c.query(`SET ROLE ${nobody}`);
+      // A grantee now: it may use the model, and still not change it.
+      expect(await failure(c.query(`SELECT ml_catalog.drop_model('alices', '${name}', NULL)`))).toBe('42501');
+      if (via === 'proxy') expect(await failure(c.query(`DROP MODEL alices.${name}`))).toBe('42501');
+    });
+    expect(await catalogRows('alices', name)).toEqual({ ...before, model_grants: 1 });
+  });
+});
+
+test('bob’s function named like the function of a model alice creates later: her CREATE MODEL is refused with 42710, nothing written, his function untouched', async () => {
+  const name = `review_fn_${tag}`;
+  await as('bob', 'direct', async (c) => {
+    await c.query(`CREATE FUNCTION public.ml_predict_${name}(x double precision) RETURNS double precision LANGUAGE sql AS 'SELECT 666.0'`);
+    await c.query(`GRANT EXECUTE ON FUNCTION public.ml_predict_${name}(double precision) TO PUBLIC`);
+  });
+  await as('alice', 'direct', (c) => c.query(`CREATE TABLE alices.train_${tag} AS SELECT CAST(i AS double precision) AS x, CAST(2 * i AS double precision) AS y FROM generate_series(1, 20) AS g(i)`));
+  await as('alice', 'proxy', async (c) => {
+    const error = await c.query(`CREATE MODEL public.${name} WITH ('algorithm' = 'linear_regression', 'label' = 'y') AS SELECT x, y FROM alices.train_${tag}`).then(
+      () => undefined,
+      (e: { code?: string; message: string }) => e,
+    );
+    expect(error).toMatchObject({ code: '42710', message: expect.stringContaining(`function public.ml_predict_${name}(double precision) already exists and was not created by modelsql`) });
+  });
+  expect(await catalogRows('public', name)).toEqual(NONE);
+  await as('alice', 'direct', async (c) => expect(await rows(c, `SELECT public.ml_predict_${name}(1)`)).toEqual([[666]]));
 });

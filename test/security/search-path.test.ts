@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { connectPostgres } from '../../adapters/postgres/index.js';
+import { startProxy, type RunningProxy } from '../../adapters/postgres/proxy/index.js';
 import type { Session } from '../../core/session/session.js';
 import { ADAPTERS } from '../support/adapters.js';
 import { linearClassifierModel, typedColumnsModel } from '../support/onnx-models.js';
@@ -168,6 +169,62 @@ const postgres = ADAPTERS.find((a) => a.name === 'postgres');
     }
     expect(await record()).toEqual([]);
   }, SLOW);
+
+  describe.each(['library', 'proxy'] as const)('with the hostile schema searched before pg_catalog, through the %s', (via) => {
+    let proxy: RunningProxy | undefined;
+    afterAll(async () => proxy?.close());
+
+    it('model statements (catalog reads and writes, training, prediction, evaluation, grants) run none of them', async () => {
+      let session: Session;
+      if (via === 'library') session = await connectPostgres(url);
+      else {
+        const upstream = new URL(url);
+        proxy = await startProxy({ upstream: `postgres://${upstream.host}${upstream.pathname}?sslmode=disable`, listen: 0 });
+        const client = new pg.Client({ connectionString: `postgres://${upstream.username}:${upstream.password}@127.0.0.1:${proxy.port}${upstream.pathname}` });
+        await client.connect();
+        session = {
+          sql: async (text: string) => {
+            const r = await client.query({ text, rowMode: 'array' });
+            return { command: r.command, columns: [], rows: r.rows as unknown[][] };
+          },
+          close: () => client.end(),
+        } as unknown as Session;
+      }
+      const failure = (text: string) => session.sql(text).then(() => undefined, (e: { code?: string; sqlstate?: string }) => e.code ?? e.sqlstate);
+      const name = `sp_${via}`;
+      const statements = [
+        `CREATE MODEL ${name} WITH ('algorithm' = 'linear_regression', 'label' = 'price') AS SELECT sqft, rooms, city, price FROM houses`,
+        `CREATE OR REPLACE MODEL ${name} WITH ('algorithm' = 'linear_regression', 'label' = 'price') AS SELECT sqft, rooms, city, price FROM houses`,
+        `ALTER MODEL ${name} SET ('default-version' = '1')`,
+        `GRANT USAGE ON MODEL ${name} TO PUBLIC`,
+        `REVOKE USAGE ON MODEL ${name} FROM PUBLIC`,
+        `SHOW MODELS LIKE '${name}'`,
+        `DESCRIBE MODEL EXTENDED ${name}`,
+        `SHOW CREATE MODEL ${name}`,
+        `SHOW MODEL VERSIONS ${name}`,
+        `SELECT * FROM ML_PREDICT(TABLE houses, MODEL ${name}, DESCRIPTOR(sqft, rooms, city)) WHERE id < 10`,
+        `SELECT * FROM ML_EVALUATE(TABLE houses, MODEL ${name}, DESCRIPTOR(price), DESCRIPTOR(sqft, rooms, city))`,
+        `ALTER MODEL ${name} RENAME TO ${name}_2`,
+        `DROP MODEL ${name}_2$1`,
+        `DROP MODEL ${name}_2`,
+      ];
+      try {
+        // Searched before pg_catalog, the hostile schema would stand in for the built-ins in modelsql's own SQL: every model statement is refused before it runs any.
+        for (const path of ['public, pg_catalog', '"$user", public, pg_catalog', 'pg_temp, public, pg_catalog']) {
+          await session.sql(`SET search_path = ${path}`);
+          for (const statement of statements) expect([statement, await failure(statement)]).toEqual([statement, '42501']);
+        }
+        // With pg_catalog first (or left implicit), every statement runs, and runs none of them either.
+        for (const path of ['pg_catalog, public', 'public']) {
+          await session.sql(`SET search_path = ${path}`);
+          for (const statement of statements) await session.sql(statement);
+        }
+      } finally {
+        await session.close();
+      }
+      expect(await record()).toEqual([]);
+    }, SLOW);
+  });
 
   it('a big scan calling a model function uses parallel workers', async () => {
     // Parallel plans made cheap for a small table, instead of a table of millions of rows.

@@ -5,6 +5,7 @@
  * written.
  */
 import type { Statement } from '../../../core/sql/ast.js';
+import type { LexOptions } from '../../../core/sql/lexer.js';
 import { parseScript } from '../../../core/sql/parser.js';
 
 /**
@@ -29,12 +30,16 @@ export function bytesMayHoldModelSyntax(bytes: Buffer, start = 0, end = bytes.le
   return false;
 }
 
-/** The statements of `text` when at least one holds model syntax; undefined when all are host SQL. */
-export function modelStatements(text: string): Statement[] | undefined {
+/**
+ * The statements of `text` when at least one holds model syntax; undefined when all are host
+ * SQL. `options` say how the upstream session reads strings (`standard_conforming_strings`),
+ * so that the proxy and Postgres agree on where each string ends.
+ */
+export function modelStatements(text: string, options: LexOptions): Statement[] | undefined {
   if (!mayHoldModelSyntax(text)) return undefined;
   let statements: Statement[];
   try {
-    statements = parseScript(text);
+    statements = parseScript(text, options);
   } catch (error) {
     // A broken model statement: the proxy reports the parser's error. Anything else
     // (an unterminated string in plain SQL) is Postgres's to report.
@@ -45,9 +50,9 @@ export function modelStatements(text: string): Statement[] | undefined {
 }
 
 /** `modelStatements`, but a parse error counts as "has model syntax" (the proxy reports it). */
-export function modelStatementsSafe(text: string): boolean {
+export function modelStatementsSafe(text: string, options: LexOptions): boolean {
   try {
-    return modelStatements(text) !== undefined;
+    return modelStatements(text, options) !== undefined;
   } catch {
     return true;
   }

@@ -26,7 +26,8 @@ import { ModelSqlError } from '../../../core/errors.js';
 import type { ModelSession, PreparedQuery } from '../../../core/session/model-session.js';
 import type { QueryResult } from '../../../core/session/session.js';
 import type { QueryStatement, Statement } from '../../../core/sql/ast.js';
-import { parseScript } from '../../../core/sql/parser.js';
+import { parseScript, parseScriptAfter } from '../../../core/sql/parser.js';
+import type { LexOptions } from '../../../core/sql/lexer.js';
 import {
   AdminShutdown,
   BIND_COMPLETE,
@@ -651,13 +652,13 @@ export class ProxyConnection {
     if (this.batchFailed && frame.type !== 'S') return false;
     switch (frame.type) {
       case 'Q': {
-        if (bytesMayHoldModelSyntax(frame.payload) && modelStatementsSafe(parseQuery(frame.payload))) return false;
+        if (bytesMayHoldModelSyntax(frame.payload) && modelStatementsSafe(parseQuery(frame.payload), this.lexOptions())) return false;
         this.pendingRfq++;
         break;
       }
       case 'P': {
         const message = parseParse(frame.payload);
-        if (bytesMayHoldModelSyntax(frame.payload) && modelStatementsSafe(message.text)) return false;
+        if (bytesMayHoldModelSyntax(frame.payload) && modelStatementsSafe(message.text, this.lexOptions())) return false;
         this.statements.delete(message.name);
         this.batchPassThrough = true;
         break;
@@ -799,6 +800,11 @@ export class ProxyConnection {
     if (this.upstream?.isClosed) throw this.upstream.lostError();
   }
 
+  /** How the upstream session reads strings, as it last reported (the scanner must agree with Postgres). */
+  private lexOptions(): LexOptions {
+    return { standardConformingStrings: this.upstream?.standardConformingStrings() ?? true };
+  }
+
   private sessionFor(): ModelSession {
     this.session ??= this.context.createSession(this.upstream!, this.user);
     return this.session;
@@ -864,7 +870,7 @@ export class ProxyConnection {
     await this.syncUpstream();
     let statements: Statement[] | undefined;
     try {
-      statements = modelStatements(text);
+      statements = modelStatements(text, this.lexOptions());
     } catch (error) {
       await this.reportError(error, { sessionText: text, clientText: text });
       this.writeClient([readyForQuery(this.upstream!.status)]);
@@ -877,8 +883,16 @@ export class ProxyConnection {
       return;
     }
     const context: ErrorContext = { sessionText: text, clientText: text };
-    for (const statement of statements) {
+    let standard = this.lexOptions().standardConformingStrings;
+    for (let i = 0; i < statements.length; i++) {
       try {
+        // A statement before this one changed how Postgres reads strings: split the rest as it will read it.
+        if (i > 0 && this.lexOptions().standardConformingStrings !== standard) {
+          standard = this.lexOptions().standardConformingStrings;
+          statements = [...statements.slice(0, i), ...parseScriptAfter(text, statements[i - 1]!.span.end, this.lexOptions())];
+          if (i >= statements.length) break;
+        }
+        const statement = statements[i]!;
         let ok: boolean;
         if (statement.kind !== 'host') this.tally.modelStatements++;
         if (statement.kind === 'host') {
@@ -989,7 +1003,7 @@ export class ProxyConnection {
 
   private handleParse(payload: Buffer): void {
     const message = parseParse(payload);
-    const statements = parseScript(message.text);
+    const statements = parseScript(message.text, this.lexOptions());
     if (statements.length !== 1) {
       throw new ModelSqlError('42601', 'cannot insert multiple commands into a prepared statement');
     }
@@ -1008,7 +1022,7 @@ export class ProxyConnection {
   private async typeNames(oids: readonly number[]): Promise<(string | undefined)[]> {
     const missing = [...new Set(oids.filter((oid) => oid !== 0 && !this.typeNameCache.has(oid)))];
     if (missing.length > 0) {
-      const result = await this.upstream!.query('SELECT t, format_type(t, NULL) FROM unnest(CAST($1 AS pg_catalog.oid[])) AS t', [missing]);
+      const result = await this.upstream!.query('SELECT t, pg_catalog.format_type(t, NULL) FROM pg_catalog.unnest(CAST($1 AS pg_catalog.oid[])) AS t', [missing]);
       for (const [oid, name] of result.rows) if (typeof name === 'string') this.typeNameCache.set(Number(oid), name);
     }
     return oids.map((oid) => (oid === 0 ? undefined : this.typeNameCache.get(oid)));
@@ -1029,7 +1043,7 @@ export class ProxyConnection {
       throw new ModelSqlError('08P01', `bind message supplies ${values.length} parameters, but prepared statement "${message.statement}" requires ${needed}`);
     }
     const substituted = substituteParameters(source.text, values, await this.typeNames(source.paramTypes.slice(0, needed)));
-    const [statement] = values.length === 0 ? [source.statement] : parseScript(substituted.text);
+    const [statement] = values.length === 0 ? [source.statement] : parseScript(substituted.text, this.lexOptions());
     this.dropPortal(message.portal);
     this.portals.set(message.portal, {
       source,
@@ -1064,7 +1078,7 @@ export class ProxyConnection {
       }
       // The columns of a model query come from its shape (no model runs), its parameters taken as NULLs.
       const substituted = substituteParameters(source.text, new Array<null>(count).fill(null), await this.typeNames(source.paramTypes));
-      const [statement] = count === 0 ? [source.statement] : parseScript(substituted.text);
+      const [statement] = count === 0 ? [source.statement] : parseScript(substituted.text, this.lexOptions());
       await this.describePortal({ source, text: substituted.text, statement: statement!, toOriginal: substituted.originalOffset, resultFormats: [] });
       return;
     }

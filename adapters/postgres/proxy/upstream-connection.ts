@@ -192,6 +192,8 @@ export class UpstreamConnection implements PgConnection {
   backendKey: { readonly processId: number; readonly secret: Buffer } | undefined;
   /** Status of the last ReadyForQuery: `I`, `T` or `E`. */
   status = 'I';
+  /** `standard_conforming_strings` as the server last reported it (ParameterStatus). */
+  private standardStrings = true;
 
   private readonly framer = new Framer();
   private exchangeState: ActiveExchange | undefined;
@@ -205,6 +207,30 @@ export class UpstreamConnection implements PgConnection {
     readSocket(socket, (view) => this.onRead(view));
     socket.on('error', (error) => this.finish(error));
     socket.on('close', () => this.finish());
+  }
+
+  standardConformingStrings(): boolean {
+    return this.standardStrings;
+  }
+
+  /**
+   * Notes the settings of the ParameterStatus messages among the whole messages of `bytes`
+   * (https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-ASYNC: sent at
+   * startup and whenever a reported setting changes, whatever the exchange).
+   */
+  private noteParameters(bytes: Buffer): void {
+    for (let at = 0; at + 5 <= bytes.length; ) {
+      const end = at + 1 + bytes.readInt32BE(at + 1);
+      if (bytes[at] === 0x53 && end <= bytes.length) this.noteParameter(bytes.subarray(at + 5, end));
+      at = end;
+    }
+  }
+
+  /** One ParameterStatus body: name and value, each NUL-terminated. */
+  private noteParameter(body: Buffer): void {
+    const nul = body.indexOf(0);
+    if (nul < 0 || body.toString('latin1', 0, nul) !== 'standard_conforming_strings') return;
+    this.standardStrings = body.toString('latin1', nul + 1, body.indexOf(0, nul + 1)) === 'on';
   }
 
   /** True once the socket has closed. */
@@ -450,6 +476,7 @@ export class UpstreamConnection implements PgConnection {
   private onRead(view: Buffer): boolean {
     // The hot path of plain traffic: an answer that arrives whole goes on as the same bytes.
     if (this.exchangeState === undefined && this.framer.pending === 0 && wholeMessagesLength(view) === view.length) {
+      this.noteParameters(view);
       const relayed = this.onRelayChunk(view);
       if (relayed !== 'declined') return relayed === 'queued';
     }
@@ -468,6 +495,7 @@ export class UpstreamConnection implements PgConnection {
     }
     let relay: Frame[] | undefined;
     for (const frame of frames) {
+      if (frame.type === 'S') this.noteParameter(frame.payload);
       const ex = this.exchangeState;
       if (!ex) {
         (relay ??= []).push(frame);

@@ -323,6 +323,9 @@ test('functions of the caller’s own schema, first on its search_path, do not o
     await other.rows('SET search_path = public, pg_catalog');
     expect(await other.rows('SELECT count(*)::int FROM ml_catalog.models')).toEqual([[0]]);
     expect(await other.rows('SELECT count(*)::int FROM ml_catalog.usable_secrets')).toEqual([[0]]);
+    // A model statement with a schema before pg_catalog is refused before it runs any SQL of modelsql's.
+    await refused(other.rows(PREDICT), '42501', /pg_catalog first on the search path/);
+    await other.rows('SET search_path = pg_catalog, public');
     await refused(other.rows(PREDICT), '42704');
   } finally {
     await other.rows('RESET search_path').catch(() => undefined);

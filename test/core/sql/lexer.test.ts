@@ -38,6 +38,24 @@ describe('tokenize', () => {
     expect(tokenize("e'it''s'")[0]!.value).toBe("it's");
   });
 
+  it("with standard_conforming_strings off, reads backslash escapes in '..' and N'..' too", () => {
+    const text = "SELECT 'x\\' , (SELECT 1 FROM ML_PREDICT(TABLE t, MODEL m, DESCRIPTOR(a))) --'";
+    // On (the default): the string ends at the second quote, and the ML call is outside it.
+    expect(tokenize(text).map((t) => t.kind)).toContain('punctuation');
+    expect(tokenize(text)[1]!.value).toBe('x\\');
+    // Off: one string to the end, as Postgres reads it.
+    const off = tokenize(text, { standardConformingStrings: false });
+    expect(off.map((t) => t.kind)).toEqual(['identifier', 'string']);
+    expect(off[1]!.value).toBe("x' , (SELECT 1 FROM ML_PREDICT(TABLE t, MODEL m, DESCRIPTOR(a))) --");
+    expect(tokenize("N'a\\'b'", { standardConformingStrings: false })[0]!.value).toBe("a'b");
+    // A statement boundary inside what Postgres reads as one string, with the setting off.
+    const script = "SELECT 'a\\'; SELECT 'b'; SELECT 3";
+    expect(splitStatements(script).map((s) => s.text)).toEqual(["SELECT 'a\\'", "SELECT 'b'", 'SELECT 3']);
+    expect(scan(script, { standardConformingStrings: false }).unterminated).toEqual({ what: 'quoted string', start: 21 });
+    // Bit strings and dollar bodies keep backslashes as they are.
+    expect(tokenize("X'1\\' $$a\\$$", { standardConformingStrings: false }).map((t) => t.value)).toEqual(['1\\', 'a\\']);
+  });
+
   it('reads $$ and $tag$ bodies, leaving $1 and m$2 alone', () => {
     expect(kinds("$$a;'b$$ $fn$ x $$ y $fn$ $1 m$2 $name")).toEqual([
       "string:a;'b",
