@@ -7,6 +7,9 @@
  * passes once the hole is closed (then drop the mark).
  */
 import pg from 'pg';
+import { connectPostgres } from '../../adapters/postgres/index.js';
+import { createTestDatabase } from '../support/postgres-server.js';
+import { serverUrl } from '../adapters/postgres/proxy-helpers.js';
 import { NONE, PASSWORD, ROLE, roleUrl, aliceModel, as, catalogRows, expectAliceModelIntact, failure, rows, tag } from './attack-fixture.js';
 
 /** The URL of a login role made in a test (password {@link PASSWORD}). */
@@ -246,4 +249,93 @@ test.failing('a membership in alice without INHERIT or SET does not let bob chan
     await c.end();
   }
   expect(await catalogRows('alices', name)).toEqual(before);
+});
+
+/**
+ * HOLE: the catalog's read policies, the `usable_secrets` view and the migrations' DO blocks
+ * are written with unqualified names (`pg_has_role`, `to_regrole`, `quote_ident`,
+ * `pg_get_userbyid`, `pg_class`, `format`, `=` on text), and Postgres binds a policy's or
+ * view's names when it is created, under the creating session's search_path; only the
+ * writer functions pin theirs. When the role creating or upgrading the catalog (its owner, or
+ * a superuser: both are supported) has `search_path = public, pg_catalog` (pg_catalog
+ * explicitly after public), bob's objects in `public` are bound in:
+ * - his `public.pg_get_userbyid(oid)` runs inside the migration as the creating role (a
+ *   superuser: bob can `ALTER ROLE bob SUPERUSER` there);
+ * - his `public.pg_has_role(name, regrole, text)` becomes part of every read policy and of
+ *   `usable_secrets`, so bob reads every model and every key's ciphertext.
+ * Fix: start every catalog creation/upgrade transaction with
+ * `SET LOCAL search_path = pg_catalog, pg_temp` (and qualify the policy and view
+ * expressions as catalog-functions.ts does: `pg_catalog.pg_has_role`,
+ * `OPERATOR(pg_catalog.=)`), so the objects bound are Postgres's whatever the session's path.
+ */
+describe('the catalog created by a role whose search_path is public, pg_catalog', () => {
+  let url: URL;
+  const on = async <T>(role: string, fn: (c: pg.Client) => Promise<T>): Promise<T> => {
+    const u = new URL(url);
+    if (role !== 'superuser') [u.username, u.password] = [role, PASSWORD];
+    const c = new pg.Client({ connectionString: u.toString() });
+    c.on('error', () => undefined);
+    await c.connect();
+    try {
+      return await fn(c);
+    } finally {
+      await c.end();
+    }
+  };
+  /** bob's objects in public: each logs its current_user, then answers as Postgres's would (pg_has_role: always true). */
+  const plant = (c: pg.Client) =>
+    c.query(`CREATE TABLE public.trap_log (who text, what text);
+GRANT INSERT ON public.trap_log TO PUBLIC;
+CREATE FUNCTION public.pg_get_userbyid(o oid) RETURNS name LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO public.trap_log VALUES (current_user, 'pg_get_userbyid');
+  IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN EXECUTE 'ALTER ROLE ${ROLE.bob} SUPERUSER'; END IF;
+  RETURN pg_catalog.pg_get_userbyid(o);
+END $$;
+CREATE FUNCTION public.pg_has_role(n name, r regrole, p text) RETURNS boolean LANGUAGE sql AS 'SELECT true';`);
+
+  beforeEach(async () => {
+    url = new URL(await createTestDatabase(serverUrl()));
+    const database = url.pathname.slice(1);
+    await on('superuser', async (c) => {
+      await c.query(`GRANT CREATE ON DATABASE ${database} TO ${ROLE.admin}`);
+      await c.query(`GRANT CREATE ON SCHEMA public TO ${ROLE.alice}, ${ROLE.bob}`);
+      for (const r of [ROLE.admin, decodeURIComponent(url.username)]) await c.query(`ALTER ROLE ${r} IN DATABASE ${database} SET search_path = public, pg_catalog`);
+    });
+    await on(ROLE.bob, plant);
+  });
+  afterEach(async () => {
+    await as('superuser', 'direct', (c) => c.query(`ALTER ROLE ${ROLE.bob} NOSUPERUSER`));
+  });
+
+  test.failing('by its owner: bob does not read alice’s model nor her key’s ciphertext', async () => {
+    const admin = await connectPostgres(new URL(`postgres://${ROLE.admin}:${PASSWORD}@${url.host}${url.pathname}`).toString());
+    try {
+      await admin.sql('SHOW MODELS');
+    } finally {
+      await admin.close();
+    }
+    const alice = await connectPostgres(new URL(`postgres://${ROLE.alice}:${PASSWORD}@${url.host}${url.pathname}`).toString());
+    try {
+      await alice.sql(`CREATE MODEL public.secretive INPUT (txt STRING) OUTPUT (a STRING) WITH ('provider' = 'openai', 'endpoint' = 'http://127.0.0.1:9/v1', 'model' = 'gpt', 'api-key' = 'sk-alice-secret')`);
+    } finally {
+      await alice.close();
+    }
+    await on(ROLE.bob, async (c) => {
+      expect(await rows(c, `SELECT model_name FROM ml_catalog.models`)).toEqual([]);
+      expect(await rows(c, `SELECT model_name FROM ml_catalog.usable_secrets`)).toEqual([]);
+    });
+    expect(await on('superuser', (c) => rows(c, 'SELECT DISTINCT who FROM public.trap_log'))).toEqual([]);
+  });
+
+  test.failing('by a superuser: bob’s function does not run as the superuser, and bob stays an ordinary role', async () => {
+    const su = await connectPostgres(url.toString());
+    try {
+      await su.sql('SHOW MODELS');
+    } finally {
+      await su.close();
+    }
+    expect(await on('superuser', (c) => rows(c, 'SELECT DISTINCT who FROM public.trap_log'))).toEqual([]);
+    expect(await on('superuser', (c) => rows(c, `SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = '${ROLE.bob}'`))).toEqual([[false]]);
+  });
 });
