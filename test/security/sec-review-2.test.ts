@@ -251,6 +251,28 @@ test.failing('a membership in alice without INHERIT or SET does not let bob chan
   expect(await catalogRows('alices', name)).toEqual(before);
 });
 
+/** A fresh database with the fixture's grants; `on(role, fn)` runs `fn` with a client of that role (or the superuser) there. */
+async function freshDatabase(): Promise<{ url: URL; on: <T>(role: string, fn: (c: pg.Client) => Promise<T>) => Promise<T> }> {
+  const url = new URL(await createTestDatabase(serverUrl()));
+  const on = async <T>(role: string, fn: (c: pg.Client) => Promise<T>): Promise<T> => {
+    const u = new URL(url);
+    if (role !== 'superuser') [u.username, u.password] = [role, PASSWORD];
+    const c = new pg.Client({ connectionString: u.toString() });
+    c.on('error', () => undefined);
+    await c.connect();
+    try {
+      return await fn(c);
+    } finally {
+      await c.end();
+    }
+  };
+  await on('superuser', async (c) => {
+    await c.query(`GRANT CREATE ON DATABASE ${url.pathname.slice(1)} TO ${ROLE.admin}`);
+    await c.query(`GRANT CREATE ON SCHEMA public TO ${ROLE.alice}, ${ROLE.bob}`);
+  });
+  return { url, on };
+}
+
 /**
  * HOLE: the catalog's read policies, the `usable_secrets` view and the migrations' DO blocks
  * are written with unqualified names (`pg_has_role`, `to_regrole`, `quote_ident`,
@@ -270,18 +292,7 @@ test.failing('a membership in alice without INHERIT or SET does not let bob chan
  */
 describe('the catalog created by a role whose search_path is public, pg_catalog', () => {
   let url: URL;
-  const on = async <T>(role: string, fn: (c: pg.Client) => Promise<T>): Promise<T> => {
-    const u = new URL(url);
-    if (role !== 'superuser') [u.username, u.password] = [role, PASSWORD];
-    const c = new pg.Client({ connectionString: u.toString() });
-    c.on('error', () => undefined);
-    await c.connect();
-    try {
-      return await fn(c);
-    } finally {
-      await c.end();
-    }
-  };
+  let on: Awaited<ReturnType<typeof freshDatabase>>['on'];
   /** bob's objects in public: each logs its current_user, then answers as Postgres's would (pg_has_role: always true). */
   const plant = (c: pg.Client) =>
     c.query(`CREATE TABLE public.trap_log (who text, what text);
@@ -295,11 +306,9 @@ END $$;
 CREATE FUNCTION public.pg_has_role(n name, r regrole, p text) RETURNS boolean LANGUAGE sql AS 'SELECT true';`);
 
   beforeEach(async () => {
-    url = new URL(await createTestDatabase(serverUrl()));
+    ({ url, on } = await freshDatabase());
     const database = url.pathname.slice(1);
     await on('superuser', async (c) => {
-      await c.query(`GRANT CREATE ON DATABASE ${database} TO ${ROLE.admin}`);
-      await c.query(`GRANT CREATE ON SCHEMA public TO ${ROLE.alice}, ${ROLE.bob}`);
       for (const r of [ROLE.admin, decodeURIComponent(url.username)]) await c.query(`ALTER ROLE ${r} IN DATABASE ${database} SET search_path = public, pg_catalog`);
     });
     await on(ROLE.bob, plant);
@@ -338,4 +347,60 @@ CREATE FUNCTION public.pg_has_role(n name, r regrole, p text) RETURNS boolean LA
     expect(await on('superuser', (c) => rows(c, 'SELECT DISTINCT who FROM public.trap_log'))).toEqual([]);
     expect(await on('superuser', (c) => rows(c, `SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = '${ROLE.bob}'`))).toEqual([[false]]);
   });
+});
+
+/**
+ * HOLE (needs the victim's search_path to put public before pg_catalog): the SQL modelsql
+ * runs in alice's session to read and check the catalog (e.g. POSTGRES_ROLES.mayAlter, the
+ * catalog store's look-ups) uses unqualified `=` on text and name, `pg_has_role` and
+ * `quote_ident`. With `search_path = public, pg_catalog` bob's exact-type operators and
+ * functions in public answer them, running as alice on every model statement: they can
+ * change her models and tables, or mint the replayable tokens above. search-path.test.ts
+ * covers only the default path (pg_catalog first). Fix: qualify every name in modelsql's own
+ * catalog SQL (`OPERATOR(pg_catalog.=)`, `pg_catalog.pg_has_role`), as catalog-functions.ts
+ * does, or refuse model statements (with a clear error) in a session whose
+ * `pg_catalog.current_schemas(true)` does not start with pg_catalog (after pg_temp).
+ */
+test.failing('alice with search_path public, pg_catalog: bob’s operators and functions in public do not run as her during her model statements', async () => {
+  const { url, on } = await freshDatabase();
+  const lib = async (role: string, fn: (db: Awaited<ReturnType<typeof connectPostgres>>) => Promise<unknown>) => {
+    const db = await connectPostgres(`postgres://${role}:${PASSWORD}@${url.host}${url.pathname}`);
+    try {
+      await fn(db);
+    } finally {
+      await db.close();
+    }
+  };
+  await lib(ROLE.admin, (db) => db.sql('SHOW MODELS'));
+  await on('superuser', (c) => c.query(`ALTER ROLE ${ROLE.alice} IN DATABASE ${url.pathname.slice(1)} SET search_path = public, pg_catalog`));
+  await on(ROLE.bob, async (c) => {
+    await c.query(`CREATE TABLE public.trap_log (who text, what text); GRANT INSERT ON public.trap_log TO PUBLIC`);
+    const ops: string[] = [];
+    for (const t of ['text', 'integer', 'bigint', 'name', 'oid', 'boolean']) {
+      for (const op of ['=', '<>', '<', '>']) {
+        const fn = `public.trap_${ops.length}`;
+        ops.push(`CREATE FUNCTION ${fn}(a ${t}, b ${t}) RETURNS boolean LANGUAGE plpgsql AS $$ BEGIN INSERT INTO public.trap_log VALUES (current_user, '${t} ${op} ${t}'); RETURN CAST(a AS text) OPERATOR(pg_catalog.${op}) CAST(b AS text); END $$`);
+        ops.push(`CREATE OPERATOR public.${op} (LEFTARG = ${t}, RIGHTARG = ${t}, FUNCTION = ${fn})`);
+      }
+    }
+    for (const s of ops) await c.query(s);
+    await c.query(`CREATE FUNCTION public.pg_has_role(n name, r regrole, p text) RETURNS boolean LANGUAGE plpgsql AS $$ BEGIN INSERT INTO public.trap_log VALUES (current_user, 'pg_has_role'); RETURN pg_catalog.pg_has_role(n, r, p); END $$`);
+    await c.query(`CREATE FUNCTION public.quote_ident(t text) RETURNS text LANGUAGE plpgsql AS $$ BEGIN INSERT INTO public.trap_log VALUES (current_user, 'quote_ident'); RETURN pg_catalog.quote_ident(t); END $$`);
+  });
+  const errors: string[] = [];
+  await lib(ROLE.alice, async (db) => {
+    for (const s of [
+      `CREATE TABLE public.notes2 AS SELECT 'hello' AS txt`,
+      `CREATE MODEL public.m2 INPUT (txt STRING) OUTPUT (a STRING) WITH ('provider' = 'openai', 'endpoint' = 'http://127.0.0.1:9/v1', 'model' = 'gpt', 'api-key' = 'sk-x')`,
+      'SHOW MODELS',
+      'DESCRIBE MODEL public.m2',
+      `GRANT USAGE ON MODEL public.m2 TO ${ROLE.admin}`,
+      `ALTER MODEL public.m2 SET ('model' = 'gpt2')`,
+      'DROP MODEL public.m2',
+    ]) {
+      await db.sql(s).catch((e: Error) => errors.push(`${s}: ${e.message}`));
+    }
+  });
+  expect(errors).toEqual([]);
+  expect(await on('superuser', (c) => rows(c, 'SELECT who, what, count(*)::int FROM public.trap_log GROUP BY 1, 2 ORDER BY 1, 2'))).toEqual([]);
 });
