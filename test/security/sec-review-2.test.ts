@@ -105,7 +105,7 @@ test('bob’s pg_temp objects and search_path = public, pg_catalog do not stand 
  * transaction that made it.
  */
 describe.each(['direct', 'proxy'] as const)('a token minted once by code running as alice, %s', (via) => {
-  test.failing('is not usable by bob later, from his own session, on a model she creates afterwards', async () => {
+  test('is not usable by bob later, from his own session, on a model she creates afterwards', async () => {
     const name = `r2_replay_${via}`;
     const token = KNOWN(via === 'direct' ? 10 : 11);
     const inbox = `public.r2_inbox_${via}_${tag}`;
@@ -133,7 +133,7 @@ END $$`);
 });
 
 /** HOLE (same cause): tokens bob inserts himself are never cleaned up, so he can grow `callers` without bound. Fix: as above. */
-test.failing('a token bob inserts outside a writer does not outlive his transaction', async () => {
+test('a token bob inserts outside a writer does not outlive his transaction', async () => {
   await as('bob', 'direct', (c) => c.query(`INSERT INTO ml_catalog.callers (token) SELECT pg_catalog.gen_random_uuid() FROM pg_catalog.generate_series(1, 100)`));
   expect((await leftoverTokens()).filter((r) => r[1] === ROLE.bob)).toEqual([]);
 });
@@ -226,7 +226,7 @@ test.failing('bob’s overload planted after alice’s model does not answer her
  * model. Fix: use 'USAGE' (privileges of the role) in may_alter, may_use and the read
  * policies, as Postgres's owner checks do.
  */
-test.failing('a membership in alice without INHERIT or SET does not let bob change her models (as it does not let him drop her tables)', async () => {
+test('a membership in alice without INHERIT or SET does not let bob change her models (as it does not let him drop her tables)', async () => {
   const name = 'r2_member';
   const helper = `r2_helper_${tag}`;
   await as('superuser', 'direct', async (c) => {
