@@ -197,24 +197,22 @@ test('bob’s overload of alice’s model function, planted after her model: ML_
 });
 
 /**
- * HOLE (documented as closed only "ahead of a model"): the 42710 check runs when the model
- * function is created, not afterwards. bob, with CREATE on the model's schema, adds an
- * overload `ml_predict_<model>(integer)` beside alice's `(double precision)`; her call
- * `ml_predict_<model>(1)` (the form training.md shows) resolves to his exact-type match and
- * runs his code as alice, which can mint a token or change her models and tables.
- * Postgres's own overload rule, but modelsql puts the function in a schema of the model's
- * choosing under a predictable name, and security.md says the overload case is closed.
- * Fix: modelsql cannot stop later overloads without an event trigger (superuser); say in
- * security.md/training.md that the check holds only at CREATE time, that a model's
- * function should be called with exactly typed arguments (`ml_predict_m(1::float8)`) or
- * live in a schema only its owner can CREATE in; optionally re-check for foreign
- * overloads when the model is loaded and warn.
+ * The 42710 check runs when the model function is created, not afterwards: bob, with
+ * CREATE on the model's schema, can add an overload `ml_predict_<model>(integer)` beside
+ * alice's `(double precision)` later, and Postgres resolves an untyped call
+ * `ml_predict_<model>(1)` to his exact-type match (Postgres's overload rule; modelsql cannot
+ * stop later overloads without a superuser's event trigger). docs/security.md says so and
+ * how to be safe: call the model function with exactly typed arguments, or keep models in a
+ * schema only their owner can CREATE in. ML_PREDICT never calls the function by name
+ * resolution (the test above).
  */
-test.failing('bob’s overload planted after alice’s model does not answer her call of the model function', async () => {
+test('bob’s overload planted after alice’s model: her exactly typed call answers her model function, not his', async () => {
   const name = `r2_ovl2_${tag}`;
   const log = await overloadAfterModel(name);
-  await as('alice', 'proxy', async (c) => expect(await rows(c, `SELECT public.ml_predict_${name}(1) < 100`)).toEqual([[true]]));
+  await as('alice', 'proxy', async (c) => expect(await rows(c, `SELECT public.ml_predict_${name}(CAST(1 AS double precision)) < 100`)).toEqual([[true]]));
   await as('bob', 'direct', async (c) => expect(await rows(c, `SELECT who FROM ${log}`)).toEqual([]));
+  // The limit docs/security.md states: an untyped integer argument picks his exact match.
+  await as('alice', 'proxy', async (c) => expect(await rows(c, `SELECT public.ml_predict_${name}(1)`)).toEqual([[666]]));
 });
 
 /**
@@ -276,21 +274,15 @@ async function freshDatabase(): Promise<{ url: URL; on: <T>(role: string, fn: (c
 }
 
 /**
- * HOLE: the catalog's read policies, the `usable_secrets` view and the migrations' DO blocks
- * are written with unqualified names (`pg_has_role`, `to_regrole`, `quote_ident`,
- * `pg_get_userbyid`, `pg_class`, `format`, `=` on text), and Postgres binds a policy's or
- * view's names when it is created, under the creating session's search_path; only the
- * writer functions pin theirs. When the role creating or upgrading the catalog (its owner, or
- * a superuser: both are supported) has `search_path = public, pg_catalog` (pg_catalog
- * explicitly after public), bob's objects in `public` are bound in:
- * - his `public.pg_get_userbyid(oid)` runs inside the migration as the creating role (a
- *   superuser: bob can `ALTER ROLE bob SUPERUSER` there);
- * - his `public.pg_has_role(name, regrole, text)` becomes part of every read policy and of
- *   `usable_secrets`, so bob reads every model and every key's ciphertext.
- * Fix: start every catalog creation/upgrade transaction with
- * `SET LOCAL search_path = pg_catalog, pg_temp` (and qualify the policy and view
- * expressions as catalog-functions.ts does: `pg_catalog.pg_has_role`,
- * `OPERATOR(pg_catalog.=)`), so the objects bound are Postgres's whatever the session's path.
+ * The catalog's policies, its `usable_secrets` view and the migrations' DO blocks bind their
+ * names when they are created, under the creating session's search_path. When the role
+ * creating or upgrading the catalog (its owner, or a superuser: both are supported) has
+ * `search_path = public, pg_catalog`, bob's objects in `public` would be bound in (his
+ * `pg_get_userbyid(oid)` run inside the migration as a superuser, his
+ * `pg_has_role(name, regrole, text)` made part of every read policy). modelsql refuses
+ * (42501) to create or upgrade the catalog on such a path before any of its SQL runs, and
+ * the migrations qualify every name they bind (`pg_catalog.pg_has_role`,
+ * `OPERATOR(pg_catalog.=)`), so the catalog, once made on a safe path, holds Postgres's own.
  */
 describe('the catalog created by a role whose search_path is public, pg_catalog', () => {
   let url: URL;
@@ -306,64 +298,79 @@ BEGIN
   RETURN pg_catalog.pg_get_userbyid(o);
 END $$;
 CREATE FUNCTION public.pg_has_role(n name, r regrole, p text) RETURNS boolean LANGUAGE sql AS 'SELECT true';`);
+  /** The roles whose path is set (the catalog's creators). */
+  let creators: string[];
+  const database = () => url.pathname.slice(1);
+  const noCatalog = async () => expect(await on('superuser', (c) => rows(c, `SELECT pg_catalog.to_regnamespace('ml_catalog') IS NULL`))).toEqual([[true]]);
+  const trapped = () => on('superuser', (c) => rows(c, 'SELECT DISTINCT who FROM public.trap_log'));
 
   beforeEach(async () => {
     ({ url, on } = await freshDatabase());
-    const database = url.pathname.slice(1);
+    creators = [ROLE.admin, decodeURIComponent(url.username)];
     await on('superuser', async (c) => {
-      for (const r of [ROLE.admin, decodeURIComponent(url.username)]) await c.query(`ALTER ROLE ${r} IN DATABASE ${database} SET search_path = public, pg_catalog`);
+      for (const r of creators) await c.query(`ALTER ROLE ${r} IN DATABASE ${database()} SET search_path = public, pg_catalog`);
     });
     await on(ROLE.bob, plant);
   });
   afterEach(async () => {
-    await as('superuser', 'direct', (c) => c.query(`ALTER ROLE ${ROLE.bob} NOSUPERUSER`));
+    await as('superuser', 'direct', async (c) => {
+      await c.query(`ALTER ROLE ${ROLE.bob} NOSUPERUSER`);
+      for (const r of creators) await c.query(`ALTER ROLE ${r} IN DATABASE ${database()} RESET search_path`);
+    });
   });
 
-  test.failing('by its owner: bob does not read alice’s model nor her key’s ciphertext', async () => {
-    const admin = await connectPostgres(new URL(`postgres://${ROLE.admin}:${PASSWORD}@${url.host}${url.pathname}`).toString());
+  test('by its owner: refused (42501) with nothing made; made on a safe path, bob does not read alice’s model nor her key’s ciphertext', async () => {
+    const connectAs = (role: string) => connectPostgres(new URL(`postgres://${role}:${PASSWORD}@${url.host}${url.pathname}`).toString());
+    const admin = await connectAs(ROLE.admin);
     try {
-      await admin.sql('SHOW MODELS');
+      expect(await failure(admin.sql('SHOW MODELS'))).toBe('42501');
     } finally {
       await admin.close();
     }
-    const alice = await connectPostgres(new URL(`postgres://${ROLE.alice}:${PASSWORD}@${url.host}${url.pathname}`).toString());
+    await noCatalog();
+    await on('superuser', (c) => c.query(`ALTER ROLE ${ROLE.admin} IN DATABASE ${database()} RESET search_path`));
+    const again = await connectAs(ROLE.admin);
+    try {
+      await again.sql('SHOW MODELS');
+    } finally {
+      await again.close();
+    }
+    const alice = await connectAs(ROLE.alice);
     try {
       await alice.sql(`CREATE MODEL public.secretive INPUT (txt STRING) OUTPUT (a STRING) WITH ('provider' = 'openai', 'endpoint' = 'http://127.0.0.1:9/v1', 'model' = 'gpt', 'api-key' = 'sk-alice-secret')`);
     } finally {
       await alice.close();
     }
     await on(ROLE.bob, async (c) => {
+      // bob's own path puts his pg_has_role first: the policies hold Postgres's.
+      await c.query('SET search_path = public, pg_catalog');
       expect(await rows(c, `SELECT model_name FROM ml_catalog.models`)).toEqual([]);
       expect(await rows(c, `SELECT model_name FROM ml_catalog.usable_secrets`)).toEqual([]);
     });
-    expect(await on('superuser', (c) => rows(c, 'SELECT DISTINCT who FROM public.trap_log'))).toEqual([]);
+    expect(await trapped()).toEqual([]);
   });
 
-  test.failing('by a superuser: bob’s function does not run as the superuser, and bob stays an ordinary role', async () => {
+  test('by a superuser: refused (42501) with nothing made; bob’s function does not run as the superuser, and bob stays an ordinary role', async () => {
     const su = await connectPostgres(url.toString());
     try {
-      await su.sql('SHOW MODELS');
+      expect(await failure(su.sql('SHOW MODELS'))).toBe('42501');
     } finally {
       await su.close();
     }
-    expect(await on('superuser', (c) => rows(c, 'SELECT DISTINCT who FROM public.trap_log'))).toEqual([]);
+    await noCatalog();
+    expect(await trapped()).toEqual([]);
     expect(await on('superuser', (c) => rows(c, `SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = '${ROLE.bob}'`))).toEqual([[false]]);
   });
 });
 
 /**
- * HOLE (needs the victim's search_path to put public before pg_catalog): the SQL modelsql
- * runs in alice's session to read and check the catalog (e.g. POSTGRES_ROLES.mayAlter, the
- * catalog store's look-ups) uses unqualified `=` on text and name, `pg_has_role` and
- * `quote_ident`. With `search_path = public, pg_catalog` bob's exact-type operators and
- * functions in public answer them, running as alice on every model statement: they can
- * change her models and tables, or mint the replayable tokens above. search-path.test.ts
- * covers only the default path (pg_catalog first). Fix: qualify every name in modelsql's own
- * catalog SQL (`OPERATOR(pg_catalog.=)`, `pg_catalog.pg_has_role`), as catalog-functions.ts
- * does, or refuse model statements (with a clear error) in a session whose
- * `pg_catalog.current_schemas(true)` does not start with pg_catalog (after pg_temp).
+ * The SQL modelsql runs in alice's session to read and check the catalog counts on
+ * pg_catalog being searched first. With `search_path = public, pg_catalog` bob's exact-type
+ * operators and functions in public would answer it, running as alice: modelsql refuses
+ * (42501) every model statement in such a session before any of its SQL runs (and plain
+ * SQL runs as Postgres runs it). search-path.test.ts covers every statement both ways.
  */
-test.failing('alice with search_path public, pg_catalog: bob’s operators and functions in public do not run as her during her model statements', async () => {
+test('alice with search_path public, pg_catalog: her model statements are refused (42501), bob’s operators and functions in public never run as her', async () => {
   const { url, on } = await freshDatabase();
   const lib = async (role: string, fn: (db: Awaited<ReturnType<typeof connectPostgres>>) => Promise<unknown>) => {
     const db = await connectPostgres(`postgres://${role}:${PASSWORD}@${url.host}${url.pathname}`);
@@ -389,10 +396,11 @@ test.failing('alice with search_path public, pg_catalog: bob’s operators and f
     await c.query(`CREATE FUNCTION public.pg_has_role(n name, r regrole, p text) RETURNS boolean LANGUAGE plpgsql AS $$ BEGIN INSERT INTO public.trap_log VALUES (current_user, 'pg_has_role'); RETURN pg_catalog.pg_has_role(n, r, p); END $$`);
     await c.query(`CREATE FUNCTION public.quote_ident(t text) RETURNS text LANGUAGE plpgsql AS $$ BEGIN INSERT INTO public.trap_log VALUES (current_user, 'quote_ident'); RETURN pg_catalog.quote_ident(t); END $$`);
   });
-  const errors: string[] = [];
+  const codes: (string | undefined)[] = [];
   await lib(ROLE.alice, async (db) => {
     for (const s of [
       `CREATE TABLE public.notes2 AS SELECT 'hello' AS txt`,
+      `SELECT * FROM ML_PREDICT(TABLE public.notes2, MODEL public.m2, DESCRIPTOR(txt))`,
       `CREATE MODEL public.m2 INPUT (txt STRING) OUTPUT (a STRING) WITH ('provider' = 'openai', 'endpoint' = 'http://127.0.0.1:9/v1', 'model' = 'gpt', 'api-key' = 'sk-x')`,
       'SHOW MODELS',
       'DESCRIBE MODEL public.m2',
@@ -400,10 +408,11 @@ test.failing('alice with search_path public, pg_catalog: bob’s operators and f
       `ALTER MODEL public.m2 SET ('model' = 'gpt2')`,
       'DROP MODEL public.m2',
     ]) {
-      await db.sql(s).catch((e: Error) => errors.push(`${s}: ${e.message}`));
+      codes.push(await failure(db.sql(s)));
     }
   });
-  expect(errors).toEqual([]);
+  // Plain SQL runs; every model statement is refused before any of modelsql's SQL.
+  expect(codes).toEqual([undefined, ...Array<string>(7).fill('42501')]);
   expect(await on('superuser', (c) => rows(c, 'SELECT who, what, count(*)::int FROM public.trap_log GROUP BY 1, 2 ORDER BY 1, 2'))).toEqual([]);
 });
 
