@@ -18,16 +18,19 @@
  * - `ml_catalog.<writer>_as(token, ...)`, `SECURITY DEFINER`, owned by the catalog owner,
  *   which deletes the token's row and acts as the role it names (42501 without one).
  *
- * A token lives only inside one call (and rolls back with it), no ordinary role may read
- * `callers`, and a role can only ever make a token naming itself: calling a `_as` function
- * directly, with a token of its own, acts as itself. Both functions have
+ * A token acts only in the transaction and backend that made it (columns `made_in`,
+ * `made_by`, defaults no caller may write) and never outlives that transaction (a deferred
+ * constraint trigger deletes it), no ordinary role may read `callers`, and a role can only
+ * ever make a token naming itself: calling a `_as` function directly, with a token of its
+ * own, acts as itself. (A transaction-local setting could not carry the role: any role may
+ * set any `ml_catalog.*` setting.) Both functions have
  * `search_path = pg_catalog, pg_temp` and qualify every name
  * (https://www.postgresql.org/docs/current/sql-createfunction.html#SQL-CREATEFUNCTION-SECURITY),
  * so a caller's objects never stand in for ours.
  *
  * Rights (the same as the read policies of catalog-security.ts): a role may change a model
- * when it is a member of the model's owner or of the catalog owner (superusers are members
- * of every role); a new model needs CREATE on its schema too, as a table would; a role may
+ * when it has the privileges of the model's owner or of the catalog owner
+ * (`pg_has_role(..., 'USAGE')`, as Postgres's owner checks; superusers have every role's); a new model needs CREATE on its schema too, as a table would; a role may
  * use a model when it may change it or a grant names one of its roles or PUBLIC.
  */
 

@@ -4,8 +4,8 @@
  * - Every per-model row (`models`, `model_versions`, `artifacts`, `training_metrics`,
  *   `model_secrets`, `model_grants`) carries the model's `owner` role.
  * - Row-level security (https://www.postgresql.org/docs/current/ddl-rowsecurity.html) on
- *   those tables: a role sees the rows of the models it may use (owner, member of the owner,
- *   grantee, member of a grantee, or `PUBLIC` granted) and changes only the rows of the
+ *   those tables: a role sees the rows of the models it may use (owner, a role with the
+ *   owner's privileges, grantee, a role with a grantee's privileges, or `PUBLIC` granted) and changes only the rows of the
  *   models it owns. A row inserted for an existing model must name that model's owner, so
  *   no one can slip a version, an artifact or a grant into another role's model.
  * - The role owning the catalog tables administers it: table owners bypass row-level
