@@ -138,6 +138,30 @@ test('a token bob inserts outside a writer does not outlive his transaction', as
   expect((await leftoverTokens()).filter((r) => r[1] === ROLE.bob)).toEqual([]);
 });
 
+test('the trigger ending tokens: SET CONSTRAINTS ALL IMMEDIATE does not stop a writer nor keep a token, and session_replication_role = replica does not skip it', async () => {
+  const name = 'r2_immediate';
+  await as('alice', 'proxy', (c) => c.query(aliceModel('alices', name)));
+  const before = await catalogRows('alices', name);
+  await as('alice', 'direct', async (c) => {
+    await c.query('BEGIN');
+    await c.query('SET CONSTRAINTS ALL IMMEDIATE');
+    await c.query(`SELECT ml_catalog.set_grant('alices', '${name}', '${ROLE.admin}', true)`);
+    await c.query('COMMIT');
+  });
+  expect(await catalogRows('alices', name)).toEqual({ ...before, model_grants: before.model_grants! + 1 });
+  await as('bob', 'direct', async (c) => {
+    await c.query('BEGIN');
+    await c.query('SET CONSTRAINTS ALL IMMEDIATE');
+    await c.query(`INSERT INTO ml_catalog.callers (token) VALUES ('${KNOWN(30)}')`);
+    await c.query('COMMIT');
+  });
+  await as('superuser', 'direct', async (c) => {
+    await c.query('SET session_replication_role = replica');
+    await c.query(`INSERT INTO ml_catalog.callers (token) VALUES ('${KNOWN(31)}')`);
+  });
+  expect(await leftoverTokens()).toEqual([]);
+});
+
 test('bob’s SECURITY DEFINER function minting a token for alice’s later call: the token names bob, and alice’s own call still acts as alice', async () => {
   const name = 'r2_definer_mint';
   await as('alice', 'proxy', (c) => c.query(aliceModel('alices', name)));
