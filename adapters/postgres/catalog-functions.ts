@@ -18,21 +18,24 @@
  * - `ml_catalog.<writer>_as(token, ...)`, `SECURITY DEFINER`, owned by the catalog owner,
  *   which deletes the token's row and acts as the role it names (42501 without one).
  *
- * A token lives only inside one call (and rolls back with it), no ordinary role may read
- * `callers`, and a role can only ever make a token naming itself: calling a `_as` function
- * directly, with a token of its own, acts as itself. Both functions have
+ * A token acts only in the transaction and backend that made it (columns `made_in`,
+ * `made_by`, defaults no caller may write) and never outlives that transaction (a deferred
+ * constraint trigger deletes it), no ordinary role may read `callers`, and a role can only
+ * ever make a token naming itself: calling a `_as` function directly, with a token of its
+ * own, acts as itself. (A transaction-local setting could not carry the role: any role may
+ * set any `ml_catalog.*` setting.) Both functions have
  * `search_path = pg_catalog, pg_temp` and qualify every name
  * (https://www.postgresql.org/docs/current/sql-createfunction.html#SQL-CREATEFUNCTION-SECURITY),
  * so a caller's objects never stand in for ours.
  *
  * Rights (the same as the read policies of catalog-security.ts): a role may change a model
- * when it is a member of the model's owner or of the catalog owner (superusers are members
- * of every role); a new model needs CREATE on its schema too, as a table would; a role may
+ * when it has the privileges of the model's owner or of the catalog owner
+ * (`pg_has_role(..., 'USAGE')`, as Postgres's owner checks; superusers have every role's); a new model needs CREATE on its schema too, as a table would; a role may
  * use a model when it may change it or a grant names one of its roles or PUBLIC.
  */
 
-/** The role owning the catalog (the owner of `ml_catalog.models`), as an oid. */
-const CATALOG_OWNER_OID = `(SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = 'ml_catalog.models'::pg_catalog.regclass)`;
+/** The role owning the catalog (the owner of `ml_catalog.models`), as an oid; every name qualified (it is bound into policies too). */
+export const CATALOG_OWNER_OID = `(SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) CAST('ml_catalog.models' AS pg_catalog.regclass))`;
 
 /** Options every function has. */
 const FIXED_PATH = 'SET search_path = pg_catalog, pg_temp';
@@ -49,7 +52,7 @@ const CHECK_ALTER = `IF NOT ml_catalog.may_alter(v_role, v_owner) THEN ${deny('m
 
 /** 42501 unless `v_role` may create a model in `schema` (an expression). */
 const checkCreate = (schema: string) =>
-  `IF NOT (pg_catalog.has_schema_privilege(pg_catalog.to_regrole(pg_catalog.quote_ident(v_role)), ${schema}, 'CREATE') OR pg_catalog.pg_has_role(pg_catalog.to_regrole(pg_catalog.quote_ident(v_role)), ${CATALOG_OWNER_OID}, 'MEMBER')) THEN ${deny('permission denied for schema %: a model needs CREATE on its schema', `pg_catalog.quote_ident(${schema})`)}; END IF;`;
+  `IF NOT (pg_catalog.has_schema_privilege(pg_catalog.to_regrole(pg_catalog.quote_ident(v_role)), ${schema}, 'CREATE') OR pg_catalog.pg_has_role(pg_catalog.to_regrole(pg_catalog.quote_ident(v_role)), ${CATALOG_OWNER_OID}, 'USAGE')) THEN ${deny('permission denied for schema %: a model needs CREATE on its schema', `pg_catalog.quote_ident(${schema})`)}; END IF;`;
 
 /** Tables keyed by (model id, version). */
 const VERSION_TABLES = ['model_versions', 'artifacts', 'training_metrics', 'model_secrets'] as const;
@@ -185,6 +188,8 @@ function invoker(w: Writer): string {
   return `CREATE FUNCTION ml_catalog.${w.name}(${w.params}) RETURNS void LANGUAGE plpgsql ${FIXED_PATH} AS $fn$
 DECLARE v_token uuid := pg_catalog.gen_random_uuid();
 BEGIN
+  -- The token outlives this call only if the session set the trigger that removes it to run at once.
+  SET CONSTRAINTS ml_catalog.callers_end DEFERRED;
   INSERT INTO ml_catalog.callers (token) VALUES (v_token);
   PERFORM ml_catalog.${w.name}_as(v_token, ${parameters(w)
     .map((p) => p.name)
@@ -201,28 +206,46 @@ BEGIN
 END $fn$`;
 }
 
-/** The table of tokens and the statements granting the right to make one (a token's `caller` is always its maker's `current_user`). */
+/**
+ * The table of tokens and the statements granting the right to make one. A token's
+ * `caller`, `made_in` (its transaction) and `made_by` (its backend) always take their
+ * defaults: ordinary roles may insert the `token` column alone. A constraint trigger,
+ * deferred to the end of the transaction, deletes every token made in it: none is ever
+ * committed, whoever inserted it (`ENABLE ALWAYS`: also under
+ * `session_replication_role = replica`).
+ */
 export const CALLERS_TABLE: readonly string[] = [
-  'CREATE TABLE ml_catalog.callers (token uuid PRIMARY KEY, caller text NOT NULL DEFAULT CAST(current_user AS text))',
+  `CREATE TABLE ml_catalog.callers (token uuid PRIMARY KEY, caller text NOT NULL DEFAULT CAST(current_user AS text),
+    made_in bigint NOT NULL DEFAULT pg_catalog.txid_current(), made_by integer NOT NULL DEFAULT pg_catalog.pg_backend_pid())`,
   'GRANT INSERT (token) ON ml_catalog.callers TO PUBLIC',
+  `CREATE FUNCTION ml_catalog.callers_end() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER ${FIXED_PATH} AS $fn$
+BEGIN
+  DELETE FROM ml_catalog.callers c WHERE c.token OPERATOR(pg_catalog.=) NEW.token;
+  RETURN NULL;
+END $fn$`,
+  'CREATE CONSTRAINT TRIGGER callers_end AFTER INSERT ON ml_catalog.callers DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ml_catalog.callers_end()',
+  'ALTER TABLE ml_catalog.callers ENABLE ALWAYS TRIGGER callers_end',
 ];
 
 /** `CREATE FUNCTION` statements, helpers first. */
 export const CATALOG_FUNCTIONS: readonly string[] = [
   `CREATE FUNCTION ml_catalog.caller(p_token uuid) RETURNS text LANGUAGE plpgsql ${FIXED_PATH} AS $fn$
-DECLARE v_role text;
+DECLARE v_role text; v_made_in bigint; v_made_by integer;
 BEGIN
-  DELETE FROM ml_catalog.callers c WHERE c.token OPERATOR(pg_catalog.=) p_token RETURNING c.caller INTO v_role;
-  IF v_role IS NULL THEN ${deny('no caller: call the catalog function without the _as suffix')}; END IF;
+  DELETE FROM ml_catalog.callers c WHERE c.token OPERATOR(pg_catalog.=) p_token RETURNING c.caller, c.made_in, c.made_by INTO v_role, v_made_in, v_made_by;
+  -- A token acts only in the transaction and backend that made it.
+  IF v_role IS NULL OR v_made_in OPERATOR(pg_catalog.<>) pg_catalog.txid_current() OR v_made_by OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid() THEN
+    ${deny('no caller: call the catalog function without the _as suffix')};
+  END IF;
   RETURN v_role;
 END $fn$`,
   `CREATE FUNCTION ml_catalog.may_alter(p_role text, p_owner text) RETURNS boolean LANGUAGE sql STABLE ${FIXED_PATH} AS $fn$
-  SELECT COALESCE(pg_catalog.pg_has_role(pg_catalog.to_regrole(pg_catalog.quote_ident(p_role)), pg_catalog.to_regrole(pg_catalog.quote_ident(p_owner)), 'MEMBER'), false)
-      OR COALESCE(pg_catalog.pg_has_role(pg_catalog.to_regrole(pg_catalog.quote_ident(p_role)), ${CATALOG_OWNER_OID}, 'MEMBER'), false)
+  SELECT COALESCE(pg_catalog.pg_has_role(pg_catalog.to_regrole(pg_catalog.quote_ident(p_role)), pg_catalog.to_regrole(pg_catalog.quote_ident(p_owner)), 'USAGE'), false)
+      OR COALESCE(pg_catalog.pg_has_role(pg_catalog.to_regrole(pg_catalog.quote_ident(p_role)), ${CATALOG_OWNER_OID}, 'USAGE'), false)
 $fn$`,
   `CREATE FUNCTION ml_catalog.may_use(p_role text, p_model bigint, p_owner text) RETURNS boolean LANGUAGE sql STABLE ${FIXED_PATH} AS $fn$
   SELECT ml_catalog.may_alter(p_role, p_owner) OR EXISTS (SELECT 1 FROM ml_catalog.model_grants g WHERE g.model_id OPERATOR(pg_catalog.=) p_model
-    AND (g.grantee OPERATOR(pg_catalog.=) 'public' OR COALESCE(pg_catalog.pg_has_role(pg_catalog.to_regrole(pg_catalog.quote_ident(p_role)), pg_catalog.to_regrole(pg_catalog.quote_ident(g.grantee)), 'MEMBER'), false)))
+    AND (g.grantee OPERATOR(pg_catalog.=) 'public' OR COALESCE(pg_catalog.pg_has_role(pg_catalog.to_regrole(pg_catalog.quote_ident(p_role)), pg_catalog.to_regrole(pg_catalog.quote_ident(g.grantee)), 'USAGE'), false)))
 $fn$`,
   ...WRITERS.flatMap((w) => [definer(w), invoker(w)]),
 ];
@@ -233,7 +256,7 @@ const signature = (name: string, types: readonly string[]) => `ml_catalog.${name
 /** Signatures of the functions (for ownership and EXECUTE rights). */
 export const CATALOG_FUNCTION_SIGNATURES = {
   /** Run only inside the writers: no EXECUTE for PUBLIC. */
-  helpers: ['ml_catalog.caller(uuid)', 'ml_catalog.may_alter(text, text)', 'ml_catalog.may_use(text, bigint, text)'],
+  helpers: ['ml_catalog.caller(uuid)', 'ml_catalog.callers_end()', 'ml_catalog.may_alter(text, text)', 'ml_catalog.may_use(text, bigint, text)'],
   writers: WRITERS.flatMap((w) => {
     const types = parameters(w).map((p) => p.type);
     return [signature(w.name, types), signature(`${w.name}_as`, ['uuid', ...types])];

@@ -4,8 +4,8 @@
  * - Every per-model row (`models`, `model_versions`, `artifacts`, `training_metrics`,
  *   `model_secrets`, `model_grants`) carries the model's `owner` role.
  * - Row-level security (https://www.postgresql.org/docs/current/ddl-rowsecurity.html) on
- *   those tables: a role sees the rows of the models it may use (owner, member of the owner,
- *   grantee, member of a grantee, or `PUBLIC` granted) and changes only the rows of the
+ *   those tables: a role sees the rows of the models it may use (owner, a role with the
+ *   owner's privileges, grantee, a role with a grantee's privileges, or `PUBLIC` granted) and changes only the rows of the
  *   models it owns. A row inserted for an existing model must name that model's owner, so
  *   no one can slip a version, an artifact or a grant into another role's model.
  * - The role owning the catalog tables administers it: table owners bypass row-level
@@ -32,35 +32,41 @@
  */
 import type { HostFunction, RoleDialect } from '../../core/host.js';
 import { doubleQuote } from '../../core/sql/format.js';
-import { CALLERS_TABLE, CATALOG_FUNCTION_SIGNATURES, CATALOG_FUNCTIONS, LAYOUT_4_FUNCTION_SIGNATURES } from './catalog-functions.js';
+import { CALLERS_TABLE, CATALOG_FUNCTION_SIGNATURES, CATALOG_OWNER_OID, CATALOG_FUNCTIONS, LAYOUT_4_FUNCTION_SIGNATURES } from './catalog-functions.js';
 import { PostgresCatalogWriter } from './postgres-catalog-writer.js';
 
 /** The role owning the catalog: the owner of its `models` table. */
-const CATALOG_OWNER = `pg_get_userbyid((SELECT relowner FROM pg_class WHERE oid = 'ml_catalog.models'::regclass))`;
+const CATALOG_OWNER = `pg_catalog.pg_get_userbyid(${CATALOG_OWNER_OID})`;
 
 /** Tables holding one model's rows, each with an `owner` column (all but `models` keyed by version or grantee too). */
 const MODEL_TABLES = ['models', 'model_versions', 'artifacts', 'training_metrics', 'model_secrets', 'model_grants'] as const;
 
 /**
- * The current role is a member of the role named by the text expression `role` (false for
- * a name that is no role: `to_regrole` gives NULL where `pg_has_role` would raise).
+ * The current role has the privileges of the role named by the text expression `role`
+ * (false for a name that is no role: `to_regrole` gives NULL where `pg_has_role` would
+ * raise). 'USAGE', as Postgres's own owner checks (has_privs_of_role): a membership granted
+ * WITH INHERIT FALSE (or the ADMIN-only one Postgres 16+ gives a CREATEROLE role) does not
+ * count. Every name is qualified: Postgres binds a policy's names when it is created.
  */
 const member = (role: string): string => memberBy('current_user', role);
 
-/** The role named by the text expression `who` is a member of the role named by `role` (false for names that are no roles). */
+/** The role named by the text expression `who` has the privileges of the role named by `role` (false for names that are no roles). */
 const memberBy = (who: string, role: string): string =>
-  `COALESCE(pg_has_role(${who === 'current_user' ? who : `to_regrole(quote_ident(${who}))`}, to_regrole(quote_ident(${role})), 'MEMBER'), false)`;
+  `COALESCE(pg_catalog.pg_has_role(${who === 'current_user' ? who : `pg_catalog.to_regrole(pg_catalog.quote_ident(${who}))`}, pg_catalog.to_regrole(pg_catalog.quote_ident(${role})), 'USAGE'), false)`;
 
 /** The role named by `who` may change a model of `owner` (as {@link mayAlter}). */
 const mayAlterBy = (who: string, owner: string): string =>
-  `(${memberBy(who, owner)} OR COALESCE(pg_has_role(to_regrole(quote_ident(${who})), (SELECT relowner FROM pg_class WHERE oid = 'ml_catalog.models'::regclass), 'MEMBER'), false))`;
+  `(${memberBy(who, owner)} OR COALESCE(pg_catalog.pg_has_role(pg_catalog.to_regrole(pg_catalog.quote_ident(${who})), ${CATALOG_OWNER_OID}, 'USAGE'), false))`;
 
-/** The current role may change a model of `owner`: a member of the owner or of the catalog owner (superusers are members of every role). */
-const mayAlter = (owner: string): string => `(${member(owner)} OR pg_has_role(current_user, (SELECT relowner FROM pg_class WHERE oid = 'ml_catalog.models'::regclass), 'MEMBER'))`;
+/** The current role may change a model of `owner`: it has the privileges of the owner or of the catalog owner (superusers have every role's). */
+const mayAlter = (owner: string): string => `(${member(owner)} OR pg_catalog.pg_has_role(current_user, ${CATALOG_OWNER_OID}, 'USAGE'))`;
+
+/** `a = b` with Postgres's operator whatever the search path. */
+const eq = (a: string, b: string): string => `${a} OPERATOR(pg_catalog.=) ${b}`;
 
 /** The current role may see and use the model: `mayAlter`, or a grant to one of its roles or to PUBLIC. */
 const mayUse = (schema: string, model: string, owner: string): string =>
-  `(${mayAlter(owner)} OR EXISTS (SELECT 1 FROM ml_catalog.model_grants g WHERE g.schema_name = ${schema} AND g.model_name = ${model} AND (g.grantee = 'public' OR ${member('g.grantee')})))`;
+  `(${mayAlter(owner)} OR EXISTS (SELECT 1 FROM ml_catalog.model_grants g WHERE ${eq('g.schema_name', schema)} AND ${eq('g.model_name', model)} AND (${eq('g.grantee', "'public'")} OR ${member('g.grantee')})))`;
 
 /** The owner of the model, as the current role sees the models (NULL for one it may not see). */
 const modelOwner = (schema: string, model: string): string => `(SELECT m.owner FROM ml_catalog.models m WHERE m.schema_name = ${schema} AND m.model_name = ${model})`;
@@ -117,17 +123,28 @@ const LAYOUT_3: readonly string[] = [
   'GRANT SELECT, INSERT, DELETE ON ml_catalog.prediction_cache TO PUBLIC',
   'GRANT SELECT ON ml_catalog.schema_version, ml_catalog.usable_secrets TO PUBLIC',
   // A superuser upgrading another role's catalog: the new objects belong to the catalog owner too.
-  `DO $$ DECLARE o name := ${CATALOG_OWNER}; BEGIN IF o <> current_user THEN
-     EXECUTE format('ALTER TABLE ml_catalog.model_grants OWNER TO %I', o);
-     EXECUTE format('ALTER VIEW ml_catalog.usable_secrets OWNER TO %I', o);
-     EXECUTE format('ALTER FUNCTION ml_catalog.model_owner(text, text) OWNER TO %I', o);
-     EXECUTE format('ALTER FUNCTION ml_catalog.model_taken(text, text) OWNER TO %I', o);
+  `DO $$ DECLARE o name := ${CATALOG_OWNER}; BEGIN IF o OPERATOR(pg_catalog.<>) current_user THEN
+     EXECUTE pg_catalog.format('ALTER TABLE ml_catalog.model_grants OWNER TO %I', o);
+     EXECUTE pg_catalog.format('ALTER VIEW ml_catalog.usable_secrets OWNER TO %I', o);
+     EXECUTE pg_catalog.format('ALTER FUNCTION ml_catalog.model_owner(text, text) OWNER TO %I', o);
+     EXECUTE pg_catalog.format('ALTER FUNCTION ml_catalog.model_taken(text, text) OWNER TO %I', o);
    END IF; END $$`,
 ];
 
 /** The current role may see and use the model of id `id`: `mayAlter`, or a grant (by model id) to one of its roles or to PUBLIC. */
 const mayUseId = (id: string, owner: string): string =>
-  `(${mayAlter(owner)} OR EXISTS (SELECT 1 FROM ml_catalog.model_grants g WHERE g.model_id = ${id} AND (g.grantee = 'public' OR ${member('g.grantee')})))`;
+  `(${mayAlter(owner)} OR EXISTS (SELECT 1 FROM ml_catalog.model_grants g WHERE ${eq('g.model_id', id)} AND (${eq('g.grantee', "'public'")} OR ${member('g.grantee')})))`;
+
+/** The read policy of each model table (grants matched by model id), and the view of usable secrets: `CREATE` (or, with `replace`, `CREATE OR REPLACE`) statements. */
+function readPolicies(replace: boolean): string[] {
+  return [
+    ...MODEL_TABLES.flatMap((t) => {
+      const use = t === 'model_grants' ? `${mayAlter(`${t}.owner`)} OR ${eq(`${t}.grantee`, "'public'")} OR ${member(`${t}.grantee`)}` : mayUseId(`${t}.model_id`, `${t}.owner`);
+      return [...(replace ? [`DROP POLICY ${t}_use ON ml_catalog.${t}`] : []), `CREATE POLICY ${t}_use ON ml_catalog.${t} FOR SELECT USING (${use})`];
+    }),
+    `CREATE ${replace ? 'OR REPLACE ' : ''}VIEW ml_catalog.usable_secrets WITH (security_barrier) AS SELECT schema_name, model_name, version, option_key, secret FROM ml_catalog.model_secrets s WHERE ${mayUseId('s.model_id', 's.owner')}`,
+  ];
+}
 
 /** Tables keyed by (model id, version) below `model_versions`. */
 const VERSION_ROW_TABLES = ['artifacts', 'training_metrics', 'model_secrets'] as const;
@@ -171,20 +188,16 @@ const LAYOUT_4: readonly string[] = [
   'ALTER TABLE ml_catalog.model_grants ALTER COLUMN model_id SET NOT NULL, ADD CONSTRAINT model_grants_model FOREIGN KEY (model_id) REFERENCES ml_catalog.models (model_id) ON DELETE CASCADE',
   'CREATE INDEX model_grants_model ON ml_catalog.model_grants (model_id)',
   // Reads: as in layout 3, with grants matched by model id.
-  ...MODEL_TABLES.map((t) => {
-    const use = t === 'model_grants' ? `${mayAlter(`${t}.owner`)} OR ${t}.grantee = 'public' OR ${member(`${t}.grantee`)}` : mayUseId(`${t}.model_id`, `${t}.owner`);
-    return `CREATE POLICY ${t}_use ON ml_catalog.${t} FOR SELECT USING (${use})`;
-  }),
+  ...readPolicies(false),
   // The run log: a role sees its own runs and the runs of the models it may use (models' own policy decides).
   `CREATE POLICY prediction_runs_use ON ml_catalog.prediction_runs FOR SELECT USING (run_by = CAST(current_user AS text) OR run_by = CAST(session_user AS text) OR EXISTS (SELECT 1 FROM ml_catalog.models m WHERE m.model_id = prediction_runs.model_id))`,
-  `CREATE VIEW ml_catalog.usable_secrets WITH (security_barrier) AS SELECT schema_name, model_name, version, option_key, secret FROM ml_catalog.model_secrets s WHERE ${mayUseId('s.model_id', 's.owner')}`,
   'REVOKE INSERT, UPDATE, DELETE ON ml_catalog.models, ml_catalog.model_versions, ml_catalog.artifacts, ml_catalog.training_metrics, ml_catalog.model_grants, ml_catalog.model_secrets FROM PUBLIC',
   'REVOKE INSERT ON ml_catalog.prediction_runs FROM PUBLIC',
   'GRANT SELECT ON ml_catalog.usable_secrets TO PUBLIC',
   // A superuser upgrading another role's catalog: objects it creates belong to the catalog owner.
-  `DO $$ DECLARE o name := ${CATALOG_OWNER}; BEGIN IF o <> current_user THEN
-     EXECUTE format('ALTER VIEW ml_catalog.usable_secrets OWNER TO %I', o);
-     EXECUTE format('ALTER SEQUENCE ml_catalog.model_ids OWNER TO %I', o);
+  `DO $$ DECLARE o name := ${CATALOG_OWNER}; BEGIN IF o OPERATOR(pg_catalog.<>) current_user THEN
+     EXECUTE pg_catalog.format('ALTER VIEW ml_catalog.usable_secrets OWNER TO %I', o);
+     EXECUTE pg_catalog.format('ALTER SEQUENCE ml_catalog.model_ids OWNER TO %I', o);
    END IF; END $$`,
 ];
 
@@ -201,11 +214,13 @@ const LAYOUT_6: readonly string[] = [
   ...CATALOG_FUNCTION_SIGNATURES.helpers.map((f) => `REVOKE ALL ON FUNCTION ${f} FROM PUBLIC`),
   ...CATALOG_FUNCTION_SIGNATURES.writers.map((f) => `GRANT EXECUTE ON FUNCTION ${f} TO PUBLIC`),
   'DROP POLICY IF EXISTS prediction_runs_use ON ml_catalog.prediction_runs',
-  `CREATE POLICY prediction_runs_use ON ml_catalog.prediction_runs FOR SELECT USING (run_by = CAST(current_user AS text) OR EXISTS (SELECT 1 FROM ml_catalog.models m WHERE m.model_id = prediction_runs.model_id))`,
+  `CREATE POLICY prediction_runs_use ON ml_catalog.prediction_runs FOR SELECT USING (${eq('run_by', 'CAST(current_user AS pg_catalog.text)')} OR EXISTS (SELECT 1 FROM ml_catalog.models m WHERE ${eq('m.model_id', 'prediction_runs.model_id')}))`,
+  // The read policies again, for a catalog of layout 4 or 5: a role's privileges ('USAGE'), not any membership, and every name qualified.
+  ...readPolicies(true),
   // A superuser upgrading another role's catalog: the functions must run with the catalog owner's rights, not the superuser's.
-  `DO $$ DECLARE o name := ${CATALOG_OWNER}; BEGIN IF o <> current_user THEN
-     EXECUTE format('ALTER TABLE ml_catalog.callers OWNER TO %I', o);
-     ${[...CATALOG_FUNCTION_SIGNATURES.helpers, ...CATALOG_FUNCTION_SIGNATURES.writers].map((f) => `EXECUTE format('ALTER FUNCTION ${f} OWNER TO %I', o);`).join('\n     ')}
+  `DO $$ DECLARE o name := ${CATALOG_OWNER}; BEGIN IF o OPERATOR(pg_catalog.<>) current_user THEN
+     EXECUTE pg_catalog.format('ALTER TABLE ml_catalog.callers OWNER TO %I', o);
+     ${[...CATALOG_FUNCTION_SIGNATURES.helpers, ...CATALOG_FUNCTION_SIGNATURES.writers].map((f) => `EXECUTE pg_catalog.format('ALTER FUNCTION ${f} OWNER TO %I', o);`).join('\n     ')}
    END IF; END $$`,
 ];
 
