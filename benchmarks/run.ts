@@ -21,6 +21,7 @@ import { benchmarkModelPermissions } from './model-permissions.js';
 import { benchmarkContinuousRefresh } from './continuous-refresh.js';
 import { benchmarkTextEmbedding } from './text-embedding.js';
 import { benchmarkVectorSearch } from './vector-search.js';
+import { benchmarkCliStartUp } from './cli-start-up.js';
 
 const benchmarks: Readonly<Record<string, () => Promise<BenchmarkResult>>> = {
   'predict-onnx': benchmarkPredictOnnx,
@@ -41,6 +42,7 @@ const benchmarks: Readonly<Record<string, () => Promise<BenchmarkResult>>> = {
   'continuous-refresh': benchmarkContinuousRefresh,
   'text-embedding': benchmarkTextEmbedding,
   'vector-search': benchmarkVectorSearch,
+  'cli-start-up': benchmarkCliStartUp,
 };
 
 function print(r: BenchmarkResult): void {
