@@ -1,8 +1,9 @@
 /**
  * What `modelsql run -c "select 1"` loads: DuckDB and the CLI, not the code of features the
- * statement does not use (provider SDKs, ONNX Runtime, tokenizers, training, the Postgres
- * driver and proxy, the interactive shell). Start-up time follows from what is loaded; the
- * wall time itself is measured by benchmarks/cli-start-up.ts, not asserted here.
+ * statement does not use (provider SDKs, ONNX Runtime, tokenizers, training, the ML_PREDICT
+ * planner and executor, the Postgres driver and proxy, the interactive shell). Start-up time
+ * follows from what is loaded; the wall time itself is measured by
+ * benchmarks/cli-start-up.ts, not asserted here.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -36,6 +37,8 @@ const HEAVY = [
   /node_modules\/cli-progress\//,
   /\/dist[^/]*\/adapters\/postgres\//,
   /\/dist[^/]*\/core\/training\/train-model\.js$/,
+  /\/dist[^/]*\/core\/planner\/ml-rewrite\.js$/,
+  /\/dist[^/]*\/core\/runtime\/(executor|remote-executor|prediction-cache)\.js$/,
   /\/dist[^/]*\/core\/runtime\/(onnx-runtime|onnx-model)\.js$/,
   /\/dist[^/]*\/core\/runtime\/providers\/(http-fetch|create-remote-runtime|[a-z]+-runtime)\.js$/,
   /\/dist[^/]*\/core\/runtime\/text\//,
