@@ -82,7 +82,7 @@ export async function startProxyProcess(serverUrl: string, options: ProxyProcess
   const cli = fileURLToPath(new URL('../cli/main.js', import.meta.url));
   const nodeArgs = options.nodeArgs ?? process.env.BENCH_PROXY_NODE_ARGS?.split(/\s+/).filter(Boolean) ?? [];
   const onLine = options.onLine ?? ((line: string) => process.stderr.write(`${line}\n`));
-  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, cli, 'proxy', '--upstream', upstream, '--listen', '127.0.0.1:0', ...OPEN_ACCESS], {
+  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, cli, 'proxy', '--upstream', upstream, '--listen', '127.0.0.1:0', '--log-level', 'warn', ...OPEN_ACCESS], {
     stdio: ['ignore', 'inherit', 'pipe'],
     env: options.env ?? process.env,
   });

@@ -11,6 +11,8 @@ import { benchmarkRemoteOpenAI } from './remote-openai.js';
 import { benchmarkRemoteTriton } from './remote-triton.js';
 import { benchmarkPredictTrainedVsOnnx, benchmarkPredictTrainedVsSql, benchmarkTrainLinear } from './train-linear.js';
 import { benchmarkPredictOnnxPostgres } from './predict-onnx-postgres.js';
+import { benchmarkPredictParallelPostgres } from './predict-parallel-postgres.js';
+import { benchmarkTrainHosts } from './train-hosts.js';
 import { benchmarkProxyLatency } from './proxy-latency.js';
 import { benchmarkProxyPassthrough } from './proxy-passthrough.js';
 import { benchmarkProxyLargeMessage } from './proxy-large-message.js';
@@ -36,6 +38,8 @@ const benchmarks: Readonly<Record<string, () => Promise<BenchmarkResult>>> = {
   'train-linear': benchmarkTrainLinear,
   'predict-trained-vs-sql': benchmarkPredictTrainedVsSql,
   'predict-trained-vs-onnx': benchmarkPredictTrainedVsOnnx,
+  'train-hosts': benchmarkTrainHosts,
+  'predict-parallel-postgres': benchmarkPredictParallelPostgres,
   'catalog-migrate': benchmarkCatalogMigrate,
   'guard-overhead': benchmarkGuardOverhead,
   'model-permissions': benchmarkModelPermissions,

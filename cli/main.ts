@@ -28,6 +28,10 @@ import { OUTPUT_FORMATS, ResultPrinter } from './format.js';
 import type { OutputFormat } from './format.js';
 import { isPostgresUrl, resolvePostgresUrl } from './connection-settings.js';
 import { executeScript } from './script-runner.js';
+import { parseDuration } from '../core/sql/ml-call.js';
+import { capsFromArgs, modelFileLimitsFromArgs, withLimitFlags } from './proxy-limit-flags.js';
+import type { ModelFileLimits } from '../core/runtime/onnx-model-loader.js';
+import type { ResourceCaps } from '../core/runtime/resource-caps.js';
 
 /** Exit status of a failed statement. */
 export const EXIT_ERROR = 1;
@@ -207,6 +211,11 @@ async function proxyCommand(args: {
   maxInferences?: number;
   maxClientInferences?: number;
   maxMessageBytes?: number;
+  caps: Partial<ResourceCaps>;
+  modelFiles: ModelFileLimits;
+  logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+  shutdownGraceMs: number;
+  metrics?: string;
 }): Promise<number> {
   let upstreamUrl: string;
   try {
@@ -236,9 +245,11 @@ async function proxyCommand(args: {
       upstream: upstreamUrl,
       listen: args.listen,
       tls,
-      session: { allowedDirectories: args.modelDir, allowedUrlPrefixes: args.allowEndpoint, ...(secretKey === undefined ? {} : { secretKey }) },
+      session: { allowedDirectories: args.modelDir, allowedUrlPrefixes: args.allowEndpoint, resourceCaps: args.caps, ...args.modelFiles, ...(secretKey === undefined ? {} : { secretKey }) },
       limits: { maxRowsPerCall: args.maxRowsPerCall, maxInferences: args.maxInferences, maxClientInferences: args.maxClientInferences },
       maxMessageBytes: args.maxMessageBytes,
+      logLevel: args.logLevel,
+      ...(args.metrics === undefined ? {} : { metrics: args.metrics }),
     });
   } catch (error) {
     writeError(`modelsql: cannot start the proxy: ${(error as Error).message}\n`);
@@ -259,22 +270,37 @@ async function proxyCommand(args: {
     });
   };
   if (gc) process.on('SIGUSR2', reportMemory);
+  // Signals: SIGTERM and SIGINT shut down gracefully (a second one closes at once); SIGHUP
+  // and SIGUSR2 (without --expose-gc) are logged and ignored, never fatal.
+  const { ProxyLog } = await import('../adapters/postgres/proxy/proxy-log.js');
+  const log = new ProxyLog(args.logLevel, (line) => writeError(line));
+  const ignore = (signal: NodeJS.Signals): void => log.warn('signal ignored', { signal });
+  const ignored: NodeJS.Signals[] = gc ? ['SIGHUP'] : ['SIGHUP', 'SIGUSR2'];
+  for (const signal of ignored) process.on(signal, ignore);
   // Announced once the hook is in place: a SIGUSR2 sent on reading this line must find it.
   writeError(
     `modelsql proxy listening on ${proxy.host}:${proxy.port}${tls ? ' (TLS)' : ''}, upstream ${upstream.host || upstream.searchParams.get('host') || 'localhost'}${upstream.pathname}; ` +
-      `model files from: ${args.modelDir.join(', ') || 'none (only models the catalog holds)'}; endpoints: ${args.allowEndpoint.join(', ') || 'none'}\n`,
+      `model files from: ${args.modelDir.join(', ') || 'none (only models the catalog holds)'}; endpoints: ${args.allowEndpoint.join(', ') || 'none'}` +
+      `${proxy.metrics ? `; metrics on http://${proxy.metrics.host}:${proxy.metrics.port}/metrics` : ''}\n`,
   );
-  await new Promise<void>((resolve) => {
-    const stop = (): void => {
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    const stop = (name: NodeJS.Signals): void => {
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
-      process.off('SIGUSR2', reportMemory);
-      resolve();
+      resolve(name);
     };
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
   });
-  await proxy.close();
+  const now = (): void => void proxy.close();
+  process.once('SIGINT', now);
+  process.once('SIGTERM', now);
+  log.info('signal received: shutting down', { signal });
+  await proxy.shutdown(args.shutdownGraceMs);
+  process.off('SIGINT', now);
+  process.off('SIGTERM', now);
+  process.off('SIGUSR2', reportMemory);
+  for (const s of ignored) process.off(s, ignore);
   return 0;
 }
 
@@ -392,7 +418,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       'proxy',
       'serve the Postgres wire protocol in front of a Postgres server, adding model SQL (docs/proxy.md)',
       (y) =>
-        y
+        withLimitFlags(y)
           .option('upstream', { type: 'string', requiresArg: true, describe: 'the Postgres server: postgres://host:5432/db (clients bring their own credentials); default DATABASE_URL; missing parts from PGHOST, PGPORT, PGDATABASE, PGSSLMODE' })
           .option('listen', { type: 'string', default: '127.0.0.1:6432', requiresArg: true, describe: 'address and port to listen on' })
           .option('tls-cert', { type: 'string', requiresArg: true, describe: 'PEM certificate (chain) for TLS toward clients' })
@@ -403,9 +429,15 @@ export async function main(argv: readonly string[]): Promise<number> {
           .option('max-rows-per-call', limitOption('rows one ML_PREDICT / ML_EVALUATE call may send to a model (default: no limit)'))
           .option('max-inferences', limitOption('model inferences running at once on the proxy (default: no limit)'))
           .option('max-client-inferences', limitOption('model inferences running at once for one user (default: no limit)'))
+          .option('log-level', { choices: ['debug', 'info', 'warn', 'error', 'silent'] as const, default: 'info' as const, describe: 'operations log on stderr, logfmt: info logs connections and model runs, error only unexpected errors' })
+          .option('shutdown-grace', { type: 'string', default: '30s', requiresArg: true, describe: 'on SIGTERM or SIGINT, time running statements get to finish before their connections are closed (a duration: 30s, 2min)' })
+          .option('metrics', { type: 'string', requiresArg: true, describe: 'serve /healthz and Prometheus /metrics over HTTP at HOST:PORT (e.g. 127.0.0.1:9187)' })
           .option('max-message-bytes', limitOption('longest protocol message a client may send, in bytes; longer: FATAL 54000 (default: 268435456, 256 MiB)'))
           .check((args) => {
             positive(args, ['max-rows-per-call', 'max-inferences', 'max-client-inferences', 'max-message-bytes']);
+            capsFromArgs(args);
+            modelFileLimitsFromArgs(args);
+            parseDuration(args['shutdown-grace'], 'shutdown-grace');
             if ((args['tls-cert'] === undefined) !== (args['tls-key'] === undefined)) throw new Error('give --tls-cert and --tls-key together');
             if (args.upstream === undefined && !process.env['DATABASE_URL'] && !process.env['PGHOST']) throw new Error('give --upstream, or set DATABASE_URL or PGHOST');
             return true;
@@ -425,6 +457,11 @@ export async function main(argv: readonly string[]): Promise<number> {
           maxInferences: args['max-inferences'],
           maxClientInferences: args['max-client-inferences'],
           maxMessageBytes: args['max-message-bytes'],
+          caps: capsFromArgs(args),
+          logLevel: args['log-level'],
+          shutdownGraceMs: parseDuration(args['shutdown-grace'], 'shutdown-grace'),
+          metrics: args.metrics,
+          modelFiles: modelFileLimitsFromArgs(args),
         });
       },
     )

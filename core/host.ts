@@ -193,6 +193,18 @@ export interface SqlDialect {
    */
   hashFraction?(expressions: readonly string[], seed: number): string;
   /**
+   * Training (optional; k-means needs it): a DOUBLE in [0, 1) from an integer expression and
+   * `seed` that is the same on every host: the first 31 bits of the md5 of the text
+   * `'<seed>|<integer>'`, divided by 2³¹. k-means++ seeding draws with it, so the same data
+   * and seed give the same model on DuckDB and on Postgres.
+   */
+  portableFraction?(integer: string, seed: number): string;
+  /**
+   * Session settings training runs under (optional; default none), each set before the
+   * first training query and restored to its earlier value after the last.
+   */
+  readonly trainingSettings?: SessionSettings;
+  /**
    * Model functions (optional; needed when `Host.nativeFunctions` is true): the statement
    * that creates or replaces `schema.name(params...)` returning `body`, an expression over
    * the (quoted) parameter names. `types` are the parameters' host types.
@@ -242,6 +254,16 @@ export interface RoleDialect {
   readonly roleExists: string;
   /** The statement granting (or revoking) EXECUTE on a model function to `role` (`public` for every role). */
   functionAccess(fn: Omit<HostFunction, 'body' | 'returnType'>, role: string, grant: boolean): string;
+}
+
+/** Host session settings to hold while some work runs ({@link SqlDialect.trainingSettings}). */
+export interface SessionSettings {
+  /** The settings, name and value. */
+  readonly values: readonly (readonly [string, string])[];
+  /** A query of one row and one text column: the setting's current value. */
+  read(name: string): string;
+  /** A statement (or query) that sets the setting for the session. */
+  write(name: string, value: string): string;
 }
 
 /** What change capture of one materialized table's source works with (`ChangeCaptureDialect`). */
@@ -313,6 +335,8 @@ export interface VectorDialect {
 
 /** A SQL function the core registers in the host (a trained model's `ml_predict_<model>`). */
 export interface HostFunction {
+  /** The attached database it is created in (`Host.attachedDatabase`); absent: the current one. */
+  readonly database?: string;
   readonly schema: string;
   readonly name: string;
   /** Parameter names (unquoted) and host types. */
@@ -348,6 +372,14 @@ export interface Host {
   currentSchema(): Promise<string>;
   /** Name of the current database / catalog. */
   currentDatabase(): Promise<string>;
+  /**
+   * Capability (optional; default absent: a session reaches its current database only, so
+   * models live there and a three-part name naming another database is refused with 0A000,
+   * as Postgres refuses cross-database references): the attached database `name` (DuckDB
+   * ATTACH), each of which holds its own model catalog, or undefined when none is attached
+   * under that name.
+   */
+  attachedDatabase?(name: string): Promise<{ readonly readOnly: boolean } | undefined>;
   /**
    * Creates a session-private table holding `query`'s rows, in order, and returns their
    * count; `readBatches` reads them back in that order. Its columns are `describe(query)`'s.

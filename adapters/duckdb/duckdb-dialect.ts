@@ -76,8 +76,13 @@ export class DuckDBDialect implements SqlDialect {
     return `${fn}(${args.join(', ')})`;
   }
 
+  /**
+   * From a string: DuckDB reads `0.9645828404071793` as a DECIMAL, and a DECIMAL cast to
+   * DOUBLE is not always the nearest double (here 0.9645828404071792), while a string cast
+   * is; a tree threshold or bin edge then compares as the exact value it was computed as.
+   */
   double(value: number): string {
-    return `CAST(${numberText(value)} AS DOUBLE)`;
+    return `CAST('${numberText(value)}' AS DOUBLE)`;
   }
 
   bigint(value: number): string {
@@ -133,6 +138,16 @@ export class DuckDBDialect implements SqlDialect {
     return `(CAST(hash(${Math.trunc(seed)}, ${expressions.join(', ')}) % ${modulus} AS DOUBLE) / ${modulus}.0)`;
   }
 
+  /**
+   * The first 31 bits of md5(`'<seed>|<integer>'`) / 2³¹, as Postgres's `hashFraction` of
+   * one integer computes it (a `'0x...'` string casts to an integer:
+   * https://duckdb.org/docs/stable/sql/data_types/numeric#integer-types).
+   */
+  portableFraction(integer: string, seed: number): string {
+    const hex = `'0x' || substr(md5(concat(${Math.trunc(seed)}, '|', CAST(CAST(${integer} AS BIGINT) AS VARCHAR))), 1, 8)`;
+    return `(CAST(CAST(${hex} AS BIGINT) & 2147483647 AS DOUBLE) / 2147483648.0)`;
+  }
+
   createFunction(fn: HostFunction): string {
     // A scalar macro: https://duckdb.org/docs/stable/sql/statements/create_macro
     const params = fn.params.map((p) => this.quoteIdentifier(p.name)).join(', ');
@@ -143,7 +158,9 @@ export class DuckDBDialect implements SqlDialect {
     return `DROP MACRO IF EXISTS ${this.functionName(fn)}`;
   }
 
-  private functionName(fn: { readonly schema: string; readonly name: string; readonly temporary: boolean }): string {
-    return fn.temporary ? `temp.main.${this.quoteIdentifier(fn.name)}` : `${this.quoteIdentifier(fn.schema)}.${this.quoteIdentifier(fn.name)}`;
+  private functionName(fn: Omit<HostFunction, 'body' | 'returnType' | 'params'>): string {
+    if (fn.temporary) return `temp.main.${this.quoteIdentifier(fn.name)}`;
+    const database = fn.database === undefined ? '' : `${this.quoteIdentifier(fn.database)}.`;
+    return `${database}${this.quoteIdentifier(fn.schema)}.${this.quoteIdentifier(fn.name)}`;
   }
 }

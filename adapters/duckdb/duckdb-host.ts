@@ -112,6 +112,12 @@ export class DuckDBHost implements Host {
     return String((await this.execute('SELECT current_database()')).rows[0]![0]);
   }
 
+  async attachedDatabase(name: string): Promise<{ readonly readOnly: boolean } | undefined> {
+    // https://duckdb.org/docs/stable/sql/meta/duckdb_table_functions#duckdb_databases
+    const r = await this.execute("SELECT readonly FROM duckdb_databases() WHERE database_name = $1 AND NOT internal", [name]);
+    return r.rows.length === 0 ? undefined : { readOnly: r.rows[0]![0] === true };
+  }
+
   async materialize(table: string, query: string): Promise<number> {
     const created = await this.run(`CREATE TEMPORARY TABLE ${this.dialect.quoteIdentifier(table)} AS ${query}`);
     // CREATE TABLE AS answers with one row: the number of rows it wrote.

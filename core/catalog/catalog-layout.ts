@@ -10,6 +10,7 @@
  */
 import { ModelSqlError } from '../errors.js';
 import type { Host } from '../host.js';
+import { quoteIdentifier, quoteString } from '../sql/format.js';
 import { isSealed, SECRET_KEY_SETTING, SecretCipher } from './secret-cipher.js';
 
 /** Column types of the catalog tables, from the host's dialect. */
@@ -19,33 +20,45 @@ type CatalogTypes = Host['dialect']['catalogTypes'];
 interface Migration {
   /** One line for `catalog upgrade` and docs/catalog-upgrade.md. */
   readonly description: string;
-  readonly statements: (t: CatalogTypes) => readonly string[];
+  /** `c`: the catalog schema, qualified by its database when it is not the current one ({@link catalogSchema}). */
+  readonly statements: (t: CatalogTypes, c?: string) => readonly string[];
   /** A step on the rows, run by modelsql after the statements in the same transaction. */
-  readonly after?: (host: Host, cipher: SecretCipher) => Promise<void>;
+  readonly after?: (host: Host, cipher: SecretCipher, c: string) => Promise<void>;
 }
 
+
+/** The catalog's schema. */
+const CATALOG_SCHEMA = 'ml_catalog';
+
+/**
+ * The catalog schema as SQL: `ml_catalog` in the current database, or `"db".ml_catalog` in
+ * the attached database `database` (DuckDB: each attached database holds its own catalog).
+ */
+export function catalogSchema(database?: string): string {
+  return database === undefined ? CATALOG_SCHEMA : `${quoteIdentifier(database)}.${CATALOG_SCHEMA}`;
+}
 
 /** Each migration brings the catalog from layout `i` to `i + 1` (index `i`); hosts with roles add their own statements (`RoleDialect.catalogMigration`). */
 export const MIGRATIONS: readonly Migration[] = [
   {
     description: 'models, versions, artifacts, training metrics and the prediction_runs log',
-    statements: (t) => [
-      `CREATE TABLE IF NOT EXISTS ml_catalog.models (schema_name ${t.text} NOT NULL, model_name ${t.text} NOT NULL, default_version ${t.integer} NOT NULL, owner ${t.text}, created_at ${t.timestamp} NOT NULL, updated_at ${t.timestamp} NOT NULL)`,
-      `CREATE TABLE IF NOT EXISTS ml_catalog.model_versions (schema_name ${t.text} NOT NULL, model_name ${t.text} NOT NULL, version ${t.integer} NOT NULL, provider ${t.text} NOT NULL, task ${t.text}, input_schema ${t.text} NOT NULL, output_schema ${t.text} NOT NULL, options ${t.text} NOT NULL, comment ${t.text}, as_query ${t.text}, created_at ${t.timestamp} NOT NULL)`,
-      `CREATE TABLE IF NOT EXISTS ml_catalog.artifacts (schema_name ${t.text} NOT NULL, model_name ${t.text} NOT NULL, version ${t.integer} NOT NULL, artifact_name ${t.text} NOT NULL, content ${t.blob} NOT NULL, sha256 ${t.text} NOT NULL)`,
-      `CREATE TABLE IF NOT EXISTS ml_catalog.training_metrics (schema_name ${t.text} NOT NULL, model_name ${t.text} NOT NULL, version ${t.integer} NOT NULL, metric ${t.text} NOT NULL, value ${t.double})`,
-      `CREATE TABLE IF NOT EXISTS ml_catalog.prediction_runs (run_id ${t.text} NOT NULL, schema_name ${t.text} NOT NULL, model_name ${t.text} NOT NULL, version ${t.integer} NOT NULL, input_relation ${t.text}, row_count ${t.bigint} NOT NULL, error_count ${t.bigint} NOT NULL, duration_ms ${t.double} NOT NULL, tokens ${t.bigint}, started_at ${t.timestamp} NOT NULL)`,
+    statements: (t, c = CATALOG_SCHEMA) => [
+      `CREATE TABLE IF NOT EXISTS ${c}.models (schema_name ${t.text} NOT NULL, model_name ${t.text} NOT NULL, default_version ${t.integer} NOT NULL, owner ${t.text}, created_at ${t.timestamp} NOT NULL, updated_at ${t.timestamp} NOT NULL)`,
+      `CREATE TABLE IF NOT EXISTS ${c}.model_versions (schema_name ${t.text} NOT NULL, model_name ${t.text} NOT NULL, version ${t.integer} NOT NULL, provider ${t.text} NOT NULL, task ${t.text}, input_schema ${t.text} NOT NULL, output_schema ${t.text} NOT NULL, options ${t.text} NOT NULL, comment ${t.text}, as_query ${t.text}, created_at ${t.timestamp} NOT NULL)`,
+      `CREATE TABLE IF NOT EXISTS ${c}.artifacts (schema_name ${t.text} NOT NULL, model_name ${t.text} NOT NULL, version ${t.integer} NOT NULL, artifact_name ${t.text} NOT NULL, content ${t.blob} NOT NULL, sha256 ${t.text} NOT NULL)`,
+      `CREATE TABLE IF NOT EXISTS ${c}.training_metrics (schema_name ${t.text} NOT NULL, model_name ${t.text} NOT NULL, version ${t.integer} NOT NULL, metric ${t.text} NOT NULL, value ${t.double})`,
+      `CREATE TABLE IF NOT EXISTS ${c}.prediction_runs (run_id ${t.text} NOT NULL, schema_name ${t.text} NOT NULL, model_name ${t.text} NOT NULL, version ${t.integer} NOT NULL, input_relation ${t.text}, row_count ${t.bigint} NOT NULL, error_count ${t.bigint} NOT NULL, duration_ms ${t.double} NOT NULL, tokens ${t.bigint}, started_at ${t.timestamp} NOT NULL)`,
     ],
   },
   // Remote models: the prediction cache (core/runtime/prediction-cache.ts), literal secrets
   // kept apart from the readable options (core/secrets.ts), cache hits per run.
   {
     description: 'remote models: the prediction_cache table, the model_secrets table, prediction_runs.cache_hits',
-    statements: (t) => [
-      `CREATE TABLE IF NOT EXISTS ml_catalog.prediction_cache (cache_key ${t.text} NOT NULL, provider ${t.text} NOT NULL, model ${t.text} NOT NULL, answer ${t.text} NOT NULL, created_at ${t.timestamp} NOT NULL)`,
-      'CREATE INDEX IF NOT EXISTS prediction_cache_key ON ml_catalog.prediction_cache (cache_key)',
-      `CREATE TABLE IF NOT EXISTS ml_catalog.model_secrets (schema_name ${t.text} NOT NULL, model_name ${t.text} NOT NULL, version ${t.integer} NOT NULL, option_key ${t.text} NOT NULL, secret ${t.text} NOT NULL)`,
-      `ALTER TABLE ml_catalog.prediction_runs ADD COLUMN cache_hits ${t.bigint}`,
+    statements: (t, c = CATALOG_SCHEMA) => [
+      `CREATE TABLE IF NOT EXISTS ${c}.prediction_cache (cache_key ${t.text} NOT NULL, provider ${t.text} NOT NULL, model ${t.text} NOT NULL, answer ${t.text} NOT NULL, created_at ${t.timestamp} NOT NULL)`,
+      `CREATE INDEX IF NOT EXISTS prediction_cache_key ON ${c}.prediction_cache (cache_key)`,
+      `CREATE TABLE IF NOT EXISTS ${c}.model_secrets (schema_name ${t.text} NOT NULL, model_name ${t.text} NOT NULL, version ${t.integer} NOT NULL, option_key ${t.text} NOT NULL, secret ${t.text} NOT NULL)`,
+      `ALTER TABLE ${c}.prediction_runs ADD COLUMN cache_hits ${t.bigint}`,
     ],
   },
   // Model permissions (SPEC §5): every per-version row names the model's owner; grants;
@@ -53,13 +66,13 @@ export const MIGRATIONS: readonly Migration[] = [
   // roles add row-level security (`RoleDialect.catalogMigration`).
   {
     description: 'model permissions: owner on every per-version table, the model_grants table, the usable_secrets view (Postgres: row-level security)',
-    statements: (t) => [
+    statements: (t, c = CATALOG_SCHEMA) => [
       ...['model_versions', 'artifacts', 'training_metrics', 'model_secrets'].flatMap((table) => [
-        `ALTER TABLE ml_catalog.${table} ADD COLUMN owner ${t.text}`,
-        `UPDATE ml_catalog.${table} SET owner = m.owner FROM ml_catalog.models AS m WHERE m.schema_name = ml_catalog.${table}.schema_name AND m.model_name = ml_catalog.${table}.model_name`,
+        `ALTER TABLE ${c}.${table} ADD COLUMN owner ${t.text}`,
+        `UPDATE ${c}.${table} SET owner = m.owner FROM ${c}.models AS m WHERE m.schema_name = ${c}.${table}.schema_name AND m.model_name = ${c}.${table}.model_name`,
       ]),
-      `CREATE TABLE ml_catalog.model_grants (schema_name ${t.text} NOT NULL, model_name ${t.text} NOT NULL, grantee ${t.text} NOT NULL, owner ${t.text} NOT NULL, granted_by ${t.text} NOT NULL, granted_at ${t.timestamp} NOT NULL)`,
-      'CREATE VIEW ml_catalog.usable_secrets AS SELECT schema_name, model_name, version, option_key, secret FROM ml_catalog.model_secrets',
+      `CREATE TABLE ${c}.model_grants (schema_name ${t.text} NOT NULL, model_name ${t.text} NOT NULL, grantee ${t.text} NOT NULL, owner ${t.text} NOT NULL, granted_by ${t.text} NOT NULL, granted_at ${t.timestamp} NOT NULL)`,
+      `CREATE VIEW ${c}.usable_secrets AS SELECT schema_name, model_name, version, option_key, secret FROM ${c}.model_secrets`,
     ],
   },
   // Models get ids; literal secrets are sealed with the process's key (secret-cipher.ts).
@@ -69,14 +82,14 @@ export const MIGRATIONS: readonly Migration[] = [
   // table in one transaction fails its commit, and a host without roles has nothing to guard.
   {
     description: 'model ids, literal secrets encrypted (needs MODELSQL_SECRET_KEY when the catalog holds any); Postgres: every row tied to its model id by foreign keys that cascade (rows of no model dropped), the catalog written only through modelsql functions',
-    statements: (t) => ['CREATE SEQUENCE ml_catalog.model_ids', `ALTER TABLE ml_catalog.models ADD COLUMN model_id ${t.bigint}`, "UPDATE ml_catalog.models SET model_id = nextval('ml_catalog.model_ids')"],
+    statements: (t, c = CATALOG_SCHEMA) => [`CREATE SEQUENCE ${c}.model_ids`, `ALTER TABLE ${c}.models ADD COLUMN model_id ${t.bigint}`, `UPDATE ${c}.models SET model_id = nextval(${quoteString(`${c}.model_ids`)})`],
     after: sealStoredSecrets,
   },
   // Layout 5. Materialized tables (core/materialized): definition, state and refresh statistics.
   {
     description: 'materialized tables: the materialized_tables table (definition, state, lag and refresh statistics)',
-    statements: (t) => [
-      `CREATE TABLE ml_catalog.materialized_tables (table_id ${t.bigint} NOT NULL, schema_name ${t.text} NOT NULL, table_name ${t.text} NOT NULL, definition ${t.text} NOT NULL, query ${t.text} NOT NULL, refresh_mode ${t.text} NOT NULL, freshness_seconds ${t.bigint} NOT NULL, status ${t.text} NOT NULL, source_schema ${t.text}, source_table ${t.text}, source_key ${t.text}, model_schema ${t.text}, model_name ${t.text}, model_version ${t.integer}, comment ${t.text}, owner ${t.text} NOT NULL, created_at ${t.timestamp} NOT NULL, updated_at ${t.timestamp} NOT NULL, last_refresh_at ${t.timestamp}, last_refresh_ms ${t.double}, last_lag_ms ${t.double}, refresh_count ${t.bigint} NOT NULL, rows_refreshed ${t.bigint} NOT NULL, rows_predicted ${t.bigint} NOT NULL, rows_deleted ${t.bigint} NOT NULL, provider_rows ${t.bigint} NOT NULL, error_count ${t.bigint} NOT NULL, last_error ${t.text})`,
+    statements: (t, c = CATALOG_SCHEMA) => [
+      `CREATE TABLE ${c}.materialized_tables (table_id ${t.bigint} NOT NULL, schema_name ${t.text} NOT NULL, table_name ${t.text} NOT NULL, definition ${t.text} NOT NULL, query ${t.text} NOT NULL, refresh_mode ${t.text} NOT NULL, freshness_seconds ${t.bigint} NOT NULL, status ${t.text} NOT NULL, source_schema ${t.text}, source_table ${t.text}, source_key ${t.text}, model_schema ${t.text}, model_name ${t.text}, model_version ${t.integer}, comment ${t.text}, owner ${t.text} NOT NULL, created_at ${t.timestamp} NOT NULL, updated_at ${t.timestamp} NOT NULL, last_refresh_at ${t.timestamp}, last_refresh_ms ${t.double}, last_lag_ms ${t.double}, refresh_count ${t.bigint} NOT NULL, rows_refreshed ${t.bigint} NOT NULL, rows_predicted ${t.bigint} NOT NULL, rows_deleted ${t.bigint} NOT NULL, provider_rows ${t.bigint} NOT NULL, error_count ${t.bigint} NOT NULL, last_error ${t.text})`,
     ],
   },
 ];
@@ -87,8 +100,8 @@ export const MIGRATIONS: readonly Migration[] = [
  *
  * @throws ModelSqlError 55000 naming MODELSQL_SECRET_KEY when there are some and no key.
  */
-async function sealStoredSecrets(host: Host, cipher: SecretCipher): Promise<void> {
-  const r = await host.execute('SELECT schema_name, model_name, version, option_key, secret, owner FROM ml_catalog.model_secrets');
+async function sealStoredSecrets(host: Host, cipher: SecretCipher, c: string): Promise<void> {
+  const r = await host.execute(`SELECT schema_name, model_name, version, option_key, secret, owner FROM ${c}.model_secrets`);
   const plain = r.rows.filter((row) => !isSealed(String(row[4])));
   if (plain.length === 0) return;
   if (!cipher.hasKey) {
@@ -98,7 +111,7 @@ async function sealStoredSecrets(host: Host, cipher: SecretCipher): Promise<void
     );
   }
   for (const [schema, name, version, option, secret, owner] of plain) {
-    await host.execute('UPDATE ml_catalog.model_secrets SET secret = $1 WHERE schema_name = $2 AND model_name = $3 AND version = $4 AND option_key = $5', [
+    await host.execute(`UPDATE ${c}.model_secrets SET secret = $1 WHERE schema_name = $2 AND model_name = $3 AND version = $4 AND option_key = $5`, [
       cipher.seal(String(secret), { owner: String(owner ?? ''), option: String(option) }),
       schema,
       name,
@@ -130,18 +143,22 @@ export interface CatalogUpgradePlan {
   readonly setup: readonly string[];
   /** Pending migrations, oldest first; empty when the catalog is current. */
   readonly migrations: readonly CatalogMigration[];
+  /** The attached database whose catalog the plan upgrades (absent: the current database's). */
+  readonly database?: string;
 }
 
 /**
  * The layout of the catalog on `host`: the highest `ml_catalog.schema_version` row, 0
- * when the database has none. Reads only.
+ * when the database has none. Reads only. `database`: an attached database's catalog
+ * (default: the current database's).
  */
-export async function readCatalogVersion(host: Host): Promise<number> {
+export async function readCatalogVersion(host: Host, database?: string): Promise<number> {
   const found = await host.execute(
-    `SELECT count(*) FROM information_schema.tables WHERE table_schema = 'ml_catalog' AND table_name = 'schema_version'`,
+    `SELECT count(*) FROM information_schema.tables WHERE table_catalog = ${database === undefined ? 'current_database()' : '$1'} AND table_schema = 'ml_catalog' AND table_name = 'schema_version'`,
+    database === undefined ? [] : [database],
   );
   if (Number(found.rows[0]![0]) === 0) return 0;
-  const v = await host.execute('SELECT max(version) FROM ml_catalog.schema_version');
+  const v = await host.execute(`SELECT max(version) FROM ${catalogSchema(database)}.schema_version`);
   return Number(v.rows[0]![0] ?? 0);
 }
 
@@ -153,16 +170,17 @@ export async function readCatalogVersion(host: Host): Promise<number> {
  * const plan = await planCatalogUpgrade(host);
  * for (const m of plan.migrations) console.log(m.version, m.statements.join(';\n'));
  */
-export async function planCatalogUpgrade(host: Host): Promise<CatalogUpgradePlan> {
-  const from = await readCatalogVersion(host);
+export async function planCatalogUpgrade(host: Host, database?: string): Promise<CatalogUpgradePlan> {
+  const from = await readCatalogVersion(host, database);
   refuseNewer(from);
   const t = host.dialect.catalogTypes;
+  const c = catalogSchema(database);
   const setup =
     from === 0
-      ? ['CREATE SCHEMA IF NOT EXISTS ml_catalog', `CREATE TABLE IF NOT EXISTS ml_catalog.schema_version (version ${t.integer} NOT NULL, applied_at ${t.timestamp} NOT NULL)`]
+      ? [`CREATE SCHEMA IF NOT EXISTS ${c}`, `CREATE TABLE IF NOT EXISTS ${c}.schema_version (version ${t.integer} NOT NULL, applied_at ${t.timestamp} NOT NULL)`]
       : [];
-  const migrations = MIGRATIONS.slice(from).map((m, i) => migrationAt(from + i, host.dialect));
-  return { from, to: CATALOG_VERSION, setup, migrations };
+  const migrations = MIGRATIONS.slice(from).map((m, i) => migrationAt(from + i, host.dialect, c));
+  return { from, to: CATALOG_VERSION, setup, migrations, ...(database === undefined ? {} : { database }) };
 }
 
 /**
@@ -180,8 +198,9 @@ export async function applyCatalogUpgrade(host: Host, plan: CatalogUpgradePlan, 
   await host.transaction(async () => {
     // Serialises upgrades: a concurrent one waits on this row until the first commits, then
     // reads the layout that one wrote (Postgres re-reads it per statement, READ COMMITTED).
-    if (plan.from > 0) await host.execute('UPDATE ml_catalog.schema_version SET version = version WHERE version = $1', [plan.from]);
-    const current = await readCatalogVersion(host);
+    const c = catalogSchema(plan.database);
+    if (plan.from > 0) await host.execute(`UPDATE ${c}.schema_version SET version = version WHERE version = $1`, [plan.from]);
+    const current = await readCatalogVersion(host, plan.database);
     if (current !== plan.from) {
       refuseNewer(current);
       throw new ModelSqlError('40001', `the model catalog changed while planning its upgrade (layout ${plan.from}, now ${current}); run the upgrade again`);
@@ -190,7 +209,7 @@ export async function applyCatalogUpgrade(host: Host, plan: CatalogUpgradePlan, 
     for (const migration of plan.migrations) {
       try {
         for (const statement of migration.statements) await host.execute(statement);
-        await MIGRATIONS[migration.version - 1]!.after?.(host, SecretCipher.fromSetting(options.secretKey));
+        await MIGRATIONS[migration.version - 1]!.after?.(host, SecretCipher.fromSetting(options.secretKey), c);
       } catch (error) {
         const cause = error instanceof ModelSqlError ? error : new ModelSqlError('XX000', String(error));
         throw new ModelSqlError(cause.sqlstate, `catalog migration to layout ${migration.version} failed: ${cause.message}`, { cause: error });
@@ -210,16 +229,16 @@ function refuseNewer(version: number): void {
 }
 
 /** Migration `index` as a plan step: its statements, then the row that records it. */
-function migrationAt(index: number, dialect: Host['dialect']): CatalogMigration {
+function migrationAt(index: number, dialect: Host['dialect'], c: string): CatalogMigration {
   const m = MIGRATIONS[index]!;
   const version = index + 1;
   return {
     version,
     description: m.description,
     statements: [
-      ...m.statements(dialect.catalogTypes),
+      ...m.statements(dialect.catalogTypes, c),
       ...(dialect.roles?.catalogMigration(version) ?? []),
-      `INSERT INTO ml_catalog.schema_version VALUES (${version}, CAST(now() AS TIMESTAMP))`,
+      `INSERT INTO ${c}.schema_version VALUES (${version}, CAST(now() AS TIMESTAMP))`,
     ],
   };
 }

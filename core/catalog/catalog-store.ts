@@ -5,9 +5,9 @@
  * transactions rather than by index constraints, so that a rename can rewrite keys freely.
  */
 import { userInfo } from 'node:os';
-import { DuplicateModelError, ModelSqlError } from '../errors.js';
+import { DuplicateModelError, ModelSqlError, type SourcePosition } from '../errors.js';
 import type { Host } from '../host.js';
-import { applyCatalogUpgrade, CATALOG_VERSION, planCatalogUpgrade } from './catalog-layout.js';
+import { applyCatalogUpgrade, CATALOG_VERSION, catalogSchema, planCatalogUpgrade } from './catalog-layout.js';
 import type { CatalogWriter, VersionWrite } from './catalog-writer.js';
 import { SecretCipher } from './secret-cipher.js';
 import { SqlCatalogWriter } from './sql-catalog-writer.js';
@@ -20,6 +20,12 @@ export { CATALOG_VERSION } from './catalog-layout.js';
 
 /** A qualified model name inside one database. */
 export interface ModelKey {
+  /**
+   * The attached database whose catalog holds the model, on hosts that reach several by
+   * name (DuckDB ATTACH, `Host.attachedDatabase`); absent on others, where models live in
+   * the current database.
+   */
+  readonly database?: string;
   readonly schema: string;
   readonly name: string;
 }
@@ -94,6 +100,11 @@ export interface CatalogStoreOptions {
    * or base64. Default: the environment variable `MODELSQL_SECRET_KEY`.
    */
   readonly secretKey?: string;
+  /**
+   * The attached database whose catalog this store reads and writes (`"db".ml_catalog`);
+   * default: the current database's (`ml_catalog`, as the host resolves it).
+   */
+  readonly database?: string;
 }
 
 /**
@@ -113,12 +124,20 @@ export class CatalogStore {
   /** How this host writes the catalog (Postgres: through modelsql's own functions). */
   private readonly writer: CatalogWriter;
   private sealer: SecretCipher | undefined;
+  /** The catalog schema as SQL (`ml_catalog`, or `"db".ml_catalog` for an attached database). */
+  private readonly c: string;
 
   constructor(
     private readonly host: Host,
     private readonly options: CatalogStoreOptions = {},
   ) {
-    this.writer = host.dialect.roles?.catalogWriter(host) ?? new SqlCatalogWriter(host);
+    this.c = catalogSchema(options.database);
+    this.writer = host.dialect.roles?.catalogWriter(host) ?? new SqlCatalogWriter(host, this.c);
+  }
+
+  /** The attached database this store's catalog is in; undefined for the current database's. */
+  get database(): string | undefined {
+    return this.options.database;
   }
 
   /** The cipher of literal secrets, from the options or the environment (read on first use). */
@@ -132,11 +151,28 @@ export class CatalogStore {
    * transaction (catalog-layout.ts); refuses a catalog written by a newer modelsql (55000).
    */
   async ensure(): Promise<void> {
-    if (this.found) return;
-    const plan = await planCatalogUpgrade(this.host);
+    await this.prepare();
+  }
+
+  /**
+   * {@link ensure}; false, changing nothing, when an attached read-only database holds no
+   * catalog and `absentOk` (nothing to read there). A read-only database whose catalog
+   * would have to be created or upgraded otherwise fails with 25006.
+   */
+  private async prepare(absentOk = false): Promise<boolean> {
+    if (this.found) return true;
+    const database = this.options.database;
+    const plan = await planCatalogUpgrade(this.host, database);
     if (plan.from === plan.to) {
       this.found = !(await this.host.inTransaction());
-      return;
+      return true;
+    }
+    if (database !== undefined && (await this.host.attachedDatabase?.(database))?.readOnly) {
+      if (absentOk && plan.from === 0) return false;
+      throw new ModelSqlError(
+        '25006',
+        `database ${quoteIdentifier(database)} is attached read-only: its model catalog cannot be ${plan.from === 0 ? 'created' : `upgraded from layout ${plan.from}`} there (ATTACH it without READ_ONLY)`,
+      );
     }
     try {
       try {
@@ -144,7 +180,7 @@ export class CatalogStore {
       } catch (error) {
         // Another client upgraded it meanwhile (40001, nothing ran): once more from its layout.
         if (!(error instanceof ModelSqlError && error.sqlstate === '40001')) throw error;
-        await applyCatalogUpgrade(this.host, await planCatalogUpgrade(this.host), { secretKey: this.options.secretKey });
+        await applyCatalogUpgrade(this.host, await planCatalogUpgrade(this.host, database), { secretKey: this.options.secretKey });
       }
     } catch (error) {
       // 42501 insufficient_privilege: only the role owning the catalog (or a superuser) can change its tables.
@@ -157,6 +193,18 @@ export class CatalogStore {
         );
       }
       throw error;
+    }
+    return true;
+  }
+
+  /**
+   * 25006 when this store's database is attached read-only (DuckDB `ATTACH ... (READ_ONLY)`):
+   * its models can be read and run, not created, changed or dropped.
+   */
+  async checkWritable(position?: SourcePosition): Promise<void> {
+    const database = this.options.database;
+    if (database !== undefined && (await this.host.attachedDatabase?.(database))?.readOnly) {
+      throw new ModelSqlError('25006', `database ${quoteIdentifier(database)} is attached read-only: models cannot be created, changed or dropped there (ATTACH it without READ_ONLY)`, { position });
     }
   }
 
@@ -199,7 +247,7 @@ export class CatalogStore {
    * @throws ModelSqlError 55000 when there are secrets and this process has no key.
    */
   async secrets(version: ModelKey & { readonly version: number }, owner: string): Promise<readonly (readonly [string, string])[]> {
-    const r = await this.host.execute('SELECT option_key, secret FROM ml_catalog.usable_secrets WHERE schema_name = $1 AND model_name = $2 AND version = $3 ORDER BY option_key', [
+    const r = await this.host.execute(`SELECT option_key, secret FROM ${this.c}.usable_secrets WHERE schema_name = $1 AND model_name = $2 AND version = $3 ORDER BY option_key`, [
       version.schema,
       version.name,
       version.version,
@@ -216,16 +264,16 @@ export class CatalogStore {
    * separate row for the current schema would add more.
    */
   private async read(filter: string, params: readonly string[]): Promise<Omit<CatalogLookup, 'refs'>> {
-    await this.ensure();
+    if (!(await this.prepare(true))) return { currentSchema: undefined, currentDatabase: undefined, models: [] };
     const t = this.host.dialect.catalogTypes;
     const text = (expression: string) => `CAST(${expression} AS ${t.text})`;
     const nulls = (count: number) => Array.from({ length: count }, () => text('NULL')).join(', ');
     const session = `${text('current_schema()')}, ${text('current_database()')}`;
     const r = await this.host.execute(
       [
-        `SELECT 1 AS kind, ${session}, schema_name, model_name, default_version, owner, ${text('created_at')}, ${text('updated_at')}, ${nulls(5)} FROM ml_catalog.models WHERE ${filter}`,
-        `SELECT 2, ${session}, schema_name, model_name, version, provider, task, input_schema, output_schema, options, comment, as_query, ${text('created_at')} FROM ml_catalog.model_versions WHERE ${filter}`,
-        `SELECT 3, ${session}, schema_name, model_name, version, sha256, artifact_name, ${nulls(6)} FROM ml_catalog.artifacts WHERE artifact_name IN ('${SPEC_ARTIFACT}', '${ONNX_ARTIFACT}') AND (${filter})`,
+        `SELECT 1 AS kind, ${session}, schema_name, model_name, default_version, owner, ${text('created_at')}, ${text('updated_at')}, ${nulls(5)} FROM ${this.c}.models WHERE ${filter}`,
+        `SELECT 2, ${session}, schema_name, model_name, version, provider, task, input_schema, output_schema, options, comment, as_query, ${text('created_at')} FROM ${this.c}.model_versions WHERE ${filter}`,
+        `SELECT 3, ${session}, schema_name, model_name, version, sha256, artifact_name, ${nulls(6)} FROM ${this.c}.artifacts WHERE artifact_name IN ('${SPEC_ARTIFACT}', '${ONNX_ARTIFACT}') AND (${filter})`,
       ].join(' UNION ALL '),
       params,
     );
@@ -241,7 +289,9 @@ export class CatalogStore {
       const graph = graphs.get(key(row, v.version));
       versions.set(key(row), [...(versions.get(key(row)) ?? []), { ...v, ...(spec === undefined ? {} : { specSha256: spec }), ...(graph === undefined ? {} : { onnxSha256: graph }) }]);
     }
+    const database = this.options.database === undefined ? {} : { database: this.options.database };
     const models: ModelEntry[] = rows(1).map((row) => ({
+      ...database,
       schema: String(row[0]),
       name: String(row[1]),
       defaultVersion: Number(row[2]),
@@ -249,7 +299,7 @@ export class CatalogStore {
       createdAt: String(row[4]),
       updatedAt: String(row[5]),
       temporary: false,
-      versions: (versions.get(key(row)) ?? []).sort((a, b) => a.version - b.version),
+      versions: (versions.get(key(row)) ?? []).sort((a, b) => a.version - b.version).map((v) => ({ ...database, ...v })),
     }));
     models.sort((a, b) => compareText(a.schema, b.schema) || compareText(a.name, b.name));
     const first = r.rows[0];
@@ -271,7 +321,7 @@ export class CatalogStore {
   ): Promise<void> {
     await this.ensure();
     await this.host.transaction(async () => {
-      const existing = await this.host.execute('SELECT owner FROM ml_catalog.models WHERE schema_name = $1 AND model_name = $2', [version.schema, version.name]);
+      const existing = await this.host.execute(`SELECT owner FROM ${this.c}.models WHERE schema_name = $1 AND model_name = $2`, [version.schema, version.name]);
       const owner = existing.rows.length === 0 ? await this.currentRole() : String(existing.rows[0]![0]);
       const { secrets, createdAt: _createdAt, ...readable } = version as ModelVersion;
       try {
@@ -327,7 +377,7 @@ export class CatalogStore {
 
   /** The roles granted USAGE on a model (`public` for every role), in name order. */
   async grantees(key: ModelKey): Promise<string[]> {
-    const r = await this.host.execute('SELECT DISTINCT grantee FROM ml_catalog.model_grants WHERE schema_name = $1 AND model_name = $2 ORDER BY grantee', [key.schema, key.name]);
+    const r = await this.host.execute(`SELECT DISTINCT grantee FROM ${this.c}.model_grants WHERE schema_name = $1 AND model_name = $2 ORDER BY grantee`, [key.schema, key.name]);
     return r.rows.map((row) => String(row[0]));
   }
 
@@ -363,7 +413,7 @@ export class CatalogStore {
   /** The stored artifact bytes of a version, if any. */
   async artifact(version: ModelVersion, name: string): Promise<Uint8Array | undefined> {
     const r = await this.host.execute(
-      'SELECT content FROM ml_catalog.artifacts WHERE schema_name = $1 AND model_name = $2 AND version = $3 AND artifact_name = $4',
+      `SELECT content FROM ${this.c}.artifacts WHERE schema_name = $1 AND model_name = $2 AND version = $3 AND artifact_name = $4`,
       [version.schema, version.name, version.version, name],
     );
     return r.rows.length === 0 ? undefined : (r.rows[0]![0] as Uint8Array);
@@ -372,7 +422,7 @@ export class CatalogStore {
   /** Training metrics of a version, by name. */
   async metrics(version: ModelVersion): Promise<readonly (readonly [string, number])[]> {
     const r = await this.host.execute(
-      'SELECT metric, value FROM ml_catalog.training_metrics WHERE schema_name = $1 AND model_name = $2 AND version = $3 ORDER BY metric',
+      `SELECT metric, value FROM ${this.c}.training_metrics WHERE schema_name = $1 AND model_name = $2 AND version = $3 ORDER BY metric`,
       [version.schema, version.name, version.version],
     );
     return r.rows.map((row) => [String(row[0]), Number(row[1])] as const);
@@ -380,6 +430,8 @@ export class CatalogStore {
 
   /** Records one prediction run in the lineage log (`temporary`: of a TEMPORARY model). */
   async recordRun(run: { runId: string; version: ModelVersion; temporary?: boolean; inputRelation: string; rows: number; errors: number; startedAt: Date; durationMs: number; tokens?: number; cacheHits?: number }): Promise<void> {
+    // A model of a read-only attached database runs, unlogged: its log cannot be written.
+    if (this.options.database !== undefined && (await this.host.attachedDatabase?.(this.options.database))?.readOnly) return;
     await this.ensure();
     await this.writer.recordRun({ ...run, startedAt: timestampText(run.startedAt) });
   }

@@ -32,6 +32,7 @@ import { formatType, parseDataType } from '../sql/types.js';
 import type { ModelColumn } from '../runtime/model-runtime.js';
 import type { RuntimeLoader } from '../runtime/runtime-loader.js';
 import { CatalogStore, timestampText, type CatalogLookup, type CatalogStoreOptions, type ModelEntry, type ModelKey, type ModelRef, type ModelVersion } from './catalog-store.js';
+import { checkOptionCaps } from '../runtime/resource-caps.js';
 import { canonicalOptionKey, canonicalOptions, displayOptionValue, resolveModelOptions } from './model-options.js';
 import { hasStoredSecrets, splitSecrets } from '../secrets.js';
 import { compileModel } from '../training/compile-sql.js';
@@ -39,9 +40,11 @@ import type { Artifact } from '../training/train-model.js';
 import { ONNX_ARTIFACT, SPEC_ARTIFACT, parseTrainedModel, type TrainedModel } from '../training/trained-model.js';
 import { parseTrainingOptions } from '../training/training-options.js';
 
-/** A model name resolved to schema and name, with the `$version` it addressed. */
+/** A model name resolved to (database,) schema and name, with the `$version` it addressed. */
 export interface QualifiedModelName extends ModelKey {
   readonly version?: number;
+  /** The name was written with its database (three parts): messages name it too. */
+  readonly withDatabase?: boolean;
 }
 
 /** A model resolved for use: its entry and the version to run. */
@@ -70,38 +73,103 @@ export class ModelCatalog {
   private readonly temporaryMetrics = new Map<string, readonly (readonly [string, number])[]>();
   /** Parsed trained models by the sha256 of their spec artifact (see `trainedModel`). */
   private readonly trainedModels = new Map<string, TrainedModel>();
+  /** The stores of attached databases' catalogs, by database (`storeOf`). */
+  private readonly stores = new Map<string, CatalogStore>();
 
+  /** `store`: the catalog of the current database, as the host resolves `ml_catalog`. */
   constructor(
     private readonly host: Host,
     private readonly loader: RuntimeLoader,
-    storeOptions: CatalogStoreOptions = {},
+    private readonly storeOptions: CatalogStoreOptions = {},
   ) {
     this.store = new CatalogStore(host, storeOptions);
   }
 
-  /** Resolves `[catalog.][schema.]name` against the current database and schema. */
+  /**
+   * Resolves `[database.][schema.]name` against the current database and schema. On hosts
+   * with attached databases (DuckDB) the database is the first of three parts (3D000 when
+   * none is attached by that name), else the current one; on others a three-part name must
+   * name the current database (0A000, as Postgres's cross-database references).
+   */
   async qualify(name: ModelName, sqlText: string): Promise<QualifiedModelName> {
     const parts = name.parts.map((p) => p.value);
-    if (parts.length === 3) checkDatabase(parts[0]!, await this.host.currentDatabase(), positionAt(sqlText, name.span.start));
+    const database = await this.databaseOf(name, sqlText, () => this.host.currentDatabase());
+    if (parts.length === 3 && !this.host.attachedDatabase) checkDatabase(parts[0]!, await this.host.currentDatabase(), positionAt(sqlText, name.span.start));
     const schema = parts.length > 1 ? parts[parts.length - 2]! : await this.host.currentSchema();
-    return { schema, name: parts[parts.length - 1]!, version: name.version };
+    return qualified(name, database, schema);
   }
 
   /**
-   * Resolves the models of one statement with ONE catalog query (`CatalogStore.lookup`:
-   * current schema, models, versions) and returns what finds each of them, to run: with
-   * the version's literal secrets, read only for a version that has some. A name the query
-   * did not cover is looked up on its own. Nothing outlives the statement: the next one
-   * reads the catalog again.
+   * The catalog store holding models of `key.database` (an attached database's own
+   * `ml_catalog`, created there on first use), or of the current database when absent.
+   */
+  storeOf(key: { readonly database?: string }): CatalogStore {
+    if (key.database === undefined) return this.store;
+    let store = this.stores.get(key.database);
+    if (!store) {
+      store = new CatalogStore(this.host, { ...this.storeOptions, database: key.database });
+      this.stores.set(key.database, store);
+    }
+    return store;
+  }
+
+  /** The store of the current database's catalog (on hosts with attached databases: of the one current now). */
+  async currentStore(): Promise<CatalogStore> {
+    return this.host.attachedDatabase ? this.storeOf({ database: await this.host.currentDatabase() }) : this.store;
+  }
+
+  /**
+   * Where a run of `version` is logged (`prediction_runs`): its database's catalog; inside
+   * an open transaction on a host with attached databases, the current database's, since a
+   * DuckDB transaction writes to one database only (the one a statement normally writes:
+   * the current one).
+   */
+  async runLog(version: ModelVersion): Promise<CatalogStore> {
+    if (this.host.attachedDatabase && version.database !== undefined && (await this.host.inTransaction())) return this.currentStore();
+    return this.storeOf(version);
+  }
+
+  /**
+   * The database whose catalog holds a written model name, on hosts with attached
+   * databases: the first of three parts (3D000 when none is attached under it), else the
+   * current database (`current`, asked once per statement). Undefined on other hosts.
+   */
+  private async databaseOf(name: ModelName, sqlText: string, current: () => Promise<string>): Promise<string | undefined> {
+    if (!this.host.attachedDatabase) return undefined;
+    if (name.parts.length < 3) return current();
+    const database = name.parts[0]!.value;
+    await this.checkAttached(database, positionAt(sqlText, name.span.start));
+    return database;
+  }
+
+  /**
+   * Resolves the models of one statement with ONE catalog query per database they live in
+   * (`CatalogStore.lookup`: current schema, models, versions) and returns what finds each
+   * of them, to run: with the version's literal secrets, read only for a version that has
+   * some. A name the queries did not cover is looked up on its own. Nothing outlives the
+   * statement: the next one reads the catalog again.
    *
    * @example
    * const models = await catalog.resolver(namedModels(statement.calls), text);
    * const { entry, version } = await models(name);
    */
   async resolver(names: readonly ModelName[], sqlText: string): Promise<ModelResolver> {
-    const found = names.length === 0 ? undefined : await this.store.lookup(names.map(modelRef));
+    const current = once(() => this.host.currentDatabase());
+    const databases = new Map<ModelName, string | undefined>();
+    for (const name of names) {
+      // A name naming no database is reported when it is resolved (in the statement's error order).
+      const database = await this.databaseOf(name, sqlText, current).catch(() => null);
+      if (database !== null) databases.set(name, database);
+    }
+    const lookups = new Map<string | undefined, CatalogLookup>();
+    for (const database of new Set(databases.values())) {
+      const refs = names.filter((n) => databases.has(n) && databases.get(n) === database).map(modelRef);
+      lookups.set(database, await this.storeOf({ database }).lookup(refs));
+    }
     return async (name) => {
-      const { entry, version } = await this.pick(found ?? (await this.store.lookup([modelRef(name)])), name, sqlText);
+      const database = databases.has(name) ? databases.get(name) : await this.databaseOf(name, sqlText, current);
+      const lookup = lookups.get(database) ?? (await this.storeOf({ database }).lookup([modelRef(name)]));
+      const { entry, version } = await this.pick(lookup, name, database, sqlText);
       return { entry, version: await this.withSecrets(entry, version) };
     };
   }
@@ -111,17 +179,18 @@ export class ModelCatalog {
    * secrets (for DESCRIBE and SHOW); 42704 when missing.
    */
   async resolve(name: ModelName, sqlText: string): Promise<ResolvedModel> {
-    return this.pick(await this.store.lookup([modelRef(name)]), name, sqlText);
+    const database = await this.databaseOf(name, sqlText, () => this.host.currentDatabase());
+    return this.pick(await this.storeOf({ database }).lookup([modelRef(name)]), name, database, sqlText);
   }
 
-  /** Finds `name` in a look-up (a name it did not cover is read on its own). */
-  private async pick(lookup: CatalogLookup, name: ModelName, sqlText: string): Promise<ResolvedModel> {
+  /** Finds `name` (of `database`) in a look-up (a name it did not cover is read on its own). */
+  private async pick(lookup: CatalogLookup, name: ModelName, database: string | undefined, sqlText: string): Promise<ResolvedModel> {
     const position = positionAt(sqlText, name.span.start);
     const parts = name.parts.map((p) => p.value);
-    if (parts.length === 3) checkDatabase(parts[0]!, lookup.currentDatabase ?? (await this.host.currentDatabase()), position);
+    if (parts.length === 3 && !this.host.attachedDatabase) checkDatabase(parts[0]!, lookup.currentDatabase ?? (await this.host.currentDatabase()), position);
     const schema = parts.length > 1 ? parts[parts.length - 2]! : (lookup.currentSchema ?? (await this.host.currentSchema()));
-    const q: QualifiedModelName = { schema, name: parts[parts.length - 1]!, version: name.version };
-    const entry = this.temporary.get(tempKey(q)) ?? (covers(lookup, q) ? lookup.models.find((m) => m.schema === q.schema && m.name === q.name) : await this.store.get(q));
+    const q = qualified(name, database, schema);
+    const entry = this.temporary.get(tempKey(q)) ?? (covers(lookup, q) ? lookup.models.find((m) => m.schema === q.schema && m.name === q.name) : await this.storeOf(q).get(q));
     if (!entry) throw new UndefinedModelError(`model ${displayName(q)} does not exist`, position);
     const wanted = q.version ?? entry.defaultVersion;
     const version = entry.versions.find((v) => v.version === wanted);
@@ -132,7 +201,7 @@ export class ModelCatalog {
   /** A persistent version with its stored literal secrets, read only when its options show some. */
   private async withSecrets(entry: ModelEntry, version: ModelVersion): Promise<ModelVersion> {
     if (entry.temporary || !hasStoredSecrets(version.options)) return version;
-    const secrets = await this.store.secrets(version, entry.owner);
+    const secrets = await this.storeOf(version).secrets(version, entry.owner);
     return secrets.length === 0 ? version : { ...version, secrets };
   }
 
@@ -149,7 +218,9 @@ export class ModelCatalog {
         return this.showModels(statement, sqlText);
       case 'show-create-model': {
         const { version, entry } = await this.resolve(statement.name, sqlText);
-        return result('SHOW CREATE MODEL', [['create_statement', 'VARCHAR']], [[showCreate(entry, version)]]);
+        // A model of another database than the current one is named with its database.
+        const elsewhere = entry.database !== undefined && entry.database !== (await this.host.currentDatabase());
+        return result('SHOW CREATE MODEL', [['create_statement', 'VARCHAR']], [[showCreate(entry, version, elsewhere)]]);
       }
       case 'describe-model':
         return this.describe(statement, sqlText);
@@ -185,11 +256,11 @@ export class ModelCatalog {
     const role = stmt.role.value;
     const exists = (await this.host.execute(roles.roleExists, [role])).rows.length > 0;
     // REVOKE may still remove the grant of a role dropped since.
-    if (!exists && (verb === 'GRANT' || !(await this.store.grantees(entry)).includes(role))) {
+    if (!exists && (verb === 'GRANT' || !(await this.storeOf(entry).grantees(entry)).includes(role))) {
       throw new UndefinedModelError(`role ${quoteIdentifier(role)} does not exist`, positionAt(sqlText, stmt.role.span.start));
     }
     await this.host.transaction(async () => {
-      await this.store.setGrant(entry, role, verb === 'GRANT');
+      await this.storeOf(entry).setGrant(entry, role, verb === 'GRANT');
       const trained = await this.trainedFunction(entry);
       if (trained && exists) await this.host.execute(roles.functionAccess(trained.fn, role, verb === 'GRANT'));
     });
@@ -204,21 +275,22 @@ export class ModelCatalog {
   }
 
   private async find(q: ModelKey): Promise<ModelEntry | undefined> {
-    return this.temporary.get(tempKey(q)) ?? (await this.store.get(q));
+    return this.temporary.get(tempKey(q)) ?? (await this.storeOf(q).get(q));
   }
 
   private async create(stmt: CreateModelStatement, sqlText: string): Promise<QueryResult> {
     const at = (offset: number) => positionAt(sqlText, offset);
     if (stmt.name.version !== undefined) throw new ModelSqlError('42601', 'CREATE MODEL takes a name without $version', { position: at(stmt.name.span.start) });
     const q = await this.qualify(stmt.name, sqlText);
-    await this.checkSchema(q.schema, at(stmt.name.span.start));
-    const existing = stmt.temporary ? this.temporary.get(tempKey(q)) : await this.store.get(q);
+    if (!stmt.temporary) await this.storeOf(q).checkWritable(at(stmt.name.span.start));
+    await this.checkSchema(q, at(stmt.name.span.start));
+    const existing = stmt.temporary ? this.temporary.get(tempKey(q)) : await this.storeOf(q).get(q);
     if (existing && !stmt.orReplace) {
       if (stmt.ifNotExists) return result('CREATE MODEL', [], []);
       throw new DuplicateModelError(`model ${displayName(q)} already exists`, at(stmt.name.span.start));
     }
     if (existing) await this.checkOwner(existing, q, stmt.name, sqlText);
-    else if (!stmt.temporary && (await this.store.taken(q))) {
+    else if (!stmt.temporary && (await this.storeOf(q).taken(q))) {
       if (stmt.ifNotExists) return result('CREATE MODEL', [], []);
       throw new DuplicateModelError(`model ${displayName(q)} already exists (owned by a role whose models this one may not see)`, at(stmt.name.span.start));
     }
@@ -229,12 +301,14 @@ export class ModelCatalog {
     // Stored in canonical form (`'OPENAI.API_KEY'` → `api-key`), as SHOW CREATE MODEL prints them.
     const { options, positions } = canonicalOptions(stmt.options.map((o) => [o.key, o.value] as const), optionPositions(stmt.options, sqlText));
     const resolved = resolveModelOptions(options, positions);
+    checkOptionCaps(options, this.loader.caps, (key) => positions.get(key.toLowerCase()));
     const versionNumber = existing ? Math.max(...existing.versions.map((v) => v.version)) + 1 : 1;
     if (stmt.asQuery || resolved.provider === 'internal') return this.createTrained(stmt, sqlText, q, existing, versionNumber, resolved.provider, options);
     const checked = await this.loader.check(options, stmt.input?.map(modelColumn), stmt.output?.map(modelColumn));
     // Literal secrets (api-key) are kept apart from the readable options (SPEC §5).
     const split = splitSecrets(options);
     const version: ModelVersion = {
+      ...databaseOfKey(q),
       schema: q.schema,
       name: q.name,
       version: versionNumber,
@@ -265,6 +339,7 @@ export class ModelCatalog {
       for (const a of artifacts) this.temporaryArtifacts.set(artifactKey(version, a.name), a.content);
       this.temporaryMetrics.set(artifactKey(version, ''), metrics);
       this.temporary.set(tempKey(q), {
+        ...databaseOfKey(q),
         schema: q.schema,
         name: q.name,
         defaultVersion: version.version,
@@ -278,8 +353,8 @@ export class ModelCatalog {
       return;
     }
     await this.host.transaction(async () => {
-      await this.store.addVersion(version, artifacts, metrics);
-      await this.syncFunction(existing, await this.store.get(q));
+      await this.storeOf(version).addVersion(version, artifacts, metrics);
+      await this.syncFunction(existing, await this.storeOf(q).get(q));
     });
   }
 
@@ -306,6 +381,7 @@ export class ModelCatalog {
     const { trainModel } = await import('../training/train-model.js');
     const trained = await trainModel(this.host, stmt.asQuery.text, options, { query: at(stmt.asQuery.span.start), option: (key) => positions.get(key.toLowerCase()) });
     const version: ModelVersion = {
+      ...databaseOfKey(q),
       schema: q.schema,
       name: q.name,
       version: versionNumber,
@@ -325,7 +401,7 @@ export class ModelCatalog {
 
   /** The stored bytes of an artifact of a version (temporary models keep theirs in the session). */
   async artifact(version: ModelVersion, name: string): Promise<Uint8Array | undefined> {
-    return this.temporaryArtifacts.get(artifactKey(version, name)) ?? (await this.store.artifact(version, name));
+    return this.temporaryArtifacts.get(artifactKey(version, name)) ?? (await this.storeOf(version).artifact(version, name));
   }
 
   /**
@@ -366,7 +442,7 @@ export class ModelCatalog {
       // Hosts with roles: the function runs for the model's users only (SPEC §5), not for every role.
       if (d.roles && !after!.temporary) {
         await this.host.execute(d.roles.functionAccess(now.fn, 'public', false));
-        for (const role of await this.store.grantees(after!)) {
+        for (const role of await this.storeOf(after!).grantees(after!)) {
           // A grantee role dropped since its grant keeps its row, but can be granted nothing.
           if ((await this.host.execute(d.roles.roleExists, [role])).rows.length > 0) await this.host.execute(d.roles.functionAccess(now.fn, role, true));
         }
@@ -385,6 +461,7 @@ export class ModelCatalog {
   private functionOf(entry: ModelEntry, v: ModelVersion): Omit<HostFunction, 'body' | 'returnType'> {
     const d = this.host.dialect;
     return {
+      ...databaseOfKey(entry),
       schema: entry.schema,
       name: modelFunctionName(entry.name),
       params: v.input.map((c) => ({ name: c.name, type: d.hostType(parseDataType(c.type)) })),
@@ -400,13 +477,20 @@ export class ModelCatalog {
       throw new UndefinedModelError(`model ${displayName(q)} does not exist`, positionAt(sqlText, stmt.name.span.start));
     }
     await this.checkOwner(entry, q, stmt.name, sqlText);
+    if (!entry.temporary) await this.storeOf(q).checkWritable(positionAt(sqlText, stmt.name.span.start));
     const action = stmt.action;
     if (action.kind === 'rename') {
-      const to = await this.qualify(action.newName, sqlText);
+      const written = await this.qualify(action.newName, sqlText);
       if (action.newName.version !== undefined || q.version !== undefined) {
         throw new ModelSqlError('42601', 'RENAME TO renames every version; give names without $version', { position: positionAt(sqlText, action.newName.span.start) });
       }
-      await this.checkSchema(to.schema, positionAt(sqlText, action.newName.span.start));
+      if (written.database !== q.database && action.newName.parts.length === 3) {
+        throw new UnsupportedFeatureError(`RENAME TO keeps a model in its database ("${q.database}"), not "${written.database}"`, positionAt(sqlText, action.newName.parts[0]!.span.start));
+      }
+      // A plain new name keeps the model's schema (as ALTER TABLE ... RENAME TO does); the
+      // model stays in its database whatever the name.
+      const to: QualifiedModelName = { ...written, ...databaseOfKey(q), schema: action.newName.parts.length === 1 ? q.schema : written.schema };
+      await this.checkSchema(to, positionAt(sqlText, action.newName.span.start));
       if (await this.find(to)) throw new DuplicateModelError(`model ${displayName(to)} already exists`, positionAt(sqlText, action.newName.span.start));
       if (entry.temporary) {
         this.temporary.delete(tempKey(q));
@@ -414,7 +498,7 @@ export class ModelCatalog {
         for (const v of entry.versions) {
           for (const [key, value] of [...this.temporaryArtifacts].filter(([k]) => k.startsWith(artifactKey(v, '').slice(0, -3)))) {
             this.temporaryArtifacts.delete(key);
-            this.temporaryArtifacts.set(artifactKey({ ...v, schema: to.schema, name: to.name }, (JSON.parse(key) as string[])[3]!), value);
+            this.temporaryArtifacts.set(artifactKey({ ...v, schema: to.schema, name: to.name }, (JSON.parse(key) as string[])[4]!), value);
           }
           const metrics = this.temporaryMetrics.get(artifactKey(v, ''));
           if (metrics) this.temporaryMetrics.set(artifactKey({ ...v, schema: to.schema, name: to.name }, ''), metrics);
@@ -423,8 +507,8 @@ export class ModelCatalog {
         await this.syncFunction(entry, renamed);
       } else {
         await this.host.transaction(async () => {
-          await this.store.rename(q, to);
-          await this.syncFunction(entry, await this.store.get(to));
+          await this.storeOf(q).rename(q, to);
+          await this.syncFunction(entry, await this.storeOf(to).get(to));
         });
       }
       return result('ALTER MODEL', [], []);
@@ -463,6 +547,7 @@ export class ModelCatalog {
       }
     }
     const resolved = resolveModelOptions(options, positions);
+    checkOptionCaps(options, this.loader.caps, (key) => positions?.get(key.toLowerCase()));
     const changed = JSON.stringify(options) !== JSON.stringify(target.options);
     // An imported ONNX model pointed at another file no longer runs from the bytes a bundle
     // brought; with the same path, the held bytes are what is checked (the file may be gone).
@@ -482,10 +567,10 @@ export class ModelCatalog {
       if (defaultVersion !== undefined) await this.syncFunction(entry, after);
     } else {
       await this.host.transaction(async () => {
-        if (changed) await this.store.updateVersion(updated, entry.owner, repointed ? ONNX_ARTIFACT : undefined);
+        if (changed) await this.storeOf(updated).updateVersion(updated, entry.owner, repointed ? ONNX_ARTIFACT : undefined);
         if (defaultVersion !== undefined) {
-          await this.store.setDefaultVersion(q, defaultVersion);
-          await this.syncFunction(entry, await this.store.get(q));
+          await this.storeOf(q).setDefaultVersion(q, defaultVersion);
+          await this.syncFunction(entry, await this.storeOf(q).get(q));
         }
       });
     }
@@ -505,6 +590,7 @@ export class ModelCatalog {
       throw missing(`model ${displayName(q)} has no version ${q.version}`);
     }
     await this.checkOwner(entry, q, stmt.name, sqlText);
+    if (!entry.temporary) await this.storeOf(q).checkWritable(positionAt(sqlText, stmt.name.span.start));
     if (entry.temporary) {
       const versions = entry.versions.filter((v) => q.version !== undefined && v.version !== q.version);
       let after: ModelEntry | undefined;
@@ -521,8 +607,8 @@ export class ModelCatalog {
       }
     } else {
       await this.host.transaction(async () => {
-        await this.store.drop(q, q.version);
-        await this.syncFunction(entry, await this.store.get(q));
+        await this.storeOf(q).drop(q, q.version);
+        await this.syncFunction(entry, await this.storeOf(q).get(q));
       });
     }
     return result('DROP MODEL', [], []);
@@ -530,17 +616,22 @@ export class ModelCatalog {
 
   private async showModels(stmt: ShowModelsStatement, sqlText: string): Promise<QueryResult> {
     let schema: string | undefined;
-    if (stmt.schema) {
-      const parts = stmt.schema.map((p) => p.value);
-      schema = parts[parts.length - 1]!;
-      const position = positionAt(sqlText, stmt.schema[0]!.span.start);
-      if (parts.length === 2 && parts[0] !== (await this.host.currentDatabase())) {
-        throw new UnsupportedFeatureError(`models live in the current database ('${await this.host.currentDatabase()}'); '${parts[0]}' is another one`, position);
-      }
-      await this.checkSchema(schema, position);
+    let database: string | undefined;
+    const parts = stmt.schema?.map((p) => p.value) ?? [];
+    const position = stmt.schema ? positionAt(sqlText, stmt.schema[0]!.span.start) : undefined;
+    if (this.host.attachedDatabase) {
+      // `FROM db.schema` reads that database's catalog; otherwise the current database's.
+      database = parts.length === 2 ? parts[0]! : await this.host.currentDatabase();
+      if (parts.length === 2) await this.checkAttached(database, position);
+    } else if (parts.length === 2) {
+      checkDatabase(parts[0]!, await this.host.currentDatabase(), position!);
     }
-    const persistent = await this.store.list(schema);
-    const temporary = [...this.temporary.values()].filter((m) => schema === undefined || m.schema === schema);
+    if (stmt.schema) {
+      schema = parts[parts.length - 1]!;
+      await this.checkSchema({ ...(database === undefined ? {} : { database }), schema }, position!);
+    }
+    const persistent = await this.storeOf({ database }).list(schema);
+    const temporary = [...this.temporary.values()].filter((m) => m.database === database && (schema === undefined || m.schema === schema));
     const shadowed = new Set(temporary.map(tempKey));
     let models = [...temporary, ...persistent.filter((m) => !shadowed.has(tempKey(m)))];
     if (stmt.like) {
@@ -570,12 +661,12 @@ export class ModelCatalog {
       rows.push(['versions', entry.versions.map((v) => v.version).join(', '), null, 'property', null]);
       rows.push(['owner', entry.owner, null, 'property', null]);
       // Hosts with roles: the grants the caller may see (all of them for the owner).
-      if (this.host.dialect.roles && !entry.temporary) rows.push(['grants', (await this.store.grantees(entry)).join(', '), null, 'property', null]);
+      if (this.host.dialect.roles && !entry.temporary) rows.push(['grants', (await this.storeOf(entry).grantees(entry)).join(', '), null, 'property', null]);
       rows.push(['temporary', String(entry.temporary), null, 'property', null]);
       rows.push(['created_at', version.createdAt, null, 'property', null]);
       if (version.comment !== undefined) rows.push(['comment', version.comment, null, 'property', null]);
       for (const [k, v] of version.options) rows.push([k, displayOptionValue(k, v), null, 'option', null]);
-      const metrics = entry.temporary ? (this.temporaryMetrics.get(artifactKey(version, '')) ?? []) : await this.store.metrics(version);
+      const metrics = entry.temporary ? (this.temporaryMetrics.get(artifactKey(version, '')) ?? []) : await this.storeOf(version).metrics(version);
       for (const [metric, value] of metrics) rows.push([metric, String(value), null, 'metric', null]);
     }
     return result(
@@ -585,16 +676,33 @@ export class ModelCatalog {
     );
   }
 
-  private async checkSchema(schema: string, position: ReturnType<typeof positionAt>): Promise<void> {
-    const found = await this.host.execute('SELECT count(*) FROM information_schema.schemata WHERE schema_name = $1', [schema]);
-    if (Number(found.rows[0]![0]) === 0) throw new ModelSqlError('3F000', `schema "${schema}" does not exist`, { position });
+  /** 3D000 unless a database is attached under `database` (hosts with attached databases). */
+  private async checkAttached(database: string, position: ReturnType<typeof positionAt> | undefined): Promise<void> {
+    if (!(await this.host.attachedDatabase?.(database))) {
+      throw new ModelSqlError('3D000', `database ${quoteIdentifier(database)} does not exist (no database is attached under that name)`, { position });
+    }
+  }
+
+  /** 3F000 unless `key.schema` exists in the key's database (default: the current one). */
+  private async checkSchema(key: { readonly database?: string; readonly schema: string }, position: ReturnType<typeof positionAt>): Promise<void> {
+    const found = await this.host.execute(
+      `SELECT count(*) FROM information_schema.schemata WHERE schema_name = $1 AND catalog_name = ${key.database === undefined ? 'current_database()' : '$2'}`,
+      key.database === undefined ? [key.schema] : [key.schema, key.database],
+    );
+    if (Number(found.rows[0]![0]) === 0) {
+      throw new ModelSqlError('3F000', `schema ${key.database === undefined ? '' : `${quoteIdentifier(key.database)}.`}"${key.schema}" does not exist`, { position });
+    }
   }
 }
 
-/** The CREATE MODEL statement that recreates one version, secrets masked (SPEC §1.1). */
-export function showCreate(entry: ModelEntry, version: ModelVersion): string {
+/**
+ * The CREATE MODEL statement that recreates one version, secrets masked (SPEC §1.1); with
+ * `withDatabase`, the name has the version's database too (`"db"."schema"."name"`).
+ */
+export function showCreate(entry: ModelEntry, version: ModelVersion, withDatabase = false): string {
+  const database = withDatabase && version.database !== undefined ? `${quoteIdentifier(version.database)}.` : '';
   return formatCreateModel({
-    name: `${quoteIdentifier(version.schema)}.${quoteIdentifier(version.name)}`,
+    name: `${database}${quoteIdentifier(version.schema)}.${quoteIdentifier(version.name)}`,
     temporary: entry.temporary,
     // A trained model's INPUT and OUTPUT follow from its query (the parser rejects them with AS).
     input: version.asQuery === undefined ? version.input : undefined,
@@ -613,9 +721,9 @@ function optionPositions(options: readonly OptionEntry[], sqlText: string): Map<
   return new Map(options.map((o) => [o.key.toLowerCase(), positionAt(sqlText, o.keySpan.start)]));
 }
 
-/** Key of an artifact of a temporary version: `["schema","name",version,"artifact"]`. */
+/** Key of an artifact of a temporary version: `["database","schema","name",version,"artifact"]`. */
 function artifactKey(v: ModelKey & { readonly version: number }, name: string): string {
-  return JSON.stringify([v.schema, v.name, v.version, name]);
+  return JSON.stringify([v.database ?? null, v.schema, v.name, v.version, name]);
 }
 
 /** A written model name as the catalog look-up takes it. */
@@ -629,17 +737,43 @@ function covers(lookup: CatalogLookup, key: ModelKey): boolean {
   return lookup.refs.some((r) => r.name === key.name && (r.schema ?? lookup.currentSchema) === key.schema);
 }
 
-/** Models live in the current database: a three-part name must name it. */
+/**
+ * On a host without attached databases, models live in the current database: a three-part
+ * name must name it (0A000 otherwise, Postgres's "cross-database references are not implemented").
+ */
 function checkDatabase(database: string, current: string, position: ReturnType<typeof positionAt>): void {
-  if (database !== current) throw new UnsupportedFeatureError(`models live in the current database ('${current}'); '${database}' is another one`, position);
+  if (database !== current) throw new UnsupportedFeatureError(`cross-database references are not implemented: models live in the current database ("${current}"), not in "${database}"`, position);
+}
+
+/** A written name with its database and schema resolved. */
+function qualified(name: ModelName, database: string | undefined, schema: string): QualifiedModelName {
+  return {
+    ...(database === undefined ? {} : { database }),
+    schema,
+    name: name.parts[name.parts.length - 1]!.value,
+    version: name.version,
+    ...(name.parts.length === 3 ? { withDatabase: true } : {}),
+  };
+}
+
+/** A function's result, computed on the first call and shared by later ones. */
+function once<T>(fn: () => Promise<T>): () => Promise<T> {
+  let value: Promise<T> | undefined;
+  return () => (value ??= fn());
+}
+
+/** The `database` member of a key, when it has one (to spread into another key). */
+function databaseOfKey(key: { readonly database?: string }): { readonly database?: string } {
+  return key.database === undefined ? {} : { database: key.database };
 }
 
 function tempKey(q: ModelKey): string {
-  return JSON.stringify([q.schema, q.name]);
+  return JSON.stringify([q.database ?? null, q.schema, q.name]);
 }
 
 function displayName(q: QualifiedModelName): string {
-  return `${quoteIdentifier(q.schema)}.${quoteIdentifier(q.name)}${q.version === undefined ? '' : `$${q.version}`}`;
+  const database = q.withDatabase && q.database !== undefined ? `${quoteIdentifier(q.database)}.` : '';
+  return `${database}${quoteIdentifier(q.schema)}.${quoteIdentifier(q.name)}${q.version === undefined ? '' : `$${q.version}`}`;
 }
 
 function compare(a: string, b: string): number {

@@ -19,8 +19,11 @@ const COMMON_OPTIONS = ['provider', 'type', 'format', 'task', 'description', 'ba
 
 /** Options by provider. */
 const PROVIDER_OPTIONS: Readonly<Record<string, readonly string[]>> = {
-  /** `pooling`, `normalize`, `max-length`: local text models only (a model directory as `path`, core/runtime/text). */
-  onnx: ['path', 'pooling', 'normalize', 'max-length'],
+  /**
+   * `sha256`: the hex SHA-256 the file or download at `path` must have. `pooling`,
+   * `normalize`, `max-length`: local text models only (a model directory as `path`, core/runtime/text).
+   */
+  onnx: ['path', 'sha256', 'pooling', 'normalize', 'max-length'],
   /** Remote providers (core/runtime/providers/remote-options.ts). */
   ...REMOTE_PROVIDER_OPTIONS,
   /** Model servers speaking the Open Inference Protocol (core/runtime/providers/triton-options.ts). */
@@ -39,6 +42,8 @@ export interface ModelOptions {
   readonly task?: string;
   /** ONNX: the file path or URL (`path` / `onnx.path`). */
   readonly location?: string;
+  /** ONNX: the SHA-256 the model's bytes must have (`sha256`), lower-case hex. */
+  readonly sha256?: string;
   /** Rows per inference batch, when set. */
   readonly batchSize?: number;
   /** Batches in flight at once, when set. */
@@ -131,12 +136,15 @@ export function resolveModelOptions(written: Options, writtenPositions?: OptionP
   if (provider === 'onnx' && (location === undefined || location === '')) {
     throw new InvalidOptionError(`an ONNX model needs 'path' (or 'onnx.path'): a file path or an http(s) URL`);
   }
+  const sha256 = getOption(options, 'sha256')?.trim().toLowerCase();
+  if (sha256 !== undefined && !/^[0-9a-f]{64}$/.test(sha256)) throw new InvalidOptionError(`option 'sha256' must be 64 hexadecimal digits (a SHA-256), not '${getOption(options, 'sha256')}'`, at('sha256'));
   if ((REMOTE_PROVIDERS as readonly string[]).includes(provider)) validateRemoteOptionValues(provider as RemoteProvider, options, at);
   if (provider === 'triton') validateTritonOptionValues(options, at);
   return {
     provider,
     task: task?.toLowerCase(),
     location,
+    sha256,
     batchSize: positiveInt(options, 'batch-size', at),
     maxConcurrentOperations: positiveInt(options, 'max-concurrent-operations', at),
   };

@@ -1,6 +1,7 @@
 /**
  * ML_EVALUATE's metrics as host SQL over the zipped input/prediction relation (SPEC §1.3):
- * one row with a `result` map of every metric and one DOUBLE column per metric. Rows whose
+ * one row with a `result` map of every metric and one DOUBLE column per metric (named by
+ * {@link metricColumn}). Rows whose
  * label or prediction is NULL are left out.
  *
  * - regression: MAE, MSE, RMSE, MAPE (a fraction, over rows with a non-zero label), R2.
@@ -48,6 +49,24 @@ export const METRICS: Readonly<Record<EvaluationTask, readonly string[]>> = {
   embedding: ['CosineSimilarity', 'JaccardSimilarity', 'EuclideanDistance'],
   text_generation: ['BLEU', 'ROUGE1', 'ROUGEL', 'SemanticSimilarity'],
 };
+
+/** Classification metrics added when the model outputs probabilities. */
+const PROBABILITY_METRICS = ['LogLoss', 'AUC'] as const;
+
+/**
+ * The column that holds metric `name` (the name in lower case: `R2` → `r2`). Postgres folds
+ * an unquoted identifier to lower case and DuckDB matches identifiers whatever their case,
+ * so `SELECT R2`, `SELECT r2` and `SELECT "r2"` read it on both hosts, under one column
+ * name. The keys of the `result` map keep the metric's own spelling (`result['R2']`).
+ */
+export function metricColumn(name: string): string {
+  return name.toLowerCase();
+}
+
+/** The metric a column of {@link evaluationRelation} holds (`r2` → `R2`); undefined for `result` and unknown names. */
+export function metricOfColumn(column: string): string | undefined {
+  return [...Object.values(METRICS).flat(), ...PROBABILITY_METRICS].find((name) => metricColumn(name) === column);
+}
 
 /**
  * The SQL relation (in parentheses) that computes the metrics.
@@ -112,7 +131,7 @@ export function evaluationRelation(d: SqlDialect, spec: EvaluationSpec): string 
           `auc_per_class AS (SELECT CASE WHEN ${ne(pairs, num(0))} THEN ${div(sub(fn('sum', `CASE WHEN pos THEN r ELSE ${num(0)} END`), div(mul(positives, add(positives, num(1))), num(2))), pairs)} END AS v FROM ranked GROUP BY c)`,
           `auc AS (SELECT ${fn('avg', 'v')} AS v FROM auc_per_class)`,
         );
-        names.push('LogLoss', 'AUC');
+        names.push(...PROBABILITY_METRICS);
         select += `, logloss.v AS ${q('LogLoss')}, auc.v AS ${q('AUC')}`;
         from += ', logloss, auc';
       }
@@ -139,7 +158,7 @@ export function evaluationRelation(d: SqlDialect, spec: EvaluationSpec): string 
     default:
       throw new UnsupportedFeatureError(`ML_EVALUATE for task '${spec.task}' is computed by textGenerationRelation`, spec.position);
   }
-  const columns = names.map((n) => `CAST(m.${q(n)} AS DOUBLE PRECISION) AS ${q(n)}`).join(', ');
+  const columns = names.map((n) => `CAST(m.${q(n)} AS DOUBLE PRECISION) AS ${q(metricColumn(n))}`).join(', ');
   const map = d.metricMap(names.map((n) => [n, `m.${q(n)}`] as const));
   return `(SELECT ${map} AS result, ${columns} FROM (${body}) AS m)`;
 }
@@ -264,7 +283,7 @@ export async function textGenerationRelation(host: { readonly dialect: SqlDialec
   const values = sums.map((v) => (n === 0 ? 'NULL' : d.double(v / n)));
   const names = METRICS.text_generation;
   const map = d.metricMap(names.map((name, i) => [name, values[i]!] as const));
-  return `(SELECT ${map} AS result, ${names.map((name, i) => `CAST(${values[i]} AS DOUBLE PRECISION) AS ${q(name)}`).join(', ')})`;
+  return `(SELECT ${map} AS result, ${names.map((name, i) => `CAST(${values[i]} AS DOUBLE PRECISION) AS ${q(metricColumn(name))}`).join(', ')})`;
 }
 
 function isNumeric(type: string): boolean {

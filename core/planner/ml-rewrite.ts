@@ -22,8 +22,9 @@ import { PredictionCache } from '../runtime/prediction-cache.js';
 import { remoteStageShape } from '../runtime/remote-executor.js';
 import type { StageCounters } from '../runtime/model-runtime.js';
 import type { StageLimits } from '../runtime/inference-limits.js';
+import { checkCallCaps, checkOptionCaps } from '../runtime/resource-caps.js';
 import type { ModelColumn } from '../runtime/model-runtime.js';
-import type { ProgressEvent } from '../session/session.js';
+import type { ModelRunEvent, ProgressEvent, ProviderRequestEvent } from '../session/session.js';
 import { evaluationRelation, textGenerationRelation, type EvaluationSpec, type EvaluationTask } from './evaluate-metrics.js';
 import { callAlias, describedRelation, inputQuerySql, spliceCallsMapped, type SplicedText } from './splice.js';
 import { directWriteShape, projectionSources, type DirectWriteShape } from './direct-write.js';
@@ -53,6 +54,10 @@ export interface RewriteContext {
   /** Names a new temporary table; the session drops them all when the statement ends. */
   readonly newTempTable: (role: 'in' | 'out') => string;
   readonly onProgress?: (event: ProgressEvent) => void;
+  /** Called when a model stage has finished (logs and metrics of a server). */
+  readonly onRun?: (event: ModelRunEvent) => void;
+  /** Called after each request to a remote model's server. */
+  readonly onRequest?: (event: ProviderRequestEvent) => void;
   /** Limits on model stages: rows per call, and what runs as each stage starts (admission, the statement timer); none when absent. */
   readonly limits?: Omit<StageLimits, 'position'>;
   /**
@@ -134,6 +139,7 @@ async function runCall(call: MlCall, ctx: RewriteContext, direct?: DirectRequest
   // Unknown model is reported before any argument problem (SPEC §1.2.1).
   const model = await ctx.models(modelArgument(call, text).name);
   const bound = call.function === 'ML_PREDICT' ? bindPredict(call, text) : bindEvaluate(call, text);
+  checkCaps(model, bound, ctx);
   const trained = await ctx.catalog.trainedModel(model.version);
   if (trained && getOption(model.version.options, 'runtime')?.trim().toLowerCase() !== 'onnx') return compiledCall(call, bound, model, trained, ctx);
 
@@ -147,7 +153,8 @@ async function runCall(call: MlCall, ctx: RewriteContext, direct?: DirectRequest
   const features = matchDescriptor(bound.columns, inputColumns, model.version.input, text);
   const evaluation = call.function === 'ML_EVALUATE' ? evaluationTarget(call, bound as EvaluateBinding, model, inputColumns, text) : undefined;
 
-  const runtime = await ctx.loader.load(model.version, (name) => ctx.catalog.artifact(model.version, name));
+  await ctx.limits?.beforeLoad?.();
+  const runtime = await ctx.loader.load(model.version, (name) => ctx.catalog.artifact(model.version, name), ctx.signal);
   const outputTable = ctx.newTempTable('out');
   const outputNames = outputColumnNames(inputColumns.map((c) => c.name), model.version.output.map((c) => c.name));
   const outputColumns = model.version.output.map((c, i) => ({ name: outputNames[i]!, type: ctx.host.dialect.hostType(parseDataType(c.type)) }));
@@ -160,7 +167,8 @@ async function runCall(call: MlCall, ctx: RewriteContext, direct?: DirectRequest
   // Local runtimes with cache keys (text models) use the cache when the call or the runtime asks for it.
   const caching = remote ? remote.cache : runtime.cacheKeys !== undefined && (bound.config.cache ?? runtime.cacheByDefault ?? false);
   const cache = caching ? new PredictionCache(ctx.host, runtime.provider, getOption(model.version.options, 'model') ?? resolvedPath(model) ?? '') : undefined;
-  if (cache) await ctx.catalog.store.ensure();
+  // The cache is the current database's (the one the query runs in); lineage goes to the model's (ModelCatalog.runLog).
+  if (cache) await (await ctx.catalog.currentStore()).ensure();
   if (cache && inputTable === undefined) {
     // The cache reads and writes between batches: no one-pass read can stay open meanwhile.
     inputTable = ctx.newTempTable('in');
@@ -174,13 +182,21 @@ async function runCall(call: MlCall, ctx: RewriteContext, direct?: DirectRequest
     concurrency: remote?.batchesInFlight ?? bound.config.maxConcurrentOperations ?? modelOption(model, 'max-concurrent-operations') ?? DEFAULT_CONCURRENCY,
     signal: ctx.signal,
     onProgress: progress?.onBatch,
-    stage: { config: bound.config, counters, onRows: progress?.onRows },
+    stage: {
+      config: bound.config,
+      counters,
+      onRows: progress?.onRows,
+      maxPromptBytes: ctx.loader.caps.maxPromptBytes,
+      ...(ctx.onRequest ? { onRequest: (seconds: number, failed: boolean) => ctx.onRequest!({ provider: runtime.provider, seconds, failed }) } : {}),
+    },
     cache,
     limits: ctx.limits && { ...ctx.limits, position: positionAt(text, call.nameSpan.start) },
   };
   const finished = async (rows: number): Promise<void> => {
     progress?.finish(rows);
-    await ctx.catalog.store.recordRun({
+    const v = model.version;
+    ctx.onRun?.({ model: `${v.schema}.${v.name}$${v.version}`, provider: runtime.provider, rows, errors: counters.errors, durationMs: Date.now() - startedAt.getTime(), ...(remote ? { tokens: counters.tokens } : {}) });
+    await (await ctx.catalog.runLog(model.version)).recordRun({
       runId: randomUUID(),
       version: model.version,
       temporary: model.entry.temporary,
@@ -437,6 +453,20 @@ function probabilitiesColumn(output: readonly ModelColumn[], names: readonly str
 function modelOption(model: ResolvedModel, key: 'batch-size' | 'max-concurrent-operations'): number | undefined {
   const value = model.version.options.find(([k]) => k.toLowerCase() === key)?.[1];
   return value === undefined ? undefined : Number(value);
+}
+
+/**
+ * Checks a call's CONFIG and its model's stored options against the server's caps
+ * (resource-caps.ts): a model stored before a cap was lowered, or imported, does not run
+ * over it. Errors point at the CONFIG value, or at the model argument.
+ */
+function checkCaps(model: ResolvedModel, bound: PredictBinding, ctx: RewriteContext): void {
+  const text = ctx.scriptText;
+  checkCallCaps(bound.config, ctx.loader.caps, (key) => {
+    const entry = bound.configEntries.find((e) => e.key.toLowerCase() === key);
+    return entry && positionAt(text, entry.valueSpan.start);
+  });
+  checkOptionCaps(model.version.options, ctx.loader.caps, () => positionAt(text, bound.modelSpan.start), '; lower it with ALTER MODEL ... SET');
 }
 
 /** An ONNX model's `path` (or `onnx.path`), naming it in the prediction cache. */

@@ -89,6 +89,8 @@ export function checkLimit(name: string, value: number | undefined): void {
 export interface StageLimits {
   /** Rows the call may feed its model. */
   readonly maxRows?: number;
+  /** Called before the call's model loads (a download may take long): arms the statement's timeout. */
+  readonly beforeLoad?: () => Promise<void>;
   /** Called as the stage starts: admits it (rejects when over a limit) and resolves to the function that ends it. */
   readonly enter?: (position?: SourcePosition) => Promise<() => void>;
   /** Where the call is in the statement, for the errors. */

@@ -54,6 +54,10 @@ export interface PredictStage {
   readonly remember?: (key: string, values: readonly unknown[]) => void;
   /** Called after every answered or failed row (progress within a batch). */
   readonly onRows?: (rows: number) => void;
+  /** The server's cap on one row's prompt, in UTF-8 bytes (resource-caps.ts); a longer prompt fails the call with 54000. */
+  readonly maxPromptBytes?: number;
+  /** Called after each request a remote runtime sends, with its duration and whether it failed. */
+  readonly onRequest?: (seconds: number, failed: boolean) => void;
 }
 
 /** Options for one `predictBatch` call. */

@@ -4,25 +4,35 @@
  * content-addressed download cache (SPEC §2.1: "downloaded once, cached by content hash").
  */
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, realpath, rename, writeFile } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { mkdir, readFile, realpath, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ModelSqlError } from '../errors.js';
 import { AccessPolicy, redactUrl as redact, type AccessOptions } from './access-policy.js';
+import { DEFAULT_DOWNLOAD_LIMITS, downloadModel, type DownloadLimits } from './model-download.js';
 
 export { isUrlAllowed } from './access-policy.js';
 
-/** Options of {@link loadModelBytes}: the access lists of {@link AccessOptions} plus the cache. */
-export interface LoadModelOptions extends AccessOptions {
+/** Options of {@link loadModelBytes}: the access lists of {@link AccessOptions}, the cache and the bounds of model files. */
+export interface LoadModelOptions extends AccessOptions, ModelFileLimits {
   /** Directory of the download cache: `<sha256>.onnx` files plus `index.json` (URL → sha256). Created on demand. */
   readonly cacheDir: string;
-  /** Largest download accepted, in bytes (default 2 GiB). */
-  readonly maxDownloadBytes?: number;
+  /** The SHA-256 (hex) the model's bytes must have (the model's `sha256` option), checked before a download enters the cache. */
+  readonly sha256?: string;
+  /** Aborted when the statement is cancelled or times out: a download stops. */
+  readonly signal?: AbortSignal;
 }
 
-/** Redirects followed at most when downloading a model. */
-const MAX_REDIRECTS = 5;
-const DEFAULT_MAX_DOWNLOAD = 2 * 1024 * 1024 * 1024;
+/** Bounds of model files (docs/security.md, "Model downloads"); unset ones take {@link DEFAULT_DOWNLOAD_LIMITS}. */
+export interface ModelFileLimits {
+  /** Largest model file, downloaded or local, in bytes (default 2 GiB): past it, `54000`. */
+  readonly maxModelBytes?: number;
+  /** Time allowed to connect to a model URL's server, in ms (default 10 s). */
+  readonly connectTimeoutMs?: number;
+  /** Longest wait for a model URL's answer or its next bytes, in ms (default 30 s). */
+  readonly idleTimeoutMs?: number;
+}
 
 /** True when `location` is an `http://` or `https://` URL. */
 export function isModelUrl(location: string): boolean {
@@ -37,8 +47,12 @@ export function isModelUrl(location: string): boolean {
  *   `cacheDir`; later loads of the same URL are served from the cache without network.
  *   Redirects are followed by hand so that each hop is checked against the allow-list.
  *
- * Errors: `42501` outside the allow-lists, `58P01` missing file, `58030` download or
- * read failure (HTTP status included).
+ * - Downloads are streamed to a temporary file and bounded ({@link ModelFileLimits},
+ *   model-download.ts); `sha256`, when given, must match before the file enters the cache.
+ *
+ * Errors: `42501` outside the allow-lists, `58P01` missing file, `54000` over
+ * `maxModelBytes`, `58030` download or read failure (HTTP status, timeouts, a SHA-256
+ * mismatch), `57014` when `signal` aborts a download.
  *
  * @example
  * const bytes = await loadModelBytes('examples/models/house_price.onnx', { cacheDir: '.modelsql/cache' });
@@ -65,12 +79,22 @@ async function loadFromFile(filePath: string, shown: string, options: LoadModelO
     if (!isErrno(failure, 'ENOENT') && !isErrno(failure, 'ENOTDIR')) throw readFailure(shown, failure);
     throw new ModelSqlError('58P01', `model file "${shown}" does not exist (resolved to ${filePath})`);
   }
+  let bytes: Uint8Array;
   try {
-    return new Uint8Array(await readFile(real));
+    const max = options.maxModelBytes ?? DEFAULT_DOWNLOAD_LIMITS.maxBytes;
+    const size = (await stat(real)).size;
+    if (size > max) throw new ModelSqlError('54000', `model file "${shown}" is ${size} bytes, over this server's limit of ${max} bytes (--max-model-bytes)`);
+    if (options.sha256 !== undefined) {
+      const actual = await hashFile(real);
+      if (actual !== options.sha256.toLowerCase()) throw hashMismatch(shown, actual, options.sha256.toLowerCase());
+    }
+    bytes = new Uint8Array(await readFile(real));
   } catch (error) {
+    if (error instanceof ModelSqlError) throw error;
     if (isErrno(error, 'ENOENT')) throw new ModelSqlError('58P01', `model file "${shown}" does not exist (resolved to ${filePath})`);
     throw readFailure(shown, error);
   }
+  return bytes;
 }
 
 function readFailure(shown: string, error: unknown): ModelSqlError {
@@ -100,69 +124,59 @@ async function writeAtomic(file: string, data: Uint8Array | string): Promise<voi
   await rename(tmp, file);
 }
 
-const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
+/** The SHA-256 of a file, read in chunks (a large model does not stall the event loop). */
+async function hashFile(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/** The 58030 error of bytes that are not the ones the model's `sha256` option names. */
+function hashMismatch(shown: string, actual: string, expected: string): ModelSqlError {
+  return new ModelSqlError('58030', `model "${shown}" has SHA-256 ${actual}, not the ${expected} its 'sha256' option expects`);
+}
 
 async function loadFromUrl(url: string, options: LoadModelOptions): Promise<Uint8Array> {
   checkUrl(url, options);
   const cacheDir = path.resolve(process.cwd(), options.cacheDir);
-  const index = await readIndex(cacheDir);
-  const known = index[url];
-  if (known !== undefined && /^[0-9a-f]{64}$/.test(known)) {
+  const expected = options.sha256?.toLowerCase();
+  const known = (await readIndex(cacheDir))[url];
+  if (known !== undefined && /^[0-9a-f]{64}$/.test(known) && (expected === undefined || known === expected)) {
+    const cached = path.join(cacheDir, `${known}.onnx`);
     try {
-      const cached = new Uint8Array(await readFile(path.join(cacheDir, `${known}.onnx`)));
-      if (sha256(cached) === known) return cached;
+      if ((await hashFile(cached)) === known) return new Uint8Array(await readFile(cached));
     } catch {
       // missing or unreadable cache entry: download again
     }
   }
-  const bytes = await download(url, options);
-  const hash = sha256(bytes);
   await mkdir(cacheDir, { recursive: true });
-  await writeAtomic(path.join(cacheDir, `${hash}.onnx`), bytes);
+  const limits = { ...DEFAULT_DOWNLOAD_LIMITS, ...definedLimits(options) };
+  const got = await downloadModel(url, cacheDir, limits, (next) => checkUrl(next, options));
+  const cached = path.join(cacheDir, `${got.sha256}.onnx`);
+  try {
+    // Checked before it enters the cache: a file that is not the one asked for never does.
+    if (expected !== undefined && got.sha256 !== expected) throw hashMismatch(redact(url), got.sha256, expected);
+    await rename(got.file, cached);
+  } catch (error) {
+    await unlink(got.file).catch(() => undefined);
+    throw error;
+  }
   const fresh = await readIndex(cacheDir);
-  fresh[url] = hash;
+  fresh[url] = got.sha256;
   await writeAtomic(path.join(cacheDir, 'index.json'), `${JSON.stringify(fresh, null, 2)}\n`);
-  return bytes;
+  return new Uint8Array(await readFile(cached));
+}
+
+/** The download limits `options` set. */
+function definedLimits(options: LoadModelOptions): Partial<DownloadLimits> {
+  return {
+    ...(options.maxModelBytes === undefined ? {} : { maxBytes: options.maxModelBytes }),
+    ...(options.connectTimeoutMs === undefined ? {} : { connectTimeoutMs: options.connectTimeoutMs }),
+    ...(options.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: options.idleTimeoutMs }),
+    ...(options.signal === undefined ? {} : { signal: options.signal }),
+  };
 }
 
 function checkUrl(url: string, options: LoadModelOptions): void {
   new AccessPolicy(options).checkUrl(url, 'model URL');
-}
-
-async function download(url: string, options: LoadModelOptions): Promise<Uint8Array> {
-  let current = url;
-  for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
-    let response: Response;
-    try {
-      response = await fetch(current, { redirect: 'manual' });
-    } catch (error) {
-      const reason = error instanceof Error ? ((error.cause as Error | undefined)?.message ?? error.message) : String(error);
-      throw new ModelSqlError('58030', `could not download model from "${redact(current)}": ${reason}`, { cause: error });
-    }
-    if (response.status >= 300 && response.status < 400 && response.headers.has('location')) {
-      await response.body?.cancel();
-      current = new URL(response.headers.get('location') ?? '', current).href;
-      checkUrl(current, options);
-      continue;
-    }
-    if (!response.ok) {
-      await response.body?.cancel();
-      throw new ModelSqlError(
-        '58030',
-        `could not download model from "${redact(current)}": HTTP ${response.status}${response.statusText ? ` ${response.statusText}` : ''}`,
-      );
-    }
-    const max = options.maxDownloadBytes ?? DEFAULT_MAX_DOWNLOAD;
-    const declared = Number(response.headers.get('content-length') ?? '0');
-    if (declared > max) {
-      await response.body?.cancel();
-      throw new ModelSqlError('58030', `model at "${redact(current)}" is ${declared} bytes, more than the ${max} allowed`);
-    }
-    const bytes = new Uint8Array(await response.arrayBuffer());
-    if (bytes.byteLength > max) {
-      throw new ModelSqlError('58030', `model at "${redact(current)}" is more than the ${max} bytes allowed`);
-    }
-    return bytes;
-  }
-  throw new ModelSqlError('58030', `could not download model from "${redact(url)}": more than ${MAX_REDIRECTS} redirects`);
 }

@@ -16,6 +16,7 @@ import { setMaxListeners } from 'node:events';
 import { ModelRuntimeError, QueryCanceledError } from '../errors.js';
 import { maskSecrets } from '../secrets.js';
 import { accessDeniedIn } from './access-policy.js';
+import { LimitExceededError } from './inference-limits.js';
 import type { ColumnBatch, ColumnData, ModelRuntime, PredictOptions, PredictStage } from './model-runtime.js';
 import { MalformedReply, MismatchedReply, type FailureInfo, type ProviderClient, type ProviderReply, type ProviderRequest } from './providers/provider-client.js';
 import { AnswerError } from './providers/structured-output.js';
@@ -55,12 +56,15 @@ export interface ExecutorConfig {
   readonly cache: boolean;
 }
 
-/** One row as a provider sees it: `text` is what the row sends (undefined: not sent), also its cache identity. */
+/**
+ * One row as a provider sees it: `text` is what the row sends as text (prompts), also its
+ * cache identity; `values` the row's input values, for providers that send values (tensors).
+ * A row with neither is not sent.
+ */
 export interface RowPayload {
   readonly text?: string;
   /** Whether the row was left out on purpose (counted as an error, e.g. `SKIPPED` context overflow). */
   readonly skipped: boolean;
-  /** The row's input values, for providers that send values rather than text. */
   readonly values?: readonly unknown[];
 }
 
@@ -111,17 +115,25 @@ class StageState {
     readonly concurrency: number,
     readonly query: AbortSignal | undefined,
   ) {
-    // One listener per request in flight.
+    // One listener per pack waiting to retry (`sleep`).
     setMaxListeners(0, this.controller.signal);
     const onAbort = (): void => this.stop(new QueryCanceledError());
     if (query?.aborted) onAbort();
     else query?.addEventListener('abort', onAbort, { once: true });
   }
 
+  /**
+   * The controllers of the requests in flight, aborted by `stop` (a set rather than one
+   * listener per request on the stage's signal: adding and removing event listeners is a
+   * visible share of a small request's CPU).
+   */
+  readonly inFlight = new Set<AbortController>();
+
   /** Ends the stage: no new request starts; in-flight ones are aborted. */
   stop(error: Error): void {
     this.failure ??= error;
     this.controller.abort();
+    for (const request of this.inFlight) request.abort();
     for (const w of this.waiters.splice(0)) w.reject(this.failure);
   }
 
@@ -220,12 +232,17 @@ export class RemoteRuntime implements ModelRuntime {
     }
     if (state.failure) throw state.failure;
     const prompts = this.codec.payloads(batch);
+    const oversized = promptOverCap(prompts, stage.maxPromptBytes);
+    if (oversized) {
+      state.stop(oversized);
+      throw oversized;
+    }
     const keys = stage.remember ? this.cacheKeys(batch) : undefined;
     const results: (RowResult | undefined)[] = new Array(batch.rowCount);
     const rows: number[] = [];
     let idle = 0;
     prompts.forEach((p, i) => {
-      if (p.text !== undefined) rows.push(i);
+      if (p.text !== undefined || p.values !== undefined) rows.push(i);
       else idle++;
       if (p.skipped) stage.counters.errors++;
     });
@@ -262,7 +279,12 @@ export class RemoteRuntime implements ModelRuntime {
       let failure: (FailureInfo & { answer?: boolean }) | undefined;
       try {
         stage.counters.requests++;
-        reply = await this.send(request, state, settings.timeoutMs);
+        const sent = performance.now();
+        try {
+          reply = await this.send(request, state, settings.timeoutMs);
+        } finally {
+          stage.onRequest?.((performance.now() - sent) / 1000, reply === undefined);
+        }
       } catch (error) {
         if (state.failure) throw state.failure;
         // A request the access policy refused (a redirect outside the allowed endpoints) is not retried.
@@ -330,8 +352,8 @@ export class RemoteRuntime implements ModelRuntime {
       timedOut = true;
       controller.abort();
     }, timeoutMs);
-    const onAbort = (): void => controller.abort();
-    state.controller.signal.addEventListener('abort', onAbort, { once: true });
+    if (state.failure) throw state.failure;
+    state.inFlight.add(controller);
     try {
       return await this.client.send(request, controller.signal);
     } catch (error) {
@@ -342,7 +364,7 @@ export class RemoteRuntime implements ModelRuntime {
       throw error;
     } finally {
       clearTimeout(timer);
-      state.controller.signal.removeEventListener('abort', onAbort);
+      state.inFlight.delete(controller);
     }
   }
 
@@ -393,4 +415,16 @@ export function remoteStageShape(runtime: ModelRuntime, call: PredictStage['conf
   if (!(runtime instanceof RemoteRuntime)) return undefined;
   const s = runtime.settings(call);
   return { rows: Math.max(runtime.preferredBatchSize, 2 * s.concurrency * s.batchSize), batchesInFlight: 3, cache: call.cache ?? runtime.cacheByDefault };
+}
+
+/** The error for the first prompt longer than `max` UTF-8 bytes, if any (54000: the data is over a server limit). */
+function promptOverCap(prompts: readonly RowPayload[], max: number | undefined): LimitExceededError | undefined {
+  if (max === undefined) return undefined;
+  for (const p of prompts) {
+    // One UTF-16 unit is at most 3 UTF-8 bytes: a string of at most max / 3 units cannot be over.
+    if (p.text === undefined || p.text.length * 3 <= max) continue;
+    const bytes = Buffer.byteLength(p.text, 'utf8');
+    if (bytes > max) return new LimitExceededError('54000', `a row's prompt is ${bytes} bytes, over this server's cap of ${max} bytes (--max-prompt-bytes)`);
+  }
+  return undefined;
 }

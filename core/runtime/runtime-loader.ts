@@ -11,7 +11,9 @@ import { resolveModelOptions } from '../catalog/model-options.js';
 import { InvalidOptionError, ModelSqlError } from '../errors.js';
 import { AccessPolicy, type AccessOptions } from './access-policy.js';
 import type { ModelColumn, ModelRuntime } from './model-runtime.js';
+import { resourceCaps, type ResourceCaps } from './resource-caps.js';
 import type { LoadModelOptions } from './onnx-model.js';
+import type { ModelFileLimits } from './onnx-model-loader.js';
 import { isRemoteProvider } from './providers/remote-options.js';
 import { ONNX_ARTIFACT as STORED_ONNX_ARTIFACT } from '../training/trained-model.js';
 
@@ -32,9 +34,11 @@ export function defaultCacheDir(): string {
  * Where model files may come from and which hosts models may call (SPEC §5, see
  * access-policy.ts); every field optional, unset lists meaning no limit.
  */
-export interface ModelAccessOptions extends AccessOptions {
+export interface ModelAccessOptions extends AccessOptions, ModelFileLimits {
   /** Directory for downloaded models (default `$MODELSQL_CACHE_DIR` or `~/.cache/modelsql`). */
   readonly cacheDir?: string;
+  /** Caps on resource options (resource-caps.ts); unset ones take their documented defaults. */
+  readonly resourceCaps?: Partial<ResourceCaps>;
 }
 
 /** A model definition checked against its artifact, with INPUT/OUTPUT filled in from the graph when omitted. */
@@ -56,12 +60,18 @@ export class RuntimeLoader {
   private readonly runtimes = new Map<string, Promise<ModelRuntime>>();
   private readonly loadOptions: LoadModelOptions;
   private readonly policy: AccessPolicy;
+  /** The caps model options and ML calls are checked against (resource-caps.ts). */
+  readonly caps: ResourceCaps;
 
   constructor(access: ModelAccessOptions) {
+    this.caps = resourceCaps(access.resourceCaps);
     this.loadOptions = {
       cacheDir: access.cacheDir ?? defaultCacheDir(),
       allowedDirectories: access.allowedDirectories,
       allowedUrlPrefixes: access.allowedUrlPrefixes,
+      maxModelBytes: access.maxModelBytes,
+      connectTimeoutMs: access.connectTimeoutMs,
+      idleTimeoutMs: access.idleTimeoutMs,
     };
     this.policy = new AccessPolicy(access);
   }
@@ -78,12 +88,13 @@ export class RuntimeLoader {
     // A trained model's artifact was written and checked when it was trained.
     if (resolved.provider === 'internal' && input && output) return { input, output };
     if (resolved.provider === 'onnx' && !held && (await (await modelDirectory()).isModelDirectory(resolved.location!))) {
+      if (resolved.sha256 !== undefined) throw new InvalidOptionError(`option 'sha256' is for a single ONNX file or URL, not a model directory`);
       const { model } = await (await textRuntime()).checkTextModel(resolved.location!, options, this.loadOptions, input, output);
       return { input: model.input, output: model.output };
     }
     refuseTextOptions(options, (await import('./text/text-model.js')).TEXT_MODEL_OPTIONS);
     const { bindOnnxSignature, defaultSignatureFor, inspectOnnx, loadModelBytes } = await onnxModel();
-    const bytes = resolved.provider === 'onnx' && held ? held : await loadModelBytes(resolved.location!, this.loadOptions);
+    const bytes = resolved.provider === 'onnx' && held ? held : await loadModelBytes(resolved.location!, { ...this.loadOptions, sha256: resolved.sha256 });
     const signature = await inspectOnnx(bytes);
     const columns = input && output ? { inputs: input, outputs: output } : defaultSignatureFor(signature);
     bindOnnxSignature(signature, columns.inputs, columns.outputs);
@@ -94,9 +105,10 @@ export class RuntimeLoader {
    * The runtime of a model version, loaded once per session. `artifact` reads the
    * catalog's stored bytes of the version: for trained models (no `path`), and for ONNX
    * models whose bytes the catalog holds (`onnxSha256` set, e.g. brought by a catalog
-   * bundle), which take precedence over their `path`.
+   * bundle), which take precedence over their `path`. `signal` stops the download of a
+   * model URL (the statement that loads the model first was cancelled or timed out).
    */
-  async load(version: ModelVersion, artifact?: (name: string) => Promise<Uint8Array | undefined>): Promise<ModelRuntime> {
+  async load(version: ModelVersion, artifact?: (name: string) => Promise<Uint8Array | undefined>, signal?: AbortSignal): Promise<ModelRuntime> {
     const stored = version.provider === 'internal';
     // Catalog-held ONNX bytes are keyed by their checksum, so that changed bytes load anew.
     const held = version.provider === 'onnx' && version.onnxSha256 !== undefined && artifact !== undefined;
@@ -111,7 +123,7 @@ export class RuntimeLoader {
     ]);
     let runtime = this.runtimes.get(key);
     if (!runtime) {
-      runtime = stored || held ? this.createStored(version, artifact) : this.create(version);
+      runtime = stored || held ? this.createStored(version, artifact) : this.create(version, signal);
       this.runtimes.set(key, runtime);
       runtime.catch(() => this.runtimes.delete(key));
     }
@@ -132,7 +144,7 @@ export class RuntimeLoader {
     return createOnnxRuntime(bytes, (signature) => bindOnnxSignature(signature, version.input, version.output), { batchSize: resolveModelOptions(version.options).batchSize });
   }
 
-  private async create(version: ModelVersion): Promise<ModelRuntime> {
+  private async create(version: ModelVersion, signal: AbortSignal | undefined): Promise<ModelRuntime> {
     if (isRemoteProvider(version.provider)) return (await remoteRuntime()).createRemoteRuntime(version.provider, version.options, version.input, version.output, version.secrets, this.policy);
     if (version.provider === 'triton') return (await import('./providers/triton-runtime.js')).createTritonRuntime(version.options, version.input, version.output, version.secrets, this.policy);
     const resolved = resolveModelOptions(version.options);
@@ -141,7 +153,7 @@ export class RuntimeLoader {
       return (await textRuntime()).createTextRuntime(await readModelDirectory(resolved.location!, this.loadOptions), version.options, version.input, version.output, resolved.batchSize);
     }
     const [{ bindOnnxSignature, loadModelBytes }, { createOnnxRuntime }] = await Promise.all([onnxModel(), onnxRuntime()]);
-    const bytes = await loadModelBytes(resolved.location!, this.loadOptions);
+    const bytes = await loadModelBytes(resolved.location!, { ...this.loadOptions, sha256: resolved.sha256, signal });
     return createOnnxRuntime(bytes, (signature) => bindOnnxSignature(signature, version.input, version.output), { batchSize: resolved.batchSize });
   }
 }

@@ -268,6 +268,7 @@ export class ModelSession implements Session {
     const timer = new StatementTimer(this.host, () => this.cancel());
     const limits: RewriteContext['limits'] = {
       maxRows: this.maxRowsPerCall,
+      beforeLoad: () => timer.arm(),
       enter: async (position) => {
         await timer.arm();
         return this.admit(position);
@@ -286,6 +287,8 @@ export class ModelSession implements Session {
         return name;
       },
       onProgress: (event) => this.events.emit('progress', event),
+      onRun: (event) => this.events.emit('run', event),
+      onRequest: (event) => this.events.emit('request', event),
       limits,
       describeOnly,
     };

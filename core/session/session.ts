@@ -50,9 +50,31 @@ export interface ProgressEvent {
   readonly finished: boolean;
 }
 
+/** One finished model stage (an ML_PREDICT / ML_EVALUATE call through an ONNX or remote model), as its lineage row records it. */
+export interface ModelRunEvent {
+  /** The model version, qualified: `schema.name$version`. */
+  readonly model: string;
+  readonly provider: string;
+  readonly rows: number;
+  /** Rows whose inference failed (kept under the error-handling strategy). */
+  readonly errors: number;
+  readonly durationMs: number;
+  /** Tokens reported by a remote provider. */
+  readonly tokens?: number;
+}
+
+/** One request to a remote model's server, answered or failed. */
+export interface ProviderRequestEvent {
+  readonly provider: string;
+  readonly seconds: number;
+  readonly failed: boolean;
+}
+
 /** Events a session emits. */
 export interface SessionEvents {
   progress: [ProgressEvent];
+  run: [ModelRunEvent];
+  request: [ProviderRequestEvent];
 }
 
 /**

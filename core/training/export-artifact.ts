@@ -6,6 +6,7 @@ import { ModelSqlError, UndefinedModelError } from '../errors.js';
 import type { Session } from '../session/session.js';
 import { parseScript } from '../sql/parser.js';
 import { quoteString } from '../sql/format.js';
+import { catalogSchema } from '../catalog/catalog-layout.js';
 import { ONNX_ARTIFACT } from './trained-model.js';
 
 /**
@@ -22,11 +23,13 @@ export async function readModelArtifact(session: Session, model: string, artifac
   const parts = statement.name.parts.map((p) => p.value);
   const schema = parts.length > 1 ? parts[parts.length - 2]! : String((await session.sql('SELECT current_schema()')).rows[0]![0]);
   const name = parts[parts.length - 1]!;
+  // `db.schema.model`: the catalog of that database (DuckDB's attached databases each hold one).
+  const c = catalogSchema(parts.length === 3 ? parts[0] : undefined);
   const where = `schema_name = ${quoteString(schema)} AND model_name = ${quoteString(name)}`;
   const version =
-    statement.name.version ?? (await session.sql(`SELECT default_version FROM ml_catalog.models WHERE ${where}`).catch(() => ({ rows: [] as unknown[][] }))).rows[0]?.[0];
+    statement.name.version ?? (await session.sql(`SELECT default_version FROM ${c}.models WHERE ${where}`).catch(() => ({ rows: [] as unknown[][] }))).rows[0]?.[0];
   if (version === undefined || version === null) throw new UndefinedModelError(`model ${schema}.${name} does not exist`);
-  const r = await session.sql(`SELECT content FROM ml_catalog.artifacts WHERE ${where} AND version = ${Number(version)} AND artifact_name = ${quoteString(artifact)}`);
+  const r = await session.sql(`SELECT content FROM ${c}.artifacts WHERE ${where} AND version = ${Number(version)} AND artifact_name = ${quoteString(artifact)}`);
   const content = r.rows[0]?.[0];
   if (!(content instanceof Uint8Array)) {
     throw new ModelSqlError('58P01', `model ${schema}.${name}$${Number(version)} has no stored artifact '${artifact}' (only models trained with CREATE MODEL ... AS have one)`);

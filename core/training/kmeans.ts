@@ -3,10 +3,12 @@
  * iterations, each step ONE SQL query over the host (a GROUP BY over the nearest
  * centroid); only k centroids live in the Node process.
  *
- * Seeding is deterministic given `seed`: the first seed is the training row with the
- * smallest row hash; each next one is drawn with probability ∝ D² (squared distance to the
- * nearest seed so far) by weighted sampling without replacement (the row maximizing
- * `ln(u) / D²`, u the row hash of step t). Lloyd's iterations stop when the inertia drops
+ * Seeding is deterministic given `seed`, and the same on every host: rows are numbered in
+ * the order of their encoded features (identical rows are interchangeable), and u is a
+ * hash of (`seed` + step, row number) that both hosts compute alike
+ * (`SqlDialect.portableFraction`). The first seed is the row with the smallest u; each next
+ * one is drawn with probability ∝ D² (squared distance to the nearest seed so far) by
+ * weighted sampling without replacement (the row maximizing `ln(u) / D²`). Lloyd's iterations stop when the inertia drops
  * by less than `tolerance` (relative) or after `max-iterations`; an empty cluster keeps its
  * centroid.
  */
@@ -29,23 +31,28 @@ function nearest(d: SqlDialect, centroids: readonly (readonly number[])[]): stri
   return centroids.length === 1 ? distance(d, centroids[0]!) : `least(${centroids.map((c) => distance(d, c)).join(', ')})`;
 }
 
-/** `SELECT <select> FROM (encoded training rows) ...`. */
+/**
+ * The encoded training rows `where` selects, as columns `x1 … xP` only (a feature may itself
+ * be called `x1`), behind the dialect's layer fence: every distance reads each `xj`, and
+ * Postgres would otherwise inline the encoding into every reference.
+ */
 function encodedRows(data: TrainingData, where: string): string {
-  return `(SELECT ${data.encoded.map((e, i) => `${e} AS x${i + 1}`).join(', ')}, ${data.featureRefs.join(', ')} FROM ${data.source} WHERE ${where}) AS e`;
+  return `(SELECT ${data.encoded.map((e, i) => `${e} AS x${i + 1}`).join(', ')} FROM ${data.source} WHERE ${where}${data.dialect.layerFence}) AS e`;
 }
 
 async function seeds(data: TrainingData, options: TrainingOptions): Promise<number[][]> {
   const d = data.dialect;
-  if (!d.hashFraction) throw new ModelSqlError('0A000', `kmeans needs a host that can hash rows for its seeding; ${data.host.name} cannot`);
+  if (!d.portableFraction) throw new ModelSqlError('0A000', `kmeans needs a host that can hash rows for its seeding; ${data.host.name} cannot`);
   const { add, div, gt, num, fn } = expressionBuilder(d);
   const xs = data.encoded.map((_, j) => `x${j + 1}`);
+  const numbered = `(SELECT *, ${fn('row_number')} OVER (ORDER BY ${xs.join(', ')}) AS n FROM ${encodedRows(data, data.trainWhere)}) AS numbered`;
   const chosen: number[][] = [];
   for (let t = 0; t < options.k; t++) {
-    const u = d.hashFraction(data.featureRefs, options.seed + t);
+    const u = d.portableFraction('n', options.seed + t);
     const sql =
       t === 0
-        ? `SELECT ${xs.join(', ')} FROM ${encodedRows(data, data.trainWhere)} ORDER BY ${u}, ${xs.join(', ')} LIMIT 1`
-        : `SELECT ${xs.join(', ')} FROM (SELECT *, ${nearest(d, chosen)} AS dd, ${u} AS u FROM ${encodedRows(data, data.trainWhere)}) AS w WHERE ${gt('dd', num(0))} ORDER BY ${div(fn('ln', add('u', num(1e-12))), 'dd')} DESC, ${xs.join(', ')} LIMIT 1`;
+        ? `SELECT ${xs.join(', ')} FROM ${numbered} ORDER BY ${u}, ${xs.join(', ')} LIMIT 1`
+        : `SELECT ${xs.join(', ')} FROM (SELECT *, ${nearest(d, chosen)} AS dd, ${u} AS u FROM ${numbered}${d.layerFence}) AS w WHERE ${gt('dd', num(0))} ORDER BY ${div(fn('ln', add('u', num(1e-12))), 'dd')} DESC, ${xs.join(', ')} LIMIT 1`;
     const row = (await data.host.execute(sql)).rows[0];
     if (!row) throw new TrainingDataError(`kmeans with k = ${options.k} needs at least ${options.k} distinct training rows; there are ${t}`);
     chosen.push(row.map(toNumber));
@@ -78,7 +85,7 @@ export async function fitKMeans(data: TrainingData, options: TrainingOptions): P
         : `CASE ${ds.slice(0, -1).map((dk, k) => `WHEN ${ds.slice(k + 1).map((o) => le(dk, o)).join(' AND ')} THEN ${k}`).join(' ')} ELSE ${ds.length - 1} END`;
     const sql =
       `SELECT c, ${fn('count', '*')}, ${fn('sum', 'dmin')}${Array.from({ length: width }, (_, j) => `, ${fn('sum', `x${j + 1}`)}`).join('')} FROM ` +
-      `(SELECT *, ${choose} AS c, ${ds.length === 1 ? 'd0' : `least(${ds.join(', ')})`} AS dmin FROM (SELECT *, ${distances.join(', ')} FROM ${encodedRows(data, data.trainWhere)}) AS w) AS a GROUP BY c`;
+      `(SELECT *, ${choose} AS c, ${ds.length === 1 ? 'd0' : `least(${ds.join(', ')})`} AS dmin FROM (SELECT *, ${distances.join(', ')} FROM ${encodedRows(data, data.trainWhere)}${d.layerFence}) AS w) AS a GROUP BY c`;
     const rows = (await data.host.execute(sql)).rows;
     const total = rows.reduce((s, r) => s + toNumber(r[2]), 0);
     const next = centroids.map((c) => [...c]);

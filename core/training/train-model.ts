@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Host } from '../host.js';
-import { evaluationRelation } from '../planner/evaluate-metrics.js';
+import { evaluationRelation, metricOfColumn } from '../planner/evaluate-metrics.js';
 import { compileModel, compiledRelation } from './compile-sql.js';
 import { fitKMeans, inertia } from './kmeans.js';
 import { fitLinearRegression } from './linear-regression.js';
@@ -67,7 +67,7 @@ async function metricsOver(host: Host, model: TrainedModel, data: TrainingData, 
     probabilities: outputs[1],
   });
   const r = await host.execute(`SELECT * FROM ${evaluation} AS m`);
-  return r.columns.slice(1).map((c, i) => [c.name, toNumber(r.rows[0]![i + 1])] as const);
+  return r.columns.slice(1).map((c, i) => [metricOfColumn(c.name) ?? c.name, toNumber(r.rows[0]![i + 1])] as const);
 }
 
 /**
@@ -77,6 +77,22 @@ async function metricsOver(host: Host, model: TrainedModel, data: TrainingData, 
  * const { model, artifacts, metrics } = await trainModel(host, 'SELECT sqft, price FROM houses', [['algorithm', 'linear_regression'], ['label', 'price']], positions);
  */
 export async function trainModel(host: Host, query: string, rawOptions: readonly (readonly [string, string])[], positions: TrainingPositions): Promise<TrainingResult> {
+  const settings = host.dialect.trainingSettings;
+  if (!settings) return train(host, query, rawOptions, positions);
+  const saved: (readonly [string, string])[] = [];
+  for (const [name, value] of settings.values) {
+    saved.push([name, String((await host.execute(settings.read(name))).rows[0]![0])]);
+    await host.execute(settings.write(name, value));
+  }
+  try {
+    return await train(host, query, rawOptions, positions);
+  } finally {
+    // In a failed transaction the rollback restores them instead.
+    for (const [name, value] of saved) await host.execute(settings.write(name, value)).catch(() => undefined);
+  }
+}
+
+async function train(host: Host, query: string, rawOptions: readonly (readonly [string, string])[], positions: TrainingPositions): Promise<TrainingResult> {
   parseTrainingOptions(rawOptions, positions.option, () => true); // option errors before the query is looked at
   const columns = await describeTrainingQuery(host, query, positions);
   const options = parseTrainingOptions(rawOptions, positions.option, (label) => {

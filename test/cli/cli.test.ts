@@ -123,7 +123,7 @@ describe('model SQL', () => {
     const metrics = results.find((rows) => rows[0] && 'r2' in rows[0])![0]!;
     expect(metrics['r2']).toBeGreaterThan(0.99);
     const classification = results[results.length - 1]![0]!;
-    expect(classification['Accuracy']).toBe(1);
+    expect(classification['accuracy']).toBe(1);
   });
 
   // Runs when the Postgres host is selected (MODELSQL_TEST_ADAPTERS), as the shared suites do.
@@ -298,6 +298,18 @@ describe('access and limit flags', () => {
     const r = await cli(['proxy', '--upstream', 'postgres://127.0.0.1:1/x', '--max-inferences', '0']);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/--max-inferences must be a positive integer/);
+  });
+
+  it('proxy: cap and model-file flags must be positive integers or durations', async () => {
+    const count = await cli(['proxy', '--upstream', 'postgres://127.0.0.1:1/x', '--max-batch-size', '2^32']);
+    expect(count.status).toBe(2);
+    expect(count.stderr).toMatch(/--max-batch-size must be a positive integer, not '2\^32'/);
+    const duration = await cli(['proxy', '--upstream', 'postgres://127.0.0.1:1/x', '--max-timeout', '0s']);
+    expect(duration.status).toBe(2);
+    expect(duration.stderr).toMatch(/--max-timeout must be a positive duration/);
+    const bytes = await cli(['proxy', '--upstream', 'postgres://127.0.0.1:1/x', '--max-model-bytes', '0']);
+    expect(bytes.status).toBe(2);
+    expect(bytes.stderr).toMatch(/--max-model-bytes must be a positive integer, not '0'/);
   });
 
   it('proxy: says what models may reach when it starts', async () => {

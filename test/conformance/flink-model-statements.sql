@@ -1,7 +1,8 @@
 -- Flink's own model statements (FLIP-437's examples, Flink 2.1's release-testing script for
 -- FLIP-437, Flink's model DDL and ML_PREDICT syntax), each with the outcome modelsql gives
 -- on every host. `-- expect: ok`, `-- expect: rows N`, `-- expect: notice`, or
--- `-- expect: error SQLSTATE` heads each statement; blocks are separated by blank lines.
+-- `-- expect: error SQLSTATE` heads each statement (`-- expect on duckdb: ...` overrides it
+-- on that host); blocks are separated by blank lines.
 -- ${LINEAR} is examples/models/house_price.onnx (x float[N,3] -> price float[N,1]).
 
 -- expect: ok
@@ -125,3 +126,57 @@ DROP MODEL `my_remote_model`
 
 -- expect: ok
 DROP MODEL my_import_model
+
+-- Flink's catalogs are DuckDB's attached databases (each with its own model catalog);
+-- Postgres reaches one database per connection, and has neither statement.
+-- expect: error 42601
+-- expect on duckdb: ok
+ATTACH ':memory:' AS catalog1
+
+-- expect: error 42601
+-- expect on duckdb: ok
+CREATE SCHEMA catalog1.db1
+
+-- FlinkSqlParserModelTest: catalog1.db1.m1 wherever a model name goes. Postgres refuses
+-- another database's name (cross-database references).
+-- expect: error 0A000
+-- expect on duckdb: ok
+CREATE MODEL catalog1.db1.m1 INPUT (f1 DOUBLE, f2 DOUBLE, f3 DOUBLE) OUTPUT (label FLOAT) WITH ('type' = 'import', 'format' = 'ONNX', 'ONNX.path' = '${LINEAR}')
+
+-- expect: error 0A000
+-- expect on duckdb: rows 1
+SHOW MODELS FROM catalog1.db1
+
+-- expect: error 0A000
+-- expect on duckdb: rows 1
+SHOW MODELS IN catalog1.db1
+
+-- expect: error 0A000
+-- expect on duckdb: rows 4
+DESCRIBE MODEL catalog1.db1.m1
+
+-- The table in one database, the model in another.
+-- expect: error 0A000
+-- expect on duckdb: rows 20
+SELECT * FROM TABLE(ML_PREDICT(TABLE houses, MODEL catalog1.db1.m1, DESCRIPTOR(sqft, bedrooms, age)))
+
+-- expect: error 0A000
+-- expect on duckdb: ok
+ALTER MODEL catalog1.db1.m1 RENAME TO m2
+
+-- expect: error 0A000
+-- expect on duckdb: ok
+DROP MODEL IF EXISTS catalog1.db1.m1
+
+-- expect: error 0A000
+-- expect on duckdb: ok
+DROP MODEL catalog1.db1.m2
+
+-- Four parts are one too many.
+-- expect: error 42601
+DROP MODEL cat.catalog1.db1.m1
+
+-- A catalog that does not exist.
+-- expect: error 0A000
+-- expect on duckdb: error 3D000
+DROP MODEL no_such_catalog.db1.m1

@@ -53,7 +53,7 @@ for (const adapter of ADAPTERS) {
 
     it('computes regression metrics', async () => {
       const r = await db.sql('SELECT * FROM ML_EVALUATE(TABLE e, MODEL lin, DESCRIPTOR(target), DESCRIPTOR(a, b))');
-      expect(r.columns.map((c) => c.name)).toEqual(['result', 'MAE', 'MSE', 'RMSE', 'MAPE', 'R2']);
+      expect(r.columns.map((c) => c.name)).toEqual(['result', 'mae', 'mse', 'rmse', 'mape', 'r2']);
       const errors = data.map((d) => d.target - linearExpected(d.a, d.b));
       const mse = errors.reduce((s, e) => s + e * e, 0) / N;
       const mean = data.reduce((s, d) => s + d.target, 0) / N;
@@ -70,7 +70,7 @@ for (const adapter of ADAPTERS) {
 
     it('computes classification metrics with LogLoss and AUC from probabilities', async () => {
       const r = await db.sql("SELECT * FROM ML_EVALUATE(TABLE e, MODEL cls, DESCRIPTOR(klass), DESCRIPTOR(a, b), 'classification')");
-      expect(r.columns.map((c) => c.name)).toEqual(['result', 'Accuracy', 'Precision', 'Recall', 'F1', 'LogLoss', 'AUC']);
+      expect(r.columns.map((c) => c.name)).toEqual(['result', 'accuracy', 'precision', 'recall', 'f1', 'logloss', 'auc']);
       const predicted = data.map((d) => classifierExpected(d.a, d.b));
       const classes = [0, 1, 2];
       const accuracy = data.filter((d, i) => predicted[i]!.label === d.klass).length / N;
@@ -94,8 +94,27 @@ for (const adapter of ADAPTERS) {
       near(row[6], mean(aucs), 1e-3);
     });
 
+    it('reads metric columns unquoted in any case, quoted in lower case, and the result map by the metric names', async () => {
+      const all = await db.sql('SELECT * FROM ML_EVALUATE(TABLE e, MODEL lin, DESCRIPTOR(target), DESCRIPTOR(a, b))');
+      const r2 = all.rows[0]![5];
+      const regression = await db.sql(
+        'SELECT R2, r2 AS lower, "r2" AS quoted, Mae + RMSE AS errors FROM ML_EVALUATE(TABLE e, MODEL lin, DESCRIPTOR(target), DESCRIPTOR(a, b))',
+      );
+      expect(regression.columns.map((c) => c.name)).toEqual(['r2', 'lower', 'quoted', 'errors']);
+      expect(regression.rows[0]!.slice(0, 3)).toEqual([r2, r2, r2]);
+      near(regression.rows[0]![3], (all.rows[0]![1] as number) + (all.rows[0]![3] as number));
+      // The map's keys keep the metric names: `->>` reads a jsonb key on every Postgres, `[...]` a DuckDB MAP.
+      const key = adapter.name === 'postgres' ? "CAST(result ->> 'R2' AS DOUBLE PRECISION)" : "result['R2']";
+      const fromMap = await db.sql(`SELECT ${key} FROM ML_EVALUATE(TABLE e, MODEL lin, DESCRIPTOR(target), DESCRIPTOR(a, b))`);
+      near(fromMap.rows[0]![0], r2 as number, 1e-12);
+      const classification = await db.sql(
+        "SELECT Accuracy, Precision, Recall, F1, LogLoss, AUC FROM ML_EVALUATE(TABLE e, MODEL cls, DESCRIPTOR(klass), DESCRIPTOR(a, b), 'classification')",
+      );
+      expect(classification.columns.map((c) => c.name)).toEqual(['accuracy', 'precision', 'recall', 'f1', 'logloss', 'auc']);
+    });
+
     it('takes the task from the model and rejects a missing one', async () => {
-      const r = await db.sql('SELECT "MAE" FROM ML_EVALUATE(TABLE e, MODEL lin, DESCRIPTOR(target), DESCRIPTOR(a, b))');
+      const r = await db.sql('SELECT MAE FROM ML_EVALUATE(TABLE e, MODEL lin, DESCRIPTOR(target), DESCRIPTOR(a, b))');
       expect(r.rows).toHaveLength(1);
       await expectSqlError(db.sql('SELECT * FROM ML_EVALUATE(TABLE e, MODEL cls, DESCRIPTOR(klass), DESCRIPTOR(a, b))'), '22023', /task/);
       await expectSqlError(db.sql('SELECT * FROM ML_EVALUATE(TABLE e, MODEL lin, DESCRIPTOR(nope), DESCRIPTOR(a, b))'), '42703', /nope/);

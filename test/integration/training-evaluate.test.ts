@@ -57,7 +57,7 @@ for (const adapter of TRAINING_ADAPTERS) {
       await db.sql(`CREATE TABLE pts AS SELECT CAST(x AS DOUBLE PRECISION) AS x, CAST(y AS DOUBLE PRECISION) AS y, 0 AS truth FROM (VALUES ${pts.map((p) => `(${p[0]}, ${p[1]})`).join(', ')}) AS v(x, y)`);
       await db.sql(`CREATE MODEL km WITH ('algorithm' = 'kmeans', 'k' = '3') AS SELECT x, y FROM pts`);
       const r = await db.sql('SELECT * FROM ML_EVALUATE(TABLE pts, MODEL km, DESCRIPTOR(truth), DESCRIPTOR(x, y))');
-      expect(r.columns.map((c) => c.name)).toEqual(['result', 'Silhouette', 'DaviesBouldin', 'Inertia']);
+      expect(r.columns.map((c) => c.name)).toEqual(['result', 'silhouette', 'daviesbouldin', 'inertia']);
       const clusters = (await db.sql('SELECT cluster_id FROM ML_PREDICT(TABLE pts, MODEL km, DESCRIPTOR(x, y))')).rows.map((row) => Number(row[0]));
       const expected = clusteringReference(pts, clusters);
       const row = r.rows[0]!;
@@ -75,7 +75,7 @@ for (const adapter of TRAINING_ADAPTERS) {
       await db.sql(`CREATE MODEL e INPUT (a DOUBLE, b DOUBLE) OUTPUT (probabilities ARRAY<FLOAT>) WITH ('provider' = 'onnx', 'path' = '${embedder}', 'task' = 'embedding')`);
       const predicted = (await db.sql('SELECT target, probabilities FROM ML_PREDICT(TABLE emb, MODEL e, DESCRIPTOR(a, b))')).rows;
       const r = await db.sql('SELECT * FROM ML_EVALUATE(TABLE emb, MODEL e, DESCRIPTOR(target), DESCRIPTOR(a, b))');
-      expect(r.columns.map((c) => c.name)).toEqual(['result', 'CosineSimilarity', 'JaccardSimilarity', 'EuclideanDistance']);
+      expect(r.columns.map((c) => c.name)).toEqual(['result', 'cosinesimilarity', 'jaccardsimilarity', 'euclideandistance']);
       let cos = 0;
       let jac = 0;
       let euc = 0;
@@ -116,7 +116,7 @@ for (const adapter of TRAINING_ADAPTERS) {
       );
       await db.sql(`CREATE MODEL g INPUT (d DOUBLE, i BIGINT, j INT, s STRING, flag BOOLEAN) OUTPUT (s_out STRING) WITH ('provider' = 'onnx', 'path' = '${echo}', 'task' = 'text_generation')`);
       const r = await db.sql('SELECT * FROM ML_EVALUATE(TABLE gen, MODEL g, DESCRIPTOR(ref), DESCRIPTOR(d, i, j, s, flag))');
-      expect(r.columns.map((c) => c.name)).toEqual(['result', 'BLEU', 'ROUGE1', 'ROUGEL', 'SemanticSimilarity']);
+      expect(r.columns.map((c) => c.name)).toEqual(['result', 'bleu', 'rouge1', 'rougel', 'semanticsimilarity']);
       const scores = pairs.map(([ref, cand]) => textScores(ref!, cand!));
       const mean = (k: keyof (typeof scores)[number]) => scores.reduce((s, x) => s + x[k], 0) / scores.length;
       const row = r.rows[0]!;

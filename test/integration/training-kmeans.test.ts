@@ -84,6 +84,13 @@ for (const adapter of TRAINING_ADAPTERS) {
       expect(new Set(ids).size).toBe(3);
     });
 
+    it('trains on features named like its own working columns (x1, x2, n, u)', async () => {
+      await db.sql('CREATE TABLE named AS SELECT x AS x1, y AS x2, x + y AS n, x - y AS u FROM pts');
+      await db.sql(`CREATE MODEL named_km WITH ('algorithm' = 'kmeans', 'k' = '3') AS SELECT x1, x2, n, u FROM named`);
+      const r = await db.sql('SELECT count(DISTINCT cluster_id) FROM ML_PREDICT(TABLE named, MODEL named_km, DESCRIPTOR(x1, x2, n, u))');
+      expect(Number(r.rows[0]![0])).toBe(3);
+    });
+
     it('rejects k larger than the row count before storing anything', async () => {
       const before = await catalogDump(db);
       await expectSqlError(db.sql(`CREATE MODEL big WITH ('algorithm' = 'kmeans', 'k' = '500') AS SELECT x, y FROM pts`), '22000', /k = 500 needs at least 500/);

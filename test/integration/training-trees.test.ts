@@ -158,7 +158,7 @@ for (const adapter of TRAINING_ADAPTERS) {
       const mse: number[] = [];
       for (const rounds of [1, 2, 5, 20]) {
         await db.sql(`CREATE OR REPLACE MODEL g WITH ('algorithm' = 'gradient_boosted_trees', 'label' = 'y', 'max-depth' = '2', 'rounds' = '${rounds}', 'learning-rate' = '0.5') AS SELECT a, b, y FROM t`);
-        const m = await db.sql(`SELECT "MSE" FROM ML_EVALUATE(TABLE t, MODEL g, DESCRIPTOR(y), DESCRIPTOR(a, b))`);
+        const m = await db.sql(`SELECT MSE FROM ML_EVALUATE(TABLE t, MODEL g, DESCRIPTOR(y), DESCRIPTOR(a, b))`);
         mse.push(m.rows[0]![0] as number);
       }
       expect(await adapter.countTempTables(db)).toBe(0n); // the running-score table is dropped

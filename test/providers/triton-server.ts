@@ -76,6 +76,12 @@ export interface TritonServer {
   readonly paths: string[];
   /** Inference requests received since the last reset (counted even when not recorded). */
   served(): number;
+  /**
+   * With `latencyMs`: how late the answers were let go after their intended time (arrival +
+   * latency), mean and greatest, in ms, since the last call (which starts a new count). A
+   * busy or starved event loop here shows up as lateness, apart from the client's own time.
+   */
+  lateness(): { readonly meanMs: number; readonly maxMs: number; readonly answers: number };
   setFault(rule: ((request: SeenInference, index: number) => TritonFault | undefined) | undefined): void;
   /** Whether `/v2/health/live` answers 200. */
   setLive(live: boolean): void;
@@ -144,6 +150,7 @@ export async function startTritonServer(options: TritonServerOptions = {}, model
   let rule: ((request: SeenInference, index: number) => TritonFault | undefined) | undefined;
   let live = true;
   let served = 0;
+  let late = { sum: 0, max: 0, count: 0 };
   const send = (res: ServerResponse, status: number, body: unknown): void => {
     const text = typeof body === 'string' ? body : JSON.stringify(body);
     res.writeHead(status, { 'content-type': 'application/json' });
@@ -176,7 +183,11 @@ export async function startTritonServer(options: TritonServerOptions = {}, model
     const index = served++;
     if (record) inferences.push(seen);
     const fault = rule?.(seen, index);
-    if (options.latencyMs) await new Promise((r) => setTimeout(r, arrived + options.latencyMs! - performance.now()));
+    if (options.latencyMs) {
+      await new Promise((r) => setTimeout(r, arrived + options.latencyMs! - performance.now()));
+      const ms = Math.max(0, performance.now() - arrived - options.latencyMs);
+      late = { sum: late.sum + ms, max: Math.max(late.max, ms), count: late.count + 1 };
+    }
     if (fault?.kind === 'reset') return void req.socket.destroy();
     if (fault?.kind === 'status') return error(res, fault.status, fault.message ?? `injected ${fault.status}`);
     if (fault?.kind === 'malformed') return send(res, 200, '{"outputs": [ {"name": ');
@@ -223,6 +234,11 @@ export async function startTritonServer(options: TritonServerOptions = {}, model
     inferences,
     paths,
     served: () => served,
+    lateness: () => {
+      const { sum, max, count } = late;
+      late = { sum: 0, max: 0, count: 0 };
+      return { meanMs: count === 0 ? 0 : sum / count, maxMs: max, answers: count };
+    },
     setFault: (r) => {
       rule = r;
     },

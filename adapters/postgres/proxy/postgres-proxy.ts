@@ -15,7 +15,10 @@ import { PostgresHost } from '../postgres-host.js';
 import { ProxyConnection, type ProxyContext } from './proxy-connection.js';
 import { takeOverAccepted } from './socket-reading.js';
 import { MAX_MESSAGE_LENGTH } from './protocol.js';
-import { parseUpstreamUrl, type UpstreamConnection } from './upstream-connection.js';
+import { connectUpstreamSocket, parseUpstreamUrl, type UpstreamConnection, type UpstreamTarget } from './upstream-connection.js';
+import { ProxyLog, type ProxyLogLevel } from './proxy-log.js';
+import { ProxyMetrics } from './proxy-metrics.js';
+import { startMetricsServer, type MetricsEndpoint } from './metrics-server.js';
 
 /** Options of {@link startProxy}. */
 export interface ProxyOptions {
@@ -45,8 +48,20 @@ export interface ProxyOptions {
    * connection (docs/proxy.md, "Memory"), it bounds the memory one client can hold.
    */
   readonly maxMessageBytes?: number;
-  /** Where unexpected errors are logged (default: stderr). */
+  /** Where unexpected errors go instead of the operations log (tests collect them). */
   readonly log?: (message: string, error?: unknown) => void;
+  /**
+   * Level of the operations log (logfmt lines, proxy-log.ts): `debug`, `info` (connections
+   * opened and closed, model runs), `warn`, `error` (unexpected errors; the default), `silent`.
+   */
+  readonly logLevel?: ProxyLogLevel;
+  /** Where log lines go (default: stderr). */
+  readonly logSink?: (line: string) => void;
+  /**
+   * Where to serve `/healthz` and Prometheus `/metrics` over HTTP (`host:port`, a port, or
+   * `{ host, port }`; host default 127.0.0.1, port 0 picks a free one). Default: not served.
+   */
+  readonly metrics?: string | number | { readonly host?: string; readonly port?: number };
 }
 
 /** Default of {@link ProxyOptions.maxMessageBytes}: 256 MiB. */
@@ -66,19 +81,28 @@ export interface RunningProxy {
   readonly host: string;
   /** Number of client connections open now. */
   readonly connections: number;
+  /** Where `/healthz` and `/metrics` are served, when `metrics` was given. */
+  readonly metrics?: { readonly host: string; readonly port: number };
   /** Stops listening, closes every client connection and unloads models. */
   close(): Promise<void>;
+  /**
+   * Graceful shutdown: stops accepting connections, ends each connection once its
+   * statements in flight are answered (the client gets FATAL `57P01`), and after `graceMs`
+   * closes what is left, cancelling what still runs; then as {@link close}. Resolves to
+   * the number of connections closed by force.
+   */
+  shutdown(graceMs: number): Promise<number>;
 }
 
-/** Parses the `listen` option. */
-function listenAddress(listen: ProxyOptions['listen']): { host: string; port: number } {
-  if (listen === undefined) return { host: '127.0.0.1', port: 6432 };
+/** Parses a `listen` or `metrics` option; `port` is the default port. */
+function listenAddress(listen: ProxyOptions['listen'], port = 6432): { host: string; port: number } {
+  if (listen === undefined) return { host: '127.0.0.1', port };
   if (typeof listen === 'number') return { host: '127.0.0.1', port: listen };
-  if (typeof listen === 'object') return { host: listen.host ?? '127.0.0.1', port: listen.port ?? 6432 };
+  if (typeof listen === 'object') return { host: listen.host ?? '127.0.0.1', port: listen.port ?? port };
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(listen);
   if (m) return { host: m[1] ?? (m[2] || '127.0.0.1'), port: Number(m[3]) };
   if (/^\d+$/.test(listen)) return { host: '127.0.0.1', port: Number(listen) };
-  return { host: listen, port: 6432 };
+  return { host: listen, port };
 }
 
 /**
@@ -93,7 +117,11 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   const target = parseUpstreamUrl(options.upstream);
   const { host, port } = listenAddress(options.listen);
   const tls: SecureContext | undefined = options.tls ? createSecureContext({ cert: options.tls.cert, key: options.tls.key }) : undefined;
-  const write = options.log ?? ((message: string, error?: unknown) => process.stderr.write(`modelsql proxy: ${message}${error ? `: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}` : ''}\n`));
+  const events = new ProxyLog(options.logLevel ?? 'error', options.logSink ?? ((line) => process.stderr.write(line)));
+  const write =
+    options.log ??
+    ((message: string, error?: unknown) =>
+      events.error(message, { error: error instanceof Error ? error.message : error === undefined ? undefined : String(error), stack: events.enabled('debug') && error instanceof Error ? error.stack : undefined }));
   // Literal secrets seen by this process never reach the log (SPEC §5).
   const log = (message: string, error?: unknown): void => write(maskSecrets(message), maskError(error));
   const session: SessionOptions = {
@@ -110,6 +138,11 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   if (maxMessageBytes > MAX_MESSAGE_LENGTH) throw new RangeError(`maxMessageBytes must be at most ${MAX_MESSAGE_LENGTH} (Postgres's limit)`);
   const connections = new Set<ProxyConnection>();
   const keys = new Map<number, ProxyConnection>();
+  const metrics = new ProxyMetrics(() => [...connections].map((c) => c.counts));
+  /** Connections that finished authentication: their close is logged. */
+  const opened = new Set<ProxyConnection>();
+  /** Set while a shutdown waits for the last connection to end. */
+  let allClosed: (() => void) | undefined;
 
   const context: ProxyContext = {
     target,
@@ -121,8 +154,27 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       keys.set(processId, connection);
       return { processId, secret: randomBytes(4) };
     },
+    opened(connection) {
+      opened.add(connection);
+      events.info('connection opened', { user: connection.user, database: connection.database, client: connection.clientAddress });
+    },
     unregister(connection) {
-      connections.delete(connection);
+      if (!connections.delete(connection)) return;
+      if (connections.size === 0) allClosed?.();
+      const counts = connection.counts;
+      metrics.connectionClosed(counts);
+      if (opened.delete(connection)) {
+        events.info('connection closed', {
+          user: connection.user,
+          database: connection.database,
+          client: connection.clientAddress,
+          duration_ms: Date.now() - connection.acceptedAt,
+          statements: counts.hostStatements + counts.modelStatements,
+          errors: counts.errors,
+          bytes_in: counts.bytesIn,
+          bytes_out: counts.bytesOut,
+        });
+      }
       if (connection.key && keys.get(connection.key.processId) === connection) keys.delete(connection.key.processId);
     },
     cancel(processId, secret) {
@@ -130,7 +182,13 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       if (connection?.key && connection.key.secret.equals(secret)) connection.cancel();
     },
     createSession(upstream: UpstreamConnection, user: string) {
-      return new ModelSession(new PostgresHost(upstream), { ...session, runtimeLoader: loader, inferenceGate: gate, clientName: user, maxRowsPerCall });
+      const created = new ModelSession(new PostgresHost(upstream), { ...session, runtimeLoader: loader, inferenceGate: gate, clientName: user, maxRowsPerCall });
+      created.events.on('run', (run) => {
+        metrics.modelRun(run);
+        events.info('model run', { user, model: run.model, provider: run.provider, rows: run.rows, errors: run.errors, duration_ms: run.durationMs, tokens: run.tokens });
+      });
+      created.events.on('request', (request) => metrics.providerRequest(request));
+      return created;
     },
     log,
     startupTimeoutMs: options.startupTimeoutMs ?? 60_000,
@@ -145,6 +203,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     socket.on('error', () => undefined);
     const connection = new ProxyConnection(socket, context);
     connections.add(connection);
+    metrics.connectionOpened();
     try {
       connection.start();
     } catch (error) {
@@ -162,17 +221,55 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   server.on('error', (error) => log('server error', error));
   const address = server.address();
   const bound = typeof address === 'object' && address ? address : { port, address: host };
+  let endpoint: MetricsEndpoint | undefined;
+  const closeAll = async (): Promise<void> => {
+    const closed = new Promise<void>((resolve) => (server.listening ? server.close(() => resolve()) : resolve()));
+    await Promise.all([...connections].map((c) => c.close()));
+    await closed;
+    await endpoint?.close();
+    await loader.close();
+  };
+  if (options.metrics !== undefined) {
+    const at = listenAddress(options.metrics, 9187);
+    try {
+      endpoint = await startMetricsServer(at.host, at.port, metrics, () => upstreamProblem(target));
+    } catch (error) {
+      server.close();
+      throw error;
+    }
+  }
   return {
     port: bound.port,
     host: bound.address,
     get connections() {
       return connections.size;
     },
-    async close() {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      await Promise.all([...connections].map((c) => c.close()));
-      await closed;
-      await loader.close();
+    ...(endpoint ? { metrics: { host: endpoint.host, port: endpoint.port } } : {}),
+    async shutdown(graceMs) {
+      if (server.listening) server.close();
+      events.info('shutting down', { connections: connections.size, grace_ms: graceMs });
+      const all = (): Promise<void> => new Promise((resolve) => (allClosed = resolve));
+      const drained = connections.size === 0 ? Promise.resolve() : all();
+      for (const c of [...connections]) c.drain();
+      let timer: NodeJS.Timeout | undefined;
+      const late = await Promise.race([drained.then(() => false), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), graceMs)))]);
+      clearTimeout(timer);
+      const forced = late ? connections.size : 0;
+      if (forced > 0) events.warn('grace period over: closing connections with statements still running', { connections: forced });
+      await closeAll();
+      events.info('shut down', { forced });
+      return forced;
     },
+    close: closeAll,
   };
+}
+
+/** Why the upstream is not reachable (a connection is opened and closed), or undefined when it is. */
+async function upstreamProblem(target: UpstreamTarget): Promise<string | undefined> {
+  try {
+    (await connectUpstreamSocket(target, 2000)).destroy();
+    return undefined;
+  } catch (error) {
+    return error instanceof Error ? error.message : String(error);
+  }
 }

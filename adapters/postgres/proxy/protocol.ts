@@ -23,6 +23,15 @@ export class MessageTooLong extends ProtocolViolation {
   override readonly sqlstate: string = '54000';
 }
 
+/**
+ * The server is shutting down (57P01 admin_shutdown, as Postgres's "terminating connection
+ * due to administrator command"): the connection gets a FATAL ErrorResponse and is closed.
+ */
+export class AdminShutdown extends ProtocolViolation {
+  /** SQLSTATE 57P01 admin_shutdown. */
+  override readonly sqlstate: string = '57P01';
+}
+
 /** One framed message. `payload` excludes the type byte and the length; `raw` is the whole message. */
 export interface Frame {
   /** The type byte as a character (`Q`, `P`, ...); `''` for an untyped startup-phase message. */

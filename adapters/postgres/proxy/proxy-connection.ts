@@ -28,6 +28,7 @@ import type { QueryResult } from '../../../core/session/session.js';
 import type { QueryStatement, Statement } from '../../../core/sql/ast.js';
 import { parseScript } from '../../../core/sql/parser.js';
 import {
+  AdminShutdown,
   BIND_COMPLETE,
   CLOSE_COMPLETE,
   FLUSH,
@@ -68,6 +69,10 @@ import { binaryParamToText, parameterCount, substituteParameters } from './state
 import { readSocket, stopReading } from './socket-reading.js';
 import { HeldStages, declaresCursor } from './held-stages.js';
 import { UpstreamConnection, UpstreamError, connectUpstreamSocket, type ChunkRelayed, type UpstreamTarget } from './upstream-connection.js';
+import type { ConnectionCounts } from './proxy-metrics.js';
+import { bytesMayHoldModelSyntax, modelStatements, modelStatementsSafe } from './model-router.js';
+import { bindStatementName, firstString } from './message-peek.js';
+import { mappedPosition, shifted, characterOffset, type PositionMap } from './error-positions.js';
 
 /** What a connection needs from the proxy server. */
 export interface ProxyContext {
@@ -84,6 +89,8 @@ export interface ProxyContext {
   createSession(upstream: UpstreamConnection, user: string): ModelSession;
   /** Logs an unexpected error. */
   log(message: string, error?: unknown): void;
+  /** The connection finished startup and authentication (connection logs and metrics). */
+  opened(connection: ProxyConnection): void;
   /** A client that has not finished startup and authentication by then is closed (ms; unset: never). */
   readonly startupTimeoutMs?: number;
   /** Longest message a client may send (bytes); a longer one gets a FATAL 54000 and the connection is closed. */
@@ -121,28 +128,6 @@ const CLIENT_HIGH_WATER = 4 * 1024 * 1024;
 /** Raised upstream to abort a transaction block after a model statement failed in it. */
 const ABORT_NOTE = 'modelsql: a model statement failed in this transaction';
 
-/**
- * Whether `text` may hold model syntax: every model statement and ML call contains `model`
- * or `ml_` (a necessary condition only; the parser decides).
- */
-function mayHoldModelSyntax(text: string): boolean {
-  return /model|ml_/i.test(text);
-}
-
-/**
- * The same test on a message's UTF-8 bytes, `bytes[start, end)`, without decoding them (the
- * hot path of plain traffic): `m` followed by `odel` or `l_`, any case.
- */
-function bytesMayHoldModelSyntax(bytes: Buffer, start = 0, end = bytes.length): boolean {
-  for (let i = start; i < end - 2; i++) {
-    if ((bytes[i]! | 0x20) !== 0x6d) continue;
-    const b1 = bytes[i + 1]! | 0x20;
-    if (b1 === 0x6c && bytes[i + 2] === 0x5f) return true;
-    if (b1 === 0x6f && i + 4 < end && (bytes[i + 2]! | 0x20) === 0x64 && (bytes[i + 3]! | 0x20) === 0x65 && (bytes[i + 4]! | 0x20) === 0x6c) return true;
-  }
-  return false;
-}
-
 /** Joins buffers that are adjacent views of one underlying memory block, so relaying a chunk copies nothing. */
 function coalesce(buffers: readonly Buffer[]): Buffer {
   if (buffers.length === 1) return buffers[0]!;
@@ -158,36 +143,6 @@ function coalesce(buffers: readonly Buffer[]): Buffer {
   return Buffer.from(first.buffer, first.byteOffset, last.byteOffset + last.length - first.byteOffset);
 }
 
-/** The statements of `text` when at least one holds model syntax; undefined when all are host SQL. */
-function modelStatements(text: string): Statement[] | undefined {
-  if (!mayHoldModelSyntax(text)) return undefined;
-  let statements: Statement[];
-  try {
-    statements = parseScript(text);
-  } catch (error) {
-    // A broken model statement: the proxy reports the parser's error. Anything else
-    // (an unterminated string in plain SQL) is Postgres's to report.
-    if (/\b(model|models|ml_predict|ml_evaluate)\b/i.test(text)) throw error;
-    return undefined;
-  }
-  return statements.some((s) => s.kind !== 'host') ? statements : undefined;
-}
-
-/** Reads a Bind's statement name without decoding the rest. */
-function bindStatementName(payload: Buffer): string {
-  const a = payload.indexOf(0);
-  const b = payload.indexOf(0, a + 1);
-  if (a < 0 || b < 0) throw new ProtocolViolation('invalid Bind message: unterminated string');
-  return payload.toString('utf8', a + 1, b);
-}
-
-/** Reads a Bind's / Execute's portal name (the first string). */
-function firstString(payload: Buffer, what: string): string {
-  const a = payload.indexOf(0);
-  if (a < 0) throw new ProtocolViolation(`invalid ${what} message: unterminated string`);
-  return payload.toString('utf8', 0, a);
-}
-
 /**
  * One client connection.
  *
@@ -201,7 +156,15 @@ export class ProxyConnection {
   /** Closes a client that does not finish startup in time (ProxyContext.startupTimeoutMs). */
   private startupTimer: NodeJS.Timeout | undefined;
   /** The user name of the StartupMessage (the client, for per-client limits). */
-  private user = '';
+  user = '';
+  /** The database the client connected to (its StartupMessage's, else the upstream URL's). */
+  database = '';
+  /** When the connection was accepted (ms since the epoch). */
+  readonly acceptedAt = Date.now();
+  /** The accepted socket (under TLS too), whose byte counts are the connection's. */
+  private readonly raw: Socket;
+  /** Statements and errors so far (see {@link counts}). */
+  private readonly tally = { hostStatements: 0, modelStatements: 0, errors: 0 };
   private readonly framer: Framer;
   private phase: 'startup' | 'connecting' | 'auth' | 'ready' | 'closed' = 'startup';
   private upstream: UpstreamConnection | undefined;
@@ -240,13 +203,32 @@ export class ProxyConnection {
   private upstreamFull = false;
   /** Type names of parameter type OIDs (typeNames). */
   private readonly typeNameCache = new Map<number, string>();
+  /** The proxy is shutting down: the connection ends as soon as nothing runs for it (drain). */
+  private draining = false;
 
   constructor(
     socket: Socket,
     private readonly context: ProxyContext,
   ) {
     this.client = socket;
+    this.raw = socket;
     this.framer = new Framer({ startup: true, allowedTypes: FRONTEND_TYPES, maxLength: context.maxMessageBytes });
+  }
+
+  /** What the connection has done so far (metrics). */
+  get counts(): ConnectionCounts {
+    return { ...this.tally, bytesIn: this.raw.bytesRead, bytesOut: this.raw.bytesWritten };
+  }
+
+  /** The client's address, `host:port`. */
+  get clientAddress(): string {
+    const host = this.raw.remoteAddress ?? '';
+    return host.includes(':') ? `[${host}]:${this.raw.remotePort}` : `${host}:${this.raw.remotePort}`;
+  }
+
+  /** Whether startup and authentication finished. */
+  get authenticated(): boolean {
+    return this.key !== undefined && this.phase !== 'startup' && this.phase !== 'connecting' && this.phase !== 'auth';
   }
 
   /** Starts reading the client. */
@@ -266,6 +248,22 @@ export class ProxyConnection {
   cancel(): void {
     this.session?.cancel();
     void this.upstream?.cancel();
+  }
+
+  /**
+   * Ends the connection as soon as nothing runs for it: now when idle, else once the
+   * statements in flight have been answered. The client gets Postgres's shutdown error
+   * (FATAL `57P01`), as from a server's smart shutdown.
+   */
+  drain(): void {
+    this.draining = true;
+    this.endIfDrained();
+  }
+
+  private endIfDrained(): void {
+    if (!this.draining || this.phase === 'closed') return;
+    if (this.phase === 'ready' && (this.busy || this.pendingRfq > 0 || this.queue.length > 0 || this.copyIn || this.batchPassThrough || this.unsynced)) return;
+    this.fatal(new AdminShutdown('terminating connection due to administrator command'));
   }
 
   /** Closes the connection (client and upstream), cancelling what runs. */
@@ -330,6 +328,7 @@ export class ProxyConnection {
     if (this.phase === 'closed') return;
     if (!(error instanceof ProtocolViolation) && !(error instanceof UpstreamError)) this.context.log('unexpected error on a client connection', error);
     const code = error instanceof ProtocolViolation || error instanceof UpstreamError ? error.sqlstate : 'XX000';
+    this.tally.errors++;
     const message = error instanceof Error ? error.message : String(error);
     const socket = this.client;
     if (!socket.destroyed && socket.writable) socket.end(errorResponse({ severity: 'FATAL', code, message }));
@@ -377,6 +376,7 @@ export class ProxyConnection {
         const parameters = new Map(packet.parameters);
         this.user = parameters.get('user') ?? '';
         if (!parameters.has('database') && this.context.target.database) parameters.set('database', this.context.target.database);
+        this.database = parameters.get('database') ?? this.user;
         void this.connectUpstream(startupMessage(packet.version, parameters));
         this.receive(undefined);
         return;
@@ -463,6 +463,7 @@ export class ProxyConnection {
         case 'Z':
           this.upstream!.status = String.fromCharCode(frame.payload[0] ?? 73);
           this.phase = 'ready';
+          this.context.opened(this);
           out.push(frame.raw);
           break;
         case 'E':
@@ -528,8 +529,11 @@ export class ProxyConnection {
         return false;
       }
       this.relayedError = false;
+    } else if (type === 0x43 /* C */) {
+      this.tally.hostStatements++;
     } else if (type === 0x45 /* E */) {
       this.relayedError = true;
+      this.tally.errors++;
     } else if (type === 0x47 /* G */) {
       this.copyIn = true;
     }
@@ -750,6 +754,7 @@ export class ProxyConnection {
       }
     } finally {
       this.busy = false;
+      this.endIfDrained();
     }
   }
 
@@ -764,6 +769,7 @@ export class ProxyConnection {
   /** Called when the relayed statements have all been answered: drops held stages once their transaction has ended. */
   private onRelayIdle(): void {
     this.wakeIdleWaiters();
+    this.endIfDrained();
     if (this.heldStages.size > 0 && !this.busy && this.transactionEnded()) void this.processQueue();
   }
 
@@ -843,6 +849,7 @@ export class ProxyConnection {
   /** Sends an ErrorResponse for a failed model statement; inside a transaction block, the upstream transaction is aborted too. */
   private async reportError(error: unknown, context: ErrorContext | undefined): Promise<void> {
     if (!(error instanceof ModelSqlError)) this.context.log('unexpected error in a model statement', error);
+    this.tally.errors++;
     this.writeClient([errorMessage(error, context)]);
     const upstream = this.upstream!;
     if (upstream.status === 'T' && !upstream.isClosed) {
@@ -873,6 +880,7 @@ export class ProxyConnection {
     for (const statement of statements) {
       try {
         let ok: boolean;
+        if (statement.kind !== 'host') this.tally.modelStatements++;
         if (statement.kind === 'host') {
           ok = await this.relayStatement(query(statement.text), { position: shifted(characterOffset(text, statement.span.start)) });
         } else if (statement.kind === 'query') {
@@ -1096,6 +1104,7 @@ export class ProxyConnection {
     const message = parseExecute(payload);
     const portal = this.portals.get(message.portal)!;
     const statement = portal.statement;
+    if (portal.upstreamPortal === undefined) this.tally.modelStatements++;
     let held = false;
     try {
       if (portal.upstreamPortal !== undefined) {
@@ -1182,47 +1191,6 @@ export class ProxyConnection {
       return true;
     });
   }
-}
-
-/** `modelStatements`, but a parse error counts as "has model syntax" (the proxy reports it). */
-function modelStatementsSafe(text: string): boolean {
-  try {
-    return modelStatements(text) !== undefined;
-  } catch {
-    return true;
-  }
-}
-
-/**
- * Maps an ErrorResponse's position (1-based, in characters) in the SQL the proxy sent to a
- * position in the client's text; undefined where it maps nowhere.
- */
-type PositionMap = (position: number) => number | undefined;
-
-/** Positions in a statement sent as written, `characters` into the client's text. */
-function shifted(characters: number): PositionMap {
-  return (p) => p + characters;
-}
-
-/** Positions in a rewritten statement's SQL, mapped back through its `scriptOffset` to `clientText`. */
-function mappedPosition(prepared: Pick<PreparedQuery, 'sql' | 'scriptOffset'>, clientText: string): PositionMap | undefined {
-  const { sql, scriptOffset } = prepared;
-  if (!scriptOffset) return undefined;
-  return (p) => {
-    if (!Number.isInteger(p) || p < 1) return undefined;
-    const offset = [...sql].slice(0, p - 1).join('').length;
-    return characterOffset(clientText, scriptOffset(offset)) + 1;
-  };
-}
-
-/** Number of characters (code points) before a UTF-16 offset. */
-function characterOffset(text: string, offset: number): number {
-  let n = 0;
-  for (let i = 0; i < offset; i++) {
-    const c = text.charCodeAt(i);
-    if (c < 0xdc00 || c > 0xdfff) n++;
-  }
-  return n;
 }
 
 function delay(ms: number): Promise<void> {

@@ -179,6 +179,9 @@ export class TritonClient implements ProviderClient {
   }
 }
 
+/** A row with a NULL input: not sent (its OUTPUT is NULL). */
+const NOT_SENT: RowPayload = Object.freeze({ skipped: false });
+
 /**
  * The {@link RowCodec} of a triton model: a row goes when none of its inputs is NULL; its
  * values are its cache identity.
@@ -199,17 +202,26 @@ class TensorCodec implements RowCodec {
   }
 
   payloads(batch: ColumnBatch): RowPayload[] {
-    const out: RowPayload[] = [];
+    const out: RowPayload[] = new Array(batch.rowCount);
+    const columns = batch.columns;
     for (let row = 0; row < batch.rowCount; row++) {
-      const values = batch.columns.map((c) => valueAt(c, row));
-      if (values.some((v) => v === null || v === undefined)) out.push({ skipped: false });
-      else out.push({ text: JSON.stringify(values, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)), skipped: false, values });
+      const values = new Array<unknown>(columns.length);
+      let sent = true;
+      for (let c = 0; c < columns.length; c++) {
+        const v = valueAt(columns[c]!, row);
+        if (v === null || v === undefined) sent = false;
+        values[c] = v;
+      }
+      out[row] = sent ? { skipped: false, values } : NOT_SENT;
     }
     return out;
   }
 
+  /** The row's values as JSON (only when the cache asks: sending needs no text). */
   cacheKey(payload: RowPayload): string | null {
-    return payload.text === undefined ? null : createHash('sha256').update(this.fingerprint).update('\u0000').update(payload.text).digest('hex');
+    if (payload.values === undefined) return null;
+    const text = JSON.stringify(payload.values, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+    return createHash('sha256').update(this.fingerprint).update('\u0000').update(text).digest('hex');
   }
 
   request(rows: readonly RowPayload[]): ProviderRequest {

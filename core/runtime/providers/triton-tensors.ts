@@ -134,7 +134,12 @@ export function encodeInputs(config: TritonConfig, rows: readonly (readonly unkn
       const arrays = rows.map((r) => r[i] as readonly unknown[]);
       const k = arrays[0]!.length;
       if (arrays.some((a) => a.length !== k)) throw new MismatchedReply(`INPUT column ${c.name} has arrays of different lengths in one request (${[...new Set(arrays.map((a) => a.length))].join(', ')}); a tensor needs one length (give 'batch-size' = '1' for ragged arrays)`);
-      const data = arrays.flatMap((a) => a.map(scalar));
+      // Row-major, in one preallocated list (a flatMap of maps allocates twice per row).
+      const data = new Array<unknown>(n * k);
+      for (let r = 0; r < n; r++) {
+        const a = arrays[r]!;
+        for (let j = 0; j < k; j++) data[r * k + j] = scalar(a[j]);
+      }
       return { name: t?.name ?? c.name, datatype, shape: config.flattenBatchDim ? [k] : [n, k], data };
     }
     const data = rows.map((r) => scalar(r[i]));
@@ -157,8 +162,8 @@ function isTensor(t: unknown): t is ResponseTensor {
 }
 
 /** Flattens nested data (the protocol allows row-major nesting) into one row-major list. */
-function flatData(data: readonly unknown[]): unknown[] {
-  return data.some(Array.isArray) ? (data as unknown[]).flat(Infinity) : [...data];
+function flatData(data: readonly unknown[]): readonly unknown[] {
+  return data.some(Array.isArray) ? (data as unknown[]).flat(Infinity) : data;
 }
 
 /**
@@ -189,17 +194,21 @@ export function decodeOutputs(config: TritonConfig, body: unknown, count: number
     if (batch !== count) throw new MismatchedReply(`output tensor ${t.name} has shape [${t.shape.join(',')}]: ${batch} rows for the ${count} rows sent`);
     const size = count === 0 ? 0 : t.data.length / count;
     if (!c.element && size !== 1) throw new MismatchedReply(`output tensor ${t.name} has shape [${t.shape.join(',')}]: ${size} values per row, but OUTPUT column ${columnText(c)} holds one (declare an ARRAY column)`);
+    const category = typeCategory(c.element ?? c.type);
     for (let r = 0; r < count; r++) {
-      const slice = t.data.slice(r * size, (r + 1) * size).map((v) => convert(v, c.element ?? c.type, t));
-      rows[r]![c.index] = c.element ? slice : slice[0];
+      if (c.element) {
+        const values = new Array<unknown>(size);
+        for (let j = 0; j < size; j++) values[j] = convert(t.data[r * size + j], category, c.element, t);
+        rows[r]![c.index] = values;
+      } else rows[r]![c.index] = convert(t.data[r], category, c.type, t);
     }
   });
   return rows;
 }
 
-function convert(value: unknown, type: DataType, t: ResponseTensor): unknown {
+/** One output value for a column of `type` (whose `typeCategory` is `category`). */
+function convert(value: unknown, category: ReturnType<typeof typeCategory>, type: DataType, t: ResponseTensor): unknown {
   if (value === null) return null;
-  const category = typeCategory(type);
   if (category === 'string') return typeof value === 'string' ? value : String(value);
   if (category === 'boolean') {
     if (typeof value !== 'boolean') throw new MalformedReply(`output tensor ${t.name} is BOOL but holds ${JSON.stringify(value)}`);

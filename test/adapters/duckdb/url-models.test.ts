@@ -42,6 +42,30 @@ describe('ONNX models from URLs on DuckDB', () => {
     expect(requests).toBe(1);
   });
 
+  it("checks the 'sha256' option and the model size limit at CREATE: a refused model is not in the catalog", async () => {
+    const { createHash } = await import('node:crypto');
+    const bytes = readFileSync(files.linear);
+    const good = createHash('sha256').update(bytes).digest('hex');
+    const create = (name: string, extra: string) => `CREATE MODEL ${name} INPUT (a DOUBLE, b DOUBLE) OUTPUT (y DOUBLE) WITH ('provider' = 'onnx', 'path' = '${base}/linear.onnx'${extra})`;
+    const db = await openDuckDB(undefined, { cacheDir: mkdtempSync(join(tmpdir(), 'modelsql-cache-')) });
+    try {
+      await expectSqlError(db.sql(create('bad', `, 'sha256' = '${'0'.repeat(64)}'`)), '58030', new RegExp(`has SHA-256 ${good}, not the 0{64}`));
+      await expectSqlError(db.sql(create('bad', `, 'sha256' = 'abc'`)), '22023', /option 'sha256' must be 64 hexadecimal digits/);
+      expect((await db.sql('SHOW MODELS')).rows).toEqual([]);
+      await db.sql(create('pinned', `, 'sha256' = '${good}'`));
+      expect(String((await db.sql('SHOW CREATE MODEL pinned')).rows[0]![0])).toContain(`'sha256' = '${good}'`);
+    } finally {
+      await db.close();
+    }
+    const small = await openDuckDB(undefined, { cacheDir: mkdtempSync(join(tmpdir(), 'modelsql-cache-')), maxModelBytes: bytes.byteLength - 1 });
+    try {
+      await expectSqlError(small.sql(create('big', '')), '54000', new RegExp(`is ${bytes.byteLength} bytes, over this server's limit of ${bytes.byteLength - 1} bytes \\(--max-model-bytes\\)`));
+      expect((await small.sql('SHOW MODELS')).rows).toEqual([]);
+    } finally {
+      await small.close();
+    }
+  });
+
   it('reports HTTP errors and refuses places outside the allow-lists', async () => {
     const cacheDir = mkdtempSync(join(tmpdir(), 'modelsql-cache-'));
     const db = await openDuckDB(undefined, { cacheDir, allowedUrlPrefixes: ['https://models.example/'], allowedDirectories: [join(files.dir, 'nowhere')] });

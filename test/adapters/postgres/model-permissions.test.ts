@@ -106,7 +106,7 @@ async function refused(promise: Promise<unknown>, code: string, message?: RegExp
 }
 
 const PREDICT = 'SELECT id, predicted_y FROM ML_PREDICT(TABLE houses, MODEL price, DESCRIPTOR(x)) ORDER BY id LIMIT 3';
-const EVALUATE = `SELECT "MAE" < 0.001 FROM ML_EVALUATE(TABLE houses, MODEL price, DESCRIPTOR(y), DESCRIPTOR(x), 'regression')`;
+const EVALUATE = `SELECT MAE < 0.001 FROM ML_EVALUATE(TABLE houses, MODEL price, DESCRIPTOR(y), DESCRIPTOR(x), 'regression')`;
 const CALL_FUNCTION = 'SELECT public.ml_predict_price(x) FROM houses ORDER BY id LIMIT 1';
 const CHAT = 'SELECT a FROM ML_PREDICT(TABLE notes, MODEL chat, DESCRIPTOR(txt))';
 

@@ -312,11 +312,15 @@ DROP MODEL lin2;
 });
 
 describe('modelsql proxy (CLI)', () => {
-  test('serves psql until SIGTERM', async () => {
+  test('serves psql until SIGTERM; --max-batch-size caps batch-size (22023 one past it)', async () => {
     const { spawn } = await import('node:child_process');
     const main = join(process.cwd(), 'dist', 'cli', 'main.js');
     const upstream = new URL(fx.directUrl);
-    const child = spawn(process.execPath, [main, 'proxy', '--upstream', `postgres://${upstream.host}${upstream.pathname}?sslmode=disable`, '--listen', '127.0.0.1:0'], { stdio: 'pipe' });
+    const child = spawn(
+      process.execPath,
+      [main, 'proxy', '--upstream', `postgres://${upstream.host}${upstream.pathname}?sslmode=disable`, '--listen', '127.0.0.1:0', '--model-dir', '/', '--max-batch-size', '8'],
+      { stdio: 'pipe' },
+    );
     try {
       let stderr = '';
       const port = await new Promise<number>((resolve, reject) => {
@@ -331,6 +335,10 @@ describe('modelsql proxy (CLI)', () => {
       through.host = `127.0.0.1:${port}`;
       const { stdout } = await run('psql', ['-X', '-At', through.toString(), '-c', 'SHOW MODELS']);
       expect(stdout).toMatch(/^lin\|/m);
+      const call = (size: number) => `SELECT count(*) FROM ML_PREDICT(TABLE pts, MODEL lin, DESCRIPTOR(a, b), MAP['batch-size', '${size}'])`;
+      expect((await run('psql', ['-X', '-At', through.toString(), '-c', call(8)])).stdout).toMatch(/^\d+$/m);
+      const past = await run('psql', ['-X', '-At', '-v', 'VERBOSITY=verbose', through.toString(), '-c', call(9)]).catch((e: { stderr: string }) => e);
+      expect((past as { stderr: string }).stderr).toMatch(/ERROR: {2}22023: option 'batch-size' is 9, over this server's cap of 8 \(--max-batch-size\)/);
     } finally {
       const exited = new Promise((resolve) => child.once('exit', resolve));
       child.kill('SIGTERM');

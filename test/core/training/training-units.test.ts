@@ -44,7 +44,7 @@ describe('compileModel', () => {
     const sql = linearExpression(d, features, ['"x"', '"c"'], 1, [8, 3, 0]);
     // a = 8 / 4 = 2, bias = 1 - 2 * 2 = -3; the zero weight of 'b' is left out; the quote is escaped
     expect(sql).toBe(
-      "((CAST(-3 AS DOUBLE) + (coalesce(CAST(\"x\" AS DOUBLE PRECISION), CAST(2 AS DOUBLE)) * CAST(2 AS DOUBLE))) + (CASE WHEN (coalesce(\"c\", 'b') = 'it''s') THEN CAST(3 AS DOUBLE) ELSE CAST(0 AS DOUBLE) END))",
+      "((CAST('-3' AS DOUBLE) + (coalesce(CAST(\"x\" AS DOUBLE PRECISION), CAST('2' AS DOUBLE)) * CAST('2' AS DOUBLE))) + (CASE WHEN (coalesce(\"c\", 'b') = 'it''s') THEN CAST('3' AS DOUBLE) ELSE CAST('0' AS DOUBLE) END))",
     );
   });
 

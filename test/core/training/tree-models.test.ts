@@ -69,7 +69,7 @@ describe('compiled trees', () => {
   const tree = { leaf: false as const, feature: 0, threshold: 0.25, left: { leaf: true as const, value: 1 }, right: { leaf: true as const, value: 3 } };
 
   it('is a nested CASE WHEN over the encoded features', () => {
-    expect(treeExpression(d, tree, ['x0'])).toBe('(CASE WHEN (x0 <= CAST(0.25 AS DOUBLE)) THEN CAST(1 AS DOUBLE) ELSE CAST(3 AS DOUBLE) END)');
+    expect(treeExpression(d, tree, ['x0'])).toBe("(CASE WHEN (x0 <= CAST('0.25' AS DOUBLE)) THEN CAST('1' AS DOUBLE) ELSE CAST('3' AS DOUBLE) END)");
     expect(treeExpression(new PostgresDialect(), tree, ['x0'])).toBe(
       '(CASE WHEN (x0 OPERATOR(pg_catalog.<=) CAST(0.25 AS double precision)) THEN CAST(1 AS double precision) ELSE CAST(3 AS double precision) END)',
     );

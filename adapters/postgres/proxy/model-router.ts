@@ -1,0 +1,54 @@
+/**
+ * Which client statements are model statements, for the proxy's relay: a cheap test on the
+ * text or on the message's bytes first (every model statement and ML call contains `model`
+ * or `ml_`), then the parser decides; statements without model syntax go to Postgres as
+ * written.
+ */
+import type { Statement } from '../../../core/sql/ast.js';
+import { parseScript } from '../../../core/sql/parser.js';
+
+/**
+ * Whether `text` may hold model syntax: every model statement and ML call contains `model`
+ * or `ml_` (a necessary condition only; the parser decides).
+ */
+export function mayHoldModelSyntax(text: string): boolean {
+  return /model|ml_/i.test(text);
+}
+
+/**
+ * The same test on a message's UTF-8 bytes, `bytes[start, end)`, without decoding them (the
+ * hot path of plain traffic): `m` followed by `odel` or `l_`, any case.
+ */
+export function bytesMayHoldModelSyntax(bytes: Buffer, start = 0, end = bytes.length): boolean {
+  for (let i = start; i < end - 2; i++) {
+    if ((bytes[i]! | 0x20) !== 0x6d) continue;
+    const b1 = bytes[i + 1]! | 0x20;
+    if (b1 === 0x6c && bytes[i + 2] === 0x5f) return true;
+    if (b1 === 0x6f && i + 4 < end && (bytes[i + 2]! | 0x20) === 0x64 && (bytes[i + 3]! | 0x20) === 0x65 && (bytes[i + 4]! | 0x20) === 0x6c) return true;
+  }
+  return false;
+}
+
+/** The statements of `text` when at least one holds model syntax; undefined when all are host SQL. */
+export function modelStatements(text: string): Statement[] | undefined {
+  if (!mayHoldModelSyntax(text)) return undefined;
+  let statements: Statement[];
+  try {
+    statements = parseScript(text);
+  } catch (error) {
+    // A broken model statement: the proxy reports the parser's error. Anything else
+    // (an unterminated string in plain SQL) is Postgres's to report.
+    if (/\b(model|models|ml_predict|ml_evaluate)\b/i.test(text)) throw error;
+    return undefined;
+  }
+  return statements.some((s) => s.kind !== 'host') ? statements : undefined;
+}
+
+/** `modelStatements`, but a parse error counts as "has model syntax" (the proxy reports it). */
+export function modelStatementsSafe(text: string): boolean {
+  try {
+    return modelStatements(text) !== undefined;
+  } catch {
+    return true;
+  }
+}
