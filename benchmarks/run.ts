@@ -24,6 +24,7 @@ import { benchmarkContinuousRefresh } from './continuous-refresh.js';
 import { benchmarkTextEmbedding } from './text-embedding.js';
 import { benchmarkVectorSearch } from './vector-search.js';
 import { benchmarkPredictCompiledPostgres } from './predict-compiled-postgres.js';
+import { benchmarkCliStartUp } from './cli-start-up.js';
 
 const benchmarks: Readonly<Record<string, () => Promise<BenchmarkResult>>> = {
   'predict-onnx': benchmarkPredictOnnx,
@@ -47,6 +48,7 @@ const benchmarks: Readonly<Record<string, () => Promise<BenchmarkResult>>> = {
   'text-embedding': benchmarkTextEmbedding,
   'vector-search': benchmarkVectorSearch,
   'predict-compiled-postgres': benchmarkPredictCompiledPostgres,
+  'cli-start-up': benchmarkCliStartUp,
 };
 
 function print(r: BenchmarkResult): void {

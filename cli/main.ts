@@ -27,12 +27,11 @@ import type { SessionOptions } from '../core/session/model-session.js';
 import { OUTPUT_FORMATS, ResultPrinter } from './format.js';
 import type { OutputFormat } from './format.js';
 import { isPostgresUrl, resolvePostgresUrl } from './connection-settings.js';
-import { pagerCommand } from './pager.js';
+import { executeScript } from './script-runner.js';
 import { parseDuration } from '../core/sql/ml-call.js';
 import { capsFromArgs, modelFileLimitsFromArgs, withLimitFlags } from './proxy-limit-flags.js';
 import type { ModelFileLimits } from '../core/runtime/onnx-model-loader.js';
 import type { ResourceCaps } from '../core/runtime/resource-caps.js';
-import { defaultHistoryFile, executeScript, runShell } from './shell.js';
 
 /** Exit status of a failed statement. */
 export const EXIT_ERROR = 1;
@@ -175,7 +174,8 @@ async function shellCommand(args: Target & { format: OutputFormat }): Promise<nu
     session = await connect({ ...args, db: postgres ? undefined : (location ?? ':memory:'), postgres: postgres ? location : undefined });
     return session;
   };
-  const { ProgressReporter } = await import('./progress.js');
+  // The shell (readline, completion, pager) is loaded only for an interactive session.
+  const [{ ProgressReporter }, { defaultHistoryFile, runShell }, { pagerCommand }] = await Promise.all([import('./progress.js'), import('./shell.js'), import('./pager.js')]);
   try {
     // The shell closes its sessions.
     return await runShell({
@@ -518,6 +518,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       // Throwing stops yargs before it runs the command's handler.
       throw new UsageError();
     });
+  skipHelpCache(parser, argv);
   try {
     await parser.parseAsync();
   } catch (error) {
@@ -525,6 +526,23 @@ export async function main(argv: readonly string[]): Promise<number> {
     throw error;
   }
   return status;
+}
+
+/**
+ * Stops yargs from rendering the chosen command's whole help text before running it.
+ *
+ * yargs formats and keeps a command's help before its handler runs, in case the handler asks
+ * for it later (`cacheHelpMessage`, yargs' lib/command.js): laying out every option with
+ * cliui and string-width, a visible share of a `modelsql run` start-up. No handler here asks
+ * for help (usage errors are reported before a handler runs, and `--help` is answered
+ * without one), so, as Angular's CLI does (angular/angular-cli#34087), the step is skipped
+ * unless help is asked for. A yargs without this internal hook just renders the help.
+ */
+function skipHelpCache(parser: unknown, argv: readonly string[]): void {
+  if (argv.some((a) => a === '--help' || a === '-h')) return;
+  type Internals = { getInternalMethods?: () => { getUsageInstance?: () => { cacheHelpMessage?: () => void } } };
+  const usage = (parser as Internals).getInternalMethods?.().getUsageInstance?.();
+  if (usage?.cacheHelpMessage) usage.cacheHelpMessage = () => undefined;
 }
 
 /** Thrown by the yargs failure handler once the usage message is printed. */

@@ -1,6 +1,6 @@
 /**
- * The interactive shell of the `modelsql` CLI, and the script runner it shares with
- * `modelsql run`.
+ * The interactive shell of the `modelsql` CLI (statements run through cli/script-runner.ts,
+ * as with `modelsql run`).
  *
  * The shell reads lines with node:readline, gathers them until the text is a complete
  * statement (ends with a top-level `;`), runs it and prints each statement's result.
@@ -24,6 +24,7 @@ import type { ExpandedMode, OutputFormat } from './format.js';
 import { needsPager, PAGER_MODES, runPager } from './pager.js';
 import type { PagerMode } from './pager.js';
 import type { ProgressReporter } from './progress.js';
+import { executeScript } from './script-runner.js';
 import { ShellCompleter } from './shell-completer.js';
 
 /** The prompt before a new statement. */
@@ -32,45 +33,6 @@ export const PROMPT = 'modelsql> ';
 export const CONTINUATION_PROMPT = '     ...> ';
 /** How many history entries are kept. */
 export const HISTORY_SIZE = 1000;
-
-/** Where {@link ScriptIO} sends things. */
-export interface ScriptIO {
-  /** Prints results. */
-  readonly printer: ResultPrinter;
-  /** Writes error text (formatted with `formatError`). */
-  readonly writeError: (text: string) => void;
-  /** The progress bars to clear before printing, if any. */
-  readonly progress?: ProgressReporter;
-}
-
-/**
- * Runs every statement of `text`, printing each statement's result as it completes, and
- * stops at the first failing statement, printing its error. Resolves to `true` when all
- * statements succeeded.
- *
- * @example
- * const ok = await executeScript(session, 'select 1; select 2;', {
- *   printer: new ResultPrinter((s) => process.stdout.write(s)),
- *   writeError: (s) => process.stderr.write(s),
- * });
- */
-export async function executeScript(session: Session, text: string, io: ScriptIO): Promise<boolean> {
-  try {
-    for await (const result of session.run(text)) {
-      io.progress?.stop();
-      // As psql: notices on stderr, before the result.
-      for (const notice of result.notices ?? []) io.writeError(`NOTICE:  ${notice}\n`);
-      io.printer.print(result);
-    }
-    return true;
-  } catch (error) {
-    io.progress?.stop();
-    io.writeError(`${formatError(error)}\n`);
-    return false;
-  } finally {
-    io.progress?.stop();
-  }
-}
 
 /**
  * The history file: `$MODELSQL_HISTORY` when set (an empty value turns history off), else

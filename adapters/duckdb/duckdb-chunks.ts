@@ -5,9 +5,12 @@
  * (`duckdb_append_data_chunk`), a whole vector at a time where the types allow
  * (https://duckdb.org/docs/stable/clients/c/vector, https://duckdb.org/docs/stable/clients/c/appender).
  */
-import duckdb from '@duckdb/node-bindings';
-import { DuckDBDataChunk, JSDuckDBValueConverter, JSToDuckDBValueConverter, type DuckDBAppender, type DuckDBType } from '@duckdb/node-api';
+import type { DuckDBAppender, DuckDBType } from '@duckdb/node-api';
+import { duckdbApi, duckdbBindings as duckdb } from './duckdb-api.js';
 import type { ColumnBatch, ColumnData } from '../../core/runtime/model-runtime.js';
+
+const { DuckDBDataChunk, JSDuckDBValueConverter, JSToDuckDBValueConverter } = duckdbApi;
+type DuckDBDataChunk = import('@duckdb/node-api').DuckDBDataChunk;
 
 /** Rows per DuckDB data chunk (STANDARD_VECTOR_SIZE). */
 export const CHUNK_ROWS = 2048;

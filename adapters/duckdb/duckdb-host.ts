@@ -8,19 +8,12 @@
  * (`materialize`, `readBatches` by rowid ranges, `openAppender`) serve a stage with a
  * prediction cache, which runs statements between batches.
  */
-import {
-  DuckDBInstance,
-  JSDuckDBValueConverter,
-  blobValue,
-  type DuckDBConnection,
-  type DuckDBMaterializedResult,
-  type DuckDBType,
-  type DuckDBValue,
-} from '@duckdb/node-api';
+import type { DuckDBConnection, DuckDBInstance, DuckDBMaterializedResult, DuckDBType, DuckDBValue } from '@duckdb/node-api';
 import type { Host, HostAppender, HostColumn, HostResult, HostStage, HostStageSpec } from '../../core/host.js';
 import { leadingTokens, tokenize, type Token } from '../../core/sql/lexer.js';
 import { quoteString } from '../../core/sql/format.js';
 import type { ColumnBatch, ColumnData } from '../../core/runtime/model-runtime.js';
+import { duckdbApi } from './duckdb-api.js';
 import { appendBatch } from './duckdb-chunks.js';
 import { DuckDBDialect } from './duckdb-dialect.js';
 import { mapDuckDBError } from './duckdb-errors.js';
@@ -53,7 +46,7 @@ export class DuckDBHost implements Host {
   /** Opens a database file (created when missing) or, with no path, an in-memory database. */
   static async open(path?: string): Promise<DuckDBHost> {
     try {
-      const instance = await DuckDBInstance.create(path ?? ':memory:');
+      const instance = await duckdbApi.DuckDBInstance.create(path ?? ':memory:');
       const connection = await instance.connect();
       return new DuckDBHost(instance, connection);
     } catch (error) {
@@ -300,7 +293,7 @@ export class DuckDBHost implements Host {
   }
 }
 
-const jsConverter = JSDuckDBValueConverter;
+const jsConverter = duckdbApi.JSDuckDBValueConverter;
 
 /** The parameter tokens of statements seen lately: the catalog runs the same few texts again and again. */
 const parameterTokens = new Map<string, readonly Token[]>();
@@ -367,7 +360,7 @@ function columnsOf(result: { columnNames(): string[]; columnTypes(): DuckDBType[
 }
 
 function toDuckDBParam(value: unknown): DuckDBValue {
-  if (value instanceof Uint8Array) return blobValue(value);
+  if (value instanceof Uint8Array) return duckdbApi.blobValue(value);
   if (value === undefined) return null;
   return value as DuckDBValue;
 }

@@ -1,21 +1,28 @@
 /**
  * Where a model catalog lives, as the `modelsql catalog` commands name it: a DuckDB file
  * (`duckdb:path/to/file.duckdb`) or a Postgres database (`postgres://user@host:5432/db`,
- * also `postgresql://`). Parses such a location and opens it, with a clear error when the
- * database cannot be reached.
+ * also `postgresql://`; its missing parts from the `PG*` variables as libpq reads them, and
+ * `postgres:` alone for the database `DATABASE_URL` names: cli/connection-settings.ts).
+ * Parses such a location and opens it, with a clear error when the database cannot be
+ * reached.
  */
 import { existsSync } from 'node:fs';
 import { DuckDBHost, openDuckDB } from '../../adapters/duckdb/index.js';
 import { PgClientConnection, PostgresHost, connectPostgres, mapPostgresError } from '../../adapters/postgres/index.js';
 import { ModelSqlError } from '../../core/errors.js';
+import { isPostgresUrl, redact, resolvePostgresUrl } from '../connection-settings.js';
 import type { Host } from '../../core/host.js';
 import type { Session } from '../../core/session/session.js';
 
-/** A parsed catalog location. */
-export type CatalogLocation = { readonly kind: 'duckdb'; readonly path: string } | { readonly kind: 'postgres'; readonly url: string };
+/**
+ * A parsed catalog location. A Postgres location's `url` is the one connected to, completed
+ * from the environment; `shown` is how messages name it (the URL as given, else the one
+ * `DATABASE_URL` or the `PG*` variables made), without its password.
+ */
+export type CatalogLocation = { readonly kind: 'duckdb'; readonly path: string } | { readonly kind: 'postgres'; readonly url: string; readonly shown: string };
 
 /** The shapes a location may take, for usage messages. */
-export const LOCATION_HELP = 'duckdb:path/to/file.duckdb or postgres://user@host:5432/db';
+export const LOCATION_HELP = 'duckdb:path/to/file.duckdb, postgres://user@host:5432/db (missing parts from the PG* variables) or postgres: (DATABASE_URL)';
 
 /** How to open a location. */
 export interface OpenLocationOptions {
@@ -28,30 +35,42 @@ export interface OpenLocationOptions {
 }
 
 /**
- * Parses `duckdb:path` or `postgres://...`; anything else is a 22023 error.
+ * Parses `duckdb:path`, `postgres://...` or `postgres:`. A Postgres URL's missing settings
+ * come from the `PG*` variables of `env`; `postgres:` (or `postgresql:`) alone is the URL in
+ * `DATABASE_URL`, else the `PG*` variables alone, as `--postgres` without a URL. Anything
+ * else, and any setting modelsql does not apply (an unknown URL parameter, a set `PGSERVICE`,
+ * ...), is a 22023 error.
  *
  * @example
  * parseLocation('duckdb:data/shop.duckdb'); // { kind: 'duckdb', path: 'data/shop.duckdb' }
+ * // PGUSER=ann
+ * parseLocation('postgres://db/shop').url; // 'postgresql://ann@db/shop'
  */
-export function parseLocation(text: string): CatalogLocation {
+export function parseLocation(text: string, env: NodeJS.ProcessEnv = process.env): CatalogLocation {
   if (text.startsWith('duckdb:') && text.length > 'duckdb:'.length) return { kind: 'duckdb', path: text.slice('duckdb:'.length) };
-  if (/^postgres(ql)?:\/\/./.test(text)) {
+  const fromEnvironment = /^postgres(ql)?:$/i.test(text);
+  if (fromEnvironment || isPostgresUrl(text)) {
     try {
-      new URL(text);
+      if (!fromEnvironment) new URL(text);
     } catch {
-      throw new ModelSqlError('22023', `not a valid Postgres URL: ${text}`);
+      throw new ModelSqlError('22023', `not a valid Postgres URL: ${redact(text)}`);
     }
-    return { kind: 'postgres', url: text };
+    const url = resolvePostgresUrl(fromEnvironment ? undefined : text, env, 'client');
+    return { kind: 'postgres', url, shown: masked(fromEnvironment ? url.replace(/[?&]uselibpqcompat=true$/, '') : text) };
   }
   throw new ModelSqlError('22023', `not a catalog location: '${text}'; give ${LOCATION_HELP}`);
 }
 
-/** The location as text for messages, with a Postgres password masked. */
-export function describeLocation(location: CatalogLocation): string {
-  if (location.kind === 'duckdb') return `duckdb:${location.path}`;
-  const url = new URL(location.url);
+/** A URL with its password masked. */
+function masked(text: string): string {
+  const url = new URL(text);
   if (url.password !== '') url.password = '******';
   return url.toString();
+}
+
+/** The location as text for messages, with a Postgres password masked. */
+export function describeLocation(location: CatalogLocation): string {
+  return location.kind === 'duckdb' ? `duckdb:${location.path}` : location.shown;
 }
 
 /**

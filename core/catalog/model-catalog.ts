@@ -36,7 +36,7 @@ import { checkOptionCaps } from '../runtime/resource-caps.js';
 import { canonicalOptionKey, canonicalOptions, displayOptionValue, resolveModelOptions } from './model-options.js';
 import { hasStoredSecrets, splitSecrets } from '../secrets.js';
 import { compileModel } from '../training/compile-sql.js';
-import { trainModel, type Artifact } from '../training/train-model.js';
+import type { Artifact } from '../training/train-model.js';
 import { ONNX_ARTIFACT, SPEC_ARTIFACT, parseTrainedModel, type TrainedModel } from '../training/trained-model.js';
 import { parseTrainingOptions } from '../training/training-options.js';
 
@@ -377,6 +377,8 @@ export class ModelCatalog {
       const key = stmt.options.find((o) => ['provider', 'type', 'format'].includes(o.key.toLowerCase()))!;
       throw new InvalidOptionError(`CREATE MODEL ... AS <query> trains a model inside the database: give 'algorithm' (and 'label'), not '${key.key}'`, at(key.keySpan.start));
     }
+    // Training code is loaded by the first CREATE MODEL ... AS SELECT.
+    const { trainModel } = await import('../training/train-model.js');
     const trained = await trainModel(this.host, stmt.asQuery.text, options, { query: at(stmt.asQuery.span.start), option: (key) => positions.get(key.toLowerCase()) });
     const version: ModelVersion = {
       ...databaseOfKey(q),

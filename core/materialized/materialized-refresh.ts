@@ -24,7 +24,7 @@ import type { QueryResult } from '../session/session.js';
 import type { Identifier } from '../sql/ast.js';
 import { parseScript } from '../sql/parser.js';
 import { ModelSqlError } from '../errors.js';
-import { outputColumnNames } from '../planner/ml-rewrite.js';
+import { outputColumnNames } from '../planner/output-columns.js';
 import { incrementalShape, type IncrementalShape } from './incremental-query.js';
 import { MaterializedStore, type MaterializedTable, type RefreshOutcome } from './materialized-store.js';
 

@@ -31,7 +31,10 @@ import { directWriteShape, projectionSources, type DirectWriteShape } from './di
 import { getOption } from '../catalog/model-options.js';
 import { compileModel, compiledRelation } from '../training/compile-sql.js';
 import { vectorSearchRelation } from './vector-search.js';
+import { outputColumnNames } from './output-columns.js';
 import type { TrainedModel } from '../training/trained-model.js';
+
+export { outputColumnNames } from './output-columns.js';
 
 /** Rows per batch when neither the call, the model nor the runtime says otherwise. */
 const DEFAULT_BATCH_SIZE = 8192;
@@ -438,20 +441,6 @@ function matchColumns(columns: readonly Identifier[], input: readonly HostColumn
       throw new ArgumentError('42703', `column "${id.value}" does not exist in the input; columns: ${input.map((c) => c.name).join(', ')}`, positionAt(text, id.span.start));
     }
     return column;
-  });
-}
-
-/**
- * Names of the OUTPUT columns in the result: a name that clashes with an input column (or
- * an earlier output) gets the first free numeric suffix, `label` → `label0`, as in Flink.
- */
-export function outputColumnNames(inputNames: readonly string[], outputNames: readonly string[]): string[] {
-  const taken = new Set(inputNames.map((n) => n.toLowerCase()));
-  return outputNames.map((name) => {
-    let candidate = name;
-    for (let i = 0; taken.has(candidate.toLowerCase()); i++) candidate = `${name}${i}`;
-    taken.add(candidate.toLowerCase());
-    return candidate;
   });
 }
 

@@ -12,7 +12,11 @@
 import { realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { ModelSqlError } from '../errors.js';
-import { httpFetch } from './providers/http-fetch.js';
+import type { httpFetch } from './providers/http-fetch.js';
+
+/** {@link httpFetch}, loaded with the first request (it loads Node's `fetch` classes). */
+let loadedFetch: Promise<typeof httpFetch> | undefined;
+const providerFetch = (): Promise<typeof httpFetch> => (loadedFetch ??= import('./providers/http-fetch.js').then((m) => m.httpFetch));
 
 /** The access settings of a session or proxy; each list unset means "no limit". */
 export interface AccessOptions {
@@ -98,7 +102,7 @@ export class AccessPolicy {
     let url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
     for (let hop = 0; ; hop++) {
       if (!open) this.checkUrl(url, hop === 0 ? 'endpoint' : 'redirect target');
-      const response = await httpFetch(typeof input === 'string' || input instanceof URL || hop > 0 ? url : input, { ...init, redirect: 'manual' });
+      const response = await (await providerFetch())(typeof input === 'string' || input instanceof URL || hop > 0 ? url : input, { ...init, redirect: 'manual' });
       const location = response.headers.get('location');
       if (response.status < 300 || response.status >= 400 || location === null) return response;
       const next = new URL(location, url).href;

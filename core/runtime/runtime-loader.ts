@@ -12,14 +12,18 @@ import { InvalidOptionError, ModelSqlError } from '../errors.js';
 import { AccessPolicy, type AccessOptions } from './access-policy.js';
 import type { ModelColumn, ModelRuntime } from './model-runtime.js';
 import { resourceCaps, type ResourceCaps } from './resource-caps.js';
-import { bindOnnxSignature, defaultSignatureFor, inspectOnnx, loadModelBytes, type LoadModelOptions } from './onnx-model.js';
+import type { LoadModelOptions } from './onnx-model.js';
 import type { ModelFileLimits } from './onnx-model-loader.js';
-import { createOnnxRuntime } from './onnx-runtime.js';
-import { checkRemoteModel, createRemoteRuntime, isRemoteProvider } from './providers/create-remote-runtime.js';
+import { isRemoteProvider } from './providers/remote-options.js';
 import { ONNX_ARTIFACT as STORED_ONNX_ARTIFACT } from '../training/trained-model.js';
-import { isModelDirectory, readModelDirectory } from './text/model-directory.js';
-import { TEXT_MODEL_OPTIONS } from './text/text-model.js';
-import { checkTextModel, createTextRuntime } from './text/text-runtime.js';
+
+// Each kind of runtime (ONNX Runtime, the provider SDKs, tokenizers) is loaded when a model of
+// that kind is first checked or loaded: a session that runs no model does not pay for them.
+const onnxModel = () => import('./onnx-model.js');
+const onnxRuntime = () => import('./onnx-runtime.js');
+const remoteRuntime = () => import('./providers/create-remote-runtime.js');
+const modelDirectory = () => import('./text/model-directory.js');
+const textRuntime = () => import('./text/text-runtime.js');
 
 /** Where downloaded models are cached unless told otherwise: `$MODELSQL_CACHE_DIR`, else `~/.cache/modelsql`. */
 export function defaultCacheDir(): string {
@@ -79,16 +83,17 @@ export class RuntimeLoader {
    */
   async check(options: readonly (readonly [string, string])[], input: readonly ModelColumn[] | undefined, output: readonly ModelColumn[] | undefined, held?: Uint8Array): Promise<CheckedModel> {
     const resolved = resolveModelOptions(options);
-    if (isRemoteProvider(resolved.provider)) return checkRemoteModel(resolved.provider, options, input, output, this.policy);
+    if (isRemoteProvider(resolved.provider)) return (await remoteRuntime()).checkRemoteModel(resolved.provider, options, input, output, this.policy);
     if (resolved.provider === 'triton') return (await import('./providers/triton-runtime.js')).checkTritonModel(options, input, output, undefined, this.policy);
     // A trained model's artifact was written and checked when it was trained.
     if (resolved.provider === 'internal' && input && output) return { input, output };
-    if (resolved.provider === 'onnx' && !held && (await isModelDirectory(resolved.location!))) {
+    if (resolved.provider === 'onnx' && !held && (await (await modelDirectory()).isModelDirectory(resolved.location!))) {
       if (resolved.sha256 !== undefined) throw new InvalidOptionError(`option 'sha256' is for a single ONNX file or URL, not a model directory`);
-      const { model } = await checkTextModel(resolved.location!, options, this.loadOptions, input, output);
+      const { model } = await (await textRuntime()).checkTextModel(resolved.location!, options, this.loadOptions, input, output);
       return { input: model.input, output: model.output };
     }
-    refuseTextOptions(options);
+    refuseTextOptions(options, (await import('./text/text-model.js')).TEXT_MODEL_OPTIONS);
+    const { bindOnnxSignature, defaultSignatureFor, inspectOnnx, loadModelBytes } = await onnxModel();
     const bytes = resolved.provider === 'onnx' && held ? held : await loadModelBytes(resolved.location!, { ...this.loadOptions, sha256: resolved.sha256 });
     const signature = await inspectOnnx(bytes);
     const columns = input && output ? { inputs: input, outputs: output } : defaultSignatureFor(signature);
@@ -135,24 +140,27 @@ export class RuntimeLoader {
   private async createStored(version: ModelVersion, artifact: ((name: string) => Promise<Uint8Array | undefined>) | undefined): Promise<ModelRuntime> {
     const bytes = await artifact?.(STORED_ONNX_ARTIFACT);
     if (!bytes) throw new ModelSqlError('58P01', `model ${version.schema}.${version.name}$${version.version} has no stored ONNX artifact`);
+    const [{ bindOnnxSignature }, { createOnnxRuntime }] = await Promise.all([onnxModel(), onnxRuntime()]);
     return createOnnxRuntime(bytes, (signature) => bindOnnxSignature(signature, version.input, version.output), { batchSize: resolveModelOptions(version.options).batchSize });
   }
 
   private async create(version: ModelVersion, signal: AbortSignal | undefined): Promise<ModelRuntime> {
-    if (isRemoteProvider(version.provider)) return createRemoteRuntime(version.provider, version.options, version.input, version.output, version.secrets, this.policy);
+    if (isRemoteProvider(version.provider)) return (await remoteRuntime()).createRemoteRuntime(version.provider, version.options, version.input, version.output, version.secrets, this.policy);
     if (version.provider === 'triton') return (await import('./providers/triton-runtime.js')).createTritonRuntime(version.options, version.input, version.output, version.secrets, this.policy);
     const resolved = resolveModelOptions(version.options);
+    const { isModelDirectory, readModelDirectory } = await modelDirectory();
     if (await isModelDirectory(resolved.location!)) {
-      return createTextRuntime(await readModelDirectory(resolved.location!, this.loadOptions), version.options, version.input, version.output, resolved.batchSize);
+      return (await textRuntime()).createTextRuntime(await readModelDirectory(resolved.location!, this.loadOptions), version.options, version.input, version.output, resolved.batchSize);
     }
+    const [{ bindOnnxSignature, loadModelBytes }, { createOnnxRuntime }] = await Promise.all([onnxModel(), onnxRuntime()]);
     const bytes = await loadModelBytes(resolved.location!, { ...this.loadOptions, sha256: resolved.sha256, signal });
     return createOnnxRuntime(bytes, (signature) => bindOnnxSignature(signature, version.input, version.output), { batchSize: resolved.batchSize });
   }
 }
 
 /** The text model options on a model whose `path` is a single ONNX file are an error. */
-function refuseTextOptions(options: readonly (readonly [string, string])[]): void {
-  const key = options.find(([k]) => (TEXT_MODEL_OPTIONS as readonly string[]).includes(k.toLowerCase()))?.[0];
+function refuseTextOptions(options: readonly (readonly [string, string])[], textOptions: readonly string[]): void {
+  const key = options.find(([k]) => textOptions.includes(k.toLowerCase()))?.[0];
   if (key !== undefined) throw new InvalidOptionError(`option '${key}' is for local text models, whose 'path' names a model directory`);
 }
 

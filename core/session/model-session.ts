@@ -7,7 +7,7 @@ import { ModelSqlError, QueryCanceledError, UnsafeSearchPathError, UnsupportedFe
 import type { Host, HostResult } from '../host.js';
 import { ModelCatalog } from '../catalog/model-catalog.js';
 import { MaterializedTables } from '../materialized/materialized-tables.js';
-import { planStatement, type DirectWrite, type RewriteContext, type StatementPlan } from '../planner/ml-rewrite.js';
+import type { DirectWrite, RewriteContext, StatementPlan } from '../planner/ml-rewrite.js';
 import type { InferenceGate } from '../runtime/inference-limits.js';
 import { StatementTimer } from './statement-timeout.js';
 import { RuntimeLoader, type ModelAccessOptions } from '../runtime/runtime-loader.js';
@@ -349,6 +349,8 @@ export class ModelSession implements Session {
     };
     let plan: StatementPlan;
     try {
+      // The planner and the stage executor are loaded by the first statement with an ML call.
+      const { planStatement } = await import('../planner/ml-rewrite.js');
       plan = await timer.guard(() => planStatement(statement, context));
     } catch (error) {
       timer.stop();

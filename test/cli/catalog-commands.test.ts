@@ -173,7 +173,7 @@ describe('catalog migrate', () => {
   it('refuses bad locations as bad usage', async () => {
     const r = await cli(['catalog', 'diff', 'shop.duckdb', 'duckdb:x.duckdb']);
     expect(r.status).toBe(2);
-    expect(r.stderr).toContain("not a catalog location: 'shop.duckdb'; give duckdb:path/to/file.duckdb or postgres://");
+    expect(r.stderr).toContain("not a catalog location: 'shop.duckdb'; give duckdb:path/to/file.duckdb, postgres://");
   });
 });
 

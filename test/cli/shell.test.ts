@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { ResultPrinter } from '../../cli/format.js';
 import { ProgressReporter } from '../../cli/progress.js';
-import { CONTINUATION_PROMPT, defaultHistoryFile, executeScript, loadHistory, PROMPT, runShell, saveHistory } from '../../cli/shell.js';
+import { CONTINUATION_PROMPT, defaultHistoryFile, loadHistory, PROMPT, runShell, saveHistory } from '../../cli/shell.js';
+import { executeScript } from '../../cli/script-runner.js';
 import { ModelSqlError, QueryCanceledError } from '../../core/errors.js';
 import type { QueryResult, Session, SessionEvents } from '../../core/session/session.js';
 

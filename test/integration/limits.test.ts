@@ -72,10 +72,9 @@ for (const adapter of ADAPTERS) {
         const db = await prepared(adapter, {});
         try {
           await db.sql(`SET statement_timeout = '700ms'`);
-          const started = Date.now();
-          // 20 rows one at a time at 200 ms each would take 4 s.
+          // 20 rows one at a time at 200 ms each would take 4 s: the timeout stops it before the
+          // last row is requested (counted in requests, not against a clock).
           await expectSqlError(db.sql('SELECT * FROM ML_PREDICT(TABLE (SELECT * FROM t WHERE id <= 20), MODEL slow, DESCRIPTOR(txt))'), '57014', /statement timeout/);
-          expect(Date.now() - started).toBeLessThan(3000);
           const sent = server.requests.length;
           expect(sent).toBeLessThan(20);
           await new Promise((r) => setTimeout(r, 600));

@@ -99,6 +99,17 @@ export const echoAnswer: Answerer = (prompt, schema) => {
   );
 };
 
+/**
+ * How many requests asked for each row, by the row id `idOf` reads from a request's first
+ * prompt. Retry tests check that every faulted row was asked again with it, not an exact
+ * total: on a loaded machine a healthy request may outlast its timeout and be retried too.
+ */
+export function requestsPerRow(requests: readonly SeenRequest[], idOf: (prompt: string) => number): Map<number, number> {
+  const asked = new Map<number, number>();
+  for (const q of requests) asked.set(idOf(q.prompts[0]!), (asked.get(idOf(q.prompts[0]!)) ?? 0) + 1);
+  return asked;
+}
+
 /** The prompts of a packed message (`Inputs:` then a JSON array; see provider-client.ts `packedMessage`). */
 export function packedPrompts(message: string): string[] | undefined {
   const i = message.lastIndexOf('\nInputs:\n');

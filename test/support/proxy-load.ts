@@ -61,6 +61,7 @@ export interface LoadOptions {
   /** URL of the database through the proxy. */
   readonly url: string;
   readonly clients: number;
+  /** How long the clients run; with a restart, until a statement is served after it too (see runLoad). */
   readonly seconds: number;
   readonly kinds: readonly LoadKind[];
   readonly restart?: LoadRestart;
@@ -229,12 +230,17 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
     return undefined;
   };
 
+  // With a restart, the load goes on past its time until the upstream is back and a
+  // statement begun after that was served (at most `hangMs` more): on a slow machine the
+  // restart may end late, and what follows it is what the load is there to see.
+  const awaitingRestart = (): boolean => options.restart !== undefined && restart.firstServedAt === undefined && now() < deadline + hangMs;
+
   const worker = async (k: number): Promise<void> => {
     const app = `load${k}`;
     const catalog = options.kinds.includes('catalog') && k % 25 === 0;
     let client: pg.Client | undefined;
     try {
-      for (let n = 0; now() < deadline; n++) {
+      for (let n = 0; now() < deadline || awaitingRestart(); n++) {
         client ??= await connect(app);
         const kind: LoadKind = catalog && n % 4 === 1 ? 'catalog' : abandon && n % 10 === 4 ? 'abandon' : mixed[(n + k) % mixed.length]!;
         const c = client;

@@ -4,14 +4,9 @@
  */
 import { AccessPolicy } from '../access-policy.js';
 import type { ModelColumn, ModelRuntime } from '../model-runtime.js';
-import { parseRemoteModel, REMOTE_PROVIDERS, resolveApiKey, type RemoteProvider } from './remote-options.js';
+import { parseRemoteModel, resolveApiKey, type RemoteProvider } from './remote-options.js';
 
 type Options = readonly (readonly [string, string])[];
-
-/** Whether `provider` is a remote one (`openai`, `gemini`, `anthropic`). */
-export function isRemoteProvider(provider: string): provider is RemoteProvider {
-  return (REMOTE_PROVIDERS as readonly string[]).includes(provider);
-}
 
 /**
  * Checks a remote model at CREATE / ALTER time: options against INPUT/OUTPUT, and the

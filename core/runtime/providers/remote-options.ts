@@ -21,6 +21,11 @@ export const REMOTE_PROVIDERS = ['openai', 'gemini', 'anthropic'] as const;
 /** One of {@link REMOTE_PROVIDERS}. */
 export type RemoteProvider = (typeof REMOTE_PROVIDERS)[number];
 
+/** Whether `provider` is a remote one (`openai`, `gemini`, `anthropic`). */
+export function isRemoteProvider(provider: string): provider is RemoteProvider {
+  return (REMOTE_PROVIDERS as readonly string[]).includes(provider);
+}
+
 /** What a remote model does. */
 export type RemoteTask = 'text_generation' | 'embedding';
 

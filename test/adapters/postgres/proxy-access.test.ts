@@ -165,7 +165,9 @@ describe('provider endpoints', () => {
     async (endpoint) => {
       const started = Date.now();
       await expect(client.query(remoteModel('chat_private', endpoint))).rejects.toMatchObject({ code: '42501' });
-      expect(Date.now() - started).toBeLessThan(2000); // refused before any connection attempt
+      // Refused before any connection attempt: one to these addresses would hang for the
+      // system's connect timeout (minutes), far past this generous bound for a loaded machine.
+      expect(Date.now() - started).toBeLessThan(15_000);
     },
   );
 

@@ -195,7 +195,8 @@ test('a client that never finishes startup is closed after startupTimeoutMs; log
     const ok = await slow.client();
     const started = Date.now();
     await Promise.all([silent.closed, half.closed]);
-    expect(Date.now() - started).toBeLessThan(5000);
+    // Closed by the 1 s startup timeout, not by the test's end (a generous bound for a loaded machine).
+    expect(Date.now() - started).toBeLessThan(15_000);
     expect(errorCodes(silent.received())).toEqual(['08P01']);
     expect(errorCodes(half.received())).toEqual(['08P01']);
     await new Promise((r) => setTimeout(r, 300));

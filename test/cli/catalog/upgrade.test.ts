@@ -138,6 +138,6 @@ describe('modelsql catalog upgrade on unreachable databases', () => {
   it('rejects a location of no known kind as bad usage', async () => {
     const r = await upgrade('mysql://db/shop');
     expect(r.status).toBe(2);
-    expect(r.stderr).toMatch(/not a catalog location: 'mysql:\/\/db\/shop'; give duckdb:path\/to\/file\.duckdb or postgres:\/\/user@host:5432\/db\n$/);
+    expect(r.stderr).toMatch(/not a catalog location: 'mysql:\/\/db\/shop'; give duckdb:path\/to\/file\.duckdb, postgres:\/\/user@host:5432\/db \(missing parts from the PG\* variables\) or postgres: \(DATABASE_URL\)\n$/);
   });
 });
