@@ -7,7 +7,9 @@
  * "Examples are tested"). On DuckDB, a box table shown after an example names the columns
  * of its result.
  */
-import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import { basename, join } from 'node:path';
 import pg from 'pg';
 import { startProxy, type RunningProxy } from '../../adapters/postgres/proxy/index.js';
 import { ModelSqlError } from '../../core/errors.js';
@@ -55,6 +57,32 @@ async function proxyRunner(): Promise<Runner> {
     },
   };
 }
+
+/**
+ * docs/providers/onnx.md downloads a model from `http://127.0.0.1:8765/`, served as the page
+ * says (`python3 -m http.server 8765 -d examples/models`): this server plays that part.
+ */
+function serveExampleModels(port: number): Promise<Server> {
+  const server = createServer((request, response) => {
+    readFile(join(ROOT, 'examples', 'models', basename(request.url ?? '/'))).then(
+      (bytes) => response.end(bytes),
+      () => response.writeHead(404).end(),
+    );
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve(server));
+  });
+}
+
+let modelServer: Server;
+beforeAll(async () => {
+  modelServer = await serveExampleModels(8765);
+});
+afterAll(async () => {
+  modelServer.closeAllConnections();
+  await new Promise((resolve) => modelServer.close(resolve));
+});
 
 const PAGES: readonly { readonly page: string; readonly proxy?: boolean }[] = [
   { page: 'README.md' },
