@@ -135,10 +135,12 @@ function formatUrl(settings: ReadonlyMap<string, string>, purpose: ConnectionPur
   let out = 'postgresql://';
   if (user !== undefined && purpose === 'client') out += `${enc(user)}${password !== undefined ? `:${enc(password)}` : ''}@`;
   if (!socket) out += host.includes(':') ? `[${host}]` : enc(host);
-  if (settings.has('port')) out += `:${settings.get('port')}`;
+  // A URL cannot carry a port without a host: with a socket directory it goes beside ?host=.
+  if (settings.has('port') && !socket) out += `:${settings.get('port')}`;
   out += `/${enc(settings.get('dbname') ?? '')}`;
   const params = new URLSearchParams();
   if (socket) params.set('host', host);
+  if (socket && settings.has('port')) params.set('port', settings.get('port')!);
   for (const key of ['sslmode', 'sslrootcert', 'sslcert', 'sslkey', 'application_name', 'options']) {
     const value = settings.get(key);
     if (value !== undefined && (purpose === 'client' || UPSTREAM_SETTINGS.has(key))) params.set(key, value);

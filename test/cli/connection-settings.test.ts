@@ -28,6 +28,11 @@ describe('resolvePostgresUrl', () => {
     expect(resolvePostgresUrl(undefined, { PGHOST: '/run/postgresql', PGDATABASE: 'x', PGSSLMODE: 'disable' }, 'client')).toBe(
       'postgresql:///x?host=%2Frun%2Fpostgresql&sslmode=disable&uselibpqcompat=true',
     );
+    // with a socket directory the port goes beside ?host= (a URL has no port without a host)
+    const socket = resolvePostgresUrl('postgres:///bench?host=%2Ftmp%2Fpg&port=5433', {}, 'upstream');
+    expect(socket).toBe('postgresql:///bench?host=%2Ftmp%2Fpg&port=5433');
+    expect(new URL(socket).searchParams.get('port')).toBe('5433');
+    expect(resolvePostgresUrl(undefined, { PGHOST: '/tmp/pg', PGPORT: '5433', PGDATABASE: 'x' }, 'client')).toBe('postgresql:///x?host=%2Ftmp%2Fpg&port=5433');
   });
 
   it('takes DATABASE_URL when no URL is given', () => {
