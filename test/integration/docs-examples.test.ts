@@ -16,6 +16,9 @@ import { ModelSqlError } from '../../core/errors.js';
 import { ADAPTERS } from '../support/adapters.js';
 import { docExamples, type DocExample } from '../support/doc-examples.js';
 import { createTestDatabase } from '../support/postgres-server.js';
+import type { LoopbackServer } from '../providers/loopback-server.js';
+import { startOpenAIServer } from '../providers/openai-server.js';
+import { startTritonServer, type TritonServer } from '../providers/triton-server.js';
 import { ROOT } from '../support/run-cli.js';
 
 /** Where the examples of one page run: `run` resolves to the last statement's column names. */
@@ -59,8 +62,10 @@ async function proxyRunner(): Promise<Runner> {
 }
 
 /**
- * docs/providers/onnx.md downloads a model from `http://127.0.0.1:8765/`, served as the page
- * says (`python3 -m http.server 8765 -d examples/models`): this server plays that part.
+ * The servers the pages name, on the ports they name: docs/providers/onnx.md downloads a
+ * model from `http://127.0.0.1:8765/` (`python3 -m http.server 8765 -d examples/models`),
+ * the OpenAI-compatible examples call a local server at `localhost:11434` (with "any value"
+ * as the key), the Triton examples a server at `localhost:8000`.
  */
 function serveExampleModels(port: number): Promise<Server> {
   const server = createServer((request, response) => {
@@ -76,12 +81,22 @@ function serveExampleModels(port: number): Promise<Server> {
 }
 
 let modelServer: Server;
+let openai: LoopbackServer;
+let triton: TritonServer;
+const keyBefore = process.env.OPENAI_API_KEY;
 beforeAll(async () => {
   modelServer = await serveExampleModels(8765);
+  openai = await startOpenAIServer({ port: 11434 });
+  triton = await startTritonServer({ port: 8000 });
+  process.env.OPENAI_API_KEY = 'any-value';
 });
 afterAll(async () => {
+  if (keyBefore === undefined) delete process.env.OPENAI_API_KEY;
+  else process.env.OPENAI_API_KEY = keyBefore;
   modelServer.closeAllConnections();
   await new Promise((resolve) => modelServer.close(resolve));
+  await openai.close();
+  await triton.close();
 });
 
 const PAGES: readonly { readonly page: string; readonly proxy?: boolean }[] = [
@@ -101,6 +116,12 @@ const PAGES: readonly { readonly page: string; readonly proxy?: boolean }[] = [
   { page: 'docs/providers/onnx.md' },
   { page: 'docs/catalog.md' },
   { page: 'docs/continuous-predictions.md' },
+  { page: 'docs/providers/openai.md' },
+  { page: 'docs/providers/gemini.md' },
+  { page: 'docs/providers/triton.md' },
+  { page: 'docs/reference/executor.md' },
+  { page: 'docs/reference/grant-revoke.md' },
+  { page: 'docs/security.md' },
 ];
 
 function sqlstateOf(error: unknown): string | undefined {

@@ -54,6 +54,8 @@ export interface LoopbackOptions {
    * sending tens of thousands of requests turns it off and reads {@link LoopbackServer.served}.
    */
   readonly record?: boolean;
+  /** The port to listen on (default 0: a free one). */
+  readonly port?: number;
 }
 
 /** A running loopback server. */
@@ -206,7 +208,7 @@ export async function startLoopback(protocol: ProviderProtocol, options: Loopbac
       })().catch((error: unknown) => send(res, 500, protocol.error(500, String(error)).body));
     });
   });
-  const listening = await listenOnLoopback(server);
+  const listening = await listenOnLoopback(server, options.port);
   return {
     url: listening.url,
     requests,
@@ -229,7 +231,7 @@ export async function startLoopback(protocol: ProviderProtocol, options: Loopbac
  * Listens on 127.0.0.1, port 0, keeping track of the connections so that `close` ends
  * them (a keep-alive client would otherwise hold the server open).
  */
-export async function listenOnLoopback(server: Server): Promise<{ readonly url: string; close(): Promise<void> }> {
+export async function listenOnLoopback(server: Server, port = 0): Promise<{ readonly url: string; close(): Promise<void> }> {
   const sockets = new Set<Socket>();
   server.on('connection', (s: Socket) => {
     sockets.add(s);
@@ -238,10 +240,10 @@ export async function listenOnLoopback(server: Server): Promise<{ readonly url: 
   // Node's default; a shorter one makes clients (undici, Node's agent) open a connection per
   // request, since they drop a socket 1 s before the server's announced timeout.
   server.keepAliveTimeout = 5000;
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  const { port: bound } = server.address() as AddressInfo;
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `http://127.0.0.1:${bound}`,
     close: () =>
       new Promise<void>((resolve) => {
         for (const s of sockets) s.destroy();

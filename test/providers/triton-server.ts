@@ -65,6 +65,8 @@ export interface TritonServerOptions {
   readonly latencyMs?: number;
   /** Whether to record requests (a benchmark turns it off). Default true. */
   readonly record?: boolean;
+  /** The port to listen on (default 0: a free one). */
+  readonly port?: number;
 }
 
 /** A running server. */
@@ -228,7 +230,7 @@ export async function startTritonServer(options: TritonServerOptions = {}, model
       route(req, res, Buffer.concat(chunks), arrived).catch((e: unknown) => error(res, 500, String(e)));
     });
   });
-  const listening = await listenOnLoopback(server);
+  const listening = await listenOnLoopback(server, options.port);
   return {
     url: listening.url,
     inferences,
