@@ -230,6 +230,13 @@ export interface SqlDialect {
   /** Materialized tables: a hex digest of the values of `expressions`, as {@link rowDigest}. */
   valuesDigest(expressions: readonly string[]): string;
   /**
+   * Materialized tables (optional; default absent: {@link valuesDigest}): a cheaper digest
+   * of model inputs, of type `catalogTypes.bigint`, over columns of the given host types;
+   * undefined when a type is not one whose equal digests mean equal values as a model
+   * reads them. Whether a table uses it is decided at CREATE and kept in its state.
+   */
+  inputHash?(columns: readonly { readonly expression: string; readonly type: string }[]): string | undefined;
+  /**
    * Change capture for materialized tables (optional; default absent: every refresh
    * compares the whole source with the table's state). Postgres: triggers record changed
    * keys and NOTIFY; advisory locks keep refreshers apart.

@@ -80,6 +80,11 @@ export function dollarQuote(text: string): string {
 /** Types whose length parameter Postgres keeps (`varchar(10)`, `char(3)`); others drop it. */
 const LENGTH_TYPES = new Set(['character varying', 'character']);
 
+/** Input types {@link PostgresDialect.inputHash} digests: equal hashes only for values equal as the type compares them, and those read alike by a model. */
+const HASHED_EXACTLY = new Set(['smallint', 'integer', 'bigint', 'real', 'double precision', 'boolean', 'text', 'character varying', 'character', 'date', 'timestamp without time zone', 'timestamp with time zone', 'uuid', 'bytea']);
+/** The text types among them. */
+const COLLATABLE = new Set(['text', 'character varying', 'character']);
+
 /**
  * The Postgres dialect.
  *
@@ -144,6 +149,19 @@ export class PostgresDialect implements SqlDialect {
 
   valuesDigest(expressions: readonly string[]): string {
     return `pg_catalog.md5(CAST(ROW(${expressions.join(', ')}, NULL) AS pg_catalog.text))`;
+  }
+
+  /**
+   * `hash_record_extended` (Postgres 14+, the 64-bit hash that hash partitioning keeps
+   * stable across versions: https://www.postgresql.org/docs/current/functions-comparison.html)
+   * of the inputs, over types whose hash tells apart every two values the model could read
+   * differently; text types are hashed under the "C" collation (a nondeterministic
+   * collation hashes case-insensitively). Other types: undefined (md5 of the text form).
+   */
+  inputHash(columns: readonly { readonly expression: string; readonly type: string }[]): string | undefined {
+    if (columns.length === 0 || !columns.every((c) => HASHED_EXACTLY.has(c.type))) return undefined;
+    const values = columns.map((c) => (COLLATABLE.has(c.type) ? `${c.expression} COLLATE "C"` : c.expression));
+    return `pg_catalog.hash_record_extended(ROW(${values.join(', ')}), 0)`;
   }
 
   quoteIdentifier(name: string): string {

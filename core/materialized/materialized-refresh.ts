@@ -32,6 +32,13 @@ import { MaterializedStore, type MaterializedTable, type RefreshOutcome } from '
 export const INPUT_DIGEST = '__input_hash';
 /** The state table's column holding the digest of the whole source row its result row was written from. */
 export const ROW_DIGEST = '__row_hash';
+/** A refresh's own columns next to a changed row's values: its input digest, row digest, what to do, and its number. */
+const IH = '__modelsql_ih';
+const RH = '__modelsql_rh';
+const OP = '__modelsql_op';
+const N = '__modelsql_n';
+/** Change records past which a refresh gathers statistics on them before joining (the planner then hashes rather than probes). */
+const ANALYZE_ROWS = 5000;
 
 /** What a refresh needs from the session. */
 export interface RefreshContext {
@@ -71,19 +78,23 @@ function keyJoin(host: Host, keys: readonly string[], a: string, b: string): str
 }
 
 /**
- * The query of a CONTINUOUS table's rows whose source key is in `keysTable` (all rows when
- * undefined): the definition's query with its ML_PREDICT call replaced by the source joined
- * with the state (its outputs named as ML_PREDICT names them).
+ * The query of a CONTINUOUS table's rows whose source key is in the relation `keys` (all
+ * rows when undefined): the definition's query with its ML_PREDICT call replaced by the
+ * source joined with the state (its outputs named as ML_PREDICT names them).
  */
-export function stateQuery(host: Host, table: MaterializedTable, shape: IncrementalShape, outputs: readonly string[], keysTable: string | undefined): string {
+export function stateQuery(host: Host, table: MaterializedTable, shape: IncrementalShape, outputs: readonly string[], keys: string | undefined): string {
   const d = host.dialect;
-  const keys = table.sourceKey!;
-  const filter = keysTable === undefined ? '' : ` WHERE EXISTS (SELECT 1 FROM ${d.quoteIdentifier(keysTable)} AS k WHERE ${keyJoin(host, keys, 'k', 's')})`;
-  const relation = `(SELECT s.*, ${outputs.map((o) => `st.${d.quoteIdentifier(o)}`).join(', ')} FROM ${sourceName(host, table)} AS s JOIN ${privateNames(host, table.id).state} AS st ON ${keyJoin(host, keys, 's', 'st')}${filter})${shape.aliased ? '' : ' AS __modelsql_mt'}`;
+  const key = table.sourceKey!;
+  const filter = keys === undefined ? '' : ` WHERE EXISTS (SELECT 1 FROM ${keys} AS k WHERE ${keyJoin(host, key, 'k', 's')})`;
+  return definitionOver(table, shape, `(SELECT s.*, ${outputs.map((o) => `st.${d.quoteIdentifier(o)}`).join(', ')} FROM ${sourceName(host, table)} AS s JOIN ${privateNames(host, table.id).state} AS st ON ${keyJoin(host, key, 's', 'st')}${filter})`);
+}
+
+/** The definition's query with its ML_PREDICT call replaced by `relation` (the source's columns, then the outputs as ML_PREDICT names them). */
+function definitionOver(table: MaterializedTable, shape: IncrementalShape, relation: string): string {
   const text = table.definition;
   const q = shape.call.span;
   const query = parseScript(text)[0] as { asQuery: { span: { start: number; end: number } } };
-  return text.slice(query.asQuery.span.start, q.start) + relation + text.slice(q.end, query.asQuery.span.end);
+  return text.slice(query.asQuery.span.start, q.start) + relation + (shape.aliased ? '' : ' AS __modelsql_mt') + text.slice(q.end, query.asQuery.span.end);
 }
 
 /** The OUTPUT column names of the call over the source (input names first: clashes get suffixes). */
@@ -94,13 +105,41 @@ export async function outputNames(host: Host, table: MaterializedTable, modelOut
 
 /**
  * Refreshes a CONTINUOUS table. `everything` re-predicts every source row (a new model
- * version, a first refresh). Rows are predicted `chunkRows` at a time, one statement each
- * (a remote model's answers are stored in the prediction cache as each ends). The caller
- * holds the table's refresh lock.
+ * version, a first refresh). A remote model's rows (`chunkRows` finite) are predicted
+ * `chunkRows` at a time, one statement each, outside any transaction (its answers are
+ * stored in the prediction cache as each ends), and applied in one transaction after; a
+ * local model's whole refresh, from its first read to its last write and the drop of its
+ * temporary tables, is one transaction (one commit). The caller holds the table's refresh
+ * lock.
  */
 export async function refreshContinuous(ctx: RefreshContext, table: MaterializedTable, modelOutputs: readonly string[], everything: boolean, chunkRows = Infinity): Promise<RefreshOutcome> {
+  const temps: string[] = [];
+  const temp = (role: string) => {
+    const name = ctx.tempName(role);
+    temps.push(name);
+    return name;
+  };
+  const dropTemps = async () => {
+    for (const t of temps.splice(0).reverse()) await ctx.host.dropTempTable(t);
+  };
+  const steps = () => refreshSteps(ctx, table, modelOutputs, everything, chunkRows, temp);
+  try {
+    if (Number.isFinite(chunkRows)) return await steps();
+    return await ctx.host.transaction(async () => {
+      const outcome = await steps();
+      await dropTemps();
+      return outcome;
+    });
+  } finally {
+    await dropTemps().catch(() => undefined);
+  }
+}
+
+/** The steps of {@link refreshContinuous}; `temp(role)` names a temporary table its caller drops. */
+async function refreshSteps(ctx: RefreshContext, table: MaterializedTable, modelOutputs: readonly string[], everything: boolean, chunkRows: number, temp: (role: string) => string): Promise<RefreshOutcome> {
   const { host } = ctx;
   const d = host.dialect;
+  const q = (name: string) => d.quoteIdentifier(name);
   const started = Date.now();
   const shape = definitionShape(table);
   const keys = table.sourceKey!;
@@ -109,104 +148,127 @@ export async function refreshContinuous(ctx: RefreshContext, table: Materialized
   const full = everything || version !== table.modelVersion;
   const outputs = await outputNames(host, table, modelOutputs);
   const source = sourceName(host, table);
-  const qk = keys.map((k) => d.quoteIdentifier(k));
+  const qk = keys.map(q);
   const capture = d.changeCapture;
-  const temps: string[] = [];
-  const temp = (role: string) => {
-    const name = ctx.tempName(role);
-    temps.push(name);
-    return name;
-  };
-  try {
-    // The change records this refresh consumes (a snapshot: later ones wait for the next refresh).
-    let restrict = (_alias: string) => 'TRUE';
-    let consumed: string | undefined;
-    let oldest: number | undefined;
-    if (capture) {
-      consumed = temp('changes');
-      await host.execute(`CREATE TEMP TABLE ${d.quoteIdentifier(consumed)} AS SELECT * FROM ${names.changes}`);
-      await host.execute(`ANALYZE ${d.quoteIdentifier(consumed)}`);
-      const r = await host.execute(`SELECT count(*), CAST(extract(epoch FROM min(changed_at)) * 1000 AS DOUBLE PRECISION), count(*) FILTER (WHERE ${qk.map((k) => `${k} IS NULL`).join(' AND ')}) FROM ${d.quoteIdentifier(consumed)}`);
-      const [count, min, truncated] = r.rows[0]!;
-      if (Number(count) === 0 && !full) return { durationMs: Date.now() - started, rowsRefreshed: 0, rowsPredicted: 0, rowsDeleted: 0, providerRows: 0 };
-      oldest = min === null ? undefined : Number(min);
-      if (Number(truncated) === 0 && !full) restrict = (alias) => `EXISTS (SELECT 1 FROM ${d.quoteIdentifier(consumed!)} AS c WHERE ${keyJoin(host, keys, 'c', alias)})`;
+  // The change records this refresh consumes (a snapshot: later ones wait for the next refresh).
+  // The changed keys (from change capture), or undefined: every row is compared.
+  let changedKeys: string | undefined;
+  let consumed: string | undefined;
+  let oldest: number | undefined;
+  if (capture) {
+    consumed = temp('changes');
+    await host.execute(`CREATE TEMP TABLE ${q(consumed)} AS SELECT * FROM ${names.changes}`);
+    const r = await host.execute(`SELECT count(*), CAST(extract(epoch FROM min(changed_at)) * 1000 AS DOUBLE PRECISION), count(*) FILTER (WHERE ${qk.map((k) => `${k} IS NULL`).join(' AND ')}) FROM ${q(consumed)}`);
+    const [count, min, truncated] = r.rows[0]!;
+    if (Number(count) === 0 && !full) return { durationMs: Date.now() - started, rowsRefreshed: 0, rowsPredicted: 0, rowsDeleted: 0, providerRows: 0 };
+    oldest = min === null ? undefined : Number(min);
+    if (Number(truncated) === 0 && !full) {
+      if (Number(count) > ANALYZE_ROWS) await host.execute(`ANALYZE ${q(consumed)}`);
+      changedKeys = `(SELECT DISTINCT ${qk.join(', ')} FROM ${q(consumed)})`;
     }
-    // 1. What changed.
-    const diff = temp('diff');
-    const sourceColumns = (await host.describe(`SELECT * FROM ${source}`)).map((c) => c.name);
-    const inputs = shape.binding.columns.map((id) => columnName(id, sourceColumns));
-    const inputDigest = d.valuesDigest(inputs.map((c) => `s.${d.quoteIdentifier(c)}`));
-    const rowDigest = d.rowDigest('s');
-    const st = (c: string) => `st.${d.quoteIdentifier(c)}`;
-    await host.execute(
-      `CREATE TEMP TABLE ${d.quoteIdentifier(diff)} AS ` +
-        `SELECT ${qk.map((k) => `s.${k}`).join(', ')}, ${rowDigest} AS __rh, CASE WHEN ${full ? 'TRUE' : `${st(INPUT_DIGEST)} IS NULL`} THEN ${full ? "'p'" : "'n'"} WHEN ${st(INPUT_DIGEST)} <> ${inputDigest} THEN 'p' ELSE 'r' END AS __op ` +
-        `FROM ${source} AS s LEFT JOIN ${names.state} AS st ON ${keyJoin(host, keys, 's', 'st')} WHERE ${restrict('s')} AND (${full ? 'TRUE' : `${st(ROW_DIGEST)} IS NULL OR ${st(ROW_DIGEST)} <> ${rowDigest}`}) ` +
-        `UNION ALL SELECT ${qk.map((k) => `st.${k}`).join(', ')}, NULL, 'd' FROM ${names.state} AS st WHERE ${restrict('st')} AND NOT EXISTS (SELECT 1 FROM ${source} AS s WHERE ${keyJoin(host, keys, 's', 'st')})`,
-    );
-    await host.execute(`ANALYZE ${d.quoteIdentifier(diff)}`);
-    const counts = new Map((await host.execute(`SELECT __op, count(*) FROM ${d.quoteIdentifier(diff)} GROUP BY __op`)).rows.map((r) => [String(r[0]), Number(r[1])]));
-    // n: new keys (no state, no result row yet); p: inputs changed; r: other columns changed; d: gone.
-    const count = (op: string) => counts.get(op) ?? 0;
-    const toPredict = count('n') + count('p');
-    // 2. Predictions, outside any transaction (answers reach the prediction cache as they come).
-    let predicted: string | undefined;
-    let providerRows = 0;
-    if (toPredict > 0) {
-      predicted = temp('predicted');
-      const numbered = temp('numbered');
-      await host.execute(`CREATE TEMP TABLE ${d.quoteIdentifier(numbered)} AS SELECT ${qk.join(', ')}, row_number() OVER () AS __n FROM ${d.quoteIdentifier(diff)} WHERE __op IN ('n', 'p')`);
-      await host.execute(`ANALYZE ${d.quoteIdentifier(numbered)}`);
-      const carried = [...keys, ...inputs.filter((c) => !keys.includes(c))];
-      const text = table.definition;
-      const args = shape.call.args.map((a) => a.value).filter((v) => v.kind === 'model' || v.kind === 'descriptor' || v.kind === 'map');
-      const callOutputs = outputColumnNames([...carried, '__modelsql_ih'], modelOutputs);
-      const columns = `${[...keys, '__modelsql_ih'].map((c) => d.quoteIdentifier(c)).join(', ')}, ${callOutputs.map((c, i) => `${d.quoteIdentifier(c)} AS ${d.quoteIdentifier(outputs[i]!)}`).join(', ')}`;
-      // Chunks of `chunkRows`: each its own statement, whose end stores its answers in the prediction cache.
-      for (let from = 0; from < toPredict; from += chunkRows) {
-        const input = `SELECT /* modelsql refresh ${randomUUID()} */ ${carried.map((c) => `s.${d.quoteIdentifier(c)}`).join(', ')}, ${inputDigest} AS __modelsql_ih FROM ${source} AS s JOIN ${d.quoteIdentifier(numbered)} AS n ON ${keyJoin(host, keys, 's', 'n')} WHERE n.__n > ${from}${Number.isFinite(chunkRows) ? ` AND n.__n <= ${from + chunkRows}` : ''}`;
-        const call = `ML_PREDICT(TABLE (${input}), ${args.map((v) => text.slice(v.span.start, v.span.end)).join(', ')})`;
-        await ctx.run(from === 0 ? `CREATE TEMP TABLE ${d.quoteIdentifier(predicted)} AS SELECT ${columns} FROM ${call}` : `INSERT INTO ${d.quoteIdentifier(predicted)} SELECT ${columns} FROM ${call}`);
-        providerRows += await askedRows(host, input);
-      }
-      await host.execute(`ANALYZE ${d.quoteIdentifier(predicted)}`);
-    }
-    // 3. Apply, in one transaction.
-    const rows = await host.transaction(async () => {
-      const P = predicted === undefined ? undefined : d.quoteIdentifier(predicted);
-      const D = d.quoteIdentifier(diff);
-      // Keys new to the state have neither state nor result rows: only the others are deleted first.
-      const exists = (ops: string, target: string) => `EXISTS (SELECT 1 FROM ${D} AS dd WHERE dd.__op IN (${ops}) AND ${keyJoin(host, keys, 'dd', target)})`;
-      if (count('p') > 0 || (full && P)) await host.execute(`DELETE FROM ${names.state} WHERE ${exists("'p'", names.state)}`);
-      if (P) {
-        await host.execute(
-          `INSERT INTO ${names.state} (${[...qk, INPUT_DIGEST, ROW_DIGEST, ...outputs.map((o) => d.quoteIdentifier(o))].join(', ')}) ` +
-            `SELECT ${[...qk.map((k) => `p.${k}`), 'p.__modelsql_ih', 'dd.__rh', ...outputs.map((o) => `p.${d.quoteIdentifier(o)}`)].join(', ')} FROM ${P} AS p JOIN ${D} AS dd ON ${keyJoin(host, keys, 'p', 'dd')}`,
-        );
-      }
-      if (count('d') > 0) await host.execute(`DELETE FROM ${names.state} WHERE ${exists("'d'", names.state)}`);
-      if (count('r') > 0) await host.execute(`UPDATE ${names.state} SET ${ROW_DIGEST} = dd.__rh FROM ${D} AS dd WHERE dd.__op = 'r' AND ${keyJoin(host, keys, 'dd', names.state)}`);
-      const result = resultName(host, table);
-      if (count('p') + count('r') + count('d') > 0) await host.execute(`DELETE FROM ${result} WHERE ${exists("'p', 'r', 'd'", result)}`);
-      await host.execute(`INSERT INTO ${result} SELECT * FROM (${stateQuery(host, table, shape, outputs, diff)}) AS q`);
-      if (consumed) await host.execute(`DELETE FROM ${names.changes} WHERE seq IN (SELECT seq FROM ${d.quoteIdentifier(consumed)})`);
-      const outcome: RefreshOutcome = {
-        durationMs: Date.now() - started,
-        ...(oldest !== undefined ? { lagMs: Math.max(0, Date.now() - oldest) } : {}),
-        rowsRefreshed: [...counts.values()].reduce((a, b) => a + b, 0),
-        rowsPredicted: toPredict,
-        rowsDeleted: count('d'),
-        providerRows,
-        modelVersion: version,
-      };
-      await ctx.store.recordRefresh(table.id, outcome, new Date());
-      return outcome;
-    });
-    return rows;
-  } finally {
-    for (const t of temps.reverse()) await host.dropTempTable(t).catch(() => undefined);
   }
+  // 1. What changed, with the changed rows' values and the digest of their inputs. With
+  // change capture every recorded key is rewritten; without, rows are compared with the
+  // state by a digest of the whole row.
+  const diff = temp('diff');
+  const D = q(diff);
+  const columns = await host.describe(`SELECT * FROM ${source}`);
+  const sourceColumns = columns.map((c) => c.name);
+  const inputs = shape.binding.columns.map((id) => columnName(id, sourceColumns));
+  const inputDigest = await inputDigestOf(host, names.state, inputs.map((c) => ({ expression: `s.${q(c)}`, type: columns.find((s) => s.name === c)!.type })));
+  const rowDigest = capture ? undefined : d.rowDigest('s');
+  const st = (c: string) => `st.${q(c)}`;
+  const present = `s.${qk[0]} IS NOT NULL`;
+  const changed = full || rowDigest === undefined ? 'TRUE' : `${st(ROW_DIGEST)} IS NULL OR ${st(ROW_DIGEST)} <> ${rowDigest}`;
+  const op = `CASE WHEN NOT (${present}) THEN 'd' WHEN ${full ? 'TRUE' : `${st(INPUT_DIGEST)} IS NULL`} THEN ${full ? "'p'" : "'n'"} WHEN ${st(INPUT_DIGEST)} <> ${inputDigest} THEN 'p' ELSE 'r' END`;
+  // Driven by the changed keys when there are some (each looks up its source row and state
+  // row), else every key of the source or of the state. A key column is never NULL in either.
+  const [from, key] = changedKeys
+    ? [`${changedKeys} AS k LEFT JOIN ${source} AS s ON ${keyJoin(host, keys, 'k', 's')} LEFT JOIN ${names.state} AS st ON ${keyJoin(host, keys, 'k', 'st')}`, (c: string) => `k.${q(c)}`]
+    : [`${source} AS s FULL JOIN ${names.state} AS st ON ${keyJoin(host, keys, 's', 'st')}`, (c: string) => `coalesce(s.${q(c)}, ${st(c)})`];
+  await host.execute(
+    `CREATE TEMP TABLE ${D} AS SELECT ${sourceColumns.map((c) => (keys.includes(c) ? `${key(c)} AS ${q(c)}` : `s.${q(c)}`)).join(', ')}, ` +
+      `${inputDigest} AS ${IH}${rowDigest ? `, ${rowDigest} AS ${RH}` : ''}, ${op} AS ${OP} ` +
+      `FROM ${from} WHERE (${present} AND (${changed})) OR (NOT (${present}) AND st.${qk[0]} IS NOT NULL)`,
+  );
+  const counts = new Map((await host.execute(`SELECT ${OP}, count(*) FROM ${D} GROUP BY ${OP}`)).rows.map((r) => [String(r[0]), Number(r[1])]));
+  // n: new keys (no state, no result row yet); p: inputs changed; r: other columns changed; d: gone.
+  const count = (op: string) => counts.get(op) ?? 0;
+  const toPredict = count('n') + count('p');
+  // 2. Predictions, outside any transaction, of the changed rows as the diff holds them.
+  const carried = [...sourceColumns, IH, ...(rowDigest ? [RH] : [])];
+  const callOutputs = outputColumnNames(carried, modelOutputs);
+  const text = table.definition;
+  const args = shape.call.args.map((a) => a.value).filter((v) => v.kind === 'model' || v.kind === 'descriptor' || v.kind === 'map');
+  const call = (input: string) => `ML_PREDICT(TABLE (${input}), ${args.map((v) => text.slice(v.span.start, v.span.end)).join(', ')})`;
+  let predicted: string | undefined;
+  let providerRows = 0;
+  if (toPredict > 0) {
+    predicted = temp('predicted');
+    let rows = D;
+    let where = (_from: number) => `${OP} IN ('n', 'p')`;
+    if (Number.isFinite(chunkRows)) {
+      // Chunks of `chunkRows`: each its own statement, whose end stores its answers in the prediction cache.
+      rows = q(temp('numbered'));
+      await host.execute(`CREATE TEMP TABLE ${rows} AS SELECT *, row_number() OVER () AS ${N} FROM ${D} WHERE ${OP} IN ('n', 'p')`);
+      where = (from) => `${N} > ${from} AND ${N} <= ${from + chunkRows}`;
+    }
+    for (let from = 0; from < toPredict; from += chunkRows) {
+      const input = `SELECT /* modelsql refresh ${randomUUID()} */ ${carried.map(q).join(', ')} FROM ${rows} WHERE ${where(from)}`;
+      await ctx.run(from === 0 ? `CREATE TEMP TABLE ${q(predicted)} AS SELECT * FROM ${call(input)}` : `INSERT INTO ${q(predicted)} SELECT * FROM ${call(input)}`);
+      providerRows += await askedRows(host, input);
+    }
+  }
+  // 3. Apply, in one transaction: the state and the result rows of predicted keys from the
+  // predictions, the result rows of other changed keys from the source joined with the state.
+  return await host.transaction(async () => {
+    const exists = (ops: string, target: string) => `EXISTS (SELECT 1 FROM ${D} AS dd WHERE dd.${OP} IN (${ops}) AND ${keyJoin(host, keys, 'dd', target)})`;
+    // Keys new to the state have neither state nor result rows: only the others are deleted.
+    if (count('p') + count('d') > 0) await host.execute(`DELETE FROM ${names.state} WHERE ${exists("'p', 'd'", names.state)}`);
+    const result = resultName(host, table);
+    if (count('p') + count('r') + count('d') > 0) await host.execute(`DELETE FROM ${result} WHERE ${exists("'p', 'r', 'd'", result)}`);
+    if (predicted) {
+      const P = q(predicted);
+      await host.execute(
+        `INSERT INTO ${names.state} (${[...qk, INPUT_DIGEST, ...(rowDigest ? [ROW_DIGEST] : []), ...outputs.map(q)].join(', ')}) ` +
+          `SELECT ${[...qk, IH, ...(rowDigest ? [RH] : []), ...callOutputs.map(q)].join(', ')} FROM ${P}`,
+      );
+      const relation = `(SELECT ${sourceColumns.map(q).join(', ')}, ${callOutputs.map((c, i) => `${q(c)} AS ${q(outputs[i]!)}`).join(', ')} FROM ${P})`;
+      await host.execute(`INSERT INTO ${result} SELECT * FROM (${definitionOver(table, shape, relation)}) AS q`);
+    }
+    if (count('r') > 0) {
+      if (rowDigest) await host.execute(`UPDATE ${names.state} SET ${ROW_DIGEST} = dd.${RH} FROM ${D} AS dd WHERE dd.${OP} = 'r' AND ${keyJoin(host, keys, 'dd', names.state)}`);
+      await host.execute(`INSERT INTO ${result} SELECT * FROM (${stateQuery(host, table, shape, outputs, `(SELECT * FROM ${D} WHERE ${OP} = 'r')`)}) AS q`);
+    }
+    if (consumed) await host.execute(`DELETE FROM ${names.changes} WHERE seq IN (SELECT seq FROM ${q(consumed)})`);
+    const outcome: RefreshOutcome = {
+      durationMs: Date.now() - started,
+      ...(oldest !== undefined ? { lagMs: Math.max(0, Date.now() - oldest) } : {}),
+      rowsRefreshed: [...counts.values()].reduce((a, b) => a + b, 0),
+      rowsPredicted: toPredict,
+      rowsDeleted: count('d'),
+      providerRows,
+      modelVersion: version,
+    };
+    await ctx.store.recordRefresh(table.id, outcome, new Date());
+    return outcome;
+  });
+}
+
+/**
+ * The digest of the inputs `columns` (expressions over alias `s`, with their host types)
+ * the state `state` keeps: the host's `inputHash` when its digest column has
+ * `catalogTypes.bigint` (chosen at CREATE), else `valuesDigest`.
+ */
+async function inputDigestOf(host: Host, state: string, columns: readonly { expression: string; type: string }[]): Promise<string> {
+  const d = host.dialect;
+  const [digest] = await host.describe(`SELECT ${INPUT_DIGEST} FROM ${state}`);
+  if (digest?.type !== d.catalogTypes.bigint) return d.valuesDigest(columns.map((c) => c.expression));
+  const hash = d.inputHash?.(columns);
+  if (hash === undefined) {
+    throw new ModelSqlError('55000', `the types of the materialized table's DESCRIPTOR columns (${columns.map((c) => c.type).join(', ')}) changed since CREATE; drop the materialized table and create it again`);
+  }
+  return hash;
 }
 
 /** Refreshes a FULL table: the query runs whole, and one transaction replaces the rows. */

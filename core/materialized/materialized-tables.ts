@@ -21,6 +21,7 @@ import { MaterializedStore, type MaterializedTable, type RefreshOutcome } from '
 import {
   INPUT_DIGEST,
   ROW_DIGEST,
+  columnName,
   definitionShape,
   outputNames,
   privateNames,
@@ -229,12 +230,13 @@ export class MaterializedTables {
     if (shape.binding.columns.length !== model.version.input.length) {
       throw new ArgumentError('42804', `DESCRIPTOR has ${shape.binding.columns.length} columns but the model takes ${model.version.input.length} inputs`, positionAt(text, shape.binding.descriptorSpan.start));
     }
+    const digest = await this.inputDigestType(source, shape);
     const table: MaterializedTable = await host.transaction(async () => {
       const id = await this.store.nextId();
       const row = { ...base, id, source: { schema: source.schema, name: source.table }, sourceKey: keys, model: { schema: model.entry.schema, name: model.entry.name } };
       await this.store.insert(row);
       const created = (await this.store.byId(id))!;
-      await this.createPrivate(created, model.version.output);
+      await this.createPrivate(created, model.version.output, digest);
       await host.execute(`CREATE TABLE ${resultName(host, created)} AS SELECT * FROM (${stateQuery(host, created, definitionShape(created), await outputNames(host, created, model.version.output.map((c) => c.name)), undefined)}) AS q LIMIT 0`);
       return created;
     });
@@ -246,8 +248,30 @@ export class MaterializedTables {
     }
   }
 
-  /** The state table (and on Postgres the change capture) of a CONTINUOUS table. */
-  private async createPrivate(table: MaterializedTable, outputs: readonly { name: string; type: string }[]): Promise<void> {
+  /**
+   * The type of the state's input digest: `catalogTypes.bigint` when the host's cheaper
+   * `inputHash` takes the source's input columns (and runs: tried on NULLs of their types,
+   * apart from any enclosing transaction), else text (`valuesDigest`).
+   */
+  private async inputDigestType(source: { schema: string; table: string }, shape: IncrementalShape): Promise<string> {
+    const d = this.host.dialect;
+    const columns = await this.host.describe(`SELECT * FROM ${d.quoteIdentifier(source.schema)}.${d.quoteIdentifier(source.table)}`);
+    const typed = shape.binding.columns.map((id) => {
+      const type = columns.find((c) => c.name === columnName(id, columns.map((c) => c.name)))!.type;
+      return { expression: `CAST(NULL AS ${type})`, type };
+    });
+    const probe = d.inputHash?.(typed);
+    if (probe === undefined) return d.catalogTypes.text;
+    try {
+      await this.host.transaction(() => this.host.execute(`SELECT ${probe}`));
+      return d.catalogTypes.bigint;
+    } catch {
+      return d.catalogTypes.text;
+    }
+  }
+
+  /** The state table (and on Postgres the change capture) of a CONTINUOUS table; `digest` is the type of its input digest. */
+  private async createPrivate(table: MaterializedTable, outputs: readonly { name: string; type: string }[], digest: string): Promise<void> {
     const host = this.host;
     const d = host.dialect;
     const names = privateNames(host, table.id);
@@ -256,7 +280,7 @@ export class MaterializedTables {
     const outputNamesInResult = await outputNames(host, table, outputs.map((o) => o.name));
     const typed = outputs.map((o, i) => `CAST(NULL AS ${d.hostType(parseDataType(o.type))}) AS ${d.quoteIdentifier(outputNamesInResult[i]!)}`);
     await host.execute(
-      `CREATE TABLE ${names.state} AS SELECT ${keys.map((k) => `s.${k}`).join(', ')}, CAST(NULL AS ${d.catalogTypes.text}) AS ${INPUT_DIGEST}, CAST(NULL AS ${d.catalogTypes.text}) AS ${ROW_DIGEST}, ${typed.join(', ')} FROM ${source} AS s LIMIT 0`,
+      `CREATE TABLE ${names.state} AS SELECT ${keys.map((k) => `s.${k}`).join(', ')}, CAST(NULL AS ${digest}) AS ${INPUT_DIGEST}, CAST(NULL AS ${d.catalogTypes.text}) AS ${ROW_DIGEST}, ${typed.join(', ')} FROM ${source} AS s LIMIT 0`,
     );
     await host.execute(`CREATE INDEX ${names.stateKeyIndex} ON ${names.state} (${keys.join(', ')})`);
     const capture = d.changeCapture;

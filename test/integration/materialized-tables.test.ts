@@ -112,6 +112,39 @@ for (const adapter of ADAPTERS) {
       await db.sql('DROP TABLE burst');
     });
 
+    it('keeps predictions over NUMERIC inputs in step (their digest is the md5 of their text on Postgres)', async () => {
+      await db.sql('CREATE TABLE dec_points (id INTEGER PRIMARY KEY, a NUMERIC(10, 2), b NUMERIC(10, 2))');
+      await db.sql('INSERT INTO dec_points VALUES (1, 1.5, 2), (2, 3, 4), (3, 5, 6)');
+      await db.sql(`CREATE MATERIALIZED TABLE dec_y FRESHNESS = INTERVAL '1' MINUTE AS SELECT id, y FROM ML_PREDICT(TABLE dec_points, MODEL lin, DESCRIPTOR(a, b))`);
+      await db.sql('UPDATE dec_points SET a = 7.25 WHERE id = 2');
+      await db.sql('DELETE FROM dec_points WHERE id = 3');
+      await db.sql('ALTER MATERIALIZED TABLE dec_y REFRESH');
+      const rows = (await db.sql('SELECT t.id, t.y, p.a, p.b FROM dec_y AS t JOIN dec_points AS p ON p.id = t.id ORDER BY t.id')).rows;
+      expect(rows.map((r) => r[0])).toEqual([1, 2]);
+      for (const [, y, a, b] of rows) expect(Math.abs(Number(y) - linearExpected(Number(a), Number(b)))).toBeLessThan(1e-3);
+      const described = new Map((await db.sql('DESCRIBE MATERIALIZED TABLE dec_y')).rows.map((r) => [r[0], r[1]]));
+      expect(described.get('rows_predicted')).toBe('4');
+      await db.sql('DROP MATERIALIZED TABLE dec_y');
+      await db.sql('DROP TABLE dec_points');
+    });
+
+    it('re-predicts a row whose text input changed only in case, and only that row', async () => {
+      await db.sql('CREATE TABLE cased (id INTEGER PRIMARY KEY, body VARCHAR, note VARCHAR)');
+      await db.sql(`INSERT INTO cased VALUES (1, 'Good', 'a'), (2, 'Bad', 'b')`);
+      await db.sql(`CREATE MATERIALIZED TABLE cased_labels FRESHNESS = INTERVAL '1' MINUTE AS SELECT id, label FROM ML_PREDICT(TABLE cased, MODEL labeler, DESCRIPTOR(body))`);
+      server.reset();
+      await db.sql(`UPDATE cased SET body = 'good' WHERE id = 1`);
+      await db.sql(`UPDATE cased SET note = 'B' WHERE id = 2`);
+      await db.sql('ALTER MATERIALIZED TABLE cased_labels REFRESH');
+      expect(asked(server)).toEqual(['good']);
+      expect((await db.sql('SELECT id, label FROM cased_labels ORDER BY id')).rows).toEqual([
+        [1, 'label of good'],
+        [2, 'label of Bad'],
+      ]);
+      await db.sql('DROP MATERIALIZED TABLE cased_labels');
+      await db.sql('DROP TABLE cased');
+    });
+
     it('SUSPEND keeps a table as it is for the worker, RESUME and SET FRESHNESS change its state; a new default model version re-predicts every row', async () => {
       await db.sql('CREATE TABLE notes (id INTEGER PRIMARY KEY, body VARCHAR)');
       await db.sql(`INSERT INTO notes VALUES (1, 'one'), (2, 'two')`);
