@@ -303,6 +303,12 @@ export interface ChangeCaptureDialect {
   install(spec: CaptureSpec): readonly string[];
   /** Statements that remove what `install` made. */
   uninstall(spec: CaptureSpec): readonly string[];
+  /**
+   * Statements that move every change record of table `changes` into a new temporary table
+   * `into` (quoted), in the caller's transaction: a refresh that then fails or dies leaves
+   * them where they were.
+   */
+  take(changes: string, into: string): readonly string[];
   /** A query of one boolean: takes the refresh lock of materialized table `id` if free (held by the connection until `unlock`). */
   tryLock(id: number): string;
   /** A statement that waits for and takes the refresh lock. */

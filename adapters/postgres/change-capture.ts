@@ -50,6 +50,8 @@ END $modelsql$`,
       `DROP TABLE IF EXISTS ${spec.changes}`,
     ];
   },
+  // https://www.postgresql.org/docs/current/queries-with.html#QUERIES-WITH-MODIFYING
+  take: (changes, into) => [`CREATE TEMPORARY TABLE ${into} AS SELECT * FROM ${changes} WITH NO DATA`, `WITH taken AS (DELETE FROM ${changes} RETURNING *) INSERT INTO ${into} SELECT * FROM taken`],
   tryLock: (id) => `SELECT pg_try_advisory_lock(${LOCK_CLASS}, ${Math.trunc(id)})`,
   lock: (id) => `SELECT pg_advisory_lock(${LOCK_CLASS}, ${Math.trunc(id)})`,
   unlock: (id) => `SELECT pg_advisory_unlock(${LOCK_CLASS}, ${Math.trunc(id)})`,

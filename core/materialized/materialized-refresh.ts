@@ -150,6 +150,7 @@ async function refreshSteps(ctx: RefreshContext, table: MaterializedTable, model
   const source = sourceName(host, table);
   const qk = keys.map(q);
   const capture = d.changeCapture;
+  const local = !Number.isFinite(chunkRows);
   // The change records this refresh consumes (a snapshot: later ones wait for the next refresh).
   // The changed keys (from change capture), or undefined: every row is compared.
   let changedKeys: string | undefined;
@@ -157,7 +158,9 @@ async function refreshSteps(ctx: RefreshContext, table: MaterializedTable, model
   let oldest: number | undefined;
   if (capture) {
     consumed = temp('changes');
-    await host.execute(`CREATE TEMP TABLE ${q(consumed)} AS SELECT * FROM ${names.changes}`);
+    // A local model's refresh is one transaction: it takes the records at once; a remote one's copies them, and deletes them when it applies.
+    if (local) for (const sql of capture.take(names.changes, q(consumed))) await host.execute(sql);
+    else await host.execute(`CREATE TEMP TABLE ${q(consumed)} AS SELECT * FROM ${names.changes}`);
     const r = await host.execute(`SELECT count(*), CAST(extract(epoch FROM min(changed_at)) * 1000 AS DOUBLE PRECISION), count(*) FILTER (WHERE ${qk.map((k) => `${k} IS NULL`).join(' AND ')}) FROM ${q(consumed)}`);
     const [count, min, truncated] = r.rows[0]!;
     if (Number(count) === 0 && !full) return { durationMs: Date.now() - started, rowsRefreshed: 0, rowsPredicted: 0, rowsDeleted: 0, providerRows: 0 };
@@ -240,7 +243,7 @@ async function refreshSteps(ctx: RefreshContext, table: MaterializedTable, model
       if (rowDigest) await host.execute(`UPDATE ${names.state} SET ${ROW_DIGEST} = dd.${RH} FROM ${D} AS dd WHERE dd.${OP} = 'r' AND ${keyJoin(host, keys, 'dd', names.state)}`);
       await host.execute(`INSERT INTO ${result} SELECT * FROM (${stateQuery(host, table, shape, outputs, `(SELECT * FROM ${D} WHERE ${OP} = 'r')`)}) AS q`);
     }
-    if (consumed) await host.execute(`DELETE FROM ${names.changes} WHERE seq IN (SELECT seq FROM ${q(consumed)})`);
+    if (consumed && !local) await host.execute(`DELETE FROM ${names.changes} WHERE seq IN (SELECT seq FROM ${q(consumed)})`);
     const outcome: RefreshOutcome = {
       durationMs: Date.now() - started,
       ...(oldest !== undefined ? { lagMs: Math.max(0, Date.now() - oldest) } : {}),

@@ -130,16 +130,16 @@ for (const adapter of ADAPTERS) {
 
     it('re-predicts a row whose text input changed only in case, and only that row', async () => {
       await db.sql('CREATE TABLE cased (id INTEGER PRIMARY KEY, body VARCHAR, note VARCHAR)');
-      await db.sql(`INSERT INTO cased VALUES (1, 'Good', 'a'), (2, 'Bad', 'b')`);
+      await db.sql(`INSERT INTO cased VALUES (1, 'Cased', 'a'), (2, 'Kept', 'b')`);
       await db.sql(`CREATE MATERIALIZED TABLE cased_labels FRESHNESS = INTERVAL '1' MINUTE AS SELECT id, label FROM ML_PREDICT(TABLE cased, MODEL labeler, DESCRIPTOR(body))`);
       server.reset();
-      await db.sql(`UPDATE cased SET body = 'good' WHERE id = 1`);
+      await db.sql(`UPDATE cased SET body = 'cased' WHERE id = 1`);
       await db.sql(`UPDATE cased SET note = 'B' WHERE id = 2`);
       await db.sql('ALTER MATERIALIZED TABLE cased_labels REFRESH');
-      expect(asked(server)).toEqual(['good']);
+      expect(asked(server)).toEqual(['cased']);
       expect((await db.sql('SELECT id, label FROM cased_labels ORDER BY id')).rows).toEqual([
-        [1, 'label of good'],
-        [2, 'label of Bad'],
+        [1, 'label of cased'],
+        [2, 'label of Kept'],
       ]);
       await db.sql('DROP MATERIALIZED TABLE cased_labels');
       await db.sql('DROP TABLE cased');
