@@ -24,7 +24,6 @@ import type { Socket } from 'node:net';
 import { TLSSocket, type SecureContext } from 'node:tls';
 import { ModelSqlError } from '../../../core/errors.js';
 import type { ModelSession, PreparedQuery } from '../../../core/session/model-session.js';
-import type { QueryResult } from '../../../core/session/session.js';
 import type { QueryStatement, Statement } from '../../../core/sql/ast.js';
 import { parseScript, parseScriptAfter } from '../../../core/sql/parser.js';
 import type { LexOptions } from '../../../core/sql/lexer.js';
@@ -74,6 +73,7 @@ import type { ConnectionCounts } from './proxy-metrics.js';
 import { bytesMayHoldModelSyntax, modelStatements, modelStatementsSafe } from './model-router.js';
 import { bindStatementName, firstString } from './message-peek.js';
 import { mappedPosition, shifted, characterOffset, type PositionMap } from './error-positions.js';
+import type { QueryResult } from '../../../core/model-types.js';
 
 /** What a connection needs from the proxy server. */
 export interface ProxyContext {
