@@ -8,7 +8,7 @@
  */
 import { asModelSqlError } from '../../../core/errors.js';
 import type { QueryResult, ResultColumn } from '../../../core/session/session.js';
-import { commandComplete, dataRow, errorResponse, errorResponseFromFields, rowDescription, type ColumnSpec } from './protocol.js';
+import { commandComplete, dataRow, errorResponse, errorResponseFromFields, rowDescription, type ColumnSpec } from './message-builders.js';
 
 /** OID and length of the types model-DDL results use; anything else is sent as text (25). */
 const TYPES: ReadonlyMap<string, readonly [number, number]> = new Map<string, readonly [number, number]>([
