@@ -17,6 +17,7 @@ import { appendBatch } from './duckdb-chunks.js';
 import { DuckDBDialect } from './duckdb-dialect.js';
 import { mapDuckDBError } from './duckdb-errors.js';
 import { openDuckDBStage, STAGE_DATABASE } from './duckdb-stage.js';
+import { AFTER_REPLAY, hasWriteAheadLog } from './wal-recovery.js';
 import type { ColumnBatch, ColumnData } from '../../core/model-types.js';
 
 /**
@@ -46,8 +47,10 @@ export class DuckDBHost implements Host {
   /** Opens a database file (created when missing) or, with no path, an in-memory database. */
   static async open(path?: string): Promise<DuckDBHost> {
     try {
+      const replayed = hasWriteAheadLog(path);
       const instance = await duckdbApi.DuckDBInstance.create(path ?? ':memory:');
       const connection = await instance.connect();
+      if (replayed) await connection.run(AFTER_REPLAY);
       return new DuckDBHost(instance, connection);
     } catch (error) {
       throw mapDuckDBError(error);
