@@ -2,18 +2,23 @@
  * Refreshing one materialized table.
  *
  * CONTINUOUS (an incremental query, incremental-query.ts): the table's state
- * `ml_catalog.mt_<id>_state` holds, per source key, a digest of the model's inputs, a digest
- * of the whole source row and the model's outputs. A refresh
+ * `ml_catalog.mt_<id>_state` holds, per source key, a digest of the model's inputs (the
+ * host's `inputHash` or `valuesDigest`, chosen at CREATE: the digest column's type tells
+ * which), without change capture a digest of the whole source row, and the model's
+ * outputs. A refresh
  *  1. compares the source with the state (on hosts with change capture, only the keys the
- *     triggers recorded): new rows and rows whose inputs changed are to be predicted, rows
- *     whose other columns changed only rewritten, rows gone deleted;
- *  2. runs ML_PREDICT over the rows to predict, outside any transaction, so that each
- *     answer of a remote model lands in the prediction cache as it comes (a refresh that
- *     dies here asks the provider again only for rows it had no answer for);
- *  3. in ONE transaction: writes the predictions into the state, deletes and rewrites the
- *     result rows of every changed key from the source joined with the state, consumes the
+ *     triggers recorded, each rewritten): new rows and rows whose inputs changed are to be
+ *     predicted, rows whose other columns changed only rewritten, rows gone deleted; the
+ *     comparison keeps the changed rows' values;
+ *  2. runs ML_PREDICT over those values; a remote model's outside any transaction, so that
+ *     each answer lands in the prediction cache as it comes (a refresh that dies here asks
+ *     the provider again only for rows it had no answer for);
+ *  3. in ONE transaction: deletes the state and result rows of changed keys that have them,
+ *     writes the state and the result rows of predicted keys from the predictions and the
+ *     other changed keys' result rows from the source joined with the state, consumes the
  *     change records it read and adds its figures to the catalog row.
- * A crash before 3 commits leaves table, state and change records as they were.
+ * A local model's refresh is one transaction from 1 to 3. A crash before 3 commits leaves
+ * table, state and change records as they were.
  *
  * FULL: the query runs whole into a temporary table, and one transaction replaces the
  * result's rows with it.
@@ -151,8 +156,8 @@ async function refreshSteps(ctx: RefreshContext, table: MaterializedTable, model
   const qk = keys.map(q);
   const capture = d.changeCapture;
   const local = !Number.isFinite(chunkRows);
-  // The change records this refresh consumes (a snapshot: later ones wait for the next refresh).
-  // The changed keys (from change capture), or undefined: every row is compared.
+  // The change records this refresh consumes (later ones wait for the next refresh), and
+  // the keys they name; without change capture (or after a TRUNCATE) every row is compared.
   let changedKeys: string | undefined;
   let consumed: string | undefined;
   let oldest: number | undefined;
@@ -198,7 +203,7 @@ async function refreshSteps(ctx: RefreshContext, table: MaterializedTable, model
   // n: new keys (no state, no result row yet); p: inputs changed; r: other columns changed; d: gone.
   const count = (op: string) => counts.get(op) ?? 0;
   const toPredict = count('n') + count('p');
-  // 2. Predictions, outside any transaction, of the changed rows as the diff holds them.
+  // 2. Predictions of the changed rows as the diff holds them (a remote model's outside any transaction).
   const carried = [...sourceColumns, IH, ...(rowDigest ? [RH] : [])];
   const callOutputs = outputColumnNames(carried, modelOutputs);
   const text = table.definition;
