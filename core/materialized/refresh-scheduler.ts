@@ -52,7 +52,7 @@ export class RefreshScheduler {
 
   /** One pass: refreshes each ACTIVE table that is due (with `all`, every ACTIVE table); resolves to the ms until the next one is due. */
   async runOnce(all = false): Promise<number> {
-    const tables = await this.tables.store.list();
+    const tables = await this.tables.store.refreshable();
     let next = Infinity;
     for (const table of tables) {
       if (this.stopped) break;
