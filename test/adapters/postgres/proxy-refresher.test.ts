@@ -126,4 +126,24 @@ const postgres = ADAPTERS.find((a) => a.name === 'postgres');
       await check.end();
     }
   }, 300_000);
+
+  it('a failing refresh is counted in /metrics and in DESCRIBE, and the next one after the fault catches up', async () => {
+    const upstream = new URL(url);
+    const labels = `database="${upstream.pathname.slice(1)}",schema="public",table="labels"`;
+    const errors = async () => (await Promise.all(proxies.map(scrape))).reduce((n, t) => n + sample(t, 'modelsql_materialized_refresh_errors_total', labels), 0);
+    const before = await errors();
+    server.setFault(() => ({ kind: 'status', status: 400, message: 'refused by the test' }));
+    await db.sql(`INSERT INTO reviews VALUES (${ROWS + 1}, 'late review')`);
+    await until(async () => (await errors()) > before);
+    const described = new Map((await db.sql('DESCRIBE MATERIALIZED TABLE labels')).rows.map((r) => [r[0], r[1]]));
+    expect(Number(described.get('error_count'))).toBeGreaterThan(0);
+    expect(described.get('last_error')).toMatch(/refused by the test/);
+    const texts = await Promise.all(proxies.map(scrape));
+    expect(texts.reduce((n, t) => n + sample(t, 'modelsql_materialized_refreshes_total', `${labels},outcome="error"`), 0)).toBe(await errors());
+    server.setFault(undefined);
+    // A later change wakes the refreshers; they apply both rows.
+    await db.sql(`INSERT INTO reviews VALUES (${ROWS + 2}, 'later review')`);
+    await until(async () => Number((await db.sql('SELECT count(*) FROM labels')).rows[0]![0]) === ROWS + 2);
+    expect((await db.sql(`SELECT label FROM labels WHERE id > ${ROWS} ORDER BY id`)).rows).toEqual([['label of late review'], ['label of later review']]);
+  }, 300_000);
 });
