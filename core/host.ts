@@ -283,6 +283,10 @@ export interface MaterializedCatalogSql {
   readonly drop: string;
   /** `$1` a table's owner: one boolean, whether the current role has that owner's privileges (a refresher refreshes those tables only). */
   readonly mayRefresh: string;
+  /** The statement a refresher runs to act as a table's owner for its refresh (Postgres: `SET ROLE`). */
+  actAs(owner: string): string;
+  /** The statement that ends {@link actAs}. */
+  readonly actAsSelf: string;
 }
 
 /** Host session settings to hold while some work runs ({@link SqlDialect.trainingSettings}). */

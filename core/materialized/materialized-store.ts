@@ -120,9 +120,9 @@ export class MaterializedStore {
     const tables = await this.list();
     const writes = this.writes;
     if (!writes) return tables;
-    const out: MaterializedTable[] = [];
-    for (const t of tables) if ((await this.host.execute(writes.mayRefresh, [t.owner])).rows[0]![0] === true) out.push(t);
-    return out;
+    const may = new Map<string, boolean>();
+    for (const owner of new Set(tables.map((t) => t.owner))) may.set(owner, (await this.host.execute(writes.mayRefresh, [owner])).rows[0]![0] === true);
+    return tables.filter((t) => may.get(t.owner));
   }
 
   /** Adds the row of a new materialized table (statistics zero), in the caller's transaction; resolves to its id. */

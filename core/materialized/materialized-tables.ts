@@ -87,6 +87,26 @@ export class MaterializedTables {
    * for that refresh to end and refreshes after it.
    */
   async refresh(table: MaterializedTable, wait: boolean): Promise<RefreshOutcome | undefined> {
+    return this.refreshWith(table, wait);
+  }
+
+  /**
+   * A refresher's refresh ({@link refresh} with `wait` false): on a host with roles it acts
+   * as the table's owner for the refresh (Postgres: `SET ROLE owner`), so that the owner's
+   * query runs with the owner's rights and its answers go to the owner's prediction cache.
+   */
+  async refreshAsOwner(table: MaterializedTable): Promise<RefreshOutcome | undefined> {
+    const roles = this.host.dialect.roles?.materialized;
+    if (!roles) return this.refreshWith(table, false);
+    await this.host.execute(roles.actAs(table.owner));
+    try {
+      return await this.refreshWith(table, false);
+    } finally {
+      await this.host.execute(roles.actAsSelf);
+    }
+  }
+
+  private async refreshWith(table: MaterializedTable, wait: boolean): Promise<RefreshOutcome | undefined> {
     const capture = this.host.dialect.changeCapture;
     if (capture) {
       if (!wait) {

@@ -64,7 +64,7 @@ export class RefreshScheduler {
         this.notified.delete(table.id);
         this.checked.set(table.id, Date.now());
         try {
-          const outcome = await this.tables.refresh(table, false);
+          const outcome = await this.tables.refreshAsOwner(table);
           if (outcome === undefined || outcome.rowsRefreshed > 0) this.options.onRefresh?.(table, outcome);
         } catch (error) {
           this.options.onError?.(table, error);

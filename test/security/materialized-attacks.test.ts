@@ -7,7 +7,9 @@
  * his operators. Every attack fails, and her table stays as it was and keeps refreshing.
  */
 import { connectPostgres } from '../../adapters/postgres/index.js';
-import { ROLE, aliceModel, aliceServer, as, failure, roleUrl, rows } from './attack-fixture.js';
+import { startProxy } from '../../adapters/postgres/proxy/index.js';
+import type { ModelSession } from '../../core/session/model-session.js';
+import { PASSWORD, ROLE, aliceModel, aliceServer, as, dbUrl, failure, roleUrl, rows, tag } from './attack-fixture.js';
 import { hostileObjects } from './hostile-objects.js';
 
 /** alice's materialized table, its id, and what a refresh of it gives. */
@@ -183,6 +185,58 @@ test('alice’s refreshes, by direct SQL and through the proxy, run none of bob�
   const stats = await aliceStats();
   expect(stats.slice(0, 3)).toEqual(['ACTIVE', '3600', 'CONTINUOUS']);
   expect(stats[5]).toBe('0');
+});
+
+test('a proxy refreshing as a member of alice acts as alice for her table, and leaves bob’s alone', async () => {
+  const refresher = `refresher_${tag}`;
+  await as('superuser', 'direct', async (c) => {
+    await c.query(`CREATE ROLE ${refresher} LOGIN PASSWORD '${PASSWORD}'`);
+    await c.query(`GRANT ${ROLE.alice} TO ${refresher}`);
+  });
+  await as('bob', 'direct', async (c) => {
+    await c.query('CREATE TABLE public.bob_plain (id integer PRIMARY KEY)');
+    await c.query('INSERT INTO public.bob_plain VALUES (1)');
+  });
+  await as('bob', 'proxy', (c) => c.query(`CREATE MATERIALIZED TABLE public.bob_full FRESHNESS = INTERVAL '1' SECOND REFRESH_MODE = FULL AS SELECT id FROM public.bob_plain`));
+  await as('bob', 'direct', (c) => c.query('INSERT INTO public.bob_plain VALUES (2)'));
+  // Due at every pass: the refresher refreshes it whenever it starts.
+  await as('alice', 'proxy', (c) => c.query(`ALTER MATERIALIZED TABLE ${TABLE} SET FRESHNESS = INTERVAL '1' SECOND`));
+  const upstream = new URL(dbUrl);
+  const refreshUrl = new URL(dbUrl);
+  refreshUrl.username = refresher;
+  refreshUrl.password = PASSWORD;
+  const proxy = await startProxy({ upstream: `postgres://${upstream.host}${upstream.pathname}?sslmode=disable`, listen: 0, refreshUrl: refreshUrl.toString(), session: { allowedUrlPrefixes: ['*'] }, log: () => undefined });
+  try {
+    await as('alice', 'direct', (c) => c.query(`INSERT INTO alices.reviews VALUES (7, 'seven')`));
+    // A client of the database starts the proxy's refresher.
+    const url = new URL(roleUrl('alice', 'direct'));
+    url.host = `127.0.0.1:${proxy.port}`;
+    const pg = await import('pg');
+    const client = new pg.default.Client({ connectionString: url.toString() });
+    await client.connect();
+    try {
+      while ((await aliceRows()).length === 0) await new Promise((r) => setTimeout(r, 50));
+    } finally {
+      await client.end();
+    }
+  } finally {
+    await proxy.close();
+  }
+  expect(await aliceRows()).toEqual([[7, 'echo: seven']]);
+  await as('superuser', 'direct', async (c) => {
+    // The refresh's model run was alice's (SET ROLE for the refresh), not the refresher's.
+    expect(await rows(c, `SELECT DISTINCT run_by FROM ml_catalog.prediction_runs WHERE model_name = 'labeler'`)).toEqual([[ROLE.alice]]);
+    // bob's table, whose owner the refresher is no member of, was not refreshed (its one refresh is CREATE's).
+    expect(await rows(c, `SELECT refresh_count FROM ml_catalog.materialized_tables WHERE table_name = 'bob_full'`)).toEqual([['1']]);
+  });
+  // What the refresher's role may refresh: the tables of the roles whose privileges it has.
+  const asRefresher = await connectPostgres(refreshUrl.toString());
+  try {
+    expect((await (asRefresher as ModelSession).materialized.store.refreshable()).map((t) => t.name)).toEqual(['alice_labels']);
+  } finally {
+    await asRefresher.close();
+  }
+  await as('bob', 'proxy', (c) => c.query('DROP MATERIALIZED TABLE public.bob_full'));
 });
 
 test('the source cannot be dropped under the table, by its owner either; DROP MATERIALIZED TABLE takes every private object', async () => {

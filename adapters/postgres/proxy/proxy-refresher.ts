@@ -34,6 +34,8 @@ export interface RefresherHooks {
 const POLL_MS = 1000;
 /** After a refresher failed, the next client of its database starts it again only after this many ms. */
 const RETRY_MS = 5000;
+/** On close, how long a refresh in progress may go on before its connection is closed (the refresh rolls back; another refresher redoes it). */
+const STOP_GRACE_MS = 5000;
 
 /** One database's refresher. */
 interface Refresher {
@@ -149,6 +151,10 @@ export class ProxyRefreshers {
     return {
       async stop() {
         stopAll();
+        let timer: NodeJS.Timeout | undefined;
+        const late = await Promise.race([loop.then(() => false), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), STOP_GRACE_MS)))]);
+        clearTimeout(timer);
+        if (late) await session.close().catch(() => undefined);
         await loop;
       },
     };
