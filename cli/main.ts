@@ -199,6 +199,12 @@ async function shellCommand(args: Target & { format: OutputFormat }): Promise<nu
  * `modelsql proxy`: serves until SIGINT/SIGTERM, then closes every connection. Resolves to
  * the exit status.
  */
+/** The upstream URL as written, as a connection URL of the role it names (with its password); undefined when it names none. */
+function upstreamRole(written: string | undefined): string | undefined {
+  if (written === undefined || !/^postgres(ql)?:\/\//.test(written) || !new URL(written).username) return undefined;
+  return resolvePostgresUrl(written, process.env, 'client');
+}
+
 async function proxyCommand(args: {
   upstream?: string;
   listen: string;
@@ -242,7 +248,13 @@ async function proxyCommand(args: {
     return EXIT_ERROR;
   }
   // The refreshers' role: --refresh-url, else $MODELSQL_REFRESH_URL, else the upstream URL when it names a role.
-  const refreshUrl = args.refresh ? (args.refreshUrl ?? (process.env['MODELSQL_REFRESH_URL'] || undefined) ?? (new URL(upstreamUrl).username ? upstreamUrl : undefined)) : undefined;
+  let refreshUrl: string | undefined;
+  try {
+    refreshUrl = args.refresh ? (args.refreshUrl ?? (process.env['MODELSQL_REFRESH_URL'] || undefined) ?? upstreamRole(args.upstream ?? process.env['DATABASE_URL'])) : undefined;
+  } catch (error) {
+    writeError(`${formatError(error)}\n`);
+    return EXIT_ERROR;
+  }
   let proxy: Awaited<ReturnType<typeof startProxy>>;
   try {
     proxy = await startProxy({
@@ -287,7 +299,7 @@ async function proxyCommand(args: {
     `modelsql proxy listening on ${proxy.host}:${proxy.port}${tls ? ' (TLS)' : ''}, upstream ${upstream.host || upstream.searchParams.get('host') || 'localhost'}${upstream.pathname}; ` +
       `model files from: ${args.modelDir.join(', ') || 'none (only models the catalog holds)'}; endpoints: ${args.allowEndpoint.join(', ') || 'none'}` +
       `${proxy.metrics ? `; metrics on http://${proxy.metrics.host}:${proxy.metrics.port}/metrics` : ''}` +
-      `; materialized tables ${refreshUrl === undefined ? 'not refreshed (no --refresh-url)' : `refreshed as ${decodeURIComponent(new URL(refreshUrl).username) || 'the default user'}`}\n`,
+      `; materialized tables ${refreshUrl === undefined ? `not refreshed (${args.refresh ? 'no --refresh-url' : '--no-refresh'})` : `refreshed as ${decodeURIComponent(new URL(refreshUrl).username) || 'the default user'}`}\n`,
   );
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     const stop = (name: NodeJS.Signals): void => {
