@@ -6,8 +6,9 @@
  * capture's notifications and runs the same scheduler as `modelsql worker`
  * (core/materialized/refresh-scheduler.ts): each refresh holds the table's advisory lock,
  * so proxies and workers on one database never refresh a table at the same time. It
- * refreshes the tables of the roles whose privileges its role has, and never creates or
- * upgrades a catalog: it waits until the database holds one of this modelsql's layout.
+ * refreshes the tables of the roles whose privileges its role has, acting as each table's
+ * owner for its refresh (`SET ROLE`), and never creates or upgrades a catalog: it waits
+ * until the database holds one of this modelsql's layout.
  */
 import { readCatalogVersion, CATALOG_VERSION } from '../../../core/catalog/catalog-layout.js';
 import type { MaterializedTable, RefreshOutcome } from '../../../core/materialized/materialized-store.js';
