@@ -184,7 +184,14 @@ export function materializedLayout(mayAlter: (owner: string) => string, catalogO
     `SELECT pg_catalog.setval('ml_catalog.materialized_ids', COALESCE(pg_catalog.max(table_id), 0) OPERATOR(pg_catalog.+) 1, false) FROM ml_catalog.materialized_tables`,
     'ALTER TABLE ml_catalog.materialized_tables ADD CONSTRAINT materialized_tables_id PRIMARY KEY (table_id)',
     'CREATE UNIQUE INDEX materialized_tables_name ON ml_catalog.materialized_tables (schema_name, table_name)',
-    `ALTER TABLE ml_catalog.materialized_tables ADD CONSTRAINT materialized_tables_values CHECK (status IN ('ACTIVE', 'SUSPENDED') AND refresh_mode IN ('CONTINUOUS', 'FULL') AND freshness_seconds BETWEEN 1 AND 31622400 AND rows_refreshed >= 0 AND rows_predicted >= 0 AND rows_deleted >= 0 AND provider_rows >= 0)`,
+    // Every operator qualified and typed: a constraint keeps the operators it was created with.
+    `ALTER TABLE ml_catalog.materialized_tables ADD CONSTRAINT materialized_tables_values CHECK (${[
+      `(status OPERATOR(pg_catalog.=) CAST('ACTIVE' AS pg_catalog.text) OR status OPERATOR(pg_catalog.=) CAST('SUSPENDED' AS pg_catalog.text))`,
+      `(refresh_mode OPERATOR(pg_catalog.=) CAST('CONTINUOUS' AS pg_catalog.text) OR refresh_mode OPERATOR(pg_catalog.=) CAST('FULL' AS pg_catalog.text))`,
+      'freshness_seconds OPERATOR(pg_catalog.>=) CAST(1 AS pg_catalog.int8)',
+      'freshness_seconds OPERATOR(pg_catalog.<=) CAST(31622400 AS pg_catalog.int8)',
+      ...['rows_refreshed', 'rows_predicted', 'rows_deleted', 'provider_rows'].map((c) => `${c} OPERATOR(pg_catalog.>=) CAST(0 AS pg_catalog.int8)`),
+    ].join(' AND ')})`,
     'ALTER TABLE ml_catalog.materialized_tables ENABLE ROW LEVEL SECURITY',
     `CREATE POLICY materialized_tables_use ON ml_catalog.materialized_tables FOR SELECT USING (${mayAlter('materialized_tables.owner')})`,
     'REVOKE ALL ON ml_catalog.materialized_tables FROM PUBLIC',
@@ -192,7 +199,9 @@ export function materializedLayout(mayAlter: (owner: string) => string, catalogO
     ...WRITERS.flatMap((w) => [definer(w), invoker(w)]),
     ...MATERIALIZED_FUNCTION_SIGNATURES.map((f) => `GRANT EXECUTE ON FUNCTION ${f} TO PUBLIC`),
     // Tables of layouts 5 and 6: their private objects go to the catalog owner, their rights to each table's owner alone.
-    `DO $$ DECLARE o name := ${catalogOwner}; r record; BEGIN
+    // The block runs with the migrating session's search_path: it fixes its own for its run (and puts it back).
+    `DO $$ DECLARE o name := ${catalogOwner}; r record; path text := pg_catalog.current_setting('search_path'); BEGIN
+       PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
        FOR r IN SELECT c.relname, c.relkind FROM pg_catalog.pg_class c WHERE c.relnamespace OPERATOR(pg_catalog.=) CAST('ml_catalog' AS pg_catalog.regnamespace)
                   AND c.relname ~ '^mt_[0-9]+_(state|changes|source)$' AND c.relowner OPERATOR(pg_catalog.<>) CAST(o AS pg_catalog.regrole) LOOP
          EXECUTE pg_catalog.format(CASE WHEN r.relkind OPERATOR(pg_catalog.=) 'v' THEN 'ALTER VIEW ml_catalog.%I OWNER TO %I' ELSE 'ALTER TABLE ml_catalog.%I OWNER TO %I' END, r.relname, o);
@@ -211,6 +220,7 @@ export function materializedLayout(mayAlter: (owner: string) => string, catalogO
          EXECUTE pg_catalog.format('ALTER SEQUENCE ml_catalog.materialized_ids OWNER TO %I', o);
          ${MATERIALIZED_FUNCTION_SIGNATURES.map((f) => `EXECUTE pg_catalog.format('ALTER FUNCTION ${f} OWNER TO %I', o);`).join('\n         ')}
        END IF;
+       PERFORM pg_catalog.set_config('search_path', path, true);
      END $$`,
   ];
 }
