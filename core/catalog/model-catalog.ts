@@ -14,7 +14,6 @@ import {
   positionAt,
 } from '../errors.js';
 import type { Host, HostFunction } from '../host.js';
-import type { QueryResult } from '../session/session.js';
 import type {
   AlterModelStatement,
   ColumnDef,
@@ -29,9 +28,8 @@ import type {
 } from '../sql/ast.js';
 import { formatCreateModel, modelFunctionName, quoteIdentifier } from '../sql/format.js';
 import { formatType, parseDataType } from '../sql/types.js';
-import type { ModelColumn } from '../runtime/model-runtime.js';
 import type { RuntimeLoader } from '../runtime/runtime-loader.js';
-import { CatalogStore, timestampText, type CatalogLookup, type CatalogStoreOptions, type ModelEntry, type ModelKey, type ModelRef, type ModelVersion } from './catalog-store.js';
+import { CatalogStore, timestampText, type CatalogLookup, type CatalogStoreOptions, type ModelRef } from './catalog-store.js';
 import { checkOptionCaps } from '../runtime/resource-caps.js';
 import { canonicalOptionKey, canonicalOptions, displayOptionValue, resolveModelOptions } from './model-options.js';
 import { hasStoredSecrets, splitSecrets } from '../secrets.js';
@@ -39,6 +37,7 @@ import { compileModel } from '../training/compile-sql.js';
 import type { Artifact } from '../training/train-model.js';
 import { ONNX_ARTIFACT, SPEC_ARTIFACT, parseTrainedModel, type TrainedModel } from '../training/trained-model.js';
 import { parseTrainingOptions } from '../training/training-options.js';
+import type { ModelColumn, ModelEntry, ModelKey, ModelVersion, QueryResult } from '../model-types.js';
 
 /** A model name resolved to (database,) schema and name, with the `$version` it addressed. */
 export interface QualifiedModelName extends ModelKey {

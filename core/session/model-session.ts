@@ -16,7 +16,8 @@ import { namedModels } from '../sql/ml-call.js';
 import { leadingTokens, type LexOptions } from '../sql/lexer.js';
 import { parseScript, parseScriptAfter } from '../sql/parser.js';
 import { maskError, redactSql } from '../secrets.js';
-import type { QueryResult, ResultBatch, Session, SessionEvents } from './session.js';
+import type { Session, SessionEvents } from './session.js';
+import type { QueryResult, ResultBatch } from '../model-types.js';
 
 /** Options of a session; every field optional. */
 export interface SessionOptions extends ModelAccessOptions {

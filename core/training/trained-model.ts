@@ -3,8 +3,8 @@
  * `model.json` artifact next to `model.onnx`; the SQL compiler (compile-sql.ts) and the
  * ONNX writer (onnx-export.ts) both read it, so the two always describe the same function.
  */
-import type { ModelColumn } from '../runtime/model-runtime.js';
 import type { Algorithm, TrainingTask } from './training-options.js';
+import type { ModelColumn } from '../model-types.js';
 
 /** Name of the artifact holding the {@link TrainedModel} JSON. */
 export const SPEC_ARTIFACT = 'model.json';

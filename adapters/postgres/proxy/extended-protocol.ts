@@ -10,7 +10,7 @@
  */
 import { ModelSqlError } from '../../../core/errors.js';
 import type { PreparedQuery } from '../../../core/session/model-session.js';
-import type { QueryResult } from '../../../core/session/session.js';
+import type { QueryResult } from '../../../core/model-types.js';
 import type { Statement } from '../../../core/sql/ast.js';
 import { parseScript } from '../../../core/sql/parser.js';
 import { mappedPosition, shifted, type PositionMap } from './error-positions.js';
