@@ -10,6 +10,7 @@ import { MaterializedTables } from '../materialized/materialized-tables.js';
 import type { DirectWrite, RewriteContext, StatementPlan } from '../planner/ml-rewrite.js';
 import type { InferenceGate } from '../runtime/inference-limits.js';
 import { StatementTimer } from './statement-timeout.js';
+import { createModel } from './create-model.js';
 import { RuntimeLoader, type ModelAccessOptions } from '../runtime/runtime-loader.js';
 import type { QueryStatement, Statement } from '../sql/ast.js';
 import { namedModels } from '../sql/ml-call.js';
@@ -270,6 +271,8 @@ export class ModelSession implements Session {
         case 'show-materialized-tables':
         case 'describe-materialized-table':
           return await this.materialized.execute(statement, text);
+        case 'create-model':
+          return await createModel(this.catalog, this.host, statement, text);
         default:
           return await this.catalog.execute(statement, text);
       }
