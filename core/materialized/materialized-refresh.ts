@@ -3,9 +3,8 @@
  *
  * CONTINUOUS (an incremental query, incremental-query.ts): the table's state
  * `ml_catalog.mt_<id>_state` holds, per source key, a digest of the model's inputs (the
- * host's `inputHash` or `valuesDigest`, chosen at CREATE: the digest column's type tells
- * which), without change capture a digest of the whole source row, and the model's
- * outputs. A refresh
+ * host's `inputHash` where the inputs' types allow it, else `valuesDigest`), without change
+ * capture a digest of the whole source row, and the model's outputs. A refresh
  *  1. compares the source with the state (on hosts with change capture, only the keys the
  *     triggers recorded, each rewritten): new rows and rows whose inputs changed are to be
  *     predicted, rows whose other columns changed only rewritten, rows gone deleted; the
@@ -166,7 +165,7 @@ async function refreshSteps(ctx: RefreshContext, table: MaterializedTable, model
     // A local model's refresh is one transaction: it takes the records at once; a remote one's copies them, and deletes them when it applies.
     if (local) for (const sql of capture.take(names.changes, q(consumed))) await host.execute(sql);
     else await host.execute(`CREATE TEMP TABLE ${q(consumed)} AS SELECT * FROM ${names.changes}`);
-    const r = await host.execute(`SELECT count(*), CAST(extract(epoch FROM min(changed_at)) * 1000 AS DOUBLE PRECISION), count(*) FILTER (WHERE ${qk.map((k) => `${k} IS NULL`).join(' AND ')}) FROM ${q(consumed)}`);
+    const r = await host.execute(`SELECT count(*), CAST(extract(epoch FROM min(changed_at)) AS DOUBLE PRECISION) * CAST(1000 AS DOUBLE PRECISION), count(*) FILTER (WHERE ${qk.map((k) => `${k} IS NULL`).join(' AND ')}) FROM ${q(consumed)}`);
     const [count, min, truncated] = r.rows[0]!;
     if (Number(count) === 0 && !full) return { durationMs: Date.now() - started, rowsRefreshed: 0, rowsPredicted: 0, rowsDeleted: 0, providerRows: 0 };
     oldest = min === null ? undefined : Number(min);
@@ -183,7 +182,7 @@ async function refreshSteps(ctx: RefreshContext, table: MaterializedTable, model
   const columns = await host.describe(`SELECT * FROM ${source}`);
   const sourceColumns = columns.map((c) => c.name);
   const inputs = shape.binding.columns.map((id) => columnName(id, sourceColumns));
-  const inputDigest = await inputDigestOf(host, names.state, inputs.map((c) => ({ expression: `s.${q(c)}`, type: columns.find((s) => s.name === c)!.type })));
+  const inputDigest = inputDigestOf(host, inputs.map((c) => ({ expression: `s.${q(c)}`, type: columns.find((s) => s.name === c)!.type })));
   const rowDigest = capture ? undefined : d.rowDigest('s');
   const st = (c: string) => `st.${q(c)}`;
   const present = `s.${qk[0]} IS NOT NULL`;
@@ -264,19 +263,15 @@ async function refreshSteps(ctx: RefreshContext, table: MaterializedTable, model
 }
 
 /**
- * The digest of the inputs `columns` (expressions over alias `s`, with their host types)
- * the state `state` keeps: the host's `inputHash` when its digest column has
- * `catalogTypes.bigint` (chosen at CREATE), else `valuesDigest`.
+ * The digest of the inputs `columns` (expressions over alias `s`, with their host types),
+ * as the state's text column keeps it: the host's cheaper `inputHash` as text when it takes
+ * these types, else `valuesDigest`. The choice follows the columns' types alone; should
+ * they change (ALTER TABLE), every digest differs once and the rows are predicted again.
  */
-async function inputDigestOf(host: Host, state: string, columns: readonly { expression: string; type: string }[]): Promise<string> {
+function inputDigestOf(host: Host, columns: readonly { expression: string; type: string }[]): string {
   const d = host.dialect;
-  const [digest] = await host.describe(`SELECT ${INPUT_DIGEST} FROM ${state}`);
-  if (digest?.type !== d.catalogTypes.bigint) return d.valuesDigest(columns.map((c) => c.expression));
   const hash = d.inputHash?.(columns);
-  if (hash === undefined) {
-    throw new ModelSqlError('55000', `the types of the materialized table's DESCRIPTOR columns (${columns.map((c) => c.type).join(', ')}) changed since CREATE; drop the materialized table and create it again`);
-  }
-  return hash;
+  return hash === undefined ? d.valuesDigest(columns.map((c) => c.expression)) : `CAST(${hash} AS ${d.catalogTypes.text})`;
 }
 
 /** Refreshes a FULL table: the query runs whole, and one transaction replaces the rows. */
