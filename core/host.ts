@@ -143,7 +143,7 @@ export type SqlOperator = '+' | '-' | '*' | '/' | '=' | '<>' | '<' | '<=' | '>' 
  * not functions, and are written as they are.
  */
 export type SqlFunction =
-  | 'abs' | 'array_length' | 'avg' | 'bool_and' | 'concat' | 'count' | 'exp' | 'floor' | 'generate_series'
+  | 'abs' | 'array_length' | 'avg' | 'bool_and' | 'concat' | 'count' | 'current_database' | 'current_schema' | 'exp' | 'floor' | 'generate_series'
   | 'ln' | 'max' | 'md5' | 'min' | 'ntile' | 'rank' | 'row_number' | 'sqrt' | 'stddev_pop' | 'substr' | 'sum' | 'var_pop';
 
 /**
@@ -220,6 +220,15 @@ export interface SqlDialect {
    * model's function refuses (42710) to replace or stand beside one of them.
    */
   readonly otherFunctions?: string;
+  /**
+   * Hosts where a schema on the caller's search path can stand in for the built-in
+   * functions and operators (optional; Postgres): a text expression, naming nothing the
+   * path could change, of the session's search path when a schema comes before the
+   * built-in ones, else NULL. `Host.unsafeSearchPath` selects it; the catalog look-up
+   * (`CatalogStore.lookup`) computes it in its own query, so that a model statement is
+   * checked without a round trip of its own.
+   */
+  readonly unsafeSearchPath?: string;
   /** VECTOR_SEARCH (optional; a host without it refuses the function with 0A000). */
   readonly vectors?: VectorDialect;
   /**
@@ -434,7 +443,8 @@ export interface Host {
    * Capability (optional; default absent: nothing to check): the session's `search_path`
    * when it puts another schema before the host's built-in functions and operators (a
    * function or operator there would stand in for the built-in ones in modelsql's own SQL),
-   * else undefined. Asked with a query of its own before each model statement.
+   * else undefined (`SqlDialect.unsafeSearchPath`, in a query of its own): asked before
+   * each model statement that looks up no model in the catalog, whose look-up asks it.
    */
   unsafeSearchPath?(): Promise<string | undefined>;
   /** Interrupts the statement running on this connection, if any. */

@@ -56,6 +56,17 @@ export interface ResolvedModel {
 /** Finds a model named in the statement a resolver was made for (`ModelCatalog.resolver`). */
 export type ModelResolver = (name: ModelName) => Promise<ResolvedModel>;
 
+/** What `ModelCatalog.resolver` read for one statement. */
+export interface StatementModels {
+  readonly resolve: ModelResolver;
+  /**
+   * The session's search path as the statement's catalog look-ups found it, on hosts that
+   * check it (`CatalogLookup.searchPath`): `unsafe` when one found a schema before the
+   * built-in ones. Absent when no look-up checked it (no model named, or no check).
+   */
+  readonly searchPath?: { readonly unsafe?: string };
+}
+
 type ModelStatement = Extract<Statement, { kind: `${string}-model${string}` | 'show-models' }>;
 
 /**
@@ -147,13 +158,14 @@ export class ModelCatalog {
    * (`CatalogStore.lookup`: current schema, models, versions) and returns what finds each
    * of them, to run: with the version's literal secrets, read only for a version that has
    * some. A name the queries did not cover is looked up on its own. Nothing outlives the
-   * statement: the next one reads the catalog again.
+   * statement: the next one reads the catalog again. The look-ups' check of the search
+   * path comes back with it, for the caller to act on before it runs anything else.
    *
    * @example
    * const models = await catalog.resolver(namedModels(statement.calls), text);
-   * const { entry, version } = await models(name);
+   * const { entry, version } = await models.resolve(name);
    */
-  async resolver(names: readonly ModelName[], sqlText: string): Promise<ModelResolver> {
+  async resolver(names: readonly ModelName[], sqlText: string): Promise<StatementModels> {
     const current = once(() => this.host.currentDatabase());
     const databases = new Map<ModelName, string | undefined>();
     for (const name of names) {
@@ -166,12 +178,14 @@ export class ModelCatalog {
       const refs = names.filter((n) => databases.has(n) && databases.get(n) === database).map(modelRef);
       lookups.set(database, await this.storeOf({ database }).lookup(refs));
     }
-    return async (name) => {
+    const checks = [...lookups.values()].flatMap((l) => (l.searchPath === undefined ? [] : [l.searchPath]));
+    const resolve: ModelResolver = async (name) => {
       const database = databases.has(name) ? databases.get(name) : await this.databaseOf(name, sqlText, current);
       const lookup = lookups.get(database) ?? (await this.storeOf({ database }).lookup([modelRef(name)]));
       const { entry, version } = await this.pick(lookup, name, database, sqlText);
       return { entry, version: await this.withSecrets(entry, version) };
     };
+    return { resolve, ...(checks.length === 0 ? {} : { searchPath: checks.find((c) => c.unsafe !== undefined) ?? checks[0] }) };
   }
 
   /**
