@@ -212,14 +212,15 @@ export class PostgresHost implements Host {
   }
 
   /** `statement_timeout` of the session (https://www.postgresql.org/docs/current/runtime-config-client.html#GUC-STATEMENT-TIMEOUT). */
-  async statementTimeout(): Promise<number> {
-    const { rows } = await this.execute("SELECT pg_catalog.current_setting('statement_timeout')");
+  async statementTimeout(shown?: string): Promise<number> {
+    if (shown !== undefined) return parsePostgresDuration(shown);
+    const { rows } = await this.query(`SELECT ${this.dialect.sessionReading.statementTimeout}`);
     return parsePostgresDuration(String(rows[0]?.[0] ?? '0'));
   }
 
-  /** The search path when a schema comes before `pg_catalog` in it (`PostgresDialect.unsafeSearchPath`). */
+  /** The search path when a schema comes before `pg_catalog` in it (`PostgresDialect.sessionReading`). */
   async unsafeSearchPath(): Promise<string | undefined> {
-    const { rows } = await this.query(`SELECT ${this.dialect.unsafeSearchPath}`);
+    const { rows } = await this.query(`SELECT ${this.dialect.sessionReading.unsafeSearchPath}`);
     const path = rows[0]?.[0];
     return path === null || path === undefined ? undefined : String(path);
   }

@@ -6,7 +6,7 @@
  */
 import { userInfo } from 'node:os';
 import { DuplicateModelError, ModelSqlError, type SourcePosition } from '../errors.js';
-import type { Host } from '../host.js';
+import type { Host, SessionReading } from '../host.js';
 import { applyCatalogUpgrade, CATALOG_VERSION, catalogSchema, planCatalogUpgrade } from './catalog-layout.js';
 import type { CatalogWriter, VersionWrite } from './catalog-writer.js';
 import { SecretCipher } from './secret-cipher.js';
@@ -81,11 +81,10 @@ export interface CatalogLookup {
   /** The persistent models found, by schema and name, versions ascending and without secrets. */
   readonly models: readonly ModelEntry[];
   /**
-   * On hosts whose dialect checks the search path (`SqlDialect.unsafeSearchPath`), what the
-   * same query found: `unsafe`, the path, when a schema comes before the built-in functions
-   * and operators. Absent when no query checked it.
+   * On hosts whose dialect has `SqlDialect.sessionReading`: the session's settings as the
+   * same query read them (among them the search-path check). Absent on others.
    */
-  readonly searchPath?: { readonly unsafe?: string };
+  readonly session?: SessionReading;
 }
 
 /** A model with its versions. */
@@ -220,8 +219,8 @@ export class CatalogStore {
    * query run as the session's user. The name of a ref without a schema is looked up in
    * the current schema of that same query, so a `SET search_path` / `USE` in between
    * cannot split them. Nothing is cached: every call reads the catalog as it is now. On
-   * hosts that check the search path, the same query checks it ({@link CatalogLookup.searchPath}),
-   * and names nothing the path could change.
+   * hosts that read session settings, the same query reads them ({@link CatalogLookup.session}),
+   * and names nothing the search path could change.
    *
    * @example
    * const { currentSchema, models } = await store.lookup([{ name: 'price' }, { schema: 'ops', name: 'churn' }]);
@@ -270,8 +269,8 @@ export class CatalogStore {
    * spec and stored ONNX artifacts, when the catalog holds them. The query is a UNION ALL
    * of plain scans, one per table, rows tagged by kind, each row with the current schema and database (known when any row matched):
    * on DuckDB a small query costs about one pipeline per scan, and joins, sorts or a
-   * separate row for the current schema would add more. On hosts that check the search
-   * path, one more row (kind 0) carries the check, and every name is the dialect's.
+   * separate row for the current schema would add more. On hosts that read session
+   * settings, one more row (kind 0) carries them, and every name is the dialect's.
    */
   private async read(filter: string, params: readonly string[]): Promise<Omit<CatalogLookup, 'refs'>> {
     if (!(await this.prepare(true))) return { currentSchema: undefined, currentDatabase: undefined, models: [] };
@@ -280,13 +279,13 @@ export class CatalogStore {
     const nulls = (count: number) => Array.from({ length: count }, () => text('NULL')).join(', ');
     const session = `${text(d.call('current_schema'))}, ${text(d.call('current_database'))}`;
     const artifact = (name: string) => d.operator('artifact_name', '=', `'${name}'`);
-    const check = d.unsafeSearchPath;
+    const reading = d.sessionReading;
     const r = await this.host.execute(
       [
         `SELECT 1 AS kind, ${session}, schema_name, model_name, default_version, owner, ${text('created_at')}, ${text('updated_at')}, ${nulls(5)} FROM ${this.c}.models WHERE ${filter}`,
         `SELECT 2, ${session}, schema_name, model_name, version, provider, task, input_schema, output_schema, options, comment, as_query, ${text('created_at')} FROM ${this.c}.model_versions WHERE ${filter}`,
         `SELECT 3, ${session}, schema_name, model_name, version, sha256, artifact_name, ${nulls(6)} FROM ${this.c}.artifacts WHERE (${artifact(SPEC_ARTIFACT)} OR ${artifact(ONNX_ARTIFACT)}) AND (${filter})`,
-        ...(check === undefined ? [] : [`SELECT 0, ${session}, ${check}, ${text('NULL')}, NULL, ${nulls(8)}`]),
+        ...(reading === undefined ? [] : [`SELECT 0, ${session}, ${reading.unsafeSearchPath}, ${text(reading.statementTimeout)}, NULL, ${nulls(8)}`]),
       ].join(' UNION ALL '),
       params,
     );
@@ -317,8 +316,9 @@ export class CatalogStore {
     models.sort((a, b) => compareText(a.schema, b.schema) || compareText(a.name, b.name));
     const first = r.rows[0];
     const known = (value: unknown) => (value === null || value === undefined ? undefined : String(value));
-    const searchPath = check === undefined ? {} : { searchPath: { unsafe: known(rows(0)[0]?.[0]) } };
-    return { currentSchema: known(first?.[1]), currentDatabase: known(first?.[2]), models, ...searchPath };
+    const read = rows(0)[0];
+    const settings = read === undefined ? {} : { session: { unsafeSearchPath: known(read[0]), statementTimeout: known(read[1]) } };
+    return { currentSchema: known(first?.[1]), currentDatabase: known(first?.[2]), models, ...settings };
   }
 
   /**

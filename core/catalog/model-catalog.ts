@@ -13,7 +13,7 @@ import {
   UnsupportedFeatureError,
   positionAt,
 } from '../errors.js';
-import type { Host, HostFunction } from '../host.js';
+import type { Host, HostFunction, SessionReading } from '../host.js';
 import type { QueryResult } from '../session/session.js';
 import type {
   AlterModelStatement,
@@ -60,11 +60,11 @@ export type ModelResolver = (name: ModelName) => Promise<ResolvedModel>;
 export interface StatementModels {
   readonly resolve: ModelResolver;
   /**
-   * The session's search path as the statement's catalog look-ups found it, on hosts that
-   * check it (`CatalogLookup.searchPath`): `unsafe` when one found a schema before the
-   * built-in ones. Absent when no look-up checked it (no model named, or no check).
+   * The session's settings as the statement's catalog look-up read them, on hosts that
+   * read some (`CatalogLookup.session`; of the look-up finding an unsafe search path, when
+   * there are several). Absent when no look-up read them (no model named, or no reading).
    */
-  readonly searchPath?: { readonly unsafe?: string };
+  readonly session?: SessionReading;
 }
 
 type ModelStatement = Extract<Statement, { kind: `${string}-model${string}` | 'show-models' }>;
@@ -158,8 +158,9 @@ export class ModelCatalog {
    * (`CatalogStore.lookup`: current schema, models, versions) and returns what finds each
    * of them, to run: with the version's literal secrets, read only for a version that has
    * some. A name the queries did not cover is looked up on its own. Nothing outlives the
-   * statement: the next one reads the catalog again. The look-ups' check of the search
-   * path comes back with it, for the caller to act on before it runs anything else.
+   * statement: the next one reads the catalog again. The session settings the look-ups
+   * read come back with it (the search-path check, for the caller to act on before it
+   * runs anything else).
    *
    * @example
    * const models = await catalog.resolver(namedModels(statement.calls), text);
@@ -178,14 +179,14 @@ export class ModelCatalog {
       const refs = names.filter((n) => databases.has(n) && databases.get(n) === database).map(modelRef);
       lookups.set(database, await this.storeOf({ database }).lookup(refs));
     }
-    const checks = [...lookups.values()].flatMap((l) => (l.searchPath === undefined ? [] : [l.searchPath]));
+    const readings = [...lookups.values()].flatMap((l) => (l.session === undefined ? [] : [l.session]));
     const resolve: ModelResolver = async (name) => {
       const database = databases.has(name) ? databases.get(name) : await this.databaseOf(name, sqlText, current);
       const lookup = lookups.get(database) ?? (await this.storeOf({ database }).lookup([modelRef(name)]));
       const { entry, version } = await this.pick(lookup, name, database, sqlText);
       return { entry, version: await this.withSecrets(entry, version) };
     };
-    return { resolve, ...(checks.length === 0 ? {} : { searchPath: checks.find((c) => c.unsafe !== undefined) ?? checks[0] }) };
+    return { resolve, ...(readings.length === 0 ? {} : { session: readings.find((r) => r.unsafeSearchPath !== undefined) ?? readings[0] }) };
   }
 
   /**
