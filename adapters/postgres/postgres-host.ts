@@ -212,21 +212,17 @@ export class PostgresHost implements Host {
   }
 
   /** `statement_timeout` of the session (https://www.postgresql.org/docs/current/runtime-config-client.html#GUC-STATEMENT-TIMEOUT). */
-  async statementTimeout(): Promise<number> {
-    const { rows } = await this.execute("SELECT pg_catalog.current_setting('statement_timeout')");
+  async statementTimeout(shown?: string): Promise<number> {
+    if (shown !== undefined) return parsePostgresDuration(shown);
+    const { rows } = await this.query(`SELECT ${this.dialect.sessionReading.statementTimeout}`);
     return parsePostgresDuration(String(rows[0]?.[0] ?? '0'));
   }
 
-  /**
-   * The effective search path (https://www.postgresql.org/docs/current/ddl-schemas.html#DDL-SCHEMAS-PATH)
-   * when a schema comes before `pg_catalog` in it. Temporary schemas do not count: Postgres
-   * never looks up functions or operators there. The query names nothing the path could change.
-   */
+  /** The search path when a schema comes before `pg_catalog` in it (`PostgresDialect.sessionReading`). */
   async unsafeSearchPath(): Promise<string | undefined> {
-    const { rows } = await this.query('SELECT CAST(u.s AS pg_catalog.text) FROM pg_catalog.unnest(pg_catalog.current_schemas(true)) WITH ORDINALITY AS u(s, o) ORDER BY u.o');
-    const schemas = rows.map((row) => String(row[0]));
-    const first = schemas.find((s) => !/^pg_temp_\d+$/.test(s));
-    return first === undefined || first === 'pg_catalog' ? undefined : schemas.join(', ');
+    const { rows } = await this.query(`SELECT ${this.dialect.sessionReading.unsafeSearchPath}`);
+    const path = rows[0]?.[0];
+    return path === null || path === undefined ? undefined : String(path);
   }
 
   standardConformingStrings(): boolean {
