@@ -13,6 +13,11 @@
  *   (its text is what `CAST(... AS double precision)` would parse); any other feature is
  *   an extra field after the input fields (cast to `double precision` for numeric
  *   features, else parsed by its type, as `pg` would).
+ * - Binary format (copy-binary.ts), where {@link openCopyStage} can use it: the same, with
+ *   each row's input fields carried as their binary COPY bytes, which COPY FROM reads back
+ *   into columns of the same types; features decoded from their fields (or a `double
+ *   precision` cast), predictions encoded. Faster than text: no number is formatted or
+ *   parsed as text on either side.
  * - A COPY TO cannot be interleaved with other statements on one connection, so the
  *   batches (carried fields and predictions) are kept, in memory up to about `memoryLimit`
  *   bytes, and copied in after the COPY TO has ended. In memory they stay unformatted: the
