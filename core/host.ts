@@ -262,6 +262,31 @@ export interface RoleDialect {
   readonly roleExists: string;
   /** The statement granting (or revoking) EXECUTE on a model function to `role` (`public` for every role). */
   functionAccess(fn: Omit<HostFunction, 'body' | 'returnType'>, role: string, grant: boolean): string;
+  /** How materialized tables' catalog rows are written (optional; default: plain SQL on `ml_catalog.materialized_tables`). */
+  readonly materialized?: MaterializedCatalogSql;
+}
+
+/**
+ * How a host with roles writes materialized tables' catalog rows (Postgres: through
+ * modelsql's own functions, catalog layout 7). Each is a query with positional parameters.
+ */
+export interface MaterializedCatalogSql {
+  /** `$1`..`$14`: schema, name, definition, query, mode, freshness seconds, status, source schema, source table, source key (JSON), model schema, model name, model version, comment. One row, one column: the new table's id. */
+  readonly create: string;
+  /** `$1` id, `$2` status, `$3` freshness seconds, `$4` mode; NULL leaves a value as it is. */
+  readonly alter: string;
+  /** `$1` id, `$2` finished at (timestamp text), `$3` ms, `$4` lag ms, `$5` rows refreshed, `$6` predicted, `$7` deleted, `$8` provider rows, `$9` model version. */
+  readonly recordRefresh: string;
+  /** `$1` id, `$2` the error message. */
+  readonly recordError: string;
+  /** `$1` id: removes the row and the table's private objects. */
+  readonly drop: string;
+  /** `$1` a table's owner: one boolean, whether the current role has that owner's privileges (a refresher refreshes those tables only). */
+  readonly mayRefresh: string;
+  /** The statement a refresher runs to act as a table's owner for its refresh (Postgres: `SET ROLE`). */
+  actAs(owner: string): string;
+  /** The statement that ends {@link actAs}. */
+  readonly actAsSelf: string;
 }
 
 /** Host session settings to hold while some work runs ({@link SqlDialect.trainingSettings}). */
@@ -286,15 +311,25 @@ export interface CaptureSpec {
   readonly changes: string;
   /** Prefix of the other objects capture creates, quoted and qualified (`ml_catalog.mt_7`: functions and views get suffixes). */
   readonly prefix: string;
+  /** The state table, quoted and qualified (created by `install`, with an index on the keys). */
+  readonly state: string;
+  /** The state table's digest columns (of the model inputs, of the whole row). */
+  readonly digests: readonly [string, string];
+  /** The state table's output columns, names unquoted and host types. */
+  readonly outputs: readonly { readonly name: string; readonly type: string }[];
+  /** The result table, quoted and qualified. */
+  readonly result: string;
 }
 
 /** Host statements of change capture and refresh locks (Postgres). */
 export interface ChangeCaptureDialect {
   /** The channel NOTIFY'd with a materialized table's id when its source changes. */
   readonly channel: string;
-  /** Statements that create the change table and the triggers filling it, and make the source undroppable while they exist. */
+  /** Statements that create the state table, the change table and the triggers filling it. */
   install(spec: CaptureSpec): readonly string[];
-  /** Statements that remove what `install` made. */
+  /** Statements, run once the result table exists, that make the source undroppable while the materialized table exists. */
+  pin(spec: CaptureSpec): readonly string[];
+  /** Statements that remove what `install` and `pin` made. */
   uninstall(spec: CaptureSpec): readonly string[];
   /** A query of one boolean: takes the refresh lock of materialized table `id` if free (held by the connection until `unlock`). */
   tryLock(id: number): string;
