@@ -33,7 +33,7 @@ import { tokenize } from '../../core/sql/lexer.js';
 import type { PgConnection, PgField, PgQueryResult, TransactionStatus } from './pg-connection.js';
 import { PG_TYPE_NAMES } from './pg-values.js';
 import { copyField, isIntegerType } from './copy-text.js';
-import { DEFAULT_STAGE_MEMORY_BYTES, openCopyStage } from './copy-stage.js';
+import { DEFAULT_STAGE_MEMORY_BYTES, openCopyStage, type CopyFormat } from './copy-stage.js';
 import { ORDINAL_COLUMN, PostgresDialect } from './postgres-dialect.js';
 import { mapPostgresError } from './postgres-errors.js';
 import type { ColumnBatch, ColumnData } from '../../core/model-types.js';
@@ -68,10 +68,12 @@ export class PostgresHost implements Host {
   /**
    * @param options.stageMemoryBytes output bytes a one-pass stage keeps in memory before it
    *   spills to a file under `os.tmpdir()` (default 64 MiB).
+   * @param options.stageCopyFormat `binary` (default: binary COPY where the stage can use it,
+   *   see copy-stage.ts) or `text` (text COPY always).
    */
   constructor(
     private readonly connection: PgConnection,
-    private readonly options: { readonly stageMemoryBytes?: number } = {},
+    private readonly options: { readonly stageMemoryBytes?: number; readonly stageCopyFormat?: CopyFormat } = {},
   ) {}
 
   async execute(sql: string, params?: readonly unknown[]): Promise<HostResult> {
@@ -174,7 +176,7 @@ export class PostgresHost implements Host {
       copyTo: (sql: string) => this.copyOut(sql),
       copyFrom: (sql: string, data: AsyncIterable<Uint8Array> | Iterable<Uint8Array>) => this.run(() => this.connection.copyFrom(sql, data), sql),
     };
-    return openCopyStage(db, this.dialect, spec, this.options.stageMemoryBytes ?? DEFAULT_STAGE_MEMORY_BYTES);
+    return openCopyStage(db, this.dialect, spec, this.options.stageMemoryBytes ?? DEFAULT_STAGE_MEMORY_BYTES, this.options.stageCopyFormat);
   }
 
   async transaction<T>(fn: () => Promise<T>): Promise<T> {
