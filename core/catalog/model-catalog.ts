@@ -620,7 +620,7 @@ export class ModelCatalog {
     // brought; with the same path, the held bytes are what is checked (the file may be gone).
     const held = target.provider === 'onnx' && target.onnxSha256 !== undefined;
     const repointed = held && resolveModelOptions(target.options).location !== resolved.location;
-    const checked = changed ? await this.loader.check(options, target.input, target.output, held && !repointed ? await this.artifact(target, ONNX_ARTIFACT) : undefined) : undefined;
+    const checked = changed ? await this.loader.check(options, target.input, target.output, held && !repointed ? (name) => this.artifact(target, name) : undefined) : undefined;
     const split = splitSecrets(options, target.secrets);
     const updated: ModelVersion = { ...target, options: split.options, secrets: split.secrets, provider: resolved.provider, task: resolved.task, ...(repointed ? { onnxSha256: undefined } : {}) };
     if (resolved.provider === 'internal') parseTrainingOptions(options, (key) => positions?.get(key.toLowerCase()));
