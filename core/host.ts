@@ -143,7 +143,7 @@ export type SqlOperator = '+' | '-' | '*' | '/' | '=' | '<>' | '<' | '<=' | '>' 
  * not functions, and are written as they are.
  */
 export type SqlFunction =
-  | 'abs' | 'array_length' | 'avg' | 'bool_and' | 'concat' | 'count' | 'exp' | 'floor' | 'generate_series'
+  | 'abs' | 'array_length' | 'avg' | 'bool_and' | 'concat' | 'count' | 'current_database' | 'current_schema' | 'exp' | 'floor' | 'generate_series'
   | 'ln' | 'max' | 'md5' | 'min' | 'ntile' | 'rank' | 'row_number' | 'sqrt' | 'stddev_pop' | 'substr' | 'sum' | 'var_pop';
 
 /**
@@ -220,6 +220,13 @@ export interface SqlDialect {
    * model's function refuses (42710) to replace or stand beside one of them.
    */
   readonly otherFunctions?: string;
+  /**
+   * Session settings a model statement reads before it runs (optional; Postgres): text
+   * expressions naming nothing the search path could change. The catalog look-up
+   * (`CatalogStore.lookup`) selects them in its own query, so that an ML query needs no
+   * round trip of its own for them.
+   */
+  readonly sessionReading?: SessionReadingSql;
   /** VECTOR_SEARCH (optional; a host without it refuses the function with 0A000). */
   readonly vectors?: VectorDialect;
   /**
@@ -247,6 +254,23 @@ export interface SqlDialect {
    * every session may do everything and GRANT / REVOKE USAGE ON MODEL are refused).
    */
   readonly roles?: RoleDialect;
+}
+
+/** The expressions of `SqlDialect.sessionReading`. */
+export interface SessionReadingSql {
+  /**
+   * The session's search path when a schema comes before the built-in functions and
+   * operators (one there could stand in for them), else NULL (`Host.unsafeSearchPath`).
+   */
+  readonly unsafeSearchPath: string;
+  /** The statement timeout as the host shows it (`Host.statementTimeout` reads it from this text). */
+  readonly statementTimeout: string;
+}
+
+/** What a query read of `SqlDialect.sessionReading` (NULLs as undefined). */
+export interface SessionReading {
+  readonly unsafeSearchPath?: string;
+  readonly statementTimeout?: string;
 }
 
 /**
@@ -468,9 +492,10 @@ export interface Host {
   /**
    * Capability (optional; default absent: no limit): the statement timeout in force on the
    * connection, in ms (0 for none), which the session applies to model work too (Postgres
-   * `statement_timeout`).
+   * `statement_timeout`). `shown`: the setting as a query of this statement already read it
+   * (`SessionReading.statementTimeout`), so no round trip is made.
    */
-  statementTimeout?(): Promise<number>;
+  statementTimeout?(shown?: string): Promise<number>;
   /**
    * Capability (optional; default absent: on): whether the session reads `'..'` strings
    * with `standard_conforming_strings` on, as the server last reported it (Postgres sends
@@ -482,7 +507,8 @@ export interface Host {
    * Capability (optional; default absent: nothing to check): the session's `search_path`
    * when it puts another schema before the host's built-in functions and operators (a
    * function or operator there would stand in for the built-in ones in modelsql's own SQL),
-   * else undefined. Asked with a query of its own before each model statement.
+   * else undefined (`SessionReadingSql.unsafeSearchPath`, in a query of its own): asked before
+   * each model statement that looks up no model in the catalog, whose look-up asks it.
    */
   unsafeSearchPath?(): Promise<string | undefined>;
   /** Interrupts the statement running on this connection, if any. */
