@@ -7,13 +7,13 @@
  * into the statement's table (a `DirectWrite`). Each finished stage is recorded as a run
  * (`prediction_runs`, the session's `run` event).
  */
+import type { ResolvedModel } from '../model-types.js';
 import { randomUUID } from 'node:crypto';
 import { ModelSqlError, positionAt, withoutGeneratedSql } from '../errors.js';
 import type { HostStage, HostStageWrite } from '../host.js';
 import type { QueryStatement } from '../sql/ast.js';
 import { modelArgument } from '../sql/ml-call.js';
 import { getOption } from '../catalog/model-options.js';
-import type { ResolvedModel } from '../catalog/model-catalog.js';
 import { projectionSources, type DirectWriteShape } from '../planner/direct-write.js';
 import type { StagePlan } from '../planner/plan-requests.js';
 import { callAlias } from '../planner/splice.js';

@@ -6,8 +6,7 @@
  */
 import { ArgumentError, positionAt } from '../errors.js';
 import type { HostColumn } from '../host.js';
-import type { ModelColumn } from '../model-types.js';
-import type { ResolvedModel } from '../catalog/model-catalog.js';
+import type { ModelColumn, ResolvedModel } from '../model-types.js';
 import type { ResourceCaps } from '../runtime/resource-caps.js';
 import { checkCallCaps, checkOptionCaps } from '../runtime/resource-caps.js';
 import type { DataType, Identifier, MlCall } from '../sql/ast.js';

@@ -7,8 +7,7 @@
  */
 import type { SourcePosition } from '../errors.js';
 import type { HostColumn, SqlDialect } from '../host.js';
-import type { ModelVersion } from '../model-types.js';
-import type { ResolvedModel } from '../catalog/model-catalog.js';
+import type { ModelVersion, ResolvedModel } from '../model-types.js';
 import type { ResourceCaps } from '../runtime/resource-caps.js';
 import type { MlCall, ModelName } from '../sql/ast.js';
 import type { EvaluateBinding, InputArgument, PredictBinding } from '../sql/ml-call.js';
