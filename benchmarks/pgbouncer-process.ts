@@ -7,7 +7,7 @@
  * Configuration: https://www.pgbouncer.org/config.html
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +16,7 @@ import { join } from 'node:path';
 export interface PgbouncerProcess {
   /** Where clients connect, with the server's user, password and database. */
   readonly url: string;
+  /** pgbouncer's process id (for CPU accounting). */
   readonly pid: number;
   close(): Promise<void>;
 }
@@ -99,9 +100,12 @@ pidfile = ${join(dir, 'pgbouncer.pid')}
   const through = new URL(serverUrl);
   through.host = `127.0.0.1:${port}`;
   through.search = '';
+  // Run as root, the child is `runuser`; pgbouncer's own pid is in its pidfile (CPU accounting).
+  const pidFile = join(dir, 'pgbouncer.pid');
+  const pid = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8').trim()) || child.pid! : child.pid!;
   return {
     url: through.toString(),
-    pid: child.pid!,
+    pid,
     async close() {
       if (child.exitCode === null) {
         const done = new Promise<void>((resolve) => child.once('exit', () => resolve()));

@@ -15,9 +15,9 @@
  *
  * Runs alternate between the variants, `BENCH_PGBENCH_ROUNDS` times each (default 3), and
  * the best of each counts: on a shared machine another job's burst then spoils one run, not
- * the ratio. `BENCH_PGBENCH_SECONDS` changes the duration of each run. The proxy's CPU time
- * per transaction (user + system, from `/proc`) is printed too: it does not depend on the
- * machine's load the way TPS does.
+ * the ratio. `BENCH_PGBENCH_SECONDS` changes the duration of each run. The CPU time per
+ * transaction of the proxy and of pgbouncer (user + system, and the user part, from `/proc`)
+ * is printed too: it depends less on the machine's load than TPS does.
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -57,10 +57,13 @@ async function pgbench(url: string): Promise<{ tps: number; transactions: number
 interface Variant {
   readonly label: string;
   readonly url: string;
-  readonly proxy?: ProxyProcess;
+  /** The process between pgbench and the server (the proxy, pgbouncer), for its CPU time. */
+  readonly pid?: number;
   readonly tps: number[];
-  /** Proxy CPU µs per transaction, per run. */
+  /** CPU µs per transaction of the process in between, per run. */
   readonly cpu: number[];
+  /** The user-time part of {@link cpu}. */
+  readonly user: number[];
 }
 
 /** Runs the comparison. */
@@ -70,11 +73,11 @@ export async function benchmarkProxyPassthrough(): Promise<BenchmarkResult> {
   let bouncer: PgbouncerProcess | undefined;
   try {
     await run('pgbench', ['-i', '-s', '10', '-q'], { env: libpqEnv(server.directUrl), maxBuffer: 16 << 20 });
-    const variant = (label: string, url: string, proxy?: ProxyProcess): Variant => ({ label, url, proxy, tps: [], cpu: [] });
+    const variant = (label: string, url: string, pid?: number): Variant => ({ label, url, pid, tps: [], cpu: [], user: [] });
     const tcpProxy = await startProxyProcess(server.directUrl);
     proxies.push(tcpProxy);
     const directTcp = variant('direct, TCP', server.directUrl);
-    const viaTcp = variant('proxy, upstream over TCP', tcpProxy.url, tcpProxy);
+    const viaTcp = variant('proxy, upstream over TCP', tcpProxy.url, tcpProxy.pid);
     const variants = [directTcp, viaTcp];
     let directUnix: Variant | undefined;
     let viaUnix: Variant | undefined;
@@ -82,30 +85,34 @@ export async function benchmarkProxyPassthrough(): Promise<BenchmarkResult> {
       const unixProxy = await startProxyProcess(server.directSocketUrl, { via: 'unix' });
       proxies.push(unixProxy);
       directUnix = variant('direct, Unix socket', server.directSocketUrl);
-      viaUnix = variant('proxy, upstream over the Unix socket', unixProxy.url, unixProxy);
+      viaUnix = variant('proxy, upstream over the Unix socket', unixProxy.url, unixProxy.pid);
       variants.push(directUnix, viaUnix);
     }
     // pgbouncer reaches the server as the headline proxy does.
     let viaBouncer: Variant | undefined;
     if (pgbouncerAvailable()) {
       bouncer = await startPgbouncer(server.directSocketUrl ?? server.directUrl, 8);
-      viaBouncer = variant(`pgbouncer (session pooling), upstream over ${server.directSocketUrl ? 'the Unix socket' : 'TCP'}`, bouncer.url);
+      viaBouncer = variant(`pgbouncer (session pooling), upstream over ${server.directSocketUrl ? 'the Unix socket' : 'TCP'}`, bouncer.url, bouncer.pid);
       variants.push(viaBouncer);
     }
     for (let round = 0; round < ROUNDS; round++) {
       for (const v of variants) {
-        const before = v.proxy && (await processCpuSeconds(v.proxy.pid));
+        const before = v.pid && (await processCpuSeconds(v.pid));
         const result = await pgbench(v.url);
-        const after = v.proxy && (await processCpuSeconds(v.proxy.pid));
+        const after = v.pid && (await processCpuSeconds(v.pid));
         v.tps.push(result.tps);
-        if (before && after) v.cpu.push(((after.user + after.system - before.user - before.system) / result.transactions) * 1e6);
+        if (before && after) {
+          v.cpu.push(((after.user + after.system - before.user - before.system) / result.transactions) * 1e6);
+          v.user.push(((after.user - before.user) / result.transactions) * 1e6);
+        }
       }
     }
     const best = (v: Variant): number => Math.max(...v.tps);
     // The recommended deployment when Postgres is on this machine (docs/proxy.md), else TCP.
     const proxied = viaUnix ?? viaTcp;
     const details = variants.map((v) => {
-      const cpu = v.cpu.length > 0 ? `; proxy CPU ${Math.min(...v.cpu).toFixed(1)}–${Math.max(...v.cpu).toFixed(1)} µs/transaction` : '';
+      const range = (xs: readonly number[]): string => `${Math.min(...xs).toFixed(1)}–${Math.max(...xs).toFixed(1)}`;
+      const cpu = v.cpu.length > 0 ? `; CPU ${range(v.cpu)} µs/transaction (user ${range(v.user)})` : '';
       return `${v.label}: best ${Math.round(best(v))} TPS (runs ${v.tps.map(Math.round).join(', ')})${cpu}`;
     });
     details.push(`proxy over TCP ÷ direct over TCP: ${(best(viaTcp) / best(directTcp)).toFixed(2)}`);

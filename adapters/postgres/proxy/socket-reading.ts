@@ -21,11 +21,20 @@ const READ_BUFFER_BYTES = 64 * 1024;
 class ReusedBufferReads {
   reader: ViewReader = () => false;
   private buffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
+  /**
+   * The view of the last read, reused for the next read of the same length into the same
+   * buffer (a request/response workload reads the same lengths again and again: no Buffer
+   * object per read then). A reader that keeps the view past the call says so, and the
+   * buffer (and with it the view) is replaced.
+   */
+  private view: Buffer = this.buffer.subarray(0, 0);
   readonly onread = {
     buffer: (): Buffer => this.buffer,
     // Returning false would pause the socket; pausing is left to socket.pause().
     callback: (length: number, buffer: Uint8Array): boolean => {
-      if (this.reader((buffer as Buffer).subarray(0, length))) this.buffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
+      let view = this.view;
+      if (view.length !== length || view.buffer !== buffer.buffer || view.byteOffset !== buffer.byteOffset) this.view = view = (buffer as Buffer).subarray(0, length);
+      if (this.reader(view)) this.buffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
       return true;
     },
   };
