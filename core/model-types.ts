@@ -66,6 +66,12 @@ export interface ModelEntry extends ModelKey {
   readonly versions: readonly ModelVersion[];
 }
 
+/** A model resolved for use by a statement: its entry and the version to run. */
+export interface ResolvedModel {
+  readonly entry: ModelEntry;
+  readonly version: ModelVersion;
+}
+
 /**
  * One column of a batch. Numbers travel as typed arrays with an optional null mask
  * (`nulls[i] === 1` means row i is NULL); everything else as a plain array of JS values

@@ -37,19 +37,13 @@ import { hasStoredSecrets, splitSecrets } from '../secrets.js';
 import { compileModel } from '../training/compile-sql.js';
 import { ONNX_ARTIFACT, SPEC_ARTIFACT, parseTrainedModel, type Artifact, type TrainedModel, type TrainingResult } from '../training/trained-model.js';
 import { parseTrainingOptions } from '../training/training-options.js';
-import type { ModelColumn, ModelEntry, ModelKey, ModelVersion, QueryResult } from '../model-types.js';
+import type { ModelColumn, ModelEntry, ModelKey, ModelVersion, QueryResult, ResolvedModel } from '../model-types.js';
 
 /** A model name resolved to (database,) schema and name, with the `$version` it addressed. */
 export interface QualifiedModelName extends ModelKey {
   readonly version?: number;
   /** The name was written with its database (three parts): messages name it too. */
   readonly withDatabase?: boolean;
-}
-
-/** A model resolved for use: its entry and the version to run. */
-export interface ResolvedModel {
-  readonly entry: ModelEntry;
-  readonly version: ModelVersion;
 }
 
 /** Finds a model named in the statement a resolver was made for (`ModelCatalog.resolver`). */

@@ -1,7 +1,7 @@
 /**
  * Which statements may write one ML_PREDICT's rows straight into their own table, skipping
- * the copy of the stage's result (`HostStage.into`). Pure token work; `ml-rewrite.ts` runs
- * the write. Exactly these shapes qualify, every other one takes the general path:
+ * the copy of the stage's result (`HostStage.into`). Pure token work; the executor
+ * (core/execution/model-stage.ts) runs the write. Exactly these shapes qualify, every other one takes the general path:
  *
  * ```sql
  * CREATE [[GLOBAL | LOCAL] TEMP | TEMPORARY | UNLOGGED] TABLE [IF NOT EXISTS] name [(names)]

@@ -16,7 +16,7 @@
  *   cosine similarity, mean weighted Jaccard similarity (Σ min(aᵢ, bᵢ) / Σ max(aᵢ, bᵢ),
  *   the set Jaccard for 0/1 vectors) and mean Euclidean distance between the label array
  *   and the predicted array (a missing element counts as 0).
- * - text_generation: {@link textGenerationRelation}.
+ * - text_generation: {@link textPairsSql} and {@link textMetricsRelation} (scored outside SQL).
  */
 import { UnsupportedFeatureError, type SourcePosition } from '../errors.js';
 import type { HostColumn, SqlDialect } from '../host.js';
@@ -156,7 +156,7 @@ export function evaluationRelation(d: SqlDialect, spec: EvaluationSpec): string 
       break;
     }
     default:
-      throw new UnsupportedFeatureError(`ML_EVALUATE for task '${spec.task}' is computed by textGenerationRelation`, spec.position);
+      throw new UnsupportedFeatureError(`ML_EVALUATE for task '${spec.task}' is scored outside SQL (textPairsSql)`, spec.position);
   }
   const columns = names.map((n) => `CAST(m.${q(n)} AS DOUBLE PRECISION) AS ${q(metricColumn(n))}`).join(', ');
   const map = d.metricMap(names.map((n) => [n, `m.${q(n)}`] as const));
@@ -259,29 +259,26 @@ export function textScores(reference: string, candidate: string): { bleu: number
 }
 
 /**
- * ML_EVALUATE for text_generation. Tokenizing, n-gram matching and longest common
- * subsequences are not expressible in portable SQL, so the (label, prediction) pairs are
- * streamed from the host and scored here, one row at a time (only running sums are kept);
- * the result is a one-row relation of literals, shaped like {@link evaluationRelation}'s.
+ * ML_EVALUATE for text_generation, part one: the query of the (label, prediction) pairs to
+ * score. Tokenizing, n-gram matching and longest common subsequences are not expressible in
+ * portable SQL, so the executor streams these pairs and scores them with {@link textScores},
+ * one row at a time (only running sums are kept).
  */
-export async function textGenerationRelation(host: { readonly dialect: SqlDialect; stream(sql: string): AsyncIterable<{ readonly rows: readonly (readonly unknown[])[] }> }, spec: EvaluationSpec): Promise<string> {
-  const d = host.dialect;
+export function textPairsSql(d: SqlDialect, spec: EvaluationSpec): string {
   const q = (n: string) => d.quoteIdentifier(n);
-  const sums = [0, 0, 0, 0];
-  let n = 0;
   const text = d.catalogTypes.text;
-  for await (const batch of host.stream(`SELECT CAST(${q(spec.label.name)} AS ${text}), CAST(${q(spec.prediction.name)} AS ${text}) FROM ${spec.relation} AS zipped WHERE ${q(spec.label.name)} IS NOT NULL AND ${q(spec.prediction.name)} IS NOT NULL`)) {
-    for (const [reference, candidate] of batch.rows) {
-      const s = textScores(String(reference), String(candidate));
-      sums[0] += s.bleu;
-      sums[1] += s.rouge1;
-      sums[2] += s.rougeL;
-      sums[3] += s.semantic;
-      n++;
-    }
-  }
-  const values = sums.map((v) => (n === 0 ? 'NULL' : d.double(v / n)));
+  return `SELECT CAST(${q(spec.label.name)} AS ${text}), CAST(${q(spec.prediction.name)} AS ${text}) FROM ${spec.relation} AS zipped WHERE ${q(spec.label.name)} IS NOT NULL AND ${q(spec.prediction.name)} IS NOT NULL`;
+}
+
+/**
+ * ML_EVALUATE for text_generation, part two: the one-row relation of literals, shaped like
+ * {@link evaluationRelation}'s, of the mean BLEU, ROUGE-1, ROUGE-L and semantic similarity
+ * (`means` in that order; undefined when no pair was scored, giving NULLs).
+ */
+export function textMetricsRelation(d: SqlDialect, means: readonly number[] | undefined): string {
+  const q = (n: string) => d.quoteIdentifier(n);
   const names = METRICS.text_generation;
+  const values = names.map((_, i) => (means === undefined ? 'NULL' : d.double(means[i]!)));
   const map = d.metricMap(names.map((name, i) => [name, values[i]!] as const));
   return `(SELECT ${map} AS result, ${names.map((name, i) => `CAST(${values[i]} AS DOUBLE PRECISION) AS ${q(metricColumn(name))}`).join(', ')})`;
 }

@@ -1,6 +1,6 @@
 /**
  * The pure text steps of the rewrite: where each ML call's relation goes, and what query
- * feeds a call. No I/O here; `ml-rewrite.ts` runs the stages and calls these.
+ * feeds a call. No I/O here; the planner (plan-calls.ts) calls these.
  */
 import type { HostColumn, SqlDialect } from '../host.js';
 import type { MlArgValue, MlCall, Span } from '../sql/ast.js';

@@ -7,7 +7,8 @@ import { ModelSqlError, QueryCanceledError, UnsafeSearchPathError, UnsupportedFe
 import type { Host, HostResult, SessionReading } from '../host.js';
 import { ModelCatalog } from '../catalog/model-catalog.js';
 import { MaterializedTables } from '../materialized/materialized-tables.js';
-import type { DirectWrite, RewriteContext, StatementPlan } from '../planner/ml-rewrite.js';
+import type { DirectWrite, ExecutionContext } from '../execution/execution-context.js';
+import type { StatementPlan } from '../execution/run-statement.js';
 import type { InferenceGate } from '../runtime/inference-limits.js';
 import { StatementTimer } from './statement-timeout.js';
 import { createModel } from './create-model.js';
@@ -330,7 +331,7 @@ export class ModelSession implements Session {
     await this.checkSession(statement, text, models.session);
     // Model stages are bounded by the host's statement timeout (as the look-up read it), armed when the first one starts.
     const timer = new StatementTimer(this.host, () => this.cancel(), models.session?.statementTimeout);
-    const limits: RewriteContext['limits'] = {
+    const limits: ExecutionContext['limits'] = {
       maxRows: this.maxRowsPerCall,
       beforeLoad: () => timer.arm(),
       enter: async (position) => {
@@ -338,7 +339,7 @@ export class ModelSession implements Session {
         return this.admit(position);
       },
     };
-    const context: RewriteContext = {
+    const context: ExecutionContext = {
       host: this.host,
       catalog: this.catalog,
       models: models.resolve,
@@ -359,7 +360,7 @@ export class ModelSession implements Session {
     let plan: StatementPlan;
     try {
       // The planner and the stage executor are loaded by the first statement with an ML call.
-      const { planStatement } = await import('../planner/ml-rewrite.js');
+      const { planStatement } = await import('../execution/run-statement.js');
       plan = await timer.guard(() => planStatement(statement, context));
     } catch (error) {
       timer.stop();
