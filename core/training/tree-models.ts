@@ -35,6 +35,7 @@ import type { SqlDialect } from '../host.js';
 import { expressionBuilder } from '../sql/expression-builder.js';
 import { sigmoid, treeExpression } from './compile-sql.js';
 import { labelEquals } from './logistic-regression.js';
+import { oneHotFeatures } from './product-sums.js';
 import type { ModelParameters, TreeNode } from './trained-model.js';
 import { aggregate, labelValue, toNumber, type TrainingData } from './training-data.js';
 import type { TrainingOptions } from './training-options.js';
@@ -151,7 +152,9 @@ async function growTree(data: TrainingData, options: TrainingOptions, ranges: Ra
   let frontier: Growing[] = [root];
   for (let depth = 0; frontier.length > 0; depth++) {
     const sums = [fn('count', '*'), ...task.targets.map((_, k) => fn('sum', `t${k}`))];
-    const inner = `SELECT * FROM (SELECT *, ${nodeSql(d, root, x)} AS node${task.targets.map((t, k) => `, ${t} AS t${k}`).join('')} FROM ${task.relation} AS r0) AS r1 WHERE node IS NOT NULL`;
+    // Only the columns the histograms read: the materialized rows are a third as wide as the table's.
+    const kept = ['node', ...task.targets.map((_, k) => `t${k}`), ...features.flatMap((j) => [`x${j}`, `b${j}`])];
+    const inner = `SELECT ${kept.join(', ')} FROM (SELECT *, ${nodeSql(d, root, x)} AS node${task.targets.map((t, k) => `, ${t} AS t${k}`).join('')} FROM ${task.relation} AS r0) AS r1 WHERE node IS NOT NULL`;
     const parts = features.map((j) => `SELECT node, ${j} AS f, b${j} AS b, ${sums.join(', ')}, ${fn('min', `x${j}`)}, ${fn('max', `x${j}`)} FROM h GROUP BY node, b${j}`);
     const sql =
       features.length > 0
@@ -196,22 +199,21 @@ async function growTree(data: TrainingData, options: TrainingOptions, ranges: Ra
  */
 async function binEdges(data: TrainingData, bins: number): Promise<Ranges> {
   const p = data.encoded.length;
-  const distinct = await aggregate(
-    data,
-    data.trainWhere,
-    [data.encoded.map((e, j) => [`x${j}`, e] as const)],
-    Array.from({ length: p }, (_, j) => data.dialect.call('count', `DISTINCT x${j}`)),
-  );
-  const rows = `(SELECT ${data.encoded.map((e, j) => `${e} AS x${j}`).join(', ')} FROM ${data.source} WHERE ${data.trainWhere}) AS e`;
+  const edges = Array.from({ length: p }, () => [] as number[]);
+  // A category's 0/1 column holds both values in the training rows (the categories are
+  // training values, and there are at least two): its edges are 0 and 1, no query needed.
+  const oneHot = oneHotFeatures(data.features).slice(1);
+  const numeric = edges.map((_, j) => j).filter((j) => oneHot[j] === undefined);
+  for (const j of edges.keys()) if (oneHot[j] !== undefined) edges[j]!.push(0, 1);
+  const distinct = numeric.length === 0 ? [] : await aggregate(data, data.trainWhere, [numeric.map((j) => [`x${j}`, data.encoded[j]!] as const)], numeric.map((j) => data.dialect.call('count', `DISTINCT x${j}`)));
+  const rows = `(SELECT ${numeric.map((j) => `${data.encoded[j]!} AS x${j}`).join(', ')} FROM ${data.source} WHERE ${data.trainWhere}) AS e`;
   const fn = (name: Parameters<SqlDialect['call']>[0], ...args: string[]) => data.dialect.call(name, ...args);
-  const queries = distinct.map((n, j) =>
-    n <= bins
+  const queries = numeric.map((j, i) =>
+    distinct[i]! <= bins
       ? `SELECT ${j} AS f, x${j} AS edge FROM ${rows} GROUP BY x${j}`
       : `SELECT ${j} AS f, ${fn('max', `x${j}`)} AS edge FROM (SELECT x${j}, ${fn('ntile', String(bins))} OVER (ORDER BY x${j}) AS q FROM ${rows}) AS w GROUP BY q`,
   );
-  const result = await data.host.execute(queries.join(' UNION ALL '));
-  const edges = Array.from({ length: p }, () => [] as number[]);
-  for (const r of result.rows) edges[toNumber(r[0])]!.push(toNumber(r[1]));
+  if (queries.length > 0) for (const r of (await data.host.execute(queries.join(' UNION ALL '))).rows) edges[toNumber(r[0])]!.push(toNumber(r[1]));
   return { edges: edges.map((e) => [...new Set(e)].sort((a, b) => a - b)) };
 }
 
