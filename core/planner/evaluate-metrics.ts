@@ -101,13 +101,14 @@ export function evaluationRelation(d: SqlDialect, spec: EvaluationSpec): string 
       // Counts as DOUBLE, so that every division below is between doubles.
       const count = `CAST(${fn('count', '*')} AS DOUBLE PRECISION)`;
       const ratio = (hits: string, total: string) => `CASE WHEN ${gt(`coalesce(${total}, ${num(0)})`, num(0))} THEN ${div(`coalesce(${hits}, ${num(0)})`, total)} ELSE ${num(0)} END`;
+      // The classes: each side grouped first (a few groups), so that the UNION is over a few rows, not two per row.
       const ctes = [
         `z AS (SELECT CAST(${label} AS ${classType}) AS y, CAST(${prediction} AS ${classType}) AS p${probs} FROM ${spec.relation} AS zipped WHERE ${present})`,
         numeric
           ? // integer classes 0, 1, 2, ... index the probabilities directly (when the array is long enough); other classes by rank
-            `classes AS (SELECT c, CASE WHEN (SELECT ${fn('bool_and', `${eq('c', fn('floor', 'c'))} AND ${ge('c', num(0))}`)}${spec.probabilities ? ` AND ${lt(fn('max', 'c'), `(SELECT ${fn('max', fn('array_length', 'probs', '1'))} FROM z)`)}` : ''} FROM (SELECT y AS c FROM z UNION SELECT p FROM z) AS v) ` +
-            `THEN ${add('CAST(c AS BIGINT)', int(1))} ELSE ${rowNumber} END AS idx FROM (SELECT y AS c FROM z UNION SELECT p FROM z) AS u)`
-          : `classes AS (SELECT c, ${rowNumber} AS idx FROM (SELECT y AS c FROM z UNION SELECT p FROM z) AS u)`,
+            `classes AS (SELECT c, CASE WHEN (SELECT ${fn('bool_and', `${eq('c', fn('floor', 'c'))} AND ${ge('c', num(0))}`)}${spec.probabilities ? ` AND ${lt(fn('max', 'c'), `(SELECT ${fn('max', fn('array_length', 'probs', '1'))} FROM z)`)}` : ''} FROM (SELECT y AS c FROM z GROUP BY y UNION SELECT p FROM z GROUP BY p) AS v) ` +
+            `THEN ${add('CAST(c AS BIGINT)', int(1))} ELSE ${rowNumber} END AS idx FROM (SELECT y AS c FROM z GROUP BY y UNION SELECT p FROM z GROUP BY p) AS u)`
+          : `classes AS (SELECT c, ${rowNumber} AS idx FROM (SELECT y AS c FROM z GROUP BY y UNION SELECT p FROM z GROUP BY p) AS u)`,
         `actual AS (SELECT y AS c, ${count} AS n, ${fn('sum', `CASE WHEN ${eq('y', 'p')} THEN ${num(1)} ELSE ${num(0)} END`)} AS tp FROM z GROUP BY y)`,
         `predicted AS (SELECT p AS c, ${count} AS n FROM z GROUP BY p)`,
         `per_class AS (SELECT ${ratio('a.tp', 'pr.n')} AS prec, ${ratio('a.tp', 'a.n')} AS rec ` +
@@ -126,7 +127,8 @@ export function evaluationRelation(d: SqlDialect, spec: EvaluationSpec): string 
         const pairs = mul(positives, negatives);
         ctes.push(
           `logloss AS (SELECT ${neg(fn('avg', fn('ln', `greatest(${probability}, ${num(1e-15)})`)))} AS v FROM z JOIN classes AS k ON ${eq('k.c', 'z.y')})`,
-          `ovr AS (SELECT k.c AS c, ${eq('z.y', 'k.c')} AS pos, ${probability} AS s FROM z CROSS JOIN classes AS k)`,
+          // per class by its index: ranking then sorts numbers, not label text under a collation
+          `ovr AS (SELECT k.idx AS c, ${eq('z.y', 'k.c')} AS pos, ${probability} AS s FROM z CROSS JOIN classes AS k)`,
           `ranked AS (SELECT c, pos, ${add(`CAST(${fn('rank')} OVER (PARTITION BY c ORDER BY s) AS DOUBLE PRECISION)`, div(sub(`CAST(${fn('count', '*')} OVER (PARTITION BY c, s) AS DOUBLE PRECISION)`, num(1)), num(2)))} AS r FROM ovr)`,
           `auc_per_class AS (SELECT CASE WHEN ${ne(pairs, num(0))} THEN ${div(sub(fn('sum', `CASE WHEN pos THEN r ELSE ${num(0)} END`), div(mul(positives, add(positives, num(1))), num(2))), pairs)} END AS v FROM ranked GROUP BY c)`,
           `auc AS (SELECT ${fn('avg', 'v')} AS v FROM auc_per_class)`,
