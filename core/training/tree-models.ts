@@ -37,7 +37,7 @@ import { sigmoid, treeExpression } from './compile-sql.js';
 import { labelEquals } from './logistic-regression.js';
 import { oneHotFeatures } from './product-sums.js';
 import type { ModelParameters, TreeNode } from './trained-model.js';
-import { aggregate, labelValue, toNumber, type TrainingData } from './training-data.js';
+import { aggregate, dropWorkingTable, labelValue, toNumber, withWorkingTable, workingTableName, type TrainingData } from './training-data.js';
 import type { TrainingOptions } from './training-options.js';
 
 /** Split criterion. */
@@ -222,8 +222,6 @@ function encodedRows(data: TrainingData, targets: readonly (readonly [string, st
   return `(SELECT ${data.encoded.map((e, j) => `${e} AS x${j}`).join(', ')}, ${targets.map(([name, e]) => `${e} AS ${name}`).join(', ')} FROM ${data.source} WHERE ${data.trainWhere})`;
 }
 
-let tableCounter = 0;
-
 /** The bin of encoded column j: the index of the first edge `x{j}` is at most. */
 function binSql(d: SqlDialect, ranges: Ranges, j: number): string {
   const edges = ranges.edges[j]!;
@@ -235,19 +233,20 @@ function binned(data: TrainingData, ranges: Ranges): number[] {
   return data.encoded.map((_, j) => j).filter((j) => ranges.edges[j]!.length > 1);
 }
 
-function trainingTableName(): string {
-  return `__modelsql_${process.pid}_${++tableCounter}_trees`;
+/**
+ * The rows of a session-private table of the encoded training rows (`x{j}`), their bins
+ * (`b{j}`) and the extra `columns` (targets; boosting's running score F(x), to which each
+ * new tree is added by {@link addToScores}, so a round costs one pass, not one per earlier
+ * tree). The training query and the encoding run once, not once per tree level.
+ */
+function trainingRows(data: TrainingData, ranges: Ranges, columns: readonly (readonly [string, string])[]): string {
+  return `SELECT *${binned(data, ranges).map((j) => `, ${binSql(data.dialect, ranges, j)} AS b${j}`).join('')} FROM ${encodedRows(data, columns)} AS e`;
 }
 
-/**
- * A session-private table of the encoded training rows (`x{j}`), their bins (`b{j}`) and
- * the extra `columns` (targets; boosting's running score F(x), to which each new tree is
- * added by {@link addToScores}, so a round costs one pass, not one per earlier tree). The
- * training query and the encoding run once, not once per tree level. Returns its quoted name.
- */
+/** The training table of {@link trainingRows}; returns its quoted name. */
 async function trainingTable(data: TrainingData, ranges: Ranges, columns: readonly (readonly [string, string])[]): Promise<string> {
-  const name = trainingTableName();
-  await data.host.materialize(name, `SELECT *${binned(data, ranges).map((j) => `, ${binSql(data.dialect, ranges, j)} AS b${j}`).join('')} FROM ${encodedRows(data, columns)} AS e`);
+  const name = workingTableName('trees');
+  await data.host.materialize(name, trainingRows(data, ranges, columns));
   return data.dialect.quoteIdentifier(name);
 }
 
@@ -262,24 +261,15 @@ async function trainingTable(data: TrainingData, ranges: Ranges, columns: readon
 async function addToScores(data: TrainingData, ranges: Ranges, table: string, columns: readonly string[], scores: readonly (readonly [string, string])[]): Promise<string> {
   const replaced = new Map(scores);
   const kept = [...data.encoded.map((_, j) => `x${j}`), ...columns.map((c) => (replaced.has(c) ? `${replaced.get(c)!} AS ${c}` : c)), ...binned(data, ranges).map((j) => `b${j}`)];
-  const name = trainingTableName();
+  const name = workingTableName('trees');
   await data.host.materialize(name, `SELECT ${kept.join(', ')} FROM ${table} AS s0`);
-  await dropTrainingTable(data, table);
+  await dropWorkingTable(data, table);
   return data.dialect.quoteIdentifier(name);
 }
 
-async function dropTrainingTable(data: TrainingData, quoted: string): Promise<void> {
-  await data.host.dropTempTable(quoted.slice(1, -1).replace(/""/g, '"')).catch(() => undefined);
-}
-
 /** Runs `fn` over a training table, dropping it afterwards (also on failure). */
-async function withTrainingTable<T>(data: TrainingData, ranges: Ranges, columns: readonly (readonly [string, string])[], fn: (table: string) => Promise<T>): Promise<T> {
-  const table = await trainingTable(data, ranges, columns);
-  try {
-    return await fn(table);
-  } finally {
-    await dropTrainingTable(data, table);
-  }
+function withTrainingTable<T>(data: TrainingData, ranges: Ranges, columns: readonly (readonly [string, string])[], fn: (table: string) => Promise<T>): Promise<T> {
+  return withWorkingTable(data, 'trees', trainingRows(data, ranges, columns), fn);
 }
 
 /** Fits `decision_tree` or `gradient_boosted_trees` (see the file comment). */
@@ -338,7 +328,7 @@ export async function fitTrees(data: TrainingData, options: TrainingOptions): Pr
         table = await addToScores(data, ranges, table, columns.map(([name]) => name), grown.map((t, k) => [`f${k}`, add(`f${k}`, treeExpression(d, t, x))] as const));
       }
     } finally {
-      await dropTrainingTable(data, table);
+      await dropWorkingTable(data, table);
     }
     return { kind: 'trees', classes, base, trees, probabilityLeaves: false };
   }
@@ -369,7 +359,7 @@ export async function fitTrees(data: TrainingData, options: TrainingOptions): Pr
       table = await addToScores(data, ranges, table, ['y', 'f'], [['f', add('f', treeExpression(d, tree!, x))]]);
     }
   } finally {
-    await dropTrainingTable(data, table);
+    await dropWorkingTable(data, table);
   }
   return { kind: 'trees', ...(binary ? { classes } : {}), base: [base], trees: [trees], probabilityLeaves: false };
 }
