@@ -8,7 +8,8 @@
  */
 export { openDuckDB } from './duckdb/index.js';
 export { connectPostgres } from './postgres/index.js';
-export type { Session, QueryResult, ResultBatch, ResultColumn, ProgressEvent } from '../core/session/session.js';
+export type { Session } from '../core/session/session.js';
+export type { QueryResult, ResultBatch, ResultColumn, ProgressEvent } from '../core/model-types.js';
 export type { SessionOptions } from '../core/session/model-session.js';
 export { ModelSqlError, formatError } from '../core/errors.js';
 export { InferenceGate, type InferenceGateLimits } from '../core/runtime/inference-limits.js';

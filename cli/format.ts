@@ -18,7 +18,7 @@
  */
 import Table from 'cli-table3';
 import stringWidth from 'string-width';
-import type { QueryResult } from '../core/session/session.js';
+import type { QueryResult } from '../core/model-types.js';
 
 /** The names accepted by `--format`. */
 export const OUTPUT_FORMATS = ['table', 'csv', 'json', 'line'] as const;

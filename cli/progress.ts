@@ -9,7 +9,8 @@
  * Bars are cleared when their stage finishes, so results print on a clean screen.
  */
 import cliProgress from 'cli-progress';
-import type { ProgressEvent, Session } from '../core/session/session.js';
+import type { Session } from '../core/session/session.js';
+import type { ProgressEvent } from '../core/model-types.js';
 
 /** Thresholds of {@link ProgressReporter}. */
 export interface ProgressOptions {

@@ -4,7 +4,7 @@
  */
 import type { CatalogWriter } from './catalog/catalog-writer.js';
 import type { DataType } from './sql/ast.js';
-import type { ColumnBatch } from './runtime/model-runtime.js';
+import type { ColumnBatch } from './model-types.js';
 
 /** A column as the host reports it: `type` is the host's own type text (`DOUBLE`, `VARCHAR[]`). */
 export interface HostColumn {

@@ -7,7 +7,7 @@
  */
 import type { DuckDBAppender, DuckDBType } from '@duckdb/node-api';
 import { duckdbApi, duckdbBindings as duckdb } from './duckdb-api.js';
-import type { ColumnBatch, ColumnData } from '../../core/runtime/model-runtime.js';
+import type { ColumnBatch, ColumnData } from '../../core/model-types.js';
 
 const { DuckDBDataChunk, JSDuckDBValueConverter, JSToDuckDBValueConverter } = duckdbApi;
 type DuckDBDataChunk = import('@duckdb/node-api').DuckDBDataChunk;

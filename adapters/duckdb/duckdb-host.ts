@@ -12,12 +12,12 @@ import type { DuckDBConnection, DuckDBInstance, DuckDBMaterializedResult, DuckDB
 import type { Host, HostAppender, HostColumn, HostResult, HostStage, HostStageSpec } from '../../core/host.js';
 import { leadingTokens, tokenize, type Token } from '../../core/sql/lexer.js';
 import { quoteString } from '../../core/sql/format.js';
-import type { ColumnBatch, ColumnData } from '../../core/runtime/model-runtime.js';
 import { duckdbApi } from './duckdb-api.js';
 import { appendBatch } from './duckdb-chunks.js';
 import { DuckDBDialect } from './duckdb-dialect.js';
 import { mapDuckDBError } from './duckdb-errors.js';
 import { openDuckDBStage, STAGE_DATABASE } from './duckdb-stage.js';
+import type { ColumnBatch, ColumnData } from '../../core/model-types.js';
 
 /**
  * A `Host` over one DuckDB connection.

@@ -28,9 +28,9 @@
  */
 import type { DuckDBAppender, DuckDBConnection, DuckDBType } from '@duckdb/node-api';
 import type { HostStage, HostStageBatch, HostStageSpec, SqlDialect } from '../../core/host.js';
-import type { ColumnBatch } from '../../core/runtime/model-runtime.js';
 import { appendBatch, FeatureBatcher } from './duckdb-chunks.js';
 import { mapDuckDBError } from './duckdb-errors.js';
+import type { ColumnBatch } from '../../core/model-types.js';
 
 /** The private database holding stages' predictions (attached in memory, once per host). */
 export const STAGE_DATABASE = '__modelsql_stage';

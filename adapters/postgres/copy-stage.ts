@@ -36,12 +36,12 @@ import { join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { ModelSqlError } from '../../core/errors.js';
 import type { HostColumn, HostStage, HostStageBatch, HostStageSpec, SqlDialect } from '../../core/host.js';
-import type { ColumnBatch, ColumnData } from '../../core/runtime/model-runtime.js';
 import { TimeSlice } from '../../core/runtime/time-slice.js';
 import { copyField, copyNumber, isIntegerType, unescapeCopy } from './copy-text.js';
 import type { PgQueryResult } from './pg-connection.js';
 import { textParser, type TextParser } from './pg-values.js';
 import { planTargetWrite } from './stage-target.js';
+import type { ColumnBatch, ColumnData } from '../../core/model-types.js';
 
 /** Output bytes kept in memory before the rest goes to a temporary file (64 MiB). */
 export const DEFAULT_STAGE_MEMORY_BYTES = 64 * 1024 * 1024;

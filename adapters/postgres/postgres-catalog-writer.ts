@@ -4,9 +4,9 @@
  * role itself (its `current_user`), checks that role's rights and writes the whole change.
  * One round trip per change.
  */
-import type { ModelKey } from '../../core/catalog/catalog-store.js';
 import type { CatalogWriter, RunRecord, VersionUpdate, VersionWrite } from '../../core/catalog/catalog-writer.js';
 import type { Host } from '../../core/host.js';
+import type { ModelKey } from '../../core/model-types.js';
 
 /** `SELECT ml_catalog.<fn>($1, ..., $n)`. */
 function call(fn: string, count: number): string {

@@ -28,7 +28,6 @@
  */
 import { parsePostgresDuration } from '../../core/session/statement-timeout.js';
 import type { Host, HostAppender, HostColumn, HostResult, HostStage, HostStageSpec } from '../../core/host.js';
-import type { ColumnBatch, ColumnData } from '../../core/runtime/model-runtime.js';
 import { ModelSqlError, positionAt } from '../../core/errors.js';
 import { tokenize } from '../../core/sql/lexer.js';
 import type { PgConnection, PgField, PgQueryResult, TransactionStatus } from './pg-connection.js';
@@ -37,6 +36,7 @@ import { copyField, isIntegerType } from './copy-text.js';
 import { DEFAULT_STAGE_MEMORY_BYTES, openCopyStage } from './copy-stage.js';
 import { ORDINAL_COLUMN, PostgresDialect } from './postgres-dialect.js';
 import { mapPostgresError } from './postgres-errors.js';
+import type { ColumnBatch, ColumnData } from '../../core/model-types.js';
 
 export { copyField } from './copy-text.js';
 

@@ -7,10 +7,10 @@
  * lineage log are not compared.
  */
 import { SECRET_PLACEHOLDER } from '../secrets.js';
-import type { ModelColumn } from '../runtime/model-runtime.js';
 import { ONNX_ARTIFACT } from '../training/trained-model.js';
 import { lacksOnnxBytes } from './snapshot-onnx.js';
 import { modelLabel, type CatalogSnapshot, type SnapshotModel, type SnapshotVersion } from './catalog-snapshot.js';
+import type { ModelColumn } from '../model-types.js';
 
 /** One difference; `left`/`right` are null where the thing is absent. */
 export interface CatalogDifference {

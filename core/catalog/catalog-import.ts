@@ -8,11 +8,12 @@
 import { DuplicateModelError, ModelSqlError } from '../errors.js';
 import type { Host } from '../host.js';
 import { RuntimeLoader } from '../runtime/runtime-loader.js';
-import { CATALOG_VERSION, CatalogStore, type ModelEntry, type ModelVersion } from './catalog-store.js';
+import { CATALOG_VERSION, CatalogStore } from './catalog-store.js';
 import { missingSecrets, modelLabel, type CacheRow, type CatalogSnapshot, type SnapshotModel, type SnapshotVersion } from './catalog-snapshot.js';
 import { importModelGrants, type ModelGrant } from './catalog-grants.js';
 import { ModelCatalog } from './model-catalog.js';
 import { SPEC_ARTIFACT } from '../training/trained-model.js';
+import type { ModelEntry, ModelVersion } from '../model-types.js';
 
 /** What to do with a model whose name exists in the target. */
 export const CONFLICT_POLICIES = ['error', 'skip', 'replace', 'new-version'] as const;

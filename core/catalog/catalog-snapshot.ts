@@ -10,9 +10,10 @@ import { createHash } from 'node:crypto';
 import type { Host } from '../host.js';
 import { SECRET_PLACEHOLDER, isSecretKey } from '../secrets.js';
 import { quoteIdentifier } from '../sql/format.js';
-import { CATALOG_VERSION, CatalogStore, type ModelEntry, type ModelVersion } from './catalog-store.js';
+import { CATALOG_VERSION, CatalogStore } from './catalog-store.js';
 import { readModelGrants, type ModelGrant } from './catalog-grants.js';
 import { likeMatcher } from './model-catalog.js';
+import type { ModelEntry, ModelVersion } from '../model-types.js';
 
 /** Bytes the catalog keeps for a version (a trained model's ONNX graph and spec). */
 export interface SnapshotArtifact {

@@ -11,55 +11,12 @@ import { applyCatalogUpgrade, CATALOG_VERSION, catalogSchema, planCatalogUpgrade
 import type { CatalogWriter, VersionWrite } from './catalog-writer.js';
 import { SecretCipher } from './secret-cipher.js';
 import { SqlCatalogWriter } from './sql-catalog-writer.js';
-import type { ModelColumn } from '../runtime/model-runtime.js';
+import type { ModelColumn, ModelEntry, ModelKey, ModelVersion } from '../model-types.js';
 import { quoteIdentifier } from '../sql/format.js';
 import { ONNX_ARTIFACT, SPEC_ARTIFACT } from '../training/trained-model.js';
 
 /** The catalog layout this modelsql writes; its migrations are in catalog-layout.ts. */
 export { CATALOG_VERSION } from './catalog-layout.js';
-
-/** A qualified model name inside one database. */
-export interface ModelKey {
-  /**
-   * The attached database whose catalog holds the model, on hosts that reach several by
-   * name (DuckDB ATTACH, `Host.attachedDatabase`); absent on others, where models live in
-   * the current database.
-   */
-  readonly database?: string;
-  readonly schema: string;
-  readonly name: string;
-}
-
-/** One version of a model, as stored. */
-export interface ModelVersion extends ModelKey {
-  readonly version: number;
-  readonly provider: string;
-  readonly task?: string;
-  readonly input: readonly ModelColumn[];
-  readonly output: readonly ModelColumn[];
-  /** Options in the order they were written. */
-  readonly options: readonly (readonly [string, string])[];
-  readonly comment?: string;
-  /** The training query of `CREATE MODEL ... AS`. */
-  readonly asQuery?: string;
-  readonly createdAt: string;
-  /**
-   * Literal secrets (`api-key`) by option key, kept out of `options` (which hold
-   * `'******'` in their place) and stored in `ml_catalog.model_secrets` (core/secrets.ts).
-   */
-  readonly secrets?: readonly (readonly [string, string])[];
-  /**
-   * For a trained model: the sha256 of its stored spec artifact (`model.json`), which
-   * names the trained parameters by content (a parsed spec is cached under it).
-   */
-  readonly specSha256?: string;
-  /**
-   * The sha256 of the version's stored ONNX artifact (`model.onnx`) when the catalog holds
-   * one: a trained model's graph, or an imported ONNX model's bytes brought by a catalog
-   * bundle or migration, which the runtime loads instead of the model's `path`.
-   */
-  readonly onnxSha256?: string;
-}
 
 /** A model name as a statement wrote it: with a schema, or (`schema` undefined) in the current one. */
 export interface ModelRef {
@@ -80,17 +37,6 @@ export interface CatalogLookup {
   readonly currentDatabase: string | undefined;
   /** The persistent models found, by schema and name, versions ascending and without secrets. */
   readonly models: readonly ModelEntry[];
-}
-
-/** A model with its versions. */
-export interface ModelEntry extends ModelKey {
-  readonly defaultVersion: number;
-  readonly owner: string;
-  readonly createdAt: string;
-  readonly updatedAt: string;
-  readonly temporary: boolean;
-  /** Ascending by version. */
-  readonly versions: readonly ModelVersion[];
 }
 
 /** Options of a {@link CatalogStore}. */

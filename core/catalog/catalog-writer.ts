@@ -1,3 +1,4 @@
+import type { ModelKey, ModelVersion } from '../model-types.js';
 /**
  * Every change to the persistent catalog, as one operation per call. The catalog store
  * (catalog-store.ts) decides what to write; a host's writer decides how: on a host without
@@ -7,7 +8,6 @@
  * (`RoleDialect.catalogWriter`). Each operation is atomic on its own; callers group
  * several in `Host.transaction`.
  */
-import type { ModelKey, ModelVersion } from './catalog-store.js';
 
 /** A stored artifact of a version. */
 export interface ArtifactRow {

@@ -12,9 +12,9 @@ import {
   UndefinedModelError,
   UnsupportedFeatureError,
   positionAt,
+  type SourcePosition,
 } from '../errors.js';
 import type { Host, HostFunction } from '../host.js';
-import type { QueryResult } from '../session/session.js';
 import type {
   AlterModelStatement,
   ColumnDef,
@@ -29,16 +29,15 @@ import type {
 } from '../sql/ast.js';
 import { formatCreateModel, modelFunctionName, quoteIdentifier } from '../sql/format.js';
 import { formatType, parseDataType } from '../sql/types.js';
-import type { ModelColumn } from '../runtime/model-runtime.js';
 import type { RuntimeLoader } from '../runtime/runtime-loader.js';
-import { CatalogStore, timestampText, type CatalogLookup, type CatalogStoreOptions, type ModelEntry, type ModelKey, type ModelRef, type ModelVersion } from './catalog-store.js';
+import { CatalogStore, timestampText, type CatalogLookup, type CatalogStoreOptions, type ModelRef } from './catalog-store.js';
 import { checkOptionCaps } from '../runtime/resource-caps.js';
 import { canonicalOptionKey, canonicalOptions, displayOptionValue, resolveModelOptions } from './model-options.js';
 import { hasStoredSecrets, splitSecrets } from '../secrets.js';
 import { compileModel } from '../training/compile-sql.js';
-import type { Artifact } from '../training/train-model.js';
-import { ONNX_ARTIFACT, SPEC_ARTIFACT, parseTrainedModel, type TrainedModel } from '../training/trained-model.js';
+import { ONNX_ARTIFACT, SPEC_ARTIFACT, parseTrainedModel, type Artifact, type TrainedModel, type TrainingResult } from '../training/trained-model.js';
 import { parseTrainingOptions } from '../training/training-options.js';
+import type { ModelColumn, ModelEntry, ModelKey, ModelVersion, QueryResult } from '../model-types.js';
 
 /** A model name resolved to (database,) schema and name, with the `$version` it addressed. */
 export interface QualifiedModelName extends ModelKey {
@@ -56,7 +55,27 @@ export interface ResolvedModel {
 /** Finds a model named in the statement a resolver was made for (`ModelCatalog.resolver`). */
 export type ModelResolver = (name: ModelName) => Promise<ResolvedModel>;
 
-type ModelStatement = Extract<Statement, { kind: `${string}-model${string}` | 'show-models' }>;
+/** The model statements {@link ModelCatalog.execute} runs (CREATE MODEL goes through {@link ModelCatalog.create}). */
+type ModelStatement = Exclude<Extract<Statement, { kind: `${string}-model${string}` | 'show-models' }>, CreateModelStatement>;
+
+/**
+ * A `CREATE MODEL ... AS <query>` the catalog has checked (name, ownership, options), to be
+ * trained by the caller (core/session/create-model.ts) and stored with
+ * {@link ModelCatalog.storeTrained}. The catalog itself never trains.
+ */
+export interface PendingTrainedModel {
+  readonly kind: 'train';
+  /** The training query, as written. */
+  readonly query: string;
+  /** The statement's options, canonical (`algorithm`, `label`, ...). */
+  readonly options: readonly (readonly [string, string])[];
+  /** Where the training query and each option (by lower-case key) start in the script, for errors. */
+  readonly positions: { readonly query: SourcePosition; readonly option: (key: string) => SourcePosition | undefined };
+  readonly statement: CreateModelStatement;
+  readonly key: QualifiedModelName;
+  readonly existing: ModelEntry | undefined;
+  readonly versionNumber: number;
+}
 
 /**
  * The model catalog of one session.
@@ -208,8 +227,6 @@ export class ModelCatalog {
   /** Runs one model statement. */
   async execute(statement: ModelStatement, sqlText: string): Promise<QueryResult> {
     switch (statement.kind) {
-      case 'create-model':
-        return this.create(statement, sqlText);
       case 'alter-model':
         return this.alter(statement, sqlText);
       case 'drop-model':
@@ -278,7 +295,12 @@ export class ModelCatalog {
     return this.temporary.get(tempKey(q)) ?? (await this.storeOf(q).get(q));
   }
 
-  private async create(stmt: CreateModelStatement, sqlText: string): Promise<QueryResult> {
+  /**
+   * `CREATE MODEL`: checks the name, the owner and the options, then stores a model that
+   * needs no training; a model to train (`CREATE MODEL ... AS <query>`) comes back as a
+   * {@link PendingTrainedModel} for the caller to train and hand to {@link storeTrained}.
+   */
+  async create(stmt: CreateModelStatement, sqlText: string): Promise<QueryResult | PendingTrainedModel> {
     const at = (offset: number) => positionAt(sqlText, offset);
     if (stmt.name.version !== undefined) throw new ModelSqlError('42601', 'CREATE MODEL takes a name without $version', { position: at(stmt.name.span.start) });
     const q = await this.qualify(stmt.name, sqlText);
@@ -303,7 +325,7 @@ export class ModelCatalog {
     const resolved = resolveModelOptions(options, positions);
     checkOptionCaps(options, this.loader.caps, (key) => positions.get(key.toLowerCase()));
     const versionNumber = existing ? Math.max(...existing.versions.map((v) => v.version)) + 1 : 1;
-    if (stmt.asQuery || resolved.provider === 'internal') return this.createTrained(stmt, sqlText, q, existing, versionNumber, resolved.provider, options);
+    if (stmt.asQuery || resolved.provider === 'internal') return this.pendingTrained(stmt, sqlText, q, existing, versionNumber, resolved.provider, options);
     const checked = await this.loader.check(options, stmt.input?.map(modelColumn), stmt.output?.map(modelColumn));
     // Literal secrets (api-key) are kept apart from the readable options (SPEC §5).
     const split = splitSecrets(options);
@@ -358,8 +380,8 @@ export class ModelCatalog {
     });
   }
 
-  /** `CREATE MODEL ... AS <query>`: trains in the host; stores the model only when training succeeded. */
-  private async createTrained(
+  /** `CREATE MODEL ... AS <query>`: what to train, once the statement's options name an algorithm and a query. */
+  private pendingTrained(
     stmt: CreateModelStatement,
     sqlText: string,
     q: QualifiedModelName,
@@ -367,7 +389,7 @@ export class ModelCatalog {
     versionNumber: number,
     provider: string,
     options: readonly (readonly [string, string])[],
-  ): Promise<QueryResult> {
+  ): PendingTrainedModel {
     const at = (offset: number) => positionAt(sqlText, offset);
     const positions = optionPositions(stmt.options, sqlText);
     if (!stmt.asQuery) {
@@ -377,25 +399,37 @@ export class ModelCatalog {
       const key = stmt.options.find((o) => ['provider', 'type', 'format'].includes(o.key.toLowerCase()))!;
       throw new InvalidOptionError(`CREATE MODEL ... AS <query> trains a model inside the database: give 'algorithm' (and 'label'), not '${key.key}'`, at(key.keySpan.start));
     }
-    // Training code is loaded by the first CREATE MODEL ... AS SELECT.
-    const { trainModel } = await import('../training/train-model.js');
-    const trained = await trainModel(this.host, stmt.asQuery.text, options, { query: at(stmt.asQuery.span.start), option: (key) => positions.get(key.toLowerCase()) });
+    return {
+      kind: 'train',
+      query: stmt.asQuery.text,
+      options,
+      positions: { query: at(stmt.asQuery.span.start), option: (key) => positions.get(key.toLowerCase()) },
+      statement: stmt,
+      key: q,
+      existing,
+      versionNumber,
+    };
+  }
+
+  /** Stores the model a {@link PendingTrainedModel} trained to (only called when training succeeded). */
+  async storeTrained(pending: PendingTrainedModel, trained: TrainingResult): Promise<QueryResult> {
+    const { statement: stmt, key: q } = pending;
     const version: ModelVersion = {
       ...databaseOfKey(q),
       schema: q.schema,
       name: q.name,
-      version: versionNumber,
+      version: pending.versionNumber,
       provider: 'internal',
       task: trained.model.task,
       input: trained.model.input,
       output: trained.model.output,
-      options,
+      options: pending.options,
       comment: stmt.comment,
-      asQuery: stmt.asQuery.text,
+      asQuery: pending.query,
       createdAt: timestampText(new Date()),
       specSha256: trained.artifacts.find((a) => a.name === SPEC_ARTIFACT)?.sha256,
     };
-    await this.addVersion(q, existing, version, stmt.temporary, trained.artifacts, trained.metrics);
+    await this.addVersion(q, pending.existing, version, stmt.temporary, trained.artifacts, trained.metrics);
     return result('CREATE MODEL', [], []);
   }
 

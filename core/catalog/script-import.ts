@@ -13,7 +13,8 @@ import { formatQualifiedName, formatStatement } from '../sql/format.js';
 import { tokenize } from '../sql/lexer.js';
 import { parseScript } from '../sql/parser.js';
 import { inImportTransaction, type ConflictPolicy } from './catalog-import.js';
-import { CatalogStore, type ModelEntry } from './catalog-store.js';
+import { CatalogStore } from './catalog-store.js';
+import type { ModelEntry } from '../model-types.js';
 
 /** The database Flink names `default_catalog.default_database.m` in; models named in it land in the target's default schema. */
 const FLINK_DEFAULT_DATABASE = 'default_database';

@@ -9,8 +9,8 @@
 import { DuplicateModelError } from '../errors.js';
 import type { Host } from '../host.js';
 import { quoteString } from '../sql/format.js';
-import type { ModelKey } from './catalog-store.js';
 import type { CatalogWriter, RunRecord, VersionUpdate, VersionWrite } from './catalog-writer.js';
+import type { ModelKey } from '../model-types.js';
 
 /** Tables holding rows of one version, keyed by model name and version. */
 const VERSION_TABLES = ['model_versions', 'artifacts', 'training_metrics', 'model_secrets'] as const;

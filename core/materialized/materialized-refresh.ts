@@ -20,13 +20,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Host } from '../host.js';
-import type { QueryResult } from '../session/session.js';
 import type { Identifier } from '../sql/ast.js';
 import { parseScript } from '../sql/parser.js';
 import { ModelSqlError } from '../errors.js';
 import { outputColumnNames } from '../planner/output-columns.js';
 import { incrementalShape, type IncrementalShape } from './incremental-query.js';
 import { MaterializedStore, type MaterializedTable, type RefreshOutcome } from './materialized-store.js';
+import type { QueryResult } from '../model-types.js';
 
 /** The state table's column holding the digest of the model inputs a prediction was made from. */
 export const INPUT_DIGEST = '__input_hash';

@@ -12,7 +12,6 @@ import { ArgumentError, ModelSqlError, UnsupportedFeatureError, positionAt } fro
 import type { Host } from '../host.js';
 import type { ModelCatalog } from '../catalog/model-catalog.js';
 import { readCatalogVersion } from '../catalog/catalog-layout.js';
-import type { QueryResult } from '../session/session.js';
 import type { CreateMaterializedTableStatement, Freshness, Identifier, MaterializedTableStatement, RefreshMode, Span } from '../sql/ast.js';
 import { isSymbol, isWord, tokenize } from '../sql/lexer.js';
 import { parseDataType } from '../sql/types.js';
@@ -30,6 +29,7 @@ import {
   stateQuery,
   type RefreshContext,
 } from './materialized-refresh.js';
+import type { QueryResult } from '../model-types.js';
 
 /** The shortest FRESHNESS accepted, in seconds. */
 export const MIN_FRESHNESS_SECONDS = 1;

@@ -23,8 +23,6 @@ import { remoteStageShape } from '../runtime/remote-executor.js';
 import type { StageCounters } from '../runtime/model-runtime.js';
 import type { StageLimits } from '../runtime/inference-limits.js';
 import { checkCallCaps, checkOptionCaps } from '../runtime/resource-caps.js';
-import type { ModelColumn } from '../runtime/model-runtime.js';
-import type { ModelRunEvent, ProgressEvent, ProviderRequestEvent } from '../session/session.js';
 import { evaluationRelation, textGenerationRelation, type EvaluationSpec, type EvaluationTask } from './evaluate-metrics.js';
 import { callAlias, describedRelation, inputQuerySql, spliceCallsMapped, type SplicedText } from './splice.js';
 import { directWriteShape, projectionSources, type DirectWriteShape } from './direct-write.js';
@@ -33,6 +31,7 @@ import { compileModel, compiledRelation } from '../training/compile-sql.js';
 import { vectorSearchRelation } from './vector-search.js';
 import { outputColumnNames } from './output-columns.js';
 import type { TrainedModel } from '../training/trained-model.js';
+import type { ModelColumn, ModelRunEvent, ProgressEvent, ProviderRequestEvent } from '../model-types.js';
 
 export { outputColumnNames } from './output-columns.js';
 

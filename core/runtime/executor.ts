@@ -6,9 +6,10 @@
  */
 import { ModelSqlError, QueryCanceledError } from '../errors.js';
 import type { Host, HostStage } from '../host.js';
-import type { ColumnBatch, ColumnData, ModelRuntime, PredictStage } from './model-runtime.js';
+import type { ModelRuntime, PredictStage } from './model-runtime.js';
 import type { PredictionCache } from './prediction-cache.js';
 import { checkStageRows, type StageLimits } from './inference-limits.js';
+import type { ColumnBatch, ColumnData } from '../model-types.js';
 
 /** What a stage reads, runs and writes. */
 export interface StageSpec {

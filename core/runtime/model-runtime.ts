@@ -2,28 +2,7 @@
  * The one interface every model runtime implements (ONNX today, remote providers later):
  * columnar batches in, columnar batches out.
  */
-
-/**
- * One column of a batch. Numbers travel as typed arrays with an optional null mask
- * (`nulls[i] === 1` means row i is NULL); everything else as a plain array of JS values
- * (`null` for NULL).
- */
-export type ColumnData =
-  | { readonly kind: 'number'; readonly values: Float64Array | Float32Array | Int32Array; readonly nulls?: Uint8Array }
-  | { readonly kind: 'value'; readonly values: readonly unknown[] };
-
-/** A batch of rows, column by column, columns in the model's INPUT (or OUTPUT) order. */
-export interface ColumnBatch {
-  readonly rowCount: number;
-  readonly columns: readonly ColumnData[];
-}
-
-/** A model column as stored in the catalog: `type` is canonical Flink type text (`DOUBLE`, `ARRAY<FLOAT>`). */
-export interface ModelColumn {
-  readonly name: string;
-  readonly type: string;
-  readonly comment?: string;
-}
+import type { ColumnBatch } from '../model-types.js';
 
 /** Counters of one model stage, added to by the runtime (remote providers) and the executor. */
 export interface StageCounters {

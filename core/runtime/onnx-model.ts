@@ -7,8 +7,8 @@
  */
 import type * as Ort from 'onnxruntime-node';
 import { ModelSqlError } from '../errors.js';
-import type { ModelColumn } from './model-runtime.js';
 import { signatureOf } from './onnx-signature.js';
+import type { ModelColumn } from '../model-types.js';
 
 export { loadModelBytes, isModelUrl, isUrlAllowed } from './onnx-model-loader.js';
 export type { LoadModelOptions } from './onnx-model-loader.js';

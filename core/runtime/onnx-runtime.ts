@@ -20,10 +20,11 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { ModelRuntimeError, ModelSqlError, QueryCanceledError } from '../errors.js';
-import type { ColumnBatch, ColumnData, ModelRuntime, PredictOptions } from './model-runtime.js';
+import type { ModelRuntime, PredictOptions } from './model-runtime.js';
 import type { OnnxBinding, OnnxColumnFeed, OnnxOutputBinding, OnnxSignature } from './onnx-model.js';
 import type { TextModelSource } from './text/text-model.js';
 import type { FeedMessage, OnnxWorkerData, OutputMessage, WorkerRequest, WorkerResponse } from './onnx-worker.js';
+import type { ColumnBatch, ColumnData } from '../model-types.js';
 
 /**
  * Rows per batch. Measured with benchmarks/onnx-batch-size.ts (2 cores, 4-feature linear

@@ -17,9 +17,10 @@ import { ModelRuntimeError, QueryCanceledError } from '../errors.js';
 import { maskSecrets } from '../secrets.js';
 import { accessDeniedIn } from './access-policy.js';
 import { LimitExceededError } from './inference-limits.js';
-import type { ColumnBatch, ColumnData, ModelRuntime, PredictOptions, PredictStage } from './model-runtime.js';
+import type { ModelRuntime, PredictOptions, PredictStage } from './model-runtime.js';
 import { MalformedReply, MismatchedReply, type FailureInfo, type ProviderClient, type ProviderReply, type ProviderRequest } from './providers/provider-client.js';
 import { AnswerError } from './providers/structured-output.js';
+import type { ColumnBatch, ColumnData } from '../model-types.js';
 
 /** Rows per `predictBatch` the executor asks for by default (several waves of requests). */
 const DEFAULT_STAGE_ROWS = 2048;

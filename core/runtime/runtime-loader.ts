@@ -6,16 +6,16 @@
 import { createHash } from 'node:crypto';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import type { ModelVersion } from '../catalog/catalog-store.js';
 import { resolveModelOptions } from '../catalog/model-options.js';
 import { InvalidOptionError, ModelSqlError } from '../errors.js';
 import { AccessPolicy, type AccessOptions } from './access-policy.js';
-import type { ModelColumn, ModelRuntime } from './model-runtime.js';
+import type { ModelRuntime } from './model-runtime.js';
 import { resourceCaps, type ResourceCaps } from './resource-caps.js';
 import type { LoadModelOptions } from './onnx-model.js';
 import type { ModelFileLimits } from './onnx-model-loader.js';
 import { isRemoteProvider } from './providers/remote-options.js';
 import { ONNX_ARTIFACT as STORED_ONNX_ARTIFACT } from '../training/trained-model.js';
+import type { ModelColumn, ModelVersion } from '../model-types.js';
 
 // Each kind of runtime (ONNX Runtime, the provider SDKs, tokenizers) is loaded when a model of
 // that kind is first checked or loaded: a session that runs no model does not pay for them.

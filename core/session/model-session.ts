@@ -10,13 +10,15 @@ import { MaterializedTables } from '../materialized/materialized-tables.js';
 import type { DirectWrite, RewriteContext, StatementPlan } from '../planner/ml-rewrite.js';
 import type { InferenceGate } from '../runtime/inference-limits.js';
 import { StatementTimer } from './statement-timeout.js';
+import { createModel } from './create-model.js';
 import { RuntimeLoader, type ModelAccessOptions } from '../runtime/runtime-loader.js';
 import type { QueryStatement, Statement } from '../sql/ast.js';
 import { namedModels } from '../sql/ml-call.js';
 import { leadingTokens, type LexOptions } from '../sql/lexer.js';
 import { parseScript, parseScriptAfter } from '../sql/parser.js';
 import { maskError, redactSql } from '../secrets.js';
-import type { QueryResult, ResultBatch, Session, SessionEvents } from './session.js';
+import type { Session, SessionEvents } from './session.js';
+import type { QueryResult, ResultBatch } from '../model-types.js';
 
 /** Options of a session; every field optional. */
 export interface SessionOptions extends ModelAccessOptions {
@@ -269,6 +271,8 @@ export class ModelSession implements Session {
         case 'show-materialized-tables':
         case 'describe-materialized-table':
           return await this.materialized.execute(statement, text);
+        case 'create-model':
+          return await createModel(this.catalog, this.host, statement, text);
         default:
           return await this.catalog.execute(statement, text);
       }

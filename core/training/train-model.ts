@@ -11,25 +11,10 @@ import { fitKMeans, inertia } from './kmeans.js';
 import { fitLinearRegression } from './linear-regression.js';
 import { fitLogisticRegression } from './logistic-regression.js';
 import { exportOnnx } from './onnx-export.js';
-import { ONNX_ARTIFACT, SPEC_ARTIFACT, SPEC_FORMAT, outputColumns, serializeTrainedModel, type ModelParameters, type TrainedModel } from './trained-model.js';
+import { ONNX_ARTIFACT, SPEC_ARTIFACT, SPEC_FORMAT, outputColumns, serializeTrainedModel, type Artifact, type ModelParameters, type TrainedModel, type TrainingResult } from './trained-model.js';
 import { describeTrainingQuery, findLabel, isNumericType, prepareTrainingData, toNumber, type TrainingData, type TrainingPositions } from './training-data.js';
 import { parseTrainingOptions, type TrainingOptions } from './training-options.js';
 import { fitTrees } from './tree-models.js';
-
-/** One stored artifact. */
-export interface Artifact {
-  readonly name: string;
-  readonly content: Uint8Array;
-  readonly sha256: string;
-}
-
-/** What training produced. */
-export interface TrainingResult {
-  readonly model: TrainedModel;
-  readonly artifacts: readonly Artifact[];
-  /** Metric name → value: held-out metrics under their names, training-set ones prefixed `train_`. */
-  readonly metrics: readonly (readonly [string, number])[];
-}
 
 function artifact(name: string, content: Uint8Array): Artifact {
   return { name, content, sha256: createHash('sha256').update(content).digest('hex') };

@@ -3,8 +3,8 @@
  * `model.json` artifact next to `model.onnx`; the SQL compiler (compile-sql.ts) and the
  * ONNX writer (onnx-export.ts) both read it, so the two always describe the same function.
  */
-import type { ModelColumn } from '../runtime/model-runtime.js';
 import type { Algorithm, TrainingTask } from './training-options.js';
+import type { ModelColumn } from '../model-types.js';
 
 /** Name of the artifact holding the {@link TrainedModel} JSON. */
 export const SPEC_ARTIFACT = 'model.json';
@@ -12,6 +12,21 @@ export const SPEC_ARTIFACT = 'model.json';
 export const ONNX_ARTIFACT = 'model.onnx';
 /** Value of {@link TrainedModel.format}. */
 export const SPEC_FORMAT = 'modelsql-trained-model/1';
+
+/** One stored artifact of a trained model (`model.json`, `model.onnx`). */
+export interface Artifact {
+  readonly name: string;
+  readonly content: Uint8Array;
+  readonly sha256: string;
+}
+
+/** What training produced: the model, its artifacts and its metrics, for the catalog to store. */
+export interface TrainingResult {
+  readonly model: TrainedModel;
+  readonly artifacts: readonly Artifact[];
+  /** Metric name → value: held-out metrics under their names, training-set ones prefixed `train_`. */
+  readonly metrics: readonly (readonly [string, number])[];
+}
 
 /** A class label as stored: strings, numbers and booleans keep their JS type. */
 export type ClassValue = string | number | boolean;

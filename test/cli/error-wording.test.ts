@@ -4,7 +4,7 @@
  */
 import { openDuckDB } from '../../adapters/duckdb/index.js';
 import { mapDuckDBError } from '../../adapters/duckdb/duckdb-errors.js';
-import { parseErrorFields } from '../../adapters/postgres/proxy/protocol.js';
+import { parseErrorFields } from '../../adapters/postgres/proxy/message-readers.js';
 import { errorMessage } from '../../adapters/postgres/proxy/result-messages.js';
 import { ModelSqlError, QueryCanceledError, formatError } from '../../core/errors.js';
 

@@ -1,5 +1,5 @@
 import { cellText, formatCsv, formatJson, formatResult, formatTable, ResultPrinter, rowCountFooter, toJsonValue, uniqueKeys } from '../../cli/format.js';
-import type { QueryResult } from '../../core/session/session.js';
+import type { QueryResult } from '../../core/model-types.js';
 
 const result = (columns: readonly string[], rows: readonly (readonly unknown[])[], command = 'SELECT'): QueryResult => ({
   command,

@@ -8,7 +8,8 @@ import { ProgressReporter } from '../../cli/progress.js';
 import { CONTINUATION_PROMPT, defaultHistoryFile, loadHistory, PROMPT, runShell, saveHistory } from '../../cli/shell.js';
 import { executeScript } from '../../cli/script-runner.js';
 import { ModelSqlError, QueryCanceledError } from '../../core/errors.js';
-import type { QueryResult, Session, SessionEvents } from '../../core/session/session.js';
+import type { Session, SessionEvents } from '../../core/session/session.js';
+import type { QueryResult } from '../../core/model-types.js';
 
 /** A session that answers `select N` with N, fails on `fail`, and waits for cancel() on `slow`. */
 class FakeSession implements Session {

@@ -2,11 +2,12 @@
  * The session API on every adapter: `run` yields each statement's result, `stream` yields
  * batches, progress events arrive, and `cancel` stops a model stage and cleans up.
  */
-import type { ProgressEvent, Session } from '../../core/session/session.js';
+import type { Session } from '../../core/session/session.js';
 import { ADAPTERS } from '../support/adapters.js';
 import { expectSqlError } from '../support/expect-error.js';
 import { formatError } from '../../core/errors.js';
 import { linearExpected, writeModelFiles } from '../support/model-files.js';
+import type { ProgressEvent } from '../../core/model-types.js';
 
 const files = writeModelFiles();
 

@@ -6,12 +6,12 @@
  */
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ProgressEvent } from '../../core/session/session.js';
 import type { Session } from '../../core/session/session.js';
 import { ADAPTERS } from '../support/adapters.js';
 import { expectSqlError } from '../support/expect-error.js';
 import { reference } from '../support/text-reference.js';
 import { TEST_LABELS, writeTextModel, writeTextModels } from '../support/text-models.js';
+import type { ProgressEvent } from '../../core/model-types.js';
 
 const dirs = writeTextModels();
 afterAll(() => rmSync(dirs.root, { recursive: true, force: true }));

@@ -4,6 +4,8 @@
  * `P` field (1-based, in characters) back to what the client wrote.
  */
 import type { PreparedQuery } from '../../../core/session/model-session.js';
+import { errorResponseFromFields } from './message-builders.js';
+import { parseErrorFields } from './message-readers.js';
 
 /**
  * Maps an ErrorResponse's position (1-based, in characters) in the SQL the proxy sent to a
@@ -35,4 +37,16 @@ export function characterOffset(text: string, offset: number): number {
     if (c < 0xdc00 || c > 0xdfff) n++;
   }
   return n;
+}
+
+/** An upstream ErrorResponse for the client: its position mapped by `position` to the client's text, or dropped where it maps nowhere. */
+export function clientErrorResponse(payload: Buffer, position: PositionMap | undefined): Buffer {
+  const fields = parseErrorFields(payload);
+  const p = fields.get('P');
+  if (p !== undefined) {
+    const mapped = position?.(Number(p));
+    if (mapped === undefined) fields.delete('P');
+    else fields.set('P', String(mapped));
+  }
+  return errorResponseFromFields(fields);
 }

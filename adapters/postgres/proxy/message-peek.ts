@@ -3,7 +3,7 @@
  * from a Bind's statement name or a portal name whether the proxy must handle the message;
  * https://www.postgresql.org/docs/current/protocol-message-formats.html).
  */
-import { ProtocolViolation } from './protocol.js';
+import { ProtocolViolation } from './protocol-errors.js';
 
 /** Reads a Bind's statement name without decoding the rest. */
 export function bindStatementName(payload: Buffer): string {

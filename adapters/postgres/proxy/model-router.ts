@@ -1,19 +1,24 @@
 /**
  * Which client statements are model statements, for the proxy's relay: a cheap test on the
- * text or on the message's bytes first (every model statement and ML call contains `model`
- * or `ml_`), then the parser decides; statements without model syntax go to Postgres as
- * written.
+ * message's bytes (or the text's characters) first, since every model statement and ML call
+ * contains `model` or `ml_`; then the scanner and parser decide. No regular expression reads
+ * the SQL. Statements without model syntax go to Postgres as written.
  */
 import type { Statement } from '../../../core/sql/ast.js';
-import type { LexOptions } from '../../../core/sql/lexer.js';
+import { scan, type LexOptions } from '../../../core/sql/lexer.js';
 import { parseScript } from '../../../core/sql/parser.js';
+import { parseQuery } from './message-readers.js';
+
+/** Key words whose presence makes a statement that does not parse a broken model statement (the proxy reports it). */
+const MODEL_WORDS: ReadonlySet<string> = new Set(['model', 'models', 'ml_predict', 'ml_evaluate']);
 
 /**
  * Whether `text` may hold model syntax: every model statement and ML call contains `model`
  * or `ml_` (a necessary condition only; the parser decides).
  */
 export function mayHoldModelSyntax(text: string): boolean {
-  return /model|ml_/i.test(text);
+  // Latin-1 keeps ASCII as is (other characters only add candidates for the parser to reject).
+  return bytesMayHoldModelSyntax(Buffer.from(text, 'latin1'));
 }
 
 /**
@@ -34,6 +39,9 @@ export function bytesMayHoldModelSyntax(bytes: Buffer, start = 0, end = bytes.le
  * The statements of `text` when at least one holds model syntax; undefined when all are host
  * SQL. `options` say how the upstream session reads strings (`standard_conforming_strings`),
  * so that the proxy and Postgres agree on where each string ends.
+ *
+ * @throws the parser's error for text that does not parse and names a model key word
+ *   (`MODEL`, `ML_PREDICT`, ... as a word, not inside a string or comment).
  */
 export function modelStatements(text: string, options: LexOptions): Statement[] | undefined {
   if (!mayHoldModelSyntax(text)) return undefined;
@@ -43,7 +51,7 @@ export function modelStatements(text: string, options: LexOptions): Statement[] 
   } catch (error) {
     // A broken model statement: the proxy reports the parser's error. Anything else
     // (an unterminated string in plain SQL) is Postgres's to report.
-    if (/\b(model|models|ml_predict|ml_evaluate)\b/i.test(text)) throw error;
+    if (scan(text, options).tokens.some((t) => t.kind === 'identifier' && MODEL_WORDS.has(t.value))) throw error;
     return undefined;
   }
   return statements.some((s) => s.kind !== 'host') ? statements : undefined;
@@ -56,4 +64,14 @@ export function modelStatementsSafe(text: string, options: LexOptions): boolean 
   } catch {
     return true;
   }
+}
+
+/** Whether a Query message (its payload) is for the proxy: it holds a model statement, or a broken one. */
+export function queryHoldsModelSyntax(payload: Buffer, options: LexOptions): boolean {
+  return bytesMayHoldModelSyntax(payload) && modelStatementsSafe(parseQuery(payload), options);
+}
+
+/** Whether a Parse message (its payload, and its decoded `text`) prepares a model statement, or a broken one. */
+export function parseHoldsModelSyntax(payload: Buffer, text: string, options: LexOptions): boolean {
+  return bytesMayHoldModelSyntax(payload) && modelStatementsSafe(text, options);
 }

@@ -5,7 +5,7 @@
  * connection ({@link ConnectionCounts}) and summed when the metrics are scraped.
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { ModelRunEvent, ProviderRequestEvent } from '../../../core/session/session.js';
+import type { ModelRunEvent, ProviderRequestEvent } from '../../../core/model-types.js';
 
 /** What one client connection has done so far. */
 export interface ConnectionCounts {

@@ -7,8 +7,8 @@
  * Text output of values: https://www.postgresql.org/docs/current/datatype.html
  */
 import { asModelSqlError } from '../../../core/errors.js';
-import type { QueryResult, ResultColumn } from '../../../core/session/session.js';
-import { commandComplete, dataRow, errorResponse, errorResponseFromFields, rowDescription, type ColumnSpec } from './protocol.js';
+import type { QueryResult, ResultColumn } from '../../../core/model-types.js';
+import { commandComplete, dataRow, errorResponse, errorResponseFromFields, rowDescription, type ColumnSpec } from './message-builders.js';
 
 /** OID and length of the types model-DDL results use; anything else is sent as text (25). */
 const TYPES: ReadonlyMap<string, readonly [number, number]> = new Map<string, readonly [number, number]>([

@@ -9,7 +9,7 @@
  * Binary parameter formats: https://www.postgresql.org/docs/current/protocol-overview.html#PROTOCOL-FORMAT-CODES
  */
 import { tokenize } from '../../../core/sql/lexer.js';
-import { ProtocolViolation } from './protocol.js';
+import { ProtocolViolation } from './protocol-errors.js';
 
 /** A `$n` occurrence: its 0-based span in the text and its 1-based number. */
 export interface ParameterRef {

@@ -3,8 +3,9 @@
  * is loaded only when a model of that provider runs.
  */
 import { AccessPolicy } from '../access-policy.js';
-import type { ModelColumn, ModelRuntime } from '../model-runtime.js';
+import type { ModelRuntime } from '../model-runtime.js';
 import { parseRemoteModel, resolveApiKey, type RemoteProvider } from './remote-options.js';
+import type { ModelColumn } from '../../model-types.js';
 
 type Options = readonly (readonly [string, string])[];
 

@@ -5,13 +5,13 @@
  * structured output checked against OUTPUT. The executor (remote-executor.ts) does the rest.
  */
 import { createHash } from 'node:crypto';
-import type { ColumnBatch } from '../model-runtime.js';
 import type { RowCodec, RowPayload } from '../remote-executor.js';
 import { valueAt } from '../remote-executor.js';
 import { fitContext } from './prompt-template.js';
 import { packedMessage, structuredMessage, type ProviderReply, type ProviderRequest } from './provider-client.js';
 import type { RemoteModelConfig } from './remote-options.js';
 import { AnswerError, answerValues, packedSchema, parseJsonText, preview, rowSchema } from './structured-output.js';
+import type { ColumnBatch } from '../../model-types.js';
 
 /**
  * The {@link RowCodec} of a language model.

@@ -5,7 +5,7 @@
  * template, a single input is sent as it is, and several as `name: value` lines.
  */
 import { InvalidOptionError } from '../../errors.js';
-import type { ModelColumn } from '../model-runtime.js';
+import type { ModelColumn } from '../../model-types.js';
 
 /** A parsed template. */
 export interface PromptTemplate {

@@ -11,9 +11,9 @@ import { InvalidOptionError, type SourcePosition } from '../../errors.js';
 import { resolveSecret, secretReference, SECRET_PLACEHOLDER } from '../../secrets.js';
 import { parseDuration } from '../../sql/ml-call.js';
 import { parseDataType, typeCategory } from '../../sql/types.js';
-import type { ModelColumn } from '../model-runtime.js';
 import { parsePromptTemplate, type PromptTemplate } from './prompt-template.js';
 import { outputPlan, type OutputPlan } from './structured-output.js';
+import type { ModelColumn } from '../../model-types.js';
 
 /** The remote providers. */
 export const REMOTE_PROVIDERS = ['openai', 'gemini', 'anthropic'] as const;

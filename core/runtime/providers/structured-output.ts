@@ -12,7 +12,7 @@
 import { InvalidOptionError } from '../../errors.js';
 import type { DataType } from '../../sql/ast.js';
 import { parseDataType, typeCategory, formatType } from '../../sql/types.js';
-import type { ModelColumn } from '../model-runtime.js';
+import type { ModelColumn } from '../../model-types.js';
 
 /** An OUTPUT column the model answers. */
 export interface AnswerColumn {

@@ -11,10 +11,10 @@ import { InvalidOptionError, type SourcePosition } from '../../errors.js';
 import { parseDuration } from '../../sql/ml-call.js';
 import type { DataType } from '../../sql/ast.js';
 import { parseDataType, typeCategory } from '../../sql/types.js';
-import type { ModelColumn } from '../model-runtime.js';
 import type { ExecutorConfig } from '../remote-executor.js';
 import type { CircuitBreakerSettings } from './circuit-breaker.js';
 import { isErrorColumn } from './remote-options.js';
+import type { ModelColumn } from '../../model-types.js';
 
 /** Option keys of a triton model (besides the common ones of model-options.ts). */
 export const TRITON_OPTIONS: readonly string[] = [

@@ -22,12 +22,12 @@ import { ModelSqlError } from '../../errors.js';
 import { log } from '../../logging.js';
 import { resolveSecret, SECRET_PLACEHOLDER } from '../../secrets.js';
 import { AccessPolicy } from '../access-policy.js';
-import type { ColumnBatch, ModelColumn } from '../model-runtime.js';
 import { RemoteRuntime, valueAt, type RowCodec, type RowPayload } from '../remote-executor.js';
 import { CircuitBreaker, CircuitOpenError } from './circuit-breaker.js';
 import { classifyHttpError, MalformedReply, retryAfterFromHeaders, transportFailure, type FailureInfo, type ProviderClient, type ProviderReply, type ProviderRequest } from './provider-client.js';
 import { parseTritonModel, type TritonConfig } from './triton-options.js';
 import { checkMetadata, decodeOutputs, encodeInputs, type ModelMetadata } from './triton-tensors.js';
+import type { ColumnBatch, ModelColumn } from '../../model-types.js';
 
 type Options = readonly (readonly [string, string])[];
 

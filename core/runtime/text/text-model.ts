@@ -7,10 +7,10 @@
 import { InvalidOptionError, ModelSqlError } from '../../errors.js';
 import { getOption } from '../../catalog/model-options.js';
 import { parseDataType, typeCategory } from '../../sql/types.js';
-import type { ModelColumn } from '../model-runtime.js';
 import { describeSignature, describeValue, type OnnxSignature, type OnnxValueInfo } from '../onnx-model.js';
 import type { TextModelFiles } from './model-directory.js';
 import { TextTokenizer } from './text-tokenizer.js';
+import type { ModelColumn } from '../../model-types.js';
 
 /** Tasks of local text models. */
 export type TextTask = 'embedding' | 'classification';

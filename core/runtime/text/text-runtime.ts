@@ -4,13 +4,14 @@
  * model (their outputs are NULL) and answers can go to the prediction cache.
  */
 import { createHash } from 'node:crypto';
-import type { ColumnBatch, ColumnData, ModelColumn, ModelRuntime, PredictOptions } from '../model-runtime.js';
+import type { ModelRuntime, PredictOptions } from '../model-runtime.js';
 import { inspectOnnx, type OnnxBinding, type OnnxSignature } from '../onnx-model.js';
 import { createOnnxRuntime } from '../onnx-runtime.js';
 import type { AccessOptions } from '../access-policy.js';
 import { readModelDirectory, type TextModelFiles } from './model-directory.js';
 import { textModel, type TextModel } from './text-model.js';
 import { TEXT_OUTPUTS } from './text-pipeline.js';
+import type { ColumnBatch, ColumnData, ModelColumn } from '../../model-types.js';
 
 type Options = readonly (readonly [string, string])[];
 

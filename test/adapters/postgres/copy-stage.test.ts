@@ -6,7 +6,7 @@
  */
 import { openCopyStage, type CopyStageConnection } from '../../../adapters/postgres/copy-stage.js';
 import { PostgresDialect } from '../../../adapters/postgres/postgres-dialect.js';
-import type { ColumnBatch } from '../../../core/runtime/model-runtime.js';
+import type { ColumnBatch } from '../../../core/model-types.js';
 
 const ROWS = 400_000;
 

@@ -1,11 +1,13 @@
 /**
- * The proxy's framer with a CopyData sink (adapters/postgres/proxy/protocol.ts): CopyData
+ * The proxy's framer with a CopyData sink (adapters/postgres/proxy/framer.ts): CopyData
  * payloads go to the sink in order, every other message comes back as a frame, whatever
  * the chunk boundaries. And the relay's fast-path test of whole messages, which must agree
  * with the framer on every prefix of a stream.
  */
 import { jest } from '@jest/globals';
-import { Framer, MessageTooLong, wholeMessagesLength, type Frame } from '../../../adapters/postgres/proxy/protocol.js';
+import { ChunkSummary } from '../../../adapters/postgres/proxy/chunk-summary.js';
+import { Framer, type Frame } from '../../../adapters/postgres/proxy/framer.js';
+import { MessageTooLong } from '../../../adapters/postgres/proxy/protocol-errors.js';
 
 /** A backend message (https://www.postgresql.org/docs/current/protocol-message-formats.html). */
 function message(type: string, body: string): Buffer {
@@ -38,21 +40,34 @@ describe('Framer with a CopyData sink', () => {
   });
 });
 
-describe('wholeMessagesLength', () => {
-  it('covers exactly the messages the framer completes, for every prefix of a stream', () => {
+describe('ChunkSummary (the relay fast path\'s one walk over a chunk)', () => {
+  it('says whole exactly for the prefixes the framer completes without a rest, for every prefix of a stream', () => {
+    const summary = new ChunkSummary();
     for (let cut = 0; cut <= STREAM.length; cut++) {
       const prefix = STREAM.subarray(0, cut);
-      const framed = new Framer().push(prefix).reduce((n, f) => n + f.raw.length, 0);
-      expect(wholeMessagesLength(prefix)).toBe(framed);
+      const framer = new Framer();
+      framer.push(prefix);
+      expect(summary.scan(prefix)).toBe(framer.pending === 0);
     }
-    expect(wholeMessagesLength(STREAM)).toBe(STREAM.length);
   });
 
-  it('stops at a length the framer refuses, leaving the error to it', () => {
+  it('counts what the relay keeps account of, in the order it matters', () => {
+    const summary = new ChunkSummary();
+    expect(summary.scan(STREAM)).toBe(true);
+    expect([summary.readyForQuery, String.fromCharCode(summary.status), summary.commands, summary.errors]).toEqual([1, 'I', 1, 0]);
+    const afterReady = Buffer.concat([message('C', 'SELECT 1\0'), message('Z', 'T'), message('E', 'SERROR\0\0'), message('G', '\0\0\0'), message('S', 'a\0b\0')]);
+    expect(summary.scan(afterReady)).toBe(true);
+    expect(summary).toMatchObject({ readyForQuery: 1, commands: 1, errors: 1, errorAfterReady: true, copyInAfterReady: true, parameterStatus: 1 });
+    expect(String.fromCharCode(summary.status)).toBe('T');
+    expect(summary.scan(Buffer.concat([message('E', 'SERROR\0\0'), message('Z', 'E')]))).toBe(true);
+    expect(summary).toMatchObject({ readyForQuery: 1, errors: 1, errorAfterReady: false, copyInAfterReady: false });
+  });
+
+  it('refuses a length the framer refuses, leaving the error to it', () => {
     const bad = Buffer.concat([message('Z', 'I'), Buffer.from([0x51, 0, 0, 0, 2])]);
-    expect(wholeMessagesLength(bad)).toBe(6);
+    expect(new ChunkSummary().scan(bad)).toBe(false);
     expect(() => new Framer().push(bad)).toThrow(/invalid message length 2/);
-    expect(wholeMessagesLength(message('Q', 'SELECT 1\0'), 8)).toBe(0);
+    expect(new ChunkSummary().scan(message('Q', 'SELECT 1\0'), 8)).toBe(false);
   });
 });
 

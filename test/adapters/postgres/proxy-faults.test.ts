@@ -17,8 +17,8 @@ import { linearExpected, writeModelFiles } from '../../support/model-files.js';
 import { startPostgres, type PostgresServer } from '../../support/postgres-server.js';
 import { catalogProblems, leftovers, prepareLoad, runLoad } from '../../support/proxy-load.js';
 import { mapPostgresError } from '../../../adapters/postgres/postgres-errors.js';
-import { query } from '../../../adapters/postgres/proxy/protocol.js';
-import { UpstreamError } from '../../../adapters/postgres/proxy/upstream-connection.js';
+import { query } from '../../../adapters/postgres/proxy/message-builders.js';
+import { UpstreamError } from '../../../adapters/postgres/proxy/upstream-target.js';
 import { errorCodes, eventually } from './proxy-helpers.js';
 
 const wanted = process.env.MODELSQL_TEST_ADAPTERS?.split(',').map((s) => s.trim());

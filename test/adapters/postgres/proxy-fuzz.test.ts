@@ -8,7 +8,7 @@
  */
 import type { Socket } from 'node:net';
 import type pg from 'pg';
-import { FRONTEND_TYPES } from '../../../adapters/postgres/proxy/protocol.js';
+import { FRONTEND_TYPES } from '../../../adapters/postgres/proxy/framer.js';
 import { prng } from '../../fuzz/parser-fuzzer.js';
 import { linearExpected, writeModelFiles } from '../../support/model-files.js';
 import { errorCodes, eventually, proxyFixture, rawClient, startupPacket, type ProxyFixture } from './proxy-helpers.js';

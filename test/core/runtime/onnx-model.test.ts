@@ -4,7 +4,6 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { ModelSqlError } from '../../../core/errors.js';
-import type { ModelColumn } from '../../../core/runtime/model-runtime.js';
 import { bindOnnxSignature, defaultSignatureFor, inspectOnnx, isUrlAllowed, loadModelBytes } from '../../../core/runtime/onnx-model.js';
 import type { OnnxSignature } from '../../../core/runtime/onnx-model.js';
 import {
@@ -14,6 +13,7 @@ import {
   treeEnsembleRegressorModel,
   typedColumnsModel,
 } from '../../support/onnx-models.js';
+import type { ModelColumn } from '../../../core/model-types.js';
 
 const cols = (spec: string): ModelColumn[] =>
   spec

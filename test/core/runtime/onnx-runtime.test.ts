@@ -1,5 +1,5 @@
 import { ModelRuntimeError, QueryCanceledError } from '../../../core/errors.js';
-import type { ColumnBatch, ColumnData, ModelColumn, ModelRuntime } from '../../../core/runtime/model-runtime.js';
+import type { ModelRuntime } from '../../../core/runtime/model-runtime.js';
 import { bindOnnxSignature, defaultSignatureFor, inspectOnnx } from '../../../core/runtime/onnx-model.js';
 import { createOnnxRuntime, OnnxModelRuntime } from '../../../core/runtime/onnx-runtime.js';
 import {
@@ -12,6 +12,7 @@ import {
   treeEnsembleRegressorModel,
   typedColumnsModel,
 } from '../../support/onnx-models.js';
+import type { ColumnBatch, ColumnData, ModelColumn } from '../../../core/model-types.js';
 
 const cols = (spec: string): ModelColumn[] =>
   spec.split(',').map((s) => {
