@@ -147,15 +147,19 @@ async function growTree(data: TrainingData, options: TrainingOptions, ranges: Ra
   const p = data.encoded.length;
   const x = Array.from({ length: p }, (_, j) => `x${j}`);
   const features = binned(data, ranges);
+  const oneHot = oneHotFeatures(data.features).slice(1);
   const width = 1 + task.targets.length;
   const root: Growing = { stats: [], frontier: 0 };
   let frontier: Growing[] = [root];
   for (let depth = 0; frontier.length > 0; depth++) {
     const sums = [fn('count', '*'), ...task.targets.map((_, k) => fn('sum', `t${k}`))];
-    // Only the columns the histograms read: the materialized rows are a third as wide as the table's.
-    const kept = ['node', ...task.targets.map((_, k) => `t${k}`), ...features.flatMap((j) => [`x${j}`, `b${j}`])];
+    // Only the columns the histograms read: the materialized rows are a third as wide as the
+    // table's. A category's 0/1 column is its bin (0 or 1), so its bins' smallest and largest
+    // values are the bin itself, not aggregates.
+    const kept = ['node', ...task.targets.map((_, k) => `t${k}`), ...features.flatMap((j) => (oneHot[j] === undefined ? [`x${j}`, `b${j}`] : [`b${j}`]))];
     const inner = `SELECT ${kept.join(', ')} FROM (SELECT *, ${nodeSql(d, root, x)} AS node${task.targets.map((t, k) => `, ${t} AS t${k}`).join('')} FROM ${task.relation} AS r0) AS r1 WHERE node IS NOT NULL`;
-    const parts = features.map((j) => `SELECT node, ${j} AS f, b${j} AS b, ${sums.join(', ')}, ${fn('min', `x${j}`)}, ${fn('max', `x${j}`)} FROM h GROUP BY node, b${j}`);
+    const range = (j: number) => (oneHot[j] === undefined ? `${fn('min', `x${j}`)}, ${fn('max', `x${j}`)}` : `CAST(b${j} AS DOUBLE PRECISION), CAST(b${j} AS DOUBLE PRECISION)`);
+    const parts = features.map((j) => `SELECT node, ${j} AS f, b${j} AS b, ${sums.join(', ')}, ${range(j)} FROM h GROUP BY node, b${j}`);
     const sql =
       features.length > 0
         ? `WITH h AS MATERIALIZED (${inner}) ${parts.join(' UNION ALL ')}`
