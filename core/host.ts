@@ -171,6 +171,13 @@ export interface SqlDialect {
    * LIMIT/OFFSET is not pulled up), DuckDB nothing.
    */
   readonly layerFence: string;
+  /**
+   * Whether an `UPDATE` leaves the old row versions in the table (Postgres: until a VACUUM,
+   * which never comes for a temporary table), so that training rewrites a working table
+   * it changes every round instead of updating it; DuckDB updates in place (optional;
+   * default false).
+   */
+  readonly updateLeavesDeadRows?: boolean;
   /** Always-quoted identifier: `"a""b"`. */
   quoteIdentifier(name: string): string;
   /** String literal: `'it''s'`. */

@@ -130,6 +130,9 @@ export class PostgresDialect implements SqlDialect {
   /** A subquery with OFFSET is not pulled up into its parent (https://www.postgresql.org/docs/current/queries-limit.html), so its columns are computed once per row. */
   readonly layerFence = ' OFFSET 0';
 
+  /** An UPDATE leaves the old row version behind until VACUUM (https://www.postgresql.org/docs/current/routine-vacuuming.html), and autovacuum never visits temporary tables. */
+  readonly updateLeavesDeadRows = true;
+
   /** Roles, model owners and grants, with row-level security on the catalog (catalog-security.ts). */
   readonly roles = POSTGRES_ROLES;
 

@@ -101,13 +101,14 @@ export function evaluationRelation(d: SqlDialect, spec: EvaluationSpec): string 
       // Counts as DOUBLE, so that every division below is between doubles.
       const count = `CAST(${fn('count', '*')} AS DOUBLE PRECISION)`;
       const ratio = (hits: string, total: string) => `CASE WHEN ${gt(`coalesce(${total}, ${num(0)})`, num(0))} THEN ${div(`coalesce(${hits}, ${num(0)})`, total)} ELSE ${num(0)} END`;
+      // The classes: each side grouped first (a few groups), so that the UNION is over a few rows, not two per row.
       const ctes = [
         `z AS (SELECT CAST(${label} AS ${classType}) AS y, CAST(${prediction} AS ${classType}) AS p${probs} FROM ${spec.relation} AS zipped WHERE ${present})`,
         numeric
           ? // integer classes 0, 1, 2, ... index the probabilities directly (when the array is long enough); other classes by rank
-            `classes AS (SELECT c, CASE WHEN (SELECT ${fn('bool_and', `${eq('c', fn('floor', 'c'))} AND ${ge('c', num(0))}`)}${spec.probabilities ? ` AND ${lt(fn('max', 'c'), `(SELECT ${fn('max', fn('array_length', 'probs', '1'))} FROM z)`)}` : ''} FROM (SELECT y AS c FROM z UNION SELECT p FROM z) AS v) ` +
-            `THEN ${add('CAST(c AS BIGINT)', int(1))} ELSE ${rowNumber} END AS idx FROM (SELECT y AS c FROM z UNION SELECT p FROM z) AS u)`
-          : `classes AS (SELECT c, ${rowNumber} AS idx FROM (SELECT y AS c FROM z UNION SELECT p FROM z) AS u)`,
+            `classes AS (SELECT c, CASE WHEN (SELECT ${fn('bool_and', `${eq('c', fn('floor', 'c'))} AND ${ge('c', num(0))}`)}${spec.probabilities ? ` AND ${lt(fn('max', 'c'), `(SELECT ${fn('max', fn('array_length', 'probs', '1'))} FROM z)`)}` : ''} FROM (SELECT y AS c FROM z GROUP BY y UNION SELECT p FROM z GROUP BY p) AS v) ` +
+            `THEN ${add('CAST(c AS BIGINT)', int(1))} ELSE ${rowNumber} END AS idx FROM (SELECT y AS c FROM z GROUP BY y UNION SELECT p FROM z GROUP BY p) AS u)`
+          : `classes AS (SELECT c, ${rowNumber} AS idx FROM (SELECT y AS c FROM z GROUP BY y UNION SELECT p FROM z GROUP BY p) AS u)`,
         `actual AS (SELECT y AS c, ${count} AS n, ${fn('sum', `CASE WHEN ${eq('y', 'p')} THEN ${num(1)} ELSE ${num(0)} END`)} AS tp FROM z GROUP BY y)`,
         `predicted AS (SELECT p AS c, ${count} AS n FROM z GROUP BY p)`,
         `per_class AS (SELECT ${ratio('a.tp', 'pr.n')} AS prec, ${ratio('a.tp', 'a.n')} AS rec ` +
@@ -121,14 +122,21 @@ export function evaluationRelation(d: SqlDialect, spec: EvaluationSpec): string 
       if (spec.probabilities) {
         const probability = 'CAST(z.probs[CAST(k.idx AS INTEGER)] AS DOUBLE PRECISION)'; // Postgres subscripts are integer, row_number() is bigint
         // Per class: AUC = (Σ ranks of positives − n₊(n₊ + 1)/2) / (n₊ n₋), ties ranked by their mean.
-        const positives = fn('sum', `CASE WHEN pos THEN ${num(1)} ELSE ${num(0)} END`);
-        const negatives = fn('sum', `CASE WHEN pos THEN ${num(0)} ELSE ${num(1)} END`);
+        // The rows are grouped by score first: a group of n tied rows above `below` rows holds
+        // the ranks below + 1 … below + n, whose mean is below + (n + 1)/2 (half-integers, so
+        // the sums are exact). No per-row window: Postgres before 16 finds the end of a row's
+        // peer group row by row, which is quadratic in the ties (a tree's few leaf values).
+        const positives = fn('sum', 'npos');
+        const negatives = fn('sum', sub('n', 'npos'));
         const pairs = mul(positives, negatives);
+        const below = sub(`${fn('sum', 'n')} OVER (PARTITION BY c ORDER BY s ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)`, 'n');
         ctes.push(
           `logloss AS (SELECT ${neg(fn('avg', fn('ln', `greatest(${probability}, ${num(1e-15)})`)))} AS v FROM z JOIN classes AS k ON ${eq('k.c', 'z.y')})`,
-          `ovr AS (SELECT k.c AS c, ${eq('z.y', 'k.c')} AS pos, ${probability} AS s FROM z CROSS JOIN classes AS k)`,
-          `ranked AS (SELECT c, pos, ${add(`CAST(${fn('rank')} OVER (PARTITION BY c ORDER BY s) AS DOUBLE PRECISION)`, div(sub(`CAST(${fn('count', '*')} OVER (PARTITION BY c, s) AS DOUBLE PRECISION)`, num(1)), num(2)))} AS r FROM ovr)`,
-          `auc_per_class AS (SELECT CASE WHEN ${ne(pairs, num(0))} THEN ${div(sub(fn('sum', `CASE WHEN pos THEN r ELSE ${num(0)} END`), div(mul(positives, add(positives, num(1))), num(2))), pairs)} END AS v FROM ranked GROUP BY c)`,
+          // per class by its index: grouping then compares numbers, not label text under a collation
+          `ovr AS (SELECT k.idx AS c, ${eq('z.y', 'k.c')} AS pos, ${probability} AS s FROM z CROSS JOIN classes AS k)`,
+          `tied AS (SELECT c, s, ${count} AS n, ${fn('sum', `CASE WHEN pos THEN ${num(1)} ELSE ${num(0)} END`)} AS npos FROM ovr GROUP BY c, s)`,
+          `ranked AS (SELECT c, n, npos, ${add(below, div(add('n', num(1)), num(2)))} AS r FROM tied)`,
+          `auc_per_class AS (SELECT CASE WHEN ${ne(pairs, num(0))} THEN ${div(sub(fn('sum', mul('npos', 'r')), div(mul(positives, add(positives, num(1))), num(2))), pairs)} END AS v FROM ranked GROUP BY c)`,
           `auc AS (SELECT ${fn('avg', 'v')} AS v FROM auc_per_class)`,
         );
         names.push(...PROBABILITY_METRICS);

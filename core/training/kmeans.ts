@@ -16,7 +16,7 @@ import { ModelSqlError } from '../errors.js';
 import type { SqlDialect } from '../host.js';
 import { expressionBuilder } from '../sql/expression-builder.js';
 import type { ModelParameters } from './trained-model.js';
-import { TrainingDataError, aggregate, toNumber, type TrainingData } from './training-data.js';
+import { TrainingDataError, aggregate, toNumber, withWorkingTable, type TrainingData } from './training-data.js';
 import type { TrainingOptions } from './training-options.js';
 
 type KMeans = Extract<ModelParameters, { kind: 'kmeans' }>;
@@ -40,12 +40,23 @@ function encodedRows(data: TrainingData, where: string): string {
   return `(SELECT ${data.encoded.map((e, i) => `${e} AS x${i + 1}`).join(', ')} FROM ${data.source} WHERE ${where}${data.dialect.layerFence}) AS e`;
 }
 
-async function seeds(data: TrainingData, options: TrainingOptions): Promise<number[][]> {
+/**
+ * The encoded training rows as columns `x1 … xP` and their number `n` in the order of the
+ * encoded features (seeding draws by it). Seeding and every Lloyd iteration read a
+ * session-private table of these rows: the training query, the encoding and the numbering's
+ * sort run once, not once per seed and iteration.
+ */
+function numberedRows(data: TrainingData): string {
+  const xs = data.encoded.map((_, j) => `x${j + 1}`);
+  return `SELECT *, ${data.dialect.call('row_number')} OVER (ORDER BY ${xs.join(', ')}) AS n FROM ${encodedRows(data, data.trainWhere)}`;
+}
+
+async function seeds(data: TrainingData, options: TrainingOptions, table: string): Promise<number[][]> {
   const d = data.dialect;
   if (!d.portableFraction) throw new ModelSqlError('0A000', `kmeans needs a host that can hash rows for its seeding; ${data.host.name} cannot`);
   const { add, div, gt, num, fn } = expressionBuilder(d);
   const xs = data.encoded.map((_, j) => `x${j + 1}`);
-  const numbered = `(SELECT *, ${fn('row_number')} OVER (ORDER BY ${xs.join(', ')}) AS n FROM ${encodedRows(data, data.trainWhere)}) AS numbered`;
+  const numbered = `${table} AS numbered`;
   const chosen: number[][] = [];
   for (let t = 0; t < options.k; t++) {
     const u = d.portableFraction('n', options.seed + t);
@@ -69,7 +80,11 @@ export async function inertia(data: TrainingData, p: KMeans, where: string): Pro
 /** Fits k-means (see the file comment). */
 export async function fitKMeans(data: TrainingData, options: TrainingOptions): Promise<ModelParameters> {
   if (options.k > data.trainRows) throw new TrainingDataError(`kmeans with k = ${options.k} needs at least ${options.k} training rows; there are ${data.trainRows}`);
-  const initial = await seeds(data, options);
+  return withWorkingTable(data, 'kmeans', numberedRows(data), (table) => fitFrom(data, options, table));
+}
+
+async function fitFrom(data: TrainingData, options: TrainingOptions, table: string): Promise<ModelParameters> {
+  const initial = await seeds(data, options, table);
   const width = data.encoded.length;
   const d = data.dialect;
   const { le, fn } = expressionBuilder(d);
@@ -85,7 +100,7 @@ export async function fitKMeans(data: TrainingData, options: TrainingOptions): P
         : `CASE ${ds.slice(0, -1).map((dk, k) => `WHEN ${ds.slice(k + 1).map((o) => le(dk, o)).join(' AND ')} THEN ${k}`).join(' ')} ELSE ${ds.length - 1} END`;
     const sql =
       `SELECT c, ${fn('count', '*')}, ${fn('sum', 'dmin')}${Array.from({ length: width }, (_, j) => `, ${fn('sum', `x${j + 1}`)}`).join('')} FROM ` +
-      `(SELECT *, ${choose} AS c, ${ds.length === 1 ? 'd0' : `least(${ds.join(', ')})`} AS dmin FROM (SELECT *, ${distances.join(', ')} FROM ${encodedRows(data, data.trainWhere)}${d.layerFence}) AS w) AS a GROUP BY c`;
+      `(SELECT *, ${choose} AS c, ${ds.length === 1 ? 'd0' : `least(${ds.join(', ')})`} AS dmin FROM (SELECT *, ${distances.join(', ')} FROM ${table} AS e${d.layerFence}) AS w) AS a GROUP BY c`;
     const rows = (await data.host.execute(sql)).rows;
     const total = rows.reduce((s, r) => s + toNumber(r[2]), 0);
     const next = centroids.map((c) => [...c]);

@@ -9,6 +9,7 @@
 import { expressionBuilder } from '../sql/expression-builder.js';
 import { solveSymmetric } from './linear-algebra.js';
 import type { ModelParameters } from './trained-model.js';
+import { oneHotFeatures, productSums } from './product-sums.js';
 import { aggregate, labelValue, type TrainingData } from './training-data.js';
 
 /** Indices of the upper triangle `i <= j` of an n×n matrix, row by row. */
@@ -28,17 +29,16 @@ export async function normalEquations(data: TrainingData): Promise<{ readonly xt
   const x = (i: number) => `x${i}`;
   const columns: (readonly [string, string])[] = [...data.encoded.map((e, i) => [`x${i + 1}`, e] as const), ['y', labelValue(data.dialect, data.label!)]];
   const pairs = upperTriangle(p + 1);
-  const sums = [
-    ...pairs.map(([i, j]) => (i === 0 && j === 0 ? fn('count', '*') : fn('sum', i === 0 ? x(j) : mul(x(i), x(j))))),
-    ...Array.from({ length: p + 1 }, (_, i) => fn('sum', i === 0 ? 'y' : mul(x(i), 'y'))),
-  ];
+  const products = productSums(oneHotFeatures(data.features), pairs, p + 1, (i, j) => (i === 0 && j === 0 ? fn('count', '*') : fn('sum', i === 0 ? x(j) : mul(x(i), x(j)))));
+  const sums = [...products.sums, ...Array.from({ length: p + 1 }, (_, i) => fn('sum', i === 0 ? 'y' : mul(x(i), 'y')))];
   const values = await aggregate(data, data.trainWhere, [columns], sums);
+  const gram = products.values(values);
   const xtx = Array.from({ length: p + 1 }, () => new Array<number>(p + 1).fill(0));
   pairs.forEach(([i, j], k) => {
-    xtx[i]![j] = values[k]!;
-    xtx[j]![i] = values[k]!;
+    xtx[i]![j] = gram[k]!;
+    xtx[j]![i] = gram[k]!;
   });
-  const xty = values.slice(pairs.length);
+  const xty = values.slice(products.sums.length);
   return { xtx, xty, n: xtx[0]![0]! };
 }
 

@@ -14,6 +14,7 @@ import { expressionBuilder } from '../sql/expression-builder.js';
 import { sigmoid } from './compile-sql.js';
 import { norm, solveSymmetric } from './linear-algebra.js';
 import { upperTriangle } from './linear-regression.js';
+import { oneHotFeatures, productSums } from './product-sums.js';
 import type { ClassValue, ModelParameters } from './trained-model.js';
 import { aggregate, type LabelColumn, type TrainingData } from './training-data.js';
 import type { TrainingOptions } from './training-options.js';
@@ -62,29 +63,42 @@ export async function logisticStep(data: TrainingData, classes: readonly ClassVa
     layers.push([...zs.map((_, k) => [`p${k}`, div(`e${k}`, 's')] as const), ['loss', sub(add('m', fn('ln', 's')), sum(zs.map((z, k) => mul(`y${k}`, z))))] as const]);
   }
   const size = logits * width;
-  // Products with the intercept's constant column are left out (x₀ = 1).
-  const times = (e: string, ...columns: number[]) => columns.filter((c) => c > 0).reduce((acc, c) => mul(acc, x(c)), e);
-  const gradient = Array.from({ length: size }, (_, a) => fn('sum', times(sub(`p${Math.floor(a / width)}`, `y${Math.floor(a / width)}`), a % width)));
-  const pairs = upperTriangle(size);
-  const hessian = pairs.map(([a, b]) => {
-    const [k, i, l, j] = [Math.floor(a / width), a % width, Math.floor(b / width), b % width];
-    const h = logits === 1 ? mul('p0', sub(num(1), 'p0')) : k === l ? mul(`p${k}`, sub(num(1), `p${k}`)) : neg(mul(`p${k}`, `p${l}`));
-    return fn('sum', times(h, i, j));
+  // Per row once, behind the layer fence: the residuals r_k = p_k − y_k, the Hessian weights
+  // h_kl (k ≤ l) and their products with every column, so that each sum below is one
+  // multiplication (the same arithmetic, in the same order, as summing r·x_i and (h·x_i)·x_j).
+  const weightPairs = upperTriangle(logits);
+  const h = (k: number, l: number) => `h${k}_${l}`;
+  const hx = (k: number, l: number, i: number) => `h${k}_${l}_x${i}`;
+  layers.push([
+    ...Array.from({ length: logits }, (_, k) => [`r${k}`, sub(`p${k}`, `y${k}`)] as const),
+    ...weightPairs.map(([k, l]) => [h(k, l), logits === 1 ? mul('p0', sub(num(1), 'p0')) : k === l ? mul(`p${k}`, sub(num(1), `p${k}`)) : neg(mul(`p${k}`, `p${l}`))] as const),
+  ]);
+  layers.push(weightPairs.flatMap(([k, l]) => Array.from({ length: width - 1 }, (_, i) => [hx(k, l, i + 1), mul(h(k, l), x(i + 1))] as const)));
+  const gradient = Array.from({ length: size }, (_, a) => {
+    const [k, i] = [Math.floor(a / width), a % width];
+    return fn('sum', i > 0 ? mul(`r${k}`, x(i)) : `r${k}`);
   });
-  const values = await aggregate(data, data.trainWhere, layers, [fn('count', '*'), fn('sum', 'loss'), ...gradient, ...hessian]);
+  const pairs = upperTriangle(size);
+  const hessian = productSums(oneHotFeatures(data.features), pairs, width, (a, b) => {
+    const [k, i, l, j] = [Math.floor(a / width), a % width, Math.floor(b / width), b % width];
+    if (i > 0) return fn('sum', j > 0 ? mul(hx(k, l, i), x(j)) : hx(k, l, i));
+    return fn('sum', j > 0 ? hx(k, l, j) : h(k, l));
+  });
+  const values = await aggregate(data, data.trainWhere, layers, [fn('count', '*'), fn('sum', 'loss'), ...gradient, ...hessian.sums]);
+  const hessianValues = hessian.values(values.slice(2 + size));
   const n = values[0]!;
   const penalized = (a: number) => a % width !== 0;
-  const h = Array.from({ length: size }, () => new Array<number>(size).fill(0));
+  const matrix = Array.from({ length: size }, () => new Array<number>(size).fill(0));
   pairs.forEach(([a, b], t) => {
-    const v = values[2 + size + t]! / n + (a === b && penalized(a) ? l2 : 0);
-    h[a]![b] = v;
-    h[b]![a] = v;
+    const v = hessianValues[t]! / n + (a === b && penalized(a) ? l2 : 0);
+    matrix[a]![b] = v;
+    matrix[b]![a] = v;
   });
   const penalty = theta.reduce((s, v, a) => s + (penalized(a) ? v * v : 0), 0);
   return {
     loss: values[1]! / n + (l2 / 2) * penalty,
     gradient: Array.from({ length: size }, (_, a) => values[2 + a]! / n + (penalized(a) ? l2 * theta[a]! : 0)),
-    hessian: h,
+    hessian: matrix,
   };
 }
 

@@ -245,3 +245,30 @@ export async function aggregate(
 export function labelValue(d: SqlDialect, label: LabelColumn): string {
   return rawNumeric(d, { boolean: label.boolean }, label.ref);
 }
+
+let workingTables = 0;
+
+/** A fresh name for a session-private working table of training: `__modelsql_<pid>_<n>_<role>`. */
+export function workingTableName(role: string): string {
+  return `__modelsql_${process.pid}_${++workingTables}_${role}`;
+}
+
+/** Drops a working table by its quoted name, ignoring failure (training's own error, if any, is the one to report). */
+export async function dropWorkingTable(data: TrainingData, quoted: string): Promise<void> {
+  await data.host.dropTempTable(quoted.slice(1, -1).replace(/""/g, '"')).catch(() => undefined);
+}
+
+/**
+ * Runs `fn` over a session-private table (named for `role`) holding the rows of `query`,
+ * given its quoted name; the table is dropped afterwards, also on failure.
+ */
+export async function withWorkingTable<T>(data: TrainingData, role: string, query: string, fn: (table: string) => Promise<T>): Promise<T> {
+  const name = workingTableName(role);
+  await data.host.materialize(name, query);
+  const quoted = data.dialect.quoteIdentifier(name);
+  try {
+    return await fn(quoted);
+  } finally {
+    await dropWorkingTable(data, quoted);
+  }
+}

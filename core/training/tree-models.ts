@@ -21,8 +21,8 @@
  *   the lower threshold.
  * - The encoded training rows, their bins and targets are materialized once in a
  *   session-private table (dropped at the end, also on failure). Boosting keeps the
- *   running score F(x) there too; after each round an `UPDATE` adds the new tree's
- *   compiled CASE expression to F, so residuals are always computed in SQL. Squared loss: base = mean(y), every round fits a tree to the
+ *   running score F(x) there too; after each round the new tree's compiled CASE expression
+ *   is added to F (an UPDATE, or a copy of the table on Postgres), so residuals are always computed in SQL. Squared loss: base = mean(y), every round fits a tree to the
  *   residuals y − F(x); leaf = learning-rate × mean residual.
  *   Binary log-loss (Friedman's gradient boosting, as scikit-learn's): base = log-odds of
  *   the positive class, residual r = y − σ(F), tree grown on r by squared error, leaf =
@@ -35,8 +35,9 @@ import type { SqlDialect } from '../host.js';
 import { expressionBuilder } from '../sql/expression-builder.js';
 import { sigmoid, treeExpression } from './compile-sql.js';
 import { labelEquals } from './logistic-regression.js';
+import { oneHotFeatures } from './product-sums.js';
 import type { ModelParameters, TreeNode } from './trained-model.js';
-import { aggregate, labelValue, toNumber, type TrainingData } from './training-data.js';
+import { aggregate, dropWorkingTable, labelValue, toNumber, withWorkingTable, workingTableName, type TrainingData } from './training-data.js';
 import type { TrainingOptions } from './training-options.js';
 
 /** Split criterion. */
@@ -145,14 +146,20 @@ async function growTree(data: TrainingData, options: TrainingOptions, ranges: Ra
   const { fn } = expressionBuilder(d);
   const p = data.encoded.length;
   const x = Array.from({ length: p }, (_, j) => `x${j}`);
-  const features = x.map((_, j) => j).filter((j) => ranges.edges[j]!.length > 1);
+  const features = binned(data, ranges);
+  const oneHot = oneHotFeatures(data.features).slice(1);
   const width = 1 + task.targets.length;
   const root: Growing = { stats: [], frontier: 0 };
   let frontier: Growing[] = [root];
   for (let depth = 0; frontier.length > 0; depth++) {
     const sums = [fn('count', '*'), ...task.targets.map((_, k) => fn('sum', `t${k}`))];
-    const inner = `SELECT * FROM (SELECT *, ${nodeSql(d, root, x)} AS node${task.targets.map((t, k) => `, ${t} AS t${k}`).join('')} FROM ${task.relation} AS r0) AS r1 WHERE node IS NOT NULL`;
-    const parts = features.map((j) => `SELECT node, ${j} AS f, b${j} AS b, ${sums.join(', ')}, ${fn('min', `x${j}`)}, ${fn('max', `x${j}`)} FROM h GROUP BY node, b${j}`);
+    // Only the columns the histograms read: the materialized rows are a third as wide as the
+    // table's. A category's 0/1 column is its bin (0 or 1), so its bins' smallest and largest
+    // values are the bin itself, not aggregates.
+    const kept = ['node', ...task.targets.map((_, k) => `t${k}`), ...features.flatMap((j) => (oneHot[j] === undefined ? [`x${j}`, `b${j}`] : [`b${j}`]))];
+    const inner = `SELECT ${kept.join(', ')} FROM (SELECT *, ${nodeSql(d, root, x)} AS node${task.targets.map((t, k) => `, ${t} AS t${k}`).join('')} FROM ${task.relation} AS r0) AS r1 WHERE node IS NOT NULL`;
+    const range = (j: number) => (oneHot[j] === undefined ? `${fn('min', `x${j}`)}, ${fn('max', `x${j}`)}` : `CAST(b${j} AS DOUBLE PRECISION), CAST(b${j} AS DOUBLE PRECISION)`);
+    const parts = features.map((j) => `SELECT node, ${j} AS f, b${j} AS b, ${sums.join(', ')}, ${range(j)} FROM h GROUP BY node, b${j}`);
     const sql =
       features.length > 0
         ? `WITH h AS MATERIALIZED (${inner}) ${parts.join(' UNION ALL ')}`
@@ -196,22 +203,21 @@ async function growTree(data: TrainingData, options: TrainingOptions, ranges: Ra
  */
 async function binEdges(data: TrainingData, bins: number): Promise<Ranges> {
   const p = data.encoded.length;
-  const distinct = await aggregate(
-    data,
-    data.trainWhere,
-    [data.encoded.map((e, j) => [`x${j}`, e] as const)],
-    Array.from({ length: p }, (_, j) => data.dialect.call('count', `DISTINCT x${j}`)),
-  );
-  const rows = `(SELECT ${data.encoded.map((e, j) => `${e} AS x${j}`).join(', ')} FROM ${data.source} WHERE ${data.trainWhere}) AS e`;
+  const edges = Array.from({ length: p }, () => [] as number[]);
+  // A category's 0/1 column holds both values in the training rows (the categories are
+  // training values, and there are at least two): its edges are 0 and 1, no query needed.
+  const oneHot = oneHotFeatures(data.features).slice(1);
+  const numeric = edges.map((_, j) => j).filter((j) => oneHot[j] === undefined);
+  for (const j of edges.keys()) if (oneHot[j] !== undefined) edges[j]!.push(0, 1);
+  const distinct = numeric.length === 0 ? [] : await aggregate(data, data.trainWhere, [numeric.map((j) => [`x${j}`, data.encoded[j]!] as const)], numeric.map((j) => data.dialect.call('count', `DISTINCT x${j}`)));
+  const rows = `(SELECT ${numeric.map((j) => `${data.encoded[j]!} AS x${j}`).join(', ')} FROM ${data.source} WHERE ${data.trainWhere}) AS e`;
   const fn = (name: Parameters<SqlDialect['call']>[0], ...args: string[]) => data.dialect.call(name, ...args);
-  const queries = distinct.map((n, j) =>
-    n <= bins
+  const queries = numeric.map((j, i) =>
+    distinct[i]! <= bins
       ? `SELECT ${j} AS f, x${j} AS edge FROM ${rows} GROUP BY x${j}`
       : `SELECT ${j} AS f, ${fn('max', `x${j}`)} AS edge FROM (SELECT x${j}, ${fn('ntile', String(bins))} OVER (ORDER BY x${j}) AS q FROM ${rows}) AS w GROUP BY q`,
   );
-  const result = await data.host.execute(queries.join(' UNION ALL '));
-  const edges = Array.from({ length: p }, () => [] as number[]);
-  for (const r of result.rows) edges[toNumber(r[0])]!.push(toNumber(r[1]));
+  if (queries.length > 0) for (const r of (await data.host.execute(queries.join(' UNION ALL '))).rows) edges[toNumber(r[0])]!.push(toNumber(r[1]));
   return { edges: edges.map((e) => [...new Set(e)].sort((a, b) => a - b)) };
 }
 
@@ -220,39 +226,58 @@ function encodedRows(data: TrainingData, targets: readonly (readonly [string, st
   return `(SELECT ${data.encoded.map((e, j) => `${e} AS x${j}`).join(', ')}, ${targets.map(([name, e]) => `${e} AS ${name}`).join(', ')} FROM ${data.source} WHERE ${data.trainWhere})`;
 }
 
-let tableCounter = 0;
-
 /** The bin of encoded column j: the index of the first edge `x{j}` is at most. */
 function binSql(d: SqlDialect, ranges: Ranges, j: number): string {
   const edges = ranges.edges[j]!;
   return `(CASE ${edges.slice(0, -1).map((e, i) => `WHEN ${d.operator(`x${j}`, '<=', d.double(e))} THEN ${i}`).join(' ')} ELSE ${edges.length - 1} END)`;
 }
 
+/** The encoded columns that have bins (2 or more edges). */
+function binned(data: TrainingData, ranges: Ranges): number[] {
+  return data.encoded.map((_, j) => j).filter((j) => ranges.edges[j]!.length > 1);
+}
+
 /**
- * A session-private table of the encoded training rows (`x{j}`), their bins (`b{j}`) and
- * the extra `columns` (targets; boosting's running score F(x), to which each new tree is
- * added by an UPDATE, so a round costs one pass, not one per earlier tree). The training
- * query and the encoding run once, not once per tree level. Returns its quoted name.
+ * The rows of a session-private table of the encoded training rows (`x{j}`), their bins
+ * (`b{j}`) and the extra `columns` (targets; boosting's running score F(x), to which each
+ * new tree is added by {@link addToScores}, so a round costs one pass, not one per earlier
+ * tree). The training query and the encoding run once, not once per tree level.
  */
+function trainingRows(data: TrainingData, ranges: Ranges, columns: readonly (readonly [string, string])[]): string {
+  return `SELECT *${binned(data, ranges).map((j) => `, ${binSql(data.dialect, ranges, j)} AS b${j}`).join('')} FROM ${encodedRows(data, columns)} AS e`;
+}
+
+/** The training table of {@link trainingRows}; returns its quoted name. */
 async function trainingTable(data: TrainingData, ranges: Ranges, columns: readonly (readonly [string, string])[]): Promise<string> {
-  const name = `__modelsql_${process.pid}_${++tableCounter}_trees`;
-  const bins = data.encoded.map((_, j) => j).filter((j) => ranges.edges[j]!.length > 1);
-  await data.host.materialize(name, `SELECT *${bins.map((j) => `, ${binSql(data.dialect, ranges, j)} AS b${j}`).join('')} FROM ${encodedRows(data, columns)} AS e`);
+  const name = workingTableName('trees');
+  await data.host.materialize(name, trainingRows(data, ranges, columns));
   return data.dialect.quoteIdentifier(name);
 }
 
-async function dropTrainingTable(data: TrainingData, quoted: string): Promise<void> {
-  await data.host.dropTempTable(quoted.slice(1, -1).replace(/""/g, '"')).catch(() => undefined);
+/**
+ * Boosting's running scores after a round: each score column of `scores` (name → new value)
+ * of the training table `table` (extra columns `columns`) takes its new value; returns the
+ * table's quoted name. DuckDB updates in place. Where an UPDATE leaves dead row versions
+ * behind (Postgres, `SqlDialect.updateLeavesDeadRows`), every later level query would scan
+ * them all (measured: a 5-round model's level queries took 40–60 % longer in its last rounds
+ * than in its first), so the table is copied with the new values and the old one dropped.
+ */
+async function addToScores(data: TrainingData, ranges: Ranges, table: string, columns: readonly string[], scores: readonly (readonly [string, string])[]): Promise<string> {
+  if (!data.dialect.updateLeavesDeadRows) {
+    await data.host.execute(`UPDATE ${table} SET ${scores.map(([name, value]) => `${name} = ${value}`).join(', ')}`);
+    return table;
+  }
+  const replaced = new Map(scores);
+  const kept = [...data.encoded.map((_, j) => `x${j}`), ...columns.map((c) => (replaced.has(c) ? `${replaced.get(c)!} AS ${c}` : c)), ...binned(data, ranges).map((j) => `b${j}`)];
+  const name = workingTableName('trees');
+  await data.host.materialize(name, `SELECT ${kept.join(', ')} FROM ${table} AS s0`);
+  await dropWorkingTable(data, table);
+  return data.dialect.quoteIdentifier(name);
 }
 
 /** Runs `fn` over a training table, dropping it afterwards (also on failure). */
-async function withTrainingTable<T>(data: TrainingData, ranges: Ranges, columns: readonly (readonly [string, string])[], fn: (table: string) => Promise<T>): Promise<T> {
-  const table = await trainingTable(data, ranges, columns);
-  try {
-    return await fn(table);
-  } finally {
-    await dropTrainingTable(data, table);
-  }
+function withTrainingTable<T>(data: TrainingData, ranges: Ranges, columns: readonly (readonly [string, string])[], fn: (table: string) => Promise<T>): Promise<T> {
+  return withWorkingTable(data, 'trees', trainingRows(data, ranges, columns), fn);
 }
 
 /** Fits `decision_tree` or `gradient_boosted_trees` (see the file comment). */
@@ -288,7 +313,8 @@ export async function fitTrees(data: TrainingData, options: TrainingOptions): Pr
     const base = logs.map((v) => v - center);
     const trees: TreeNode[][] = classes!.map(() => []);
     const fs = classes!.map((_, k) => `f${k}`);
-    const table = await trainingTable(data, ranges, [...ys, ...base.map((b, k) => [`f${k}`, num(b)] as const)]);
+    const columns = [...ys, ...base.map((b, k) => [`f${k}`, num(b)] as const)];
+    let table = await trainingTable(data, ranges, columns);
     try {
       for (let round = 0; round < options.rounds; round++) {
         let relation = `(SELECT *, greatest(${fs.join(', ')}) AS fmax FROM ${table} AS s1)`;
@@ -307,10 +333,10 @@ export async function fitTrees(data: TrainingData, options: TrainingOptions): Pr
           grown.push(tree!);
         }
         grown.forEach((t, k) => trees[k]!.push(t));
-        await data.host.execute(`UPDATE ${table} SET ${grown.map((t, k) => `f${k} = ${add(`f${k}`, treeExpression(d, t, x))}`).join(', ')}`);
+        table = await addToScores(data, ranges, table, columns.map(([name]) => name), grown.map((t, k) => [`f${k}`, add(`f${k}`, treeExpression(d, t, x))] as const));
       }
     } finally {
-      await dropTrainingTable(data, table);
+      await dropWorkingTable(data, table);
     }
     return { kind: 'trees', classes, base, trees, probabilityLeaves: false };
   }
@@ -325,7 +351,7 @@ export async function fitTrees(data: TrainingData, options: TrainingOptions): Pr
     base = mean!;
   }
   const trees: TreeNode[] = [];
-  const table = await trainingTable(data, ranges, [['y', y], ['f', num(base)]]);
+  let table = await trainingTable(data, ranges, [['y', y], ['f', num(base)]]);
   try {
     for (let round = 0; round < options.rounds; round++) {
       const relation = binary
@@ -338,10 +364,10 @@ export async function fitTrees(data: TrainingData, options: TrainingOptions): Pr
         leaf: (st) => [binary ? (lr * st[1]!) / Math.max(st[2]!, 1e-12) : (lr * st[1]!) / st[0]!],
       });
       trees.push(tree!);
-      await data.host.execute(`UPDATE ${table} SET f = ${add('f', treeExpression(d, tree!, x))}`);
+      table = await addToScores(data, ranges, table, ['y', 'f'], [['f', add('f', treeExpression(d, tree!, x))]]);
     }
   } finally {
-    await dropTrainingTable(data, table);
+    await dropWorkingTable(data, table);
   }
   return { kind: 'trees', ...(binary ? { classes } : {}), base: [base], trees: [trees], probabilityLeaves: false };
 }

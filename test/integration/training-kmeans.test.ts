@@ -97,5 +97,16 @@ for (const adapter of TRAINING_ADAPTERS) {
       await expectSqlError(db.sql(`CREATE MODEL lab WITH ('algorithm' = 'kmeans', 'label' = 'x') AS SELECT x, y FROM pts`), '22023', /takes no 'label'/);
       expect(await catalogDump(db)).toBe(before);
     });
+
+    it('drops its working table of encoded rows, after training and when seeding fails', async () => {
+      await db.sql('CREATE TABLE twins AS SELECT 1.0 AS x, 2.0 AS y UNION ALL SELECT 1.0, 2.0 UNION ALL SELECT 3.0, 1.0');
+      await db.sql(`CREATE MODEL twins_2 WITH ('algorithm' = 'kmeans', 'k' = '2') AS SELECT x, y FROM twins`);
+      expect(await adapter.countTempTables(db)).toBe(0n);
+      const before = await catalogDump(db);
+      // three rows but two distinct ones: the third seed finds no row left, after the table was filled
+      await expectSqlError(db.sql(`CREATE MODEL twins_3 WITH ('algorithm' = 'kmeans', 'k' = '3') AS SELECT x, y FROM twins`), '22000', /needs at least 3 distinct training rows; there are 2/);
+      expect(await adapter.countTempTables(db)).toBe(0n);
+      expect(await catalogDump(db)).toBe(before);
+    });
   });
 }
