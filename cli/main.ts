@@ -199,12 +199,6 @@ async function shellCommand(args: Target & { format: OutputFormat }): Promise<nu
  * `modelsql proxy`: serves until SIGINT/SIGTERM, then closes every connection. Resolves to
  * the exit status.
  */
-/** The upstream URL as written, as a connection URL of the role it names (with its password); undefined when it names none. */
-function upstreamRole(written: string | undefined): string | undefined {
-  if (written === undefined || !/^postgres(ql)?:\/\//.test(written) || !new URL(written).username) return undefined;
-  return resolvePostgresUrl(written, process.env, 'client');
-}
-
 async function proxyCommand(args: {
   upstream?: string;
   listen: string;
@@ -247,14 +241,9 @@ async function proxyCommand(args: {
     writeError(`modelsql: cannot read --secret-key-file: ${(error as NodeJS.ErrnoException).code ?? 'error'}\n`);
     return EXIT_ERROR;
   }
-  // The refreshers' role: --refresh-url, else $MODELSQL_REFRESH_URL, else the upstream URL when it names a role.
-  let refreshUrl: string | undefined;
-  try {
-    refreshUrl = args.refresh ? (args.refreshUrl ?? (process.env['MODELSQL_REFRESH_URL'] || undefined) ?? upstreamRole(args.upstream ?? process.env['DATABASE_URL'])) : undefined;
-  } catch (error) {
-    writeError(`${formatError(error)}\n`);
-    return EXIT_ERROR;
-  }
+  // The refreshers' role: --refresh-url, else $MODELSQL_REFRESH_URL; never the upstream's role by default
+  // (a refresher runs every owner's query in one session: docs/security.md, "Materialized tables").
+  const refreshUrl = args.refresh ? (args.refreshUrl ?? (process.env['MODELSQL_REFRESH_URL'] || undefined)) : undefined;
   let proxy: Awaited<ReturnType<typeof startProxy>>;
   try {
     proxy = await startProxy({
@@ -451,7 +440,7 @@ export async function main(argv: readonly string[]): Promise<number> {
           .option('shutdown-grace', { type: 'string', default: '30s', requiresArg: true, describe: 'on SIGTERM or SIGINT, time running statements get to finish before their connections are closed (a duration: 30s, 2min)' })
           .option('metrics', { type: 'string', requiresArg: true, describe: 'serve /healthz and Prometheus /metrics over HTTP at HOST:PORT (e.g. 127.0.0.1:9187)' })
           .option('max-message-bytes', limitOption('longest protocol message a client may send, in bytes; longer: FATAL 54000 (default: 268435456, 256 MiB)'))
-          .option('refresh-url', { type: 'string', requiresArg: true, describe: 'keep materialized tables fresh as this role: postgres://role@host:port/ (its database replaced by each database clients use; password from the URL, PGPASSWORD or ~/.pgpass); default $MODELSQL_REFRESH_URL, else --upstream when it names a role' })
+          .option('refresh-url', { type: 'string', requiresArg: true, describe: 'keep materialized tables fresh as this role: postgres://role@host:port/ (its database replaced by each database clients use; password from the URL, PGPASSWORD or ~/.pgpass); default $MODELSQL_REFRESH_URL; without either, nothing is refreshed' })
           .option('refresh', { type: 'boolean', default: true, describe: 'refresh materialized tables when a refresh role is given (--no-refresh: never)' })
           .check((args) => {
             positive(args, ['max-rows-per-call', 'max-inferences', 'max-client-inferences', 'max-message-bytes']);

@@ -333,9 +333,9 @@ describe('access and limit flags', () => {
     expect(stderr).toMatch(/; materialized tables not refreshed \(no --refresh-url\)\n/);
   });
 
-  it('proxy: refreshes materialized tables as the role of --refresh-url, else of --upstream, unless --no-refresh', async () => {
+  it('proxy: refreshes materialized tables only as the role of --refresh-url (never the upstream role by default), unless --no-refresh', async () => {
     expect(await startupLine(['--upstream', 'postgres://127.0.0.1:1/x', '--refresh-url', 'postgres://mt_refresher@127.0.0.1:1/'])).toMatch(/; materialized tables refreshed as mt_refresher\n/);
-    expect(await startupLine(['--upstream', 'postgres://ops@127.0.0.1:1/x'])).toMatch(/; materialized tables refreshed as ops\n/);
+    expect(await startupLine(['--upstream', 'postgres://ops@127.0.0.1:1/x'])).toMatch(/; materialized tables not refreshed \(no --refresh-url\)\n/);
     expect(await startupLine(['--upstream', 'postgres://ops@127.0.0.1:1/x', '--no-refresh'])).toMatch(/; materialized tables not refreshed/);
   });
 });
