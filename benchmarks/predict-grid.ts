@@ -9,7 +9,9 @@
  * Environment: `BENCH_GRID=quick` runs a small grid (200,000 rows; 3 and 10 features);
  * `BENCH_GRID_ROWS`, `BENCH_GRID_FEATURES`, `BENCH_GRID_DBS` (`memory,file`),
  * `BENCH_GRID_SHAPES` (`star,id`), comma-separated, and `BENCH_GRID_REPEAT` (default 2)
- * override either grid.
+ * override either grid. `postgres` in `BENCH_GRID_DBS` adds Postgres cells (an embedded
+ * server started here, or `MODELSQL_BENCH_POSTGRES_URL`): the hand-written side is `COPY
+ * ... TO STDOUT` → run → `COPY ... FROM STDIN`; peak RSS is the Node process's only.
  */
 import { fork } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -17,19 +19,24 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DuckDBInstance } from '@duckdb/node-api';
+import pg from 'pg';
+import { startPostgres, type PostgresServer } from '../test/support/postgres-server.js';
 import type { BenchmarkResult } from './benchmark-result.js';
 import { tableSql, type WorkerResult, type WorkerTask } from './predict-grid-worker.js';
 
 type Side = WorkerTask['side'];
 
+/** Where a cell runs: DuckDB in memory, a DuckDB file, or Postgres. */
+type Database = 'memory' | 'file' | 'postgres';
+
 /** The grid to run, from the environment. */
-function gridOf(env: NodeJS.ProcessEnv): { rows: number[]; features: number[]; dbs: ('memory' | 'file')[]; shapes: WorkerTask['shape'][]; repeat: number } {
+function gridOf(env: NodeJS.ProcessEnv): { rows: number[]; features: number[]; dbs: Database[]; shapes: WorkerTask['shape'][]; repeat: number } {
   const quick = env.BENCH_GRID === 'quick';
   const list = (value: string | undefined, fallback: string) => (value ?? fallback).split(',').map((s) => s.trim());
   return {
     rows: list(env.BENCH_GRID_ROWS, quick ? '200000' : '1000000,10000000').map(Number),
     features: list(env.BENCH_GRID_FEATURES, quick ? '3,10' : '3,10,50').map(Number),
-    dbs: list(env.BENCH_GRID_DBS, 'memory,file') as ('memory' | 'file')[],
+    dbs: list(env.BENCH_GRID_DBS, 'memory,file,postgres') as Database[],
     shapes: list(env.BENCH_GRID_SHAPES, 'star,id') as WorkerTask['shape'][],
     repeat: Number(env.BENCH_GRID_REPEAT ?? 2),
   };
@@ -77,9 +84,19 @@ export async function benchmarkPredictGrid(): Promise<BenchmarkResult> {
   let totalRows = 0;
   let ours = 0;
   let theirs = 0;
+  let server: PostgresServer | undefined;
+  const url = grid.dbs.includes('postgres') ? (process.env.MODELSQL_BENCH_POSTGRES_URL ?? (server = await startPostgres()).url) : undefined;
   try {
     for (const rows of grid.rows) {
       for (const features of grid.features) {
+        if (url) {
+          const client = new pg.Client({ connectionString: url });
+          await client.connect();
+          await client.query('DROP TABLE IF EXISTS t');
+          await client.query(tableSql(rows, features, 'postgres'));
+          await client.query('VACUUM ANALYZE t');
+          await client.end();
+        }
         let file: string | undefined;
         if (grid.dbs.includes('file')) {
           file = join(dir, `t_${rows}_${features}.duckdb`);
@@ -91,7 +108,7 @@ export async function benchmarkPredictGrid(): Promise<BenchmarkResult> {
         }
         for (const db of grid.dbs) {
           for (const shape of grid.shapes) {
-            const cell = await runCell({ rows, features, shape, ...(db === 'file' ? { file: file! } : {}) }, grid.repeat);
+            const cell = await runCell({ rows, features, shape, ...(db === 'file' ? { file: file! } : db === 'postgres' ? { url: url! } : {}) }, grid.repeat);
             const ratio = cell.hand.seconds / cell.modelsql.seconds;
             worst = Math.min(worst, ratio);
             totalRows += rows;
@@ -118,9 +135,10 @@ export async function benchmarkPredictGrid(): Promise<BenchmarkResult> {
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
+    await server?.stop();
   }
   return {
-    name: `ML_PREDICT grid (DuckDB; ratio = the worst cell's)`,
+    name: `ML_PREDICT grid (DuckDB and Postgres; ratio = the worst cell's)`,
     rows: totalRows,
     modelsqlRowsPerSecond: totalRows / ours,
     handWrittenRowsPerSecond: totalRows / theirs,

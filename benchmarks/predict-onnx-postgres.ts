@@ -19,7 +19,10 @@ import { pipeline } from 'node:stream/promises';
 import * as ort from 'onnxruntime-node';
 import pg from 'pg';
 import copyStreams from 'pg-copy-streams';
-import { connectPostgres } from '../adapters/postgres/index.js';
+import type { CopyFormat } from '../adapters/postgres/copy-stage.js';
+import { PgClientConnection } from '../adapters/postgres/pg-client-connection.js';
+import { PostgresHost } from '../adapters/postgres/postgres-host.js';
+import { ModelSession } from '../core/session/model-session.js';
 import { startPostgres, type PostgresServer } from '../test/support/postgres-server.js';
 import type { BenchmarkResult } from './benchmark-result.js';
 
@@ -110,9 +113,9 @@ async function checksum(client: pg.Client, table: string): Promise<string> {
   return `${count} rows, sum(id) ${ids}, sum(price) ${Number(price).toPrecision(9)}, sum(features) ${features}, columns ${columns}`;
 }
 
-/** modelsql's statement; `suffix` ` WHERE true` makes it take the general path. */
-async function modelsql(url: string, suffix = ''): Promise<Run> {
-  const db = await connectPostgres(url);
+/** modelsql's statement; `suffix` ` WHERE true` makes it take the general path; `format` is the stage's COPY format. */
+async function modelsql(url: string, suffix = '', format: CopyFormat = 'binary'): Promise<Run> {
+  const db = new ModelSession(new PostgresHost(await PgClientConnection.connect(url), { stageCopyFormat: format }));
   await db.sql('DROP TABLE IF EXISTS result_ml');
   await db.sql('DROP MODEL IF EXISTS house_price');
   await db.sql(`CREATE MODEL house_price INPUT (sqft DOUBLE, bedrooms DOUBLE, age DOUBLE) OUTPUT (price DOUBLE) WITH ('provider' = 'onnx', 'path' = '${MODEL_PATH.pathname}')`);
@@ -139,14 +142,16 @@ export async function benchmarkPredictOnnxPostgres(): Promise<BenchmarkResult & 
     const hand = [];
     const ours = [];
     const general = [];
+    const text = [];
     for (let round = 0; round < Number(process.env.BENCH_ROUNDS ?? 3); round++) {
       hand.push(await handWritten(url));
       ours.push(await modelsql(url));
+      text.push(await modelsql(url, '', 'text'));
       general.push(await modelsql(url, ' WHERE true'));
     }
     const h = Math.min(...hand.map((r) => r.seconds));
     const m = Math.min(...ours.map((r) => r.seconds));
-    for (const run of [...ours, ...general]) {
+    for (const run of [...ours, ...text, ...general]) {
       if (run.check !== hand[0]!.check) throw new Error(`results differ: hand-written ${hand[0]!.check}; modelsql ${run.check}`);
     }
     const list = (runs: readonly Run[]) => runs.map((r) => r.seconds.toFixed(3)).join(', ');
@@ -154,6 +159,7 @@ export async function benchmarkPredictOnnxPostgres(): Promise<BenchmarkResult & 
       details: [
         `hand-written runs: ${list(hand)} s (median ${median(hand.map((r) => r.seconds)).toFixed(3)})`,
         `modelsql runs:     ${list(ours)} s (median ${median(ours.map((r) => r.seconds)).toFixed(3)})`,
+        `modelsql with text COPY (stageCopyFormat 'text'): ${list(text)} s (median ${median(text.map((r) => r.seconds)).toFixed(3)}); ratio ${(h / Math.min(...text.map((r) => r.seconds))).toFixed(2)}`,
         `modelsql through the general path (the statement + WHERE true): ${list(general)} s; ratio ${(h / Math.min(...general.map((r) => r.seconds))).toFixed(2)}`,
         `all: ${ours[0]!.check}`,
       ],

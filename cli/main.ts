@@ -199,6 +199,12 @@ async function shellCommand(args: Target & { format: OutputFormat }): Promise<nu
  * `modelsql proxy`: serves until SIGINT/SIGTERM, then closes every connection. Resolves to
  * the exit status.
  */
+/** The upstream URL as written, as a connection URL of the role it names (with its password); undefined when it names none. */
+function upstreamRole(written: string | undefined): string | undefined {
+  if (written === undefined || !/^postgres(ql)?:\/\//.test(written) || !new URL(written).username) return undefined;
+  return resolvePostgresUrl(written, process.env, 'client');
+}
+
 async function proxyCommand(args: {
   upstream?: string;
   listen: string;
@@ -216,6 +222,8 @@ async function proxyCommand(args: {
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
   shutdownGraceMs: number;
   metrics?: string;
+  refresh: boolean;
+  refreshUrl?: string;
 }): Promise<number> {
   let upstreamUrl: string;
   try {
@@ -239,9 +247,18 @@ async function proxyCommand(args: {
     writeError(`modelsql: cannot read --secret-key-file: ${(error as NodeJS.ErrnoException).code ?? 'error'}\n`);
     return EXIT_ERROR;
   }
+  // The refreshers' role: --refresh-url, else $MODELSQL_REFRESH_URL, else the upstream URL when it names a role.
+  let refreshUrl: string | undefined;
+  try {
+    refreshUrl = args.refresh ? (args.refreshUrl ?? (process.env['MODELSQL_REFRESH_URL'] || undefined) ?? upstreamRole(args.upstream ?? process.env['DATABASE_URL'])) : undefined;
+  } catch (error) {
+    writeError(`${formatError(error)}\n`);
+    return EXIT_ERROR;
+  }
   let proxy: Awaited<ReturnType<typeof startProxy>>;
   try {
     proxy = await startProxy({
+      ...(refreshUrl === undefined ? {} : { refreshUrl }),
       upstream: upstreamUrl,
       listen: args.listen,
       tls,
@@ -281,7 +298,8 @@ async function proxyCommand(args: {
   writeError(
     `modelsql proxy listening on ${proxy.host}:${proxy.port}${tls ? ' (TLS)' : ''}, upstream ${upstream.host || upstream.searchParams.get('host') || 'localhost'}${upstream.pathname}; ` +
       `model files from: ${args.modelDir.join(', ') || 'none (only models the catalog holds)'}; endpoints: ${args.allowEndpoint.join(', ') || 'none'}` +
-      `${proxy.metrics ? `; metrics on http://${proxy.metrics.host}:${proxy.metrics.port}/metrics` : ''}\n`,
+      `${proxy.metrics ? `; metrics on http://${proxy.metrics.host}:${proxy.metrics.port}/metrics` : ''}` +
+      `; materialized tables ${refreshUrl === undefined ? `not refreshed (${args.refresh ? 'no --refresh-url' : '--no-refresh'})` : `refreshed as ${decodeURIComponent(new URL(refreshUrl).username) || 'the default user'}`}\n`,
   );
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     const stop = (name: NodeJS.Signals): void => {
@@ -433,6 +451,8 @@ export async function main(argv: readonly string[]): Promise<number> {
           .option('shutdown-grace', { type: 'string', default: '30s', requiresArg: true, describe: 'on SIGTERM or SIGINT, time running statements get to finish before their connections are closed (a duration: 30s, 2min)' })
           .option('metrics', { type: 'string', requiresArg: true, describe: 'serve /healthz and Prometheus /metrics over HTTP at HOST:PORT (e.g. 127.0.0.1:9187)' })
           .option('max-message-bytes', limitOption('longest protocol message a client may send, in bytes; longer: FATAL 54000 (default: 268435456, 256 MiB)'))
+          .option('refresh-url', { type: 'string', requiresArg: true, describe: 'keep materialized tables fresh as this role: postgres://role@host:port/ (its database replaced by each database clients use; password from the URL, PGPASSWORD or ~/.pgpass); default $MODELSQL_REFRESH_URL, else --upstream when it names a role' })
+          .option('refresh', { type: 'boolean', default: true, describe: 'refresh materialized tables when a refresh role is given (--no-refresh: never)' })
           .check((args) => {
             positive(args, ['max-rows-per-call', 'max-inferences', 'max-client-inferences', 'max-message-bytes']);
             capsFromArgs(args);
@@ -462,6 +482,8 @@ export async function main(argv: readonly string[]): Promise<number> {
           shutdownGraceMs: parseDuration(args['shutdown-grace'], 'shutdown-grace'),
           metrics: args.metrics,
           modelFiles: modelFileLimitsFromArgs(args),
+          refresh: args.refresh,
+          ...(args['refresh-url'] === undefined ? {} : { refreshUrl: args['refresh-url'] }),
         });
       },
     )

@@ -143,7 +143,7 @@ export type SqlOperator = '+' | '-' | '*' | '/' | '=' | '<>' | '<' | '<=' | '>' 
  * not functions, and are written as they are.
  */
 export type SqlFunction =
-  | 'abs' | 'array_length' | 'avg' | 'bool_and' | 'concat' | 'count' | 'exp' | 'floor' | 'generate_series'
+  | 'abs' | 'array_length' | 'avg' | 'bool_and' | 'concat' | 'count' | 'current_database' | 'current_schema' | 'exp' | 'floor' | 'generate_series'
   | 'ln' | 'max' | 'md5' | 'min' | 'ntile' | 'rank' | 'row_number' | 'sqrt' | 'stddev_pop' | 'substr' | 'sum' | 'var_pop';
 
 /**
@@ -220,6 +220,13 @@ export interface SqlDialect {
    * model's function refuses (42710) to replace or stand beside one of them.
    */
   readonly otherFunctions?: string;
+  /**
+   * Session settings a model statement reads before it runs (optional; Postgres): text
+   * expressions naming nothing the search path could change. The catalog look-up
+   * (`CatalogStore.lookup`) selects them in its own query, so that an ML query needs no
+   * round trip of its own for them.
+   */
+  readonly sessionReading?: SessionReadingSql;
   /** VECTOR_SEARCH (optional; a host without it refuses the function with 0A000). */
   readonly vectors?: VectorDialect;
   /**
@@ -242,6 +249,23 @@ export interface SqlDialect {
   readonly roles?: RoleDialect;
 }
 
+/** The expressions of `SqlDialect.sessionReading`. */
+export interface SessionReadingSql {
+  /**
+   * The session's search path when a schema comes before the built-in functions and
+   * operators (one there could stand in for them), else NULL (`Host.unsafeSearchPath`).
+   */
+  readonly unsafeSearchPath: string;
+  /** The statement timeout as the host shows it (`Host.statementTimeout` reads it from this text). */
+  readonly statementTimeout: string;
+}
+
+/** What a query read of `SqlDialect.sessionReading` (NULLs as undefined). */
+export interface SessionReading {
+  readonly unsafeSearchPath?: string;
+  readonly statementTimeout?: string;
+}
+
 /**
  * What a host with roles (Postgres) adds to the catalog (SPEC §5): model owners, grants,
  * row-level security and owner-only secrets. The core keeps the shared layout; this part
@@ -262,6 +286,31 @@ export interface RoleDialect {
   readonly roleExists: string;
   /** The statement granting (or revoking) EXECUTE on a model function to `role` (`public` for every role). */
   functionAccess(fn: Omit<HostFunction, 'body' | 'returnType'>, role: string, grant: boolean): string;
+  /** How materialized tables' catalog rows are written (optional; default: plain SQL on `ml_catalog.materialized_tables`). */
+  readonly materialized?: MaterializedCatalogSql;
+}
+
+/**
+ * How a host with roles writes materialized tables' catalog rows (Postgres: through
+ * modelsql's own functions, catalog layout 7). Each is a query with positional parameters.
+ */
+export interface MaterializedCatalogSql {
+  /** `$1`..`$14`: schema, name, definition, query, mode, freshness seconds, status, source schema, source table, source key (JSON), model schema, model name, model version, comment. One row, one column: the new table's id. */
+  readonly create: string;
+  /** `$1` id, `$2` status, `$3` freshness seconds, `$4` mode; NULL leaves a value as it is. */
+  readonly alter: string;
+  /** `$1` id, `$2` finished at (timestamp text), `$3` ms, `$4` lag ms, `$5` rows refreshed, `$6` predicted, `$7` deleted, `$8` provider rows, `$9` model version. */
+  readonly recordRefresh: string;
+  /** `$1` id, `$2` the error message. */
+  readonly recordError: string;
+  /** `$1` id: removes the row and the table's private objects. */
+  readonly drop: string;
+  /** `$1` a table's owner: one boolean, whether the current role has that owner's privileges (a refresher refreshes those tables only). */
+  readonly mayRefresh: string;
+  /** The statement a refresher runs to act as a table's owner for its refresh (Postgres: `SET ROLE`). */
+  actAs(owner: string): string;
+  /** The statement that ends {@link actAs}. */
+  readonly actAsSelf: string;
 }
 
 /** Host session settings to hold while some work runs ({@link SqlDialect.trainingSettings}). */
@@ -286,15 +335,25 @@ export interface CaptureSpec {
   readonly changes: string;
   /** Prefix of the other objects capture creates, quoted and qualified (`ml_catalog.mt_7`: functions and views get suffixes). */
   readonly prefix: string;
+  /** The state table, quoted and qualified (created by `install`, with an index on the keys). */
+  readonly state: string;
+  /** The state table's digest columns (of the model inputs, of the whole row). */
+  readonly digests: readonly [string, string];
+  /** The state table's output columns, names unquoted and host types. */
+  readonly outputs: readonly { readonly name: string; readonly type: string }[];
+  /** The result table, quoted and qualified. */
+  readonly result: string;
 }
 
 /** Host statements of change capture and refresh locks (Postgres). */
 export interface ChangeCaptureDialect {
   /** The channel NOTIFY'd with a materialized table's id when its source changes. */
   readonly channel: string;
-  /** Statements that create the change table and the triggers filling it, and make the source undroppable while they exist. */
+  /** Statements that create the state table, the change table and the triggers filling it. */
   install(spec: CaptureSpec): readonly string[];
-  /** Statements that remove what `install` made. */
+  /** Statements, run once the result table exists, that make the source undroppable while the materialized table exists. */
+  pin(spec: CaptureSpec): readonly string[];
+  /** Statements that remove what `install` and `pin` made. */
   uninstall(spec: CaptureSpec): readonly string[];
   /** A query of one boolean: takes the refresh lock of materialized table `id` if free (held by the connection until `unlock`). */
   tryLock(id: number): string;
@@ -420,9 +479,10 @@ export interface Host {
   /**
    * Capability (optional; default absent: no limit): the statement timeout in force on the
    * connection, in ms (0 for none), which the session applies to model work too (Postgres
-   * `statement_timeout`).
+   * `statement_timeout`). `shown`: the setting as a query of this statement already read it
+   * (`SessionReading.statementTimeout`), so no round trip is made.
    */
-  statementTimeout?(): Promise<number>;
+  statementTimeout?(shown?: string): Promise<number>;
   /**
    * Capability (optional; default absent: on): whether the session reads `'..'` strings
    * with `standard_conforming_strings` on, as the server last reported it (Postgres sends
@@ -434,7 +494,8 @@ export interface Host {
    * Capability (optional; default absent: nothing to check): the session's `search_path`
    * when it puts another schema before the host's built-in functions and operators (a
    * function or operator there would stand in for the built-in ones in modelsql's own SQL),
-   * else undefined. Asked with a query of its own before each model statement.
+   * else undefined (`SessionReadingSql.unsafeSearchPath`, in a query of its own): asked before
+   * each model statement that looks up no model in the catalog, whose look-up asks it.
    */
   unsafeSearchPath?(): Promise<string | undefined>;
   /** Interrupts the statement running on this connection, if any. */

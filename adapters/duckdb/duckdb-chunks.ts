@@ -111,12 +111,20 @@ export interface KeyedBatch {
   readonly keys: BigInt64Array | undefined;
 }
 
-/** Appends a batch to an Appender whose columns have `types`, in chunks of {@link CHUNK_ROWS} rows. */
+/**
+ * Appends a batch to an Appender whose columns have `types`, in chunks of {@link CHUNK_ROWS}
+ * rows. One chunk is filled again for each slice (the Appender copies what it is given):
+ * the bindings free a chunk only when V8 collects its wrapper, a few bytes on V8's heap, so
+ * a new chunk per slice piles up native memory until V8 happens to collect.
+ */
 export function appendBatch(appender: DuckDBAppender, types: readonly DuckDBType[], batch: ColumnBatch): void {
+  let chunk: DuckDBDataChunk | undefined;
   for (let start = 0; start < batch.rowCount; start += CHUNK_ROWS) {
     const n = Math.min(CHUNK_ROWS, batch.rowCount - start);
-    const chunk = DuckDBDataChunk.create(types, n);
-    batch.columns.forEach((column, i) => fillColumn(chunk, i, types[i]!, column, start, n));
+    if (chunk) chunk.reset();
+    else chunk = DuckDBDataChunk.create(types);
+    chunk.rowCount = n;
+    for (let i = 0; i < batch.columns.length; i++) fillColumn(chunk, i, types[i]!, batch.columns[i]!, start, n);
     appender.appendDataChunk(chunk);
   }
 }

@@ -23,8 +23,10 @@
  *   predictions are kept (as typed arrays: a few bytes a row) until the input has been
  *   read, then appended on the connection itself into a temporary table.
  *
- * Memory: the batches in flight (features and predictions of `batchSize` rows each), and
- * DuckDB's own buffers; the input table is never held by this process.
+ * Memory: the batches in flight (features and predictions of `batchSize` rows each), one
+ * chunk per batch being appended, and DuckDB's own buffers, the predictions table among
+ * them (≈ 11 bytes a row and output, buffer-managed); the input table is never held by
+ * this process.
  */
 import type { DuckDBAppender, DuckDBConnection, DuckDBType } from '@duckdb/node-api';
 import type { HostStage, HostStageBatch, HostStageSpec, SqlDialect } from '../../core/host.js';

@@ -44,13 +44,20 @@ export const duckdbVectors: VectorDialect = {
     const searched = (row: string): string => (floating ? `${row}.${column}` : `CAST(${row}.${column} AS ${vectorType})`);
     const message = `${quoteString('VECTOR_SEARCH: the query vector has ')} || CAST(len(__vs_q0) AS VARCHAR) || ${quoteString(` dimensions, but the vectors of column "${s.column.name}" have ${s.dimension ?? 0}`)}`;
     const check = s.dimension === undefined ? '' : `WHEN len(__vs_q0) <> ${s.dimension} THEN error(${message}) `;
-    const query = `(SELECT CASE ${check}ELSE CAST(__vs_q0 AS ${vectorType}) END AS __vs_q FROM (SELECT (${s.query}) AS __vs_q0) AS __vs_q1) AS __vs_qv`;
+    // DuckDB's cosine of a zero vector is -1 (its NaN clamped), not "no direction": such vectors are left out by
+    // their squared length, once per query vector and once per searched row (a filter DuckDB runs in the table scan).
+    const squared = (vector: string): string => `${fixed ? 'array' : 'list'}_inner_product(${vector}, ${vector})`;
+    const directed = (vector: string): string => `isfinite(${squared(vector)}) AND ${squared(vector)} > 0`;
+    const zero = s.metric === 'cosine' ? `WHEN NOT (${directed(`CAST(__vs_q0 AS ${vectorType})`)}) THEN NULL ` : '';
+    const query = `(SELECT CASE ${check}${zero}ELSE CAST(__vs_q0 AS ${vectorType}) END AS __vs_q FROM (SELECT (${s.query}) AS __vs_q0) AS __vs_q1) AS __vs_qv`;
     const rank = s.metric === 'l2' ? '-__vs_v.__vs_score' : '__vs_v.__vs_score';
     const order = `__vs_top.score ${s.metric === 'l2' ? 'ASC' : 'DESC'}, __vs_top.p`;
     const candidates = (row: string, position: string, carry: string): string =>
-      `SELECT ${carry}${position} AS __vs_p, ${fn}(__vs_qv.__vs_q, ${searched(row)}) AS __vs_score FROM ${query}, ${s.table ?? `(${s.source})`} AS ${row} WHERE __vs_qv.__vs_q IS NOT NULL AND ${row}.${column} IS NOT NULL`;
+      `SELECT ${carry}${position} AS __vs_p, ${fn}(__vs_qv.__vs_q, ${searched(row)}) AS __vs_score FROM ${query}, ${s.table ?? `(${s.source})`} AS ${row} WHERE __vs_qv.__vs_q IS NOT NULL AND ${row}.${column} IS NOT NULL${s.metric === 'cosine' ? ` AND ${directed(searched(row))}` : ''}`;
+    // A NaN score (NaN or infinite components) ranks nowhere: its ordering value is NULL, which max_by skips. As a
+    // WHERE filter instead, DuckDB moves it into the join condition and computes every score twice.
     const best = (payload: string): string =>
-      `SELECT unnest(max_by({${payload}'p': __vs_v.__vs_p, 'score': __vs_v.__vs_score}, {'k': ${rank}, 'p': -__vs_v.__vs_p}, ${s.topK})) AS __vs_top FROM (%CANDIDATES%) AS __vs_v WHERE NOT isnan(__vs_v.__vs_score)`;
+      `SELECT unnest(max_by({${payload}'p': __vs_v.__vs_p, 'score': __vs_v.__vs_score}, CASE WHEN NOT isnan(__vs_v.__vs_score) THEN {'k': ${rank}, 'p': -__vs_v.__vs_p} END, ${s.topK})) AS __vs_top FROM (%CANDIDATES%) AS __vs_v`;
     if (s.table !== undefined) {
       // A base table: keep (rowid, score) per candidate, then fetch the k winning rows.
       const top = best('').replace('%CANDIDATES%', candidates('__vs_row', '__vs_row.rowid', ''));

@@ -38,10 +38,10 @@
 export const CATALOG_OWNER_OID = `(SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) CAST('ml_catalog.models' AS pg_catalog.regclass))`;
 
 /** Options every function has. */
-const FIXED_PATH = 'SET search_path = pg_catalog, pg_temp';
+export const FIXED_PATH = 'SET search_path = pg_catalog, pg_temp';
 
 /** Raises 42501 with a message (`%` placeholders filled by `args`). */
-const deny = (message: string, ...args: string[]) => `RAISE EXCEPTION '${message}'${args.map((a) => `, ${a}`).join('')} USING ERRCODE = '42501'`;
+export const deny = (message: string, ...args: string[]) => `RAISE EXCEPTION '${message}'${args.map((a) => `, ${a}`).join('')} USING ERRCODE = '42501'`;
 
 /** The model's id and owner into `v_id` and `v_owner`, locked, or 42704 when there is none. */
 const FIND_MODEL = `SELECT m.model_id, m.owner INTO v_id, v_owner FROM ml_catalog.models m WHERE m.schema_name OPERATOR(pg_catalog.=) p_schema AND m.model_name OPERATOR(pg_catalog.=) p_name FOR UPDATE;
@@ -60,12 +60,14 @@ const VERSION_TABLES = ['model_versions', 'artifacts', 'training_metrics', 'mode
 /** `now()` as the catalog's `timestamp`. */
 const NOW = 'CAST(pg_catalog.now() AS timestamp)';
 
-/** One change of the catalog: its parameters (`p_name type, ...`, without the acting role), extra locals, and its body acting as `v_role`. */
-interface Writer {
+/** One change of the catalog: its parameters (`p_name type, ...`, without the acting role), extra locals, and its body acting as `v_role` (which `RETURN`s a value of type `returns`, when given). */
+export interface Writer {
   readonly name: string;
   readonly params: string;
   readonly locals?: string;
   readonly body: string;
+  /** The type the writer returns (default `void`). */
+  readonly returns?: string;
 }
 
 const WRITERS: readonly Writer[] = [
@@ -184,22 +186,22 @@ function parameters(w: Writer): { name: string; type: string }[] {
 }
 
 /** The writer callers use: runs as the caller, makes a token naming its `current_user`, and hands it to the `_as` function. */
-function invoker(w: Writer): string {
-  return `CREATE FUNCTION ml_catalog.${w.name}(${w.params}) RETURNS void LANGUAGE plpgsql ${FIXED_PATH} AS $fn$
+export function invoker(w: Writer): string {
+  return `CREATE FUNCTION ml_catalog.${w.name}(${w.params}) RETURNS ${w.returns ?? 'void'} LANGUAGE plpgsql ${FIXED_PATH} AS $fn$
 DECLARE v_token uuid := pg_catalog.gen_random_uuid();
 BEGIN
   -- The token outlives this call only if the session set the trigger that removes it to run at once.
   SET CONSTRAINTS ml_catalog.callers_end DEFERRED;
   INSERT INTO ml_catalog.callers (token) VALUES (v_token);
-  PERFORM ml_catalog.${w.name}_as(v_token, ${parameters(w)
+  ${w.returns ? 'RETURN' : 'PERFORM'} ml_catalog.${w.name}_as(v_token, ${parameters(w)
     .map((p) => p.name)
     .join(', ')});
 END $fn$`;
 }
 
 /** The writer acting as the role a token names, with the catalog owner's rights. */
-function definer(w: Writer): string {
-  return `CREATE FUNCTION ml_catalog.${w.name}_as(p_token uuid, ${w.params}) RETURNS void LANGUAGE plpgsql SECURITY DEFINER ${FIXED_PATH} AS $fn$
+export function definer(w: Writer): string {
+  return `CREATE FUNCTION ml_catalog.${w.name}_as(p_token uuid, ${w.params}) RETURNS ${w.returns ?? 'void'} LANGUAGE plpgsql SECURITY DEFINER ${FIXED_PATH} AS $fn$
 DECLARE v_role text := ml_catalog.caller(p_token); v_id bigint; v_owner text; ${w.locals ?? ''}
 BEGIN
   ${w.body}
@@ -253,14 +255,19 @@ $fn$`,
 /** `ml_catalog.name(type, ...)`. */
 const signature = (name: string, types: readonly string[]) => `ml_catalog.${name}(${types.join(', ')})`;
 
+/** The signatures of each writer's two functions (`name(types)`, `name_as(uuid, types)`). */
+export function writerSignatures(writers: readonly Writer[]): string[] {
+  return writers.flatMap((w) => {
+    const types = parameters(w).map((p) => p.type);
+    return [signature(w.name, types), signature(`${w.name}_as`, ['uuid', ...types])];
+  });
+}
+
 /** Signatures of the functions (for ownership and EXECUTE rights). */
 export const CATALOG_FUNCTION_SIGNATURES = {
   /** Run only inside the writers: no EXECUTE for PUBLIC. */
   helpers: ['ml_catalog.caller(uuid)', 'ml_catalog.callers_end()', 'ml_catalog.may_alter(text, text)', 'ml_catalog.may_use(text, bigint, text)'],
-  writers: WRITERS.flatMap((w) => {
-    const types = parameters(w).map((p) => p.type);
-    return [signature(w.name, types), signature(`${w.name}_as`, ['uuid', ...types])];
-  }),
+  writers: writerSignatures(WRITERS),
 };
 
 /** The functions of catalog layout 4, which took the acting role as an argument (replaced in layout 6). */

@@ -34,6 +34,7 @@ import type { HostFunction, RoleDialect } from '../../core/host.js';
 import { doubleQuote } from '../../core/sql/format.js';
 import { CALLERS_TABLE, CATALOG_FUNCTION_SIGNATURES, CATALOG_OWNER_OID, CATALOG_FUNCTIONS, LAYOUT_4_FUNCTION_SIGNATURES } from './catalog-functions.js';
 import { PostgresCatalogWriter } from './postgres-catalog-writer.js';
+import { materializedLayout } from './materialized-security.js';
 
 /** The role owning the catalog: the owner of its `models` table. */
 const CATALOG_OWNER = `pg_catalog.pg_get_userbyid(${CATALOG_OWNER_OID})`;
@@ -225,7 +226,7 @@ const LAYOUT_6: readonly string[] = [
 ];
 
 /** The Postgres statements of each layout that has some. */
-const LAYOUTS: Readonly<Record<number, readonly string[]>> = { 3: LAYOUT_3, 4: LAYOUT_4, 6: LAYOUT_6 };
+const LAYOUTS: Readonly<Record<number, readonly string[]>> = { 3: LAYOUT_3, 4: LAYOUT_4, 6: LAYOUT_6, 7: materializedLayout(mayAlter, CATALOG_OWNER) };
 
 /**
  * Postgres roles for the core (`SqlDialect.roles`).
@@ -245,5 +246,17 @@ export const POSTGRES_ROLES: RoleDialect = {
     const who = role === 'public' ? 'PUBLIC' : doubleQuote(role);
     // https://www.postgresql.org/docs/current/sql-grant.html: functions are executable by PUBLIC unless revoked.
     return grant ? `GRANT EXECUTE ON FUNCTION ${name} TO ${who}` : `REVOKE ALL ON FUNCTION ${name} FROM ${who}`;
+  },
+  // Catalog layout 7 (materialized-security.ts).
+  materialized: {
+    create: 'SELECT ml_catalog.create_materialized($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)',
+    alter: 'SELECT ml_catalog.alter_materialized($1, $2, $3, $4)',
+    recordRefresh: 'SELECT ml_catalog.record_refresh($1, $2, $3, $4, $5, $6, $7, $8, $9)',
+    recordError: 'SELECT ml_catalog.record_refresh_error($1, $2)',
+    drop: 'SELECT ml_catalog.drop_materialized($1)',
+    mayRefresh: `SELECT ${member('CAST($1 AS pg_catalog.text)')}`,
+    // https://www.postgresql.org/docs/current/sql-set-role.html
+    actAs: (owner) => `SET ROLE ${doubleQuote(owner)}`,
+    actAsSelf: 'RESET ROLE',
   },
 };

@@ -3,53 +3,47 @@
  * transition tables (https://www.postgresql.org/docs/current/sql-createtrigger.html) copy
  * the keys of inserted, updated and deleted rows into the table's change table and
  * `pg_notify` its id (https://www.postgresql.org/docs/current/sql-notify.html), once per
- * statement; TRUNCATE records a row of NULL keys ("everything changed"). A view over the
- * source's keys makes `DROP TABLE source` fail while the materialized table exists
+ * statement; TRUNCATE records a row of NULL keys ("everything changed"). The state table,
+ * the change table and the trigger function are made by `ml_catalog.install_capture`
+ * (materialized-security.ts: owned by the catalog owner, rights for the table's owner
+ * alone); the triggers by the creating role, which needs TRIGGER on the source. A check
+ * constraint of the result table naming the source's row type makes `DROP TABLE source`
+ * fail while the materialized table exists
  * (https://www.postgresql.org/docs/current/ddl-depend.html). Refreshers of one table are
  * kept apart by a session-level advisory lock
  * (https://www.postgresql.org/docs/current/explicit-locking.html#ADVISORY-LOCKS).
  */
 import type { CaptureSpec, ChangeCaptureDialect } from '../../core/host.js';
-import { doubleQuote } from '../../core/sql/format.js';
+import { doubleQuote, quoteString } from '../../core/sql/format.js';
 
 /** First key of modelsql's refresh locks ('msql'); the second is the materialized table's id. */
 const LOCK_CLASS = 0x6d73716c;
+
+/** The result table's constraint that keeps the source of materialized table `id` from being dropped. */
+const pinName = (id: number) => doubleQuote(`modelsql_mt_${Math.trunc(id)}_source`);
 
 /** Change capture and refresh locks on Postgres. */
 export const POSTGRES_CHANGE_CAPTURE: ChangeCaptureDialect = {
   channel: 'modelsql_materialized',
   install(spec: CaptureSpec): readonly string[] {
-    const keys = spec.keys.map(doubleQuote).join(', ');
     const fn = `${spec.prefix}_capture`;
-    const body = (table: string) => `INSERT INTO ${spec.changes} (${keys}) SELECT ${keys} FROM ${table}`;
-    const trigger = (suffix: string, event: string, referencing: string, arg: string) =>
-      `CREATE TRIGGER ${doubleQuote(`modelsql_mt_${spec.id}_${suffix}`)} AFTER ${event} ON ${spec.source}${referencing} FOR EACH STATEMENT EXECUTE FUNCTION ${fn}('${arg}')`;
+    const array = (values: readonly string[]) => `CAST(ARRAY[${values.map(quoteString).join(', ')}] AS pg_catalog.text[])`;
+    const trigger = (suffix: string, event: string, referencing: string) =>
+      `CREATE TRIGGER ${doubleQuote(`modelsql_mt_${spec.id}_${suffix}`)} AFTER ${event} ON ${spec.source}${referencing} FOR EACH STATEMENT EXECUTE FUNCTION ${fn}('${suffix}')`;
     return [
-      `CREATE TABLE ${spec.changes} AS SELECT ${keys} FROM ${spec.source} WITH NO DATA`,
-      `ALTER TABLE ${spec.changes} ADD COLUMN seq bigserial, ADD COLUMN changed_at timestamptz NOT NULL DEFAULT clock_timestamp()`,
-      `CREATE VIEW ${spec.prefix}_source AS SELECT ${keys} FROM ${spec.source}`,
-      `CREATE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $modelsql$
-BEGIN
-  IF TG_ARGV[0] IN ('insert', 'update') THEN ${body('new_rows')}; END IF;
-  IF TG_ARGV[0] IN ('delete', 'update') THEN ${body('old_rows')}; END IF;
-  IF TG_ARGV[0] = 'truncate' THEN INSERT INTO ${spec.changes} (seq) VALUES (DEFAULT); END IF;
-  PERFORM pg_notify('modelsql_materialized', '${spec.id}');
-  RETURN NULL;
-END $modelsql$`,
-      trigger('insert', 'INSERT', ' REFERENCING NEW TABLE AS new_rows', 'insert'),
-      trigger('update', 'UPDATE', ' REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows', 'update'),
-      trigger('delete', 'DELETE', ' REFERENCING OLD TABLE AS old_rows', 'delete'),
-      trigger('truncate', 'TRUNCATE', '', 'truncate'),
+      `SELECT ml_catalog.install_capture(${Math.trunc(spec.id)}, ${array(spec.keys)}, ${array(spec.outputs.map((o) => o.name))}, ${array(spec.outputs.map((o) => o.type))}, ${quoteString(spec.digests[0])}, ${quoteString(spec.digests[1])})`,
+      trigger('insert', 'INSERT', ' REFERENCING NEW TABLE AS new_rows'),
+      trigger('update', 'UPDATE', ' REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows'),
+      trigger('delete', 'DELETE', ' REFERENCING OLD TABLE AS old_rows'),
+      trigger('truncate', 'TRUNCATE', ''),
     ];
   },
-  uninstall(spec: CaptureSpec): readonly string[] {
-    return [
-      ...['insert', 'update', 'delete', 'truncate'].map((suffix) => `DROP TRIGGER IF EXISTS ${doubleQuote(`modelsql_mt_${spec.id}_${suffix}`)} ON ${spec.source}`),
-      `DROP FUNCTION IF EXISTS ${spec.prefix}_capture()`,
-      `DROP VIEW IF EXISTS ${spec.prefix}_source`,
-      `DROP TABLE IF EXISTS ${spec.changes}`,
-    ];
-  },
+  pin: (spec) => [`ALTER TABLE ${spec.result} ADD CONSTRAINT ${pinName(spec.id)} CHECK (CAST(NULL AS ${spec.source}) IS NULL)`],
+  uninstall: (spec) => [
+    `ALTER TABLE IF EXISTS ${spec.result} DROP CONSTRAINT IF EXISTS ${pinName(spec.id)}`,
+    // The function goes with its triggers (CASCADE), the state and change tables with it.
+    `SELECT ml_catalog.uninstall_capture(${Math.trunc(spec.id)})`,
+  ],
   tryLock: (id) => `SELECT pg_try_advisory_lock(${LOCK_CLASS}, ${Math.trunc(id)})`,
   lock: (id) => `SELECT pg_advisory_lock(${LOCK_CLASS}, ${Math.trunc(id)})`,
   unlock: (id) => `SELECT pg_advisory_unlock(${LOCK_CLASS}, ${Math.trunc(id)})`,

@@ -13,6 +13,11 @@
  *   (its text is what `CAST(... AS double precision)` would parse); any other feature is
  *   an extra field after the input fields (cast to `double precision` for numeric
  *   features, else parsed by its type, as `pg` would).
+ * - Binary format (copy-binary.ts), where {@link openCopyStage} can use it: the same, with
+ *   each row's input fields carried as their binary COPY bytes, which COPY FROM reads back
+ *   into columns of the same types; features decoded from their fields (or a `double
+ *   precision` cast), predictions encoded. Faster than text: no number is formatted or
+ *   parsed as text on either side.
  * - A COPY TO cannot be interleaved with other statements on one connection, so the
  *   batches (carried fields and predictions) are kept, in memory up to about `memoryLimit`
  *   bytes, and copied in after the COPY TO has ended. In memory they stay unformatted: the
@@ -37,6 +42,7 @@ import { StringDecoder } from 'node:string_decoder';
 import { ModelSqlError } from '../../core/errors.js';
 import type { HostColumn, HostStage, HostStageBatch, HostStageSpec, SqlDialect } from '../../core/host.js';
 import { TimeSlice } from '../../core/runtime/time-slice.js';
+import { BINARY_HEADER, BINARY_TRAILER, BinaryCopyReader, binaryNumberReader, binaryOutputBytes, writeBinaryOutput, type BinaryNumberReader } from './copy-binary.js';
 import { copyField, copyNumber, isIntegerType, unescapeCopy } from './copy-text.js';
 import type { PgQueryResult } from './pg-connection.js';
 import { textParser, type TextParser } from './pg-values.js';
@@ -49,6 +55,9 @@ export const DEFAULT_STAGE_MEMORY_BYTES = 64 * 1024 * 1024;
 /** Column types whose COPY text `Number()` reads as `CAST(... AS double precision)` would. */
 const NUMBER_TEXT_TYPE = /^(double precision|smallint|integer|bigint|numeric(\(.*\))?)$/;
 
+/** The COPY format a stage uses: `binary` where it can (see {@link openCopyStage}), or always `text`. */
+export type CopyFormat = 'binary' | 'text';
+
 /** What the stage needs from the host: statements, and the two COPY directions. */
 export interface CopyStageConnection {
   query(sql: string): Promise<PgQueryResult>;
@@ -60,32 +69,45 @@ export interface CopyStageConnection {
  * Creates the stage's (empty) table and returns the stage; the COPY TO starts when
  * `batches()` is iterated.
  *
+ * With `format` `binary` (the default), both COPYs are binary when every feature is read
+ * as a number, every output is `double precision` or `real`, and every input column's type
+ * has binary I/O (`typsend`, `typreceive`): the input fields are carried as their bytes,
+ * the features decoded from them (or from a `double precision` cast), the predictions
+ * encoded; else, and with `text`, both are text.
+ *
  * @example
  * const stage = await openCopyStage(db, dialect, spec);
  * try { ...executor... ; relation = await stage.finish() } finally { await stage.close() }
  */
-export async function openCopyStage(db: CopyStageConnection, dialect: SqlDialect, spec: HostStageSpec, memoryLimit = DEFAULT_STAGE_MEMORY_BYTES): Promise<HostStage> {
+export async function openCopyStage(db: CopyStageConnection, dialect: SqlDialect, spec: HostStageSpec, memoryLimit = DEFAULT_STAGE_MEMORY_BYTES, format: CopyFormat = 'binary'): Promise<HostStage> {
   const q = (name: string) => dialect.quoteIdentifier(name);
   const table = `pg_temp.${q(spec.table)}`;
   const outputs = spec.outputColumns.map((c) => `CAST(NULL AS ${c.type}) AS ${q(c.name)}`);
   await db.query(`CREATE TEMPORARY TABLE ${q(spec.table)} AS SELECT __modelsql_input.*, ${outputs.join(', ')} FROM ${stageSource(spec)} WITH NO DATA`);
   const columns = [...spec.inputColumns, ...spec.outputColumns].map((c) => q(c.name));
   const relation = `(SELECT ${columns.join(', ')} FROM ${table})`;
+  const binary = format === 'binary' && binaryOutputs(spec) && (await binaryIo(db, dialect, table));
 
   // What the rows carry and write: every input column, then every output, into `table`;
   // a write into the statement's table (`into`) picks and orders them.
-  let read = await planRead(db, dialect, spec, [...spec.inputColumns.keys()]);
+  let read = await planRead(db, dialect, spec, [...spec.inputColumns.keys()], binary);
   let written: readonly number[] = [...spec.outputColumns.keys()];
   let destination = `${table} (${columns.join(', ')})`;
-  const buffer = new OutputBuffer(memoryLimit, (carry, predictions, from, to) => Buffer.from(copyLines(carry, predictions, written, spec.outputColumns, read.layout.width > 0, from, to), 'utf8'));
+  const buffer = new OutputBuffer(memoryLimit, (carry, predictions, from, to) =>
+    binary ? binaryRows(carry, predictions, written, spec.outputColumns, read.layout.width, from, to) : Buffer.from(copyLines(carry, predictions, written, spec.outputColumns, read.layout.width > 0, from, to), 'utf8'),
+  );
   const copyIn = async (): Promise<number> => {
-    if (buffer.rows > 0) await db.copyFrom(`COPY ${destination} FROM STDIN`, buffer.read());
+    if (buffer.rows > 0) await db.copyFrom(binary ? `COPY ${destination} FROM STDIN (FORMAT binary)` : `COPY ${destination} FROM STDIN`, binary ? framed(buffer.read()) : buffer.read());
     await buffer.close();
     return buffer.rows;
   };
 
   return {
     async *batches(): AsyncIterable<HostStageBatch> {
+      if (binary) {
+        yield* binaryBatches(db, read, spec.batchSize);
+        return;
+      }
       const { copyOut, layout } = read;
       const decoder = new StringDecoder('utf8');
       let batch = new BatchBuilder(layout, spec.batchSize);
@@ -122,7 +144,7 @@ export async function openCopyStage(db: CopyStageConnection, dialect: SqlDialect
     async into(target) {
       const plan = await planTargetWrite(db, dialect, spec, { table, relation }, target);
       if (!plan) return undefined;
-      read = await planRead(db, dialect, spec, plan.inputs);
+      read = await planRead(db, dialect, spec, plan.inputs, binary);
       written = plan.outputs;
       return {
         open: async () => {
@@ -134,6 +156,52 @@ export async function openCopyStage(db: CopyStageConnection, dialect: SqlDialect
       };
     },
   };
+}
+
+/** Whether every output is of a type the binary path writes (and every feature is read as a number). */
+function binaryOutputs(spec: HostStageSpec): boolean {
+  return spec.kinds.every((kind) => kind === 'number') && spec.outputColumns.every((c) => binaryOutputBytes(c.type) !== undefined);
+}
+
+/** Whether every column of the stage's table has a type with binary send and receive functions. */
+async function binaryIo(db: CopyStageConnection, dialect: SqlDialect, table: string): Promise<boolean> {
+  const result = await db.query(
+    `SELECT pg_catalog.bool_and(t.typsend OPERATOR(pg_catalog.<>) CAST(0 AS pg_catalog.regproc) AND t.typreceive OPERATOR(pg_catalog.<>) CAST(0 AS pg_catalog.regproc)) ` +
+      `FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) a.atttypid ` +
+      `WHERE a.attrelid OPERATOR(pg_catalog.=) CAST(${dialect.quoteString(table)} AS pg_catalog.regclass) AND a.attnum OPERATOR(pg_catalog.>) CAST(0 AS smallint) AND NOT a.attisdropped`,
+  );
+  return (result.rows[0] as unknown[] | undefined)?.[0] === true;
+}
+
+/** Binary COPY data: the header, `rows`, the trailer. */
+async function* framed(rows: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
+  yield BINARY_HEADER;
+  yield* rows;
+  yield BINARY_TRAILER;
+}
+
+/** The batches of a binary COPY TO (see {@link BatchBuilder.addBinary}). */
+async function* binaryBatches(db: CopyStageConnection, read: ReadPlan, batchSize: number): AsyncIterable<HostStageBatch> {
+  const { copyOut, layout } = read;
+  const reader = new BinaryCopyReader(layout.total);
+  let batch = new BatchBuilder(layout, batchSize);
+  const slice = new TimeSlice();
+  for await (const chunk of db.copyTo(copyOut)) {
+    const buf = reader.feed(chunk);
+    let pos = reader.start;
+    for (let end = reader.row(buf, pos); end > 0; end = reader.row(buf, pos)) {
+      batch.addBinary(buf, pos, end, reader.fields);
+      pos = end;
+      if (batch.full) {
+        yield batch.take();
+        batch = new BatchBuilder(layout, batchSize);
+      }
+      if ((batch.rows & 255) === 0 && slice.due) await slice.next();
+    }
+    reader.keep(buf, pos);
+  }
+  reader.finish();
+  if (batch.rows > 0) yield batch.take();
 }
 
 /** The stage's input query as a subquery named `__modelsql_input`. */
@@ -152,15 +220,23 @@ interface ReadPlan {
  * text) and reads the features: each from its carried field when it can, else from an
  * extra field after them.
  */
-async function planRead(db: CopyStageConnection, dialect: SqlDialect, spec: HostStageSpec, carried: readonly number[]): Promise<ReadPlan> {
+async function planRead(db: CopyStageConnection, dialect: SqlDialect, spec: HostStageSpec, carried: readonly number[], binary: boolean): Promise<ReadPlan> {
   const q = (name: string) => dialect.quoteIdentifier(name);
   const source = stageSource(spec);
   const column = (position: number) => `${q('__modelsql_input')}.${q(spec.inputColumns[position]!.name)}`;
   const width = carried.length;
   const extra: string[] = [];
+  const readers: BinaryNumberReader[] = [];
   const fields = spec.featureColumns.map((position, i) => {
     const carriedAt = carried.indexOf(position);
-    if (spec.kinds[i] === 'number' && carriedAt >= 0 && NUMBER_TEXT_TYPE.test(spec.inputColumns[position]!.type)) return carriedAt;
+    const type = spec.inputColumns[position]!.type;
+    const reader = binary ? binaryNumberReader(type) : undefined;
+    if (reader && carriedAt >= 0) {
+      readers.push(reader);
+      return carriedAt;
+    }
+    if (!binary && spec.kinds[i] === 'number' && carriedAt >= 0 && NUMBER_TEXT_TYPE.test(type)) return carriedAt;
+    if (binary) readers.push(binaryNumberReader('double precision')!);
     extra.push(spec.kinds[i] === 'number' ? `CAST(${column(position)} AS double precision)` : column(position));
     return width + extra.length - 1;
   });
@@ -173,20 +249,20 @@ async function planRead(db: CopyStageConnection, dialect: SqlDialect, spec: Host
   const all = width === spec.inputColumns.length && carried.every((position, i) => position === i);
   const select = [...(all ? ['__modelsql_input.*'] : carried.map(column)), ...extra];
   return {
-    copyOut: `COPY (SELECT ${select.join(', ')} FROM ${source}) TO STDOUT`,
-    layout: { width, total: width + extra.length, fields, kinds: spec.kinds, parsers },
+    copyOut: `COPY (SELECT ${select.join(', ')} FROM ${source}) TO STDOUT${binary ? ' (FORMAT binary)' : ''}`,
+    layout: { width, total: width + extra.length, fields, kinds: spec.kinds, parsers, readers },
   };
 }
 
 /**
- * What a batch carries: each row's input fields as COPY text, kept as offsets into the
- * decoded chunks (row `i` is `texts[text[i]].slice(start[i], end[i])`): a million small
- * strings alive until the COPY FROM would cost more in garbage collection than the rest of
- * the parsing.
+ * What a batch carries: each row's input fields as COPY text (or binary COPY bytes), kept as
+ * offsets into the decoded chunks (row `i` is `texts[text[i]].slice(start[i], end[i])`): a
+ * million small strings alive until the COPY FROM would cost more in garbage collection
+ * than the rest of the parsing.
  */
 interface Carry {
   readonly rows: number;
-  readonly texts: readonly string[];
+  readonly texts: readonly (string | Buffer)[];
   readonly text: Uint32Array;
   readonly start: Uint32Array;
   readonly end: Uint32Array;
@@ -205,13 +281,15 @@ interface RowLayout {
   readonly kinds: readonly ('number' | 'value')[];
   /** Parsers of `value` features, by feature. */
   readonly parsers: ReadonlyMap<number, TextParser>;
+  /** Binary readers of the features, by feature (binary format only). */
+  readonly readers: readonly BinaryNumberReader[];
 }
 
 /** Collects rows of COPY TO text into one batch: raw input fields, parsed features. */
 class BatchBuilder {
   rows = 0;
   private bytes = 0;
-  private readonly texts: string[] = [];
+  private readonly texts: (string | Buffer)[] = [];
   private readonly text: Uint32Array;
   private readonly start: Uint32Array;
   private readonly end: Uint32Array;
@@ -265,6 +343,25 @@ class BatchBuilder {
     }
   }
 
+  /** Adds the binary row `buf[pos, end)` whose fields start at `fields` (their length words). */
+  addBinary(buf: Buffer, pos: number, end: number, fields: Int32Array): void {
+    const { width, total, readers } = this.layout;
+    const row = this.rows++;
+    if (this.texts[this.texts.length - 1] !== buf) this.texts.push(buf);
+    const carriedEnd = width === 0 ? pos + 2 : width === total ? end : fields[width]!;
+    this.text[row] = this.texts.length - 1;
+    this.start[row] = pos + 2;
+    this.end[row] = carriedEnd;
+    this.bytes += carriedEnd - pos;
+    for (let f = 0; f < this.layout.fields.length; f++) {
+      const at = fields[this.layout.fields[f]!]!;
+      const length = buf.readInt32BE(at);
+      const column = this.columns[f]!;
+      if (length < 0) column.nulls![row] = 1;
+      else column.numbers![row] = readers[f]!(buf, at + 4, length);
+    }
+  }
+
   /** The batch so far (the builder is not used after). */
   take(): HostStageBatch {
     const n = this.rows;
@@ -287,7 +384,7 @@ function copyLines(carry: Carry, predictions: ColumnBatch, written: readonly num
   const first = carries ? '\t' : '';
   let text = '';
   for (let i = from; i < to; i++) {
-    let line = texts[which[i]!]!.slice(start[i], end[i]);
+    let line = (texts[which[i]!] as string).slice(start[i], end[i]);
     for (let c = 0; c < columns.length; c++) {
       const column = columns[c]!;
       const tab = c === 0 ? first : '\t';
@@ -297,6 +394,29 @@ function copyLines(carry: Carry, predictions: ColumnBatch, written: readonly num
     text += line + '\n';
   }
   return text;
+}
+
+/** Binary COPY rows `[from, to)` (no header): each row's carried input fields (`width` of them), then the `written` outputs. */
+function binaryRows(carry: Carry, predictions: ColumnBatch, written: readonly number[], outputColumns: readonly HostColumn[], width: number, from: number, to: number): Buffer {
+  if (carry.rows !== predictions.rowCount) throw new ModelSqlError('XX000', `internal error: a batch of ${carry.rows} rows got ${predictions.rowCount} predictions`);
+  const columns = written.map((c) => predictions.columns[c]!);
+  const bytes = written.map((c) => binaryOutputBytes(outputColumns[c]!.type)!);
+  const { texts, text: which, start, end } = carry;
+  let size = (to - from) * 2;
+  for (let i = from; i < to; i++) size += end[i]! - start[i]!;
+  for (const b of bytes) size += (to - from) * (4 + b);
+  const buf = Buffer.allocUnsafe(size);
+  let p = 0;
+  for (let i = from; i < to; i++) {
+    p = buf.writeInt16BE(width + columns.length, p);
+    p += (texts[which[i]!] as Buffer).copy(buf, p, start[i], end[i]);
+    for (let c = 0; c < columns.length; c++) {
+      const column = columns[c]!;
+      const value = column.kind === 'number' ? (column.nulls?.[i] ? null : column.values[i]) : column.values[i];
+      p = writeBinaryOutput(buf, p, bytes[c]!, value);
+    }
+  }
+  return buf.subarray(0, p);
 }
 
 /** Rows formatted at a time: a slice of a few ms, so that the event loop can run between them. */

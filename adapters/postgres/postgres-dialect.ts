@@ -3,7 +3,7 @@
  * (https://www.postgresql.org/docs/current/datatype.html), and the statements the core
  * generates.
  */
-import type { HostFunction, SessionSettings, SqlDialect, SqlFunction, SqlOperator } from '../../core/host.js';
+import type { HostFunction, SessionReadingSql, SessionSettings, SqlDialect, SqlFunction, SqlOperator } from '../../core/host.js';
 import type { DataType } from '../../core/sql/ast.js';
 import { doubleQuote, numberText, quoteString } from '../../core/sql/format.js';
 import { POSTGRES_ROLES } from './catalog-security.js';
@@ -90,14 +90,37 @@ const LENGTH_TYPES = new Set(['character varying', 'character']);
  *   type, and a composite type would need a CREATE TYPE per model).
  */
 export class PostgresDialect implements SqlDialect {
+  /**
+   * `text` and `bytea` qualified: a type name is looked up on the search path like a
+   * function's (a domain `public.text` would stand in for the built-in one); `integer`,
+   * `bigint`, `double precision` and `timestamp` are SQL keywords, always pg_catalog's
+   * (https://www.postgresql.org/docs/current/datatype.html).
+   */
   readonly catalogTypes = {
-    text: 'text',
+    text: 'pg_catalog.text',
     integer: 'integer',
     bigint: 'bigint',
     double: 'double precision',
-    blob: 'bytea',
+    blob: 'pg_catalog.bytea',
     timestamp: 'timestamp',
   } as const;
+
+  /**
+   * - `unsafeSearchPath`: the search path (https://www.postgresql.org/docs/current/ddl-schemas.html#DDL-SCHEMAS-PATH),
+   *   schemas joined by `, `, when its first schema other than the session's temporary one
+   *   is not `pg_catalog`, else NULL. Temporary schemas do not count: Postgres never looks
+   *   up functions or operators there. `current_schemas(true)` lists `pg_catalog` where
+   *   Postgres searches it (first, unless the path names it later).
+   * - `statementTimeout`: `current_setting('statement_timeout')` (`30s`, `0`).
+   *
+   * Every name is qualified.
+   */
+  readonly sessionReading: SessionReadingSql = {
+    unsafeSearchPath:
+      "(SELECT pg_catalog.string_agg(CAST(u.s AS pg_catalog.text), ', ' ORDER BY u.o) FROM pg_catalog.unnest(pg_catalog.current_schemas(true)) WITH ORDINALITY AS u(s, o) " +
+      "HAVING (SELECT f.s FROM pg_catalog.unnest(pg_catalog.current_schemas(true)) WITH ORDINALITY AS f(s, o) WHERE f.s OPERATOR(pg_catalog.!~) '^pg_temp_[0-9]+$' ORDER BY f.o LIMIT 1) OPERATOR(pg_catalog.<>) 'pg_catalog')",
+    statementTimeout: "pg_catalog.current_setting('statement_timeout')",
+  };
 
   /** A subquery with OFFSET is not pulled up into its parent (https://www.postgresql.org/docs/current/queries-limit.html), so its columns are computed once per row. */
   readonly layerFence = ' OFFSET 0';

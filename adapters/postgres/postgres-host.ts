@@ -33,7 +33,7 @@ import { tokenize } from '../../core/sql/lexer.js';
 import type { PgConnection, PgField, PgQueryResult, TransactionStatus } from './pg-connection.js';
 import { PG_TYPE_NAMES } from './pg-values.js';
 import { copyField, isIntegerType } from './copy-text.js';
-import { DEFAULT_STAGE_MEMORY_BYTES, openCopyStage } from './copy-stage.js';
+import { DEFAULT_STAGE_MEMORY_BYTES, openCopyStage, type CopyFormat } from './copy-stage.js';
 import { ORDINAL_COLUMN, PostgresDialect } from './postgres-dialect.js';
 import { mapPostgresError } from './postgres-errors.js';
 import type { ColumnBatch, ColumnData } from '../../core/model-types.js';
@@ -68,10 +68,12 @@ export class PostgresHost implements Host {
   /**
    * @param options.stageMemoryBytes output bytes a one-pass stage keeps in memory before it
    *   spills to a file under `os.tmpdir()` (default 64 MiB).
+   * @param options.stageCopyFormat `binary` (default: binary COPY where the stage can use it,
+   *   see copy-stage.ts) or `text` (text COPY always).
    */
   constructor(
     private readonly connection: PgConnection,
-    private readonly options: { readonly stageMemoryBytes?: number } = {},
+    private readonly options: { readonly stageMemoryBytes?: number; readonly stageCopyFormat?: CopyFormat } = {},
   ) {}
 
   async execute(sql: string, params?: readonly unknown[]): Promise<HostResult> {
@@ -174,7 +176,7 @@ export class PostgresHost implements Host {
       copyTo: (sql: string) => this.copyOut(sql),
       copyFrom: (sql: string, data: AsyncIterable<Uint8Array> | Iterable<Uint8Array>) => this.run(() => this.connection.copyFrom(sql, data), sql),
     };
-    return openCopyStage(db, this.dialect, spec, this.options.stageMemoryBytes ?? DEFAULT_STAGE_MEMORY_BYTES);
+    return openCopyStage(db, this.dialect, spec, this.options.stageMemoryBytes ?? DEFAULT_STAGE_MEMORY_BYTES, this.options.stageCopyFormat);
   }
 
   async transaction<T>(fn: () => Promise<T>): Promise<T> {
@@ -212,21 +214,17 @@ export class PostgresHost implements Host {
   }
 
   /** `statement_timeout` of the session (https://www.postgresql.org/docs/current/runtime-config-client.html#GUC-STATEMENT-TIMEOUT). */
-  async statementTimeout(): Promise<number> {
-    const { rows } = await this.execute("SELECT pg_catalog.current_setting('statement_timeout')");
+  async statementTimeout(shown?: string): Promise<number> {
+    if (shown !== undefined) return parsePostgresDuration(shown);
+    const { rows } = await this.query(`SELECT ${this.dialect.sessionReading.statementTimeout}`);
     return parsePostgresDuration(String(rows[0]?.[0] ?? '0'));
   }
 
-  /**
-   * The effective search path (https://www.postgresql.org/docs/current/ddl-schemas.html#DDL-SCHEMAS-PATH)
-   * when a schema comes before `pg_catalog` in it. Temporary schemas do not count: Postgres
-   * never looks up functions or operators there. The query names nothing the path could change.
-   */
+  /** The search path when a schema comes before `pg_catalog` in it (`PostgresDialect.sessionReading`). */
   async unsafeSearchPath(): Promise<string | undefined> {
-    const { rows } = await this.query('SELECT CAST(u.s AS pg_catalog.text) FROM pg_catalog.unnest(pg_catalog.current_schemas(true)) WITH ORDINALITY AS u(s, o) ORDER BY u.o');
-    const schemas = rows.map((row) => String(row[0]));
-    const first = schemas.find((s) => !/^pg_temp_\d+$/.test(s));
-    return first === undefined || first === 'pg_catalog' ? undefined : schemas.join(', ');
+    const { rows } = await this.query(`SELECT ${this.dialect.sessionReading.unsafeSearchPath}`);
+    const path = rows[0]?.[0];
+    return path === null || path === undefined ? undefined : String(path);
   }
 
   standardConformingStrings(): boolean {

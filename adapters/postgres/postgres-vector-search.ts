@@ -43,6 +43,7 @@ export const postgresVectors: VectorDialect = {
     const candidates = `SELECT __vs_row.*, ${candidateScore} AS __vs_score FROM ${query}, (${s.source}) AS __vs_row WHERE __vs_qv.__vs_q IS NOT NULL AND __vs_row.${column} IS NOT NULL`;
     const columns = s.columns.map((c) => `__vs_v.${doubleQuote(c.name)}`);
     const ties = columns.map((c) => `${c} ASC`).join(', ');
-    return `(SELECT ${columns.join(', ')}, __vs_v.__vs_score AS score FROM (${candidates}) AS __vs_v WHERE __vs_v.__vs_score IS NOT NULL ORDER BY __vs_v.__vs_score ${s.metric === 'l2' ? 'ASC' : 'DESC'}${ties ? `, ${ties}` : ''} LIMIT ${s.topK})`;
+    // NaN (from NaN or infinite components) sorts above every number in Postgres: such a score ranks nowhere.
+    return `(SELECT ${columns.join(', ')}, __vs_v.__vs_score AS score FROM (${candidates}) AS __vs_v WHERE __vs_v.__vs_score IS NOT NULL AND __vs_v.__vs_score${op('<>')}CAST('NaN' AS float8) ORDER BY __vs_v.__vs_score ${s.metric === 'l2' ? 'ASC' : 'DESC'}${ties ? `, ${ties}` : ''} LIMIT ${s.topK})`;
   },
 };

@@ -7,8 +7,7 @@
  * lineage log are not compared.
  */
 import { SECRET_PLACEHOLDER } from '../secrets.js';
-import { ONNX_ARTIFACT } from '../training/trained-model.js';
-import { lacksOnnxBytes } from './snapshot-onnx.js';
+import { isCarriedArtifact, lacksOnnxBytes } from './snapshot-onnx.js';
 import { modelLabel, type CatalogSnapshot, type SnapshotModel, type SnapshotVersion } from './catalog-snapshot.js';
 import type { ModelColumn } from '../model-types.js';
 
@@ -70,9 +69,10 @@ function diffVersion(model: string, a: SnapshotVersion, b: SnapshotVersion): Cat
   addKeyed(a.options, b.options, (key, x, y) => add(`option '${key}'`, x, y));
   const order = (v: SnapshotVersion) => v.options.map(([k]) => k).join(', ');
   if (out.every((d) => !d.field.startsWith('option ')) && order(a) !== order(b)) add('option order', order(a), order(b));
-  // An imported ONNX model's bytes, carried by a bundle or migration, are compared only
-  // when both sides hold them: the other side reads the same model from its path.
-  const held = (v: SnapshotVersion, other: SnapshotVersion) => v.artifacts.filter((x) => x.name !== ONNX_ARTIFACT || !lacksOnnxBytes(other));
+  // An imported ONNX model's bytes (a graph, a text model's files), carried by a bundle or
+  // migration, are compared only when both sides hold them: the other side reads the same
+  // model from its path.
+  const held = (v: SnapshotVersion, other: SnapshotVersion) => v.artifacts.filter((x) => !isCarriedArtifact(x.name) || !lacksOnnxBytes(other));
   addKeyed(
     held(a, b).map((x) => [x.name, `sha256:${x.sha256}`] as const),
     held(b, a).map((x) => [x.name, `sha256:${x.sha256}`] as const),

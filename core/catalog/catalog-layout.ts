@@ -97,6 +97,11 @@ export const MIGRATIONS: readonly Migration[] = [
     description: 'Postgres: the catalog functions take the acting role from the caller itself (its current_user), not from an argument checked against session_user; runs are recorded under that role',
     statements: () => [],
   },
+  // Layout 7. Postgres only: materialized tables held to the rules of models (adapters/postgres/materialized-security.ts).
+  {
+    description: "Postgres: materialized tables written only through modelsql's functions (owner, superuser or catalog owner), read under row-level security; their state and change tables the catalog owner's, readable by the table's owner alone",
+    statements: () => [],
+  },
 ];
 
 /**

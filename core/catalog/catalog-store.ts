@@ -6,7 +6,7 @@
  */
 import { userInfo } from 'node:os';
 import { DuplicateModelError, ModelSqlError, type SourcePosition } from '../errors.js';
-import type { Host } from '../host.js';
+import type { Host, SessionReading } from '../host.js';
 import { applyCatalogUpgrade, CATALOG_VERSION, catalogSchema, planCatalogUpgrade } from './catalog-layout.js';
 import type { CatalogWriter, VersionWrite } from './catalog-writer.js';
 import { SecretCipher } from './secret-cipher.js';
@@ -37,6 +37,11 @@ export interface CatalogLookup {
   readonly currentDatabase: string | undefined;
   /** The persistent models found, by schema and name, versions ascending and without secrets. */
   readonly models: readonly ModelEntry[];
+  /**
+   * On hosts whose dialect has `SqlDialect.sessionReading`: the session's settings as the
+   * same query read them (among them the search-path check). Absent on others.
+   */
+  readonly session?: SessionReading;
 }
 
 /** Options of a {@link CatalogStore}. */
@@ -159,7 +164,9 @@ export class CatalogStore {
    * `refs` name with every version (without their secrets: see {@link secrets}), in ONE
    * query run as the session's user. The name of a ref without a schema is looked up in
    * the current schema of that same query, so a `SET search_path` / `USE` in between
-   * cannot split them. Nothing is cached: every call reads the catalog as it is now.
+   * cannot split them. Nothing is cached: every call reads the catalog as it is now. On
+   * hosts that read session settings, the same query reads them ({@link CatalogLookup.session}),
+   * and names nothing the search path could change.
    *
    * @example
    * const { currentSchema, models } = await store.lookup([{ name: 'price' }, { schema: 'ops', name: 'churn' }]);
@@ -170,13 +177,14 @@ export class CatalogStore {
       params.push(value);
       return `$${params.length}`;
     };
-    const matches = refs.map((r) => `(model_name = ${param(r.name)} AND schema_name = ${r.schema === undefined ? 'current_schema()' : param(r.schema)})`);
+    const d = this.host.dialect;
+    const matches = refs.map((r) => `(${d.operator('model_name', '=', param(r.name))} AND ${d.operator('schema_name', '=', r.schema === undefined ? d.call('current_schema') : param(r.schema))})`);
     return { ...(await this.read(matches.length === 0 ? 'FALSE' : matches.join(' OR '), params)), refs };
   }
 
   /** Every persistent model, optionally of one schema, ordered by schema and name (versions without secrets). */
   async list(schema?: string): Promise<readonly ModelEntry[]> {
-    return (await this.read(schema === undefined ? 'TRUE' : 'schema_name = $1', schema === undefined ? [] : [schema])).models;
+    return (await this.read(schema === undefined ? 'TRUE' : this.host.dialect.operator('schema_name', '=', '$1'), schema === undefined ? [] : [schema])).models;
   }
 
   /** One persistent model (versions without secrets), or undefined. */
@@ -207,19 +215,23 @@ export class CatalogStore {
    * spec and stored ONNX artifacts, when the catalog holds them. The query is a UNION ALL
    * of plain scans, one per table, rows tagged by kind, each row with the current schema and database (known when any row matched):
    * on DuckDB a small query costs about one pipeline per scan, and joins, sorts or a
-   * separate row for the current schema would add more.
+   * separate row for the current schema would add more. On hosts that read session
+   * settings, one more row (kind 0) carries them, and every name is the dialect's.
    */
   private async read(filter: string, params: readonly string[]): Promise<Omit<CatalogLookup, 'refs'>> {
     if (!(await this.prepare(true))) return { currentSchema: undefined, currentDatabase: undefined, models: [] };
-    const t = this.host.dialect.catalogTypes;
-    const text = (expression: string) => `CAST(${expression} AS ${t.text})`;
+    const d = this.host.dialect;
+    const text = (expression: string) => `CAST(${expression} AS ${d.catalogTypes.text})`;
     const nulls = (count: number) => Array.from({ length: count }, () => text('NULL')).join(', ');
-    const session = `${text('current_schema()')}, ${text('current_database()')}`;
+    const session = `${text(d.call('current_schema'))}, ${text(d.call('current_database'))}`;
+    const artifact = (name: string) => d.operator('artifact_name', '=', `'${name}'`);
+    const reading = d.sessionReading;
     const r = await this.host.execute(
       [
         `SELECT 1 AS kind, ${session}, schema_name, model_name, default_version, owner, ${text('created_at')}, ${text('updated_at')}, ${nulls(5)} FROM ${this.c}.models WHERE ${filter}`,
         `SELECT 2, ${session}, schema_name, model_name, version, provider, task, input_schema, output_schema, options, comment, as_query, ${text('created_at')} FROM ${this.c}.model_versions WHERE ${filter}`,
-        `SELECT 3, ${session}, schema_name, model_name, version, sha256, artifact_name, ${nulls(6)} FROM ${this.c}.artifacts WHERE artifact_name IN ('${SPEC_ARTIFACT}', '${ONNX_ARTIFACT}') AND (${filter})`,
+        `SELECT 3, ${session}, schema_name, model_name, version, sha256, artifact_name, ${nulls(6)} FROM ${this.c}.artifacts WHERE (${artifact(SPEC_ARTIFACT)} OR ${artifact(ONNX_ARTIFACT)}) AND (${filter})`,
+        ...(reading === undefined ? [] : [`SELECT 0, ${session}, ${reading.unsafeSearchPath}, ${text(reading.statementTimeout)}, NULL, ${nulls(8)}`]),
       ].join(' UNION ALL '),
       params,
     );
@@ -250,7 +262,9 @@ export class CatalogStore {
     models.sort((a, b) => compareText(a.schema, b.schema) || compareText(a.name, b.name));
     const first = r.rows[0];
     const known = (value: unknown) => (value === null || value === undefined ? undefined : String(value));
-    return { currentSchema: known(first?.[1]), currentDatabase: known(first?.[2]), models };
+    const read = rows(0)[0];
+    const settings = read === undefined ? {} : { session: { unsafeSearchPath: known(read[0]), statementTimeout: known(read[1]) } };
+    return { currentSchema: known(first?.[1]), currentDatabase: known(first?.[2]), models, ...settings };
   }
 
   /**

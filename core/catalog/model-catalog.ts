@@ -14,7 +14,7 @@ import {
   positionAt,
   type SourcePosition,
 } from '../errors.js';
-import type { Host, HostFunction } from '../host.js';
+import type { Host, HostFunction, SessionReading } from '../host.js';
 import type {
   AlterModelStatement,
   ColumnDef,
@@ -54,6 +54,17 @@ export interface ResolvedModel {
 
 /** Finds a model named in the statement a resolver was made for (`ModelCatalog.resolver`). */
 export type ModelResolver = (name: ModelName) => Promise<ResolvedModel>;
+
+/** What `ModelCatalog.resolver` read for one statement. */
+export interface StatementModels {
+  readonly resolve: ModelResolver;
+  /**
+   * The session's settings as the statement's catalog look-up read them, on hosts that
+   * read some (`CatalogLookup.session`; of the look-up finding an unsafe search path, when
+   * there are several). Absent when no look-up read them (no model named, or no reading).
+   */
+  readonly session?: SessionReading;
+}
 
 /** The model statements {@link ModelCatalog.execute} runs (CREATE MODEL goes through {@link ModelCatalog.create}). */
 type ModelStatement = Exclude<Extract<Statement, { kind: `${string}-model${string}` | 'show-models' }>, CreateModelStatement>;
@@ -166,13 +177,15 @@ export class ModelCatalog {
    * (`CatalogStore.lookup`: current schema, models, versions) and returns what finds each
    * of them, to run: with the version's literal secrets, read only for a version that has
    * some. A name the queries did not cover is looked up on its own. Nothing outlives the
-   * statement: the next one reads the catalog again.
+   * statement: the next one reads the catalog again. The session settings the look-ups
+   * read come back with it (the search-path check, for the caller to act on before it
+   * runs anything else).
    *
    * @example
    * const models = await catalog.resolver(namedModels(statement.calls), text);
-   * const { entry, version } = await models(name);
+   * const { entry, version } = await models.resolve(name);
    */
-  async resolver(names: readonly ModelName[], sqlText: string): Promise<ModelResolver> {
+  async resolver(names: readonly ModelName[], sqlText: string): Promise<StatementModels> {
     const current = once(() => this.host.currentDatabase());
     const databases = new Map<ModelName, string | undefined>();
     for (const name of names) {
@@ -185,12 +198,14 @@ export class ModelCatalog {
       const refs = names.filter((n) => databases.has(n) && databases.get(n) === database).map(modelRef);
       lookups.set(database, await this.storeOf({ database }).lookup(refs));
     }
-    return async (name) => {
+    const readings = [...lookups.values()].flatMap((l) => (l.session === undefined ? [] : [l.session]));
+    const resolve: ModelResolver = async (name) => {
       const database = databases.has(name) ? databases.get(name) : await this.databaseOf(name, sqlText, current);
       const lookup = lookups.get(database) ?? (await this.storeOf({ database }).lookup([modelRef(name)]));
       const { entry, version } = await this.pick(lookup, name, database, sqlText);
       return { entry, version: await this.withSecrets(entry, version) };
     };
+    return { resolve, ...(readings.length === 0 ? {} : { session: readings.find((r) => r.unsafeSearchPath !== undefined) ?? readings[0] }) };
   }
 
   /**
@@ -605,7 +620,7 @@ export class ModelCatalog {
     // brought; with the same path, the held bytes are what is checked (the file may be gone).
     const held = target.provider === 'onnx' && target.onnxSha256 !== undefined;
     const repointed = held && resolveModelOptions(target.options).location !== resolved.location;
-    const checked = changed ? await this.loader.check(options, target.input, target.output, held && !repointed ? await this.artifact(target, ONNX_ARTIFACT) : undefined) : undefined;
+    const checked = changed ? await this.loader.check(options, target.input, target.output, held && !repointed ? (name) => this.artifact(target, name) : undefined) : undefined;
     const split = splitSecrets(options, target.secrets);
     const updated: ModelVersion = { ...target, options: split.options, secrets: split.secrets, provider: resolved.provider, task: resolved.task, ...(repointed ? { onnxSha256: undefined } : {}) };
     if (resolved.provider === 'internal') parseTrainingOptions(options, (key) => positions?.get(key.toLowerCase()));

@@ -126,7 +126,7 @@ export async function refreshContinuous(ctx: RefreshContext, table: Materialized
       consumed = temp('changes');
       await host.execute(`CREATE TEMP TABLE ${d.quoteIdentifier(consumed)} AS SELECT * FROM ${names.changes}`);
       await host.execute(`ANALYZE ${d.quoteIdentifier(consumed)}`);
-      const r = await host.execute(`SELECT count(*), CAST(extract(epoch FROM min(changed_at)) * 1000 AS DOUBLE PRECISION), count(*) FILTER (WHERE ${qk.map((k) => `${k} IS NULL`).join(' AND ')}) FROM ${d.quoteIdentifier(consumed)}`);
+      const r = await host.execute(`SELECT count(*), CAST(extract(epoch FROM min(changed_at)) AS DOUBLE PRECISION) * CAST(1000 AS DOUBLE PRECISION), count(*) FILTER (WHERE ${qk.map((k) => `${k} IS NULL`).join(' AND ')}) FROM ${d.quoteIdentifier(consumed)}`);
       const [count, min, truncated] = r.rows[0]!;
       if (Number(count) === 0 && !full) return { durationMs: Date.now() - started, rowsRefreshed: 0, rowsPredicted: 0, rowsDeleted: 0, providerRows: 0 };
       oldest = min === null ? undefined : Number(min);

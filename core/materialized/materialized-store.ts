@@ -1,9 +1,9 @@
 /**
- * The rows of `ml_catalog.materialized_tables` (catalog layout 4): one per materialized
+ * The rows of `ml_catalog.materialized_tables` (catalog layout 5; on Postgres written through modelsql's functions, layout 7): one per materialized
  * table, with its definition, its state (ACTIVE / SUSPENDED, the model version its
  * predictions came from) and its refresh statistics.
  */
-import type { Host } from '../host.js';
+import type { Host, MaterializedCatalogSql } from '../host.js';
 import type { RefreshMode } from '../sql/ast.js';
 import { CatalogStore, timestampText } from '../catalog/catalog-store.js';
 
@@ -106,40 +106,59 @@ export class MaterializedStore {
     return r.rows.map(fromRow);
   }
 
-  /** A fresh id (call inside the creating transaction). */
-  async nextId(): Promise<number> {
-    const r = await this.host.execute('SELECT coalesce(max(table_id), 0) + 1 FROM ml_catalog.materialized_tables');
-    return Number(r.rows[0]![0]);
+  /** The SQL of a host whose roles write the rows through functions of their own (Postgres). */
+  private get writes(): MaterializedCatalogSql | undefined {
+    return this.host.dialect.roles?.materialized;
   }
 
-  /** Adds the row of a new materialized table (statistics zero). */
-  async insert(table: Omit<MaterializedTable, 'stats' | 'owner'>): Promise<void> {
+  /**
+   * The materialized tables this session may refresh: on a host with roles, those of the
+   * roles whose privileges it has (the catalog owner sees every table but may not write
+   * another role's result table).
+   */
+  async refreshable(): Promise<MaterializedTable[]> {
+    const tables = await this.list();
+    const writes = this.writes;
+    if (!writes) return tables;
+    const may = new Map<string, boolean>();
+    for (const owner of new Set(tables.map((t) => t.owner))) may.set(owner, (await this.host.execute(writes.mayRefresh, [owner])).rows[0]![0] === true);
+    return tables.filter((t) => may.get(t.owner));
+  }
+
+  /** Adds the row of a new materialized table (statistics zero), in the caller's transaction; resolves to its id. */
+  async insert(table: Omit<MaterializedTable, 'stats' | 'owner' | 'id'>): Promise<number> {
+    const values = [
+      table.schema,
+      table.name,
+      table.definition,
+      table.query,
+      table.mode,
+      table.freshnessSeconds,
+      table.status,
+      table.source?.schema ?? null,
+      table.source?.name ?? null,
+      table.sourceKey ? JSON.stringify(table.sourceKey) : null,
+      table.model?.schema ?? null,
+      table.model?.name ?? null,
+      table.modelVersion ?? null,
+      table.comment ?? null,
+    ];
+    if (this.writes) return Number((await this.host.execute(this.writes.create, values)).rows[0]![0]);
+    const id = Number((await this.host.execute('SELECT coalesce(max(table_id), 0) + 1 FROM ml_catalog.materialized_tables')).rows[0]![0]);
     await this.host.execute(
       'INSERT INTO ml_catalog.materialized_tables (table_id, schema_name, table_name, definition, query, refresh_mode, freshness_seconds, status, source_schema, source_table, source_key, model_schema, model_name, model_version, comment, owner, created_at, updated_at, refresh_count, rows_refreshed, rows_predicted, rows_deleted, provider_rows, error_count) ' +
         'VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, CAST(now() AS TIMESTAMP), CAST(now() AS TIMESTAMP), 0, 0, 0, 0, 0, 0)',
-      [
-        table.id,
-        table.schema,
-        table.name,
-        table.definition,
-        table.query,
-        table.mode,
-        table.freshnessSeconds,
-        table.status,
-        table.source?.schema ?? null,
-        table.source?.name ?? null,
-        table.sourceKey ? JSON.stringify(table.sourceKey) : null,
-        table.model?.schema ?? null,
-        table.model?.name ?? null,
-        table.modelVersion ?? null,
-        table.comment ?? null,
-        await this.catalog.currentRole(),
-      ],
+      [id, ...values, await this.catalog.currentRole()],
     );
+    return id;
   }
 
   /** Changes the state or settings of a materialized table. */
   async update(id: number, change: { readonly status?: MaterializedStatus; readonly freshnessSeconds?: number; readonly mode?: RefreshMode }): Promise<void> {
+    if (this.writes) {
+      await this.host.execute(this.writes.alter, [id, change.status ?? null, change.freshnessSeconds ?? null, change.mode ?? null]);
+      return;
+    }
     const sets: string[] = [];
     const params: unknown[] = [];
     const set = (column: string, value: unknown) => {
@@ -155,20 +174,27 @@ export class MaterializedStore {
 
   /** Adds one refresh's figures to the totals (inside the refresh's transaction). */
   async recordRefresh(id: number, outcome: RefreshOutcome, finishedAt: Date): Promise<void> {
+    const values = [timestampText(finishedAt), outcome.durationMs, outcome.lagMs ?? null, outcome.rowsRefreshed, outcome.rowsPredicted, outcome.rowsDeleted, outcome.providerRows, outcome.modelVersion ?? null];
+    if (this.writes) {
+      await this.host.execute(this.writes.recordRefresh, [id, ...values]);
+      return;
+    }
     await this.host.execute(
       'UPDATE ml_catalog.materialized_tables SET last_refresh_at = CAST($1 AS TIMESTAMP), last_refresh_ms = $2, last_lag_ms = $3, refresh_count = refresh_count + 1, rows_refreshed = rows_refreshed + $4, rows_predicted = rows_predicted + $5, rows_deleted = rows_deleted + $6, provider_rows = provider_rows + $7, model_version = coalesce($8, model_version), last_error = NULL WHERE table_id = $9',
-      [timestampText(finishedAt), outcome.durationMs, outcome.lagMs ?? null, outcome.rowsRefreshed, outcome.rowsPredicted, outcome.rowsDeleted, outcome.providerRows, outcome.modelVersion ?? null, id],
+      [...values, id],
     );
   }
 
   /** Counts a failed refresh and keeps its message. */
   async recordError(id: number, message: string): Promise<void> {
-    await this.host.execute('UPDATE ml_catalog.materialized_tables SET error_count = error_count + 1, last_error = $1 WHERE table_id = $2', [message.slice(0, 2000), id]);
+    if (this.writes) await this.host.execute(this.writes.recordError, [id, message.slice(0, 2000)]);
+    else await this.host.execute('UPDATE ml_catalog.materialized_tables SET error_count = error_count + 1, last_error = $1 WHERE table_id = $2', [message.slice(0, 2000), id]);
   }
 
-  /** Removes the row. */
+  /** Removes the row (on a host with roles, the table's private objects too). */
   async delete(id: number): Promise<void> {
-    await this.host.execute('DELETE FROM ml_catalog.materialized_tables WHERE table_id = $1', [id]);
+    if (this.writes) await this.host.execute(this.writes.drop, [id]);
+    else await this.host.execute('DELETE FROM ml_catalog.materialized_tables WHERE table_id = $1', [id]);
   }
 }
 

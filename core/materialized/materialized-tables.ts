@@ -9,7 +9,7 @@
  * a CREATE that fails leaves nothing behind.
  */
 import { ArgumentError, ModelSqlError, UnsupportedFeatureError, positionAt } from '../errors.js';
-import type { Host } from '../host.js';
+import type { CaptureSpec, Host } from '../host.js';
 import type { ModelCatalog } from '../catalog/model-catalog.js';
 import { readCatalogVersion } from '../catalog/catalog-layout.js';
 import type { CreateMaterializedTableStatement, Freshness, Identifier, MaterializedTableStatement, RefreshMode, Span } from '../sql/ast.js';
@@ -87,6 +87,26 @@ export class MaterializedTables {
    * for that refresh to end and refreshes after it.
    */
   async refresh(table: MaterializedTable, wait: boolean): Promise<RefreshOutcome | undefined> {
+    return this.refreshWith(table, wait);
+  }
+
+  /**
+   * A refresher's refresh ({@link refresh} with `wait` false): on a host with roles it acts
+   * as the table's owner for the refresh (Postgres: `SET ROLE owner`), so that the owner's
+   * query runs with the owner's rights and its answers go to the owner's prediction cache.
+   */
+  async refreshAsOwner(table: MaterializedTable): Promise<RefreshOutcome | undefined> {
+    const roles = this.host.dialect.roles?.materialized;
+    if (!roles) return this.refreshWith(table, false);
+    await this.host.execute(roles.actAs(table.owner));
+    try {
+      return await this.refreshWith(table, false);
+    } finally {
+      await this.host.execute(roles.actAsSelf);
+    }
+  }
+
+  private async refreshWith(table: MaterializedTable, wait: boolean): Promise<RefreshOutcome | undefined> {
     const capture = this.host.dialect.changeCapture;
     if (capture) {
       if (!wait) {
@@ -187,9 +207,8 @@ export class MaterializedTables {
     try {
       await this.run(`CREATE TEMP TABLE ${d.quoteIdentifier(staged)} AS ${base.query}`);
       await this.host.transaction(async () => {
-        const id = await this.store.nextId();
         await this.host.execute(`CREATE TABLE ${resultName(this.host, base)} AS SELECT * FROM ${d.quoteIdentifier(staged)}`);
-        await this.store.insert({ ...base, id });
+        const id = await this.store.insert(base);
         const rows = Number((await this.host.execute(`SELECT count(*) FROM ${resultName(this.host, base)}`)).rows[0]![0]);
         await this.store.recordRefresh(id, { durationMs: 0, rowsRefreshed: rows, rowsPredicted: rows, rowsDeleted: 0, providerRows: 0 }, new Date());
       });
@@ -230,12 +249,12 @@ export class MaterializedTables {
       throw new ArgumentError('42804', `DESCRIPTOR has ${shape.binding.columns.length} columns but the model takes ${model.version.input.length} inputs`, positionAt(text, shape.binding.descriptorSpan.start));
     }
     const table: MaterializedTable = await host.transaction(async () => {
-      const id = await this.store.nextId();
-      const row = { ...base, id, source: { schema: source.schema, name: source.table }, sourceKey: keys, model: { schema: model.entry.schema, name: model.entry.name } };
-      await this.store.insert(row);
-      const created = (await this.store.byId(id))!;
-      await this.createPrivate(created, model.version.output);
+      const row = { ...base, source: { schema: source.schema, name: source.table }, sourceKey: keys, model: { schema: model.entry.schema, name: model.entry.name } };
+      const created = (await this.store.byId(await this.store.insert(row)))!;
+      const spec = await this.captureSpec(created, model.version.output);
+      await this.createPrivate(created, spec);
       await host.execute(`CREATE TABLE ${resultName(host, created)} AS SELECT * FROM (${stateQuery(host, created, definitionShape(created), await outputNames(host, created, model.version.output.map((c) => c.name)), undefined)}) AS q LIMIT 0`);
+      for (const sql of d.changeCapture?.pin(spec) ?? []) await host.execute(sql);
       return created;
     });
     try {
@@ -246,34 +265,53 @@ export class MaterializedTables {
     }
   }
 
-  /** The state table (and on Postgres the change capture) of a CONTINUOUS table. */
-  private async createPrivate(table: MaterializedTable, outputs: readonly { name: string; type: string }[]): Promise<void> {
+  /** What change capture of a CONTINUOUS table works with (`outputs`: the model's; empty when only removing). */
+  private async captureSpec(table: MaterializedTable, outputs: readonly { name: string; type: string }[]): Promise<CaptureSpec> {
+    const d = this.host.dialect;
+    const names = privateNames(this.host, table.id);
+    const inResult = outputs.length === 0 ? [] : await outputNames(this.host, table, outputs.map((o) => o.name));
+    return {
+      id: table.id,
+      source: `${d.quoteIdentifier(table.source!.schema)}.${d.quoteIdentifier(table.source!.name)}`,
+      keys: table.sourceKey!,
+      changes: names.changes,
+      prefix: names.prefix,
+      state: names.state,
+      digests: [INPUT_DIGEST, ROW_DIGEST],
+      outputs: outputs.map((o, i) => ({ name: inResult[i]!, type: d.hostType(parseDataType(o.type)) })),
+      result: resultName(this.host, table),
+    };
+  }
+
+  /** The state table (and, with change capture, the capture that records the source's changes) of a CONTINUOUS table. */
+  private async createPrivate(table: MaterializedTable, spec: CaptureSpec): Promise<void> {
     const host = this.host;
     const d = host.dialect;
+    if (d.changeCapture) {
+      for (const sql of d.changeCapture.install(spec)) await host.execute(sql);
+      return;
+    }
     const names = privateNames(host, table.id);
     const keys = table.sourceKey!.map((k) => d.quoteIdentifier(k));
-    const source = `${d.quoteIdentifier(table.source!.schema)}.${d.quoteIdentifier(table.source!.name)}`;
-    const outputNamesInResult = await outputNames(host, table, outputs.map((o) => o.name));
-    const typed = outputs.map((o, i) => `CAST(NULL AS ${d.hostType(parseDataType(o.type))}) AS ${d.quoteIdentifier(outputNamesInResult[i]!)}`);
+    const typed = spec.outputs.map((o) => `CAST(NULL AS ${o.type}) AS ${d.quoteIdentifier(o.name)}`);
     await host.execute(
-      `CREATE TABLE ${names.state} AS SELECT ${keys.map((k) => `s.${k}`).join(', ')}, CAST(NULL AS ${d.catalogTypes.text}) AS ${INPUT_DIGEST}, CAST(NULL AS ${d.catalogTypes.text}) AS ${ROW_DIGEST}, ${typed.join(', ')} FROM ${source} AS s LIMIT 0`,
+      `CREATE TABLE ${names.state} AS SELECT ${keys.map((k) => `s.${k}`).join(', ')}, CAST(NULL AS ${d.catalogTypes.text}) AS ${INPUT_DIGEST}, CAST(NULL AS ${d.catalogTypes.text}) AS ${ROW_DIGEST}, ${typed.join(', ')} FROM ${spec.source} AS s LIMIT 0`,
     );
     await host.execute(`CREATE INDEX ${names.stateKeyIndex} ON ${names.state} (${keys.join(', ')})`);
-    const capture = d.changeCapture;
-    if (capture) for (const sql of capture.install({ id: table.id, source, keys: table.sourceKey!, changes: names.changes, prefix: names.prefix })) await host.execute(sql);
+  }
+
+  /** Removes the state table and change capture of a CONTINUOUS table. */
+  private async dropPrivate(table: MaterializedTable): Promise<void> {
+    const capture = this.host.dialect.changeCapture;
+    if (capture) for (const sql of capture.uninstall(await this.captureSpec(table, []))) await this.host.execute(sql);
+    else await this.host.execute(`DROP TABLE IF EXISTS ${privateNames(this.host, table.id).state}`);
   }
 
   /** Drops the result, the private objects and the catalog row, in one transaction. */
   private async drop(table: MaterializedTable): Promise<void> {
     const host = this.host;
-    const names = privateNames(host, table.id);
     await host.transaction(async () => {
-      const capture = host.dialect.changeCapture;
-      if (table.mode === 'CONTINUOUS' || table.source) {
-        const source = `${host.dialect.quoteIdentifier(table.source!.schema)}.${host.dialect.quoteIdentifier(table.source!.name)}`;
-        if (capture) for (const sql of capture.uninstall({ id: table.id, source, keys: table.sourceKey!, changes: names.changes, prefix: names.prefix })) await host.execute(sql);
-        await host.execute(`DROP TABLE IF EXISTS ${names.state}`);
-      }
+      if (table.mode === 'CONTINUOUS' || table.source) await this.dropPrivate(table);
       await host.execute(`DROP TABLE IF EXISTS ${resultName(host, table)}`);
       await this.store.delete(table.id);
     });
@@ -310,12 +348,8 @@ export class MaterializedTables {
     if (mode === 'CONTINUOUS') {
       throw new UnsupportedFeatureError(`SET REFRESH_MODE = CONTINUOUS on a FULL materialized table is not supported: drop "${table.name}" and create it with REFRESH_MODE = CONTINUOUS`, position);
     }
-    const names = privateNames(this.host, table.id);
     await this.host.transaction(async () => {
-      const capture = this.host.dialect.changeCapture;
-      const source = `${this.host.dialect.quoteIdentifier(table.source!.schema)}.${this.host.dialect.quoteIdentifier(table.source!.name)}`;
-      if (capture) for (const sql of capture.uninstall({ id: table.id, source, keys: table.sourceKey!, changes: names.changes, prefix: names.prefix })) await this.host.execute(sql);
-      await this.host.execute(`DROP TABLE IF EXISTS ${names.state}`);
+      await this.dropPrivate(table);
       await this.store.update(table.id, { mode });
     });
   }

@@ -52,7 +52,7 @@ export class RefreshScheduler {
 
   /** One pass: refreshes each ACTIVE table that is due (with `all`, every ACTIVE table); resolves to the ms until the next one is due. */
   async runOnce(all = false): Promise<number> {
-    const tables = await this.tables.store.list();
+    const tables = await this.tables.store.refreshable();
     let next = Infinity;
     for (const table of tables) {
       if (this.stopped) break;
@@ -64,7 +64,7 @@ export class RefreshScheduler {
         this.notified.delete(table.id);
         this.checked.set(table.id, Date.now());
         try {
-          const outcome = await this.tables.refresh(table, false);
+          const outcome = await this.tables.refreshAsOwner(table);
           if (outcome === undefined || outcome.rowsRefreshed > 0) this.options.onRefresh?.(table, outcome);
         } catch (error) {
           this.options.onError?.(table, error);

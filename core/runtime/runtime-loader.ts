@@ -13,6 +13,7 @@ import type { ModelRuntime } from './model-runtime.js';
 import { resourceCaps, type ResourceCaps } from './resource-caps.js';
 import type { LoadModelOptions } from './onnx-model.js';
 import type { ModelFileLimits } from './onnx-model-loader.js';
+import type { ModelFileReader } from './text/model-directory.js';
 import { isRemoteProvider } from './providers/remote-options.js';
 import { ONNX_ARTIFACT as STORED_ONNX_ARTIFACT } from '../training/trained-model.js';
 import type { ModelColumn, ModelVersion } from '../model-types.js';
@@ -78,23 +79,27 @@ export class RuntimeLoader {
 
   /**
    * Checks a definition before it enters the catalog: the artifact loads, and its graph
-   * matches INPUT/OUTPUT (or supplies them when both are omitted). `held` are the ONNX
-   * bytes the catalog holds for the version, checked instead of reading its `path`.
+   * matches INPUT/OUTPUT (or supplies them when both are omitted). `held` reads the
+   * artifacts the catalog holds for the version (its ONNX graph, and a text model's files),
+   * checked instead of reading its `path`.
    */
-  async check(options: readonly (readonly [string, string])[], input: readonly ModelColumn[] | undefined, output: readonly ModelColumn[] | undefined, held?: Uint8Array): Promise<CheckedModel> {
+  async check(options: readonly (readonly [string, string])[], input: readonly ModelColumn[] | undefined, output: readonly ModelColumn[] | undefined, held?: ModelFileReader): Promise<CheckedModel> {
     const resolved = resolveModelOptions(options);
     if (isRemoteProvider(resolved.provider)) return (await remoteRuntime()).checkRemoteModel(resolved.provider, options, input, output, this.policy);
     if (resolved.provider === 'triton') return (await import('./providers/triton-runtime.js')).checkTritonModel(options, input, output, undefined, this.policy);
     // A trained model's artifact was written and checked when it was trained.
     if (resolved.provider === 'internal' && input && output) return { input, output };
-    if (resolved.provider === 'onnx' && !held && (await (await modelDirectory()).isModelDirectory(resolved.location!))) {
+    const { isModelDirectory, readModelDirectory, readStoredTextModel } = await modelDirectory();
+    const stored = resolved.provider === 'onnx' && held ? await readStoredTextModel(held) : undefined;
+    if (stored || (resolved.provider === 'onnx' && !held && (await isModelDirectory(resolved.location!)))) {
       if (resolved.sha256 !== undefined) throw new InvalidOptionError(`option 'sha256' is for a single ONNX file or URL, not a model directory`);
-      const { model } = await (await textRuntime()).checkTextModel(resolved.location!, options, this.loadOptions, input, output);
+      const model = await (await textRuntime()).checkTextFiles(stored ?? (await readModelDirectory(resolved.location!, this.loadOptions)), options, input, output);
       return { input: model.input, output: model.output };
     }
     refuseTextOptions(options, (await import('./text/text-model.js')).TEXT_MODEL_OPTIONS);
     const { bindOnnxSignature, defaultSignatureFor, inspectOnnx, loadModelBytes } = await onnxModel();
-    const bytes = resolved.provider === 'onnx' && held ? held : await loadModelBytes(resolved.location!, { ...this.loadOptions, sha256: resolved.sha256 });
+    const heldGraph = resolved.provider === 'onnx' ? await held?.(STORED_ONNX_ARTIFACT) : undefined;
+    const bytes = heldGraph ?? (await loadModelBytes(resolved.location!, { ...this.loadOptions, sha256: resolved.sha256 }));
     const signature = await inspectOnnx(bytes);
     const columns = input && output ? { inputs: input, outputs: output } : defaultSignatureFor(signature);
     bindOnnxSignature(signature, columns.inputs, columns.outputs);
@@ -138,10 +143,15 @@ export class RuntimeLoader {
   }
 
   private async createStored(version: ModelVersion, artifact: ((name: string) => Promise<Uint8Array | undefined>) | undefined): Promise<ModelRuntime> {
+    const label = `${version.schema}.${version.name}$${version.version}`;
+    const batchSize = resolveModelOptions(version.options).batchSize;
+    // A text model's directory held in the catalog (brought by a bundle or a migration) runs from its stored files.
+    const text = version.provider === 'onnx' && artifact ? await (await modelDirectory()).readStoredTextModel(artifact, label) : undefined;
+    if (text) return (await textRuntime()).createTextRuntime(text, version.options, version.input, version.output, batchSize);
     const bytes = await artifact?.(STORED_ONNX_ARTIFACT);
-    if (!bytes) throw new ModelSqlError('58P01', `model ${version.schema}.${version.name}$${version.version} has no stored ONNX artifact`);
+    if (!bytes) throw new ModelSqlError('58P01', `model ${label} has no stored ONNX artifact`);
     const [{ bindOnnxSignature }, { createOnnxRuntime }] = await Promise.all([onnxModel(), onnxRuntime()]);
-    return createOnnxRuntime(bytes, (signature) => bindOnnxSignature(signature, version.input, version.output), { batchSize: resolveModelOptions(version.options).batchSize });
+    return createOnnxRuntime(bytes, (signature) => bindOnnxSignature(signature, version.input, version.output), { batchSize });
   }
 
   private async create(version: ModelVersion, signal: AbortSignal | undefined): Promise<ModelRuntime> {

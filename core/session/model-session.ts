@@ -4,7 +4,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { ModelSqlError, QueryCanceledError, UnsafeSearchPathError, UnsupportedFeatureError, positionAt, withoutGeneratedSql, type SourcePosition } from '../errors.js';
-import type { Host, HostResult } from '../host.js';
+import type { Host, HostResult, SessionReading } from '../host.js';
 import { ModelCatalog } from '../catalog/model-catalog.js';
 import { MaterializedTables } from '../materialized/materialized-tables.js';
 import type { DirectWrite, RewriteContext, StatementPlan } from '../planner/ml-rewrite.js';
@@ -242,12 +242,14 @@ export class ModelSession implements Session {
    * The session settings a model statement needs, checked before it runs any SQL of
    * modelsql's: strings read as standard (above), and no schema searched before the host's
    * built-in functions and operators (an operator planted there would run, as the caller,
-   * inside modelsql's catalog queries; 42501).
+   * inside modelsql's catalog queries; 42501). `read`: the settings as a query of
+   * modelsql's that names nothing the path could change already read them (an ML query's
+   * catalog look-up), else the host is asked.
    */
-  private async checkSession(statement: Statement, text: string): Promise<void> {
+  private async checkSession(statement: Statement, text: string, read?: SessionReading): Promise<void> {
     if (statement.kind === 'host') return;
     this.requireStandardStrings(statement, text);
-    const path = await this.host.unsafeSearchPath?.();
+    const path = read ? read.unsafeSearchPath : await this.host.unsafeSearchPath?.();
     if (path !== undefined) throw new UnsafeSearchPathError(path, positionAt(text, statement.span.start));
   }
 
@@ -316,15 +318,18 @@ export class ModelSession implements Session {
   }
 
   private async plan(statement: QueryStatement, text: string, signal: AbortSignal, temps: string[], describeOnly = isPlainExplain(statement.text)): Promise<StatementPlan> {
-    await this.checkSession(statement, text);
+    this.requireStandardStrings(statement, text);
     if (isViewDefinition(statement)) {
       throw new UnsupportedFeatureError(
         'ML_PREDICT / ML_EVALUATE cannot be stored in a view: their results are computed when the statement runs; use CREATE TABLE ... AS instead',
         positionAt(text, statement.span.start),
       );
     }
-    // Model stages are bounded by the host's statement timeout, armed when the first one starts.
-    const timer = new StatementTimer(this.host, () => this.cancel());
+    // The statement's first SQL: the catalog look-up, whose query checks the search path too.
+    const models = await this.catalog.resolver(namedModels(statement.calls), text);
+    await this.checkSession(statement, text, models.session);
+    // Model stages are bounded by the host's statement timeout (as the look-up read it), armed when the first one starts.
+    const timer = new StatementTimer(this.host, () => this.cancel(), models.session?.statementTimeout);
     const limits: RewriteContext['limits'] = {
       maxRows: this.maxRowsPerCall,
       beforeLoad: () => timer.arm(),
@@ -336,7 +341,7 @@ export class ModelSession implements Session {
     const context: RewriteContext = {
       host: this.host,
       catalog: this.catalog,
-      models: await this.catalog.resolver(namedModels(statement.calls), text),
+      models: models.resolve,
       loader: this.loader,
       scriptText: text,
       signal,

@@ -11,8 +11,9 @@ export const STATEMENT_TIMEOUT_MESSAGE = 'canceling statement due to statement t
 
 /**
  * One statement's timer over its model stages. `arm()` (idempotent) reads the host's
- * timeout — one round trip, made only by statements that run a model stage — and starts
- * the timer; when it fires, `cancel` is called. `guard(work)` reports `work`'s failure
+ * timeout — from `shown`, the setting as the statement's catalog look-up read it, else in
+ * one round trip, made only by statements that run a model stage — and starts the timer;
+ * when it fires, `cancel` is called. `guard(work)` reports `work`'s failure
  * after that as 57014 "canceling statement due to statement timeout"; `stop()` ends the
  * timer once the statement's model work is over (a statement may guard several pieces: its
  * planning, then a direct write). A host without the capability, or a timeout of 0, never fires.
@@ -31,12 +32,13 @@ export class StatementTimer {
   constructor(
     private readonly host: Host,
     private readonly cancel: () => void,
+    private readonly shown?: string,
   ) {}
 
   /** Starts the timer, once. */
   arm(): Promise<void> {
     this.armed ??= (async () => {
-      const ms = this.host.statementTimeout ? await this.host.statementTimeout() : 0;
+      const ms = this.host.statementTimeout ? await this.host.statementTimeout(this.shown) : 0;
       if (this.done || !(ms > 0)) return;
       this.timer = setTimeout(() => {
         this.fired = true;

@@ -12,7 +12,9 @@ import { connectPostgres } from '../../adapters/postgres/index.js';
 import type { Session } from '../../core/session/session.js';
 import { ADAPTERS } from '../support/adapters.js';
 import { createTestDatabase, freePort } from '../support/postgres-server.js';
+import { expectSqlError } from '../support/expect-error.js';
 import { ROOT, runCli as cli } from '../support/run-cli.js';
+import { writeTextModel } from '../support/text-models.js';
 
 const HOUSE = join(ROOT, 'examples', 'models', 'house_price.onnx');
 const HOUSES = 'CREATE TABLE houses AS SELECT CAST(500 + i * 7 AS DOUBLE PRECISION) AS sqft, CAST(1 + i % 5 AS DOUBLE PRECISION) AS bedrooms, CAST(i % 40 AS DOUBLE PRECISION) AS age, CAST(20000 + 150 * i + 3000 * (i % 5) AS DOUBLE PRECISION) AS price FROM generate_series(0, 199) AS g(i)';
@@ -261,6 +263,77 @@ describe('catalog export and import', () => {
     for (const [left, right] of [[`duckdb:${a}`, pg], [pg, `duckdb:${c}`], [`duckdb:${a}`, `duckdb:${c}`]] as const) {
       expect(await cli(['catalog', 'diff', left, right])).toMatchObject({ status: 0, stdout: 'no differences\n' });
     }
+  });
+
+  withPostgres('a bundle and a migration carry a text model directory: it runs with the directory deleted, on DuckDB and Postgres', async () => {
+    const model = writeTextModel(join(dir, 'embedder'), { seed: 5 });
+    // sentence-transformers' Normalize module: the embeddings are unit vectors only if modules.json travels too.
+    writeFileSync(join(model, 'modules.json'), JSON.stringify([{ idx: 0, name: '0', path: '', type: 'sentence_transformers.models.Transformer' }, { idx: 1, name: '1', path: '2_Normalize', type: 'sentence_transformers.models.Normalize' }]));
+    const texts = `CREATE TABLE texts AS SELECT * FROM (VALUES (1, 'the cat sat on the mat'), (2, 'vector search in sql'), (3, NULL), (4, 'hello world')) AS t(id, body)`;
+    const a = await duckdbFile('a.duckdb', `${texts};\nCREATE MODEL emb WITH ('provider' = 'onnx', 'path' = '${model}', 'task' = 'embedding', 'pooling' = 'cls');`);
+    const predict = 'SELECT id, embedding FROM ML_PREDICT(TABLE texts, MODEL emb, DESCRIPTOR(body)) ORDER BY id';
+    const embeddings = async (db: Session): Promise<(number[] | null)[]> => (await db.sql(predict)).rows.map((r) => (r[1] === null ? null : (r[1] as number[]).map(Number)));
+    const expected = await withSession(() => openDuckDB(a), embeddings);
+    expect(expected[2]).toBeNull();
+    expect(Math.hypot(...expected[0]!)).toBeCloseTo(1, 6);
+    const expectSame = (actual: (number[] | null)[]): void => {
+      expect(actual.map((e) => e === null)).toEqual(expected.map((e) => e === null));
+      actual.forEach((e, i) => e?.forEach((x, j) => expect(Math.abs(x - expected[i]![j]!)).toBeLessThanOrEqual(1e-6)));
+    };
+    const files = ['config.json', 'model.onnx', 'modules.json', 'tokenizer.json', 'tokenizer_config.json'];
+    const held = files.map((name) => ['emb', 1, name, sha256(readFileSync(join(model, name === 'model.onnx' ? 'onnx/model.onnx' : name)))]);
+
+    const bundle = join(dir, 'emb.bundle');
+    const exported = await cli(['catalog', 'export', '--from', `duckdb:${a}`, '--format', 'bundle', '--out', bundle, '--json']);
+    expect(JSON.parse(exported.stdout)).toMatchObject({ versions: 1, artifacts: files.length });
+    const pg = await createTestDatabase(process.env.MODELSQL_TEST_POSTGRES_URL!);
+    expect(await cli(['catalog', 'migrate', '--from', `duckdb:${a}`, '--to', pg])).toMatchObject({ status: 0 });
+    rmSync(model, { recursive: true });
+    const c = join(dir, 'c.duckdb');
+    expect(await cli(['catalog', 'import', '--to', `duckdb:${c}`, bundle])).toMatchObject({ status: 0 });
+
+    const facts = async (db: Session) => {
+      await db.sql(texts);
+      const artifacts = await db.sql('SELECT model_name, version, artifact_name, sha256 FROM ml_catalog.artifacts ORDER BY artifact_name');
+      return { embeddings: await embeddings(db), artifacts: artifacts.rows };
+    };
+    for (const open of [() => connectPostgres(pg), () => openDuckDB(c)]) {
+      const got = await withSession(open, facts);
+      expect(got.artifacts).toEqual(held);
+      expectSame(got.embeddings);
+    }
+    expect(await cli(['catalog', 'diff', `duckdb:${a}`, pg])).toMatchObject({ status: 0, stdout: 'no differences\n' });
+
+    // The held files are what ALTER MODEL checks and runs; pointed at another directory, the model runs from there.
+    const other = writeTextModel(join(dir, 'other'), { seed: 9 });
+    await withSession(() => openDuckDB(c), async (db) => {
+      await db.sql(`ALTER MODEL emb SET ('normalize' = 'false')`);
+      const plain = await embeddings(db);
+      expect(Math.abs(Math.hypot(...plain[0]!) - 1)).toBeGreaterThan(1e-3);
+      plain[0]!.forEach((x, j) => expect(x / Math.hypot(...plain[0]!)).toBeCloseTo(expected[0]![j]!, 6));
+      await expectSqlError(db.sql(`ALTER MODEL emb SET ('pooling' = 'max')`), '22023', /'pooling' is 'mean' or 'cls'/);
+      await db.sql(`ALTER MODEL emb SET ('path' = '${other}')`);
+      expect((await db.sql(`SELECT count(*) FROM ml_catalog.artifacts WHERE artifact_name = 'model.onnx'`)).rows[0]![0]).toBe(0n);
+      expect(await embeddings(db)).not.toEqual(plain);
+    });
+    // A new bundle carries the other directory's files, none of the first one's.
+    const again = join(dir, 'again.bundle');
+    expect(await cli(['catalog', 'export', '--from', `duckdb:${c}`, '--format', 'bundle', '--out', again])).toMatchObject({ status: 0 });
+    const d = join(dir, 'd.duckdb');
+    expect(await cli(['catalog', 'import', '--to', `duckdb:${d}`, again])).toMatchObject({ status: 0 });
+    const carried = await withSession(() => openDuckDB(d), async (db) => (await db.sql('SELECT artifact_name, sha256 FROM ml_catalog.artifacts ORDER BY artifact_name')).rows);
+    expect(carried).toEqual(['config.json', 'model.onnx', 'tokenizer.json', 'tokenizer_config.json'].map((name) => [name, sha256(readFileSync(join(other, name === 'model.onnx' ? 'onnx/model.onnx' : name)))]));
+  });
+
+  it('a bundle export of a text model whose directory lost a file fails naming the model and path, and writes no bundle', async () => {
+    const model = writeTextModel(join(dir, 'embedder'));
+    const a = await duckdbFile('a.duckdb', `CREATE MODEL emb WITH ('provider' = 'onnx', 'path' = '${model}');`);
+    rmSync(join(model, 'tokenizer.json'));
+    const bundle = join(dir, 'catalog.bundle');
+    const r = await cli(['catalog', 'export', '--from', `duckdb:${a}`, '--format', 'bundle', '--out', bundle]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain(`ERROR:  58P01: cannot carry the model directory of model emb$1 ('path' = '${model}'): the model directory "${model}" has no tokenizer.json`);
+    expect(existsSync(bundle)).toBe(false);
   });
 
   it('a bundle export of an ONNX model whose file is gone or no ONNX graph fails naming the model and path, and writes no bundle', async () => {

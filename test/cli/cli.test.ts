@@ -312,18 +312,31 @@ describe('access and limit flags', () => {
     expect(bytes.stderr).toMatch(/--max-model-bytes must be a positive integer, not '0'/);
   });
 
-  it('proxy: says what models may reach when it starts', async () => {
-    const child = spawn(process.execPath, [MAIN, 'proxy', '--upstream', 'postgres://127.0.0.1:1/x', '--listen', '127.0.0.1:0', '--model-dir', dir, '--allow-endpoint', 'https://api.example.com/v1/', '--allow-endpoint', 'https://b.example/'], { cwd: ROOT, stdio: 'pipe' });
+  /** The proxy's start-up line with `args` (the proxy is stopped once it is printed). */
+  const startupLine = async (args: readonly string[]): Promise<string> => {
+    const child = spawn(process.execPath, [MAIN, 'proxy', '--listen', '127.0.0.1:0', ...args], { cwd: ROOT, stdio: 'pipe' });
     let stderr = '';
     await new Promise<void>((done) => {
       child.stderr.on('data', (c: Buffer) => {
         stderr += c.toString('utf8');
-        if (/endpoints: /.test(stderr)) done();
+        if (/materialized tables .*\n/.test(stderr)) done();
       });
     });
     child.kill('SIGTERM');
     await new Promise((done) => child.on('close', done));
+    return stderr;
+  };
+
+  it('proxy: says what models may reach when it starts', async () => {
+    const stderr = await startupLine(['--upstream', 'postgres://127.0.0.1:1/x', '--model-dir', dir, '--allow-endpoint', 'https://api.example.com/v1/', '--allow-endpoint', 'https://b.example/']);
     expect(stderr).toMatch(new RegExp(`model files from: ${dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}; endpoints: https://api.example.com/v1/, https://b.example/`));
+    expect(stderr).toMatch(/; materialized tables not refreshed \(no --refresh-url\)\n/);
+  });
+
+  it('proxy: refreshes materialized tables as the role of --refresh-url, else of --upstream, unless --no-refresh', async () => {
+    expect(await startupLine(['--upstream', 'postgres://127.0.0.1:1/x', '--refresh-url', 'postgres://mt_refresher@127.0.0.1:1/'])).toMatch(/; materialized tables refreshed as mt_refresher\n/);
+    expect(await startupLine(['--upstream', 'postgres://ops@127.0.0.1:1/x'])).toMatch(/; materialized tables refreshed as ops\n/);
+    expect(await startupLine(['--upstream', 'postgres://ops@127.0.0.1:1/x', '--no-refresh'])).toMatch(/; materialized tables not refreshed/);
   });
 });
 

@@ -55,10 +55,19 @@ for (const adapter of ADAPTERS) {
     test('a shared InferenceGate: a second session is refused with 53400 while the first one infers, then admitted', async () => {
       const gate = new InferenceGate({ maxInferences: 1 });
       const [a, b] = await Promise.all([prepared(adapter, { inferenceGate: gate }), prepared(adapter, { inferenceGate: gate })]);
+      // The first session's first request is held until the second has been refused, so the
+      // first is still inferring however slowly the machine runs the second.
+      let release!: () => void;
+      const refused = new Promise<void>((resolve) => (release = resolve));
+      server.setFault((_request, attempt) => (attempt === 0 ? { kind: 'hold', until: refused } : undefined));
       try {
         const first = a.sql('SELECT count(*) FROM ML_PREDICT(TABLE (SELECT * FROM t WHERE id <= 5), MODEL slow, DESCRIPTOR(txt))');
         while (server.requests.length === 0) await new Promise((r) => setTimeout(r, 20));
-        await expectSqlError(b.sql('SELECT count(*) FROM ML_PREDICT(TABLE t, MODEL lin, DESCRIPTOR(a, b))'), '53400', /too many model inferences running on this server: 1 of at most 1/);
+        try {
+          await expectSqlError(b.sql('SELECT count(*) FROM ML_PREDICT(TABLE t, MODEL lin, DESCRIPTOR(a, b))'), '53400', /too many model inferences running on this server: 1 of at most 1/);
+        } finally {
+          release();
+        }
         expect((await first).rows[0]![0]).toBe(5n);
         expect(gate.active).toBe(0);
         expect((await b.sql('SELECT count(*) FROM ML_PREDICT(TABLE t, MODEL lin, DESCRIPTOR(a, b))')).rows[0]![0]).toBe(60n);

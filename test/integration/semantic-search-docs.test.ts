@@ -56,12 +56,16 @@ for (const adapter of ADAPTERS) {
       expect(last.columns.map((c) => c.name)).toEqual(['qid', 'question', 'answer']);
       expect(last.rows).toHaveLength(2);
       last.rows.forEach((row) => expect(typeof row[2]).toBe('string'));
-      // Each prompt holds the three nearest documents, by the scores VECTOR_SEARCH gave.
+      // Each prompt holds the question's three nearest documents by cosine similarity, nearest first (a brute force here).
+      const docs = (await db.sql('SELECT body, embedding FROM doc_vectors')).rows.map((r) => ({ body: String(r[0]), v: (r[1] as number[]).map(Number) }));
+      const questions = (await db.sql('SELECT question, embedding FROM question_vectors')).rows.map((r) => ({ question: String(r[0]), v: (r[1] as number[]).map(Number) }));
+      const cosine = (a: number[], b: number[]): number => a.reduce((n, x, i) => n + x * b[i]!, 0) / (Math.hypot(...a) * Math.hypot(...b));
       expect(server.answered).toHaveLength(2);
       for (const prompt of server.answered) {
-        const notes = /notes: (.*) Question:/.exec(prompt)![1]!.split(' | ');
-        expect(notes).toHaveLength(3);
-        expect(new Set(notes).size).toBe(3);
+        const [, notes, question] = /notes: (.*) Question: (.*)$/.exec(prompt)!;
+        const q = questions.find((x) => x.question === question)!;
+        const nearest = docs.map((d) => ({ body: d.body, score: cosine(q.v, d.v) })).sort((a, b) => b.score - a.score);
+        expect(notes!.split(' | ')).toEqual(nearest.slice(0, 3).map((d) => d.body));
       }
       const vectors = await db.sql('SELECT count(*) FROM doc_vectors WHERE embedding IS NOT NULL');
       expect(Number(vectors.rows[0]![0])).toBe(5);

@@ -4,7 +4,7 @@
  * reference (test/support/text-reference.ts) to 1e-5, NULL and empty texts, the
  * prediction cache, progress, and bad directories that leave the catalog as it was.
  */
-import { rmSync } from 'node:fs';
+import { rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Session } from '../../core/session/session.js';
 import { ADAPTERS } from '../support/adapters.js';
@@ -112,6 +112,24 @@ for (const adapter of ADAPTERS) {
         expectClose(r.rows[0]![0], (reference({ dir: dirs.embedding, texts: ['the cat'], task: 'embedding', maxLength: 32 }) as number[][])[0]!);
       } finally {
         await allowed.close();
+      }
+    });
+
+    it('takes no file of a model directory over the largest model file allowed (maxModelBytes)', async () => {
+      const largest = Math.max(...['config.json', 'tokenizer.json', 'tokenizer_config.json', 'onnx/model.onnx'].map((f) => statSync(join(dirs.embedding, f)).size));
+      const tight = await adapter.open({ maxModelBytes: largest - 1 });
+      try {
+        await expectSqlError(tight.sql(`CREATE MODEL emb WITH ('provider' = 'onnx', 'path' = '${dirs.embedding}')`), '54000', new RegExp(`is ${largest} bytes, over this server's limit of ${largest - 1} bytes`));
+        expect((await tight.sql('SHOW MODELS')).rows).toEqual([]);
+      } finally {
+        await tight.close();
+      }
+      const exact = await adapter.open({ maxModelBytes: largest });
+      try {
+        await exact.sql(`CREATE MODEL emb WITH ('provider' = 'onnx', 'path' = '${dirs.embedding}')`);
+        expect((await exact.sql(`SELECT count(embedding) FROM ML_PREDICT(TABLE (SELECT 'the cat' AS t), MODEL emb, DESCRIPTOR(t))`)).rows[0]![0]).toBe(1n);
+      } finally {
+        await exact.close();
       }
     });
   });

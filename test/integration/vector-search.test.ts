@@ -99,6 +99,19 @@ for (const adapter of ADAPTERS) {
       expect(Number(all.rows[0]![0])).toBe(DOCS - 2);
     });
 
+    it('matches nothing with a zero vector under cosine, nor with NaN components under any metric', async () => {
+      await db.sql(`CREATE TABLE odd (id INT, embedding ${vectorType})`);
+      await db.sql(`INSERT INTO odd VALUES (1, ARRAY[0.0, 0.0]), (2, ARRAY[CAST('NaN' AS double precision), 1.0]), (3, ARRAY[1.0, 0.0]), (4, ARRAY[0.0, 1.0]), (5, NULL)`);
+      const ids = async (query: string, metric: Metric): Promise<number[]> =>
+        (await db.sql(`SELECT id FROM TABLE(VECTOR_SEARCH(TABLE odd, ${query}, DESCRIPTOR(embedding), 10, MAP['metric', '${metric}']))`)).rows.map((row) => Number(row[0]));
+      expect(await ids('ARRAY[1.0, 0.6]', 'cosine')).toEqual([3, 4]);
+      expect(await ids('ARRAY[1.0, 0.6]', 'l2')).toEqual([3, 4, 1]);
+      expect(await ids('ARRAY[1.0, 0.6]', 'inner_product')).toEqual([3, 4, 1]);
+      expect(await ids('ARRAY[0.0, 0.0]', 'cosine')).toEqual([]);
+      expect(await ids('ARRAY[0.0, 0.0]', 'l2')).toEqual([1, 3, 4]);
+      expect(await ids(`ARRAY[CAST('NaN' AS double precision), 1.0]`, 'inner_product')).toEqual([]);
+    });
+
     it('takes named arguments in any order, a constant query and a subquery as the search table', async () => {
       const named = await db.sql(
         `SELECT q.qid, r.id, r.score FROM questions q, LATERAL TABLE(VECTOR_SEARCH(TOP_K => 4, COLUMN_TO_SEARCH => DESCRIPTOR(embedding), CONFIG => MAP['metric', 'l2'], SEARCH_TABLE => TABLE docs, COLUMN_TO_QUERY => q.embedding)) AS r`,

@@ -5,6 +5,7 @@
  * database, and one loopback OpenAI server per key. Importing it registers the suite's
  * beforeAll and afterAll.
  */
+import type { Socket } from 'node:net';
 import pg from 'pg';
 import { startProxy, type RunningProxy } from '../../adapters/postgres/proxy/index.js';
 import { createTestDatabase } from '../support/postgres-server.js';
@@ -84,6 +85,49 @@ export async function expectAliceModelIntact(schema: string, name: string): Prom
   });
   expect(aliceServer.requests.map((r) => r.headers.authorization)).toEqual([`Bearer ${ALICE_KEY}`]);
   expect(bobServer.requests).toHaveLength(0);
+}
+
+/** A frontend message: type byte, length, body. */
+function message(type: string, ...parts: (string | Buffer | number)[]): Buffer {
+  const body = Buffer.concat(
+    parts.map((p) => {
+      if (typeof p === 'number') {
+        const b = Buffer.alloc(2);
+        b.writeInt16BE(p);
+        return b;
+      }
+      return typeof p === 'string' ? Buffer.from(`${p}\0`) : p;
+    }),
+  );
+  const head = Buffer.alloc(5);
+  head.write(type, 0);
+  head.writeInt32BE(4 + body.length, 1);
+  return Buffer.concat([head, body]);
+}
+
+/** Parse, Bind and Execute of `sql` on the unnamed statement and portal, no parameters, text results. */
+const extended = (sql: string) => [message('P', '', sql, 0), message('B', '', '', 0, 0, 0), message('E', '', Buffer.alloc(4))];
+
+/** Sends `statements` to the proxy as `role` in one extended-protocol pipeline ending in one Sync; what came back. */
+export async function pipeline(role: RoleName, statements: readonly string[]): Promise<Buffer> {
+  const c = new pg.Client({ connectionString: roleUrl(role, 'proxy') });
+  c.on('error', () => undefined);
+  await c.connect();
+  const socket = (c as unknown as { connection: { stream: Socket } }).connection.stream;
+  socket.removeAllListeners('data');
+  const chunks: Buffer[] = [];
+  const done = new Promise<void>((resolve) =>
+    socket.on('data', (b: Buffer) => {
+      chunks.push(b);
+      const got = Buffer.concat(chunks);
+      // The ReadyForQuery of the one Sync ends the exchange.
+      if (got.length >= 6 && got[got.length - 6] === 0x5a) resolve();
+    }),
+  );
+  socket.write(Buffer.concat([...statements.flatMap(extended), message('S')]));
+  await done;
+  socket.destroy();
+  return Buffer.concat(chunks);
 }
 
 beforeAll(async () => {

@@ -10,9 +10,8 @@ import pg from 'pg';
 import { connectPostgres } from '../../adapters/postgres/index.js';
 import { createTestDatabase } from '../support/postgres-server.js';
 import { serverUrl } from '../adapters/postgres/proxy-helpers.js';
-import type { Socket } from 'node:net';
 import { errorCodes } from '../adapters/postgres/proxy-helpers.js';
-import { NONE, PASSWORD, ROLE, aliceServer, roleUrl, aliceModel, as, catalogRows, expectAliceModelIntact, failure, rows, tag } from './attack-fixture.js';
+import { NONE, PASSWORD, ROLE, aliceServer, roleUrl, aliceModel, as, catalogRows, expectAliceModelIntact, failure, pipeline, rows, tag } from './attack-fixture.js';
 
 /** The URL of a login role made in a test (password {@link PASSWORD}). */
 function roleUrlOf(role: string): string {
@@ -448,60 +447,18 @@ test('alice with search_path public, pg_catalog: her model statements are refuse
   expect(await on('superuser', (c) => rows(c, 'SELECT who, what, count(*)::int FROM public.trap_log GROUP BY 1, 2 ORDER BY 1, 2'))).toEqual([]);
 });
 
-/** A frontend message: type byte, length, body. */
-function message(type: string, ...parts: (string | Buffer | number)[]): Buffer {
-  const body = Buffer.concat(
-    parts.map((p) => {
-      if (typeof p === 'number') {
-        const b = Buffer.alloc(2);
-        b.writeInt16BE(p);
-        return b;
-      }
-      return typeof p === 'string' ? Buffer.from(`${p}\0`) : p;
-    }),
-  );
-  const head = Buffer.alloc(5);
-  head.write(type, 0);
-  head.writeInt32BE(4 + body.length, 1);
-  return Buffer.concat([head, body]);
-}
-/** Parse, Bind and Execute of `sql` on the unnamed statement and portal, no parameters, text results. */
-const extended = (sql: string) => [message('P', '', sql, 0), message('B', '', '', 0, 0, 0), message('E', '', Buffer.alloc(4))];
-
-/** Sends `statements` to the proxy as alice in one extended-protocol pipeline ending in one Sync; what came back. */
-async function pipeline(statements: readonly string[]): Promise<Buffer> {
-  const c = new pg.Client({ connectionString: roleUrl('alice', 'proxy') });
-  c.on('error', () => undefined);
-  await c.connect();
-  const socket = (c as unknown as { connection: { stream: Socket } }).connection.stream;
-  socket.removeAllListeners('data');
-  const chunks: Buffer[] = [];
-  const done = new Promise<void>((resolve) =>
-    socket.on('data', (b: Buffer) => {
-      chunks.push(b);
-      const got = Buffer.concat(chunks);
-      // The ReadyForQuery of the one Sync ends the exchange.
-      if (got.length >= 6 && got[got.length - 6] === 0x5a) resolve();
-    }),
-  );
-  socket.write(Buffer.concat([...statements.flatMap(extended), message('S')]));
-  await done;
-  socket.destroy();
-  return Buffer.concat(chunks);
-}
-
 test('a pipelined Parse after SET standard_conforming_strings = off (no Sync between) is not read as model SQL by the proxy', async () => {
   const model = `r2_scs_${tag}`;
   await as('alice', 'proxy', (c) => c.query(aliceModel('alices', model)));
   // A literal with the setting off; with it on, a string and then an ML call outside any string.
   const crafted = `SELECT 'x\\' , (SELECT count(*) FROM ML_PREDICT(TABLE notes, MODEL alices.${model}, DESCRIPTOR(txt))) --'`;
   aliceServer.reset();
-  const got = await pipeline(['SET standard_conforming_strings = off', crafted]);
+  const got = await pipeline('alice', ['SET standard_conforming_strings = off', crafted]);
   // The literal comes back as Postgres reads it (or the statement is refused, 0A000): never an ML call.
   const literal = got.includes(Buffer.from(`x' , (SELECT count(*) FROM ML_PREDICT`));
   expect({ safe: literal || errorCodes(got).includes('0A000'), requests: aliceServer.requests.length }).toEqual({ safe: true, requests: 0 });
   // Control: with the setting on, the same text is an ML call.
   aliceServer.reset();
-  await pipeline(['SET standard_conforming_strings = on', crafted]);
+  await pipeline('alice', ['SET standard_conforming_strings = on', crafted]);
   expect(aliceServer.requests).toHaveLength(1);
 });

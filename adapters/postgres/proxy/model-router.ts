@@ -1,8 +1,9 @@
 /**
  * Which client statements are model statements, for the proxy's relay: a cheap test on the
  * message's bytes (or the text's characters) first, since every model statement and ML call
- * contains `model` or `ml_`; then the scanner and parser decide. No regular expression reads
- * the SQL. Statements without model syntax go to Postgres as written.
+ * contains `model` or `ml_`, every materialized-table statement `materialized`; then the
+ * scanner and parser decide. No regular expression reads the SQL. Statements without model
+ * syntax go to Postgres as written.
  */
 import type { Statement } from '../../../core/sql/ast.js';
 import { scan, type LexOptions } from '../../../core/sql/lexer.js';
@@ -14,16 +15,20 @@ const MODEL_WORDS: ReadonlySet<string> = new Set(['model', 'models', 'ml_predict
 
 /**
  * Whether `text` may hold model syntax: every model statement and ML call contains `model`
- * or `ml_` (a necessary condition only; the parser decides).
+ * or `ml_`, every materialized-table statement `materialized` (a necessary condition only;
+ * the parser decides: Postgres's own `MATERIALIZED VIEW` statements stay host SQL).
  */
 export function mayHoldModelSyntax(text: string): boolean {
   // Latin-1 keeps ASCII as is (other characters only add candidates for the parser to reject).
   return bytesMayHoldModelSyntax(Buffer.from(text, 'latin1'));
 }
 
+/** `aterialized`, the rest of `materialized` after its `m`. */
+const ATERIALIZED = Buffer.from('aterialized');
+
 /**
  * The same test on a message's UTF-8 bytes, `bytes[start, end)`, without decoding them (the
- * hot path of plain traffic): `m` followed by `odel` or `l_`, any case.
+ * hot path of plain traffic): `m` followed by `odel`, `l_` or `aterialized`, any case.
  */
 export function bytesMayHoldModelSyntax(bytes: Buffer, start = 0, end = bytes.length): boolean {
   for (let i = start; i < end - 2; i++) {
@@ -31,6 +36,7 @@ export function bytesMayHoldModelSyntax(bytes: Buffer, start = 0, end = bytes.le
     const b1 = bytes[i + 1]! | 0x20;
     if (b1 === 0x6c && bytes[i + 2] === 0x5f) return true;
     if (b1 === 0x6f && i + 4 < end && (bytes[i + 2]! | 0x20) === 0x64 && (bytes[i + 3]! | 0x20) === 0x65 && (bytes[i + 4]! | 0x20) === 0x6c) return true;
+    if (b1 === 0x61 && i + ATERIALIZED.length < end && ATERIALIZED.every((c, k) => (bytes[i + 1 + k]! | 0x20) === c)) return true;
   }
   return false;
 }
@@ -51,7 +57,9 @@ export function modelStatements(text: string, options: LexOptions): Statement[] 
   } catch (error) {
     // A broken model statement: the proxy reports the parser's error. Anything else
     // (an unterminated string in plain SQL) is Postgres's to report.
-    if (scan(text, options).tokens.some((t) => t.kind === 'identifier' && MODEL_WORDS.has(t.value))) throw error;
+    const tokens = scan(text, options).tokens;
+    const named = (i: number) => tokens[i]?.kind === 'identifier' && tokens[i]!.value;
+    if (tokens.some((t, i) => t.kind === 'identifier' && (MODEL_WORDS.has(t.value) || (t.value === 'materialized' && ['table', 'tables'].includes(String(named(i + 1))))))) throw error;
     return undefined;
   }
   return statements.some((s) => s.kind !== 'host') ? statements : undefined;

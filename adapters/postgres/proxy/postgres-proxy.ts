@@ -20,6 +20,8 @@ import { connectUpstreamSocket, parseUpstreamUrl, type UpstreamTarget } from './
 import { ProxyLog, type ProxyLogLevel } from './proxy-log.js';
 import { ProxyMetrics } from './proxy-metrics.js';
 import { startMetricsServer, type MetricsEndpoint } from './metrics-server.js';
+import { MaterializedMetrics } from './materialized-metrics.js';
+import { ProxyRefreshers } from './proxy-refresher.js';
 
 /** Options of {@link startProxy}. */
 export interface ProxyOptions {
@@ -63,6 +65,13 @@ export interface ProxyOptions {
    * `{ host, port }`; host default 127.0.0.1, port 0 picks a free one). Default: not served.
    */
   readonly metrics?: string | number | { readonly host?: string; readonly port?: number };
+  /**
+   * Keeps materialized tables fresh (proxy-refresher.ts, docs/proxy.md): a connection URL
+   * whose role, password and address the refreshers use, its database replaced by each
+   * database a client logs in to (`postgres://refresher@db:5432/`; a password may come
+   * from `PGPASSWORD` or `~/.pgpass`). Default: no refresher.
+   */
+  readonly refreshUrl?: string;
 }
 
 /** Default of {@link ProxyOptions.maxMessageBytes}: 256 MiB. */
@@ -144,6 +153,17 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   const opened = new Set<ProxyConnection>();
   /** Set while a shutdown waits for the last connection to end. */
   let allClosed: (() => void) | undefined;
+  /** A session on `host` with this proxy's model settings; its runs and requests are counted. */
+  const newSession = (host: PostgresHost, user: string): ModelSession => {
+    const created = new ModelSession(host, { ...session, runtimeLoader: loader, inferenceGate: gate, clientName: user, maxRowsPerCall });
+    created.events.on('run', (run) => {
+      metrics.modelRun(run);
+      events.info('model run', { user, model: run.model, provider: run.provider, rows: run.rows, errors: run.errors, duration_ms: run.durationMs, tokens: run.tokens });
+    });
+    created.events.on('request', (request) => metrics.providerRequest(request));
+    return created;
+  };
+  const refreshers = options.refreshUrl === undefined ? undefined : startRefreshers(options.refreshUrl, new MaterializedMetrics(metrics.registry), events, newSession);
 
   const context: ProxyContext = {
     target,
@@ -157,6 +177,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     },
     opened(connection) {
       opened.add(connection);
+      refreshers?.serve(connection.database);
       events.info('connection opened', { user: connection.user, database: connection.database, client: connection.clientAddress });
     },
     unregister(connection) {
@@ -183,13 +204,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       if (connection?.key && connection.key.secret.equals(secret)) connection.cancel();
     },
     createSession(upstream: UpstreamConnection, user: string) {
-      const created = new ModelSession(new PostgresHost(upstream), { ...session, runtimeLoader: loader, inferenceGate: gate, clientName: user, maxRowsPerCall });
-      created.events.on('run', (run) => {
-        metrics.modelRun(run);
-        events.info('model run', { user, model: run.model, provider: run.provider, rows: run.rows, errors: run.errors, duration_ms: run.durationMs, tokens: run.tokens });
-      });
-      created.events.on('request', (request) => metrics.providerRequest(request));
-      return created;
+      return newSession(new PostgresHost(upstream), user);
     },
     log,
     startupTimeoutMs: options.startupTimeoutMs ?? 60_000,
@@ -226,6 +241,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   const closeAll = async (): Promise<void> => {
     const closed = new Promise<void>((resolve) => (server.listening ? server.close(() => resolve()) : resolve()));
     await Promise.all([...connections].map((c) => c.close()));
+    await refreshers?.close();
     await closed;
     await endpoint?.close();
     await loader.close();
@@ -263,6 +279,26 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     },
     close: closeAll,
   };
+}
+
+/** The refreshers of a proxy (`refreshUrl`): their refreshes counted in `metrics` and logged. */
+function startRefreshers(url: string, metrics: MaterializedMetrics, events: ProxyLog, newSession: (host: PostgresHost, user: string) => ModelSession): ProxyRefreshers {
+  const user = decodeURIComponent(new URL(url).username) || '(refresher)';
+  const name = (table: { schema: string; name: string }) => `${table.schema}.${table.name}`;
+  return new ProxyRefreshers(url, {
+    createSession: (host) => newSession(host, user),
+    onRefresh(database, table, outcome) {
+      metrics.refreshed(database, table, outcome);
+      if (outcome) events.info('materialized table refreshed', { database, table: name(table), rows: outcome.rowsRefreshed, predicted: outcome.rowsPredicted, provider_rows: outcome.providerRows, duration_ms: Math.round(outcome.durationMs), lag_ms: outcome.lagMs === undefined ? undefined : Math.round(outcome.lagMs) });
+    },
+    onError(database, table, error) {
+      metrics.failed(database, table);
+      events.warn('materialized table refresh failed', { database, table: name(table), error: maskSecrets(error instanceof Error ? error.message : String(error)) });
+    },
+    onFailure(database, error) {
+      events.warn('materialized table refresher stopped; the next client of the database starts it again', { database, error: maskSecrets(error instanceof Error ? error.message : String(error)) });
+    },
+  });
 }
 
 /** Why the upstream is not reachable (a connection is opened and closed), or undefined when it is. */

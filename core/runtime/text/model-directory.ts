@@ -4,13 +4,21 @@
  * `onnx/model.onnx` (transformers.js layout) or `model.onnx` (optimum layout).
  * Sentence-transformers' `1_Pooling/config.json` and `modules.json` are read when present
  * (pooling mode, normalization). Nothing is downloaded: only these local files are read,
- * each checked against the server's allowed model directories after `realpath`.
+ * each checked against the server's allowed model directories after `realpath` and against
+ * the largest model file allowed (`maxModelBytes`, as for single ONNX files).
+ *
+ * The same files may be held in the catalog instead, as artifacts of the model version
+ * (core/catalog/snapshot-onnx.ts carries them in bundles and migrations): the graph as
+ * `model.onnx`, the others under their names in the directory ({@link TEXT_MODEL_FILES}).
+ * {@link parseModelFiles} reads either through a {@link ModelFileReader}.
  */
 import { readFile, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ModelSqlError } from '../../errors.js';
 import { AccessPolicy, type AccessOptions } from '../access-policy.js';
+import { DEFAULT_DOWNLOAD_LIMITS } from '../model-download.js';
+import type { ModelFileLimits } from '../onnx-model-loader.js';
 
 /** The files of a model directory, parsed. */
 export interface TextModelFiles {
@@ -31,6 +39,15 @@ export interface TextModelFiles {
 /** Graph locations tried in order. */
 const GRAPH_PATHS = ['onnx/model.onnx', 'model.onnx'] as const;
 
+/** The name a text model's graph is held under in the catalog (the ONNX artifact of every imported model). */
+export const TEXT_MODEL_GRAPH = 'model.onnx';
+
+/** A text model's files besides the graph, by their names in the directory: what a catalog holds of it. */
+export const TEXT_MODEL_FILES = ['config.json', 'tokenizer.json', 'tokenizer_config.json', '1_Pooling/config.json', 'modules.json'] as const;
+
+/** Reads one file of a text model by name ({@link TEXT_MODEL_FILES}, {@link TEXT_MODEL_GRAPH}); undefined when there is none. */
+export type ModelFileReader = (name: string) => Promise<Uint8Array | undefined>;
+
 /** Whether `location` names an existing local directory (not a file, not a URL). */
 export async function isModelDirectory(location: string): Promise<boolean> {
   const trimmed = location.trim();
@@ -47,18 +64,21 @@ function localPath(location: string): string {
 }
 
 /**
- * Reads and parses the files of the model directory `location`.
+ * The bytes of the model directory `location`'s files, by the names a catalog holds them
+ * under: the {@link TEXT_MODEL_FILES} present, and the graph (`onnx/model.onnx`, else
+ * `model.onnx`) as {@link TEXT_MODEL_GRAPH}. Nothing is parsed.
  *
- * Errors: 42501 outside the allowed model directories; 58P01 a required file is missing
- * (`tokenizer.json`, `config.json`, the graph); 22P02 a JSON file does not parse.
+ * Errors: 42501 outside the allowed model directories; 58P01 `tokenizer.json`,
+ * `config.json` or the graph missing; 54000 a file over `maxModelBytes` (default 2 GiB).
  *
  * @example
- * const files = await readModelDirectory('models/all-MiniLM-L6-v2', { allowedDirectories: ['models'] });
+ * const files = await readModelDirectoryFiles('models/all-MiniLM-L6-v2', { allowedDirectories: ['models'] });
  */
-export async function readModelDirectory(location: string, access: AccessOptions = {}): Promise<TextModelFiles> {
+export async function readModelDirectoryFiles(location: string, access: AccessOptions & ModelFileLimits = {}): Promise<Map<string, Uint8Array>> {
   const dir = localPath(location.trim());
   const policy = new AccessPolicy(access);
-  const read = async (name: string, required: boolean): Promise<Buffer | undefined> => {
+  const max = access.maxModelBytes ?? DEFAULT_DOWNLOAD_LIMITS.maxBytes;
+  const read = async (name: string): Promise<Uint8Array | undefined> => {
     const file = path.join(dir, name);
     let real: string | undefined;
     try {
@@ -67,56 +87,109 @@ export async function readModelDirectory(location: string, access: AccessOptions
       real = undefined;
     }
     await policy.checkFile(file, real, `${location.replace(/\/+$/, '')}/${name}`);
-    if (real === undefined) {
-      if (required) throw new ModelSqlError('58P01', `the model directory "${location}" has no ${name}`);
-      return undefined;
-    }
+    if (real === undefined) return undefined;
     try {
-      return await readFile(real);
+      const size = (await stat(real)).size;
+      if (size > max) throw new ModelSqlError('54000', `${name} of the model directory "${location}" is ${size} bytes, over this server's limit of ${max} bytes (--max-model-bytes)`);
+      const bytes = await readFile(real);
+      return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     } catch (error) {
+      if (error instanceof ModelSqlError) throw error;
       throw new ModelSqlError('58030', `could not read ${name} of the model directory "${location}": ${error instanceof Error ? error.message : String(error)}`, { cause: error });
     }
   };
-  const json = async (name: string, required: boolean): Promise<Record<string, unknown> | undefined> => {
-    const bytes = await read(name, required);
-    if (bytes === undefined) return undefined;
+  const files = new Map<string, Uint8Array>();
+  for (const name of TEXT_MODEL_FILES) {
+    const bytes = await read(name);
+    if (bytes !== undefined) files.set(name, bytes);
+    else if (REQUIRED.includes(name)) throw missingFile(`the model directory "${location}"`, name);
+  }
+  for (const name of GRAPH_PATHS) {
+    const graph = await read(name);
+    if (graph === undefined) continue;
+    files.set(TEXT_MODEL_GRAPH, graph);
+    return files;
+  }
+  throw new ModelSqlError('58P01', `the model directory "${location}" has no ONNX graph (looked for ${GRAPH_PATHS.join(' and ')})`);
+}
+
+/** Files without which there is no text model. */
+const REQUIRED: readonly string[] = ['tokenizer.json', 'config.json'];
+
+function missingFile(where: string, name: string): ModelSqlError {
+  return new ModelSqlError('58P01', `${where} has no ${name}`);
+}
+
+/**
+ * Parses a text model's files read by `read`; `where` names them in messages (`the model
+ * directory "dir"`).
+ *
+ * Errors: 58P01 `tokenizer.json`, `config.json` or the graph missing; 22P02 a JSON file
+ * does not parse or is no object.
+ */
+export async function parseModelFiles(read: ModelFileReader, where: string): Promise<TextModelFiles> {
+  const json = async (name: string): Promise<Record<string, unknown> | undefined> => {
+    const bytes = await read(name);
+    if (bytes === undefined) {
+      if (REQUIRED.includes(name)) throw missingFile(where, name);
+      return undefined;
+    }
     let parsed: unknown;
     try {
-      parsed = JSON.parse(bytes.toString('utf8'));
+      parsed = JSON.parse(Buffer.from(bytes).toString('utf8'));
     } catch (error) {
-      throw new ModelSqlError('22P02', `${name} of the model directory "${location}" is not valid JSON: ${error instanceof Error ? error.message : String(error)}`);
+      throw new ModelSqlError('22P02', `${name} of ${where} is not valid JSON: ${error instanceof Error ? error.message : String(error)}`);
     }
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-      throw new ModelSqlError('22P02', `${name} of the model directory "${location}" is not a JSON object`);
+      throw new ModelSqlError('22P02', `${name} of ${where} is not a JSON object`);
     }
     return parsed as Record<string, unknown>;
   };
-  const tokenizer = await json('tokenizer.json', true);
-  const config = await json('config.json', true);
-  const tokenizerConfig = (await json('tokenizer_config.json', false)) ?? {};
-  const pooling = await json('1_Pooling/config.json', false);
-  const modules = await read('modules.json', false);
-  let graph: Buffer | undefined;
-  for (const name of GRAPH_PATHS) {
-    graph = await read(name, false);
-    if (graph !== undefined) break;
-  }
-  if (graph === undefined) throw new ModelSqlError('58P01', `the model directory "${location}" has no ONNX graph (looked for ${GRAPH_PATHS.join(' and ')})`);
+  const tokenizer = await json('tokenizer.json');
+  const config = await json('config.json');
+  const tokenizerConfig = (await json('tokenizer_config.json')) ?? {};
+  const pooling = await json('1_Pooling/config.json');
+  const modules = await read('modules.json');
+  const graph = await read(TEXT_MODEL_GRAPH);
+  if (graph === undefined) throw new ModelSqlError('58P01', `${where} has no ONNX graph (${TEXT_MODEL_GRAPH})`);
   return {
     config: config!,
     tokenizer: tokenizer!,
     tokenizerConfig,
     ...(pooling ? { pooling } : {}),
     normalizeModule: listsNormalize(modules),
-    graph: new Uint8Array(graph.buffer, graph.byteOffset, graph.byteLength),
+    graph,
   };
 }
 
+/**
+ * Reads and parses the files of the model directory `location`
+ * ({@link readModelDirectoryFiles}, {@link parseModelFiles}).
+ *
+ * @example
+ * const files = await readModelDirectory('models/all-MiniLM-L6-v2', { allowedDirectories: ['models'] });
+ */
+export async function readModelDirectory(location: string, access: AccessOptions & ModelFileLimits = {}): Promise<TextModelFiles> {
+  const files = await readModelDirectoryFiles(location, access);
+  return parseModelFiles(async (name) => files.get(name), `the model directory "${location}"`);
+}
+
+/**
+ * The text model a catalog holds as artifacts, read by `read`, or undefined when the
+ * catalog holds none (no `tokenizer.json`: a single ONNX graph). `label`, when given,
+ * names the model version in messages.
+ */
+export async function readStoredTextModel(read: ModelFileReader, label?: string): Promise<TextModelFiles | undefined> {
+  const tokenizer = await read('tokenizer.json');
+  if (tokenizer === undefined) return undefined;
+  return parseModelFiles(async (name) => (name === 'tokenizer.json' ? tokenizer : read(name)), `the model directory held in the catalog${label === undefined ? '' : ` for model ${label}`}`);
+}
+
 /** Whether sentence-transformers' `modules.json` lists a Normalize module (unreadable: no). */
-function listsNormalize(modules: Buffer | undefined): boolean {
+function listsNormalize(modules: Uint8Array | undefined): boolean {
   if (modules === undefined) return false;
   try {
-    const list: unknown = JSON.parse(modules.toString('utf8'));
+    const list: unknown = JSON.parse(Buffer.from(modules).toString('utf8'));
     return Array.isArray(list) && list.some((m) => typeof m === 'object' && m !== null && (m as { type?: unknown }).type === 'sentence_transformers.models.Normalize');
   } catch {
     return false;

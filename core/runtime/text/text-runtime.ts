@@ -8,6 +8,7 @@ import type { ModelRuntime, PredictOptions } from '../model-runtime.js';
 import { inspectOnnx, type OnnxBinding, type OnnxSignature } from '../onnx-model.js';
 import { createOnnxRuntime } from '../onnx-runtime.js';
 import type { AccessOptions } from '../access-policy.js';
+import type { ModelFileLimits } from '../onnx-model-loader.js';
 import { readModelDirectory, type TextModelFiles } from './model-directory.js';
 import { textModel, type TextModel } from './text-model.js';
 import { TEXT_OUTPUTS } from './text-pipeline.js';
@@ -31,9 +32,14 @@ const TEXT_FEED = 'text';
  * @example
  * const { model } = await checkTextModel('models/minilm', [['provider', 'onnx'], ['path', 'models/minilm']], {});
  */
-export async function checkTextModel(location: string, options: Options, access: AccessOptions, input?: readonly ModelColumn[], output?: readonly ModelColumn[]): Promise<{ files: TextModelFiles; model: TextModel }> {
+export async function checkTextModel(location: string, options: Options, access: AccessOptions & ModelFileLimits, input?: readonly ModelColumn[], output?: readonly ModelColumn[]): Promise<{ files: TextModelFiles; model: TextModel }> {
   const files = await readModelDirectory(location, access);
-  return { files, model: textModel(files, options, await inspectOnnx(files.graph), input, output) };
+  return { files, model: await checkTextFiles(files, options, input, output) };
+}
+
+/** Checks a text model's files (from a directory or the catalog) as {@link checkTextModel} does. */
+export async function checkTextFiles(files: TextModelFiles, options: Options, input?: readonly ModelColumn[], output?: readonly ModelColumn[]): Promise<TextModel> {
+  return textModel(files, options, await inspectOnnx(files.graph), input, output);
 }
 
 /**

@@ -10,11 +10,11 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PgClientConnection } from '../../../adapters/postgres/pg-client-connection.js';
-import type { PgConnection } from '../../../adapters/postgres/pg-connection.js';
 import { PostgresHost } from '../../../adapters/postgres/postgres-host.js';
 import { ModelSession } from '../../../core/session/model-session.js';
 import { ADAPTERS } from '../../support/adapters.js';
 import { expectSqlError } from '../../support/expect-error.js';
+import { LoggingConnection } from '../../support/logging-connection.js';
 import { linearExpected, writeModelFiles } from '../../support/model-files.js';
 import { fixedBatchModel } from '../../support/onnx-models.js';
 import { createTestDatabase } from '../../support/postgres-server.js';
@@ -27,33 +27,6 @@ writeFileSync(fixedBatch, fixedBatchModel());
 
 const CALL = 'ML_PREDICT(TABLE t, MODEL m, DESCRIPTOR(a, b))';
 
-/** Every statement the host sends, in order; otherwise a plain `PgClientConnection`. */
-class LoggingConnection implements PgConnection {
-  readonly log: string[] = [];
-  constructor(private readonly inner: PgClientConnection) {}
-  query(sql: string, params?: readonly unknown[]) {
-    this.log.push(sql);
-    return this.inner.query(sql, params);
-  }
-  copyFrom(sql: string, data: AsyncIterable<string | Uint8Array> | Iterable<string | Uint8Array>) {
-    this.log.push(sql);
-    return this.inner.copyFrom(sql, data);
-  }
-  copyTo(sql: string) {
-    this.log.push(sql);
-    return this.inner.copyTo(sql);
-  }
-  transactionStatus() {
-    return this.inner.transactionStatus();
-  }
-  cancel() {
-    return this.inner.cancel();
-  }
-  close() {
-    return this.inner.close();
-  }
-}
-
 describePg('Postgres: CREATE TABLE AS / INSERT ... SELECT straight into the target', () => {
   let connection: LoggingConnection;
   let db: ModelSession;
@@ -62,7 +35,7 @@ describePg('Postgres: CREATE TABLE AS / INSERT ... SELECT straight into the targ
   async function run(sql: string): Promise<{ path: 'direct' | 'general'; result: Awaited<ReturnType<ModelSession['sql']>> }> {
     const from = connection.log.length;
     const result = await db.sql(sql);
-    const copies = connection.log.slice(from).filter((s) => /^COPY .* FROM STDIN$/s.test(s) && !s.startsWith('COPY pg_temp."__modelsql'));
+    const copies = connection.log.slice(from).filter((s) => /^COPY .* FROM STDIN( \(FORMAT binary\))?$/s.test(s) && !s.startsWith('COPY pg_temp."__modelsql'));
     return { path: copies.length > 0 ? 'direct' : 'general', result };
   }
 

@@ -1,0 +1,149 @@
+/**
+ * Rows in COPY binary format (https://www.postgresql.org/docs/current/sql-copy.html#id-1.9.3.55.9.4):
+ * a 19-byte header, then per row a 16-bit field count and, per field, a 32-bit length
+ * (−1 for NULL) and the value in its type's binary send format, then a −1 trailer. Fields
+ * read with `COPY ... TO STDOUT (FORMAT binary)` are written back, byte for byte, into a
+ * column of the same type by `COPY ... FROM STDIN (FORMAT binary)`; only the features are
+ * decoded, and only the predictions encoded.
+ */
+import { ModelSqlError } from '../../core/errors.js';
+
+/** The header of binary COPY data: the signature, no flags, no header extension. */
+export const BINARY_HEADER = Buffer.from([0x50, 0x47, 0x43, 0x4f, 0x50, 0x59, 0x0a, 0xff, 0x0d, 0x0a, 0x00, 0, 0, 0, 0, 0, 0, 0, 0]);
+
+/** The trailer: a field count of −1. */
+export const BINARY_TRAILER = Buffer.from([0xff, 0xff]);
+
+const SIGNATURE_BYTES = 11;
+
+/** Reads a field's value as a number; `offset` is the first byte of the value, `length` its bytes. */
+export type BinaryNumberReader = (buf: Buffer, offset: number, length: number) => number;
+
+/** Binary readers of the column types (`format_type` spelling) whose values a feature reads as numbers. */
+export function binaryNumberReader(type: string): BinaryNumberReader | undefined {
+  if (type === 'double precision') return (buf, offset) => buf.readDoubleBE(offset);
+  if (type === 'real') return (buf, offset) => buf.readFloatBE(offset);
+  if (type === 'smallint') return (buf, offset) => buf.readInt16BE(offset);
+  if (type === 'integer') return (buf, offset) => buf.readInt32BE(offset);
+  if (type === 'bigint') return (buf, offset) => Number(buf.readBigInt64BE(offset));
+  if (/^numeric(\(.*\))?$/.test(type)) return numericValue;
+  return undefined;
+}
+
+/**
+ * A `numeric` in binary (ndigits, weight, sign, dscale, then base-10000 digits) as the
+ * number `Number()` reads from its text: the digits are written out as a decimal and parsed,
+ * so the value is rounded once, as from the text.
+ */
+function numericValue(buf: Buffer, offset: number): number {
+  const ndigits = buf.readInt16BE(offset);
+  const weight = buf.readInt16BE(offset + 2);
+  const sign = buf.readUInt16BE(offset + 4);
+  if (sign === 0xc000) return NaN;
+  if (sign === 0xd000) return Infinity;
+  if (sign === 0xf000) return -Infinity;
+  if (ndigits === 0) return 0;
+  let digits = '';
+  for (let i = 0; i < ndigits; i++) digits += String(buf.readInt16BE(offset + 8 + 2 * i)).padStart(4, '0');
+  return Number(`${sign === 0x4000 ? '-' : ''}${digits}e${4 * (weight + 1 - ndigits)}`);
+}
+
+/** Bytes of an output value in binary, by the output column's type; undefined when the binary path does not write the type. */
+export function binaryOutputBytes(type: string): number | undefined {
+  return type === 'double precision' ? 8 : type === 'real' ? 4 : undefined;
+}
+
+/**
+ * Writes an output value at `offset` (its length word, then the value) and returns the
+ * offset after it: `double precision` or `real` (see {@link binaryOutputBytes}).
+ */
+export function writeBinaryOutput(buf: Buffer, offset: number, bytes: number, value: unknown): number {
+  if (value === null || value === undefined) return buf.writeInt32BE(-1, offset);
+  let number: number;
+  if (typeof value === 'number') number = value;
+  else if (typeof value === 'bigint' || typeof value === 'boolean') number = Number(value);
+  else throw new ModelSqlError('22P02', `invalid input syntax for type ${bytes === 8 ? 'double precision' : 'real'}: "${String(value)}"`);
+  offset = buf.writeInt32BE(bytes, offset);
+  return bytes === 8 ? buf.writeDoubleBE(number, offset) : buf.writeFloatBE(number, offset);
+}
+
+/**
+ * Splits binary COPY TO output into rows as chunks arrive: a row cut by a chunk's end is
+ * completed with the next chunk.
+ *
+ * @example
+ * const reader = new BinaryCopyReader(fieldCount);
+ * for await (const chunk of copyTo) { const buf = reader.feed(chunk); let pos = reader.start;
+ *   for (let end; (end = reader.row(buf, pos)) > 0; pos = end) use(buf, pos, reader.fields);
+ *   reader.keep(buf, pos) }
+ * reader.finish();
+ */
+export class BinaryCopyReader {
+  /** Offsets of the current row's fields (of each field's length word), set by {@link row}. */
+  readonly fields: Int32Array;
+  /** Where rows start in the buffer `feed` returned (past the header in the first). */
+  start = 0;
+  private rest: Buffer | undefined;
+  private header = true;
+  private ended = false;
+
+  constructor(private readonly fieldCount: number) {
+    this.fields = new Int32Array(fieldCount);
+  }
+
+  /** The bytes to read next: what was left of the previous chunk, then `chunk`. */
+  feed(chunk: Uint8Array): Buffer {
+    const next = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    const buf = this.rest ? Buffer.concat([this.rest, next]) : next;
+    this.rest = undefined;
+    this.start = 0;
+    if (this.header) {
+      if (buf.length < SIGNATURE_BYTES + 8 || buf.length < SIGNATURE_BYTES + 8 + buf.readInt32BE(SIGNATURE_BYTES + 4)) {
+        this.start = buf.length;
+        this.rest = buf;
+        return buf;
+      }
+      if (!buf.subarray(0, SIGNATURE_BYTES).equals(BINARY_HEADER.subarray(0, SIGNATURE_BYTES))) throw new ModelSqlError('XX000', 'internal error: COPY TO output is not in binary format');
+      this.start = SIGNATURE_BYTES + 8 + buf.readInt32BE(SIGNATURE_BYTES + 4);
+      this.header = false;
+    }
+    return buf;
+  }
+
+  /**
+   * Scans the row at `pos`, filling {@link fields}; returns the offset after it, or 0 when
+   * the row continues in the next chunk or the data has ended.
+   */
+  row(buf: Buffer, pos: number): number {
+    if (this.ended || this.header || pos + 2 > buf.length) return 0;
+    const count = buf.readInt16BE(pos);
+    if (count === -1) {
+      this.ended = true;
+      return 0;
+    }
+    if (count !== this.fieldCount) throw new ModelSqlError('XX000', `internal error: a COPY TO row has ${count} fields, not ${this.fieldCount}`);
+    let at = pos + 2;
+    for (let f = 0; f < count; f++) {
+      if (at + 4 > buf.length) return 0;
+      this.fields[f] = at;
+      const length = buf.readInt32BE(at);
+      at += 4 + (length > 0 ? length : 0);
+    }
+    return at > buf.length ? 0 : at;
+  }
+
+  /** Keeps the unread bytes from `pos` for the next chunk. */
+  keep(buf: Buffer, pos: number): void {
+    if (this.header) return;
+    if (this.ended) {
+      if (pos + 2 < buf.length) throw new ModelSqlError('XX000', 'internal error: COPY TO output goes on after its trailer');
+      return;
+    }
+    this.rest = pos < buf.length ? buf.subarray(pos) : undefined;
+  }
+
+  /** Checks the data ended with its trailer, after whole rows. */
+  finish(): void {
+    if (!this.ended) throw new ModelSqlError('XX000', 'internal error: COPY TO output ended inside a row');
+  }
+}

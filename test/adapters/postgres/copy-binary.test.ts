@@ -1,0 +1,97 @@
+/**
+ * The Postgres stage in binary COPY (copy-binary.ts) against the same stage in text COPY, on
+ * one real database: every column type whose binary value the stage decodes as a feature
+ * (real, double precision, smallint, integer, bigint, numeric with and without a typmod,
+ * NULLs, NaN and infinities) and every carried column (text with tabs, newlines and
+ * backslashes, jsonb, arrays, boolean, timestamptz) gives the same rows and predictions;
+ * the binary session is checked to have used binary COPY both ways, and text COPY where an
+ * output is of another type.
+ */
+import { PgClientConnection } from '../../../adapters/postgres/pg-client-connection.js';
+import { PostgresHost } from '../../../adapters/postgres/postgres-host.js';
+import { ModelSession } from '../../../core/session/model-session.js';
+import { ADAPTERS } from '../../support/adapters.js';
+import { LoggingConnection } from '../../support/logging-connection.js';
+import { writeModelFiles } from '../../support/model-files.js';
+import { createTestDatabase } from '../../support/postgres-server.js';
+
+const describePg = ADAPTERS.some((a) => a.name === 'postgres') ? describe : describe.skip;
+const files = writeModelFiles();
+
+const TABLE = `CREATE TABLE typed (
+  id integer, f4 real, f8 double precision, i2 smallint, i4 integer, i8 bigint,
+  n numeric(14, 4), nu numeric, b boolean, t text, j jsonb, arr integer[], ts timestamptz)`;
+
+/** 3,000 ordinary rows (several COPY chunks), then rows of edge values and NULLs. */
+const ROWS = `INSERT INTO typed
+  SELECT i, i * 0.1, i / 7.0, i % 300 - 150, i * 1000 - 7, CAST(i AS bigint) * 3000000000, i / 3.0, i * 12345.6789 - 9e6,
+         i % 2 = 0, 'row ' || i || E'\\tcol\\nline\\\\ é', jsonb_build_object('i', i), ARRAY[i, NULL, -i], timestamptz '2026-01-01 00:00:00+00' + i * interval '1 minute'
+  FROM generate_series(1, 3000) AS g(i);
+INSERT INTO typed VALUES
+  (-1, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+  (-2, 'Infinity', '-Infinity', -32768, -2147483648, -9223372036854775808, -9999999999.9999, 'NaN', true, '', '{}', '{}', NULL),
+  (-3, 'NaN', 'NaN', 32767, 2147483647, 9223372036854775807, 0, 'Infinity', false, E'\\\\N', 'null', '{1}', NULL),
+  (-4, 3.4e38, 1.7976931348623157e308, 0, 0, 9007199254740993, 0.0001, '-Infinity', NULL, E'\\t', '[1, "a\\tb"]', '{NULL}', NULL),
+  (-5, 1.17549435e-38, 5e-324, 1, -1, -1, -0.0001, 0.000000000000000000001234, true, 'x', '"s"', NULL, NULL),
+  (-6, -0.0, -0.0, NULL, 7, NULL, 123456.789, 100000000000000000000000000000123.5, NULL, NULL, NULL, NULL, NULL)`;
+
+/** Descriptor pairs covering every decoded type, and NULL in either feature. */
+const PAIRS = [
+  ['f4', 'f8'],
+  ['i2', 'i4'],
+  ['i8', 'n'],
+  ['nu', 'i2'],
+  ['n', 'f4'],
+] as const;
+
+describePg('Postgres stage: binary COPY against text COPY', () => {
+  let binaryLog: LoggingConnection;
+  let binary: ModelSession;
+  let text: ModelSession;
+  beforeAll(async () => {
+    const url = await createTestDatabase(process.env.MODELSQL_TEST_POSTGRES_URL!);
+    binaryLog = new LoggingConnection(await PgClientConnection.connect(url));
+    binary = new ModelSession(new PostgresHost(binaryLog));
+    text = new ModelSession(new PostgresHost(await PgClientConnection.connect(url), { stageCopyFormat: 'text' }));
+    await binary.sql(TABLE);
+    await binary.sql(ROWS);
+    await binary.sql(`CREATE MODEL m INPUT (a DOUBLE, b DOUBLE) OUTPUT (y DOUBLE) WITH ('provider' = 'onnx', 'path' = '${files.linear}')`);
+  });
+  afterAll(async () => {
+    await binary.close();
+    await text.close();
+  });
+
+  it.each(PAIRS)('reads features %s and %s, and carries every column, as the text path does', async (a, b) => {
+    const sql = `SELECT * FROM ML_PREDICT(TABLE typed, MODEL m, DESCRIPTOR(${a}, ${b})) ORDER BY id`;
+    const from = binaryLog.log.length;
+    const got = await binary.sql(sql);
+    const expected = await text.sql(sql);
+    expect(got.columns).toEqual(expected.columns);
+    expect(got.rows).toHaveLength(3006);
+    expect(got.rows).toEqual(expected.rows);
+    const copies = binaryLog.log.slice(from).filter((s) => s.startsWith('COPY '));
+    expect(copies.some((s) => / TO STDOUT \(FORMAT binary\)$/.test(s))).toBe(true);
+    expect(copies.some((s) => / FROM STDIN \(FORMAT binary\)$/.test(s))).toBe(true);
+  });
+
+  it('writes the same table straight into a CREATE TABLE AS target', async () => {
+    await binary.sql(`CREATE TABLE out_binary AS SELECT * FROM ML_PREDICT(TABLE typed, MODEL m, DESCRIPTOR(f8, i8))`);
+    await text.sql(`CREATE TABLE out_text AS SELECT * FROM ML_PREDICT(TABLE typed, MODEL m, DESCRIPTOR(f8, i8))`);
+    const compare = `SELECT count(*) FROM ((TABLE out_binary EXCEPT ALL TABLE out_text) UNION ALL (TABLE out_text EXCEPT ALL TABLE out_binary)) AS d`;
+    expect((await binary.sql(compare)).rows).toEqual([[0n]]);
+    expect((await binary.sql('SELECT count(*), count(y) FROM out_binary')).rows).toEqual([[3006n, expect.any(BigInt)]]);
+  });
+
+  it('uses text COPY when an output is not double precision or real (a label, an array), with the same rows', async () => {
+    await binary.sql(`CREATE MODEL cls INPUT (a DOUBLE, b DOUBLE) OUTPUT (label BIGINT, probabilities ARRAY<FLOAT>) WITH ('provider' = 'onnx', 'path' = '${files.classifier}', 'task' = 'classification')`);
+    const from = binaryLog.log.length;
+    const sql = `SELECT id, t, label, probabilities FROM ML_PREDICT(TABLE typed, MODEL cls, DESCRIPTOR(f8, i4)) ORDER BY id`;
+    const got = await binary.sql(sql);
+    expect(got.rows).toHaveLength(3006);
+    expect(got.rows).toEqual((await text.sql(sql)).rows);
+    const copies = binaryLog.log.slice(from).filter((s) => s.startsWith('COPY '));
+    expect(copies.length).toBeGreaterThan(0);
+    expect(copies.filter((s) => s.includes('FORMAT binary'))).toEqual([]);
+  });
+});
