@@ -61,8 +61,15 @@ export interface LoadOptions {
   /** URL of the database through the proxy. */
   readonly url: string;
   readonly clients: number;
-  /** How long the clients run; with a restart, until a statement is served after it too (see runLoad). */
+  /**
+   * How long the clients run at least; with a restart, or with `untilServed`, they go on
+   * until what those ask for was seen (see runLoad).
+   */
   readonly seconds: number;
+  /** Kinds each answered right at least once before the load ends (within `maxSeconds`). */
+  readonly untilServed?: readonly LoadKind[];
+  /** When the load ends whatever it has seen (default `seconds` plus `hangMs`). */
+  readonly maxSeconds?: number;
   readonly kinds: readonly LoadKind[];
   readonly restart?: LoadRestart;
   /** A statement running longer than this is a hang (default 30 s). */
@@ -158,6 +165,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
   const began = performance.now();
   const now = (): number => performance.now() - began;
   const deadline = options.seconds * 1000;
+  const limit = options.maxSeconds !== undefined ? options.maxSeconds * 1000 : deadline + hangMs;
   const ok: Record<LoadKind, number> = { plain: 0, onnx: 0, remote: 0, catalog: 0, abandon: 0 };
   const latencies: number[] = [];
   const failures: string[] = [];
@@ -178,7 +186,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
         return client;
       } catch (error) {
         await client.end().catch(() => undefined);
-        if (classify(error, startedAt, restart, graceMs) !== 'restart' || startedAt > deadline + hangMs) {
+        if (classify(error, startedAt, restart, graceMs) !== 'restart' || startedAt > limit) {
           throw new Error(`${app}: connect failed: ${(error as Error).message}`);
         }
         await new Promise((r) => setTimeout(r, 100));
@@ -230,17 +238,19 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
     return undefined;
   };
 
-  // With a restart, the load goes on past its time until the upstream is back and a
-  // statement begun after that was served (at most `hangMs` more): on a slow machine the
-  // restart may end late, and what follows it is what the load is there to see.
-  const awaitingRestart = (): boolean => options.restart !== undefined && restart.firstServedAt === undefined && now() < deadline + hangMs;
+  // The load goes on past its time until what it is there to see was seen (until `limit`):
+  // with a restart, the upstream back and a statement begun after that served (on a
+  // slow machine the restart may end late); and each kind of `untilServed` answered right.
+  const unseen = (): boolean =>
+    (options.restart !== undefined && restart.firstServedAt === undefined) || (options.untilServed ?? []).some((kind) => ok[kind] === 0);
+  const awaitingUnseen = (): boolean => unseen() && now() < limit;
 
   const worker = async (k: number): Promise<void> => {
     const app = `load${k}`;
     const catalog = options.kinds.includes('catalog') && k % 25 === 0;
     let client: pg.Client | undefined;
     try {
-      for (let n = 0; now() < deadline || awaitingRestart(); n++) {
+      for (let n = 0; now() < deadline || awaitingUnseen(); n++) {
         client ??= await connect(app);
         const kind: LoadKind = catalog && n % 4 === 1 ? 'catalog' : abandon && n % 10 === 4 ? 'abandon' : mixed[(n + k) % mixed.length]!;
         const c = client;

@@ -84,15 +84,18 @@ run('upstream restart under load', () => {
       clients: 10,
       seconds: 6,
       kinds: ['plain', 'onnx', 'remote', 'catalog', 'abandon'],
+      // Past the six seconds, the load goes on until every kind was answered right once,
+      // however slow the machine (a dropped statement comes once in ten of a client).
+      untilServed: ['plain', 'onnx', 'remote', 'catalog', 'abandon'],
+      maxSeconds: 90,
       restart: { atSeconds: 2, downMs: 1000, shutdown: () => server.shutdown(), start: () => server.start() },
       hangMs: 15_000,
     });
     expect(report.failures).toEqual([]);
     expect(report.restartErrors).toBeGreaterThan(0); // the restart was felt
     expect(report.restart?.firstServedAt).toBeDefined(); // and clients were served after it
-    // Every kind ran (a dropped ML_PREDICT comes once in ten statements of a client: on a
-    // busy machine six seconds may not reach it, so it is not required here).
-    for (const kind of ['plain', 'onnx', 'remote', 'catalog'] as const) expect(report.ok[kind]).toBeGreaterThan(0);
+    // Every kind was answered right (the load ran until it was).
+    for (const kind of ['plain', 'onnx', 'remote', 'catalog', 'abandon'] as const) expect(report.ok[kind]).toBeGreaterThan(0);
 
     // A new client is served, model SQL included.
     const fresh = await connect(proxyUrl);
@@ -113,7 +116,7 @@ run('upstream restart under load', () => {
       await direct.end();
     }
     expect(logged).toEqual([]);
-  }, 120_000);
+  }, 180_000);
 
   test("upstream session lost while a model stage runs: Postgres's 57P01, then FATAL 08006 and a close (no XX000, no hang)", async () => {
     const slow = await startOpenAIServer({ apiKey: 'sk-load', latencyMs: 1500 });
@@ -132,10 +135,10 @@ run('upstream restart under load', () => {
       // 08006 when the stage found the session gone, never a plain XX000 that leaves the
       // connection open on a dead session.
       expect((await pending)?.code).toBe('57P01');
-      await eventually(async () => socket.destroyed, 5000, 'the connection to close');
+      await eventually(async () => socket.destroyed, 20_000, 'the connection to close');
       expect(errorCodes(received())).toEqual(['57P01', '08006']);
       // The connection is over: the next statement fails at once instead of waiting forever.
-      await expect(Promise.race([victim.query('SELECT 1'), new Promise((resolve) => setTimeout(() => resolve('hang'), 5000))])).rejects.toThrow();
+      await expect(Promise.race([victim.query('SELECT 1'), new Promise((resolve) => setTimeout(() => resolve('hang'), 20_000).unref())])).rejects.toThrow();
     } finally {
       await victim.end().catch(() => undefined);
       await direct.query('DROP MODEL IF EXISTS slowchat').catch(() => undefined);
@@ -155,7 +158,7 @@ run('upstream restart under load', () => {
       socket.write(Buffer.concat([query('SELECT pg_sleep(30)'), query('SHOW MODELS')]));
       await eventually(async () => (await direct.query("SELECT 1 FROM pg_stat_activity WHERE application_name = 'waiter' AND state = 'active'")).rows.length > 0, 10_000, 'the relayed statement');
       await direct.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'waiter'");
-      expect(await Promise.race([closed, new Promise((resolve) => setTimeout(() => resolve('hang'), 5000))])).toBe('closed');
+      expect(await Promise.race([closed, new Promise((resolve) => setTimeout(() => resolve('hang'), 20_000).unref())])).toBe('closed');
       expect(errorCodes(received())).toEqual(['57P01', '08006']);
     } finally {
       await victim.end().catch(() => undefined);
