@@ -44,9 +44,27 @@ export interface WorkerResult {
   readonly outputRows: number;
   /** Peak resident set size of the process, bytes. */
   readonly maxRssBytes: number;
+  /** DuckDB sides: CPU time (user + system, every thread of the process) spent while `seconds` ran. */
+  readonly cpuSeconds?: number;
 }
 
 const BATCH = 65_536;
+
+/** Wall and CPU seconds of the timed part of a side. */
+interface Timing {
+  readonly seconds: number;
+  readonly cpuSeconds: number;
+}
+
+/** Starts a clock; calling the result stops it. */
+function clock(): () => Timing {
+  const started = performance.now();
+  const cpu = process.cpuUsage();
+  return () => {
+    const used = process.cpuUsage(cpu);
+    return { seconds: (performance.now() - started) / 1000, cpuSeconds: (used.user + used.system) / 1e6 };
+  };
+}
 
 /** The linear model's weights for `k` features: small, distinct, so sums stay finite. */
 export function gridWeights(k: number): number[] {
@@ -63,13 +81,13 @@ export function tableSql(rows: number, k: number, host: 'duckdb' | 'postgres' = 
   return `CREATE TABLE t AS SELECT ${host === 'duckdb' ? 'i' : 'CAST(i AS bigint)'} AS id, ${features.join(', ')} FROM ${source}`;
 }
 
-async function handWritten(instance: DuckDBInstance, modelBytes: Uint8Array, task: WorkerTask): Promise<number> {
+async function handWritten(instance: DuckDBInstance, modelBytes: Uint8Array, task: WorkerTask): Promise<Timing> {
   const reader = await instance.connect();
   const writer = await instance.connect();
   const session = await ort.InferenceSession.create(modelBytes);
   const k = task.features;
   await writer.run('CREATE TABLE preds (rid BIGINT, prediction DOUBLE)');
-  const started = performance.now();
+  const stop = clock();
   const appender = await writer.createAppender('preds');
   const stream = await reader.stream(`SELECT rowid, ${Array.from({ length: k }, (_, j) => `f${j}`).join(', ')} FROM t`);
   const features = new Float32Array(BATCH * k);
@@ -96,11 +114,11 @@ async function handWritten(instance: DuckDBInstance, modelBytes: Uint8Array, tas
   appender.closeSync();
   const projection = task.shape === 'star' ? 't.*' : 't.id';
   await writer.run(`CREATE TABLE out AS SELECT ${projection}, p.prediction FROM t JOIN preds p ON t.rowid = p.rid`);
-  const seconds = (performance.now() - started) / 1000;
+  const timing = stop();
   await session.release();
   reader.closeSync();
   writer.closeSync();
-  return seconds;
+  return timing;
 }
 
 async function run(task: WorkerTask): Promise<WorkerResult> {
@@ -109,7 +127,7 @@ async function run(task: WorkerTask): Promise<WorkerResult> {
   const modelBytes = linearRegressorModel(weights, BIAS);
   const dir = mkdtempSync(join(tmpdir(), 'modelsql-grid-'));
   try {
-    let seconds: number;
+    let timing: Timing;
     let check: (sql: string) => Promise<unknown[]>;
     const columns = Array.from({ length: k }, (_, j) => `f${j}`).join(', ');
     const projection = task.shape === 'star' ? '*' : 'id, prediction';
@@ -124,9 +142,9 @@ async function run(task: WorkerTask): Promise<WorkerResult> {
       const instance = await DuckDBInstance.create(task.file ?? ':memory:');
       const connection: DuckDBConnection = await instance.connect();
       if (!task.file) await connection.run(tableSql(task.rows, k));
-      seconds = await handWritten(instance, modelBytes, task);
+      timing = await handWritten(instance, modelBytes, task);
       check = async (sql) => (await connection.runAndReadAll(sql)).getRows()[0]!;
-      const result = await finish(check, seconds);
+      const result = await finish(check, timing);
       await connection.run('DROP TABLE out; DROP TABLE preds');
       connection.closeSync();
       instance.closeSync();
@@ -146,10 +164,10 @@ async function run(task: WorkerTask): Promise<WorkerResult> {
     } else {
       statement = `CREATE TABLE out AS SELECT ${projection === '*' ? '*' : 'id'}, ${expression} AS prediction FROM t`;
     }
-    const started = performance.now();
+    const stop = clock();
     await session.sql(statement);
-    seconds = (performance.now() - started) / 1000;
-    const result = await finish(check, seconds);
+    timing = stop();
+    const result = await finish(check, timing);
     await session.sql('DROP TABLE out');
     await session.close();
     return result;
@@ -158,9 +176,9 @@ async function run(task: WorkerTask): Promise<WorkerResult> {
   }
 }
 
-async function finish(check: (sql: string) => Promise<unknown[]>, seconds: number): Promise<WorkerResult> {
+async function finish(check: (sql: string) => Promise<unknown[]>, timing: Timing): Promise<WorkerResult> {
   const [sum, count] = await check('SELECT sum(prediction), count(*) FROM out');
-  return { seconds, checksum: Number(sum), outputRows: Number(count), maxRssBytes: process.resourceUsage().maxRSS * 1024 };
+  return { ...timing, checksum: Number(sum), outputRows: Number(count), maxRssBytes: process.resourceUsage().maxRSS * 1024 };
 }
 
 // Run only as the forked entry point (predict-grid.ts imports this module for `tableSql`).

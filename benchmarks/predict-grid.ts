@@ -50,16 +50,26 @@ function runWorker(task: WorkerTask): Promise<WorkerResult> {
   });
 }
 
+/** One side's figures in a cell: fastest wall and CPU seconds, largest peak RSS. */
+interface CellSide {
+  readonly seconds: number;
+  readonly cpu: number | undefined;
+  readonly rss: number;
+  readonly checksum: number;
+  readonly rows: number;
+}
+
 /** One cell: every side `repeat` times, alternating; the fastest run of each side and its largest peak RSS. */
-async function runCell(task: Omit<WorkerTask, 'side'>, repeat: number): Promise<Record<Side, { seconds: number; rss: number; checksum: number; rows: number }>> {
+async function runCell(task: Omit<WorkerTask, 'side'>, repeat: number): Promise<Record<Side, CellSide>> {
   const sides: Side[] = ['hand', 'modelsql', 'sql'];
-  const best = {} as Record<Side, { seconds: number; rss: number; checksum: number; rows: number }>;
+  const best = {} as Record<Side, CellSide>;
   for (let r = 0; r < repeat; r++) {
     for (const side of r % 2 === 0 ? sides : [...sides].reverse()) {
       const result = await runWorker({ ...task, side });
       const previous = best[side];
       best[side] = {
         seconds: Math.min(previous?.seconds ?? Infinity, result.seconds),
+        cpu: result.cpuSeconds === undefined ? undefined : Math.min(previous?.cpu ?? Infinity, result.cpuSeconds),
         rss: Math.max(previous?.rss ?? 0, result.maxRssBytes),
         checksum: result.checksum,
         rows: result.outputRows,
@@ -79,7 +89,7 @@ export async function benchmarkPredictGrid(): Promise<BenchmarkResult> {
   const grid = gridOf(process.env);
   const dir = mkdtempSync(join(tmpdir(), 'modelsql-grid-'));
   const mb = (bytes: number) => `${Math.round(bytes / 1024 / 1024)} MB`;
-  const lines = ['rows | features | database | projection | modelsql s | hand-written s | SQL expression s | vs hand-written | vs SQL | peak RSS modelsql / hand-written / SQL'];
+  const lines = ['rows | features | database | projection | modelsql s | hand-written s | SQL expression s | vs hand-written | vs SQL | peak RSS modelsql / hand-written / SQL | CPU s modelsql / hand-written / SQL'];
   let worst = Infinity;
   let totalRows = 0;
   let ours = 0;
@@ -125,6 +135,7 @@ export async function benchmarkPredictGrid(): Promise<BenchmarkResult> {
               ratio.toFixed(2),
               (cell.sql.seconds / cell.modelsql.seconds).toFixed(2),
               `${mb(cell.modelsql.rss)} / ${mb(cell.hand.rss)} / ${mb(cell.sql.rss)}`,
+              [cell.modelsql, cell.hand, cell.sql].map((side) => side.cpu?.toFixed(2) ?? '-').join(' / '),
             ].join(' | ');
             lines.push(line);
             process.stderr.write(`${line}\n`);

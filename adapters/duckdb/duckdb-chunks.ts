@@ -16,29 +16,55 @@ type DuckDBDataChunk = import('@duckdb/node-api').DuckDBDataChunk;
 export const CHUNK_ROWS = 2048;
 
 /**
- * Builds feature batches of `batchSize` rows from data chunks whose columns are the
- * features, in order: `number` features are DOUBLE columns (the query casts them), copied
- * out of the vector's memory; `value` features are converted to JS values.
+ * Fixed-width values as DuckDB lays them out in a flat vector (`width` bytes a row, e.g. a
+ * BIGINT's 8), copied byte for byte, with a NULL flag a row (made at the first NULL).
+ */
+export interface RawColumn {
+  readonly kind: 'raw';
+  readonly bytes: Uint8Array;
+  readonly width: number;
+  readonly nulls?: Uint8Array;
+}
+
+/** A column of rows to append: the core's values, or raw vector bytes. */
+export type ChunkColumn = ColumnData | RawColumn;
+
+/** One batch: the model's features, and the leading columns carried alongside. */
+export interface CarriedBatch {
+  readonly features: ColumnBatch;
+  /** One per carried column, in order. */
+  readonly carried: readonly RawColumn[];
+}
+
+/**
+ * Builds feature batches of `batchSize` rows from data chunks whose first columns are
+ * carried (fixed-width columns of `carriedWidths` bytes a row, copied byte for byte) and
+ * whose other columns are the features, in order: `number` features are DOUBLE columns
+ * (the query casts them), copied out of the vector's memory; `value` features are converted
+ * to JS values. Each batch gets arrays of its own: reusing them would spare V8 the
+ * allocations, but those allocations are what makes V8 collect the wrappers of fetched
+ * chunks, which hold DuckDB's memory until collected (see stage-memory.test.ts).
  */
 export class FeatureBatcher {
   /** Per feature: its numbers (`number` kind), their NULL mask (made at the first NULL), or its values (`value` kind). */
   private numbers: Float64Array[] = [];
   private nulls: (Uint8Array | undefined)[] = [];
   private values: unknown[][] = [];
-  private keys = new BigInt64Array(0);
+  /** Per carried column: its bytes, and its NULL flags (made at the first NULL). */
+  private bytes: Uint8Array[] = [];
+  private carriedNulls: (Uint8Array | undefined)[] = [];
   private rows = 0;
 
-  /** With `keyed`, each chunk's first column is a BIGINT key (a rowid), handed out with the batch, and the features follow it. */
   constructor(
     private readonly kinds: readonly ('number' | 'value')[],
     private readonly batchSize: number,
-    private readonly keyed = false,
+    private readonly carriedWidths: readonly number[] = [],
   ) {
     this.reset();
   }
 
   /** Adds a chunk's rows; yields every batch that fills up. */
-  *add(chunk: DuckDBDataChunk): Iterable<KeyedBatch> {
+  *add(chunk: DuckDBDataChunk): Iterable<CarriedBatch> {
     const n = chunk.rowCount;
     for (let from = 0; from < n; ) {
       const take = Math.min(n - from, this.batchSize - this.rows);
@@ -50,16 +76,20 @@ export class FeatureBatcher {
   }
 
   /** The last, partial batch, if any rows are left. */
-  rest(): KeyedBatch | undefined {
+  rest(): CarriedBatch | undefined {
     return this.rows > 0 ? this.take() : undefined;
   }
 
   private copy(chunk: DuckDBDataChunk, from: number, count: number): void {
     const n = chunk.rowCount;
-    const first = this.keyed ? 1 : 0;
-    if (this.keyed) {
-      const bytes = duckdb.vector_get_data(duckdb.data_chunk_get_vector(chunk.chunk, 0), n * 8);
-      this.keys.set(new BigInt64Array(bytes.buffer, bytes.byteOffset, n).subarray(from, from + count), this.rows);
+    const first = this.carriedWidths.length;
+    for (let c = 0; c < first; c++) {
+      const width = this.carriedWidths[c]!;
+      const vector = duckdb.data_chunk_get_vector(chunk.chunk, c);
+      const data = duckdb.vector_get_data(vector, n * width);
+      this.bytes[c]!.set(data.subarray(from * width, (from + count) * width), this.rows * width);
+      const validity = duckdb.vector_get_validity(vector, Math.ceil(n / 64) * 8);
+      if (validity) markNulls(validity, from, count, () => (this.carriedNulls[c] ??= new Uint8Array(this.batchSize)), this.rows);
     }
     for (let c = 0; c < this.kinds.length; c++) {
       if (this.kinds[c] === 'number') {
@@ -67,7 +97,7 @@ export class FeatureBatcher {
         const bytes = duckdb.vector_get_data(vector, n * 8);
         this.numbers[c]!.set(new Float64Array(bytes.buffer, bytes.byteOffset, n).subarray(from, from + count), this.rows);
         const validity = duckdb.vector_get_validity(vector, Math.ceil(n / 64) * 8);
-        if (validity) this.markNulls(c, validity, from, count);
+        if (validity) markNulls(validity, from, count, () => (this.nulls[c] ??= new Uint8Array(this.batchSize)), this.rows);
       } else {
         const values = chunk.convertColumnValues(c + first, JSDuckDBValueConverter);
         const out = this.values[c]!;
@@ -76,39 +106,41 @@ export class FeatureBatcher {
     }
   }
 
-  /** Marks the invalid rows `from + i` of a validity mask (bit set = valid) as NULL rows `this.rows + i` of feature `c`. */
-  private markNulls(c: number, validity: Uint8Array, from: number, count: number): void {
-    for (let i = 0; i < count; i++) {
-      const row = from + i;
-      if ((validity[row >> 3]! & (1 << (row & 7))) === 0) (this.nulls[c] ??= new Uint8Array(this.batchSize))[this.rows + i] = 1;
-    }
-  }
-
-  private take(): KeyedBatch {
+  private take(): CarriedBatch {
     const n = this.rows;
     const columns = this.kinds.map((kind, c): ColumnData => {
       if (kind === 'value') return { kind: 'value', values: this.values[c]!.slice(0, n) };
       const nulls = this.nulls[c];
       return nulls ? { kind: 'number', values: this.numbers[c]!.subarray(0, n), nulls: nulls.subarray(0, n) } : { kind: 'number', values: this.numbers[c]!.subarray(0, n) };
     });
-    const keys = this.keyed ? this.keys.subarray(0, n) : undefined;
+    const carried = this.carriedWidths.map((width, c): RawColumn => {
+      const nulls = this.carriedNulls[c];
+      const bytes = this.bytes[c]!.subarray(0, n * width);
+      return nulls ? { kind: 'raw', bytes, width, nulls: nulls.subarray(0, n) } : { kind: 'raw', bytes, width };
+    });
     this.reset();
-    return { features: { rowCount: n, columns }, keys };
+    return { features: { rowCount: n, columns }, carried };
   }
 
   private reset(): void {
     this.rows = 0;
-    if (this.keyed) this.keys = new BigInt64Array(this.batchSize);
     this.numbers = this.kinds.map((kind) => new Float64Array(kind === 'number' ? this.batchSize : 0));
     this.nulls = this.kinds.map(() => undefined);
     this.values = this.kinds.map((kind) => new Array<unknown>(kind === 'value' ? this.batchSize : 0));
+    this.bytes = this.carriedWidths.map((width) => new Uint8Array(this.batchSize * width));
+    this.carriedNulls = this.carriedWidths.map(() => undefined);
   }
 }
 
-/** A batch of features, and their rows' keys when the batcher is keyed. */
-export interface KeyedBatch {
-  readonly features: ColumnBatch;
-  readonly keys: BigInt64Array | undefined;
+/**
+ * Flags the invalid rows `from + i` of a validity mask (bit set = valid) as NULL rows
+ * `at + i` of the array `flags()` returns (made at the first NULL).
+ */
+function markNulls(validity: Uint8Array, from: number, count: number, flags: () => Uint8Array, at: number): void {
+  for (let i = 0; i < count; i++) {
+    const row = from + i;
+    if ((validity[row >> 3]! & (1 << (row & 7))) === 0) flags()[at + i] = 1;
+  }
 }
 
 /**
@@ -117,7 +149,7 @@ export interface KeyedBatch {
  * the bindings free a chunk only when V8 collects its wrapper, a few bytes on V8's heap, so
  * a new chunk per slice piles up native memory until V8 happens to collect.
  */
-export function appendBatch(appender: DuckDBAppender, types: readonly DuckDBType[], batch: ColumnBatch): void {
+export function appendBatch(appender: DuckDBAppender, types: readonly DuckDBType[], batch: { readonly rowCount: number; readonly columns: readonly ChunkColumn[] }): void {
   let chunk: DuckDBDataChunk | undefined;
   for (let start = 0; start < batch.rowCount; start += CHUNK_ROWS) {
     const n = Math.min(CHUNK_ROWS, batch.rowCount - start);
@@ -133,7 +165,11 @@ export function appendBatch(appender: DuckDBAppender, types: readonly DuckDBType
 const scratch = { DOUBLE: new Float64Array(CHUNK_ROWS), FLOAT: new Float32Array(CHUNK_ROWS) };
 
 /** Writes rows `[start, start + n)` of a batch column into vector `index` of `chunk`. */
-function fillColumn(chunk: DuckDBDataChunk, index: number, type: DuckDBType, column: ColumnData, start: number, n: number): void {
+function fillColumn(chunk: DuckDBDataChunk, index: number, type: DuckDBType, column: ChunkColumn, start: number, n: number): void {
+  if (column.kind === 'raw') {
+    fillRaw(chunk, index, column, start, n);
+    return;
+  }
   const typeName = type.toString();
   if (column.kind === 'number' && (typeName === 'DOUBLE' || typeName === 'FLOAT') && !hasNull(column.nulls, start, n)) {
     // No NULL: the values go into the vector's memory in one copy (the validity mask stays all-valid).
@@ -161,6 +197,23 @@ function fillColumn(chunk: DuckDBDataChunk, index: number, type: DuckDBType, col
   }
   chunk.setColumnValuesConverted(index, values.map((v) => coerceForType(v, typeName)) as never[], JSToDuckDBValueConverter);
 }
+
+/** Copies rows `[start, start + n)` of raw bytes into vector `index`, and marks their NULLs invalid. */
+function fillRaw(chunk: DuckDBDataChunk, index: number, column: RawColumn, start: number, n: number): void {
+  const vector = duckdb.data_chunk_get_vector(chunk.chunk, index);
+  const { bytes, width, nulls } = column;
+  duckdb.copy_data_to_vector(vector, 0, bytes.buffer as ArrayBuffer, bytes.byteOffset + start * width, n * width);
+  if (!hasNull(nulls, start, n)) return;
+  // The bindings hand out a copy of a validity mask: the mask is built here and copied in.
+  const bytesUsed = Math.ceil(n / 64) * 8;
+  const mask = validityScratch.fill(0xff, 0, bytesUsed);
+  for (let i = 0; i < n; i++) if (nulls![start + i]) mask[i >> 3] = mask[i >> 3]! & ~(1 << (i & 7));
+  duckdb.vector_ensure_validity_writable(vector);
+  duckdb.copy_data_to_vector_validity(vector, 0, mask.buffer, 0, bytesUsed);
+}
+
+/** Scratch validity mask of one chunk (a bit a row, set = valid). */
+const validityScratch = new Uint8Array(CHUNK_ROWS / 8);
 
 function hasNull(nulls: Uint8Array | undefined, start: number, n: number): boolean {
   if (!nulls) return false;

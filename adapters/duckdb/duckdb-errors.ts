@@ -57,3 +57,12 @@ function caretPosition(text: string, line: number, snippet: string, column: numb
   const offset = lineStart + Math.min(lineText.length, Math.max(0, (at < 0 ? 0 : at) + column - lead));
   return positionAt(text, offset);
 }
+
+/** Runs a driver call, mapping what it throws with {@link mapDuckDBError}. */
+export async function mappedCall<T>(step: () => T | Promise<T>): Promise<T> {
+  try {
+    return await step();
+  } catch (error) {
+    throw mapDuckDBError(error);
+  }
+}

@@ -23,16 +23,21 @@
  *   predictions are kept (as typed arrays: a few bytes a row) until the input has been
  *   read, then appended on the connection itself into a temporary table.
  *
- * Memory: the batches in flight (features and predictions of `batchSize` rows each), one
- * chunk per batch being appended, and DuckDB's own buffers, the predictions table among
- * them (≈ 11 bytes a row and output, buffer-managed); the input table is never held by
- * this process.
+ * - Straight into the statement's table. `CREATE TABLE ... AS SELECT <columns> FROM
+ *   ML_PREDICT(...)` (`into`, duckdb-stage-target.ts): the projected input columns are read
+ *   along with the features and appended with the predictions into the new table, through
+ *   the second connection; no predictions table, no second scan, no join.
+ *
+ * Memory: the batches in flight (features and predictions of `batchSize` rows each), one chunk per batch being appended, and DuckDB's own
+ * buffers, the predictions table among them (≈ 11 bytes a row and output, buffer-managed;
+ * none when the rows go straight into the statement's table); the input table is never
+ * held by this process.
  */
 import type { DuckDBAppender, DuckDBConnection, DuckDBType } from '@duckdb/node-api';
 import type { HostStage, HostStageBatch, HostStageSpec, SqlDialect } from '../../core/host.js';
-import { appendBatch, FeatureBatcher } from './duckdb-chunks.js';
-import { mapDuckDBError } from './duckdb-errors.js';
-import type { ColumnBatch } from '../../core/model-types.js';
+import { appendBatch, FeatureBatcher, type CarriedBatch, type ChunkColumn } from './duckdb-chunks.js';
+import { mappedCall as mapped } from './duckdb-errors.js';
+import { planTargetWrite, type DuckDBTargetWrite } from './duckdb-stage-target.js';
 
 /** The private database holding stages' predictions (attached in memory, once per host). */
 export const STAGE_DATABASE = '__modelsql_stage';
@@ -69,7 +74,11 @@ export async function openDuckDBStage(host: DuckDBStageHost, spec: HostStageSpec
   // Without insertion order kept, each prediction carries its input row's rowid.
   const keyed = input.keyed;
   const keyDef = keyed ? `${q(ROWID_COLUMN)} BIGINT, ` : '';
-  const output = host.inTransaction() ? await bufferedOutput(host, spec, keyDef + outputDefs) : await writerOutput(host, spec, keyDef + outputDefs);
+  const inTransaction = host.inTransaction();
+  // The predictions' table, made when the stage runs, unless the rows go to the statement's table.
+  let output: Promise<StageOutput> | undefined;
+  const predictions = () => (output ??= inTransaction ? bufferedOutput(host, spec, keyDef + outputDefs) : writerOutput(host, spec, keyDef + outputDefs));
+  let target: DuckDBTargetWrite | undefined;
   const features = spec.featureColumns.map((position, i) => {
     const column = `i.${q(spec.inputColumns[position]!.name)}`;
     return spec.kinds[i] === 'number' ? `CAST(${column} AS DOUBLE)` : column;
@@ -77,27 +86,41 @@ export async function openDuckDBStage(host: DuckDBStageHost, spec: HostStageSpec
   const columns = [...spec.inputColumns.map((c) => `i.${q(c.name)}`), ...spec.outputColumns.map((c) => `o.${q(c.name)}`)];
   return {
     async *batches(): AsyncIterable<HostStageBatch> {
-      const select = keyed ? ['i.rowid', ...features] : features;
-      const result = await mapped(() => host.connection.stream(`SELECT ${select.join(', ')} FROM ${input.relation} AS i`));
-      const batcher = new FeatureBatcher(spec.kinds, spec.batchSize, keyed);
+      // Columns read along with the features: the statement's input columns when the rows go
+      // to its table, else the rowid when predictions are paired by key.
+      const carried = target ? target.carried.map((position) => `i.${q(spec.inputColumns[position]!.name)}`) : keyed ? ['i.rowid'] : [];
+      if (!target) await predictions();
+      const result = await mapped(() => host.connection.stream(`SELECT ${[...carried, ...features].join(', ')} FROM ${input.relation} AS i`));
+      const batcher = new FeatureBatcher(spec.kinds, spec.batchSize, target ? target.widths : keyed ? [8] : []);
       for (;;) {
         const chunk = await mapped(() => result.fetchChunk());
         if (!chunk || chunk.rowCount === 0) break;
-        for (const batch of batcher.add(chunk)) yield { features: batch.features, carry: batch.keys };
+        for (const batch of batcher.add(chunk)) yield { features: batch.features, carry: batch.carried };
       }
       const rest = batcher.rest();
-      if (rest) yield { features: rest.features, carry: rest.keys };
+      if (rest) yield { features: rest.features, carry: rest.carried };
     },
     write: async (carry, outputs) => {
-      const keys = carry as BigInt64Array | undefined;
-      await output.write(keys ? { rowCount: outputs.rowCount, columns: [{ kind: 'value', values: Array.from(keys) }, ...outputs.columns] } : outputs);
+      // The carried columns only: the features are not kept while the model runs.
+      const carried = carry as CarriedBatch['carried'];
+      if (target) await mapped(() => target!.append(carried, outputs));
+      else await (await predictions()).write(keyed ? { rowCount: outputs.rowCount, columns: [carried[0]!, ...outputs.columns] } : outputs);
     },
     async finish() {
-      await output.finish();
-      if (!keyed) return `(SELECT ${columns.join(', ')} FROM ${input.relation} AS i POSITIONAL JOIN ${output.table} AS o)`;
-      return `(SELECT ${columns.join(', ')} FROM ${input.relation} AS i JOIN ${output.table} AS o ON i.rowid = o.${q(ROWID_COLUMN)})`;
+      await (await predictions()).finish();
+      const table = (await predictions()).table;
+      if (!keyed) return `(SELECT ${columns.join(', ')} FROM ${input.relation} AS i POSITIONAL JOIN ${table} AS o)`;
+      return `(SELECT ${columns.join(', ')} FROM ${input.relation} AS i JOIN ${table} AS o ON i.rowid = o.${q(ROWID_COLUMN)})`;
     },
-    close: async () => output.close(),
+    close: async () => {
+      await target?.close();
+      if (output) await (await output.catch(() => undefined))?.close();
+    },
+    async into(into) {
+      target = planTargetWrite(host, spec, into);
+      const write = target;
+      return write && { open: () => write.open(), finish: () => write.finish() };
+    },
   };
 }
 
@@ -105,7 +128,7 @@ export async function openDuckDBStage(host: DuckDBStageHost, spec: HostStageSpec
 interface StageOutput {
   /** The table, qualified. */
   readonly table: string;
-  write(outputs: ColumnBatch): void | Promise<void>;
+  write(outputs: { readonly rowCount: number; readonly columns: readonly ChunkColumn[] }): void | Promise<void>;
   finish(): Promise<void>;
   close(): Promise<void>;
 }
@@ -176,7 +199,7 @@ async function writerOutput(host: DuckDBStageHost, spec: HostStageSpec, outputDe
 async function bufferedOutput(host: DuckDBStageHost, spec: HostStageSpec, outputDefs: string): Promise<StageOutput> {
   const q = (name: string) => host.dialect.quoteIdentifier(name);
   await host.run(`CREATE TEMPORARY TABLE ${q(spec.table)} (${outputDefs})`);
-  let pending: ColumnBatch[] = [];
+  let pending: Parameters<StageOutput['write']>[0][] = [];
   return {
     table: `temp.main.${q(spec.table)}`,
     write: (outputs) => void pending.push(outputs),
@@ -200,13 +223,4 @@ function columnTypes(appender: DuckDBAppender): DuckDBType[] {
   const types: DuckDBType[] = [];
   for (let i = 0; i < appender.columnCount; i++) types.push(appender.columnType(i));
   return types;
-}
-
-/** Runs a driver call, mapping its errors. */
-async function mapped<T>(step: () => T | Promise<T>): Promise<T> {
-  try {
-    return await step();
-  } catch (error) {
-    throw mapDuckDBError(error);
-  }
 }
