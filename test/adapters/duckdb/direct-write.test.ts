@@ -69,12 +69,12 @@ describe('DuckDB: CREATE TABLE AS straight into the target', () => {
   });
 
   it.each([
-    ['every fixed-width column', (r: string) => `CREATE TABLE ${r} AS SELECT id, a, b, n, k, d, flag, y FROM ${CALL}`],
-    ['a projection with repeats, labels and column names', (r: string) => `CREATE TABLE ${r} (w, v) AS SELECT y, p.k AS label, id, y AS y_again, n FROM ${CALL} p`],
+    ['fixed-width input columns of 13 bytes a row', (r: string) => `CREATE TABLE ${r} AS SELECT id, k, flag, y FROM ${CALL}`],
+    ['a projection with repeats, labels and column names', (r: string) => `CREATE TABLE ${r} (w, v) AS SELECT y, p.k AS label, id, y AS y_again, d FROM ${CALL} p`],
     ['outputs only, Flink form', (r: string) => `CREATE TABLE ${r} AS SELECT y FROM TABLE(ML_PREDICT(TABLE t, MODEL m, DESCRIPTOR(a, b)))`],
     ['inputs only (the model still runs)', (r: string) => `CREATE TABLE ${r} AS SELECT k, id FROM ${CALL} AS p`],
-    ['an ordered subquery, an output renamed against an input', (r: string) => `CREATE TABLE ${r} AS SELECT * FROM ML_PREDICT(TABLE (SELECT id, a, b, a AS y FROM t ORDER BY id DESC), MODEL m, DESCRIPTOR(a, b))`],
-    ['a call over another call', (r: string) => `CREATE TABLE ${r} AS SELECT * FROM ML_PREDICT(TABLE (SELECT id, a, b, y FROM ${CALL}), MODEL m, DESCRIPTOR(b, y))`],
+    ['an ordered subquery, an output renamed against an input', (r: string) => `CREATE TABLE ${r} AS SELECT y, y0 FROM ML_PREDICT(TABLE (SELECT id, a, b, a AS y FROM t ORDER BY id DESC), MODEL m, DESCRIPTOR(a, b))`],
+    ['a call over another call', (r: string) => `CREATE TABLE ${r} AS SELECT id, y0 FROM ML_PREDICT(TABLE (SELECT id, a, b, y FROM ${CALL}), MODEL m, DESCRIPTOR(b, y))`],
   ])('%s: the same table as the general path', async (_name, statement) => {
     const direct = await run(statement('dt'));
     const general = await run(`${statement('gt')} WHERE true`);
@@ -86,9 +86,9 @@ describe('DuckDB: CREATE TABLE AS straight into the target', () => {
   });
 
   it('puts the predictions of each row next to that row, NULL where a feature is NULL, across batches', async () => {
-    expect((await run(`CREATE TABLE dt AS SELECT id, a, b, k, y FROM ML_PREDICT(TABLE t, MODEL m, DESCRIPTOR(a, b), MAP['batch-size', '700'])`)).path).toBe('direct');
-    const got = await db.sql('SELECT id, a, b, k, y FROM dt');
-    expect(got.rows.map((r) => Number(r[0]))).toEqual(Array.from({ length: ROWS }, (_, i) => i + 1));
+    expect((await run(`CREATE TABLE dt AS SELECT id, k, y FROM ML_PREDICT(TABLE t, MODEL m, DESCRIPTOR(a, b), MAP['batch-size', '700'])`)).path).toBe('direct');
+    expect((await db.sql('SELECT id FROM dt')).rows.map((r) => Number(r[0]))).toEqual(Array.from({ length: ROWS }, (_, i) => i + 1));
+    const got = await db.sql('SELECT id, t.a, t.b, dt.k, dt.y FROM dt JOIN t USING (id) ORDER BY id');
     for (const [id, a, b, k, y] of got.rows) {
       expect(k).toBe(Number(id) % 4 === 0 ? null : Number(id));
       if (a === null) expect(y).toBeNull();
@@ -126,6 +126,7 @@ describe('DuckDB: CREATE TABLE AS straight into the target', () => {
     ['IF NOT EXISTS', `CREATE TABLE IF NOT EXISTS x AS SELECT id, y FROM ${CALL}`],
     ['a VARCHAR input column', `CREATE TABLE x AS SELECT s, y FROM ${CALL}`],
     ['every column (a VARCHAR among them)', `CREATE TABLE x AS SELECT * FROM ${CALL}`],
+    ['input columns of more than 16 bytes a row', `CREATE TABLE x AS SELECT id, n, k, d, y FROM ${CALL}`],
     ['INSERT INTO ... SELECT', `INSERT INTO x SELECT id, y FROM ${CALL}`],
   ])('leaves %s to the general path, with the same rows', async (_name, statement) => {
     if (statement.startsWith('INSERT')) await db.sql('CREATE TABLE x (id BIGINT, y DOUBLE)');
