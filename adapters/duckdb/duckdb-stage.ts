@@ -92,9 +92,16 @@ export async function openDuckDBStage(host: DuckDBStageHost, spec: HostStageSpec
       if (!target) await predictions();
       const result = await mapped(() => host.connection.stream(`SELECT ${[...carried, ...features].join(', ')} FROM ${input.relation} AS i`));
       const batcher = new FeatureBatcher(spec.kinds, spec.batchSize, target ? target.widths : keyed ? [8] : []);
-      for (;;) {
-        const chunk = await mapped(() => result.fetchChunk());
+      // One chunk fetched ahead: DuckDB makes chunk n + 1 while this thread copies chunk n.
+      const fetch = () => {
+        const next = mapped(() => result.fetchChunk());
+        next.catch(() => undefined); // awaited below, or dropped with the stream
+        return next;
+      };
+      for (let next = fetch(); ; ) {
+        const chunk = await next;
         if (!chunk || chunk.rowCount === 0) break;
+        next = fetch();
         for (const batch of batcher.add(chunk)) yield { features: batch.features, carry: batch.carried };
       }
       const rest = batcher.rest();
