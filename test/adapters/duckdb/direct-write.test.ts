@@ -121,6 +121,18 @@ describe('DuckDB: CREATE TABLE AS straight into the target', () => {
     await db.sql('DETACH other');
   });
 
+  it('goes on working after the database it wrote into, the current one then, is detached', async () => {
+    await db.sql(`ATTACH '${join(dir, `current-${Date.now()}.duckdb`)}' AS current_db`);
+    await db.sql('USE current_db');
+    expect((await run('CREATE TABLE r AS SELECT id, y FROM ML_PREDICT(TABLE memory.main.t, MODEL memory.main.m, DESCRIPTOR(a, b))')).path).toBe('direct');
+    expect((await rows('current_db.main.r')).length).toBe(ROWS);
+    await db.sql('USE memory');
+    await db.sql('DETACH current_db');
+    expect((await db.sql(`SELECT count(y) FROM ${CALL}`)).rows).toEqual([[2250n]]);
+    expect((await run(`CREATE TABLE r AS SELECT id, y FROM ${CALL}`)).path).toBe('direct');
+    expect((await rows('memory.main.r')).length).toBe(ROWS);
+  });
+
   it.each([
     ['a temporary table', `CREATE TEMP TABLE x AS SELECT id, y FROM ${CALL}`],
     ['IF NOT EXISTS', `CREATE TABLE IF NOT EXISTS x AS SELECT id, y FROM ${CALL}`],
