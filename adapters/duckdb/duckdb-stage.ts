@@ -28,10 +28,10 @@
  *   along with the features and appended with the predictions into the new table, through
  *   the second connection; no predictions table, no second scan, no join.
  *
- * Memory: the batches in flight (features and predictions of `batchSize` rows each), one chunk per batch being appended, and DuckDB's own
- * buffers, the predictions table among them (≈ 11 bytes a row and output, buffer-managed;
- * none when the rows go straight into the statement's table); the input table is never
- * held by this process.
+ * Memory: the batches in flight (features and predictions of `batchSize` rows each), one
+ * chunk per batch being appended, and DuckDB's own buffers, the predictions table among
+ * them (≈ 11 bytes a row and output, buffer-managed; none when the rows go straight into
+ * the statement's table); the input table is never held by this process.
  */
 import type { DuckDBAppender, DuckDBConnection, DuckDBType } from '@duckdb/node-api';
 import type { HostStage, HostStageBatch, HostStageSpec, SqlDialect } from '../../core/host.js';
