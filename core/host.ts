@@ -165,12 +165,16 @@ export interface SqlDialect {
   /** A BIGINT literal, typed. */
   bigint(value: number): string;
   /**
-   * What ends a subquery whose computed columns are read many times by the level above
-   * (training's layered aggregates), so that the host computes them once per row instead of
-   * inlining the expression into every reference: Postgres `OFFSET 0` (a subquery with
-   * LIMIT/OFFSET is not pulled up), DuckDB nothing.
+   * A select-list item, with its leading comma (or nothing), that ends the columns of a
+   * subquery whose computed columns are read many times by the level above (training's
+   * layered aggregates), so that the host computes them once per row instead of inlining the
+   * expression into every reference; `name` is a column name unique in the subquery and the
+   * levels above it. Postgres: a column holding a VOLATILE, PARALLEL SAFE call that the
+   * planner folds away (a subquery whose select list has a volatile function is not pulled
+   * up, and unlike an `OFFSET 0` fence it leaves parallel partial aggregation possible);
+   * DuckDB: nothing.
    */
-  readonly layerFence: string;
+  layerFence(name: string): string;
   /**
    * Whether an `UPDATE` leaves the old row versions in the table (Postgres: until a VACUUM,
    * which never comes for a temporary table), so that training rewrites a working table

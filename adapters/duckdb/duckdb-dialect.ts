@@ -89,7 +89,10 @@ export class DuckDBDialect implements SqlDialect {
     return `CAST(${numberText(Math.trunc(value))} AS BIGINT)`;
   }
 
-  readonly layerFence = '';
+  /** Nothing: DuckDB computes a subquery's column once per row however often it is read. */
+  layerFence(): string {
+    return '';
+  }
 
   /** md5 of the row as JSON (`to_json` of a table alias is the row's struct; JSON tells NULL from 'NULL'). */
   rowDigest(alias: string): string {

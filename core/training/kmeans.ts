@@ -37,7 +37,7 @@ function nearest(d: SqlDialect, centroids: readonly (readonly number[])[]): stri
  * Postgres would otherwise inline the encoding into every reference.
  */
 function encodedRows(data: TrainingData, where: string): string {
-  return `(SELECT ${data.encoded.map((e, i) => `${e} AS x${i + 1}`).join(', ')} FROM ${data.source} WHERE ${where}${data.dialect.layerFence}) AS e`;
+  return `(SELECT ${data.encoded.map((e, i) => `${e} AS x${i + 1}`).join(', ')}${data.dialect.layerFence('__modelsql_fence')} FROM ${data.source} WHERE ${where}) AS e`;
 }
 
 /**
@@ -48,7 +48,7 @@ function encodedRows(data: TrainingData, where: string): string {
  */
 function numberedRows(data: TrainingData): string {
   const xs = data.encoded.map((_, j) => `x${j + 1}`);
-  return `SELECT *, ${data.dialect.call('row_number')} OVER (ORDER BY ${xs.join(', ')}) AS n FROM ${encodedRows(data, data.trainWhere)}`;
+  return `SELECT ${xs.join(', ')}, ${data.dialect.call('row_number')} OVER (ORDER BY ${xs.join(', ')}) AS n FROM ${encodedRows(data, data.trainWhere)}`;
 }
 
 async function seeds(data: TrainingData, options: TrainingOptions, table: string): Promise<number[][]> {
@@ -63,7 +63,7 @@ async function seeds(data: TrainingData, options: TrainingOptions, table: string
     const sql =
       t === 0
         ? `SELECT ${xs.join(', ')} FROM ${numbered} ORDER BY ${u}, ${xs.join(', ')} LIMIT 1`
-        : `SELECT ${xs.join(', ')} FROM (SELECT *, ${nearest(d, chosen)} AS dd, ${u} AS u FROM ${numbered}${d.layerFence}) AS w WHERE ${gt('dd', num(0))} ORDER BY ${div(fn('ln', add('u', num(1e-12))), 'dd')} DESC, ${xs.join(', ')} LIMIT 1`;
+        : `SELECT ${xs.join(', ')} FROM (SELECT *, ${nearest(d, chosen)} AS dd, ${u} AS u${d.layerFence('__modelsql_fence')} FROM ${numbered}) AS w WHERE ${gt('dd', num(0))} ORDER BY ${div(fn('ln', add('u', num(1e-12))), 'dd')} DESC, ${xs.join(', ')} LIMIT 1`;
     const row = (await data.host.execute(sql)).rows[0];
     if (!row) throw new TrainingDataError(`kmeans with k = ${options.k} needs at least ${options.k} distinct training rows; there are ${t}`);
     chosen.push(row.map(toNumber));
@@ -100,7 +100,7 @@ async function fitFrom(data: TrainingData, options: TrainingOptions, table: stri
         : `CASE ${ds.slice(0, -1).map((dk, k) => `WHEN ${ds.slice(k + 1).map((o) => le(dk, o)).join(' AND ')} THEN ${k}`).join(' ')} ELSE ${ds.length - 1} END`;
     const sql =
       `SELECT c, ${fn('count', '*')}, ${fn('sum', 'dmin')}${Array.from({ length: width }, (_, j) => `, ${fn('sum', `x${j + 1}`)}`).join('')} FROM ` +
-      `(SELECT *, ${choose} AS c, ${ds.length === 1 ? 'd0' : `least(${ds.join(', ')})`} AS dmin FROM (SELECT *, ${distances.join(', ')} FROM ${table} AS e${d.layerFence}) AS w) AS a GROUP BY c`;
+      `(SELECT *, ${choose} AS c, ${ds.length === 1 ? 'd0' : `least(${ds.join(', ')})`} AS dmin FROM (SELECT *, ${distances.join(', ')}${d.layerFence('__modelsql_fence')} FROM ${table} AS e) AS w) AS a GROUP BY c`;
     const rows = (await data.host.execute(sql)).rows;
     const total = rows.reduce((s, r) => s + toNumber(r[2]), 0);
     const next = centroids.map((c) => [...c]);

@@ -234,8 +234,8 @@ export async function aggregate(
   let from = '';
   layers.forEach((layer, i) => {
     const items = layer.map(([name, e]) => `${e} AS ${d.quoteIdentifier(name)}`).join(', ');
-    const fence = d.layerFence; // each level's columns computed once per row, not once per reference above
-    from = i === 0 ? `(SELECT ${items} FROM ${data.source} WHERE ${where}${fence}) AS s0` : `(SELECT *, ${items} FROM ${from}${fence}) AS s${i}`;
+    const fence = d.layerFence(`__modelsql_fence${i}`); // each level's columns computed once per row, not once per reference above
+    from = i === 0 ? `(SELECT ${items}${fence} FROM ${data.source} WHERE ${where}) AS s0` : `(SELECT *, ${items}${fence} FROM ${from}) AS s${i}`;
   });
   const row = await oneRow(data.host, `SELECT ${sums.join(', ')} FROM ${from}`);
   return row.map(toNumber);
