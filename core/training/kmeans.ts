@@ -37,14 +37,15 @@ function nearest(d: SqlDialect, centroids: readonly (readonly number[])[]): stri
  * Postgres would otherwise inline the encoding into every reference.
  */
 function encodedRows(data: TrainingData, where: string): string {
-  return `(SELECT ${data.encoded.map((e, i) => `${e} AS x${i + 1}`).join(', ')}${data.dialect.layerFence('__modelsql_fence')} FROM ${data.source} WHERE ${where}) AS e`;
+  return `(SELECT ${data.encoded.map((e, i) => `${e} AS x${i + 1}`).join(', ')}${data.dialect.layerFence('__modelsql_fence_e')} FROM ${data.source} WHERE ${where}) AS e`;
 }
 
 /**
  * The encoded training rows as columns `x1 … xP` and their number `n` in the order of the
- * encoded features (seeding draws by it). Seeding and every Lloyd iteration read a
- * session-private table of these rows: the training query, the encoding and the numbering's
- * sort run once, not once per seed and iteration.
+ * encoded features (seeding draws by it). Seeding reads a session-private table of these
+ * rows: the training query, the encoding and the numbering's sort run once, not once per
+ * seed. Lloyd's iterations read the training query itself: Postgres scans a temporary
+ * table in one process only, and the query in parallel workers.
  */
 function numberedRows(data: TrainingData): string {
   const xs = data.encoded.map((_, j) => `x${j + 1}`);
@@ -63,7 +64,7 @@ async function seeds(data: TrainingData, options: TrainingOptions, table: string
     const sql =
       t === 0
         ? `SELECT ${xs.join(', ')} FROM ${numbered} ORDER BY ${u}, ${xs.join(', ')} LIMIT 1`
-        : `SELECT ${xs.join(', ')} FROM (SELECT *, ${nearest(d, chosen)} AS dd, ${u} AS u${d.layerFence('__modelsql_fence')} FROM ${numbered}) AS w WHERE ${gt('dd', num(0))} ORDER BY ${div(fn('ln', add('u', num(1e-12))), 'dd')} DESC, ${xs.join(', ')} LIMIT 1`;
+        : `SELECT ${xs.join(', ')} FROM (SELECT *, ${nearest(d, chosen)} AS dd, ${u} AS u${d.layerFence('__modelsql_fence_w')} FROM ${numbered}) AS w WHERE ${gt('dd', num(0))} ORDER BY ${div(fn('ln', add('u', num(1e-12))), 'dd')} DESC, ${xs.join(', ')} LIMIT 1`;
     const row = (await data.host.execute(sql)).rows[0];
     if (!row) throw new TrainingDataError(`kmeans with k = ${options.k} needs at least ${options.k} distinct training rows; there are ${t}`);
     chosen.push(row.map(toNumber));
@@ -80,11 +81,11 @@ export async function inertia(data: TrainingData, p: KMeans, where: string): Pro
 /** Fits k-means (see the file comment). */
 export async function fitKMeans(data: TrainingData, options: TrainingOptions): Promise<ModelParameters> {
   if (options.k > data.trainRows) throw new TrainingDataError(`kmeans with k = ${options.k} needs at least ${options.k} training rows; there are ${data.trainRows}`);
-  return withWorkingTable(data, 'kmeans', numberedRows(data), (table) => fitFrom(data, options, table));
+  const initial = await withWorkingTable(data, 'kmeans', numberedRows(data), (table) => seeds(data, options, table));
+  return lloydIterations(data, options, initial);
 }
 
-async function fitFrom(data: TrainingData, options: TrainingOptions, table: string): Promise<ModelParameters> {
-  const initial = await seeds(data, options, table);
+async function lloydIterations(data: TrainingData, options: TrainingOptions, initial: number[][]): Promise<ModelParameters> {
   const width = data.encoded.length;
   const d = data.dialect;
   const { le, fn } = expressionBuilder(d);
@@ -100,7 +101,7 @@ async function fitFrom(data: TrainingData, options: TrainingOptions, table: stri
         : `CASE ${ds.slice(0, -1).map((dk, k) => `WHEN ${ds.slice(k + 1).map((o) => le(dk, o)).join(' AND ')} THEN ${k}`).join(' ')} ELSE ${ds.length - 1} END`;
     const sql =
       `SELECT c, ${fn('count', '*')}, ${fn('sum', 'dmin')}${Array.from({ length: width }, (_, j) => `, ${fn('sum', `x${j + 1}`)}`).join('')} FROM ` +
-      `(SELECT *, ${choose} AS c, ${ds.length === 1 ? 'd0' : `least(${ds.join(', ')})`} AS dmin FROM (SELECT *, ${distances.join(', ')}${d.layerFence('__modelsql_fence')} FROM ${table} AS e) AS w) AS a GROUP BY c`;
+      `(SELECT *, ${choose} AS c, ${ds.length === 1 ? 'd0' : `least(${ds.join(', ')})`} AS dmin FROM (SELECT *, ${distances.join(', ')}${d.layerFence('__modelsql_fence_w')} FROM ${encodedRows(data, data.trainWhere)}) AS w) AS a GROUP BY c`;
     const rows = (await data.host.execute(sql)).rows;
     const total = rows.reduce((s, r) => s + toNumber(r[2]), 0);
     const next = centroids.map((c) => [...c]);
