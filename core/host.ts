@@ -135,7 +135,7 @@ export interface HostStageWrite {
 }
 
 /** Operators of the expressions the core generates (spelled by the dialect: `SqlDialect.operator`). */
-export type SqlOperator = '+' | '-' | '*' | '/' | '=' | '<>' | '<' | '<=' | '>' | '>=' | '||' | '&';
+export type SqlOperator = '+' | '-' | '*' | '/' | '%' | '=' | '<>' | '<' | '<=' | '>' | '>=' | '||' | '&';
 
 /**
  * Built-in functions (scalar, aggregate and window) the core's generated SQL calls, by their
@@ -203,13 +203,6 @@ export interface SqlDialect {
    * same on every run.
    */
   hashFraction?(expressions: readonly string[], seed: number): string;
-  /**
-   * Training (optional; k-means needs it): a DOUBLE in [0, 1) from an integer expression and
-   * `seed` that is the same on every host: the first 31 bits of the md5 of the text
-   * `'<seed>|<integer>'`, divided by 2³¹. k-means++ seeding draws with it, so the same data
-   * and seed give the same model on DuckDB and on Postgres.
-   */
-  portableFraction?(integer: string, seed: number): string;
   /**
    * Session settings training runs under (optional; default none), each set before the
    * first training query and restored to its earlier value after the last.

@@ -141,16 +141,6 @@ export class DuckDBDialect implements SqlDialect {
     return `(CAST(hash(${Math.trunc(seed)}, ${expressions.join(', ')}) % ${modulus} AS DOUBLE) / ${modulus}.0)`;
   }
 
-  /**
-   * The first 31 bits of md5(`'<seed>|<integer>'`) / 2³¹, as Postgres's `hashFraction` of
-   * one integer computes it (a `'0x...'` string casts to an integer:
-   * https://duckdb.org/docs/stable/sql/data_types/numeric#integer-types).
-   */
-  portableFraction(integer: string, seed: number): string {
-    const hex = `'0x' || substr(md5(concat(${Math.trunc(seed)}, '|', CAST(CAST(${integer} AS BIGINT) AS VARCHAR))), 1, 8)`;
-    return `(CAST(CAST(${hex} AS BIGINT) & 2147483647 AS DOUBLE) / 2147483648.0)`;
-  }
-
   createFunction(fn: HostFunction): string {
     // A scalar macro: https://duckdb.org/docs/stable/sql/statements/create_macro
     const params = fn.params.map((p) => this.quoteIdentifier(p.name)).join(', ');

@@ -281,11 +281,6 @@ export class PostgresDialect implements SqlDialect {
     write: (name, value) => `SELECT pg_catalog.set_config(${this.quoteString(name)}, ${this.quoteString(value)}, false)`,
   };
 
-  /** {@link hashFraction} of the one value: the md5 of `'<seed>|<integer>'`, as DuckDB's. */
-  portableFraction(integer: string, seed: number): string {
-    return this.hashFraction([`CAST(${integer} AS bigint)`], seed);
-  }
-
   /**
    * A `LANGUAGE sql IMMUTABLE PARALLEL SAFE` function (https://www.postgresql.org/docs/current/sql-createfunction.html)
    * whose body is dollar-quoted (read the same whatever `standard_conforming_strings` is);

@@ -65,21 +65,24 @@ export async function logisticStep(data: TrainingData, classes: readonly ClassVa
   }
   const size = logits * width;
   // Per row once, behind the layer fence: the residuals r_k = p_k − y_k, the Hessian weights
-  // h_kl (k ≤ l) and their products with every column, so that each sum below is one
+  // h_kl (k ≤ l) and their products with every column (the constant one excepted; with the
+  // STRING features grouped, the numeric columns only), so that each sum below is one
   // multiplication (the same arithmetic, in the same order, as summing r·x_i and (h·x_i)·x_j).
+  // The products repeat h's expression (one or two multiplications) rather than read it from
+  // a layer of their own: a layer costs Postgres more per row.
   const weightPairs = upperTriangle(logits);
   const h = (k: number, l: number) => `h${k}_${l}`;
   const hx = (k: number, l: number, i: number) => `h${k}_${l}_x${i}`;
+  const weight = (k: number, l: number) => (logits === 1 ? mul('p0', sub(num(1), 'p0')) : k === l ? mul(`p${k}`, sub(num(1), `p${k}`)) : neg(mul(`p${k}`, `p${l}`)));
+  const groups = categoryGroups(data);
+  if (groups) layer0.push(...groups.keys);
+  const columns = groups ? groups.base.slice(1) : Array.from({ length: width - 1 }, (_, i) => i + 1);
   layers.push([
     ...Array.from({ length: logits }, (_, k) => [`r${k}`, sub(`p${k}`, `y${k}`)] as const),
-    ...weightPairs.map(([k, l]) => [h(k, l), logits === 1 ? mul('p0', sub(num(1), 'p0')) : k === l ? mul(`p${k}`, sub(num(1), `p${k}`)) : neg(mul(`p${k}`, `p${l}`))] as const),
+    ...weightPairs.map(([k, l]) => [h(k, l), weight(k, l)] as const),
+    ...weightPairs.flatMap(([k, l]) => columns.map((c) => [hx(k, l, c), mul(weight(k, l), x(c))] as const)),
   ]);
-  const groups = categoryGroups(data);
-  if (groups) {
-    layer0.push(...groups.keys);
-    return groupedStep(data, groups, layers, theta, l2, logits);
-  }
-  layers.push(weightPairs.flatMap(([k, l]) => Array.from({ length: width - 1 }, (_, i) => [hx(k, l, i + 1), mul(h(k, l), x(i + 1))] as const)));
+  if (groups) return groupedStep(data, groups, layers, theta, l2, logits);
   const gradient = Array.from({ length: size }, (_, a) => {
     const [k, i] = [Math.floor(a / width), a % width];
     return fn('sum', i > 0 ? mul(`r${k}`, x(i)) : `r${k}`);
@@ -124,13 +127,13 @@ function newtonStep(n: number, lossSum: number, gradientSums: readonly number[],
 /**
  * {@link logisticStep} from sums per combination of the STRING features' values
  * (category-groups.ts): per group, Σ r_k·u and Σ h_kl·u·v over the constant column and the
- * numeric ones only. `layers` end with the residuals r_k and Hessian weights h_kl; the first
- * holds the group keys.
+ * numeric ones only. `layers` end with the residuals r_k, the Hessian weights h_kl and their
+ * products with the numeric columns; the first holds the group keys.
  */
 async function groupedStep(
   data: TrainingData,
   groups: CategoryGroups,
-  layers: (readonly (readonly [string, string])[])[],
+  layers: readonly (readonly (readonly [string, string])[])[],
   theta: readonly number[],
   l2: number,
   logits: number,
@@ -142,7 +145,6 @@ async function groupedStep(
   const x = (c: number) => `x${c}`;
   const weightPairs = upperTriangle(logits);
   const hx = (k: number, l: number, c: number) => `h${k}_${l}_x${c}`;
-  layers.push(weightPairs.flatMap(([k, l]) => base.slice(1).map((c) => [hx(k, l, c), mul(`h${k}_${l}`, x(c))] as const)));
   const gradient = Array.from({ length: logits }, (_, k) => base.map((c, i) => fn('sum', i === 0 ? `r${k}` : mul(`r${k}`, x(c))))).flat();
   const products = upperTriangle(base.length);
   const hessian = weightPairs.flatMap(([k, l]) => products.map(([i, j]) => fn('sum', i === 0 ? (j === 0 ? `h${k}_${l}` : hx(k, l, base[j]!)) : mul(hx(k, l, base[i]!), x(base[j]!)))));
