@@ -115,15 +115,16 @@ export class PostgresDialect implements SqlDialect {
    *   schemas joined by `, `, when its first schema other than the session's temporary one
    *   is not `pg_catalog`, else NULL. Temporary schemas do not count: Postgres never looks
    *   up functions or operators there. `current_schemas(true)` lists `pg_catalog` where
-   *   Postgres searches it (first, unless the path names it later).
+   *   Postgres searches it (first, unless the path names it later), and the temporary
+   *   schema at most once; so `pg_catalog` must be first, or second after that schema. An
+   *   expression without subqueries: it is read by every model statement's catalog look-up,
+   *   whose planning time it adds to.
    * - `statementTimeout`: `current_setting('statement_timeout')` (`30s`, `0`).
    *
    * Every name is qualified.
    */
   readonly sessionReading: SessionReadingSql = {
-    unsafeSearchPath:
-      "(SELECT pg_catalog.string_agg(CAST(u.s AS pg_catalog.text), ', ' ORDER BY u.o) FROM pg_catalog.unnest(pg_catalog.current_schemas(true)) WITH ORDINALITY AS u(s, o) " +
-      "HAVING (SELECT f.s FROM pg_catalog.unnest(pg_catalog.current_schemas(true)) WITH ORDINALITY AS f(s, o) WHERE f.s OPERATOR(pg_catalog.!~) '^pg_temp_[0-9]+$' ORDER BY f.o LIMIT 1) OPERATOR(pg_catalog.<>) 'pg_catalog')",
+    unsafeSearchPath: unsafeSearchPath('pg_catalog.current_schemas(true)'),
     statementTimeout: "pg_catalog.current_setting('statement_timeout')",
   };
 
@@ -307,4 +308,11 @@ export class PostgresDialect implements SqlDialect {
   private functionName(fn: { readonly schema: string; readonly name: string; readonly temporary: boolean }): string {
     return `${fn.temporary ? 'pg_temp' : this.quoteIdentifier(fn.schema)}.${this.quoteIdentifier(fn.name)}`;
   }
+}
+
+/** The search path when `schemas` (an SQL `name[]`, `current_schemas(true)`) does not start with `pg_catalog`, past the session's temporary schema; else NULL. */
+function unsafeSearchPath(schemas: string): string {
+  const position = `pg_catalog.array_position(${schemas}, CAST('pg_catalog' AS pg_catalog.name))`;
+  const safe = `${position} OPERATOR(pg_catalog.=) 1 OR (${position} OPERATOR(pg_catalog.=) 2 AND (${schemas})[1] OPERATOR(pg_catalog.~) '^pg_temp_[0-9]+$')`;
+  return `CASE WHEN ${safe} THEN NULL ELSE pg_catalog.array_to_string(${schemas}, ', ') END`;
 }
