@@ -190,11 +190,23 @@ async function binaryIo(db: CopyStageConnection, dialect: SqlDialect, table: str
   return (result.rows[0] as unknown[] | undefined)?.[0] === true;
 }
 
-/** Binary COPY data: the header, `rows`, the trailer. */
+/**
+ * Binary COPY data: the header, `rows`, the trailer; the header joined to the first piece and
+ * the trailer to the last, so that a small stage's data goes in one CopyData message (each
+ * piece is a message and a socket write of its own).
+ */
 async function* framed(rows: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
-  yield BINARY_HEADER;
-  yield* rows;
-  yield BINARY_TRAILER;
+  let held: Uint8Array = BINARY_HEADER;
+  let first = true;
+  for await (const piece of rows) {
+    if (first) held = Buffer.concat([held, piece]);
+    else {
+      yield held;
+      held = piece;
+    }
+    first = false;
+  }
+  yield Buffer.concat([held, BINARY_TRAILER]);
 }
 
 /** The batches of a binary COPY TO (see {@link BatchBuilder.addBinary}). */
