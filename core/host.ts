@@ -12,6 +12,12 @@ export interface HostColumn {
   readonly type: string;
 }
 
+/** How a statement is run (`Host.execute`). */
+export interface ExecuteOptions {
+  /** The text is sent again and again with other parameters: the host may keep it prepared. */
+  readonly repeated?: boolean;
+}
+
 /** A fully read result, values converted to plain JS (see `QueryResult`). */
 export interface HostResult {
   readonly columns: readonly HostColumn[];
@@ -449,8 +455,13 @@ export interface Host {
    * functions). Default for new adapters: `false`.
    */
   readonly nativeFunctions: boolean;
-  /** Runs one statement with optional `$1`-style parameters and reads all rows. */
-  execute(sql: string, params?: readonly unknown[]): Promise<HostResult>;
+  /**
+   * Runs one statement with optional `$1`-style parameters and reads all rows. With
+   * `options.repeated`, the caller sends the same text again and again with other parameters
+   * (modelsql's catalog look-up): a host may keep it parsed and planned for the session, as
+   * Postgres's prepared statements (https://www.postgresql.org/docs/current/sql-prepare.html).
+   */
+  execute(sql: string, params?: readonly unknown[], options?: ExecuteOptions): Promise<HostResult>;
   /** Runs one statement and yields its rows in batches. */
   stream(sql: string): AsyncIterable<HostResult>;
   /** The columns `sql` (a query) would return, without reading its rows. */

@@ -27,7 +27,7 @@
  * Temporary tables live in the session's `pg_temp` schema, invisible to other sessions.
  */
 import { parsePostgresDuration } from '../../core/session/statement-timeout.js';
-import type { Host, HostAppender, HostColumn, HostResult, HostStage, HostStageSpec } from '../../core/host.js';
+import type { ExecuteOptions, Host, HostAppender, HostColumn, HostResult, HostStage, HostStageSpec } from '../../core/host.js';
 import { ModelSqlError, positionAt } from '../../core/errors.js';
 import { tokenize } from '../../core/sql/lexer.js';
 import type { PgConnection, PgField, PgQueryResult, TransactionStatus } from './pg-connection.js';
@@ -82,8 +82,8 @@ export class PostgresHost implements Host {
     private readonly options: { readonly stageMemoryBytes?: number; readonly stageCopyFormat?: CopyFormat } = {},
   ) {}
 
-  async execute(sql: string, params?: readonly unknown[]): Promise<HostResult> {
-    const result = await this.query(sql, params);
+  async execute(sql: string, params?: readonly unknown[], options?: ExecuteOptions): Promise<HostResult> {
+    const result = await this.query(sql, params, options?.repeated === true);
     return { columns: await this.columnsOf(result.fields), rows: result.rows };
   }
 
@@ -332,8 +332,8 @@ export class PostgresHost implements Host {
     }
   }
 
-  private async query(sql: string, params?: readonly unknown[]): Promise<PgQueryResult> {
-    return this.run(() => this.connection.query(sql, params), sql);
+  private async query(sql: string, params?: readonly unknown[], prepare = false): Promise<PgQueryResult> {
+    return this.run(() => this.connection.query(sql, params, prepare ? { prepare } : undefined), sql);
   }
 
   /** Runs one round trip: waits for a pending cancel to be delivered, counts it in flight, maps its errors. */
