@@ -1,8 +1,8 @@
 /**
- * The catalog look-up every model statement sends is kept prepared on a library connection
- * (`PgClientConnection`, `Host.execute` with `repeated`): parsed once per session, and sent
- * again when the session dropped it (`DEALLOCATE`, `DISCARD ALL`, inside a function) or took
- * its name for a statement of its own.
+ * The catalog look-up and the run log every model statement sends are kept prepared on a
+ * library connection (`PgClientConnection`, `Host.execute` with `repeated`): parsed once per
+ * session, and sent again when the session dropped them (`DEALLOCATE`, `DISCARD ALL`, inside
+ * a function) or took a name for a statement of its own.
  */
 import { PgClientConnection } from '../../../adapters/postgres/pg-client-connection.js';
 import { PostgresHost } from '../../../adapters/postgres/postgres-host.js';
@@ -14,10 +14,12 @@ import { createTestDatabase } from '../../support/postgres-server.js';
 const describePg = ADAPTERS.some((a) => a.name === 'postgres') ? describe : describe.skip;
 const files = writeModelFiles();
 const PREDICT = 'SELECT id, y FROM ML_PREDICT(TABLE (SELECT * FROM pts WHERE id = 2), MODEL lin, DESCRIPTOR(a, b))';
-/** The kept statements of the session, by their text's start. */
+/** The kept statements of the session, by their text's start: the look-up, then the run log. */
 const KEPT = `SELECT pg_catalog.left(statement, 16) FROM pg_catalog.pg_prepared_statements WHERE name LIKE '\\_\\_modelsql\\_s%' ORDER BY name`;
 
-describePg('Postgres library connection: the catalog look-up kept prepared', () => {
+const LOOKUP_AND_RUN = [['SELECT 1 AS kind'], ['SELECT ml_catalo']];
+
+describePg('Postgres library connection: the catalog look-up and the run log kept prepared', () => {
   let url: string;
   let session: ModelSession;
   beforeAll(async () => {
@@ -36,9 +38,10 @@ describePg('Postgres library connection: the catalog look-up kept prepared', () 
 
   const predicts = async () => expect((await session.sql(PREDICT)).rows).toEqual([[2, expect.any(Number)]]);
 
-  it('parses the look-up once per session', async () => {
+  it('parses them once per session', async () => {
     for (let i = 0; i < 3; i++) await predicts();
-    expect((await session.sql(KEPT)).rows).toEqual([['SELECT 1 AS kind']]);
+    expect((await session.sql(KEPT)).rows).toEqual(LOOKUP_AND_RUN);
+    expect((await session.sql('SELECT count(*) FROM ml_catalog.prediction_runs')).rows).toEqual([[3n]]);
   });
 
   it.each([['DEALLOCATE ALL'], ['DISCARD ALL'], [`DO $$ BEGIN EXECUTE 'DEALLOCATE ALL'; END $$`]])('runs on after %s', async (drop) => {
@@ -46,7 +49,7 @@ describePg('Postgres library connection: the catalog look-up kept prepared', () 
     await session.sql(drop);
     expect((await session.sql(KEPT)).rows).toEqual([]);
     await predicts();
-    expect((await session.sql(KEPT)).rows).toEqual([['SELECT 1 AS kind']]);
+    expect((await session.sql(KEPT)).rows).toEqual(LOOKUP_AND_RUN);
   });
 
   it('runs on after DEALLOCATE ALL inside a transaction block', async () => {
@@ -61,6 +64,6 @@ describePg('Postgres library connection: the catalog look-up kept prepared', () 
     await session.sql('PREPARE __modelsql_s1 AS SELECT 41');
     await predicts();
     await predicts();
-    expect((await session.sql(KEPT)).rows).toEqual([['PREPARE __models'], ['SELECT 1 AS kind']]);
+    expect((await session.sql(KEPT)).rows).toEqual([['PREPARE __models'], ...LOOKUP_AND_RUN]);
   });
 });
