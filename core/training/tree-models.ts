@@ -28,8 +28,9 @@
  *   at most `bins` distinct values per feature the split is the exact CART split).
  * - Criterion: squared error (regression and boosting: the largest drop of
  *   Σ (g - mean g)²), Gini impurity (decision-tree classification). A split needs
- *   `min-rows` rows on each side and a positive gain; ties go to the lower feature, then
- *   the lower threshold.
+ *   `min-rows` rows on each side and a positive gain; ties (gains within 1e-10 of the
+ *   children's purities Σg²/n, so that rounding does not decide) go to the lower feature,
+ *   then the lower threshold.
  * - Boosting keeps per row the running score F(x) and its gradient (and Hessian) in the
  *   working table; after each round the table is rewritten with the new tree (over the
  *   bins) added to F, the gradients recomputed once for all the next round's level queries.
@@ -95,6 +96,7 @@ function purity(stats: readonly number[], criterion: Criterion): number {
  */
 export function bestSplit(histograms: readonly (readonly HistogramBin[])[], criterion: Criterion, minRows: number): Split | undefined {
   let best: Split | undefined;
+  let bestSize = 0;
   histograms.forEach((bins, feature) => {
     const sorted = [...bins].filter((b) => b.stats[0]! > 0).sort((a, b) => a.bin - b.bin);
     if (sorted.length < 2) return;
@@ -107,9 +109,13 @@ export function bestSplit(histograms: readonly (readonly HistogramBin[])[], crit
       sorted[i]!.stats.forEach((v, k) => (left[k]! += v));
       const right = total.map((v, k) => v - left[k]!);
       if (left[0]! < minRows || right[0]! < minRows) continue;
-      const gain = purity(left, criterion) + purity(right, criterion) - parent;
+      const size = purity(left, criterion) + purity(right, criterion);
+      const gain = size - parent;
       if (!(gain > 1e-12 * Math.max(1, Math.abs(parent)))) continue;
-      if (best !== undefined && gain <= best.gain * (1 + 1e-12)) continue;
+      // Gains within rounding of the children's purities are a tie (two features cutting the
+      // node's rows alike have one gain, computed from sums in different orders).
+      if (best !== undefined && gain <= best.gain + 1e-10 * Math.max(size, bestSize)) continue;
+      bestSize = size;
       const below = sorted[i]!.max;
       const above = sorted[i + 1]!.min;
       let threshold = (below + above) / 2;
@@ -139,7 +145,18 @@ interface Binning {
   readonly keys: readonly KeyColumn[];
   /** Per encoded column, its key column, and for a 0/1 column its category's index. */
   readonly keyOf: readonly { readonly key: KeyColumn; readonly category: number }[];
+  /**
+   * The keys (indexes into `keys`) a level query groups by together: consecutive keys while
+   * their combinations stay within {@link SET_COMBINATIONS}. One set costs one hash lookup
+   * per row whatever its width, and a set's rows add up to each of its keys' histograms.
+   */
+  readonly sets: readonly (readonly number[])[];
+  /** Whether the working table holds groups of rows with a row count `n` (see {@link workingRows}), else one row per training row. */
+  readonly grouped: boolean;
 }
+
+/** The most key combinations one grouping set of a level query may have (bins × bins of two 32-bin features). */
+const SET_COMBINATIONS = 1024;
 
 /** Per node, per encoded column, the stats of each bin (undefined: no rows). */
 type Histogram = (readonly number[] | undefined)[][];
@@ -157,7 +174,7 @@ interface TreeTask {
   readonly criterion: Criterion;
   /** Gini: the number of classes; the table's column `y` holds a row's class index. */
   readonly classes?: number;
-  /** Variance: the columns summed per bin (`stats[1..]`). */
+  /** Variance: the columns summed per bin (`stats[1..]`; `stats[0]` is the row count). */
   readonly sums: readonly string[];
   /** The leaf value(s) from a leaf's stats. */
   readonly leaf: (stats: readonly number[]) => number[];
@@ -181,33 +198,36 @@ async function histograms(data: TrainingData, binning: Binning, task: TreeTask, 
   const width = 1 + (task.classes ?? task.sums.length);
   const classKey = task.classes === undefined ? [] : ['y'];
   const atRoot = nodes.length === 1 && nodes[0] === root;
-  const columns = [...keys, ...classKey, ...task.sums];
+  const columns = [...keys, ...classKey, ...(binning.grouped ? ['n'] : []), ...task.sums];
   // Below the root the node number is computed once per row behind the dialect's fence, and
-  // rows of no queried node are left out; the planner, knowing the keys' few values
-  // (`SqlDialect.analyze`), aggregates every grouping set by hashing in one pass.
+  // rows of no queried node are left out; the planner aggregates every grouping set by
+  // hashing, in one pass.
   const inner = atRoot
     ? `SELECT ${columns.join(', ')}, 0 AS node FROM ${task.table} AS r0`
     : `SELECT ${columns.join(', ')}, ${nodeSql(root, new Map(nodes.map((n, i) => [n, i])))} AS node FROM ${task.table} AS r0${d.layerFence}`;
-  const sets = keys.length > 0 ? keys.map((k) => `(${['node', ...classKey, k].join(', ')})`) : [`(${['node', ...classKey].join(', ')})`];
+  const sets = binning.sets.length > 0 ? binning.sets.map((set) => ['node', ...classKey, ...set.map((k) => keys[k]!)]) : [['node', ...classKey]];
+  const aggregates = [binning.grouped ? fn('sum', 'n') : fn('count', '*'), ...task.sums.map((t) => fn('sum', t))];
   const sql =
-    `SELECT node, ${[...classKey, ...keys].map((k) => `${k}, `).join('')}${[fn('count', '*'), ...task.sums.map((t) => fn('sum', t))].join(', ')} ` +
-    `FROM (${inner}) AS r1${atRoot ? '' : ' WHERE node IS NOT NULL'} GROUP BY GROUPING SETS (${sets.join(', ')})`;
+    `SELECT node, ${[...classKey, ...keys].map((k) => `${k}, `).join('')}${aggregates.join(', ')} ` +
+    `FROM (${inner}) AS r1${atRoot ? '' : ' WHERE node IS NOT NULL'} GROUP BY GROUPING SETS (${sets.map((set) => `(${set.join(', ')})`).join(', ')})`;
   const totals = nodes.map(() => new Array<number>(width).fill(0));
   const byKey = nodes.map(() => keys.map(() => [] as number[][]));
+  const setOf = new Map(binning.sets.flatMap((set, i) => set.map((k) => [k, i] as const)));
   const offset = 1 + classKey.length;
   for (const r of (await data.host.execute(sql)).rows) {
     const node = toNumber(r[0]);
-    const k = keys.length === 0 ? -1 : keys.findIndex((_, i) => r[offset + i] !== null && r[offset + i] !== undefined);
+    const first = keys.findIndex((_, i) => r[offset + i] !== null && r[offset + i] !== undefined);
+    const set = first < 0 ? -1 : setOf.get(first)!;
     const n = toNumber(r[offset + keys.length]);
     const stats = new Array<number>(width).fill(0);
     stats[0] = n;
     if (task.classes !== undefined) stats[1 + toNumber(r[1])] = n;
     else task.sums.forEach((_, t) => (stats[1 + t] = toNumber(r[offset + keys.length + 1 + t])));
-    if (k <= 0) stats.forEach((v, i) => (totals[node]![i]! += v));
-    if (k < 0) continue;
-    const value = toNumber(r[offset + k]);
-    const cell = (byKey[node]![k]![value] ??= new Array<number>(width).fill(0));
-    stats.forEach((v, i) => (cell[i]! += v));
+    if (set <= 0) stats.forEach((v, i) => (totals[node]![i]! += v));
+    for (const k of set < 0 ? [] : binning.sets[set]!) {
+      const cell = (byKey[node]![k]![toNumber(r[offset + k])] ??= new Array<number>(width).fill(0));
+      stats.forEach((v, i) => (cell[i]! += v));
+    }
   }
   return { totals, histograms: nodes.map((_, i) => expand(binning, byKey[i]!, totals[i]!)) };
 }
@@ -352,7 +372,19 @@ function binning(data: TrainingData, columns: readonly ColumnBins[]): Binning {
       f.categories.forEach((_, k) => keyOf.push({ key, category: k }));
     }
   });
-  return { columns, keys, keyOf };
+  const values = (k: KeyColumn) => (k.kind === 'bin' ? columns[k.column]!.edges.length : k.count + 1);
+  const sets: number[][] = [];
+  let product = Infinity;
+  keys.forEach((k, i) => {
+    product *= values(k);
+    if (product > SET_COMBINATIONS) {
+      sets.push([]);
+      product = values(k);
+    }
+    sets[sets.length - 1]!.push(i);
+  });
+  const combinations = keys.reduce((p, k) => p * values(k), 1) * (data.classes?.length ?? 1);
+  return { columns, keys, keyOf, sets, grouped: combinations * 2 <= data.trainRows };
 }
 
 /** The bin of a value `x` among `edges[lo..hi]`, by nested comparisons (a binary search). */
@@ -363,33 +395,47 @@ function binSql(d: SqlDialect, x: string, edges: readonly number[], lo: number, 
 }
 
 /**
- * The query of the working table: the key columns (SMALLINT) and the `targets` (name, SQL
- * over the source) of every training row. The encoded values are computed once per row
- * behind the dialect's fence, then compared with the bin edges.
+ * The query of the working table: the key columns (SMALLINT), the `keys` columns (name, SQL
+ * over the source, e.g. a class index) and the `sums` (name, SQL over the source). The
+ * encoded values are computed once per row behind the dialect's fence, then compared with
+ * the bin edges. When the keys can take fewer combinations than half the training rows
+ * ({@link Binning.grouped}), the rows are grouped by them: a group's `n` (DOUBLE) is its row
+ * count and its `sums` the sums over its rows, and every histogram (a sum over rows) is the
+ * same sum over groups. Otherwise each training row is a row of the table.
  */
-function workingRows(data: TrainingData, b: Binning, targets: readonly (readonly [string, string])[]): string {
+function workingRows(data: TrainingData, b: Binning, keys: readonly (readonly [string, string])[], sums: readonly (readonly [string, string])[]): string {
   const d = data.dialect;
+  const { fn } = expressionBuilder(d);
   const inner = [
     ...b.keys.map((k) => {
       if (k.kind === 'bin') return `${data.encoded[k.column]!} AS x${k.column}`;
       const f = data.features.findIndex((_, i) => encodedIndex(data, i) === k.first);
       return `${categoryIndex(d, data.features[f] as Extract<TrainingData['features'][number], { kind: 'categorical' }>, data.featureRefs[f]!)} AS ${k.name}`;
     }),
-    ...targets.map(([name, e]) => `${e} AS ${name}`),
+    ...[...keys, ...sums].map(([name, e]) => `${e} AS ${name}`),
   ];
-  const outer = [
+  const binned = [
     ...b.keys.map((k) => (k.kind === 'bin' ? `CAST(${binSql(d, `x${k.column}`, b.columns[k.column]!.edges, 0, b.columns[k.column]!.edges.length - 1)} AS SMALLINT) AS ${k.name}` : `CAST(${k.name} AS SMALLINT) AS ${k.name}`)),
-    ...targets.map(([name]) => name),
+    ...[...keys, ...sums].map(([name]) => name),
   ];
-  return `SELECT ${outer.join(', ')} FROM (SELECT ${inner.join(', ')} FROM ${data.source} WHERE ${data.trainWhere}${d.layerFence}) AS e`;
+  const rows = `(SELECT ${binned.join(', ')} FROM (SELECT ${inner.join(', ')} FROM ${data.source} WHERE ${data.trainWhere}${d.layerFence}) AS e) AS r`;
+  if (!b.grouped) return `SELECT * FROM ${rows}`;
+  const groupBy = [...b.keys.map((k) => k.name), ...keys.map(([name]) => name)];
+  return `SELECT ${[...groupBy, `CAST(${fn('count', '*')} AS DOUBLE PRECISION) AS n`, ...sums.map(([name]) => `${fn('sum', name)} AS ${name}`)].join(', ')} FROM ${rows} GROUP BY ${groupBy.join(', ')}`;
 }
 
-/** Writes the rows of `query` to a new working table, with planner statistics where the host keeps them; returns its quoted name. */
-async function writeTable(data: TrainingData, query: string): Promise<string> {
-  const name = workingTableName('trees');
-  await data.host.materialize(name, query);
-  const quoted = data.dialect.quoteIdentifier(name);
-  if (data.dialect.analyze) await data.host.execute(data.dialect.analyze(quoted));
+/**
+ * Writes the rows of `query` to a new working table; returns its quoted name. The first
+ * table of a model gets planner statistics where the host keeps them
+ * ({@link SqlDialect.analyze}); a boosting round's rewrite has the same key columns and
+ * goes without (with training's `work_mem`, Postgres hashes its level queries on its
+ * default estimates too: checked with `EXPLAIN` over 1,000,000 rows).
+ */
+async function writeTable(data: TrainingData, query: string, analyze: boolean): Promise<string> {
+  const quoted = data.dialect.quoteIdentifier(workingTableName('trees'));
+  // Not `Host.materialize`: these rows need no ordinal column and no count.
+  await data.host.execute(`CREATE TEMPORARY TABLE ${quoted} AS ${query}`);
+  if (analyze && data.dialect.analyze) await data.host.execute(data.dialect.analyze(quoted));
   return quoted;
 }
 
@@ -412,11 +458,11 @@ interface Boosting {
 
 /** Runs `fn` with the working table of `query`; `fn` returns the table to drop (the same or a rewritten one). */
 async function withTable<T>(data: TrainingData, query: string, fn: (table: string, replace: (next: string) => Promise<string>) => Promise<T>): Promise<T> {
-  let table = await writeTable(data, query);
+  let table = await writeTable(data, query, true);
   try {
     return await fn(table, async (next) => {
       const old = table;
-      table = await writeTable(data, next);
+      table = await writeTable(data, next, false);
       await dropWorkingTable(data, old);
       return table;
     });
@@ -432,16 +478,19 @@ export async function fitTrees(data: TrainingData, options: TrainingOptions): Pr
   const b = binning(data, await binColumns(data, options.bins));
   const keys = b.keys.map((k) => k.name);
   const classes = data.classes;
+  // A group's gradient sums: its row count times a row's; the row count `n` when grouped.
+  const weighted = (e: string) => (b.grouped ? mul('n', e) : e);
+  const n = b.grouped ? ['n'] : [];
   if (options.algorithm === 'decision_tree') {
     if (options.task === 'regression') {
-      return withTable(data, workingRows(data, b, [['y', labelValue(d, data.label!)]]), async (table) => {
+      return withTable(data, workingRows(data, b, [], [['y', labelValue(d, data.label!)]]), async (table) => {
         const task: TreeTask = { table, criterion: 'variance', sums: ['y'], leaf: (s) => [s[1]! / s[0]!] };
         const root = await growTree(data, options, b, task);
         return { kind: 'trees', base: [0], trees: [[finishTree(root, task, 0)]], probabilityLeaves: false };
       });
     }
     const index = `(CASE ${classes!.map((c, k) => `WHEN ${labelEquals(d, data.label!, c)} THEN ${k}`).join(' ')} END)`;
-    return withTable(data, workingRows(data, b, [['y', `CAST(${index} AS SMALLINT)`]]), async (table) => {
+    return withTable(data, workingRows(data, b, [['y', `CAST(${index} AS SMALLINT)`]], []), async (table) => {
       const task: TreeTask = { table, criterion: 'gini', classes: classes!.length, sums: [], leaf: (s) => s.slice(1).map((v) => v / s[0]!) };
       const root = await growTree(data, options, b, task);
       return { kind: 'trees', classes, base: classes!.map(() => 0), trees: classes!.map((_, k) => [finishTree(root, task, k)]), probabilityLeaves: true };
@@ -464,12 +513,12 @@ export async function fitTrees(data: TrainingData, options: TrainingOptions): Pr
       fs.map((f, k) => [`e${k}`, fn('exp', `greatest(${sub(f, 'fmax')}, ${num(-700)})`)] as const),
       [['esum', expressionBuilder(d).sum(fs.map((_, k) => `e${k}`))]],
       fs.map((_, k) => [`p${k}`, div(`e${k}`, 'esum')] as const),
-      fs.flatMap((_, k) => [[`g${k}`, sub(`y${k}`, `p${k}`)], [`h${k}`, mul(`p${k}`, sub(num(1), `p${k}`))]] as const),
+      fs.flatMap((_, k) => [[`g${k}`, weighted(sub(`y${k}`, `p${k}`))], [`h${k}`, weighted(mul(`p${k}`, sub(num(1), `p${k}`)))]] as const),
     ];
-    const keep = [...keys, ...ys.map(([y]) => y), ...fs, ...fs.flatMap((_, k) => [`g${k}`, `h${k}`])];
+    const keep = [...keys, ...ys.map(([y]) => y), ...n, ...fs, ...fs.flatMap((_, k) => [`g${k}`, `h${k}`])];
     const boosting: Boosting = {
-      initial: layered(d, `(${workingRows(data, b, ys)}) AS w`, [base.map((v, k) => [`f${k}`, num(v)] as const), ...gradients], keep),
-      next: (table, trees) => layered(d, `(SELECT ${[...keys, ...ys.map(([y]) => y), ...fs.map((f, k) => `${add(f, trees[k]!)} AS ${f}`)].join(', ')} FROM ${table} AS w${d.layerFence}) AS w`, gradients, keep),
+      initial: layered(d, `(${workingRows(data, b, ys, [])}) AS w`, [base.map((v, k) => [`f${k}`, num(v)] as const), ...gradients], keep),
+      next: (table, trees) => layered(d, `(SELECT ${[...keys, ...ys.map(([y]) => y), ...n, ...fs.map((f, k) => `${add(f, trees[k]!)} AS ${f}`)].join(', ')} FROM ${table} AS w${d.layerFence}) AS w`, gradients, keep),
     };
     const trees = await boost(data, options, b, boosting, (table) =>
       fs.map((_, k) => ({ table, criterion: 'variance', sums: [`g${k}`, `h${k}`], leaf: (st) => [(lr * ((K - 1) / K) * st[1]!) / Math.max(st[2]!, 1e-12)] }) satisfies TreeTask),
@@ -484,19 +533,19 @@ export async function fitTrees(data: TrainingData, options: TrainingOptions): Pr
   if (binary) {
     const p = Math.min(Math.max(mean!, 1e-12), 1 - 1e-12);
     base = Math.log(p / (1 - p));
-    // Binary log-loss: g = y − σ(F), h = σ(F)(1 − σ(F)).
-    const gradients = [[['p', sigmoid(d, 'f')]], [['g', sub('y', 'p')], ['h', mul('p', sub(num(1), 'p'))]]] as const;
-    const keep = [...keys, 'y', 'f', 'g', 'h'];
+    // Binary log-loss: per row g = y − σ(F), h = σ(F)(1 − σ(F)); a group's are n times its rows'.
+    const gradients = [[['p', sigmoid(d, 'f')]], [['g', weighted(sub('y', 'p'))], ['h', weighted(mul('p', sub(num(1), 'p')))]]] as const;
+    const keep = [...keys, 'y', ...n, 'f', 'g', 'h'];
     boosting = {
-      initial: layered(d, `(${workingRows(data, b, [['y', y]])}) AS w`, [[['f', num(base)]], ...gradients], keep),
-      next: (table, [tree]) => layered(d, `(SELECT ${[...keys, 'y', `${add('f', tree!)} AS f`].join(', ')} FROM ${table} AS w${d.layerFence}) AS w`, gradients, keep),
+      initial: layered(d, `(${workingRows(data, b, [['y', y]], [])}) AS w`, [[['f', num(base)]], ...gradients], keep),
+      next: (table, [tree]) => layered(d, `(SELECT ${[...keys, 'y', ...n, `${add('f', tree!)} AS f`].join(', ')} FROM ${table} AS w${d.layerFence}) AS w`, gradients, keep),
     };
   } else {
     base = mean!;
-    // Squared loss: the residual g = y − F alone; each round subtracts its tree.
+    // Squared loss: the residuals g = y − F alone (a group's sum); each round subtracts its tree from each row.
     boosting = {
-      initial: workingRows(data, b, [['g', sub(y, num(base))]]),
-      next: (table, [tree]) => `SELECT ${[...keys, `${sub('g', tree!)} AS g`].join(', ')} FROM ${table} AS w`,
+      initial: workingRows(data, b, [], [['g', sub(y, num(base))]]),
+      next: (table, [tree]) => `SELECT ${[...keys, ...n, `${sub('g', weighted(tree!))} AS g`].join(', ')} FROM ${table} AS w`,
     };
   }
   const [trees] = await boost(data, options, b, boosting, (table) => [
