@@ -13,27 +13,30 @@
  *   distinct values and their counts.
  * - The training rows are written once to a session-private table of small integers: each
  *   numeric column's bin, each STRING feature's category index (which of its 0/1 columns is
- *   1), and the targets. Tree levels read only that table: a node's condition is a bin
- *   comparison (`b0 <= 7`, `c1 <> 2`), which splits the training rows exactly as the
- *   model's `x[j] <= threshold` does.
+ *   1), and the targets; grouped by those integers (and the label, for classifiers) into
+ *   rows with a row count `n` when they take fewer combinations than half the rows. Tree
+ *   levels read only that table: a node's condition is a bin comparison (`b0 <= 7`,
+ *   `c1 <> 2`), which splits the training rows exactly as the model's `x[j] <= threshold`.
  * - Trees grow level by level: per level ONE query assigns every row to its frontier node
- *   by a SQL `CASE` over the splits so far and `GROUP BY GROUPING SETS ((node, b0), (node,
- *   b1), ...)` returns the row count and the target sums per bin (per bin and class for
- *   Gini: the class index is a grouping column and the row count the only aggregate). Only
- *   the smaller child of each split is aggregated; its sibling's histograms are the
- *   parent's minus its own. Nodes at the maximum depth need no query: their totals are
- *   known from the split. The best split is chosen here from those aggregates; its
- *   threshold is the midpoint between the largest training value of the last bin left of
- *   the cut and the smallest training value of the first non-empty bin right of it (so with
- *   at most `bins` distinct values per feature the split is the exact CART split).
+ *   by a SQL `CASE` over the splits so far and `GROUP BY GROUPING SETS ((node, b0, b1),
+ *   (node, b2, c3), ...)` returns the row count and the target sums per node and pair of
+ *   bins (per class too for Gini: the class index is a grouping column and the row count
+ *   the only aggregate); the pairs add up to each feature's histogram here. Only the
+ *   smaller child of each split is aggregated; its sibling's histograms are the parent's
+ *   minus its own. Nodes at the maximum depth need no query: their totals are known from
+ *   the split. The best split is chosen here from those aggregates; its threshold is the
+ *   midpoint between the largest training value of the last bin left of the cut and the
+ *   smallest training value of the first non-empty bin right of it (so with at most
+ *   `bins` distinct values per feature the split is the exact CART split).
  * - Criterion: squared error (regression and boosting: the largest drop of
  *   Σ (g - mean g)²), Gini impurity (decision-tree classification). A split needs
  *   `min-rows` rows on each side and a positive gain; ties (gains within 1e-10 of the
  *   children's purities Σg²/n, so that rounding does not decide) go to the lower feature,
  *   then the lower threshold.
- * - Boosting keeps per row the running score F(x) and its gradient (and Hessian) in the
- *   working table; after each round the table is rewritten with the new tree (over the
- *   bins) added to F, the gradients recomputed once for all the next round's level queries.
+ * - Boosting keeps per row (or group) the gradient in the working table, for classifiers
+ *   also the running score F(x) and the Hessian; after each round the table is rewritten
+ *   with the new tree (over the bins) added to F, the gradients recomputed once for all the
+ *   next round's level queries (squared loss: the tree subtracted from the residuals).
  *   Squared loss: base = mean(y), every round fits a tree to the residuals g = y − F(x);
  *   leaf = learning-rate × mean residual.
  *   Binary log-loss (Friedman's gradient boosting, as scikit-learn's): base = log-odds of
