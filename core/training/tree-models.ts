@@ -387,7 +387,7 @@ function binning(data: TrainingData, columns: readonly ColumnBins[]): Binning {
     sets[sets.length - 1]!.push(i);
   });
   const combinations = keys.reduce((p, k) => p * values(k), 1) * (data.classes?.length ?? 1);
-  return { columns, keys, keyOf, sets, grouped: combinations * 2 <= data.trainRows };
+  return { columns, keys, keyOf, sets, grouped: keys.length > 0 && combinations * 2 <= data.trainRows };
 }
 
 /** The bin of a value `x` among `edges[lo..hi]`, by nested comparisons (a binary search). */
