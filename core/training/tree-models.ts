@@ -207,7 +207,7 @@ async function histograms(data: TrainingData, binning: Binning, task: TreeTask, 
   // hashing, in one pass.
   const inner = atRoot
     ? `SELECT ${columns.join(', ')}, 0 AS node FROM ${task.table} AS r0`
-    : `SELECT ${columns.join(', ')}, ${nodeSql(root, new Map(nodes.map((n, i) => [n, i])))} AS node FROM ${task.table} AS r0${d.layerFence}`;
+    : `SELECT ${columns.join(', ')}, ${nodeSql(root, new Map(nodes.map((n, i) => [n, i])))} AS node${d.layerFence('__modelsql_fence')} FROM ${task.table} AS r0`;
   const sets = binning.sets.length > 0 ? binning.sets.map((set) => ['node', ...classKey, ...set.map((k) => keys[k]!)]) : [['node', ...classKey]];
   const aggregates = [binning.grouped ? fn('sum', 'n') : fn('count', '*'), ...task.sums.map((t) => fn('sum', t))];
   const sql =
@@ -421,7 +421,7 @@ function workingRows(data: TrainingData, b: Binning, keys: readonly (readonly [s
     ...b.keys.map((k) => (k.kind === 'bin' ? `CAST(${binSql(d, `x${k.column}`, b.columns[k.column]!.edges, 0, b.columns[k.column]!.edges.length - 1)} AS SMALLINT) AS ${k.name}` : `CAST(${k.name} AS SMALLINT) AS ${k.name}`)),
     ...[...keys, ...sums].map(([name]) => name),
   ];
-  const rows = `(SELECT ${binned.join(', ')} FROM (SELECT ${inner.join(', ')} FROM ${data.source} WHERE ${data.trainWhere}${d.layerFence}) AS e) AS r`;
+  const rows = `(SELECT ${binned.join(', ')} FROM (SELECT ${inner.join(', ')}${d.layerFence('__modelsql_fence')} FROM ${data.source} WHERE ${data.trainWhere}) AS e) AS r`;
   if (!b.grouped) return `SELECT * FROM ${rows}`;
   const groupBy = [...b.keys.map((k) => k.name), ...keys.map(([name]) => name)];
   return `SELECT ${[...groupBy, `CAST(${fn('count', '*')} AS DOUBLE PRECISION) AS n`, ...sums.map(([name]) => `${fn('sum', name)} AS ${name}`)].join(', ')} FROM ${rows} GROUP BY ${groupBy.join(', ')}`;
@@ -446,7 +446,7 @@ async function writeTable(data: TrainingData, query: string, analyze: boolean): 
 function layered(d: SqlDialect, from: string, layers: readonly (readonly (readonly [string, string])[])[], keep: readonly string[]): string {
   let relation = from;
   layers.forEach((layer, i) => {
-    relation = `(SELECT *, ${layer.map(([name, e]) => `${e} AS ${name}`).join(', ')} FROM ${relation}${d.layerFence}) AS l${i}`;
+    relation = `(SELECT *, ${layer.map(([name, e]) => `${e} AS ${name}`).join(', ')}${d.layerFence(`__modelsql_fence${i}`)} FROM ${relation}) AS l${i}`;
   });
   return `SELECT ${keep.join(', ')} FROM ${relation}`;
 }
@@ -521,7 +521,7 @@ export async function fitTrees(data: TrainingData, options: TrainingOptions): Pr
     const keep = [...keys, ...ys.map(([y]) => y), ...n, ...fs, ...fs.flatMap((_, k) => [`g${k}`, `h${k}`])];
     const boosting: Boosting = {
       initial: layered(d, `(${workingRows(data, b, ys, [])}) AS w`, [base.map((v, k) => [`f${k}`, num(v)] as const), ...gradients], keep),
-      next: (table, trees) => layered(d, `(SELECT ${[...keys, ...ys.map(([y]) => y), ...n, ...fs.map((f, k) => `${add(f, trees[k]!)} AS ${f}`)].join(', ')} FROM ${table} AS w${d.layerFence}) AS w`, gradients, keep),
+      next: (table, trees) => layered(d, `(SELECT ${[...keys, ...ys.map(([y]) => y), ...n, ...fs.map((f, k) => `${add(f, trees[k]!)} AS ${f}`)].join(', ')}${d.layerFence('__modelsql_fence_w')} FROM ${table} AS w) AS w`, gradients, keep),
     };
     const trees = await boost(data, options, b, boosting, (table) =>
       fs.map((_, k) => ({ table, criterion: 'variance', sums: [`g${k}`, `h${k}`], leaf: (st) => [(lr * ((K - 1) / K) * st[1]!) / Math.max(st[2]!, 1e-12)] }) satisfies TreeTask),
@@ -541,7 +541,7 @@ export async function fitTrees(data: TrainingData, options: TrainingOptions): Pr
     const keep = [...keys, 'y', ...n, 'f', 'g', 'h'];
     boosting = {
       initial: layered(d, `(${workingRows(data, b, [['y', y]], [])}) AS w`, [[['f', num(base)]], ...gradients], keep),
-      next: (table, [tree]) => layered(d, `(SELECT ${[...keys, 'y', ...n, `${add('f', tree!)} AS f`].join(', ')} FROM ${table} AS w${d.layerFence}) AS w`, gradients, keep),
+      next: (table, [tree]) => layered(d, `(SELECT ${[...keys, 'y', ...n, `${add('f', tree!)} AS f`].join(', ')}${d.layerFence('__modelsql_fence_w')} FROM ${table} AS w) AS w`, gradients, keep),
     };
   } else {
     base = mean!;
