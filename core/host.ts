@@ -150,7 +150,7 @@ export type SqlOperator = '+' | '-' | '*' | '/' | '%' | '=' | '<>' | '<' | '<=' 
  */
 export type SqlFunction =
   | 'abs' | 'array_length' | 'avg' | 'bool_and' | 'concat' | 'count' | 'current_database' | 'current_schema' | 'exp' | 'floor' | 'generate_series'
-  | 'ln' | 'max' | 'md5' | 'min' | 'ntile' | 'rank' | 'row_number' | 'sqrt' | 'stddev_pop' | 'substr' | 'sum' | 'var_pop';
+  | 'lead' | 'ln' | 'max' | 'md5' | 'min' | 'ntile' | 'rank' | 'row_number' | 'sqrt' | 'stddev_pop' | 'substr' | 'sum' | 'var_pop';
 
 /**
  * SQL spelling of one host: quoting, types and the statements the core generates. Every
@@ -188,6 +188,13 @@ export interface SqlDialect {
    * default false).
    */
   readonly updateLeavesDeadRows?: boolean;
+  /**
+   * A statement that gives the planner statistics of a working table just written
+   * (optional; default none): Postgres plans a temporary table it has never analyzed with
+   * default guesses (200 distinct values a column), which turn a tree level's hashed
+   * `GROUPING SETS` into sorts. `table` is quoted.
+   */
+  analyze?(table: string): string;
   /** Always-quoted identifier: `"a""b"`. */
   quoteIdentifier(name: string): string;
   /** String literal: `'it''s'`. */
