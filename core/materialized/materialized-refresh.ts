@@ -162,16 +162,23 @@ async function refreshSteps(ctx: RefreshContext, table: MaterializedTable, model
   let oldest: number | undefined;
   if (capture) {
     consumed = temp('changes');
-    // A local model's refresh is one transaction: it takes the records at once; a remote one's copies them, and deletes them when it applies.
-    if (local) for (const sql of capture.take(names.changes, q(consumed))) await host.execute(sql);
+    // A local model's refresh is one transaction: it takes the records at once, as their
+    // distinct keys; a remote one's copies them, and deletes them when it applies.
+    if (local) await host.execute(capture.take(names.changes, q(consumed), qk));
     else await host.execute(`CREATE TEMP TABLE ${q(consumed)} AS SELECT * FROM ${names.changes}`);
     const r = await host.execute(`SELECT count(*), CAST(extract(epoch FROM min(changed_at)) AS DOUBLE PRECISION) * CAST(1000 AS DOUBLE PRECISION), count(*) FILTER (WHERE ${qk.map((k) => `${k} IS NULL`).join(' AND ')}) FROM ${q(consumed)}`);
     const [count, min, truncated] = r.rows[0]!;
     if (Number(count) === 0 && !full) return { durationMs: Date.now() - started, rowsRefreshed: 0, rowsPredicted: 0, rowsDeleted: 0, providerRows: 0 };
     oldest = min === null ? undefined : Number(min);
     if (Number(truncated) === 0 && !full) {
-      if (Number(count) > ANALYZE_ROWS) await host.execute(`ANALYZE ${q(consumed)}`);
-      changedKeys = `(SELECT DISTINCT ${qk.join(', ')} FROM ${q(consumed)})`;
+      // Taken keys are distinct already, and the planner sizes a temporary table without
+      // statistics by its pages; copied records need their distinct keys, and statistics
+      // past a few thousand (so that joins hash rather than probe).
+      if (local) changedKeys = q(consumed);
+      else {
+        if (Number(count) > ANALYZE_ROWS) await host.execute(`ANALYZE ${q(consumed)}`);
+        changedKeys = `(SELECT DISTINCT ${qk.join(', ')} FROM ${q(consumed)})`;
+      }
     }
   }
   // 1. What changed, with the changed rows' values and the digest of their inputs. With
