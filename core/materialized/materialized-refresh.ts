@@ -189,6 +189,10 @@ async function refreshSteps(ctx: RefreshContext, table: MaterializedTable, model
   const columns = await host.describe(`SELECT * FROM ${source}`);
   const sourceColumns = columns.map((c) => c.name);
   const inputs = shape.binding.columns.map((id) => columnName(id, sourceColumns));
+  // The columns the definition reads around its call (with the keys: the result rows of predicted keys are written from them) and, for the model, its inputs.
+  const reads = shape.reads;
+  const stored = sourceColumns.filter((c) => keys.includes(c) || reads === 'all' || reads.has(c.toLowerCase()));
+  const kept = sourceColumns.filter((c) => stored.includes(c) || inputs.includes(c));
   const inputDigest = inputDigestOf(host, inputs.map((c) => ({ expression: `s.${q(c)}`, type: columns.find((s) => s.name === c)!.type })));
   const rowDigest = capture ? undefined : d.rowDigest('s');
   const st = (c: string) => `st.${q(c)}`;
@@ -201,7 +205,7 @@ async function refreshSteps(ctx: RefreshContext, table: MaterializedTable, model
     ? [`${changedKeys} AS k LEFT JOIN ${source} AS s ON ${keyJoin(host, keys, 'k', 's')} LEFT JOIN ${names.state} AS st ON ${keyJoin(host, keys, 'k', 'st')}`, (c: string) => `k.${q(c)}`]
     : [`${source} AS s FULL JOIN ${names.state} AS st ON ${keyJoin(host, keys, 's', 'st')}`, (c: string) => `coalesce(s.${q(c)}, ${st(c)})`];
   await host.execute(
-    `CREATE TEMP TABLE ${D} AS SELECT ${sourceColumns.map((c) => (keys.includes(c) ? `${key(c)} AS ${q(c)}` : `s.${q(c)}`)).join(', ')}, ` +
+    `CREATE TEMP TABLE ${D} AS SELECT ${kept.map((c) => (keys.includes(c) ? `${key(c)} AS ${q(c)}` : `s.${q(c)}`)).join(', ')}, ` +
       `${inputDigest} AS ${IH}${rowDigest ? `, ${rowDigest} AS ${RH}` : ''}, ${op} AS ${OP} ` +
       `FROM ${from} WHERE (${present} AND (${changed})) OR (NOT (${present}) AND st.${qk[0]} IS NOT NULL)`,
   );
@@ -210,8 +214,11 @@ async function refreshSteps(ctx: RefreshContext, table: MaterializedTable, model
   const count = (op: string) => counts.get(op) ?? 0;
   const toPredict = count('n') + count('p');
   // 2. Predictions of the changed rows as the diff holds them (a remote model's outside any transaction).
-  const carried = [...sourceColumns, IH, ...(rowDigest ? [RH] : [])];
+  const digests = [IH, ...(rowDigest ? [RH] : [])];
+  const carried = [...kept, ...digests];
   const callOutputs = outputColumnNames(carried, modelOutputs);
+  // The predictions' table: the stored columns, the digests and the outputs.
+  const predictedColumns = [...stored, ...digests, ...callOutputs].map(q).join(', ');
   const text = table.definition;
   const args = shape.call.args.map((a) => a.value).filter((v) => v.kind === 'model' || v.kind === 'descriptor' || v.kind === 'map');
   const call = (input: string) => `ML_PREDICT(TABLE (${input}), ${args.map((v) => text.slice(v.span.start, v.span.end)).join(', ')})`;
@@ -229,7 +236,8 @@ async function refreshSteps(ctx: RefreshContext, table: MaterializedTable, model
     }
     for (let from = 0; from < toPredict; from += chunkRows) {
       const input = `SELECT /* modelsql refresh ${randomUUID()} */ ${carried.map(q).join(', ')} FROM ${rows} WHERE ${where(from)}`;
-      await ctx.run(from === 0 ? `CREATE TEMP TABLE ${q(predicted)} AS SELECT * FROM ${call(input)}` : `INSERT INTO ${q(predicted)} SELECT * FROM ${call(input)}`);
+      const select = `SELECT ${predictedColumns} FROM ${call(input)}`;
+      await ctx.run(from === 0 ? `CREATE TEMP TABLE ${q(predicted)} AS ${select}` : `INSERT INTO ${q(predicted)} ${select}`);
       providerRows += await askedRows(host, input);
     }
   }
@@ -247,7 +255,7 @@ async function refreshSteps(ctx: RefreshContext, table: MaterializedTable, model
         `INSERT INTO ${names.state} (${[...qk, INPUT_DIGEST, ...(rowDigest ? [ROW_DIGEST] : []), ...outputs.map(q)].join(', ')}) ` +
           `SELECT ${[...qk, IH, ...(rowDigest ? [RH] : []), ...callOutputs.map(q)].join(', ')} FROM ${P}`,
       );
-      const relation = `(SELECT ${sourceColumns.map(q).join(', ')}, ${callOutputs.map((c, i) => `${q(c)} AS ${q(outputs[i]!)}`).join(', ')} FROM ${P})`;
+      const relation = `(SELECT ${stored.map(q).join(', ')}, ${callOutputs.map((c, i) => `${q(c)} AS ${q(outputs[i]!)}`).join(', ')} FROM ${P})`;
       await host.execute(`INSERT INTO ${result} SELECT * FROM (${definitionOver(table, shape, relation)}) AS q`);
     }
     if (count('r') > 0) {
