@@ -154,7 +154,6 @@ async function refreshSteps(ctx: RefreshContext, table: MaterializedTable, model
   const names = privateNames(host, table.id);
   const version = await ctx.modelVersion(table);
   const full = everything || version !== table.modelVersion;
-  const outputs = await outputNames(host, table, modelOutputs);
   const source = sourceName(host, table);
   const qk = keys.map(q);
   const capture = d.changeCapture;
@@ -192,6 +191,7 @@ async function refreshSteps(ctx: RefreshContext, table: MaterializedTable, model
   const D = q(diff);
   const columns = await host.describe(`SELECT * FROM ${source}`);
   const sourceColumns = columns.map((c) => c.name);
+  const outputs = outputColumnNames(sourceColumns, modelOutputs);
   const inputs = shape.binding.columns.map((id) => columnName(id, sourceColumns));
   // The columns the definition reads around its call (with the keys: the result rows of predicted keys are written from them) and, for the model, its inputs.
   const reads = shape.reads;
