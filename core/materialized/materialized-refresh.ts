@@ -247,14 +247,9 @@ async function refreshSteps(ctx: RefreshContext, table: MaterializedTable, model
     const input = `SELECT /* modelsql refresh ${randomUUID()} */ ${carried.map(q).join(', ')} FROM ${D} WHERE ${OP} IN ('n', 'p')`;
     await ctx.run(`INSERT INTO ${names.state} (${stateColumns}) SELECT ${[...qk, ...[...digests, ...callOutputs].map(q)].join(', ')} FROM ${call(input)}`);
     providerRows += await askedRows(host, input);
-    // The planner, without statistics on the diff, takes its rows to predict for a handful
-    // and probes the state once each: the filter goes when every row is one, and past a few
-    // thousand rows the diff gets statistics (so that the join hashes).
-    const onlyPredicted = count('r') + count('d') === 0;
-    if (!onlyPredicted && toPredict > ANALYZE_ROWS) await host.execute(`ANALYZE ${D}`);
     predictedRows =
       `(SELECT ${stored.map((c) => `dd.${q(c)}`).join(', ')}, ${outputs.map((o) => `st.${q(o)}`).join(', ')} ` +
-      `FROM ${D} AS dd JOIN ${names.state} AS st ON ${keyJoin(host, keys, 'dd', 'st')}${onlyPredicted ? '' : ` WHERE dd.${OP} IN ('n', 'p')`})`;
+      `FROM ${D} AS dd JOIN ${names.state} AS st ON ${keyJoin(host, keys, 'dd', 'st')} WHERE dd.${OP} IN ('n', 'p'))`;
   } else if (toPredict > 0) {
     predicted = temp('predicted');
     let rows = D;
