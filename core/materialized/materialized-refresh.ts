@@ -9,19 +9,15 @@
  *     triggers recorded, each rewritten): new rows and rows whose inputs changed are to be
  *     predicted, rows whose other columns changed only rewritten, rows gone deleted; the
  *     comparison keeps the changed rows' values;
- *  2. runs ML_PREDICT over those values (only the key, the model's inputs and the source
- *     columns the definition reads around its call are carried); a remote model's outside
- *     any transaction, so that each answer lands in the prediction cache as it comes (a
- *     refresh that dies here asks the provider again only for rows it had no answer for);
+ *  2. runs ML_PREDICT over those values; a remote model's outside any transaction, so that
+ *     each answer lands in the prediction cache as it comes (a refresh that dies here asks
+ *     the provider again only for rows it had no answer for);
  *  3. in ONE transaction: deletes the state and result rows of changed keys that have them,
  *     writes the state and the result rows of predicted keys from the predictions and the
  *     other changed keys' result rows from the source joined with the state, consumes the
  *     change records it read and adds its figures to the catalog row.
- * A local model's refresh is one transaction from 1 to 3: it takes its change records as
- * their distinct keys in one statement, deletes the replaced rows first and has
- * ML_PREDICT write the predictions straight into the state (one write per row), from
- * which the result rows are read back. A crash before the commit leaves table, state and
- * change records as they were.
+ * A local model's refresh is one transaction from 1 to 3. A crash before 3 commits leaves
+ * table, state and change records as they were.
  *
  * FULL: the query runs whole into a temporary table, and one transaction replaces the
  * result's rows with it.
@@ -226,31 +222,9 @@ async function refreshSteps(ctx: RefreshContext, table: MaterializedTable, model
   const text = table.definition;
   const args = shape.call.args.map((a) => a.value).filter((v) => v.kind === 'model' || v.kind === 'descriptor' || v.kind === 'map');
   const call = (input: string) => `ML_PREDICT(TABLE (${input}), ${args.map((v) => text.slice(v.span.start, v.span.end)).join(', ')})`;
-  const exists = (ops: string, target: string) => `EXISTS (SELECT 1 FROM ${D} AS dd WHERE dd.${OP} IN (${ops}) AND ${keyJoin(host, keys, 'dd', target)})`;
-  const result = resultName(host, table);
-  /** Deletes the state rows of keys predicted again or gone, and the result rows of every changed key that has one (keys new to the state have neither). */
-  const removeChanged = async () => {
-    if (count('p') + count('d') > 0) await host.execute(`DELETE FROM ${names.state} WHERE ${exists("'p', 'd'", names.state)}`);
-    if (count('p') + count('r') + count('d') > 0) await host.execute(`DELETE FROM ${result} WHERE ${exists("'p', 'r', 'd'", result)}`);
-  };
-  const stateColumns = [...qk, INPUT_DIGEST, ...(rowDigest ? [ROW_DIGEST] : []), ...outputs.map(q)].join(', ');
-  const predictedOf = (relation: string) => `(SELECT ${stored.map(q).join(', ')}, ${callOutputs.map((c, i) => `${q(c)} AS ${q(outputs[i]!)}`).join(', ')} FROM ${relation})`;
-  // The source columns and outputs of predicted keys, for their result rows.
-  let predictedRows: string | undefined;
   let predicted: string | undefined;
   let providerRows = 0;
-  if (toPredict > 0 && local) {
-    // Inside the refresh's one transaction: the predictions go straight into the state (one
-    // write per row, a COPY where the host can), after the rows they replace are deleted;
-    // the result rows are then read back from the state with the diff's source columns.
-    await removeChanged();
-    const input = `SELECT /* modelsql refresh ${randomUUID()} */ ${carried.map(q).join(', ')} FROM ${D} WHERE ${OP} IN ('n', 'p')`;
-    await ctx.run(`INSERT INTO ${names.state} (${stateColumns}) SELECT ${[...qk, ...[...digests, ...callOutputs].map(q)].join(', ')} FROM ${call(input)}`);
-    providerRows += await askedRows(host, input);
-    predictedRows =
-      `(SELECT ${stored.map((c) => `dd.${q(c)}`).join(', ')}, ${outputs.map((o) => `st.${q(o)}`).join(', ')} ` +
-      `FROM ${D} AS dd JOIN ${names.state} AS st ON ${keyJoin(host, keys, 'dd', 'st')} WHERE dd.${OP} IN ('n', 'p'))`;
-  } else if (toPredict > 0) {
+  if (toPredict > 0) {
     predicted = temp('predicted');
     let rows = D;
     let where = (_from: number) => `${OP} IN ('n', 'p')`;
@@ -270,13 +244,20 @@ async function refreshSteps(ctx: RefreshContext, table: MaterializedTable, model
   // 3. Apply, in one transaction: the state and the result rows of predicted keys from the
   // predictions, the result rows of other changed keys from the source joined with the state.
   return await host.transaction(async () => {
-    if (!predictedRows) await removeChanged();
+    const exists = (ops: string, target: string) => `EXISTS (SELECT 1 FROM ${D} AS dd WHERE dd.${OP} IN (${ops}) AND ${keyJoin(host, keys, 'dd', target)})`;
+    // Keys new to the state have neither state nor result rows: only the others are deleted.
+    if (count('p') + count('d') > 0) await host.execute(`DELETE FROM ${names.state} WHERE ${exists("'p', 'd'", names.state)}`);
+    const result = resultName(host, table);
+    if (count('p') + count('r') + count('d') > 0) await host.execute(`DELETE FROM ${result} WHERE ${exists("'p', 'r', 'd'", result)}`);
     if (predicted) {
       const P = q(predicted);
-      await host.execute(`INSERT INTO ${names.state} (${stateColumns}) SELECT ${[...qk, ...[...digests, ...callOutputs].map(q)].join(', ')} FROM ${P}`);
-      predictedRows = predictedOf(P);
+      await host.execute(
+        `INSERT INTO ${names.state} (${[...qk, INPUT_DIGEST, ...(rowDigest ? [ROW_DIGEST] : []), ...outputs.map(q)].join(', ')}) ` +
+          `SELECT ${[...qk, IH, ...(rowDigest ? [RH] : []), ...callOutputs.map(q)].join(', ')} FROM ${P}`,
+      );
+      const relation = `(SELECT ${stored.map(q).join(', ')}, ${callOutputs.map((c, i) => `${q(c)} AS ${q(outputs[i]!)}`).join(', ')} FROM ${P})`;
+      await host.execute(`INSERT INTO ${result} SELECT * FROM (${definitionOver(table, shape, relation)}) AS q`);
     }
-    if (predictedRows) await host.execute(`INSERT INTO ${result} SELECT * FROM (${definitionOver(table, shape, predictedRows)}) AS q`);
     if (count('r') > 0) {
       if (rowDigest) await host.execute(`UPDATE ${names.state} SET ${ROW_DIGEST} = dd.${RH} FROM ${D} AS dd WHERE dd.${OP} = 'r' AND ${keyJoin(host, keys, 'dd', names.state)}`);
       await host.execute(`INSERT INTO ${result} SELECT * FROM (${stateQuery(host, table, shape, outputs, `(SELECT * FROM ${D} WHERE ${OP} = 'r')`)}) AS q`);
