@@ -9,15 +9,17 @@
  *     triggers recorded, each rewritten): new rows and rows whose inputs changed are to be
  *     predicted, rows whose other columns changed only rewritten, rows gone deleted; the
  *     comparison keeps the changed rows' values;
- *  2. runs ML_PREDICT over those values; a remote model's outside any transaction, so that
- *     each answer lands in the prediction cache as it comes (a refresh that dies here asks
- *     the provider again only for rows it had no answer for);
+ *  2. runs ML_PREDICT over those values (carrying only the key, the model's inputs and the
+ *     source columns the definition reads around its call); a remote model's outside any
+ *     transaction, so that each answer lands in the prediction cache as it comes (a refresh
+ *     that dies here asks the provider again only for rows it had no answer for);
  *  3. in ONE transaction: deletes the state and result rows of changed keys that have them,
  *     writes the state and the result rows of predicted keys from the predictions and the
  *     other changed keys' result rows from the source joined with the state, consumes the
  *     change records it read and adds its figures to the catalog row.
- * A local model's refresh is one transaction from 1 to 3. A crash before 3 commits leaves
- * table, state and change records as they were.
+ * A local model's refresh is one transaction from 1 to 3, which takes its change records
+ * as their distinct keys in one statement. A crash before 3 commits leaves table, state and
+ * change records as they were.
  *
  * FULL: the query runs whole into a temporary table, and one transaction replaces the
  * result's rows with it.
