@@ -380,11 +380,12 @@ export interface ChangeCaptureDialect {
   /** Statements that remove what `install` and `pin` made. */
   uninstall(spec: CaptureSpec): readonly string[];
   /**
-   * Statements that move every change record of table `changes` into a new temporary table
-   * `into` (quoted), in the caller's transaction: a refresh that then fails or dies leaves
-   * them where they were.
+   * One statement that deletes every change record of table `changes` and creates the
+   * temporary table `into` (quoted) of the keys they name (columns `keys`, quoted), once
+   * each, with the oldest record's `changed_at`; in the caller's transaction, so that a
+   * refresh that then fails or dies leaves the records where they were.
    */
-  take(changes: string, into: string): readonly string[];
+  take(changes: string, into: string, keys: readonly string[]): string;
   /** A query of one boolean: takes the refresh lock of materialized table `id` if free (held by the connection until `unlock`). */
   tryLock(id: number): string;
   /** A statement that waits for and takes the refresh lock. */
