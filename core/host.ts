@@ -12,6 +12,12 @@ export interface HostColumn {
   readonly type: string;
 }
 
+/** How a statement is run (`Host.execute`). */
+export interface ExecuteOptions {
+  /** The text is sent again and again with other parameters: the host may keep it prepared. */
+  readonly repeated?: boolean;
+}
+
 /** A fully read result, values converted to plain JS (see `QueryResult`). */
 export interface HostResult {
   readonly columns: readonly HostColumn[];
@@ -144,7 +150,7 @@ export type SqlOperator = '+' | '-' | '*' | '/' | '%' | '=' | '<>' | '<' | '<=' 
  */
 export type SqlFunction =
   | 'abs' | 'array_length' | 'avg' | 'bool_and' | 'concat' | 'count' | 'current_database' | 'current_schema' | 'exp' | 'floor' | 'generate_series'
-  | 'ln' | 'max' | 'md5' | 'min' | 'ntile' | 'rank' | 'row_number' | 'sqrt' | 'stddev_pop' | 'substr' | 'sum' | 'var_pop';
+  | 'lead' | 'ln' | 'max' | 'md5' | 'min' | 'ntile' | 'rank' | 'row_number' | 'sqrt' | 'stddev_pop' | 'substr' | 'sum' | 'var_pop';
 
 /**
  * SQL spelling of one host: quoting, types and the statements the core generates. Every
@@ -182,6 +188,13 @@ export interface SqlDialect {
    * default false).
    */
   readonly updateLeavesDeadRows?: boolean;
+  /**
+   * A statement that gives the planner statistics of a working table just written
+   * (optional; default none): Postgres plans a temporary table it has never analyzed with
+   * default guesses (200 distinct values a column), which turn a tree level's hashed
+   * `GROUPING SETS` into sorts. `table` is quoted.
+   */
+  analyze?(table: string): string;
   /** Always-quoted identifier: `"a""b"`. */
   quoteIdentifier(name: string): string;
   /** String literal: `'it''s'`. */
@@ -367,11 +380,12 @@ export interface ChangeCaptureDialect {
   /** Statements that remove what `install` and `pin` made. */
   uninstall(spec: CaptureSpec): readonly string[];
   /**
-   * Statements that move every change record of table `changes` into a new temporary table
-   * `into` (quoted), in the caller's transaction: a refresh that then fails or dies leaves
-   * them where they were.
+   * One statement that deletes every change record of table `changes` and creates the
+   * temporary table `into` (quoted) of the keys they name (columns `keys`, quoted), once
+   * each, with the oldest record's `changed_at`; in the caller's transaction, so that a
+   * refresh that then fails or dies leaves the records where they were.
    */
-  take(changes: string, into: string): readonly string[];
+  take(changes: string, into: string, keys: readonly string[]): string;
   /** A query of one boolean: takes the refresh lock of materialized table `id` if free (held by the connection until `unlock`). */
   tryLock(id: number): string;
   /** A statement that waits for and takes the refresh lock. */
@@ -446,8 +460,13 @@ export interface Host {
    * functions). Default for new adapters: `false`.
    */
   readonly nativeFunctions: boolean;
-  /** Runs one statement with optional `$1`-style parameters and reads all rows. */
-  execute(sql: string, params?: readonly unknown[]): Promise<HostResult>;
+  /**
+   * Runs one statement with optional `$1`-style parameters and reads all rows. With
+   * `options.repeated`, the caller sends the same text again and again with other parameters
+   * (modelsql's catalog look-up): a host may keep it parsed and planned for the session, as
+   * Postgres's prepared statements (https://www.postgresql.org/docs/current/sql-prepare.html).
+   */
+  execute(sql: string, params?: readonly unknown[], options?: ExecuteOptions): Promise<HostResult>;
   /** Runs one statement and yields its rows in batches. */
   stream(sql: string): AsyncIterable<HostResult>;
   /** The columns `sql` (a query) would return, without reading its rows. */

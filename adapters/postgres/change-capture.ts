@@ -45,7 +45,10 @@ export const POSTGRES_CHANGE_CAPTURE: ChangeCaptureDialect = {
     `SELECT ml_catalog.uninstall_capture(${Math.trunc(spec.id)})`,
   ],
   // https://www.postgresql.org/docs/current/queries-with.html#QUERIES-WITH-MODIFYING
-  take: (changes, into) => [`CREATE TEMPORARY TABLE ${into} AS SELECT * FROM ${changes} WITH NO DATA`, `WITH taken AS (DELETE FROM ${changes} RETURNING *) INSERT INTO ${into} SELECT * FROM taken`],
+  // One pass: the deleted records' keys grouped as they come back (a TRUNCATE's record of NULL keys is one group of its own).
+  take: (changes, into, keys) =>
+    `CREATE TEMPORARY TABLE ${into} AS WITH taken AS (DELETE FROM ${changes} RETURNING ${keys.join(', ')}, changed_at) ` +
+    `SELECT ${keys.join(', ')}, pg_catalog.min(changed_at) AS changed_at FROM taken GROUP BY ${keys.join(', ')}`,
   tryLock: (id) => `SELECT pg_try_advisory_lock(${LOCK_CLASS}, ${Math.trunc(id)})`,
   lock: (id) => `SELECT pg_advisory_lock(${LOCK_CLASS}, ${Math.trunc(id)})`,
   unlock: (id) => `SELECT pg_advisory_unlock(${LOCK_CLASS}, ${Math.trunc(id)})`,

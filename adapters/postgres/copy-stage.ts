@@ -58,6 +58,21 @@ const NUMBER_TEXT_TYPE = /^(double precision|smallint|integer|bigint|numeric(\(.
 /** The COPY format a stage uses: `binary` where it can (see {@link openCopyStage}), or always `text`. */
 export type CopyFormat = 'binary' | 'text';
 
+/** How a stage is run (see {@link openCopyStage}). */
+export interface CopyStageOptions {
+  /** Output bytes kept in memory before the rest goes to a temporary file (default {@link DEFAULT_STAGE_MEMORY_BYTES}). */
+  readonly memoryLimit?: number;
+  /** `binary` (default) where the stage can use it, or always `text`. */
+  readonly format?: CopyFormat;
+  /**
+   * Column types (`format_type` spelling, as the input columns have them) known to have
+   * binary send and receive functions; a column of a domain is described by its base type,
+   * whose functions the domain's COPY uses. With every input column of one of them, the
+   * stage does not ask the catalog.
+   */
+  readonly binaryIoTypes?: ReadonlySet<string>;
+}
+
 /** What the stage needs from the host: statements, and the two COPY directions. */
 export interface CopyStageConnection {
   query(sql: string): Promise<PgQueryResult>;
@@ -73,20 +88,22 @@ export interface CopyStageConnection {
  * as a number, every output is `double precision` or `real`, and every input column's type
  * has binary I/O (`typsend`, `typreceive`): the input fields are carried as their bytes,
  * the features decoded from them (or from a `double precision` cast), the predictions
- * encoded; else, and with `text`, both are text.
+ * encoded; else, and with `text`, both are text. Whether the input columns' types have
+ * binary I/O is asked of the catalog (one query) unless every one is in `binaryIoTypes`.
  *
  * @example
  * const stage = await openCopyStage(db, dialect, spec);
  * try { ...executor... ; relation = await stage.finish() } finally { await stage.close() }
  */
-export async function openCopyStage(db: CopyStageConnection, dialect: SqlDialect, spec: HostStageSpec, memoryLimit = DEFAULT_STAGE_MEMORY_BYTES, format: CopyFormat = 'binary'): Promise<HostStage> {
+export async function openCopyStage(db: CopyStageConnection, dialect: SqlDialect, spec: HostStageSpec, options: CopyStageOptions = {}): Promise<HostStage> {
+  const { memoryLimit = DEFAULT_STAGE_MEMORY_BYTES, format = 'binary', binaryIoTypes } = options;
   const q = (name: string) => dialect.quoteIdentifier(name);
   const table = `pg_temp.${q(spec.table)}`;
   const outputs = spec.outputColumns.map((c) => `CAST(NULL AS ${c.type}) AS ${q(c.name)}`);
   await db.query(`CREATE TEMPORARY TABLE ${q(spec.table)} AS SELECT __modelsql_input.*, ${outputs.join(', ')} FROM ${stageSource(spec)} WITH NO DATA`);
   const columns = [...spec.inputColumns, ...spec.outputColumns].map((c) => q(c.name));
   const relation = `(SELECT ${columns.join(', ')} FROM ${table})`;
-  const binary = format === 'binary' && binaryOutputs(spec) && (await binaryIo(db, dialect, table));
+  const binary = format === 'binary' && binaryOutputs(spec) && (spec.inputColumns.every((c) => binaryIoTypes?.has(c.type)) || (await binaryIo(db, dialect, table)));
 
   // What the rows carry and write: every input column, then every output, into `table`;
   // a write into the statement's table (`into`) picks and orders them.
@@ -173,11 +190,23 @@ async function binaryIo(db: CopyStageConnection, dialect: SqlDialect, table: str
   return (result.rows[0] as unknown[] | undefined)?.[0] === true;
 }
 
-/** Binary COPY data: the header, `rows`, the trailer. */
+/**
+ * Binary COPY data: the header, `rows`, the trailer; the header joined to the first piece and
+ * the trailer to the last, so that a small stage's data goes in one CopyData message (each
+ * piece is a message and a socket write of its own).
+ */
 async function* framed(rows: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
-  yield BINARY_HEADER;
-  yield* rows;
-  yield BINARY_TRAILER;
+  let held: Uint8Array = BINARY_HEADER;
+  let first = true;
+  for await (const piece of rows) {
+    if (first) held = Buffer.concat([held, piece]);
+    else {
+      yield held;
+      held = piece;
+    }
+    first = false;
+  }
+  yield Buffer.concat([held, BINARY_TRAILER]);
 }
 
 /** The batches of a binary COPY TO (see {@link BatchBuilder.addBinary}). */

@@ -15,6 +15,15 @@ import { pgTypeParsers } from './pg-values.js';
 /** CancelRequest code (https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-CANCELREQUEST). */
 const CANCEL_REQUEST_CODE = 80877102;
 
+/** Statements kept prepared per session, at most (later ones run unnamed). */
+const MAX_PREPARED = 16;
+
+/**
+ * SQLSTATEs of a kept statement the server no longer has (`invalid_sql_statement_name`), or
+ * of a name the session took for a statement of its own (`duplicate_prepared_statement`).
+ */
+const LOST_STATEMENT = new Set(['26000', '42P05']);
+
 /** The parts of `pg.Client` used here that its typings leave out. */
 interface ClientInternals {
   readonly processID: number | null;
@@ -22,7 +31,11 @@ interface ClientInternals {
   readonly host: string;
   readonly port: number;
   /** pg's protocol connection, which emits each backend message by name. */
-  readonly connection: { on(event: 'parameterStatus', listener: (message: { parameterName: string; parameterValue: string }) => void): void };
+  readonly connection: {
+    on(event: 'parameterStatus', listener: (message: { parameterName: string; parameterValue: string }) => void): void;
+    /** Names of the statements pg believes the server has parsed, and their text. */
+    readonly parsedStatements: Record<string, string>;
+  };
 }
 
 /**
@@ -35,6 +48,10 @@ interface ClientInternals {
 export class PgClientConnection implements PgConnection {
   /** `standard_conforming_strings` as the server last reported it. */
   private standardStrings = true;
+  /** Statements kept prepared (`query` with `prepare`): text → name. */
+  private readonly prepared = new Map<string, string>();
+  /** Names given so far (a name is never given twice: the server may still hold a forgotten one). */
+  private named = 0;
 
   private constructor(private readonly client: pg.Client) {
     // ParameterStatus (https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-ASYNC): at startup and after each change.
@@ -57,12 +74,57 @@ export class PgClientConnection implements PgConnection {
     return this.standardStrings;
   }
 
-  async query(sql: string, params?: readonly unknown[]): Promise<PgQueryResult> {
+  /**
+   * With `options.prepare` (and `params`), the statement is a named one, parsed once per
+   * session (up to {@link MAX_PREPARED} texts). Should the server have lost it (the session
+   * ran `DEALLOCATE ALL` or `DISCARD ALL`) or the session have taken its name, the names are
+   * forgotten and, outside a transaction block, the statement is sent once more.
+   */
+  async query(sql: string, params?: readonly unknown[], options?: { readonly prepare?: boolean }): Promise<PgQueryResult> {
     const config: pg.QueryArrayConfig = { text: sql, rowMode: 'array' };
     if (params !== undefined) config.values = params.map((p) => (p === undefined ? null : p));
+    return params !== undefined && options?.prepare ? this.sendPrepared(config, true) : this.send(config);
+  }
+
+  /** Sends `config` as a kept statement (when there is room); once more after a lost one when `retry`. */
+  private async sendPrepared(config: pg.QueryArrayConfig, retry: boolean): Promise<PgQueryResult> {
+    const name = this.statementName(config.text);
+    if (name === undefined) return this.send(config);
+    const idle = this.client.getTransactionStatus() === 'I';
+    try {
+      return await this.send({ ...config, name });
+    } catch (error) {
+      if (!LOST_STATEMENT.has(String((error as { code?: unknown }).code))) throw error;
+      this.forgetPrepared();
+      if (!idle || !retry) throw error;
+      return this.sendPrepared(config, false);
+    }
+  }
+
+  /** The name `sql` is kept under, a new one while there is room, else undefined. */
+  private statementName(sql: string): string | undefined {
+    let name = this.prepared.get(sql);
+    if (name === undefined && this.prepared.size < MAX_PREPARED) {
+      name = `__modelsql_s${++this.named}`;
+      this.prepared.set(sql, name);
+    }
+    return name;
+  }
+
+  /** Forgets every kept statement, here and in pg (which would otherwise skip their Parse). */
+  private forgetPrepared(): void {
+    const parsed = (this.client as unknown as ClientInternals).connection.parsedStatements;
+    for (const name of this.prepared.values()) delete parsed[name];
+    this.prepared.clear();
+  }
+
+  private async send(config: pg.QueryArrayConfig): Promise<PgQueryResult> {
     const raw = (await this.client.query(config)) as pg.QueryArrayResult | pg.QueryArrayResult[];
+    const results = Array.isArray(raw) ? raw : [raw];
+    // `DEALLOCATE` / `DISCARD` (https://www.postgresql.org/docs/current/sql-discard.html) may have dropped the kept statements.
+    if (this.prepared.size > 0 && results.some((r) => r.command === 'DEALLOCATE' || r.command === 'DISCARD')) this.forgetPrepared();
     // A simple-protocol string with several statements answers with one result each; the last one counts.
-    const result = Array.isArray(raw) ? raw[raw.length - 1]! : raw;
+    const result = results[results.length - 1]!;
     return {
       fields: (result.fields ?? []).map((f) => ({ name: f.name, dataTypeID: f.dataTypeID })),
       rows: result.rows ?? [],

@@ -28,8 +28,12 @@ export type TransactionStatus = 'idle' | 'transaction' | 'failed';
 
 /** One upstream session. Calls are sequential: the host awaits each before the next. */
 export interface PgConnection {
-  /** Runs one statement with `$1` parameters (extended protocol when `params` is given). */
-  query(sql: string, params?: readonly unknown[]): Promise<PgQueryResult>;
+  /**
+   * Runs one statement with `$1` parameters (extended protocol when `params` is given).
+   * With `options.prepare` and `params`, the connection may keep the statement prepared
+   * (a named statement, parsed once per session) for the next call with the same text.
+   */
+  query(sql: string, params?: readonly unknown[], options?: { readonly prepare?: boolean }): Promise<PgQueryResult>;
   /** `COPY ... FROM STDIN`: sends `data` (text-format COPY chunks) and waits for completion. */
   copyFrom(sql: string, data: AsyncIterable<string | Uint8Array> | Iterable<string | Uint8Array>): Promise<void>;
   /**

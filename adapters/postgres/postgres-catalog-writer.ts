@@ -80,20 +80,25 @@ export class PostgresCatalogWriter implements CatalogWriter {
     await this.host.execute(call('set_grant', 4), [key.schema, key.name, role, grant]);
   }
 
+  /** Sent after every model stage: kept prepared where the host can (`repeated`). */
   async recordRun(run: RunRecord): Promise<void> {
-    await this.host.execute(call('record_run', 12), [
-      run.temporary ?? false,
-      run.runId,
-      run.version.schema,
-      run.version.name,
-      run.version.version,
-      run.inputRelation,
-      run.rows,
-      run.errors,
-      run.durationMs,
-      run.tokens ?? null,
-      run.startedAt,
-      run.cacheHits ?? null,
-    ]);
+    await this.host.execute(
+      call('record_run', 12),
+      [
+        run.temporary ?? false,
+        run.runId,
+        run.version.schema,
+        run.version.name,
+        run.version.version,
+        run.inputRelation,
+        run.rows,
+        run.errors,
+        run.durationMs,
+        run.tokens ?? null,
+        run.startedAt,
+        run.cacheHits ?? null,
+      ],
+      { repeated: true },
+    );
   }
 }

@@ -115,15 +115,16 @@ export class PostgresDialect implements SqlDialect {
    *   schemas joined by `, `, when its first schema other than the session's temporary one
    *   is not `pg_catalog`, else NULL. Temporary schemas do not count: Postgres never looks
    *   up functions or operators there. `current_schemas(true)` lists `pg_catalog` where
-   *   Postgres searches it (first, unless the path names it later).
+   *   Postgres searches it (first, unless the path names it later), and the temporary
+   *   schema at most once; so `pg_catalog` must be first, or second after that schema. An
+   *   expression without subqueries: it is read by every model statement's catalog look-up,
+   *   whose planning time it adds to.
    * - `statementTimeout`: `current_setting('statement_timeout')` (`30s`, `0`).
    *
    * Every name is qualified.
    */
   readonly sessionReading: SessionReadingSql = {
-    unsafeSearchPath:
-      "(SELECT pg_catalog.string_agg(CAST(u.s AS pg_catalog.text), ', ' ORDER BY u.o) FROM pg_catalog.unnest(pg_catalog.current_schemas(true)) WITH ORDINALITY AS u(s, o) " +
-      "HAVING (SELECT f.s FROM pg_catalog.unnest(pg_catalog.current_schemas(true)) WITH ORDINALITY AS f(s, o) WHERE f.s OPERATOR(pg_catalog.!~) '^pg_temp_[0-9]+$' ORDER BY f.o LIMIT 1) OPERATOR(pg_catalog.<>) 'pg_catalog')",
+    unsafeSearchPath: unsafeSearchPath('pg_catalog.current_schemas(true)'),
     statementTimeout: "pg_catalog.current_setting('statement_timeout')",
   };
 
@@ -144,6 +145,11 @@ export class PostgresDialect implements SqlDialect {
 
   /** An UPDATE leaves the old row version behind until VACUUM (https://www.postgresql.org/docs/current/routine-vacuuming.html), and autovacuum never visits temporary tables. */
   readonly updateLeavesDeadRows = true;
+
+  /** `ANALYZE` of a temporary table (https://www.postgresql.org/docs/current/sql-analyze.html); autovacuum never analyzes one. */
+  analyze(table: string): string {
+    return `ANALYZE pg_temp.${table}`;
+  }
 
   /** Roles, model owners and grants, with row-level security on the catalog (catalog-security.ts). */
   readonly roles = POSTGRES_ROLES;
@@ -274,9 +280,16 @@ export class PostgresDialect implements SqlDialect {
    * over row-count estimates far above the real ones, so the planner's cost passes
    * `jit_above_cost` and LLVM spends seconds optimizing code that then runs for
    * milliseconds (measured: 7.5 s of JIT for a 0.3 s metrics query on 20,000 rows).
+   * `work_mem` is 64 MB: a tree level's `GROUPING SETS` is hashed in one pass only when the
+   * planner's estimate of its groups fits in `work_mem` × `hash_mem_multiplier`, else it
+   * sorts the rows once per set (https://www.postgresql.org/docs/current/runtime-config-resource.html#GUC-WORK-MEM);
+   * the groups themselves are few (nodes × bins per set).
    */
   readonly trainingSettings: SessionSettings = {
-    values: [['jit', 'off']],
+    values: [
+      ['jit', 'off'],
+      ['work_mem', '64MB'],
+    ],
     read: (name) => `SELECT pg_catalog.current_setting(${this.quoteString(name)})`,
     write: (name, value) => `SELECT pg_catalog.set_config(${this.quoteString(name)}, ${this.quoteString(value)}, false)`,
   };
@@ -314,4 +327,11 @@ export class PostgresDialect implements SqlDialect {
   private functionName(fn: { readonly schema: string; readonly name: string; readonly temporary: boolean }): string {
     return `${fn.temporary ? 'pg_temp' : this.quoteIdentifier(fn.schema)}.${this.quoteIdentifier(fn.name)}`;
   }
+}
+
+/** The search path when `schemas` (an SQL `name[]`, `current_schemas(true)`) does not start with `pg_catalog`, past the session's temporary schema; else NULL. */
+function unsafeSearchPath(schemas: string): string {
+  const position = `pg_catalog.array_position(${schemas}, CAST('pg_catalog' AS pg_catalog.name))`;
+  const safe = `${position} OPERATOR(pg_catalog.=) 1 OR (${position} OPERATOR(pg_catalog.=) 2 AND (${schemas})[1] OPERATOR(pg_catalog.~) '^pg_temp_[0-9]+$')`;
+  return `CASE WHEN ${safe} THEN NULL ELSE pg_catalog.array_to_string(${schemas}, ', ') END`;
 }

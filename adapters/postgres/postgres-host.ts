@@ -27,7 +27,7 @@
  * Temporary tables live in the session's `pg_temp` schema, invisible to other sessions.
  */
 import { parsePostgresDuration } from '../../core/session/statement-timeout.js';
-import type { Host, HostAppender, HostColumn, HostResult, HostStage, HostStageSpec } from '../../core/host.js';
+import type { ExecuteOptions, Host, HostAppender, HostColumn, HostResult, HostStage, HostStageSpec } from '../../core/host.js';
 import { ModelSqlError, positionAt } from '../../core/errors.js';
 import { tokenize } from '../../core/sql/lexer.js';
 import type { PgConnection, PgField, PgQueryResult, TransactionStatus } from './pg-connection.js';
@@ -64,6 +64,12 @@ export class PostgresHost implements Host {
   /** Temporary tables this host created with a hidden ordinal, and their column types. */
   private readonly ordinalTables = new Map<string, readonly HostColumn[]>();
   private readonly typeNames = new Map<number, string>(PG_TYPE_NAMES);
+  /**
+   * Names of built-in types with binary I/O (all of {@link PG_TYPE_NAMES}), so that a stage
+   * over them needs no catalog query; a name another type of this session was also
+   * described by (a visible type of the same name) leaves the set.
+   */
+  private readonly binaryIoTypes = new Set<string>(PG_TYPE_NAMES.values());
 
   /**
    * @param options.stageMemoryBytes output bytes a one-pass stage keeps in memory before it
@@ -76,8 +82,8 @@ export class PostgresHost implements Host {
     private readonly options: { readonly stageMemoryBytes?: number; readonly stageCopyFormat?: CopyFormat } = {},
   ) {}
 
-  async execute(sql: string, params?: readonly unknown[]): Promise<HostResult> {
-    const result = await this.query(sql, params);
+  async execute(sql: string, params?: readonly unknown[], options?: ExecuteOptions): Promise<HostResult> {
+    const result = await this.query(sql, params, options?.repeated === true);
     return { columns: await this.columnsOf(result.fields), rows: result.rows };
   }
 
@@ -176,7 +182,8 @@ export class PostgresHost implements Host {
       copyTo: (sql: string) => this.copyOut(sql),
       copyFrom: (sql: string, data: AsyncIterable<Uint8Array> | Iterable<Uint8Array>) => this.run(() => this.connection.copyFrom(sql, data), sql),
     };
-    return openCopyStage(db, this.dialect, spec, this.options.stageMemoryBytes ?? DEFAULT_STAGE_MEMORY_BYTES, this.options.stageCopyFormat);
+    const { stageMemoryBytes, stageCopyFormat } = this.options;
+    return openCopyStage(db, this.dialect, spec, { memoryLimit: stageMemoryBytes ?? DEFAULT_STAGE_MEMORY_BYTES, format: stageCopyFormat ?? 'binary', binaryIoTypes: this.binaryIoTypes });
   }
 
   async transaction<T>(fn: () => Promise<T>): Promise<T> {
@@ -325,8 +332,8 @@ export class PostgresHost implements Host {
     }
   }
 
-  private async query(sql: string, params?: readonly unknown[]): Promise<PgQueryResult> {
-    return this.run(() => this.connection.query(sql, params), sql);
+  private async query(sql: string, params?: readonly unknown[], prepare = false): Promise<PgQueryResult> {
+    return this.run(() => this.connection.query(sql, params, prepare ? { prepare } : undefined), sql);
   }
 
   /** Runs one round trip: waits for a pending cancel to be delivered, counts it in flight, maps its errors. */
@@ -357,6 +364,7 @@ export class PostgresHost implements Host {
         // e.g. in a failed transaction block; leave it unknown
       }
       this.typeNames.set(f.dataTypeID, name);
+      this.binaryIoTypes.delete(name);
     }
     return fields.map((f) => ({ name: f.name, type: this.typeNames.get(f.dataTypeID)! }));
   }

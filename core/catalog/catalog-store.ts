@@ -226,6 +226,7 @@ export class CatalogStore {
     const session = `${text(d.call('current_schema'))}, ${text(d.call('current_database'))}`;
     const artifact = (name: string) => d.operator('artifact_name', '=', `'${name}'`);
     const reading = d.sessionReading;
+    // Sent by every ML statement, with only the names changing: kept prepared where the host can.
     const r = await this.host.execute(
       [
         `SELECT 1 AS kind, ${session}, schema_name, model_name, default_version, owner, ${text('created_at')}, ${text('updated_at')}, ${nulls(5)} FROM ${this.c}.models WHERE ${filter}`,
@@ -234,6 +235,7 @@ export class CatalogStore {
         ...(reading === undefined ? [] : [`SELECT 0, ${session}, ${reading.unsafeSearchPath}, ${text(reading.statementTimeout)}, NULL, ${nulls(8)}`]),
       ].join(' UNION ALL '),
       params,
+      { repeated: true },
     );
     const rows = (kind: number) => r.rows.filter((row) => Number(row[0]) === kind).map((row) => row.slice(3));
     const key = (row: readonly unknown[], version?: unknown) => JSON.stringify([row[0], row[1], ...(version === undefined ? [] : [Number(version)])]);

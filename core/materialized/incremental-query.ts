@@ -23,6 +23,12 @@ export interface IncrementalShape {
   readonly aliased: boolean;
   /** The projection's items: their output name and whether they copy a column unchanged (`k`, `p.k`, `k AS k`) or are a star. */
   readonly items: readonly ProjectionItem[];
+  /**
+   * The names the query mentions around the call (projection and WHERE), in lower case: the
+   * columns of the call's rows it may read are among them; `all` when it may read the whole
+   * row (`*`, `p.*`, DuckDB's `COLUMNS(...)`, the alias alone as a row value).
+   */
+  readonly reads: ReadonlySet<string> | 'all';
 }
 
 /** One item of the SELECT list. */
@@ -94,7 +100,32 @@ export function incrementalShape(statement: CreateMaterializedTableStatement, te
     else if (isWord(t, 'select') || isWord(t, 'over')) return { reason: `"${t.text}" in the WHERE clause reads other rows; an incremental query filters each row by its own values`, position: at(t.span.start) };
     else if (depth === 0 && t.kind === 'identifier' && CLAUSES.includes(t.value)) return { reason: `"${t.text}" after ML_PREDICT; an incremental query only filters (WHERE) the call's rows`, position: at(t.span.start) };
   }
-  return { call, binding, source: binding.input.name, aliased, items: projectionItems(projection) };
+  const outside = [...projection, ...tokens.slice(i)];
+  return { call, binding, source: binding.input.name, aliased, items: projectionItems(projection), reads: namesRead(outside, aliased ? alias!.value : undefined) };
+}
+
+/**
+ * The lower-case names among `tokens` (the query around the call, without its alias), or
+ * `all` when they may read every column of the call's rows. Conservative: every identifier
+ * counts (function names and key words too); a `*` counts as a star unless it follows an
+ * operand (`price * 2`).
+ */
+function namesRead(tokens: readonly Token[], alias: string | undefined): ReadonlySet<string> | 'all' {
+  const names = new Set<string>();
+  for (const [i, t] of tokens.entries()) {
+    const before = tokens[i - 1];
+    const next = tokens[i + 1];
+    if (isSymbol(t, '*')) {
+      const operand = before !== undefined && (before.kind === 'number' || before.kind === 'string' || before.kind === 'quoted-identifier' || isSymbol(before, ')') || isSymbol(before, ']') || (before.kind === 'identifier' && !['select', 'distinct', 'all'].includes(before.value)));
+      if (!operand) return 'all';
+    }
+    if (t.kind !== 'identifier' && t.kind !== 'quoted-identifier') continue;
+    const name = t.value.toLowerCase();
+    if (name === 'columns' && isSymbol(next, '(')) return 'all';
+    if (alias !== undefined && name === alias.toLowerCase() && !isSymbol(next, '.')) return 'all';
+    names.add(name);
+  }
+  return names;
 }
 
 /** Splits the SELECT list on top-level commas and reads each item's name and whether it copies a column. */

@@ -9,15 +9,17 @@
  *     triggers recorded, each rewritten): new rows and rows whose inputs changed are to be
  *     predicted, rows whose other columns changed only rewritten, rows gone deleted; the
  *     comparison keeps the changed rows' values;
- *  2. runs ML_PREDICT over those values; a remote model's outside any transaction, so that
- *     each answer lands in the prediction cache as it comes (a refresh that dies here asks
- *     the provider again only for rows it had no answer for);
+ *  2. runs ML_PREDICT over those values (carrying only the key, the model's inputs and the
+ *     source columns the definition reads around its call); a remote model's outside any
+ *     transaction, so that each answer lands in the prediction cache as it comes (a refresh
+ *     that dies here asks the provider again only for rows it had no answer for);
  *  3. in ONE transaction: deletes the state and result rows of changed keys that have them,
  *     writes the state and the result rows of predicted keys from the predictions and the
  *     other changed keys' result rows from the source joined with the state, consumes the
  *     change records it read and adds its figures to the catalog row.
- * A local model's refresh is one transaction from 1 to 3. A crash before 3 commits leaves
- * table, state and change records as they were.
+ * A local model's refresh is one transaction from 1 to 3, which takes its change records
+ * as their distinct keys in one statement. A crash before 3 commits leaves table, state and
+ * change records as they were.
  *
  * FULL: the query runs whole into a temporary table, and one transaction replaces the
  * result's rows with it.
@@ -150,7 +152,6 @@ async function refreshSteps(ctx: RefreshContext, table: MaterializedTable, model
   const names = privateNames(host, table.id);
   const version = await ctx.modelVersion(table);
   const full = everything || version !== table.modelVersion;
-  const outputs = await outputNames(host, table, modelOutputs);
   const source = sourceName(host, table);
   const qk = keys.map(q);
   const capture = d.changeCapture;
@@ -162,16 +163,23 @@ async function refreshSteps(ctx: RefreshContext, table: MaterializedTable, model
   let oldest: number | undefined;
   if (capture) {
     consumed = temp('changes');
-    // A local model's refresh is one transaction: it takes the records at once; a remote one's copies them, and deletes them when it applies.
-    if (local) for (const sql of capture.take(names.changes, q(consumed))) await host.execute(sql);
+    // A local model's refresh is one transaction: it takes the records at once, as their
+    // distinct keys; a remote one's copies them, and deletes them when it applies.
+    if (local) await host.execute(capture.take(names.changes, q(consumed), qk));
     else await host.execute(`CREATE TEMP TABLE ${q(consumed)} AS SELECT * FROM ${names.changes}`);
     const r = await host.execute(`SELECT count(*), CAST(extract(epoch FROM min(changed_at)) AS DOUBLE PRECISION) * CAST(1000 AS DOUBLE PRECISION), count(*) FILTER (WHERE ${qk.map((k) => `${k} IS NULL`).join(' AND ')}) FROM ${q(consumed)}`);
     const [count, min, truncated] = r.rows[0]!;
     if (Number(count) === 0 && !full) return { durationMs: Date.now() - started, rowsRefreshed: 0, rowsPredicted: 0, rowsDeleted: 0, providerRows: 0 };
     oldest = min === null ? undefined : Number(min);
     if (Number(truncated) === 0 && !full) {
-      if (Number(count) > ANALYZE_ROWS) await host.execute(`ANALYZE ${q(consumed)}`);
-      changedKeys = `(SELECT DISTINCT ${qk.join(', ')} FROM ${q(consumed)})`;
+      // Taken keys are distinct already, and the planner sizes a temporary table without
+      // statistics by its pages; copied records need their distinct keys, and statistics
+      // past a few thousand (so that joins hash rather than probe).
+      if (local) changedKeys = q(consumed);
+      else {
+        if (Number(count) > ANALYZE_ROWS) await host.execute(`ANALYZE ${q(consumed)}`);
+        changedKeys = `(SELECT DISTINCT ${qk.join(', ')} FROM ${q(consumed)})`;
+      }
     }
   }
   // 1. What changed, with the changed rows' values and the digest of their inputs. With
@@ -181,7 +189,12 @@ async function refreshSteps(ctx: RefreshContext, table: MaterializedTable, model
   const D = q(diff);
   const columns = await host.describe(`SELECT * FROM ${source}`);
   const sourceColumns = columns.map((c) => c.name);
+  const outputs = outputColumnNames(sourceColumns, modelOutputs);
   const inputs = shape.binding.columns.map((id) => columnName(id, sourceColumns));
+  // The columns the definition reads around its call (with the keys: the result rows of predicted keys are written from them) and, for the model, its inputs.
+  const reads = shape.reads;
+  const stored = sourceColumns.filter((c) => keys.includes(c) || reads === 'all' || reads.has(c.toLowerCase()));
+  const kept = sourceColumns.filter((c) => stored.includes(c) || inputs.includes(c));
   const inputDigest = inputDigestOf(host, inputs.map((c) => ({ expression: `s.${q(c)}`, type: columns.find((s) => s.name === c)!.type })));
   const rowDigest = capture ? undefined : d.rowDigest('s');
   const st = (c: string) => `st.${q(c)}`;
@@ -194,7 +207,7 @@ async function refreshSteps(ctx: RefreshContext, table: MaterializedTable, model
     ? [`${changedKeys} AS k LEFT JOIN ${source} AS s ON ${keyJoin(host, keys, 'k', 's')} LEFT JOIN ${names.state} AS st ON ${keyJoin(host, keys, 'k', 'st')}`, (c: string) => `k.${q(c)}`]
     : [`${source} AS s FULL JOIN ${names.state} AS st ON ${keyJoin(host, keys, 's', 'st')}`, (c: string) => `coalesce(s.${q(c)}, ${st(c)})`];
   await host.execute(
-    `CREATE TEMP TABLE ${D} AS SELECT ${sourceColumns.map((c) => (keys.includes(c) ? `${key(c)} AS ${q(c)}` : `s.${q(c)}`)).join(', ')}, ` +
+    `CREATE TEMP TABLE ${D} AS SELECT ${kept.map((c) => (keys.includes(c) ? `${key(c)} AS ${q(c)}` : `s.${q(c)}`)).join(', ')}, ` +
       `${inputDigest} AS ${IH}${rowDigest ? `, ${rowDigest} AS ${RH}` : ''}, ${op} AS ${OP} ` +
       `FROM ${from} WHERE (${present} AND (${changed})) OR (NOT (${present}) AND st.${qk[0]} IS NOT NULL)`,
   );
@@ -203,8 +216,11 @@ async function refreshSteps(ctx: RefreshContext, table: MaterializedTable, model
   const count = (op: string) => counts.get(op) ?? 0;
   const toPredict = count('n') + count('p');
   // 2. Predictions of the changed rows as the diff holds them (a remote model's outside any transaction).
-  const carried = [...sourceColumns, IH, ...(rowDigest ? [RH] : [])];
+  const digests = [IH, ...(rowDigest ? [RH] : [])];
+  const carried = [...kept, ...digests];
   const callOutputs = outputColumnNames(carried, modelOutputs);
+  // The predictions' table: the stored columns, the digests and the outputs.
+  const predictedColumns = [...stored, ...digests, ...callOutputs].map(q).join(', ');
   const text = table.definition;
   const args = shape.call.args.map((a) => a.value).filter((v) => v.kind === 'model' || v.kind === 'descriptor' || v.kind === 'map');
   const call = (input: string) => `ML_PREDICT(TABLE (${input}), ${args.map((v) => text.slice(v.span.start, v.span.end)).join(', ')})`;
@@ -222,7 +238,8 @@ async function refreshSteps(ctx: RefreshContext, table: MaterializedTable, model
     }
     for (let from = 0; from < toPredict; from += chunkRows) {
       const input = `SELECT /* modelsql refresh ${randomUUID()} */ ${carried.map(q).join(', ')} FROM ${rows} WHERE ${where(from)}`;
-      await ctx.run(from === 0 ? `CREATE TEMP TABLE ${q(predicted)} AS SELECT * FROM ${call(input)}` : `INSERT INTO ${q(predicted)} SELECT * FROM ${call(input)}`);
+      const select = `SELECT ${predictedColumns} FROM ${call(input)}`;
+      await ctx.run(from === 0 ? `CREATE TEMP TABLE ${q(predicted)} AS ${select}` : `INSERT INTO ${q(predicted)} ${select}`);
       providerRows += await askedRows(host, input);
     }
   }
@@ -240,7 +257,7 @@ async function refreshSteps(ctx: RefreshContext, table: MaterializedTable, model
         `INSERT INTO ${names.state} (${[...qk, INPUT_DIGEST, ...(rowDigest ? [ROW_DIGEST] : []), ...outputs.map(q)].join(', ')}) ` +
           `SELECT ${[...qk, IH, ...(rowDigest ? [RH] : []), ...callOutputs.map(q)].join(', ')} FROM ${P}`,
       );
-      const relation = `(SELECT ${sourceColumns.map(q).join(', ')}, ${callOutputs.map((c, i) => `${q(c)} AS ${q(outputs[i]!)}`).join(', ')} FROM ${P})`;
+      const relation = `(SELECT ${stored.map(q).join(', ')}, ${callOutputs.map((c, i) => `${q(c)} AS ${q(outputs[i]!)}`).join(', ')} FROM ${P})`;
       await host.execute(`INSERT INTO ${result} SELECT * FROM (${definitionOver(table, shape, relation)}) AS q`);
     }
     if (count('r') > 0) {

@@ -38,6 +38,13 @@ export interface EvaluationSpec {
   readonly probabilities?: string;
   /** The feature columns (the second DESCRIPTOR) with their host types: clustering measures distances between them. */
   readonly features?: readonly HostColumn[];
+  /**
+   * Classification: the model's outputs take few distinct values (a decision tree's, one per
+   * leaf), so the rows are grouped by label and outputs first and every metric is computed
+   * over the groups, weighted by their row counts: the same values (up to the order of the
+   * floating-point sums) from one pass over the rows instead of one per metric.
+   */
+  readonly fewOutputs?: boolean;
   readonly position?: SourcePosition;
 }
 
@@ -98,22 +105,27 @@ export function evaluationRelation(d: SqlDialect, spec: EvaluationSpec): string 
       const classType = numeric ? 'DOUBLE PRECISION' : d.catalogTypes.text;
       const probs = spec.probabilities ? `, ${q(spec.probabilities)} AS probs` : '';
       const rowNumber = `${fn('row_number')} OVER (ORDER BY c)`;
+      // Over groups of rows (`fewOutputs`), a group of w rows counts w times.
+      const grouped = spec.fewOutputs === true;
+      const total = (x: string) => fn('sum', grouped ? mul('w', x) : x);
+      const mean = (x: string) => (grouped ? div(total(x), fn('sum', 'w')) : fn('avg', x));
       // Counts as DOUBLE, so that every division below is between doubles.
-      const count = `CAST(${fn('count', '*')} AS DOUBLE PRECISION)`;
+      const count = `CAST(${grouped ? fn('sum', 'w') : fn('count', '*')} AS DOUBLE PRECISION)`;
+      const rows = `SELECT CAST(${label} AS ${classType}) AS y, CAST(${prediction} AS ${classType}) AS p${probs} FROM ${spec.relation} AS zipped WHERE ${present}`;
       const ratio = (hits: string, total: string) => `CASE WHEN ${gt(`coalesce(${total}, ${num(0)})`, num(0))} THEN ${div(`coalesce(${hits}, ${num(0)})`, total)} ELSE ${num(0)} END`;
       // The classes: each side grouped first (a few groups), so that the UNION is over a few rows, not two per row.
       const ctes = [
-        `z AS (SELECT CAST(${label} AS ${classType}) AS y, CAST(${prediction} AS ${classType}) AS p${probs} FROM ${spec.relation} AS zipped WHERE ${present})`,
+        grouped ? `z AS (SELECT y, p${spec.probabilities ? ', probs' : ''}, CAST(${fn('count', '*')} AS DOUBLE PRECISION) AS w FROM (${rows}) AS r GROUP BY y, p${spec.probabilities ? ', probs' : ''})` : `z AS (${rows})`,
         numeric
           ? // integer classes 0, 1, 2, ... index the probabilities directly (when the array is long enough); other classes by rank
             `classes AS (SELECT c, CASE WHEN (SELECT ${fn('bool_and', `${eq('c', fn('floor', 'c'))} AND ${ge('c', num(0))}`)}${spec.probabilities ? ` AND ${lt(fn('max', 'c'), `(SELECT ${fn('max', fn('array_length', 'probs', '1'))} FROM z)`)}` : ''} FROM (SELECT y AS c FROM z GROUP BY y UNION SELECT p FROM z GROUP BY p) AS v) ` +
             `THEN ${add('CAST(c AS BIGINT)', int(1))} ELSE ${rowNumber} END AS idx FROM (SELECT y AS c FROM z GROUP BY y UNION SELECT p FROM z GROUP BY p) AS u)`
           : `classes AS (SELECT c, ${rowNumber} AS idx FROM (SELECT y AS c FROM z GROUP BY y UNION SELECT p FROM z GROUP BY p) AS u)`,
-        `actual AS (SELECT y AS c, ${count} AS n, ${fn('sum', `CASE WHEN ${eq('y', 'p')} THEN ${num(1)} ELSE ${num(0)} END`)} AS tp FROM z GROUP BY y)`,
+        `actual AS (SELECT y AS c, ${count} AS n, ${total(`CASE WHEN ${eq('y', 'p')} THEN ${num(1)} ELSE ${num(0)} END`)} AS tp FROM z GROUP BY y)`,
         `predicted AS (SELECT p AS c, ${count} AS n FROM z GROUP BY p)`,
         `per_class AS (SELECT ${ratio('a.tp', 'pr.n')} AS prec, ${ratio('a.tp', 'a.n')} AS rec ` +
           `FROM classes AS k LEFT JOIN actual AS a ON ${eq('a.c', 'k.c')} LEFT JOIN predicted AS pr ON ${eq('pr.c', 'k.c')})`,
-        `scores AS (SELECT (SELECT ${fn('avg', `CASE WHEN ${eq('y', 'p')} THEN ${num(1)} ELSE ${num(0)} END`)} FROM z) AS accuracy, ${fn('avg', 'prec')} AS prec, ${fn('avg', 'rec')} AS rec, ` +
+        `scores AS (SELECT (SELECT ${mean(`CASE WHEN ${eq('y', 'p')} THEN ${num(1)} ELSE ${num(0)} END`)} FROM z) AS accuracy, ${fn('avg', 'prec')} AS prec, ${fn('avg', 'rec')} AS rec, ` +
           `${fn('avg', `CASE WHEN ${gt(add('prec', 'rec'), num(0))} THEN ${div(mul(mul(num(2), 'prec'), 'rec'), add('prec', 'rec'))} ELSE ${num(0)} END`)} AS f1 FROM per_class)`,
       ];
       names = [...METRICS.classification];
@@ -131,10 +143,10 @@ export function evaluationRelation(d: SqlDialect, spec: EvaluationSpec): string 
         const pairs = mul(positives, negatives);
         const below = sub(`${fn('sum', 'n')} OVER (PARTITION BY c ORDER BY s ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)`, 'n');
         ctes.push(
-          `logloss AS (SELECT ${neg(fn('avg', fn('ln', `greatest(${probability}, ${num(1e-15)})`)))} AS v FROM z JOIN classes AS k ON ${eq('k.c', 'z.y')})`,
+          `logloss AS (SELECT ${neg(mean(fn('ln', `greatest(${probability}, ${num(1e-15)})`)))} AS v FROM z JOIN classes AS k ON ${eq('k.c', 'z.y')})`,
           // per class by its index: grouping then compares numbers, not label text under a collation
-          `ovr AS (SELECT k.idx AS c, ${eq('z.y', 'k.c')} AS pos, ${probability} AS s FROM z CROSS JOIN classes AS k)`,
-          `tied AS (SELECT c, s, ${count} AS n, ${fn('sum', `CASE WHEN pos THEN ${num(1)} ELSE ${num(0)} END`)} AS npos FROM ovr GROUP BY c, s)`,
+          `ovr AS (SELECT k.idx AS c, ${eq('z.y', 'k.c')} AS pos, ${probability} AS s${grouped ? ', z.w' : ''} FROM z CROSS JOIN classes AS k)`,
+          `tied AS (SELECT c, s, ${count} AS n, ${total(`CASE WHEN pos THEN ${num(1)} ELSE ${num(0)} END`)} AS npos FROM ovr GROUP BY c, s)`,
           `ranked AS (SELECT c, n, npos, ${add(below, div(add('n', num(1)), num(2)))} AS r FROM tied)`,
           `auc_per_class AS (SELECT CASE WHEN ${ne(pairs, num(0))} THEN ${div(sub(fn('sum', mul('npos', 'r')), div(mul(positives, add(positives, num(1))), num(2))), pairs)} END AS v FROM ranked GROUP BY c)`,
           `auc AS (SELECT ${fn('avg', 'v')} AS v FROM auc_per_class)`,

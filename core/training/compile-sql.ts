@@ -50,6 +50,15 @@ export function encodeFeature(d: SqlDialect, feature: FeatureEncoding, input: st
   return feature.categories.map((c) => `(CASE WHEN ${isCategory(d, input, feature.mode, c)} THEN ${num(1)} ELSE ${num(0)} END)`);
 }
 
+/**
+ * The index of the category a STRING feature's value is (NULL counts as the mode), or the
+ * number of categories when it is none of them: the position of the one 1 among the
+ * feature's encoded 0/1 columns.
+ */
+export function categoryIndex(d: SqlDialect, feature: Extract<FeatureEncoding, { kind: 'categorical' }>, input: string): string {
+  return `(CASE ${feature.categories.map((c, k) => `WHEN ${isCategory(d, input, feature.mode, c)} THEN ${k}`).join(' ')} ELSE ${feature.categories.length} END)`;
+}
+
 /** Every encoded column of a model, in order. */
 export function encodeFeatures(d: SqlDialect, features: readonly FeatureEncoding[], inputs: readonly string[]): string[] {
   return features.flatMap((f, i) => encodeFeature(d, f, inputs[i]!));
@@ -203,14 +212,19 @@ export function compileModel(spec: TrainedModel, d: SqlDialect, inputs: readonly
 
 /**
  * A relation with every column of `source` (`columns`, quoted by the caller), then one column
- * per OUTPUT, named `outputNames`.
+ * per OUTPUT, named `outputNames` (with `fenced`, also the fence columns). With `fenced`,
+ * every level ends with the dialect's {@link SqlDialect.layerFence}, so that a query reading the outputs many times (training's
+ * metrics) computes each layer once per row: without it Postgres inlines the model into
+ * every reference (measured: a 5-tree model's regression metrics over 200,000 rows, 0.62 s
+ * of CPU with the inlining).
  */
-export function compiledRelation(d: SqlDialect, compiled: CompiledModel, source: string, columns: readonly string[], outputNames: readonly string[]): string {
+export function compiledRelation(d: SqlDialect, compiled: CompiledModel, source: string, columns: readonly string[], outputNames: readonly string[], fenced = false): string {
+  const fence = (level: number) => (fenced ? d.layerFence(`__modelsql_fence${level}`) : '');
   let from = `(${source}) AS __modelsql_l0`;
   compiled.layers.forEach((layer, i) => {
     if (layer.length === 0) return;
-    from = `(SELECT *, ${layer.map(([name, e]) => `${e} AS ${d.quoteIdentifier(name)}`).join(', ')} FROM ${from}) AS __modelsql_l${i + 1}`;
+    from = `(SELECT *, ${layer.map(([name, e]) => `${e} AS ${d.quoteIdentifier(name)}`).join(', ')}${fence(i + 1)} FROM ${from}) AS __modelsql_l${i + 1}`;
   });
   const outputs = compiled.outputs.map((e, i) => `${e} AS ${d.quoteIdentifier(outputNames[i]!)}`);
-  return `(SELECT ${[...columns, ...outputs].join(', ')} FROM ${from})`;
+  return `(SELECT ${[...columns, ...outputs].join(', ')}${fence(compiled.layers.length + 1)} FROM ${from})`;
 }

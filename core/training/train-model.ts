@@ -43,13 +43,14 @@ async function metricsOver(host: Host, model: TrainedModel, data: TrainingData, 
   if (model.task === 'clustering') return [['inertia', await inertia(data, model.parameters as Extract<ModelParameters, { kind: 'kmeans' }>, where)]];
   const compiled = compileModel(model, d, data.featureRefs, false);
   const outputs = model.output.map((_, i) => `__modelsql_p${i}`);
-  const relation = compiledRelation(d, compiled, `SELECT * FROM ${data.source} WHERE ${where}`, [data.label!.ref], outputs);
+  const relation = compiledRelation(d, compiled, `SELECT * FROM ${data.source} WHERE ${where}`, [data.label!.ref], outputs, true);
   const evaluation = evaluationRelation(d, {
     task: model.task,
     relation,
     label: { name: data.label!.name, type: data.label!.type },
     prediction: { name: outputs[0]!, type: model.output[0]!.type },
     probabilities: outputs[1],
+    fewOutputs: model.algorithm === 'decision_tree',
   });
   const r = await host.execute(`SELECT * FROM ${evaluation} AS m`);
   return r.columns.slice(1).map((c, i) => [metricOfColumn(c.name) ?? c.name, toNumber(r.rows[0]![i + 1])] as const);

@@ -12,11 +12,13 @@ import { openDuckDB } from '../../adapters/duckdb/index.js';
 import type { ModelSession } from '../../core/session/model-session.js';
 import type { Session } from '../../core/session/session.js';
 import { ADAPTERS } from '../support/adapters.js';
+import { writeModelFiles } from '../support/model-files.js';
 import { MAIN, ROOT, runCli } from '../support/run-cli.js';
 import type { LoopbackServer } from '../providers/loopback-server.js';
 import { startOpenAIServer } from '../providers/openai-server.js';
 
 const KEY = 'sk-worker';
+const files = writeModelFiles();
 const ROWS = 300;
 
 /** Polls `check` every 50 ms until it holds (the test's own timeout bounds the wait). */
@@ -115,6 +117,41 @@ for (const adapter of ADAPTERS) {
         await checkResult(db);
         await other.close();
         await db.close();
+      });
+
+      it('a local model\'s refresh killed with SIGKILL is all or nothing, and the next one applies every change once', async () => {
+        const burst = 20_000;
+        const { session: db, cliArgs } = await adapter.openShared(mkdtempSync(join(tmpdir(), 'modelsql-worker-')));
+        try {
+          await db.sql(`CREATE MODEL lin INPUT (a DOUBLE, b DOUBLE) OUTPUT (y DOUBLE) WITH ('provider' = 'onnx', 'path' = '${files.linear}')`);
+          await db.sql('CREATE TABLE points (id BIGINT PRIMARY KEY, a DOUBLE PRECISION, b DOUBLE PRECISION, note TEXT)');
+          await db.sql(`CREATE MATERIALIZED TABLE point_y FRESHNESS = INTERVAL '1' SECOND AS SELECT id, note, y FROM ML_PREDICT(TABLE points, MODEL lin, DESCRIPTOR(a, b))`);
+          const worker = startWorker(cliArgs);
+          await until(() => worker.output().includes('modelsql worker: started'));
+          // Each key recorded five times before the worker takes them (its insert; each update records the old and the new key).
+          await db.sql('BEGIN');
+          await db.sql(`INSERT INTO points SELECT i, i % 100, i % 7, 'a' FROM generate_series(1, ${burst}) AS r(i)`);
+          await db.sql(`UPDATE points SET a = a + 1`);
+          await db.sql(`UPDATE points SET note = 'b'`);
+          await db.sql('COMMIT');
+          // Killed once its refresh has written (taken the change records) and before it commits, when the machine lets us see it.
+          await until(async () => Number((await db.sql('SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()')).rows[0]![0]) > 0 || Number((await db.sql('SELECT count(*) FROM point_y')).rows[0]![0]) > 0);
+          worker.child.kill('SIGKILL');
+          await worker.exited;
+          const state = async () => {
+            const described = new Map((await db.sql('DESCRIBE MATERIALIZED TABLE point_y')).rows.map((r) => [r[0], r[1]]));
+            return [Number((await db.sql('SELECT count(*) FROM point_y')).rows[0]![0]), Number(described.get('pending_changes')), Number(described.get('rows_predicted'))];
+          };
+          // All or nothing: every row with its change records consumed, or none and every record pending.
+          expect([[0, 5 * burst, 0], [burst, 0, burst]]).toContainEqual(await state());
+          const again = await runCli(['worker', '--once', ...cliArgs]);
+          expect(again.stderr).toBe('');
+          expect(await state()).toEqual([burst, 0, burst]);
+          const [count, distinct, notes, wrong] = (await db.sql(`SELECT count(*), count(DISTINCT t.id), count(*) FILTER (WHERE t.note = 'b'), count(*) FILTER (WHERE abs(t.y - (2 * s.a + 3 * s.b - 1)) > 1e-3) FROM point_y AS t JOIN points AS s ON s.id = t.id`)).rows[0]!.map(Number);
+          expect([count, distinct, notes, wrong]).toEqual([burst, burst, burst, 0]);
+        } finally {
+          await db.close();
+        }
       });
 
       it('a worker started on Postgres refreshes on notification', async () => {

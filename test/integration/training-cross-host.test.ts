@@ -8,7 +8,7 @@
 import { openDuckDB } from '../../adapters/duckdb/index.js';
 import type { Session } from '../../core/session/session.js';
 import { ADAPTERS } from '../support/adapters.js';
-import { storedSpec } from '../core/training/training-helpers.js';
+import { expectSame, storedSpec } from '../core/training/training-helpers.js';
 
 const N = 300;
 /** A non-integer feature with NULLs and ties, an integer feature, a city; a numeric, a three-class and a binary label. */
@@ -34,20 +34,6 @@ const MODELS: readonly { readonly name: string; readonly create: string; readonl
   { name: 'gbt_binary', features: 'a, b, city', create: "WITH ('algorithm' = 'gradient_boosted_trees', 'label' = 'fast', 'max-depth' = '2', 'rounds' = '5', 'bins' = '6') AS SELECT a, b, city, fast FROM t" },
   { name: 'gbt_multi', features: 'a, b, city', create: "WITH ('algorithm' = 'gradient_boosted_trees', 'label' = 'kind', 'max-depth' = '2', 'rounds' = '4') AS SELECT a, b, city, kind FROM t" },
 ];
-
-/** Every number of `actual` within 1e-9 (relative to max(1, |x|)) of the one at the same place in `expected`; everything else equal. */
-function expectSame(actual: unknown, expected: unknown, path: string): void {
-  if (typeof expected === 'number' && typeof actual === 'number') {
-    if (Math.abs(actual - expected) > 1e-9 * Math.max(1, Math.abs(expected))) throw new Error(`${path}: ${actual} on Postgres, ${expected} on DuckDB`);
-  } else if (expected !== null && typeof expected === 'object') {
-    expect(typeof actual).toBe('object');
-    const keys = Object.keys(expected);
-    expect(Object.keys(actual as object).sort()).toEqual([...keys].sort());
-    for (const k of keys) expectSame((actual as Record<string, unknown>)[k], (expected as Record<string, unknown>)[k], `${path}.${k}`);
-  } else {
-    expect(actual).toEqual(expected);
-  }
-}
 
 const withPostgres = ADAPTERS.find((a) => a.name === 'postgres');
 (withPostgres ? describe : describe.skip)('the same model on DuckDB and Postgres', () => {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { Session } from '../../core/session/session.js';
 import { ADAPTERS } from '../support/adapters.js';
 import { expectSqlError } from '../support/expect-error.js';
-import { catalogDump, close, runOnnxFile, storedSpec } from '../core/training/training-helpers.js';
+import { catalogDump, close, expectSame, runOnnxFile, storedSpec } from '../core/training/training-helpers.js';
 
 const N = 120;
 /** Integer features 0..19 / 0..9 (fewer distinct values than bins, so histogram = exact CART), a city, noise. */
@@ -268,6 +268,37 @@ for (const adapter of TRAINING_ADAPTERS) {
       if (outputs.length > 1) {
         result[`predicted_${label}_probs`]!.forEach((probs, i) => (probs as number[]).forEach((v, k) => expect(close(v, (compiled.rows[i]![5] as number[])[k]!, 1e-5)).toBe(true)));
       }
+    });
+
+    it('trains on groups of rows that share their bins and label: the table repeated 15 times gives the models of the table itself', async () => {
+      // 1,800 rows; a (20 values) × b (10) × city (3 and none) = 800 bin combinations, or
+      // a × b × classes (2 or 3) = 400 or 600: fewer than half the rows, so the repeated table
+      // is trained as groups, the table itself (120 rows) row by row.
+      await db.sql(`CREATE TABLE t15 AS SELECT t.* FROM t CROSS JOIN (VALUES (1), (2), (3), (4), (5), (6), (7), (8), (9), (10), (11), (12), (13), (14), (15)) AS r(k)`);
+      const k = `CASE WHEN y > 25 THEN 'hi' WHEN y > 8 THEN 'mid' ELSE 'lo' END AS k`;
+      for (const [options, columns] of [
+        [`'algorithm' = 'decision_tree', 'label' = 'y', 'max-depth' = '4'`, 'a, b, city, y'],
+        [`'algorithm' = 'decision_tree', 'label' = 'k', 'max-depth' = '4'`, `a, b, ${k}`],
+        [`'algorithm' = 'gradient_boosted_trees', 'label' = 'y', 'max-depth' = '3', 'rounds' = '4'`, 'a, b, city, y'],
+        [`'algorithm' = 'gradient_boosted_trees', 'label' = 'label', 'max-depth' = '2', 'rounds' = '3'`, 'a, b, label'],
+        [`'algorithm' = 'gradient_boosted_trees', 'label' = 'k', 'max-depth' = '2', 'rounds' = '3'`, `a, b, ${k}`],
+      ]) {
+        await db.sql(`CREATE OR REPLACE MODEL rows1 WITH (${options}) AS SELECT ${columns} FROM t`);
+        await db.sql(`CREATE OR REPLACE MODEL rows15 WITH (${options}) AS SELECT ${columns} FROM t15`);
+        expectSame((await storedSpec(db, 'rows15')).parameters, (await storedSpec(db, 'rows1')).parameters, options);
+      }
+      expect(await adapter.countTempTables(db)).toBe(0n);
+    });
+
+    it("a decision tree's training metrics (its rows grouped by prediction) equal ML_EVALUATE's over the same rows", async () => {
+      await db.sql(`CREATE TABLE u AS SELECT a, b, city, CASE WHEN y > 25 THEN 'hi' WHEN y > 8 THEN 'mid' ELSE 'lo' END AS k FROM t`);
+      await db.sql(`CREATE MODEL dk WITH ('algorithm' = 'decision_tree', 'label' = 'k', 'max-depth' = '3') AS SELECT a, b, city, k FROM u`);
+      const stored = await db.sql(`SELECT metric, value FROM ml_catalog.training_metrics WHERE model_name = 'dk'`);
+      const evaluated = await db.sql(`SELECT accuracy, precision, recall, f1, logloss, auc FROM ML_EVALUATE(TABLE u, MODEL dk, DESCRIPTOR(k), DESCRIPTOR(a, b, city))`);
+      const metrics = Object.fromEntries(stored.rows.filter((r) => /^train_[A-Z]/.test(r[0] as string)).map((r) => [r[0] as string, r[1] as number]));
+      expect(Object.keys(metrics).sort()).toEqual(['train_AUC', 'train_Accuracy', 'train_F1', 'train_LogLoss', 'train_Precision', 'train_Recall']);
+      ['Accuracy', 'Precision', 'Recall', 'F1', 'LogLoss', 'AUC'].forEach((name, i) => expect(close(metrics[`train_${name}`]!, evaluated.rows[0]![i] as number, 1e-12)).toBe(true));
+      expect(metrics.train_Accuracy).toBeGreaterThan(0.5);
     });
 
     it('trains inside a transaction: ROLLBACK leaves no model, no function and no temporary table', async () => {

@@ -9,9 +9,9 @@ import type { PgConnection } from '../../adapters/postgres/pg-connection.js';
 export class LoggingConnection implements PgConnection {
   readonly log: string[] = [];
   constructor(private readonly inner: PgClientConnection) {}
-  query(sql: string, params?: readonly unknown[]) {
+  query(sql: string, params?: readonly unknown[], options?: { readonly prepare?: boolean }) {
     this.log.push(sql);
-    return this.inner.query(sql, params);
+    return this.inner.query(sql, params, options);
   }
   copyFrom(sql: string, data: AsyncIterable<string | Uint8Array> | Iterable<string | Uint8Array>) {
     this.log.push(sql);

@@ -73,6 +73,8 @@ describePg('Postgres stage: binary COPY against text COPY', () => {
     const copies = binaryLog.log.slice(from).filter((s) => s.startsWith('COPY '));
     expect(copies.some((s) => / TO STDOUT \(FORMAT binary\)$/.test(s))).toBe(true);
     expect(copies.some((s) => / FROM STDIN \(FORMAT binary\)$/.test(s))).toBe(true);
+    // Every column is of a built-in type with binary I/O: the catalog is not asked.
+    expect(binaryLog.log.slice(from).filter((s) => s.includes('typsend'))).toEqual([]);
   });
 
   it('writes the same table straight into a CREATE TABLE AS target', async () => {
@@ -93,5 +95,43 @@ describePg('Postgres stage: binary COPY against text COPY', () => {
     const copies = binaryLog.log.slice(from).filter((s) => s.startsWith('COPY '));
     expect(copies.length).toBeGreaterThan(0);
     expect(copies.filter((s) => s.includes('FORMAT binary'))).toEqual([]);
+  });
+
+  it('asks the catalog about binary I/O only for types it does not know, and uses text COPY for a type without it', async () => {
+    await binary.sql(`CREATE DOMAIN positive AS integer CHECK (VALUE > 0)`);
+    await binary.sql(`CREATE TYPE mood AS ENUM ('sad', 'ok')`);
+    await binary.sql(`CREATE TABLE kinds (id positive, f8 double precision, m mood, acl aclitem)`);
+    await binary.sql(`INSERT INTO kinds SELECT i, i * 0.5, CASE WHEN i % 2 = 0 THEN 'ok' ELSE 'sad' END::mood, 'postgres=r/postgres' FROM generate_series(1, 20) AS g(i)`);
+    const run = async (columns: string) => {
+      const sql = `SELECT * FROM ML_PREDICT(TABLE (SELECT ${columns} FROM kinds), MODEL m, DESCRIPTOR(id, f8)) ORDER BY id`;
+      const from = binaryLog.log.length;
+      const got = await binary.sql(sql);
+      expect(got.rows).toHaveLength(20);
+      expect(got.rows).toEqual((await text.sql(sql)).rows);
+      const log = binaryLog.log.slice(from);
+      return { asked: log.some((s) => s.includes('typsend')), binary: log.filter((s) => s.startsWith('COPY ') && s.endsWith('(FORMAT binary)')).length };
+    };
+    // A domain is described by its base type, whose binary I/O its COPY uses.
+    expect(await run('id, f8')).toEqual({ asked: false, binary: 2 });
+    // An enum is not a built-in type: asked, and it has binary I/O.
+    expect(await run('id, f8, m')).toEqual({ asked: true, binary: 2 });
+    // aclitem has no binary send or receive function: asked, and text COPY both ways.
+    expect(await run('id, f8, acl')).toEqual({ asked: true, binary: 0 });
+  });
+
+  it('asks the catalog again once a type of its own has taken a built-in type name', async () => {
+    // The session's temporary schema comes first for types: its `text` is described as `text`.
+    await binary.sql(`CREATE TYPE pg_temp.text AS ENUM ('a', 'b')`);
+    await binary.sql(`CREATE TEMPORARY TABLE shadowed AS SELECT 1.5::float8 AS a, 2.5::float8 AS b, CAST('a' AS pg_temp.text) AS t, CAST('x' AS pg_catalog.text) AS u`);
+    try {
+      const from = binaryLog.log.length;
+      const got = await binary.sql(`SELECT * FROM ML_PREDICT(TABLE (SELECT a, b, t FROM shadowed), MODEL m, DESCRIPTOR(a, b))`);
+      expect(got.rows).toEqual([[1.5, 2.5, 'a', expect.any(Number)]]);
+      await binary.sql(`SELECT * FROM ML_PREDICT(TABLE (SELECT a, b, u FROM shadowed), MODEL m, DESCRIPTOR(a, b))`);
+      expect(binaryLog.log.slice(from).filter((s) => s.includes('typsend'))).toHaveLength(2);
+    } finally {
+      // Straight to the connection: the session's own catalog queries would meet that `text` too.
+      await binaryLog.query('DROP TABLE shadowed; DROP TYPE pg_temp.text');
+    }
   });
 });

@@ -13,7 +13,7 @@ const ROWS = 400_000;
 /** Input rows `id \t a \t b`, all in one chunk. */
 const input = Buffer.from(Array.from({ length: ROWS }, (_, i) => `${i}\t${i * 0.5}\t${i % 7}\n`).join(''));
 
-/** A connection whose COPY TO yields `input` as one chunk and whose COPY FROM collects the data. */
+/** A connection whose COPY TO yields `input` (text COPY) as one chunk and whose COPY FROM collects the data. */
 function fakeConnection(): CopyStageConnection & { received: Buffer[] } {
   const received: Buffer[] = [];
   return {
@@ -56,7 +56,7 @@ describe('the COPY stage gives the event loop turns', () => {
       outputColumns: [{ name: 'y', type: 'double precision' }],
       table: 'stage_t',
       batchSize: ROWS,
-    });
+    }, { format: 'text' });
     try {
       let counter = turnCounter();
       const batches = [];

@@ -97,4 +97,22 @@ describe('incremental queries', () => {
     expect(carriesColumn(items('SELECT id + 1 AS id FROM ML_PREDICT(TABLE src, MODEL m, DESCRIPTOR(body))'), 'id')).toBe(false);
     expect(carriesColumn(items('SELECT id AS key FROM ML_PREDICT(TABLE src, MODEL m, DESCRIPTOR(body))'), 'id')).toBe(false);
   });
+
+  it('finds the names the query reads around its call, or that it may read the whole row', () => {
+    const reads = (query: string) => {
+      const r = (shape(query) as Exclude<ReturnType<typeof shape>, { reason: string }>).reads;
+      return r === 'all' ? r : [...r].sort();
+    };
+    expect(reads('SELECT id, label FROM ML_PREDICT(TABLE src, MODEL m, DESCRIPTOR(body))')).toEqual(['id', 'label']);
+    expect(reads('SELECT p.id, upper("Title") AS t, price * 2 FROM ML_PREDICT(TABLE src, MODEL m, DESCRIPTOR(body)) AS p WHERE p.score > 0.5')).toEqual(['as', 'id', 'p', 'price', 'score', 't', 'title', 'upper', 'where']);
+    for (const query of [
+      'SELECT * FROM ML_PREDICT(TABLE src, MODEL m, DESCRIPTOR(body))',
+      'SELECT id, p.* FROM ML_PREDICT(TABLE src, MODEL m, DESCRIPTOR(body)) p',
+      'SELECT id, to_jsonb(p) FROM ML_PREDICT(TABLE src, MODEL m, DESCRIPTOR(body)) AS p',
+      'SELECT id FROM ML_PREDICT(TABLE src, MODEL m, DESCRIPTOR(body)) AS "P" WHERE "P" IS NOT NULL',
+      'SELECT id, row(p.*) FROM ML_PREDICT(TABLE src, MODEL m, DESCRIPTOR(body)) AS p',
+      "SELECT id, COLUMNS('^x') FROM ML_PREDICT(TABLE src, MODEL m, DESCRIPTOR(body))",
+      'SELECT * EXCLUDE (body) FROM ML_PREDICT(TABLE src, MODEL m, DESCRIPTOR(body))',
+    ]) expect([query, reads(query)]).toEqual([query, 'all']);
+  });
 });

@@ -42,6 +42,20 @@ export function close(a: number, b: number, tolerance: number): boolean {
   return Math.abs(a - b) <= tolerance * Math.max(1, Math.abs(b));
 }
 
+/** Throws unless every number of `actual` is within 1e-9 (relative to max(1, |x|)) of the one at the same place in `expected` and everything else is equal. */
+export function expectSame(actual: unknown, expected: unknown, path: string): void {
+  if (typeof expected === 'number' && typeof actual === 'number') {
+    if (!close(actual, expected, 1e-9)) throw new Error(`${path}: ${actual}, expected ${expected}`);
+  } else if (expected !== null && typeof expected === 'object') {
+    if (actual === null || typeof actual !== 'object') throw new Error(`${path}: ${JSON.stringify(actual)}, expected an object`);
+    const keys = Object.keys(expected);
+    if (JSON.stringify(Object.keys(actual).sort()) !== JSON.stringify([...keys].sort())) throw new Error(`${path}: keys ${Object.keys(actual)}, expected ${keys}`);
+    for (const k of keys) expectSame((actual as Record<string, unknown>)[k], (expected as Record<string, unknown>)[k], `${path}.${k}`);
+  } else if (actual !== expected) {
+    throw new Error(`${path}: ${JSON.stringify(actual)}, expected ${JSON.stringify(expected)}`);
+  }
+}
+
 /** Every row of the catalog tables, to prove a failed statement changed nothing. */
 export async function catalogDump(db: Session): Promise<string> {
   const exists = await db.sql("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'ml_catalog'");
