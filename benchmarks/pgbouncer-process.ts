@@ -21,6 +21,14 @@ export interface PgbouncerProcess {
   close(): Promise<void>;
 }
 
+/**
+ * What the benchmark's pgbouncer runs with, in words: session pooling and pgbouncer's own
+ * defaults for everything on the relay path (`pkt_buf` 4096, `sbuf_loopcnt` 5; it sets
+ * `TCP_NODELAY` on every TCP socket itself). Per transaction it makes one `recvfrom` and
+ * one `sendto` each way, the least a relay can: no setting makes that path shorter.
+ */
+export const PGBOUNCER_SETTINGS = 'in session pooling, one server connection per client, its defaults otherwise (pkt_buf 4096, sbuf_loopcnt 5, TCP_NODELAY)';
+
 /** Whether pgbouncer is installed (`apt-get install pgbouncer`). */
 export function pgbouncerAvailable(): boolean {
   try {

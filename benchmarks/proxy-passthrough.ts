@@ -23,7 +23,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { BenchmarkResult } from './benchmark-result.js';
 import { openBenchServer, processCpuSeconds, startProxyProcess, type ProxyProcess } from './proxy-support.js';
-import { pgbouncerAvailable, startPgbouncer, type PgbouncerProcess } from './pgbouncer-process.js';
+import { PGBOUNCER_SETTINGS, pgbouncerAvailable, startPgbouncer, type PgbouncerProcess } from './pgbouncer-process.js';
 
 const run = promisify(execFile);
 
@@ -122,6 +122,7 @@ export async function benchmarkProxyPassthrough(): Promise<BenchmarkResult> {
     }
     if (viaBouncer) {
       details.push(`pgbouncer ÷ direct over TCP: ${(best(viaBouncer) / best(directTcp)).toFixed(2)}`);
+      details.push(`set-up: pgbench over TCP on loopback to both; both reach the server over ${server.directSocketUrl ? 'its Unix socket' : 'TCP'}; pgbouncer ${PGBOUNCER_SETTINGS}; the proxy reads into 64 KiB reused buffers, TCP_NODELAY toward clients`);
       details.push('required: proxy ÷ pgbouncer ≥ 1.0');
     } else details.push('pgbouncer is not installed (apt-get install pgbouncer): the headline compares with direct over TCP');
     const reference = viaBouncer ?? directTcp;

@@ -23,6 +23,7 @@ import type { Frame } from './framer.js';
 import { SYNC } from './message-builders.js';
 import { messageEnd } from './framer.js';
 import { bytesMayHoldModelSyntax } from './model-router.js';
+import { SocketWriter } from './socket-writing.js';
 import { UpstreamError } from './upstream-target.js';
 import type { ChunkRelayed, UpstreamConnection } from './upstream-connection.js';
 
@@ -90,12 +91,16 @@ export class Relay {
   private idleWaiters: (() => void)[] = [];
   private full = false;
   private closed = false;
+  /** Writes to the client (the hot path's writes skip the stream machinery: socket-writing.ts). */
+  readonly clientWriter: SocketWriter;
 
   constructor(
-    private readonly client: Socket,
+    client: Socket,
     readonly upstream: UpstreamConnection,
     private readonly tally: ConnectionTally,
-  ) {}
+  ) {
+    this.clientWriter = new SocketWriter(client);
+  }
 
   /** The upstream socket's write buffer is full: the client should not be read until it drains. */
   get upstreamFull(): boolean {
@@ -160,7 +165,7 @@ export class Relay {
     if (summary.errorAfterReady) this.relayedError = true;
     if (summary.copyInAfterReady) this.copyIn = true;
     this.toClient(chunk);
-    const relayed = this.client.writableLength > 0 ? 'queued' : 'written';
+    const relayed = this.clientWriter.queued ? 'queued' : 'written';
     if (ready > 0 && this.pendingRfq === 0) this.onRelayIdle();
     return relayed;
   }
@@ -220,17 +225,17 @@ export class Relay {
     }
     this.pendingRfq += queries;
     this.toUpstream(chunk);
-    return this.upstream.socket.writableLength > 0 ? 'queued' : 'written';
+    return this.upstream.writeQueued ? 'queued' : 'written';
   }
 
   /** Writes to the client, pausing the upstream while the client cannot keep up. */
   toClient(data: Buffer): void {
     if (this.closed) return;
-    if (!this.client.write(data)) {
+    if (!this.clientWriter.write(data)) {
       const upstream = this.upstream.socket;
       if (upstream.isPaused()) return;
       upstream.pause();
-      this.client.once('drain', () => upstream.resume());
+      this.clientWriter.onceDrained(() => upstream.resume());
     }
   }
 
@@ -244,7 +249,7 @@ export class Relay {
     if (!this.upstream.write(data) && !this.full) {
       this.full = true;
       this.onUpstreamFull();
-      this.upstream.socket.once('drain', () => {
+      this.upstream.onceDrained(() => {
         this.full = false;
         this.onUpstreamFull();
       });

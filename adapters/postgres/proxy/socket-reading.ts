@@ -9,8 +9,15 @@
  * at once (writes them on, parses them) or copies them. It returns true when something still
  * refers to the view after the call, a write that has not gone out yet, and the next read
  * then goes to a fresh buffer.
+ *
+ * Where Node's `stream_wrap` binding is at hand (stream-binding.ts), the socket's handle
+ * calls the reader straight from its read callback: a read of n > 0 bytes skips net's
+ * generic callback (its timer refresh, its symbol lookups, the buffer generator called and
+ * handed back to the handle after every read); the end of the stream and errors still go
+ * through net's callback, as does everything when the binding is missing.
  */
 import { Socket, connect, type NetConnectOpts } from 'node:net';
+import { streamBinding } from './stream-binding.js';
 
 /** Handles the bytes of one read; true when the view must stay intact after the call. */
 export type ViewReader = (view: Buffer) => boolean;
@@ -28,6 +35,8 @@ class ReusedBufferReads {
    * buffer (and with it the view) is replaced.
    */
   private view: Buffer = this.buffer.subarray(0, 0);
+  /** The buffer {@link view} is a view of. */
+  private viewOf: Buffer = this.buffer;
   readonly onread = {
     buffer: (): Buffer => this.buffer,
     // Returning false would pause the socket; pausing is left to socket.pause().
@@ -38,6 +47,42 @@ class ReusedBufferReads {
       return true;
     },
   };
+
+  /**
+   * Makes `socket`'s handle deliver reads of n > 0 bytes to the reader directly (see the
+   * file's comment); other reads, and every read where that cannot be done, take net's way.
+   */
+  hookHandle(socket: Socket): void {
+    const binding = streamBinding();
+    const handle = (socket as unknown as { _handle?: { onread?: unknown } | null })._handle;
+    if (!binding || !handle || typeof handle.onread !== 'function') return;
+    const netOnread = handle.onread as (this: unknown, arrayBuffer: unknown) => unknown;
+    const state = binding.streamBaseState;
+    const index = binding.kReadBytesOrError;
+    const reads = this;
+    handle.onread = function (this: unknown, arrayBuffer: unknown): unknown {
+      const length = state[index]!;
+      if (length > 0 && !socket.destroyed) return reads.deliver(length);
+      return netOnread.call(this, arrayBuffer);
+    };
+  }
+
+  /**
+   * The read of `length` bytes into {@link buffer}, from the handle: the reader gets its view;
+   * returns the buffer the handle reads into next when it changes (the handle takes a returned
+   * buffer as its new one), else undefined.
+   */
+  private deliver(length: number): Buffer | undefined {
+    let view = this.view;
+    const buffer = this.buffer;
+    if (view.length !== length || this.viewOf !== buffer) {
+      this.view = view = buffer.subarray(0, length);
+      this.viewOf = buffer;
+    }
+    if (!this.reader(view)) return undefined;
+    this.buffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
+    return this.buffer;
+  }
 }
 
 /** Sockets that read into a reused buffer. */
@@ -47,6 +92,7 @@ const reusedBufferSockets = new WeakMap<Socket, ReusedBufferReads>();
 export function connectReusingBuffer(options: NetConnectOpts): Socket {
   const reads = new ReusedBufferReads();
   const socket = connect({ ...options, onread: reads.onread });
+  reads.hookHandle(socket);
   reusedBufferSockets.set(socket, reads);
   return socket;
 }
@@ -68,6 +114,7 @@ export function takeOverAccepted(accepted: Socket, options: { readonly allowHalf
   const reads = new ReusedBufferReads();
   const socket = new Socket({ handle, allowHalfOpen: options.allowHalfOpen, onread: reads.onread } as ConstructorParameters<typeof Socket>[0]);
   inner._handle = null;
+  reads.hookHandle(socket);
   socket.once('close', () => accepted.destroy());
   reusedBufferSockets.set(socket, reads);
   return socket;

@@ -23,6 +23,7 @@ import { ChunkSummary } from './chunk-summary.js';
 import { Framer, type CopyDataSink, type Frame } from './framer.js';
 import { TERMINATE, cancelRequest } from './message-builders.js';
 import { readSocket } from './socket-reading.js';
+import { SocketWriter } from './socket-writing.js';
 import { UpstreamError, socketAddress, type UpstreamTarget } from './upstream-target.js';
 import { upstreamCopyFrom, upstreamCopyTo, upstreamQuery } from './upstream-queries.js';
 
@@ -78,6 +79,8 @@ export class UpstreamConnection implements PgConnection {
   private standardStrings = true;
 
   private readonly framer = new Framer();
+  /** The relay's writes (socket-writing.ts); the proxy's own statements write through the stream. */
+  private readonly writer: SocketWriter;
   private exchangeState: ActiveExchange | undefined;
   private closed = false;
   private closeError: Error | undefined;
@@ -86,6 +89,7 @@ export class UpstreamConnection implements PgConnection {
     readonly socket: Socket,
     readonly target: UpstreamTarget,
   ) {
+    this.writer = new SocketWriter(socket);
     readSocket(socket, (view) => this.onRead(view));
     socket.on('error', (error) => this.finish(error));
     socket.on('close', () => this.finish());
@@ -137,7 +141,17 @@ export class UpstreamConnection implements PgConnection {
   /** Writes raw bytes; returns false when the socket wants the writer to wait for 'drain'. */
   write(data: Buffer): boolean {
     if (this.closed) return true;
-    return this.socket.write(data);
+    return this.writer.write(data);
+  }
+
+  /** Whether written bytes are still queued (see {@link SocketWriter.queued}). */
+  get writeQueued(): boolean {
+    return this.writer.queued;
+  }
+
+  /** Calls `callback` once everything written so far has gone out. */
+  onceDrained(callback: () => void): void {
+    this.writer.onceDrained(callback);
   }
 
   /**

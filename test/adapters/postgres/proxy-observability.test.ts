@@ -103,6 +103,20 @@ test('logfmt lines: connection opened and closed, each model run; no parameter v
   expect(all).not.toContain(KEY);
 });
 
+test('the connection log counts every byte relayed each way, plain traffic included', async () => {
+  const c = new pg.Client({ connectionString: fx.proxyUrl, application_name: 'bytes-counted' });
+  await c.connect();
+  for (let i = 0; i < 20; i++) await c.query(`SELECT ${i} AS n, repeat('x', ${i * 100}) AS pad`);
+  const stream = (c as unknown as { connection: { stream: import('node:net').Socket } }).connection.stream;
+  const port = String(stream.localPort);
+  const closed = new Promise((resolve) => c.once('end', resolve));
+  await c.end();
+  await closed;
+  const mine = (): Record<string, string> | undefined => lines.map(fields).find((f) => f['msg'] === 'connection closed' && f['client']?.endsWith(`:${port}`));
+  for (let i = 0; i < 500 && !mine(); i++) await new Promise((r) => setTimeout(r, 20));
+  expect(mine()).toEqual(expect.objectContaining({ bytes_in: String(stream.bytesWritten), bytes_out: String(stream.bytesRead) }));
+});
+
 test('/healthz is 200 while the upstream answers and 503 naming the problem when it does not; other paths 404', async () => {
   expect(await get('/healthz')).toEqual({ status: 200, body: 'ok\n' });
   expect((await get('/nope')).status).toBe(404);
