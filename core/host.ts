@@ -253,7 +253,7 @@ export interface SqlDialect {
   /**
    * Change capture for materialized tables (optional; default absent: every refresh
    * compares the whole source with the table's state). Postgres: triggers record changed
-   * keys and NOTIFY; advisory locks keep refreshers apart.
+   * keys and NOTIFY; refresh claims keep refreshers apart.
    */
   readonly changeCapture?: ChangeCaptureDialect;
   /**
@@ -359,7 +359,7 @@ export interface CaptureSpec {
   readonly result: string;
 }
 
-/** Host statements of change capture and refresh locks (Postgres). */
+/** Host statements of change capture and refresh claims (Postgres). */
 export interface ChangeCaptureDialect {
   /** The channel NOTIFY'd with a materialized table's id when its source changes. */
   readonly channel: string;
@@ -375,12 +375,15 @@ export interface ChangeCaptureDialect {
    * them where they were.
    */
   take(changes: string, into: string): readonly string[];
-  /** A query of one boolean: takes the refresh lock of materialized table `id` if free (held by the connection until `unlock`). */
-  tryLock(id: number): string;
-  /** A statement that waits for and takes the refresh lock. */
-  lock(id: number): string;
-  /** A statement that releases it. */
-  unlock(id: number): string;
+  /**
+   * A query of one boolean: claims the refresh of materialized table `id` for this session
+   * if no other session holds it (true), else false at once. The claim outlives the
+   * statement's transaction (a refresh spans several) and ends with `release` or with the
+   * session.
+   */
+  claim(id: number): string;
+  /** A statement that ends this session's claim. */
+  release(id: number): string;
   /** A query of one boolean: whether the current role may read `ml_catalog.materialized_tables` (asked before reading it, so that no failed read aborts the caller's transaction). */
   readonly catalogReadable: string;
 }
