@@ -321,10 +321,6 @@ export interface MaterializedCatalogSql {
   readonly drop: string;
   /** `$1` a table's owner: one boolean, whether the current role has that owner's privileges (a refresher refreshes those tables only). */
   readonly mayRefresh: string;
-  /** The statement a refresher runs to act as a table's owner for its refresh (Postgres: `SET ROLE`). */
-  actAs(owner: string): string;
-  /** The statement that ends {@link actAs}. */
-  readonly actAsSelf: string;
 }
 
 /** Host session settings to hold while some work runs ({@link SqlDialect.trainingSettings}). */
@@ -376,14 +372,14 @@ export interface ChangeCaptureDialect {
    */
   take(changes: string, into: string): readonly string[];
   /**
-   * A query of one boolean: claims the refresh of materialized table `id` for this session
-   * if no other session holds it (true), else false at once. The claim outlives the
-   * statement's transaction (a refresh spans several) and ends with `release` or with the
-   * session.
+   * A query (`$1` a materialized table's id) of one boolean: claims the table's refresh for
+   * this session if no other session holds it (true), else false at once. The claim
+   * outlives the statement's transaction (a refresh spans several) and ends with `release`
+   * or with the session.
    */
-  claim(id: number): string;
-  /** A statement that ends this session's claim. */
-  release(id: number): string;
+  readonly claim: string;
+  /** A statement (`$1` the id) that ends this session's claim. */
+  readonly release: string;
   /** A query of one boolean: whether the current role may read `ml_catalog.materialized_tables` (asked before reading it, so that no failed read aborts the caller's transaction). */
   readonly catalogReadable: string;
 }
@@ -523,6 +519,13 @@ export interface Host {
   unsafeSearchPath?(): Promise<string | undefined>;
   /** Interrupts the statement running on this connection, if any. */
   interrupt(): void;
+  /**
+   * Optional (hosts with roles; default absent: `fn` runs as the session is): runs `fn`
+   * acting as role `owner`, in a session reset before and after, where no code `fn` runs can
+   * act as another role (Postgres: owner-confinement.ts). For a session of its own outside
+   * any transaction block: a refresher's.
+   */
+  actAs?<T>(owner: string, fn: () => Promise<T>): Promise<T>;
   /** Closes the connection. */
   close(): Promise<void>;
 }

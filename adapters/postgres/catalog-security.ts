@@ -255,8 +255,5 @@ export const POSTGRES_ROLES: RoleDialect = {
     recordError: 'SELECT ml_catalog.record_refresh_error($1, $2)',
     drop: 'SELECT ml_catalog.drop_materialized($1)',
     mayRefresh: `SELECT ${member('CAST($1 AS pg_catalog.text)')}`,
-    // https://www.postgresql.org/docs/current/sql-set-role.html
-    actAs: (owner) => `SET ROLE ${doubleQuote(owner)}`,
-    actAsSelf: 'RESET ROLE',
   },
 };

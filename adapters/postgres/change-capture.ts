@@ -44,8 +44,8 @@ export const POSTGRES_CHANGE_CAPTURE: ChangeCaptureDialect = {
   ],
   // https://www.postgresql.org/docs/current/queries-with.html#QUERIES-WITH-MODIFYING
   take: (changes, into) => [`CREATE TEMPORARY TABLE ${into} AS SELECT * FROM ${changes} WITH NO DATA`, `WITH taken AS (DELETE FROM ${changes} RETURNING *) INSERT INTO ${into} SELECT * FROM taken`],
-  claim: (id) => `SELECT ml_catalog.claim_refresh(${Math.trunc(id)})`,
-  release: (id) => `SELECT ml_catalog.release_refresh(${Math.trunc(id)})`,
+  claim: 'SELECT ml_catalog.claim_refresh($1)',
+  release: 'SELECT ml_catalog.release_refresh($1)',
   // https://www.postgresql.org/docs/current/functions-info.html#FUNCTIONS-INFO-ACCESS-TABLE
   catalogReadable: "SELECT pg_catalog.has_table_privilege('ml_catalog.materialized_tables', 'SELECT')",
 };

@@ -175,7 +175,7 @@ async function refreshSteps(ctx: RefreshContext, table: MaterializedTable, model
     // A local model's refresh is one transaction: it takes the records at once; a remote one's copies them, and deletes them when it applies.
     if (local) for (const sql of capture.take(names.changes, q(consumed))) await host.execute(sql);
     else await host.execute(`CREATE TEMP TABLE ${q(consumed)} AS SELECT * FROM ${names.changes}`);
-    const r = await host.execute(`SELECT count(*), CAST(extract(epoch FROM min(changed_at)) AS DOUBLE PRECISION) * CAST(1000 AS DOUBLE PRECISION), count(*) FILTER (WHERE ${qk.map((k) => `${k} IS NULL`).join(' AND ')}) FROM ${q(consumed)}`);
+    const r = await host.execute(`SELECT count(*) AS changes, CAST(extract(epoch FROM min(changed_at)) AS DOUBLE PRECISION) * CAST(1000 AS DOUBLE PRECISION) AS oldest, count(*) FILTER (WHERE ${qk.map((k) => `${k} IS NULL`).join(' AND ')}) AS truncated FROM ${q(consumed)}`);
     const [count, min, truncated] = r.rows[0]!;
     if (Number(count) === 0 && !full) return { durationMs: Date.now() - started, rowsRefreshed: 0, rowsPredicted: 0, rowsDeleted: 0, providerRows: 0 };
     oldest = min === null ? undefined : Number(min);

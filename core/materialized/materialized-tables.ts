@@ -95,18 +95,14 @@ export class MaterializedTables {
 
   /**
    * A refresher's refresh ({@link refresh} with `wait` false): on a host with roles it acts
-   * as the table's owner for the refresh (Postgres: `SET ROLE owner`), so that the owner's
-   * query runs with the owner's rights and its answers go to the owner's prediction cache.
+   * as the table's owner for the refresh, confined (`Host.actAs`; Postgres: `SET ROLE owner`,
+   * the refresh's statements inside a `SECURITY DEFINER` function of the owner's, the
+   * session reset and checked before and after), so that the owner's query runs with the
+   * owner's rights alone and its answers go to the owner's prediction cache.
    */
   async refreshAsOwner(table: MaterializedTable): Promise<RefreshOutcome | undefined> {
-    const roles = this.host.dialect.roles?.materialized;
-    if (!roles) return this.refreshWith(table, false);
-    await this.host.execute(roles.actAs(table.owner));
-    try {
-      return await this.refreshWith(table, false);
-    } finally {
-      await this.host.execute(roles.actAsSelf);
-    }
+    if (this.host.actAs) return this.host.actAs(table.owner, () => this.refreshWith(table, false));
+    return this.refreshWith(table, false);
   }
 
   private async refreshWith(table: MaterializedTable, wait: boolean): Promise<RefreshOutcome | undefined> {
@@ -125,7 +121,7 @@ export class MaterializedTables {
         throw error;
       }
     } finally {
-      if (capture) await this.host.execute(capture.release(table.id));
+      if (capture) await this.host.execute(capture.release, [table.id]);
     }
   }
 
@@ -139,7 +135,7 @@ export class MaterializedTables {
     for (let pause = CLAIM_POLL_MS; ; pause = Math.min(pause * 2, CLAIM_POLL_MAX_MS)) {
       let claimed: boolean;
       try {
-        claimed = (await this.host.execute(capture.claim(table.id))).rows[0]![0] === true;
+        claimed = (await this.host.execute(capture.claim, [table.id])).rows[0]![0] === true;
       } catch (error) {
         if (error instanceof ModelSqlError && error.sqlstate !== '42P01') await this.store.recordError(table.id, error.message).catch(() => undefined);
         throw error;
