@@ -25,7 +25,8 @@
  *   temporary tables, transaction control) run no code of the owner's only while those
  *   tables carry none: after each statement the runner refuses temporary tables with
  *   triggers, rules, row security, constraints, defaults or generated columns, expression
- *   or partial indexes, or columns of a domain type, and a database with deferrable
+ *   or partial indexes, or columns of a domain type or of a type an ordinary role made
+ *   (its casts and functions are that role's code), and a database with deferrable
  *   triggers outside `ml_catalog` (a deferred trigger runs at COMMIT, outside the runner).
  */
 import { isWord, tokenize } from '../../core/sql/lexer.js';
@@ -82,8 +83,10 @@ BEGIN
         OR EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) a.atttypid
                    LEFT JOIN pg_catalog.pg_type e ON e.oid OPERATOR(pg_catalog.=) t.typelem
                    WHERE a.attrelid OPERATOR(pg_catalog.=) c.oid AND NOT a.attisdropped
-                     AND (t.typtype OPERATOR(pg_catalog.=) CAST('d' AS "char") OR e.typtype OPERATOR(pg_catalog.=) CAST('d' AS "char"))))) THEN
-    RAISE EXCEPTION 'a refresh left code on its temporary tables (a trigger, rule, policy, constraint, default, expression index or domain-typed column), which would run outside its confinement' USING ERRCODE = '42501';
+                     AND (t.typtype OPERATOR(pg_catalog.=) CAST('d' AS "char") OR e.typtype OPERATOR(pg_catalog.=) CAST('d' AS "char")
+                          OR NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) t.typowner)
+                          OR NOT COALESCE((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) e.typowner), true))))) THEN
+    RAISE EXCEPTION 'a refresh left code on its temporary tables (a trigger, rule, policy, constraint, default, expression index, or a column of a domain or of a type an ordinary role made, whose casts and functions are that role''s), which would run outside its confinement' USING ERRCODE = '42501';
   END IF;
   RETURN v_rows;
 END`;

@@ -299,6 +299,25 @@ describe('hole 1: code in a refresh acts with its owner’s rights alone', () =>
   });
 });
 
+test('a source with a column of a type an ordinary role made (its casts are that role’s code) is not refreshed by a refresher; its owner refreshes it', async () => {
+  await as('alice', 'direct', async (c) => {
+    await c.query(`CREATE TYPE alices.mood AS ENUM ('calm', 'cross')`);
+    await c.query('CREATE TABLE alices.moods (id integer PRIMARY KEY, txt text, mood alices.mood)');
+    await c.query(`INSERT INTO alices.moods VALUES (1, 'm-one', 'calm')`);
+  });
+  await as('alice', 'proxy', (c) =>
+    c.query(`CREATE MATERIALIZED TABLE public.alice_moods FRESHNESS = INTERVAL '1' HOUR REFRESH_MODE = CONTINUOUS AS SELECT id, mood, a FROM ML_PREDICT(TABLE alices.moods, MODEL alices.labeler, DESCRIPTOR(txt))`),
+  );
+  await as('alice', 'direct', (c) => c.query(`INSERT INTO alices.moods VALUES (2, 'm-two', 'cross')`));
+  await asRefresher(async (s) => expect(await failure(refreshAs(s, 'alice_moods'))).toBe('42501'));
+  await as('alice', 'proxy', (c) => c.query('ALTER MATERIALIZED TABLE public.alice_moods REFRESH'));
+  expect(await as('alice', 'direct', (c) => rows(c, 'SELECT id, mood::text, a FROM public.alice_moods ORDER BY id'))).toEqual([
+    [1, 'calm', 'echo: m-one'],
+    [2, 'cross', 'echo: m-two'],
+  ]);
+  await as('alice', 'proxy', (c) => c.query('DROP MATERIALIZED TABLE public.alice_moods'));
+});
+
 describe('hole 2: no other role can hold or block a table’s refresh', () => {
   test('bob holding the old advisory key and every lock he may take blocks no refresh; the catalog functions and rows refuse him', async () => {
     const { table_id: id } = await catalogRow('alice_labels');
