@@ -263,7 +263,7 @@ export interface SqlDialect {
   /**
    * Change capture for materialized tables (optional; default absent: every refresh
    * compares the whole source with the table's state). Postgres: triggers record changed
-   * keys and NOTIFY; advisory locks keep refreshers apart.
+   * keys and NOTIFY; refresh claims keep refreshers apart.
    */
   readonly changeCapture?: ChangeCaptureDialect;
   /**
@@ -331,10 +331,6 @@ export interface MaterializedCatalogSql {
   readonly drop: string;
   /** `$1` a table's owner: one boolean, whether the current role has that owner's privileges (a refresher refreshes those tables only). */
   readonly mayRefresh: string;
-  /** The statement a refresher runs to act as a table's owner for its refresh (Postgres: `SET ROLE`). */
-  actAs(owner: string): string;
-  /** The statement that ends {@link actAs}. */
-  readonly actAsSelf: string;
 }
 
 /** Host session settings to hold while some work runs ({@link SqlDialect.trainingSettings}). */
@@ -369,7 +365,7 @@ export interface CaptureSpec {
   readonly result: string;
 }
 
-/** Host statements of change capture and refresh locks (Postgres). */
+/** Host statements of change capture and refresh claims (Postgres). */
 export interface ChangeCaptureDialect {
   /** The channel NOTIFY'd with a materialized table's id when its source changes. */
   readonly channel: string;
@@ -386,12 +382,15 @@ export interface ChangeCaptureDialect {
    * refresh that then fails or dies leaves the records where they were.
    */
   take(changes: string, into: string, keys: readonly string[]): string;
-  /** A query of one boolean: takes the refresh lock of materialized table `id` if free (held by the connection until `unlock`). */
-  tryLock(id: number): string;
-  /** A statement that waits for and takes the refresh lock. */
-  lock(id: number): string;
-  /** A statement that releases it. */
-  unlock(id: number): string;
+  /**
+   * A query (`$1` a materialized table's id) of one boolean: claims the table's refresh for
+   * this session if no other session holds it (true), else false at once. The claim
+   * outlives the statement's transaction (a refresh spans several) and ends with `release`
+   * or with the session.
+   */
+  readonly claim: string;
+  /** A statement (`$1` the id) that ends this session's claim. */
+  readonly release: string;
   /** A query of one boolean: whether the current role may read `ml_catalog.materialized_tables` (asked before reading it, so that no failed read aborts the caller's transaction). */
   readonly catalogReadable: string;
 }
@@ -536,6 +535,13 @@ export interface Host {
   unsafeSearchPath?(): Promise<string | undefined>;
   /** Interrupts the statement running on this connection, if any. */
   interrupt(): void;
+  /**
+   * Optional (hosts with roles; default absent: `fn` runs as the session is): runs `fn`
+   * acting as role `owner`, in a session reset before and after, where no code `fn` runs can
+   * act as another role (Postgres: owner-confinement.ts). For a session of its own outside
+   * any transaction block: a refresher's.
+   */
+  actAs?<T>(owner: string, fn: () => Promise<T>): Promise<T>;
   /** Closes the connection. */
   close(): Promise<void>;
 }

@@ -34,7 +34,7 @@ import type { HostFunction, RoleDialect } from '../../core/host.js';
 import { doubleQuote } from '../../core/sql/format.js';
 import { CALLERS_TABLE, CATALOG_FUNCTION_SIGNATURES, CATALOG_OWNER_OID, CATALOG_FUNCTIONS, LAYOUT_4_FUNCTION_SIGNATURES } from './catalog-functions.js';
 import { PostgresCatalogWriter } from './postgres-catalog-writer.js';
-import { materializedLayout } from './materialized-security.js';
+import { materializedLayout, materializedLayout8 } from './materialized-security.js';
 
 /** The role owning the catalog: the owner of its `models` table. */
 const CATALOG_OWNER = `pg_catalog.pg_get_userbyid(${CATALOG_OWNER_OID})`;
@@ -226,7 +226,7 @@ const LAYOUT_6: readonly string[] = [
 ];
 
 /** The Postgres statements of each layout that has some. */
-const LAYOUTS: Readonly<Record<number, readonly string[]>> = { 3: LAYOUT_3, 4: LAYOUT_4, 6: LAYOUT_6, 7: materializedLayout(mayAlter, CATALOG_OWNER) };
+const LAYOUTS: Readonly<Record<number, readonly string[]>> = { 3: LAYOUT_3, 4: LAYOUT_4, 6: LAYOUT_6, 7: materializedLayout(mayAlter, CATALOG_OWNER), 8: materializedLayout8(CATALOG_OWNER) };
 
 /**
  * Postgres roles for the core (`SqlDialect.roles`).
@@ -255,8 +255,5 @@ export const POSTGRES_ROLES: RoleDialect = {
     recordError: 'SELECT ml_catalog.record_refresh_error($1, $2)',
     drop: 'SELECT ml_catalog.drop_materialized($1)',
     mayRefresh: `SELECT ${member('CAST($1 AS pg_catalog.text)')}`,
-    // https://www.postgresql.org/docs/current/sql-set-role.html
-    actAs: (owner) => `SET ROLE ${doubleQuote(owner)}`,
-    actAsSelf: 'RESET ROLE',
   },
 };

@@ -10,19 +10,17 @@
  * constraint of the result table naming the source's row type makes `DROP TABLE source`
  * fail while the materialized table exists
  * (https://www.postgresql.org/docs/current/ddl-depend.html). Refreshers of one table are
- * kept apart by a session-level advisory lock
- * (https://www.postgresql.org/docs/current/explicit-locking.html#ADVISORY-LOCKS).
+ * kept apart by the refresh claim of its catalog row, taken and released through
+ * `ml_catalog.claim_refresh` and `ml_catalog.release_refresh` (materialized-security.ts):
+ * no other role can hold it.
  */
 import type { CaptureSpec, ChangeCaptureDialect } from '../../core/host.js';
 import { doubleQuote, quoteString } from '../../core/sql/format.js';
 
-/** First key of modelsql's refresh locks ('msql'); the second is the materialized table's id. */
-const LOCK_CLASS = 0x6d73716c;
-
 /** The result table's constraint that keeps the source of materialized table `id` from being dropped. */
 const pinName = (id: number) => doubleQuote(`modelsql_mt_${Math.trunc(id)}_source`);
 
-/** Change capture and refresh locks on Postgres. */
+/** Change capture and refresh claims on Postgres. */
 export const POSTGRES_CHANGE_CAPTURE: ChangeCaptureDialect = {
   channel: 'modelsql_materialized',
   install(spec: CaptureSpec): readonly string[] {
@@ -49,9 +47,8 @@ export const POSTGRES_CHANGE_CAPTURE: ChangeCaptureDialect = {
   take: (changes, into, keys) =>
     `CREATE TEMPORARY TABLE ${into} AS WITH taken AS (DELETE FROM ${changes} RETURNING ${keys.join(', ')}, changed_at) ` +
     `SELECT ${keys.join(', ')}, pg_catalog.min(changed_at) AS changed_at FROM taken GROUP BY ${keys.join(', ')}`,
-  tryLock: (id) => `SELECT pg_try_advisory_lock(${LOCK_CLASS}, ${Math.trunc(id)})`,
-  lock: (id) => `SELECT pg_advisory_lock(${LOCK_CLASS}, ${Math.trunc(id)})`,
-  unlock: (id) => `SELECT pg_advisory_unlock(${LOCK_CLASS}, ${Math.trunc(id)})`,
+  claim: 'SELECT ml_catalog.claim_refresh($1)',
+  release: 'SELECT ml_catalog.release_refresh($1)',
   // https://www.postgresql.org/docs/current/functions-info.html#FUNCTIONS-INFO-ACCESS-TABLE
   catalogReadable: "SELECT pg_catalog.has_table_privilege('ml_catalog.materialized_tables', 'SELECT')",
 };

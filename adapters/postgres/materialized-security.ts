@@ -39,6 +39,18 @@ const ROLE = 'pg_catalog.to_regrole(pg_catalog.quote_ident(v_role))';
 const findRelation = (schema: string, name: string) =>
   `SELECT c.oid INTO v_oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace WHERE n.nspname OPERATOR(pg_catalog.=) ${schema} AND c.relname OPERATOR(pg_catalog.=) ${name};`;
 
+/** Ids are drawn at random below this (2^52: exact as a JavaScript number). */
+const MAX_ID = 4503599627370496;
+
+/**
+ * Whether relation `oid` is a table (plain or partitioned) owned by the role `owner` (a
+ * regrole expression): the only sources a materialized table reads, so that the only code
+ * a refresh runs while reading (row-level security policies) is its owner's.
+ */
+const sourceOf = (oid: string, owner: string) =>
+  `COALESCE((SELECT (c.relkind OPERATOR(pg_catalog.=) CAST('r' AS "char") OR c.relkind OPERATOR(pg_catalog.=) CAST('p' AS "char")) AND c.relowner OPERATOR(pg_catalog.=) ${owner}
+     FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) ${oid}), false)`;
+
 /** Drops the private objects of table `p_id` (the capture function with its triggers, CASCADE). */
 const DROP_PRIVATE = `EXECUTE pg_catalog.format('DROP FUNCTION IF EXISTS ml_catalog.%I() CASCADE', 'mt_' || p_id || '_capture');
   EXECUTE pg_catalog.format('DROP VIEW IF EXISTS ml_catalog.%I', 'mt_' || p_id || '_source');
@@ -59,16 +71,17 @@ const WRITERS: readonly Writer[] = [
     returns: 'bigint',
     locals: LOCALS,
     body: `IF NOT pg_catalog.has_schema_privilege(${ROLE}, p_schema, 'CREATE') THEN ${deny('permission denied for schema %', 'pg_catalog.quote_ident(p_schema)')}; END IF;
-  -- The result table, when it exists already (FULL: created in this transaction), is the acting role's.
+  -- The result table exists (created before the row, in the caller's transaction) and is the acting role's own:
+  -- one error whether there is no relation of that name or another role's.
   ${findRelation('p_schema', 'p_name')}
-  IF v_oid IS NOT NULL AND NOT ml_catalog.may_alter(v_role, pg_catalog.pg_get_userbyid((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) v_oid))) THEN
+  IF v_oid IS NULL OR (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) v_oid) OPERATOR(pg_catalog.<>) ${ROLE} THEN
     ${deny('must be owner of table %.%', 'pg_catalog.quote_ident(p_schema)', 'pg_catalog.quote_ident(p_name)')};
   END IF;
   IF p_source_table IS NOT NULL THEN
     v_oid := NULL;
     ${findRelation('p_source_schema', 'p_source_table')}
-    IF v_oid IS NULL OR NOT pg_catalog.has_table_privilege(${ROLE}, v_oid, 'SELECT') THEN
-      ${deny('permission denied for table %.%', 'pg_catalog.quote_ident(p_source_schema)', 'pg_catalog.quote_ident(p_source_table)')};
+    IF NOT ${sourceOf('v_oid', ROLE)} THEN
+      ${deny('must be owner of table %.%: the source of a materialized table is a table its owner owns', 'pg_catalog.quote_ident(p_source_schema)', 'pg_catalog.quote_ident(p_source_table)')};
     END IF;
   END IF;
   IF p_model_name IS NOT NULL THEN
@@ -77,7 +90,11 @@ const WRITERS: readonly Writer[] = [
       RAISE EXCEPTION 'model %.% does not exist', pg_catalog.quote_ident(p_model_schema), pg_catalog.quote_ident(p_model_name) USING ERRCODE = '42704';
     END IF;
   END IF;
-  v_new := pg_catalog.nextval('ml_catalog.materialized_ids');
+  -- A random id: it tells nothing of how many tables there are or were.
+  LOOP
+    v_new := CAST(pg_catalog.floor(pg_catalog.random() OPERATOR(pg_catalog.*) CAST(${MAX_ID} AS double precision)) AS bigint) OPERATOR(pg_catalog.+) CAST(1 AS bigint);
+    EXIT WHEN NOT EXISTS (SELECT 1 FROM ml_catalog.materialized_tables t WHERE t.table_id OPERATOR(pg_catalog.=) v_new);
+  END LOOP;
   INSERT INTO ml_catalog.materialized_tables (table_id, schema_name, table_name, definition, query, refresh_mode, freshness_seconds, status, source_schema, source_table, source_key,
       model_schema, model_name, model_version, comment, owner, created_at, updated_at, refresh_count, rows_refreshed, rows_predicted, rows_deleted, provider_rows, error_count)
     VALUES (v_new, p_schema, p_name, p_definition, p_query, p_mode, p_freshness, p_status, p_source_schema, p_source_table, p_source_key,
@@ -119,6 +136,52 @@ const WRITERS: readonly Writer[] = [
     body: `${FIND_TABLE}
   ${DROP_PRIVATE}
   DELETE FROM ml_catalog.materialized_tables WHERE table_id OPERATOR(pg_catalog.=) p_id;`,
+  },
+  // The refresh claim (catalog layout 8): a refresh spans several transactions (a remote
+  // model's answers are committed as they come), so a row lock alone cannot keep two
+  // refreshers apart for its length. The claim is taken under the row's lock (SKIP LOCKED:
+  // a refresher never waits on another's transaction) and names the claiming backend (its
+  // pid and login role, both in pg_stat_activity for every role); it ends with
+  // release_refresh or with that backend. Only these functions write it, for a role that
+  // may change the table: no other role can hold or block it.
+  {
+    name: 'claim_refresh',
+    params: 'p_id bigint',
+    returns: 'boolean',
+    locals: `${LOCALS} v_pid integer; v_holder oid; v_locked boolean;`,
+    body: `SELECT t.owner, t.source_schema, t.source_table, t.refresh_pid, t.refresh_role INTO v_owner, v_source_schema, v_source_table, v_pid, v_holder
+    FROM ml_catalog.materialized_tables t WHERE t.table_id OPERATOR(pg_catalog.=) p_id FOR UPDATE SKIP LOCKED;
+  v_locked := NOT FOUND;
+  IF v_locked THEN
+    SELECT t.owner INTO v_owner FROM ml_catalog.materialized_tables t WHERE t.table_id OPERATOR(pg_catalog.=) p_id;
+  END IF;
+  IF v_owner IS NULL OR NOT ml_catalog.may_alter(v_role, v_owner) THEN
+    RAISE EXCEPTION 'materialized table % does not exist', p_id USING ERRCODE = '42P01';
+  END IF;
+  -- Another transaction is changing the row (a claim in a transaction block, an ALTER), or a live backend holds the claim: not now.
+  IF v_locked OR (v_pid IS NOT NULL AND v_pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()
+     AND EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a WHERE a.pid OPERATOR(pg_catalog.=) v_pid AND a.usesysid OPERATOR(pg_catalog.=) v_holder)) THEN
+    RETURN false;
+  END IF;
+  -- The source is still a table of the owner's.
+  IF v_source_table IS NOT NULL THEN
+    ${findRelation('v_source_schema', 'v_source_table')}
+    IF NOT ${sourceOf('v_oid', 'pg_catalog.to_regrole(pg_catalog.quote_ident(v_owner))')} THEN
+      RAISE EXCEPTION 'materialized table % is not refreshed: its source %.% is not a table owned by %', p_id, pg_catalog.quote_ident(v_source_schema), pg_catalog.quote_ident(v_source_table),
+        pg_catalog.quote_ident(v_owner) USING ERRCODE = '42501';
+    END IF;
+  END IF;
+  UPDATE ml_catalog.materialized_tables SET refresh_pid = pg_catalog.pg_backend_pid(), refresh_role = (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) session_user)
+    WHERE table_id OPERATOR(pg_catalog.=) p_id;
+  RETURN true;`,
+  },
+  {
+    name: 'release_refresh',
+    params: 'p_id bigint',
+    locals: LOCALS,
+    body: `${FIND_TABLE}
+  UPDATE ml_catalog.materialized_tables SET refresh_pid = NULL, refresh_role = NULL
+    WHERE table_id OPERATOR(pg_catalog.=) p_id AND refresh_pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid();`,
   },
   // The state table (key columns typed as the source's, the two digests, the outputs) and
   // change capture of a CONTINUOUS table. Types are read from the system catalogs or parsed
@@ -222,5 +285,24 @@ export function materializedLayout(mayAlter: (owner: string) => string, catalogO
        END IF;
        PERFORM pg_catalog.set_config('search_path', path, true);
      END $$`,
+  ];
+}
+
+/**
+ * Layout 8 on Postgres: the refresh claim (columns `refresh_pid`, `refresh_role`, written by
+ * `claim_refresh` and `release_refresh` alone) in place of advisory locks any role could
+ * hold; `create_materialized` takes only a result table of the acting role's own and a
+ * source table of its own, and draws random ids (the sequence, which told how many ids were
+ * used, goes); the functions of layout 7 are replaced by this file's.
+ */
+export function materializedLayout8(catalogOwner: string): string[] {
+  return [
+    'ALTER TABLE ml_catalog.materialized_tables ADD COLUMN refresh_pid integer, ADD COLUMN refresh_role oid',
+    ...WRITERS.flatMap((w) => [definer(w), invoker(w)]).map((sql) => sql.replace(/^CREATE FUNCTION /, 'CREATE OR REPLACE FUNCTION ')),
+    ...MATERIALIZED_FUNCTION_SIGNATURES.map((f) => `GRANT EXECUTE ON FUNCTION ${f} TO PUBLIC`),
+    'DROP SEQUENCE IF EXISTS ml_catalog.materialized_ids',
+    `DO $$ DECLARE o name := ${catalogOwner}; BEGIN IF o OPERATOR(pg_catalog.<>) current_user THEN
+       ${MATERIALIZED_FUNCTION_SIGNATURES.map((f) => `EXECUTE pg_catalog.format('ALTER FUNCTION ${f} OWNER TO %I', o);`).join('\n       ')}
+     END IF; END $$`,
   ];
 }

@@ -26,6 +26,7 @@
  *
  * Temporary tables live in the session's `pg_temp` schema, invisible to other sessions.
  */
+import { randomBytes } from 'node:crypto';
 import { parsePostgresDuration } from '../../core/session/statement-timeout.js';
 import type { ExecuteOptions, Host, HostAppender, HostColumn, HostResult, HostStage, HostStageSpec } from '../../core/host.js';
 import { ModelSqlError, positionAt } from '../../core/errors.js';
@@ -36,6 +37,7 @@ import { copyField, isIntegerType } from './copy-text.js';
 import { DEFAULT_STAGE_MEMORY_BYTES, openCopyStage, type CopyFormat } from './copy-stage.js';
 import { ORDINAL_COLUMN, PostgresDialect } from './postgres-dialect.js';
 import { mapPostgresError } from './postgres-errors.js';
+import { RESET_SESSION, RUNNER_BODY, SESSION_IS_CLEAN, confinedKind, runnerCall, runnerDefinition, runnerIdentity } from './owner-confinement.js';
 import type { ColumnBatch, ColumnData } from '../../core/model-types.js';
 
 export { copyField } from './copy-text.js';
@@ -70,6 +72,8 @@ export class PostgresHost implements Host {
    * described by (a visible type of the same name) leaves the set.
    */
   private readonly binaryIoTypes = new Set<string>(PG_TYPE_NAMES.values());
+  /** While {@link actAs} runs: the runner's call and its check values (owner-confinement.ts). */
+  private confinement: { readonly call: string; readonly check: readonly unknown[] } | undefined;
 
   /**
    * @param options.stageMemoryBytes output bytes a one-pass stage keeps in memory before it
@@ -177,6 +181,8 @@ export class PostgresHost implements Host {
 
   /** The one-pass stage (see copy-stage.ts). */
   async openStage(spec: HostStageSpec): Promise<HostStage> {
+    // Confined: the input query runs inside the runner; the COPY reads what it stored.
+    if (this.confinement) spec = { ...spec, query: `SELECT * FROM pg_temp.${await this.stored(spec.query)}`, source: undefined };
     const db = {
       query: (sql: string) => this.query(sql),
       copyTo: (sql: string) => this.copyOut(sql),
@@ -250,6 +256,37 @@ export class PostgresHost implements Host {
     await this.connection.close();
   }
 
+  /**
+   * Runs `fn` as role `owner`, confined (owner-confinement.ts): the session is reset and
+   * checked before and after; in between, every statement without parameters runs inside
+   * a `SECURITY DEFINER` function of the owner's, where no code can change the role. Only
+   * outside a transaction block, on a session of its own (a refresher's).
+   */
+  async actAs<T>(owner: string, fn: () => Promise<T>): Promise<T> {
+    await this.resetSession();
+    try {
+      await this.query(`SET ROLE ${this.dialect.quoteIdentifier(owner)}`);
+      const name = `modelsql_runner_${randomBytes(8).toString('hex')}`;
+      await this.query(runnerDefinition(name));
+      const [oid, role] = (await this.query(runnerIdentity(name))).rows[0]!;
+      this.confinement = { call: runnerCall(name), check: [oid, role, RUNNER_BODY] };
+      return await fn();
+    } finally {
+      this.confinement = undefined;
+      await this.resetSession();
+    }
+  }
+
+  /** `DISCARD ALL` (after ending an open transaction), then the check that the session is its login role's, with no temporary object. */
+  private async resetSession(): Promise<void> {
+    if ((await this.status()) !== 'idle') await this.query('ROLLBACK');
+    await this.query(RESET_SESSION);
+    this.ordinalTables.clear();
+    if ((await this.query(SESSION_IS_CLEAN)).rows[0]?.[0] !== true) {
+      throw new ModelSqlError('42501', 'the session could not be reset to its login role without temporary objects (DISCARD ALL); it refreshes nothing more');
+    }
+  }
+
   /** The session's transaction status: from the connection when it tracks it, else probed with a SAVEPOINT. */
   private async status(): Promise<TransactionStatus> {
     const tracked = this.connection.transactionStatus?.();
@@ -285,6 +322,8 @@ export class PostgresHost implements Host {
     rows: number,
     body: (fetch: () => Promise<PgQueryResult>, columnsOf: (fields: readonly PgField[]) => Promise<HostColumn[]>) => AsyncIterable<T>,
   ): AsyncIterable<T> {
+    // Confined: the query runs inside the runner; the cursor reads what it stored.
+    if (this.confinement) sql = `SELECT * FROM pg_temp.${await this.stored(sql)}`;
     const own = this.transactionDepth === 0 && (await this.status()) === 'idle';
     const cursor = `__modelsql_cursor_${++this.counter}`;
     if (own) await this.query('BEGIN');
@@ -333,7 +372,38 @@ export class PostgresHost implements Host {
   }
 
   private async query(sql: string, params?: readonly unknown[], prepare = false): Promise<PgQueryResult> {
+    if (this.confinement && (params === undefined || params.length === 0)) return this.confined(sql);
     return this.run(() => this.connection.query(sql, params, prepare ? { prepare } : undefined), sql);
+  }
+
+  /** A statement without parameters while confined: as it is, inside the runner, or a query whose rows the runner stores first. */
+  private async confined(sql: string): Promise<PgQueryResult> {
+    const kind = confinedKind(sql);
+    if (kind === 'as-is') return this.run(() => this.connection.query(sql), sql);
+    if (kind === 'command') {
+      await this.inRunner(sql);
+      return { fields: [], rows: [], command: sql.trimStart().split(/\s/, 1)[0]!.toUpperCase() };
+    }
+    const table = await this.stored(sql);
+    try {
+      return await this.run(() => this.connection.query(`SELECT * FROM pg_temp.${table}`), sql);
+    } finally {
+      await this.run(() => this.connection.query(`DROP TABLE IF EXISTS pg_temp.${table}`), sql);
+    }
+  }
+
+  /** Runs `sql` inside the runner (storing its rows in table `into`), checked in the same statement: 42501 when code it ran earlier replaced the runner. */
+  private async inRunner(sql: string, into: string | null = null): Promise<void> {
+    const { call, check } = this.confinement!;
+    const result = await this.run(() => this.connection.query(call, [sql, into, ...check]), sql);
+    if (result.rows.length === 0) throw new ModelSqlError('42501', 'code run by the refresh replaced its confinement (the SECURITY DEFINER runner): the refresh stops');
+  }
+
+  /** The rows of query `sql`, stored by the runner in a new temporary table (its name returned; columns sharing a name come back as `c1`, `c2`, ...). */
+  private async stored(sql: string): Promise<string> {
+    const table = `__modelsql_confined_${++this.counter}`;
+    await this.inRunner(sql, table);
+    return table;
   }
 
   /** Runs one round trip: waits for a pending cancel to be delivered, counts it in flight, maps its errors. */

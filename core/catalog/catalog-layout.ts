@@ -102,6 +102,12 @@ export const MIGRATIONS: readonly Migration[] = [
     description: "Postgres: materialized tables written only through modelsql's functions (owner, superuser or catalog owner), read under row-level security; their state and change tables the catalog owner's, readable by the table's owner alone",
     statements: () => [],
   },
+  // Layout 8. Postgres only: refresh claims and checked names (adapters/postgres/materialized-security.ts).
+  {
+    description:
+      "Postgres: materialized tables' refreshes claimed through modelsql's functions (no advisory lock any role could hold); a new table needs its result table and its source to be its owner's own; random ids",
+    statements: () => [],
+  },
 ];
 
 /**

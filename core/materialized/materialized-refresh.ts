@@ -74,7 +74,7 @@ export function definitionShape(table: Pick<MaterializedTable, 'definition'>): I
 }
 
 /** Quoted, qualified source name. */
-function sourceName(host: Host, table: MaterializedTable): string {
+function sourceName(host: Host, table: Pick<MaterializedTable, 'source'>): string {
   return `${host.dialect.quoteIdentifier(table.source!.schema)}.${host.dialect.quoteIdentifier(table.source!.name)}`;
 }
 
@@ -95,8 +95,18 @@ export function stateQuery(host: Host, table: MaterializedTable, shape: Incremen
   return definitionOver(table, shape, `(SELECT s.*, ${outputs.map((o) => `st.${d.quoteIdentifier(o)}`).join(', ')} FROM ${sourceName(host, table)} AS s JOIN ${privateNames(host, table.id).state} AS st ON ${keyJoin(host, key, 's', 'st')}${filter})`);
 }
 
+/**
+ * The query of a new table's result rows before it has a state: the definition's query
+ * over the source with every output NULL of its host type (`outputs`: names as ML_PREDICT
+ * names them). Run with `LIMIT 0` it gives the result table's columns.
+ */
+export function emptyResultQuery(host: Host, table: Pick<MaterializedTable, 'definition' | 'source'>, shape: IncrementalShape, outputs: readonly { readonly name: string; readonly type: string }[]): string {
+  const d = host.dialect;
+  return definitionOver(table, shape, `(SELECT s.*, ${outputs.map((o) => `CAST(NULL AS ${o.type}) AS ${d.quoteIdentifier(o.name)}`).join(', ')} FROM ${sourceName(host, table)} AS s)`);
+}
+
 /** The definition's query with its ML_PREDICT call replaced by `relation` (the source's columns, then the outputs as ML_PREDICT names them). */
-function definitionOver(table: MaterializedTable, shape: IncrementalShape, relation: string): string {
+function definitionOver(table: Pick<MaterializedTable, 'definition'>, shape: IncrementalShape, relation: string): string {
   const text = table.definition;
   const q = shape.call.span;
   const query = parseScript(text)[0] as { asQuery: { span: { start: number; end: number } } };
@@ -104,7 +114,7 @@ function definitionOver(table: MaterializedTable, shape: IncrementalShape, relat
 }
 
 /** The OUTPUT column names of the call over the source (input names first: clashes get suffixes). */
-export async function outputNames(host: Host, table: MaterializedTable, modelOutputs: readonly string[]): Promise<string[]> {
+export async function outputNames(host: Host, table: Pick<MaterializedTable, 'source'>, modelOutputs: readonly string[]): Promise<string[]> {
   const columns = await host.describe(`SELECT * FROM ${sourceName(host, table)}`);
   return outputColumnNames(columns.map((c) => c.name), modelOutputs);
 }
@@ -167,7 +177,7 @@ async function refreshSteps(ctx: RefreshContext, table: MaterializedTable, model
     // distinct keys; a remote one's copies them, and deletes them when it applies.
     if (local) await host.execute(capture.take(names.changes, q(consumed), qk));
     else await host.execute(`CREATE TEMP TABLE ${q(consumed)} AS SELECT * FROM ${names.changes}`);
-    const r = await host.execute(`SELECT count(*), CAST(extract(epoch FROM min(changed_at)) AS DOUBLE PRECISION) * CAST(1000 AS DOUBLE PRECISION), count(*) FILTER (WHERE ${qk.map((k) => `${k} IS NULL`).join(' AND ')}) FROM ${q(consumed)}`);
+    const r = await host.execute(`SELECT count(*) AS changes, CAST(extract(epoch FROM min(changed_at)) AS DOUBLE PRECISION) * CAST(1000 AS DOUBLE PRECISION) AS oldest, count(*) FILTER (WHERE ${qk.map((k) => `${k} IS NULL`).join(' AND ')}) AS truncated FROM ${q(consumed)}`);
     const [count, min, truncated] = r.rows[0]!;
     if (Number(count) === 0 && !full) return { durationMs: Date.now() - started, rowsRefreshed: 0, rowsPredicted: 0, rowsDeleted: 0, providerRows: 0 };
     oldest = min === null ? undefined : Number(min);

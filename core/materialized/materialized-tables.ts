@@ -9,7 +9,7 @@
  * a CREATE that fails leaves nothing behind.
  */
 import { ArgumentError, ModelSqlError, UnsupportedFeatureError, positionAt } from '../errors.js';
-import type { CaptureSpec, Host } from '../host.js';
+import type { CaptureSpec, ChangeCaptureDialect, Host } from '../host.js';
 import type { ModelCatalog } from '../catalog/model-catalog.js';
 import { readCatalogVersion } from '../catalog/catalog-layout.js';
 import type { CreateMaterializedTableStatement, Freshness, Identifier, MaterializedTableStatement, RefreshMode, Span } from '../sql/ast.js';
@@ -21,12 +21,12 @@ import {
   INPUT_DIGEST,
   ROW_DIGEST,
   definitionShape,
+  emptyResultQuery,
   outputNames,
   privateNames,
   refreshContinuous,
   refreshFull,
   resultName,
-  stateQuery,
   type RefreshContext,
 } from './materialized-refresh.js';
 import type { QueryResult } from '../model-types.js';
@@ -39,6 +39,9 @@ export const MAX_FRESHNESS_SECONDS = 366 * 86400;
 export const FRESHNESS_THRESHOLD_SECONDS = 30 * 60;
 /** Rows of a remote model per prediction statement of a refresh (see `chunkRows`). */
 export const REMOTE_CHUNK_ROWS = 32;
+/** First and longest pause, in ms, of `ALTER ... REFRESH` waiting for another session's refresh of the table to end. */
+const CLAIM_POLL_MS = 10;
+const CLAIM_POLL_MAX_MS = 250;
 /** The catalog layout that holds materialized tables. */
 const MATERIALIZED_LAYOUT = 5;
 
@@ -83,8 +86,8 @@ export class MaterializedTables {
 
   /**
    * Refreshes a materialized table now. With `wait` false, returns undefined at once when
-   * another connection is refreshing it (Postgres advisory lock); with `wait` true, waits
-   * for that refresh to end and refreshes after it.
+   * another connection is refreshing it (Postgres: it holds the table's refresh claim); with
+   * `wait` true, waits for that refresh to end and refreshes after it.
    */
   async refresh(table: MaterializedTable, wait: boolean): Promise<RefreshOutcome | undefined> {
     return this.refreshWith(table, wait);
@@ -92,30 +95,21 @@ export class MaterializedTables {
 
   /**
    * A refresher's refresh ({@link refresh} with `wait` false): on a host with roles it acts
-   * as the table's owner for the refresh (Postgres: `SET ROLE owner`), so that the owner's
-   * query runs with the owner's rights and its answers go to the owner's prediction cache.
+   * as the table's owner for the refresh, confined (`Host.actAs`; Postgres: `SET ROLE owner`,
+   * the refresh's statements inside a `SECURITY DEFINER` function of the owner's, the
+   * session reset and checked before and after), so that the owner's query runs with the
+   * owner's rights alone and its answers go to the owner's prediction cache.
    */
   async refreshAsOwner(table: MaterializedTable): Promise<RefreshOutcome | undefined> {
-    const roles = this.host.dialect.roles?.materialized;
-    if (!roles) return this.refreshWith(table, false);
-    await this.host.execute(roles.actAs(table.owner));
-    try {
-      return await this.refreshWith(table, false);
-    } finally {
-      await this.host.execute(roles.actAsSelf);
-    }
+    if (this.host.actAs) return this.host.actAs(table.owner, () => this.refreshWith(table, false));
+    return this.refreshWith(table, false);
   }
 
   private async refreshWith(table: MaterializedTable, wait: boolean): Promise<RefreshOutcome | undefined> {
     const capture = this.host.dialect.changeCapture;
-    if (capture) {
-      if (!wait) {
-        const r = await this.host.execute(capture.tryLock(table.id));
-        if (r.rows[0]![0] !== true) return undefined;
-      } else await this.host.execute(capture.lock(table.id));
-    }
+    if (capture && !(await this.claim(table, capture, wait))) return undefined;
     try {
-      // Read again under the lock: another refresher may have moved it on, or dropped it.
+      // Read again under the claim: another refresher may have moved it on, or dropped it.
       const current = await this.store.byId(table.id);
       if (!current) return undefined;
       try {
@@ -127,7 +121,27 @@ export class MaterializedTables {
         throw error;
       }
     } finally {
-      if (capture) await this.host.execute(capture.unlock(table.id));
+      if (capture) await this.host.execute(capture.release, [table.id]);
+    }
+  }
+
+  /**
+   * Claims the refresh of `table` (Postgres: its catalog row, through modelsql's functions):
+   * false when another session holds it and `wait` is false; with `wait`, polls until the
+   * holder releases it. A table the catalog refuses to refresh (its source no longer its
+   * owner's table) gets the error recorded and thrown.
+   */
+  private async claim(table: MaterializedTable, capture: ChangeCaptureDialect, wait: boolean): Promise<boolean> {
+    for (let pause = CLAIM_POLL_MS; ; pause = Math.min(pause * 2, CLAIM_POLL_MAX_MS)) {
+      let claimed: boolean;
+      try {
+        claimed = (await this.host.execute(capture.claim, [table.id])).rows[0]![0] === true;
+      } catch (error) {
+        if (error instanceof ModelSqlError && error.sqlstate !== '42P01') await this.store.recordError(table.id, error.message).catch(() => undefined);
+        throw error;
+      }
+      if (claimed || !wait) return claimed;
+      await new Promise((resolve) => setTimeout(resolve, pause));
     }
   }
 
@@ -250,10 +264,13 @@ export class MaterializedTables {
     }
     const table: MaterializedTable = await host.transaction(async () => {
       const row = { ...base, source: { schema: source.schema, name: source.table }, sourceKey: keys, model: { schema: model.entry.schema, name: model.entry.name } };
+      // The result table first: the catalog takes a name only with the creator's own table behind it.
+      const names = await outputNames(host, row, model.version.output.map((c) => c.name));
+      const typed = model.version.output.map((o, i) => ({ name: names[i]!, type: d.hostType(parseDataType(o.type)) }));
+      await host.execute(`CREATE TABLE ${resultName(host, row)} AS SELECT * FROM (${emptyResultQuery(host, row, definitionShape(row), typed)}) AS q LIMIT 0`);
       const created = (await this.store.byId(await this.store.insert(row)))!;
       const spec = await this.captureSpec(created, model.version.output);
       await this.createPrivate(created, spec);
-      await host.execute(`CREATE TABLE ${resultName(host, created)} AS SELECT * FROM (${stateQuery(host, created, definitionShape(created), await outputNames(host, created, model.version.output.map((c) => c.name)), undefined)}) AS q LIMIT 0`);
       for (const sql of d.changeCapture?.pin(spec) ?? []) await host.execute(sql);
       return created;
     });

@@ -1,7 +1,7 @@
 /**
  * Keeps materialized tables fresh (`modelsql worker`): every ACTIVE table is refreshed when
  * its source changed (a notification from change capture, `notify(id)`) and at least once
- * per FRESHNESS interval. A refresh another refresher holds (Postgres advisory lock) is
+ * per FRESHNESS interval. A refresh another refresher holds (Postgres: the table's refresh claim) is
  * skipped, not waited for: that one applies the changes. Tables are refreshed one at a
  * time, on the scheduler's one session.
  */

@@ -139,6 +139,8 @@ describe.each(['direct', 'proxy'] as const)('bob, %s', (via) => {
         await c.query(`CREATE TABLE public.bob_src_${via} (id integer PRIMARY KEY, txt text)`);
         expect(await failure(c.query(`CREATE MATERIALIZED TABLE public.bob_mt_${via} FRESHNESS = INTERVAL '1' HOUR AS SELECT id, a FROM ML_PREDICT(TABLE public.bob_src_${via}, MODEL alices.labeler, DESCRIPTOR(txt))`))).toBe('42704');
       }
+      // With a result table of his own (without one, create_materialized refuses before anything else).
+      await c.query(`CREATE TABLE public.bob_direct_${via} (id integer)`);
       const create = (source: string, model: string) =>
         c.query(`SELECT ml_catalog.create_materialized('public', 'bob_direct_${via}', 'x', 'x', 'CONTINUOUS', 60, 'ACTIVE', 'alices', ${source}, '["id"]', 'alices', ${model}, NULL, NULL)`);
       expect(await failure(create(`'reviews'`, 'NULL'))).toBe('42501');

@@ -4,7 +4,7 @@
  * database has logged in. A refresher is a session of its own, connected with the
  * credentials of the proxy's refresh URL (never a client's), that listens for change
  * capture's notifications and runs the same scheduler as `modelsql worker`
- * (core/materialized/refresh-scheduler.ts): each refresh holds the table's advisory lock,
+ * (core/materialized/refresh-scheduler.ts): each refresh holds the table's refresh claim,
  * so proxies and workers on one database never refresh a table at the same time. It
  * refreshes the tables of the roles whose privileges its role has, acting as each table's
  * owner for its refresh (`SET ROLE`), and never creates or upgrades a catalog: it waits
