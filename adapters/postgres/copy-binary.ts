@@ -7,6 +7,7 @@
  * decoded, and only the predictions encoded.
  */
 import { ModelSqlError } from '../../core/errors.js';
+import type { ColumnData } from '../../core/model-types.js';
 
 /** The header of binary COPY data: the signature, no flags, no header extension. */
 export const BINARY_HEADER = Buffer.from([0x50, 0x47, 0x43, 0x4f, 0x50, 0x59, 0x0a, 0xff, 0x0d, 0x0a, 0x00, 0, 0, 0, 0, 0, 0, 0, 0]);
@@ -146,4 +147,76 @@ export class BinaryCopyReader {
   finish(): void {
     if (!this.ended) throw new ModelSqlError('XX000', 'internal error: COPY TO output ended inside a row');
   }
+}
+
+/**
+ * Rows of binary COPY data held in the buffers they were read into: row `i` is
+ * `buffers[buffer[i]]` from `start[i]` to `end[i]`.
+ */
+export interface BinaryRowRefs {
+  readonly buffers: readonly Buffer[];
+  readonly buffer: Uint32Array;
+  readonly start: Uint32Array;
+  readonly end: Uint32Array;
+}
+
+/** One output value of row `i`: null, or what {@link writeBinaryOutput} writes. */
+function outputValue(column: ColumnData, i: number): unknown {
+  return column.kind === 'number' ? (column.nulls?.[i] ? null : column.values[i]) : column.values[i];
+}
+
+/**
+ * Writes the outputs of rows `[from, to)` into the rows themselves and hands the bytes on,
+ * in order, to `emit`: each row (its field count, every field, from `start` to `end`)
+ * already ends with one placeholder field per output, a value of the output's type (`bytes`
+ * long, as read with `CAST(0 AS <type>)`), which is overwritten with the prediction.
+ * Consecutive rows of one buffer go out as one slice of it. A NULL output does not fit its
+ * placeholder: that row is copied, with the length word -1 in place of the field.
+ */
+export function writeOutputsInPlace(rows: BinaryRowRefs, outputs: readonly ColumnData[], bytes: readonly number[], from: number, to: number, emit: (bytes: Buffer) => void): void {
+  const { buffers, buffer: which, start, end } = rows;
+  // Where each output's value starts, counted back from the row's end.
+  const back: number[] = [];
+  let tail = 0;
+  for (let c = bytes.length - 1; c >= 0; c--) {
+    back[c] = tail + bytes[c]!;
+    tail += 4 + bytes[c]!;
+  }
+  let run: Buffer | undefined;
+  let runStart = 0;
+  let runEnd = 0;
+  const flush = (): void => {
+    if (run && runEnd > runStart) emit(run.subarray(runStart, runEnd));
+    run = undefined;
+  };
+  for (let i = from; i < to; i++) {
+    const buf = buffers[which[i]!]!;
+    const rowEnd = end[i]!;
+    let hasNull = false;
+    for (let c = 0; c < outputs.length; c++) {
+      const value = outputValue(outputs[c]!, i);
+      if (value === null || value === undefined) {
+        hasNull = true;
+        continue;
+      }
+      // Through writeBinaryOutput for its checks; the length word it writes is the placeholder's own.
+      writeBinaryOutput(buf, rowEnd - back[c]! - 4, bytes[c]!, value);
+    }
+    if (hasNull) {
+      flush();
+      const copy = Buffer.allocUnsafe(rowEnd - start[i]!);
+      let p = buf.copy(copy, 0, start[i], rowEnd - tail);
+      for (let c = 0; c < outputs.length; c++) p = writeBinaryOutput(copy, p, bytes[c]!, outputValue(outputs[c]!, i));
+      emit(copy.subarray(0, p));
+      continue;
+    }
+    if (run === buf && runEnd === start[i]) runEnd = rowEnd;
+    else {
+      flush();
+      run = buf;
+      runStart = start[i]!;
+      runEnd = rowEnd;
+    }
+  }
+  flush();
 }
