@@ -49,7 +49,7 @@ import { StringDecoder } from 'node:string_decoder';
 import { ModelSqlError } from '../../core/errors.js';
 import type { HostColumn, HostStage, HostStageBatch, HostStageSpec, SqlDialect } from '../../core/host.js';
 import { TimeSlice } from '../../core/runtime/time-slice.js';
-import { BINARY_HEADER, BINARY_TRAILER, BinaryCopyReader, binaryNumberReader, binaryOutputBytes, writeBinaryOutput, writeOutputsInPlace, type BinaryNumberReader } from './copy-binary.js';
+import { BINARY_HEADER, BINARY_TRAILER, BinaryCopyReader, binaryNumberReader, binaryOutputBytes, writeBinaryOutput, writeOutputsInPlace, readFloat8, type BinaryNumberReader } from './copy-binary.js';
 import { CopyInFeed } from './copy-in-feed.js';
 import { CopySpool } from './copy-spool.js';
 import { copyField, copyNumber, isIntegerType, unescapeCopy } from './copy-text.js';
@@ -230,24 +230,27 @@ class BinaryCopyIn {
     this.layout = layout;
     const spool = (this.spool = new CopySpool(this.memoryLimit));
     for await (const chunk of this.db.copyTo(copyOut)) await spool.push(chunk);
+    // A row came: the COPY FROM opens now, its round trip overlapping the first batch's parse and prediction.
+    if (spool.bytes > BINARY_HEADER.length + BINARY_TRAILER.length) this.copy ??= this.open();
     const reader = new BinaryCopyReader(layout.total);
     let batch = new BatchBuilder(layout, batchSize);
     const slice = new TimeSlice();
     for await (const chunk of spool.read()) {
-      const buf = reader.feed(chunk);
-      let pos = reader.start;
-      for (let end = reader.row(buf, pos); end > 0; end = reader.row(buf, pos)) {
-        batch.addBinary(buf, pos, end, reader.fields);
-        pos = end;
-        if (batch.full) {
-          // A failed COPY FROM ends the stage: finish() reports its error.
-          if (this.failed) return;
-          yield batch.take();
-          batch = new BatchBuilder(layout, batchSize);
+      for (let buf: Buffer | undefined = reader.feed(chunk); buf !== undefined; buf = reader.more()) {
+        let pos = reader.start;
+        for (let end = reader.row(buf, pos); end > 0; end = reader.row(buf, pos)) {
+          batch.addBinary(buf, reader.view, pos, end, reader.fields);
+          pos = end;
+          if (batch.full) {
+            // A failed COPY FROM ends the stage: finish() reports its error.
+            if (this.failed) return;
+            yield batch.take();
+            batch = new BatchBuilder(layout, batchSize);
+          }
+          if ((batch.rows & 255) === 0 && slice.due) await slice.next();
         }
-        if ((batch.rows & 255) === 0 && slice.due) await slice.next();
+        reader.keep(buf, pos);
       }
-      reader.keep(buf, pos);
     }
     reader.finish();
     if (batch.rows > 0 && !this.failed) yield batch.take();
@@ -449,8 +452,8 @@ class BatchBuilder {
     }
   }
 
-  /** Adds the binary row `buf[pos, end)` whose fields start at `fields` (their length words). */
-  addBinary(buf: Buffer, pos: number, end: number, fields: Int32Array): void {
+  /** Adds the binary row `buf[pos, end)` (`view` over `buf`) whose fields start at `fields` (their length words). */
+  addBinary(buf: Buffer, view: DataView, pos: number, end: number, fields: Int32Array): void {
     const { width, total, readers, slots } = this.layout;
     const row = this.rows++;
     if (this.texts[this.texts.length - 1] !== buf) this.texts.push(buf);
@@ -460,12 +463,16 @@ class BatchBuilder {
     this.start[row] = slots ? pos : pos + 2;
     this.end[row] = carriedEnd;
     this.bytes += carriedEnd - pos;
-    for (let f = 0; f < this.layout.fields.length; f++) {
-      const at = fields[this.layout.fields[f]!]!;
-      const length = buf.readInt32BE(at);
+    const featureFields = this.layout.fields;
+    for (let f = 0; f < featureFields.length; f++) {
+      const at = fields[featureFields[f]!]!;
+      const length = view.getInt32(at);
       const column = this.columns[f]!;
       if (length < 0) column.nulls![row] = 1;
-      else column.numbers![row] = readers[f]!(buf, at + 4, length);
+      else {
+        const reader = readers[f]!;
+        column.numbers![row] = reader === readFloat8 ? view.getFloat64(at + 4) : reader(view, at + 4, length);
+      }
     }
   }
 

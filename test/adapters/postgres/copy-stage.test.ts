@@ -154,15 +154,16 @@ describe('the binary COPY stage', () => {
       async copyFrom(text, data) {
         sql.push(text);
         events.push('copy from started');
+        let bytes = 0;
         for await (const chunk of data as AsyncIterable<Uint8Array>) {
-          if (received.length === 0) events.push('first rows received');
+          if (bytes <= BINARY_HEADER.length && (bytes += chunk.byteLength) > BINARY_HEADER.length) events.push('first rows received');
           received.push(Buffer.from(chunk));
         }
       },
     };
   }
 
-  it('reads the whole COPY TO first, then writes each batch while the next is read, predictions in place of the placeholders; a NULL output rewrites its row', async () => {
+  it('reads the whole COPY TO first, opens the COPY FROM, then writes each batch while the next is read, predictions in place of the placeholders; a NULL output rewrites its row', async () => {
     const ROWS_IN = 2500;
     const db = binaryConnection(binaryInput(ROWS_IN));
     const stage = await openCopyStage(db, new PostgresDialect(), spec);
@@ -180,7 +181,8 @@ describe('the binary COPY stage', () => {
       expect(await stage.finish()).toContain('stage_t');
       expect(db.sql.find((s) => s.startsWith('COPY ('))).toMatch(/^COPY \(SELECT __modelsql_input.\*, CAST\(0 AS double precision\) AS "__modelsql_output_0" FROM .* TO STDOUT \(FORMAT binary\)$/s);
       expect(db.sql.find((s) => s.includes('FROM STDIN'))).toBe('COPY pg_temp."stage_t" ("id", "a", "b", "y") FROM STDIN (FORMAT binary)');
-      expect(db.events.slice(0, 4)).toEqual(['copy to ended', 'batch 0', 'copy from started', 'first rows received']);
+      // The COPY FROM opens as soon as the COPY TO has ended, before the first batch.
+      expect(db.events.slice(0, 4)).toEqual(['copy to ended', 'copy from started', 'batch 0', 'first rows received']);
       expect(db.events.indexOf('first rows received')).toBeLessThan(db.events.indexOf('batch 2'));
       const rows = readBinaryRows(Buffer.concat(db.received));
       expect(rows).toHaveLength(ROWS_IN);
