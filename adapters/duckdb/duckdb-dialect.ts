@@ -89,7 +89,10 @@ export class DuckDBDialect implements SqlDialect {
     return `CAST(${numberText(Math.trunc(value))} AS BIGINT)`;
   }
 
-  readonly layerFence = '';
+  /** Nothing: DuckDB computes a subquery's column once per row however often it is read. */
+  layerFence(): string {
+    return '';
+  }
 
   /** md5 of the row as JSON (`to_json` of a table alias is the row's struct; JSON tells NULL from 'NULL'). */
   rowDigest(alias: string): string {
@@ -136,16 +139,6 @@ export class DuckDBDialect implements SqlDialect {
     // hash() is variadic and deterministic: https://duckdb.org/docs/stable/sql/functions/utility#hashvalue
     const modulus = 1_000_000_007;
     return `(CAST(hash(${Math.trunc(seed)}, ${expressions.join(', ')}) % ${modulus} AS DOUBLE) / ${modulus}.0)`;
-  }
-
-  /**
-   * The first 31 bits of md5(`'<seed>|<integer>'`) / 2³¹, as Postgres's `hashFraction` of
-   * one integer computes it (a `'0x...'` string casts to an integer:
-   * https://duckdb.org/docs/stable/sql/data_types/numeric#integer-types).
-   */
-  portableFraction(integer: string, seed: number): string {
-    const hex = `'0x' || substr(md5(concat(${Math.trunc(seed)}, '|', CAST(CAST(${integer} AS BIGINT) AS VARCHAR))), 1, 8)`;
-    return `(CAST(CAST(${hex} AS BIGINT) & 2147483647 AS DOUBLE) / 2147483648.0)`;
   }
 
   createFunction(fn: HostFunction): string {

@@ -5,14 +5,13 @@
  *
  * Seeding is deterministic given `seed`, and the same on every host: rows are numbered in
  * the order of their encoded features (identical rows are interchangeable), and u is a
- * hash of (`seed` + step, row number) that both hosts compute alike
- * (`SqlDialect.portableFraction`). The first seed is the row with the smallest u; each next
+ * hash of (`seed` + step, row number) in exact integer arithmetic that every host computes
+ * alike ({@link portableFraction}). The first seed is the row with the smallest u; each next
  * one is drawn with probability ∝ D² (squared distance to the nearest seed so far) by
  * weighted sampling without replacement (the row maximizing `ln(u) / D²`). Lloyd's iterations stop when the inertia drops
  * by less than `tolerance` (relative) or after `max-iterations`; an empty cluster keeps its
  * centroid.
  */
-import { ModelSqlError } from '../errors.js';
 import type { SqlDialect } from '../host.js';
 import { expressionBuilder } from '../sql/expression-builder.js';
 import type { ModelParameters } from './trained-model.js';
@@ -20,6 +19,25 @@ import { TrainingDataError, aggregate, toNumber, withWorkingTable, type Training
 import type { TrainingOptions } from './training-options.js';
 
 type KMeans = Extract<ModelParameters, { kind: 'kmeans' }>;
+
+/** 2³¹ − 1, a prime: the modulus of {@link portableFraction}. */
+const PRIME = 2147483647;
+
+/**
+ * A DOUBLE in [0, 1) from a non-negative integer expression (below 10¹⁴) and `seed`, the same
+ * on every host: x₁ = (i·48271 + s) mod p, then twice x ← (x² + c) mod p (p = 2³¹ − 1, so every
+ * product stays below 2⁶², exact in BIGINT), divided by p. The squares make neighbouring
+ * integers land far apart (a linear congruence alone would give them evenly spaced values,
+ * and the rows are numbered in the order of their features). Costs a few integer operations
+ * per row where an md5 of the number's text cost Postgres about ten times more.
+ */
+export function portableFraction(d: SqlDialect, integer: string, seed: number): string {
+  const mod = (x: string) => d.operator(x, '%', d.bigint(PRIME));
+  const s = Number((BigInt(Math.trunc(seed)) * 16807n + 12345n) % BigInt(PRIME) + BigInt(PRIME)) % PRIME;
+  let x = mod(d.operator(d.operator(`CAST(${integer} AS BIGINT)`, '*', d.bigint(48271)), '+', d.bigint(s)));
+  for (const c of [1013904223, 1664525]) x = mod(d.operator(d.operator(x, '*', x), '+', d.bigint(c)));
+  return d.operator(`CAST(${x} AS DOUBLE PRECISION)`, '/', d.double(PRIME));
+}
 
 /** SQL of the squared distance from encoded columns `x1 … xP` to `centroid`. */
 function distance(d: SqlDialect, centroid: readonly number[]): string {
@@ -37,33 +55,33 @@ function nearest(d: SqlDialect, centroids: readonly (readonly number[])[]): stri
  * Postgres would otherwise inline the encoding into every reference.
  */
 function encodedRows(data: TrainingData, where: string): string {
-  return `(SELECT ${data.encoded.map((e, i) => `${e} AS x${i + 1}`).join(', ')} FROM ${data.source} WHERE ${where}${data.dialect.layerFence}) AS e`;
+  return `(SELECT ${data.encoded.map((e, i) => `${e} AS x${i + 1}`).join(', ')}${data.dialect.layerFence('__modelsql_fence_e')} FROM ${data.source} WHERE ${where}) AS e`;
 }
 
 /**
  * The encoded training rows as columns `x1 … xP` and their number `n` in the order of the
- * encoded features (seeding draws by it). Seeding and every Lloyd iteration read a
- * session-private table of these rows: the training query, the encoding and the numbering's
- * sort run once, not once per seed and iteration.
+ * encoded features (seeding draws by it). Seeding reads a session-private table of these
+ * rows: the training query, the encoding and the numbering's sort run once, not once per
+ * seed. Lloyd's iterations read the training query itself: Postgres scans a temporary
+ * table in one process only, and the query in parallel workers.
  */
 function numberedRows(data: TrainingData): string {
   const xs = data.encoded.map((_, j) => `x${j + 1}`);
-  return `SELECT *, ${data.dialect.call('row_number')} OVER (ORDER BY ${xs.join(', ')}) AS n FROM ${encodedRows(data, data.trainWhere)}`;
+  return `SELECT ${xs.join(', ')}, ${data.dialect.call('row_number')} OVER (ORDER BY ${xs.join(', ')}) AS n FROM ${encodedRows(data, data.trainWhere)}`;
 }
 
 async function seeds(data: TrainingData, options: TrainingOptions, table: string): Promise<number[][]> {
   const d = data.dialect;
-  if (!d.portableFraction) throw new ModelSqlError('0A000', `kmeans needs a host that can hash rows for its seeding; ${data.host.name} cannot`);
   const { add, div, gt, num, fn } = expressionBuilder(d);
   const xs = data.encoded.map((_, j) => `x${j + 1}`);
   const numbered = `${table} AS numbered`;
   const chosen: number[][] = [];
   for (let t = 0; t < options.k; t++) {
-    const u = d.portableFraction('n', options.seed + t);
+    const u = portableFraction(d, 'n', options.seed + t);
     const sql =
       t === 0
         ? `SELECT ${xs.join(', ')} FROM ${numbered} ORDER BY ${u}, ${xs.join(', ')} LIMIT 1`
-        : `SELECT ${xs.join(', ')} FROM (SELECT *, ${nearest(d, chosen)} AS dd, ${u} AS u FROM ${numbered}${d.layerFence}) AS w WHERE ${gt('dd', num(0))} ORDER BY ${div(fn('ln', add('u', num(1e-12))), 'dd')} DESC, ${xs.join(', ')} LIMIT 1`;
+        : `SELECT ${xs.join(', ')} FROM (SELECT *, ${nearest(d, chosen)} AS dd, ${u} AS u${d.layerFence('__modelsql_fence_w')} FROM ${numbered}) AS w WHERE ${gt('dd', num(0))} ORDER BY ${div(fn('ln', add('u', num(1e-12))), 'dd')} DESC, ${xs.join(', ')} LIMIT 1`;
     const row = (await data.host.execute(sql)).rows[0];
     if (!row) throw new TrainingDataError(`kmeans with k = ${options.k} needs at least ${options.k} distinct training rows; there are ${t}`);
     chosen.push(row.map(toNumber));
@@ -80,11 +98,11 @@ export async function inertia(data: TrainingData, p: KMeans, where: string): Pro
 /** Fits k-means (see the file comment). */
 export async function fitKMeans(data: TrainingData, options: TrainingOptions): Promise<ModelParameters> {
   if (options.k > data.trainRows) throw new TrainingDataError(`kmeans with k = ${options.k} needs at least ${options.k} training rows; there are ${data.trainRows}`);
-  return withWorkingTable(data, 'kmeans', numberedRows(data), (table) => fitFrom(data, options, table));
+  const initial = await withWorkingTable(data, 'kmeans', numberedRows(data), (table) => seeds(data, options, table));
+  return lloydIterations(data, options, initial);
 }
 
-async function fitFrom(data: TrainingData, options: TrainingOptions, table: string): Promise<ModelParameters> {
-  const initial = await seeds(data, options, table);
+async function lloydIterations(data: TrainingData, options: TrainingOptions, initial: number[][]): Promise<ModelParameters> {
   const width = data.encoded.length;
   const d = data.dialect;
   const { le, fn } = expressionBuilder(d);
@@ -100,7 +118,7 @@ async function fitFrom(data: TrainingData, options: TrainingOptions, table: stri
         : `CASE ${ds.slice(0, -1).map((dk, k) => `WHEN ${ds.slice(k + 1).map((o) => le(dk, o)).join(' AND ')} THEN ${k}`).join(' ')} ELSE ${ds.length - 1} END`;
     const sql =
       `SELECT c, ${fn('count', '*')}, ${fn('sum', 'dmin')}${Array.from({ length: width }, (_, j) => `, ${fn('sum', `x${j + 1}`)}`).join('')} FROM ` +
-      `(SELECT *, ${choose} AS c, ${ds.length === 1 ? 'd0' : `least(${ds.join(', ')})`} AS dmin FROM (SELECT *, ${distances.join(', ')} FROM ${table} AS e${d.layerFence}) AS w) AS a GROUP BY c`;
+      `(SELECT *, ${choose} AS c, ${ds.length === 1 ? 'd0' : `least(${ds.join(', ')})`} AS dmin FROM (SELECT *, ${distances.join(', ')}${d.layerFence('__modelsql_fence_w')} FROM ${encodedRows(data, data.trainWhere)}) AS w) AS a GROUP BY c`;
     const rows = (await data.host.execute(sql)).rows;
     const total = rows.reduce((s, r) => s + toNumber(r[2]), 0);
     const next = centroids.map((c) => [...c]);

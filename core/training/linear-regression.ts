@@ -7,10 +7,11 @@
  * normal equations `(XᵀX / n + l2·D) θ = Xᵀy / n` with D = diag(0, 1, ..., 1).
  */
 import { expressionBuilder } from '../sql/expression-builder.js';
+import { categoryGroups, triangleIndex, type CategoryGroups } from './category-groups.js';
 import { solveSymmetric } from './linear-algebra.js';
 import type { ModelParameters } from './trained-model.js';
 import { oneHotFeatures, productSums } from './product-sums.js';
-import { aggregate, labelValue, type TrainingData } from './training-data.js';
+import { aggregate, aggregateGroups, labelValue, type TrainingData } from './training-data.js';
 
 /** Indices of the upper triangle `i <= j` of an n×n matrix, row by row. */
 export function upperTriangle(n: number): (readonly [number, number])[] {
@@ -24,6 +25,8 @@ export function upperTriangle(n: number): (readonly [number, number])[] {
  * Returns `{ xtx, xty, n }` with the intercept at index 0.
  */
 export async function normalEquations(data: TrainingData): Promise<{ readonly xtx: number[][]; readonly xty: number[]; readonly n: number }> {
+  const groups = categoryGroups(data);
+  if (groups) return groupedNormalEquations(data, groups);
   const p = data.encoded.length;
   const { mul, fn } = expressionBuilder(data.dialect);
   const x = (i: number) => `x${i}`;
@@ -39,6 +42,30 @@ export async function normalEquations(data: TrainingData): Promise<{ readonly xt
     xtx[j]![i] = gram[k]!;
   });
   const xty = values.slice(products.sums.length);
+  return { xtx, xty, n: xtx[0]![0]! };
+}
+
+/** {@link normalEquations} from sums per combination of the STRING features' values (category-groups.ts). */
+async function groupedNormalEquations(data: TrainingData, groups: CategoryGroups): Promise<{ readonly xtx: number[][]; readonly xty: number[]; readonly n: number }> {
+  const p = data.encoded.length;
+  const { mul, fn } = expressionBuilder(data.dialect);
+  const x = (i: number) => `x${i}`;
+  const base = groups.base;
+  const columns: (readonly [string, string])[] = [...base.slice(1).map((c) => [x(c), data.encoded[c - 1]!] as const), ['y', labelValue(data.dialect, data.label!)], ...groups.keys];
+  const pairs = upperTriangle(base.length);
+  const products = pairs.map(([i, j]) => (i === 0 && j === 0 ? fn('count', '*') : fn('sum', i === 0 ? x(base[j]!) : mul(x(base[i]!), x(base[j]!)))));
+  const ys = base.map((c, i) => fn('sum', i === 0 ? 'y' : mul(x(c), 'y')));
+  const rows = await aggregateGroups(data, data.trainWhere, [columns], groups.keys.map(([name]) => name), [...products, ...ys]);
+  const xtx = Array.from({ length: p + 1 }, () => new Array<number>(p + 1).fill(0));
+  const xty = new Array<number>(p + 1).fill(0);
+  for (const row of rows) {
+    const active = groups.active(row.keys);
+    for (const [a, i] of active) {
+      xty[a]! += row.sums[products.length + i]!;
+      for (const [b, j] of active) if (a <= b) xtx[a]![b]! += row.sums[triangleIndex(base.length, i, j)]!;
+    }
+  }
+  for (let a = 0; a <= p; a++) for (let b = 0; b < a; b++) xtx[a]![b] = xtx[b]![a]!;
   return { xtx, xty, n: xtx[0]![0]! };
 }
 

@@ -11,12 +11,13 @@
  * picks one of the equivalent optima.
  */
 import { expressionBuilder } from '../sql/expression-builder.js';
+import { categoryGroups, triangleIndex, type CategoryGroups } from './category-groups.js';
 import { sigmoid } from './compile-sql.js';
 import { norm, solveSymmetric } from './linear-algebra.js';
 import { upperTriangle } from './linear-regression.js';
 import { oneHotFeatures, productSums } from './product-sums.js';
 import type { ClassValue, ModelParameters } from './trained-model.js';
-import { aggregate, type LabelColumn, type TrainingData } from './training-data.js';
+import { aggregate, aggregateGroups, type LabelColumn, type TrainingData } from './training-data.js';
 import type { TrainingOptions } from './training-options.js';
 
 /** `label = value`, compared as the label's kind. */
@@ -64,16 +65,24 @@ export async function logisticStep(data: TrainingData, classes: readonly ClassVa
   }
   const size = logits * width;
   // Per row once, behind the layer fence: the residuals r_k = p_k − y_k, the Hessian weights
-  // h_kl (k ≤ l) and their products with every column, so that each sum below is one
+  // h_kl (k ≤ l) and their products with every column (the constant one excepted; with the
+  // STRING features grouped, the numeric columns only), so that each sum below is one
   // multiplication (the same arithmetic, in the same order, as summing r·x_i and (h·x_i)·x_j).
+  // The products repeat h's expression (one or two multiplications) rather than read it from
+  // a layer of their own: a layer costs Postgres more per row.
   const weightPairs = upperTriangle(logits);
   const h = (k: number, l: number) => `h${k}_${l}`;
   const hx = (k: number, l: number, i: number) => `h${k}_${l}_x${i}`;
+  const weight = (k: number, l: number) => (logits === 1 ? mul('p0', sub(num(1), 'p0')) : k === l ? mul(`p${k}`, sub(num(1), `p${k}`)) : neg(mul(`p${k}`, `p${l}`)));
+  const groups = categoryGroups(data);
+  if (groups) layer0.push(...groups.keys);
+  const columns = groups ? groups.base.slice(1) : Array.from({ length: width - 1 }, (_, i) => i + 1);
   layers.push([
     ...Array.from({ length: logits }, (_, k) => [`r${k}`, sub(`p${k}`, `y${k}`)] as const),
-    ...weightPairs.map(([k, l]) => [h(k, l), logits === 1 ? mul('p0', sub(num(1), 'p0')) : k === l ? mul(`p${k}`, sub(num(1), `p${k}`)) : neg(mul(`p${k}`, `p${l}`))] as const),
+    ...weightPairs.map(([k, l]) => [h(k, l), weight(k, l)] as const),
+    ...weightPairs.flatMap(([k, l]) => columns.map((c) => [hx(k, l, c), mul(weight(k, l), x(c))] as const)),
   ]);
-  layers.push(weightPairs.flatMap(([k, l]) => Array.from({ length: width - 1 }, (_, i) => [hx(k, l, i + 1), mul(h(k, l), x(i + 1))] as const)));
+  if (groups) return groupedStep(data, groups, layers, theta, l2, logits);
   const gradient = Array.from({ length: size }, (_, a) => {
     const [k, i] = [Math.floor(a / width), a % width];
     return fn('sum', i > 0 ? mul(`r${k}`, x(i)) : `r${k}`);
@@ -86,20 +95,81 @@ export async function logisticStep(data: TrainingData, classes: readonly ClassVa
   });
   const values = await aggregate(data, data.trainWhere, layers, [fn('count', '*'), fn('sum', 'loss'), ...gradient, ...hessian.sums]);
   const hessianValues = hessian.values(values.slice(2 + size));
-  const n = values[0]!;
-  const penalized = (a: number) => a % width !== 0;
   const matrix = Array.from({ length: size }, () => new Array<number>(size).fill(0));
   pairs.forEach(([a, b], t) => {
-    const v = hessianValues[t]! / n + (a === b && penalized(a) ? l2 : 0);
-    matrix[a]![b] = v;
-    matrix[b]![a] = v;
+    matrix[a]![b] = hessianValues[t]!;
   });
+  return newtonStep(values[0]!, values[1]!, values.slice(2, 2 + size), matrix, theta, l2, width);
+}
+
+/**
+ * The objective's loss, gradient and Hessian from the sums over the rows: `n`, Σ loss, Σ r·x
+ * and the upper triangle of Σ h·x·xᵀ (filled symmetric here), with the penalty added.
+ */
+function newtonStep(n: number, lossSum: number, gradientSums: readonly number[], hessianSums: number[][], theta: readonly number[], l2: number, width: number): NewtonStep {
+  const size = gradientSums.length;
+  const penalized = (a: number) => a % width !== 0;
+  for (let a = 0; a < size; a++) {
+    for (let b = a; b < size; b++) {
+      const v = hessianSums[a]![b]! / n + (a === b && penalized(a) ? l2 : 0);
+      hessianSums[a]![b] = v;
+      hessianSums[b]![a] = v;
+    }
+  }
   const penalty = theta.reduce((s, v, a) => s + (penalized(a) ? v * v : 0), 0);
   return {
-    loss: values[1]! / n + (l2 / 2) * penalty,
-    gradient: Array.from({ length: size }, (_, a) => values[2 + a]! / n + (penalized(a) ? l2 * theta[a]! : 0)),
-    hessian: matrix,
+    loss: lossSum / n + (l2 / 2) * penalty,
+    gradient: gradientSums.map((g, a) => g / n + (penalized(a) ? l2 * theta[a]! : 0)),
+    hessian: hessianSums,
   };
+}
+
+/**
+ * {@link logisticStep} from sums per combination of the STRING features' values
+ * (category-groups.ts): per group, Σ r_k·u and Σ h_kl·u·v over the constant column and the
+ * numeric ones only. `layers` end with the residuals r_k, the Hessian weights h_kl and their
+ * products with the numeric columns; the first holds the group keys.
+ */
+async function groupedStep(
+  data: TrainingData,
+  groups: CategoryGroups,
+  layers: readonly (readonly (readonly [string, string])[])[],
+  theta: readonly number[],
+  l2: number,
+  logits: number,
+): Promise<NewtonStep> {
+  const { mul, fn } = expressionBuilder(data.dialect);
+  const width = data.encoded.length + 1;
+  const size = logits * width;
+  const base = groups.base;
+  const x = (c: number) => `x${c}`;
+  const weightPairs = upperTriangle(logits);
+  const hx = (k: number, l: number, c: number) => `h${k}_${l}_x${c}`;
+  const gradient = Array.from({ length: logits }, (_, k) => base.map((c, i) => fn('sum', i === 0 ? `r${k}` : mul(`r${k}`, x(c))))).flat();
+  const products = upperTriangle(base.length);
+  const hessian = weightPairs.flatMap(([k, l]) => products.map(([i, j]) => fn('sum', i === 0 ? (j === 0 ? `h${k}_${l}` : hx(k, l, base[j]!)) : mul(hx(k, l, base[i]!), x(base[j]!)))));
+  const rows = await aggregateGroups(data, data.trainWhere, layers, groups.keys.map(([name]) => name), [fn('count', '*'), fn('sum', 'loss'), ...gradient, ...hessian]);
+  let n = 0;
+  let lossSum = 0;
+  const gradientSums = new Array<number>(size).fill(0);
+  const hessianSums = Array.from({ length: size }, () => new Array<number>(size).fill(0));
+  const hessianAt = 2 + gradient.length;
+  for (const row of rows) {
+    const sums = row.sums;
+    n += sums[0]!;
+    lossSum += sums[1]!;
+    const active = groups.active(row.keys);
+    for (let k = 0; k < logits; k++) for (const [a, i] of active) gradientSums[k * width + a]! += sums[2 + k * base.length + i]!;
+    weightPairs.forEach(([k, l], w) => {
+      for (const [a, i] of active) {
+        for (const [b, j] of active) {
+          // Block (k, l), k ≤ l: the whole block off the diagonal, its upper triangle on it.
+          if (k < l || a <= b) hessianSums[k * width + a]![l * width + b]! += sums[hessianAt + w * products.length + triangleIndex(base.length, i, j)]!;
+        }
+      }
+    });
+  }
+  return newtonStep(n, lossSum, gradientSums, hessianSums, theta, l2, width);
 }
 
 /** Fits logistic regression (see the file comment). */

@@ -49,6 +49,12 @@ export interface TrainingData {
   readonly testRows: number;
   /** Classes of a classification label, ascending. */
   readonly classes?: readonly ClassValue[];
+  /**
+   * When there are STRING features and each has fewer distinct training values than
+   * `max-categories` (so every value is one of its categories): the product of their
+   * category counts, the most combinations of their values the training rows can hold.
+   */
+  readonly valueCombinations?: number;
 }
 
 /** Where to point errors. */
@@ -165,6 +171,7 @@ export async function prepareTrainingData(host: Host, query: string, columns: re
   }
 
   const features: FeatureEncoding[] = [];
+  let valueCombinations: number | undefined = 1;
   for (const c of featureColumns) {
     const type = formatType(parseDataType(c.type));
     const category = typeCategory(parseDataType(c.type));
@@ -184,6 +191,7 @@ export async function prepareTrainingData(host: Host, query: string, columns: re
       if (r.rows.length === 1) throw new TrainingDataError(`feature column "${c.name}" is constant in the training rows (every value is '${String(r.rows[0]![0])}'); leave it out of the query`, positions.query);
       const mode = String(r.rows[0]![0]);
       const categories = r.rows.map((row) => String(row[0])).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+      valueCombinations = r.rows.length < options.maxCategories && valueCombinations !== undefined ? valueCombinations * r.rows.length : undefined;
       features.push({ kind: 'categorical', name: c.name, type, categories, mode });
     }
   }
@@ -211,6 +219,7 @@ export async function prepareTrainingData(host: Host, query: string, columns: re
     trainRows,
     testRows,
     classes,
+    ...(valueCombinations !== undefined && features.some((f) => f.kind === 'categorical') ? { valueCombinations } : {}),
   };
 }
 
@@ -230,15 +239,36 @@ export async function aggregate(
   layers: readonly (readonly (readonly [string, string])[])[],
   sums: readonly string[],
 ): Promise<number[]> {
+  const row = await oneRow(data.host, `SELECT ${sums.join(', ')} FROM ${layered(data, where, layers)}`);
+  return row.map(toNumber);
+}
+
+/**
+ * {@link aggregate} per group of the named `keys` (columns of the layers): one entry per
+ * group, its key values and its sums.
+ */
+export async function aggregateGroups(
+  data: TrainingData,
+  where: string,
+  layers: readonly (readonly (readonly [string, string])[])[],
+  keys: readonly string[],
+  sums: readonly string[],
+): Promise<{ readonly keys: readonly unknown[]; readonly sums: number[] }[]> {
+  const k = keys.map((name) => data.dialect.quoteIdentifier(name));
+  const r = await data.host.execute(`SELECT ${[...k, ...sums].join(', ')} FROM ${layered(data, where, layers)} GROUP BY ${k.join(', ')}`);
+  return r.rows.map((row) => ({ keys: row.slice(0, k.length), sums: row.slice(k.length).map(toNumber) }));
+}
+
+/** The training rows `where` selects under the SELECT levels of `layers`, each behind the dialect's layer fence. */
+function layered(data: TrainingData, where: string, layers: readonly (readonly (readonly [string, string])[])[]): string {
   const d = data.dialect;
   let from = '';
   layers.forEach((layer, i) => {
     const items = layer.map(([name, e]) => `${e} AS ${d.quoteIdentifier(name)}`).join(', ');
-    const fence = d.layerFence; // each level's columns computed once per row, not once per reference above
-    from = i === 0 ? `(SELECT ${items} FROM ${data.source} WHERE ${where}${fence}) AS s0` : `(SELECT *, ${items} FROM ${from}${fence}) AS s${i}`;
+    const fence = d.layerFence(`__modelsql_fence${i}`); // each level's columns computed once per row, not once per reference above
+    from = i === 0 ? `(SELECT ${items}${fence} FROM ${data.source} WHERE ${where}) AS s0` : `(SELECT *, ${items}${fence} FROM ${from}) AS s${i}`;
   });
-  const row = await oneRow(data.host, `SELECT ${sums.join(', ')} FROM ${from}`);
-  return row.map(toNumber);
+  return from;
 }
 
 /** The label as a DOUBLE expression over the source. */

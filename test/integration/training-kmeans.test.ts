@@ -4,6 +4,7 @@
  * the row count is an error.
  */
 import type { Session } from '../../core/session/session.js';
+import { portableFraction } from '../../core/training/kmeans.js';
 import { ADAPTERS } from '../support/adapters.js';
 import { expectSqlError } from '../support/expect-error.js';
 import { catalogDump, close, meanStd, storedSpec } from '../core/training/training-helpers.js';
@@ -58,6 +59,27 @@ for (const adapter of TRAINING_ADAPTERS) {
     });
     afterAll(async () => {
       await db.close();
+    });
+
+    it("draws its seeds from a hash of the row number that is exact integer arithmetic, spread over [0, 1)", async () => {
+      const host = await adapter.openHost();
+      try {
+        const n = 2000;
+        const r = await host.execute(`SELECT i, ${portableFraction(host.dialect, 'i', 42)} FROM (SELECT CAST(g AS BIGINT) AS i FROM generate_series(1, ${n}) AS s(g)) AS v ORDER BY i`);
+        const p = 2147483647n;
+        const step = (x: bigint, c: bigint) => (x * x + c) % p;
+        const expected = (i: bigint) => Number(step(step((i * 48271n + ((42n * 16807n + 12345n) % p)) % p, 1013904223n), 1664525n)) / Number(p);
+        const values = r.rows.map((row) => Number(row[1]));
+        values.forEach((v, k) => expect(v).toBe(expected(BigInt(k + 1))));
+        const deciles = new Array<number>(10).fill(0);
+        for (const v of values) deciles[Math.floor(v * 10)]! += 1;
+        for (const count of deciles) expect(Math.abs(count - n / 10)).toBeLessThan(60);
+        // Neighbouring row numbers (rows numbered in the order of their features) are not drawn in order.
+        const rising = values.slice(1).filter((v, k) => v > values[k]!).length;
+        expect(Math.abs(rising - n / 2)).toBeLessThan(100);
+      } finally {
+        await host.close();
+      }
     });
 
     it('reaches an inertia no worse than Lloyd from the same seeds, and predicts the same everywhere', async () => {
