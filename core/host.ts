@@ -65,9 +65,11 @@ export interface HostStageBatch {
 /**
  * A model stage run by the host in one pass over its input (`Host.openStage`): the executor
  * pulls `batches()`, runs the model, and calls `write` with each batch's carry and
- * predictions, in batch order. Nothing else may run on the connection until `batches()`
- * is exhausted or abandoned (breaking out of it ends the read). Then `finish` builds the
- * result and `close` releases what is left, however the stage ended.
+ * predictions, in batch order. Nothing else may run on the connection from the first
+ * `batches()` until `finish` or `close` (a host may write rows while batches are still
+ * read: Postgres's COPY FROM runs from the first `write`). Then `finish` builds the result
+ * and `close` releases what is left, however the stage ended; a stage that failed must be
+ * closed before its connection runs anything else.
  */
 export interface HostStage {
   /** The input rows, in the query's order, `batchSize` at a time. */

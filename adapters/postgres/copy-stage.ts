@@ -18,12 +18,19 @@
  *   into columns of the same types; features decoded from their fields (or a `double
  *   precision` cast), predictions encoded. Faster than text: no number is formatted or
  *   parsed as text on either side.
- * - A COPY TO cannot be interleaved with other statements on one connection, so the
- *   batches (carried fields and predictions) are kept, in memory up to about `memoryLimit`
- *   bytes, and copied in after the COPY TO has ended. In memory they stay unformatted: the
- *   output lines are built while COPY FROM streams, when Node would otherwise wait for the
- *   server (measured: 1,000,000 rows, ~150 ms moved off the COPY TO phase). Past the limit,
- *   every batch is formatted and written to a file under `os.tmpdir()` instead.
+ * - A COPY TO cannot be interleaved with other statements on one connection. In binary, the
+ *   COPY TO is therefore taken whole first, unparsed, into a spool (memory up to about
+ *   `memoryLimit` bytes, then a file under `os.tmpdir()`: copy-spool.ts); then its rows are
+ *   parsed into batches, and the COPY FROM opens with the first batch of predictions and
+ *   takes each batch as it comes (copy-in-feed.ts), so the server stores rows while Node
+ *   parses and the model predicts the next ones. When every feature is a carried field, each
+ *   COPY TO row ends with a placeholder per output (`CAST(0 AS <type>)`) that the prediction
+ *   overwrites: the bytes read go back as they are, with no row copied.
+ * - In text, the batches (carried fields and predictions) are kept, in memory up to about
+ *   `memoryLimit` bytes, and copied in after the COPY TO has ended. In memory they stay
+ *   unformatted: the output lines are built while COPY FROM streams, when Node would
+ *   otherwise wait for the server (measured: 1,000,000 rows, ~150 ms moved off the COPY TO
+ *   phase). Past the limit, every batch is formatted and written to a file instead.
  * - The table is created empty with `CREATE TEMPORARY TABLE ... AS ... WITH NO DATA`, so
  *   input columns keep their exact types (typmods, domains, enums) and nothing runs.
  * - Order: the COPY TO emits rows in the query's order (a projection over the query as a
@@ -42,7 +49,9 @@ import { StringDecoder } from 'node:string_decoder';
 import { ModelSqlError } from '../../core/errors.js';
 import type { HostColumn, HostStage, HostStageBatch, HostStageSpec, SqlDialect } from '../../core/host.js';
 import { TimeSlice } from '../../core/runtime/time-slice.js';
-import { BINARY_HEADER, BINARY_TRAILER, BinaryCopyReader, binaryNumberReader, binaryOutputBytes, writeBinaryOutput, type BinaryNumberReader } from './copy-binary.js';
+import { BINARY_HEADER, BINARY_TRAILER, BinaryCopyReader, binaryNumberReader, binaryOutputBytes, writeBinaryOutput, writeOutputsInPlace, readFloat8, type BinaryNumberReader } from './copy-binary.js';
+import { CopyInFeed } from './copy-in-feed.js';
+import { CopySpool } from './copy-spool.js';
 import { copyField, copyNumber, isIntegerType, unescapeCopy } from './copy-text.js';
 import type { PgQueryResult } from './pg-connection.js';
 import { textParser, type TextParser } from './pg-values.js';
@@ -107,22 +116,22 @@ export async function openCopyStage(db: CopyStageConnection, dialect: SqlDialect
 
   // What the rows carry and write: every input column, then every output, into `table`;
   // a write into the statement's table (`into`) picks and orders them.
-  let read = await planRead(db, dialect, spec, [...spec.inputColumns.keys()], binary);
   let written: readonly number[] = [...spec.outputColumns.keys()];
+  let read = await planRead(db, dialect, spec, [...spec.inputColumns.keys()], written, binary);
   let destination = `${table} (${columns.join(', ')})`;
-  const buffer = new OutputBuffer(memoryLimit, (carry, predictions, from, to) =>
-    binary ? binaryRows(carry, predictions, written, spec.outputColumns, read.layout.width, from, to) : Buffer.from(copyLines(carry, predictions, written, spec.outputColumns, read.layout.width > 0, from, to), 'utf8'),
-  );
+  const binaryIn = binary ? new BinaryCopyIn(db, spec.outputColumns, memoryLimit) : undefined;
+  const buffer = new OutputBuffer(memoryLimit, (carry, predictions, from, to) => Buffer.from(copyLines(carry, predictions, written, spec.outputColumns, read.layout.width > 0, from, to), 'utf8'));
   const copyIn = async (): Promise<number> => {
-    if (buffer.rows > 0) await db.copyFrom(binary ? `COPY ${destination} FROM STDIN (FORMAT binary)` : `COPY ${destination} FROM STDIN`, binary ? framed(buffer.read()) : buffer.read());
+    if (binaryIn) return binaryIn.finish();
+    if (buffer.rows > 0) await db.copyFrom(`COPY ${destination} FROM STDIN`, buffer.read());
     await buffer.close();
     return buffer.rows;
   };
 
   return {
     async *batches(): AsyncIterable<HostStageBatch> {
-      if (binary) {
-        yield* binaryBatches(db, read, spec.batchSize);
+      if (binaryIn) {
+        yield* binaryIn.batches(read, spec.batchSize, `COPY ${destination} FROM STDIN (FORMAT binary)`, written);
         return;
       }
       const { copyOut, layout } = read;
@@ -149,20 +158,23 @@ export async function openCopyStage(db: CopyStageConnection, dialect: SqlDialect
       if (batch.rows > 0) yield batch.take();
     },
 
-    write: (carry, predictions) => buffer.push(carry as Carry, predictions),
+    write: (carry, predictions) => (binaryIn ? binaryIn.write(carry as Carry, predictions) : buffer.push(carry as Carry, predictions)),
 
     async finish() {
       await copyIn();
       return relation;
     },
 
-    close: () => buffer.close(),
+    close: async () => {
+      await binaryIn?.close();
+      await buffer.close();
+    },
 
     async into(target) {
       const plan = await planTargetWrite(db, dialect, spec, { table, relation }, target);
       if (!plan) return undefined;
-      read = await planRead(db, dialect, spec, plan.inputs, binary);
       written = plan.outputs;
+      read = await planRead(db, dialect, spec, plan.inputs, written, binary);
       return {
         open: async () => {
           const into = await plan.open();
@@ -209,28 +221,115 @@ async function* framed(rows: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Arra
   yield Buffer.concat([held, BINARY_TRAILER]);
 }
 
-/** The batches of a binary COPY TO (see {@link BatchBuilder.addBinary}). */
-async function* binaryBatches(db: CopyStageConnection, read: ReadPlan, batchSize: number): AsyncIterable<HostStageBatch> {
-  const { copyOut, layout } = read;
-  const reader = new BinaryCopyReader(layout.total);
-  let batch = new BatchBuilder(layout, batchSize);
-  const slice = new TimeSlice();
-  for await (const chunk of db.copyTo(copyOut)) {
-    const buf = reader.feed(chunk);
-    let pos = reader.start;
-    for (let end = reader.row(buf, pos); end > 0; end = reader.row(buf, pos)) {
-      batch.addBinary(buf, pos, end, reader.fields);
-      pos = end;
-      if (batch.full) {
-        yield batch.take();
-        batch = new BatchBuilder(layout, batchSize);
+/** Bytes of rows waiting for the binary stage's COPY FROM before the stage waits for the server. */
+const FEED_BYTES = 8 * 1024 * 1024;
+
+/**
+ * The binary stage's reads and writes. The COPY TO goes whole into a spool (memory up to the
+ * stage's limit, then a file) with no row parsed; then its rows are parsed into batches, and
+ * the COPY FROM opens with the first batch's predictions and takes each batch as it comes,
+ * so the server stores rows while Node parses and the model predicts the next ones. Where
+ * the COPY TO rows end with a placeholder per output (see {@link planRead}), the predictions
+ * are written into the rows read and the same bytes go back; else each row is rebuilt from
+ * its carried fields and its outputs.
+ */
+class BinaryCopyIn {
+  private readonly feed = new CopyInFeed(FEED_BYTES);
+  private spool: CopySpool | undefined;
+  private copy: Promise<void> | undefined;
+  /** The COPY FROM has ended (with an error, or after `finish`). */
+  private settled = false;
+  private failed = false;
+  private rows = 0;
+  private sql = '';
+  private written: readonly number[] = [];
+  private layout: RowLayout | undefined;
+
+  constructor(
+    private readonly db: CopyStageConnection,
+    private readonly outputColumns: readonly HostColumn[],
+    private readonly memoryLimit: number,
+  ) {}
+
+  /** Reads the COPY TO `read` into the spool, then yields its batches; `sql` is the COPY FROM the outputs `written` go to. */
+  async *batches(read: ReadPlan, batchSize: number, sql: string, written: readonly number[]): AsyncIterable<HostStageBatch> {
+    const { copyOut, layout } = read;
+    this.sql = sql;
+    this.written = written;
+    this.layout = layout;
+    const spool = (this.spool = new CopySpool(this.memoryLimit));
+    for await (const chunk of this.db.copyTo(copyOut)) await spool.push(chunk);
+    // A row came: the COPY FROM opens now, its round trip overlapping the first batch's parse and prediction.
+    if (spool.bytes > BINARY_HEADER.length + BINARY_TRAILER.length) this.copy ??= this.open();
+    const reader = new BinaryCopyReader(layout.total);
+    let batch = new BatchBuilder(layout, batchSize);
+    const slice = new TimeSlice();
+    for await (const chunk of spool.read()) {
+      for (let buf: Buffer | undefined = reader.feed(chunk); buf !== undefined; buf = reader.more()) {
+        let pos = reader.start;
+        for (let end = reader.row(buf, pos); end > 0; end = reader.row(buf, pos)) {
+          batch.addBinary(buf, reader.view, pos, end, reader.fields);
+          pos = end;
+          if (batch.full) {
+            // A failed COPY FROM ends the stage: finish() reports its error.
+            if (this.failed) return;
+            yield batch.take();
+            batch = new BatchBuilder(layout, batchSize);
+          }
+          if ((batch.rows & 255) === 0 && slice.due) await slice.next();
+        }
+        reader.keep(buf, pos);
       }
-      if ((batch.rows & 255) === 0 && slice.due) await slice.next();
     }
-    reader.keep(buf, pos);
+    reader.finish();
+    if (batch.rows > 0 && !this.failed) yield batch.take();
   }
-  reader.finish();
-  if (batch.rows > 0) yield batch.take();
+
+  /** Sends one batch's rows to the COPY FROM (opened by the first), {@link FORMAT_ROWS} rows at a time. */
+  async write(carry: Carry, predictions: ColumnBatch): Promise<void> {
+    if (carry.rows !== predictions.rowCount) throw new ModelSqlError('XX000', `internal error: a batch of ${carry.rows} rows got ${predictions.rowCount} predictions`);
+    const { layout, written, outputColumns } = this;
+    this.copy ??= this.open();
+    this.rows += predictions.rowCount;
+    const outputs = written.map((c) => predictions.columns[c]!);
+    const rows = { buffers: carry.texts as Buffer[], buffer: carry.text, start: carry.start, end: carry.end };
+    const pieces: Buffer[] = [];
+    const slice = new TimeSlice();
+    for (let from = 0; from < predictions.rowCount; from += FORMAT_ROWS) {
+      const to = Math.min(predictions.rowCount, from + FORMAT_ROWS);
+      if (layout!.slots) writeOutputsInPlace(rows, outputs, layout!.slots, from, to, (piece) => pieces.push(piece));
+      else pieces.push(binaryRows(carry, predictions, written, outputColumns, layout!.width, from, to));
+      for (const piece of pieces) await this.feed.push(piece);
+      pieces.length = 0;
+      if (slice.due) await slice.next();
+    }
+  }
+
+  /** Ends the COPY FROM and returns the rows written (none, and no COPY, for an empty input). */
+  async finish(): Promise<number> {
+    if (!this.copy) return 0;
+    this.feed.end();
+    await this.copy;
+    return this.rows;
+  }
+
+  /** Abandons a COPY FROM still open (the client sends CopyFail) and frees the spool. */
+  async close(): Promise<void> {
+    if (this.copy && !this.settled) {
+      this.feed.fail(new ModelSqlError('57014', 'the model stage stopped before its last row'));
+      await this.copy.catch(() => undefined);
+    }
+    await this.spool?.close();
+  }
+
+  private open(): Promise<void> {
+    const copy = this.db.copyFrom(this.sql, framed(this.feed.chunks()));
+    copy.then(
+      () => (this.settled = true),
+      () => (this.settled = this.failed = true),
+    );
+    return copy;
+  }
 }
 
 /** The stage's input query as a subquery named `__modelsql_input`. */
@@ -247,9 +346,11 @@ interface ReadPlan {
 /**
  * The COPY TO that carries the input columns at positions `carried` (in that order, as raw
  * text) and reads the features: each from its carried field when it can, else from an
- * extra field after them.
+ * extra field after them. In binary, when every feature is read from a carried field, each
+ * row also ends with a placeholder per `written` output (`CAST(0 AS <type>)`): the row as
+ * read is then the row to write, once the predictions are written over the placeholders.
  */
-async function planRead(db: CopyStageConnection, dialect: SqlDialect, spec: HostStageSpec, carried: readonly number[], binary: boolean): Promise<ReadPlan> {
+async function planRead(db: CopyStageConnection, dialect: SqlDialect, spec: HostStageSpec, carried: readonly number[], written: readonly number[], binary: boolean): Promise<ReadPlan> {
   const q = (name: string) => dialect.quoteIdentifier(name);
   const source = stageSource(spec);
   const column = (position: number) => `${q('__modelsql_input')}.${q(spec.inputColumns[position]!.name)}`;
@@ -276,10 +377,13 @@ async function planRead(db: CopyStageConnection, dialect: SqlDialect, spec: Host
     spec.kinds.forEach((kind, i) => kind === 'value' && parsers.set(i, textParser(described.fields[fields[i]! - width]!.dataTypeID)));
   }
   const all = width === spec.inputColumns.length && carried.every((position, i) => position === i);
-  const select = [...(all ? ['__modelsql_input.*'] : carried.map(column)), ...extra];
+  const outputs = written.map((c) => spec.outputColumns[c]!);
+  const slots = binary && extra.length === 0 ? outputs.map((c) => binaryOutputBytes(c.type)!) : undefined;
+  const placeholders = slots ? outputs.map((c, i) => `CAST(0 AS ${c.type}) AS ${q(`__modelsql_output_${i}`)}`) : [];
+  const select = [...(all ? ['__modelsql_input.*'] : carried.map(column)), ...extra, ...placeholders];
   return {
     copyOut: `COPY (SELECT ${select.join(', ')} FROM ${source}) TO STDOUT${binary ? ' (FORMAT binary)' : ''}`,
-    layout: { width, total: width + extra.length, fields, kinds: spec.kinds, parsers, readers },
+    layout: { width, total: width + extra.length + placeholders.length, fields, kinds: spec.kinds, parsers, readers, ...(slots ? { slots } : {}) },
   };
 }
 
@@ -312,6 +416,11 @@ interface RowLayout {
   readonly parsers: ReadonlyMap<number, TextParser>;
   /** Binary readers of the features, by feature (binary format only). */
   readonly readers: readonly BinaryNumberReader[];
+  /**
+   * Binary format, when each row ends with a placeholder per written output: their sizes in
+   * bytes. A row's carry is then the whole row, placeholders included.
+   */
+  readonly slots?: readonly number[];
 }
 
 /** Collects rows of COPY TO text into one batch: raw input fields, parsed features. */
@@ -372,22 +481,27 @@ class BatchBuilder {
     }
   }
 
-  /** Adds the binary row `buf[pos, end)` whose fields start at `fields` (their length words). */
-  addBinary(buf: Buffer, pos: number, end: number, fields: Int32Array): void {
-    const { width, total, readers } = this.layout;
+  /** Adds the binary row `buf[pos, end)` (`view` over `buf`) whose fields start at `fields` (their length words). */
+  addBinary(buf: Buffer, view: DataView, pos: number, end: number, fields: Int32Array): void {
+    const { width, total, readers, slots } = this.layout;
     const row = this.rows++;
     if (this.texts[this.texts.length - 1] !== buf) this.texts.push(buf);
-    const carriedEnd = width === 0 ? pos + 2 : width === total ? end : fields[width]!;
+    // The carried fields (after the field count), or with placeholders the whole row.
+    const carriedEnd = slots || width === total ? end : width === 0 ? pos + 2 : fields[width]!;
     this.text[row] = this.texts.length - 1;
-    this.start[row] = pos + 2;
+    this.start[row] = slots ? pos : pos + 2;
     this.end[row] = carriedEnd;
     this.bytes += carriedEnd - pos;
-    for (let f = 0; f < this.layout.fields.length; f++) {
-      const at = fields[this.layout.fields[f]!]!;
-      const length = buf.readInt32BE(at);
+    const featureFields = this.layout.fields;
+    for (let f = 0; f < featureFields.length; f++) {
+      const at = fields[featureFields[f]!]!;
+      const length = view.getInt32(at);
       const column = this.columns[f]!;
       if (length < 0) column.nulls![row] = 1;
-      else column.numbers![row] = readers[f]!(buf, at + 4, length);
+      else {
+        const reader = readers[f]!;
+        column.numbers![row] = reader === readFloat8 ? view.getFloat64(at + 4) : reader(view, at + 4, length);
+      }
     }
   }
 

@@ -185,7 +185,11 @@ function directWrite(
       try {
         return await ctx.host.transaction(async () => {
           if (!(await statementPart(() => write.open()))) return undefined;
-          const rows = await predict();
+          // A failed stage is closed before the transaction ends: its write may still hold the connection.
+          const rows = await predict().catch(async (error: unknown) => {
+            await stage.close();
+            throw error;
+          });
           const written = await statementPart(() => write.finish());
           await finished(rows);
           return written;

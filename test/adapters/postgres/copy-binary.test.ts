@@ -85,6 +85,17 @@ describePg('Postgres stage: binary COPY against text COPY', () => {
     expect((await binary.sql('SELECT count(*), count(y) FROM out_binary')).rows).toEqual([[3006n, expect.any(BigInt)]]);
   });
 
+  it('writes a real output and NULL predictions over the placeholders of every carried row, as the text path does', async () => {
+    await binary.sql(`CREATE MODEL m4 INPUT (a DOUBLE, b DOUBLE) OUTPUT (y FLOAT) WITH ('provider' = 'onnx', 'path' = '${files.linear}')`);
+    const sql = `SELECT * FROM ML_PREDICT(TABLE typed, MODEL m4, DESCRIPTOR(f4, i2)) ORDER BY id`;
+    const from = binaryLog.log.length;
+    const got = await binary.sql(sql);
+    expect(got.columns.at(-1)).toEqual({ name: 'y', type: 'real' });
+    expect(got.rows).toEqual((await text.sql(sql)).rows);
+    expect(got.rows.filter((row) => row.at(-1) === null).length).toBeGreaterThan(0);
+    expect(binaryLog.log.slice(from).some((s) => /CAST\(0 AS real\) AS "__modelsql_output_0" FROM .* TO STDOUT \(FORMAT binary\)$/s.test(s))).toBe(true);
+  });
+
   it('uses text COPY when an output is not double precision or real (a label, an array), with the same rows', async () => {
     await binary.sql(`CREATE MODEL cls INPUT (a DOUBLE, b DOUBLE) OUTPUT (label BIGINT, probabilities ARRAY<FLOAT>) WITH ('provider' = 'onnx', 'path' = '${files.classifier}', 'task' = 'classification')`);
     const from = binaryLog.log.length;

@@ -1,0 +1,98 @@
+/**
+ * Where a one-pass stage (copy-stage.ts) keeps a COPY TO's output until it reads it again:
+ * one connection cannot run a COPY FROM while its COPY TO streams, so the binary stage first
+ * takes the whole COPY TO as it comes (no row parsed, the server's send the only work) and
+ * parses, predicts and writes afterwards, while the COPY FROM keeps the server busy.
+ *
+ * The first `memoryLimit` bytes stay in memory as the chunks that arrived; the rest goes to
+ * a file under `os.tmpdir()` (removed on close), written in pieces of about
+ * {@link SPOOL_WRITE_BYTES}. `read()` yields everything in order once, letting go of each
+ * chunk held in memory as it yields it, so memory stays near the limit however long the input.
+ */
+import { createReadStream } from 'node:fs';
+import { mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ModelSqlError } from '../../core/errors.js';
+
+/** Bytes gathered before one write to the spool file (and read back at a time). */
+export const SPOOL_WRITE_BYTES = 1024 * 1024;
+
+/**
+ * A COPY TO's output, in memory up to a limit and in a file past it.
+ *
+ * @example
+ * const spool = new CopySpool(64 * 1024 * 1024);
+ * try { for await (const chunk of copyTo) await spool.push(chunk); for await (const chunk of spool.read()) use(chunk) }
+ * finally { await spool.close() }
+ */
+export class CopySpool {
+  /** Bytes taken so far. */
+  bytes = 0;
+  private held: (Uint8Array | undefined)[] = [];
+  private heldBytes = 0;
+  private pending: Uint8Array[] = [];
+  private pendingBytes = 0;
+  private file: { readonly dir: string; readonly path: string; readonly handle: FileHandle } | undefined;
+  private state: 'writing' | 'read' | 'closed' = 'writing';
+
+  constructor(private readonly memoryLimit: number) {}
+
+  /** Takes the next chunk (kept as given: the caller must not reuse it). */
+  async push(chunk: Uint8Array): Promise<void> {
+    if (this.state !== 'writing') throw new ModelSqlError('XX000', 'internal error: write to a model stage spool after it was read');
+    this.bytes += chunk.byteLength;
+    if (!this.file && this.heldBytes + chunk.byteLength <= this.memoryLimit) {
+      this.held.push(chunk);
+      this.heldBytes += chunk.byteLength;
+      return;
+    }
+    if (!this.file) {
+      const dir = await mkdtemp(join(tmpdir(), 'modelsql-stage-'));
+      const path = join(dir, 'copy.bin');
+      this.file = { dir, path, handle: await open(path, 'w') };
+    }
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.byteLength;
+    if (this.pendingBytes >= SPOOL_WRITE_BYTES) await this.flush();
+  }
+
+  /** Everything pushed, in order; once. */
+  async *read(): AsyncIterable<Uint8Array> {
+    if (this.state !== 'writing') throw new ModelSqlError('XX000', 'internal error: a model stage spool read twice');
+    this.state = 'read';
+    if (this.file) {
+      await this.flush();
+      await this.file.handle.close();
+    }
+    for (let i = 0; i < this.held.length; i++) {
+      const chunk = this.held[i]!;
+      this.held[i] = undefined;
+      yield chunk;
+    }
+    this.held = [];
+    if (this.file) for await (const chunk of createReadStream(this.file.path, { highWaterMark: SPOOL_WRITE_BYTES })) yield chunk as Buffer;
+  }
+
+  /** Frees the chunks and removes the file; idempotent. */
+  async close(): Promise<void> {
+    if (this.state === 'closed') return;
+    const writing = this.state === 'writing';
+    this.state = 'closed';
+    this.held = [];
+    this.pending = [];
+    if (this.file) {
+      if (writing) await this.file.handle.close().catch(() => undefined);
+      await rm(this.file.dir, { recursive: true, force: true });
+    }
+  }
+
+  private async flush(): Promise<void> {
+    if (this.pending.length === 0) return;
+    const pieces = this.pending;
+    this.pending = [];
+    this.pendingBytes = 0;
+    // writeFile writes all of it from the current position (write and writev may write part).
+    await this.file!.handle.writeFile(pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces));
+  }
+}
