@@ -152,7 +152,7 @@ export type SqlOperator = '+' | '-' | '*' | '/' | '%' | '=' | '<>' | '<' | '<=' 
  */
 export type SqlFunction =
   | 'abs' | 'array_length' | 'avg' | 'bool_and' | 'concat' | 'count' | 'current_database' | 'current_schema' | 'exp' | 'floor' | 'generate_series'
-  | 'lead' | 'ln' | 'max' | 'md5' | 'min' | 'ntile' | 'rank' | 'row_number' | 'sqrt' | 'stddev_pop' | 'substr' | 'sum' | 'var_pop';
+  | 'lead' | 'ln' | 'max' | 'md5' | 'min' | 'rank' | 'row_number' | 'sqrt' | 'stddev_pop' | 'substr' | 'sum' | 'var_pop';
 
 /**
  * SQL spelling of one host: quoting, types and the statements the core generates. Every
@@ -183,13 +183,6 @@ export interface SqlDialect {
    * DuckDB: nothing.
    */
   layerFence(name: string): string;
-  /**
-   * Whether an `UPDATE` leaves the old row versions in the table (Postgres: until a VACUUM,
-   * which never comes for a temporary table), so that training rewrites a working table
-   * it changes every round instead of updating it; DuckDB updates in place (optional;
-   * default false).
-   */
-  readonly updateLeavesDeadRows?: boolean;
   /**
    * A statement that gives the planner statistics of a working table just written
    * (optional; default none): Postgres plans a temporary table it has never analyzed with

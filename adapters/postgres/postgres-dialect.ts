@@ -143,9 +143,6 @@ export class PostgresDialect implements SqlDialect {
     return `, CASE WHEN FALSE THEN pg_catalog.clock_timestamp() END AS ${this.quoteIdentifier(name)}`;
   }
 
-  /** An UPDATE leaves the old row version behind until VACUUM (https://www.postgresql.org/docs/current/routine-vacuuming.html), and autovacuum never visits temporary tables. */
-  readonly updateLeavesDeadRows = true;
-
   /** `ANALYZE` of a temporary table (https://www.postgresql.org/docs/current/sql-analyze.html); autovacuum never analyzes one. */
   analyze(table: string): string {
     return `ANALYZE pg_temp.${table}`;
