@@ -198,7 +198,7 @@ function clusteringMetrics(d: SqlDialect, spec: EvaluationSpec): string {
   if (features.length === 0) {
     throw new UnsupportedFeatureError('ML_EVALUATE for clustering measures distances between numeric feature columns; the feature DESCRIPTOR has none', spec.position);
   }
-  const { add, sub, div, eq, ne, gt, num, fn, sum, square } = expressionBuilder(d);
+  const { add, sub, div, eq, ne, num, fn, sum, square } = expressionBuilder(d);
   const f = features.map((_, j) => `f${j}`);
   const sq = (a: string, b: string) => sum(f.map((c) => square(sub(`${a}.${c}`, `${b}.${c}`))));
   const centroidSq = (a: string, b: string) => sum(f.map((_, j) => square(sub(`${a}.m${j}`, `${b}.m${j}`))));

@@ -15,7 +15,6 @@ import { parseParse, parseQuery, parseTarget } from './message-readers.js';
 import { bindStatementName, firstString } from './message-peek.js';
 import { parseHoldsModelSyntax, queryHoldsModelSyntax } from './model-router.js';
 import { ProtocolViolation } from './protocol-errors.js';
-import type { Relay } from './relay.js';
 import type { SimpleQueries } from './simple-query.js';
 import type { StatementContext } from './statement-context.js';
 import { UpstreamError } from './upstream-target.js';
