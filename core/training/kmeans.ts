@@ -93,7 +93,14 @@ async function seeds(data: TrainingData, options: TrainingOptions, table: string
 
 /** Inertia (sum of squared distances to the nearest centroid) over the rows `where` selects. */
 export async function inertia(data: TrainingData, p: KMeans, where: string): Promise<number> {
-  const [value] = await aggregate(data, where, [data.encoded.map((e, i) => [`x${i + 1}`, e] as const)], [data.dialect.call('sum', nearest(data.dialect, p.centroids))]);
+  const d = data.dialect;
+  const layout = indexedBlocks(data);
+  if (!layout) {
+    const [value] = await aggregate(data, where, [data.encoded.map((e, i) => [`x${i + 1}`, e] as const)], [d.call('sum', nearest(d, p.centroids))]);
+    return value!;
+  }
+  const distances = p.centroids.map((c) => indexedDistance(d, layout, c));
+  const [value] = await aggregate(data, where, [indexedColumns(data, layout)], [d.call('sum', distances.length === 1 ? distances[0]! : `least(${distances.join(', ')})`)]);
   return value!;
 }
 
@@ -139,6 +146,11 @@ function indexedBlocks(data: TrainingData): IndexedBlocks | undefined {
   return blocks.length > 0 && combinations <= MAX_VALUE_COMBINATIONS ? { numeric, blocks } : undefined;
 }
 
+/** The columns of {@link IndexedBlocks} over the source: `x<j>` per numeric feature, `k<f>` per STRING feature. */
+function indexedColumns(data: TrainingData, layout: IndexedBlocks): (readonly [string, string])[] {
+  return [...layout.numeric.map((j) => [`x${j + 1}`, data.encoded[j]!] as const), ...layout.blocks.map((b, f) => [`k${f}`, b.index] as const)];
+}
+
 /** Squared distance from a row to `centroid` over {@link IndexedBlocks}' columns (numeric terms in order, then each block's constant). */
 function indexedDistance(d: SqlDialect, layout: IndexedBlocks, centroid: readonly number[]): string {
   const { sub, num, sum, square, eq } = expressionBuilder(d);
@@ -159,7 +171,7 @@ async function lloydIterations(data: TrainingData, options: TrainingOptions, ini
   const layout = indexedBlocks(data);
   // The columns each row carries, and the grouping and sums of the update.
   const rows = layout
-    ? `(SELECT ${[...layout.numeric.map((j) => `${data.encoded[j]!} AS x${j + 1}`), ...layout.blocks.map((b, f) => `${b.index} AS k${f}`)].join(', ')}${d.layerFence('__modelsql_fence_e')} FROM ${data.source} WHERE ${data.trainWhere}) AS e`
+    ? `(SELECT ${indexedColumns(data, layout).map(([name, e]) => `${e} AS ${name}`).join(', ')}${d.layerFence('__modelsql_fence_e')} FROM ${data.source} WHERE ${data.trainWhere}) AS e`
     : encodedRows(data, data.trainWhere);
   const keys = ['c', ...(layout?.blocks.map((_, f) => `k${f}`) ?? [])];
   const summed = layout ? layout.numeric : Array.from({ length: width }, (_, j) => j);
