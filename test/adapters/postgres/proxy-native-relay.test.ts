@@ -266,3 +266,25 @@ test('graceful shutdown reclaims native sessions: a running statement finishes, 
     await own.close();
   }
 });
+
+test('the debug log says which relay runs, and relay js keeps every message in JavaScript', async () => {
+  for (const relay of ['auto', 'js'] as const) {
+    const lines: string[] = [];
+    const own = await proxyFixture({ metrics: 0, relay, logLevel: 'debug', logSink: (line) => lines.push(line) });
+    try {
+      const c = await own.client();
+      for (let i = 0; i < 10; i++) await c.query('SELECT 1');
+      const text = await (await fetch(`http://127.0.0.1:${own.proxy.metrics!.port}/metrics`)).text();
+      const carried = metric(text, 'modelsql_proxy_native_relayed_messages_total');
+      if (relay === 'js') {
+        expect(lines.join('')).toContain('msg=relay relay=js reason="relay js chosen"');
+        expect(carried).toBe(0);
+      } else {
+        expect(lines.join('')).toContain('msg=relay relay=native');
+        expect(carried).toBeGreaterThan(0);
+      }
+    } finally {
+      await own.close();
+    }
+  }
+});
