@@ -11,7 +11,8 @@
  * syntax (model-router.ts decides): a Query whose text holds a model statement
  * (simple-query.ts), and Parse with the Bind / Describe / Execute / Close / Sync that refer
  * to it (extended-protocol.ts). message-dispatch.ts keeps client messages in order; the
- * proxy answers a message itself only once every relayed one has been answered.
+ * proxy answers a message itself only once every relayed one has been answered. While the
+ * connection is idle in plain pass-through, the native relay may carry it (native-handover.ts).
  *
  * Protocol flow: https://www.postgresql.org/docs/current/protocol-flow.html
  */
@@ -111,13 +112,8 @@ export class ProxyConnection {
 
   /** What the connection has done so far (metrics). */
   get counts(): ConnectionCounts {
-    const native = this.serving?.native?.totals();
-    return {
-      ...this.tally,
-      bytesIn: this.raw.bytesRead + (native?.bytesIn ?? 0),
-      bytesOut: this.raw.bytesWritten + (native?.bytesOut ?? 0),
-      nativeMessages: native?.messages ?? 0,
-    };
+    const native = this.serving?.native?.totals() ?? { bytesIn: 0, bytesOut: 0, messages: 0 };
+    return { ...this.tally, bytesIn: this.raw.bytesRead + native.bytesIn, bytesOut: this.raw.bytesWritten + native.bytesOut, nativeMessages: native.messages };
   }
 
   /** The client's address, `host:port`. */
@@ -345,12 +341,7 @@ export class ProxyConnection {
       log: (message: string, error?: unknown) => this.context.log(message, error),
     };
     const nativeRelay = this.context.nativeRelay;
-    const native = nativeRelay && new NativeHandover(nativeRelay, {
-      client: this.client,
-      upstream,
-      relay,
-      tally: this.tally,
-      maxMessageBytes: this.context.maxMessageBytes,
+    const native = nativeRelay && new NativeHandover(nativeRelay, { client: this.client, upstream, relay, tally: this.tally, maxMessageBytes: this.context.maxMessageBytes,
       passThroughIdle: () => this.phase === 'ready' && !this.draining && this.framer.pending === 0 && dispatch.idle && context.heldStages.size === 0,
       clientRead: (bytes) => void this.onClientRead(bytes),
     });
