@@ -36,11 +36,14 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <algorithm>
 #include <unordered_map>
+#include <vector>
 
 namespace {
 
-constexpr size_t kBufferBytes = 64 * 1024;  // per direction; a longer message goes back to JS
+constexpr size_t kFirstBufferBytes = 4 * 1024;  // per direction, at first (pgbouncer's pkt_buf)
+constexpr size_t kBufferBytes = 64 * 1024;      // per direction at most; a longer message goes back to JS
 constexpr int kClient = 0;
 constexpr int kUpstream = 1;
 
@@ -83,7 +86,7 @@ struct Session {
   int64_t id = 0;
   int fd[2] = {-1, -1};
   uint32_t maxMessage[2] = {0, 0};
-  uint8_t in[2][kBufferBytes];  // read from side i, not relayed yet
+  std::vector<uint8_t> in[2];   // read from side i, not relayed yet (grown up to kBufferBytes while reads fill it)
   size_t inLength[2] = {0, 0};
   std::string unwritten[2];      // relayed toward side i but not written (a write that would block)
   Counters counters;
@@ -124,7 +127,7 @@ void handBack(Relay* relay, Session* s, const char* reason) {
 // The length of the prefix of in[side] made of whole messages the thread relays; sets
 // `stop` when the message after it must go back to JavaScript (not just wait for bytes).
 size_t relayablePrefix(Session* s, int side, bool* stop) {
-  const uint8_t* b = s->in[side];
+  const uint8_t* b = s->in[side].data();
   const size_t n = s->inLength[side];
   size_t at = 0;
   *stop = false;
@@ -159,14 +162,26 @@ size_t relayablePrefix(Session* s, int side, bool* stop) {
 // One read from `side`, and what it makes relayable written to the other side.
 void service(Relay* relay, Session* s, int side) {
   const int other = 1 - side;
-  uint8_t* b = s->in[side];
-  const ssize_t got = read(s->fd[side], b + s->inLength[side], kBufferBytes - s->inLength[side]);
+  std::vector<uint8_t>& buffer = s->in[side];
+  if (s->inLength[side] == buffer.size()) {
+    // Full of one partial message (whole ones were relayed): room for the rest, up to the limit.
+    if (buffer.size() >= kBufferBytes) return handBack(relay, s, "large");
+    buffer.resize(buffer.empty() ? kFirstBufferBytes : std::min(buffer.size() * 2, kBufferBytes));
+  }
+  uint8_t* b = buffer.data();
+  const size_t room = buffer.size() - s->inLength[side];
+  const ssize_t got = read(s->fd[side], b + s->inLength[side], room);
   if (got == 0) return handBack(relay, s, "end");
   if (got < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
     return handBack(relay, s, "error");
   }
   s->inLength[side] += size_t(got);
+  // A read that filled the buffer: more is coming (a large result); read more at once next time.
+  if (size_t(got) == room && buffer.size() < kBufferBytes) {
+    buffer.resize(std::min(buffer.size() * 2, kBufferBytes));
+    b = buffer.data();
+  }
   (side == kClient ? s->counters.bytesFromClient : s->counters.bytesFromUpstream) += double(got);
   bool stop = false;
   const size_t relayable = relayablePrefix(s, side, &stop);
@@ -180,7 +195,6 @@ void service(Relay* relay, Session* s, int side) {
     if (size_t(wrote) < relayable) return handBack(relay, s, "blocked");
   }
   if (stop) return handBack(relay, s, "message");
-  if (s->inLength[side] == kBufferBytes) return handBack(relay, s, "large");
 }
 
 void run(Relay* relay) {
@@ -349,8 +363,8 @@ napi_value Release(napi_env env, napi_callback_info info) {
   napi_create_object(env, &o);
   napi_create_string_utf8(env, s->reason, NAPI_AUTO_LENGTH, &reason);
   napi_set_named_property(env, o, "reason", reason);
-  setBuffer(env, o, "fromClient", s->in[kClient], s->inLength[kClient]);
-  setBuffer(env, o, "fromUpstream", s->in[kUpstream], s->inLength[kUpstream]);
+  setBuffer(env, o, "fromClient", s->in[kClient].data(), s->inLength[kClient]);
+  setBuffer(env, o, "fromUpstream", s->in[kUpstream].data(), s->inLength[kUpstream]);
   setBuffer(env, o, "toClient", s->unwritten[kClient].data(), s->unwritten[kClient].size());
   setBuffer(env, o, "toUpstream", s->unwritten[kUpstream].data(), s->unwritten[kUpstream].size());
   napi_set_named_property(env, o, "counters", countersObject(env, s->counters));

@@ -160,6 +160,30 @@ test('pipelined queries in one write, a query split across writes, and one large
   await raw.closed;
 });
 
+test('a client that does not read its answers: the native writes block, JavaScript keeps backpressure, every answer arrives in order', async () => {
+  const raw = await rawSession();
+  raw.socket.write(query('SELECT 1'));
+  await readyCount(raw, 2);
+  raw.socket.pause();
+  // 2,000 answers of ≈ 4 KB: far more than the sockets' buffers hold while the client does not read.
+  const count = 2000;
+  raw.socket.write(Buffer.concat(Array.from({ length: count }, (_, i) => query(`SELECT ${i} AS n, repeat('x', 4000) AS pad`))));
+  await new Promise((r) => setTimeout(r, 300));
+  raw.socket.resume();
+  await readyCount(raw, 2 + count);
+  const bytes = raw.received();
+  const numbers: number[] = [];
+  for (let at = 0; at + 5 <= bytes.length; at += 1 + bytes.readInt32BE(at + 1)) {
+    if (bytes[at] !== 0x44 /* D */) continue;
+    const length = bytes.readInt32BE(at + 7);
+    numbers.push(Number(bytes.toString('latin1', at + 11, at + 11 + length)));
+  }
+  expect(numbers).toEqual([1, ...Array.from({ length: count }, (_, i) => i)]);
+  expect(errorCodes(bytes)).toEqual([]);
+  raw.socket.end();
+  await raw.closed;
+});
+
 test('an error response goes back through JavaScript, and a failed transaction block keeps its status', async () => {
   const c = await fx.client();
   await c.query('SELECT 1');
