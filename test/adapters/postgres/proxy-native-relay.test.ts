@@ -146,15 +146,25 @@ test('pipelined queries in one write, a query split across writes, and one large
   raw.socket.write(split.subarray(20));
   await readyCount(raw, 6);
   expect(raw.received().includes('split-across-reads')).toBe(true);
-  // 200 KB of query text (the thread's buffer is 64 KB) and a 300 KB answer.
+  // 30 KB of query text in two writes: the thread's buffer (4 KB at first) grows to hold it, and relays it itself.
+  const medium = query(`SELECT length('${'m'.repeat(30_000)}') AS n`);
+  const carried = await nativeMessages();
+  raw.socket.write(medium.subarray(0, 10_000));
+  await new Promise((r) => setTimeout(r, 50));
+  raw.socket.write(medium.subarray(10_000));
+  await readyCount(raw, 7);
+  expect(raw.received().includes('30000')).toBe(true);
+  // Query, then RowDescription, DataRow, CommandComplete, ReadyForQuery: all five by the thread.
+  expect((await nativeMessages()) - carried).toBe(5);
+  // 200 KB of query text (the thread's buffer is 64 KB at most) and a 300 KB answer.
   const big = `SELECT length('${'x'.repeat(200_000)}') AS n, repeat('y', 300000) AS pad`;
   raw.socket.write(query(big));
-  await readyCount(raw, 7);
+  await readyCount(raw, 8);
   expect(raw.received().includes('200000')).toBe(true);
   expect(raw.received().includes('y'.repeat(300_000))).toBe(true);
   raw.socket.write(query('SELECT 5'));
-  await readyCount(raw, 8);
-  expect(messageTypes(raw.received()).replace(/[^Z]/g, '')).toHaveLength(8);
+  await readyCount(raw, 9);
+  expect(messageTypes(raw.received()).replace(/[^Z]/g, '')).toHaveLength(9);
   expect(errorCodes(raw.received())).toEqual([]);
   raw.socket.end();
   await raw.closed;
