@@ -12,7 +12,9 @@
  *   order (`preserve_insertion_order`, on by default). Any other input, or any input with
  *   that setting off, is first copied into a temporary table, read the same way. With the
  *   setting off, scans need not run in step, so each prediction is stored with its input
- *   row's rowid and the result joins on it instead.
+ *   row's rowid and the result joins on it instead. So it is, to write on every thread,
+ *   when the statement's table copies wide rows and the call allows any order
+ *   ({@link MAX_POSITIONAL_ROW_BYTES}).
  * - Output. DuckDB cuts a streaming result short when its connection appends or runs
  *   another statement, so the predictions go through a second connection of the same
  *   database instance, into a table of a private in-memory database attached to it
