@@ -53,6 +53,11 @@ export interface HostStageSpec {
   readonly table: string;
   /** Rows per batch. */
   readonly batchSize: number;
+  /**
+   * The call's `output-mode` is `ALLOW_UNORDERED`: the result's rows need not come in input
+   * order (default false: they must).
+   */
+  readonly unordered?: boolean;
 }
 
 /** One batch of a one-pass stage: the model's features and what the host carries alongside. */
