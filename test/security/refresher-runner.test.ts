@@ -5,10 +5,11 @@
  * then must not run that function, where `RESET ROLE` would give the owner the
  * refresher's role (a member of bob, whom alice does not own).
  */
+import pg from 'pg';
 import { connectPostgres } from '../../adapters/postgres/index.js';
 import type { ModelSession } from '../../core/session/model-session.js';
 import type { MaterializedTable } from '../../core/materialized/materialized-store.js';
-import { PASSWORD, ROLE, aliceModel, as, dbUrl, failure, rows, tag } from './attack-fixture.js';
+import { PASSWORD, ROLE, aliceModel, as, dbUrl, failure, roleUrl, rows, tag } from './attack-fixture.js';
 
 const REFRESHER = `runner_refresher_${tag}`;
 
@@ -80,3 +81,66 @@ test('code that renames the runner and takes its name for a plain function of it
     [2, 'echo: two'],
   ]);
 });
+
+test('bob cannot hold a row lock on alice’s table by calling a catalog function on it and leaving his transaction failed: her refreshes and ALTERs go on', async () => {
+  // The id is in the names of the table's change capture objects, which every role may read.
+  const id = await as('bob', 'direct', async (c) => {
+    const found = await rows(c, `SELECT substring(proname FROM '^mt_([0-9]+)_capture$') FROM pg_catalog.pg_proc WHERE proname ~ '^mt_[0-9]+_capture$'`);
+    expect(found).toHaveLength(1);
+    return String(found[0]![0]);
+  });
+  const bob = new pg.Client({ connectionString: roleUrl('bob', 'direct') });
+  bob.on('error', () => undefined);
+  await bob.connect();
+  try {
+    await bob.query('BEGIN');
+    // Each fails with 42P01 for him; his transaction stays open, failed, until he ends it.
+    expect(await failure(bob.query(`SELECT ml_catalog.claim_refresh(${id})`))).toBe('42P01');
+    await as('alice', 'direct', (c) => c.query(`INSERT INTO alices.reviews VALUES (3, 'three')`));
+    expect(await refreshAsRefresher('alice_labels')).toMatchObject({ rowsPredicted: 1 });
+    await bob.query('ROLLBACK');
+    await bob.query('BEGIN');
+    expect(await failure(bob.query(`SELECT ml_catalog.alter_materialized(${id}, 'SUSPENDED', NULL, NULL)`))).toBe('42P01');
+    await as('alice', 'proxy', async (c) => {
+      await c.query('SET statement_timeout = 10000');
+      await c.query('ALTER MATERIALIZED TABLE public.alice_labels SUSPEND');
+      await c.query('ALTER MATERIALIZED TABLE public.alice_labels RESUME');
+    });
+  } finally {
+    await bob.end();
+  }
+});
+
+test('code in a refresh that swaps the session’s kept prepared statements for its own (DEALLOCATE, PREPARE of the same name) never runs them as the refresher', async () => {
+  await as('alice', 'direct', async (c) => {
+    await c.query(`CREATE FUNCTION alices.grab() RETURNS text LANGUAGE plpgsql AS $$ BEGIN
+      BEGIN RESET ROLE; INSERT INTO public.runner_log VALUES (current_user, 'prepared escape'); EXCEPTION WHEN others THEN INSERT INTO public.runner_log VALUES (current_user, 'prepared refused: ' || SQLSTATE); END;
+      RETURN NULL; END $$`);
+    await c.query(`CREATE FUNCTION alices.swap_prepared() RETURNS boolean LANGUAGE plpgsql AS $$ DECLARE n text; t text; BEGIN
+      FOR n, t IN SELECT name, pg_catalog.array_to_string(CAST(parameter_types AS text[]), ', ') FROM pg_catalog.pg_prepared_statements LOOP
+        EXECUTE pg_catalog.format('DEALLOCATE %I', n);
+        EXECUTE pg_catalog.format('PREPARE %I(%s) AS SELECT alices.grab()', n, t);
+      END LOOP; RETURN true; END $$`);
+    await c.query('ALTER TABLE alices.reviews ENABLE ROW LEVEL SECURITY');
+    await c.query('ALTER TABLE alices.reviews FORCE ROW LEVEL SECURITY');
+    await c.query('CREATE POLICY swap ON alices.reviews USING (alices.swap_prepared())');
+    await c.query(`INSERT INTO alices.reviews VALUES (4, 'four')`);
+  });
+  await c_truncateLog();
+  const outcome = await refreshAsRefresher('alice_labels').then(
+    (r) => r,
+    (e: { code?: string; sqlstate?: string }) => e.sqlstate ?? e.code,
+  );
+  expect((await hijackLog()).filter(([who]) => who !== ROLE.alice)).toEqual([]);
+  await as('alice', 'direct', async (c) => {
+    await c.query('DROP POLICY swap ON alices.reviews');
+    await c.query('ALTER TABLE alices.reviews NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY');
+  });
+  // Whether the swapped statements stopped the refresh or were never used, the next refresh catches up.
+  if (typeof outcome === 'string') expect(await refreshAsRefresher('alice_labels')).toMatchObject({ rowsPredicted: 1 });
+  expect(await as('alice', 'direct', (c) => rows(c, 'SELECT a FROM public.alice_labels WHERE id = 4'))).toEqual([['echo: four']]);
+});
+
+async function c_truncateLog(): Promise<void> {
+  await as('superuser', 'direct', (c) => c.query('DELETE FROM public.runner_log'));
+}
