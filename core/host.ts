@@ -53,6 +53,12 @@ export interface HostStageSpec {
   readonly table: string;
   /** Rows per batch. */
   readonly batchSize: number;
+  /**
+   * Rows the call may send to its model (the session's `maxRowsPerCall`; absent: no limit).
+   * The executor fails the call past it; a host that reads ahead of the batches (a spool)
+   * reads at most one row more, so an input far over the limit is not read whole first.
+   */
+  readonly maxRows?: number;
 }
 
 /** One batch of a one-pass stage: the model's features and what the host carries alongside. */
