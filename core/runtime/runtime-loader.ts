@@ -115,14 +115,15 @@ export class RuntimeLoader {
    */
   async load(version: ModelVersion, artifact?: (name: string) => Promise<Uint8Array | undefined>, signal?: AbortSignal): Promise<ModelRuntime> {
     const stored = version.provider === 'internal';
-    // Catalog-held ONNX bytes are keyed by their checksum, so that changed bytes load anew.
+    // Catalog-held artifacts load from the version's own files: keyed by the version, as a
+    // text model's tokenizer and config may differ where its graph (and checksum) does not.
     const held = version.provider === 'onnx' && version.onnxSha256 !== undefined && artifact !== undefined;
     const key = JSON.stringify([
       version.provider,
       version.options,
       version.input,
       version.output,
-      ...(stored ? [version.schema, version.name, version.version, version.createdAt, version.specSha256 ?? null] : []),
+      ...(stored || held ? [version.database ?? null, version.schema, version.name, version.version, version.createdAt, version.specSha256 ?? null] : []),
       ...(held ? [version.onnxSha256] : []),
       ...(version.secrets ? [secretsDigest(version.secrets)] : []),
     ]);

@@ -54,7 +54,6 @@ export interface ScanResult {
 const OPERATOR_CHARS = '+-*/<>=~!@#%^&|?';
 /** Characters that allow a multi-character operator to end in `+` or `-` (Postgres rule). */
 const OPERATOR_SPECIAL = '~!@#%^&|`?';
-const PUNCTUATION = '()[]{},;.';
 
 function isDigit(c: string): boolean {
   return c >= '0' && c <= '9';

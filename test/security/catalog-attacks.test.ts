@@ -10,7 +10,7 @@
  */
 import { runCli } from '../support/run-cli.js';
 
-import { ALICE_KEY, BOB_KEY, NONE, ROLE, aliceModel, aliceServer, as, bobServer, catalogRows, expectAliceModelIntact, failure, proxy, roleUrl, rows, type RoleName } from './attack-fixture.js';
+import { ALICE_KEY, BOB_KEY, NONE, ROLE, aliceModel, aliceServer, as, bobServer, catalogRows, expectAliceModelIntact, failure, roleUrl, rows, type RoleName } from './attack-fixture.js';
 
 describe.each(['direct', 'proxy'] as const)('attacks by plain SQL, %s', (via) => {
   test('bob plants versions, grants and secrets for a future model in alice’s schema: 42501, and her later model is clean', async () => {

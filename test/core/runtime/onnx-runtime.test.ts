@@ -27,9 +27,6 @@ async function runtimeFor(bytes: Uint8Array, inputs: string, outputs: string, op
   return createOnnxRuntime(bytes, bindOnnxSignature(await inspectOnnx(bytes), cols(inputs), cols(outputs)), options);
 }
 
-/** Float32 rounding, as the model computes in float. */
-const f32 = Math.fround;
-
 const open: ModelRuntime[] = [];
 afterEach(async () => {
   await Promise.all(open.splice(0).map((r) => r.close()));

@@ -1,0 +1,53 @@
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ModelVersion } from '../../../core/model-types.js';
+import { RuntimeLoader } from '../../../core/runtime/runtime-loader.js';
+import { writeTextModel } from '../../support/text-models.js';
+
+// Two text classifiers whose ONNX graphs are byte for byte the same (same weights, same
+// number of classes) and whose config.json names the classes differently: the catalog holds
+// each version's files, and a session must run each version with its own files.
+let root: string;
+beforeAll(() => {
+  root = mkdtempSync(join(tmpdir(), 'modelsql-held-'));
+});
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+const reader = (dir: string) => async (name: string): Promise<Uint8Array | undefined> => {
+  try {
+    return readFileSync(join(dir, name === 'model.onnx' ? 'onnx/model.onnx' : name));
+  } catch {
+    return undefined;
+  }
+};
+
+test('catalog-held text models with the same graph and other files load as two runtimes in one session', async () => {
+  const first = writeTextModel(join(root, 'first'), { seed: 3, labels: ['negative', 'neutral', 'positive'] });
+  const second = writeTextModel(join(root, 'second'), { seed: 3, labels: ['bad', 'so-so', 'good'] });
+  const graph = readFileSync(join(first, 'onnx/model.onnx'));
+  expect(readFileSync(join(second, 'onnx/model.onnx')).equals(graph)).toBe(true);
+  const onnxSha256 = createHash('sha256').update(graph).digest('hex');
+  // The path is gone: the runtime must come from the held files alone.
+  const options = [['provider', 'onnx'], ['path', join(root, 'deleted')], ['task', 'classification']] as const;
+
+  const loader = new RuntimeLoader({});
+  try {
+    const checked = await loader.check(options, undefined, undefined, reader(first));
+    const version = (n: number): ModelVersion => ({ schema: 'main', name: 'clf', version: n, provider: 'onnx', input: checked.input, output: checked.output, options, createdAt: `2026-12-0${n}T00:00:00Z`, onnxSha256 });
+    const labelsOf = async (n: number, dir: string): Promise<unknown[]> => {
+      const runtime = await loader.load(version(n), reader(dir));
+      const out = await runtime.predictBatch({ rowCount: 2, columns: [{ kind: 'value', values: ['the cat sat on the mat', 'not good'] }] });
+      return [...out.columns[0]!.values];
+    };
+    const one = await labelsOf(1, first);
+    const two = await labelsOf(2, second);
+    expect(one.every((l) => ['negative', 'neutral', 'positive'].includes(l as string))).toBe(true);
+    expect(two.every((l) => ['bad', 'so-so', 'good'].includes(l as string))).toBe(true);
+    // Same weights: the same class, under each version's own name.
+    expect(two).toEqual(one.map((l) => ({ negative: 'bad', neutral: 'so-so', positive: 'good' })[l as string]));
+  } finally {
+    await loader.close();
+  }
+});
