@@ -258,9 +258,10 @@ export interface SqlDialect {
    * Materialized tables (optional; default absent: {@link valuesDigest}): a cheaper digest
    * of model inputs, an integer, over columns of the given host types;
    * undefined when a type is not one whose equal digests mean equal values as a model
-   * reads them.
+   * reads them, or when the server (`serverVersion`, from `Host.serverVersion`) lacks the
+   * function it needs.
    */
-  inputHash?(columns: readonly { readonly expression: string; readonly type: string }[]): string | undefined;
+  inputHash?(columns: readonly { readonly expression: string; readonly type: string }[], serverVersion?: number): string | undefined;
   /**
    * Change capture for materialized tables (optional; default absent: every refresh
    * compares the whole source with the table's state). Postgres: triggers record changed
@@ -534,6 +535,12 @@ export interface Host {
    * each model statement that looks up no model in the catalog, whose look-up asks it.
    */
   unsafeSearchPath?(): Promise<string | undefined>;
+  /**
+   * Capability (optional; default absent: the newest SQL the dialect writes): the server's
+   * version as one number (Postgres's `server_version_num`, e.g. 150010), for SQL that only
+   * newer versions have (`SqlDialect.inputHash`).
+   */
+  serverVersion?(): Promise<number>;
   /** Interrupts the statement running on this connection, if any. */
   interrupt(): void;
   /**

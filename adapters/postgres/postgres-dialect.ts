@@ -197,9 +197,11 @@ export class PostgresDialect implements SqlDialect {
    * stable across versions: https://www.postgresql.org/docs/current/functions-comparison.html)
    * of the inputs, over types whose hash tells apart every two values the model could read
    * differently; text types are hashed under the "C" collation (a nondeterministic
-   * collation hashes case-insensitively). Other types: undefined (md5 of the text form).
+   * collation hashes case-insensitively). Other types, and servers before 14: undefined (md5
+   * of the text form).
    */
-  inputHash(columns: readonly { readonly expression: string; readonly type: string }[]): string | undefined {
+  inputHash(columns: readonly { readonly expression: string; readonly type: string }[], serverVersion?: number): string | undefined {
+    if (serverVersion !== undefined && serverVersion < 140000) return undefined;
     if (columns.length === 0 || !columns.every((c) => HASHED_EXACTLY.has(c.type))) return undefined;
     const values = columns.map((c) => (COLLATABLE.has(c.type) ? `${c.expression} COLLATE "C"` : c.expression));
     return `pg_catalog.hash_record_extended(ROW(${values.join(', ')}), 0)`;

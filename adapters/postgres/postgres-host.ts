@@ -60,6 +60,7 @@ export class PostgresHost implements Host {
   /** Postgres can hold model functions as `LANGUAGE sql` functions. */
   readonly nativeFunctions = true;
   private transactionDepth = 0;
+  private serverVersionNum?: Promise<number>;
   private inFlight = 0;
   private pendingCancel: Promise<void> | undefined;
   private counter = 0;
@@ -231,6 +232,18 @@ export class PostgresHost implements Host {
     if (shown !== undefined) return parsePostgresDuration(shown);
     const { rows } = await this.query(`SELECT ${this.dialect.sessionReading.statementTimeout}`);
     return parsePostgresDuration(String(rows[0]?.[0] ?? '0'));
+  }
+
+  /** `server_version_num`, asked once per connection (again after a failed ask). */
+  serverVersion(): Promise<number> {
+    this.serverVersionNum ??= this.execute("SELECT CAST(pg_catalog.current_setting('server_version_num') AS pg_catalog.int4)").then(
+      (r) => Number(r.rows[0]![0]),
+      (error: unknown) => {
+        this.serverVersionNum = undefined;
+        throw error;
+      },
+    );
+    return this.serverVersionNum;
   }
 
   /** The search path when a schema comes before `pg_catalog` in it (`PostgresDialect.sessionReading`). */

@@ -205,7 +205,7 @@ async function refreshSteps(ctx: RefreshContext, table: MaterializedTable, model
   const reads = shape.reads;
   const stored = sourceColumns.filter((c) => keys.includes(c) || reads === 'all' || reads.has(c.toLowerCase()));
   const kept = sourceColumns.filter((c) => stored.includes(c) || inputs.includes(c));
-  const inputDigest = inputDigestOf(host, inputs.map((c) => ({ expression: `s.${q(c)}`, type: columns.find((s) => s.name === c)!.type })));
+  const inputDigest = inputDigestOf(host, inputs.map((c) => ({ expression: `s.${q(c)}`, type: columns.find((s) => s.name === c)!.type })), await host.serverVersion?.());
   const rowDigest = capture ? undefined : d.rowDigest('s');
   const st = (c: string) => `st.${q(c)}`;
   const present = `s.${qk[0]} IS NOT NULL`;
@@ -292,12 +292,13 @@ async function refreshSteps(ctx: RefreshContext, table: MaterializedTable, model
 /**
  * The digest of the inputs `columns` (expressions over alias `s`, with their host types),
  * as the state's text column keeps it: the host's cheaper `inputHash` as text when it takes
- * these types, else `valuesDigest`. The choice follows the columns' types alone; should
- * they change (ALTER TABLE), every digest differs once and the rows are predicted again.
+ * these types (on this server version), else `valuesDigest`. The choice follows the columns'
+ * types and the server's version; should they change (ALTER TABLE, an upgrade from Postgres
+ * 13), every digest differs once and the rows are predicted again.
  */
-function inputDigestOf(host: Host, columns: readonly { expression: string; type: string }[]): string {
+function inputDigestOf(host: Host, columns: readonly { expression: string; type: string }[], serverVersion: number | undefined): string {
   const d = host.dialect;
-  const hash = d.inputHash?.(columns);
+  const hash = d.inputHash?.(columns, serverVersion);
   return hash === undefined ? d.valuesDigest(columns.map((c) => c.expression)) : `CAST(${hash} AS ${d.catalogTypes.text})`;
 }
 

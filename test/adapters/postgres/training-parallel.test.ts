@@ -67,7 +67,7 @@ function recording(host: Host): { host: Host; statements: string[] } {
     ({ host, statements } = recording(bare));
     await bare.execute(
       "CREATE TABLE t AS SELECT CAST(i % 97 AS double precision) AS x, CAST((i * 7) % 31 AS double precision) AS z, CASE i % 3 WHEN 0 THEN 'a' WHEN 1 THEN 'b' ELSE 'c' END AS city, " +
-        'CAST(i % 11 AS double precision) AS y, (i % 5) < 2 AS fast FROM generate_series(1, 2000) AS g(i)',
+        'CAST(i % 11 AS double precision) AS y, (i % 5) < 2 AS fast FROM generate_series(1, 100000) AS g(i)',
     );
     await bare.execute('ANALYZE t');
     // Parallel plans at no cost, for any table size (https://www.postgresql.org/docs/current/runtime-config-query.html).
