@@ -21,6 +21,7 @@
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { loadNativeRelay } from '../adapters/postgres/proxy/native-relay.js';
 import type { BenchmarkResult } from './benchmark-result.js';
 import { openBenchServer, processCpuSeconds, startProxyProcess, type ProxyProcess } from './proxy-support.js';
 import { PGBOUNCER_SETTINGS, pgbouncerAvailable, startPgbouncer, type PgbouncerProcess } from './pgbouncer-process.js';
@@ -51,6 +52,12 @@ async function pgbench(url: string): Promise<{ tps: number; transactions: number
   const n = /number of transactions actually processed: (\d+)/.exec(stdout);
   if (!m || !n) throw new Error(`cannot read pgbench output:\n${stdout}`);
   return { tps: Number(m[1]), transactions: Number(n[1]) };
+}
+
+/** How the proxy relays plain traffic (its default, `--relay auto`). */
+function relayInUse(): string {
+  const native = loadNativeRelay();
+  return native.relay ? 'relays idle plain sessions with its native relay (an epoll thread, 64 KiB buffers)' : `relays in JavaScript (native relay: ${native.problem}), reading into 64 KiB reused buffers`;
 }
 
 /** A way to reach the server, and its runs. */
@@ -122,7 +129,7 @@ export async function benchmarkProxyPassthrough(): Promise<BenchmarkResult> {
     }
     if (viaBouncer) {
       details.push(`pgbouncer ÷ direct over TCP: ${(best(viaBouncer) / best(directTcp)).toFixed(2)}`);
-      details.push(`set-up: pgbench over TCP on loopback to both; both reach the server over ${server.directSocketUrl ? 'its Unix socket' : 'TCP'}; pgbouncer ${PGBOUNCER_SETTINGS}; the proxy reads into 64 KiB reused buffers, TCP_NODELAY toward clients`);
+      details.push(`set-up: pgbench over TCP on loopback to both; both reach the server over ${server.directSocketUrl ? 'its Unix socket' : 'TCP'}; pgbouncer ${PGBOUNCER_SETTINGS}; the proxy ${relayInUse()}, TCP_NODELAY toward clients`);
       details.push('required: proxy ÷ pgbouncer ≥ 1.0');
     } else details.push('pgbouncer is not installed (apt-get install pgbouncer): the headline compares with direct over TCP');
     const reference = viaBouncer ?? directTcp;

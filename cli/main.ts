@@ -218,6 +218,7 @@ async function proxyCommand(args: {
   metrics?: string;
   refresh: boolean;
   refreshUrl?: string;
+  relay: 'auto' | 'js';
 }): Promise<number> {
   let upstreamUrl: string;
   try {
@@ -255,6 +256,7 @@ async function proxyCommand(args: {
       limits: { maxRowsPerCall: args.maxRowsPerCall, maxInferences: args.maxInferences, maxClientInferences: args.maxClientInferences },
       maxMessageBytes: args.maxMessageBytes,
       logLevel: args.logLevel,
+      relay: args.relay,
       ...(args.metrics === undefined ? {} : { metrics: args.metrics }),
     });
   } catch (error) {
@@ -441,6 +443,7 @@ export async function main(argv: readonly string[]): Promise<number> {
           .option('metrics', { type: 'string', requiresArg: true, describe: 'serve /healthz and Prometheus /metrics over HTTP at HOST:PORT (e.g. 127.0.0.1:9187)' })
           .option('max-message-bytes', limitOption('longest protocol message a client may send, in bytes; longer: FATAL 54000 (default: 268435456, 256 MiB)'))
           .option('refresh-url', { type: 'string', requiresArg: true, describe: 'keep materialized tables fresh as this role: postgres://role@host:port/ (its database replaced by each database clients use; password from the URL, PGPASSWORD or ~/.pgpass); default $MODELSQL_REFRESH_URL; without either, nothing is refreshed' })
+          .option('relay', { choices: ['auto', 'js'] as const, default: (process.env['MODELSQL_PROXY_RELAY'] === 'js' ? 'js' : 'auto') as 'auto' | 'js', describe: 'how plain pass-through traffic is relayed: auto uses the native relay when it was built at install (Linux), js always the JavaScript relay; default $MODELSQL_PROXY_RELAY, else auto' })
           .option('refresh', { type: 'boolean', default: true, describe: 'refresh materialized tables when a refresh role is given (--no-refresh: never)' })
           .check((args) => {
             positive(args, ['max-rows-per-call', 'max-inferences', 'max-client-inferences', 'max-message-bytes']);
@@ -472,6 +475,7 @@ export async function main(argv: readonly string[]): Promise<number> {
           metrics: args.metrics,
           modelFiles: modelFileLimitsFromArgs(args),
           refresh: args.refresh,
+          relay: args.relay,
           ...(args['refresh-url'] === undefined ? {} : { refreshUrl: args['refresh-url'] }),
         });
       },

@@ -59,6 +59,11 @@ export interface HostStageSpec {
    * reads at most one row more, so an input far over the limit is not read whole first.
    */
   readonly maxRows?: number;
+  /**
+   * The call's `output-mode` is `ALLOW_UNORDERED`: the result's rows need not come in input
+   * order (default false: they must).
+   */
+  readonly unordered?: boolean;
 }
 
 /** One batch of a one-pass stage: the model's features and what the host carries alongside. */

@@ -39,10 +39,12 @@ export interface EvaluationSpec {
   /** The feature columns (the second DESCRIPTOR) with their host types: clustering measures distances between them. */
   readonly features?: readonly HostColumn[];
   /**
-   * Classification: the model's outputs take few distinct values (a decision tree's, one per
-   * leaf), so the rows are grouped by label and outputs first and every metric is computed
-   * over the groups, weighted by their row counts: the same values (up to the order of the
-   * floating-point sums) from one pass over the rows instead of one per metric.
+   * Classification: the rows are grouped by label and outputs first and every metric is
+   * computed over the groups, weighted by their row counts: the same values (up to the order
+   * of the floating-point sums) from one pass over the rows instead of one per metric. Training
+   * metrics use it for every classifier: a tree's outputs take a few values (one per leaf), and
+   * even a logistic model's probabilities repeat where the features do, while the AUC groups
+   * the rows by score in any case.
    */
   readonly fewOutputs?: boolean;
   readonly position?: SourcePosition;
@@ -112,10 +114,16 @@ export function evaluationRelation(d: SqlDialect, spec: EvaluationSpec): string 
       // Counts as DOUBLE, so that every division below is between doubles.
       const count = `CAST(${grouped ? fn('sum', 'w') : fn('count', '*')} AS DOUBLE PRECISION)`;
       const rows = `SELECT CAST(${label} AS ${classType}) AS y, CAST(${prediction} AS ${classType}) AS p${probs} FROM ${spec.relation} AS zipped WHERE ${present}`;
+      // Grouped by the label and outputs as they come (before the casts above: casting a row costs
+      // more than casting a group, and two groups whose values cast alike count as one wherever it matters).
+      const keys = [label, prediction, ...(spec.probabilities ? [q(spec.probabilities)] : [])];
+      const groupedRows =
+        `SELECT CAST(${label} AS ${classType}) AS y, CAST(${prediction} AS ${classType}) AS p${probs}, w ` +
+        `FROM (SELECT ${keys.join(', ')}, CAST(${fn('count', '*')} AS DOUBLE PRECISION) AS w FROM ${spec.relation} AS zipped WHERE ${present} GROUP BY ${keys.join(', ')}) AS r`;
       const ratio = (hits: string, total: string) => `CASE WHEN ${gt(`coalesce(${total}, ${num(0)})`, num(0))} THEN ${div(`coalesce(${hits}, ${num(0)})`, total)} ELSE ${num(0)} END`;
       // The classes: each side grouped first (a few groups), so that the UNION is over a few rows, not two per row.
       const ctes = [
-        grouped ? `z AS (SELECT y, p${spec.probabilities ? ', probs' : ''}, CAST(${fn('count', '*')} AS DOUBLE PRECISION) AS w FROM (${rows}) AS r GROUP BY y, p${spec.probabilities ? ', probs' : ''})` : `z AS (${rows})`,
+        grouped ? `z AS (${groupedRows})` : `z AS (${rows})`,
         numeric
           ? // integer classes 0, 1, 2, ... index the probabilities directly (when the array is long enough); other classes by rank
             `classes AS (SELECT c, CASE WHEN (SELECT ${fn('bool_and', `${eq('c', fn('floor', 'c'))} AND ${ge('c', num(0))}`)}${spec.probabilities ? ` AND ${lt(fn('max', 'c'), `(SELECT ${fn('max', fn('array_length', 'probs', '1'))} FROM z)`)}` : ''} FROM (SELECT y AS c FROM z GROUP BY y UNION SELECT p FROM z GROUP BY p) AS v) ` +

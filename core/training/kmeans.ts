@@ -14,6 +14,8 @@
  */
 import type { SqlDialect } from '../host.js';
 import { expressionBuilder } from '../sql/expression-builder.js';
+import { MAX_VALUE_COMBINATIONS } from './category-groups.js';
+import { categoryIndex } from './compile-sql.js';
 import type { ModelParameters } from './trained-model.js';
 import { TrainingDataError, aggregate, toNumber, withWorkingTable, type TrainingData } from './training-data.js';
 import type { TrainingOptions } from './training-options.js';
@@ -91,7 +93,14 @@ async function seeds(data: TrainingData, options: TrainingOptions, table: string
 
 /** Inertia (sum of squared distances to the nearest centroid) over the rows `where` selects. */
 export async function inertia(data: TrainingData, p: KMeans, where: string): Promise<number> {
-  const [value] = await aggregate(data, where, [data.encoded.map((e, i) => [`x${i + 1}`, e] as const)], [data.dialect.call('sum', nearest(data.dialect, p.centroids))]);
+  const d = data.dialect;
+  const layout = indexedBlocks(data);
+  if (!layout) {
+    const [value] = await aggregate(data, where, [data.encoded.map((e, i) => [`x${i + 1}`, e] as const)], [d.call('sum', nearest(d, p.centroids))]);
+    return value!;
+  }
+  const distances = p.centroids.map((c) => indexedDistance(d, layout, c));
+  const [value] = await aggregate(data, where, [indexedColumns(data, layout)], [d.call('sum', distances.length === 1 ? distances[0]! : `least(${distances.join(', ')})`)]);
   return value!;
 }
 
@@ -102,31 +111,103 @@ export async function fitKMeans(data: TrainingData, options: TrainingOptions): P
   return lloydIterations(data, options, initial);
 }
 
+/**
+ * How Lloyd's iterations read the rows: the numeric features' encoded columns `x<j>` (j their
+ * encoded position, from 1) and, per STRING feature, one column `k<f>` holding its category
+ * index ({@link categoryIndex}) instead of its 0/1 columns. A one-hot block's part of a squared
+ * distance, Σ (x_j − c_j)², is then a constant per centroid and category (Σ c_j² with
+ * (1 − c_i)² in place of c_i² for the category i), computed here once: a `CASE` over the index
+ * replaces two operations per 0/1 column and centroid. A centroid's 0/1 coordinates are the
+ * shares of its rows in each category: the update groups the rows by (cluster, indices) and
+ * counts them. Used when those groups are few (the product of the features' categories + 1 at
+ * most {@link MAX_VALUE_COMBINATIONS}); undefined when there is no STRING feature or too many groups.
+ */
+interface IndexedBlocks {
+  /** Encoded positions (from 0) of the numeric features' columns. */
+  readonly numeric: readonly number[];
+  /** Per STRING feature: its first encoded position (from 0), its number of categories, its index expression over the source. */
+  readonly blocks: readonly { readonly first: number; readonly size: number; readonly index: string }[];
+}
+
+function indexedBlocks(data: TrainingData): IndexedBlocks | undefined {
+  const numeric: number[] = [];
+  const blocks: { first: number; size: number; index: string }[] = [];
+  let column = 0;
+  let combinations = 1;
+  data.features.forEach((f, i) => {
+    if (f.kind === 'numeric') {
+      numeric.push(column++);
+    } else {
+      blocks.push({ first: column, size: f.categories.length, index: categoryIndex(data.dialect, f, data.featureRefs[i]!) });
+      combinations *= f.categories.length + 1;
+      column += f.categories.length;
+    }
+  });
+  return blocks.length > 0 && combinations <= MAX_VALUE_COMBINATIONS ? { numeric, blocks } : undefined;
+}
+
+/** The columns of {@link IndexedBlocks} over the source: `x<j>` per numeric feature, `k<f>` per STRING feature. */
+function indexedColumns(data: TrainingData, layout: IndexedBlocks): (readonly [string, string])[] {
+  return [...layout.numeric.map((j) => [`x${j + 1}`, data.encoded[j]!] as const), ...layout.blocks.map((b, f) => [`k${f}`, b.index] as const)];
+}
+
+/** Squared distance from a row to `centroid` over {@link IndexedBlocks}' columns (numeric terms in order, then each block's constant). */
+function indexedDistance(d: SqlDialect, layout: IndexedBlocks, centroid: readonly number[]): string {
+  const { sub, num, sum, square, eq } = expressionBuilder(d);
+  const terms = layout.numeric.map((j) => square(sub(`x${j + 1}`, num(centroid[j]!))));
+  layout.blocks.forEach((b, f) => {
+    const squares = centroid.slice(b.first, b.first + b.size).map((c) => c * c);
+    const none = squares.reduce((s, v) => s + v, 0);
+    const part = (i: number) => none - squares[i]! + (1 - centroid[b.first + i]!) ** 2;
+    terms.push(`(CASE ${squares.map((_, i) => `WHEN ${eq(`k${f}`, String(i))} THEN ${num(part(i))}`).join(' ')} ELSE ${num(none)} END)`);
+  });
+  return sum(terms);
+}
+
 async function lloydIterations(data: TrainingData, options: TrainingOptions, initial: number[][]): Promise<ModelParameters> {
   const width = data.encoded.length;
   const d = data.dialect;
   const { le, fn } = expressionBuilder(d);
+  const layout = indexedBlocks(data);
+  // The columns each row carries, and the grouping and sums of the update.
+  const rows = layout
+    ? `(SELECT ${indexedColumns(data, layout).map(([name, e]) => `${e} AS ${name}`).join(', ')}${d.layerFence('__modelsql_fence_e')} FROM ${data.source} WHERE ${data.trainWhere}) AS e`
+    : encodedRows(data, data.trainWhere);
+  const keys = ['c', ...(layout?.blocks.map((_, f) => `k${f}`) ?? [])];
+  const summed = layout ? layout.numeric : Array.from({ length: width }, (_, j) => j);
   let centroids = initial;
   let previous = Number.POSITIVE_INFINITY;
   let iterations = 0;
   for (; iterations < options.maxIterations; iterations++) {
-    const distances = centroids.map((c, k) => `${distance(d, c)} AS d${k}`);
+    const distances = centroids.map((c, k) => `${layout ? indexedDistance(d, layout, c) : distance(d, c)} AS d${k}`);
     const ds = centroids.map((_, k) => `d${k}`);
     const choose =
       ds.length === 1
         ? '0'
         : `CASE ${ds.slice(0, -1).map((dk, k) => `WHEN ${ds.slice(k + 1).map((o) => le(dk, o)).join(' AND ')} THEN ${k}`).join(' ')} ELSE ${ds.length - 1} END`;
     const sql =
-      `SELECT c, ${fn('count', '*')}, ${fn('sum', 'dmin')}${Array.from({ length: width }, (_, j) => `, ${fn('sum', `x${j + 1}`)}`).join('')} FROM ` +
-      `(SELECT *, ${choose} AS c, ${ds.length === 1 ? 'd0' : `least(${ds.join(', ')})`} AS dmin FROM (SELECT *, ${distances.join(', ')}${d.layerFence('__modelsql_fence_w')} FROM ${encodedRows(data, data.trainWhere)}) AS w) AS a GROUP BY c`;
-    const rows = (await data.host.execute(sql)).rows;
-    const total = rows.reduce((s, r) => s + toNumber(r[2]), 0);
-    const next = centroids.map((c) => [...c]);
-    for (const r of rows) {
+      `SELECT ${keys.join(', ')}, ${fn('count', '*')}, ${fn('sum', 'dmin')}${summed.map((j) => `, ${fn('sum', `x${j + 1}`)}`).join('')} FROM ` +
+      `(SELECT *, ${choose} AS c, ${ds.length === 1 ? 'd0' : `least(${ds.join(', ')})`} AS dmin FROM (SELECT *, ${distances.join(', ')}${d.layerFence('__modelsql_fence_w')} FROM ${rows}) AS w) AS a GROUP BY ${keys.join(', ')}`;
+    const groups = (await data.host.execute(sql)).rows;
+    // Per cluster: its rows, and the sums of its encoded columns (a 0/1 column's: the rows of its category).
+    const counts = new Array<number>(centroids.length).fill(0);
+    const sums = centroids.map(() => new Array<number>(width).fill(0));
+    let total = 0;
+    for (const r of groups) {
       const k = toNumber(r[0]);
-      const n = toNumber(r[1]);
-      next[k] = Array.from({ length: width }, (_, j) => toNumber(r[3 + j]) / n);
+      const at = keys.length;
+      const n = toNumber(r[at]);
+      counts[k]! += n;
+      total += toNumber(r[at + 1]);
+      summed.forEach((j, s) => {
+        sums[k]![j]! += toNumber(r[at + 2 + s]);
+      });
+      layout?.blocks.forEach((b, f) => {
+        const i = toNumber(r[1 + f]);
+        if (i < b.size) sums[k]![b.first + i]! += n;
+      });
     }
+    const next = centroids.map((c, k) => (counts[k]! > 0 ? sums[k]!.map((v) => v / counts[k]!) : [...c]));
     const moved = next.some((c, k) => c.some((v, j) => v !== centroids[k]![j]));
     centroids = next;
     if (!moved || previous - total <= options.tolerance * Math.max(total, 1e-300)) {

@@ -44,11 +44,16 @@ export async function logisticStep(data: TrainingData, classes: readonly ClassVa
   const logits = classes.length === 2 ? 1 : classes.length;
   const { add, sub, mul, div, neg, num, fn, sum } = expressionBuilder(d);
   const x = (i: number) => `x${i}`;
-  const layer0: (readonly [string, string])[] = data.encoded.map((e, i) => [`x${i + 1}`, e] as const);
+  // With the STRING features grouped (category-groups.ts), the rows carry the numeric columns
+  // and the group keys only: no one-hot column is computed per row.
+  const groups = categoryGroups(data);
+  const columns = groups ? groups.base.slice(1) : Array.from({ length: width - 1 }, (_, i) => i + 1);
+  const layer0: (readonly [string, string])[] = columns.map((c) => [x(c), data.encoded[c - 1]!] as const);
   const targets = logits === 1 ? [classes[1]!] : classes;
   targets.forEach((c, k) => layer0.push([`y${k}`, `(CASE WHEN ${labelEquals(d, data.label!, c)} THEN ${num(1)} ELSE ${num(0)} END)`]));
+  if (groups) layer0.push(...groups.keys);
   // z = intercept + Σ θᵢ xᵢ (the intercept's column is the constant 1).
-  const layer1 = Array.from({ length: logits }, (_, k) => [`z${k}`, sum([num(theta[k * width]!), ...Array.from({ length: width - 1 }, (_, i) => mul(num(theta[k * width + i + 1]!), x(i + 1)))])] as const);
+  const layer1 = Array.from({ length: logits }, (_, k) => [`z${k}`, sum([num(theta[k * width]!), ...logitTerms(data, groups, theta.slice(k * width + 1, (k + 1) * width))])] as const);
   const layers: (readonly (readonly [string, string])[])[] = [layer0, layer1];
   if (logits === 1) {
     // loss = max(z, 0) + ln(1 + e^-|z|) - y z
@@ -74,9 +79,6 @@ export async function logisticStep(data: TrainingData, classes: readonly ClassVa
   const h = (k: number, l: number) => `h${k}_${l}`;
   const hx = (k: number, l: number, i: number) => `h${k}_${l}_x${i}`;
   const weight = (k: number, l: number) => (logits === 1 ? mul('p0', sub(num(1), 'p0')) : k === l ? mul(`p${k}`, sub(num(1), `p${k}`)) : neg(mul(`p${k}`, `p${l}`)));
-  const groups = categoryGroups(data);
-  if (groups) layer0.push(...groups.keys);
-  const columns = groups ? groups.base.slice(1) : Array.from({ length: width - 1 }, (_, i) => i + 1);
   layers.push([
     ...Array.from({ length: logits }, (_, k) => [`r${k}`, sub(`p${k}`, `y${k}`)] as const),
     ...weightPairs.map(([k, l]) => [h(k, l), weight(k, l)] as const),
@@ -100,6 +102,32 @@ export async function logisticStep(data: TrainingData, classes: readonly ClassVa
     matrix[a]![b] = hessianValues[t]!;
   });
   return newtonStep(values[0]!, values[1]!, values.slice(2, 2 + size), matrix, theta, l2, width);
+}
+
+/**
+ * The terms of `Σ θᵢ xᵢ` over the encoded columns, in their order: `θᵢ * xᵢ` each, except that
+ * with the STRING features grouped a STRING feature's one-hot block is one
+ * `CASE WHEN key = 'c' THEN θ_c ... ELSE 0 END` over its group key. That is the same value
+ * bit for bit: of a block's terms one is θ_c · 1 = θ_c and the others add an exact 0.
+ */
+function logitTerms(data: TrainingData, groups: CategoryGroups | undefined, weights: readonly number[]): string[] {
+  const d = data.dialect;
+  const { mul, num } = expressionBuilder(d);
+  const terms: string[] = [];
+  let column = 0;
+  let key = 0;
+  for (const f of data.features) {
+    if (f.kind === 'categorical' && groups) {
+      const whens = f.categories.map((c, i) => `WHEN ${d.operator(groups.keys[key]![0], '=', d.quoteString(c))} THEN ${num(weights[column + i]!)}`);
+      terms.push(`(CASE ${whens.join(' ')} ELSE ${num(0)} END)`);
+      key++;
+      column += f.categories.length;
+    } else {
+      const width = f.kind === 'categorical' ? f.categories.length : 1;
+      for (let i = 0; i < width; i++, column++) terms.push(mul(num(weights[column]!), `x${column + 1}`));
+    }
+  }
+  return terms;
 }
 
 /**

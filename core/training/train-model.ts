@@ -50,7 +50,7 @@ async function metricsOver(host: Host, model: TrainedModel, data: TrainingData, 
     label: { name: data.label!.name, type: data.label!.type },
     prediction: { name: outputs[0]!, type: model.output[0]!.type },
     probabilities: outputs[1],
-    fewOutputs: model.algorithm === 'decision_tree',
+    fewOutputs: model.task === 'classification',
   });
   const r = await host.execute(`SELECT * FROM ${evaluation} AS m`);
   return r.columns.slice(1).map((c, i) => [metricOfColumn(c.name) ?? c.name, toNumber(r.rows[0]![i + 1])] as const);

@@ -106,6 +106,40 @@ for (const adapter of TRAINING_ADAPTERS) {
       expect(new Set(ids).size).toBe(3);
     });
 
+    it("with a STRING feature (a NULL, a value past 'max-categories'), its centroids are Lloyd's from its seeds over the one-hot rows", async () => {
+      const city = (i: number) => (i % 7 === 0 ? null : ['oslo', 'lyon', 'rome'][i % 3]!);
+      await db.sql(
+        `CREATE TABLE pts_city AS SELECT CAST(x AS DOUBLE PRECISION) AS x, CAST(y AS DOUBLE PRECISION) AS y, CAST(c AS VARCHAR) AS city FROM (VALUES ${points
+          .map((p, i) => `(${p.x}, ${p.y}, ${city(i) === null ? 'NULL' : `'${city(i)}'`})`)
+          .join(', ')}) AS v(x, y, c)`,
+      );
+      await db.sql(`CREATE MODEL km_city WITH ('algorithm' = 'kmeans', 'k' = '4', 'seed' = '3', 'max-categories' = '2') AS SELECT x, y, city, x + y AS k0 FROM pts_city`);
+      const spec = await storedSpec(db, 'km_city');
+      const [, , cities] = spec.features;
+      expect(cities.categories).toHaveLength(2); // the third city encodes to zeros
+      const sx = meanStd(points.map((p) => p.x));
+      const sy = meanStd(points.map((p) => p.y));
+      const ss = meanStd(points.map((p) => p.x + p.y));
+      const encoded = points.map((p, i) => [(p.x - sx.mean) / sx.std, (p.y - sy.mean) / sy.std, ...cities.categories.map((c: string) => ((city(i) ?? cities.mode) === c ? 1 : 0)), (p.x + p.y - ss.mean) / ss.std]);
+      // Lloyd's updates, as many as the model ran, ties to the lowest cluster.
+      let centroids: number[][] = spec.parameters.seeds;
+      for (let it = 0; it < spec.parameters.iterations; it++) {
+        const sums = centroids.map(() => new Array<number>(encoded[0]!.length).fill(0));
+        const counts = centroids.map(() => 0);
+        for (const p of encoded) {
+          const d = centroids.map((c) => sqDist(p, c));
+          const best = d.indexOf(Math.min(...d));
+          counts[best]!++;
+          p.forEach((v, j) => (sums[best]![j]! += v));
+        }
+        centroids = centroids.map((c, k) => (counts[k]! > 0 ? sums[k]!.map((v) => v / counts[k]!) : c));
+      }
+      spec.parameters.centroids.forEach((c: number[], k: number) => c.forEach((v, j) => expect(close(v, centroids[k]![j]!, 1e-9)).toBe(true)));
+      const ours = encoded.reduce((s, p) => s + Math.min(...centroids.map((c) => sqDist(p, c))), 0);
+      const metrics = Object.fromEntries((await db.sql('DESCRIBE MODEL EXTENDED km_city')).rows.filter((r) => r[3] === 'metric').map((r) => [r[0], Number(r[1])]));
+      expect(close(metrics.train_inertia!, ours, 1e-9)).toBe(true);
+    });
+
     it('trains on features named like its own working columns (x1, x2, n, u)', async () => {
       await db.sql('CREATE TABLE named AS SELECT x AS x1, y AS x2, x + y AS n, x - y AS u FROM pts');
       await db.sql(`CREATE MODEL named_km WITH ('algorithm' = 'kmeans', 'k' = '3') AS SELECT x1, x2, n, u FROM named`);

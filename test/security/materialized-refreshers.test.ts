@@ -261,7 +261,8 @@ describe('hole 1: code in a refresh acts with its owner’s rights alone', () =>
       await c.query(`CREATE FUNCTION alices.noop() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RESET ROLE; INSERT INTO public.hijack_log VALUES (current_user, 'temp trigger'); RETURN NULL; END $$`);
       await c.query(`CREATE FUNCTION alices.plant() RETURNS boolean LANGUAGE plpgsql AS $$ DECLARE t text; BEGIN
         FOR t IN SELECT relname FROM pg_catalog.pg_class WHERE relnamespace = pg_catalog.pg_my_temp_schema() AND relkind = 'r' LOOP
-          EXECUTE pg_catalog.format('CREATE OR REPLACE TRIGGER planted AFTER INSERT ON pg_temp.%I FOR EACH STATEMENT EXECUTE FUNCTION alices.noop()', t);
+          EXECUTE pg_catalog.format('DROP TRIGGER IF EXISTS planted ON pg_temp.%I', t);
+          EXECUTE pg_catalog.format('CREATE TRIGGER planted AFTER INSERT ON pg_temp.%I FOR EACH STATEMENT EXECUTE FUNCTION alices.noop()', t);
         END LOOP; RETURN true; END $$`);
       await c.query('CREATE POLICY plant ON alices.reviews USING (alices.plant())');
     });

@@ -4,6 +4,8 @@
  * selected and no `MODELSQL_TEST_POSTGRES_URL` is given, and publishes its URL to the workers
  * in `MODELSQL_TEST_POSTGRES_URL`.
  *
+ * It builds the proxy's native relay when it is missing (native/build.mjs).
+ *
  * It also gives the run a fixed key for literal model secrets (core/catalog/secret-cipher.ts)
  * in `MODELSQL_SECRET_KEY`, unless the run names one: the workers, and every CLI or proxy
  * process a test spawns, inherit it.
@@ -11,7 +13,8 @@
  * Jest loads this file outside its module mapper, so it imports packages only; the rest of
  * the test support reaches the server code through `postgres-server.ts`.
  */
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -115,6 +118,9 @@ export const TEST_SECRET_KEY = '7e57'.repeat(16);
 /** Sets the run's secret key, and starts the server unless the run does not need one. */
 export default async function globalSetup(): Promise<void> {
   process.env.MODELSQL_SECRET_KEY ??= TEST_SECRET_KEY;
+  // The proxy's native relay is built by `npm install`; a checkout whose node_modules came
+  // from elsewhere has not run it (the native relay's tests require it).
+  if (!existsSync('native/build/native-relay.node')) spawnSync(process.execPath, ['native/build.mjs'], { stdio: 'ignore' });
   const wanted = process.env.MODELSQL_TEST_ADAPTERS?.split(',').map((s) => s.trim());
   if (process.env.MODELSQL_TEST_POSTGRES_URL || (wanted && !wanted.includes('postgres'))) return;
   const server = await startPostgres();

@@ -34,6 +34,8 @@ export interface DispatchOwner {
   close(): Promise<void>;
   /** Ends a draining connection once nothing runs for it. */
   endIfDrained(): void;
+  /** Nothing relayed is in flight and no message waits: the connection may hand its plain traffic to the native relay. */
+  settled(): void;
   /** Logs an unexpected error. */
   log(message: string, error?: unknown): void;
 }
@@ -64,6 +66,7 @@ export class MessageDispatch {
     relay.onIdle = () => {
       owner.endIfDrained();
       if (context.heldStages.size > 0 && !this.processing && relay.transactionEnded()) void this.processQueue();
+      else owner.settled();
     };
   }
 
@@ -240,6 +243,7 @@ export class MessageDispatch {
     } finally {
       this.processing = false;
       this.owner.endIfDrained();
+      this.owner.settled();
     }
   }
 

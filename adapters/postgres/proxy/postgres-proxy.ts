@@ -13,6 +13,7 @@ import { checkLimit, InferenceGate, type InferenceGateLimits } from '../../../co
 import { maskError, maskSecrets } from '../../../core/secrets.js';
 import { PostgresHost } from '../postgres-host.js';
 import { ProxyConnection, type ProxyContext } from './proxy-connection.js';
+import { loadNativeRelay } from './native-relay.js';
 import { takeOverAccepted } from './socket-reading.js';
 import { MAX_MESSAGE_LENGTH } from './framer.js';
 import type { UpstreamConnection } from './upstream-connection.js';
@@ -72,6 +73,13 @@ export interface ProxyOptions {
    * from `PGPASSWORD` or `~/.pgpass`). Default: no refresher.
    */
   readonly refreshUrl?: string;
+  /**
+   * How plain pass-through traffic is relayed: `auto` (the default) hands idle plain
+   * sessions to the native relay when it was built at install (native-relay.ts; Linux, a
+   * C++ compiler), else the JavaScript relay; `js` always the JavaScript relay. The debug
+   * log says which one runs.
+   */
+  readonly relay?: 'auto' | 'js';
 }
 
 /** Default of {@link ProxyOptions.maxMessageBytes}: 256 MiB. */
@@ -146,6 +154,8 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   checkLimit('maxMessageBytes', maxMessageBytes);
   if (maxMessageBytes > MAX_MESSAGE_LENGTH) throw new RangeError(`maxMessageBytes must be at most ${MAX_MESSAGE_LENGTH} (Postgres's limit)`);
+  const native = options.relay === 'js' ? { problem: 'relay js chosen' } : loadNativeRelay();
+  events.debug('relay', native.relay ? { relay: 'native' } : { relay: 'js', reason: native.problem });
   const connections = new Set<ProxyConnection>();
   const keys = new Map<number, ProxyConnection>();
   const metrics = new ProxyMetrics(() => [...connections].map((c) => c.counts));
@@ -209,6 +219,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     log,
     startupTimeoutMs: options.startupTimeoutMs ?? 60_000,
     maxMessageBytes,
+    ...(native.relay ? { nativeRelay: native.relay } : {}),
   };
 
   // allowHalfOpen: a client that sends half a message and shuts its side still gets the 08P01 answer.

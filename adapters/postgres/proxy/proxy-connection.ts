@@ -11,7 +11,8 @@
  * syntax (model-router.ts decides): a Query whose text holds a model statement
  * (simple-query.ts), and Parse with the Bind / Describe / Execute / Close / Sync that refer
  * to it (extended-protocol.ts). message-dispatch.ts keeps client messages in order; the
- * proxy answers a message itself only once every relayed one has been answered.
+ * proxy answers a message itself only once every relayed one has been answered. While the
+ * connection is idle in plain pass-through, the native relay may carry it (native-handover.ts).
  *
  * Protocol flow: https://www.postgresql.org/docs/current/protocol-flow.html
  */
@@ -23,6 +24,8 @@ import { ExtendedProtocol } from './extended-protocol.js';
 import { FRONTEND_TYPES, Framer, type Frame } from './framer.js';
 import { authenticationSasl, backendKeyData, errorResponse, startupMessage } from './message-builders.js';
 import { MessageDispatch } from './message-dispatch.js';
+import { NativeHandover } from './native-handover.js';
+import type { NativeRelay } from './native-relay.js';
 import { authenticationCode, parseBackendKeyData, parseSaslMechanisms, parseStartupPacket } from './message-readers.js';
 import { AdminShutdown, ProtocolViolation } from './protocol-errors.js';
 import type { ConnectionCounts } from './proxy-metrics.js';
@@ -54,6 +57,8 @@ export interface ProxyContext {
   readonly startupTimeoutMs?: number;
   /** Longest message a client may send (bytes); a longer one gets a FATAL 54000 and the connection is closed. */
   readonly maxMessageBytes: number;
+  /** The native relay that carries plain pass-through traffic (native-relay.ts); unset: the JavaScript relay alone. */
+  readonly nativeRelay?: NativeRelay;
 }
 
 /** What serves a connection once its upstream session is open. */
@@ -63,6 +68,8 @@ interface Serving {
   readonly context: StatementContext;
   readonly extended: ExtendedProtocol;
   readonly dispatch: MessageDispatch;
+  /** Hands plain traffic to the native relay, when there is one. */
+  readonly native: NativeHandover | undefined;
 }
 
 /**
@@ -105,7 +112,8 @@ export class ProxyConnection {
 
   /** What the connection has done so far (metrics). */
   get counts(): ConnectionCounts {
-    return { ...this.tally, bytesIn: this.raw.bytesRead, bytesOut: this.raw.bytesWritten };
+    const native = this.serving?.native?.totals() ?? { bytesIn: 0, bytesOut: 0, messages: 0 };
+    return { ...this.tally, bytesIn: this.raw.bytesRead + native.bytesIn, bytesOut: this.raw.bytesWritten + native.bytesOut, nativeMessages: native.messages };
   }
 
   /** The client's address, `host:port`. */
@@ -145,6 +153,7 @@ export class ProxyConnection {
    */
   drain(): void {
     this.draining = true;
+    this.serving?.native?.reclaim();
     this.endIfDrained();
   }
 
@@ -158,6 +167,7 @@ export class ProxyConnection {
   /** Closes the connection (client and upstream), cancelling what runs. */
   async close(): Promise<void> {
     if (this.phase === 'closed') return;
+    this.serving?.native?.reclaim(false);
     this.phase = 'closed';
     clearTimeout(this.startupTimer);
     this.context.unregister(this);
@@ -224,6 +234,7 @@ export class ProxyConnection {
     const code = error instanceof ProtocolViolation || error instanceof UpstreamError ? error.sqlstate : 'XX000';
     this.tally.errors++;
     const message = error instanceof Error ? error.message : String(error);
+    this.serving?.native?.reclaim(false);
     const socket = this.client;
     if (!socket.destroyed && socket.writable) socket.end(errorResponse({ severity: 'FATAL', code, message }));
     void this.close();
@@ -326,10 +337,16 @@ export class ProxyConnection {
       fatal: (error: unknown) => this.fatal(error),
       close: () => this.close(),
       endIfDrained: () => this.endIfDrained(),
+      settled: () => void native?.tryHandOver(),
       log: (message: string, error?: unknown) => this.context.log(message, error),
     };
+    const nativeRelay = this.context.nativeRelay;
+    const native = nativeRelay && new NativeHandover(nativeRelay, { client: this.client, upstream, relay, tally: this.tally, maxMessageBytes: this.context.maxMessageBytes,
+      passThroughIdle: () => this.phase === 'ready' && !this.draining && this.framer.pending === 0 && dispatch.idle && context.heldStages.size === 0,
+      clientRead: (bytes) => void this.onClientRead(bytes),
+    });
     const dispatch = new MessageDispatch(this.client, owner, context, new SimpleQueries(context), extended);
-    return { upstream, relay, context, extended, dispatch };
+    return { upstream, relay, context, extended, dispatch, native };
   }
 
   private onUpstreamClosed(error?: Error): void {
@@ -378,6 +395,9 @@ export class ProxyConnection {
           this.phase = 'ready';
           this.context.opened(this);
           out.push(frame.raw);
+          serving.relay.toClientAll(out);
+          out.length = 0;
+          if (i === frames.length - 1) serving.native?.tryHandOver();
           break;
         case 'E':
           out.push(frame.raw);

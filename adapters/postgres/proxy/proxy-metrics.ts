@@ -18,9 +18,11 @@ export interface ConnectionCounts {
   /** Bytes read from the client and written to it. */
   readonly bytesIn: number;
   readonly bytesOut: number;
+  /** Messages the native relay carried (native-relay.ts), both ways. */
+  readonly nativeMessages: number;
 }
 
-const ZERO: ConnectionCounts = Object.freeze({ hostStatements: 0, modelStatements: 0, errors: 0, bytesIn: 0, bytesOut: 0 });
+const ZERO: ConnectionCounts = Object.freeze({ hostStatements: 0, modelStatements: 0, errors: 0, bytesIn: 0, bytesOut: 0, nativeMessages: 0 });
 
 function add(a: ConnectionCounts, b: ConnectionCounts): ConnectionCounts {
   return {
@@ -29,6 +31,7 @@ function add(a: ConnectionCounts, b: ConnectionCounts): ConnectionCounts {
     errors: a.errors + b.errors,
     bytesIn: a.bytesIn + b.bytesIn,
     bytesOut: a.bytesOut + b.bytesOut,
+    nativeMessages: a.nativeMessages + b.nativeMessages,
   };
 }
 
@@ -78,6 +81,15 @@ export class ProxyMetrics {
     summed(registers, 'modelsql_proxy_bytes_total', 'Bytes read from clients (in) and written to them (out).', 'direction', () => {
       const t = total();
       return { in: t.bytesIn, out: t.bytesOut };
+    });
+    new Counter({
+      name: 'modelsql_proxy_native_relayed_messages_total',
+      help: 'Messages carried by the native relay (plain pass-through traffic relayed without entering JavaScript), both ways.',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(total().nativeMessages);
+      },
     });
     this.runs = new Counter({ name: 'modelsql_proxy_model_runs_total', help: 'Model stages finished (ML calls through ONNX or remote models).', labelNames: ['provider'], registers });
     this.rows = new Counter({ name: 'modelsql_proxy_model_rows_total', help: 'Rows sent through models.', labelNames: ['provider'], registers });

@@ -126,6 +126,19 @@ export class Relay {
     this.wakeIdleWaiters();
   }
 
+  /**
+   * Folds in what the native relay did (native-handover.ts): `queries` Query messages relayed
+   * upstream, `readyForQuery` ReadyForQuery messages relayed to the client.
+   */
+  foldNative(queries: number, readyForQuery: number): void {
+    const pending = this.pendingRfq + queries - readyForQuery;
+    this.pendingRfq = pending > 0 ? pending : 0;
+    if (readyForQuery > 0) {
+      this.copyIn = false;
+      this.relayedError = false;
+    }
+  }
+
   /** Counts a relayed message that Postgres answers with a ReadyForQuery (Query, Sync, FunctionCall). */
   expectReadyForQuery(): void {
     this.pendingRfq++;

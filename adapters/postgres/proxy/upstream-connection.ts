@@ -103,6 +103,24 @@ export class UpstreamConnection implements PgConnection {
     return this.currentStatus;
   }
 
+  /**
+   * The status byte (a char code) of the last ReadyForQuery the native relay passed on
+   * (native-handover.ts): the relay reports it, the connection keeps it.
+   */
+  noteStatus(code: number): void {
+    this.currentStatus = String.fromCharCode(code);
+  }
+
+  /** Whether the socket is open and carries nothing half-read, queued or exchanged (a native hand-over may start). */
+  get relayIdle(): boolean {
+    return !this.closed && this.exchangeState === undefined && this.framer.pending === 0 && !this.writer.queued;
+  }
+
+  /** Handles upstream bytes as if just read (bytes the native relay read and gave back). */
+  receive(bytes: Buffer): void {
+    this.onRead(bytes);
+  }
+
   /** `standard_conforming_strings` as the server last reported it (ParameterStatus). */
   standardConformingStrings(): boolean {
     return this.standardStrings;
