@@ -54,6 +54,12 @@ export interface HostStageSpec {
   /** Rows per batch. */
   readonly batchSize: number;
   /**
+   * Rows the call may send to its model (the session's `maxRowsPerCall`; absent: no limit).
+   * The executor fails the call past it; a host that reads ahead of the batches (a spool)
+   * reads at most one row more, so an input far over the limit is not read whole first.
+   */
+  readonly maxRows?: number;
+  /**
    * The call's `output-mode` is `ALLOW_UNORDERED`: the result's rows need not come in input
    * order (default false: they must).
    */

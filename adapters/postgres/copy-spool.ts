@@ -5,11 +5,13 @@
  * parses, predicts and writes afterwards, while the COPY FROM keeps the server busy.
  *
  * The first `memoryLimit` bytes stay in memory as the chunks that arrived; the rest goes to
- * a file under `os.tmpdir()` (removed on close), written in pieces of about
+ * a file made (`O_EXCL`) in a new directory under `os.tmpdir()` that only this user may
+ * enter (`mkdtemp`, mode 0700), and unlinked at once: it is read back through its open
+ * descriptor, so no other process finds it by name, and a crash of this process leaves
+ * no rows on disk. Written in pieces of about
  * {@link SPOOL_WRITE_BYTES}. `read()` yields everything in order once, letting go of each
  * chunk held in memory as it yields it, so memory stays near the limit however long the input.
  */
-import { createReadStream } from 'node:fs';
 import { mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,7 +35,7 @@ export class CopySpool {
   private heldBytes = 0;
   private pending: Uint8Array[] = [];
   private pendingBytes = 0;
-  private file: { readonly dir: string; readonly path: string; readonly handle: FileHandle } | undefined;
+  private file: { readonly handle: FileHandle } | undefined;
   private state: 'writing' | 'read' | 'closed' = 'writing';
 
   constructor(private readonly memoryLimit: number) {}
@@ -49,8 +51,11 @@ export class CopySpool {
     }
     if (!this.file) {
       const dir = await mkdtemp(join(tmpdir(), 'modelsql-stage-'));
-      const path = join(dir, 'copy.bin');
-      this.file = { dir, path, handle: await open(path, 'w') };
+      try {
+        this.file = { handle: await open(join(dir, 'copy.bin'), 'wx+', 0o600) };
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
     }
     this.pending.push(chunk);
     this.pendingBytes += chunk.byteLength;
@@ -61,30 +66,23 @@ export class CopySpool {
   async *read(): AsyncIterable<Uint8Array> {
     if (this.state !== 'writing') throw new ModelSqlError('XX000', 'internal error: a model stage spool read twice');
     this.state = 'read';
-    if (this.file) {
-      await this.flush();
-      await this.file.handle.close();
-    }
+    if (this.file) await this.flush();
     for (let i = 0; i < this.held.length; i++) {
       const chunk = this.held[i]!;
       this.held[i] = undefined;
       yield chunk;
     }
     this.held = [];
-    if (this.file) for await (const chunk of createReadStream(this.file.path, { highWaterMark: SPOOL_WRITE_BYTES })) yield chunk as Buffer;
+    if (this.file) for await (const chunk of this.file.handle.createReadStream({ start: 0, highWaterMark: SPOOL_WRITE_BYTES, autoClose: false })) yield chunk as Buffer;
   }
 
   /** Frees the chunks and removes the file; idempotent. */
   async close(): Promise<void> {
     if (this.state === 'closed') return;
-    const writing = this.state === 'writing';
     this.state = 'closed';
     this.held = [];
     this.pending = [];
-    if (this.file) {
-      if (writing) await this.file.handle.close().catch(() => undefined);
-      await rm(this.file.dir, { recursive: true, force: true });
-    }
+    await this.file?.handle.close().catch(() => undefined);
   }
 
   private async flush(): Promise<void> {

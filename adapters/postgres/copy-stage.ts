@@ -382,7 +382,8 @@ async function planRead(db: CopyStageConnection, dialect: SqlDialect, spec: Host
   const placeholders = slots ? outputs.map((c, i) => `CAST(0 AS ${c.type}) AS ${q(`__modelsql_output_${i}`)}`) : [];
   const select = [...(all ? ['__modelsql_input.*'] : carried.map(column)), ...extra, ...placeholders];
   return {
-    copyOut: `COPY (SELECT ${select.join(', ')} FROM ${source}) TO STDOUT${binary ? ' (FORMAT binary)' : ''}`,
+    // One row past the call's limit tells the executor it is over: no more is read (nor spooled).
+    copyOut: `COPY (SELECT ${select.join(', ')} FROM ${source}${spec.maxRows === undefined ? '' : ` LIMIT ${spec.maxRows + 1}`}) TO STDOUT${binary ? ' (FORMAT binary)' : ''}`,
     layout: { width, total: width + extra.length + placeholders.length, fields, kinds: spec.kinds, parsers, readers, ...(slots ? { slots } : {}) },
   };
 }

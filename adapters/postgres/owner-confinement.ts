@@ -99,15 +99,22 @@ export function runnerDefinition(name: string): string {
 /**
  * The call of runner `name` on `$1` (and `$2`, the table to store rows in, or NULL), which
  * returns no row unless the runner is still the one made (`$3` its oid, `$4` the owner's
- * oid, `$5` its body).
+ * oid, `$5` its body) and is the function the call runs: the arguments are of the runner's
+ * exact types, and the name, resolved in the same statement, must still be that oid (code
+ * that renamed the runner and gave its name to a plain function, which could `RESET ROLE`,
+ * finds no row).
  */
 export function runnerCall(name: string): string {
-  return `SELECT pg_temp.${name}($1, $2) FROM pg_catalog.pg_proc p WHERE p.oid OPERATOR(pg_catalog.=) $3 AND p.proowner OPERATOR(pg_catalog.=) $4 AND p.prosecdef AND p.proconfig IS NULL AND p.prosrc OPERATOR(pg_catalog.=) $5`;
+  const signature = `pg_temp.${name}(pg_catalog.text, pg_catalog.text)`;
+  return (
+    `SELECT pg_temp.${name}(CAST($1 AS pg_catalog.text), CAST($2 AS pg_catalog.text)) FROM pg_catalog.pg_proc p WHERE p.oid OPERATOR(pg_catalog.=) $3 ` +
+    `AND p.oid OPERATOR(pg_catalog.=) CAST(CAST('${signature}' AS pg_catalog.regprocedure) AS pg_catalog.oid) AND p.proowner OPERATOR(pg_catalog.=) $4 AND p.prosecdef AND p.proconfig IS NULL AND p.prosrc OPERATOR(pg_catalog.=) $5`
+  );
 }
 
 /** The oid of runner `name` and of the current role (its owner). */
 export function runnerIdentity(name: string): string {
-  return `SELECT CAST(CAST('pg_temp.${name}(text, text)' AS pg_catalog.regprocedure) AS pg_catalog.oid), (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) current_user)`;
+  return `SELECT CAST(CAST('pg_temp.${name}(pg_catalog.text, pg_catalog.text)' AS pg_catalog.regprocedure) AS pg_catalog.oid), (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) current_user)`;
 }
 
 /** Resets the session (outside a transaction block). */

@@ -386,7 +386,10 @@ export class PostgresHost implements Host {
 
   private async query(sql: string, params?: readonly unknown[], prepare = false): Promise<PgQueryResult> {
     if (this.confinement && (params === undefined || params.length === 0)) return this.confined(sql);
-    return this.run(() => this.connection.query(sql, params, prepare ? { prepare } : undefined), sql);
+    // Confined, nothing is kept prepared: code in the runner could DEALLOCATE a kept statement and PREPARE its
+    // name again with its own query, which the next call would run outside the runner (where RESET ROLE works).
+    const keep = prepare && !this.confinement;
+    return this.run(() => this.connection.query(sql, params, keep ? { prepare: keep } : undefined), sql);
   }
 
   /** A statement without parameters while confined: as it is, inside the runner, or a query whose rows the runner stores first. */

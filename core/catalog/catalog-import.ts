@@ -143,7 +143,8 @@ export async function inImportTransaction<T>(host: Host, dryRun: boolean, fn: ()
 /** Refuses the import when a model's schema is missing in the target (as CREATE MODEL does). */
 async function checkSchemas(host: Host, schemas: ReadonlySet<string>): Promise<void> {
   for (const schema of schemas) {
-    const found = await host.execute('SELECT count(*) FROM information_schema.schemata WHERE schema_name = $1', [schema]);
+    // The host's own `=` (catalog-layout.ts, readCatalogVersion).
+    const found = await host.execute(`SELECT count(*) FROM information_schema.schemata WHERE ${host.dialect.operator('schema_name', '=', '$1')}`, [schema]);
     if (Number(found.rows[0]![0]) === 0) throw new ModelSqlError('3F000', `schema "${schema}" does not exist in the target database; create it first (nothing was imported)`);
   }
 }

@@ -169,8 +169,11 @@ export interface CatalogUpgradePlan {
  * (default: the current database's).
  */
 export async function readCatalogVersion(host: Host, database?: string): Promise<number> {
+  // The host's own operators (information_schema's columns are of domains no built-in operator takes exactly: an
+  // unqualified `=` would run one of any schema on the path, https://www.postgresql.org/docs/current/typeconv-oper.html).
+  const eq = (left: string, right: string) => host.dialect.operator(left, '=', right);
   const found = await host.execute(
-    `SELECT count(*) FROM information_schema.tables WHERE table_catalog = ${database === undefined ? 'current_database()' : '$1'} AND table_schema = 'ml_catalog' AND table_name = 'schema_version'`,
+    `SELECT count(*) FROM information_schema.tables WHERE ${eq('table_catalog', database === undefined ? 'current_database()' : '$1')} AND ${eq('table_schema', "'ml_catalog'")} AND ${eq('table_name', "'schema_version'")}`,
     database === undefined ? [] : [database],
   );
   if (Number(found.rows[0]![0]) === 0) return 0;

@@ -747,7 +747,7 @@ export class ModelCatalog {
   /** 3F000 unless `key.schema` exists in the key's database (default: the current one). */
   private async checkSchema(key: { readonly database?: string; readonly schema: string }, position: ReturnType<typeof positionAt>): Promise<void> {
     const found = await this.host.execute(
-      `SELECT count(*) FROM information_schema.schemata WHERE schema_name = $1 AND catalog_name = ${key.database === undefined ? 'current_database()' : '$2'}`,
+      `SELECT count(*) FROM information_schema.schemata WHERE ${this.host.dialect.operator('schema_name', '=', '$1')} AND ${this.host.dialect.operator('catalog_name', '=', key.database === undefined ? 'current_database()' : '$2')}`,
       key.database === undefined ? [key.schema] : [key.schema, key.database],
     );
     if (Number(found.rows[0]![0]) === 0) {

@@ -222,7 +222,8 @@ async function importMaterialized(
       const parts = arg.value.name.slice(-2);
       const schema = parts.length === 2 ? parts[0]!.value : defaultSchema;
       const table = parts[parts.length - 1]!.value;
-      const found = await host.execute('SELECT 1 FROM information_schema.tables WHERE table_schema = $1 AND table_name = $2', [schema, table]);
+      const eq = (left: string, right: string) => host.dialect.operator(left, '=', right);
+      const found = await host.execute(`SELECT 1 FROM information_schema.tables WHERE ${eq('table_schema', '$1')} AND ${eq('table_name', '$2')}`, [schema, table]);
       if (found.rows.length === 0) return { imported: false, note: `its source table ${formatQualifiedName(parts.map((p) => p.value))} does not exist in the target; create it, then run the statement` };
     }
   }

@@ -108,7 +108,18 @@ export async function runModelStage(plan: StagePlan, ctx: ExecutionContext, dire
     return relation;
   }
   const source = bound.input.kind === 'table' ? bound.input.name.map((id) => id.value) : undefined;
-  const carry = await ctx.host.openStage!({ query, ...(source ? { source } : {}), inputColumns, featureColumns: features.map((c) => inputColumns.indexOf(c)), kinds: runtime.inputKinds, outputColumns, table: outputTable, batchSize: common.batchSize, ...(bound.config.outputMode === 'ALLOW_UNORDERED' ? { unordered: true } : {}) });
+  const carry = await ctx.host.openStage!({
+    query,
+    ...(source ? { source } : {}),
+    inputColumns,
+    featureColumns: features.map((c) => inputColumns.indexOf(c)),
+    kinds: runtime.inputKinds,
+    outputColumns,
+    table: outputTable,
+    batchSize: common.batchSize,
+    ...(bound.config.outputMode === 'ALLOW_UNORDERED' ? { unordered: true } : {}),
+    ...(ctx.limits?.maxRows !== undefined ? { maxRows: ctx.limits.maxRows } : {}),
+  });
   let write: HostStageWrite | undefined;
   try {
     write = direct && !plan.evaluates ? await openDirect(carry, direct, [...inputColumns.map((c) => c.name), ...outputNames], ctx) : undefined;

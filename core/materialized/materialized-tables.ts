@@ -437,10 +437,13 @@ export class MaterializedTables {
 
   /** The primary-key columns of a table in key order; [] without one; undefined when the table does not exist. */
   private async primaryKey(schema: string, table: string): Promise<string[] | undefined> {
-    const exists = await this.host.execute('SELECT count(*) FROM information_schema.tables WHERE table_schema = $1 AND table_name = $2', [schema, table]);
+    // The host's own `=` (catalog-layout.ts, readCatalogVersion).
+    const eq = (left: string, right: string) => this.host.dialect.operator(left, '=', right);
+    const exists = await this.host.execute(`SELECT count(*) FROM information_schema.tables WHERE ${eq('table_schema', '$1')} AND ${eq('table_name', '$2')}`, [schema, table]);
     if (Number(exists.rows[0]![0]) === 0) return undefined;
     const r = await this.host.execute(
-      "SELECT kcu.column_name FROM information_schema.table_constraints AS tc JOIN information_schema.key_column_usage AS kcu ON kcu.constraint_name = tc.constraint_name AND kcu.table_schema = tc.table_schema AND kcu.table_name = tc.table_name WHERE tc.constraint_type = 'PRIMARY KEY' AND tc.table_schema = $1 AND tc.table_name = $2 ORDER BY kcu.ordinal_position",
+      `SELECT kcu.column_name FROM information_schema.table_constraints AS tc JOIN information_schema.key_column_usage AS kcu ON ${eq('kcu.constraint_name', 'tc.constraint_name')} AND ${eq('kcu.table_schema', 'tc.table_schema')} ` +
+        `AND ${eq('kcu.table_name', 'tc.table_name')} WHERE ${eq('tc.constraint_type', "'PRIMARY KEY'")} AND ${eq('tc.table_schema', '$1')} AND ${eq('tc.table_name', '$2')} ORDER BY kcu.ordinal_position`,
       [schema, table],
     );
     return r.rows.map((row) => String(row[0]));

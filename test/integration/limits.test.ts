@@ -77,6 +77,20 @@ for (const adapter of ADAPTERS) {
     });
 
     if (adapter.name === 'postgres') {
+      test('maxRowsPerCall bounds what the one-pass stage reads, not only what the model sees: the server makes at most one row more than the limit', async () => {
+        const db = await prepared(adapter, { maxRowsPerCall: 50 });
+        try {
+          await db.sql('CREATE SEQUENCE made');
+          // 200,000 rows asked for; each row the server makes draws a number.
+          const input = "SELECT i * 0.5 AS a, CAST(nextval('made') AS double precision) AS b FROM generate_series(1, 200000) AS s(i)";
+          await expectSqlError(db.sql(`SELECT count(*) FROM ML_PREDICT(TABLE (${input}), MODEL lin, DESCRIPTOR(a, b))`), '54000', /more than 50 rows/);
+          expect(Number((await db.sql('SELECT last_value FROM made')).rows[0]![0])).toBe(51);
+          expect(await adapter.countTempTables(db)).toBe(0n);
+        } finally {
+          await db.close();
+        }
+      });
+
       test('statement_timeout bounds model work: 57014, and no request starts after it', async () => {
         const db = await prepared(adapter, {});
         try {

@@ -192,14 +192,15 @@ describe('the binary COPY stage', () => {
     }
   });
 
-  it('past the memory limit keeps the COPY TO in a file, removed on close, with the same rows', async () => {
+  it('past the memory limit keeps the COPY TO in a file, with no name on disk, with the same rows', async () => {
     const ROWS_IN = 5000;
     const db = binaryConnection(binaryInput(ROWS_IN));
     const before = readdirSync(tmpdir()).filter((f) => f.startsWith('modelsql-stage-'));
     const stage = await openCopyStage(db, new PostgresDialect(), spec, { memoryLimit: 10_000 });
     try {
       for await (const batch of stage.batches()) {
-        expect(readdirSync(tmpdir()).filter((f) => f.startsWith('modelsql-stage-'))).toHaveLength(before.length + 1);
+        // The spool's file is unlinked as soon as it is made (copy-spool.test.ts).
+        expect(readdirSync(tmpdir()).filter((f) => f.startsWith('modelsql-stage-'))).toEqual(before);
         const [a] = batch.features.columns.map((c) => c.values as Float64Array);
         await stage.write(batch.carry, { rowCount: batch.features.rowCount, columns: [{ kind: 'number', values: a!.map((v) => -v) }] });
       }
