@@ -36,9 +36,9 @@ interface Names {
 
 const NO_NAMES: Names = { models: [], tables: [], columns: new Map() };
 
-/** The tables and views of the user's schemas, with their columns. */
+/** The tables and views of the user's schemas, with their columns (compared as text: see shell.ts's `TABLES_SQL`). */
 const COLUMNS_SQL = `SELECT table_name, column_name FROM information_schema.columns
- WHERE table_schema NOT IN ('information_schema', 'pg_catalog', 'ml_catalog') ORDER BY table_name, ordinal_position`;
+ WHERE CAST(table_schema AS TEXT) NOT IN ('information_schema', 'pg_catalog', 'ml_catalog') ORDER BY table_name, ordinal_position`;
 
 /** Reads the names the completer offers; a failure (e.g. a host without SHOW MODELS rights) offers none of that kind. */
 async function readNames(session: Session): Promise<Names> {

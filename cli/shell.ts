@@ -126,9 +126,14 @@ export const HELP = `Enter SQL statements ending with ";" (they may span several
 Ctrl-C cancels the running statement, or clears the current input.
 `;
 
-/** SQL of `.tables`: the tables and views of the user's schemas (information_schema is on both hosts). */
-const TABLES_SQL = `SELECT table_schema AS schema, table_name AS name, table_type AS type FROM information_schema.tables
- WHERE table_schema NOT IN ('information_schema', 'pg_catalog', 'ml_catalog') ORDER BY 1, 2`;
+/**
+ * SQL of `.tables`: the tables and views of the user's schemas (information_schema is on both
+ * hosts). Its columns are compared as text: on Postgres they are domains no pg_catalog
+ * operator takes exactly, so an unqualified comparison would find an operator another role
+ * planted in a schema of the path (test/security/information-schema-operators.test.ts).
+ */
+export const TABLES_SQL = `SELECT table_schema AS schema, table_name AS name, table_type AS type FROM information_schema.tables
+ WHERE CAST(table_schema AS TEXT) NOT IN ('information_schema', 'pg_catalog', 'ml_catalog') ORDER BY 1, 2`;
 
 /** The readline method that ends the current line without submitting it (undocumented, as the Node REPL uses it). */
 interface ClearableLine {

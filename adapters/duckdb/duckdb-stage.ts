@@ -188,7 +188,9 @@ interface InputRelation {
 async function inputRelation(host: DuckDBStageHost, spec: HostStageSpec): Promise<InputRelation> {
   const q = (name: string) => host.dialect.quoteIdentifier(name);
   const { table, ordered } = await inspectInput(host, spec.source);
-  if (spec.source && table && ordered) return { relation: spec.source.map(q).join('.'), keyed: false };
+  // Named whole (database, schema, table): the statement reads the relation where a CTE of
+  // the same name would stand for the name as written.
+  if (spec.source && table && ordered) return { relation: table.map(q).join('.'), keyed: false };
   const copy = `${spec.table}_in`;
   host.onDrop(spec.table, `DROP TABLE IF EXISTS temp.main.${q(copy)}`);
   await host.run(`CREATE TEMPORARY TABLE ${q(copy)} AS ${spec.query}`);
@@ -196,10 +198,11 @@ async function inputRelation(host: DuckDBStageHost, spec: HostStageSpec): Promis
 }
 
 /**
- * Whether `name` (as written after TABLE) is a base table with no view of that name, and
- * whether scans keep insertion order (https://duckdb.org/docs/stable/sql/dialect/order_preservation).
+ * The base table `name` (as written after TABLE) names, as database, schema and table, when
+ * one base table alone and no view has that name; and whether scans keep insertion order
+ * (https://duckdb.org/docs/stable/sql/dialect/order_preservation).
  */
-async function inspectInput(host: DuckDBStageHost, name: readonly string[] | undefined): Promise<{ table: boolean; ordered: boolean }> {
+async function inspectInput(host: DuckDBStageHost, name: readonly string[] | undefined): Promise<{ table: readonly string[] | undefined; ordered: boolean }> {
   const d = host.dialect;
   const [last, ...qualifiers] = [...(name ?? [''])].reverse();
   const where = (column: string): string => {
@@ -209,11 +212,11 @@ async function inspectInput(host: DuckDBStageHost, name: readonly string[] | und
     return parts.join(' AND ');
   };
   const sql =
-    `SELECT (SELECT count(*) FROM duckdb_tables() WHERE ${where('table_name')}) > 0 ` +
-    `AND (SELECT count(*) FROM duckdb_views() WHERE ${where('view_name')}) = 0, ` +
-    `CAST(current_setting('preserve_insertion_order') AS BOOLEAN)`;
-  const [table, ordered] = (await mapped(() => host.connection.runAndReadAll(sql))).getRows()[0]!;
-  return { table: table === true, ordered: ordered === true };
+    `SELECT t.n = 1 AND (SELECT count(*) FROM duckdb_views() WHERE ${where('view_name')}) = 0, t.d, t.s, t.t, ` +
+    `CAST(current_setting('preserve_insertion_order') AS BOOLEAN) ` +
+    `FROM (SELECT count(*) AS n, any_value(database_name) AS d, any_value(schema_name) AS s, any_value(table_name) AS t FROM duckdb_tables() WHERE ${where('table_name')}) AS t`;
+  const [one, database, schema, table, ordered] = (await mapped(() => host.connection.runAndReadAll(sql))).getRows()[0]!;
+  return { table: one === true ? [String(database), String(schema), String(table)] : undefined, ordered: ordered === true };
 }
 
 /** Predictions appended through the second connection as they come (auto-commit mode). */

@@ -41,7 +41,6 @@
  *   https://www.postgresql.org/docs/current/parallel-safety.html). The relation is
  *   therefore `(SELECT <columns> FROM pg_temp.<table>)`, read in insertion order.
  */
-import { createReadStream } from 'node:fs';
 import { mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -576,7 +575,7 @@ class OutputBuffer {
   rows = 0;
   private bytes = 0;
   private pending: ({ readonly carry: Carry; readonly predictions: ColumnBatch } | undefined)[] = [];
-  private file: { readonly dir: string; readonly path: string; readonly handle: FileHandle } | undefined;
+  private file: { readonly handle: FileHandle } | undefined;
   private closed = false;
 
   constructor(
@@ -602,9 +601,15 @@ class OutputBuffer {
     // Estimated output text: the carried fields, and up to 24 characters per prediction.
     this.bytes += carry.bytes + predictions.rowCount * predictions.columns.length * 24;
     if (!this.file && this.bytes > this.memoryLimit) {
+      // As the spool's (copy-spool.ts): made O_EXCL, mode 0600, in a directory only this user
+      // may enter, and unlinked at once, read back through its descriptor: a crash of this
+      // process leaves none of the rows on disk.
       const dir = await mkdtemp(join(tmpdir(), 'modelsql-stage-'));
-      const path = join(dir, 'rows.copy');
-      this.file = { dir, path, handle: await open(path, 'w') };
+      try {
+        this.file = { handle: await open(join(dir, 'rows.copy'), 'wx+', 0o600) };
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
       for (const batch of this.pending) await this.writeFile(this.file.handle, batch!.carry, batch!.predictions);
       this.pending = [];
     }
@@ -615,8 +620,7 @@ class OutputBuffer {
   /** Everything pushed, in order, as COPY text; batches in memory are formatted (and let go) as they are read. */
   async *read(): AsyncIterable<Uint8Array> {
     if (this.file) {
-      await this.file.handle.close();
-      for await (const chunk of createReadStream(this.file.path, { highWaterMark: 1024 * 1024 })) yield chunk as Buffer;
+      for await (const chunk of this.file.handle.createReadStream({ start: 0, highWaterMark: 1024 * 1024, autoClose: false })) yield chunk as Buffer;
       return;
     }
     const slice = new TimeSlice();
@@ -631,9 +635,6 @@ class OutputBuffer {
     if (this.closed) return;
     this.closed = true;
     this.pending = [];
-    if (this.file) {
-      await this.file.handle.close().catch(() => undefined);
-      await rm(this.file.dir, { recursive: true, force: true });
-    }
+    await this.file?.handle.close().catch(() => undefined);
   }
 }

@@ -84,6 +84,17 @@ const LENGTH_TYPES = new Set(['character varying', 'character']);
 const HASHED_EXACTLY = new Set(['smallint', 'integer', 'bigint', 'real', 'double precision', 'boolean', 'text', 'character varying', 'character', 'date', 'timestamp without time zone', 'timestamp with time zone', 'uuid', 'bytea']);
 /** The text types among them. */
 const COLLATABLE = new Set(['text', 'character varying', 'character']);
+/**
+ * The 64-bit types among them, hashed through their binary send form (8 bytes of `bytea`):
+ * Postgres's own hash of a `bigint` folds its high half into the low one (`lo ^ hi`, to agree
+ * with `integer`'s hash), and `timestamp`/`timestamptz` hash as `bigint`, so 0 and 2^32 + 1
+ * share a hash whatever the seed (hashfunc.c `hashint8extended`).
+ */
+const SENT_WHOLE = new Map([
+  ['bigint', 'pg_catalog.int8send'],
+  ['timestamp without time zone', 'pg_catalog.timestamp_send'],
+  ['timestamp with time zone', 'pg_catalog.timestamptz_send'],
+]);
 
 /**
  * The Postgres dialect.
@@ -197,13 +208,13 @@ export class PostgresDialect implements SqlDialect {
    * stable across versions: https://www.postgresql.org/docs/current/functions-comparison.html)
    * of the inputs, over types whose hash tells apart every two values the model could read
    * differently; text types are hashed under the "C" collation (a nondeterministic
-   * collation hashes case-insensitively). Other types, and servers before 14: undefined (md5
-   * of the text form).
+   * collation hashes case-insensitively), and 64-bit types through their 8 bytes (their own
+   * hash keeps 32 bits). Other types, and servers before 14: undefined (md5 of the text form).
    */
   inputHash(columns: readonly { readonly expression: string; readonly type: string }[], serverVersion?: number): string | undefined {
     if (serverVersion !== undefined && serverVersion < 140000) return undefined;
     if (columns.length === 0 || !columns.every((c) => HASHED_EXACTLY.has(c.type))) return undefined;
-    const values = columns.map((c) => (COLLATABLE.has(c.type) ? `${c.expression} COLLATE "C"` : c.expression));
+    const values = columns.map((c) => (COLLATABLE.has(c.type) ? `${c.expression} COLLATE "C"` : SENT_WHOLE.has(c.type) ? `${SENT_WHOLE.get(c.type)!}(${c.expression})` : c.expression));
     return `pg_catalog.hash_record_extended(ROW(${values.join(', ')}), 0)`;
   }
 

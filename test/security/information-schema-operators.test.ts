@@ -11,6 +11,8 @@
  * run them: a session whose path modelsql accepts runs none of another role's code.
  */
 import { connectPostgres } from '../../adapters/postgres/index.js';
+import { SHELL_COMMANDS, TABLES_SQL } from '../../cli/shell.js';
+import { ShellCompleter } from '../../cli/shell-completer.js';
 import { ROLE, aliceModel, as, roleUrl, rows } from './attack-fixture.js';
 
 /** bob's stand-ins for `=` on information_schema's domains: each logs its caller, then answers as the built-in would. */
@@ -58,6 +60,37 @@ test('model statements, a materialized table’s creation and a host DROP TABLE,
   try {
     await session.sql('SHOW MODELS');
     expect((await session.sql('SELECT id, a FROM alices.src_labels')).rows).toEqual([[1, 'echo: one']]);
+  } finally {
+    await session.close();
+  }
+  expect(await spied()).toEqual([]);
+});
+
+test('the shell’s own reads of information_schema (Tab completion’s names, .tables) run none of bob’s operators', async () => {
+  // NOT IN compares with '<>' (against name[] when the list has several values): bob plants it too.
+  await as('bob', 'direct', (c) =>
+    c.query(`CREATE FUNCTION public.op_spy_ne(a information_schema.sql_identifier, b information_schema.sql_identifier) RETURNS boolean LANGUAGE plpgsql AS $$
+  BEGIN INSERT INTO public.op_spy VALUES (current_user, 'id <> id'); RETURN CAST(a AS pg_catalog.name) OPERATOR(pg_catalog.<>) CAST(b AS pg_catalog.name); END $$;
+CREATE FUNCTION public.op_spy_ne_name(a information_schema.sql_identifier, b pg_catalog.name) RETURNS boolean LANGUAGE plpgsql AS $$
+  BEGIN INSERT INTO public.op_spy VALUES (current_user, 'id <> name'); RETURN CAST(a AS pg_catalog.name) OPERATOR(pg_catalog.<>) b; END $$;
+CREATE OPERATOR public.<> (LEFTARG = information_schema.sql_identifier, RIGHTARG = information_schema.sql_identifier, FUNCTION = public.op_spy_ne);
+CREATE OPERATOR public.<> (LEFTARG = information_schema.sql_identifier, RIGHTARG = pg_catalog.name, FUNCTION = public.op_spy_ne_name);`),
+  );
+  await as('alice', 'direct', async (c) => {
+    await c.query('CREATE TABLE IF NOT EXISTS alices.shell_seen (x integer)');
+    await c.query("SELECT count(*) FROM information_schema.tables WHERE table_schema NOT IN ('pg_catalog')");
+  });
+  expect(await spied()).toContainEqual([ROLE.alice, 'id <> id', expect.any(Number)]);
+  await as('alice', 'direct', (c) => c.query("SELECT count(*) FROM information_schema.tables WHERE table_schema NOT IN ('pg_catalog', 'ml_catalog')"));
+  expect(await spied()).toContainEqual([ROLE.alice, 'id <> name', expect.any(Number)]);
+  await as('superuser', 'direct', (c) => c.query('DELETE FROM public.op_spy'));
+
+  const session = await connectPostgres(roleUrl('alice', 'direct'));
+  try {
+    const completer = new ShellCompleter(() => session, SHELL_COMMANDS);
+    const [candidates] = await completer.complete('SELECT * FROM shell_se');
+    expect(candidates).toContain('shell_seen');
+    expect((await session.sql(TABLES_SQL)).rows).toContainEqual(['alices', 'shell_seen', 'BASE TABLE']);
   } finally {
     await session.close();
   }

@@ -188,6 +188,16 @@ describe('DuckDB one-pass stage', () => {
     });
   });
 
+  it('pairs each row with its own prediction when a CTE of the statement has the input table\'s name', async () => {
+    // The stage runs its input apart from the statement, where the name is the base table's;
+    // the statement's relation must read that same table, not the CTE that shadows it there.
+    for (const config of ['', `, MAP['output-mode', 'ALLOW_UNORDERED']`]) {
+      const r = await db.sql(`WITH t AS (SELECT * FROM main.t WHERE id >= ${ROWS - 10}) SELECT id, a, b, y FROM ML_PREDICT(TABLE t, MODEL lin, DESCRIPTOR(a, b)${config})`);
+      expect(mismatches(r.rows)).toEqual([]);
+      expect(r.rows.every((row) => row[0] !== null)).toBe(true);
+    }
+  });
+
   it('runs nested calls, and several calls in one statement', async () => {
     const nested = await db.sql(
       `SELECT id, a, b, y FROM ML_PREDICT(TABLE (SELECT id, y AS a, b FROM ML_PREDICT(TABLE t, MODEL lin, DESCRIPTOR(a, b))), MODEL lin, DESCRIPTOR(a, b))`,

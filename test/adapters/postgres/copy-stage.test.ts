@@ -213,6 +213,29 @@ describe('the binary COPY stage', () => {
     expect(readdirSync(tmpdir()).filter((f) => f.startsWith('modelsql-stage-'))).toEqual(before);
   });
 
+  it('past the memory limit keeps a text stage\'s output rows in a file with no name on disk, with the same rows', async () => {
+    const db = fakeConnection();
+    const stageDirs = () => readdirSync(tmpdir()).filter((f) => f.startsWith('modelsql-stage-'));
+    const before = stageDirs();
+    const stage = await openCopyStage(db, new PostgresDialect(), { ...SPEC, batchSize: 50_000 }, { format: 'text', memoryLimit: 10_000 });
+    try {
+      for await (const batch of stage.batches()) {
+        const [a] = batch.features.columns.map((c) => c.values as Float64Array);
+        await stage.write(batch.carry, { rowCount: batch.features.rowCount, columns: [{ kind: 'number', values: a!.map((v) => -v) }] });
+        // The rows (the input's fields among them) are in a file no other process finds by
+        // name, and a crash of this one leaves nothing on disk.
+        expect(stageDirs()).toEqual(before);
+      }
+      await stage.finish();
+      const lines = Buffer.concat(db.received).toString('utf8').split('\n').filter((l) => l !== '');
+      expect(lines).toHaveLength(ROWS);
+      expect(lines[ROWS - 1]).toBe(`${ROWS - 1}\t${(ROWS - 1) * 0.5}\t${(ROWS - 1) % 7}\t${-(ROWS - 1) * 0.5}`);
+    } finally {
+      await stage.close();
+    }
+    expect(stageDirs()).toEqual(before);
+  });
+
   it('closed before its last batch: the COPY FROM is abandoned (its data fails), not ended', async () => {
     const db = binaryConnection(binaryInput(2500));
     const stage = await openCopyStage(db, new PostgresDialect(), spec);
