@@ -216,7 +216,7 @@ export class ProxyConnection {
     try {
       const serving = this.serving;
       if (this.phase === 'ready' && serving && serving.dispatch.idle && this.framer.pending === 0) {
-        const relayed = serving.relay.relayPlainQueries(view);
+        const relayed = serving.relay.relayPlainQueries(view, this.context.maxMessageBytes);
         if (relayed !== 'declined') return relayed === 'queued';
       }
       // Frames and partial messages outlive the call: they get a copy.

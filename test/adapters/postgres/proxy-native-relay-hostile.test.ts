@@ -75,3 +75,21 @@ test('half a query handed back with the answer that settles the session: its res
   raw.socket.end();
   await raw.closed;
 });
+
+test('a query over --max-message-bytes that fits in one read: FATAL 54000 with either relay', async () => {
+  for (const relay of ['auto', 'js'] as const) {
+    const own = await proxyFixture({ metrics: 0, relay, maxMessageBytes: 1024 });
+    try {
+      const raw = await nativeSession(own);
+      // 2 KB: over the limit, under the thread's buffer and the JavaScript relay's read buffer.
+      raw.socket.write(query(`SELECT '${'x'.repeat(2000)}' AS s`));
+      // Refused, the connection closes; relayed, an answer comes.
+      await Promise.race([raw.closed, readyCount(raw, 3)]);
+      expect([relay, errorCodes(raw.received())]).toEqual([relay, ['54000']]);
+      const other = await own.client();
+      expect((await other.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+    } finally {
+      await own.close();
+    }
+  }
+});
