@@ -57,6 +57,12 @@ export interface NativeTotals {
   readonly bytesIn: number;
   readonly bytesOut: number;
   readonly messages: number;
+  /**
+   * CommandComplete messages the thread relayed in its current turn: not in the
+   * connection's tally yet (folded in at hand-back), and counted with it, so that statement
+   * counts read while the thread holds the session are live too.
+   */
+  readonly liveCommands: number;
 }
 
 /**
@@ -80,7 +86,7 @@ export class NativeHandover {
    */
   private resuming = false;
   /** Totals of the finished native turns. */
-  private done = { bytesIn: 0, bytesOut: 0, messages: 0 };
+  private done = { bytesIn: 0, bytesOut: 0, messages: 0, liveCommands: 0 };
 
   constructor(
     private readonly native: NativeRelay,
@@ -125,19 +131,19 @@ export class NativeHandover {
     if (back) this.resume(back, resumeReading);
   }
 
-  /** Bytes and messages carried natively so far, the current turn included. */
+  /** Bytes and messages carried natively so far, the current turn included; and that turn's statements. */
   totals(): NativeTotals {
     const live = this.id === undefined ? undefined : this.native.counters(this.id);
     const done = this.done;
     if (!live) return done;
-    return { bytesIn: done.bytesIn + live.bytesFromClient, bytesOut: done.bytesOut + live.bytesToClient, messages: done.messages + live.messages };
+    return { bytesIn: done.bytesIn + live.bytesFromClient, bytesOut: done.bytesOut + live.bytesToClient, messages: done.messages + live.messages, liveCommands: live.commands };
   }
 
   private resume(back: NativeHandBack, resumeReading = true): void {
     this.id = undefined;
     const { client, upstream, relay, tally } = this.session;
     const c = back.counters;
-    this.done = { bytesIn: this.done.bytesIn + c.bytesFromClient, bytesOut: this.done.bytesOut + c.bytesToClient, messages: this.done.messages + c.messages };
+    this.done = { bytesIn: this.done.bytesIn + c.bytesFromClient, bytesOut: this.done.bytesOut + c.bytesToClient, messages: this.done.messages + c.messages, liveCommands: 0 };
     if (back.reason === 'end' || back.reason === 'error') this.ended = true;
     tally.hostStatements += c.commands;
     relay.foldNative(c.queries, c.readyForQuery);

@@ -112,8 +112,8 @@ export class ProxyConnection {
 
   /** What the connection has done so far (metrics). */
   get counts(): ConnectionCounts {
-    const native = this.serving?.native?.totals() ?? { bytesIn: 0, bytesOut: 0, messages: 0 };
-    return { ...this.tally, bytesIn: this.raw.bytesRead + native.bytesIn, bytesOut: this.raw.bytesWritten + native.bytesOut, nativeMessages: native.messages };
+    const native = this.serving?.native?.totals() ?? { bytesIn: 0, bytesOut: 0, messages: 0, liveCommands: 0 };
+    return { ...this.tally, hostStatements: this.tally.hostStatements + native.liveCommands, bytesIn: this.raw.bytesRead + native.bytesIn, bytesOut: this.raw.bytesWritten + native.bytesOut, nativeMessages: native.messages };
   }
 
   /** The client's address, `host:port`. */

@@ -10,6 +10,13 @@ import { errorCodes, eventually, proxyFixture, type ProxyFixture, type RawClient
 
 let fx: ProxyFixture;
 
+/** The value of a metric line `name{labels} value` on the fixture's /metrics (0 when absent). */
+async function metric(name: string, labels = ''): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${fx.proxy.metrics!.port}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name}${labels ? `{${labels}}` : ''} `));
+  return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
+}
+
 /** A simple-protocol Query message. */
 function query(sql: string): Buffer {
   const body = Buffer.from(`${sql}\0`);
@@ -92,4 +99,15 @@ test('a query over --max-message-bytes that fits in one read: FATAL 54000 with e
       await own.close();
     }
   }
+});
+
+test('statements the thread relays are counted in /metrics while it still holds the session', async () => {
+  const c = await fx.client();
+  await c.query('SELECT 1');
+  // The fixture's other clients are idle: the count moves with this client alone.
+  const before = await metric('modelsql_proxy_statements_total', 'kind="host"');
+  const carried = await metric('modelsql_proxy_native_relayed_messages_total');
+  for (let i = 0; i < 10; i++) await c.query(`SELECT ${i}`);
+  expect(await metric('modelsql_proxy_native_relayed_messages_total')).toBeGreaterThan(carried);
+  expect((await metric('modelsql_proxy_statements_total', 'kind="host"')) - before).toBe(10);
 });
