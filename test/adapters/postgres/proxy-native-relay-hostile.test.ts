@@ -38,9 +38,9 @@ function messageTypes(bytes: Buffer): string {
   return types;
 }
 
-/** Waits until `raw` has received `count` ReadyForQuery messages in all. */
-async function readyCount(raw: RawClient, count: number): Promise<void> {
-  await eventually(async () => (messageTypes(raw.received()).match(/Z/g)?.length ?? 0) >= count, 10_000, `${count} ReadyForQuery`);
+/** Waits until `raw` has received `count` ReadyForQuery messages in all (a generous bound: the machine may be loaded). */
+async function readyCount(raw: RawClient, count: number, timeoutMs = 30_000): Promise<void> {
+  await eventually(async () => (messageTypes(raw.received()).match(/Z/g)?.length ?? 0) >= count, timeoutMs, `${count} ReadyForQuery`);
 }
 
 /**
@@ -203,7 +203,7 @@ test('a cancel reaches a statement the thread relayed', async () => {
   const running = c.query('SELECT pg_sleep(60)');
   // The statement is running upstream once Postgres reports it (the proxy relayed it).
   const observer = await fx.direct();
-  await eventually(async () => (await observer.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)' AND state = 'active'`)).rows[0].n === 1, 10_000, 'the statement to run');
+  await eventually(async () => (await observer.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)' AND state = 'active'`)).rows[0].n === 1, 30_000, 'the statement to run');
   const key = c as unknown as { processID: number; secretKey: number };
   const cancel = Buffer.alloc(16);
   cancel.writeInt32BE(16, 0);
@@ -255,8 +255,63 @@ test('notifications and notices while native reach the client, and the session g
   await c.query('LISTEN hostile_channel');
   await c.query('SELECT 1');
   await (await fx.direct()).query("NOTIFY hostile_channel, 'hello'");
-  await eventually(async () => payloads.length === 1, 10_000, 'the notification');
+  await eventually(async () => payloads.length === 1, 30_000, 'the notification');
   await c.query("DO $$ BEGIN RAISE NOTICE 'careful'; END $$");
   expect([payloads, notices]).toEqual([['hello'], ['careful']]);
   expect((await c.query('SELECT 3 AS n')).rows).toEqual([{ n: 3 }]);
 });
+
+test('a client that writes queries faster than Postgres reads them: the native writes upstream block, every query is answered in order', async () => {
+  const raw = await nativeSession();
+  // 3,000 queries of ≈ 8 KB: far more than the sockets toward Postgres hold at once.
+  const count = 3000;
+  raw.socket.write(Buffer.concat(Array.from({ length: count }, (_, i) => query(`SELECT ${i} AS n /* ${'w'.repeat(8000)} */`))));
+  await readyCount(raw, 2 + count, 120_000);
+  const bytes = raw.received();
+  const numbers: number[] = [];
+  for (let at = 0; at + 5 <= bytes.length; at += 1 + bytes.readInt32BE(at + 1)) {
+    if (bytes[at] !== 0x44 /* D */) continue;
+    const length = bytes.readInt32BE(at + 7);
+    numbers.push(Number(bytes.toString('latin1', at + 11, at + 11 + length)));
+  }
+  expect(numbers).toEqual([1, ...Array.from({ length: count }, (_, i) => i)]);
+  expect(errorCodes(bytes)).toEqual([]);
+  raw.socket.end();
+  await raw.closed;
+}, 180_000);
+
+test('graceful shutdown while 20 sessions go back and forth between the thread and JavaScript: none forced, each gets 57P01', async () => {
+  const own = await proxyFixture({ metrics: 0 });
+  try {
+    let answered = 0;
+    const loops = await Promise.all(
+      Array.from({ length: 20 }, async () => {
+        const c = await own.client();
+        const errors: (string | undefined)[] = [];
+        c.on('error', (error: Error & { code?: string }) => errors.push(error.code));
+        // Wrapped: an async function would wait for the loop it returns.
+        const loop = (async () => {
+          // A SET (ParameterStatus: back to JavaScript), an error (back to JavaScript), a plain query (native).
+          for (let n = 0; ; n++) {
+            const sql = n % 3 === 0 ? `SET application_name = 'shutdown-${n}'` : n % 3 === 1 ? 'SELECT 1/0' : `SELECT ${n} AS n, repeat('z', ${(n * 997) % 20_000}) AS pad`;
+            try {
+              const result = await c.query(sql);
+              if (n % 3 === 2) expect(result.rows[0].n).toBe(n);
+              answered++;
+            } catch (error) {
+              const code = (error as { code?: string }).code;
+              // The FATAL reaches the statement in flight, or the idle client as an 'error' event.
+              if (code !== '22012') return [...errors, code].includes('57P01');
+            }
+          }
+        })();
+        return { loop };
+      }),
+    );
+    while (answered < 1000) await new Promise((r) => setTimeout(r, 10));
+    expect(await own.proxy.shutdown(60_000)).toBe(0);
+    expect(await Promise.all(loops.map((l) => l.loop))).toEqual(Array.from({ length: 20 }, () => true));
+  } finally {
+    await own.close();
+  }
+}, 120_000);
