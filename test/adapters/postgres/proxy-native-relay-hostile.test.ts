@@ -238,6 +238,12 @@ test('transaction status and search_path as the thread left them: a model statem
   expect(rows).toEqual([{ n: 20 }]);
   await c.query('ROLLBACK');
   expect((await c.query('SELECT count(*)::int AS n FROM hostile_log')).rows).toEqual([{ n: 0 }]);
+  // A failed block (its error through JavaScript), left by a ROLLBACK the thread relays.
+  await c.query('BEGIN');
+  await expect(c.query('SELECT 1/0')).rejects.toMatchObject({ code: '22012' });
+  await expect(c.query('SELECT count(*) FROM ML_PREDICT(TABLE pts, MODEL lin, DESCRIPTOR(a, b))')).rejects.toMatchObject({ code: '25P02' });
+  await c.query('ROLLBACK');
+  expect((await c.query('SELECT count(*)::int AS n FROM ML_PREDICT(TABLE pts, MODEL lin, DESCRIPTOR(a, b))')).rows).toEqual([{ n: 20 }]);
   // search_path changed by a plain statement the thread relays: the next model statement sees it.
   await c.query('CREATE SCHEMA IF NOT EXISTS hostile_other');
   await c.query('SET search_path = hostile_other');
