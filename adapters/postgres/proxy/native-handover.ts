@@ -12,7 +12,8 @@
  * the connection's objects (statements, the relay's pipeline count, the transaction status,
  * which the upstream connection keeps owning), libuv reads again, the bytes the thread had
  * relayed but not written are written, and the bytes it had read but not relayed are
- * handled exactly as if JavaScript had just read them.
+ * handled exactly as if JavaScript had just read them; only once all of them are, may the
+ * thread take the session again.
  */
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
@@ -56,6 +57,12 @@ export interface NativeTotals {
   readonly bytesIn: number;
   readonly bytesOut: number;
   readonly messages: number;
+  /**
+   * CommandComplete messages the thread relayed in its current turn: not in the
+   * connection's tally yet (folded in at hand-back), and counted with it, so that statement
+   * counts read while the thread holds the session are live too.
+   */
+  readonly liveCommands: number;
 }
 
 /**
@@ -71,8 +78,15 @@ export class NativeHandover {
   private id: number | undefined;
   /** The thread saw a stream end or fail: JavaScript handles the rest of the connection. */
   private ended = false;
+  /**
+   * Set while a hand-back's bytes are being handled: the upstream's may settle the relay
+   * (an ErrorResponse and ReadyForQuery) before the client's (half a message) have reached
+   * the framer, and a hand-over then would leave that half in JavaScript and its rest to
+   * the thread.
+   */
+  private resuming = false;
   /** Totals of the finished native turns. */
-  private done = { bytesIn: 0, bytesOut: 0, messages: 0 };
+  private done = { bytesIn: 0, bytesOut: 0, messages: 0, liveCommands: 0 };
 
   constructor(
     private readonly native: NativeRelay,
@@ -86,7 +100,7 @@ export class NativeHandover {
 
   /** Hands the session to the thread when it is idle in plain pass-through; true when it did. */
   tryHandOver(): boolean {
-    if (this.id !== undefined || this.ended) return false;
+    if (this.id !== undefined || this.ended || this.resuming) return false;
     const { client, upstream, relay } = this.session;
     if (!relay.settled || relay.batchFailed || relay.upstreamFull || relay.clientWriter.queued || !upstream.relayIdle) return false;
     if (!this.session.passThroughIdle()) return false;
@@ -117,19 +131,19 @@ export class NativeHandover {
     if (back) this.resume(back, resumeReading);
   }
 
-  /** Bytes and messages carried natively so far, the current turn included. */
+  /** Bytes and messages carried natively so far, the current turn included; and that turn's statements. */
   totals(): NativeTotals {
     const live = this.id === undefined ? undefined : this.native.counters(this.id);
     const done = this.done;
     if (!live) return done;
-    return { bytesIn: done.bytesIn + live.bytesFromClient, bytesOut: done.bytesOut + live.bytesToClient, messages: done.messages + live.messages };
+    return { bytesIn: done.bytesIn + live.bytesFromClient, bytesOut: done.bytesOut + live.bytesToClient, messages: done.messages + live.messages, liveCommands: live.commands };
   }
 
   private resume(back: NativeHandBack, resumeReading = true): void {
     this.id = undefined;
     const { client, upstream, relay, tally } = this.session;
     const c = back.counters;
-    this.done = { bytesIn: this.done.bytesIn + c.bytesFromClient, bytesOut: this.done.bytesOut + c.bytesToClient, messages: this.done.messages + c.messages };
+    this.done = { bytesIn: this.done.bytesIn + c.bytesFromClient, bytesOut: this.done.bytesOut + c.bytesToClient, messages: this.done.messages + c.messages, liveCommands: 0 };
     if (back.reason === 'end' || back.reason === 'error') this.ended = true;
     tally.hostStatements += c.commands;
     relay.foldNative(c.queries, c.readyForQuery);
@@ -139,9 +153,17 @@ export class NativeHandover {
       const handle = (socket as unknown as { _handle?: ReadHandle | null })._handle;
       if (handle && !socket.destroyed && handle.reading) handle.readStart();
     }
-    if (back.toUpstream.length > 0) relay.toUpstream(back.toUpstream);
-    if (back.toClient.length > 0) relay.toClient(back.toClient);
-    if (back.fromUpstream.length > 0) upstream.receive(back.fromUpstream);
-    if (back.fromClient.length > 0) this.session.clientRead(back.fromClient);
+    this.resuming = true;
+    try {
+      if (back.toUpstream.length > 0) relay.toUpstream(back.toUpstream);
+      if (back.toClient.length > 0) relay.toClient(back.toClient);
+      if (back.fromUpstream.length > 0) upstream.receive(back.fromUpstream);
+      if (back.fromClient.length > 0) this.session.clientRead(back.fromClient);
+    } finally {
+      this.resuming = false;
+    }
+    // Every byte handed back is now where it would be had JavaScript read it: if that left
+    // the connection idle (a ParameterStatus relayed, say), the thread takes it again.
+    this.tryHandOver();
   }
 }

@@ -112,8 +112,8 @@ export class ProxyConnection {
 
   /** What the connection has done so far (metrics). */
   get counts(): ConnectionCounts {
-    const native = this.serving?.native?.totals() ?? { bytesIn: 0, bytesOut: 0, messages: 0 };
-    return { ...this.tally, bytesIn: this.raw.bytesRead + native.bytesIn, bytesOut: this.raw.bytesWritten + native.bytesOut, nativeMessages: native.messages };
+    const native = this.serving?.native?.totals() ?? { bytesIn: 0, bytesOut: 0, messages: 0, liveCommands: 0 };
+    return { ...this.tally, hostStatements: this.tally.hostStatements + native.liveCommands, bytesIn: this.raw.bytesRead + native.bytesIn, bytesOut: this.raw.bytesWritten + native.bytesOut, nativeMessages: native.messages };
   }
 
   /** The client's address, `host:port`. */
@@ -216,7 +216,7 @@ export class ProxyConnection {
     try {
       const serving = this.serving;
       if (this.phase === 'ready' && serving && serving.dispatch.idle && this.framer.pending === 0) {
-        const relayed = serving.relay.relayPlainQueries(view);
+        const relayed = serving.relay.relayPlainQueries(view, this.context.maxMessageBytes);
         if (relayed !== 'declined') return relayed === 'queued';
       }
       // Frames and partial messages outlive the call: they get a copy.

@@ -226,13 +226,15 @@ export class Relay {
    * The hot path of plain client traffic: a chunk of whole simple-protocol queries without
    * model syntax goes upstream as the same bytes, in one walk over it. The caller offers
    * only chunks that arrive while nothing else is under way. Declines, having changed
-   * nothing, anything else (the frame path handles it).
+   * nothing, anything else (the frame path handles it), a message longer than
+   * `maxLength` included: the client's limit (`--max-message-bytes`) is the framer's to
+   * enforce, whatever the size of the read that brought the message.
    */
-  relayPlainQueries(chunk: Buffer): ChunkRelayed {
+  relayPlainQueries(chunk: Buffer, maxLength: number): ChunkRelayed {
     if (this.copyIn || this.batchFailed || chunk.length === 0) return 'declined';
     let queries = 0;
     for (let at = 0, end = 0; at < chunk.length; at = end) {
-      end = messageEnd(chunk, at);
+      end = messageEnd(chunk, at, maxLength);
       if (end < 0 || chunk[at] !== 0x51 /* Q */ || bytesMayHoldModelSyntax(chunk, at + 5, end)) return 'declined';
       queries++;
     }
