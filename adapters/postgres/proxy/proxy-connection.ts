@@ -27,7 +27,7 @@ import { MessageDispatch } from './message-dispatch.js';
 import { NativeHandover } from './native-handover.js';
 import type { NativeRelay } from './native-relay.js';
 import { authenticationCode, parseBackendKeyData, parseSaslMechanisms, parseStartupPacket } from './message-readers.js';
-import { AdminShutdown, ProtocolViolation } from './protocol-errors.js';
+import { AdminShutdown, MessageTooLong, ProtocolViolation } from './protocol-errors.js';
 import type { ConnectionCounts } from './proxy-metrics.js';
 import { Relay, type ConnectionTally } from './relay.js';
 import { SimpleQueries } from './simple-query.js';
@@ -98,6 +98,15 @@ export class ProxyConnection {
   private phase: 'startup' | 'connecting' | 'auth' | 'ready' | 'closed' = 'startup';
   private serving: Serving | undefined;
   private readonly authBacklog: Frame[] = [];
+  /**
+   * Client messages sent before the session's first ReadyForQuery that are not
+   * authentication responses (a client pipelining its first statements behind its
+   * password): held, and dispatched as statements once the session is ready, so that they
+   * are routed, checked and awaited as every later statement is. At most
+   * `maxMessageBytes` bytes of them (54000 past it).
+   */
+  private readonly earlyMessages: Frame[] = [];
+  private earlyBytes = 0;
   /** The proxy is shutting down: the connection ends as soon as nothing runs for it (drain). */
   private draining = false;
 
@@ -249,9 +258,28 @@ export class ProxyConnection {
     }
     const frames = this.framer.push(chunk);
     if (frames.length === 0) return;
-    if (this.phase === 'connecting') this.authBacklog.push(...frames);
-    else if (this.phase === 'auth') this.serving?.relay.toUpstreamAll(frames.map((f) => f.raw));
-    else if (this.phase === 'ready') this.serving?.dispatch.onFrames(frames);
+    if (this.phase === 'ready') {
+      this.serving?.dispatch.onFrames(frames);
+      return;
+    }
+    if (this.phase !== 'connecting' && this.phase !== 'auth') return;
+    // Authentication responses (PasswordMessage, SASL and GSS responses are all 'p') go
+    // upstream; from the first other message on, everything waits for the session.
+    const auth: Frame[] = [];
+    for (const frame of frames) {
+      if (frame.type === 'p' && this.earlyMessages.length === 0) auth.push(frame);
+      else {
+        this.earlyBytes += frame.raw.length;
+        if (this.earlyBytes > this.context.maxMessageBytes) {
+          this.fatal(new MessageTooLong(`more than ${this.context.maxMessageBytes} bytes of messages sent before authentication completed`));
+          return;
+        }
+        this.earlyMessages.push(frame);
+      }
+    }
+    if (auth.length === 0) return;
+    if (this.phase === 'connecting') this.authBacklog.push(...auth);
+    else this.serving?.relay.toUpstreamAll(auth.map((f) => f.raw));
   }
 
   private onStartupPacket(frame: Frame): void {
@@ -397,7 +425,8 @@ export class ProxyConnection {
           out.push(frame.raw);
           serving.relay.toClientAll(out);
           out.length = 0;
-          if (i === frames.length - 1) serving.native?.tryHandOver();
+          if (this.earlyMessages.length > 0) serving.dispatch.onFrames(this.earlyMessages.splice(0));
+          else if (i === frames.length - 1) serving.native?.tryHandOver();
           break;
         case 'E':
           out.push(frame.raw);

