@@ -252,13 +252,14 @@ export interface SqlDialect {
   readonly sessionReading?: SessionReadingSql;
   /**
    * A text expression, in the catalog look-up's scan of `ml_catalog.model_versions`, naming
-   * the stored row of a version as the host assigned it: a value the writer of the row does
-   * not choose, that changes whenever the row is written again (a DROP and re-import, an
-   * ALTER), and that differs between databases (and servers) the process reaches
-   * (`ModelVersion.storedId`; with `Host.instanceId` where the host needs it). Names
-   * nothing the search path could change.
+   * the stored row of a version as the host assigned it (optional; Postgres): a value the
+   * writer of the row does not choose, that changes whenever the row is written again (a
+   * re-import, an ALTER), that is the same before and after its transaction commits, and
+   * that differs between the databases and servers a process reaches. Names nothing the
+   * search path could change. Absent: a version is named by the host's `instanceId`, its
+   * model's id and the model's `updated_at` alone (`ModelVersion.storedId`).
    */
-  readonly storedVersionIdentity: string;
+  readonly storedVersionIdentity?: string;
   /** VECTOR_SEARCH (optional; a host without it refuses the function with 0A000). */
   readonly vectors?: VectorDialect;
   /**

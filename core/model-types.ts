@@ -58,7 +58,8 @@ export interface ModelVersion extends ModelKey {
    * catalog-held runtimes by (with the model's name, version and checksums): set by the
    * catalog look-up from what the host assigns when the version's row is written (on
    * Postgres the server, the database, the model's id and the row's `xmin`; on DuckDB the
-   * instance, the model's id and the row's `rowid`), never from what the writer passed, so
+   * instance, the model's id and the time of the model's last write), never from what the
+   * writer passed, so
    * two versions of one name and metadata in two databases, or before and after a DROP and
    * re-import, have two identities. A temporary version gets a random one. Absent on
    * versions that were not read from a catalog.

@@ -62,14 +62,6 @@ export class DuckDBDialect implements SqlDialect {
     timestamp: 'TIMESTAMP',
   } as const;
 
-  /**
-   * The `rowid` pseudo-column of a `model_versions` row (its position in the table's
-   * storage, which a later row may take once the row is deleted and the table compacted):
-   * with the model's id (a new one, from the catalog's sequence, for a model written again
-   * after DROP MODEL), the attached database's name and the host's `instanceId`, it names
-   * the stored version. DuckDB has no roles: whoever writes the file chooses all of it.
-   */
-  readonly storedVersionIdentity = 'CAST(rowid AS VARCHAR)';
 
   /** DuckDB has no user-defined operators: the built-in ones, parenthesized. */
   operator(left: string, op: SqlOperator, right: string): string {

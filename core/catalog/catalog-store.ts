@@ -213,8 +213,8 @@ export class CatalogStore {
    * Models and versions matching `filter` (a condition over `schema_name` and `model_name`,
    * which every catalog table has), in one query; a version carries the digests of its
    * spec and stored ONNX artifacts, when the catalog holds them, and its identity as the
-   * host assigned it (`ModelVersion.storedId`: the host's instance, the model's id and the
-   * dialect's `storedVersionIdentity` of the version row), which the runtime loader keys
+   * host assigned it (`ModelVersion.storedId`: the host's instance, the model's id and last
+   * write, and the dialect's `storedVersionIdentity` of the version row), which the runtime loader keys
    * catalog-held runtimes by: the checksums and timestamps are the writer's to choose (a
    * catalog import keeps them), the identity is not. The query is a UNION ALL
    * of plain scans, one per table, rows tagged by kind, each row with the current schema and database (known when any row matched):
@@ -234,7 +234,7 @@ export class CatalogStore {
     const r = await this.host.execute(
       [
         `SELECT 1 AS kind, ${session}, schema_name, model_name, default_version, owner, ${text('created_at')}, ${text('updated_at')}, ${text('model_id')}, ${nulls(5)} FROM ${this.c}.models WHERE ${filter}`,
-        `SELECT 2, ${session}, schema_name, model_name, version, provider, task, input_schema, output_schema, options, comment, as_query, ${text('created_at')}, ${text(d.storedVersionIdentity)} FROM ${this.c}.model_versions WHERE ${filter}`,
+        `SELECT 2, ${session}, schema_name, model_name, version, provider, task, input_schema, output_schema, options, comment, as_query, ${text('created_at')}, ${text(d.storedVersionIdentity ?? 'NULL')} FROM ${this.c}.model_versions WHERE ${filter}`,
         `SELECT 3, ${session}, schema_name, model_name, version, sha256, artifact_name, ${nulls(7)} FROM ${this.c}.artifacts WHERE (${artifact(SPEC_ARTIFACT)} OR ${artifact(ONNX_ARTIFACT)}) AND (${filter})`,
         ...(reading === undefined ? [] : [`SELECT 0, ${session}, ${reading.unsafeSearchPath}, ${text(reading.statementTimeout)}, NULL, ${nulls(9)}`]),
       ].join(' UNION ALL '),
@@ -246,15 +246,15 @@ export class CatalogStore {
     const digests = (artifact: string) => new Map(rows(3).filter((row) => row[4] === artifact).map((row) => [key(row, row[2]), String(row[3])]));
     const specs = digests(SPEC_ARTIFACT);
     const graphs = digests(ONNX_ARTIFACT);
-    // A version's identity: the host's names of its instance, its model row and its version row (ModelVersion.storedId).
-    const modelIds = new Map(rows(1).map((row) => [key(row), row[6]]));
+    // A version's identity: the host's names of its instance, its model row (id, last write) and its version row (ModelVersion.storedId).
+    const modelIds = new Map(rows(1).map((row) => [key(row), [row[6] ?? null, row[5] ?? null]]));
     const instance = this.host.instanceId ?? null;
     const versions = new Map<string, ModelVersion[]>();
     for (const row of rows(2)) {
       const v = versionFromRow(row);
       const spec = specs.get(key(row, v.version));
       const graph = graphs.get(key(row, v.version));
-      const storedId = JSON.stringify([instance, this.options.database ?? null, modelIds.get(key(row)) ?? null, row[11] ?? null]);
+      const storedId = JSON.stringify([instance, this.options.database ?? null, ...(modelIds.get(key(row)) ?? [null, null]), row[11] ?? null]);
       versions.set(key(row), [...(versions.get(key(row)) ?? []), { ...v, ...(spec === undefined ? {} : { specSha256: spec }), ...(graph === undefined ? {} : { onnxSha256: graph }), storedId }]);
     }
     const database = this.options.database === undefined ? {} : { database: this.options.database };
