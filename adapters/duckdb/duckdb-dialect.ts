@@ -62,7 +62,6 @@ export class DuckDBDialect implements SqlDialect {
     timestamp: 'TIMESTAMP',
   } as const;
 
-
   /** DuckDB has no user-defined operators: the built-in ones, parenthesized. */
   operator(left: string, op: SqlOperator, right: string): string {
     return `(${left} ${op} ${right})`;
