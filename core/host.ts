@@ -250,6 +250,16 @@ export interface SqlDialect {
    * round trip of its own for them.
    */
   readonly sessionReading?: SessionReadingSql;
+  /**
+   * A text expression, in the catalog look-up's scan of `ml_catalog.model_versions`, naming
+   * the stored row of a version as the host assigned it (optional; Postgres): a value the
+   * writer of the row does not choose, that changes whenever the row is written again (a
+   * re-import, an ALTER), that is the same before and after its transaction commits, and
+   * that differs between the databases and servers a process reaches. Names nothing the
+   * search path could change. Absent: a version is named by the host's `instanceId`, its
+   * model's id and the model's `updated_at` alone (`ModelVersion.storedId`).
+   */
+  readonly storedVersionIdentity?: string;
   /** VECTOR_SEARCH (optional; a host without it refuses the function with 0A000). */
   readonly vectors?: VectorDialect;
   /**
@@ -466,6 +476,14 @@ export interface Host {
    * functions). Default for new adapters: `false`.
    */
   readonly nativeFunctions: boolean;
+  /**
+   * Names the database instance this host reaches, unique in the process, on hosts whose
+   * catalog look-up cannot name it in SQL (DuckDB: a random id per opened instance, as a
+   * process may open several, each with its own catalog). Part of every stored version's
+   * identity (`ModelVersion.storedId`). Default: absent (the look-up names the server and
+   * database itself, `SqlDialect.storedVersionIdentity`).
+   */
+  readonly instanceId?: string;
   /**
    * Runs one statement with optional `$1`-style parameters and reads all rows. With
    * `options.repeated`, the caller sends the same text again and again with other parameters

@@ -53,6 +53,17 @@ export interface ModelVersion extends ModelKey {
    * bundle or migration, which the runtime loads instead of the model's `path`.
    */
   readonly onnxSha256?: string;
+  /**
+   * The host's own identity of the stored version, which the runtime loader keys
+   * catalog-held runtimes by (with the model's name, version and checksums): set by the
+   * catalog look-up from what the host assigns when the version's row is written (on
+   * Postgres the server, the database, the model's id and the row's `xmin`; on DuckDB the
+   * instance, the model's id and the time of the model's last write), never from what the
+   * writer passed, so two versions of one name and metadata in two databases, or before and
+   * after a DROP and re-import, have two identities. A temporary version gets a random one.
+   * Absent on versions that were not read from a catalog.
+   */
+  readonly storedId?: string;
 }
 
 /** A model with its versions. */

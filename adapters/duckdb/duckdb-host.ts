@@ -8,6 +8,7 @@
  * (`materialize`, `readBatches` by rowid ranges, `openAppender`) serve a stage with a
  * prediction cache, which runs statements between batches.
  */
+import { randomUUID } from 'node:crypto';
 import type { DuckDBConnection, DuckDBInstance, DuckDBMaterializedResult, DuckDBType, DuckDBValue } from '@duckdb/node-api';
 import type { Host, HostAppender, HostColumn, HostResult, HostStage, HostStageSpec } from '../../core/host.js';
 import { leadingTokens, tokenize, type Token } from '../../core/sql/lexer.js';
@@ -31,6 +32,8 @@ export class DuckDBHost implements Host {
   readonly name = 'duckdb';
   readonly dialect = new DuckDBDialect();
   readonly nativeFunctions = true;
+  /** A random id of the instance this host opened (one host per instance): a process may open several databases, each with its own catalog. */
+  readonly instanceId = randomUUID();
   private transactionDepth = 0;
   /** Whether the user opened a transaction with BEGIN that has not ended yet. */
   private userTransaction = false;

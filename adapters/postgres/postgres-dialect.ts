@@ -122,6 +122,24 @@ export class PostgresDialect implements SqlDialect {
   } as const;
 
   /**
+   * The server, the database and the row version of a `model_versions` row: the server's
+   * address and port and its start time (`inet_server_addr`, `inet_server_port`,
+   * `pg_postmaster_start_time`, executable by every role; NULL address and port over a Unix
+   * socket), `current_database()`, and the row's `xmin`, the id of the transaction that
+   * wrote this version of the row (https://www.postgresql.org/docs/current/ddl-system-columns.html).
+   * Transaction ids are assigned by the server, one counter for all databases of a cluster,
+   * and every write of the row (a re-import, an ALTER, a rename) makes a new row version with
+   * a new one; no role chooses it. (`pg_control_system()`'s system identifier would name the
+   * cluster better, and stock Postgres lets every role call it, but a server may revoke it,
+   * and a refused call would fail every model statement: Postgres checks EXECUTE when it
+   * starts a query, whatever branch of a CASE the call is in.) No subquery: it is planned by
+   * every model statement's look-up. Every name qualified; `xmin` is a system
+   * column, which no table column or search path can stand for.
+   */
+  readonly storedVersionIdentity =
+    "pg_catalog.format('%s:%s %s %s %s', pg_catalog.inet_server_addr(), pg_catalog.inet_server_port(), pg_catalog.date_part('epoch', pg_catalog.pg_postmaster_start_time()), pg_catalog.current_database(), xmin)";
+
+  /**
    * - `unsafeSearchPath`: the search path (https://www.postgresql.org/docs/current/ddl-schemas.html#DDL-SCHEMAS-PATH),
    *   schemas joined by `, `, when its first schema other than the session's temporary one
    *   is not `pg_catalog`, else NULL. Temporary schemas do not count: Postgres never looks

@@ -212,7 +212,11 @@ export class CatalogStore {
   /**
    * Models and versions matching `filter` (a condition over `schema_name` and `model_name`,
    * which every catalog table has), in one query; a version carries the digests of its
-   * spec and stored ONNX artifacts, when the catalog holds them. The query is a UNION ALL
+   * spec and stored ONNX artifacts, when the catalog holds them, and its identity as the
+   * host assigned it (`ModelVersion.storedId`: the host's instance, the model's id and last
+   * write, and the dialect's `storedVersionIdentity` of the version row), which the runtime loader keys
+   * catalog-held runtimes by: the checksums and timestamps are the writer's to choose (a
+   * catalog import keeps them), the identity is not. The query is a UNION ALL
    * of plain scans, one per table, rows tagged by kind, each row with the current schema and database (known when any row matched):
    * on DuckDB a small query costs about one pipeline per scan, and joins, sorts or a
    * separate row for the current schema would add more. On hosts that read session
@@ -229,10 +233,10 @@ export class CatalogStore {
     // Sent by every ML statement, with only the names changing: kept prepared where the host can.
     const r = await this.host.execute(
       [
-        `SELECT 1 AS kind, ${session}, schema_name, model_name, default_version, owner, ${text('created_at')}, ${text('updated_at')}, ${nulls(5)} FROM ${this.c}.models WHERE ${filter}`,
-        `SELECT 2, ${session}, schema_name, model_name, version, provider, task, input_schema, output_schema, options, comment, as_query, ${text('created_at')} FROM ${this.c}.model_versions WHERE ${filter}`,
-        `SELECT 3, ${session}, schema_name, model_name, version, sha256, artifact_name, ${nulls(6)} FROM ${this.c}.artifacts WHERE (${artifact(SPEC_ARTIFACT)} OR ${artifact(ONNX_ARTIFACT)}) AND (${filter})`,
-        ...(reading === undefined ? [] : [`SELECT 0, ${session}, ${reading.unsafeSearchPath}, ${text(reading.statementTimeout)}, NULL, ${nulls(8)}`]),
+        `SELECT 1 AS kind, ${session}, schema_name, model_name, default_version, owner, ${text('created_at')}, ${text('updated_at')}, ${text('model_id')}, ${nulls(5)} FROM ${this.c}.models WHERE ${filter}`,
+        `SELECT 2, ${session}, schema_name, model_name, version, provider, task, input_schema, output_schema, options, comment, as_query, ${text('created_at')}, ${text(d.storedVersionIdentity ?? 'NULL')} FROM ${this.c}.model_versions WHERE ${filter}`,
+        `SELECT 3, ${session}, schema_name, model_name, version, sha256, artifact_name, ${nulls(7)} FROM ${this.c}.artifacts WHERE (${artifact(SPEC_ARTIFACT)} OR ${artifact(ONNX_ARTIFACT)}) AND (${filter})`,
+        ...(reading === undefined ? [] : [`SELECT 0, ${session}, ${reading.unsafeSearchPath}, ${text(reading.statementTimeout)}, NULL, ${nulls(9)}`]),
       ].join(' UNION ALL '),
       params,
       { repeated: true },
@@ -242,12 +246,16 @@ export class CatalogStore {
     const digests = (artifact: string) => new Map(rows(3).filter((row) => row[4] === artifact).map((row) => [key(row, row[2]), String(row[3])]));
     const specs = digests(SPEC_ARTIFACT);
     const graphs = digests(ONNX_ARTIFACT);
+    // A version's identity: the host's names of its instance, its model row (id, last write) and its version row (ModelVersion.storedId).
+    const modelIds = new Map(rows(1).map((row) => [key(row), [row[6] ?? null, row[5] ?? null]]));
+    const instance = this.host.instanceId ?? null;
     const versions = new Map<string, ModelVersion[]>();
     for (const row of rows(2)) {
       const v = versionFromRow(row);
       const spec = specs.get(key(row, v.version));
       const graph = graphs.get(key(row, v.version));
-      versions.set(key(row), [...(versions.get(key(row)) ?? []), { ...v, ...(spec === undefined ? {} : { specSha256: spec }), ...(graph === undefined ? {} : { onnxSha256: graph }) }]);
+      const storedId = JSON.stringify([instance, this.options.database ?? null, ...(modelIds.get(key(row)) ?? [null, null]), row[11] ?? null]);
+      versions.set(key(row), [...(versions.get(key(row)) ?? []), { ...v, ...(spec === undefined ? {} : { specSha256: spec }), ...(graph === undefined ? {} : { onnxSha256: graph }), storedId }]);
     }
     const database = this.options.database === undefined ? {} : { database: this.options.database };
     const models: ModelEntry[] = rows(1).map((row) => ({

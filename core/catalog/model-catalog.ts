@@ -4,6 +4,7 @@
  * this object, for the life of the session. A temporary model shadows a persistent one
  * of the same name, as in Flink.
  */
+import { randomUUID } from 'node:crypto';
 import {
   DuplicateModelError,
   InsufficientPrivilegeError,
@@ -378,7 +379,8 @@ export class ModelCatalog {
         createdAt: existing?.createdAt ?? now,
         updatedAt: now,
         temporary: true,
-        versions: [...(existing?.versions ?? []), version],
+        // A session's own: the runtime loader the proxy shares keys it apart from every other session's.
+        versions: [...(existing?.versions ?? []), { ...version, storedId: `temporary ${randomUUID()}` }],
       });
       await this.syncFunction(existing, this.temporary.get(tempKey(q)));
       return;
@@ -449,12 +451,14 @@ export class ModelCatalog {
 
   /**
    * The trained model behind a version, or undefined for other models. Parsed specs are
-   * kept by the sha256 of their bytes (`ModelVersion.specSha256`, read with the version),
-   * so a cached one is always the content the catalog holds now.
+   * kept by the identity of the stored version and the sha256 of their bytes
+   * (`ModelVersion.storedId`, `specSha256`, read with the version): the checksum is the
+   * writer's (a catalog import keeps the bundle's), the identity the host's, so a cached
+   * one is always the content the catalog holds now.
    */
   async trainedModel(version: ModelVersion): Promise<TrainedModel | undefined> {
     if (version.provider !== 'internal') return undefined;
-    const key = version.specSha256;
+    const key = version.specSha256 === undefined ? undefined : JSON.stringify([version.storedId ?? null, version.database ?? null, version.schema, version.name, version.version, version.specSha256]);
     const cached = key === undefined ? undefined : this.trainedModels.get(key);
     if (cached) return cached;
     const bytes = await this.artifact(version, SPEC_ARTIFACT);

@@ -116,14 +116,18 @@ export class RuntimeLoader {
   async load(version: ModelVersion, artifact?: (name: string) => Promise<Uint8Array | undefined>, signal?: AbortSignal): Promise<ModelRuntime> {
     const stored = version.provider === 'internal';
     // Catalog-held artifacts load from the version's own files: keyed by the version, as a
-    // text model's tokenizer and config may differ where its graph (and checksum) does not.
+    // text model's tokenizer and config may differ where its graph (and checksum) does not,
+    // and by the identity the host gave its stored row (`storedId`), as the name, version,
+    // timestamps and checksums are the writer's to choose: two databases behind one proxy
+    // (which shares this loader) may hold versions alike in all of them with other files,
+    // and so may one database before and after a DROP and re-import.
     const held = version.provider === 'onnx' && version.onnxSha256 !== undefined && artifact !== undefined;
     const key = JSON.stringify([
       version.provider,
       version.options,
       version.input,
       version.output,
-      ...(stored || held ? [version.database ?? null, version.schema, version.name, version.version, version.createdAt, version.specSha256 ?? null] : []),
+      ...(stored || held ? [version.storedId ?? null, version.database ?? null, version.schema, version.name, version.version, version.createdAt, version.specSha256 ?? null] : []),
       ...(held ? [version.onnxSha256] : []),
       ...(version.secrets ? [secretsDigest(version.secrets)] : []),
     ]);

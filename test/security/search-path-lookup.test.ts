@@ -5,8 +5,9 @@
  * afresh by every statement. `bob` (attack-fixture.ts) plants in `public` a stand-in for
  * every name the look-up would reach if it were unqualified: the type `text` (a domain
  * whose check logs its caller), `current_schema()`, `current_database()`,
- * `current_schemas(boolean)`, `unnest`, `string_agg` and the operators `=`, `<>` and `!~`
- * on text and names. `alice` puts `public` before pg_catalog in each way a session can:
+ * `current_schemas(boolean)`, `unnest`, `string_agg`, the functions naming a stored version
+ * (`format`, `inet_server_addr()`, `inet_server_port()`, `pg_postmaster_start_time()`,
+ * `date_part`) and the operators `=`, `<>` and `!~` on text and names. `alice` puts `public` before pg_catalog in each way a session can:
  * SET, set_config() in an earlier statement, SET LOCAL between two statements of one
  * transaction (in one script, and pipelined through the proxy before one Sync), and
  * set_config() run by bob's view in the middle of her statement. Each time her model
@@ -38,6 +39,11 @@ CREATE FUNCTION public.op_nt(l name, r pg_catalog.text) RETURNS boolean LANGUAGE
 CREATE OPERATOR public.= (LEFTARG = pg_catalog.text, RIGHTARG = pg_catalog.text, FUNCTION = public.op_tt);
 CREATE OPERATOR public.<> (LEFTARG = name, RIGHTARG = name, FUNCTION = public.op_nn);
 CREATE OPERATOR public.!~ (LEFTARG = name, RIGHTARG = pg_catalog.text, FUNCTION = public.op_nt);
+CREATE FUNCTION public.format(f pg_catalog.text, a inet, p integer, e double precision, d name, x xid) RETURNS pg_catalog.text LANGUAGE sql AS $$ SELECT f WHERE public.spy('format') $$;
+CREATE FUNCTION public.inet_server_addr() RETURNS inet LANGUAGE sql AS $$ SELECT CAST(NULL AS inet) WHERE public.spy('inet_server_addr') $$;
+CREATE FUNCTION public.inet_server_port() RETURNS integer LANGUAGE sql AS $$ SELECT 1 WHERE public.spy('inet_server_port') $$;
+CREATE FUNCTION public.pg_postmaster_start_time() RETURNS timestamptz LANGUAGE sql AS $$ SELECT pg_catalog.now() WHERE public.spy('pg_postmaster_start_time') $$;
+CREATE FUNCTION public.date_part(f pg_catalog.text, t timestamptz) RETURNS double precision LANGUAGE sql AS $$ SELECT 0.5 WHERE public.spy('date_part') $$;
 CREATE DOMAIN public.text AS pg_catalog.text CHECK (public.spy('text'));`;
 
 /** What bob's stand-ins logged, as the superuser sees it. */
@@ -148,8 +154,11 @@ test("control: with public first, the look-up's names unqualified run bob's stan
     await c.query(
       "SELECT CAST(current_schema() AS text), current_database(), (SELECT string_agg(CAST(s AS text), ', ') FROM unnest(current_schemas(true)) AS u(s) WHERE s !~ 'x' AND s <> 'y'), 'a'::text = 'b'",
     );
+    await c.query("SELECT format('%s:%s %s %s %s', inet_server_addr(), inet_server_port(), date_part('epoch', pg_postmaster_start_time()), current_database(), xmin) FROM public.notes");
   });
   const what = (await spied()).filter((r) => r[0] === ROLE.alice).map((r) => r[1]);
-  expect(new Set(what)).toEqual(new Set(['text', 'current_schema', 'current_database', 'current_schemas', 'unnest', 'string_agg', 'operator']));
+  expect(new Set(what)).toEqual(
+    new Set(['text', 'current_schema', 'current_database', 'current_schemas', 'unnest', 'string_agg', 'operator', 'format', 'inet_server_addr', 'inet_server_port', 'pg_postmaster_start_time', 'date_part']),
+  );
   await as('superuser', 'direct', (c) => c.query('DELETE FROM public.spy_log'));
 });

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ModelVersion } from '../../../core/model-types.js';
 import { RuntimeLoader } from '../../../core/runtime/runtime-loader.js';
+import { linearRegressorModel } from '../../support/onnx-models.js';
 import { writeTextModel } from '../../support/text-models.js';
 
 // Two text classifiers whose ONNX graphs are byte for byte the same (same weights, same
@@ -47,6 +48,43 @@ test('catalog-held text models with the same graph and other files load as two r
     expect(two.every((l) => ['bad', 'so-so', 'good'].includes(l as string))).toBe(true);
     // Same weights: the same class, under each version's own name.
     expect(two).toEqual(one.map((l) => ({ negative: 'bad', neutral: 'so-so', positive: 'good' })[l as string]));
+  } finally {
+    await loader.close();
+  }
+});
+
+test('catalog-held versions alike in name, version, timestamps and checksum load apart when their stored identity differs, and once when it does not', async () => {
+  // Two graphs under one claimed checksum: what a catalog import or a direct write may store.
+  const graphs = { first: linearRegressorModel([1, 1], 0), second: linearRegressorModel([0, 0], 5) };
+  const claimed = createHash('sha256').update(graphs.first).digest('hex');
+  const version = (storedId: string): ModelVersion => ({
+    schema: 'alices',
+    name: 'held',
+    version: 1,
+    provider: 'onnx',
+    input: [{ name: 'a', type: 'DOUBLE' }, { name: 'b', type: 'DOUBLE' }],
+    output: [{ name: 'y', type: 'DOUBLE' }],
+    options: [['provider', 'onnx'], ['path', join(root, 'deleted.onnx')]],
+    createdAt: '2026-01-02 03:04:05.123',
+    onnxSha256: claimed,
+    storedId,
+  });
+  const holding = (graph: Uint8Array) => async (name: string) => (name === 'model.onnx' ? graph : undefined);
+  const loader = new RuntimeLoader({});
+  try {
+    const y = async (storedId: string, graph: Uint8Array) => {
+      const runtime = await loader.load(version(storedId), holding(graph));
+      const out = await runtime.predictBatch({ rowCount: 1, columns: [{ kind: 'number', values: new Float64Array([1]) }, { kind: 'number', values: new Float64Array([2]) }] });
+      return { runtime, y: Number(out.columns[0]!.values[0]) };
+    };
+    const first = await y('["server A","db1","7","1234"]', graphs.first);
+    const second = await y('["server A","db2","7","1234"]', graphs.second);
+    expect(first.y).toBeCloseTo(3, 4);
+    expect(second.y).toBeCloseTo(5, 4);
+    // The same stored version again: the loaded runtime, its bytes not read again.
+    const again = await y('["server A","db1","7","1234"]', graphs.second);
+    expect(again.runtime).toBe(first.runtime);
+    expect(again.y).toBeCloseTo(3, 4);
   } finally {
     await loader.close();
   }
