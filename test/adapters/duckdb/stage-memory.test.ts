@@ -73,9 +73,11 @@ describe('DuckDB stage memory', () => {
     const [rows] = (await predict('big')).rows[0]!;
     expect(rows).toBe(BigInt(BIG));
     // Holding the features of the extra 1,500,000 rows would take ≈ 92 MB more; what does
-    // grow is DuckDB's table of the predictions, ≈ 16 MB more. A third of the features'
-    // bytes is the bound.
-    expect(big.bytes - small.bytes).toBeLessThan(EXTRA_CHUNK_BYTES / 3);
+    // grow is DuckDB's table of the predictions, ≈ 16 MB more. Two thirds of the features'
+    // bytes is the bound: the chunks' native memory is freed when V8 collects their
+    // wrappers, and on a machine whose cores are busy with other work V8's concurrent
+    // collection runs later, so the same code has peaked at 16 to 52 MB more.
+    expect(big.bytes - small.bytes).toBeLessThan((EXTRA_CHUNK_BYTES * 2) / 3);
   });
 
   it('fills one chunk per appended batch, not one per 2,048 rows', async () => {
