@@ -231,6 +231,57 @@ describe('catalog export and import', () => {
     expect(await cli(['catalog', 'diff', `duckdb:${a}`, `duckdb:${b}`])).toMatchObject({ status: 0, stdout: 'no differences\n' });
   });
 
+  it('refuses a bundle whose checksum holds but whose manifest is hostile (bad JSON, a model or version twice, bytes that are not the artifact), leaving the target as it was', async () => {
+    const a = await duckdbFile('a.duckdb', `${HOUSES};\n${MODELS}`);
+    const bundle = join(dir, 'catalog.bundle');
+    expect((await cli(['catalog', 'export', '--from', `duckdb:${a}`, '--format', 'bundle', '--out', bundle])).status).toBe(0);
+    const bytes = readFileSync(bundle);
+    const length = Number(bytes.readBigUInt64BE(20));
+    const manifest = bytes.subarray(28, 28 + length).toString('utf8');
+    const data = bytes.subarray(28 + length, bytes.length - 32);
+    /** A bundle with this manifest and data, its whole-file checksum made to fit: anyone can write one. */
+    const rebundle = (text: string, payload: Uint8Array = data): Buffer => {
+      const m = Buffer.from(text, 'utf8');
+      const header = Buffer.from(bytes.subarray(0, 28));
+      header.writeBigUInt64BE(BigInt(m.length), 20);
+      const body = Buffer.concat([header, m, payload]);
+      return Buffer.concat([body, createHash('sha256').update(body).digest()]);
+    };
+    type Manifest = { snapshot: { models: { name: string; versions: { version: number }[] }[] } };
+    const edit = (change: (m: Manifest) => void): Buffer => {
+      const m = JSON.parse(manifest) as Manifest;
+      change(m);
+      return rebundle(JSON.stringify(m));
+    };
+    const flipped = Buffer.from(data);
+    flipped[0] ^= 0xff;
+    const cases: [string, Buffer, string][] = [
+      ['not-json', rebundle('{"snapshot": '), 'holds a manifest that is not JSON'],
+      ['no-snapshot', rebundle('[]'), 'holds an invalid manifest: the snapshot is not an object'],
+      ['model-twice', edit((m) => m.snapshot.models.push(m.snapshot.models[0]!)), 'holds an invalid manifest: model chat appears twice'],
+      ['version-twice', edit((m) => m.snapshot.models[1]!.versions.push(m.snapshot.models[1]!.versions[1]!)), 'holds an invalid manifest: model hp lists version 3 twice'],
+      ['long-manifest', (() => {
+        const body = Buffer.concat([bytes.subarray(0, 20), Buffer.from([0, 0, 1, 0, 0, 0, 0, 0]), Buffer.from(manifest)]);
+        return Buffer.concat([body, createHash('sha256').update(body).digest()]);
+      })(), 'declares a manifest of 1099511627776 bytes, longer than the file'],
+      ['artifact-bytes', rebundle(manifest, flipped), "holds artifact 'model.onnx' with a wrong checksum"],
+    ];
+    const b = await duckdbFile('b.duckdb', `${HOUSES};\n${MODELS.split('\n').slice(6, 7).join('\n')}`);
+    const facts = () => withSession(() => openDuckDB(b), async (db) => ({ models: (await db.sql('SHOW MODELS')).rows, rows: (await db.sql('SELECT count(*) FROM ml_catalog.model_versions')).rows }));
+    const before = await facts();
+    for (const [name, file, why] of cases) {
+      writeFileSync(join(dir, `${name}.bundle`), file);
+      for (const onConflict of ['error', 'replace']) {
+        const r = await cli(['catalog', 'import', '--to', `duckdb:${b}`, '--on-conflict', onConflict, join(dir, `${name}.bundle`)]);
+        expect(r.stderr).toContain(`ERROR:  XX001: bundle ${join(dir, `${name}.bundle`)} ${why}`);
+        expect(r.stderr).toContain('nothing was imported');
+        expect(r.status).toBe(1);
+      }
+    }
+    expect(await facts()).toEqual(before);
+    expect(before.models.map((r) => r[0])).toEqual(['lin']);
+  });
+
   withPostgres('a bundle carries the bytes of path-based ONNX models: DuckDB → Postgres → DuckDB with the model file deleted', async () => {
     const file = join(dir, 'hp.onnx');
     copyFileSync(HOUSE, file);
