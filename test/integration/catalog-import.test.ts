@@ -177,6 +177,18 @@ for (const adapter of ADAPTERS) {
       expect(await modelNames(target.session)).toEqual(['shared']);
     });
 
+    it('reads a Flink script of 100,000 statements in one pass, each reported at its line', async () => {
+      // Each statement's line was counted from the script's start: quadratic, about ten minutes here.
+      const count = 100_000;
+      const script = `${create('many')};\n${'INSERT INTO results VALUES (1);\n'.repeat(count - 1)}/* last */ SELECT 1;\n`;
+      const report = await importScript(target.host, (s, t) => target.session.runStatement(s, t), script);
+      expect(report.models).toEqual([{ model: 'many', action: 'create' }]);
+      expect(report.statements).toHaveLength(count + 1);
+      expect(report.statements[1]).toMatchObject({ line: 2, action: 'skipped', statement: 'INSERT INTO results VALUES (1)' });
+      expect(report.statements[count]).toMatchObject({ line: count + 1, statement: 'SELECT 1' });
+      expect(await modelNames(target.session)).toEqual(['many', 'shared']);
+    }, 120_000);
+
     it('refuses a target catalog of a newer layout, unchanged', async () => {
       await target.host.execute('INSERT INTO ml_catalog.schema_version VALUES (99, CAST(now() AS TIMESTAMP))');
       await expectSqlError(importSnapshot(target.host, await readSnapshot(source.host, { artifactContent: true })), '55000', /layout version 99, newer than this modelsql understands/);
