@@ -26,6 +26,12 @@ const FORMAT_VERSION = 1;
 const HEADER = MAGIC.length + 4 + 8;
 const CHECKSUM = 32;
 
+/**
+ * The largest bundle `catalog import` reads (and `catalog export` writes): 2 GiB − 1 bytes,
+ * the most Node reads from a file into one buffer. A bundle is read whole.
+ */
+export const MAX_BUNDLE_BYTES = 2 ** 31 - 1;
+
 /** Where the bundle came from, kept in its manifest. */
 export interface BundleInfo {
   readonly source: string;
@@ -45,10 +51,12 @@ export function isBundle(bytes: Uint8Array): boolean {
 /**
  * Writes a snapshot read with artifact bytes as a bundle.
  *
+ * @throws ModelSqlError 54000 when the bundle would be over `maxBytes` (default
+ *   {@link MAX_BUNDLE_BYTES}, the most `catalog import` reads).
  * @example
  * await writeFile('catalog.bundle', encodeBundle(snapshot, { source: 'duckdb:shop.duckdb', createdAt: new Date().toISOString() }));
  */
-export function encodeBundle(snapshot: CatalogSnapshot, info: BundleInfo): Buffer {
+export function encodeBundle(snapshot: CatalogSnapshot, info: BundleInfo, maxBytes = MAX_BUNDLE_BYTES): Buffer {
   const data: Uint8Array[] = [];
   let offset = 0;
   const models = snapshot.models.map((m) => ({
@@ -69,6 +77,10 @@ export function encodeBundle(snapshot: CatalogSnapshot, info: BundleInfo): Buffe
   MAGIC.copy(header);
   header.writeUInt32BE(FORMAT_VERSION, MAGIC.length);
   header.writeBigUInt64BE(BigInt(manifest.byteLength), MAGIC.length + 4);
+  const size = HEADER + manifest.byteLength + offset + CHECKSUM;
+  if (size > maxBytes) {
+    throw new ModelSqlError('54000', `the bundle would be ${size} bytes, over the ${maxBytes} bytes catalog import reads; export fewer models at a time (--models PATTERN), or move them with catalog migrate`);
+  }
   const hash = createHash('sha256').update(header).update(manifest);
   for (const d of data) hash.update(d);
   return Buffer.concat([header, manifest, ...data, hash.digest()]);

@@ -15,6 +15,7 @@ import { createTestDatabase, freePort } from '../support/postgres-server.js';
 import { expectSqlError } from '../support/expect-error.js';
 import { ROOT, runCli as cli } from '../support/run-cli.js';
 import { writeTextModel } from '../support/text-models.js';
+import { encodeBundle, MAX_BUNDLE_BYTES } from '../../cli/catalog/bundle.js';
 
 const HOUSE = join(ROOT, 'examples', 'models', 'house_price.onnx');
 const HOUSES = 'CREATE TABLE houses AS SELECT CAST(500 + i * 7 AS DOUBLE PRECISION) AS sqft, CAST(1 + i % 5 AS DOUBLE PRECISION) AS bedrooms, CAST(i % 40 AS DOUBLE PRECISION) AS age, CAST(20000 + 150 * i + 3000 * (i % 5) AS DOUBLE PRECISION) AS price FROM generate_series(0, 199) AS g(i)';
@@ -280,6 +281,45 @@ describe('catalog export and import', () => {
     }
     expect(await facts()).toEqual(before);
     expect(before.models.map((r) => r[0])).toEqual(['lin']);
+  });
+
+  it('reads a bundle or script at --max-bundle-bytes / --max-script-bytes, and refuses one a byte over with 54000 before opening the target', async () => {
+    const a = await duckdbFile('a.duckdb', `${HOUSES};\n${MODELS}`);
+    const bundle = join(dir, 'catalog.bundle');
+    expect((await cli(['catalog', 'export', '--from', `duckdb:${a}`, '--format', 'bundle', '--out', bundle])).status).toBe(0);
+    const script = join(dir, 'models.sql');
+    writeFileSync(script, `-- a Flink job\n${MODELS.split('\n').slice(7, 8).join('\n')}\n`);
+    for (const [kind, file, flag] of [['bundle', bundle, '--max-bundle-bytes'], ['script', script, '--max-script-bytes']] as const) {
+      const size = readFileSync(file).byteLength;
+      const target = join(dir, `${kind}-target.duckdb`);
+      for (const [input, name] of [[file, file], ['-', 'the input on stdin']] as const) {
+        const stdin = input === '-' ? readFileSync(file) : '';
+        const over = await cli(['catalog', 'import', '--to', `duckdb:${target}`, flag, String(size - 1), input], stdin);
+        const what = input === '-' ? `has more than ${size - 1} bytes` : `is ${size} bytes`;
+        expect(over.stderr).toBe(`ERROR:  54000: ${kind} ${name} ${what}, over the limit of ${size - 1} bytes (${flag}); nothing was imported\n`);
+        expect(over.status).toBe(1);
+        expect(existsSync(target)).toBe(false);
+      }
+      const at = await cli(['catalog', 'import', '--to', `duckdb:${target}`, flag, String(size), '-', '--json'], readFileSync(file));
+      expect(at.status).toBe(0);
+      expect(JSON.parse(at.stdout).models.length).toBeGreaterThan(0);
+      expect((await cli(['catalog', 'import', '--to', `duckdb:${join(dir, `${kind}-2.duckdb`)}`, flag, String(size), file])).status).toBe(0);
+    }
+    const bad = await cli(['catalog', 'import', '--to', `duckdb:${join(dir, 'x.duckdb')}`, '--max-bundle-bytes', String(MAX_BUNDLE_BYTES + 1), bundle]);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain(`--max-bundle-bytes must be a positive integer of at most ${MAX_BUNDLE_BYTES}`);
+  });
+
+  it('an export refuses to write a bundle larger than catalog import reads (54000)', () => {
+    const content = new Uint8Array(100).fill(1);
+    const snapshot = {
+      layout: 8,
+      models: [{ name: 'm', defaultVersion: 1, owner: 'o', createdAt: 't', updatedAt: 't', grants: [], versions: [{ version: 1, provider: 'onnx', input: [], output: [], options: [], createdAt: 't', secrets: [], metrics: [], artifacts: [{ name: 'model.onnx', sha256: sha256(content), size: 100, content }] }] }],
+    };
+    const info = { source: 'duckdb:a.duckdb', createdAt: 't' };
+    const size = encodeBundle(snapshot, info).byteLength;
+    expect(encodeBundle(snapshot, info, size).byteLength).toBe(size);
+    expect(() => encodeBundle(snapshot, info, size - 1)).toThrow(expect.objectContaining({ sqlstate: '54000', message: expect.stringContaining(`the bundle would be ${size} bytes, over the ${size - 1} bytes catalog import reads`) }));
   });
 
   withPostgres('a bundle carries the bytes of path-based ONNX models: DuckDB → Postgres → DuckDB with the model file deleted', async () => {
