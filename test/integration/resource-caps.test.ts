@@ -29,6 +29,7 @@ const CAPS: ResourceCaps = {
   maxIterations: 5,
   maxClusters: 3,
   maxCategories: 4,
+  maxOptionBytes: 200,
 };
 
 let server: LoopbackServer;
@@ -107,6 +108,29 @@ for (const adapter of ADAPTERS) {
       const error = await expectSqlError(db.sql(call(past)), '22023', message);
       expect(error.position?.offset).toBe(call(past).indexOf(`'${past}'`));
       expect(await adapter.countTempTables(db)).toBe(0n);
+    });
+
+    test.each([
+      ['stop', 'openai'],
+      ['response-format', 'openai'],
+      ['custom-headers', 'triton'],
+    ] as const)("every other option's value: '%s' at --max-option-bytes is accepted, one byte past it is 22023 at CREATE and ALTER", async (key, provider) => {
+      const cap = CAPS.maxOptionBytes;
+      const value = (n: number) => (key === 'custom-headers' ? `{"X-A": "${'x'.repeat(n - 11)}"}` : key === 'response-format' ? 'text'.padEnd(n, ' ') : `é${'x'.repeat(n - 2)}`);
+      const name = `o_${key.replace(/-/g, '_')}`;
+      const create = (v: string) =>
+        provider === 'triton'
+          ? `CREATE MODEL ${name} INPUT (x ARRAY<FLOAT>) OUTPUT (y FLOAT) WITH ('provider' = 'triton', 'endpoint' = 'http://127.0.0.1:9/v2/models', 'model-name' = 'linear', '${key}' = '${v}')`
+          : `CREATE MODEL ${name} INPUT (txt STRING) OUTPUT (answer STRING) WITH ('provider' = 'openai', 'endpoint' = '${server.url}/v1/chat/completions', 'model' = 'm', 'api-key' = '${KEY}', '${key}' = '${v}')`;
+      expect(Buffer.byteLength(value(cap))).toBe(cap);
+      const message = new RegExp(`option '${key}' is ${cap + 1} bytes, over this server's cap of ${cap} bytes \\(--max-option-bytes\\)`);
+      const refused = await expectSqlError(db.sql(create(value(cap + 1))), '22023', message);
+      expect(refused.position?.offset).toBe(refused.sqlText!.indexOf(`'${key}'`));
+      await expectSqlError(db.sql(`DESCRIBE MODEL ${name}`), '42704');
+      await db.sql(create(value(cap)));
+      const before = (await db.sql(`SHOW CREATE MODEL ${name}`)).rows[0]![0];
+      await expectSqlError(db.sql(`ALTER MODEL ${name} SET ('${key}' = '${value(cap + 1)}')`), '22023', message);
+      expect((await db.sql(`SHOW CREATE MODEL ${name}`)).rows[0]![0]).toBe(before);
     });
 
     test("a row's prompt over the prompt cap fails the call with 54000 before any request; at the cap it is sent", async () => {
