@@ -110,6 +110,14 @@ for (const adapter of ADAPTERS) {
       expect(await adapter.countTempTables(db)).toBe(0n);
     });
 
+    test("a row's text over the prompt cap fails a local text model's call with 54000 before it is tokenized; at the cap it runs", async () => {
+      await db.sql(`CREATE MODEL emb WITH ('provider' = 'onnx', 'path' = '${text.embedding}')`);
+      const call = (n: number) => `SELECT embedding IS NULL FROM ML_PREDICT(TABLE (SELECT 'é' || repeat('x', ${n - 2}) AS txt UNION ALL SELECT NULL), MODEL emb, DESCRIPTOR(txt))`;
+      expect((await db.sql(call(CAPS.maxPromptBytes))).rows.map((r) => r[0]).sort()).toEqual([false, true]);
+      await expectSqlError(db.sql(call(CAPS.maxPromptBytes + 1)), '54000', /a row's text is 65 bytes, over this server's cap of 64 bytes \(--max-prompt-bytes\)/);
+      expect(await adapter.countTempTables(db)).toBe(0n);
+    });
+
     test.each([
       ['stop', 'openai'],
       ['response-format', 'openai'],
