@@ -53,7 +53,7 @@ export interface ResourceCaps {
   readonly maxClusters: number;
   /** `max-categories` of training (one-hot columns per STRING feature). */
   readonly maxCategories: number;
-  /** The value of every other option (`stop`, `custom-headers`, `response-format`, `endpoint`, ...), in UTF-8 bytes. */
+  /** The value of every other option (`stop`, `custom-headers`, `response-format`, `endpoint`, ...) and each COMMENT of a model definition, in UTF-8 bytes. */
   readonly maxOptionBytes: number;
 }
 
@@ -102,6 +102,18 @@ export function checkOptionCaps(options: readonly (readonly [string, string])[],
     const spec = specOf(key) ?? OTHER_OPTIONS;
     checkValue(spec, key, measure(spec, key, value, at(key)), caps, at(key), hint);
   }
+}
+
+/**
+ * Checks a text a model definition holds besides its options (`COMMENT` on the model or a
+ * column, named by `what`) against the cap on option values (`maxOptionBytes`).
+ *
+ * @throws InvalidOptionError (22023) naming the text, its size and the cap.
+ */
+export function checkTextCap(what: string, text: string | undefined, caps: ResourceCaps, at?: SourcePosition): void {
+  if (text === undefined || text.length * 3 <= caps.maxOptionBytes) return;
+  const bytes = Buffer.byteLength(text, 'utf8');
+  if (bytes > caps.maxOptionBytes) throw new InvalidOptionError(`${what} is ${bytes} bytes, over this server's cap of ${caps.maxOptionBytes} bytes (--${OTHER_OPTIONS.flag})`, at);
 }
 
 /**

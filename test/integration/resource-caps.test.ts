@@ -141,6 +141,21 @@ for (const adapter of ADAPTERS) {
       expect((await db.sql(`SHOW CREATE MODEL ${name}`)).rows[0]![0]).toBe(before);
     });
 
+    test('a COMMENT of a model or of a column at --max-option-bytes is accepted, one byte past it is 22023 at its place', async () => {
+      const cap = CAPS.maxOptionBytes;
+      const text = (n: number) => `é${'x'.repeat(n - 2)}`;
+      const create = (name: string, model: number, column: number) =>
+        `CREATE MODEL ${name} INPUT (a DOUBLE COMMENT '${text(column)}', b DOUBLE) OUTPUT (y DOUBLE) COMMENT '${text(model)}' WITH ('provider' = 'onnx', 'path' = '${files.linear}')`;
+      await db.sql(create('commented', cap, cap));
+      expect((await db.sql(`DESCRIBE MODEL commented`)).rows.some((r) => r[4] === text(cap))).toBe(true);
+      const model = await expectSqlError(db.sql(create('c_model', cap + 1, cap)), '22023', new RegExp(`the COMMENT of the model is ${cap + 1} bytes, over this server's cap of ${cap} bytes \\(--max-option-bytes\\)`));
+      expect(model.position?.offset).toBe(create('c_model', cap + 1, cap).indexOf('c_model'));
+      const column = await expectSqlError(db.sql(create('c_column', cap, cap + 1)), '22023', /the COMMENT of column a is 201 bytes/);
+      expect(column.position?.offset).toBe(create('c_column', cap, cap + 1).indexOf('a DOUBLE'));
+      await expectSqlError(db.sql('DESCRIBE MODEL c_model'), '42704');
+      await expectSqlError(db.sql('DESCRIBE MODEL c_column'), '42704');
+    });
+
     test("a row's prompt over the prompt cap fails the call with 54000 before any request; at the cap it is sent", async () => {
       await db.sql(createWith('chat', 'cache', 'false'));
       const rows = (n: number) => `SELECT * FROM ML_PREDICT(TABLE (SELECT repeat('é', ${n / 2}) AS txt), MODEL chat, DESCRIPTOR(txt))`;
