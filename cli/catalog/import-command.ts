@@ -25,6 +25,10 @@ export interface ImportArgs {
   readonly maxBundleBytes?: number;
   /** The largest SQL script read, in bytes (default {@link DEFAULT_MAX_SCRIPT_BYTES}). */
   readonly maxScriptBytes?: number;
+  /** A script's models read files only under these directories (`--model-dir`; unset: anywhere). */
+  readonly modelDir?: readonly string[];
+  /** A script's models reach only URLs under these prefixes (`--allow-endpoint`; unset: any). */
+  readonly allowEndpoint?: readonly string[];
 }
 
 /**
@@ -54,6 +58,20 @@ export function importCommand<T>(y: Argv<T>, onStatus: (status: number) => void)
         .option('json', { type: 'boolean', default: false, describe: 'print the report as JSON' })
         .option('max-bundle-bytes', { type: 'number', requiresArg: true, describe: `the largest bundle read, in bytes; larger: 54000 (default and most: ${MAX_BUNDLE_BYTES})` })
         .option('max-script-bytes', { type: 'number', requiresArg: true, describe: `the largest SQL script read, in bytes; larger: 54000 (default: ${DEFAULT_MAX_SCRIPT_BYTES}, 256 MiB)` })
+        .option('model-dir', {
+          // Repeated rather than an array option, which would swallow the FILE after it.
+          type: 'string',
+          requiresArg: true,
+          coerce: (v: string | string[]) => [v].flat(),
+          describe: "a script's CREATE MODEL reads model files only from this directory (repeatable; symbolic links and .. cannot escape it)",
+        })
+        .option('allow-endpoint', {
+          // Repeated rather than an array option, which would swallow the FILE after it.
+          type: 'string',
+          requiresArg: true,
+          coerce: (v: string | string[]) => [v].flat(),
+          describe: "a script's CREATE MODEL reaches only URLs under this prefix: model URLs, provider endpoints (repeatable; '*' for any)",
+        })
         .check(checkLocations('to'))
         .check((a) => {
           const bundle = a['max-bundle-bytes'];
@@ -75,6 +93,8 @@ export function importCommand<T>(y: Argv<T>, onStatus: (status: number) => void)
           json: args.json,
           maxBundleBytes: args['max-bundle-bytes'],
           maxScriptBytes: args['max-script-bytes'],
+          modelDir: args['model-dir'],
+          allowEndpoint: args['allow-endpoint'],
         }),
       );
     },
@@ -111,7 +131,11 @@ export async function runImport(args: ImportArgs): Promise<number> {
 /** Runs a script's model statements on the target through a session of its own. */
 async function importScriptAt(location: CatalogLocation, text: string, args: ImportArgs): Promise<ScriptImportReport> {
   const host = await openLocationHost(location, { mode: args.dryRun ? 'dry-run' : 'write' });
-  const session = new ModelSession(host);
+  // A script's CREATE MODEL reads its path or URL as the statement would in a session: only where the flags allow.
+  const session = new ModelSession(host, {
+    ...(args.modelDir !== undefined ? { allowedDirectories: args.modelDir } : {}),
+    ...(args.allowEndpoint !== undefined ? { allowedUrlPrefixes: args.allowEndpoint } : {}),
+  });
   const progress = new CatalogProgress('statements');
   try {
     return await importScript(host, (statement, sqlText) => session.runStatement(statement, sqlText), text, {

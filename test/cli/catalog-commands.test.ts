@@ -310,6 +310,23 @@ describe('catalog export and import', () => {
     expect(bad.stderr).toContain(`--max-bundle-bytes must be a positive integer of at most ${MAX_BUNDLE_BYTES}`);
   });
 
+  it('--model-dir and --allow-endpoint bound what a script\'s CREATE MODEL reads and reaches: outside them 42501, nothing imported', async () => {
+    const script = join(dir, 'job.sql');
+    writeFileSync(script, `CREATE MODEL h WITH ('provider' = 'onnx', 'path' = '${HOUSE}');\nCREATE MODEL c INPUT (a STRING) OUTPUT (b STRING) WITH ('provider' = 'openai', 'endpoint' = 'http://169.254.169.254/v1', 'model' = 'x', 'api-key' = '\${env:CATALOG_TEST_KEY}');\n`);
+    const b = await duckdbFile('b.duckdb', 'SHOW MODELS');
+    const models = () => withSession(() => openDuckDB(b), async (db) => (await db.sql('SHOW MODELS')).rows.map((r) => r[0]));
+    const file = await cli(['catalog', 'import', '--to', `duckdb:${b}`, '--model-dir', dir, script]);
+    expect(file.stderr).toContain(`ERROR:  42501: model file "${HOUSE}" is outside the allowed model directories`);
+    expect(file.status).toBe(1);
+    const url = await cli(['catalog', 'import', '--to', `duckdb:${b}`, '--model-dir', dir, '--model-dir', join(ROOT, 'examples', 'models'), '--allow-endpoint', 'http://127.0.0.1:8080/', script]);
+    expect(url.stderr).toContain('ERROR:  42501: endpoint "http://169.254.169.254/v1" is outside the allowed endpoints');
+    expect(url.status).toBe(1);
+    expect(await models()).toEqual([]);
+    const allowed = await cli(['catalog', 'import', '--to', `duckdb:${b}`, '--model-dir', join(ROOT, 'examples', 'models'), '--allow-endpoint', 'http://169.254.169.254/', script]);
+    expect(allowed.status).toBe(0);
+    expect(await models()).toEqual(['c', 'h']);
+  });
+
   it('an export refuses to write a bundle larger than catalog import reads (54000)', () => {
     const content = new Uint8Array(100).fill(1);
     const snapshot = {
