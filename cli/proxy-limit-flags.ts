@@ -44,7 +44,7 @@ function capOptions(): Record<string, Options> {
         type: 'string',
         requiresArg: true,
         group: 'Caps on model options:',
-        describe: `cap on ${c.options.map((o) => `'${o}'`).join(', ')}${c.unit === 'duration' ? ' (a duration: 10s, 2min)' : c.unit === 'bytes' ? ' in bytes' : ''} (default ${c.unit === 'duration' ? `${c.default / 1000}s` : c.default})`,
+        describe: `cap on ${c.otherOptions ? 'each option value no other cap names, and each CREATE MODEL COMMENT,' : c.options.map((o) => `'${o}'`).join(', ')}${c.unit === 'duration' ? ' (a duration: 10s, 2min)' : c.unit === 'bytes' ? ' in bytes' : ''} (default ${c.unit === 'duration' ? `${c.default / 1000}s` : c.default})`,
       } satisfies Options,
     ]),
   );

@@ -19,11 +19,18 @@
 import { createHash } from 'node:crypto';
 import { ModelSqlError } from '../../core/errors.js';
 import { sha256Hex, type CatalogSnapshot, type SnapshotArtifact } from '../../core/catalog/catalog-snapshot.js';
+import { snapshotProblem } from '../../core/catalog/snapshot-check.js';
 
 const MAGIC = Buffer.from('MODELSQL-BUNDLE\n', 'latin1');
 const FORMAT_VERSION = 1;
 const HEADER = MAGIC.length + 4 + 8;
 const CHECKSUM = 32;
+
+/**
+ * The largest bundle `catalog import` reads (and `catalog export` writes): 2 GiB − 1 bytes,
+ * the most Node reads from a file into one buffer. A bundle is read whole.
+ */
+export const MAX_BUNDLE_BYTES = 2 ** 31 - 1;
 
 /** Where the bundle came from, kept in its manifest. */
 export interface BundleInfo {
@@ -44,10 +51,12 @@ export function isBundle(bytes: Uint8Array): boolean {
 /**
  * Writes a snapshot read with artifact bytes as a bundle.
  *
+ * @throws ModelSqlError 54000 when the bundle would be over `maxBytes` (default
+ *   {@link MAX_BUNDLE_BYTES}, the most `catalog import` reads).
  * @example
  * await writeFile('catalog.bundle', encodeBundle(snapshot, { source: 'duckdb:shop.duckdb', createdAt: new Date().toISOString() }));
  */
-export function encodeBundle(snapshot: CatalogSnapshot, info: BundleInfo): Buffer {
+export function encodeBundle(snapshot: CatalogSnapshot, info: BundleInfo, maxBytes = MAX_BUNDLE_BYTES): Buffer {
   const data: Uint8Array[] = [];
   let offset = 0;
   const models = snapshot.models.map((m) => ({
@@ -68,6 +77,10 @@ export function encodeBundle(snapshot: CatalogSnapshot, info: BundleInfo): Buffe
   MAGIC.copy(header);
   header.writeUInt32BE(FORMAT_VERSION, MAGIC.length);
   header.writeBigUInt64BE(BigInt(manifest.byteLength), MAGIC.length + 4);
+  const size = HEADER + manifest.byteLength + offset + CHECKSUM;
+  if (size > maxBytes) {
+    throw new ModelSqlError('54000', `the bundle would be ${size} bytes, over the ${maxBytes} bytes catalog import reads; export fewer models at a time (--models PATTERN), or move them with catalog migrate`);
+  }
   const hash = createHash('sha256').update(header).update(manifest);
   for (const d of data) hash.update(d);
   return Buffer.concat([header, manifest, ...data, hash.digest()]);
@@ -90,9 +103,20 @@ export function decodeBundle(bytes: Uint8Array, name: string): Bundle {
   const expected = buf.subarray(buf.byteLength - CHECKSUM);
   const length = Number(buf.readBigUInt64BE(MAGIC.length + 4));
   if (!createHash('sha256').update(body).digest().equals(expected)) throw damaged(expectedSize(buf, length) > buf.byteLength ? 'is truncated' : 'fails its checksum');
-  const parsed = JSON.parse(body.subarray(HEADER, HEADER + length).toString('utf8')) as BundleInfo & { snapshot: CatalogSnapshot };
+  if (HEADER + length > body.byteLength) throw damaged(`declares a manifest of ${length} bytes, longer than the file`);
+  // The checksum says the file is whole, not that its manifest is one an export writes: check its shape before using it.
+  let parsed: BundleInfo & { snapshot: CatalogSnapshot };
+  try {
+    parsed = JSON.parse(body.subarray(HEADER, HEADER + length).toString('utf8')) as BundleInfo & { snapshot: CatalogSnapshot };
+  } catch (error) {
+    throw damaged(`holds a manifest that is not JSON (${error instanceof Error ? error.message : String(error)})`);
+  }
+  if (typeof parsed !== 'object' || parsed === null) throw damaged('holds a manifest that is not an object');
+  const problem = snapshotProblem(parsed.snapshot);
+  if (problem) throw damaged(`holds an invalid manifest: ${problem}`);
   const data = body.subarray(HEADER + length);
   const artifact = (a: SnapshotArtifact & { offset: number }): SnapshotArtifact => {
+    if (!Number.isSafeInteger(a.offset) || a.offset < 0 || a.offset + a.size > data.byteLength) throw damaged(`holds artifact '${a.name}' outside its data`);
     const content = data.subarray(a.offset, a.offset + a.size);
     if (content.byteLength !== a.size || sha256Hex(content) !== a.sha256) throw damaged(`holds artifact '${a.name}' with a wrong checksum`);
     const { offset: _offset, ...rest } = a;
@@ -102,7 +126,7 @@ export function decodeBundle(bytes: Uint8Array, name: string): Bundle {
     ...m,
     versions: m.versions.map((v) => ({ ...v, artifacts: v.artifacts.map((a) => artifact(a as SnapshotArtifact & { offset: number })) })),
   }));
-  return { source: parsed.source, createdAt: parsed.createdAt, snapshot: { ...parsed.snapshot, models } };
+  return { source: String(parsed.source), createdAt: String(parsed.createdAt), snapshot: { ...parsed.snapshot, models } };
 }
 
 /** The size a bundle declares (header, manifest, artifact bytes, checksum), or 0 when its manifest cannot be read. */

@@ -3,12 +3,13 @@
  * [--dry-run] [--json]`: a bundle, a script from `catalog export --format sql`, or a Flink
  * SQL script (docs/catalog-migration.md).
  */
-import { readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import type { Argv } from 'yargs';
 import { CONFLICT_POLICIES, importSnapshot, type ConflictPolicy, type ImportReport } from '../../core/catalog/catalog-import.js';
 import { importScript, type ScriptImportReport } from '../../core/catalog/script-import.js';
 import { ModelSession } from '../../core/session/model-session.js';
-import { decodeBundle, isBundle } from './bundle.js';
+import { ModelSqlError } from '../../core/errors.js';
+import { decodeBundle, isBundle, MAX_BUNDLE_BYTES } from './bundle.js';
 import { CatalogProgress } from './catalog-progress.js';
 import { checkLocations, err, failed, printJson, printTable, printWarnings, withHost } from './command-support.js';
 import { describeLocation, openLocationHost, parseLocation, LOCATION_HELP, type CatalogLocation } from './location.js';
@@ -20,7 +21,21 @@ export interface ImportArgs {
   readonly onConflict: ConflictPolicy;
   readonly dryRun: boolean;
   readonly json: boolean;
+  /** The largest bundle read, in bytes (default and most: {@link MAX_BUNDLE_BYTES}). */
+  readonly maxBundleBytes?: number;
+  /** The largest SQL script read, in bytes (default {@link DEFAULT_MAX_SCRIPT_BYTES}). */
+  readonly maxScriptBytes?: number;
+  /** A script's models read files only under these directories (`--model-dir`; unset: anywhere). */
+  readonly modelDir?: readonly string[];
+  /** A script's models reach only URLs under these prefixes (`--allow-endpoint`; unset: any). */
+  readonly allowEndpoint?: readonly string[];
 }
+
+/**
+ * The largest SQL script `catalog import` reads by default: 256 MiB, the proxy's default
+ * longest message (a script is parsed whole, and parsing takes many times its size in memory).
+ */
+export const DEFAULT_MAX_SCRIPT_BYTES = 256 * 1024 * 1024;
 
 /** The `--on-conflict` option, shared with `migrate`. */
 export const onConflictOption = {
@@ -41,12 +56,47 @@ export function importCommand<T>(y: Argv<T>, onStatus: (status: number) => void)
         .option('on-conflict', onConflictOption)
         .option('dry-run', { type: 'boolean', default: false, describe: 'check and show what would be imported; write nothing' })
         .option('json', { type: 'boolean', default: false, describe: 'print the report as JSON' })
+        .option('max-bundle-bytes', { type: 'number', requiresArg: true, describe: `the largest bundle read, in bytes; larger: 54000 (default and most: ${MAX_BUNDLE_BYTES})` })
+        .option('max-script-bytes', { type: 'number', requiresArg: true, describe: `the largest SQL script read, in bytes; larger: 54000 (default: ${DEFAULT_MAX_SCRIPT_BYTES}, 256 MiB)` })
+        .option('model-dir', {
+          // Repeated rather than an array option, which would swallow the FILE after it.
+          type: 'string',
+          requiresArg: true,
+          coerce: (v: string | string[]) => [v].flat(),
+          describe: "a script's CREATE MODEL reads model files only from this directory (repeatable; symbolic links and .. cannot escape it)",
+        })
+        .option('allow-endpoint', {
+          // Repeated rather than an array option, which would swallow the FILE after it.
+          type: 'string',
+          requiresArg: true,
+          coerce: (v: string | string[]) => [v].flat(),
+          describe: "a script's CREATE MODEL reaches only URLs under this prefix: model URLs, provider endpoints (repeatable; '*' for any)",
+        })
         .check(checkLocations('to'))
+        .check((a) => {
+          const bundle = a['max-bundle-bytes'];
+          const script = a['max-script-bytes'];
+          if (bundle !== undefined && !(Number.isInteger(bundle) && bundle > 0 && bundle <= MAX_BUNDLE_BYTES)) throw new Error(`--max-bundle-bytes must be a positive integer of at most ${MAX_BUNDLE_BYTES}`);
+          if (script !== undefined && !(Number.isInteger(script) && script > 0 && script <= MAX_BUNDLE_BYTES)) throw new Error(`--max-script-bytes must be a positive integer of at most ${MAX_BUNDLE_BYTES}`);
+          return true;
+        })
         .example('$0 catalog import --to postgres://localhost/shop shop.bundle', 'import a bundle')
         .example('$0 catalog import --to duckdb:dev.duckdb --on-conflict new-version job.sql', 'import the models of a Flink job'),
     async (args) => {
       // yargs hands a lone `-` positional over as ''.
-      onStatus(await runImport({ to: args.to, file: args.file === '' ? '-' : args.file, onConflict: args['on-conflict'], dryRun: args['dry-run'], json: args.json }));
+      onStatus(
+        await runImport({
+          to: args.to,
+          file: args.file === '' ? '-' : args.file,
+          onConflict: args['on-conflict'],
+          dryRun: args['dry-run'],
+          json: args.json,
+          maxBundleBytes: args['max-bundle-bytes'],
+          maxScriptBytes: args['max-script-bytes'],
+          modelDir: args['model-dir'],
+          allowEndpoint: args['allow-endpoint'],
+        }),
+      );
     },
   );
 }
@@ -55,7 +105,7 @@ export function importCommand<T>(y: Argv<T>, onStatus: (status: number) => void)
 export async function runImport(args: ImportArgs): Promise<number> {
   const location = parseLocation(args.to);
   try {
-    const bytes = args.file === '-' ? await readStdin() : await readFile(args.file);
+    const bytes = await readInput(args.file, { bundle: args.maxBundleBytes ?? MAX_BUNDLE_BYTES, script: args.maxScriptBytes ?? DEFAULT_MAX_SCRIPT_BYTES });
     if (isBundle(bytes)) {
       const bundle = decodeBundle(bytes, args.file === '-' ? 'on stdin' : args.file);
       const progress = new CatalogProgress('models');
@@ -81,7 +131,11 @@ export async function runImport(args: ImportArgs): Promise<number> {
 /** Runs a script's model statements on the target through a session of its own. */
 async function importScriptAt(location: CatalogLocation, text: string, args: ImportArgs): Promise<ScriptImportReport> {
   const host = await openLocationHost(location, { mode: args.dryRun ? 'dry-run' : 'write' });
-  const session = new ModelSession(host);
+  // A script's CREATE MODEL reads its path or URL as the statement would in a session: only where the flags allow.
+  const session = new ModelSession(host, {
+    ...(args.modelDir !== undefined ? { allowedDirectories: args.modelDir } : {}),
+    ...(args.allowEndpoint !== undefined ? { allowedUrlPrefixes: args.allowEndpoint } : {}),
+  });
   const progress = new CatalogProgress('statements');
   try {
     return await importScript(host, (statement, sqlText) => session.runStatement(statement, sqlText), text, {
@@ -124,8 +178,50 @@ function printScriptImport(report: ScriptImportReport, context: { readonly to: C
   err(`${report.dryRun ? 'dry run: would import' : 'imported'} ${report.models.length} ${report.models.length === 1 ? 'model' : 'models'}${models ? `: ${models}` : ''}; ${skipped} ${skipped === 1 ? 'statement' : 'statements'} skipped${report.dryRun ? '; nothing was written' : ''}\n`);
 }
 
-async function readStdin(): Promise<Buffer> {
+/** Bytes of the bundle header an import looks at to tell a bundle from a script. */
+const PEEK = 16;
+
+/**
+ * Reads the file (`-`: stdin) to import, refusing it with 54000 once it is over the limit
+ * of its kind (a bundle or a script, told by its first bytes): a file by its size before
+ * reading it, stdin as soon as it has sent more, never holding more than the limit.
+ */
+async function readInput(file: string, limits: { readonly bundle: number; readonly script: number }): Promise<Buffer> {
+  const name = file === '-' ? 'the input on stdin' : file;
+  const over = (kind: 'bundle' | 'script', size: number | undefined) => {
+    const [limit, flag] = kind === 'bundle' ? [limits.bundle, 'max-bundle-bytes'] : [limits.script, 'max-script-bytes'];
+    const what = size === undefined ? `has more than ${limit} bytes` : `is ${size} bytes`;
+    return new ModelSqlError('54000', `${kind === 'bundle' ? 'bundle' : 'script'} ${name} ${what}, over the limit of ${limit} bytes (--${flag}); nothing was imported`);
+  };
+  const kindOf = (head: Uint8Array) => (isBundle(head) ? 'bundle' : 'script');
+  if (file !== '-') {
+    const handle = await open(file, 'r');
+    try {
+      const size = (await handle.stat()).size;
+      const head = Buffer.alloc(Math.min(PEEK, size));
+      await handle.read(head, 0, head.length, 0);
+      const kind = kindOf(head);
+      if (size > limits[kind]) throw over(kind, size);
+      return await handle.readFile();
+    } finally {
+      await handle.close();
+    }
+  }
   const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
-  return Buffer.concat(chunks);
+  let total = 0;
+  let kind: 'bundle' | 'script' | undefined;
+  for await (const chunk of process.stdin) {
+    const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
+    chunks.push(bytes);
+    total += bytes.byteLength;
+    if (kind === undefined && total >= PEEK) kind = kindOf(Buffer.concat(chunks));
+    if (kind !== undefined && total > limits[kind]) {
+      process.stdin.destroy();
+      throw over(kind, undefined);
+    }
+  }
+  const all = Buffer.concat(chunks);
+  const final = kind ?? kindOf(all);
+  if (all.byteLength > limits[final]) throw over(final, undefined);
+  return all;
 }

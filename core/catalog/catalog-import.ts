@@ -12,6 +12,7 @@ import { CATALOG_VERSION, CatalogStore } from './catalog-store.js';
 import { missingSecrets, modelLabel, type CacheRow, type CatalogSnapshot, type SnapshotModel, type SnapshotVersion } from './catalog-snapshot.js';
 import { importModelGrants, type ModelGrant } from './catalog-grants.js';
 import { ModelCatalog } from './model-catalog.js';
+import { snapshotProblem } from './snapshot-check.js';
 import { SPEC_ARTIFACT } from '../training/trained-model.js';
 import type { ModelEntry, ModelVersion } from '../model-types.js';
 
@@ -73,11 +74,14 @@ const MAX_BYTES = 1024 * 1024;
  * refused when newer than this modelsql).
  *
  * @throws DuplicateModelError (42710) for a name clash under the `error` policy;
- *   ModelSqlError 3F000 when a model's schema does not exist in the target.
+ *   ModelSqlError 22023 for a snapshot of the wrong shape (snapshot-check.ts: a model or
+ *   version twice, a default version it does not have, ...); 3F000 when a model's schema does not exist in the target.
  * @example
  * const report = await importSnapshot(target, await readSnapshot(source, { artifactContent: true }), { onConflict: 'replace' });
  */
 export async function importSnapshot(host: Host, snapshot: CatalogSnapshot, options: ImportOptions = {}): Promise<ImportReport> {
+  const problem = snapshotProblem(snapshot);
+  if (problem) throw new ModelSqlError('22023', `the models to import are not a valid catalog snapshot: ${problem}; nothing was imported`);
   if (snapshot.layout > CATALOG_VERSION) {
     throw new ModelSqlError('55000', `the models to import come from a catalog of layout version ${snapshot.layout}, newer than this modelsql understands (${CATALOG_VERSION}); upgrade modelsql`);
   }

@@ -32,7 +32,7 @@ import { formatCreateModel, modelFunctionName, quoteIdentifier } from '../sql/fo
 import { formatType, parseDataType } from '../sql/types.js';
 import type { RuntimeLoader } from '../runtime/runtime-loader.js';
 import { CatalogStore, timestampText, type CatalogLookup, type CatalogStoreOptions, type ModelRef } from './catalog-store.js';
-import { checkOptionCaps } from '../runtime/resource-caps.js';
+import { checkOptionCaps, checkTextCap } from '../runtime/resource-caps.js';
 import { canonicalOptionKey, canonicalOptions, displayOptionValue, resolveModelOptions } from './model-options.js';
 import { hasStoredSecrets, splitSecrets } from '../secrets.js';
 import { compileModel } from '../training/compile-sql.js';
@@ -334,6 +334,8 @@ export class ModelCatalog {
     const { options, positions } = canonicalOptions(stmt.options.map((o) => [o.key, o.value] as const), optionPositions(stmt.options, sqlText));
     const resolved = resolveModelOptions(options, positions);
     checkOptionCaps(options, this.loader.caps, (key) => positions.get(key.toLowerCase()));
+    checkTextCap('the COMMENT of the model', stmt.comment, this.loader.caps, at(stmt.name.span.start));
+    for (const c of [...(stmt.input ?? []), ...(stmt.output ?? [])]) checkTextCap(`the COMMENT of column ${c.name.value}`, c.comment, this.loader.caps, at(c.span.start));
     const versionNumber = existing ? Math.max(...existing.versions.map((v) => v.version)) + 1 : 1;
     if (stmt.asQuery || resolved.provider === 'internal') return this.pendingTrained(stmt, sqlText, q, existing, versionNumber, resolved.provider, options);
     const checked = await this.loader.check(options, stmt.input?.map(modelColumn), stmt.output?.map(modelColumn));

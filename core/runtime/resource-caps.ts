@@ -23,6 +23,8 @@ export interface ResourceCapSpec {
   readonly default: number;
   /** The canonical option keys (model-options.ts) and CONFIG keys it bounds. */
   readonly options: readonly string[];
+  /** Whether it bounds the value of every option no other cap bounds (then `options` is empty). */
+  readonly otherOptions?: boolean;
 }
 
 /** The caps, each a positive number; durations in milliseconds, sizes in bytes. */
@@ -51,6 +53,8 @@ export interface ResourceCaps {
   readonly maxClusters: number;
   /** `max-categories` of training (one-hot columns per STRING feature). */
   readonly maxCategories: number;
+  /** The value of every other option (`stop`, `custom-headers`, `response-format`, `endpoint`, ...) and each COMMENT of a model definition, in UTF-8 bytes. */
+  readonly maxOptionBytes: number;
 }
 
 /** Every cap, with its default and proxy flag (docs/security.md, "Caps on model options"). */
@@ -67,6 +71,7 @@ export const RESOURCE_CAPS: readonly ResourceCapSpec[] = Object.freeze([
   { name: 'maxIterations', flag: 'max-iterations', unit: 'count', default: 10_000, options: ['max-iterations'] },
   { name: 'maxClusters', flag: 'max-clusters', unit: 'count', default: 10_000, options: ['k'] },
   { name: 'maxCategories', flag: 'max-categories', unit: 'count', default: 10_000, options: ['max-categories'] },
+  { name: 'maxOptionBytes', flag: 'max-option-bytes', unit: 'bytes', default: 65_536, options: [], otherOptions: true },
 ] as const);
 
 /** The default caps (see {@link RESOURCE_CAPS}). */
@@ -94,9 +99,21 @@ export function resourceCaps(overrides: Partial<ResourceCaps> = {}): ResourceCap
  */
 export function checkOptionCaps(options: readonly (readonly [string, string])[], caps: ResourceCaps, at: (key: string) => SourcePosition | undefined = () => undefined, hint = ''): void {
   for (const [key, value] of options) {
-    const spec = specOf(key);
-    if (spec) checkValue(spec, key, measure(spec, key, value, at(key)), caps, at(key), hint);
+    const spec = specOf(key) ?? OTHER_OPTIONS;
+    checkValue(spec, key, measure(spec, key, value, at(key)), caps, at(key), hint);
   }
+}
+
+/**
+ * Checks a text a model definition holds besides its options (`COMMENT` on the model or a
+ * column, named by `what`) against the cap on option values (`maxOptionBytes`).
+ *
+ * @throws InvalidOptionError (22023) naming the text, its size and the cap.
+ */
+export function checkTextCap(what: string, text: string | undefined, caps: ResourceCaps, at?: SourcePosition): void {
+  if (text === undefined || text.length * 3 <= caps.maxOptionBytes) return;
+  const bytes = Buffer.byteLength(text, 'utf8');
+  if (bytes > caps.maxOptionBytes) throw new InvalidOptionError(`${what} is ${bytes} bytes, over this server's cap of ${caps.maxOptionBytes} bytes (--${OTHER_OPTIONS.flag})`, at);
 }
 
 /**
@@ -114,6 +131,9 @@ export function checkCallCaps(config: CallConfig, caps: ResourceCaps, at: (key: 
     if (value !== undefined) checkValue(specOf(key)!, key, value, caps, at(key));
   }
 }
+
+/** The cap on the values of options no other cap bounds. */
+const OTHER_OPTIONS = RESOURCE_CAPS.find((c) => c.otherOptions)!;
 
 /** The spec bounding option `key`, if any. */
 function specOf(key: string): ResourceCapSpec | undefined {

@@ -152,7 +152,7 @@ export class RuntimeLoader {
     const batchSize = resolveModelOptions(version.options).batchSize;
     // A text model's directory held in the catalog (brought by a bundle or a migration) runs from its stored files.
     const text = version.provider === 'onnx' && artifact ? await (await modelDirectory()).readStoredTextModel(artifact, label) : undefined;
-    if (text) return (await textRuntime()).createTextRuntime(text, version.options, version.input, version.output, batchSize);
+    if (text) return (await textRuntime()).createTextRuntime(text, version.options, version.input, version.output, batchSize, this.caps.maxPromptBytes);
     const bytes = await artifact?.(STORED_ONNX_ARTIFACT);
     if (!bytes) throw new ModelSqlError('58P01', `model ${label} has no stored ONNX artifact`);
     const [{ bindOnnxSignature }, { createOnnxRuntime }] = await Promise.all([onnxModel(), onnxRuntime()]);
@@ -165,7 +165,7 @@ export class RuntimeLoader {
     const resolved = resolveModelOptions(version.options);
     const { isModelDirectory, readModelDirectory } = await modelDirectory();
     if (await isModelDirectory(resolved.location!)) {
-      return (await textRuntime()).createTextRuntime(await readModelDirectory(resolved.location!, this.loadOptions), version.options, version.input, version.output, resolved.batchSize);
+      return (await textRuntime()).createTextRuntime(await readModelDirectory(resolved.location!, this.loadOptions), version.options, version.input, version.output, resolved.batchSize, this.caps.maxPromptBytes);
     }
     const [{ bindOnnxSignature, loadModelBytes }, { createOnnxRuntime }] = await Promise.all([onnxModel(), onnxRuntime()]);
     const bytes = await loadModelBytes(resolved.location!, { ...this.loadOptions, sha256: resolved.sha256, signal });

@@ -146,29 +146,37 @@ class Scanner {
     this.unterminated = { what: '/* comment', start };
   }
 
-  /** `'..'` with `''` escapes; with `backslashes`, also C-style escapes (`E'..'`). */
+  /**
+   * `'..'` with `''` escapes; with `backslashes`, also C-style escapes (`E'..'`). The value
+   * is built from runs of plain text (`slice`), not a character at a time: a string of many
+   * megabytes built with `+=` per character costs tens of bytes per character.
+   */
   private quotedString(start: number, quote: number, backslashes: boolean): void {
-    let value = '';
+    const parts: string[] = [];
     let i = quote + 1;
+    let run = i;
     const text = this.text;
     while (i < text.length) {
-      const c = text[i]!;
-      if (c === "'") {
-        if (text[i + 1] === "'") {
-          value += "'";
+      const c = text.charCodeAt(i);
+      if (c === 39 /* ' */) {
+        parts.push(text.slice(run, i));
+        if (text.charCodeAt(i + 1) === 39) {
+          parts.push("'");
           i += 2;
+          run = i;
           continue;
         }
-        this.push('string', start, i + 1, value);
+        this.push('string', start, i + 1, parts.join(''));
         return;
       }
-      if (backslashes && c === '\\' && i + 1 < text.length) {
+      if (backslashes && c === 92 /* \ */ && i + 1 < text.length) {
+        parts.push(text.slice(run, i));
         const [decoded, length] = decodeBackslash(text, i);
-        value += decoded;
+        parts.push(decoded);
         i += length;
+        run = i;
         continue;
       }
-      value += c;
       i++;
     }
     this.pos = text.length;
@@ -183,22 +191,24 @@ class Scanner {
     else this.quotedIdentifier(start, '"', start + 2);
   }
 
+  /** `".."` or `` `..` `` with doubled-quote escapes; the value built from runs, as in {@link quotedString}. */
   private quotedIdentifier(start: number, quote: string, open = start): void {
-    let value = '';
+    const parts: string[] = [];
     let i = open + 1;
+    let run = i;
     const text = this.text;
     while (i < text.length) {
-      const c = text[i]!;
-      if (c === quote) {
+      if (text[i] === quote) {
+        parts.push(text.slice(run, i));
         if (text[i + 1] === quote) {
-          value += quote;
+          parts.push(quote);
           i += 2;
+          run = i;
           continue;
         }
-        this.push('quoted-identifier', start, i + 1, value);
+        this.push('quoted-identifier', start, i + 1, parts.join(''));
         return;
       }
-      value += c;
       i++;
     }
     this.pos = text.length;

@@ -15,6 +15,7 @@ import { createTestDatabase, freePort } from '../support/postgres-server.js';
 import { expectSqlError } from '../support/expect-error.js';
 import { ROOT, runCli as cli } from '../support/run-cli.js';
 import { writeTextModel } from '../support/text-models.js';
+import { encodeBundle, MAX_BUNDLE_BYTES } from '../../cli/catalog/bundle.js';
 
 const HOUSE = join(ROOT, 'examples', 'models', 'house_price.onnx');
 const HOUSES = 'CREATE TABLE houses AS SELECT CAST(500 + i * 7 AS DOUBLE PRECISION) AS sqft, CAST(1 + i % 5 AS DOUBLE PRECISION) AS bedrooms, CAST(i % 40 AS DOUBLE PRECISION) AS age, CAST(20000 + 150 * i + 3000 * (i % 5) AS DOUBLE PRECISION) AS price FROM generate_series(0, 199) AS g(i)';
@@ -229,6 +230,113 @@ describe('catalog export and import', () => {
     expect(imported.status).toBe(0);
     expect(JSON.parse(imported.stdout)).toMatchObject({ command: 'import', file: '-', dryRun: false, models: [{ model: 'chat', action: 'create' }, { model: 'hp' }, { model: 'lin', artifacts: 2 }] });
     expect(await cli(['catalog', 'diff', `duckdb:${a}`, `duckdb:${b}`])).toMatchObject({ status: 0, stdout: 'no differences\n' });
+  });
+
+  it('refuses a bundle whose checksum holds but whose manifest is hostile (bad JSON, a model or version twice, bytes that are not the artifact), leaving the target as it was', async () => {
+    const a = await duckdbFile('a.duckdb', `${HOUSES};\n${MODELS}`);
+    const bundle = join(dir, 'catalog.bundle');
+    expect((await cli(['catalog', 'export', '--from', `duckdb:${a}`, '--format', 'bundle', '--out', bundle])).status).toBe(0);
+    const bytes = readFileSync(bundle);
+    const length = Number(bytes.readBigUInt64BE(20));
+    const manifest = bytes.subarray(28, 28 + length).toString('utf8');
+    const data = bytes.subarray(28 + length, bytes.length - 32);
+    /** A bundle with this manifest and data, its whole-file checksum made to fit: anyone can write one. */
+    const rebundle = (text: string, payload: Uint8Array = data): Buffer => {
+      const m = Buffer.from(text, 'utf8');
+      const header = Buffer.from(bytes.subarray(0, 28));
+      header.writeBigUInt64BE(BigInt(m.length), 20);
+      const body = Buffer.concat([header, m, payload]);
+      return Buffer.concat([body, createHash('sha256').update(body).digest()]);
+    };
+    type Manifest = { snapshot: { models: { name: string; versions: { version: number }[] }[] } };
+    const edit = (change: (m: Manifest) => void): Buffer => {
+      const m = JSON.parse(manifest) as Manifest;
+      change(m);
+      return rebundle(JSON.stringify(m));
+    };
+    const flipped = Buffer.from(data);
+    flipped[0] ^= 0xff;
+    const cases: [string, Buffer, string][] = [
+      ['not-json', rebundle('{"snapshot": '), 'holds a manifest that is not JSON'],
+      ['no-snapshot', rebundle('[]'), 'holds an invalid manifest: the snapshot is not an object'],
+      ['model-twice', edit((m) => m.snapshot.models.push(m.snapshot.models[0]!)), 'holds an invalid manifest: model chat appears twice'],
+      ['version-twice', edit((m) => m.snapshot.models[1]!.versions.push(m.snapshot.models[1]!.versions[1]!)), 'holds an invalid manifest: model hp lists version 3 twice'],
+      ['long-manifest', (() => {
+        const body = Buffer.concat([bytes.subarray(0, 20), Buffer.from([0, 0, 1, 0, 0, 0, 0, 0]), Buffer.from(manifest)]);
+        return Buffer.concat([body, createHash('sha256').update(body).digest()]);
+      })(), 'declares a manifest of 1099511627776 bytes, longer than the file'],
+      ['artifact-bytes', rebundle(manifest, flipped), "holds artifact 'model.onnx' with a wrong checksum"],
+    ];
+    const b = await duckdbFile('b.duckdb', `${HOUSES};\n${MODELS.split('\n').slice(6, 7).join('\n')}`);
+    const facts = () => withSession(() => openDuckDB(b), async (db) => ({ models: (await db.sql('SHOW MODELS')).rows, rows: (await db.sql('SELECT count(*) FROM ml_catalog.model_versions')).rows }));
+    const before = await facts();
+    for (const [name, file, why] of cases) {
+      writeFileSync(join(dir, `${name}.bundle`), file);
+      for (const onConflict of ['error', 'replace']) {
+        const r = await cli(['catalog', 'import', '--to', `duckdb:${b}`, '--on-conflict', onConflict, join(dir, `${name}.bundle`)]);
+        expect(r.stderr).toContain(`ERROR:  XX001: bundle ${join(dir, `${name}.bundle`)} ${why}`);
+        expect(r.stderr).toContain('nothing was imported');
+        expect(r.status).toBe(1);
+      }
+    }
+    expect(await facts()).toEqual(before);
+    expect(before.models.map((r) => r[0])).toEqual(['lin']);
+  });
+
+  it('reads a bundle or script at --max-bundle-bytes / --max-script-bytes, and refuses one a byte over with 54000 before opening the target', async () => {
+    const a = await duckdbFile('a.duckdb', `${HOUSES};\n${MODELS}`);
+    const bundle = join(dir, 'catalog.bundle');
+    expect((await cli(['catalog', 'export', '--from', `duckdb:${a}`, '--format', 'bundle', '--out', bundle])).status).toBe(0);
+    const script = join(dir, 'models.sql');
+    writeFileSync(script, `-- a Flink job\n${MODELS.split('\n').slice(7, 8).join('\n')}\n`);
+    for (const [kind, file, flag] of [['bundle', bundle, '--max-bundle-bytes'], ['script', script, '--max-script-bytes']] as const) {
+      const size = readFileSync(file).byteLength;
+      const target = join(dir, `${kind}-target.duckdb`);
+      for (const [input, name] of [[file, file], ['-', 'the input on stdin']] as const) {
+        const stdin = input === '-' ? readFileSync(file) : '';
+        const over = await cli(['catalog', 'import', '--to', `duckdb:${target}`, flag, String(size - 1), input], stdin);
+        const what = input === '-' ? `has more than ${size - 1} bytes` : `is ${size} bytes`;
+        expect(over.stderr).toBe(`ERROR:  54000: ${kind} ${name} ${what}, over the limit of ${size - 1} bytes (${flag}); nothing was imported\n`);
+        expect(over.status).toBe(1);
+        expect(existsSync(target)).toBe(false);
+      }
+      const at = await cli(['catalog', 'import', '--to', `duckdb:${target}`, flag, String(size), '-', '--json'], readFileSync(file));
+      expect(at.status).toBe(0);
+      expect(JSON.parse(at.stdout).models.length).toBeGreaterThan(0);
+      expect((await cli(['catalog', 'import', '--to', `duckdb:${join(dir, `${kind}-2.duckdb`)}`, flag, String(size), file])).status).toBe(0);
+    }
+    const bad = await cli(['catalog', 'import', '--to', `duckdb:${join(dir, 'x.duckdb')}`, '--max-bundle-bytes', String(MAX_BUNDLE_BYTES + 1), bundle]);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain(`--max-bundle-bytes must be a positive integer of at most ${MAX_BUNDLE_BYTES}`);
+  });
+
+  it('--model-dir and --allow-endpoint bound what a script\'s CREATE MODEL reads and reaches: outside them 42501, nothing imported', async () => {
+    const script = join(dir, 'job.sql');
+    writeFileSync(script, `CREATE MODEL h WITH ('provider' = 'onnx', 'path' = '${HOUSE}');\nCREATE MODEL c INPUT (a STRING) OUTPUT (b STRING) WITH ('provider' = 'openai', 'endpoint' = 'http://169.254.169.254/v1', 'model' = 'x', 'api-key' = '\${env:CATALOG_TEST_KEY}');\n`);
+    const b = await duckdbFile('b.duckdb', 'SHOW MODELS');
+    const models = () => withSession(() => openDuckDB(b), async (db) => (await db.sql('SHOW MODELS')).rows.map((r) => r[0]));
+    const file = await cli(['catalog', 'import', '--to', `duckdb:${b}`, '--model-dir', dir, script]);
+    expect(file.stderr).toContain(`ERROR:  42501: model file "${HOUSE}" is outside the allowed model directories`);
+    expect(file.status).toBe(1);
+    const url = await cli(['catalog', 'import', '--to', `duckdb:${b}`, '--model-dir', dir, '--model-dir', join(ROOT, 'examples', 'models'), '--allow-endpoint', 'http://127.0.0.1:8080/', script]);
+    expect(url.stderr).toContain('ERROR:  42501: endpoint "http://169.254.169.254/v1" is outside the allowed endpoints');
+    expect(url.status).toBe(1);
+    expect(await models()).toEqual([]);
+    const allowed = await cli(['catalog', 'import', '--to', `duckdb:${b}`, '--model-dir', join(ROOT, 'examples', 'models'), '--allow-endpoint', 'http://169.254.169.254/', script]);
+    expect(allowed.status).toBe(0);
+    expect(await models()).toEqual(['c', 'h']);
+  });
+
+  it('an export refuses to write a bundle larger than catalog import reads (54000)', () => {
+    const content = new Uint8Array(100).fill(1);
+    const snapshot = {
+      layout: 8,
+      models: [{ name: 'm', defaultVersion: 1, owner: 'o', createdAt: 't', updatedAt: 't', grants: [], versions: [{ version: 1, provider: 'onnx', input: [], output: [], options: [], createdAt: 't', secrets: [], metrics: [], artifacts: [{ name: 'model.onnx', sha256: sha256(content), size: 100, content }] }] }],
+    };
+    const info = { source: 'duckdb:a.duckdb', createdAt: 't' };
+    const size = encodeBundle(snapshot, info).byteLength;
+    expect(encodeBundle(snapshot, info, size).byteLength).toBe(size);
+    expect(() => encodeBundle(snapshot, info, size - 1)).toThrow(expect.objectContaining({ sqlstate: '54000', message: expect.stringContaining(`the bundle would be ${size} bytes, over the ${size - 1} bytes catalog import reads`) }));
   });
 
   withPostgres('a bundle carries the bytes of path-based ONNX models: DuckDB → Postgres → DuckDB with the model file deleted', async () => {

@@ -53,7 +53,7 @@ function syntheticSnapshot(count: number): CatalogSnapshot {
         options: [['provider', 'onnx'], ['path', files.linear]],
         createdAt: '2026-01-02 03:04:05.123',
         secrets: [],
-        artifacts: [{ name: 'model.onnx', sha256: 'c0ffee', size: content.byteLength, content }],
+        artifacts: [{ name: 'model.onnx', sha256: createHash('sha256').update(content).digest('hex'), size: content.byteLength, content }],
         metrics: [],
       },
     ],
@@ -145,6 +145,30 @@ for (const adapter of ADAPTERS) {
       expect((await modelNames(target.session)).length).toBe(401);
     });
 
+    it('refuses a snapshot of the wrong shape before writing anything: the catalog is never left with a model or version twice', async () => {
+      const before = await readSnapshot(target.host);
+      const good = syntheticSnapshot(2);
+      const [m0, m1] = good.models as [SnapshotModel, SnapshotModel];
+      const v1 = m0.versions[0]!;
+      const hostile: [string, CatalogSnapshot, RegExp][] = [
+        ['a model twice', { ...good, models: [m0, m1, m0] }, /model m0 appears twice/],
+        ['a version twice', { ...good, models: [{ ...m0, versions: [v1, v1] }] }, /model m0 lists version 1 twice/],
+        ['a fractional version', { ...good, models: [{ ...m0, defaultVersion: 1.5, versions: [{ ...v1, version: 1.5 }] }] }, /model m0 has a version whose number is not a positive integer/],
+        ['no versions', { ...good, models: [{ ...m0, versions: [] }] }, /model m0 has no versions/],
+        ['a default it does not have', { ...good, models: [{ ...m0, defaultVersion: 7 }] }, /the default version of model m0 \(7\) is not one of its versions/],
+        ['an option value that is no string', { ...good, models: [{ ...m0, versions: [{ ...v1, options: [['batch-size', { n: 1 }]] }] }] } as unknown as CatalogSnapshot, /model m0\$1 has an option that is not a pair of strings/],
+        ['a column type that is no type', { ...good, models: [{ ...m0, versions: [{ ...v1, input: [{ name: 'a', type: 'DOUBLE); DROP TABLE t; --' }] }] }] }, /column a of model m0\$1 has type .* which is not a type/],
+        ['an artifact twice', { ...good, models: [{ ...m0, versions: [{ ...v1, artifacts: [v1.artifacts[0]!, v1.artifacts[0]!] }] }] }, /model m0\$1 has artifact 'model.onnx' twice/],
+      ];
+      for (const [, snapshot, message] of hostile) {
+        for (const onConflict of ['error', 'replace'] as const) {
+          await expectSqlError(importSnapshot(target.host, snapshot, { onConflict }), '22023', new RegExp(`the models to import are not a valid catalog snapshot: ${message.source}; nothing was imported`));
+        }
+      }
+      expect(diffSnapshots(before, await readSnapshot(target.host))).toEqual([]);
+      expect(await modelNames(target.session)).toEqual(['shared']);
+    });
+
     it('a script whose third statement fails imports nothing', async () => {
       const before = await readSnapshot(target.host);
       const script = `${create('one')};\nCREATE TABLE t1 (x INT);\n${create('two')};\nCREATE MODEL three INPUT (a DOUBLE) OUTPUT (y DOUBLE) WITH ('provider' = 'onnx', 'path' = '${files.dir}/missing.onnx');`;
@@ -152,6 +176,18 @@ for (const adapter of ADAPTERS) {
       expect(diffSnapshots(before, await readSnapshot(target.host))).toEqual([]);
       expect(await modelNames(target.session)).toEqual(['shared']);
     });
+
+    it('reads a Flink script of 100,000 statements in one pass, each reported at its line', async () => {
+      // Each statement's line was counted from the script's start: quadratic, about ten minutes here.
+      const count = 100_000;
+      const script = `${create('many')};\n${'INSERT INTO results VALUES (1);\n'.repeat(count - 1)}/* last */ SELECT 1;\n`;
+      const report = await importScript(target.host, (s, t) => target.session.runStatement(s, t), script);
+      expect(report.models).toEqual([{ model: 'many', action: 'create' }]);
+      expect(report.statements).toHaveLength(count + 1);
+      expect(report.statements[1]).toMatchObject({ line: 2, action: 'skipped', statement: 'INSERT INTO results VALUES (1)' });
+      expect(report.statements[count]).toMatchObject({ line: count + 1, statement: 'SELECT 1' });
+      expect(await modelNames(target.session)).toEqual(['many', 'shared']);
+    }, 120_000);
 
     it('refuses a target catalog of a newer layout, unchanged', async () => {
       await target.host.execute('INSERT INTO ml_catalog.schema_version VALUES (99, CAST(now() AS TIMESTAMP))');

@@ -29,6 +29,7 @@ const CAPS: ResourceCaps = {
   maxIterations: 5,
   maxClusters: 3,
   maxCategories: 4,
+  maxOptionBytes: 200,
 };
 
 let server: LoopbackServer;
@@ -107,6 +108,52 @@ for (const adapter of ADAPTERS) {
       const error = await expectSqlError(db.sql(call(past)), '22023', message);
       expect(error.position?.offset).toBe(call(past).indexOf(`'${past}'`));
       expect(await adapter.countTempTables(db)).toBe(0n);
+    });
+
+    test("a row's text over the prompt cap fails a local text model's call with 54000 before it is tokenized; at the cap it runs", async () => {
+      await db.sql(`CREATE MODEL emb WITH ('provider' = 'onnx', 'path' = '${text.embedding}')`);
+      const call = (n: number) => `SELECT embedding IS NULL FROM ML_PREDICT(TABLE (SELECT 'é' || repeat('x', ${n - 2}) AS txt UNION ALL SELECT NULL), MODEL emb, DESCRIPTOR(txt))`;
+      expect((await db.sql(call(CAPS.maxPromptBytes))).rows.map((r) => r[0]).sort()).toEqual([false, true]);
+      await expectSqlError(db.sql(call(CAPS.maxPromptBytes + 1)), '54000', /a row's text is 65 bytes, over this server's cap of 64 bytes \(--max-prompt-bytes\)/);
+      expect(await adapter.countTempTables(db)).toBe(0n);
+    });
+
+    test.each([
+      ['stop', 'openai'],
+      ['response-format', 'openai'],
+      ['custom-headers', 'triton'],
+    ] as const)("every other option's value: '%s' at --max-option-bytes is accepted, one byte past it is 22023 at CREATE and ALTER", async (key, provider) => {
+      const cap = CAPS.maxOptionBytes;
+      const value = (n: number) => (key === 'custom-headers' ? `{"X-A": "${'x'.repeat(n - 11)}"}` : key === 'response-format' ? 'text'.padEnd(n, ' ') : `é${'x'.repeat(n - 2)}`);
+      const name = `o_${key.replace(/-/g, '_')}`;
+      const create = (v: string) =>
+        provider === 'triton'
+          ? `CREATE MODEL ${name} INPUT (x ARRAY<FLOAT>) OUTPUT (y FLOAT) WITH ('provider' = 'triton', 'endpoint' = 'http://127.0.0.1:9/v2/models', 'model-name' = 'linear', '${key}' = '${v}')`
+          : `CREATE MODEL ${name} INPUT (txt STRING) OUTPUT (answer STRING) WITH ('provider' = 'openai', 'endpoint' = '${server.url}/v1/chat/completions', 'model' = 'm', 'api-key' = '${KEY}', '${key}' = '${v}')`;
+      expect(Buffer.byteLength(value(cap))).toBe(cap);
+      const message = new RegExp(`option '${key}' is ${cap + 1} bytes, over this server's cap of ${cap} bytes \\(--max-option-bytes\\)`);
+      const refused = await expectSqlError(db.sql(create(value(cap + 1))), '22023', message);
+      expect(refused.position?.offset).toBe(refused.sqlText!.indexOf(`'${key}'`));
+      await expectSqlError(db.sql(`DESCRIBE MODEL ${name}`), '42704');
+      await db.sql(create(value(cap)));
+      const before = (await db.sql(`SHOW CREATE MODEL ${name}`)).rows[0]![0];
+      await expectSqlError(db.sql(`ALTER MODEL ${name} SET ('${key}' = '${value(cap + 1)}')`), '22023', message);
+      expect((await db.sql(`SHOW CREATE MODEL ${name}`)).rows[0]![0]).toBe(before);
+    });
+
+    test('a COMMENT of a model or of a column at --max-option-bytes is accepted, one byte past it is 22023 at its place', async () => {
+      const cap = CAPS.maxOptionBytes;
+      const text = (n: number) => `é${'x'.repeat(n - 2)}`;
+      const create = (name: string, model: number, column: number) =>
+        `CREATE MODEL ${name} INPUT (a DOUBLE COMMENT '${text(column)}', b DOUBLE) OUTPUT (y DOUBLE) COMMENT '${text(model)}' WITH ('provider' = 'onnx', 'path' = '${files.linear}')`;
+      await db.sql(create('commented', cap, cap));
+      expect((await db.sql(`DESCRIBE MODEL commented`)).rows.some((r) => r[4] === text(cap))).toBe(true);
+      const model = await expectSqlError(db.sql(create('c_model', cap + 1, cap)), '22023', new RegExp(`the COMMENT of the model is ${cap + 1} bytes, over this server's cap of ${cap} bytes \\(--max-option-bytes\\)`));
+      expect(model.position?.offset).toBe(create('c_model', cap + 1, cap).indexOf('c_model'));
+      const column = await expectSqlError(db.sql(create('c_column', cap, cap + 1)), '22023', /the COMMENT of column a is 201 bytes/);
+      expect(column.position?.offset).toBe(create('c_column', cap, cap + 1).indexOf('a DOUBLE'));
+      await expectSqlError(db.sql('DESCRIBE MODEL c_model'), '42704');
+      await expectSqlError(db.sql('DESCRIBE MODEL c_column'), '42704');
     });
 
     test("a row's prompt over the prompt cap fails the call with 54000 before any request; at the cap it is sent", async () => {

@@ -122,6 +122,19 @@ for (const adapter of ADAPTERS) {
       expect(sub.rows.map((row) => Number(row[0])).sort((a, b) => a - b)).toEqual(expected.map((r) => r.id).sort((a, b) => a - b));
     });
 
+    it('takes TOP_K up to 10,000 (every row when fewer), and refuses 10,001, negative, fractional and non-literal ones with 22023', async () => {
+      const q = arrayLiteral(queries[0]!);
+      const all = await db.sql(`SELECT count(*) FROM TABLE(VECTOR_SEARCH(TABLE docs, ${q}, DESCRIPTOR(embedding), 10000))`);
+      expect(Number(all.rows[0]![0])).toBe(docs.filter((v) => v !== null).length);
+      for (const k of ['10001', '-1', '1.5', '99999999999999999999', 'NULL', '1 + 1']) {
+        await expectSqlError(db.sql(`SELECT * FROM TABLE(VECTOR_SEARCH(TABLE docs, ${q}, DESCRIPTOR(embedding), ${k}))`), '22023', /TOP_K of VECTOR_SEARCH must be an integer from 1 to 10000/);
+      }
+      // An infinite component gives NaN scores, which rank nowhere; a NULL query vector finds nothing.
+      const inf = `ARRAY[CAST('Infinity' AS double precision), ${queries[0]!.slice(1).join(', ')}]`;
+      expect((await db.sql(`SELECT * FROM TABLE(VECTOR_SEARCH(TABLE docs, ${inf}, DESCRIPTOR(embedding), 3))`)).rows).toEqual([]);
+      expect((await db.sql(`SELECT * FROM TABLE(VECTOR_SEARCH(TABLE docs, CAST(NULL AS double precision[]), DESCRIPTOR(embedding), 3))`)).rows).toEqual([]);
+    });
+
     it('reports bad calls clearly', async () => {
       await expectSqlError(db.sql(`SELECT * FROM TABLE(VECTOR_SEARCH(TABLE docs, ARRAY[1.0, 2.0], DESCRIPTOR(embedding), 3))`), adapter.name === 'postgres' ? '22P02' : '22023', /query vector has 2 dimensions, but the vectors of column "embedding" have 8/);
       await expectSqlError(db.sql(`SELECT * FROM TABLE(VECTOR_SEARCH(TABLE docs, ARRAY[1.0], DESCRIPTOR(title), 3))`), '42804', /numeric arrays/);

@@ -113,6 +113,34 @@ export async function readModelDirectoryFiles(location: string, access: AccessOp
   throw new ModelSqlError('58P01', `the model directory "${location}" has no ONNX graph (looked for ${GRAPH_PATHS.join(' and ')})`);
 }
 
+/**
+ * The deepest nesting of arrays and objects a text model's JSON file may have. Real files
+ * nest a handful of levels (tokenizer.json about six); JSON.parse reads any depth, but the
+ * parsed files are copied to the worker threads that run the model (structured clone), which
+ * recurses and overflows the stack near ten thousand levels: a RangeError at the first
+ * ML_PREDICT, after CREATE MODEL had accepted the directory.
+ */
+export const MAX_JSON_DEPTH = 256;
+
+/** The deepest `[`/`{` nesting of JSON text, counted without parsing (strings skipped), in one pass. */
+export function jsonDepth(bytes: Uint8Array): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < bytes.length; i++) {
+    const c = bytes[i]!;
+    if (inString) {
+      if (c === 0x5c /* \ */) i++;
+      else if (c === 0x22 /* " */) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b /* [ */ || c === 0x7b /* { */) {
+      depth++;
+      if (depth > max) max = depth;
+    } else if (c === 0x5d /* ] */ || c === 0x7d /* } */) depth--;
+  }
+  return max;
+}
+
 /** Files without which there is no text model. */
 const REQUIRED: readonly string[] = ['tokenizer.json', 'config.json'];
 
@@ -125,7 +153,7 @@ function missingFile(where: string, name: string): ModelSqlError {
  * directory "dir"`).
  *
  * Errors: 58P01 `tokenizer.json`, `config.json` or the graph missing; 22P02 a JSON file
- * does not parse or is no object.
+ * does not parse, is no object, or nests deeper than {@link MAX_JSON_DEPTH}.
  */
 export async function parseModelFiles(read: ModelFileReader, where: string): Promise<TextModelFiles> {
   const json = async (name: string): Promise<Record<string, unknown> | undefined> => {
@@ -133,6 +161,10 @@ export async function parseModelFiles(read: ModelFileReader, where: string): Pro
     if (bytes === undefined) {
       if (REQUIRED.includes(name)) throw missingFile(where, name);
       return undefined;
+    }
+    const depth = jsonDepth(bytes);
+    if (depth > MAX_JSON_DEPTH) {
+      throw new ModelSqlError('22P02', `${name} of ${where} nests ${depth} levels deep, more than the ${MAX_JSON_DEPTH} a model file may (its parts are copied to the model's worker threads)`);
     }
     let parsed: unknown;
     try {

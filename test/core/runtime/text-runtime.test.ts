@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import type { ModelRuntime } from '../../../core/runtime/model-runtime.js';
-import { readModelDirectory } from '../../../core/runtime/text/model-directory.js';
+import { MAX_JSON_DEPTH, readModelDirectory } from '../../../core/runtime/text/model-directory.js';
 import { checkTextModel, createTextRuntime } from '../../../core/runtime/text/text-runtime.js';
 import { bertTokenizerJson, TEST_LABELS, writeTextModel, writeTextModels, type TextModelDirs } from '../../support/text-models.js';
 import { expectSqlError } from '../../support/expect-error.js';
@@ -141,6 +141,20 @@ describe('bad model directories fail before any inference', () => {
     writeTextModel(bad);
     writeFileSync(join(bad, 'tokenizer.json'), JSON.stringify({ ...bertTokenizerJson(), normalizer: { type: 'Mystery' } }));
     await expectSqlError(checkTextModel(bad, [], {}), '0A000', /Mystery/);
+  });
+
+  test(`JSON nested deeper than ${MAX_JSON_DEPTH} levels is refused with 22P02 (once, a RangeError at the first ML_PREDICT); at the limit it runs`, async () => {
+    writeTextModel(bad);
+    const json = JSON.stringify(bertTokenizerJson());
+    // tokenizer.json's own nesting is 3 levels; "x" adds the rest (brackets in strings do not count).
+    const nested = (levels: number) => `${json.slice(0, -1)},"s":"[[[{{{\\"[[","x":${'['.repeat(levels - 1)}${']'.repeat(levels - 1)}}`;
+    writeFileSync(join(bad, 'tokenizer.json'), nested(MAX_JSON_DEPTH));
+    const out = await (await runtimeFor(bad)).predictBatch({ rowCount: 1, columns: [{ kind: 'value', values: ['a deep file'] }] });
+    expect(out.rowCount).toBe(1);
+    writeFileSync(join(bad, 'tokenizer.json'), nested(MAX_JSON_DEPTH + 1));
+    await expectSqlError(checkTextModel(bad, [], {}), '22P02', new RegExp(`tokenizer.json of the model directory ".*" nests ${MAX_JSON_DEPTH + 1} levels deep, more than the ${MAX_JSON_DEPTH}`));
+    writeFileSync(join(bad, 'tokenizer.json'), nested(100_000));
+    await expectSqlError(checkTextModel(bad, [], {}), '22P02', /nests 100000 levels deep/);
   });
 
   test('graph inputs that are not input_ids / attention_mask / token_type_ids', async () => {
