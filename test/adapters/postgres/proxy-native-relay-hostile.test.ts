@@ -6,7 +6,6 @@
  * while the thread holds a session. Every wait is for an answer, never for a time.
  */
 import { connect, type Socket } from 'node:net';
-import pg from 'pg';
 import { loadNativeRelay } from '../../../adapters/postgres/proxy/native-relay.js';
 import { bytesMayHoldModelSyntax } from '../../../adapters/postgres/proxy/model-router.js';
 import { writeModelFiles } from '../../support/model-files.js';
