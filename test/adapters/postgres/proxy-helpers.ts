@@ -118,6 +118,38 @@ export function startupPacket(user: string, database: string): Buffer {
   return Buffer.concat([head, body]);
 }
 
+/** A simple-protocol Query message. */
+export function queryMessage(sql: string): Buffer {
+  const body = Buffer.from(`${sql}\0`);
+  const head = Buffer.alloc(5);
+  head[0] = 0x51;
+  head.writeInt32BE(4 + body.length, 1);
+  return Buffer.concat([head, body]);
+}
+
+/** The types of the whole messages in `bytes`, in order. */
+export function messageTypes(bytes: Buffer): string {
+  let types = '';
+  for (let at = 0; at + 5 <= bytes.length; at += 1 + bytes.readInt32BE(at + 1)) types += String.fromCharCode(bytes[at]!);
+  return types;
+}
+
+/** The first column of every DataRow in `bytes`, as numbers (rows of one integer column). */
+export function dataRowNumbers(bytes: Buffer): number[] {
+  const numbers: number[] = [];
+  for (let at = 0; at + 5 <= bytes.length; at += 1 + bytes.readInt32BE(at + 1)) {
+    if (bytes[at] !== 0x44 /* D */) continue;
+    const length = bytes.readInt32BE(at + 7);
+    numbers.push(Number(bytes.toString('latin1', at + 11, at + 11 + length)));
+  }
+  return numbers;
+}
+
+/** Waits until `raw` has received `count` ReadyForQuery messages in all (a generous bound: the machine may be loaded). */
+export async function readyCount(raw: RawClient, count: number, timeoutMs = 30_000): Promise<void> {
+  await eventually(async () => (messageTypes(raw.received()).match(/Z/g)?.length ?? 0) >= count, timeoutMs, `${count} ReadyForQuery`);
+}
+
 /** Polls `check` until it returns true (or throws after `timeoutMs`). */
 export async function eventually(check: () => Promise<boolean>, timeoutMs = 10_000, what = 'condition'): Promise<void> {
   const deadline = Date.now() + timeoutMs;

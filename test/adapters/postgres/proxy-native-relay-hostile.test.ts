@@ -9,7 +9,7 @@ import { connect, type Socket } from 'node:net';
 import { loadNativeRelay } from '../../../adapters/postgres/proxy/native-relay.js';
 import { bytesMayHoldModelSyntax } from '../../../adapters/postgres/proxy/model-router.js';
 import { writeModelFiles } from '../../support/model-files.js';
-import { createPointsAndModel, errorCodes, eventually, proxyFixture, type ProxyFixture, type RawClient } from './proxy-helpers.js';
+import { createPointsAndModel, dataRowNumbers, errorCodes, eventually, messageTypes, proxyFixture, queryMessage as query, readyCount, type ProxyFixture, type RawClient } from './proxy-helpers.js';
 
 let fx: ProxyFixture;
 let linear: string;
@@ -19,27 +19,6 @@ async function metric(name: string, labels = ''): Promise<number> {
   const text = await (await fetch(`http://127.0.0.1:${fx.proxy.metrics!.port}/metrics`)).text();
   const line = text.split('\n').find((l) => l.startsWith(`${name}${labels ? `{${labels}}` : ''} `));
   return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
-}
-
-/** A simple-protocol Query message. */
-function query(sql: string): Buffer {
-  const body = Buffer.from(`${sql}\0`);
-  const head = Buffer.alloc(5);
-  head[0] = 0x51;
-  head.writeInt32BE(4 + body.length, 1);
-  return Buffer.concat([head, body]);
-}
-
-/** The types of the whole messages in `bytes`, in order. */
-function messageTypes(bytes: Buffer): string {
-  let types = '';
-  for (let at = 0; at + 5 <= bytes.length; at += 1 + bytes.readInt32BE(at + 1)) types += String.fromCharCode(bytes[at]!);
-  return types;
-}
-
-/** Waits until `raw` has received `count` ReadyForQuery messages in all (a generous bound: the machine may be loaded). */
-async function readyCount(raw: RawClient, count: number, timeoutMs = 30_000): Promise<void> {
-  await eventually(async () => (messageTypes(raw.received()).match(/Z/g)?.length ?? 0) >= count, timeoutMs, `${count} ReadyForQuery`);
 }
 
 /**
@@ -273,13 +252,7 @@ test('a client that writes queries faster than Postgres reads them: the native w
   raw.socket.write(Buffer.concat(Array.from({ length: count }, (_, i) => query(`SELECT ${i} AS n /* ${'w'.repeat(8000)} */`))));
   await readyCount(raw, 2 + count, 120_000);
   const bytes = raw.received();
-  const numbers: number[] = [];
-  for (let at = 0; at + 5 <= bytes.length; at += 1 + bytes.readInt32BE(at + 1)) {
-    if (bytes[at] !== 0x44 /* D */) continue;
-    const length = bytes.readInt32BE(at + 7);
-    numbers.push(Number(bytes.toString('latin1', at + 11, at + 11 + length)));
-  }
-  expect(numbers).toEqual([1, ...Array.from({ length: count }, (_, i) => i)]);
+  expect(dataRowNumbers(bytes)).toEqual([1, ...Array.from({ length: count }, (_, i) => i)]);
   expect(errorCodes(bytes)).toEqual([]);
   raw.socket.end();
   await raw.closed;

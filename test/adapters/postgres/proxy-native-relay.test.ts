@@ -15,7 +15,7 @@ import copyStreams from 'pg-copy-streams';
 import { loadNativeRelay } from '../../../adapters/postgres/proxy/native-relay.js';
 import { bytesMayHoldModelSyntax } from '../../../adapters/postgres/proxy/model-router.js';
 import { writeModelFiles } from '../../support/model-files.js';
-import { errorCodes, eventually, proxyFixture, type ProxyFixture, type RawClient } from './proxy-helpers.js';
+import { dataRowNumbers, errorCodes, eventually, messageTypes, proxyFixture, queryMessage as query, readyCount, type ProxyFixture, type RawClient } from './proxy-helpers.js';
 
 let fx: ProxyFixture;
 let linear: string;
@@ -33,27 +33,6 @@ async function scrape(): Promise<string> {
 /** Messages the native relay has carried so far. */
 async function nativeMessages(): Promise<number> {
   return metric(await scrape(), 'modelsql_proxy_native_relayed_messages_total');
-}
-
-/** A simple-protocol Query message. */
-function query(sql: string): Buffer {
-  const body = Buffer.from(`${sql}\0`);
-  const head = Buffer.alloc(5);
-  head[0] = 0x51;
-  head.writeInt32BE(4 + body.length, 1);
-  return Buffer.concat([head, body]);
-}
-
-/** The types of the whole messages in `bytes`, in order. */
-function messageTypes(bytes: Buffer): string {
-  let types = '';
-  for (let at = 0; at + 5 <= bytes.length; at += 1 + bytes.readInt32BE(at + 1)) types += String.fromCharCode(bytes[at]!);
-  return types;
-}
-
-/** Waits until `raw` has received `count` ReadyForQuery messages in all. */
-async function readyCount(raw: RawClient, count: number): Promise<void> {
-  await eventually(async () => (messageTypes(raw.received()).match(/Z/g)?.length ?? 0) >= count, 10_000, `${count} ReadyForQuery`);
 }
 
 /** A logged-in connection through the proxy taken over from pg.Client: the bytes sent and received are the test's own. */
@@ -182,13 +161,7 @@ test('a client that does not read its answers: the native writes block, JavaScri
   raw.socket.resume();
   await readyCount(raw, 2 + count);
   const bytes = raw.received();
-  const numbers: number[] = [];
-  for (let at = 0; at + 5 <= bytes.length; at += 1 + bytes.readInt32BE(at + 1)) {
-    if (bytes[at] !== 0x44 /* D */) continue;
-    const length = bytes.readInt32BE(at + 7);
-    numbers.push(Number(bytes.toString('latin1', at + 11, at + 11 + length)));
-  }
-  expect(numbers).toEqual([1, ...Array.from({ length: count }, (_, i) => i)]);
+  expect(dataRowNumbers(bytes)).toEqual([1, ...Array.from({ length: count }, (_, i) => i)]);
   expect(errorCodes(bytes)).toEqual([]);
   raw.socket.end();
   await raw.closed;
