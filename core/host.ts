@@ -256,8 +256,8 @@ export interface SqlDialect {
    * writer of the row does not choose, that changes whenever the row is written again (a
    * re-import, an ALTER), that is the same before and after its transaction commits, and
    * that differs between the databases and servers a process reaches. Names nothing the
-   * search path could change. Absent: a version is named by the host's `instanceId`, its
-   * model's id and the model's `updated_at` alone (`ModelVersion.storedId`).
+   * search path could change. Absent: a version is named by the host's `instanceId` and its
+   * model's id alone (`ModelVersion.storedId`), with its number and `created_at`.
    */
   readonly storedVersionIdentity?: string;
   /** VECTOR_SEARCH (optional; a host without it refuses the function with 0A000). */

@@ -213,8 +213,8 @@ export class CatalogStore {
    * Models and versions matching `filter` (a condition over `schema_name` and `model_name`,
    * which every catalog table has), in one query; a version carries the digests of its
    * spec and stored ONNX artifacts, when the catalog holds them, and its identity as the
-   * host assigned it (`ModelVersion.storedId`: the host's instance, the model's id and last
-   * write, and the dialect's `storedVersionIdentity` of the version row), which the runtime loader keys
+   * host assigned it (`ModelVersion.storedId`: the host's instance, the model's id and the
+   * dialect's `storedVersionIdentity` of the version row), which the runtime loader keys
    * catalog-held runtimes by: the checksums and timestamps are the writer's to choose (a
    * catalog import keeps them), the identity is not. The query is a UNION ALL
    * of plain scans, one per table, rows tagged by kind, each row with the current schema and database (known when any row matched):
@@ -246,15 +246,17 @@ export class CatalogStore {
     const digests = (artifact: string) => new Map(rows(3).filter((row) => row[4] === artifact).map((row) => [key(row, row[2]), String(row[3])]));
     const specs = digests(SPEC_ARTIFACT);
     const graphs = digests(ONNX_ARTIFACT);
-    // A version's identity: the host's names of its instance, its model row (id, last write) and its version row (ModelVersion.storedId).
-    const modelIds = new Map(rows(1).map((row) => [key(row), [row[6] ?? null, row[5] ?? null]]));
+    // A version's identity: the host's names of its instance, its model row (id) and its version row (ModelVersion.storedId).
+    // Not the model's updated_at: every write to the model (a default-version change) would
+    // give every version a new identity, and the runtime loader a new runtime for each.
+    const modelIds = new Map(rows(1).map((row) => [key(row), row[6] ?? null]));
     const instance = this.host.instanceId ?? null;
     const versions = new Map<string, ModelVersion[]>();
     for (const row of rows(2)) {
       const v = versionFromRow(row);
       const spec = specs.get(key(row, v.version));
       const graph = graphs.get(key(row, v.version));
-      const storedId = JSON.stringify([instance, this.options.database ?? null, ...(modelIds.get(key(row)) ?? [null, null]), row[11] ?? null]);
+      const storedId = JSON.stringify([instance, this.options.database ?? null, modelIds.get(key(row)) ?? null, row[11] ?? null]);
       versions.set(key(row), [...(versions.get(key(row)) ?? []), { ...v, ...(spec === undefined ? {} : { specSha256: spec }), ...(graph === undefined ? {} : { onnxSha256: graph }), storedId }]);
     }
     const database = this.options.database === undefined ? {} : { database: this.options.database };

@@ -109,6 +109,28 @@ for (const adapter of ADAPTERS) {
       await importSnapshot(host, { layout: CATALOG_VERSION, models: [forged] });
       expect(await predictTm()).toBeCloseTo(15, 3);
     });
+
+    it('a default version switched back and forth keeps one runtime per version', async () => {
+      const loader = new RuntimeLoader({});
+      const own = new ModelSession(host, { runtimeLoader: loader });
+      const loaded = () => (loader as unknown as { runtimes: Map<string, unknown> }).runtimes.size;
+      try {
+        await own.sql('CREATE TABLE h AS SELECT CAST(i AS DOUBLE PRECISION) AS x, CAST(2 * i + 1 AS DOUBLE PRECISION) AS y FROM generate_series(1, 50) AS r(i)');
+        const options = "WITH ('task' = 'regression', 'algorithm' = 'linear_regression', 'label' = 'y', 'runtime' = 'onnx') AS SELECT x, y FROM h";
+        await own.sql(`CREATE MODEL flip ${options}`);
+        await own.sql(`CREATE OR REPLACE MODEL flip ${options}`);
+        const counts: number[] = [];
+        for (let i = 0; i < 6; i++) {
+          await own.sql(`ALTER MODEL flip SET ('default-version' = '${1 + (i % 2)}')`);
+          await own.sql('SELECT * FROM ML_PREDICT(TABLE h, MODEL flip, DESCRIPTOR(x)) LIMIT 1');
+          counts.push(loaded());
+        }
+        // Every ALTER sets the model's updated_at: keyed by it, each switch loaded a new runtime (1, 2, 3, ...).
+        expect(counts).toEqual([1, 2, 2, 2, 2, 2]);
+      } finally {
+        await loader.close();
+      }
+    });
   });
 }
 
