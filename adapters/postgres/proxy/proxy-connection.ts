@@ -267,9 +267,15 @@ export class ProxyConnection {
     // upstream; from the first other message on, everything waits for the session.
     const auth: Frame[] = [];
     for (const frame of frames) {
+      if (frame.type === 'X') {
+        // Terminate before the session is ready: the client gives up; so does the proxy.
+        void this.close();
+        return;
+      }
       if (frame.type === 'p' && this.earlyMessages.length === 0) auth.push(frame);
       else {
-        this.earlyBytes += frame.raw.length;
+        // Counted as their length fields are (the type byte aside), as maxMessageBytes bounds one message.
+        this.earlyBytes += frame.raw.length - 1;
         if (this.earlyBytes > this.context.maxMessageBytes) {
           this.fatal(new MessageTooLong(`more than ${this.context.maxMessageBytes} bytes of messages sent before authentication completed`));
           return;

@@ -173,6 +173,13 @@ describe('statements pipelined behind the password', () => {
     c.socket.destroy();
   });
 
+  test('a Terminate sent before the session is ready closes the connection at once', async () => {
+    const c = await atPasswordRequest(proxy.port);
+    c.socket.write(message('X', Buffer.alloc(0)));
+    await c.closed;
+    expect(errorCodes(c.received())).toEqual([]);
+  });
+
   describe('at most --max-message-bytes of them', () => {
     let small: RunningProxy;
     beforeAll(async () => {
@@ -182,9 +189,10 @@ describe('statements pipelined behind the password', () => {
       await small?.close();
     });
 
+    // Counted by their length fields, as one message's limit is: a Query of n bytes says n - 1.
     test('1,024 bytes at a 1,024-byte limit are answered', async () => {
       const c = await atPasswordRequest(small.port);
-      c.socket.write(Buffer.concat([password, sizedQuery(512), sizedQuery(512)]));
+      c.socket.write(Buffer.concat([password, sizedQuery(513), sizedQuery(513)]));
       await readyCount(c, 3);
       expect(errorCodes(c.received())).toEqual([]);
       c.socket.destroy();
@@ -192,7 +200,7 @@ describe('statements pipelined behind the password', () => {
 
     test('1,025 bytes get 54000 and the connection is closed', async () => {
       const c = await atPasswordRequest(small.port);
-      c.socket.write(Buffer.concat([password, sizedQuery(512), sizedQuery(513)]));
+      c.socket.write(Buffer.concat([password, sizedQuery(513), sizedQuery(514)]));
       await c.closed;
       expect(errorCodes(c.received())).toEqual(['54000']);
     });
