@@ -109,6 +109,20 @@ export function errorCodes(bytes: Buffer): string[] {
   return codes;
 }
 
+/**
+ * A logged-in connection through `fx`'s proxy taken over from pg.Client: the bytes sent and
+ * received from here are the test's own (one ReadyForQuery stands for the login).
+ */
+export async function takeOverClient(fx: ProxyFixture): Promise<RawClient> {
+  const client = await fx.client();
+  const socket = (client as unknown as { connection: { stream: Socket } }).connection.stream;
+  socket.removeAllListeners('data');
+  const chunks: Buffer[] = [Buffer.from([0x5a, 0, 0, 0, 5, 0x49])];
+  socket.on('data', (b: Buffer) => chunks.push(b));
+  const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+  return { socket, received: () => Buffer.concat(chunks), closed };
+}
+
 /** A StartupMessage for `user` / `database` (protocol 3.0). */
 export function startupPacket(user: string, database: string): Buffer {
   const body = Buffer.from(`user\0${user}\0database\0${database}\0\0`);

@@ -5,11 +5,11 @@
  * notifications, and the proxy's own accounting (limits, statements, transaction status)
  * while the thread holds a session. Every wait is for an answer, never for a time.
  */
-import { connect, type Socket } from 'node:net';
+import { connect } from 'node:net';
 import { loadNativeRelay } from '../../../adapters/postgres/proxy/native-relay.js';
 import { bytesMayHoldModelSyntax } from '../../../adapters/postgres/proxy/model-router.js';
 import { writeModelFiles } from '../../support/model-files.js';
-import { createPointsAndModel, dataRowNumbers, errorCodes, eventually, messageTypes, proxyFixture, queryMessage as query, readyCount, type ProxyFixture, type RawClient } from './proxy-helpers.js';
+import { createPointsAndModel, dataRowNumbers, errorCodes, eventually, messageTypes, proxyFixture, queryMessage as query, readyCount, takeOverClient, type ProxyFixture, type RawClient } from './proxy-helpers.js';
 
 let fx: ProxyFixture;
 let linear: string;
@@ -27,16 +27,8 @@ async function metric(name: string, labels = ''): Promise<number> {
  * proxy's callback that writes the ReadyForQuery, before this process reads it).
  */
 async function nativeSession(own: ProxyFixture = fx): Promise<RawClient> {
-  const client = await own.client();
-  const socket = (client as unknown as { connection: { stream: Socket } }).connection.stream;
-  socket.removeAllListeners('data');
-  const chunks: Buffer[] = [];
-  socket.on('data', (b: Buffer) => chunks.push(b));
-  const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
-  // Counted from here: one ReadyForQuery stands for the login.
-  chunks.push(Buffer.from([0x5a, 0, 0, 0, 5, 0x49]));
-  const raw = { socket, received: () => Buffer.concat(chunks), closed };
-  socket.write(query('SELECT 1'));
+  const raw = await takeOverClient(own);
+  raw.socket.write(query('SELECT 1'));
   await readyCount(raw, 2);
   return raw;
 }

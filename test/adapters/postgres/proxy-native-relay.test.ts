@@ -8,14 +8,13 @@
  */
 import pg from 'pg';
 import { once } from 'node:events';
-import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import copyStreams from 'pg-copy-streams';
 import { loadNativeRelay } from '../../../adapters/postgres/proxy/native-relay.js';
 import { bytesMayHoldModelSyntax } from '../../../adapters/postgres/proxy/model-router.js';
 import { writeModelFiles } from '../../support/model-files.js';
-import { dataRowNumbers, errorCodes, eventually, messageTypes, proxyFixture, queryMessage as query, readyCount, type ProxyFixture, type RawClient } from './proxy-helpers.js';
+import { dataRowNumbers, errorCodes, eventually, messageTypes, proxyFixture, queryMessage as query, readyCount, takeOverClient, type ProxyFixture, type RawClient } from './proxy-helpers.js';
 
 let fx: ProxyFixture;
 let linear: string;
@@ -36,16 +35,8 @@ async function nativeMessages(): Promise<number> {
 }
 
 /** A logged-in connection through the proxy taken over from pg.Client: the bytes sent and received are the test's own. */
-async function rawSession(): Promise<RawClient> {
-  const client = await fx.client();
-  const socket = (client as unknown as { connection: { stream: Socket } }).connection.stream;
-  socket.removeAllListeners('data');
-  const chunks: Buffer[] = [];
-  socket.on('data', (b: Buffer) => chunks.push(b));
-  const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
-  // Counted from here: one ReadyForQuery stands for the login.
-  chunks.push(Buffer.from([0x5a, 0, 0, 0, 5, 0x49]));
-  return { socket, received: () => Buffer.concat(chunks), closed };
+function rawSession(): Promise<RawClient> {
+  return takeOverClient(fx);
 }
 
 beforeAll(async () => {
