@@ -109,6 +109,11 @@ export class ProxyConnection {
   private earlyBytes = 0;
   /** The proxy is shutting down: the connection ends as soon as nothing runs for it (drain). */
   private draining = false;
+  /**
+   * The client shut its side (half-close) between messages: as Postgres does at the end of
+   * its input, every message it sent is still answered, then the connection closes.
+   */
+  private clientEnded = false;
 
   constructor(
     socket: Socket,
@@ -167,8 +172,21 @@ export class ProxyConnection {
   }
 
   private endIfDrained(): void {
-    if (!this.draining || this.phase === 'closed') return;
+    if (this.phase === 'closed') return;
     const serving = this.serving;
+    if (this.clientEnded && !this.draining) {
+      if (serving?.dispatch.busy) return;
+      // Relayed messages not all answered: the upstream gets the end of input too, answers
+      // what it read and closes (onUpstreamClosed closes the client then). An extended batch
+      // without its Sync, or a COPY FROM STDIN, is rolled back there, as Postgres does.
+      if (serving && !serving.relay.settled && !serving.upstream.isClosed) {
+        serving.upstream.endInput();
+        return;
+      }
+      void this.close();
+      return;
+    }
+    if (!this.draining) return;
     if (this.phase === 'ready' && serving && (serving.dispatch.busy || !serving.relay.settled)) return;
     this.fatal(new AdminShutdown('terminating connection due to administrator command'));
   }
@@ -180,7 +198,8 @@ export class ProxyConnection {
     this.phase = 'closed';
     clearTimeout(this.startupTimer);
     this.context.unregister(this);
-    this.client.destroy();
+    if (this.clientEnded) endWhenWritten(this.client);
+    else this.client.destroy();
     const serving = this.serving;
     if (!serving) return;
     const { upstream, relay, context, extended, dispatch } = serving;
@@ -217,7 +236,12 @@ export class ProxyConnection {
       this.fatal(new ProtocolViolation('incomplete message from client: connection closed mid-message'));
       return;
     }
-    void this.close();
+    if (this.phase !== 'ready') {
+      void this.close();
+      return;
+    }
+    this.clientEnded = true;
+    this.endIfDrained();
   };
 
   /** Takes the bytes of one client read (a view, valid only during the call: see socket-reading.ts). */
@@ -376,7 +400,7 @@ export class ProxyConnection {
     };
     const nativeRelay = this.context.nativeRelay;
     const native = nativeRelay && new NativeHandover(nativeRelay, { client: this.client, upstream, relay, tally: this.tally, maxMessageBytes: this.context.maxMessageBytes,
-      passThroughIdle: () => this.phase === 'ready' && !this.draining && this.framer.pending === 0 && dispatch.idle && context.heldStages.size === 0,
+      passThroughIdle: () => this.phase === 'ready' && !this.draining && !this.clientEnded && this.framer.pending === 0 && dispatch.idle && context.heldStages.size === 0,
       clientRead: (bytes) => void this.onClientRead(bytes),
     });
     const dispatch = new MessageDispatch(this.client, owner, context, new SimpleQueries(context), extended);
@@ -385,6 +409,11 @@ export class ProxyConnection {
 
   private onUpstreamClosed(error?: Error): void {
     if (this.phase === 'closed') return;
+    if (this.clientEnded && !this.serving?.dispatch.answering) {
+      // The end of input went upstream (endIfDrained): every answer has been relayed.
+      void this.close();
+      return;
+    }
     if (this.phase === 'ready' && !this.serving?.dispatch.answering) {
       // Postgres sends its own FATAL before closing on shutdown; relay it, then say what happened.
       const reason = error ? `: ${(error as NodeJS.ErrnoException).code ?? error.message}` : '';
@@ -451,4 +480,13 @@ export class ProxyConnection {
 
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+/** How long a client that shut its side has to read the last answers before its socket is destroyed. */
+const HALF_CLOSED_FLUSH_MS = 10_000;
+
+/** Ends a half-closed client's socket once what was written to it is sent (destroyed if it does not read them within {@link HALF_CLOSED_FLUSH_MS}). */
+function endWhenWritten(client: Socket): void {
+  client.end();
+  setTimeout(() => client.destroy(), HALF_CLOSED_FLUSH_MS).unref();
 }

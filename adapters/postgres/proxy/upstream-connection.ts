@@ -222,6 +222,14 @@ export class UpstreamConnection implements PgConnection {
     });
   }
 
+  /**
+   * Shuts the sending side, as the client shut its own: Postgres answers every message it has
+   * read, rolls back what no Sync finished, and ends the session (the socket then closes).
+   */
+  endInput(): void {
+    if (!this.closed && !this.socket.writableEnded) this.socket.end();
+  }
+
   /** Sends Terminate and closes the socket. */
   async close(): Promise<void> {
     if (this.closed) return;

@@ -110,11 +110,12 @@ export function errorCodes(bytes: Buffer): string[] {
 }
 
 /**
- * A logged-in connection through `fx`'s proxy taken over from pg.Client: the bytes sent and
- * received from here are the test's own (one ReadyForQuery stands for the login).
+ * A logged-in connection through `fx`'s proxy (or, with `direct`, straight to its database)
+ * taken over from pg.Client: the bytes sent and received from here are the test's own (one
+ * ReadyForQuery stands for the login).
  */
-export async function takeOverClient(fx: ProxyFixture): Promise<RawClient> {
-  const client = await fx.client();
+export async function takeOverClient(fx: ProxyFixture, options: { readonly direct?: boolean } = {}): Promise<RawClient> {
+  const client = options.direct ? await fx.direct() : await fx.client();
   const socket = (client as unknown as { connection: { stream: Socket } }).connection.stream;
   socket.removeAllListeners('data');
   const chunks: Buffer[] = [Buffer.from([0x5a, 0, 0, 0, 5, 0x49])];
