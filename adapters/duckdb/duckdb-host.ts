@@ -40,7 +40,7 @@ export class DuckDBHost implements Host {
   /** The second connection stages append through (duckdb-stage.ts), once opened. */
   private stageWriter: Promise<DuckDBConnection> | undefined;
   /** Statements that drop what a stage made besides its table, by the stage's table. */
-  private readonly stageDrops = new Map<string, string[]>();
+  private readonly stageDrops = new Map<string, (string | (() => void))[]>();
 
   private constructor(
     private readonly instance: DuckDBInstance,
@@ -138,8 +138,10 @@ export class DuckDBHost implements Host {
   async dropTempTable(table: string): Promise<void> {
     const extra = this.stageDrops.get(table) ?? [];
     this.stageDrops.delete(table);
+    // Releases in this process first: they cannot fail.
+    for (const release of extra) if (typeof release === 'function') release();
     await this.run(`DROP TABLE IF EXISTS temp.main.${this.dialect.quoteIdentifier(table)}`);
-    for (const statement of extra) await this.run(statement);
+    for (const statement of extra) if (typeof statement === 'string') await this.run(statement);
   }
 
   /** The one-pass stage (see duckdb-stage.ts). */

@@ -1,9 +1,13 @@
 /**
  * DuckDB's one-pass model stage (`Host.openStage`): the features are read once, by one
- * streaming query, straight from the chunks' vector memory; the predictions are written
- * once, by an Appender, a data chunk at a time; the result pairs the i-th input row with
- * the i-th prediction by a POSITIONAL JOIN (https://duckdb.org/docs/stable/sql/query_syntax/from#positional-joins),
- * not a join on a key.
+ * streaming query, straight from the chunks' vector memory. Where every output is DOUBLE,
+ * FLOAT or INTEGER and the input keeps insertion order, the predictions stay in this
+ * process and the result reads them back by rowid through a scalar function
+ * (duckdb-stage-lookup.ts): a scan of the input that DuckDB runs on every thread, in
+ * order, with no table of predictions. Otherwise the predictions are written once, by an
+ * Appender, a data chunk at a time, and the result pairs the i-th input row with the i-th
+ * prediction by a POSITIONAL JOIN (https://duckdb.org/docs/stable/sql/query_syntax/from#positional-joins),
+ * not a join on a key. What is said below of the predictions table applies to that case.
  *
  * - Input. A call on `TABLE t` where `t` is a base table (not a view, not a file) reads
  *   the table where it is: the features stream from `t`, and the result is `t POSITIONAL
@@ -31,15 +35,17 @@
  *   the second connection; no predictions table, no second scan, no join.
  *
  * Memory: the batches in flight (features and predictions of `batchSize` rows each), one
- * chunk per batch being appended, and DuckDB's own buffers, the predictions table among
- * them (≈ 11 bytes a row and output, buffer-managed; none when the rows go straight into
- * the statement's table); the input table is never held by this process.
+ * chunk per batch being appended, and the predictions until the statement is done: in this
+ * process (4 or 8 bytes a row and output) when read back by rowid, else in DuckDB's
+ * predictions table (≈ 11 bytes a row and output, buffer-managed); none when the rows go
+ * straight into the statement's table. The input table is never held by this process.
  */
 import type { DuckDBAppender, DuckDBConnection, DuckDBType } from '@duckdb/node-api';
 import type { HostStage, HostStageBatch, HostStageSpec, HostStageTarget, SqlDialect } from '../../core/host.js';
 import { appendBatch, FeatureBatcher, type CarriedBatch, type ChunkColumn } from './duckdb-chunks.js';
 import { mappedCall as mapped } from './duckdb-errors.js';
 import { fixedWidth, planTargetWrite, type DuckDBTargetWrite } from './duckdb-stage-target.js';
+import { lookupSupported, PredictionStore } from './duckdb-stage-lookup.js';
 
 /** The private database holding stages' predictions (attached in memory, once per host). */
 export const STAGE_DATABASE = '__modelsql_stage';
@@ -71,11 +77,16 @@ const MAX_POSITIONAL_ROW_BYTES = 64;
  */
 function copiesWideRows(spec: HostStageSpec, target: HostStageTarget): boolean {
   const columns = spec.inputColumns;
-  if (columns.some((c) => c.name.toLowerCase() === 'rowid')) return false;
+  if (hasRowidColumn(spec)) return false;
   const copied = new Set(target.sources.filter((s) => s < columns.length));
   let bytes = 0;
   for (const position of copied) bytes += fixedWidth(columns[position]!.type) ?? 16;
   return bytes > MAX_POSITIONAL_ROW_BYTES;
+}
+
+/** Whether an input column is named rowid, hiding the pseudo-column. */
+function hasRowidColumn(spec: HostStageSpec): boolean {
+  return spec.inputColumns.some((c) => c.name.toLowerCase() === 'rowid');
 }
 
 /** What a stage needs from the DuckDB host. */
@@ -89,8 +100,8 @@ export interface DuckDBStageHost {
   writer(): Promise<DuckDBConnection>;
   /** Runs a statement on `connection` (errors mapped). */
   run(sql: string): Promise<unknown>;
-  /** Registers a statement that drops what the stage made besides `spec.table` (run by `dropTempTable(spec.table)`). */
-  onDrop(table: string, statement: string): void;
+  /** Registers a statement (or a release in this process) that drops what the stage made besides `spec.table` (run by `dropTempTable(spec.table)`). */
+  onDrop(table: string, statement: string | (() => void)): void;
 }
 
 /**
@@ -115,6 +126,15 @@ export async function openDuckDBStage(host: DuckDBStageHost, spec: HostStageSpec
     return (output ??= inTransaction ? bufferedOutput(host, spec, defs) : writerOutput(host, spec, defs));
   };
   let target: DuckDBTargetWrite | undefined;
+  // Predictions held here and read back by rowid (duckdb-stage-lookup.ts), where the input
+  // keeps its order and every output has a lookup function: no table of predictions.
+  let store: PredictionStore | undefined;
+  const lookup = () => {
+    if (target || keyed || !lookupSupported(spec.outputColumns.map((c) => c.type)) || hasRowidColumn(spec)) return undefined;
+    const opened = PredictionStore.open(host.connection, spec.outputColumns.map((c) => c.type));
+    host.onDrop(spec.table, () => opened.release());
+    return opened;
+  };
   const features = spec.featureColumns.map((position, i) => {
     const column = `i.${q(spec.inputColumns[position]!.name)}`;
     return spec.kinds[i] === 'number' ? `CAST(${column} AS DOUBLE)` : column;
@@ -124,10 +144,12 @@ export async function openDuckDBStage(host: DuckDBStageHost, spec: HostStageSpec
     async *batches(): AsyncIterable<HostStageBatch> {
       // Columns read along with the features: the statement's input columns when the rows go
       // to its table, else the rowid when predictions are paired by key.
-      const carried = target ? target.carried.map((position) => `i.${q(spec.inputColumns[position]!.name)}`) : keyed ? ['i.rowid'] : [];
-      if (!target) await predictions();
+      store = lookup();
+      const byRowid = keyed || store !== undefined;
+      const carried = target ? target.carried.map((position) => `i.${q(spec.inputColumns[position]!.name)}`) : byRowid ? ['i.rowid'] : [];
+      if (!target && !store) await predictions();
       const result = await mapped(() => host.connection.stream(`SELECT ${[...carried, ...features].join(', ')} FROM ${input.relation} AS i`));
-      const batcher = new FeatureBatcher(spec.kinds, spec.batchSize, target ? target.widths : keyed ? [8] : []);
+      const batcher = new FeatureBatcher(spec.kinds, spec.batchSize, target ? target.widths : byRowid ? [8] : []);
       // One chunk fetched ahead: DuckDB makes chunk n + 1 while this thread copies chunk n.
       const fetch = () => {
         const next = mapped(() => result.fetchChunk());
@@ -147,9 +169,15 @@ export async function openDuckDBStage(host: DuckDBStageHost, spec: HostStageSpec
       // The carried columns only: the features are not kept while the model runs.
       const carried = carry as CarriedBatch['carried'];
       if (target) await mapped(() => target!.append(carried, outputs));
+      else if (store) store.append(carried[0]!, outputs);
       else await (await predictions()).write(keyed ? { rowCount: outputs.rowCount, columns: [carried[0]!, ...outputs.columns] } : outputs);
     },
     async finish() {
+      if (store) {
+        store.seal();
+        const inputs = spec.inputColumns.map((c) => `i.${q(c.name)}`);
+        return `(SELECT ${[...inputs, ...store.outputExpressions('i.rowid', spec.outputColumns.map((c) => q(c.name)))].join(', ')} FROM ${input.relation} AS i)`;
+      }
       await (await predictions()).finish();
       const table = (await predictions()).table;
       if (!keyed) return `(SELECT ${columns.join(', ')} FROM ${input.relation} AS i POSITIONAL JOIN ${table} AS o)`;
