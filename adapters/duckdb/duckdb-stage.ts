@@ -129,8 +129,9 @@ export async function openDuckDBStage(host: DuckDBStageHost, spec: HostStageSpec
   // Predictions held here and read back by rowid (duckdb-stage-lookup.ts), where the input
   // keeps its order and every output has a lookup function: no table of predictions.
   let store: PredictionStore | undefined;
+  const lookupUsable = lookupSupported(spec.outputColumns.map((c) => c.type)) && !hasRowidColumn(spec);
   const lookup = () => {
-    if (target || keyed || !lookupSupported(spec.outputColumns.map((c) => c.type)) || hasRowidColumn(spec)) return undefined;
+    if (target || keyed || !lookupUsable) return undefined;
     const opened = PredictionStore.open(host.connection, spec.outputColumns.map((c) => c.type));
     host.onDrop(spec.table, () => opened.release());
     return opened;
@@ -189,7 +190,8 @@ export async function openDuckDBStage(host: DuckDBStageHost, spec: HostStageSpec
     },
     async into(into) {
       target = planTargetWrite(host, spec, into);
-      if (!target && spec.unordered && copiesWideRows(spec, into)) keyed = true;
+      // Wide rows with outputs read back by rowid are written on every thread already.
+      if (!target && spec.unordered && !lookupUsable && copiesWideRows(spec, into)) keyed = true;
       const write = target;
       return write && { open: () => write.open(), finish: () => write.finish() };
     },

@@ -150,6 +150,17 @@ describe('DuckDB one-pass stage', () => {
       expect(await leftovers()).toBe(0n);
     });
 
+    it('writes an unordered SELECT * of outputs kept in a table (BIGINT) by a join on rowid: the rows written in order', async () => {
+      await db.sql(`CREATE MODEL lin_big INPUT (a DOUBLE, b DOUBLE) OUTPUT (y BIGINT) WITH ('provider' = 'onnx', 'path' = '${files.linear}')`);
+      await db.sql(`CREATE TABLE wide_big_un AS SELECT * FROM ML_PREDICT(TABLE wide_in, MODEL lin_big, DESCRIPTOR(a, b)${UNORDERED})`);
+      await db.sql(`CREATE TABLE wide_big AS SELECT * FROM ML_PREDICT(TABLE wide_in, MODEL lin_big, DESCRIPTOR(a, b))`);
+      const differ = await db.sql(`SELECT (SELECT count(*) FROM wide_big_un), (SELECT count(*) FROM (SELECT * EXCLUDE (mp) FROM wide_big_un EXCEPT ALL SELECT * EXCLUDE (mp) FROM wide_big))`);
+      expect(differ.rows).toEqual([[BigInt(WIDE_ROWS), 0n]]);
+      const order = await db.sql(`SELECT count(*) FILTER (WHERE rowid <> id), count(*) FILTER (WHERE y IS DISTINCT FROM CAST(trunc(2 * a + 3 * b - 1) AS BIGINT) AND abs(y - (2 * a + 3 * b - 1)) > 1) FROM wide_big`);
+      expect(order.rows).toEqual([[0n, 0n]]);
+      expect(await leftovers()).toBe(0n);
+    });
+
     it('inserts an unordered SELECT *', async () => {
       await db.sql(`CREATE TABLE wide_ins AS SELECT *, CAST(NULL AS DOUBLE) AS y FROM wide_in LIMIT 0`);
       await db.sql(`INSERT INTO wide_ins SELECT * FROM ML_PREDICT(TABLE wide_in, MODEL lin, DESCRIPTOR(a, b)${UNORDERED})`);
