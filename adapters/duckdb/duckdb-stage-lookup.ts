@@ -20,7 +20,8 @@
  * Used for DOUBLE, FLOAT and INTEGER outputs of a stage whose input keeps insertion order
  * (see duckdb-stage.ts); other outputs keep the table of predictions.
  *
- * Memory: the predictions themselves (8 or 4 bytes a row and output, in blocks of
+ * Memory: the predictions themselves (8 or 4 bytes a row and output, 4 for a DOUBLE that a
+ * float32 graph answers, in blocks of
  * {@link BLOCK_ROWS} rows, plus a NULL flag a row where a prediction is NULL) and 16 bytes
  * a run of rowids, held until the statement's temporary tables are dropped.
  */
@@ -254,8 +255,25 @@ export class PredictionStore {
     return hi >= 0 && r < runs[hi]! + this.lengthOf(hi) ? hi : -1;
   }
 
-  private appendColumn(c: number, column: ChunkColumn, n: number): void {
+  /**
+   * How column `c` is stored: as its type's array, except a DOUBLE whose model answers in
+   * float32 (a float32 graph's output), kept as float32 (exact: the DOUBLE is its widening),
+   * until a batch answers in float64, when the blocks held so far are widened.
+   */
+  private storage(c: number, column: ChunkColumn): (n: number) => LookupArray {
     const make = LOOKUP_TYPES[this.types[c]!.toUpperCase()]!.make;
+    const blocks = this.blocks[c]!;
+    const narrow = column.kind === 'number' && column.values instanceof Float32Array && this.types[c]!.toUpperCase() === 'DOUBLE';
+    const held = blocks[0];
+    if (narrow && (held === undefined || held instanceof Float32Array)) return (n) => new Float32Array(n);
+    if (held instanceof Float32Array && this.types[c]!.toUpperCase() === 'DOUBLE') {
+      for (let b = 0; b < blocks.length; b++) if (blocks[b]) blocks[b] = Float64Array.from(blocks[b]!);
+    }
+    return make;
+  }
+
+  private appendColumn(c: number, column: ChunkColumn, n: number): void {
+    const make = this.storage(c, column);
     const blocks = this.blocks[c]!;
     const nullBlocks = this.nullBlocks[c]!;
     for (let i = 0; i < n; ) {
