@@ -30,8 +30,8 @@ export interface DispatchOwner {
   isOpen(): boolean;
   /** Sends a FATAL ErrorResponse and closes. */
   fatal(error: unknown): void;
-  /** Closes the connection (Terminate). */
-  close(): Promise<void>;
+  /** The client sent Terminate: its input ends there, and the connection closes once every message before it is answered. */
+  endInput(): void;
   /** Ends a draining connection once nothing runs for it. */
   endIfDrained(): void;
   /** Nothing relayed is in flight and no message waits: the connection may hand its plain traffic to the native relay. */
@@ -253,7 +253,10 @@ export class MessageDispatch {
       case 'Q':
         return this.simple.run(parseQuery(frame.payload));
       case 'X':
-        void this.owner.close();
+        // As in Postgres, the messages before it are answered; none after it is read.
+        this.queue.length = 0;
+        this.queuedBytes = 0;
+        this.owner.endInput();
         return;
       case 'S':
         return this.extended.sync();

@@ -107,11 +107,20 @@ export class ProxyConnection {
    */
   private readonly earlyMessages: Frame[] = [];
   private earlyBytes = 0;
+  /**
+   * Authentication requests the upstream sent that want a response (all but
+   * AuthenticationOk and SASLFinal), and the responses the client sent: once its input has
+   * ended, more requests than responses mean that Postgres reads the next message (or the
+   * end of input) as the response.
+   */
+  private authRequests = 0;
+  private authResponses = 0;
   /** The proxy is shutting down: the connection ends as soon as nothing runs for it (drain). */
   private draining = false;
   /**
-   * The client shut its side (half-close) between messages: as Postgres does at the end of
-   * its input, every message it sent is still answered, then the connection closes.
+   * The client's input ended: it shut its side (half-close) between messages, or sent
+   * Terminate. As Postgres does at the end of its input, every message it sent before is
+   * still answered, then the connection closes; nothing after a Terminate is read.
    */
   private clientEnded = false;
 
@@ -175,15 +184,23 @@ export class ProxyConnection {
     if (this.phase === 'closed') return;
     const serving = this.serving;
     if (this.clientEnded && !this.draining) {
-      if (serving?.dispatch.busy) return;
-      // Relayed messages not all answered: the upstream gets the end of input too, answers
-      // what it read and closes (onUpstreamClosed closes the client then). An extended batch
-      // without its Sync, or a COPY FROM STDIN, is rolled back there, as Postgres does.
-      if (serving && !serving.relay.settled && !serving.upstream.isClosed) {
-        serving.upstream.endInput();
+      // Before the upstream has the startup, or with messages waiting: this is called again.
+      if (this.phase === 'connecting' || serving?.dispatch.busy) return;
+      // Relayed messages not all answered, or authentication under way: the upstream gets
+      // the end of input too, answers what it read and closes (onUpstreamClosed closes the
+      // client then). An extended batch without its Sync, or a COPY FROM STDIN, is rolled
+      // back there, as Postgres does. Statements pipelined behind the authentication
+      // responses wait for the session (relayAuth calls this again once it is ready).
+      if (serving && !serving.upstream.isClosed && (this.phase === 'auth' || !serving.relay.settled)) {
+        if (this.phase === 'auth' && this.authRequests > this.authResponses && this.earlyMessages.length > 0) {
+          // No response will come: as without the proxy, Postgres gets the next message
+          // instead, refuses it (FATAL 08P01, relayed), and runs none of them.
+          serving.relay.toUpstreamAll(this.earlyMessages.splice(0).map((f) => f.raw));
+        }
+        if (this.earlyMessages.length === 0) serving.upstream.endInput();
         return;
       }
-      void this.close();
+      void this.close(true);
       return;
     }
     if (!this.draining) return;
@@ -191,15 +208,27 @@ export class ProxyConnection {
     this.fatal(new AdminShutdown('terminating connection due to administrator command'));
   }
 
-  /** Closes the connection (client and upstream), cancelling what runs. */
-  async close(): Promise<void> {
-    if (this.phase === 'closed') return;
+  /**
+   * Closes the connection (client and upstream), cancelling what runs. With `flush` (the
+   * client's input ended and everything is answered), the client's socket is ended once its
+   * last answers are written, and the connection counts as open until then; a later call
+   * (the proxy's own close) destroys it at once.
+   */
+  async close(flush = false): Promise<void> {
+    if (this.phase === 'closed') {
+      this.client.destroy();
+      this.context.unregister(this);
+      return;
+    }
     this.serving?.native?.reclaim(false);
     this.phase = 'closed';
     clearTimeout(this.startupTimer);
-    this.context.unregister(this);
-    if (this.clientEnded) endWhenWritten(this.client);
-    else this.client.destroy();
+    // Flushing: the socket's 'close' (or endWhenWritten's timeout) comes back here to unregister.
+    if (flush) endWhenWritten(this.client);
+    else {
+      this.context.unregister(this);
+      this.client.destroy();
+    }
     const serving = this.serving;
     if (!serving) return;
     const { upstream, relay, context, extended, dispatch } = serving;
@@ -236,16 +265,26 @@ export class ProxyConnection {
       this.fatal(new ProtocolViolation('incomplete message from client: connection closed mid-message'));
       return;
     }
-    if (this.phase !== 'ready') {
+    if (this.phase === 'startup') {
       void this.close();
       return;
     }
+    this.endInput();
+  };
+
+  /**
+   * The client's input ended (half-close, or Terminate): nothing more is read, and the
+   * connection closes once every message before the end has been answered.
+   */
+  private endInput(): void {
     this.clientEnded = true;
     this.endIfDrained();
-  };
+  }
 
   /** Takes the bytes of one client read (a view, valid only during the call: see socket-reading.ts). */
   private readonly onClientRead = (view: Buffer): boolean => {
+    // After a Terminate, Postgres reads nothing more.
+    if (this.clientEnded) return false;
     try {
       const serving = this.serving;
       if (this.phase === 'ready' && serving && serving.dispatch.idle && this.framer.pending === 0) {
@@ -308,6 +347,7 @@ export class ProxyConnection {
       }
     }
     if (auth.length === 0) return;
+    this.authResponses += auth.length;
     if (this.phase === 'connecting') this.authBacklog.push(...auth);
     else this.serving?.relay.toUpstreamAll(auth.map((f) => f.raw));
   }
@@ -330,8 +370,8 @@ export class ProxyConnection {
         return;
       case 'cancel':
         this.context.cancel(packet.processId, packet.secret);
-        this.phase = 'closed';
-        this.client.end();
+        // Closed (and unregistered) once the client has its end of stream.
+        void this.close(true);
         return;
       case 'startup': {
         this.framer.startup = false;
@@ -383,6 +423,8 @@ export class ProxyConnection {
     upstream.write(startup);
     const backlog = this.authBacklog.splice(0);
     if (backlog.length > 0) relay.toUpstreamAll(backlog.map((f) => f.raw));
+    // The client's input ended while the upstream connected: the upstream's ends now.
+    if (this.clientEnded) this.endIfDrained();
   }
 
   /** The objects that serve the connection over `upstream`. */
@@ -393,7 +435,7 @@ export class ProxyConnection {
     const owner = {
       isOpen: () => this.phase === 'ready',
       fatal: (error: unknown) => this.fatal(error),
-      close: () => this.close(),
+      endInput: () => this.endInput(),
       endIfDrained: () => this.endIfDrained(),
       settled: () => void native?.tryHandOver(),
       log: (message: string, error?: unknown) => this.context.log(message, error),
@@ -411,7 +453,7 @@ export class ProxyConnection {
     if (this.phase === 'closed') return;
     if (this.clientEnded && !this.serving?.dispatch.answering) {
       // The end of input went upstream (endIfDrained): every answer has been relayed.
-      void this.close();
+      void this.close(true);
       return;
     }
     if (this.phase === 'ready' && !this.serving?.dispatch.answering) {
@@ -441,9 +483,14 @@ export class ProxyConnection {
       }
       switch (frame.type) {
         case 'R': {
+          const code = authenticationCode(frame.payload);
+          if (code !== 0 && code !== 12) {
+            this.authRequests++;
+            if (this.clientEnded) this.endIfDrained();
+          }
           // SCRAM-SHA-256-PLUS binds to the TLS channel of the *server's* connection, which the
           // client cannot see through the proxy: offer only the mechanisms without channel binding.
-          if (authenticationCode(frame.payload) === 10) {
+          if (code === 10) {
             out.push(authenticationSasl(parseSaslMechanisms(frame.payload).filter((m) => !m.endsWith('-PLUS'))));
           } else out.push(frame.raw);
           break;
@@ -460,8 +507,11 @@ export class ProxyConnection {
           out.push(frame.raw);
           serving.relay.toClientAll(out);
           out.length = 0;
-          if (this.earlyMessages.length > 0) serving.dispatch.onFrames(this.earlyMessages.splice(0));
-          else if (i === frames.length - 1) serving.native?.tryHandOver();
+          if (this.earlyMessages.length > 0) {
+            serving.dispatch.onFrames(this.earlyMessages.splice(0));
+            // The client's input ended behind them: the session ends once they are answered.
+            if (this.clientEnded) this.endIfDrained();
+          } else if (i === frames.length - 1) serving.native?.tryHandOver();
           break;
         case 'E':
           out.push(frame.raw);
@@ -488,5 +538,6 @@ const HALF_CLOSED_FLUSH_MS = 10_000;
 /** Ends a half-closed client's socket once what was written to it is sent (destroyed if it does not read them within {@link HALF_CLOSED_FLUSH_MS}). */
 function endWhenWritten(client: Socket): void {
   client.end();
-  setTimeout(() => client.destroy(), HALF_CLOSED_FLUSH_MS).unref();
+  const timer = setTimeout(() => client.destroy(), HALF_CLOSED_FLUSH_MS).unref();
+  client.once('close', () => clearTimeout(timer));
 }

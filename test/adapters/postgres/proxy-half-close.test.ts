@@ -4,11 +4,14 @@
  * then ends the session. Through the proxy the same must hold, for relayed statements, for
  * model statements the proxy answers itself, and across the native relay; an extended batch
  * without its Sync is rolled back, as Postgres rolls it back. Each case runs straight
- * against Postgres too, and the two must agree.
+ * against Postgres too, and the two must agree. So for a Terminate pipelined behind
+ * statements (the end of input too), and for statements pipelined behind the startup and
+ * password. A half-closed connection counts as open until its socket closes, and the
+ * proxy's own close does not wait for one that does not read.
  */
-import { bind, execute, parse, SYNC } from '../../../adapters/postgres/proxy/message-builders.js';
+import { bind, cancelRequest, execute, parse, SYNC, TERMINATE } from '../../../adapters/postgres/proxy/message-builders.js';
 import { LINEAR, writeModelFiles } from '../../support/model-files.js';
-import { createPointsAndModel, dataRowNumbers, messageTypes, proxyFixture, queryMessage, takeOverClient, type ProxyFixture, type RawClient } from './proxy-helpers.js';
+import { createPointsAndModel, dataRowNumbers, errorCodes, eventually, messageTypes, proxyFixture, queryMessage, rawClient, startupPacket, takeOverClient, type ProxyFixture, type RawClient } from './proxy-helpers.js';
 
 /** A proxy with its default relay (native where built) and one that relays in JavaScript, each over a database of its own. */
 const fixtures: Record<'auto' | 'js', ProxyFixture | undefined> = { auto: undefined, js: undefined };
@@ -85,6 +88,46 @@ describe.each(ways)('half-close after the last message, %s', (_how, way) => {
     const { rows } = await check.query('SELECT count(*)::int AS n FROM sink WHERE v = $1', [marker]);
     expect(rows[0].n).toBe(0);
   });
+
+  it('answers (and does not cancel) a statement pipelined before a Terminate', async () => {
+    const marker = { direct: 121, auto: 232, js: 343 }[way];
+    const raw = await takeOverClient(fixtures[way === 'js' ? 'js' : 'auto']!, { direct: way === 'direct' });
+    // Not half-closed: Terminate is the end of input by itself.
+    raw.socket.write(Buffer.concat([queryMessage(`INSERT INTO sink SELECT ${marker} FROM pg_sleep(0.2)`), TERMINATE]));
+    await raw.closed;
+    expect(messageTypes(raw.received().subarray(6))).toBe('CZ');
+    const check = await fixtures[way === 'js' ? 'js' : 'auto']!.direct();
+    const { rows } = await check.query('SELECT count(*)::int AS n FROM sink WHERE v = $1', [marker]);
+    expect(rows[0].n).toBe(1);
+  });
+
+  it('answers the startup, the password and a statement sent in one write before the half-close', async () => {
+    const fx = fixtures[way === 'js' ? 'js' : 'auto']!;
+    const url = new URL(fx.directUrl);
+    // The run's server asks for the password in clear text (AuthenticationCleartextPassword), so it can be sent ahead.
+    const password = Buffer.from(`p\0\0\0\0${decodeURIComponent(url.password)}\0`);
+    password.writeInt32BE(password.length - 1, 1);
+    const raw = await rawClient(way === 'direct' ? Number(url.port) : fx.proxy.port);
+    raw.socket.end(Buffer.concat([startupPacket(url.username, url.pathname.slice(1)), password, queryMessage('SELECT 42')]));
+    await raw.closed;
+    const types = messageTypes(raw.received());
+    expect(types).toMatch(/^RR(S+)KZTDCZ$/);
+    expect(raw.received().readInt32BE(5)).toBe(3);
+    expect(dataRowNumbers(raw.received())).toEqual([42]);
+  });
+
+  it('refuses a statement sent instead of the password before the half-close, at once', async () => {
+    const fx = fixtures[way === 'js' ? 'js' : 'auto']!;
+    const url = new URL(fx.directUrl);
+    const raw = await rawClient(way === 'direct' ? Number(url.port) : fx.proxy.port);
+    const started = Date.now();
+    raw.socket.end(Buffer.concat([startupPacket(url.username, url.pathname.slice(1)), queryMessage('SELECT 42')]));
+    await raw.closed;
+    // Postgres reads the Query as the password response: "expected password response, got message type 81".
+    expect(messageTypes(raw.received())).toBe('RE');
+    expect(errorCodes(raw.received())).toEqual(['08P01']);
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
 });
 
 describe.each([
@@ -117,4 +160,33 @@ describe.each([
     await raw.closed;
     expect(raw.received().length).toBe(6);
   });
+
+  it('counts half-closed sessions and CancelRequest connections as closed once their sockets are', async () => {
+    const fx = fixtures[way]!;
+    const before = fx.proxy.connections;
+    const raw = await takeOverClient(fx);
+    raw.socket.end(queryMessage('SELECT 1'));
+    await raw.closed;
+    const cancel = await rawClient(fx.proxy.port);
+    cancel.socket.end(cancelRequest(1, Buffer.alloc(4)));
+    await cancel.closed;
+    await eventually(async () => fx.proxy.connections === before, 5000, `${before} connections`);
+  });
+});
+
+test('the proxy’s close does not wait for a half-closed client that does not read its answer', async () => {
+  const fx = await proxyFixture({ metrics: 0 });
+  try {
+    const raw = await takeOverClient(fx);
+    raw.socket.pause();
+    raw.socket.end(queryMessage(`SELECT repeat('x', 1000) FROM generate_series(1, 200000)`));
+    // The answer fills the socket buffers both ways.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const started = Date.now();
+    await fx.proxy.close();
+    expect(Date.now() - started).toBeLessThan(3000);
+    raw.socket.destroy();
+  } finally {
+    await fx.close();
+  }
 });
