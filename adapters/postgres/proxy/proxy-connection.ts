@@ -1,68 +1,39 @@
 /**
- * One client connection of the proxy: its socket, TLS, startup and authentication, and the
- * objects that serve it once it is ready.
+ * One client connection of the proxy: its lifecycle (phases, the end of the client's input,
+ * drain, close), its sockets, and the objects that serve it once it is ready.
  *
- * Startup: SSLRequest is answered `S` (then TLS) when the proxy has a certificate, else
- * `N`; GSSENCRequest `N`; the StartupMessage goes upstream and authentication is relayed
- * both ways, so the client authenticates against Postgres itself. BackendKeyData is
- * replaced by a proxy-side key (for CancelRequest).
- *
- * Then every message is relayed byte for byte (relay.ts), except those carrying model
- * syntax (model-router.ts decides): a Query whose text holds a model statement
- * (simple-query.ts), and Parse with the Bind / Describe / Execute / Close / Sync that refer
- * to it (extended-protocol.ts). message-dispatch.ts keeps client messages in order; the
- * proxy answers a message itself only once every relayed one has been answered. While the
- * connection is idle in plain pass-through, the native relay may carry it (native-handover.ts).
+ * Startup and authentication, up to the session's first ReadyForQuery, are
+ * session-startup.ts's. Then every message is relayed byte for byte (relay.ts), except
+ * those carrying model syntax (model-router.ts decides): a Query whose text holds a model
+ * statement (simple-query.ts), and Parse with the Bind / Describe / Execute / Close / Sync
+ * that refer to it (extended-protocol.ts). message-dispatch.ts keeps client messages in
+ * order; the proxy answers a message itself only once every relayed one has been answered.
+ * While the connection is idle in plain pass-through, the native relay may carry it
+ * (native-handover.ts).
  *
  * Protocol flow: https://www.postgresql.org/docs/current/protocol-flow.html
  */
 import type { Socket } from 'node:net';
-import { TLSSocket, type SecureContext } from 'node:tls';
-import type { ModelSession } from '../../../core/session/model-session.js';
+import { TLSSocket } from 'node:tls';
 import type { ChunkSummary } from './chunk-summary.js';
 import { ExtendedProtocol } from './extended-protocol.js';
-import { FRONTEND_TYPES, Framer, type Frame } from './framer.js';
-import { authenticationSasl, backendKeyData, errorResponse, startupMessage } from './message-builders.js';
+import { FRONTEND_TYPES, Framer } from './framer.js';
+import { errorResponse } from './message-builders.js';
 import { MessageDispatch } from './message-dispatch.js';
 import { NativeHandover } from './native-handover.js';
-import type { NativeRelay } from './native-relay.js';
-import { authenticationCode, parseBackendKeyData, parseSaslMechanisms, parseStartupPacket } from './message-readers.js';
-import { AdminShutdown, MessageTooLong, ProtocolViolation } from './protocol-errors.js';
+import { AdminShutdown, ProtocolViolation } from './protocol-errors.js';
+import type { ProxyContext } from './proxy-context.js';
 import type { ConnectionCounts } from './proxy-metrics.js';
 import { Relay, type ConnectionTally } from './relay.js';
+import { SessionStartup, type ConnectionPhase } from './session-startup.js';
 import { SimpleQueries } from './simple-query.js';
 import { readSocket, stopReading } from './socket-reading.js';
 import { StatementContext } from './statement-context.js';
 import { UpstreamConnection, type ChunkRelayed } from './upstream-connection.js';
-import { UpstreamError, connectUpstreamSocket, type UpstreamTarget } from './upstream-target.js';
-
-/** What a connection needs from the proxy server. */
-export interface ProxyContext {
-  readonly target: UpstreamTarget;
-  /** TLS toward clients, when configured. */
-  readonly tls?: SecureContext;
-  /** A new proxy-side backend key for `connection`. */
-  register(connection: ProxyConnection): { readonly processId: number; readonly secret: Buffer };
-  /** Forgets the connection's key. */
-  unregister(connection: ProxyConnection): void;
-  /** Handles a CancelRequest received on another socket. */
-  cancel(processId: number, secret: Buffer): void;
-  /** A model session over `upstream` for the client's `user` (created on the client's first model statement). */
-  createSession(upstream: UpstreamConnection, user: string): ModelSession;
-  /** Logs an unexpected error. */
-  log(message: string, error?: unknown): void;
-  /** The connection finished startup and authentication (connection logs and metrics). */
-  opened(connection: ProxyConnection): void;
-  /** A client that has not finished startup and authentication by then is closed (ms; unset: never). */
-  readonly startupTimeoutMs?: number;
-  /** Longest message a client may send (bytes); a longer one gets a FATAL 54000 and the connection is closed. */
-  readonly maxMessageBytes: number;
-  /** The native relay that carries plain pass-through traffic (native-relay.ts); unset: the JavaScript relay alone. */
-  readonly nativeRelay?: NativeRelay;
-}
+import { UpstreamError, connectUpstreamSocket } from './upstream-target.js';
 
 /** What serves a connection once its upstream session is open. */
-interface Serving {
+export interface Serving {
   readonly upstream: UpstreamConnection;
   readonly relay: Relay;
   readonly context: StatementContext;
@@ -79,15 +50,7 @@ interface Serving {
  * server.on('connection', (socket) => new ProxyConnection(socket, context).start());
  */
 export class ProxyConnection {
-  /** The proxy-side key the client got in BackendKeyData. */
-  key: { readonly processId: number; readonly secret: Buffer } | undefined;
   private client: Socket;
-  /** Closes a client that does not finish startup in time (ProxyContext.startupTimeoutMs). */
-  private startupTimer: NodeJS.Timeout | undefined;
-  /** The user name of the StartupMessage (the client, for per-client limits). */
-  user = '';
-  /** The database the client connected to (its StartupMessage's, else the upstream URL's). */
-  database = '';
   /** When the connection was accepted (ms since the epoch). */
   readonly acceptedAt = Date.now();
   /** The accepted socket (under TLS too), whose byte counts are the connection's. */
@@ -95,26 +58,10 @@ export class ProxyConnection {
   /** Statements and errors so far (see {@link counts}). */
   private readonly tally: ConnectionTally = { hostStatements: 0, modelStatements: 0, errors: 0 };
   private readonly framer: Framer;
-  private phase: 'startup' | 'connecting' | 'auth' | 'ready' | 'closed' = 'startup';
+  private phase: ConnectionPhase = 'startup';
   private serving: Serving | undefined;
-  private readonly authBacklog: Frame[] = [];
-  /**
-   * Client messages sent before the session's first ReadyForQuery that are not
-   * authentication responses (a client pipelining its first statements behind its
-   * password): held, and dispatched as statements once the session is ready, so that they
-   * are routed, checked and awaited as every later statement is. At most
-   * `maxMessageBytes` bytes of them (54000 past it).
-   */
-  private readonly earlyMessages: Frame[] = [];
-  private earlyBytes = 0;
-  /**
-   * Authentication requests the upstream sent that want a response (all but
-   * AuthenticationOk and SASLFinal), and the responses the client sent: once its input has
-   * ended, more requests than responses mean that Postgres reads the next message (or the
-   * end of input) as the response.
-   */
-  private authRequests = 0;
-  private authResponses = 0;
+  /** Startup and authentication, up to the session's first ReadyForQuery. */
+  private readonly startup: SessionStartup;
   /** The proxy is shutting down: the connection ends as soon as nothing runs for it (drain). */
   private draining = false;
   /**
@@ -131,6 +78,38 @@ export class ProxyConnection {
     this.client = socket;
     this.raw = socket;
     this.framer = new Framer({ startup: true, allowedTypes: FRONTEND_TYPES, maxLength: context.maxMessageBytes });
+    this.startup = new SessionStartup(this, context, {
+      phase: () => this.phase,
+      client: () => this.client,
+      clientEnded: () => this.clientEnded,
+      serving: () => this.serving,
+      upgradeToTls: () => this.upgradeToTls(),
+      readOn: () => this.receive(undefined),
+      connectUpstream: (startup) => {
+        this.framer.startup = false;
+        this.phase = 'connecting';
+        void this.connectUpstream(startup);
+      },
+      ready: () => void (this.phase = 'ready'),
+      fatal: (error) => this.fatal(error),
+      close: (flush) => this.close(flush),
+      endIfDrained: () => this.endIfDrained(),
+    });
+  }
+
+  /** The proxy-side key the client got in BackendKeyData. */
+  get key(): { readonly processId: number; readonly secret: Buffer } | undefined {
+    return this.startup.key;
+  }
+
+  /** The user name of the StartupMessage (the client, for per-client limits). */
+  get user(): string {
+    return this.startup.user;
+  }
+
+  /** The database the client connected to (its StartupMessage's, else the upstream URL's). */
+  get database(): string {
+    return this.startup.database;
   }
 
   /** What the connection has done so far (metrics). */
@@ -154,13 +133,7 @@ export class ProxyConnection {
   start(): void {
     this.client.setNoDelay(true);
     this.attachClient(this.client);
-    const ms = this.context.startupTimeoutMs;
-    if (ms !== undefined) {
-      this.startupTimer = setTimeout(() => {
-        if (this.phase !== 'ready') this.fatal(new ProtocolViolation(`startup and authentication not completed within ${ms} ms`));
-      }, ms);
-      this.startupTimer.unref();
-    }
+    this.startup.startTimer();
   }
 
   /** Cancels what runs for this client: the upstream statement and any inference. */
@@ -190,14 +163,9 @@ export class ProxyConnection {
       // the end of input too, answers what it read and closes (onUpstreamClosed closes the
       // client then). An extended batch without its Sync, or a COPY FROM STDIN, is rolled
       // back there, as Postgres does. Statements pipelined behind the authentication
-      // responses wait for the session (relayAuth calls this again once it is ready).
+      // responses wait for the session (the startup calls this again once it is ready).
       if (serving && !serving.upstream.isClosed && (this.phase === 'auth' || !serving.relay.settled)) {
-        if (this.phase === 'auth' && this.authRequests > this.authResponses && this.earlyMessages.length > 0) {
-          // No response will come: as without the proxy, Postgres gets the next message
-          // instead, refuses it (FATAL 08P01, relayed), and runs none of them.
-          serving.relay.toUpstreamAll(this.earlyMessages.splice(0).map((f) => f.raw));
-        }
-        if (this.earlyMessages.length === 0) serving.upstream.endInput();
+        if (this.startup.inputEnded(serving.relay)) serving.upstream.endInput();
         return;
       }
       void this.close(true);
@@ -222,7 +190,7 @@ export class ProxyConnection {
     }
     this.serving?.native?.reclaim(false);
     this.phase = 'closed';
-    clearTimeout(this.startupTimer);
+    this.startup.stopTimer();
     // Flushing: the socket's 'close' (or endWhenWritten's timeout) comes back here to unregister.
     if (flush) endWhenWritten(this.client);
     else {
@@ -316,7 +284,7 @@ export class ProxyConnection {
     if (this.phase === 'startup') {
       const [frame] = this.framer.push(chunk, 1);
       if (!frame) return;
-      this.onStartupPacket(frame);
+      this.startup.onStartupPacket(frame);
       return;
     }
     const frames = this.framer.push(chunk);
@@ -325,68 +293,10 @@ export class ProxyConnection {
       this.serving?.dispatch.onFrames(frames);
       return;
     }
-    if (this.phase !== 'connecting' && this.phase !== 'auth') return;
-    // Authentication responses (PasswordMessage, SASL and GSS responses are all 'p') go
-    // upstream; from the first other message on, everything waits for the session.
-    const auth: Frame[] = [];
-    for (const frame of frames) {
-      if (frame.type === 'X') {
-        // Terminate before the session is ready: the client gives up; so does the proxy.
-        void this.close();
-        return;
-      }
-      if (frame.type === 'p' && this.earlyMessages.length === 0) auth.push(frame);
-      else {
-        // Counted as their length fields are (the type byte aside), as maxMessageBytes bounds one message.
-        this.earlyBytes += frame.raw.length - 1;
-        if (this.earlyBytes > this.context.maxMessageBytes) {
-          this.fatal(new MessageTooLong(`more than ${this.context.maxMessageBytes} bytes of messages sent before authentication completed`));
-          return;
-        }
-        this.earlyMessages.push(frame);
-      }
-    }
-    if (auth.length === 0) return;
-    this.authResponses += auth.length;
-    if (this.phase === 'connecting') this.authBacklog.push(...auth);
-    else this.serving?.relay.toUpstreamAll(auth.map((f) => f.raw));
+    if (this.phase === 'connecting' || this.phase === 'auth') this.startup.onClientFrames(frames);
   }
 
-  private onStartupPacket(frame: Frame): void {
-    const packet = parseStartupPacket(frame.payload);
-    switch (packet.kind) {
-      case 'ssl': {
-        if (this.context.tls && !(this.client instanceof TLSSocket)) {
-          this.upgradeToTls();
-        } else {
-          this.client.write('N');
-          this.receive(undefined);
-        }
-        return;
-      }
-      case 'gssenc':
-        this.client.write('N');
-        this.receive(undefined);
-        return;
-      case 'cancel':
-        this.context.cancel(packet.processId, packet.secret);
-        // Closed (and unregistered) once the client has its end of stream.
-        void this.close(true);
-        return;
-      case 'startup': {
-        this.framer.startup = false;
-        this.phase = 'connecting';
-        const parameters = new Map(packet.parameters);
-        this.user = parameters.get('user') ?? '';
-        if (!parameters.has('database') && this.context.target.database) parameters.set('database', this.context.target.database);
-        this.database = parameters.get('database') ?? this.user;
-        void this.connectUpstream(startupMessage(packet.version, parameters));
-        this.receive(undefined);
-        return;
-      }
-    }
-  }
-
+  /** Answers an SSLRequest `S` and runs TLS over the client's socket. */
   private upgradeToTls(): void {
     const raw = this.client;
     stopReading(raw);
@@ -401,6 +311,7 @@ export class ProxyConnection {
 
   // ---- upstream side ------------------------------------------------------------------
 
+  /** Connects the upstream, then sends it the client's StartupMessage (`startup`). */
   private async connectUpstream(startup: Buffer): Promise<void> {
     let upstream: UpstreamConnection;
     try {
@@ -415,14 +326,13 @@ export class ProxyConnection {
     }
     this.serving = this.serve(upstream);
     const relay = this.serving.relay;
-    upstream.onRelay = (frames) => (this.phase === 'auth' ? this.relayAuth(frames) : relay.relayFrames(frames));
+    upstream.onRelay = (frames) => (this.phase === 'auth' ? this.startup.onUpstreamFrames(frames) : relay.relayFrames(frames));
     upstream.onRelayChunk = (chunk: Buffer, summary: Readonly<ChunkSummary>): ChunkRelayed => (this.phase === 'auth' ? 'declined' : relay.relayChunk(chunk, summary));
     upstream.onAsync = (frame) => relay.toClient(frame.raw);
     upstream.onClose = (error) => this.onUpstreamClosed(error);
     this.phase = 'auth';
     upstream.write(startup);
-    const backlog = this.authBacklog.splice(0);
-    if (backlog.length > 0) relay.toUpstreamAll(backlog.map((f) => f.raw));
+    this.startup.sendBacklog(relay);
     // The client's input ended while the upstream connected: the upstream's ends now.
     if (this.clientEnded) this.endIfDrained();
   }
@@ -469,62 +379,6 @@ export class ProxyConnection {
     // A statement in flight fails with 08006 through its exchange and closes the connection
     // then; one waiting for relayed answers that will never come is woken to do the same.
     this.serving?.relay.wakeIdleWaiters();
-  }
-
-  /** Upstream messages during authentication: relayed, with the backend key swapped and channel binding hidden. */
-  private relayAuth(frames: readonly Frame[]): void {
-    const serving = this.serving!;
-    const out: Buffer[] = [];
-    for (let i = 0; i < frames.length; i++) {
-      const frame = frames[i]!;
-      if (this.phase !== 'auth') {
-        serving.relay.relayFrames(frames.slice(i));
-        break;
-      }
-      switch (frame.type) {
-        case 'R': {
-          const code = authenticationCode(frame.payload);
-          if (code !== 0 && code !== 12) {
-            this.authRequests++;
-            if (this.clientEnded) this.endIfDrained();
-          }
-          // SCRAM-SHA-256-PLUS binds to the TLS channel of the *server's* connection, which the
-          // client cannot see through the proxy: offer only the mechanisms without channel binding.
-          if (code === 10) {
-            out.push(authenticationSasl(parseSaslMechanisms(frame.payload).filter((m) => !m.endsWith('-PLUS'))));
-          } else out.push(frame.raw);
-          break;
-        }
-        case 'K': {
-          serving.upstream.backendKey = parseBackendKeyData(frame.payload);
-          this.key = this.context.register(this);
-          out.push(backendKeyData(this.key.processId, this.key.secret));
-          break;
-        }
-        case 'Z':
-          this.phase = 'ready';
-          this.context.opened(this);
-          out.push(frame.raw);
-          serving.relay.toClientAll(out);
-          out.length = 0;
-          if (this.earlyMessages.length > 0) {
-            serving.dispatch.onFrames(this.earlyMessages.splice(0));
-            // The client's input ended behind them: the session ends once they are answered.
-            if (this.clientEnded) this.endIfDrained();
-          } else if (i === frames.length - 1) serving.native?.tryHandOver();
-          break;
-        case 'E':
-          out.push(frame.raw);
-          serving.relay.toClientAll(out);
-          out.length = 0;
-          this.client.end();
-          void this.close();
-          return;
-        default:
-          out.push(frame.raw);
-      }
-    }
-    serving.relay.toClientAll(out);
   }
 }
 
