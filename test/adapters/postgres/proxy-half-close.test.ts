@@ -104,16 +104,27 @@ describe.each(ways)('half-close after the last message, %s', (_how, way) => {
   it('answers the startup, the password and a statement sent in one write before the half-close', async () => {
     const fx = fixtures[way === 'js' ? 'js' : 'auto']!;
     const url = new URL(fx.directUrl);
-    // The run's server asks for the password in clear text (AuthenticationCleartextPassword), so it can be sent ahead.
     const password = Buffer.from(`p\0\0\0\0${decodeURIComponent(url.password)}\0`);
     password.writeInt32BE(password.length - 1, 1);
-    const raw = await rawClient(way === 'direct' ? Number(url.port) : fx.proxy.port);
-    raw.socket.end(Buffer.concat([startupPacket(url.username, url.pathname.slice(1)), password, queryMessage('SELECT 42')]));
-    await raw.closed;
-    const types = messageTypes(raw.received());
-    expect(types).toMatch(/^RR(S+)KZTDCZ$/);
-    expect(raw.received().readInt32BE(5)).toBe(3);
-    expect(dataRowNumbers(raw.received())).toEqual([42]);
+    const bytes = Buffer.concat([startupPacket(url.username, url.pathname.slice(1)), password, queryMessage('SELECT 42')]);
+    const send = async (port: number): Promise<Buffer> => {
+      const raw = await rawClient(port);
+      raw.socket.end(bytes);
+      await raw.closed;
+      return raw.received();
+    };
+    const answer = await send(way === 'direct' ? Number(url.port) : fx.proxy.port);
+    // The same bytes straight to Postgres: the proxy answers as it does, whatever it asks for.
+    expect(messageTypes(answer)).toBe(messageTypes(await send(Number(url.port))));
+    // A server that asks for the password in clear text (AuthenticationCleartextPassword, the
+    // run's embedded one) takes it sent ahead and answers the statement; MD5 and SCRAM need
+    // the server's salt first, so there the password sent ahead is refused by both.
+    if (answer.readInt32BE(5) === 3) {
+      expect(messageTypes(answer)).toMatch(/^RR(S+)KZTDCZ$/);
+      expect(dataRowNumbers(answer)).toEqual([42]);
+    } else {
+      expect(messageTypes(answer)).toBe('RE');
+    }
   });
 
   it('refuses a statement sent instead of the password before the half-close, at once', async () => {
