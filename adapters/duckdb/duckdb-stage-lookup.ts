@@ -20,6 +20,10 @@
  * Used for DOUBLE, FLOAT and INTEGER outputs of a stage whose input keeps insertion order
  * (see duckdb-stage.ts); other outputs keep the table of predictions.
  *
+ * The functions can be called by hand: a call finds only a stage its own database is
+ * running, read as the type its column holds (the function writes the output vector's
+ * memory directly); any other call fails, whatever id it names.
+ *
  * Memory: the predictions themselves (8 or 4 bytes a row and output, 4 for a DOUBLE that a
  * float32 graph answers, in blocks of
  * {@link BLOCK_ROWS} rows, plus a NULL flag a row where a prediction is NULL) and 16 bytes
@@ -52,13 +56,19 @@ export function lookupSupported(types: readonly string[]): boolean {
   return types.every((t) => LOOKUP_TYPES[t.toUpperCase()] !== undefined);
 }
 
-/** The connections the functions were registered through (registration is per database instance; once per connection is harmless). */
-const registered = new WeakSet<DuckDBConnection>();
+/**
+ * The owner of the stores a connection's functions read, by the connection that registered
+ * them: the functions of one database read its own stages only, not those of another
+ * database this process has open (the id of a running stage is in its statement's text).
+ */
+const owners = new WeakMap<DuckDBConnection, object>();
 
-/** Registers the lookup functions through `connection`, once. */
-function register(connection: DuckDBConnection): void {
-  if (registered.has(connection)) return;
-  for (const { fn, type } of Object.values(LOOKUP_TYPES)) {
+/** Registers the lookup functions through `connection`, once; the owner of its stores. */
+function register(connection: DuckDBConnection): object {
+  const known = owners.get(connection);
+  if (known) return known;
+  const owner = {};
+  for (const [typeName, { fn, type }] of Object.entries(LOOKUP_TYPES)) {
     const scalar = DuckDBScalarFunction.create({ name: fn, returnType: type, parameterTypes: [BIGINT, INTEGER, BIGINT], mainFunction: () => undefined });
     // The bindings' raw callback: no wrapper objects per chunk.
     duckdb.scalar_function_set_function(scalar.scalar_function, (info, input, output) => {
@@ -67,7 +77,8 @@ function register(connection: DuckDBConnection): void {
       const id = Number(view(duckdb.vector_get_data(duckdb.data_chunk_get_vector(input, 0), 8)).getBigInt64(0, true));
       const column = view(duckdb.vector_get_data(duckdb.data_chunk_get_vector(input, 1), 4)).getInt32(0, true);
       const store = stores.get(id);
-      if (!store || column < 0 || column >= store.columnCount) {
+      // A column of another type would be written at its own width into this output vector.
+      if (!store || !store.readableAs(owner, column, typeName)) {
         duckdb.scalar_function_set_error(info, 'the predictions of this ML call are no longer held');
         return;
       }
@@ -79,7 +90,8 @@ function register(connection: DuckDBConnection): void {
     });
     connection.registerScalarFunction(scalar);
   }
-  registered.add(connection);
+  owners.set(connection, owner);
+  return owner;
 }
 
 function view(bytes: Uint8Array): DataView {
@@ -128,7 +140,10 @@ export class PredictionStore {
   private lastWindow = -1;
   private lastSegment = 0;
 
-  private constructor(private readonly types: readonly string[]) {
+  private constructor(
+    private readonly types: readonly string[],
+    private readonly owner: object,
+  ) {
     this.blocks = types.map(() => []);
     this.nullBlocks = types.map(() => []);
     this.scratch = types.map((t) => LOOKUP_TYPES[t.toUpperCase()]!.make(2048));
@@ -136,14 +151,14 @@ export class PredictionStore {
 
   /** A store for outputs of `types` ({@link lookupSupported}), its functions registered through `connection`. */
   static open(connection: DuckDBConnection, types: readonly string[]): PredictionStore {
-    register(connection);
-    const store = new PredictionStore(types);
+    const store = new PredictionStore(types, register(connection));
     stores.set(store.id, store);
     return store;
   }
 
-  get columnCount(): number {
-    return this.types.length;
+  /** Whether the functions of `owner` may read column `c` as `type` (DOUBLE, FLOAT, INTEGER): the store's own, a column it has, of that type. */
+  readableAs(owner: object, c: number, type: string): boolean {
+    return owner === this.owner && c >= 0 && c < this.types.length && this.types[c]!.toUpperCase() === type;
   }
 
   /** The call's output columns for the statement: `fn(stage, k, <rowid>) AS <name>`. */

@@ -3,7 +3,9 @@
  * (duckdb-stage-lookup.ts) where the input keeps insertion order: rows under filters,
  * limits and joins above the call get their own predictions, FLOAT and several outputs are
  * read, nothing is held once a statement ends (failed ones included), and the function
- * called by hand finds nothing.
+ * called by hand finds nothing: not with a guessed id, not with a held stage's id read from
+ * the statement's text through a function of another type (which wrote past the output
+ * vector), not with the id of a stage another database is running.
  */
 import { jest } from '@jest/globals';
 import { heldStageCount, PredictionStore } from '../../../adapters/duckdb/duckdb-stage-lookup.js';
@@ -68,5 +70,37 @@ describe('DuckDB stage: predictions read back by rowid', () => {
 
   it('finds nothing for a stage called by hand', async () => {
     await expect(db.sql(`SELECT __modelsql_stage_double(12345, 0, 0)`)).rejects.toThrow(/no longer held/);
+  });
+
+  it('finds nothing for a held stage read through a function of another type', async () => {
+    // The statement's own stage id, from its rewritten text: a DOUBLE read as FLOAT would
+    // copy 8 bytes a row into a vector of 4, a FLOAT read as DOUBLE leave half of it unset.
+    const idOf = (fn: string) => `CAST(regexp_extract(current_query(), '${fn}\\((\\d+)', 1) AS BIGINT)`;
+    await expect(db.sql(`SELECT __modelsql_stage_float(${idOf('__modelsql_stage_double')}, 0, id) FROM ML_PREDICT(TABLE t, MODEL lin, DESCRIPTOR(a, b))`)).rejects.toThrow(/no longer held/);
+    await expect(db.sql(`SELECT __modelsql_stage_double(${idOf('__modelsql_stage_float')}, 0, id) FROM ML_PREDICT(TABLE t, MODEL lin32, DESCRIPTOR(a, b))`)).rejects.toThrow(/no longer held/);
+    await expect(db.sql(`SELECT __modelsql_stage_integer(${idOf('__modelsql_stage_double')}, 0, id) FROM ML_PREDICT(TABLE t, MODEL lin, DESCRIPTOR(a, b))`)).rejects.toThrow(/no longer held/);
+  });
+
+  it("finds nothing for the id of a stage another database is running", async () => {
+    const other = await openDuckDB();
+    try {
+      await other.sql(`CREATE TABLE t AS SELECT 1.0 AS a, 2.0 AS b`);
+      await other.sql(`CREATE MODEL lin INPUT (a DOUBLE, b DOUBLE) OUTPUT (y DOUBLE) WITH ('provider' = 'onnx', 'path' = '${files.linear}')`);
+      expect((await other.sql(`SELECT y FROM ML_PREDICT(TABLE t, MODEL lin, DESCRIPTOR(a, b))`)).rows).toEqual([[7]]);
+      const opened = jest.spyOn(PredictionStore, 'open');
+      // Held while its rows stream: the first batch is read, the statement not finished.
+      const running = db.stream(`SELECT id, y FROM ML_PREDICT(TABLE t, MODEL lin, DESCRIPTOR(a, b))`)[Symbol.asyncIterator]();
+      try {
+        expect((await running.next()).done).toBe(false);
+        const id = (opened.mock.results[0]!.value as PredictionStore).id;
+        opened.mockRestore();
+        expect(heldStageCount()).toBe(1);
+        await expect(other.sql(`SELECT __modelsql_stage_double(${id}, 0, 5)`)).rejects.toThrow(/no longer held/);
+      } finally {
+        await running.return?.();
+      }
+    } finally {
+      await other.close();
+    }
   });
 });
