@@ -320,9 +320,10 @@ export class ModelSession implements Session {
 
   private async plan(statement: QueryStatement, text: string, signal: AbortSignal, temps: string[], describeOnly = isPlainExplain(statement.text)): Promise<StatementPlan> {
     this.requireStandardStrings(statement, text);
-    if (isViewDefinition(statement)) {
+    const stored = storedDefinition(statement);
+    if (stored) {
       throw new UnsupportedFeatureError(
-        'ML_PREDICT / ML_EVALUATE cannot be stored in a view: their results are computed when the statement runs; use CREATE TABLE ... AS instead',
+        `ML_PREDICT / ML_EVALUATE cannot be stored in ${stored}: their results are computed when the statement runs; use CREATE TABLE ... AS, or run the statement itself`,
         positionAt(text, statement.span.start),
       );
     }
@@ -505,11 +506,19 @@ export function isPlainExplain(text: string): boolean {
   return true;
 }
 
-function isViewDefinition(statement: QueryStatement): boolean {
+/**
+ * What a statement stores its query in, to run later: a view, a macro (DuckDB), a prepared
+ * statement (SQL-level PREPARE). The calls' rewritten SQL reads relations that are dropped
+ * when the statement ends, so none of them can hold an ML call.
+ */
+function storedDefinition(statement: QueryStatement): string | undefined {
   const words = leadingWords(statement.text, 5);
-  if (words[0] !== 'CREATE') return false;
+  if (words[0] === 'PREPARE') return 'a prepared statement (PREPARE)';
+  if (words[0] !== 'CREATE') return undefined;
   const rest = words.slice(words[1] === 'OR' ? 3 : 1).filter((w) => w !== 'TEMP' && w !== 'TEMPORARY' && w !== 'MATERIALIZED');
-  return rest[0] === 'VIEW';
+  if (rest[0] === 'VIEW') return 'a view';
+  if (rest[0] === 'MACRO' || rest[0] === 'FUNCTION') return 'a macro';
+  return undefined;
 }
 
 /** The command tag of a host statement: its first keyword, two for CREATE/DROP/ALTER. */

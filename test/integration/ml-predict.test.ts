@@ -136,6 +136,8 @@ for (const adapter of ADAPTERS) {
       await expectSqlError(db.sql("SELECT * FROM ML_PREDICT(TABLE t, MODEL lin, DESCRIPTOR(a, b), MAP['colour', 'red'])"), '22023', /batch-size/);
       await expectSqlError(db.sql('SELECT * FROM ML_PREDICT(TABLE t, MODEL lin, TABLE t)'), '42601');
       await expectSqlError(db.sql('CREATE VIEW v AS SELECT * FROM ML_PREDICT(TABLE t, MODEL lin, DESCRIPTOR(a, b))'), '0A000', /view/);
+      await expectSqlError(db.sql('PREPARE p AS SELECT * FROM ML_PREDICT(TABLE t, MODEL lin, DESCRIPTOR(a, b))'), '0A000', /prepared statement/);
+      if (adapter.name === 'duckdb') await expectSqlError(db.sql('CREATE MACRO m() AS TABLE SELECT * FROM ML_PREDICT(TABLE t, MODEL lin, DESCRIPTOR(a, b))'), '0A000', /macro/);
       expect(await leftovers()).toBe(0n);
     });
 
