@@ -25,9 +25,9 @@
  * memory directly); any other call fails, whatever id it names.
  *
  * Memory: the predictions themselves (8 or 4 bytes a row and output, 4 for a DOUBLE that a
- * float32 graph answers, in blocks of
- * {@link BLOCK_ROWS} rows, plus a NULL flag a row where a prediction is NULL) and 16 bytes
- * a run of rowids, held until the statement's temporary tables are dropped.
+ * float32 graph answers, in blocks of {@link BLOCK_ROWS} rows, plus a NULL flag a row
+ * where a prediction is NULL) and 16 bytes a run of rowids, held until the statement's
+ * temporary tables are dropped.
  */
 import { randomInt } from 'node:crypto';
 import { BIGINT, DOUBLE, DuckDBScalarFunction, FLOAT, INTEGER, type DuckDBConnection, type DuckDBType } from '@duckdb/node-api';
@@ -100,7 +100,8 @@ function view(bytes: Uint8Array): DataView {
 
 /**
  * Predictions of one stage, by rowid. `append` as batches come (rowids ascending within the
- * input's order), `relationColumns` for the statement, `release` when it is done.
+ * input's order), `seal` once the input is read, `outputExpressions` for the statement,
+ * `release` when it is done.
  */
 export class PredictionStore {
   readonly id = randomInt(1, 2 ** 47);
@@ -111,22 +112,6 @@ export class PredictionStore {
   private runRowid: number[] = [];
   private runIndex: number[] = [];
   private sorted = true;
-  /** The key of the rowid `hi` · 2^32 + `lo`; NaN for one of a window not met while appending (`create` false) or past 8,192 windows. */
-  private key(lo: number, hi: number, create: boolean): number {
-    const window = hi >>> 8;
-    if (window !== this.lastWindow) {
-      let segment = this.segments.get(window);
-      if (segment === undefined) {
-        if (!create || this.segments.size >= 8192) return NaN;
-        segment = this.segments.size;
-        this.segments.set(window, segment);
-      }
-      this.lastWindow = window;
-      this.lastSegment = segment;
-    }
-    return this.lastSegment * 2 ** 40 + (hi & 0xff) * 0x1_0000_0000 + lo;
-  }
-
   /** Lengths of the runs once sorted out of input order (else from the next run's index). */
   private runLength: number[] | undefined;
   private readonly scratch: LookupArray[];
@@ -159,6 +144,22 @@ export class PredictionStore {
   /** Whether the functions of `owner` may read column `c` as `type` (DOUBLE, FLOAT, INTEGER): the store's own, a column it has, of that type. */
   readableAs(owner: object, c: number, type: string): boolean {
     return owner === this.owner && c >= 0 && c < this.types.length && this.types[c]!.toUpperCase() === type;
+  }
+
+  /** The key of the rowid `hi` · 2^32 + `lo`; NaN for one of a window not met while appending (`create` false) or past 8,192 windows. */
+  private key(lo: number, hi: number, create: boolean): number {
+    const window = hi >>> 8;
+    if (window !== this.lastWindow) {
+      let segment = this.segments.get(window);
+      if (segment === undefined) {
+        if (!create || this.segments.size >= 8192) return NaN;
+        segment = this.segments.size;
+        this.segments.set(window, segment);
+      }
+      this.lastWindow = window;
+      this.lastSegment = segment;
+    }
+    return this.lastSegment * 2 ** 40 + (hi & 0xff) * 0x1_0000_0000 + lo;
   }
 
   /** The call's output columns for the statement: `fn(stage, k, <rowid>) AS <name>`. */
