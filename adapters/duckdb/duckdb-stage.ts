@@ -176,7 +176,7 @@ export async function openDuckDBStage(host: DuckDBStageHost, spec: HostStageSpec
     async finish() {
       if (store) {
         store.seal();
-        const inputs = spec.inputColumns.map((c) => `i.${q(c.name)}`);
+        const inputs = columns.slice(0, spec.inputColumns.length);
         return `(SELECT ${[...inputs, ...store.outputExpressions('i.rowid', spec.outputColumns.map((c) => q(c.name)))].join(', ')} FROM ${input.relation} AS i)`;
       }
       await (await predictions()).finish();
