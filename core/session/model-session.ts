@@ -11,6 +11,8 @@ import type { DirectWrite, ExecutionContext } from '../execution/execution-conte
 import type { StatementPlan } from '../execution/run-statement.js';
 import type { InferenceGate } from '../runtime/inference-limits.js';
 import { StatementTimer } from './statement-timeout.js';
+import { StatementQueue } from './statement-queue.js';
+import { RowSpill } from './row-spill.js';
 import { createModel } from './create-model.js';
 import { RuntimeLoader, type ModelAccessOptions } from '../runtime/runtime-loader.js';
 import type { QueryStatement, Statement } from '../sql/ast.js';
@@ -86,6 +88,8 @@ export class ModelSession implements Session {
   /** Materialized tables of this session's database (core/materialized); their refreshes run model SQL through this session. */
   readonly materialized: MaterializedTables;
   private controller: AbortController | undefined;
+  /** One statement at a time: calls made while one runs wait for it (statement-queue.ts). */
+  private readonly queue = new StatementQueue();
   private tempCounter = 0;
   private readonly maxRowsPerCall: number | undefined;
   /** Admits one model stage of this session (the shared gate's, else none). */
@@ -98,18 +102,36 @@ export class ModelSession implements Session {
     this.loader = options.runtimeLoader ?? new RuntimeLoader(options);
     this.ownsLoader = options.runtimeLoader === undefined;
     this.catalog = new ModelCatalog(host, this.loader, { secretKey: options.secretKey });
-    this.materialized = new MaterializedTables(host, this.catalog, (sql) => this.sql(sql), (role) => `__modelsql_${process.pid}_${++this.tempCounter}_mt_${role}`);
+    // A refresh runs inside the statement that asked for it (or on a scheduler's own session): not queued again.
+    this.materialized = new MaterializedTables(host, this.catalog, (sql) => this.sqlNow(sql), (role) => `__modelsql_${process.pid}_${++this.tempCounter}_mt_${role}`);
     this.maxRowsPerCall = options.maxRowsPerCall;
     this.admit = admission(options);
   }
 
   async sql(text: string): Promise<QueryResult> {
+    return this.queue.run(() => this.sqlNow(text));
+  }
+
+  /** Each statement holds the session while it runs, not while the loop handles its result. */
+  async *run(text: string): AsyncIterable<QueryResult> {
+    const script = this.script(text);
+    for (let i = 0; ; i++) {
+      const result = await this.queue.run(async () => {
+        const statement = this.statementAt(script, i);
+        return statement && (await this.runOne(statement, text));
+      });
+      if (!result) return;
+      yield result;
+    }
+  }
+
+  private async sqlNow(text: string): Promise<QueryResult> {
     let last: QueryResult = { command: 'EMPTY', columns: [], rows: [] };
-    for await (const result of this.run(text)) last = result;
+    for await (const result of this.runNow(text)) last = result;
     return last;
   }
 
-  async *run(text: string): AsyncIterable<QueryResult> {
+  private async *runNow(text: string): AsyncIterable<QueryResult> {
     const script = this.script(text);
     for (let i = 0, statement = this.statementAt(script, 0); statement; statement = this.statementAt(script, ++i)) yield await this.runOne(statement, text);
   }
@@ -135,7 +157,24 @@ export class ModelSession implements Session {
     return script.statements[i];
   }
 
+  /**
+   * Holds the session until the rows are read to the end or the loop reading them ends; a
+   * call that comes to wait meanwhile has the rows left read into memory first, and runs.
+   */
   async *stream(text: string): AsyncIterable<ResultBatch> {
+    let leave: (() => void) | undefined = await this.queue.enter();
+    const leaveOnce = () => {
+      leave?.();
+      leave = undefined;
+    };
+    try {
+      yield* this.streamNow(text, leaveOnce);
+    } finally {
+      leaveOnce();
+    }
+  }
+
+  private async *streamNow(text: string, leave: () => void): AsyncIterable<ResultBatch> {
     const script = this.script(text);
     let i = 0;
     for (let statement = this.statementAt(script, 0); statement && i < script.statements.length - 1; statement = this.statementAt(script, ++i)) await this.runOne(statement, text);
@@ -147,6 +186,7 @@ export class ModelSession implements Session {
       return;
     }
     const { signal, temps, finish } = this.begin();
+    let spilled: Promise<void> | undefined;
     try {
       const plan: StatementPlan = last.kind === 'host' ? { sql: last.text } : await this.plan(last, text, signal, temps);
       if (plan.write) {
@@ -154,14 +194,25 @@ export class ModelSession implements Session {
         yield { columns: [], rows: [] };
         return;
       }
-      for await (const batch of this.host.stream(plan.sql)) {
-        if (signal.aborted) throw new QueryCanceledError();
-        yield batch;
+      const rows = new RowSpill(this.host.stream(plan.sql)[Symbol.asyncIterator]());
+      // A call that comes to wait: the rows left are read into memory, and the session is its.
+      const withdraw = this.queue.whileHeld(() => {
+        spilled = rows.spill().then(leave);
+      });
+      try {
+        for await (const batch of { [Symbol.asyncIterator]: () => rows }) {
+          if (signal.aborted) throw new QueryCanceledError();
+          yield batch;
+        }
+      } finally {
+        withdraw();
       }
     } catch (error) {
       throw withText(last.kind === 'host' ? inScript(error, last, text) : error, text);
     } finally {
-      await finish();
+      // Once the session was given up, the statement's clean-up waits its turn.
+      if (spilled) await spilled.then(() => this.queue.run(finish));
+      else await finish();
     }
   }
 
@@ -180,7 +231,7 @@ export class ModelSession implements Session {
    * or an ML query, and returns its result.
    */
   async runStatement(statement: Statement, text: string): Promise<QueryResult> {
-    return this.runOne(statement, text);
+    return this.queue.run(() => this.runOne(statement, text));
   }
 
   /**
@@ -194,6 +245,11 @@ export class ModelSession implements Session {
    * try { await runUpstream(prepared.sql) } finally { await prepared.release() }
    */
   async prepareQuery(statement: QueryStatement, text: string): Promise<PreparedQuery> {
+    // Queued while its stages run; what it returns holds nothing of the queue.
+    return this.queue.run(() => this.prepareNow(statement, text));
+  }
+
+  private async prepareNow(statement: QueryStatement, text: string): Promise<PreparedQuery> {
     const { signal, temps, finish } = this.begin();
     let released: Promise<void> | undefined;
     let write: DirectWrite | undefined;
@@ -206,13 +262,14 @@ export class ModelSession implements Session {
       write = plan.write;
       if (!plan.write) return { sql: plan.sql, scriptOffset: plan.scriptOffset, release };
       const direct = plan.write;
-      const run = async (): Promise<string> => {
-        try {
-          return commandTag(direct.kind, await direct.run());
-        } catch (error) {
-          throw withText(error, text);
-        }
-      };
+      const run = (): Promise<string> =>
+        this.queue.run(async () => {
+          try {
+            return commandTag(direct.kind, await direct.run());
+          } catch (error) {
+            throw withText(error, text);
+          }
+        });
       return { sql: '', run, release };
     } catch (error) {
       await release();
@@ -309,13 +366,15 @@ export class ModelSession implements Session {
    * `getMetaData`).
    */
   async describeQuery(statement: QueryStatement, text: string): Promise<Pick<PreparedQuery, 'sql' | 'scriptOffset'>> {
-    try {
-      const plan = await this.plan(statement, text, new AbortController().signal, [], true);
-      if (plan.write) throw new ModelSqlError('XX000', 'internal error: a statement planned for its shape planned a write');
-      return { sql: plan.sql, scriptOffset: plan.scriptOffset };
-    } catch (error) {
-      throw withText(error, text);
-    }
+    return this.queue.run(async () => {
+      try {
+        const plan = await this.plan(statement, text, new AbortController().signal, [], true);
+        if (plan.write) throw new ModelSqlError('XX000', 'internal error: a statement planned for its shape planned a write');
+        return { sql: plan.sql, scriptOffset: plan.scriptOffset };
+      } catch (error) {
+        throw withText(error, text);
+      }
+    });
   }
 
   private async plan(statement: QueryStatement, text: string, signal: AbortSignal, temps: string[], describeOnly = isPlainExplain(statement.text)): Promise<StatementPlan> {

@@ -13,7 +13,8 @@ export interface SessionEvents {
 }
 
 /**
- * A modelsql session.
+ * A modelsql session. It runs one statement at a time: calls made while one runs wait for
+ * it, in order (docs/getting-started.md, "The library").
  *
  * @example
  * const db = await openDuckDB();

@@ -1,6 +1,7 @@
 /**
  * The session API on every adapter: `run` yields each statement's result, `stream` yields
  * batches, progress events arrive, and `cancel` stops a model stage and cleans up.
+ * Statements started together run one at a time, in the order they were made.
  */
 import type { Session } from '../../core/session/session.js';
 import { ADAPTERS } from '../support/adapters.js';
@@ -82,6 +83,96 @@ for (const adapter of ADAPTERS) {
       await expectSqlError(running, '57014');
       expect(await leftovers()).toBe(0n);
       expect((await db.sql('SELECT 42')).rows).toEqual([[42]]);
+    });
+
+    describe('one statement at a time: calls made while one runs wait for it, in order', () => {
+      const predict = `SELECT count(*), count(y), sum(CASE WHEN abs(y - (2 * a + 3 * b - 1)) > 1e-3 * greatest(1, abs(y)) THEN 1 ELSE 0 END) FROM ML_PREDICT(TABLE big, MODEL lin, DESCRIPTOR(a, b), MAP['batch-size', '1000'])`;
+
+      it('ML statements started together each get every row its own prediction, around host SQL and a direct write', async () => {
+        await db.sql('DROP TABLE IF EXISTS conc_out');
+        // On DuckDB a statement run between a stage's reads used to end them early: NULL predictions, no error.
+        const results = await Promise.all([
+          db.sql(predict),
+          db.sql('SELECT count(*) FROM big'),
+          db.sql(predict),
+          db.sql('CREATE TABLE conc_out AS SELECT a, y FROM ML_PREDICT(TABLE big, MODEL lin, DESCRIPTOR(a, b))'),
+          db.sql(predict),
+        ]);
+        for (const i of [0, 2, 4]) expect(results[i]!.rows.map((r) => r.map(Number))).toEqual([[200000, 200000, 0]]);
+        expect(Number(results[1]!.rows[0]![0])).toBe(200000);
+        expect((await db.sql('SELECT count(*), count(y) FROM conc_out')).rows.map((r) => r.map(Number))).toEqual([[200000, 200000]]);
+        await db.sql('DROP TABLE conc_out');
+        expect(await leftovers()).toBe(0n);
+      });
+
+      it('runs them in the order they were made, and a failed one lets the next run', async () => {
+        await db.sql('DROP TABLE IF EXISTS conc_order');
+        const made = [
+          db.sql('CREATE TABLE conc_order (n INTEGER)'),
+          db.sql('INSERT INTO conc_order VALUES (1)'),
+          db.sql('SELECT * FROM ML_PREDICT(TABLE conc_order, MODEL nomodel, DESCRIPTOR(n))'),
+          db.sql(`INSERT INTO conc_order SELECT count(*) + 1 FROM ML_PREDICT(TABLE (SELECT * FROM big WHERE a < 100), MODEL lin, DESCRIPTOR(a, b))`),
+          db.sql('SELECT n FROM conc_order ORDER BY n'),
+        ];
+        const settled = await Promise.allSettled(made);
+        expect(settled.map((s) => s.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
+        await expectSqlError(made[2]!, '42704');
+        expect((await made[4]!).rows.map((r) => Number(r[0]))).toEqual([1, 101]);
+        await db.sql('DROP TABLE conc_order');
+      });
+
+      it('a statement awaited inside a stream loop runs at once, and the stream loses no row', async () => {
+        let rows = 0;
+        let wrong = 0;
+        let inside: unknown[][] = [];
+        for await (const batch of db.stream(`SELECT a, b, y FROM ML_PREDICT(TABLE big, MODEL lin, DESCRIPTOR(a, b), MAP['batch-size', '1000'])`)) {
+          // The stream's rows left are read into memory first, then these run (a model statement included).
+          if (rows === 0) inside = [(await db.sql(predict)).rows[0]!.map(Number), (await db.sql('SELECT count(*) FROM big')).rows[0]!.map(Number)];
+          rows += batch.rows.length;
+          wrong += batch.rows.filter(([a, b, y]) => Math.abs((y as number) - linearExpected(a as number, b as number)) > 1e-3 * Math.max(1, Math.abs(y as number))).length;
+        }
+        expect(inside).toEqual([[200000, 200000, 0], [200000]]);
+        expect(rows).toBe(200000);
+        expect(wrong).toBe(0);
+        expect(await leftovers()).toBe(0n);
+      });
+
+      it('a call from elsewhere while a stream is open runs too; a loop that stops early frees the session', async () => {
+        let rows = 0;
+        let other: Promise<unknown> | undefined;
+        for await (const batch of db.stream('SELECT a FROM big')) {
+          other ??= db.sql(predict);
+          rows += batch.rows.length;
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+        expect(rows).toBe(200000);
+        expect(((await other) as { rows: unknown[][] }).rows[0]!.map(Number)).toEqual([200000, 200000, 0]);
+        for await (const batch of db.stream(`SELECT a FROM ML_PREDICT(TABLE big, MODEL lin, DESCRIPTOR(a, b))`)) {
+          expect(batch.rows.length).toBeGreaterThan(0);
+          break;
+        }
+        expect((await db.sql('SELECT 2')).rows).toEqual([[2]]);
+        expect(await leftovers()).toBe(0n);
+      });
+
+      it('a statement awaited inside a run loop runs between the script\'s statements', async () => {
+        const seen: number[] = [];
+        for await (const r of db.run('CREATE TABLE conc_run (n INTEGER); INSERT INTO conc_run VALUES (1); SELECT count(*) FROM conc_run')) {
+          if (r.command === 'INSERT') await db.sql('INSERT INTO conc_run VALUES (2)');
+          if (r.command === 'SELECT') seen.push(Number(r.rows[0]![0]));
+        }
+        expect(seen).toEqual([2]);
+        await db.sql('DROP TABLE conc_run');
+      });
+
+      it('cancel stops the running statement only; the one waiting runs', async () => {
+        db.events.once('progress', () => db.cancel());
+        const running = db.sql(`SELECT count(*) FROM ML_PREDICT(TABLE big, MODEL lin, DESCRIPTOR(a, b), MAP['batch-size', '1000'])`);
+        const waiting = db.sql(predict);
+        await expectSqlError(running, '57014');
+        expect((await waiting).rows.map((r) => r.map(Number))).toEqual([[200000, 200000, 0]]);
+        expect(await leftovers()).toBe(0n);
+      });
     });
   });
 }
