@@ -47,6 +47,11 @@ export interface HostStageSpec {
   readonly featureColumns: readonly number[];
   /** How each feature arrives: `number` as typed arrays (cast to DOUBLE), `value` as JS values. */
   readonly kinds: readonly ('number' | 'value')[];
+  /**
+   * Every feature is a `number` and the runtime takes them as one matrix: a host that can
+   * read them row by row yields batches with `rowMajor` (core/runtime/row-major-batch.ts).
+   */
+  readonly rowMajor?: boolean;
   /** The OUTPUT columns (names already made unique against the input) and their host types. */
   readonly outputColumns: readonly HostColumn[];
   /** A session-private table name for the result (from the session, which drops it at the end). */

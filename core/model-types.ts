@@ -96,6 +96,20 @@ export type ColumnData =
 export interface ColumnBatch {
   readonly rowCount: number;
   readonly columns: readonly ColumnData[];
+  /**
+   * The same features row by row, when the host read them so for a runtime that takes one
+   * matrix (`ModelRuntime.rowMajorInput`); `columns` is then made from it when first read
+   * (core/runtime/row-major-batch.ts).
+   */
+  readonly rowMajor?: RowMajorFeatures;
+}
+
+/** Number features row by row: `rowCount × width` doubles, a NULL row's all 0. */
+export interface RowMajorFeatures {
+  readonly values: Float64Array;
+  readonly width: number;
+  /** `nulls[i] === 1`: a feature of row i is NULL. Absent when none is. */
+  readonly nulls?: Uint8Array;
 }
 
 /** A column of a result. `type` is the host's type name (`INTEGER`, `DOUBLE`, `VARCHAR[]`). */

@@ -8,6 +8,7 @@
 import type { DuckDBAppender, DuckDBType } from '@duckdb/node-api';
 import { duckdbApi, duckdbBindings as duckdb } from './duckdb-api.js';
 import type { ColumnBatch, ColumnData } from '../../core/model-types.js';
+import { rowMajorBatch } from '../../core/runtime/row-major-batch.js';
 
 const { DuckDBDataChunk, JSDuckDBValueConverter, JSToDuckDBValueConverter } = duckdbApi;
 type DuckDBDataChunk = import('@duckdb/node-api').DuckDBDataChunk;
@@ -41,9 +42,12 @@ export interface CarriedBatch {
  * carried (fixed-width columns of `carriedWidths` bytes a row, copied byte for byte) and
  * whose other columns are the features, in order: `number` features are DOUBLE columns
  * (the query casts them), copied out of the vector's memory; `value` features are converted
- * to JS values. Each batch gets arrays of its own: reusing them would spare V8 the
- * allocations, but those allocations are what makes V8 collect the wrappers of fetched
- * chunks, which hold DuckDB's memory until collected (see stage-memory.test.ts).
+ * to JS values. With `rowMajor`, the features are one `DOUBLE[k]` column instead (the query
+ * builds the array on DuckDB's side), whose values lie row by row in its child vector: one
+ * copy a chunk into the batch's matrix, for a runtime that takes one (`ColumnBatch.rowMajor`).
+ * Each batch gets arrays of its own: reusing them would spare V8 the allocations, but those
+ * allocations are what makes V8 collect the wrappers of fetched chunks, which hold DuckDB's
+ * memory until collected (see stage-memory.test.ts).
  */
 export class FeatureBatcher {
   /** Per feature: its numbers (`number` kind), their NULL mask (made at the first NULL), or its values (`value` kind). */
@@ -53,12 +57,16 @@ export class FeatureBatcher {
   /** Per carried column: its bytes, and its NULL flags (made at the first NULL). */
   private bytes: Uint8Array[] = [];
   private carriedNulls: (Uint8Array | undefined)[] = [];
+  /** With `rowMajor`: the features row by row, and the rows with a NULL one (made at the first). */
+  private matrix = new Float64Array(0);
+  private matrixNulls: Uint8Array | undefined;
   private rows = 0;
 
   constructor(
     private readonly kinds: readonly ('number' | 'value')[],
     private readonly batchSize: number,
     private readonly carriedWidths: readonly number[] = [],
+    private readonly rowMajor = false,
   ) {
     this.reset();
   }
@@ -91,6 +99,10 @@ export class FeatureBatcher {
       const validity = duckdb.vector_get_validity(vector, Math.ceil(n / 64) * 8);
       if (validity) markNulls(validity, from, count, () => (this.carriedNulls[c] ??= new Uint8Array(this.batchSize)), this.rows);
     }
+    if (this.rowMajor) {
+      this.copyRows(chunk, first, from, count);
+      return;
+    }
     for (let c = 0; c < this.kinds.length; c++) {
       if (this.kinds[c] === 'number') {
         const vector = duckdb.data_chunk_get_vector(chunk.chunk, c + first);
@@ -106,17 +118,49 @@ export class FeatureBatcher {
     }
   }
 
+  /** Copies rows `[from, from + count)` of the `DOUBLE[k]` column `index` into the matrix. */
+  private copyRows(chunk: DuckDBDataChunk, index: number, from: number, count: number): void {
+    const k = this.kinds.length;
+    const n = chunk.rowCount;
+    const child = duckdb.array_vector_get_child(duckdb.data_chunk_get_vector(chunk.chunk, index));
+    const bytes = duckdb.vector_get_data(child, n * k * 8);
+    const at = this.rows * k;
+    this.matrix.set(new Float64Array(bytes.buffer, bytes.byteOffset, n * k).subarray(from * k, (from + count) * k), at);
+    const validity = duckdb.vector_get_validity(child, Math.ceil((n * k) / 64) * 8);
+    if (!validity) return;
+    // A NULL feature makes its row NULL; the row's features are zeroed, as a runtime feeds NULL rows.
+    const end = (from + count) * k;
+    for (let bit = from * k; bit < end; bit++) {
+      if (validity[bit >> 3] === 0xff && (bit & 7) === 0 && bit + 8 <= end) {
+        bit += 7;
+        continue;
+      }
+      if ((validity[bit >> 3]! & (1 << (bit & 7))) !== 0) continue;
+      const row = Math.floor(bit / k) - from;
+      (this.matrixNulls ??= new Uint8Array(this.batchSize))[this.rows + row] = 1;
+      this.matrix.fill(0, at + row * k, at + (row + 1) * k);
+      bit = (Math.floor(bit / k) + 1) * k - 1;
+    }
+  }
+
   private take(): CarriedBatch {
     const n = this.rows;
-    const columns = this.kinds.map((kind, c): ColumnData => {
-      if (kind === 'value') return { kind: 'value', values: this.values[c]!.slice(0, n) };
-      const nulls = this.nulls[c];
-      return nulls ? { kind: 'number', values: this.numbers[c]!.subarray(0, n), nulls: nulls.subarray(0, n) } : { kind: 'number', values: this.numbers[c]!.subarray(0, n) };
-    });
     const carried = this.carriedWidths.map((width, c): RawColumn => {
       const nulls = this.carriedNulls[c];
       const bytes = this.bytes[c]!.subarray(0, n * width);
       return nulls ? { kind: 'raw', bytes, width, nulls: nulls.subarray(0, n) } : { kind: 'raw', bytes, width };
+    });
+    if (this.rowMajor) {
+      const k = this.kinds.length;
+      const nulls = this.matrixNulls?.subarray(0, n);
+      const features = rowMajorBatch(n, nulls ? { values: this.matrix.subarray(0, n * k), width: k, nulls } : { values: this.matrix.subarray(0, n * k), width: k });
+      this.reset();
+      return { features, carried };
+    }
+    const columns = this.kinds.map((kind, c): ColumnData => {
+      if (kind === 'value') return { kind: 'value', values: this.values[c]!.slice(0, n) };
+      const nulls = this.nulls[c];
+      return nulls ? { kind: 'number', values: this.numbers[c]!.subarray(0, n), nulls: nulls.subarray(0, n) } : { kind: 'number', values: this.numbers[c]!.subarray(0, n) };
     });
     this.reset();
     return { features: { rowCount: n, columns }, carried };
@@ -124,7 +168,9 @@ export class FeatureBatcher {
 
   private reset(): void {
     this.rows = 0;
-    this.numbers = this.kinds.map((kind) => new Float64Array(kind === 'number' ? this.batchSize : 0));
+    this.matrix = new Float64Array(this.rowMajor ? this.batchSize * this.kinds.length : 0);
+    this.matrixNulls = undefined;
+    this.numbers = this.kinds.map((kind) => new Float64Array(kind === 'number' && !this.rowMajor ? this.batchSize : 0));
     this.nulls = this.kinds.map(() => undefined);
     this.values = this.kinds.map((kind) => new Array<unknown>(kind === 'value' ? this.batchSize : 0));
     this.bytes = this.carriedWidths.map((width) => new Uint8Array(this.batchSize * width));

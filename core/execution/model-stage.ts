@@ -114,6 +114,7 @@ export async function runModelStage(plan: StagePlan, ctx: ExecutionContext, dire
     inputColumns,
     featureColumns: features.map((c) => inputColumns.indexOf(c)),
     kinds: runtime.inputKinds,
+    ...(runtime.rowMajorInput && runtime.inputKinds.every((kind) => kind === 'number') ? { rowMajor: true } : {}),
     outputColumns,
     table: outputTable,
     batchSize: common.batchSize,

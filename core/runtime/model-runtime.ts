@@ -58,6 +58,12 @@ export interface ModelRuntime {
   readonly preferredBatchSize: number;
   /** How the host should hand over each INPUT column: `number` columns arrive as `kind: 'number'`. */
   readonly inputKinds: readonly ('number' | 'value')[];
+  /**
+   * Capability: the runtime feeds every INPUT column, all numbers, to its model as one
+   * row-major matrix (an ONNX graph with one `[N, k]` input), so a host that can read the
+   * features row by row hands them over so (`ColumnBatch.rowMajor`). Default `false`.
+   */
+  readonly rowMajorInput?: boolean;
   /** Predicts one batch; the result has one column per model OUTPUT column, `rowCount` rows. */
   predictBatch(batch: ColumnBatch, options?: PredictOptions): Promise<ColumnBatch>;
   /** Frees native resources. */

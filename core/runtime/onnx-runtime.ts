@@ -161,6 +161,7 @@ function isNullValue(v: unknown): boolean {
 
 /** Row i is NULL when any input is NULL there; `undefined` when no row is. */
 function nullRows(batch: ColumnBatch): Uint8Array | undefined {
+  if (batch.rowMajor) return batch.rowMajor.nulls;
   let mask: Uint8Array | undefined;
   const rows = batch.rowCount;
   for (const column of batch.columns) {
@@ -231,12 +232,18 @@ function buildColumnFeed(feed: OnnxColumnFeed, column: ColumnData, rows: number,
 export function buildFeeds(binding: OnnxBinding, batch: ColumnBatch, nulls: Uint8Array | undefined): FeedMessage[] {
   const rows = batch.rowCount;
   const input = binding.input;
-  if (batch.columns.length !== binding.inputKinds.length) {
-    throw new ModelRuntimeError(PROVIDER, `the batch has ${batch.columns.length} input columns but the model takes ${binding.inputKinds.length}`);
+  const width = batch.rowMajor?.width ?? batch.columns.length;
+  if (width !== binding.inputKinds.length) {
+    throw new ModelRuntimeError(PROVIDER, `the batch has ${width} input columns but the model takes ${binding.inputKinds.length}`);
   }
   if (input.mode === 'matrix') {
     const k = input.width;
     const out = input.elementType === 'float32' ? new Float32Array(rows * k) : new Float64Array(rows * k);
+    // Read row by row by the host: one converting copy (a NULL row's features are all 0, as below).
+    if (batch.rowMajor) {
+      out.set(batch.rowMajor.values.subarray(0, rows * k));
+      return [{ name: input.tensor, type: input.elementType, data: out, dims: [rows, k] }];
+    }
     const doubles = nulls === undefined && out instanceof Float32Array ? float64Columns(batch) : undefined;
     if (doubles) fillMatrix(out as Float32Array, doubles, rows);
     else batch.columns.forEach((column, j) => fillNumbers(out, column, rows, nulls, j, k));
@@ -309,6 +316,8 @@ export class OnnxModelRuntime implements ModelRuntime {
   readonly preferredBatchSize: number;
   /** `number` for numeric inputs, `value` for string and boolean inputs. */
   inputKinds: readonly ('number' | 'value')[] = [];
+  /** Whether the model takes every input as one `[N, k]` matrix. */
+  rowMajorInput = false;
   #binding: OnnxBinding | undefined;
   readonly #slots: WorkerSlot[] = [];
   readonly #queue: Job[] = [];
@@ -337,6 +346,7 @@ export class OnnxModelRuntime implements ModelRuntime {
   bind(binding: OnnxBinding): void {
     this.#binding = binding;
     this.inputKinds = binding.inputKinds;
+    this.rowMajorInput = binding.input.mode === 'matrix';
   }
 
   #spawn(): WorkerSlot {
