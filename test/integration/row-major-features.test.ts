@@ -1,7 +1,8 @@
 /**
- * A model that takes one `[N, k]` matrix of 8 or more features gets them read row by row: DuckDB builds
- * each row's `DOUBLE[k]` array and the stage copies a chunk's at once (duckdb-chunks.ts,
- * `rowMajor`). Every row still gets its own prediction, a NULL anywhere in a row makes
+ * A model that takes one `[N, k]` matrix of 8 or more features gets them row by row on
+ * DuckDB (`ColumnBatch.rowMajor`): one `DOUBLE[k]` array a row, which DuckDB builds and the
+ * stage copies a chunk at a time (duckdb-chunks.ts). Postgres hands them over column by
+ * column; the same checks run there. Every row still gets its own prediction, a NULL anywhere in a row makes
  * that row's outputs NULL, integer and DECIMAL inputs are read as the columnar path reads
  * them, and a runtime that reads columns gets them from the rows.
  */
@@ -9,11 +10,11 @@ import { jest } from '@jest/globals';
 import { writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openDuckDB } from '../../../adapters/duckdb/index.js';
-import { OnnxModelRuntime } from '../../../core/runtime/onnx-runtime.js';
-import type { ColumnBatch } from '../../../core/model-types.js';
-import type { Session } from '../../../core/session/session.js';
-import { linearRegressorModel } from '../../support/onnx-models.js';
+import { ADAPTERS } from '../support/adapters.js';
+import { OnnxModelRuntime } from '../../core/runtime/onnx-runtime.js';
+import type { ColumnBatch } from '../../core/model-types.js';
+import type { Session } from '../../core/session/session.js';
+import { linearRegressorModel } from '../support/onnx-models.js';
 
 const WEIGHTS = [0.5, -1.25, 2, 0.75, -0.5, 1, -2, 0.25, 1.5];
 const K = WEIGHTS.length;
@@ -37,26 +38,26 @@ async function batchesRowMajor(statement: () => Promise<unknown>): Promise<boole
   return rowMajor;
 }
 
-describe('DuckDB stage: features read row by row for a matrix model', () => {
+for (const adapter of ADAPTERS) describe(`features read row by row for a matrix model on ${adapter.name}`, () => {
   let db: Session;
   const dir = mkdtempSync(join(tmpdir(), 'modelsql-rows-'));
   beforeAll(async () => {
     writeFileSync(join(dir, 'wide.onnx'), linearRegressorModel(WEIGHTS, BIAS));
-    db = await openDuckDB();
+    db = await adapter.open();
     // Feature j of row i is NULL where i % 37 = j + 1: NULLs at every place in a row, across chunks and batches.
     const feature = (j: number, expr: string) => `CASE WHEN i % 37 = ${j + 1} THEN NULL ELSE ${expr} END AS f${j}`;
-    const kinds = ['i * 0.5', 'CAST(i % 13 AS INTEGER)', 'CAST(i % 7 AS DECIMAL(9,2)) / 4', 'CAST(-i AS BIGINT)', 'CAST(i % 3 AS FLOAT)'];
-    await db.sql(`CREATE TABLE t AS SELECT i AS id, ${NAMES.map((_, j) => feature(j, kinds[j % kinds.length]!)).join(', ')} FROM range(${ROWS}) r(i)`);
+    const kinds = ['i * 0.5', 'CAST(i % 13 AS INTEGER)', 'CAST(i % 7 AS DECIMAL(9,2)) / 4', 'CAST(-i AS BIGINT)', 'CAST(i % 3 AS REAL)'];
+    await db.sql(`CREATE TABLE t AS SELECT i AS id, ${NAMES.map((_, j) => feature(j, kinds[j % kinds.length]!)).join(', ')} FROM generate_series(0, ${ROWS - 1}) AS r(i)`);
     await db.sql(`CREATE MODEL wide INPUT (${NAMES.map((n) => `${n} DOUBLE`).join(', ')}) OUTPUT (y DOUBLE) WITH ('provider' = 'onnx', 'path' = '${join(dir, 'wide.onnx')}')`);
   });
   afterAll(async () => {
     await db.close();
   });
 
-  const expected = WEIGHTS.map((w, j) => `${w} * CAST(f${j} AS DOUBLE)`).join(' + ') + ` + ${BIAS}`;
+  const expected = WEIGHTS.map((w, j) => `${w} * CAST(f${j} AS DOUBLE PRECISION)`).join(' + ') + ` + ${BIAS}`;
   const wrong = (y: string) => `sum(CASE WHEN (${y} IS NULL) <> (${expected} IS NULL) OR abs(${y} - (${expected})) > 1e-3 * greatest(1, abs(${expected})) THEN 1 ELSE 0 END)`;
 
-  it('reads fewer features column by column', async () => {
+  (adapter.name === 'duckdb' ? it : it.skip)('reads fewer features column by column on DuckDB', async () => {
     writeFileSync(join(dir, 'narrow.onnx'), linearRegressorModel(WEIGHTS.slice(0, 3), BIAS));
     await db.sql(`CREATE MODEL narrow INPUT (f0 DOUBLE, f1 DOUBLE, f2 DOUBLE) OUTPUT (y DOUBLE) WITH ('provider' = 'onnx', 'path' = '${join(dir, 'narrow.onnx')}')`);
     const rowMajor = await batchesRowMajor(async () => {
@@ -75,7 +76,7 @@ describe('DuckDB stage: features read row by row for a matrix model', () => {
       expect(r.rows[0]!.map(Number)).toEqual([ROWS, ROWS - withNull, 0]);
     });
     expect(rowMajor.length).toBeGreaterThanOrEqual(Math.floor(ROWS / Number(batch)));
-    expect(rowMajor.every(Boolean)).toBe(true);
+    expect(rowMajor.every((r) => r === (adapter.name === 'duckdb'))).toBe(true);
   });
 
   it('gives the same predictions as the model written in SQL through every way the stage writes', async () => {
@@ -87,5 +88,18 @@ describe('DuckDB stage: features read row by row for a matrix model', () => {
     expect(direct.rows[0]!.map(Number)).toEqual([ROWS, 0]);
     expect(star.rows[0]!.map(Number)).toEqual([ROWS, 0]);
     await db.sql('DROP TABLE direct; DROP TABLE star');
+  });
+
+  it('reads them so for an INTEGER output too (on Postgres, through COPY text rather than binary)', async () => {
+    await db.sql(`CREATE MODEL wide_int INPUT (${NAMES.map((n) => `${n} DOUBLE`).join(', ')}) OUTPUT (y INTEGER) WITH ('provider' = 'onnx', 'path' = '${join(dir, 'wide.onnx')}')`);
+    const rowMajor = await batchesRowMajor(async () => {
+      const r = await db.sql(
+        `SELECT count(*), count(y), sum(CASE WHEN (y IS NULL) <> ((${expected}) IS NULL) OR abs(y - (${expected})) > 1 THEN 1 ELSE 0 END) FROM ML_PREDICT(TABLE t, MODEL wide_int, DESCRIPTOR(${NAMES.join(', ')}), MAP['batch-size', '3000'])`,
+      );
+      const withNull = Array.from({ length: ROWS }, (_, i) => i % 37).filter((m) => m >= 1 && m <= K).length;
+      expect(r.rows[0]!.map(Number)).toEqual([ROWS, ROWS - withNull, 0]);
+    });
+    expect(rowMajor.length).toBeGreaterThanOrEqual(3);
+    expect(rowMajor.every((r) => r === (adapter.name === 'duckdb'))).toBe(true);
   });
 });
