@@ -70,7 +70,7 @@ export interface PreparedQuery {
    * `CREATE TABLE AS`). Such a statement returns no rows (a Describe answers NoData).
    */
   readonly run?: () => Promise<string>;
-  /** Drops the statement's temporary tables; safe to call more than once. */
+  /** Drops the statement's temporary tables, once the statement running on the session has ended; safe to call more than once. */
   release(): Promise<void>;
 }
 
@@ -114,9 +114,11 @@ export class ModelSession implements Session {
 
   /** Each statement holds the session while it runs, not while the loop handles its result. */
   async *run(text: string): AsyncIterable<QueryResult> {
-    const script = this.script(text);
+    // Split in its turn, as the host reads strings once the statements queued before it ran.
+    let script: Script | undefined;
     for (let i = 0; ; i++) {
       const result = await this.queue.run(async () => {
+        script ??= this.script(text);
         const statement = this.statementAt(script, i);
         return statement && (await this.runOne(statement, text));
       });
@@ -182,30 +184,33 @@ export class ModelSession implements Session {
     if (!last) return;
     if (last.kind !== 'host' && last.kind !== 'query') {
       const result = await this.runOne(last, text);
+      // Its result is in memory: the loop reading it does not hold the session (a call awaited there would wait for ever).
+      leave();
       yield { columns: result.columns, rows: result.rows };
       return;
     }
     const { signal, temps, finish } = this.begin();
     let spilled: Promise<void> | undefined;
+    let written = false;
     try {
       const plan: StatementPlan = last.kind === 'host' ? { sql: last.text } : await this.plan(last, text, signal, temps);
       if (plan.write) {
         await runWrite(plan.write);
-        yield { columns: [], rows: [] };
-        return;
-      }
-      const rows = new RowSpill(this.host.stream(plan.sql)[Symbol.asyncIterator]());
-      // A call that comes to wait: the rows left are read into memory, and the session is its.
-      const withdraw = this.queue.whileHeld(() => {
-        spilled = rows.spill().then(leave);
-      });
-      try {
-        for await (const batch of { [Symbol.asyncIterator]: () => rows }) {
-          if (signal.aborted) throw new QueryCanceledError();
-          yield batch;
+        written = true;
+      } else {
+        const rows = new RowSpill(this.host.stream(plan.sql)[Symbol.asyncIterator]());
+        // A call that comes to wait: the rows left are read into memory, and the session is its.
+        const withdraw = this.queue.whileHeld(() => {
+          spilled = rows.spill().then(leave);
+        });
+        try {
+          for await (const batch of { [Symbol.asyncIterator]: () => rows }) {
+            if (signal.aborted) throw new QueryCanceledError();
+            yield batch;
+          }
+        } finally {
+          withdraw();
         }
-      } finally {
-        withdraw();
       }
     } catch (error) {
       throw withText(last.kind === 'host' ? inScript(error, last, text) : error, text);
@@ -213,6 +218,11 @@ export class ModelSession implements Session {
       // Once the session was given up, the statement's clean-up waits its turn.
       if (spilled) await spilled.then(() => this.queue.run(finish));
       else await finish();
+    }
+    if (written) {
+      // As above: a write has no rows to read, and holds nothing once done.
+      leave();
+      yield { columns: [], rows: [] };
     }
   }
 
@@ -253,10 +263,12 @@ export class ModelSession implements Session {
     const { signal, temps, finish } = this.begin();
     let released: Promise<void> | undefined;
     let write: DirectWrite | undefined;
-    const release = (): Promise<void> => (released ??= (async () => {
+    const releaseNow = async (): Promise<void> => {
       await write?.close();
       await finish();
-    })());
+    };
+    // Its drops wait their turn: run between another statement's reads on DuckDB, they would cut them short.
+    const release = (): Promise<void> => (released ??= this.queue.run(releaseNow));
     try {
       const plan = await this.plan(statement, text, signal, temps);
       write = plan.write;
@@ -272,7 +284,8 @@ export class ModelSession implements Session {
         });
       return { sql: '', run, release };
     } catch (error) {
-      await release();
+      // Still this statement's turn.
+      await (released ??= releaseNow());
       throw withText(error, text);
     }
   }

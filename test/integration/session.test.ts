@@ -4,6 +4,9 @@
  * Statements started together run one at a time, in the order they were made.
  */
 import type { Session } from '../../core/session/session.js';
+import type { ModelSession } from '../../core/session/model-session.js';
+import type { QueryStatement } from '../../core/sql/ast.js';
+import { parseScript } from '../../core/sql/parser.js';
 import { ADAPTERS } from '../support/adapters.js';
 import { expectSqlError } from '../support/expect-error.js';
 import { formatError } from '../../core/errors.js';
@@ -163,6 +166,50 @@ for (const adapter of ADAPTERS) {
         }
         expect(seen).toEqual([2]);
         await db.sql('DROP TABLE conc_run');
+      });
+
+      it('a stream of a statement with no rows to read (model DDL, a direct write) lets a call awaited in its loop run, and once dropped holds nothing', async () => {
+        await db.sql('DROP TABLE IF EXISTS conc_w');
+        const inside: unknown[] = [];
+        for await (const batch of db.stream('SHOW MODELS')) {
+          void batch;
+          inside.push((await db.sql('SELECT 1')).rows[0]![0]);
+        }
+        for await (const batch of db.stream('CREATE TABLE conc_w AS SELECT a, y FROM ML_PREDICT(TABLE big, MODEL lin, DESCRIPTOR(a, b))')) {
+          void batch;
+          inside.push((await db.sql('SELECT count(y) FROM conc_w')).rows[0]![0]);
+        }
+        expect(inside.map(Number)).toEqual([1, 200000]);
+        const dropped = db.stream('SHOW MODELS')[Symbol.asyncIterator]();
+        await dropped.next();
+        expect((await db.sql('SELECT 2')).rows).toEqual([[2]]);
+        await db.sql('DROP TABLE conc_w');
+        expect(await leftovers()).toBe(0n);
+      });
+
+      it("a prepared query's release waits for the statement running (on DuckDB its drops used to cut a stage's read short)", async () => {
+        const text = 'SELECT a, y FROM ML_PREDICT(TABLE (SELECT * FROM big WHERE a < 10), MODEL lin, DESCRIPTOR(a, b))';
+        const prepared = await (db as ModelSession).prepareQuery(parseScript(text)[0] as QueryStatement, text);
+        let released: Promise<void> | undefined;
+        db.events.once('progress', () => (released = prepared.release()));
+        const result = await db.sql(predict);
+        await released;
+        expect(result.rows.map((r) => r.map(Number))).toEqual([[200000, 200000, 0]]);
+        expect(await leftovers()).toBe(0n);
+      });
+
+      (adapter.name === 'postgres' ? it : it.skip)('run splits its script in its turn, as the host reads strings once the statements before it ran', async () => {
+        // With standard_conforming_strings off this is one statement, whose value is: a'; SELECT 1 AS x; --
+        const text = "SELECT 'a\\'; SELECT 1 AS x; --' AS v";
+        const off = db.sql('SET standard_conforming_strings = off');
+        const values: unknown[] = [];
+        try {
+          for await (const r of db.run(text)) values.push(r.rows[0]![0]);
+        } finally {
+          await off;
+          await db.sql('SET standard_conforming_strings = on');
+        }
+        expect(values).toEqual(["a'; SELECT 1 AS x; --"]);
       });
 
       it('cancel stops the running statement only; the one waiting runs', async () => {
