@@ -19,7 +19,9 @@ export interface SchedulerOptions {
 }
 
 /**
- * Refreshes the materialized tables of one database as they come due.
+ * Refreshes the materialized tables of one database as they come due. Give it a session of
+ * its own: its refreshes run their SQL on that session without waiting for other calls'
+ * statements (a statement of another call run meanwhile would land inside a refresh).
  *
  * @example
  * const scheduler = new RefreshScheduler(session.materialized);

@@ -189,7 +189,7 @@ export class ModelSession implements Session {
       yield { columns: result.columns, rows: result.rows };
       return;
     }
-    const { signal, temps, finish } = this.begin();
+    const { signal, temps, giveUp, finish } = this.begin();
     let spilled: Promise<void> | undefined;
     let written = false;
     try {
@@ -201,7 +201,10 @@ export class ModelSession implements Session {
         const rows = new RowSpill(this.host.stream(plan.sql)[Symbol.asyncIterator]());
         // A call that comes to wait: the rows left are read into memory, and the session is its.
         const withdraw = this.queue.whileHeld(() => {
-          spilled = rows.spill().then(leave);
+          spilled = rows.spill().then(() => {
+            giveUp();
+            leave();
+          });
         });
         try {
           for await (const batch of { [Symbol.asyncIterator]: () => rows }) {
@@ -457,14 +460,21 @@ export class ModelSession implements Session {
     };
   }
 
-  /** Starts a statement: a fresh abort signal and a list of temporary tables to drop at the end. */
-  private begin(): { signal: AbortSignal; temps: string[]; finish: () => Promise<void> } {
+  /**
+   * Starts a statement: a fresh abort signal and a list of temporary tables to drop at the
+   * end. `giveUp`: the statement no longer runs on the session (a stream that gave way), so
+   * `cancel()` is not for it.
+   */
+  private begin(): { signal: AbortSignal; temps: string[]; giveUp: () => void; finish: () => Promise<void> } {
     const controller = new AbortController();
     this.controller = controller;
     const temps: string[] = [];
     return {
       signal: controller.signal,
       temps,
+      giveUp: () => {
+        if (this.controller === controller) this.controller = undefined;
+      },
       finish: async () => {
         if (this.controller === controller) this.controller = undefined;
         for (const table of temps.reverse()) await this.host.dropTempTable(table).catch(() => undefined);

@@ -140,6 +140,20 @@ for (const adapter of ADAPTERS) {
         expect(await leftovers()).toBe(0n);
       });
 
+      it('cancel() after a stream gave way is not for the stream: its rows are in memory', async () => {
+        let rows = 0;
+        for await (const batch of db.stream(`SELECT a, y FROM ML_PREDICT(TABLE big, MODEL lin, DESCRIPTOR(a, b), MAP['batch-size', '1000'])`)) {
+          if (rows === 0) {
+            expect((await db.sql('SELECT 1')).rows).toEqual([[1]]);
+            db.cancel();
+          }
+          rows += batch.rows.length;
+        }
+        expect(rows).toBe(200000);
+        expect((await db.sql('SELECT 3')).rows).toEqual([[3]]);
+        expect(await leftovers()).toBe(0n);
+      });
+
       it('a call from elsewhere while a stream is open runs too; a loop that stops early frees the session', async () => {
         let rows = 0;
         let other: Promise<unknown> | undefined;
