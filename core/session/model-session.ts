@@ -127,15 +127,12 @@ export class ModelSession implements Session {
     }
   }
 
+  /** Every statement of `text`, in the turn the caller holds; the last one's result. */
   private async sqlNow(text: string): Promise<QueryResult> {
     let last: QueryResult = { command: 'EMPTY', columns: [], rows: [] };
-    for await (const result of this.runNow(text)) last = result;
-    return last;
-  }
-
-  private async *runNow(text: string): AsyncIterable<QueryResult> {
     const script = this.script(text);
-    for (let i = 0, statement = this.statementAt(script, 0); statement; statement = this.statementAt(script, ++i)) yield await this.runOne(statement, text);
+    for (let i = 0, statement = this.statementAt(script, 0); statement; statement = this.statementAt(script, ++i)) last = await this.runOne(statement, text);
+    return last;
   }
 
   /** `text` split into statements as the host reads strings now. */
