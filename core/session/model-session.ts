@@ -12,7 +12,7 @@ import type { StatementPlan } from '../execution/run-statement.js';
 import type { InferenceGate } from '../runtime/inference-limits.js';
 import { StatementTimer } from './statement-timeout.js';
 import { StatementQueue } from './statement-queue.js';
-import { RowSpill } from './row-spill.js';
+import { DEFAULT_MAX_SPILL_BYTES, RowSpill, approximateBytes } from './row-spill.js';
 import { createModel } from './create-model.js';
 import { RuntimeLoader, type ModelAccessOptions } from '../runtime/runtime-loader.js';
 import type { QueryStatement, Statement } from '../sql/ast.js';
@@ -46,6 +46,12 @@ export interface SessionOptions extends ModelAccessOptions {
    * `MODELSQL_SECRET_KEY`.
    */
   readonly secretKey?: string;
+  /**
+   * Bytes of a stream's remaining rows (about: row-spill.ts `approximateBytes`) the session
+   * reads into memory when another call comes to wait while the stream is read; past it the
+   * stream fails with 54000 and the call runs. Default 256 MiB.
+   */
+  readonly maxSpillBytes?: number;
 }
 
 /**
@@ -92,6 +98,7 @@ export class ModelSession implements Session {
   private readonly queue = new StatementQueue();
   private tempCounter = 0;
   private readonly maxRowsPerCall: number | undefined;
+  private readonly maxSpillBytes: number;
   /** Admits one model stage of this session (the shared gate's, else none). */
   private readonly admit: (position?: SourcePosition) => () => void;
 
@@ -105,6 +112,7 @@ export class ModelSession implements Session {
     // A refresh runs inside the statement that asked for it (or on a scheduler's own session): not queued again.
     this.materialized = new MaterializedTables(host, this.catalog, (sql) => this.sqlNow(sql), (role) => `__modelsql_${process.pid}_${++this.tempCounter}_mt_${role}`);
     this.maxRowsPerCall = options.maxRowsPerCall;
+    this.maxSpillBytes = options.maxSpillBytes ?? DEFAULT_MAX_SPILL_BYTES;
     this.admit = admission(options);
   }
 
@@ -195,7 +203,7 @@ export class ModelSession implements Session {
         await runWrite(plan.write);
         written = true;
       } else {
-        const rows = new RowSpill(this.host.stream(plan.sql)[Symbol.asyncIterator]());
+        const rows = new RowSpill(this.host.stream(plan.sql)[Symbol.asyncIterator](), this.maxSpillBytes, (batch) => approximateBytes(batch.rows));
         // A call that comes to wait: the rows left are read into memory, and the session is its.
         const withdraw = this.queue.whileHeld(() => {
           spilled = rows.spill().then(() => {

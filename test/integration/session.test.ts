@@ -226,6 +226,38 @@ for (const adapter of ADAPTERS) {
         expect(values).toEqual(["a'; SELECT 1 AS x; --"]);
       });
 
+      it('a stream whose remaining rows exceed maxSpillBytes fails with 54000 when it gives way; the call runs, and nothing is left', async () => {
+        const small = await adapter.open({ maxSpillBytes: 100_000 });
+        try {
+          await small.sql(`CREATE MODEL lin INPUT (a DOUBLE, b DOUBLE) OUTPUT (y DOUBLE) WITH ('provider' = 'onnx', 'path' = '${files.linear}')`);
+          await small.sql('CREATE TABLE big AS SELECT CAST(i AS DOUBLE PRECISION) AS a, CAST(1.0 AS DOUBLE PRECISION) AS b FROM generate_series(0, 199999) AS r(i)');
+          let rows = 0;
+          let inside: unknown;
+          const read = (async () => {
+            for await (const batch of small.stream(`SELECT a, y FROM ML_PREDICT(TABLE big, MODEL lin, DESCRIPTOR(a, b), MAP['batch-size', '1000'])`)) {
+              if (rows === 0) inside = (await small.sql('SELECT count(*) FROM big')).rows[0]![0];
+              rows += batch.rows.length;
+            }
+          })();
+          await expectSqlError(read, '54000', /maxSpillBytes/);
+          expect(Number(inside)).toBe(200000);
+          // What it held before the limit came through: fewer than every row, in order.
+          expect(rows).toBeGreaterThan(0);
+          expect(rows).toBeLessThan(200000);
+          expect((await small.sql(predict)).rows.map((r) => r.map(Number))).toEqual([[200000, 200000, 0]]);
+          expect(await adapter.countTempTables(small)).toBe(0n);
+          // The same loop with rows to spare under the limit: every row.
+          rows = 0;
+          for await (const batch of small.stream(`SELECT a, y FROM ML_PREDICT(TABLE (SELECT * FROM big WHERE a < 2000), MODEL lin, DESCRIPTOR(a, b), MAP['batch-size', '1000'])`)) {
+            if (rows === 0) await small.sql('SELECT 1');
+            rows += batch.rows.length;
+          }
+          expect(rows).toBe(2000);
+        } finally {
+          await small.close();
+        }
+      });
+
       it('cancel stops the running statement only; the one waiting runs', async () => {
         db.events.once('progress', () => db.cancel());
         const running = db.sql(`SELECT count(*) FROM ML_PREDICT(TABLE big, MODEL lin, DESCRIPTOR(a, b), MAP['batch-size', '1000'])`);
