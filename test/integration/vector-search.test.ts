@@ -112,6 +112,17 @@ for (const adapter of ADAPTERS) {
       expect(await ids(`ARRAY[CAST('NaN' AS double precision), 1.0]`, 'inner_product')).toEqual([]);
     });
 
+    it('searches a table with columns of types without an ordering (json, point), ties still broken deterministically', async () => {
+      const extra = adapter.name === 'postgres' ? ', at point' : '';
+      const at = (x: number): string => (adapter.name === 'postgres' ? `, point(${x}, 0)` : '');
+      await db.sql(`CREATE TABLE with_json (meta JSON, id INT${extra}, embedding ${vectorType})`);
+      await db.sql(`INSERT INTO with_json VALUES ('{"n": 1}', 1${at(1)}, ARRAY[1.0, 0.0]), ('{"n": 2}', 2${at(2)}, ARRAY[2.0, 0.0]), ('{"n": 3}', 3${at(3)}, ARRAY[0.0, 1.0])`);
+      const ids = async (sql: string): Promise<number[]> => (await db.sql(sql)).rows.map((row) => Number(row[0]));
+      // Rows 1 and 2 tie under cosine (same direction): first by the json column's text, as by row order.
+      expect(await ids(`SELECT id FROM TABLE(VECTOR_SEARCH(TABLE with_json, ARRAY[1.0, 0.0], DESCRIPTOR(embedding), 3))`)).toEqual([1, 2, 3]);
+      expect(await ids(`SELECT id FROM TABLE(VECTOR_SEARCH(TABLE (SELECT * FROM with_json), ARRAY[1.0, 0.0], DESCRIPTOR(embedding), 2))`)).toEqual([1, 2]);
+    });
+
     it('takes named arguments in any order, a constant query and a subquery as the search table', async () => {
       const named = await db.sql(
         `SELECT q.qid, r.id, r.score FROM questions q, LATERAL TABLE(VECTOR_SEARCH(TOP_K => 4, COLUMN_TO_SEARCH => DESCRIPTOR(embedding), CONFIG => MAP['metric', 'l2'], SEARCH_TABLE => TABLE docs, COLUMN_TO_QUERY => q.embedding)) AS r`,
