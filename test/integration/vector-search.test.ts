@@ -112,6 +112,22 @@ for (const adapter of ADAPTERS) {
       expect(await ids(`ARRAY[CAST('NaN' AS double precision), 1.0]`, 'inner_product')).toEqual([]);
     });
 
+    it('ranks nowhere a vector with a NULL component (as a NaN one), and finds nothing for a query vector with one', async () => {
+      await db.sql(`CREATE TABLE holes (id INT, embedding ${vectorType})`);
+      const hole = `CAST(ARRAY[1.0, NULL] AS ${vectorType})`;
+      await db.sql(`INSERT INTO holes VALUES (1, ${hole}), (2, ARRAY[1.0, 0.5]), (3, CAST(ARRAY[NULL, NULL] AS ${vectorType})), (4, ARRAY[0.0, 1.0]), (5, NULL)`);
+      for (const metric of ['cosine', 'l2', 'inner_product'] as const) {
+        const r = await db.sql(`SELECT id FROM TABLE(VECTOR_SEARCH(TABLE holes, ARRAY[1.0, 1.0], DESCRIPTOR(embedding), 10, MAP['metric', '${metric}']))`);
+        expect(r.rows.map((row) => Number(row[0])).sort()).toEqual([2, 4]);
+        const sub = await db.sql(`SELECT id FROM TABLE(VECTOR_SEARCH(TABLE (SELECT * FROM holes), ARRAY[1.0, 1.0], DESCRIPTOR(embedding), 10, MAP['metric', '${metric}']))`);
+        expect(sub.rows.map((row) => Number(row[0])).sort()).toEqual([2, 4]);
+        const fixed = adapter.name === 'postgres' ? 'real[2]' : 'FLOAT[2]';
+        const arrays = await db.sql(`SELECT id FROM TABLE(VECTOR_SEARCH(TABLE (SELECT id, CAST(embedding AS ${fixed}) AS embedding FROM holes), ARRAY[1, 1], DESCRIPTOR(embedding), 10, MAP['metric', '${metric}']))`);
+        expect(arrays.rows.map((row) => Number(row[0])).sort()).toEqual([2, 4]);
+        expect((await db.sql(`SELECT id FROM TABLE(VECTOR_SEARCH(TABLE docs, CAST(ARRAY[${queries[1]!.slice(1).join(', ')}, NULL] AS ${vectorType}), DESCRIPTOR(embedding), 3, MAP['metric', '${metric}']))`)).rows).toEqual([]);
+      }
+    });
+
     it('searches a table with columns of types without an ordering (json, point), ties still broken deterministically', async () => {
       const extra = adapter.name === 'postgres' ? ', at point' : '';
       const at = (x: number): string => (adapter.name === 'postgres' ? `, point(${x}, 0)` : '');
