@@ -169,6 +169,11 @@ for (const adapter of ADAPTERS) {
       await expectSqlError(db.sql(`SELECT * FROM TABLE(VECTOR_SEARCH(TABLE docs, ARRAY[1.0], DESCRIPTOR(embedding), 0))`), '22023', /TOP_K/);
       await expectSqlError(db.sql(`SELECT * FROM TABLE(VECTOR_SEARCH(TABLE docs, ARRAY[1.0], DESCRIPTOR(embedding), 3, MAP['metric', 'hamming']))`), '22023', /'metric'/);
       await expectSqlError(db.sql(`SELECT * FROM TABLE(VECTOR_SEARCH(TABLE docs, ARRAY[1.0], DESCRIPTOR(embedding)))`), '42601', /too few arguments/);
+      // An ML call inside the query vector (or TOP_K) would reach the host as written: refused, pointing at it.
+      const inline = `SELECT * FROM TABLE(VECTOR_SEARCH(TABLE docs, (SELECT embedding FROM ML_PREDICT(TABLE (SELECT 'cat' AS t), MODEL embedder, DESCRIPTOR(t))), DESCRIPTOR(embedding), 3))`;
+      const nested = await expectSqlError(db.sql(inline), '42601', /ML_PREDICT may stand only in a TABLE \(subquery\) argument of VECTOR_SEARCH.*LATERAL TABLE\(VECTOR_SEARCH/);
+      expect(nested.position).toMatchObject({ line: 1, column: inline.indexOf('ML_PREDICT') + 1 });
+      await expectSqlError(db.sql(`SELECT * FROM TABLE(VECTOR_SEARCH(TABLE docs, ARRAY[1.0], DESCRIPTOR(embedding), (SELECT count(*) FROM TABLE(VECTOR_SEARCH(TABLE docs, ARRAY[1.0], DESCRIPTOR(embedding), 1)))))`), '42601', /VECTOR_SEARCH may stand only in a TABLE \(subquery\) argument/);
       await db.sql(`CREATE TABLE mixed AS SELECT * FROM docs`);
       await db.sql(`INSERT INTO mixed VALUES (999, 'short', ARRAY[1.0, 2.0])`);
       await expectSqlError(db.sql(`SELECT * FROM TABLE(VECTOR_SEARCH(TABLE mixed, ARRAY[1.0, 2.0], DESCRIPTOR(embedding), 3))`), '22000', /from 2 to 8 dimensions/);
