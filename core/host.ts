@@ -436,16 +436,23 @@ export interface VectorSearchSql {
   readonly metric: VectorMetric;
   /** Dimension of every non-NULL vector of `column`; undefined when it holds none. A query vector of another dimension fails the statement. */
   readonly dimension?: number;
+  /** Whether some vector of `column` has a NULL component (as the dialect's `dimensions` query answered): such a vector ranks nowhere. */
+  readonly holes?: boolean;
 }
 
 /** How a host spells VECTOR_SEARCH: exact top-k in plain SQL. */
 export interface VectorDialect {
-  /** A query of one row: the least and greatest dimension of the non-NULL vectors of `column` in `source`. */
+  /**
+   * A query of one row: the least and greatest dimension of the non-NULL vectors of `column`
+   * in `source`, then whether one of them has a NULL component (NULL where the dialect's
+   * `search` skips those vectors without being told).
+   */
   dimensions(source: string, column: string): string;
   /**
    * A parenthesized subquery that may stand where the call stood (correlated through
    * `query`): the searched relation's columns, then `score DOUBLE`, at most `topK` rows per
-   * query vector, best first; NULL vectors (and NULL query vectors) match nothing.
+   * query vector, best first; NULL vectors (and NULL query vectors), and vectors with a NULL
+   * component, match nothing.
    */
   search(search: VectorSearchSql): string;
   /** A query whose success means `table` is a base table with row identities (`table` set in {@link VectorSearchSql}); none: never. */

@@ -48,11 +48,18 @@ constexpr int kClient = 0;
 constexpr int kUpstream = 1;
 
 // The pre-filter of model-router.ts, byte for byte: `m` followed by `l_`, or by `odel` or
-// `aterialized` in any case, anywhere in bytes[start, end).
+// `aterialized`, or `v` followed by `ector_search`, in any case, anywhere in bytes[start, end).
 bool mayHoldModelSyntax(const uint8_t* b, ptrdiff_t start, ptrdiff_t end) {
   static const char kAterialized[] = "aterialized";
+  static const char kEctorSearch[] = "ector_search";
   const ptrdiff_t rest = sizeof kAterialized - 1;
+  const ptrdiff_t vectorRest = sizeof kEctorSearch - 1;
   for (ptrdiff_t i = start; i < end - 2; i++) {
+    if ((b[i] | 0x20) == 'v' && i + vectorRest < end) {
+      ptrdiff_t k = 0;
+      while (k < vectorRest && (b[i + 1 + k] | (kEctorSearch[k] == '_' ? 0 : 0x20)) == kEctorSearch[k]) k++;
+      if (k == vectorRest) return true;
+    }
     if ((b[i] | 0x20) != 'm') continue;
     const int b1 = b[i + 1] | 0x20;
     if (b1 == 'l' && b[i + 2] == '_') return true;

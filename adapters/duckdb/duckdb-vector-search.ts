@@ -27,7 +27,8 @@ const FUNCTIONS = {
 export const duckdbVectors: VectorDialect = {
   dimensions(source, column) {
     const c = doubleQuote(column);
-    return `SELECT min(len(${c})), max(len(${c})) FROM (${source}) AS __vs_dims WHERE ${c} IS NOT NULL`;
+    // `list_count` counts the non-NULL elements (of arrays too).
+    return `SELECT min(len(${c})), max(len(${c})), bool_or(list_count(${c}) <> len(${c})) FROM (${source}) AS __vs_dims WHERE ${c} IS NOT NULL`;
   },
 
   rowIdentityProbe(table) {
@@ -41,15 +42,23 @@ export const duckdbVectors: VectorDialect = {
     // The query vector is cast to the column's type (no cast per searched row); integer vectors are compared as DOUBLE.
     const vectorType = floating ? s.column.type : fixed ? s.column.type.replace(/^[^[]+/, 'DOUBLE') : 'DOUBLE[]';
     const fn = `${fixed ? 'array' : 'list'}_${FUNCTIONS[s.metric]}`;
-    const searched = (row: string): string => (floating ? `${row}.${column}` : `CAST(${row}.${column} AS ${vectorType})`);
+    // The distance functions fail on a NULL component, even on one in a row that a filter or a CASE left out (they
+    // check the elements of a whole chunk): NULL components become NaN, which ranks nowhere. For the searched rows,
+    // only when the column has such vectors (a lambda per row costs); for the query vector, always.
+    const complete = (vector: string): string => `CAST(list_transform(${vector}, lambda __vs_x: coalesce(__vs_x, 'NaN')) AS ${vectorType})`;
+    const searched = (row: string): string => {
+      const vector = floating ? `${row}.${column}` : `CAST(${row}.${column} AS ${vectorType})`;
+      return s.holes ? complete(vector) : vector;
+    };
+    const queryVector = complete(`CAST(__vs_q0 AS ${vectorType})`);
     const message = `${quoteString('VECTOR_SEARCH: the query vector has ')} || CAST(len(__vs_q0) AS VARCHAR) || ${quoteString(` dimensions, but the vectors of column "${s.column.name}" have ${s.dimension ?? 0}`)}`;
     const check = s.dimension === undefined ? '' : `WHEN len(__vs_q0) <> ${s.dimension} THEN error(${message}) `;
     // DuckDB's cosine of a zero vector is -1 (its NaN clamped), not "no direction": such vectors are left out by
     // their squared length, once per query vector and once per searched row (a filter DuckDB runs in the table scan).
     const squared = (vector: string): string => `${fixed ? 'array' : 'list'}_inner_product(${vector}, ${vector})`;
     const directed = (vector: string): string => `isfinite(${squared(vector)}) AND ${squared(vector)} > 0`;
-    const zero = s.metric === 'cosine' ? `WHEN NOT (${directed(`CAST(__vs_q0 AS ${vectorType})`)}) THEN NULL ` : '';
-    const query = `(SELECT CASE ${check}${zero}ELSE CAST(__vs_q0 AS ${vectorType}) END AS __vs_q FROM (SELECT (${s.query}) AS __vs_q0) AS __vs_q1) AS __vs_qv`;
+    const zero = s.metric === 'cosine' ? `WHEN NOT (${directed(queryVector)}) THEN NULL ` : '';
+    const query = `(SELECT CASE ${check}${zero}ELSE ${queryVector} END AS __vs_q FROM (SELECT (${s.query}) AS __vs_q0) AS __vs_q1) AS __vs_qv`;
     const rank = s.metric === 'l2' ? '-__vs_v.__vs_score' : '__vs_v.__vs_score';
     const order = `__vs_top.score ${s.metric === 'l2' ? 'ASC' : 'DESC'}, __vs_top.p`;
     const candidates = (row: string, position: string, carry: string): string =>

@@ -6,7 +6,10 @@
  *
  * As all SQL modelsql generates for Postgres, functions and operators are schema-qualified
  * (`pg_catalog.sum`, `OPERATOR(pg_catalog.*)`), so that the caller's `search_path` cannot
- * redirect them. Ties are broken by the searched relation's columns, in order, ascending.
+ * redirect them. Ties are broken by the searched relation's columns, in order, ascending: a
+ * column of a type with no default ordering (json, xml, point, a user type; `ORDER BY` fails
+ * on it with 42883) by its text form instead.
+ * A vector with a NULL component (searched or query) has no score, so it ranks nowhere.
  * A query vector of another dimension fails with 22P02 ("malformed array literal") whose
  * text is modelsql's message (plain SQL has no other way to raise an error).
  */
@@ -15,6 +18,18 @@ import { doubleQuote, quoteString } from '../../core/sql/format.js';
 
 const op = (symbol: string): string => ` OPERATOR(pg_catalog.${symbol}) `;
 const sum = (expression: string): string => `pg_catalog.sum(${expression})`;
+
+/**
+ * Built-in types with a default btree operator class, and arrays of them (`ORDER BY` takes
+ * them as they are; https://www.postgresql.org/docs/current/btree-behavior.html). The
+ * names are as `format_type` spells them, which is how the host describes columns.
+ */
+const ORDERED = /^(smallint|integer|bigint|real|double precision|numeric|money|text|character varying|character|"char"|name|citext|boolean|date|time|timestamp|interval|bytea|uuid|oid|jsonb|inet|cidr|macaddr|macaddr8|bit|bit varying|tsvector|pg_lsn)(\(.*\))?( with(out)? time zone)?(\[\])*$/;
+
+/** The tie-breaking key of one column: the column, or its text where its type has no ordering. */
+function tieKey(column: string, type: string): string {
+  return ORDERED.test(type.trim().toLowerCase()) ? column : `CAST(${column} AS text)`;
+}
 
 /** The score of one candidate: `a` the query element, `b` the searched element. */
 function score(metric: VectorSearchSql['metric']): string {
@@ -26,11 +41,17 @@ function score(metric: VectorSearchSql['metric']): string {
   return `CASE WHEN ${norms}${op('=')}CAST(0 AS float8) THEN NULL ELSE ${dot}${op('/')}(${norms}) END`;
 }
 
+/** `score`, NULL (ranks nowhere) when a component of either vector is NULL, which `sum` would skip. */
+function complete(score: string): string {
+  return `CASE WHEN pg_catalog.count(__vs_u.a${op('*')}__vs_u.b)${op('<>')}pg_catalog.count(*) THEN NULL ELSE ${score} END`;
+}
+
 /** The Postgres `VectorDialect`. */
 export const postgresVectors: VectorDialect = {
   dimensions(source, column) {
     const c = doubleQuote(column);
-    return `SELECT pg_catalog.min(pg_catalog.cardinality(${c})), pg_catalog.max(pg_catalog.cardinality(${c})) FROM (${source}) AS __vs_dims WHERE ${c} IS NOT NULL`;
+    // Vectors with NULL components are skipped per candidate (`complete`): no need to look for them here.
+    return `SELECT pg_catalog.min(pg_catalog.cardinality(${c})), pg_catalog.max(pg_catalog.cardinality(${c})), NULL FROM (${source}) AS __vs_dims WHERE ${c} IS NOT NULL`;
   },
 
   search(s: VectorSearchSql) {
@@ -39,10 +60,10 @@ export const postgresVectors: VectorDialect = {
     const message = `${quoteString('VECTOR_SEARCH: the query vector has ')}${op('||')}CAST(${cardinality} AS text)${op('||')}${quoteString(` dimensions, but the vectors of column "${s.column.name}" have ${s.dimension ?? 0}`)}`;
     const checked = s.dimension === undefined ? '__vs_q1.__vs_q0' : `CASE WHEN ${cardinality}${op('<>')}${s.dimension} THEN CAST(${message} AS float8[]) ELSE __vs_q1.__vs_q0 END`;
     const query = `(SELECT ${checked} AS __vs_q FROM (SELECT CAST((${s.query}) AS float8[]) AS __vs_q0) AS __vs_q1) AS __vs_qv`;
-    const candidateScore = `(SELECT ${score(s.metric)} FROM ROWS FROM (pg_catalog.unnest(__vs_qv.__vs_q), pg_catalog.unnest(CAST(__vs_row.${column} AS float8[]))) AS __vs_u(a, b))`;
+    const candidateScore = `(SELECT ${complete(score(s.metric))} FROM ROWS FROM (pg_catalog.unnest(__vs_qv.__vs_q), pg_catalog.unnest(CAST(__vs_row.${column} AS float8[]))) AS __vs_u(a, b))`;
     const candidates = `SELECT __vs_row.*, ${candidateScore} AS __vs_score FROM ${query}, (${s.source}) AS __vs_row WHERE __vs_qv.__vs_q IS NOT NULL AND __vs_row.${column} IS NOT NULL`;
     const columns = s.columns.map((c) => `__vs_v.${doubleQuote(c.name)}`);
-    const ties = columns.map((c) => `${c} ASC`).join(', ');
+    const ties = s.columns.map((c, i) => `${tieKey(columns[i]!, c.type)} ASC`).join(', ');
     // NaN (from NaN or infinite components) sorts above every number in Postgres: such a score ranks nowhere.
     return `(SELECT ${columns.join(', ')}, __vs_v.__vs_score AS score FROM (${candidates}) AS __vs_v WHERE __vs_v.__vs_score IS NOT NULL AND __vs_v.__vs_score${op('<>')}CAST('NaN' AS float8) ORDER BY __vs_v.__vs_score ${s.metric === 'l2' ? 'ASC' : 'DESC'}${ties ? `, ${ties}` : ''} LIMIT ${s.topK})`;
   },

@@ -87,7 +87,7 @@ async function answer(request: PlanRequest, ctx: ExecutionContext): Promise<Plan
       } catch (error) {
         throw withoutGeneratedSql(error, 'in the table VECTOR_SEARCH searches', request.position);
       }
-      return row === undefined || row[0] === null || row[0] === undefined ? undefined : [Number(row[0]), Number(row[1])];
+      return row === undefined || row[0] === null || row[0] === undefined ? undefined : [Number(row[0]), Number(row[1]), row[2] === true];
     }
     case 'accepts':
       return host.describe(request.probe).then(

@@ -47,7 +47,7 @@ export type PlanRequest =
   | { readonly kind: 'stage'; readonly stage: StagePlan }
   /** ML_EVALUATE for text generation: pairs are scored outside SQL; the answer is the metrics relation. */
   | { readonly kind: 'text-scores'; readonly spec: EvaluationSpec }
-  /** VECTOR_SEARCH: the least and greatest dimension of the searched column's non-NULL vectors (undefined: none). */
+  /** VECTOR_SEARCH: the least and greatest dimension of the searched column's non-NULL vectors, and whether one has a NULL component (undefined: none). */
   | { readonly kind: 'vector-dimensions'; readonly source: string; readonly column: HostColumn; readonly position: SourcePosition }
   /** Whether the host accepts `probe` (VECTOR_SEARCH: the searched table's rows are addressable). */
   | { readonly kind: 'accepts'; readonly probe: string };
@@ -59,7 +59,7 @@ export interface PlanAnswers {
   readonly describe: readonly HostColumn[];
   readonly stage: string;
   readonly 'text-scores': string;
-  readonly 'vector-dimensions': readonly [number, number] | undefined;
+  readonly 'vector-dimensions': readonly [number, number, boolean] | undefined;
   readonly accepts: boolean;
 }
 

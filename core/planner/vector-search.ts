@@ -5,6 +5,7 @@
  * Nothing is staged and no rows leave the host. Before the statement runs, the search
  * column is checked: it exists, it holds numeric arrays, and its non-NULL vectors share one
  * dimension; a query vector of another dimension fails the statement with a clear message.
+ * Whether some vectors have NULL components is asked too (they rank nowhere, as NaN ones).
  * Pure: the input's columns and the column's dimensions are asked of the executor.
  */
 import { ArgumentError, ModelSqlError, positionAt, UnsupportedFeatureError } from '../errors.js';
@@ -51,7 +52,7 @@ export function* planVectorSearch(call: MlCall, env: PlanEnv): Plan<string> {
     query: bound.query.text,
     topK: bound.topK,
     metric: bound.metric,
-    ...(range === undefined ? {} : { dimension: range[0] }),
+    ...(range === undefined ? {} : { dimension: range[0], holes: range[2] }),
   });
 }
 

@@ -538,7 +538,11 @@ function parseCall(text: string, tokens: readonly Token[], nameIndex: number, cl
   const fn = nameToken.value.toUpperCase() as MlCall['function'];
   const args: MlArgument[] = [];
   if (close > nameIndex + 2) {
-    for (const [s, e] of splitOnCommas(tokens, nameIndex + 2, close)) args.push(parseArgument(text, tokens, s, e));
+    for (const [s, e] of splitOnCommas(tokens, nameIndex + 2, close)) {
+      const arg = parseArgument(text, tokens, s, e);
+      if (arg.value.kind === 'other') refuseNestedCall(text, tokens, s, e, fn);
+      args.push(arg);
+    }
   }
   const firstNamed = args[0]?.name !== undefined;
   const mixed = args.find((a) => (a.name !== undefined) !== firstNamed);
@@ -546,6 +550,22 @@ function parseCall(text: string, tokens: readonly Token[], nameIndex: number, cl
     throw new TokenCursor(text, tokens, 0, 0).errorAt(mixed.span, `cannot mix positional and named arguments in ${fn}`);
   }
   return { kind: 'ml-call', function: fn, args, span: spanOf(nameToken, tokens[close]!), nameSpan: nameToken.span };
+}
+
+/**
+ * An ML call inside an argument that is an expression (VECTOR_SEARCH's query vector or
+ * TOP_K) would reach the host as written, where it means nothing: only a `TABLE (query)`
+ * argument is planned with the calls inside it.
+ */
+function refuseNestedCall(text: string, tokens: readonly Token[], s: number, e: number, fn: string): void {
+  for (let i = s; i < e; i++) {
+    if (!isCallStart(tokens, i, e)) continue;
+    const name = tokens[i]!.value.toUpperCase();
+    throw new TokenCursor(text, tokens, s, e).errorAt(
+      tokens[i]!.span,
+      `${name} may stand only in a TABLE (subquery) argument of ${fn}, not inside another argument: call it in the FROM clause and pass its column, as in FROM ML_PREDICT(...) AS q, LATERAL TABLE(VECTOR_SEARCH(TABLE docs, q.embedding, DESCRIPTOR(embedding), 3))`,
+    );
+  }
 }
 
 /** One argument in tokens `[s, e)`: `NAME => value` or a value. */

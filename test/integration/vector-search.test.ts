@@ -112,6 +112,33 @@ for (const adapter of ADAPTERS) {
       expect(await ids(`ARRAY[CAST('NaN' AS double precision), 1.0]`, 'inner_product')).toEqual([]);
     });
 
+    it('ranks nowhere a vector with a NULL component (as a NaN one), and finds nothing for a query vector with one', async () => {
+      await db.sql(`CREATE TABLE holes (id INT, embedding ${vectorType})`);
+      const hole = `CAST(ARRAY[1.0, NULL] AS ${vectorType})`;
+      await db.sql(`INSERT INTO holes VALUES (1, ${hole}), (2, ARRAY[1.0, 0.5]), (3, CAST(ARRAY[NULL, NULL] AS ${vectorType})), (4, ARRAY[0.0, 1.0]), (5, NULL)`);
+      for (const metric of ['cosine', 'l2', 'inner_product'] as const) {
+        const r = await db.sql(`SELECT id FROM TABLE(VECTOR_SEARCH(TABLE holes, ARRAY[1.0, 1.0], DESCRIPTOR(embedding), 10, MAP['metric', '${metric}']))`);
+        expect(r.rows.map((row) => Number(row[0])).sort()).toEqual([2, 4]);
+        const sub = await db.sql(`SELECT id FROM TABLE(VECTOR_SEARCH(TABLE (SELECT * FROM holes), ARRAY[1.0, 1.0], DESCRIPTOR(embedding), 10, MAP['metric', '${metric}']))`);
+        expect(sub.rows.map((row) => Number(row[0])).sort()).toEqual([2, 4]);
+        const fixed = adapter.name === 'postgres' ? 'real[2]' : 'FLOAT[2]';
+        const arrays = await db.sql(`SELECT id FROM TABLE(VECTOR_SEARCH(TABLE (SELECT id, CAST(embedding AS ${fixed}) AS embedding FROM holes), ARRAY[1, 1], DESCRIPTOR(embedding), 10, MAP['metric', '${metric}']))`);
+        expect(arrays.rows.map((row) => Number(row[0])).sort()).toEqual([2, 4]);
+        expect((await db.sql(`SELECT id FROM TABLE(VECTOR_SEARCH(TABLE docs, CAST(ARRAY[${queries[1]!.slice(1).join(', ')}, NULL] AS ${vectorType}), DESCRIPTOR(embedding), 3, MAP['metric', '${metric}']))`)).rows).toEqual([]);
+      }
+    });
+
+    it('searches a table with columns of types without an ordering (json, point), ties still broken deterministically', async () => {
+      const extra = adapter.name === 'postgres' ? ', at point' : '';
+      const at = (x: number): string => (adapter.name === 'postgres' ? `, point(${x}, 0)` : '');
+      await db.sql(`CREATE TABLE with_json (meta JSON, id INT${extra}, embedding ${vectorType})`);
+      await db.sql(`INSERT INTO with_json VALUES ('{"n": 1}', 1${at(1)}, ARRAY[1.0, 0.0]), ('{"n": 2}', 2${at(2)}, ARRAY[2.0, 0.0]), ('{"n": 3}', 3${at(3)}, ARRAY[0.0, 1.0])`);
+      const ids = async (sql: string): Promise<number[]> => (await db.sql(sql)).rows.map((row) => Number(row[0]));
+      // Rows 1 and 2 tie under cosine (same direction): first by the json column's text, as by row order.
+      expect(await ids(`SELECT id FROM TABLE(VECTOR_SEARCH(TABLE with_json, ARRAY[1.0, 0.0], DESCRIPTOR(embedding), 3))`)).toEqual([1, 2, 3]);
+      expect(await ids(`SELECT id FROM TABLE(VECTOR_SEARCH(TABLE (SELECT * FROM with_json), ARRAY[1.0, 0.0], DESCRIPTOR(embedding), 2))`)).toEqual([1, 2]);
+    });
+
     it('takes named arguments in any order, a constant query and a subquery as the search table', async () => {
       const named = await db.sql(
         `SELECT q.qid, r.id, r.score FROM questions q, LATERAL TABLE(VECTOR_SEARCH(TOP_K => 4, COLUMN_TO_SEARCH => DESCRIPTOR(embedding), CONFIG => MAP['metric', 'l2'], SEARCH_TABLE => TABLE docs, COLUMN_TO_QUERY => q.embedding)) AS r`,
@@ -142,6 +169,11 @@ for (const adapter of ADAPTERS) {
       await expectSqlError(db.sql(`SELECT * FROM TABLE(VECTOR_SEARCH(TABLE docs, ARRAY[1.0], DESCRIPTOR(embedding), 0))`), '22023', /TOP_K/);
       await expectSqlError(db.sql(`SELECT * FROM TABLE(VECTOR_SEARCH(TABLE docs, ARRAY[1.0], DESCRIPTOR(embedding), 3, MAP['metric', 'hamming']))`), '22023', /'metric'/);
       await expectSqlError(db.sql(`SELECT * FROM TABLE(VECTOR_SEARCH(TABLE docs, ARRAY[1.0], DESCRIPTOR(embedding)))`), '42601', /too few arguments/);
+      // An ML call inside the query vector (or TOP_K) would reach the host as written: refused, pointing at it.
+      const inline = `SELECT * FROM TABLE(VECTOR_SEARCH(TABLE docs, (SELECT embedding FROM ML_PREDICT(TABLE (SELECT 'cat' AS t), MODEL embedder, DESCRIPTOR(t))), DESCRIPTOR(embedding), 3))`;
+      const nested = await expectSqlError(db.sql(inline), '42601', /ML_PREDICT may stand only in a TABLE \(subquery\) argument of VECTOR_SEARCH.*LATERAL TABLE\(VECTOR_SEARCH/);
+      expect(nested.position).toMatchObject({ line: 1, column: inline.indexOf('ML_PREDICT') + 1 });
+      await expectSqlError(db.sql(`SELECT * FROM TABLE(VECTOR_SEARCH(TABLE docs, ARRAY[1.0], DESCRIPTOR(embedding), (SELECT count(*) FROM TABLE(VECTOR_SEARCH(TABLE docs, ARRAY[1.0], DESCRIPTOR(embedding), 1)))))`), '42601', /VECTOR_SEARCH may stand only in a TABLE \(subquery\) argument/);
       await db.sql(`CREATE TABLE mixed AS SELECT * FROM docs`);
       await db.sql(`INSERT INTO mixed VALUES (999, 'short', ARRAY[1.0, 2.0])`);
       await expectSqlError(db.sql(`SELECT * FROM TABLE(VECTOR_SEARCH(TABLE mixed, ARRAY[1.0, 2.0], DESCRIPTOR(embedding), 3))`), '22000', /from 2 to 8 dimensions/);

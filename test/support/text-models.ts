@@ -37,6 +37,8 @@ export interface TextModelOptions {
   readonly inputNames?: readonly [string, string];
   /** Seed of the weights. */
   readonly seed?: number;
+  /** Give min(classes, tokens) classes, so that only a run tells how many (`logits` is `[N, C]`). */
+  readonly symbolicClasses?: boolean;
 }
 
 /** Deterministic uniform numbers in [-scale, scale) (a 32-bit LCG). */
@@ -131,8 +133,13 @@ export function bertGraph(options: TextModelOptions = {}): Uint8Array {
     return model({ name: 'bert_embedding', nodes, inputs, outputs: [valueInfo('last_hidden_state', 'float', ['N', 'T', H])], initializers: init });
   }
   const C = options.labels.length;
-  nodes.push(node('Gather', [x, 'zero_i'], ['cls'], { axis: 1 }), ...dense('cls', 'pool0', 'pooler', H, H, 1), node('Tanh', ['pool0'], ['pooled']), ...dense('pooled', 'logits', 'classifier', H, C, 2));
-  return model({ name: 'bert_classification', nodes, inputs, outputs: [valueInfo('logits', 'float', ['N', C])], initializers: init });
+  const head = options.symbolicClasses ? 'all_logits' : 'logits';
+  nodes.push(node('Gather', [x, 'zero_i'], ['cls'], { axis: 1 }), ...dense('cls', 'pool0', 'pooler', H, H, 1), node('Tanh', ['pool0'], ['pooled']), ...dense('pooled', head, 'classifier', H, C, 2));
+  if (options.symbolicClasses) {
+    init.push(int64Tensor('zero_1d', [1], [0]), int64Tensor('axes0', [1], [0]));
+    nodes.push(node('Unsqueeze', ['seq_len', 'axes0'], ['seq_len_1d']), node('Slice', [head, 'zero_1d', 'seq_len_1d', 'axes1'], ['logits']));
+  }
+  return model({ name: 'bert_classification', nodes, inputs, outputs: [valueInfo('logits', 'float', ['N', options.symbolicClasses ? 'C' : C])], initializers: init });
 }
 
 /** BERT's `tokenizer.json` for {@link TEST_VOCAB}: BertNormalizer (lower case), BertPreTokenizer, WordPiece, `[CLS] … [SEP]`. */

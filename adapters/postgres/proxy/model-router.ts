@@ -1,7 +1,7 @@
 /**
  * Which client statements are model statements, for the proxy's relay: a cheap test on the
  * message's bytes (or the text's characters) first, since every model statement and ML call
- * contains `model` or `ml_`, every materialized-table statement `materialized`; then the
+ * contains `model`, `ml_` or `vector_search`, every materialized-table statement `materialized`; then the
  * scanner and parser decide. No regular expression reads the SQL. Statements without model
  * syntax go to Postgres as written.
  */
@@ -11,11 +11,11 @@ import { parseScript } from '../../../core/sql/parser.js';
 import { parseQuery } from './message-readers.js';
 
 /** Key words whose presence makes a statement that does not parse a broken model statement (the proxy reports it). */
-const MODEL_WORDS: ReadonlySet<string> = new Set(['model', 'models', 'ml_predict', 'ml_evaluate']);
+const MODEL_WORDS: ReadonlySet<string> = new Set(['model', 'models', 'ml_predict', 'ml_evaluate', 'vector_search']);
 
 /**
- * Whether `text` may hold model syntax: every model statement and ML call contains `model`
- * or `ml_`, every materialized-table statement `materialized` (a necessary condition only;
+ * Whether `text` may hold model syntax: every model statement and ML call contains `model`,
+ * `ml_` or `vector_search`, every materialized-table statement `materialized` (a necessary condition only;
  * the parser decides: Postgres's own `MATERIALIZED VIEW` statements stay host SQL).
  */
 export function mayHoldModelSyntax(text: string): boolean {
@@ -25,14 +25,19 @@ export function mayHoldModelSyntax(text: string): boolean {
 
 /** `aterialized`, the rest of `materialized` after its `m`. */
 const ATERIALIZED = Buffer.from('aterialized');
+/** `ector_search`, the rest of `vector_search` after its `v`. */
+const ECTOR_SEARCH = Buffer.from('ector_search');
 
 /**
  * The same test on a message's UTF-8 bytes, `bytes[start, end)`, without decoding them (the
- * hot path of plain traffic): `m` followed by `odel`, `l_` or `aterialized`, any case.
+ * hot path of plain traffic): `m` followed by `odel`, `l_` or `aterialized`, or `v` followed
+ * by `ector_search`, any case.
  */
 export function bytesMayHoldModelSyntax(bytes: Buffer, start = 0, end = bytes.length): boolean {
   for (let i = start; i < end - 2; i++) {
-    if ((bytes[i]! | 0x20) !== 0x6d) continue;
+    const b0 = bytes[i]! | 0x20;
+    if (b0 === 0x76 && i + ECTOR_SEARCH.length < end && ECTOR_SEARCH.every((c, k) => (bytes[i + 1 + k]! | (c === 0x5f ? 0 : 0x20)) === c)) return true;
+    if (b0 !== 0x6d) continue;
     const b1 = bytes[i + 1]! | 0x20;
     if (b1 === 0x6c && bytes[i + 2] === 0x5f) return true;
     if (b1 === 0x6f && i + 4 < end && (bytes[i + 2]! | 0x20) === 0x64 && (bytes[i + 3]! | 0x20) === 0x65 && (bytes[i + 4]! | 0x20) === 0x6c) return true;

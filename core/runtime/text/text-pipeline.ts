@@ -133,8 +133,14 @@ export class TextPipeline {
     return values;
   }
 
-  /** Logits to softmax probabilities and the label of the most probable class (first on ties). */
+  /**
+   * Logits to softmax probabilities and the label of the most probable class (first on ties).
+   * A graph whose class count the signature does not fix is held to config.json's labels here.
+   */
   #classes(logits: Float32Array, n: number, classes: number): OutputMessage[] {
+    if (classes !== this.spec.labels.length) {
+      throw new Error(`the graph gave ${classes} classes, but config.json's id2label has ${this.spec.labels.length} labels`);
+    }
     const probabilities = new Float32Array(n * classes);
     const labels = new Array<string>(n);
     for (let i = 0; i < n; i++) {

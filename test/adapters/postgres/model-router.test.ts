@@ -11,6 +11,11 @@ describe('model-statement routing', () => {
     expect(mayHoldModelSyntax('SELECT modest, ml FROM t')).toBe(false);
     expect(mayHoldModelSyntax('select * from Ml_Predict(')).toBe(true);
     expect(mayHoldModelSyntax('SHOW MODELS')).toBe(true);
+    // VECTOR_SEARCH holds neither word.
+    expect(mayHoldModelSyntax('SELECT * FROM TABLE(Vector_Search(TABLE d, ARRAY[1.0], DESCRIPTOR(v), 3))')).toBe(true);
+    expect(mayHoldModelSyntax('SELECT vector, search FROM vectors')).toBe(false);
+    expect(modelStatements('SELECT * FROM TABLE(VECTOR_SEARCH(TABLE d, ARRAY[1.0], DESCRIPTOR(v), 3))', {})?.map((s) => s.kind)).not.toContain('host');
+    expect(modelStatements('SELECT vector_search FROM t', {})).toBeUndefined();
     const q = query('SELECT 1');
     expect(bytesMayHoldModelSyntax(q, 5, q.length)).toBe(false);
   });

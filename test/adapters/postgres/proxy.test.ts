@@ -209,6 +209,17 @@ describe('model SQL', () => {
     expect(rows).toEqual([1, 2, 3].map((id) => ({ id, y: expect.closeTo(linearExpected(id * 0.5, 10 - id), 4) })));
   });
 
+  test('VECTOR_SEARCH through the simple and the extended protocol (a statement with no other model syntax)', async () => {
+    await db.query('CREATE TABLE vs_docs (id int, embedding float8[])');
+    await db.query('INSERT INTO vs_docs VALUES (1, ARRAY[1.0, 0.0]), (2, ARRAY[0.0, 1.0]), (3, ARRAY[1.0, 1.0])');
+    const sql = `SELECT id, round(score::numeric, 6) AS score FROM TABLE(VECTOR_SEARCH(TABLE vs_docs, ARRAY[1.0, 0.1], DESCRIPTOR(embedding), 2, MAP['metric', 'l2']))`;
+    const brute = 'SELECT id, round(sqrt((embedding[1] - 1.0) ^ 2 + (embedding[2] - 0.1) ^ 2)::numeric, 6) AS score FROM vs_docs ORDER BY score LIMIT 2';
+    const expected = (await db.query(brute)).rows;
+    expect((await db.query(sql)).rows).toEqual(expected);
+    expect((await db.query({ text: sql.replace('FROM TABLE', 'FROM (SELECT $1::int AS one) AS p, TABLE'), values: [1] })).rows).toEqual(expected);
+    await expect(db.query('SELECT * FROM TABLE(VECTOR_SEARCH(TABLE vs_docs, ARRAY[1.0, 0.1], DESCRIPTOR(embedding), 0))')).rejects.toMatchObject({ code: '22023' });
+  });
+
   test('a named prepared model statement runs again with other values', async () => {
     for (const limit of [2, 5]) {
       const r = await db.query({ name: 'pred', text: 'SELECT count(*)::int AS n FROM ML_PREDICT(TABLE (SELECT * FROM pts WHERE id <= $1), MODEL lin, DESCRIPTOR(a, b))', values: [limit] });

@@ -90,7 +90,7 @@ function plan(text: string, describeOnly: boolean): string {
       case 'text-scores':
         return `[text scores of ${request.spec.label.name}, ${request.spec.prediction.name} over ${request.spec.relation}]`;
       case 'vector-dimensions':
-        return [3, 3];
+        return [3, 3, false];
       case 'accepts':
         return true;
     }

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
@@ -169,6 +169,15 @@ describe('bad model directories fail before any inference', () => {
     await expectSqlError(checkTextModel(bad, [['task', 'classification']], {}), '42804', /classification model needs/);
     await expectSqlError(checkTextModel(bad, [], {}, [{ name: 'x', type: 'INT' }], [{ name: 'e', type: 'ARRAY<FLOAT>' }]), '42804', /one STRING INPUT column/);
     await expectSqlError(checkTextModel(bad, [], {}, [{ name: 'x', type: 'STRING' }], [{ name: 'e', type: 'STRING' }]), '42804', /one ARRAY<FLOAT> OUTPUT column/);
+  });
+
+  test("a graph that gives another number of classes than config.json's id2label fails the batch, naming both", async () => {
+    writeTextModel(bad, { labels: TEST_LABELS, symbolicClasses: true });
+    const config = JSON.parse(readFileSync(join(bad, 'config.json'), 'utf8')) as Record<string, unknown>;
+    writeFileSync(join(bad, 'config.json'), JSON.stringify({ ...config, id2label: { 0: 'negative', 1: 'positive' } }));
+    // The graph does not say how many classes it gives: CREATE MODEL cannot tell, the first batch does.
+    const runtime = await runtimeFor(bad);
+    await expectSqlError(runtime.predictBatch({ rowCount: 1, columns: [{ kind: 'value', values: ['the cat'] }] }), '38000', /the graph gave 3 classes, but config\.json's id2label has 2 labels/);
   });
 
   test('outside the allowed model directories', async () => {
