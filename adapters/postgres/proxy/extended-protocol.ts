@@ -117,11 +117,11 @@ export class ExtendedProtocol {
     const values = message.params.map((p, i) => {
       if (p === null) return null;
       if (message.paramFormats[i] === 0) return p.toString('utf8');
-      const text = binaryParamToText(source.paramTypes[i] ?? 0, p);
+      const text = binaryParamToText(source.paramTypes[i] ?? 0, p, i + 1);
       if (text === undefined) throw new ModelSqlError('0A000', `binary format for parameter $${i + 1} of type ${source.paramTypes[i] ?? 0} is not supported by the modelsql proxy; send it in text format`);
       return text;
     });
-    const needed = parameterCount(source.text);
+    const needed = statementParameters(source);
     if (values.length !== needed) {
       throw new ModelSqlError('08P01', `bind message supplies ${values.length} parameters, but prepared statement "${message.statement}" requires ${needed}`);
     }
@@ -146,7 +146,7 @@ export class ExtendedProtocol {
       return;
     }
     const source = this.statements.get(target.name)!;
-    const count = parameterCount(source.text);
+    const count = statementParameters(source);
     const types = Array.from({ length: count }, (_, i) => source.paramTypes[i] || 25);
     this.context.relay.toClient(parameterDescription(types));
     if (source.statement.kind === 'host' || (count > 0 && source.statement.kind !== 'query')) {
@@ -279,6 +279,11 @@ export class ExtendedProtocol {
 function portalPosition(portal: LocalPortal, prepared: Pick<PreparedQuery, 'sql' | 'scriptOffset'> | undefined = portal.prepared): PositionMap | undefined {
   if (!prepared?.scriptOffset) return undefined;
   return mappedPosition({ sql: prepared.sql, scriptOffset: (o) => portal.toOriginal(prepared.scriptOffset!(o)) }, portal.source.text);
+}
+
+/** Parameters a prepared statement takes: its highest `$n`, or as many as Parse declared types for, if more (as Postgres counts). */
+function statementParameters(statement: LocalStatement): number {
+  return Math.max(parameterCount(statement.text), statement.paramTypes.length);
 }
 
 function errorContext(portal: LocalPortal): ErrorContext {
