@@ -27,6 +27,12 @@ interface LocalStatement {
   readonly paramTypes: readonly number[];
 }
 
+/**
+ * Model DDL that only reads (its rows are the same whether it runs at Describe or at
+ * Execute): the only kinds a Describe runs. The others write and return no rows.
+ */
+const READING_DDL: ReadonlySet<Statement['kind']> = new Set<Statement['kind']>(['show-models', 'show-create-model', 'describe-model', 'show-model-versions', 'show-materialized-tables', 'describe-materialized-table']);
+
 /** A portal bound from a local statement. */
 interface LocalPortal {
   readonly source: LocalStatement;
@@ -162,7 +168,8 @@ export class ExtendedProtocol {
   /**
    * RowDescription (or NoData) of a portal. An ML query is described from its shape
    * (`ModelSession.describeQuery`: the host describes its input, the model's OUTPUT gives the
-   * rest), no model runs; model DDL runs now, its result kept for Execute.
+   * rest), no model runs; model DDL that only reads runs now, its result kept for Execute;
+   * model DDL that writes has no rows (NoData) and runs at Execute only.
    */
   private async describePortal(portal: LocalPortal): Promise<void> {
     const context = this.context;
@@ -177,6 +184,10 @@ export class ExtendedProtocol {
           until: 'TnE',
         });
         if (!ok) context.relay.batchFailed = true;
+        return;
+      }
+      if (!READING_DDL.has(statement.kind)) {
+        context.relay.toClient(NO_DATA);
         return;
       }
       portal.result ??= await context.session().runStatement(statement, portal.text);

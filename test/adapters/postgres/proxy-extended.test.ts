@@ -1,12 +1,22 @@
 /**
  * Model statements over the extended query protocol, in raw protocol messages, each answer
  * compared with what Postgres sends for the same messages on a plain statement of the same
- * shape: binary parameters are read as Postgres reads them.
+ * shape: Describe runs nothing that writes, binary parameters are read as Postgres reads
+ * them.
  */
 import type pg from 'pg';
 import { bind, describe as describeMessage, execute, parse, SYNC } from '../../../adapters/postgres/proxy/message-builders.js';
 import { writeModelFiles, type ModelFiles } from '../../support/model-files.js';
 import { createPointsAndModel, proxyFixture, roundTrip, takeOverClient, type ProxyFixture } from './proxy-helpers.js';
+
+/** Close ('C') of a statement or portal. */
+function close(target: 'S' | 'P', name: string): Buffer {
+  const body = Buffer.from(`${target}${name}\0`);
+  const head = Buffer.alloc(5);
+  head[0] = 0x43;
+  head.writeInt32BE(4 + body.length, 1);
+  return Buffer.concat([head, body]);
+}
 
 let fx: ProxyFixture;
 let models: ModelFiles;
@@ -21,6 +31,35 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await fx?.close();
+});
+
+async function modelNames(): Promise<string[]> {
+  const { rows } = await db.query('SHOW MODELS');
+  return rows.map((r: { model_name: string }) => r.model_name);
+}
+
+describe('Describe runs no model DDL that writes', () => {
+  const create = (name: string) => `CREATE MODEL ${name} INPUT (a DOUBLE, b DOUBLE) OUTPUT (y DOUBLE) WITH ('provider' = 'onnx', 'path' = '${models.linear}')`;
+
+  test('CREATE MODEL described as a statement, then executed, creates the model once', async () => {
+    const raw = await takeOverClient(fx);
+    expect(await roundTrip(raw, [parse('s', create('described')), describeMessage('S', 's'), SYNC])).toEqual(['1', 't:', 'n', 'Z:I']);
+    expect(await modelNames()).not.toContain('described');
+    expect(await roundTrip(raw, [bind('', 's', []), describeMessage('P', ''), execute(''), SYNC])).toEqual(['2', 'n', 'C:CREATE MODEL', 'Z:I']);
+    expect(await modelNames()).toContain('described');
+  });
+
+  test('a portal of CREATE MODEL described and closed without Execute creates nothing', async () => {
+    const raw = await takeOverClient(fx);
+    expect(await roundTrip(raw, [parse('', create('never')), bind('', '', []), describeMessage('P', ''), close('P', ''), SYNC])).toEqual(['1', '2', 'n', '3', 'Z:I']);
+    expect(await modelNames()).not.toContain('never');
+  });
+
+  test('SHOW MODELS described answers its columns', async () => {
+    const raw = await takeOverClient(fx);
+    const answer = await roundTrip(raw, [parse('', 'SHOW MODELS'), describeMessage('S', ''), bind('', '', []), describeMessage('P', ''), execute(''), SYNC]);
+    expect(answer.filter((m) => m !== 'D:' && !m.startsWith('D:'))).toEqual(['1', 't:', 'T', '2', 'T', 'C:SHOW MODELS', 'Z:I']);
+  });
 });
 
 describe('parameters', () => {
