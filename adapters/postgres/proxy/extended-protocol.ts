@@ -12,9 +12,10 @@ import { ModelSqlError } from '../../../core/errors.js';
 import type { PreparedQuery } from '../../../core/session/model-session.js';
 import type { QueryResult } from '../../../core/model-types.js';
 import type { Statement } from '../../../core/sql/ast.js';
+import { leadingTokens } from '../../../core/sql/lexer.js';
 import { parseScript } from '../../../core/sql/parser.js';
 import { mappedPosition, shifted, type PositionMap } from './error-positions.js';
-import { BIND_COMPLETE, CLOSE_COMPLETE, FLUSH, NO_DATA, PARSE_COMPLETE, SYNC, bind, commandComplete, describe, execute, parameterDescription, parse, readyForQuery } from './message-builders.js';
+import { BIND_COMPLETE, CLOSE_COMPLETE, FLUSH, NO_DATA, PARSE_COMPLETE, PORTAL_SUSPENDED, SYNC, bind, commandComplete, describe, execute, parameterDescription, parse, readyForQuery } from './message-builders.js';
 import { parseBind, parseExecute, parseParse, parseTarget } from './message-readers.js';
 import { noticeMessages, rowMessages, type ErrorContext } from './result-messages.js';
 import { binaryParamToText, parameterCount, substituteParameters } from './statement-params.js';
@@ -35,6 +36,7 @@ const READING_DDL: ReadonlySet<Statement['kind']> = new Set<Statement['kind']>([
 
 /** A portal bound from a local statement. */
 interface LocalPortal {
+  readonly name: string;
   readonly source: LocalStatement;
   /** The statement with parameters substituted, and its own parse. */
   readonly text: string;
@@ -42,11 +44,18 @@ interface LocalPortal {
   readonly toOriginal: (offset: number) => number;
   readonly resultFormats: readonly number[];
   prepared?: PreparedQuery;
-  /** A model-DDL result computed at Describe time, for Execute. */
+  /** A model-DDL result (computed at Describe for reading DDL), and how many of its rows Executes have sent. */
   result?: QueryResult;
+  sent?: number;
   described?: boolean;
   /** The upstream portal that an Execute with a row limit left open (PortalSuspended), continued by later Executes. */
   upstreamPortal?: string;
+  /**
+   * Set once an Execute ran the portal to completion: Postgres runs a portal once, so a later
+   * Execute runs nothing and answers this tag with no rows (a statement that returns rows), or
+   * 55000 when undefined (a write).
+   */
+  finished?: { readonly emptyTag: string | undefined };
 }
 
 /**
@@ -96,6 +105,11 @@ export class ExtendedProtocol {
     void portal.prepared?.release();
   }
 
+  /** The transaction that held the proxy's portals has ended (Sync outside a transaction block, COMMIT, ROLLBACK): they are gone, as in Postgres. */
+  dropPortals(): void {
+    for (const name of [...this.portals.keys()]) this.dropPortal(name);
+  }
+
   /** Releases every portal's stage (the connection closes). */
   async releaseAll(): Promise<void> {
     for (const portal of this.portals.values()) await portal.prepared?.release().catch(() => undefined);
@@ -135,6 +149,7 @@ export class ExtendedProtocol {
     const [statement] = values.length === 0 ? [source.statement] : parseScript(substituted.text, this.context.lexOptions());
     this.dropPortal(message.portal);
     this.portals.set(message.portal, {
+      name: message.portal,
       source,
       text: substituted.text,
       statement: statement!,
@@ -162,7 +177,7 @@ export class ExtendedProtocol {
     // The columns of a model query come from its shape (no model runs), its parameters taken as NULLs.
     const substituted = substituteParameters(source.text, new Array<null>(count).fill(null), await this.context.typeNames(source.paramTypes));
     const [statement] = count === 0 ? [source.statement] : parseScript(substituted.text, this.context.lexOptions());
-    await this.describePortal({ source, text: substituted.text, statement: statement!, toOriginal: substituted.originalOffset, resultFormats: [] });
+    await this.describePortal({ name: '', source, text: substituted.text, statement: statement!, toOriginal: substituted.originalOffset, resultFormats: [] });
   }
 
   /**
@@ -199,14 +214,28 @@ export class ExtendedProtocol {
     }
   }
 
-  /** Execute: the model stages, then the final SQL upstream (in slices with a row limit), or the model DDL's result. */
+  /**
+   * Execute: the model stages, then the final SQL upstream (in slices with a row limit), or
+   * the model DDL's result (in slices with a row limit). A portal runs once: an Execute after
+   * it completed runs nothing, as in Postgres.
+   */
   async execute(payload: Buffer): Promise<void> {
     const context = this.context;
     const relay = context.relay;
     const message = parseExecute(payload);
     const portal = this.portals.get(message.portal)!;
     const statement = portal.statement;
-    if (portal.upstreamPortal === undefined) context.tally.modelStatements++;
+    if (portal.finished) {
+      const tag = portal.finished.emptyTag;
+      if (tag !== undefined) {
+        relay.toClient(commandComplete(tag));
+        return;
+      }
+      relay.batchFailed = true;
+      await context.reportError(new ModelSqlError('55000', `portal "${portal.name}" cannot be run`), undefined);
+      return;
+    }
+    if (portal.upstreamPortal === undefined && portal.sent === undefined) context.tally.modelStatements++;
     let held = false;
     try {
       if (portal.upstreamPortal !== undefined) {
@@ -218,6 +247,7 @@ export class ExtendedProtocol {
         portal.prepared ??= await context.session().prepareQuery(statement, portal.text);
         if (portal.prepared.run) {
           relay.toClient(commandComplete(await portal.prepared.run()));
+          portal.finished = { emptyTag: undefined };
           return;
         }
         if (message.maxRows > 0) {
@@ -236,14 +266,14 @@ export class ExtendedProtocol {
           swallow: '12',
         });
         if (!ok) relay.batchFailed = true;
+        portal.finished = { emptyTag: returnsRows(portal.text) ? 'SELECT 0' : undefined };
         held = context.holdForCursor(ok, statement, portal.prepared);
       } else if (statement.kind === 'host') {
         const ok = await relay.exchange([parse('', portal.text), bind('', '', [], [], portal.resultFormats), execute('', 0), SYNC], { position: shifted(0), swallow: '12' });
         if (!ok) relay.batchFailed = true;
+        portal.finished = { emptyTag: undefined };
       } else {
-        const result = portal.result ?? (await context.session().runStatement(statement, portal.text));
-        portal.result = undefined;
-        relay.toClientAll([...noticeMessages(result), ...rowMessages(result, false), commandComplete(result.command || 'SELECT')]);
+        this.sendResult(portal, portal.result ?? (await context.session().runStatement(statement, portal.text)), message.maxRows);
       }
     } catch (error) {
       context.throwIfUpstreamLost(error);
@@ -254,6 +284,27 @@ export class ExtendedProtocol {
       portal.prepared = undefined;
       if (!held) await prepared?.release();
     }
+  }
+
+  /**
+   * The rows of a model-DDL result from where the last Execute stopped: at most `maxRows`
+   * (0: all), then PortalSuspended when it sent exactly `maxRows`, else CommandComplete.
+   */
+  private sendResult(portal: LocalPortal, result: QueryResult, maxRows: number): void {
+    const from = portal.sent ?? 0;
+    const end = maxRows > 0 ? Math.min(from + maxRows, result.rows.length) : result.rows.length;
+    const slice = rowMessages({ ...result, rows: result.rows.slice(from, end) }, false);
+    const notices = from === 0 ? noticeMessages(result) : [];
+    const tag = result.command || 'SELECT';
+    if (maxRows > 0 && end - from === maxRows) {
+      portal.result = result;
+      portal.sent = end;
+      this.context.relay.toClientAll([...notices, ...slice, PORTAL_SUSPENDED]);
+      return;
+    }
+    portal.result = undefined;
+    portal.finished = { emptyTag: result.columns.length > 0 ? tag : undefined };
+    this.context.relay.toClientAll([...notices, ...slice, commandComplete(tag)]);
   }
 
   /** Close of a statement or portal of the proxy's; answers CloseComplete. */
@@ -273,16 +324,18 @@ export class ExtendedProtocol {
     const wasLocal = relay.batchLocal;
     relay.batchLocal = false;
     relay.batchFailed = false;
-    // The unnamed portal ends with the implicit transaction; release what it holds.
-    this.dropPortal('');
     if (relay.batchPassThrough || !wasLocal) {
+      // The portals go once its ReadyForQuery says the transaction has ended (message-dispatch.ts).
       relay.forwardSync();
       return;
     }
     await relay.quiesce();
     await relay.syncUpstream();
     relay.relayedError = false;
-    relay.toClient(readyForQuery(this.context.upstream.status));
+    const status = this.context.upstream.status;
+    // Outside a transaction block the Sync ended the implicit transaction, and its portals with it.
+    if (status === 'I') this.dropPortals();
+    relay.toClient(readyForQuery(status));
   }
 }
 
@@ -295,6 +348,12 @@ function portalPosition(portal: LocalPortal, prepared: Pick<PreparedQuery, 'sql'
 /** Parameters a prepared statement takes: its highest `$n`, or as many as Parse declared types for, if more (as Postgres counts). */
 function statementParameters(statement: LocalStatement): number {
   return Math.max(parameterCount(statement.text), statement.paramTypes.length);
+}
+
+/** Whether a statement returns rows (a query), by its first key word: what a completed portal answers to a later Execute. */
+function returnsRows(text: string): boolean {
+  const [first] = leadingTokens(text, 1);
+  return first?.kind === 'identifier' && ['SELECT', 'VALUES', 'TABLE', 'WITH'].includes(first.value.toUpperCase());
 }
 
 function errorContext(portal: LocalPortal): ErrorContext {

@@ -269,6 +269,16 @@ export class MessageDispatch {
     await relay.quiesce();
     if (relay.relayedError) relay.batchFailed = true;
     if (relay.batchFailed) return;
+    if (!relay.batchLocal && this.extended.holdsPortals && relay.transactionEnded()) {
+      // The transaction that held the proxy's portals has ended (a relayed Sync, COMMIT or
+      // ROLLBACK): they are gone, as in Postgres, and a message for one is Postgres's to answer.
+      this.extended.dropPortals();
+      const out: Buffer[] = [];
+      if (this.passThrough(frame, out)) {
+        relay.toUpstreamAll(out);
+        return;
+      }
+    }
     relay.batchLocal = true;
     try {
       switch (frame.type) {

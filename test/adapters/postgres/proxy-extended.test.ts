@@ -1,11 +1,12 @@
 /**
  * Model statements over the extended query protocol, in raw protocol messages, each answer
  * compared with what Postgres sends for the same messages on a plain statement of the same
- * shape: Describe runs nothing that writes, binary parameters are read as Postgres reads
- * them.
+ * shape: Describe runs nothing that writes, a portal runs once, Execute's row limit holds for
+ * model DDL too, portals live as long as their transaction, binary parameters are read as
+ * Postgres reads them.
  */
 import type pg from 'pg';
-import { bind, describe as describeMessage, execute, parse, SYNC } from '../../../adapters/postgres/proxy/message-builders.js';
+import { bind, describe as describeMessage, execute, parse, query, SYNC } from '../../../adapters/postgres/proxy/message-builders.js';
 import { writeModelFiles, type ModelFiles } from '../../support/model-files.js';
 import { createPointsAndModel, proxyFixture, roundTrip, takeOverClient, type ProxyFixture } from './proxy-helpers.js';
 
@@ -22,6 +23,10 @@ let fx: ProxyFixture;
 let models: ModelFiles;
 let db: pg.Client;
 
+/** The first rows of `pts` through `lin`, and the same shape without a model. */
+const PREDICT = 'SELECT id, y FROM ML_PREDICT(TABLE pts, MODEL lin, DESCRIPTOR(a, b)) AS p WHERE id <= 2 ORDER BY id';
+const PLAIN = 'SELECT id, b AS y FROM pts WHERE id <= 2 ORDER BY id';
+
 beforeAll(async () => {
   models = writeModelFiles();
   fx = await proxyFixture();
@@ -32,6 +37,12 @@ beforeAll(async () => {
 afterAll(async () => {
   await fx?.close();
 });
+
+/** Prediction runs recorded so far (the lineage log). */
+async function predictionRuns(): Promise<number> {
+  const { rows } = await db.query('SELECT count(*)::int AS n FROM ml_catalog.prediction_runs');
+  return rows[0].n as number;
+}
 
 async function modelNames(): Promise<string[]> {
   const { rows } = await db.query('SHOW MODELS');
@@ -59,6 +70,78 @@ describe('Describe runs no model DDL that writes', () => {
     const raw = await takeOverClient(fx);
     const answer = await roundTrip(raw, [parse('', 'SHOW MODELS'), describeMessage('S', ''), bind('', '', []), describeMessage('P', ''), execute(''), SYNC]);
     expect(answer.filter((m) => m !== 'D:' && !m.startsWith('D:'))).toEqual(['1', 't:', 'T', '2', 'T', 'C:SHOW MODELS', 'Z:I']);
+  });
+});
+
+describe('a portal runs once', () => {
+  beforeAll(async () => {
+    await db.query('CREATE TABLE once_out (id int, y float8)');
+  });
+
+  test('a second Execute of a completed ML_PREDICT portal runs no model and answers SELECT 0, as Postgres', async () => {
+    const messages = (sql: string) => [parse('', sql), bind('', '', []), execute(''), execute(''), SYNC];
+    const expected = await roundTrip(await takeOverClient(fx, { direct: true }), messages(PLAIN));
+    expect(expected.slice(-2)).toEqual(['C:SELECT 0', 'Z:I']);
+    const before = await predictionRuns();
+    const answer = await roundTrip(await takeOverClient(fx), messages(PREDICT));
+    expect(answer.map((m) => m[0])).toEqual(expected.map((m) => m[0]));
+    expect(answer.slice(-2)).toEqual(['C:SELECT 0', 'Z:I']);
+    expect(await predictionRuns()).toBe(before + 1);
+  });
+
+  test('a second Execute of a completed INSERT ... ML_PREDICT portal writes nothing more: 55000, as Postgres', async () => {
+    const insert = 'INSERT INTO once_out SELECT id, y FROM ML_PREDICT(TABLE pts, MODEL lin, DESCRIPTOR(a, b)) AS p WHERE id <= 2';
+    const messages = (sql: string) => [parse('', sql), bind('', '', []), execute(''), execute(''), SYNC];
+    expect(await roundTrip(await takeOverClient(fx, { direct: true }), messages('INSERT INTO once_out SELECT id, b FROM pts WHERE id <= 2'))).toEqual(['1', '2', 'C:INSERT 0 2', 'E:55000', 'Z:I']);
+    // Postgres's failed Execute rolled its batch back.
+    expect((await db.query('SELECT count(*)::int AS n FROM once_out')).rows[0].n).toBe(0);
+    expect(await roundTrip(await takeOverClient(fx), messages(insert))).toEqual(['1', '2', 'C:INSERT 0 2', 'E:55000', 'Z:I']);
+    // The proxy's first Execute wrote in a statement of its own, which committed (docs/proxy.md, half-close); it ran once.
+    expect((await db.query('SELECT count(*)::int AS n FROM once_out')).rows[0].n).toBe(2);
+  });
+
+  test('SHOW MODELS executed with a row limit answers PortalSuspended between slices, as Postgres a query', async () => {
+    await db.query(`CREATE MODEL lin_b INPUT (a DOUBLE, b DOUBLE) OUTPUT (y DOUBLE) WITH ('provider' = 'onnx', 'path' = '${models.linear}')`);
+    const count = (await db.query('SHOW MODELS')).rows.length;
+    const messages = (sql: string) => [parse('', sql), bind('', '', []), execute('', 1), execute('', count - 1), execute('', 1), execute('', 1), SYNC];
+    const direct = await takeOverClient(fx, { direct: true });
+    await roundTrip(direct, [query('BEGIN')]);
+    const expected = await roundTrip(direct, messages(`SELECT * FROM generate_series(1, ${count})`));
+    // A slice that fills the limit is suspended, even when it holds the last row; then nothing is left.
+    expect(expected.map((m) => m[0]).join('')).toBe(`12Ds${'D'.repeat(count - 1)}sCCZ`);
+    const raw = await takeOverClient(fx);
+    await roundTrip(raw, [query('BEGIN')]);
+    const answer = await roundTrip(raw, messages('SHOW MODELS'));
+    expect(answer.map((m) => m[0]).join('')).toBe(`12Ds${'D'.repeat(count - 1)}sCCZ`);
+    expect(answer.filter((m) => m.startsWith('C:'))).toEqual(['C:SHOW MODELS', 'C:SHOW MODELS']);
+    expect(await roundTrip(raw, [query('COMMIT')])).toEqual(['C:COMMIT', 'Z:I']);
+  });
+});
+
+describe('portals live as long as their transaction', () => {
+  test('the unnamed portal of an ML_PREDICT suspended in a transaction block outlives a Sync, as Postgres', async () => {
+    for (const [direct, sql] of [[true, PLAIN], [false, PREDICT]] as const) {
+      const raw = await takeOverClient(fx, { direct });
+      await roundTrip(raw, [query('BEGIN')]);
+      expect(await roundTrip(raw, [parse('', sql), bind('', '', []), execute('', 1), SYNC])).toEqual(['1', '2', expect.stringMatching(/^D:1,/), 's', 'Z:T']);
+      expect(await roundTrip(raw, [execute('', 1), SYNC])).toEqual([expect.stringMatching(/^D:2,/), 's', 'Z:T']);
+      expect(await roundTrip(raw, [query('COMMIT')])).toEqual(['C:COMMIT', 'Z:I']);
+    }
+  });
+
+  test('a portal whose transaction ended is gone: 34000 naming it, as Postgres', async () => {
+    for (const [direct, sql] of [[true, PLAIN], [false, PREDICT]] as const) {
+      const raw = await takeOverClient(fx, { direct });
+      // Ended by the Sync of its implicit transaction.
+      expect(await roundTrip(raw, [parse('', sql), bind('p', '', []), execute('p', 1), SYNC])).toEqual(['1', '2', expect.stringMatching(/^D:1,/), 's', 'Z:I']);
+      expect(await roundTrip(raw, [execute('p', 1), SYNC])).toEqual(['E:34000', 'Z:I']);
+      // Ended by COMMIT; a portal never executed as well.
+      await roundTrip(raw, [query('BEGIN')]);
+      expect(await roundTrip(raw, [parse('', sql), bind('q', '', []), execute('q', 1), bind('r', '', []), SYNC])).toEqual(['1', '2', expect.stringMatching(/^D:1,/), 's', '2', 'Z:T']);
+      await roundTrip(raw, [query('COMMIT')]);
+      expect(await roundTrip(raw, [execute('q', 1), SYNC])).toEqual(['E:34000', 'Z:I']);
+      expect(await roundTrip(raw, [execute('r', 1), SYNC])).toEqual(['E:34000', 'Z:I']);
+    }
   });
 });
 
