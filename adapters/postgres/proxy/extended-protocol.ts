@@ -116,18 +116,28 @@ export class ExtendedProtocol {
     this.portals.clear();
   }
 
-  /** Parse: keeps the statement, answers ParseComplete. */
-  parse(payload: Buffer): void {
+  /**
+   * Parse: keeps the statement, answers ParseComplete. A named statement shares its name
+   * space with the upstream session's (relayed Parse, SQL PREPARE): a name either holds is
+   * taken (42P05), as on Postgres.
+   */
+  async parse(payload: Buffer): Promise<void> {
     const message = parseParse(payload);
+    if (message.name !== '' && (this.statements.has(message.name) || (await this.upstreamHolds(message.name)))) {
+      throw new ModelSqlError('42P05', `prepared statement "${message.name}" already exists`);
+    }
     const statements = parseScript(message.text, this.context.lexOptions());
     if (statements.length !== 1) {
       throw new ModelSqlError('42601', 'cannot insert multiple commands into a prepared statement');
     }
-    if (message.name !== '' && this.statements.has(message.name)) {
-      throw new ModelSqlError('42P05', `prepared statement "${message.name}" already exists`);
-    }
     this.statements.set(message.name, { text: message.text, statement: statements[0]!, paramTypes: message.paramTypes });
     this.context.relay.toClient(PARSE_COMPLETE);
+  }
+
+  /** Whether the upstream session has a prepared statement `name`. */
+  private async upstreamHolds(name: string): Promise<boolean> {
+    const result = await this.context.upstream.query('SELECT 1 FROM pg_catalog.pg_prepared_statements WHERE name = $1', [name]);
+    return result.rows.length > 0;
   }
 
   /** Bind: the parameters spliced into the statement's text, a portal kept; answers BindComplete. */

@@ -125,6 +125,8 @@ export class MessageDispatch {
       case 'P': {
         const message = parseParse(frame.payload);
         if (parseHoldsModelSyntax(frame.payload, message.text, this.context.lexOptions())) return false;
+        // A name the proxy holds is taken: its Parse answers 42P05, as Postgres would.
+        if (message.name !== '' && extended.hasStatement(message.name)) return false;
         extended.forgetStatement(message.name);
         relay.batchPassThrough = true;
         break;
@@ -283,7 +285,7 @@ export class MessageDispatch {
     try {
       switch (frame.type) {
         case 'P':
-          return this.extended.parse(frame.payload);
+          return await this.extended.parse(frame.payload);
         case 'B':
           return await this.extended.bind(frame.payload);
         case 'D':

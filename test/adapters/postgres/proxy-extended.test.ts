@@ -2,8 +2,8 @@
  * Model statements over the extended query protocol, in raw protocol messages, each answer
  * compared with what Postgres sends for the same messages on a plain statement of the same
  * shape: Describe runs nothing that writes, a portal runs once, Execute's row limit holds for
- * model DDL too, portals live as long as their transaction, binary parameters are read as
- * Postgres reads them.
+ * model DDL too, portals live as long as their transaction, statement names are shared with
+ * the upstream session's, binary parameters are read as Postgres reads them.
  */
 import type pg from 'pg';
 import { bind, describe as describeMessage, execute, parse, query, SYNC } from '../../../adapters/postgres/proxy/message-builders.js';
@@ -141,6 +141,26 @@ describe('portals live as long as their transaction', () => {
       await roundTrip(raw, [query('COMMIT')]);
       expect(await roundTrip(raw, [execute('q', 1), SYNC])).toEqual(['E:34000', 'Z:I']);
       expect(await roundTrip(raw, [execute('r', 1), SYNC])).toEqual(['E:34000', 'Z:I']);
+    }
+  });
+});
+
+describe('statement names', () => {
+  test('a name is shared with the upstream session’s statements (Parse, PREPARE): 42P05 both ways, as Postgres', async () => {
+    for (const [direct, sql] of [[true, PLAIN], [false, PREDICT]] as const) {
+      const raw = await takeOverClient(fx, { direct });
+      // A plain statement first, then the model statement under its name; closed, the name is free.
+      expect(await roundTrip(raw, [parse('s', 'SELECT 1'), SYNC])).toEqual(['1', 'Z:I']);
+      expect(await roundTrip(raw, [parse('s', sql), SYNC])).toEqual(['E:42P05', 'Z:I']);
+      expect(await roundTrip(raw, [close('S', 's'), parse('s', 'SELECT 2'), SYNC])).toEqual(['3', '1', 'Z:I']);
+      // The model statement first, then a plain one under its name.
+      expect(await roundTrip(raw, [parse('t', sql), SYNC])).toEqual(['1', 'Z:I']);
+      expect(await roundTrip(raw, [parse('t', 'SELECT 3'), SYNC])).toEqual(['E:42P05', 'Z:I']);
+      // The model statement is still the one under the name.
+      expect((await roundTrip(raw, [bind('', 't', []), execute(''), SYNC])).map((m) => m[0]).join('')).toBe('2DDCZ');
+      // SQL PREPARE names one too.
+      await roundTrip(raw, [query('PREPARE u AS SELECT 4')]);
+      expect(await roundTrip(raw, [parse('u', sql), SYNC])).toEqual(['E:42P05', 'Z:I']);
     }
   });
 });
