@@ -12,9 +12,10 @@ import { ModelSqlError } from '../../../core/errors.js';
 import type { PreparedQuery } from '../../../core/session/model-session.js';
 import type { QueryResult } from '../../../core/model-types.js';
 import type { Statement } from '../../../core/sql/ast.js';
+import { leadingTokens } from '../../../core/sql/lexer.js';
 import { parseScript } from '../../../core/sql/parser.js';
 import { mappedPosition, shifted, type PositionMap } from './error-positions.js';
-import { BIND_COMPLETE, CLOSE_COMPLETE, FLUSH, NO_DATA, PARSE_COMPLETE, SYNC, bind, commandComplete, describe, execute, parameterDescription, parse, readyForQuery } from './message-builders.js';
+import { BIND_COMPLETE, CLOSE_COMPLETE, FLUSH, NO_DATA, PARSE_COMPLETE, PORTAL_SUSPENDED, SYNC, bind, commandComplete, describe, execute, parameterDescription, parse, readyForQuery } from './message-builders.js';
 import { parseBind, parseExecute, parseParse, parseTarget } from './message-readers.js';
 import { noticeMessages, rowMessages, type ErrorContext } from './result-messages.js';
 import { binaryParamToText, parameterCount, substituteParameters } from './statement-params.js';
@@ -27,8 +28,15 @@ interface LocalStatement {
   readonly paramTypes: readonly number[];
 }
 
+/**
+ * Model DDL that only reads (its rows are the same whether it runs at Describe or at
+ * Execute): the only kinds a Describe runs. The others write and return no rows.
+ */
+const READING_DDL: ReadonlySet<Statement['kind']> = new Set<Statement['kind']>(['show-models', 'show-create-model', 'describe-model', 'show-model-versions', 'show-materialized-tables', 'describe-materialized-table']);
+
 /** A portal bound from a local statement. */
 interface LocalPortal {
+  readonly name: string;
   readonly source: LocalStatement;
   /** The statement with parameters substituted, and its own parse. */
   readonly text: string;
@@ -36,11 +44,18 @@ interface LocalPortal {
   readonly toOriginal: (offset: number) => number;
   readonly resultFormats: readonly number[];
   prepared?: PreparedQuery;
-  /** A model-DDL result computed at Describe time, for Execute. */
+  /** A model-DDL result (computed at Describe for reading DDL), and how many of its rows Executes have sent. */
   result?: QueryResult;
+  sent?: number;
   described?: boolean;
   /** The upstream portal that an Execute with a row limit left open (PortalSuspended), continued by later Executes. */
   upstreamPortal?: string;
+  /**
+   * Set once an Execute ran the portal to completion: Postgres runs a portal once, so a later
+   * Execute runs nothing and answers this tag with no rows (a statement that returns rows), or
+   * 55000 when undefined (a write).
+   */
+  finished?: { readonly emptyTag: string | undefined };
 }
 
 /**
@@ -90,24 +105,39 @@ export class ExtendedProtocol {
     void portal.prepared?.release();
   }
 
+  /** The transaction that held the proxy's portals has ended (Sync outside a transaction block, COMMIT, ROLLBACK): they are gone, as in Postgres. */
+  dropPortals(): void {
+    for (const name of [...this.portals.keys()]) this.dropPortal(name);
+  }
+
   /** Releases every portal's stage (the connection closes). */
   async releaseAll(): Promise<void> {
     for (const portal of this.portals.values()) await portal.prepared?.release().catch(() => undefined);
     this.portals.clear();
   }
 
-  /** Parse: keeps the statement, answers ParseComplete. */
-  parse(payload: Buffer): void {
+  /**
+   * Parse: keeps the statement, answers ParseComplete. A named statement shares its name
+   * space with the upstream session's (relayed Parse, SQL PREPARE): a name either holds is
+   * taken (42P05), as on Postgres.
+   */
+  async parse(payload: Buffer): Promise<void> {
     const message = parseParse(payload);
+    if (message.name !== '' && (this.statements.has(message.name) || (await this.upstreamHolds(message.name)))) {
+      throw new ModelSqlError('42P05', `prepared statement "${message.name}" already exists`);
+    }
     const statements = parseScript(message.text, this.context.lexOptions());
     if (statements.length !== 1) {
       throw new ModelSqlError('42601', 'cannot insert multiple commands into a prepared statement');
     }
-    if (message.name !== '' && this.statements.has(message.name)) {
-      throw new ModelSqlError('42P05', `prepared statement "${message.name}" already exists`);
-    }
     this.statements.set(message.name, { text: message.text, statement: statements[0]!, paramTypes: message.paramTypes });
     this.context.relay.toClient(PARSE_COMPLETE);
+  }
+
+  /** Whether the upstream session has a prepared statement `name`. */
+  private async upstreamHolds(name: string): Promise<boolean> {
+    const result = await this.context.upstream.query('SELECT 1 FROM pg_catalog.pg_prepared_statements WHERE name = $1', [name]);
+    return result.rows.length > 0;
   }
 
   /** Bind: the parameters spliced into the statement's text, a portal kept; answers BindComplete. */
@@ -117,11 +147,11 @@ export class ExtendedProtocol {
     const values = message.params.map((p, i) => {
       if (p === null) return null;
       if (message.paramFormats[i] === 0) return p.toString('utf8');
-      const text = binaryParamToText(source.paramTypes[i] ?? 0, p);
+      const text = binaryParamToText(source.paramTypes[i] ?? 0, p, i + 1);
       if (text === undefined) throw new ModelSqlError('0A000', `binary format for parameter $${i + 1} of type ${source.paramTypes[i] ?? 0} is not supported by the modelsql proxy; send it in text format`);
       return text;
     });
-    const needed = parameterCount(source.text);
+    const needed = statementParameters(source);
     if (values.length !== needed) {
       throw new ModelSqlError('08P01', `bind message supplies ${values.length} parameters, but prepared statement "${message.statement}" requires ${needed}`);
     }
@@ -129,6 +159,7 @@ export class ExtendedProtocol {
     const [statement] = values.length === 0 ? [source.statement] : parseScript(substituted.text, this.context.lexOptions());
     this.dropPortal(message.portal);
     this.portals.set(message.portal, {
+      name: message.portal,
       source,
       text: substituted.text,
       statement: statement!,
@@ -146,7 +177,7 @@ export class ExtendedProtocol {
       return;
     }
     const source = this.statements.get(target.name)!;
-    const count = parameterCount(source.text);
+    const count = statementParameters(source);
     const types = Array.from({ length: count }, (_, i) => source.paramTypes[i] || 25);
     this.context.relay.toClient(parameterDescription(types));
     if (source.statement.kind === 'host' || (count > 0 && source.statement.kind !== 'query')) {
@@ -156,13 +187,14 @@ export class ExtendedProtocol {
     // The columns of a model query come from its shape (no model runs), its parameters taken as NULLs.
     const substituted = substituteParameters(source.text, new Array<null>(count).fill(null), await this.context.typeNames(source.paramTypes));
     const [statement] = count === 0 ? [source.statement] : parseScript(substituted.text, this.context.lexOptions());
-    await this.describePortal({ source, text: substituted.text, statement: statement!, toOriginal: substituted.originalOffset, resultFormats: [] });
+    await this.describePortal({ name: '', source, text: substituted.text, statement: statement!, toOriginal: substituted.originalOffset, resultFormats: [] });
   }
 
   /**
    * RowDescription (or NoData) of a portal. An ML query is described from its shape
    * (`ModelSession.describeQuery`: the host describes its input, the model's OUTPUT gives the
-   * rest), no model runs; model DDL runs now, its result kept for Execute.
+   * rest), no model runs; model DDL that only reads runs now, its result kept for Execute;
+   * model DDL that writes has no rows (NoData) and runs at Execute only.
    */
   private async describePortal(portal: LocalPortal): Promise<void> {
     const context = this.context;
@@ -179,6 +211,10 @@ export class ExtendedProtocol {
         if (!ok) context.relay.batchFailed = true;
         return;
       }
+      if (!READING_DDL.has(statement.kind)) {
+        context.relay.toClient(NO_DATA);
+        return;
+      }
       portal.result ??= await context.session().runStatement(statement, portal.text);
       context.relay.toClientAll(portal.result.columns.length > 0 ? rowMessages({ ...portal.result, rows: [] }, true) : [NO_DATA]);
     } catch (error) {
@@ -188,14 +224,28 @@ export class ExtendedProtocol {
     }
   }
 
-  /** Execute: the model stages, then the final SQL upstream (in slices with a row limit), or the model DDL's result. */
+  /**
+   * Execute: the model stages, then the final SQL upstream (in slices with a row limit), or
+   * the model DDL's result (in slices with a row limit). A portal runs once: an Execute after
+   * it completed runs nothing, as in Postgres.
+   */
   async execute(payload: Buffer): Promise<void> {
     const context = this.context;
     const relay = context.relay;
     const message = parseExecute(payload);
     const portal = this.portals.get(message.portal)!;
     const statement = portal.statement;
-    if (portal.upstreamPortal === undefined) context.tally.modelStatements++;
+    if (portal.finished) {
+      const tag = portal.finished.emptyTag;
+      if (tag !== undefined) {
+        relay.toClient(commandComplete(tag));
+        return;
+      }
+      relay.batchFailed = true;
+      await context.reportError(new ModelSqlError('55000', `portal "${portal.name}" cannot be run`), undefined);
+      return;
+    }
+    if (portal.upstreamPortal === undefined && portal.sent === undefined) context.tally.modelStatements++;
     let held = false;
     try {
       if (portal.upstreamPortal !== undefined) {
@@ -207,6 +257,7 @@ export class ExtendedProtocol {
         portal.prepared ??= await context.session().prepareQuery(statement, portal.text);
         if (portal.prepared.run) {
           relay.toClient(commandComplete(await portal.prepared.run()));
+          portal.finished = { emptyTag: undefined };
           return;
         }
         if (message.maxRows > 0) {
@@ -225,14 +276,14 @@ export class ExtendedProtocol {
           swallow: '12',
         });
         if (!ok) relay.batchFailed = true;
+        portal.finished = { emptyTag: returnsRows(portal.text) ? 'SELECT 0' : undefined };
         held = context.holdForCursor(ok, statement, portal.prepared);
       } else if (statement.kind === 'host') {
         const ok = await relay.exchange([parse('', portal.text), bind('', '', [], [], portal.resultFormats), execute('', 0), SYNC], { position: shifted(0), swallow: '12' });
         if (!ok) relay.batchFailed = true;
+        portal.finished = { emptyTag: undefined };
       } else {
-        const result = portal.result ?? (await context.session().runStatement(statement, portal.text));
-        portal.result = undefined;
-        relay.toClientAll([...noticeMessages(result), ...rowMessages(result, false), commandComplete(result.command || 'SELECT')]);
+        this.sendResult(portal, portal.result ?? (await context.session().runStatement(statement, portal.text)), message.maxRows);
       }
     } catch (error) {
       context.throwIfUpstreamLost(error);
@@ -243,6 +294,27 @@ export class ExtendedProtocol {
       portal.prepared = undefined;
       if (!held) await prepared?.release();
     }
+  }
+
+  /**
+   * The rows of a model-DDL result from where the last Execute stopped: at most `maxRows`
+   * (0: all), then PortalSuspended when it sent exactly `maxRows`, else CommandComplete.
+   */
+  private sendResult(portal: LocalPortal, result: QueryResult, maxRows: number): void {
+    const from = portal.sent ?? 0;
+    const end = maxRows > 0 ? Math.min(from + maxRows, result.rows.length) : result.rows.length;
+    const slice = rowMessages({ ...result, rows: result.rows.slice(from, end) }, false);
+    const notices = from === 0 ? noticeMessages(result) : [];
+    const tag = result.command || 'SELECT';
+    if (maxRows > 0 && end - from === maxRows) {
+      portal.result = result;
+      portal.sent = end;
+      this.context.relay.toClientAll([...notices, ...slice, PORTAL_SUSPENDED]);
+      return;
+    }
+    portal.result = undefined;
+    portal.finished = { emptyTag: result.columns.length > 0 ? tag : undefined };
+    this.context.relay.toClientAll([...notices, ...slice, commandComplete(tag)]);
   }
 
   /** Close of a statement or portal of the proxy's; answers CloseComplete. */
@@ -262,16 +334,18 @@ export class ExtendedProtocol {
     const wasLocal = relay.batchLocal;
     relay.batchLocal = false;
     relay.batchFailed = false;
-    // The unnamed portal ends with the implicit transaction; release what it holds.
-    this.dropPortal('');
     if (relay.batchPassThrough || !wasLocal) {
+      // The portals go once its ReadyForQuery says the transaction has ended (message-dispatch.ts).
       relay.forwardSync();
       return;
     }
     await relay.quiesce();
     await relay.syncUpstream();
     relay.relayedError = false;
-    relay.toClient(readyForQuery(this.context.upstream.status));
+    const status = this.context.upstream.status;
+    // Outside a transaction block the Sync ended the implicit transaction, and its portals with it.
+    if (status === 'I') this.dropPortals();
+    relay.toClient(readyForQuery(status));
   }
 }
 
@@ -279,6 +353,17 @@ export class ExtendedProtocol {
 function portalPosition(portal: LocalPortal, prepared: Pick<PreparedQuery, 'sql' | 'scriptOffset'> | undefined = portal.prepared): PositionMap | undefined {
   if (!prepared?.scriptOffset) return undefined;
   return mappedPosition({ sql: prepared.sql, scriptOffset: (o) => portal.toOriginal(prepared.scriptOffset!(o)) }, portal.source.text);
+}
+
+/** Parameters a prepared statement takes: its highest `$n`, or as many as Parse declared types for, if more (as Postgres counts). */
+function statementParameters(statement: LocalStatement): number {
+  return Math.max(parameterCount(statement.text), statement.paramTypes.length);
+}
+
+/** Whether a statement returns rows (a query), by its first key word: what a completed portal answers to a later Execute. */
+function returnsRows(text: string): boolean {
+  const [first] = leadingTokens(text, 1);
+  return first?.kind === 'identifier' && ['SELECT', 'VALUES', 'TABLE', 'WITH'].includes(first.value.toUpperCase());
 }
 
 function errorContext(portal: LocalPortal): ErrorContext {

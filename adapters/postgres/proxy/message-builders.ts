@@ -137,6 +137,8 @@ export const BIND_COMPLETE: Buffer = w().build('2');
 export const CLOSE_COMPLETE: Buffer = w().build('3');
 /** NoData ('n'). */
 export const NO_DATA: Buffer = w().build('n');
+/** PortalSuspended ('s'). */
+export const PORTAL_SUSPENDED: Buffer = w().build('s');
 /** EmptyQueryResponse ('I'). */
 export const EMPTY_QUERY_RESPONSE: Buffer = w().build('I');
 

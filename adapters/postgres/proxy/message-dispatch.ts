@@ -125,6 +125,8 @@ export class MessageDispatch {
       case 'P': {
         const message = parseParse(frame.payload);
         if (parseHoldsModelSyntax(frame.payload, message.text, this.context.lexOptions())) return false;
+        // A name the proxy holds is taken: its Parse answers 42P05, as Postgres would.
+        if (message.name !== '' && extended.hasStatement(message.name)) return false;
         extended.forgetStatement(message.name);
         relay.batchPassThrough = true;
         break;
@@ -269,11 +271,21 @@ export class MessageDispatch {
     await relay.quiesce();
     if (relay.relayedError) relay.batchFailed = true;
     if (relay.batchFailed) return;
+    if (!relay.batchLocal && this.extended.holdsPortals && relay.transactionEnded()) {
+      // The transaction that held the proxy's portals has ended (a relayed Sync, COMMIT or
+      // ROLLBACK): they are gone, as in Postgres, and a message for one is Postgres's to answer.
+      this.extended.dropPortals();
+      const out: Buffer[] = [];
+      if (this.passThrough(frame, out)) {
+        relay.toUpstreamAll(out);
+        return;
+      }
+    }
     relay.batchLocal = true;
     try {
       switch (frame.type) {
         case 'P':
-          return this.extended.parse(frame.payload);
+          return await this.extended.parse(frame.payload);
         case 'B':
           return await this.extended.bind(frame.payload);
         case 'D':

@@ -8,6 +8,7 @@
  *
  * Binary parameter formats: https://www.postgresql.org/docs/current/protocol-overview.html#PROTOCOL-FORMAT-CODES
  */
+import { ModelSqlError } from '../../../core/errors.js';
 import { tokenize } from '../../../core/sql/lexer.js';
 import { ProtocolViolation } from './protocol-errors.js';
 
@@ -46,8 +47,27 @@ export function quoteLiteral(value: string): string {
   return value.includes('\\') ? `E'${value.replace(/\\/g, '\\\\').replace(/'/g, "''")}'` : `'${value.replace(/'/g, "''")}'`;
 }
 
-/** The text of a binary-format parameter of a known type, or undefined when the type is not supported. */
-export function binaryParamToText(oid: number, bytes: Buffer): string | undefined {
+/** Byte lengths of the fixed-size binary types the proxy reads. */
+const BINARY_SIZES: ReadonlyMap<number, number> = new Map([
+  [16, 1], // bool
+  [21, 2], // int2
+  [23, 4], // int4
+  [20, 8], // int8
+  [700, 4], // float4
+  [701, 8], // float8
+  [2950, 16], // uuid
+]);
+
+/**
+ * The text of binary-format parameter number `index` (1-based) of type `oid`, or undefined
+ * when the type is not supported.
+ *
+ * @throws ModelSqlError 08P01 for a value shorter than its type, 22P03 for a longer one or a
+ *   malformed numeric (Postgres's errors for the same Bind).
+ */
+export function binaryParamToText(oid: number, bytes: Buffer, index: number): string | undefined {
+  const size = BINARY_SIZES.get(oid);
+  if (size !== undefined && bytes.length !== size) throw badBinary(bytes.length < size, index);
   switch (oid) {
     case 16:
       return bytes[0] ? 'true' : 'false';
@@ -61,6 +81,12 @@ export function binaryParamToText(oid: number, bytes: Buffer): string | undefine
       return String(bytes.readFloatBE(0));
     case 701:
       return String(bytes.readDoubleBE(0));
+    case 2950: {
+      const hex = bytes.toString('hex');
+      return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+    }
+    case 1700:
+      return numericText(bytes, index);
     case 25:
     case 1043:
     case 19:
@@ -71,6 +97,53 @@ export function binaryParamToText(oid: number, bytes: Buffer): string | undefine
     default:
       return undefined;
   }
+}
+
+/** Postgres's error for a binary parameter of the wrong length. */
+function badBinary(short: boolean, index: number): ModelSqlError {
+  return short ? new ModelSqlError('08P01', 'insufficient data left in message') : new ModelSqlError('22P03', `incorrect binary data format in bind parameter ${index}`);
+}
+
+/** Signs of the binary numeric format. */
+const NUMERIC_SIGNS: ReadonlyMap<number, string> = new Map([
+  [0x0000, ''],
+  [0x4000, '-'],
+]);
+const NUMERIC_SPECIALS: ReadonlyMap<number, string> = new Map([
+  [0xc000, 'NaN'],
+  [0xd000, 'Infinity'],
+  [0xf000, '-Infinity'],
+]);
+
+/**
+ * The text of a binary numeric (JDBC's `setBigDecimal`): digit count, weight, sign and display
+ * scale, then base-10,000 digits, the first of weight `weight`.
+ *
+ * @see https://github.com/postgres/postgres/blob/master/src/backend/utils/adt/numeric.c (numeric_recv)
+ */
+function numericText(bytes: Buffer, index: number): string {
+  if (bytes.length < 8) throw badBinary(true, index);
+  const count = bytes.readUInt16BE(0);
+  const weight = bytes.readInt16BE(2);
+  const sign = bytes.readUInt16BE(4);
+  const scale = bytes.readUInt16BE(6);
+  if (bytes.length !== 8 + 2 * count) throw badBinary(bytes.length < 8 + 2 * count, index);
+  const special = NUMERIC_SPECIALS.get(sign);
+  if (special !== undefined) return special;
+  const prefix = NUMERIC_SIGNS.get(sign);
+  if (prefix === undefined) throw new ModelSqlError('22P03', 'invalid sign in external "numeric" value');
+  const digit = (i: number): number => {
+    if (i < 0 || i >= count) return 0;
+    const d = bytes.readUInt16BE(8 + 2 * i);
+    if (d > 9999) throw new ModelSqlError('22P03', 'invalid digit in external "numeric" value');
+    return d;
+  };
+  let whole = '';
+  for (let i = 0; i <= weight; i++) whole += i === 0 ? String(digit(i)) : String(digit(i)).padStart(4, '0');
+  let fraction = '';
+  for (let i = weight + 1; fraction.length < scale; i++) fraction += String(digit(i)).padStart(4, '0');
+  for (let i = 0; i < count; i++) digit(i);
+  return `${prefix}${whole || '0'}${scale > 0 ? `.${fraction.slice(0, scale)}` : ''}`;
 }
 
 /** Maps positions in the substituted text back to the original. */

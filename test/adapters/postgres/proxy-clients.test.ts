@@ -206,7 +206,7 @@ function jdbcJar(): string | undefined {
 const jar = jdbcJar();
 if (!jar) process.stderr.write('proxy-clients: no PostgreSQL JDBC driver or no java (install libpostgresql-jdbc-java and a JRE); the JDBC tests are skipped\n');
 (jar ? describe : describe.skip)('JDBC', () => {
-  test('describe before execute records one prediction run; setFetchSize reads every row; declared parameter types', async () => {
+  test('describe before execute records one prediction run; setFetchSize reads every row; declared parameter types; a described CREATE MODEL; binary numeric and uuid', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'modelsql-jdbc-'));
     const source = join(dir, 'Client.java');
     writeFileSync(
@@ -240,6 +240,17 @@ public class Client {
         try (ResultSet r = p.executeQuery()) { r.next(); out.append("sum=").append(r.getDouble(2)).append('\\n'); }
       }
       c.commit();
+      try (PreparedStatement p = c.prepareStatement("CREATE MODEL described INPUT (a DOUBLE, b DOUBLE) OUTPUT (y DOUBLE) WITH ('provider' = 'onnx', 'path' = '${models.linear}')")) {
+        out.append("create-params=").append(p.getParameterMetaData().getParameterCount()).append('\\n');
+        p.executeUpdate();
+      }
+      c.commit();
+      try (PreparedStatement p = c.prepareStatement("SELECT CAST(? AS text) AS n, CAST(? AS text) AS u FROM ML_PREDICT(TABLE pts, MODEL described, DESCRIPTOR(a, b)) AS p WHERE id = 1")) {
+        p.setBigDecimal(1, new java.math.BigDecimal("-12345.0670"));
+        p.setObject(2, java.util.UUID.fromString("123e4567-e89b-12d3-a456-426614174000"));
+        try (ResultSet r = p.executeQuery()) { r.next(); out.append("binary=").append(r.getString(1)).append(' ').append(r.getString(2)).append('\\n'); }
+      }
+      c.commit();
       System.out.print(out);
     }
   }
@@ -271,8 +282,12 @@ public class Client {
     expect(stdout).toMatch(/^rows=20$/m);
     expect(stdout).toMatch(/^fetched=20$/m);
     expect(stdout).toMatch(/^sum=3\.75$/m);
-    // describe + execute: one run; the fetch-size query: one; the typed-parameter query: one.
-    expect(await predictionRuns()).toBe(before + 3);
+    // getParameterMetaData describes CREATE MODEL without running it: executeUpdate then creates it once.
+    expect(stdout).toMatch(/^create-params=0$/m);
+    // JDBC sends BigDecimal and UUID in binary.
+    expect(stdout).toMatch(/^binary=-12345\.0670 123e4567-e89b-12d3-a456-426614174000$/m);
+    // describe + execute: one run; the fetch-size query: one; the typed-parameter query: one; the binary-parameter query: one.
+    expect(await predictionRuns()).toBe(before + 4);
     await eventually(async () => (await leftoverTempTables(direct)) === 0, 10_000, 'the stage to be dropped');
   }, 120_000);
 });

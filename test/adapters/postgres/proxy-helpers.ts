@@ -187,3 +187,38 @@ export async function leftoverTempTables(client: pg.Client): Promise<number> {
   const { rows } = await client.query(`SELECT count(*)::int AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname LIKE 'pg_temp%' AND c.relname LIKE '\\_\\_modelsql%'`);
   return rows[0].n as number;
 }
+
+/**
+ * The messages in `bytes`, one word each, to compare answers with Postgres's: the type, with
+ * `E:SQLSTATE`, `Z:status`, `C:tag`, `D:v1,v2` (text values) and `t:oid,oid` spelled out.
+ */
+export function messageSummary(bytes: Buffer): string[] {
+  const out: string[] = [];
+  for (let at = 0; at + 5 <= bytes.length; at += 1 + bytes.readInt32BE(at + 1)) {
+    const type = String.fromCharCode(bytes[at]!);
+    const body = bytes.subarray(at + 5, at + 1 + bytes.readInt32BE(at + 1));
+    if (type === 'E') out.push(`E:${errorCodes(bytes.subarray(at, at + 1 + body.length + 4))[0]}`);
+    else if (type === 'Z') out.push(`Z:${String.fromCharCode(body[0]!)}`);
+    else if (type === 'C') out.push(`C:${body.toString('utf8', 0, body.length - 1)}`);
+    else if (type === 't') out.push(`t:${Array.from({ length: body.readInt16BE(0) }, (_, i) => body.readInt32BE(2 + 4 * i)).join(',')}`);
+    else if (type === 'D') {
+      const values: string[] = [];
+      for (let i = 0, j = 2; i < body.readInt16BE(0); i++) {
+        const length = body.readInt32BE(j);
+        values.push(length < 0 ? 'NULL' : body.toString('utf8', j + 4, j + 4 + length));
+        j += 4 + Math.max(length, 0);
+      }
+      out.push(`D:${values.join(',')}`);
+    } else out.push(type);
+  }
+  return out;
+}
+
+/** Sends `messages` on `raw` and returns the summary of what came back once `ready` more ReadyForQuery arrived. */
+export async function roundTrip(raw: RawClient, messages: readonly Buffer[], ready = 1): Promise<string[]> {
+  const before = raw.received().length;
+  const seen = messageTypes(raw.received()).match(/Z/g)?.length ?? 0;
+  raw.socket.write(Buffer.concat(messages));
+  await readyCount(raw, seen + ready);
+  return messageSummary(raw.received().subarray(before));
+}
