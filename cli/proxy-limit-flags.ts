@@ -2,7 +2,8 @@
  * The `modelsql proxy` flags that bound model work: the caps on resource options
  * (core/runtime/resource-caps.ts), one flag per cap named in {@link RESOURCE_CAPS}
  * (`--max-batch-size 1000`, `--max-timeout 2min`), and the bounds of model files
- * (`--max-model-bytes`, `--model-connect-timeout`, `--model-idle-timeout`). Counts and sizes
+ * (`--max-model-bytes`, `--max-model-json-bytes`, `--model-connect-timeout`,
+ * `--model-idle-timeout`). Counts and sizes
  * are positive integers; durations are written as in SQL (`'10s'`, `'500ms'`, `'2min'`; a
  * bare number is milliseconds).
  */
@@ -21,6 +22,7 @@ interface LimitFlag {
 /** The model-file flags, keyed by the {@link ModelFileLimits} field they set. */
 const MODEL_FILE_FLAGS: Readonly<Record<keyof ModelFileLimits, LimitFlag>> = {
   maxModelBytes: { flag: 'max-model-bytes', unit: 'bytes', describe: 'largest model file, downloaded or local, in bytes; larger: 54000 (default 2147483648, 2 GiB)' },
+  maxModelJsonBytes: { flag: 'max-model-json-bytes', unit: 'bytes', describe: "largest JSON file of a local text model's directory (tokenizer.json, config.json, ...), in bytes; larger: 54000 (default 67108864, 64 MiB)" },
   connectTimeoutMs: { flag: 'model-connect-timeout', unit: 'duration', describe: "time to connect to a model URL's server (default 10s)" },
   idleTimeoutMs: { flag: 'model-idle-timeout', unit: 'duration', describe: "longest wait for a model URL's answer or its next bytes (default 30s)" },
 };

@@ -430,6 +430,12 @@ export interface VectorSearchSql {
   readonly columns: readonly HostColumn[];
   /** The searched vector column (one of `columns`). */
   readonly column: HostColumn;
+  /**
+   * The position of `column` in `columns` (0-based). The searched relation may have several
+   * columns of one name (`TABLE (SELECT a.id, b.id, ...)`); a dialect that addresses them by
+   * name must rename them by position first.
+   */
+  readonly columnIndex: number;
   /** The query vector, SQL text as the user wrote it (may refer to the input row). */
   readonly query: string;
   readonly topK: number;
@@ -443,11 +449,14 @@ export interface VectorSearchSql {
 /** How a host spells VECTOR_SEARCH: exact top-k in plain SQL. */
 export interface VectorDialect {
   /**
-   * A query of one row: the least and greatest dimension of the non-NULL vectors of `column`
-   * in `source`, then whether one of them has a NULL component (NULL where the dialect's
-   * `search` skips those vectors without being told).
+   * A query of one row: the least and greatest dimension of the non-NULL vectors of
+   * `columns[index]` in `source` (whose columns are `columns`, names possibly repeated),
+   * then whether one of them has a NULL component (NULL where the dialect's `search` skips
+   * those vectors without being told), then the most array dimensions one of them has (NULL
+   * where the column's type fixes it: a DuckDB `DOUBLE[]` has one; a Postgres `float8[]` may
+   * hold `{{1,2},{3,4}}`, which is no vector).
    */
-  dimensions(source: string, column: string): string;
+  dimensions(source: string, columns: readonly HostColumn[], index: number): string;
   /**
    * A parenthesized subquery that may stand where the call stood (correlated through
    * `query`): the searched relation's columns, then `score DOUBLE`, at most `topK` rows per

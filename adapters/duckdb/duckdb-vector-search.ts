@@ -25,10 +25,11 @@ const FUNCTIONS = {
 
 /** The DuckDB `VectorDialect`. */
 export const duckdbVectors: VectorDialect = {
-  dimensions(source, column) {
-    const c = doubleQuote(column);
-    // `list_count` counts the non-NULL elements (of arrays too).
-    return `SELECT min(len(${c})), max(len(${c})), bool_or(list_count(${c}) <> len(${c})) FROM (${source}) AS __vs_dims WHERE ${c} IS NOT NULL`;
+  dimensions(source, columns, index) {
+    // DuckDB names the columns of a subquery apart (`id`, `id_1`): the name addresses the column.
+    const c = doubleQuote(columns[index]!.name);
+    // `list_count` counts the non-NULL elements (of arrays too). A `DOUBLE[]` holds one-dimensional lists only.
+    return `SELECT min(len(${c})), max(len(${c})), bool_or(list_count(${c}) <> len(${c})), NULL FROM (${source}) AS __vs_dims WHERE ${c} IS NOT NULL`;
   },
 
   rowIdentityProbe(table) {

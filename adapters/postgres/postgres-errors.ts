@@ -5,6 +5,7 @@
  * (https://www.postgresql.org/docs/current/protocol-error-fields.html).
  */
 import { ModelSqlError, positionAt } from '../../core/errors.js';
+import { raisedError } from './sql-raised-error.js';
 
 /** The fields of an ErrorResponse as `pg` (DatabaseError) and pg-protocol expose them. */
 interface ServerErrorFields {
@@ -18,7 +19,8 @@ interface ServerErrorFields {
 /**
  * Turns whatever a Postgres connection threw into a ModelSqlError. A server error keeps its
  * SQLSTATE and, when it has one, its position translated to line/column of `sqlText` (the
- * statement that was sent). Socket errors become 08006 connection_failure; anything else XX000.
+ * statement that was sent); an error modelsql's SQL raised on purpose (sql-raised-error.ts)
+ * gets the SQLSTATE and message it was raised with. Socket errors become 08006 connection_failure; anything else XX000.
  *
  * @example
  * try { await connection.query(sql) } catch (e) { throw mapPostgresError(e, sql) }
@@ -40,6 +42,9 @@ export function mapPostgresError(error: unknown, sqlText?: string): ModelSqlErro
     const offset = [...sqlText].slice(0, characters - 1).join('').length;
     position = positionAt(sqlText, offset);
   }
+  // An error modelsql's own SQL raised (sql-raised-error.ts): its SQLSTATE and message, without the cast's DETAIL.
+  const raised = raisedError(code, message);
+  if (raised) return new ModelSqlError(raised.sqlstate, raised.message, { cause: error, position, sqlText: position ? sqlText : undefined });
   const text = [message, fields.detail ? `DETAIL: ${fields.detail}` : '', fields.hint ? `HINT: ${fields.hint}` : ''].filter((s) => s !== '').join('\n');
   return new ModelSqlError(code, text, { cause: error, position, sqlText: position ? sqlText : undefined });
 }

@@ -10,11 +10,20 @@
  * column of a type with no default ordering (json, xml, point, a user type; `ORDER BY` fails
  * on it with 42883) by its text form instead.
  * A vector with a NULL component (searched or query) has no score, so it ranks nowhere.
- * A query vector of another dimension fails with 22P02 ("malformed array literal") whose
- * text is modelsql's message (plain SQL has no other way to raise an error).
+ * A query vector of another dimension fails with 22023 as on DuckDB, and a multidimensional
+ * one (`float8[]` holds `{{1,2},{3,4}}` too; `unnest` and `cardinality` would flatten it)
+ * with 2202E, as Postgres's own functions that take one-dimensional arrays only
+ * (`width_bucket`); both raised from plain SQL by sql-raised-error.ts. Searched vectors of
+ * several array dimensions are found by the `dimensions` query, before the search runs.
+ *
+ * The searched relation's columns are renamed by position (`AS __vs_row(__vs_c0, ...)`,
+ * https://www.postgresql.org/docs/current/queries-table-expressions.html#QUERIES-TABLE-ALIASES)
+ * and named back in the result: a subquery may repeat a name (`SELECT a.id, b.id ...`),
+ * which Postgres answers but would not let the search address (42702).
  */
-import type { VectorDialect, VectorSearchSql } from '../../core/host.js';
+import type { HostColumn, VectorDialect, VectorSearchSql } from '../../core/host.js';
 import { doubleQuote, quoteString } from '../../core/sql/format.js';
+import { raiseInSql } from './sql-raised-error.js';
 
 const op = (symbol: string): string => ` OPERATOR(pg_catalog.${symbol}) `;
 const sum = (expression: string): string => `pg_catalog.sum(${expression})`;
@@ -46,25 +55,40 @@ function complete(score: string): string {
   return `CASE WHEN pg_catalog.count(__vs_u.a${op('*')}__vs_u.b)${op('<>')}pg_catalog.count(*) THEN NULL ELSE ${score} END`;
 }
 
+/** The name of the searched relation's column at `index` once renamed by position. */
+const positional = (index: number): string => `__vs_c${index}`;
+
+/** `alias` with the column list that renames every column of the searched relation by position. */
+function renamed(alias: string, columns: readonly HostColumn[]): string {
+  return `${alias}(${columns.map((_, i) => positional(i)).join(', ')})`;
+}
+
 /** The Postgres `VectorDialect`. */
 export const postgresVectors: VectorDialect = {
-  dimensions(source, column) {
-    const c = doubleQuote(column);
+  dimensions(source, columns, index) {
+    const c = `__vs_dims.${positional(index)}`;
     // Vectors with NULL components are skipped per candidate (`complete`): no need to look for them here.
-    return `SELECT pg_catalog.min(pg_catalog.cardinality(${c})), pg_catalog.max(pg_catalog.cardinality(${c})), NULL FROM (${source}) AS __vs_dims WHERE ${c} IS NOT NULL`;
+    return `SELECT pg_catalog.min(pg_catalog.cardinality(${c})), pg_catalog.max(pg_catalog.cardinality(${c})), NULL, pg_catalog.max(pg_catalog.array_ndims(${c})) FROM (${source}) AS ${renamed('__vs_dims', columns)} WHERE ${c} IS NOT NULL`;
   },
 
   search(s: VectorSearchSql) {
-    const column = doubleQuote(s.column.name);
-    const cardinality = 'pg_catalog.cardinality(__vs_q1.__vs_q0)';
-    const message = `${quoteString('VECTOR_SEARCH: the query vector has ')}${op('||')}CAST(${cardinality} AS text)${op('||')}${quoteString(` dimensions, but the vectors of column "${s.column.name}" have ${s.dimension ?? 0}`)}`;
-    const checked = s.dimension === undefined ? '__vs_q1.__vs_q0' : `CASE WHEN ${cardinality}${op('<>')}${s.dimension} THEN CAST(${message} AS float8[]) ELSE __vs_q1.__vs_q0 END`;
-    const query = `(SELECT ${checked} AS __vs_q FROM (SELECT CAST((${s.query}) AS float8[]) AS __vs_q0) AS __vs_q1) AS __vs_qv`;
+    const column = positional(s.columnIndex);
+    const q0 = '__vs_q1.__vs_q0';
+    const cardinality = `pg_catalog.cardinality(${q0})`;
+    const ndims = `pg_catalog.array_ndims(${q0})`;
+    const text = (value: string): string => `CAST(${value} AS text)`;
+    const cat = (...parts: string[]): string => parts.join(op('||'));
+    const flat = `WHEN ${ndims}${op('>')}1 THEN ${raiseInSql('2202E', cat(quoteString('VECTOR_SEARCH: the query vector is a '), text(ndims), quoteString(`-dimensional array; a vector is a one-dimensional array, as the vectors of column "${s.column.name}"`)))} `;
+    const sized =
+      s.dimension === undefined ? '' : `WHEN ${cardinality}${op('<>')}${s.dimension} THEN ${raiseInSql('22023', cat(quoteString('VECTOR_SEARCH: the query vector has '), text(cardinality), quoteString(` dimensions, but the vectors of column "${s.column.name}" have ${s.dimension}`)))} `;
+    const query = `(SELECT CASE ${flat}${sized}ELSE ${q0} END AS __vs_q FROM (SELECT CAST((${s.query}) AS float8[]) AS __vs_q0) AS __vs_q1) AS __vs_qv`;
     const candidateScore = `(SELECT ${complete(score(s.metric))} FROM ROWS FROM (pg_catalog.unnest(__vs_qv.__vs_q), pg_catalog.unnest(CAST(__vs_row.${column} AS float8[]))) AS __vs_u(a, b))`;
-    const candidates = `SELECT __vs_row.*, ${candidateScore} AS __vs_score FROM ${query}, (${s.source}) AS __vs_row WHERE __vs_qv.__vs_q IS NOT NULL AND __vs_row.${column} IS NOT NULL`;
-    const columns = s.columns.map((c) => `__vs_v.${doubleQuote(c.name)}`);
+    const candidates = `SELECT __vs_row.*, ${candidateScore} AS __vs_score FROM ${query}, (${s.source}) AS ${renamed('__vs_row', s.columns)} WHERE __vs_qv.__vs_q IS NOT NULL AND __vs_row.${column} IS NOT NULL`;
+    const columns = s.columns.map((_, i) => `__vs_v.${positional(i)}`);
     const ties = s.columns.map((c, i) => `${tieKey(columns[i]!, c.type)} ASC`).join(', ');
+    // The result names the columns as the searched relation does (repeated names too, as Postgres answers `SELECT a.id, b.id`).
+    const named = s.columns.map((c, i) => `${columns[i]!} AS ${doubleQuote(c.name)}`);
     // NaN (from NaN or infinite components) sorts above every number in Postgres: such a score ranks nowhere.
-    return `(SELECT ${columns.join(', ')}, __vs_v.__vs_score AS score FROM (${candidates}) AS __vs_v WHERE __vs_v.__vs_score IS NOT NULL AND __vs_v.__vs_score${op('<>')}CAST('NaN' AS float8) ORDER BY __vs_v.__vs_score ${s.metric === 'l2' ? 'ASC' : 'DESC'}${ties ? `, ${ties}` : ''} LIMIT ${s.topK})`;
+    return `(SELECT ${named.join(', ')}, __vs_v.__vs_score AS score FROM (${candidates}) AS __vs_v WHERE __vs_v.__vs_score IS NOT NULL AND __vs_v.__vs_score${op('<>')}CAST('NaN' AS float8) ORDER BY __vs_v.__vs_score ${s.metric === 'l2' ? 'ASC' : 'DESC'}${ties ? `, ${ties}` : ''} LIMIT ${s.topK})`;
   },
 };

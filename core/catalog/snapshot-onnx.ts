@@ -32,7 +32,8 @@ export function isCarriedArtifact(name: string): boolean {
  *
  * @throws ModelSqlError naming the model version, with the loader's SQLSTATE (58P01
  *   missing file, 58030 unreadable file or failed download, 42501 outside `options`'
- *   allow-lists, 54000 a file over `maxModelBytes`), or 22P03 when the bytes are not an
+ *   allow-lists, 54000 a file over `maxModelBytes` or a text model's JSON file over
+ *   `maxModelJsonBytes`), or 22P03 when the bytes are not an
  *   ONNX graph; for a text model, also the errors of its files (22P02 bad JSON, 0A000 an
  *   unsupported tokenizer, 42804 a graph that does not fit the model's columns).
  * @example
@@ -76,7 +77,7 @@ async function onnxGraph(location: string, options: LoadModelOptions): Promise<U
 /** A text model directory's files, checked as the model is at CREATE MODEL (files, tokenizer, graph, columns). */
 async function textModelFiles(location: string, v: SnapshotVersion, options: LoadModelOptions): Promise<Map<string, Uint8Array>> {
   const files = await readModelDirectoryFiles(location, options);
-  const parsed = await parseModelFiles(async (name) => files.get(name), `the model directory "${location}"`);
+  const parsed = await parseModelFiles(async (name) => files.get(name), `the model directory "${location}"`, options);
   await (await import('../runtime/text/text-runtime.js')).checkTextFiles(parsed, v.options, v.input, v.output);
   return files;
 }

@@ -83,11 +83,11 @@ async function answer(request: PlanRequest, ctx: ExecutionContext): Promise<Plan
     case 'vector-dimensions': {
       let row: readonly unknown[] | undefined;
       try {
-        row = (await host.execute(host.dialect.vectors!.dimensions(request.source, request.column.name))).rows[0];
+        row = (await host.execute(host.dialect.vectors!.dimensions(request.source, request.columns, request.index))).rows[0];
       } catch (error) {
         throw withoutGeneratedSql(error, 'in the table VECTOR_SEARCH searches', request.position);
       }
-      return row === undefined || row[0] === null || row[0] === undefined ? undefined : [Number(row[0]), Number(row[1]), row[2] === true];
+      return row === undefined || row[0] === null || row[0] === undefined ? undefined : [Number(row[0]), Number(row[1]), row[2] === true, row[3] === null || row[3] === undefined ? 1 : Number(row[3])];
     }
     case 'accepts':
       return host.describe(request.probe).then(

@@ -47,8 +47,12 @@ export type PlanRequest =
   | { readonly kind: 'stage'; readonly stage: StagePlan }
   /** ML_EVALUATE for text generation: pairs are scored outside SQL; the answer is the metrics relation. */
   | { readonly kind: 'text-scores'; readonly spec: EvaluationSpec }
-  /** VECTOR_SEARCH: the least and greatest dimension of the searched column's non-NULL vectors, and whether one has a NULL component (undefined: none). */
-  | { readonly kind: 'vector-dimensions'; readonly source: string; readonly column: HostColumn; readonly position: SourcePosition }
+  /**
+   * VECTOR_SEARCH: the least and greatest dimension of the searched column's non-NULL
+   * vectors, whether one has a NULL component, and the most array dimensions one has (1 where
+   * the host does not say; undefined: no vectors). The column is `columns[index]`.
+   */
+  | { readonly kind: 'vector-dimensions'; readonly source: string; readonly columns: readonly HostColumn[]; readonly index: number; readonly position: SourcePosition }
   /** Whether the host accepts `probe` (VECTOR_SEARCH: the searched table's rows are addressable). */
   | { readonly kind: 'accepts'; readonly probe: string };
 
@@ -59,7 +63,7 @@ export interface PlanAnswers {
   readonly describe: readonly HostColumn[];
   readonly stage: string;
   readonly 'text-scores': string;
-  readonly 'vector-dimensions': readonly [number, number, boolean] | undefined;
+  readonly 'vector-dimensions': readonly [number, number, boolean, number] | undefined;
   readonly accepts: boolean;
 }
 

@@ -20,7 +20,8 @@ import { planInput } from './plan-calls.js';
  * The host relation that replaces a VECTOR_SEARCH call.
  *
  * @throws ArgumentError 42703 unknown column, 42804 not a numeric array column;
- *   ModelSqlError 22000 vectors of several dimensions; 0A000 on a host without VECTOR_SEARCH.
+ *   ModelSqlError 22000 vectors of several dimensions, 2202E multidimensional arrays
+ *   (Postgres); 0A000 on a host without VECTOR_SEARCH.
  */
 export function* planVectorSearch(call: MlCall, env: PlanEnv): Plan<string> {
   const text = env.scriptText;
@@ -31,12 +32,17 @@ export function* planVectorSearch(call: MlCall, env: PlanEnv): Plan<string> {
   const source = yield* planInput(bound.table, env);
   const columns = yield* ask({ kind: 'describe', query: source, input: bound.table });
   const id = bound.column;
-  const column = id.quoted ? columns.find((c) => c.name === id.value) : columns.find((c) => c.name.toLowerCase() === id.value.toLowerCase());
+  // The first column of the name, where the searched relation repeats it (as DuckDB, which renames the others `name_1`, ...).
+  const columnIndex = id.quoted ? columns.findIndex((c) => c.name === id.value) : columns.findIndex((c) => c.name.toLowerCase() === id.value.toLowerCase());
+  const column = columns[columnIndex];
   const where = positionAt(text, id.span.start);
   if (!column) throw new ArgumentError('42703', `column "${id.value}" does not exist in the searched table; columns: ${columns.map((c) => c.name).join(', ')}`, where);
   if (!isNumericArray(column)) throw new ArgumentError('42804', `VECTOR_SEARCH searches a column of numeric arrays (ARRAY<FLOAT>, ARRAY<DOUBLE>), but "${column.name}" is ${column.type}`, where);
   const position = positionAt(text, bound.table.span.start);
-  const range = yield* ask({ kind: 'vector-dimensions', source, column, position });
+  const range = yield* ask({ kind: 'vector-dimensions', source, columns, index: columnIndex, position });
+  if (range !== undefined && range[3] > 1) {
+    throw new ModelSqlError('2202E', `VECTOR_SEARCH: column "${column.name}" holds ${range[3]}-dimensional arrays; a vector is a one-dimensional array`, { position });
+  }
   if (range !== undefined && range[0] !== range[1]) {
     throw new ModelSqlError('22000', `VECTOR_SEARCH: the vectors of column "${column.name}" have from ${range[0]} to ${range[1]} dimensions; every vector searched must have the same`, { position });
   }
@@ -49,6 +55,7 @@ export function* planVectorSearch(call: MlCall, env: PlanEnv): Plan<string> {
     ...(table ? { table } : {}),
     columns,
     column,
+    columnIndex,
     query: bound.query.text,
     topK: bound.topK,
     metric: bound.metric,

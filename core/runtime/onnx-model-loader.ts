@@ -28,11 +28,24 @@ export interface LoadModelOptions extends AccessOptions, ModelFileLimits {
 export interface ModelFileLimits {
   /** Largest model file, downloaded or local, in bytes (default 2 GiB): past it, `54000`. */
   readonly maxModelBytes?: number;
+  /**
+   * Largest JSON file of a local text model's directory (`tokenizer.json`, `config.json`,
+   * `tokenizer_config.json`, ...), in bytes (default {@link DEFAULT_MODEL_JSON_BYTES}, 64 MiB):
+   * past it, `54000`. The files are parsed whole on the calling thread, and the tokenizer
+   * built from them on every worker.
+   */
+  readonly maxModelJsonBytes?: number;
   /** Time allowed to connect to a model URL's server, in ms (default 10 s). */
   readonly connectTimeoutMs?: number;
   /** Longest wait for a model URL's answer or its next bytes, in ms (default 30 s). */
   readonly idleTimeoutMs?: number;
 }
+
+/**
+ * The default largest JSON file of a text model's directory: 64 MiB. The largest common
+ * `tokenizer.json` files (multilingual vocabularies of 250,000 tokens) are about 35 MB.
+ */
+export const DEFAULT_MODEL_JSON_BYTES = 64 * 1024 * 1024;
 
 /** True when `location` is an `http://` or `https://` URL. */
 export function isModelUrl(location: string): boolean {

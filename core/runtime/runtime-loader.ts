@@ -71,6 +71,7 @@ export class RuntimeLoader {
       allowedDirectories: access.allowedDirectories,
       allowedUrlPrefixes: access.allowedUrlPrefixes,
       maxModelBytes: access.maxModelBytes,
+      maxModelJsonBytes: access.maxModelJsonBytes,
       connectTimeoutMs: access.connectTimeoutMs,
       idleTimeoutMs: access.idleTimeoutMs,
     };
@@ -90,7 +91,7 @@ export class RuntimeLoader {
     // A trained model's artifact was written and checked when it was trained.
     if (resolved.provider === 'internal' && input && output) return { input, output };
     const { isModelDirectory, readModelDirectory, readStoredTextModel } = await modelDirectory();
-    const stored = resolved.provider === 'onnx' && held ? await readStoredTextModel(held) : undefined;
+    const stored = resolved.provider === 'onnx' && held ? await readStoredTextModel(held, undefined, this.loadOptions) : undefined;
     if (stored || (resolved.provider === 'onnx' && !held && (await isModelDirectory(resolved.location!)))) {
       if (resolved.sha256 !== undefined) throw new InvalidOptionError(`option 'sha256' is for a single ONNX file or URL, not a model directory`);
       const model = await (await textRuntime()).checkTextFiles(stored ?? (await readModelDirectory(resolved.location!, this.loadOptions)), options, input, output);
@@ -151,7 +152,7 @@ export class RuntimeLoader {
     const label = `${version.schema}.${version.name}$${version.version}`;
     const batchSize = resolveModelOptions(version.options).batchSize;
     // A text model's directory held in the catalog (brought by a bundle or a migration) runs from its stored files.
-    const text = version.provider === 'onnx' && artifact ? await (await modelDirectory()).readStoredTextModel(artifact, label) : undefined;
+    const text = version.provider === 'onnx' && artifact ? await (await modelDirectory()).readStoredTextModel(artifact, label, this.loadOptions) : undefined;
     if (text) return (await textRuntime()).createTextRuntime(text, version.options, version.input, version.output, batchSize, this.caps.maxPromptBytes);
     const bytes = await artifact?.(STORED_ONNX_ARTIFACT);
     if (!bytes) throw new ModelSqlError('58P01', `model ${label} has no stored ONNX artifact`);

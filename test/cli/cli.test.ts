@@ -9,6 +9,7 @@ import { ADAPTERS } from '../support/adapters.js';
 import { createTestDatabase } from '../support/postgres-server.js';
 import { startShell } from '../support/pty-shell.js';
 import { MAIN, ROOT, runCli as cli } from '../support/run-cli.js';
+import { modelFileLimitsFromArgs } from '../../cli/proxy-limit-flags.js';
 
 let dir: string;
 beforeEach(() => (dir = mkdtempSync(join(tmpdir(), 'modelsql-cli-'))));
@@ -310,6 +311,10 @@ describe('access and limit flags', () => {
     const bytes = await cli(['proxy', '--upstream', 'postgres://127.0.0.1:1/x', '--max-model-bytes', '0']);
     expect(bytes.status).toBe(2);
     expect(bytes.stderr).toMatch(/--max-model-bytes must be a positive integer, not '0'/);
+    const json = await cli(['proxy', '--upstream', 'postgres://127.0.0.1:1/x', '--max-model-json-bytes', '64MB']);
+    expect(json.status).toBe(2);
+    expect(json.stderr).toMatch(/--max-model-json-bytes must be a positive integer, not '64MB'/);
+    expect(modelFileLimitsFromArgs({ 'max-model-json-bytes': '1048576', 'max-model-bytes': '2048' })).toEqual({ maxModelJsonBytes: 1048576, maxModelBytes: 2048 });
   });
 
   /** The proxy's start-up line with `args` (the proxy is stopped once it is printed). */

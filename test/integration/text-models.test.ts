@@ -4,13 +4,13 @@
  * reference (test/support/text-reference.ts) to 1e-5, NULL and empty texts, the
  * prediction cache, progress, and bad directories that leave the catalog as it was.
  */
-import { rmSync, statSync } from 'node:fs';
+import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Session } from '../../core/session/session.js';
 import { ADAPTERS } from '../support/adapters.js';
 import { expectSqlError } from '../support/expect-error.js';
 import { reference } from '../support/text-reference.js';
-import { TEST_LABELS, writeTextModel, writeTextModels } from '../support/text-models.js';
+import { bertTokenizerJson, TEST_LABELS, TEST_VOCAB, writeTextModel, writeTextModels } from '../support/text-models.js';
 import type { ProgressEvent } from '../../core/model-types.js';
 
 const dirs = writeTextModels();
@@ -96,6 +96,48 @@ for (const adapter of ADAPTERS) {
       await expectSqlError(db.sql(`CREATE OR REPLACE MODEL emb WITH ('provider' = 'onnx', 'path' = '${bad}')`), '58P01');
       expect((await db.sql('SHOW MODELS')).rows).toEqual(before.rows);
       expect((await db.sql('SHOW MODEL VERSIONS emb')).rows).toHaveLength(1);
+    });
+
+    it("refuses malformed config.json values and a vocabulary past the graph's embedding table at CREATE MODEL, leaving the catalog as it was", async () => {
+      const before = await db.sql('SHOW MODELS');
+      const bad = join(dirs.root, `malformed-${adapter.name}`);
+      writeTextModel(bad, { labels: TEST_LABELS });
+      const config = JSON.parse(readFileSync(join(bad, 'config.json'), 'utf8')) as Record<string, unknown>;
+      const cases: [Record<string, unknown>, RegExp][] = [
+        [{ id2label: { 0: 'negative', '01': 'neutral', 2: 'positive' } }, /id2label must map the class indexes 0\.\.2 .* found "01"/],
+        [{ max_position_embeddings: 1e300 }, /max_position_embeddings is 1e\+300; it must be an integer from 1 to 1048576/],
+        [{ pad_token_id: TEST_VOCAB.length }, new RegExp(`pad_token_id is ${TEST_VOCAB.length}, not a token id of the vocabulary \\(0 to ${TEST_VOCAB.length - 1}\\)`)],
+      ];
+      for (const [values, message] of cases) {
+        writeFileSync(join(bad, 'config.json'), JSON.stringify({ ...config, ...values }));
+        await expectSqlError(db.sql(`CREATE MODEL broken WITH ('provider' = 'onnx', 'path' = '${bad}')`), '22023', message);
+        await expectSqlError(db.sql(`CREATE OR REPLACE MODEL sentiment WITH ('provider' = 'onnx', 'path' = '${bad}')`), '22023', message);
+      }
+      writeFileSync(join(bad, 'config.json'), JSON.stringify(config));
+      const json = bertTokenizerJson();
+      const vocab = (json.model as { vocab: Record<string, number> }).vocab;
+      writeFileSync(join(bad, 'tokenizer.json'), JSON.stringify({ ...json, model: { ...(json.model as object), vocab: { ...vocab, zzzz: TEST_VOCAB.length } } }));
+      await expectSqlError(db.sql(`CREATE MODEL broken WITH ('provider' = 'onnx', 'path' = '${bad}')`), '42804', /token ids up to \d+, but the graph's embedding table "word_emb" has \d+ rows/);
+      expect((await db.sql('SHOW MODELS')).rows).toEqual(before.rows);
+      expect((await db.sql('SHOW MODEL VERSIONS sentiment')).rows).toHaveLength(1);
+    });
+
+    it("takes no JSON file of a model directory over maxModelJsonBytes (54000 naming the file and the limit); at the limit it loads", async () => {
+      const largest = Math.max(...['config.json', 'tokenizer.json', 'tokenizer_config.json'].map((f) => statSync(join(dirs.embedding, f)).size));
+      const tight = await adapter.open({ maxModelJsonBytes: largest - 1 });
+      try {
+        await expectSqlError(tight.sql(`CREATE MODEL emb WITH ('provider' = 'onnx', 'path' = '${dirs.embedding}')`), '54000', new RegExp(`tokenizer\\.json of the model directory ".*" is ${largest} bytes, over this server's limit of ${largest - 1} bytes for a model's JSON file \\(--max-model-json-bytes\\)`));
+        expect((await tight.sql('SHOW MODELS')).rows).toEqual([]);
+      } finally {
+        await tight.close();
+      }
+      const exact = await adapter.open({ maxModelJsonBytes: largest });
+      try {
+        await exact.sql(`CREATE MODEL emb WITH ('provider' = 'onnx', 'path' = '${dirs.embedding}')`);
+        expect((await exact.sql(`SELECT count(embedding) FROM ML_PREDICT(TABLE (SELECT 'the cat' AS t), MODEL emb, DESCRIPTOR(t))`)).rows[0]![0]).toBe(1n);
+      } finally {
+        await exact.close();
+      }
     });
 
     it('takes model directories only from the allowed directories', async () => {

@@ -139,6 +139,50 @@ for (const adapter of ADAPTERS) {
       expect(await ids(`SELECT id FROM TABLE(VECTOR_SEARCH(TABLE (SELECT * FROM with_json), ARRAY[1.0, 0.0], DESCRIPTOR(embedding), 2))`)).toEqual([1, 2]);
     });
 
+    it('searches a subquery with two columns of one name as DuckDB does: every column kept, the first of the name searched', async () => {
+      await db.sql(`CREATE TABLE pairs (id INT, embedding ${vectorType})`);
+      await db.sql(`INSERT INTO pairs VALUES (1, ARRAY[1.0, 0.0]), (2, ARRAY[0.6, 0.8]), (3, ARRAY[0.0, 1.0])`);
+      // Postgres answers the repeated name as it is (as it answers `SELECT a.id, b.id`); DuckDB names the second `id_1`.
+      const second = (name: string): string => (adapter.name === 'duckdb' ? `${name}_1` : name);
+      const same = await db.sql(`SELECT * FROM TABLE(VECTOR_SEARCH(TABLE (SELECT a.id, b.id, a.embedding FROM pairs a JOIN pairs b ON b.id = 4 - a.id), ARRAY[1.0, 0.1], DESCRIPTOR(embedding), 2))`);
+      expect(same.columns.map((c) => c.name)).toEqual(['id', second('id'), 'embedding', 'score']);
+      expect(same.rows.map((row) => [Number(row[0]), Number(row[1])])).toEqual([[1, 3], [2, 2]]);
+      // DESCRIPTOR names the first of two vector columns of one name.
+      const vectors = await db.sql(`SELECT * FROM TABLE(VECTOR_SEARCH(TABLE (SELECT a.id, a.embedding, b.embedding FROM pairs a JOIN pairs b ON b.id = 4 - a.id), ARRAY[0.0, 1.0], DESCRIPTOR(embedding), 1))`);
+      expect(vectors.columns.map((c) => c.name)).toEqual(['id', 'embedding', second('embedding'), 'score']);
+      expect(vectors.rows.map((row) => Number(row[0]))).toEqual([3]);
+      // Columns named as the result's score, or as the search's own names, are columns as any other.
+      const named = await db.sql(`SELECT * FROM TABLE(VECTOR_SEARCH(TABLE (SELECT id, id * 10 AS score, embedding, 7 AS __vs_score, 8 AS __vs_c0 FROM pairs), ARRAY[1.0, 0.0], DESCRIPTOR(embedding), 2))`);
+      expect(named.columns.map((c) => c.name)).toEqual(['id', 'score', 'embedding', '__vs_score', '__vs_c0', second('score')]);
+      expect(named.rows.map((row) => [Number(row[0]), Number(row[1]), Number(row[3]), Number(row[4])])).toEqual([[1, 10, 7, 8], [2, 20, 7, 8]]);
+      expect(Number(named.rows[0]![5])).toBeCloseTo(1, 12);
+    });
+
+    it('refuses multidimensional arrays: as searched vectors (naming the column) and as the query vector', async () => {
+      if (adapter.name === 'duckdb') {
+        // DuckDB's types say it: a DOUBLE[][] column is no column of vectors.
+        await expectSqlError(db.sql(`SELECT * FROM TABLE(VECTOR_SEARCH(TABLE (SELECT id, [embedding, embedding] AS embedding FROM docs), ARRAY[1.0], DESCRIPTOR(embedding), 3))`), '42804', /"embedding" is DOUBLE\[\]\[\]/);
+        return;
+      }
+      // A Postgres float8[] holds {{1,0},{0,1}} too; unnest and cardinality would flatten it into one vector of 4.
+      await db.sql(`CREATE TABLE grids (id INT, embedding double precision[])`);
+      await db.sql(`INSERT INTO grids VALUES (1, ARRAY[1.0, 0.0, 0.0, 1.0]), (2, ARRAY[[1.0, 0.0], [0.0, 1.0]]), (3, NULL)`);
+      const searched = `SELECT * FROM TABLE(VECTOR_SEARCH(TABLE grids, ARRAY[1.0, 0.0, 0.0, 1.0], DESCRIPTOR(embedding), 3))`;
+      const error = await expectSqlError(db.sql(searched), '2202E', /^VECTOR_SEARCH: column "embedding" holds 2-dimensional arrays; a vector is a one-dimensional array/);
+      expect(error.position).toMatchObject({ line: 1, column: searched.indexOf('TABLE grids') + 1 });
+      await expectSqlError(db.sql(`SELECT * FROM TABLE(VECTOR_SEARCH(TABLE (SELECT id, embedding FROM grids WHERE id > 1), ARRAY[1.0], DESCRIPTOR(embedding), 3))`), '2202E', /column "embedding" holds 2-dimensional arrays/);
+      // At the limit: one-dimensional vectors only are searched as before.
+      const flat = await db.sql(`SELECT id FROM TABLE(VECTOR_SEARCH(TABLE (SELECT * FROM grids WHERE id <> 2), ARRAY[1.0, 0.0, 0.0, 1.0], DESCRIPTOR(embedding), 3))`);
+      expect(flat.rows.map((row) => Number(row[0]))).toEqual([1]);
+      // A query vector of more than one dimension, constant or row by row, even when its element count matches.
+      await expectSqlError(db.sql(`SELECT * FROM TABLE(VECTOR_SEARCH(TABLE docs, ARRAY[[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]], DESCRIPTOR(embedding), 3))`), '2202E', /^VECTOR_SEARCH: the query vector is a 2-dimensional array; a vector is a one-dimensional array, as the vectors of column "embedding"/);
+      await expectSqlError(
+        db.sql(`SELECT * FROM (SELECT ARRAY[[[1.0, 2.0]], [[3.0, 4.0]], [[5.0, 6.0]], [[7.0, 8.0]]] AS v) AS q, LATERAL TABLE(VECTOR_SEARCH(TABLE docs, q.v, DESCRIPTOR(embedding), 3))`),
+        '2202E',
+        /the query vector is a 3-dimensional array/,
+      );
+    });
+
     it('takes named arguments in any order, a constant query and a subquery as the search table', async () => {
       const named = await db.sql(
         `SELECT q.qid, r.id, r.score FROM questions q, LATERAL TABLE(VECTOR_SEARCH(TOP_K => 4, COLUMN_TO_SEARCH => DESCRIPTOR(embedding), CONFIG => MAP['metric', 'l2'], SEARCH_TABLE => TABLE docs, COLUMN_TO_QUERY => q.embedding)) AS r`,
@@ -163,7 +207,9 @@ for (const adapter of ADAPTERS) {
     });
 
     it('reports bad calls clearly', async () => {
-      await expectSqlError(db.sql(`SELECT * FROM TABLE(VECTOR_SEARCH(TABLE docs, ARRAY[1.0, 2.0], DESCRIPTOR(embedding), 3))`), adapter.name === 'postgres' ? '22P02' : '22023', /query vector has 2 dimensions, but the vectors of column "embedding" have 8/);
+      await expectSqlError(db.sql(`SELECT * FROM TABLE(VECTOR_SEARCH(TABLE docs, ARRAY[1.0, 2.0], DESCRIPTOR(embedding), 3))`), '22023', /VECTOR_SEARCH: the query vector has 2 dimensions, but the vectors of column "embedding" have 8/);
+      // The same from a correlated query vector, row by row.
+      await expectSqlError(db.sql(`SELECT * FROM (SELECT ARRAY[1.0, 2.0] AS v) AS q, LATERAL TABLE(VECTOR_SEARCH(TABLE docs, q.v, DESCRIPTOR(embedding), 3))`), '22023', /query vector has 2 dimensions/);
       await expectSqlError(db.sql(`SELECT * FROM TABLE(VECTOR_SEARCH(TABLE docs, ARRAY[1.0], DESCRIPTOR(title), 3))`), '42804', /numeric arrays/);
       await expectSqlError(db.sql(`SELECT * FROM TABLE(VECTOR_SEARCH(TABLE docs, ARRAY[1.0], DESCRIPTOR(nope), 3))`), '42703', /"nope" does not exist/);
       await expectSqlError(db.sql(`SELECT * FROM TABLE(VECTOR_SEARCH(TABLE docs, ARRAY[1.0], DESCRIPTOR(embedding), 0))`), '22023', /TOP_K/);

@@ -6,6 +6,7 @@
 import type { PreparedQuery } from '../../../core/session/model-session.js';
 import { errorResponseFromFields } from './message-builders.js';
 import { parseErrorFields } from './message-readers.js';
+import { raisedError } from '../sql-raised-error.js';
 
 /**
  * Maps an ErrorResponse's position (1-based, in characters) in the SQL the proxy sent to a
@@ -39,9 +40,20 @@ export function characterOffset(text: string, offset: number): number {
   return n;
 }
 
-/** An upstream ErrorResponse for the client: its position mapped by `position` to the client's text, or dropped where it maps nowhere. */
+/**
+ * An upstream ErrorResponse for the client: its position mapped by `position` to the client's
+ * text, or dropped where it maps nowhere. An error modelsql's SQL raised on purpose
+ * (sql-raised-error.ts, e.g. VECTOR_SEARCH's query vector checks) gets the SQLSTATE and
+ * message it was raised with, as through the library (postgres-errors.ts).
+ */
 export function clientErrorResponse(payload: Buffer, position: PositionMap | undefined): Buffer {
   const fields = parseErrorFields(payload);
+  const raised = raisedError(fields.get('C'), fields.get('M') ?? '');
+  if (raised) {
+    fields.set('C', raised.sqlstate);
+    fields.set('M', raised.message);
+    fields.delete('D');
+  }
   const p = fields.get('P');
   if (p !== undefined) {
     const mapped = position?.(Number(p));

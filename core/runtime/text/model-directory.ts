@@ -5,7 +5,9 @@
  * Sentence-transformers' `1_Pooling/config.json` and `modules.json` are read when present
  * (pooling mode, normalization). Nothing is downloaded: only these local files are read,
  * each checked against the server's allowed model directories after `realpath` and against
- * the largest model file allowed (`maxModelBytes`, as for single ONNX files).
+ * the largest model file allowed (`maxModelBytes`, as for single ONNX files); the JSON files
+ * also against the largest JSON file allowed (`maxModelJsonBytes`, 64 MiB by default), as they
+ * are parsed whole on the calling thread.
  *
  * The same files may be held in the catalog instead, as artifacts of the model version
  * (core/catalog/snapshot-onnx.ts carries them in bundles and migrations): the graph as
@@ -18,7 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { ModelSqlError } from '../../errors.js';
 import { AccessPolicy, type AccessOptions } from '../access-policy.js';
 import { DEFAULT_DOWNLOAD_LIMITS } from '../model-download.js';
-import type { ModelFileLimits } from '../onnx-model-loader.js';
+import { DEFAULT_MODEL_JSON_BYTES, type ModelFileLimits } from '../onnx-model-loader.js';
 
 /** The files of a model directory, parsed. */
 export interface TextModelFiles {
@@ -69,7 +71,8 @@ function localPath(location: string): string {
  * `model.onnx`) as {@link TEXT_MODEL_GRAPH}. Nothing is parsed.
  *
  * Errors: 42501 outside the allowed model directories; 58P01 `tokenizer.json`,
- * `config.json` or the graph missing; 54000 a file over `maxModelBytes` (default 2 GiB).
+ * `config.json` or the graph missing; 54000 a file over `maxModelBytes` (default 2 GiB), or
+ * a JSON file over `maxModelJsonBytes` (default 64 MiB), before it is read.
  *
  * @example
  * const files = await readModelDirectoryFiles('models/all-MiniLM-L6-v2', { allowedDirectories: ['models'] });
@@ -78,6 +81,7 @@ export async function readModelDirectoryFiles(location: string, access: AccessOp
   const dir = localPath(location.trim());
   const policy = new AccessPolicy(access);
   const max = access.maxModelBytes ?? DEFAULT_DOWNLOAD_LIMITS.maxBytes;
+  const jsonMax = access.maxModelJsonBytes ?? DEFAULT_MODEL_JSON_BYTES;
   const read = async (name: string): Promise<Uint8Array | undefined> => {
     const file = path.join(dir, name);
     let real: string | undefined;
@@ -91,6 +95,7 @@ export async function readModelDirectoryFiles(location: string, access: AccessOp
     try {
       const size = (await stat(real)).size;
       if (size > max) throw new ModelSqlError('54000', `${name} of the model directory "${location}" is ${size} bytes, over this server's limit of ${max} bytes (--max-model-bytes)`);
+      if (isJsonFile(name)) checkJsonSize(name, size, jsonMax, `the model directory "${location}"`);
       const bytes = await readFile(real);
       return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     } catch (error) {
@@ -141,6 +146,18 @@ export function jsonDepth(bytes: Uint8Array): number {
   return max;
 }
 
+/** Whether `name` is one of the JSON files of a text model ({@link TEXT_MODEL_FILES}; the graph is not). */
+function isJsonFile(name: string): boolean {
+  return (TEXT_MODEL_FILES as readonly string[]).includes(name);
+}
+
+/** 54000 when a JSON file of `where` is over `max` bytes. */
+function checkJsonSize(name: string, size: number, max: number, where: string): void {
+  if (size > max) {
+    throw new ModelSqlError('54000', `${name} of ${where} is ${size} bytes, over this server's limit of ${max} bytes for a model's JSON file (--max-model-json-bytes)`);
+  }
+}
+
 /** Files without which there is no text model. */
 const REQUIRED: readonly string[] = ['tokenizer.json', 'config.json'];
 
@@ -152,16 +169,19 @@ function missingFile(where: string, name: string): ModelSqlError {
  * Parses a text model's files read by `read`; `where` names them in messages (`the model
  * directory "dir"`).
  *
- * Errors: 58P01 `tokenizer.json`, `config.json` or the graph missing; 22P02 a JSON file
- * does not parse, is no object, or nests deeper than {@link MAX_JSON_DEPTH}.
+ * Errors: 58P01 `tokenizer.json`, `config.json` or the graph missing; 54000 a JSON file over
+ * `limits.maxModelJsonBytes` (default 64 MiB); 22P02 a JSON file does not parse, is no
+ * object, or nests deeper than {@link MAX_JSON_DEPTH}.
  */
-export async function parseModelFiles(read: ModelFileReader, where: string): Promise<TextModelFiles> {
+export async function parseModelFiles(read: ModelFileReader, where: string, limits: Pick<ModelFileLimits, 'maxModelJsonBytes'> = {}): Promise<TextModelFiles> {
+  const jsonMax = limits.maxModelJsonBytes ?? DEFAULT_MODEL_JSON_BYTES;
   const json = async (name: string): Promise<Record<string, unknown> | undefined> => {
     const bytes = await read(name);
     if (bytes === undefined) {
       if (REQUIRED.includes(name)) throw missingFile(where, name);
       return undefined;
     }
+    checkJsonSize(name, bytes.byteLength, jsonMax, where);
     const depth = jsonDepth(bytes);
     if (depth > MAX_JSON_DEPTH) {
       throw new ModelSqlError('22P02', `${name} of ${where} nests ${depth} levels deep, more than the ${MAX_JSON_DEPTH} a model file may (its parts are copied to the model's worker threads)`);
@@ -182,6 +202,7 @@ export async function parseModelFiles(read: ModelFileReader, where: string): Pro
   const tokenizerConfig = (await json('tokenizer_config.json')) ?? {};
   const pooling = await json('1_Pooling/config.json');
   const modules = await read('modules.json');
+  if (modules !== undefined) checkJsonSize('modules.json', modules.byteLength, jsonMax, where);
   const graph = await read(TEXT_MODEL_GRAPH);
   if (graph === undefined) throw new ModelSqlError('58P01', `${where} has no ONNX graph (${TEXT_MODEL_GRAPH})`);
   return {
@@ -203,18 +224,19 @@ export async function parseModelFiles(read: ModelFileReader, where: string): Pro
  */
 export async function readModelDirectory(location: string, access: AccessOptions & ModelFileLimits = {}): Promise<TextModelFiles> {
   const files = await readModelDirectoryFiles(location, access);
-  return parseModelFiles(async (name) => files.get(name), `the model directory "${location}"`);
+  return parseModelFiles(async (name) => files.get(name), `the model directory "${location}"`, access);
 }
 
 /**
  * The text model a catalog holds as artifacts, read by `read`, or undefined when the
  * catalog holds none (no `tokenizer.json`: a single ONNX graph). `label`, when given,
- * names the model version in messages.
+ * names the model version in messages; its JSON files are held to `limits` as a
+ * directory's are.
  */
-export async function readStoredTextModel(read: ModelFileReader, label?: string): Promise<TextModelFiles | undefined> {
+export async function readStoredTextModel(read: ModelFileReader, label?: string, limits: Pick<ModelFileLimits, 'maxModelJsonBytes'> = {}): Promise<TextModelFiles | undefined> {
   const tokenizer = await read('tokenizer.json');
   if (tokenizer === undefined) return undefined;
-  return parseModelFiles(async (name) => (name === 'tokenizer.json' ? tokenizer : read(name)), `the model directory held in the catalog${label === undefined ? '' : ` for model ${label}`}`);
+  return parseModelFiles(async (name) => (name === 'tokenizer.json' ? tokenizer : read(name)), `the model directory held in the catalog${label === undefined ? '' : ` for model ${label}`}`, limits);
 }
 
 /** Whether sentence-transformers' `modules.json` lists a Normalize module (unreadable: no). */

@@ -9,6 +9,7 @@ import { getOption } from '../../catalog/model-options.js';
 import { parseDataType, typeCategory } from '../../sql/types.js';
 import { describeSignature, describeValue, type OnnxSignature, type OnnxValueInfo } from '../onnx-model.js';
 import type { TextModelFiles } from './model-directory.js';
+import type { EmbeddingTable } from './onnx-embedding-table.js';
 import { TextTokenizer } from './text-tokenizer.js';
 import type { ModelColumn } from '../../model-types.js';
 
@@ -73,29 +74,37 @@ export const TEXT_MODEL_OPTIONS = ['pooling', 'normalize', 'max-length'] as cons
 const FALLBACK_MAX_LENGTH = 512;
 /** `model_max_length` values above this are transformers' "no limit" sentinel. */
 const SANE_MAX_LENGTH = 1_000_000;
+/**
+ * The largest `max_position_embeddings` config.json may give: 2^20 (1,048,576), above the
+ * longest context of any text model (a few hundred thousand tokens); larger is 22023.
+ */
+export const MAX_POSITION_EMBEDDINGS = 1_048_576;
 
 type Options = readonly (readonly [string, string])[];
 
 /**
  * Checks a model directory against its options and declared columns, and derives the spec.
  *
- * @throws ModelSqlError 42804 graph or column mismatch; 22023 bad option value; 0A000
- *   unsupported tokenizer.
+ * @throws ModelSqlError 42804 graph or column mismatch; 22023 bad option value, or a
+ *   config.json / tokenizer.json value out of its range (`id2label` keys, `max_position_embeddings`,
+ *   `pad_token_id`, token ids); 0A000 unsupported tokenizer.
  */
 export function textModel(files: TextModelMeta, options: Options, signature: OnnxSignature, input?: readonly ModelColumn[], output?: readonly ModelColumn[]): TextModel {
   const inputs = graphInputs(signature);
   const target = graphOutput(signature, taskOf(options));
   const task = target.task;
+  const largestId = largestTokenId(files.tokenizer);
   const maxLength = maxLengthOf(files, options);
-  const tokenizer = new TextTokenizer(files.tokenizer, files.tokenizerConfig, maxLength);
   const labels = task === 'classification' ? labelsOf(files.config, target.value, signature) : [];
+  const padFromConfig = configPadId(files.config, largestId);
+  const tokenizer = new TextTokenizer(files.tokenizer, files.tokenizerConfig, maxLength);
   const columns = input && output ? checkColumns(task, input, output) : defaultColumns(task);
   const spec: TextModelSpec = {
     task,
     tokenizer: files.tokenizer,
     tokenizerConfig: files.tokenizerConfig,
     maxLength,
-    padId: padIdOf(files, tokenizer),
+    padId: padIdOf(files, tokenizer, padFromConfig, largestId),
     inputs: inputs.names,
     idType: inputs.idType,
     output: target.value.name,
@@ -162,10 +171,79 @@ function positiveNumber(v: unknown): number | undefined {
   return typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : undefined;
 }
 
+/**
+ * The largest token id of tokenizer.json: of its model's vocabulary (an object of ids for
+ * WordPiece and BPE, a list for Unigram, whose ids are the positions) and its added tokens.
+ * -1 when it has none.
+ *
+ * @throws ModelSqlError 22023 for an id that is not a non-negative safe integer, naming its token.
+ */
+export function largestTokenId(tokenizer: Readonly<Record<string, unknown>>): number {
+  const model = tokenizer.model as { vocab?: unknown } | null | undefined;
+  const vocab = typeof model === 'object' && model !== null ? model.vocab : undefined;
+  let largest = -1;
+  const take = (token: string, id: unknown, where: string): void => {
+    if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 0) {
+      throw new ModelSqlError('22023', `tokenizer.json's ${where} gives the token ${JSON.stringify(token)} the id ${JSON.stringify(id)}; token ids are non-negative integers`);
+    }
+    if (id > largest) largest = id;
+  };
+  if (Array.isArray(vocab)) largest = vocab.length - 1;
+  else if (typeof vocab === 'object' && vocab !== null) for (const [token, id] of Object.entries(vocab)) take(token, id, 'vocabulary');
+  const added = tokenizer.added_tokens;
+  if (Array.isArray(added)) {
+    for (const t of added) {
+      const token = t as { id?: unknown; content?: unknown } | null;
+      take(typeof token?.content === 'string' ? token.content : '?', token?.id, 'added_tokens');
+    }
+  }
+  return largest;
+}
+
+/**
+ * Refuses a tokenizer whose token ids reach past the graph's embedding table (when the
+ * graph says how large it is: onnx-embedding-table.ts): every run would fail in the graph.
+ *
+ * @throws ModelSqlError 42804 naming the largest id and the table's rows.
+ */
+export function checkVocabulary(files: Pick<TextModelMeta, 'tokenizer'>, table: EmbeddingTable | undefined): void {
+  if (table === undefined) return;
+  const largest = largestTokenId(files.tokenizer);
+  if (largest >= table.rows) {
+    throw new ModelSqlError('42804', `tokenizer.json has token ids up to ${largest}, but the graph's embedding table ${JSON.stringify(table.name)} has ${table.rows} rows (ids 0 to ${table.rows - 1}): the tokenizer is not the graph's`);
+  }
+}
+
+/** config.json's `pad_token_id` (null or absent: undefined), which must be a token id of the vocabulary (0..`largestId`). */
+function configPadId(config: Readonly<Record<string, unknown>>, largestId: number): number | undefined {
+  const id = config.pad_token_id;
+  if (id === undefined || id === null) return undefined;
+  return tokenIdIn(id, largestId, `config.json's pad_token_id`);
+}
+
+/** `id` when it is a token id of a vocabulary whose largest id is `largestId`; else 22023 naming `what`. */
+function tokenIdIn(id: unknown, largestId: number, what: string): number {
+  if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 0 || id > largestId) {
+    throw new ModelSqlError('22023', `${what} is ${JSON.stringify(id)}, not a token id of the vocabulary (0 to ${largestId})`);
+  }
+  return id;
+}
+
+/** config.json's `max_position_embeddings` (null or absent: undefined): a positive integer up to {@link MAX_POSITION_EMBEDDINGS}. */
+function maxPositionsOf(config: Readonly<Record<string, unknown>>): number | undefined {
+  const value = config.max_position_embeddings;
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1 || value > MAX_POSITION_EMBEDDINGS) {
+    throw new ModelSqlError('22023', `config.json's max_position_embeddings is ${JSON.stringify(value)}; it must be an integer from 1 to ${MAX_POSITION_EMBEDDINGS}`);
+  }
+  return value;
+}
+
 /** The model's maximum length: tokenizer_config's `model_max_length`, else config's `max_position_embeddings`, capped by 'max-length'. */
 function maxLengthOf(files: TextModelMeta, options: Options): number {
   const fromTokenizer = positiveNumber(files.tokenizerConfig.model_max_length);
-  const limit = (fromTokenizer !== undefined && fromTokenizer <= SANE_MAX_LENGTH ? fromTokenizer : undefined) ?? positiveNumber(files.config.max_position_embeddings) ?? FALLBACK_MAX_LENGTH;
+  const fromConfig = maxPositionsOf(files.config);
+  const limit = (fromTokenizer !== undefined && fromTokenizer <= SANE_MAX_LENGTH ? fromTokenizer : undefined) ?? fromConfig ?? FALLBACK_MAX_LENGTH;
   const option = getOption(options, 'max-length');
   if (option === undefined) return limit;
   if (!/^[1-9][0-9]*$/.test(option.trim())) throw new InvalidOptionError(`option 'max-length' must be a positive integer, not '${option}'`);
@@ -190,12 +268,13 @@ function booleanOption(options: Options, key: string): boolean | undefined {
   return value === 'true';
 }
 
-function padIdOf(files: TextModelMeta, tokenizer: TextTokenizer): number {
+/** The padding id: tokenizer.json's `padding.pad_id`, else tokenizer_config's `pad_token`, else config.json's `pad_token_id`, else 0; each a token id of the vocabulary. */
+function padIdOf(files: TextModelMeta, tokenizer: TextTokenizer, fromConfig: number | undefined, largestId: number): number {
   const padding = files.tokenizer.padding as { pad_id?: unknown } | null | undefined;
-  const fromPadding = typeof padding?.pad_id === 'number' ? padding.pad_id : undefined;
+  const padId = typeof padding === 'object' && padding !== null ? padding.pad_id : undefined;
+  const fromPadding = padId === undefined || padId === null ? undefined : tokenIdIn(padId, largestId, `tokenizer.json's padding.pad_id`);
   const token = files.tokenizerConfig.pad_token;
   const fromToken = typeof token === 'string' ? tokenizer.tokenId(token) : undefined;
-  const fromConfig = typeof files.config.pad_token_id === 'number' ? files.config.pad_token_id : undefined;
   return fromPadding ?? fromToken ?? fromConfig ?? 0;
 }
 
@@ -206,13 +285,14 @@ function labelsOf(config: Readonly<Record<string, unknown>>, logits: OnnxValueIn
     if (classes === undefined) throw mismatch(`config.json has no id2label and the logits output does not say how many classes there are`, signature);
     return Array.from({ length: classes }, (_, i) => `LABEL_${i}`);
   }
-  if (typeof id2label !== 'object') throw new ModelSqlError('22023', `config.json's id2label is not an object`);
+  if (typeof id2label !== 'object' || Array.isArray(id2label)) throw new ModelSqlError('22023', `config.json's id2label is not an object`);
   const entries = Object.entries(id2label as Record<string, unknown>);
   const labels = new Array<string>(entries.length);
   for (const [key, value] of entries) {
-    const index = Number(key);
-    if (!Number.isInteger(index) || index < 0 || index >= entries.length || typeof value !== 'string') {
-      throw new ModelSqlError('22023', `config.json's id2label must map the class indexes 0..${entries.length - 1} to label strings; found "${key}": ${JSON.stringify(value)}`);
+    // Keys are class indexes written as Python writes them ("0", "1", ...): "00", "1.0", "-1" or " 1" is none.
+    const index = /^(0|[1-9][0-9]*)$/.test(key) ? Number(key) : NaN;
+    if (!(index < entries.length) || typeof value !== 'string') {
+      throw new ModelSqlError('22023', `config.json's id2label must map the class indexes 0..${entries.length - 1} ("0", "1", ...) to label strings; found ${JSON.stringify(key)}: ${JSON.stringify(value)}`);
     }
     labels[index] = value;
   }

@@ -10,7 +10,8 @@ import { createOnnxRuntime } from '../onnx-runtime.js';
 import type { AccessOptions } from '../access-policy.js';
 import type { ModelFileLimits } from '../onnx-model-loader.js';
 import { readModelDirectory, type TextModelFiles } from './model-directory.js';
-import { textModel, type TextModel } from './text-model.js';
+import { checkVocabulary, textModel, type TextModel } from './text-model.js';
+import { embeddingTable } from './onnx-embedding-table.js';
 import { TEXT_OUTPUTS } from './text-pipeline.js';
 import type { ColumnBatch, ColumnData, ModelColumn } from '../../model-types.js';
 import { LimitExceededError } from '../inference-limits.js';
@@ -38,8 +39,13 @@ export async function checkTextModel(location: string, options: Options, access:
   return { files, model: await checkTextFiles(files, options, input, output) };
 }
 
-/** Checks a text model's files (from a directory or the catalog) as {@link checkTextModel} does. */
+/**
+ * Checks a text model's files (from a directory or the catalog) as {@link checkTextModel} does:
+ * first the tokenizer's ids against the graph's embedding table (before either is loaded),
+ * then the graph's signature, the files, options and columns (text-model.ts).
+ */
 export async function checkTextFiles(files: TextModelFiles, options: Options, input?: readonly ModelColumn[], output?: readonly ModelColumn[]): Promise<TextModel> {
+  checkVocabulary(files, embeddingTable(files.graph));
   return textModel(files, options, await inspectOnnx(files.graph), input, output);
 }
 
@@ -56,6 +62,7 @@ export async function createTextRuntime(
   maxTextBytes?: number,
 ): Promise<ModelRuntime> {
   const { graph, ...meta } = files;
+  checkVocabulary(meta, embeddingTable(graph));
   let model: TextModel | undefined;
   const bind = (signature: OnnxSignature): OnnxBinding => {
     model = textModel(meta, options, signature, input, output);

@@ -218,6 +218,16 @@ describe('model SQL', () => {
     expect((await db.query(sql)).rows).toEqual(expected);
     expect((await db.query({ text: sql.replace('FROM TABLE', 'FROM (SELECT $1::int AS one) AS p, TABLE'), values: [1] })).rows).toEqual(expected);
     await expect(db.query('SELECT * FROM TABLE(VECTOR_SEARCH(TABLE vs_docs, ARRAY[1.0, 0.1], DESCRIPTOR(embedding), 0))')).rejects.toMatchObject({ code: '22023' });
+    // Errors the search's own SQL raises reach the client with their SQLSTATE (not the 22P02 of the cast that raises them).
+    await expect(db.query('SELECT * FROM TABLE(VECTOR_SEARCH(TABLE vs_docs, ARRAY[1.0, 0.1, 0.2], DESCRIPTOR(embedding), 2))')).rejects.toMatchObject({
+      code: '22023',
+      message: expect.stringMatching(/^VECTOR_SEARCH: the query vector has 3 dimensions, but the vectors of column "embedding" have 2/),
+    });
+    await expect(db.query('SELECT * FROM TABLE(VECTOR_SEARCH(TABLE vs_docs, ARRAY[[1.0], [0.1]], DESCRIPTOR(embedding), 2))')).rejects.toMatchObject({ code: '2202E', message: expect.stringMatching(/2-dimensional array/) });
+    // Two columns of one name, searched as DuckDB searches them.
+    const twice = await db.query(`SELECT * FROM TABLE(VECTOR_SEARCH(TABLE (SELECT id, id, embedding FROM vs_docs), ARRAY[1.0, 0.1], DESCRIPTOR(embedding), 1))`);
+    expect(twice.fields.map((f) => f.name)).toEqual(['id', 'id', 'embedding', 'score']);
+    expect(twice.rows).toHaveLength(1);
   });
 
   test('a named prepared model statement runs again with other values', async () => {

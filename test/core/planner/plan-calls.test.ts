@@ -90,7 +90,7 @@ function plan(text: string, describeOnly: boolean): string {
       case 'text-scores':
         return `[text scores of ${request.spec.label.name}, ${request.spec.prediction.name} over ${request.spec.relation}]`;
       case 'vector-dimensions':
-        return [3, 3, false];
+        return [3, 3, false, 1];
       case 'accepts':
         return true;
     }

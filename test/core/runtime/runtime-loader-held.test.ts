@@ -89,3 +89,23 @@ test('catalog-held versions alike in name, version, timestamps and checksum load
     await loader.close();
   }
 });
+
+test("catalog-held text model files are held to the session's maxModelJsonBytes, at CREATE (check) and at load", async () => {
+  const dir = writeTextModel(join(root, 'json-cap'));
+  const size = readFileSync(join(dir, 'tokenizer.json')).byteLength;
+  const options = [['provider', 'onnx'], ['path', join(root, 'deleted')]] as const;
+  const onnxSha256 = createHash('sha256').update(readFileSync(join(dir, 'onnx/model.onnx'))).digest('hex');
+  const at = new RuntimeLoader({ maxModelJsonBytes: size });
+  const past = new RuntimeLoader({ maxModelJsonBytes: size - 1 });
+  try {
+    const checked = await at.check(options, undefined, undefined, reader(dir));
+    const version: ModelVersion = { schema: 'main', name: 'emb', version: 1, provider: 'onnx', input: checked.input, output: checked.output, options, createdAt: '2026-12-01T00:00:00Z', onnxSha256 };
+    await at.load(version, reader(dir));
+    const message = new RegExp(`^tokenizer\\.json of the model directory held in the catalog.* is ${size} bytes, over this server's limit of ${size - 1} bytes`);
+    await expect(past.check(options, undefined, undefined, reader(dir))).rejects.toMatchObject({ sqlstate: '54000', message: expect.stringMatching(message) });
+    await expect(past.load(version, reader(dir))).rejects.toMatchObject({ sqlstate: '54000', message: expect.stringMatching(message) });
+  } finally {
+    await at.close();
+    await past.close();
+  }
+});

@@ -1,11 +1,13 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import type { ModelRuntime } from '../../../core/runtime/model-runtime.js';
-import { MAX_JSON_DEPTH, readModelDirectory } from '../../../core/runtime/text/model-directory.js';
+import { MAX_JSON_DEPTH, parseModelFiles, readModelDirectory, readModelDirectoryFiles } from '../../../core/runtime/text/model-directory.js';
+import { MAX_POSITION_EMBEDDINGS } from '../../../core/runtime/text/text-model.js';
+import { DEFAULT_MODEL_JSON_BYTES } from '../../../core/runtime/onnx-model-loader.js';
 import { checkTextModel, createTextRuntime } from '../../../core/runtime/text/text-runtime.js';
-import { bertTokenizerJson, TEST_LABELS, writeTextModel, writeTextModels, type TextModelDirs } from '../../support/text-models.js';
+import { bertTokenizerJson, TEST_LABELS, TEST_VOCAB, writeTextModel, writeTextModels, type TextModelDirs } from '../../support/text-models.js';
 import { expectSqlError } from '../../support/expect-error.js';
 import { reference, referenceIds } from '../../support/text-reference.js';
 
@@ -155,6 +157,97 @@ describe('bad model directories fail before any inference', () => {
     await expectSqlError(checkTextModel(bad, [], {}), '22P02', new RegExp(`tokenizer.json of the model directory ".*" nests ${MAX_JSON_DEPTH + 1} levels deep, more than the ${MAX_JSON_DEPTH}`));
     writeFileSync(join(bad, 'tokenizer.json'), nested(100_000));
     await expectSqlError(checkTextModel(bad, [], {}), '22P02', /nests 100000 levels deep/);
+  });
+
+  test(`JSON files over maxModelJsonBytes (default ${DEFAULT_MODEL_JSON_BYTES}) are refused with 54000 naming the file and the limit, before they are read; at the limit they load`, async () => {
+    writeTextModel(bad);
+    const names = ['tokenizer.json', 'config.json', 'tokenizer_config.json'];
+    for (const name of names) {
+      // This file, padded with spaces, is the directory's largest JSON file.
+      const largest = Math.max(...names.map((n) => statSync(join(bad, n)).size));
+      writeFileSync(join(bad, name), readFileSync(join(bad, name), 'utf8').trimEnd() + ' '.repeat(largest + 100 - statSync(join(bad, name)).size));
+      const size = statSync(join(bad, name)).size;
+      const model = await checkTextModel(bad, [], { maxModelJsonBytes: size });
+      expect(model.model.spec.maxLength).toBe(32);
+      await expectSqlError(checkTextModel(bad, [], { maxModelJsonBytes: size - 1 }), '54000', new RegExp(`^${name.replace('.', '\\.')} of the model directory ".*" is ${size} bytes, over this server's limit of ${size - 1} bytes for a model's JSON file \\(--max-model-json-bytes\\)`));
+    }
+    // Files held in the catalog are held to the same limit.
+    const files = await readModelDirectoryFiles(bad);
+    const size = files.get('tokenizer.json')!.byteLength;
+    await expectSqlError(parseModelFiles(async (name) => files.get(name), 'the model directory held in the catalog', { maxModelJsonBytes: size - 1 }), '54000', /^tokenizer\.json of the model directory held in the catalog is \d+ bytes, over this server's limit/);
+    // The default: a tokenizer.json of exactly 64 MiB (padded with spaces) loads; one byte more is refused by its size alone.
+    const json = JSON.stringify(bertTokenizerJson());
+    writeFileSync(join(bad, 'tokenizer.json'), json + ' '.repeat(DEFAULT_MODEL_JSON_BYTES - json.length));
+    expect((await readModelDirectory(bad)).tokenizer.model).toBeDefined();
+    writeFileSync(join(bad, 'tokenizer.json'), json + ' '.repeat(DEFAULT_MODEL_JSON_BYTES + 1 - json.length));
+    await expectSqlError(readModelDirectory(bad), '54000', new RegExp(`tokenizer\\.json of the model directory ".*" is ${DEFAULT_MODEL_JSON_BYTES + 1} bytes, over this server's limit of ${DEFAULT_MODEL_JSON_BYTES} bytes`));
+  });
+
+  test("token ids past the graph's embedding table are refused with 42804 before the tokenizer is built; up to its last row they run", async () => {
+    writeTextModel(bad);
+    const json = bertTokenizerJson();
+    const vocab = (json.model as { vocab: Record<string, number> }).vocab;
+    const withToken = (id: number) => ({ ...json, model: { ...(json.model as object), vocab: { ...vocab, zzzz: id } } });
+    // The table has one row per token of TEST_VOCAB: the last id is TEST_VOCAB.length - 1.
+    writeFileSync(join(bad, 'tokenizer.json'), JSON.stringify(withToken(TEST_VOCAB.length - 1)));
+    const out = await (await runtimeFor(bad)).predictBatch({ rowCount: 1, columns: [{ kind: 'value', values: ['zzzz the cat'] }] });
+    expect(out.columns[0]!.values[0]).toHaveLength(16);
+    writeFileSync(join(bad, 'tokenizer.json'), JSON.stringify(withToken(TEST_VOCAB.length)));
+    await expectSqlError(checkTextModel(bad, [], {}), '42804', new RegExp(`tokenizer\\.json has token ids up to ${TEST_VOCAB.length}, but the graph's embedding table "word_emb" has ${TEST_VOCAB.length} rows`));
+    // An added token past it too; and a vocabulary of 300,000 tokens for a graph of ${TEST_VOCAB.length} rows (once: 49 s of tokenizing, then an ONNX "Gather out of bounds").
+    writeFileSync(join(bad, 'tokenizer.json'), JSON.stringify({ ...json, added_tokens: [...(json.added_tokens as object[]), { id: 5000, content: '<x>', special: true }] }));
+    await expectSqlError(checkTextModel(bad, [], {}), '42804', /token ids up to 5000/);
+    const big: Record<string, number> = { ...vocab };
+    for (let i = TEST_VOCAB.length; i < 300_000; i++) big[`t${i}`] = i;
+    writeFileSync(join(bad, 'tokenizer.json'), JSON.stringify({ ...json, model: { ...(json.model as object), vocab: big } }));
+    await expectSqlError(checkTextModel(bad, [], {}), '42804', /token ids up to 299999, but the graph's embedding table "word_emb" has/);
+    // Ids that are not non-negative integers.
+    for (const id of [-1, 1.5, '3']) {
+      writeFileSync(join(bad, 'tokenizer.json'), JSON.stringify(withToken(id as number)));
+      await expectSqlError(checkTextModel(bad, [], {}), '22023', /tokenizer\.json's vocabulary gives the token "zzzz" the id .*; token ids are non-negative integers/);
+    }
+  });
+
+  test("config.json: id2label keys must be the class indexes 0..n-1 written plainly (22023 naming the key)", async () => {
+    writeTextModel(bad, { labels: TEST_LABELS });
+    const config = JSON.parse(readFileSync(join(bad, 'config.json'), 'utf8')) as Record<string, unknown>;
+    const withLabels = (id2label: unknown) => writeFileSync(join(bad, 'config.json'), JSON.stringify({ ...config, id2label }));
+    for (const key of ['00', '1.0', '-1', ' 1', '1e0', '+1', '0x1', '3']) {
+      withLabels({ 0: 'negative', [key]: 'neutral', 2: 'positive' });
+      await expectSqlError(checkTextModel(bad, [], {}), '22023', new RegExp(`id2label must map the class indexes 0\\.\\.2 .* found ${JSON.stringify(key).replace(/[.+]/g, '\\$&')}: "neutral"`));
+    }
+    withLabels({ 0: 'negative', 1: 'neutral', 2: 7 });
+    await expectSqlError(checkTextModel(bad, [], {}), '22023', /found "2": 7/);
+    withLabels(['negative', 'neutral', 'positive']);
+    await expectSqlError(checkTextModel(bad, [], {}), '22023', /id2label is not an object/);
+    withLabels({ 2: 'positive', 0: 'negative', 1: 'neutral' });
+    expect((await checkTextModel(bad, [], {})).model.spec.labels).toEqual(['negative', 'neutral', 'positive']);
+  });
+
+  test(`config.json: max_position_embeddings is an integer from 1 to ${MAX_POSITION_EMBEDDINGS}, pad_token_id a token id of the vocabulary (22023)`, async () => {
+    writeTextModel(bad);
+    const config = JSON.parse(readFileSync(join(bad, 'config.json'), 'utf8')) as Record<string, unknown>;
+    const withConfig = (values: Record<string, unknown>) => writeFileSync(join(bad, 'config.json'), JSON.stringify({ ...config, ...values }));
+    for (const value of [1e300, MAX_POSITION_EMBEDDINGS + 1, 0, -512, 512.5, '512', true]) {
+      withConfig({ max_position_embeddings: value });
+      await expectSqlError(checkTextModel(bad, [], {}), '22023', new RegExp(`max_position_embeddings is ${String(JSON.stringify(value)).replace(/[.+"]/g, '\\$&')}; it must be an integer from 1 to ${MAX_POSITION_EMBEDDINGS}`));
+    }
+    for (const value of [MAX_POSITION_EMBEDDINGS, null]) {
+      withConfig({ max_position_embeddings: value });
+      expect((await checkTextModel(bad, [], {})).model.spec.maxLength).toBe(32);
+    }
+    const last = TEST_VOCAB.length - 1;
+    for (const value of [last + 1, -1, 0.5, '0', 1e300]) {
+      withConfig({ pad_token_id: value });
+      await expectSqlError(checkTextModel(bad, [], {}), '22023', new RegExp(`config\\.json's pad_token_id is .*, not a token id of the vocabulary \\(0 to ${last}\\)`));
+    }
+    for (const value of [last, null]) {
+      withConfig({ pad_token_id: value });
+      await checkTextModel(bad, [], {});
+    }
+    withConfig({ pad_token_id: 0 });
+    writeFileSync(join(bad, 'tokenizer.json'), JSON.stringify({ ...bertTokenizerJson(), padding: { pad_id: last + 1, pad_token: '[PAD]' } }));
+    await expectSqlError(checkTextModel(bad, [], {}), '22023', new RegExp(`tokenizer\\.json's padding\\.pad_id is ${last + 1}, not a token id`));
   });
 
   test('graph inputs that are not input_ids / attention_mask / token_type_ids', async () => {
