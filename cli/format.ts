@@ -143,22 +143,48 @@ export function rowCountFooter(count: number): string {
  */
 export function formatTable(result: QueryResult): string {
   if (result.columns.length === 0) return `${result.command}\n`;
+  const head = result.columns.map((c) => ({ content: escapeControls(c.name), hAlign: 'center' as const }));
+  const body = result.rows.map((row) =>
+    result.columns.map((_, i) => {
+      const value = row[i];
+      const numeric = typeof value === 'number' || typeof value === 'bigint';
+      return { content: escapeControls(cellText(value, 'NULL')), hAlign: numeric ? ('right' as const) : ('left' as const) };
+    }),
+  );
+  const footer = `\n${rowCountFooter(result.rows.length)}\n`;
+  if (body.length <= TABLE_CHUNK_ROWS) return `${drawTable(head, body)}${footer}`;
+  // In pieces of the widths the whole table needs (cli-table3's own: the widest cell and one space each side), joined where their borders meet.
+  const colWidths = head.map((h) => stringWidth(h.content) + 2);
+  for (const row of body) row.forEach((cell, i) => (colWidths[i] = Math.max(colWidths[i]!, stringWidth(cell.content) + 2)));
+  const pieces: string[] = [];
+  for (let start = 0; start < body.length; start += TABLE_CHUNK_ROWS) {
+    const lines = drawTable(start === 0 ? head : undefined, body.slice(start, start + TABLE_CHUNK_ROWS), colWidths).split('\n');
+    const last = start + TABLE_CHUNK_ROWS >= body.length;
+    pieces.push(lines.slice(start === 0 ? 0 : 1, last ? lines.length : -1).join('\n'));
+  }
+  return `${pieces.join('\n')}${footer}`;
+}
+
+/**
+ * Rows {@link formatTable} hands cli-table3 at a time: its layout takes time quadratic in
+ * the rows (a minute for 100,000), and it spreads them as call arguments (a stack overflow
+ * past about 120,000).
+ */
+const TABLE_CHUNK_ROWS = 500;
+
+type TableCell = { readonly content: string; readonly hAlign: 'left' | 'center' | 'right' };
+
+/** One cli-table3 box: with `head`, its header row and rule; with `colWidths`, columns of those widths. */
+function drawTable(head: readonly TableCell[] | undefined, rows: readonly (readonly TableCell[])[], colWidths?: readonly number[]): string {
   const table = new Table({
     // cli-table3 renders header cells like body cells, so they take cell options too; its
     // typings only declare strings.
-    head: result.columns.map((c) => ({ content: escapeControls(c.name), hAlign: 'center' })) as unknown as string[],
+    ...(head ? { head: head as unknown as string[] } : {}),
+    ...(colWidths ? { colWidths: [...colWidths] } : {}),
     style: { head: [], border: [], compact: true },
   });
-  for (const row of result.rows) {
-    table.push(
-      result.columns.map((_, i) => {
-        const value = row[i];
-        const numeric = typeof value === 'number' || typeof value === 'bigint';
-        return { content: escapeControls(cellText(value, 'NULL')), hAlign: numeric ? ('right' as const) : ('left' as const) };
-      }),
-    );
-  }
-  return `${table.toString()}\n${rowCountFooter(result.rows.length)}\n`;
+  for (const row of rows) table.push(row as TableCell[]);
+  return table.toString();
 }
 
 /** Quotes one CSV field when RFC 4180 requires it (and the empty string, to tell it from NULL). */

@@ -183,8 +183,10 @@ const PEEK = 16;
 
 /**
  * Reads the file (`-`: stdin) to import, refusing it with 54000 once it is over the limit
- * of its kind (a bundle or a script, told by its first bytes): a file by its size before
- * reading it, stdin as soon as it has sent more, never holding more than the limit.
+ * of its kind (a bundle or a script, told by its first bytes): a regular file by its size
+ * before reading it; stdin, and a file whose size says nothing (a pipe, a device such as
+ * `/dev/zero`), as soon as it has sent more, never holding more than the limit. A file that
+ * cannot be read is 58P01 (missing), 42501 (no permission) or 58030.
  */
 async function readInput(file: string, limits: { readonly bundle: number; readonly script: number }): Promise<Buffer> {
   const name = file === '-' ? 'the input on stdin' : file;
@@ -194,34 +196,51 @@ async function readInput(file: string, limits: { readonly bundle: number; readon
     return new ModelSqlError('54000', `${kind === 'bundle' ? 'bundle' : 'script'} ${name} ${what}, over the limit of ${limit} bytes (--${flag}); nothing was imported`);
   };
   const kindOf = (head: Uint8Array) => (isBundle(head) ? 'bundle' : 'script');
-  if (file !== '-') {
+  /** Reads `source` whole, stopping as soon as it is over the limit of its kind. */
+  const bounded = async (source: AsyncIterable<unknown>, stop: () => void): Promise<Buffer> => {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    let kind: 'bundle' | 'script' | undefined;
+    for await (const chunk of source) {
+      const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
+      chunks.push(bytes);
+      total += bytes.byteLength;
+      if (kind === undefined && total >= PEEK) kind = kindOf(Buffer.concat(chunks));
+      if (kind !== undefined && total > limits[kind]) {
+        stop();
+        throw over(kind, undefined);
+      }
+    }
+    const all = Buffer.concat(chunks);
+    const final = kind ?? kindOf(all);
+    if (all.byteLength > limits[final]) throw over(final, undefined);
+    return all;
+  };
+  if (file === '-') return bounded(process.stdin, () => process.stdin.destroy());
+  try {
     const handle = await open(file, 'r');
     try {
-      const size = (await handle.stat()).size;
-      const head = Buffer.alloc(Math.min(PEEK, size));
-      await handle.read(head, 0, head.length, 0);
-      const kind = kindOf(head);
-      if (size > limits[kind]) throw over(kind, size);
-      return await handle.readFile();
+      const stats = await handle.stat();
+      if (stats.isDirectory()) throw new ModelSqlError('58030', `cannot read ${name}: it is a directory; nothing was imported`);
+      if (stats.isFile()) {
+        const head = Buffer.alloc(Math.min(PEEK, stats.size));
+        await handle.read(head, 0, head.length, 0);
+        const kind = kindOf(head);
+        if (stats.size > limits[kind]) throw over(kind, stats.size);
+      }
+      const stream = handle.createReadStream({ autoClose: false });
+      try {
+        return await bounded(stream, () => stream.destroy());
+      } finally {
+        stream.destroy();
+      }
     } finally {
       await handle.close();
     }
+  } catch (error) {
+    if (error instanceof ModelSqlError) throw error;
+    const code = (error as { code?: unknown }).code;
+    const state = code === 'ENOENT' || code === 'ENOTDIR' ? '58P01' : code === 'EACCES' || code === 'EPERM' ? '42501' : '58030';
+    throw new ModelSqlError(state, `cannot read ${name}: ${error instanceof Error ? error.message : String(error)}; nothing was imported`, { cause: error });
   }
-  const chunks: Buffer[] = [];
-  let total = 0;
-  let kind: 'bundle' | 'script' | undefined;
-  for await (const chunk of process.stdin) {
-    const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
-    chunks.push(bytes);
-    total += bytes.byteLength;
-    if (kind === undefined && total >= PEEK) kind = kindOf(Buffer.concat(chunks));
-    if (kind !== undefined && total > limits[kind]) {
-      process.stdin.destroy();
-      throw over(kind, undefined);
-    }
-  }
-  const all = Buffer.concat(chunks);
-  const final = kind ?? kindOf(all);
-  if (all.byteLength > limits[final]) throw over(final, undefined);
-  return all;
 }

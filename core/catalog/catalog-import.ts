@@ -6,14 +6,16 @@
  * conflict policy; a failure anywhere leaves the target as it was.
  */
 import { DuplicateModelError, ModelSqlError } from '../errors.js';
-import type { Host } from '../host.js';
+import type { Host, SqlDialect } from '../host.js';
 import { RuntimeLoader } from '../runtime/runtime-loader.js';
 import { CATALOG_VERSION, CatalogStore } from './catalog-store.js';
 import { missingSecrets, modelLabel, type CacheRow, type CatalogSnapshot, type SnapshotModel, type SnapshotVersion } from './catalog-snapshot.js';
 import { importModelGrants, type ModelGrant } from './catalog-grants.js';
 import { ModelCatalog } from './model-catalog.js';
 import { snapshotProblem } from './snapshot-check.js';
-import { SPEC_ARTIFACT } from '../training/trained-model.js';
+import { splitSecrets } from '../secrets.js';
+import { compileModel } from '../training/compile-sql.js';
+import { parseTrainedModel, SPEC_ARTIFACT } from '../training/trained-model.js';
 import type { ModelEntry, ModelVersion } from '../model-types.js';
 
 /** What to do with a model whose name exists in the target. */
@@ -80,7 +82,7 @@ const MAX_BYTES = 1024 * 1024;
  * const report = await importSnapshot(target, await readSnapshot(source, { artifactContent: true }), { onConflict: 'replace' });
  */
 export async function importSnapshot(host: Host, snapshot: CatalogSnapshot, options: ImportOptions = {}): Promise<ImportReport> {
-  const problem = snapshotProblem(snapshot);
+  const problem = snapshotProblem(snapshot) ?? trainedSpecProblem(snapshot, host.dialect);
   if (problem) throw new ModelSqlError('22023', `the models to import are not a valid catalog snapshot: ${problem}; nothing was imported`);
   if (snapshot.layout > CATALOG_VERSION) {
     throw new ModelSqlError('55000', `the models to import come from a catalog of layout version ${snapshot.layout}, newer than this modelsql understands (${CATALOG_VERSION}); upgrade modelsql`);
@@ -93,18 +95,34 @@ export async function importSnapshot(host: Host, snapshot: CatalogSnapshot, opti
     await checkSchemas(host, new Set(snapshot.models.map((m) => m.schema ?? defaultSchema)));
     const policy = options.onConflict ?? 'error';
     const targetOf = (m: SnapshotModel) => existing.get(JSON.stringify([m.schema ?? defaultSchema, m.name]));
+    // A model the importing role may not see: no policy may change it (write_version would refuse it half-way).
+    const hidden: SnapshotModel[] = [];
+    for (const m of snapshot.models) if (!targetOf(m) && (await store.taken({ schema: m.schema ?? defaultSchema, name: m.name }))) hidden.push(m);
+    if (hidden.length > 0) {
+      throw new DuplicateModelError(
+        `${hidden.length === 1 ? 'model' : 'models'} ${hidden.map(modelLabel).join(', ')} already ${hidden.length === 1 ? 'exists' : 'exist'} in the target catalog, owned by a role whose models this one may not see; nothing was imported (no on-conflict policy changes another role's model)`,
+      );
+    }
     const clashes = snapshot.models.filter((m) => targetOf(m) !== undefined);
     if (policy === 'error' && clashes.length > 0) {
       throw new DuplicateModelError(
         `${clashes.length === 1 ? 'model' : 'models'} ${clashes.map(modelLabel).join(', ')} already ${clashes.length === 1 ? 'exists' : 'exist'} in the target catalog; nothing was imported (choose an on-conflict policy: skip, replace or new-version)`,
       );
     }
-    const plans = snapshot.models.map((m) => planModel(m, targetOf(m), policy));
+    const ownerWarnings: string[] = [];
+    const plans: ModelPlan[] = [];
+    for (const m of snapshot.models) {
+      const plan = planModel(m, targetOf(m), policy);
+      plans.push(await ownedByARole(store, plan, ownerWarnings));
+    }
     const report: ImportReport = {
       dryRun: options.dryRun ?? false,
       models: plans.map((p) => p.summary),
       cacheRows: 0,
-      warnings: missingSecrets(snapshot).map((m) => `model ${m.model}$${m.version}: its literal '${m.key}' was not exported; set it with ALTER MODEL ${m.model}$${m.version} SET ('${m.key}' = '...')`),
+      warnings: [
+        ...missingSecrets(snapshot).map((m) => `model ${m.model}$${m.version}: its literal '${m.key}' was not exported; set it with ALTER MODEL ${m.model}$${m.version} SET ('${m.key}' = '...')`),
+        ...ownerWarnings,
+      ],
     };
     if (options.dryRun) return { ...report, cacheRows: snapshot.cache?.length ?? 0 };
     const writer = new CatalogWriter(host, store, defaultSchema);
@@ -118,6 +136,32 @@ export async function importSnapshot(host: Host, snapshot: CatalogSnapshot, opti
     for (const p of plans) if (p.summary.action !== 'skip') grantWarnings.push(...(await writer.grant(p.summary.model, p.model.grants)));
     return { ...report, cacheRows, warnings: [...report.warnings, ...grantWarnings] };
   });
+}
+
+/**
+ * The first trained version whose training spec (`model.json`) is not one training
+ * writes: bytes that do not parse, another format, a shape that does not compile to SQL,
+ * or features that are not the version's INPUT columns. Its host function and every
+ * prediction are compiled from it, so it is checked before anything is written.
+ */
+function trainedSpecProblem(snapshot: CatalogSnapshot, dialect: SqlDialect): string | undefined {
+  for (const model of snapshot.models) {
+    for (const v of model.versions) {
+      if (v.provider !== 'internal') continue;
+      const label = `model ${modelLabel(model)}$${v.version}`;
+      const spec = v.artifacts.find((a) => a.name === SPEC_ARTIFACT);
+      if (!spec) return `${label} is a trained model without its training spec (${SPEC_ARTIFACT})`;
+      if (!spec.content) continue;
+      try {
+        const trained = parseTrainedModel(spec.content);
+        if (!Array.isArray(trained.features) || trained.features.length !== v.input.length) throw new Error(`its features are not the ${v.input.length} INPUT columns`);
+        compileModel(trained, dialect, v.input.map((c) => dialect.quoteIdentifier(c.name)), true);
+      } catch (error) {
+        return `${label} has a training spec (${SPEC_ARTIFACT}) that training could not have written (${error instanceof Error ? error.message : String(error)})`;
+      }
+    }
+  }
+  return undefined;
 }
 
 /** Thrown to roll a dry run back, carrying its report. */
@@ -157,7 +201,23 @@ async function checkSchemas(host: Host, schemas: ReadonlySet<string>): Promise<v
 interface ModelPlan {
   readonly model: SnapshotModel;
   readonly before?: ModelEntry;
+  /** The owner its rows are written with. */
+  readonly owner: string;
   readonly summary: ModelImport;
+}
+
+/**
+ * The plan with an owner the target knows. On a host with roles, a model written anew
+ * (created, or replacing the target's) whose snapshot owner is no role there (a DuckDB
+ * file's operating-system user, a role of another server, `public`) is owned by the
+ * importing role instead, with a warning: a model left to a role that does not exist
+ * would go to whoever later creates a role of that name.
+ */
+async function ownedByARole(store: CatalogStore, plan: ModelPlan, warnings: string[]): Promise<ModelPlan> {
+  if (plan.summary.action === 'skip' || plan.summary.action === 'new-version' || !store.hasRoles || (await store.isRole(plan.owner))) return plan;
+  const owner = await store.currentRole();
+  warnings.push(`model ${plan.summary.model}: its owner ${plan.owner} is not a role of the target database; it is owned by ${owner}, the importing role`);
+  return { ...plan, owner };
 }
 
 function planModel(model: SnapshotModel, before: ModelEntry | undefined, policy: ConflictPolicy): ModelPlan {
@@ -165,14 +225,14 @@ function planModel(model: SnapshotModel, before: ModelEntry | undefined, policy:
   const counts = { artifacts: artifacts.length, bytes: artifacts.reduce((n, a) => n + a.size, 0) };
   const label = modelLabel(model);
   if (before && policy === 'skip') {
-    return { model, before, summary: { model: label, action: 'skip', versions: [], defaultVersion: before.defaultVersion, artifacts: 0, bytes: 0 } };
+    return { model, before, owner: before.owner, summary: { model: label, action: 'skip', versions: [], defaultVersion: before.defaultVersion, artifacts: 0, bytes: 0 } };
   }
   const base = before && policy === 'new-version' ? Math.max(...before.versions.map((v) => v.version)) : 0;
   const renumber = base > 0;
   const versions = model.versions.map((v, i) => ({ from: v.version, to: renumber ? base + i + 1 : v.version }));
   const defaultVersion = versions.find((v) => v.from === model.defaultVersion)?.to ?? versions[versions.length - 1]!.to;
   const action = !before ? 'create' : policy === 'new-version' ? 'new-version' : 'replace';
-  return { model, before, summary: { model: label, action, versions, defaultVersion, ...counts } };
+  return { model, before, owner: before && action === 'new-version' ? before.owner : model.owner, summary: { model: label, action, versions, defaultVersion, ...counts } };
 }
 
 /** Writes planned models with multi-row INSERTs (binary parameters for artifact bytes). */
@@ -198,16 +258,17 @@ class CatalogWriter {
    */
   async write(plans: readonly ModelPlan[]): Promise<void> {
     const synced: { before?: ModelEntry; after: ModelEntry }[] = [];
-    for (const { model, before, summary } of plans) {
+    for (const { model, before, owner, summary } of plans) {
       if (summary.action === 'skip') continue;
       const schema = model.schema ?? this.defaultSchema;
       if (summary.action === 'replace') await this.store.drop({ schema, name: model.name });
-      const owner = before && summary.action === 'new-version' ? before.owner : model.owner;
       const written: ModelVersion[] = [];
       for (const [i, v] of model.versions.entries()) {
         const version = summary.versions[i]!.to;
-        const known = v.secrets.filter((s) => s.value !== undefined).map((s) => [s.key, s.value!] as const);
-        const { secrets: _secrets, ...readable } = modelVersion(schema, model.name, version, v, known);
+        // As CREATE MODEL: a literal key among the readable options is kept apart and sealed, never stored in the clear.
+        const split = splitSecrets(v.options, v.secrets.filter((s) => s.value !== undefined).map((s) => [s.key, s.value!] as const));
+        const known = split.secrets;
+        const { secrets: _secrets, ...readable } = modelVersion(schema, model.name, version, { ...v, options: split.options }, known);
         await this.store.importVersion(
           {
             version: readable,
@@ -220,7 +281,7 @@ class CatalogWriter {
           known,
           owner,
         );
-        written.push(modelVersion(schema, model.name, version, v, known));
+        written.push(modelVersion(schema, model.name, version, { ...v, options: split.options }, known));
       }
       const kept = summary.action === 'new-version' ? (before?.versions ?? []) : [];
       const after: ModelEntry = {

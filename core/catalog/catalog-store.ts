@@ -329,6 +329,18 @@ export class CatalogStore {
     return String((await this.host.execute(roles.currentRole)).rows[0]![0]);
   }
 
+  /** Whether the host has roles (model owners are roles, grants are given to roles). */
+  get hasRoles(): boolean {
+    return this.host.dialect.roles !== undefined;
+  }
+
+  /** Whether `name` is a role of the host that can own a model (not `public`); false on hosts without roles. */
+  async isRole(name: string): Promise<boolean> {
+    const roles = this.host.dialect.roles;
+    if (!roles || name === 'public') return false;
+    return (await this.host.execute(roles.roleExists, [name])).rows.length > 0;
+  }
+
   /**
    * Whether the current role may alter, drop and grant a model: always on hosts without
    * roles; on others the owner, its members and the catalog's owner (and superusers).

@@ -464,7 +464,13 @@ export class ModelCatalog {
     const cached = key === undefined ? undefined : this.trainedModels.get(key);
     if (cached) return cached;
     const bytes = await this.artifact(version, SPEC_ARTIFACT);
-    const spec = bytes ? parseTrainedModel(bytes) : undefined;
+    let spec: TrainedModel | undefined;
+    try {
+      spec = bytes ? parseTrainedModel(bytes) : undefined;
+    } catch (error) {
+      // Only a catalog written around modelsql (a hand-made import, plain SQL) holds such bytes.
+      throw new ModelSqlError('XX001', `the training spec (${SPEC_ARTIFACT}) of model ${displayName({ schema: version.schema, name: version.name, version: version.version })} is damaged: ${error instanceof Error ? error.message : String(error)}`);
+    }
     if (spec && key !== undefined) this.trainedModels.set(key, spec);
     return spec;
   }

@@ -3,6 +3,7 @@
  * test/support/run-cli.ts): the round trip DuckDB → Postgres → DuckDB, SQL scripts (also
  * Flink's), bundles (also damaged ones), conflicts, dry runs, JSON output and errors.
  */
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -308,6 +309,26 @@ describe('catalog export and import', () => {
     const bad = await cli(['catalog', 'import', '--to', `duckdb:${join(dir, 'x.duckdb')}`, '--max-bundle-bytes', String(MAX_BUNDLE_BYTES + 1), bundle]);
     expect(bad.status).toBe(2);
     expect(bad.stderr).toContain(`--max-bundle-bytes must be a positive integer of at most ${MAX_BUNDLE_BYTES}`);
+  });
+
+  it('reads a file whose size says nothing (a device, a named pipe) only up to its limit; a file it cannot read is 58P01, 42501 or 58030, not an internal error', async () => {
+    const target = join(dir, 'untouched.duckdb');
+    const zero = await cli(['catalog', 'import', '--to', `duckdb:${target}`, '--max-script-bytes', '1000', '/dev/zero']);
+    expect(zero.stderr).toBe('ERROR:  54000: script /dev/zero has more than 1000 bytes, over the limit of 1000 bytes (--max-script-bytes); nothing was imported\n');
+    expect(zero.status).toBe(1);
+    const fifo = join(dir, 'job.fifo');
+    execFileSync('mkfifo', [fifo]);
+    // The writer blocks until the CLI opens the pipe, and ends when the CLI closes it.
+    const writer = spawn('sh', ['-c', `yes 'SELECT 1;' > ${fifo}`], { stdio: 'ignore' });
+    const piped = await cli(['catalog', 'import', '--to', `duckdb:${target}`, '--max-script-bytes', '1000', fifo]);
+    writer.kill();
+    expect(piped.stderr).toBe(`ERROR:  54000: script ${fifo} has more than 1000 bytes, over the limit of 1000 bytes (--max-script-bytes); nothing was imported\n`);
+    const missing = await cli(['catalog', 'import', '--to', `duckdb:${target}`, join(dir, 'missing.sql')]);
+    expect(missing.stderr).toMatch(/^ERROR: {2}58P01: cannot read .*missing\.sql: ENOENT.*; nothing was imported\n$/);
+    expect(missing.status).toBe(1);
+    const directory = await cli(['catalog', 'import', '--to', `duckdb:${target}`, dir]);
+    expect(directory.stderr).toBe(`ERROR:  58030: cannot read ${dir}: it is a directory; nothing was imported\n`);
+    expect(existsSync(target)).toBe(false);
   });
 
   it('--model-dir and --allow-endpoint bound what a script\'s CREATE MODEL reads and reaches: outside them 42501, nothing imported', async () => {

@@ -1,4 +1,5 @@
 import { cellText, formatCsv, formatJson, formatResult, formatTable, ResultPrinter, rowCountFooter, toJsonValue, uniqueKeys } from '../../cli/format.js';
+import Table from 'cli-table3';
 import type { QueryResult } from '../../core/model-types.js';
 
 const result = (columns: readonly string[], rows: readonly (readonly unknown[])[], command = 'SELECT'): QueryResult => ({
@@ -48,6 +49,28 @@ describe('cellText', () => {
 });
 
 describe('formatTable', () => {
+  it('draws a table of 150,000 rows (cli-table3 alone overflows the stack past about 120,000)', () => {
+    const rows = Array.from({ length: 150_000 }, (_, i) => [i + 1, i % 3 === 0 ? 'skipped' : 'imported', i === 123_456 ? 'the widest note: 漢字' : null]);
+    const lines = formatTable(result(['line', 'action', 'note'], rows)).split('\n');
+    expect(lines.slice(0, 4)).toEqual([
+      '┌────────┬──────────┬───────────────────────┐',
+      '│  line  │  action  │         note          │',
+      '├────────┼──────────┼───────────────────────┤',
+      '│      1 │ skipped  │ NULL                  │',
+    ]);
+    expect(lines[3 + 123_456]).toBe('│ 123457 │ skipped  │ the widest note: 漢字 │');
+    expect(lines.slice(-4)).toEqual(['│ 150000 │ imported │ NULL                  │', '└────────┴──────────┴───────────────────────┘', '(150000 rows)', '']);
+    expect(lines).toHaveLength(150_000 + 6);
+  }, 180_000);
+
+  it('draws a table of more rows than it lays out at once exactly as one cli-table3 table', () => {
+    const words = ['a', 'ünïcödé', '漢字テスト', 'x'.repeat(17), '', 'tab\there'];
+    const rows = Array.from({ length: 2_500 }, (_, i) => [i, words[i % words.length], i % 7 === 0 ? null : words[(i * 5) % words.length]]);
+    const table = new Table({ head: ['n', 'word', 'other'].map((content) => ({ content, hAlign: 'center' })) as unknown as string[], style: { head: [], border: [], compact: true } });
+    for (const row of rows) table.push(row.map((v) => ({ content: v === null ? 'NULL' : String(v).replace('\t', '\\t'), hAlign: typeof v === 'number' ? ('right' as const) : ('left' as const) })));
+    expect(formatTable(result(['n', 'word', 'other'], rows))).toBe(`${table.toString()}\n(2500 rows)\n`);
+  });
+
   it('draws a table with headers and a row-count footer', () => {
     const text = formatTable(result(['id', 'name'], [[1, 'ann'], [22n, null]]));
     expect(text.split('\n')).toEqual([

@@ -169,6 +169,65 @@ for (const adapter of ADAPTERS) {
       expect(await modelNames(target.session)).toEqual(['shared']);
     });
 
+    it('seals a literal key found among a snapshot\'s readable options, as CREATE MODEL does: never stored in the clear', async () => {
+      const snapshot = syntheticSnapshot(1);
+      const m0 = snapshot.models[0]!;
+      const v1 = m0.versions[0]!;
+      const clear = 'sk-written-in-the-clear-4321';
+      await importSnapshot(target.host, { ...snapshot, models: [{ ...m0, versions: [{ ...v1, options: [...v1.options, ['api-key', clear]] }] }] });
+      const options = await target.host.execute("SELECT options FROM ml_catalog.model_versions WHERE model_name = 'm0'");
+      expect(JSON.stringify(options.rows)).not.toContain(clear);
+      expect(JSON.parse(String(options.rows[0]![0]))).toContainEqual(['api-key', '******']);
+      const stored = await target.host.execute("SELECT option_key, secret FROM ml_catalog.model_secrets WHERE model_name = 'm0'");
+      expect(stored.rows).toEqual([['api-key', expect.stringMatching(/^modelsql-sealed:v1:/)]]);
+      expect((await readSnapshot(target.host, { models: 'm0', includeSecrets: true })).models[0]!.versions[0]!.secrets).toEqual([expect.objectContaining({ key: 'api-key', value: clear })]);
+    });
+
+    it('refuses a trained model whose training spec training could not have written (22023 naming it), leaving the target as it was', async () => {
+      await source.session.sql("CREATE TABLE houses AS SELECT CAST(i AS DOUBLE PRECISION) AS sqft, CAST(3 * i + 1 AS DOUBLE PRECISION) AS price FROM generate_series(1, 50) AS g(i); CREATE MODEL lin WITH ('algorithm' = 'linear_regression', 'label' = 'price', 'task' = 'regression') AS SELECT sqft, price FROM houses");
+      const good = await readSnapshot(source.host, { models: 'lin', artifactContent: true });
+      const lin = good.models[0]!;
+      const v1 = lin.versions[0]!;
+      const spec = JSON.parse(new TextDecoder().decode(v1.artifacts.find((a) => a.name === 'model.json')!.content)) as Record<string, unknown>;
+      const withSpec = (text: string | undefined): CatalogSnapshot => {
+        const artifacts = v1.artifacts.filter((a) => a.name !== 'model.json');
+        if (text !== undefined) {
+          const content = new TextEncoder().encode(text);
+          artifacts.push({ name: 'model.json', content, size: content.byteLength, sha256: createHash('sha256').update(content).digest('hex') });
+        }
+        return { ...good, models: [{ ...lin, versions: [{ ...v1, artifacts }] }] };
+      };
+      const before = await readSnapshot(target.host);
+      const hostile: [string | undefined, RegExp][] = [
+        ['not json', /has a training spec \(model.json\) that training could not have written \(.*JSON/],
+        [JSON.stringify({ x: 1 }), /unknown trained-model format 'undefined'/],
+        [JSON.stringify({ ...spec, parameters: { kind: 'linear', intercept: 'NaN; DROP TABLE houses', weights: [1] } }), /training could not have written/],
+        [JSON.stringify({ ...spec, features: [] }), /its features are not the 1 INPUT columns/],
+        [undefined, /model lin\$1 is a trained model without its training spec \(model.json\)/],
+      ];
+      for (const [text, message] of hostile) {
+        await expectSqlError(importSnapshot(target.host, withSpec(text)), '22023', new RegExp(`not a valid catalog snapshot: .*${message.source}.*; nothing was imported`));
+      }
+      expect(diffSnapshots(before, await readSnapshot(target.host))).toEqual([]);
+      expect(await modelNames(target.session)).toEqual(['shared']);
+      await importSnapshot(target.host, good);
+      expect(await modelNames(target.session)).toEqual(['lin', 'shared']);
+    });
+
+    it('gives a new model whose owner is no role of the target (a DuckDB file\'s OS user) to the importing role, with a warning', async () => {
+      const report = await importSnapshot(target.host, syntheticSnapshot(1));
+      const owner = (await target.host.execute("SELECT owner FROM ml_catalog.models WHERE model_name = 'm0'")).rows[0]![0];
+      if (adapter.name !== 'postgres') {
+        // No roles: the owner is an operating-system user, kept as it was.
+        expect(owner).toBe('tester');
+        expect(report.warnings).toEqual([]);
+        return;
+      }
+      const me = String((await target.host.execute('SELECT current_user')).rows[0]![0]);
+      expect(owner).toBe(me);
+      expect(report.warnings).toEqual([`model m0: its owner tester is not a role of the target database; it is owned by ${me}, the importing role`]);
+    });
+
     it('a script whose third statement fails imports nothing', async () => {
       const before = await readSnapshot(target.host);
       const script = `${create('one')};\nCREATE TABLE t1 (x INT);\n${create('two')};\nCREATE MODEL three INPUT (a DOUBLE) OUTPUT (y DOUBLE) WITH ('provider' = 'onnx', 'path' = '${files.dir}/missing.onnx');`;
@@ -224,7 +283,9 @@ for (const adapter of ADAPTERS) {
       const snapshot = syntheticSnapshot(1);
       const grants = [{ role: 'modelsql_import_analyst', privilege: 'USAGE' as const }, { role: 'no_such_role_here', privilege: 'USAGE' as const }];
       if (adapter.name === 'postgres') await target.host.execute('DO $$ BEGIN CREATE ROLE modelsql_import_analyst; EXCEPTION WHEN duplicate_object THEN NULL; END $$');
-      const report = await importSnapshot(target.host, { ...snapshot, models: [{ ...snapshot.models[0]!, grants }] });
+      // An owner the target has (else the import gives the model to the importing role, with a warning of its own).
+      const owner = adapter.name === 'postgres' ? String((await target.host.execute('SELECT current_user')).rows[0]![0]) : 'tester';
+      const report = await importSnapshot(target.host, { ...snapshot, models: [{ ...snapshot.models[0]!, owner, grants }] });
       if (adapter.name !== 'postgres') {
         expect(report.warnings).toEqual(grants.map((g) => `model m0: USAGE to ${g.role} not imported (duckdb has no roles); give it with GRANT USAGE ON MODEL m0 TO ${g.role}`));
         return;
