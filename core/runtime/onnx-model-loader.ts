@@ -5,10 +5,11 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, readFile, realpath, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, realpath, rename, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ModelSqlError } from '../errors.js';
+import { readBoundedFile } from './bounded-file.js';
 import { AccessPolicy, redactUrl as redact, type AccessOptions } from './access-policy.js';
 import { DEFAULT_DOWNLOAD_LIMITS, downloadModel, type DownloadLimits } from './model-download.js';
 
@@ -95,13 +96,11 @@ async function loadFromFile(filePath: string, shown: string, options: LoadModelO
   let bytes: Uint8Array;
   try {
     const max = options.maxModelBytes ?? DEFAULT_DOWNLOAD_LIMITS.maxBytes;
-    const size = (await stat(real)).size;
-    if (size > max) throw new ModelSqlError('54000', `model file "${shown}" is ${size} bytes, over this server's limit of ${max} bytes (--max-model-bytes)`);
+    bytes = await readBoundedFile(real, `model file "${shown}"`, max, (size) => new ModelSqlError('54000', `model file "${shown}" is ${size} bytes, over this server's limit of ${max} bytes (--max-model-bytes)`));
     if (options.sha256 !== undefined) {
-      const actual = await hashFile(real);
+      const actual = createHash('sha256').update(bytes).digest('hex');
       if (actual !== options.sha256.toLowerCase()) throw hashMismatch(shown, actual, options.sha256.toLowerCase());
     }
-    bytes = new Uint8Array(await readFile(real));
   } catch (error) {
     if (error instanceof ModelSqlError) throw error;
     if (isErrno(error, 'ENOENT')) throw new ModelSqlError('58P01', `model file "${shown}" does not exist (resolved to ${filePath})`);

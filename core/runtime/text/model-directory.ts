@@ -14,7 +14,8 @@
  * `model.onnx`, the others under their names in the directory ({@link TEXT_MODEL_FILES}).
  * {@link parseModelFiles} reads either through a {@link ModelFileReader}.
  */
-import { readFile, realpath, stat } from 'node:fs/promises';
+import { realpath, stat } from 'node:fs/promises';
+import { readBoundedFile } from '../bounded-file.js';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ModelSqlError } from '../../errors.js';
@@ -93,11 +94,12 @@ export async function readModelDirectoryFiles(location: string, access: AccessOp
     await policy.checkFile(file, real, `${location.replace(/\/+$/, '')}/${name}`);
     if (real === undefined) return undefined;
     try {
-      const size = (await stat(real)).size;
-      if (size > max) throw new ModelSqlError('54000', `${name} of the model directory "${location}" is ${size} bytes, over this server's limit of ${max} bytes (--max-model-bytes)`);
-      if (isJsonFile(name)) checkJsonSize(name, size, jsonMax, `the model directory "${location}"`);
-      const bytes = await readFile(real);
-      return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      const limit = isJsonFile(name) ? Math.min(max, jsonMax) : max;
+      return await readBoundedFile(real, `${name} of the model directory "${location}"`, limit, (size) =>
+        size > max
+          ? new ModelSqlError('54000', `${name} of the model directory "${location}" is ${size} bytes, over this server's limit of ${max} bytes (--max-model-bytes)`)
+          : jsonTooLarge(name, size, jsonMax, `the model directory "${location}"`),
+      );
     } catch (error) {
       if (error instanceof ModelSqlError) throw error;
       throw new ModelSqlError('58030', `could not read ${name} of the model directory "${location}": ${error instanceof Error ? error.message : String(error)}`, { cause: error });
@@ -153,9 +155,11 @@ function isJsonFile(name: string): boolean {
 
 /** 54000 when a JSON file of `where` is over `max` bytes. */
 function checkJsonSize(name: string, size: number, max: number, where: string): void {
-  if (size > max) {
-    throw new ModelSqlError('54000', `${name} of ${where} is ${size} bytes, over this server's limit of ${max} bytes for a model's JSON file (--max-model-json-bytes)`);
-  }
+  if (size > max) throw jsonTooLarge(name, size, max, where);
+}
+
+function jsonTooLarge(name: string, size: number, max: number, where: string): ModelSqlError {
+  return new ModelSqlError('54000', `${name} of ${where} is ${size} bytes, over this server's limit of ${max} bytes for a model's JSON file (--max-model-json-bytes)`);
 }
 
 /** Files without which there is no text model. */

@@ -4,6 +4,7 @@
  * never-ending body; a server that stops sending; a wrong `sha256`; a cancelled download.
  * Every failure leaves nothing in the cache directory, and the server sees its socket closed.
  */
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -176,5 +177,13 @@ describe('model download limits', () => {
     writeFileSync(local, body(1000));
     expect((await loadModelBytes(local, { cacheDir: cache(), maxModelBytes: 1000 })).byteLength).toBe(1000);
     await expectSqlError(loadModelBytes(local, { cacheDir: cache(), maxModelBytes: 999 }), '54000', /is 1000 bytes, over this server's limit of 999 bytes/);
+  });
+
+  test('a device or a pipe as a model file (its size says nothing; /dev/zero never ends) is 58030, read not at all', async () => {
+    await expectSqlError(loadModelBytes('/dev/zero', { cacheDir: cache(), maxModelBytes: 1000 }), '58030', /"\/dev\/zero" is not a regular file/);
+    const dir = mkdtempSync(path.join(tmpdir(), 'modelsql-dl-'));
+    const fifo = path.join(dir, 'm.onnx');
+    execFileSync('mkfifo', [fifo]);
+    await expectSqlError(loadModelBytes(fifo, { cacheDir: cache(), maxModelBytes: 1000 }), '58030', /is not a regular file/);
   });
 });

@@ -1,4 +1,5 @@
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
@@ -181,6 +182,17 @@ describe('bad model directories fail before any inference', () => {
     expect((await readModelDirectory(bad)).tokenizer.model).toBeDefined();
     writeFileSync(join(bad, 'tokenizer.json'), json + ' '.repeat(DEFAULT_MODEL_JSON_BYTES + 1 - json.length));
     await expectSqlError(readModelDirectory(bad), '54000', new RegExp(`tokenizer\\.json of the model directory ".*" is ${DEFAULT_MODEL_JSON_BYTES + 1} bytes, over this server's limit of ${DEFAULT_MODEL_JSON_BYTES} bytes`));
+  });
+
+  test('a file of the directory that is a device or a pipe (its size says nothing; /dev/zero never ends) is 58030, read not at all', async () => {
+    writeTextModel(bad);
+    rmSync(join(bad, 'config.json'));
+    symlinkSync('/dev/zero', join(bad, 'config.json'));
+    await expectSqlError(readModelDirectory(bad), '58030', /^config\.json of the model directory ".*" is not a regular file$/);
+    rmSync(join(bad, 'config.json'));
+    execFileSync('mkfifo', [join(bad, 'config.json')]);
+    await expectSqlError(readModelDirectory(bad), '58030', /is not a regular file/);
+    rmSync(join(bad, 'config.json'));
   });
 
   test("token ids past the graph's embedding table are refused with 42804 before the tokenizer is built; up to its last row they run", async () => {
