@@ -21,7 +21,8 @@ import { readFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { formatError } from '../core/errors.js';
+import { ModelSqlError, formatError } from '../core/errors.js';
+import { DEFAULT_MAX_SCRIPT_BYTES, readBoundedInput } from './bounded-input.js';
 import type { Session } from '../core/session/session.js';
 import type { SessionOptions } from '../core/session/model-session.js';
 import { OUTPUT_FORMATS, ResultPrinter } from './format.js';
@@ -100,11 +101,20 @@ async function openSession(target: Target): Promise<Session | undefined> {
   }
 }
 
-/** Reads all of stdin as text. */
-async function readStdin(): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
-  return Buffer.concat(chunks).toString('utf8');
+/**
+ * Reads the SQL script `file` (`-`: stdin) as text, within `--max-script-bytes`; prints
+ * the error and resolves to undefined when it cannot (54000 past the limit, 58P01, 42501, 58030).
+ */
+async function readScript(file: string, maxBytes = DEFAULT_MAX_SCRIPT_BYTES): Promise<string | undefined> {
+  const name = file === '-' ? 'the input on stdin' : file;
+  try {
+    const tooLarge = (size: number | undefined) =>
+      new ModelSqlError('54000', `script ${name} ${size === undefined ? `has more than ${maxBytes} bytes` : `is ${size} bytes`}, over the limit of ${maxBytes} bytes (--max-script-bytes)`);
+    return (await readBoundedInput(file, 0, () => ({ limit: maxBytes, tooLarge }))).toString('utf8');
+  } catch (error) {
+    writeError(`${formatError(error)}\n`);
+    return undefined;
+  }
 }
 
 /**
@@ -132,18 +142,14 @@ async function runScript(session: Session, text: string, format: OutputFormat): 
 }
 
 /** `modelsql run`. */
-async function runCommand(args: Target & { command?: string; file?: string; format: OutputFormat }): Promise<number> {
+async function runCommand(args: Target & { command?: string; file?: string; format: OutputFormat; maxScriptBytes?: number }): Promise<number> {
   let text: string;
   if (args.command !== undefined) {
     text = args.command;
   } else {
-    const file = args.file ?? '-';
-    try {
-      text = file === '-' ? await readStdin() : await readFile(file, 'utf8');
-    } catch (error) {
-      writeError(`modelsql: cannot read ${file}: ${(error as Error).message}\n`);
-      return EXIT_ERROR;
-    }
+    const read = await readScript(args.file ?? '-', args.maxScriptBytes);
+    if (read === undefined) return EXIT_ERROR;
+    text = read;
   }
   return runScriptOn(args, text, args.format);
 }
@@ -160,8 +166,11 @@ async function runScriptOn(target: Target, text: string, format: OutputFormat): 
 }
 
 /** `modelsql shell` (also the default command). */
-async function shellCommand(args: Target & { format: OutputFormat }): Promise<number> {
-  if (!process.stdin.isTTY) return runScriptOn(args, await readStdin(), args.format);
+async function shellCommand(args: Target & { format: OutputFormat; maxScriptBytes?: number }): Promise<number> {
+  if (!process.stdin.isTTY) {
+    const text = await readScript('-', args.maxScriptBytes);
+    return text === undefined ? EXIT_ERROR : runScriptOn(args, text, args.format);
+  }
   let session = await openSession(args);
   if (!session) return EXIT_ERROR;
   const terminal = Boolean(process.stdout.isTTY);
@@ -376,6 +385,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     return true;
   };
+  const maxScriptBytesOption = limitOption(`the largest SQL script read from a file or stdin, in bytes; larger: 54000 (default: ${DEFAULT_MAX_SCRIPT_BYTES}, 256 MiB)`);
+  const checkMaxScriptBytes = (args: Record<string, unknown>): true => positive(args, ['max-script-bytes']);
   const formatOption = {
     choices: OUTPUT_FORMATS,
     default: 'table' as OutputFormat,
@@ -387,9 +398,9 @@ export async function main(argv: readonly string[]): Promise<number> {
     .command(
       ['shell', '$0'],
       'interactive shell (runs stdin as a script when it is not a terminal)',
-      (y) => y.option('db', dbOption).option('postgres', postgresOption).option('format', formatOption).option('model-dir', modelDirOption).option('allow-endpoint', allowEndpointOption),
+      (y) => y.option('db', dbOption).option('postgres', postgresOption).option('format', formatOption).option('model-dir', modelDirOption).option('allow-endpoint', allowEndpointOption).option('max-script-bytes', maxScriptBytesOption).check(checkMaxScriptBytes),
       async (args) => {
-        status = await shellCommand({ db: args.db, postgres: args.postgres, format: args.format as OutputFormat, modelDir: args['model-dir'], allowEndpoint: args['allow-endpoint'] });
+        status = await shellCommand({ db: args.db, postgres: args.postgres, format: args.format as OutputFormat, modelDir: args['model-dir'], allowEndpoint: args['allow-endpoint'], maxScriptBytes: args['max-script-bytes'] });
       },
     )
     .command(
@@ -403,11 +414,12 @@ export async function main(argv: readonly string[]): Promise<number> {
           .option('format', formatOption)
           .option('model-dir', modelDirOption)
           .option('allow-endpoint', allowEndpointOption)
+          .option('max-script-bytes', maxScriptBytesOption)
           .conflicts('command', 'file')
           .check((args) => {
             if (args.command === undefined && args.file === undefined) throw new Error('give -c SQL or -f file.sql');
             if (Array.isArray(args.command) || Array.isArray(args.file)) throw new Error('give -c or -f once');
-            return true;
+            return checkMaxScriptBytes(args);
           })
           .example('$0 run -c "select 42 as x"', 'run one statement')
           .example('$0 run -f script.sql --db app.duckdb --format csv', 'run a script against a file'),
@@ -420,6 +432,7 @@ export async function main(argv: readonly string[]): Promise<number> {
           format: args.format as OutputFormat,
           modelDir: args['model-dir'],
           allowEndpoint: args['allow-endpoint'],
+          maxScriptBytes: args['max-script-bytes'],
         });
       },
     )

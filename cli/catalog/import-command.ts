@@ -3,12 +3,12 @@
  * [--dry-run] [--json]`: a bundle, a script from `catalog export --format sql`, or a Flink
  * SQL script (docs/catalog-migration.md).
  */
-import { open } from 'node:fs/promises';
 import type { Argv } from 'yargs';
 import { CONFLICT_POLICIES, importSnapshot, type ConflictPolicy, type ImportReport } from '../../core/catalog/catalog-import.js';
 import { importScript, type ScriptImportReport } from '../../core/catalog/script-import.js';
 import { ModelSession } from '../../core/session/model-session.js';
 import { ModelSqlError } from '../../core/errors.js';
+import { DEFAULT_MAX_SCRIPT_BYTES, readBoundedInput } from '../bounded-input.js';
 import { decodeBundle, isBundle, MAX_BUNDLE_BYTES } from './bundle.js';
 import { CatalogProgress } from './catalog-progress.js';
 import { checkLocations, err, failed, printJson, printTable, printWarnings, withHost } from './command-support.js';
@@ -31,11 +31,7 @@ export interface ImportArgs {
   readonly allowEndpoint?: readonly string[];
 }
 
-/**
- * The largest SQL script `catalog import` reads by default: 256 MiB, the proxy's default
- * longest message (a script is parsed whole, and parsing takes many times its size in memory).
- */
-export const DEFAULT_MAX_SCRIPT_BYTES = 256 * 1024 * 1024;
+export { DEFAULT_MAX_SCRIPT_BYTES };
 
 /** The `--on-conflict` option, shared with `migrate`. */
 export const onConflictOption = {
@@ -190,57 +186,16 @@ const PEEK = 16;
  */
 async function readInput(file: string, limits: { readonly bundle: number; readonly script: number }): Promise<Buffer> {
   const name = file === '-' ? 'the input on stdin' : file;
-  const over = (kind: 'bundle' | 'script', size: number | undefined) => {
-    const [limit, flag] = kind === 'bundle' ? [limits.bundle, 'max-bundle-bytes'] : [limits.script, 'max-script-bytes'];
-    const what = size === undefined ? `has more than ${limit} bytes` : `is ${size} bytes`;
-    return new ModelSqlError('54000', `${kind === 'bundle' ? 'bundle' : 'script'} ${name} ${what}, over the limit of ${limit} bytes (--${flag}); nothing was imported`);
-  };
-  const kindOf = (head: Uint8Array) => (isBundle(head) ? 'bundle' : 'script');
-  /** Reads `source` whole, stopping as soon as it is over the limit of its kind. */
-  const bounded = async (source: AsyncIterable<unknown>, stop: () => void): Promise<Buffer> => {
-    const chunks: Buffer[] = [];
-    let total = 0;
-    let kind: 'bundle' | 'script' | undefined;
-    for await (const chunk of source) {
-      const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
-      chunks.push(bytes);
-      total += bytes.byteLength;
-      if (kind === undefined && total >= PEEK) kind = kindOf(Buffer.concat(chunks));
-      if (kind !== undefined && total > limits[kind]) {
-        stop();
-        throw over(kind, undefined);
-      }
-    }
-    const all = Buffer.concat(chunks);
-    const final = kind ?? kindOf(all);
-    if (all.byteLength > limits[final]) throw over(final, undefined);
-    return all;
-  };
-  if (file === '-') return bounded(process.stdin, () => process.stdin.destroy());
-  try {
-    const handle = await open(file, 'r');
-    try {
-      const stats = await handle.stat();
-      if (stats.isDirectory()) throw new ModelSqlError('58030', `cannot read ${name}: it is a directory; nothing was imported`);
-      if (stats.isFile()) {
-        const head = Buffer.alloc(Math.min(PEEK, stats.size));
-        await handle.read(head, 0, head.length, 0);
-        const kind = kindOf(head);
-        if (stats.size > limits[kind]) throw over(kind, stats.size);
-      }
-      const stream = handle.createReadStream({ autoClose: false });
-      try {
-        return await bounded(stream, () => stream.destroy());
-      } finally {
-        stream.destroy();
-      }
-    } finally {
-      await handle.close();
-    }
-  } catch (error) {
-    if (error instanceof ModelSqlError) throw error;
-    const code = (error as { code?: unknown }).code;
-    const state = code === 'ENOENT' || code === 'ENOTDIR' ? '58P01' : code === 'EACCES' || code === 'EPERM' ? '42501' : '58030';
-    throw new ModelSqlError(state, `cannot read ${name}: ${error instanceof Error ? error.message : String(error)}; nothing was imported`, { cause: error });
-  }
+  return readBoundedInput(
+    file,
+    PEEK,
+    (head) => {
+      const kind = isBundle(head) ? 'bundle' : 'script';
+      const [limit, flag] = kind === 'bundle' ? [limits.bundle, 'max-bundle-bytes'] : [limits.script, 'max-script-bytes'];
+      const tooLarge = (size: number | undefined) =>
+        new ModelSqlError('54000', `${kind} ${name} ${size === undefined ? `has more than ${limit} bytes` : `is ${size} bytes`}, over the limit of ${limit} bytes (--${flag}); nothing was imported`);
+      return { limit, tooLarge };
+    },
+    '; nothing was imported',
+  );
 }

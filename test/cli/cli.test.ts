@@ -72,10 +72,36 @@ select count(*) as n from t;
     expect(r.stdout).toBe('one\r\n1\r\n');
   });
 
-  it('fails with status 1 on a missing file', async () => {
+  it('fails with status 1 on a missing file: 58P01; a directory 58030', async () => {
     const r = await cli(['run', '-f', join(dir, 'missing.sql')]);
     expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(/cannot read .*missing\.sql/);
+    expect(r.stderr).toMatch(/^ERROR: {2}58P01: cannot read .*missing\.sql: ENOENT/);
+    const d = await cli(['run', '-f', dir]);
+    expect(d.status).toBe(1);
+    expect(d.stderr).toBe(`ERROR:  58030: cannot read ${dir}: it is a directory\n`);
+  });
+
+  it('reads a script within --max-script-bytes, from a file, stdin (run and the shell) or a device: 54000 one byte past it', async () => {
+    const script = 'select 1 as one;';
+    const file = join(dir, 'limit.sql');
+    writeFileSync(file, script);
+    const at = String(script.length);
+    const under = String(script.length - 1);
+    expect((await cli(['run', '-f', file, '--max-script-bytes', at, '--format', 'csv'])).stdout).toBe('one\r\n1\r\n');
+    const over = await cli(['run', '-f', file, '--max-script-bytes', under]);
+    expect(over.status).toBe(1);
+    expect(over.stderr).toBe(`ERROR:  54000: script ${file} is ${script.length} bytes, over the limit of ${under} bytes (--max-script-bytes)\n`);
+    expect((await cli(['run', '-f', '-', '--max-script-bytes', at, '--format', 'csv'], script)).stdout).toBe('one\r\n1\r\n');
+    for (const args of [['run', '-f', '-'], ['shell']]) {
+      const piped = await cli([...args, '--max-script-bytes', under], script);
+      expect(piped.status).toBe(1);
+      expect(piped.stderr).toBe(`ERROR:  54000: script the input on stdin has more than ${under} bytes, over the limit of ${under} bytes (--max-script-bytes)\n`);
+    }
+    // A device says nothing of its size: read only up to the limit (it never ends).
+    const zero = await cli(['run', '-f', '/dev/zero', '--max-script-bytes', '1000']);
+    expect(zero.status).toBe(1);
+    expect(zero.stderr).toBe('ERROR:  54000: script /dev/zero has more than 1000 bytes, over the limit of 1000 bytes (--max-script-bytes)\n');
+    expect((await cli(['run', '-f', file, '--max-script-bytes', '0'])).stderr).toMatch(/--max-script-bytes must be a positive integer/);
   });
 });
 
