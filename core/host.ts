@@ -241,13 +241,16 @@ export interface SqlDialect {
   /** The statement that drops the function `createFunction` made, if it exists. */
   dropFunction?(fn: Omit<HostFunction, 'body' | 'returnType'>): string;
   /**
-   * Model functions on hosts where other roles may create functions (optional; default
-   * absent: no check): a query, with parameters `$1` schema, `$2` function name and `$3`
-   * the parameter types (a text array) of the model's own function or NULL when it has
-   * none yet, listing as text every other function of that name in that schema. Creating a
-   * model's function refuses (42710) to replace or stand beside one of them.
+   * The query listing, as text, every function of the schema of `fn` that a model's
+   * function of that name would replace or stand beside and that modelsql did not create
+   * for the model: `ours` holds the parameter types of the model's own function of that
+   * name, undefined when it has none yet (optional; default absent: no check). Postgres:
+   * functions of the name with other parameter types (another role's, or a user's); DuckDB:
+   * macros and functions whose names differ only in case (its function names ignore case,
+   * so `ml_predict_LIN` is `ml_predict_lin`). Creating a model's function refuses (42710)
+   * when there is one.
    */
-  readonly otherFunctions?: string;
+  otherFunctions?(fn: Omit<HostFunction, 'body' | 'returnType' | 'params'>, ours: readonly string[] | undefined): { readonly sql: string; readonly params: readonly unknown[] };
   /**
    * Session settings a model statement reads before it runs (optional; Postgres): text
    * expressions naming nothing the search path could change. The catalog look-up

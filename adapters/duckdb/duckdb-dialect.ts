@@ -151,6 +151,13 @@ export class DuckDBDialect implements SqlDialect {
     return `DROP MACRO IF EXISTS ${this.functionName(fn)}`;
   }
 
+  otherFunctions(fn: Omit<HostFunction, 'body' | 'returnType' | 'params'>, ours: readonly string[] | undefined): { readonly sql: string; readonly params: readonly unknown[] } {
+    // https://duckdb.org/docs/stable/sql/meta/duckdb_table_functions#duckdb_functions
+    const database = fn.database === undefined ? 'current_database()' : '$3';
+    const sql = `SELECT database_name || '.' || schema_name || '.' || function_name FROM duckdb_functions() WHERE database_name = ${database} AND schema_name = $1 AND lower(function_name) = lower($2) AND NOT internal${ours === undefined ? '' : ' AND function_name <> $2'} LIMIT 1`;
+    return { sql, params: fn.database === undefined ? [fn.schema, fn.name] : [fn.schema, fn.name, fn.database] };
+  }
+
   private functionName(fn: Omit<HostFunction, 'body' | 'returnType' | 'params'>): string {
     if (fn.temporary) return `temp.main.${this.quoteIdentifier(fn.name)}`;
     const database = fn.database === undefined ? '' : `${this.quoteIdentifier(fn.database)}.`;

@@ -344,9 +344,9 @@ export class PostgresDialect implements SqlDialect {
    * `schema.name(types)`. `proargtypes` is an `oidvector`, whose subscripts start at 0: it
    * is unnested before comparing, as arrays of other bounds are never equal.
    */
-  readonly otherFunctions = `SELECT pg_catalog.concat(pg_catalog.quote_ident(n.nspname), '.', pg_catalog.quote_ident(p.proname), '(', pg_catalog.oidvectortypes(p.proargtypes), ')') FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace
-    WHERE n.nspname OPERATOR(pg_catalog.=) $1 AND p.proname OPERATOR(pg_catalog.=) $2
-      AND ($3::pg_catalog.text[] IS NULL OR ARRAY(SELECT a.t FROM pg_catalog.unnest(CAST(p.proargtypes AS pg_catalog.oid[])) WITH ORDINALITY AS a(t, o) ORDER BY a.o) OPERATOR(pg_catalog.<>) ARRAY(SELECT CAST(CAST(u.t AS pg_catalog.regtype) AS pg_catalog.oid) FROM pg_catalog.unnest($3::pg_catalog.text[]) WITH ORDINALITY AS u(t, o) ORDER BY u.o))`;
+  otherFunctions(fn: Omit<HostFunction, 'body' | 'returnType' | 'params'>, ours: readonly string[] | undefined): { readonly sql: string; readonly params: readonly unknown[] } {
+    return { sql: OTHER_FUNCTIONS, params: [fn.schema, fn.name, ours ?? null] };
+  }
 
   dropFunction(fn: Omit<HostFunction, 'body' | 'returnType'>): string {
     return `DROP FUNCTION IF EXISTS ${this.functionName(fn)}(${fn.params.map((p) => p.type).join(', ')})`;
@@ -363,3 +363,8 @@ function unsafeSearchPath(schemas: string): string {
   const safe = `${position} OPERATOR(pg_catalog.=) 1 OR (${position} OPERATOR(pg_catalog.=) 2 AND (${schemas})[1] OPERATOR(pg_catalog.~) '^pg_temp_[0-9]+$')`;
   return `CASE WHEN ${safe} THEN NULL ELSE pg_catalog.array_to_string(${schemas}, ', ') END`;
 }
+
+/** The functions of schema `$1` named `$2` with other parameter types than `$3` (a text array; NULL: any). */
+const OTHER_FUNCTIONS = `SELECT pg_catalog.concat(pg_catalog.quote_ident(n.nspname), '.', pg_catalog.quote_ident(p.proname), '(', pg_catalog.oidvectortypes(p.proargtypes), ')') FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace
+    WHERE n.nspname OPERATOR(pg_catalog.=) $1 AND p.proname OPERATOR(pg_catalog.=) $2
+      AND ($3::pg_catalog.text[] IS NULL OR ARRAY(SELECT a.t FROM pg_catalog.unnest(CAST(p.proargtypes AS pg_catalog.oid[])) WITH ORDINALITY AS a(t, o) ORDER BY a.o) OPERATOR(pg_catalog.<>) ARRAY(SELECT CAST(CAST(u.t AS pg_catalog.regtype) AS pg_catalog.oid) FROM pg_catalog.unnest($3::pg_catalog.text[]) WITH ORDINALITY AS u(t, o) ORDER BY u.o))`;

@@ -513,9 +513,9 @@ export class ModelCatalog {
    * would let it answer calls meant for the model.
    */
   private async refuseOtherFunctions(model: ModelKey, fn: Omit<HostFunction, 'body' | 'returnType'>, ours: Omit<HostFunction, 'body' | 'returnType'> | undefined): Promise<void> {
-    const query = this.host.dialect.otherFunctions;
+    const query = this.host.dialect.otherFunctions?.(fn, ours?.params.map((p) => p.type));
     if (!query) return;
-    const [other] = (await this.host.execute(query, [fn.schema, fn.name, ours ? ours.params.map((p) => p.type) : null])).rows;
+    const [other] = (await this.host.execute(query.sql, query.params)).rows;
     if (other) {
       throw new DuplicateModelError(
         `function ${String(other[0])} already exists and was not created by modelsql for model ${displayName(model)}: drop or rename it, or give the model another name`,

@@ -44,6 +44,34 @@ for (const adapter of ADAPTERS) {
       expect(r.rows[0]!.map(Number)).toEqual([20, 5]);
     });
 
+    it('two models whose names differ only in case: their own functions on Postgres; on DuckDB, whose function names ignore case, the second is 42710 and the first keeps its function', async () => {
+      await db.sql(`CREATE MODEL casey WITH ('algorithm' = 'linear_regression', 'label' = 'y') AS SELECT x, y FROM t`);
+      const second = db.sql(`CREATE MODEL "CASEY" WITH ('algorithm' = 'linear_regression', 'label' = 'x') AS SELECT y, x FROM t`).then(
+        () => undefined,
+        (e: ModelSqlError) => e,
+      );
+      if (adapter.name === 'duckdb') {
+        expect(await second).toMatchObject({ sqlstate: '42710', message: expect.stringContaining('function memory.main.ml_predict_casey already exists and was not created by modelsql for model main."CASEY"') });
+        expect((await db.sql(`SHOW MODELS LIKE 'CASEY'`)).rows).toEqual([]);
+        // An ONNX or remote model of that name has no function: it is created.
+        await db.sql(`CREATE MODEL "CASEY" INPUT (x DOUBLE) OUTPUT (y DOUBLE) WITH ('provider' = 'openai', 'endpoint' = 'http://127.0.0.1:9/v1', 'model' = 'm', 'api-key' = 'k')`);
+        await db.sql('DROP MODEL "CASEY"');
+        // A macro of a user's own of the function's name is not replaced either.
+        await db.sql('CREATE MACRO ml_predict_mine(a) AS a + 1000');
+        const mine = await db.sql(`CREATE MODEL mine WITH ('algorithm' = 'linear_regression', 'label' = 'y') AS SELECT x, y FROM t`).then(() => undefined, (e: ModelSqlError) => e);
+        expect(mine).toMatchObject({ sqlstate: '42710' });
+        expect((await db.sql('SELECT ml_predict_mine(1)')).rows.map((r) => r.map(Number))).toEqual([[1001]]);
+      } else {
+        expect(await second).toBeUndefined();
+        expect(Number((await db.sql('SELECT round("ml_predict_CASEY"(10))')).rows[0]![0])).toBe(5);
+        await db.sql('DROP MODEL "CASEY"');
+      }
+      expect(Number((await db.sql('SELECT round(ml_predict_casey(10))')).rows[0]![0])).toBe(20);
+      // Replacing the model keeps its own function, whatever the host.
+      await db.sql(`CREATE OR REPLACE MODEL casey WITH ('algorithm' = 'linear_regression', 'label' = 'y') AS SELECT x, y FROM t`);
+      expect(Number((await db.sql('SELECT round(ml_predict_casey(10))')).rows[0]![0])).toBe(20);
+    });
+
     if (adapter.name === 'postgres') {
       it('a function of the model function’s name that modelsql did not create: 42710 naming it, catalog and function unchanged', async () => {
         // Same parameter types (would be replaced) and other types (would stand beside the model's as an overload).
