@@ -5,6 +5,7 @@
  * snapshot holds it. A model that already exists in the target is handled by the
  * conflict policy; a failure anywhere leaves the target as it was.
  */
+import { isKnownProvider } from './model-options.js';
 import { DuplicateModelError, ModelSqlError } from '../errors.js';
 import type { Host, SqlDialect } from '../host.js';
 import { RuntimeLoader } from '../runtime/runtime-loader.js';
@@ -139,16 +140,18 @@ export async function importSnapshot(host: Host, snapshot: CatalogSnapshot, opti
 }
 
 /**
- * The first trained version whose training spec (`model.json`) is not one training
- * writes: bytes that do not parse, another format, a shape that does not compile to SQL,
+ * The first version with a provider this modelsql does not know, or the first trained
+ * version whose training spec (`model.json`) is not one training writes: bytes that do not parse, another format, a shape that does not compile to SQL,
  * or features that are not the version's INPUT columns. Its host function and every
  * prediction are compiled from it, so it is checked before anything is written.
  */
 function trainedSpecProblem(snapshot: CatalogSnapshot, dialect: SqlDialect): string | undefined {
   for (const model of snapshot.models) {
     for (const v of model.versions) {
-      if (v.provider !== 'internal') continue;
       const label = `model ${modelLabel(model)}$${v.version}`;
+      // A provider this modelsql does not run would fail at every ML_PREDICT, not here.
+      if (!isKnownProvider(v.provider)) return `${label} has provider '${v.provider}', which this modelsql does not know`;
+      if (v.provider !== 'internal') continue;
       const spec = v.artifacts.find((a) => a.name === SPEC_ARTIFACT);
       if (!spec) return `${label} is a trained model without its training spec (${SPEC_ARTIFACT})`;
       if (!spec.content) continue;

@@ -150,6 +150,11 @@ export function resolveModelOptions(written: Options, writtenPositions?: OptionP
   };
 }
 
+/** Whether `provider` (as a version stores it: lower case, `internal` for a trained model) is one this modelsql runs. */
+export function isKnownProvider(provider: string): boolean {
+  return Object.hasOwn(PROVIDER_OPTIONS, provider);
+}
+
 /** Secret keys and their display live in core/secrets.ts; re-exported for existing callers. */
 export { displayOptionValue, isSecretKey };
 

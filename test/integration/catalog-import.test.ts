@@ -183,7 +183,7 @@ for (const adapter of ADAPTERS) {
       expect((await readSnapshot(target.host, { models: 'm0', includeSecrets: true })).models[0]!.versions[0]!.secrets).toEqual([expect.objectContaining({ key: 'api-key', value: clear })]);
     });
 
-    it('refuses a trained model whose training spec training could not have written (22023 naming it), leaving the target as it was', async () => {
+    it('refuses a trained model whose training spec training could not have written, or a provider this modelsql does not know (22023 naming it), leaving the target as it was', async () => {
       await source.session.sql("CREATE TABLE houses AS SELECT CAST(i AS DOUBLE PRECISION) AS sqft, CAST(3 * i + 1 AS DOUBLE PRECISION) AS price FROM generate_series(1, 50) AS g(i); CREATE MODEL lin WITH ('algorithm' = 'linear_regression', 'label' = 'price', 'task' = 'regression') AS SELECT sqft, price FROM houses");
       const good = await readSnapshot(source.host, { models: 'lin', artifactContent: true });
       const lin = good.models[0]!;
@@ -208,6 +208,9 @@ for (const adapter of ADAPTERS) {
       for (const [text, message] of hostile) {
         await expectSqlError(importSnapshot(target.host, withSpec(text)), '22023', new RegExp(`not a valid catalog snapshot: .*${message.source}.*; nothing was imported`));
       }
+      // A provider this modelsql does not run fails here, not at every later ML_PREDICT.
+      const unknown: CatalogSnapshot = { ...good, models: [{ ...lin, versions: [{ ...v1, provider: 'sagemaker' }] }] };
+      await expectSqlError(importSnapshot(target.host, unknown), '22023', /model lin\$1 has provider 'sagemaker', which this modelsql does not know; nothing was imported/);
       expect(diffSnapshots(before, await readSnapshot(target.host))).toEqual([]);
       expect(await modelNames(target.session)).toEqual(['shared']);
       await importSnapshot(target.host, good);
