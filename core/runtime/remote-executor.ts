@@ -17,6 +17,7 @@ import { ModelRuntimeError, QueryCanceledError } from '../errors.js';
 import { maskSecrets } from '../secrets.js';
 import { refusalIn } from './access-policy.js';
 import { LimitExceededError } from './inference-limits.js';
+import { DEFAULT_RESOURCE_CAPS } from './resource-caps.js';
 import type { ModelRuntime, PredictOptions, PredictStage } from './model-runtime.js';
 import { MalformedReply, MismatchedReply, type FailureInfo, type ProviderClient, type ProviderReply, type ProviderRequest } from './providers/provider-client.js';
 import { AnswerError } from './providers/structured-output.js';
@@ -41,6 +42,12 @@ export interface ExecutorSettings {
   readonly retryNum: number;
   readonly retryInitialDelayMs: number;
   readonly retryMaxDelayMs: number;
+  /**
+   * The longest `Retry-After` waited out: the server's cap on retry delays (`--max-retry-delay`,
+   * 5 min by default). The server chooses `Retry-After`: a day, or a year, would hold the
+   * statement that long (and a wait past 2^31 ms would not be a wait at all).
+   */
+  readonly maxRetryAfterMs: number;
 }
 
 /**
@@ -98,16 +105,13 @@ class RequestTimeout extends Error {}
 
 /**
  * Backoff before retry `attempt` (1-based): exponential from `initial`, capped at `max`,
- * with "equal jitter" (half fixed, half random); a provider's `Retry-After` wins, up to `max`
- * (the server chooses it: a day, or a year, would hold the statement that long).
+ * with "equal jitter" (half fixed, half random); a provider's `Retry-After` wins (the
+ * executor bounds it first: {@link ExecutorSettings.maxRetryAfterMs}).
  *
  * @example backoffDelay(3, 500, 30000, undefined, () => 0.5) // 1500
  */
 export function backoffDelay(attempt: number, initialMs: number, maxMs: number, retryAfterMs: number | undefined, random: () => number = Math.random): number {
-  if (retryAfterMs !== undefined) {
-    const wait = Math.min(retryAfterMs, maxMs);
-    return wait + Math.round(random() * Math.min(1000, wait * 0.1));
-  }
+  if (retryAfterMs !== undefined) return retryAfterMs + Math.round(random() * Math.min(1000, retryAfterMs * 0.1));
   const base = Math.min(maxMs, initialMs * 2 ** (attempt - 1));
   return Math.round(base / 2 + random() * (base / 2));
 }
@@ -211,8 +215,8 @@ export class RemoteRuntime implements ModelRuntime {
     this.cacheByDefault = config.cache;
   }
 
-  /** The settings of a stage: model options, then the call's CONFIG. */
-  settings(stage: PredictStage['config'] | undefined): ExecutorSettings {
+  /** The settings of a stage: model options, then the call's CONFIG; `maxRetryDelayMs` the server's cap ({@link PredictStage.maxRetryDelayMs}). */
+  settings(stage: PredictStage['config'] | undefined, maxRetryDelayMs?: number): ExecutorSettings {
     const strategy = stage?.errorHandlingStrategy ?? this.config.errorHandlingStrategy;
     return {
       timeoutMs: stage?.timeoutMs ?? this.config.timeoutMs,
@@ -224,6 +228,7 @@ export class RemoteRuntime implements ModelRuntime {
       retryNum: strategy === 'RETRY' ? this.config.retryNum : 0,
       retryInitialDelayMs: this.config.retryInitialDelayMs,
       retryMaxDelayMs: this.config.retryMaxDelayMs,
+      maxRetryAfterMs: maxRetryDelayMs ?? DEFAULT_RESOURCE_CAPS.maxRetryDelayMs,
     };
   }
 
@@ -233,7 +238,7 @@ export class RemoteRuntime implements ModelRuntime {
 
   async predictBatch(batch: ColumnBatch, options: PredictOptions = {}): Promise<ColumnBatch> {
     const stage: PredictStage = options.stage ?? { config: {}, counters: { errors: 0, tokens: 0, cacheHits: 0, requests: 0 } };
-    const settings = this.settings(stage.config);
+    const settings = this.settings(stage.config, stage.maxRetryDelayMs);
     let state = states.get(stage);
     if (!state) {
       state = new StageState(settings.concurrency, options.signal);
@@ -337,8 +342,9 @@ export class RemoteRuntime implements ModelRuntime {
       const retries = failure!.answer ? Math.min(settings.retryNum, ANSWER_RETRIES) : settings.retryNum;
       if (failure!.retryable && attempt < retries) {
         attempt++;
-        if (failure!.retryAfterMs !== undefined) state.pausedUntil = Math.max(state.pausedUntil, Date.now() + Math.min(failure!.retryAfterMs, settings.retryMaxDelayMs));
-        await state.sleep(backoffDelay(attempt, settings.retryInitialDelayMs, settings.retryMaxDelayMs, failure!.retryAfterMs));
+        const asked = failure!.retryAfterMs === undefined ? undefined : Math.min(failure!.retryAfterMs, settings.maxRetryAfterMs);
+        if (asked !== undefined) state.pausedUntil = Math.max(state.pausedUntil, Date.now() + asked);
+        await state.sleep(backoffDelay(attempt, settings.retryInitialDelayMs, settings.retryMaxDelayMs, asked));
         continue;
       }
       const message = `${failure!.message}${attempt > 0 ? ` (after ${attempt} ${attempt === 1 ? 'retry' : 'retries'})` : ''}`;
