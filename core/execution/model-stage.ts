@@ -78,6 +78,7 @@ export async function runModelStage(plan: StagePlan, ctx: ExecutionContext, dire
       counters,
       onRows: progress?.onRows,
       maxPromptBytes: ctx.loader.caps.maxPromptBytes,
+      maxRetryDelayMs: ctx.loader.caps.maxRetryDelayMs,
       ...(ctx.onRequest ? { onRequest: (seconds: number, failed: boolean) => ctx.onRequest!({ provider: runtime.provider, seconds, failed }) } : {}),
     },
     cache,

@@ -12,11 +12,22 @@
 import { realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { ModelSqlError } from '../errors.js';
-import type { httpFetch } from './providers/http-fetch.js';
+import { LimitExceededError } from './inference-limits.js';
+import type { fetchWithin } from './providers/http-fetch.js';
 
-/** {@link httpFetch}, loaded with the first request (it loads Node's `fetch` classes). */
-let loadedFetch: Promise<typeof httpFetch> | undefined;
-const providerFetch = (): Promise<typeof httpFetch> => (loadedFetch ??= import('./providers/http-fetch.js').then((m) => m.httpFetch));
+/** {@link fetchWithin}, loaded with the first request (it loads Node's `fetch` classes). */
+let loadedFetch: Promise<typeof fetchWithin> | undefined;
+const providerFetch = (): Promise<typeof fetchWithin> => (loadedFetch ??= import('./providers/http-fetch.js').then((m) => m.fetchWithin));
+
+/** The largest answer a model server may send unless `maxResponseBytes` says otherwise: 64 MiB. */
+export const DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Request headers that carry a model's credentials (the providers' API key headers, a
+ * model server's token, cookies): not sent on to another origin by a redirect, as `fetch`
+ * drops `Authorization` (https://fetch.spec.whatwg.org/#http-redirect-fetch, step 13).
+ */
+const CREDENTIAL_HEADERS = ['authorization', 'proxy-authorization', 'cookie', 'x-api-key', 'x-goog-api-key', 'api-key'];
 
 /** The access settings of a session or proxy; each list unset means "no limit". */
 export interface AccessOptions {
@@ -31,6 +42,12 @@ export interface AccessOptions {
    * `/` boundary). `'*'` allows every URL. `[]` forbids every URL.
    */
   readonly allowedUrlPrefixes?: readonly string[];
+  /**
+   * The largest answer body a remote model's server may send, in bytes, counted as it
+   * arrives and after decompression (default 64 MiB). Larger: the statement fails with
+   * 54000.
+   */
+  readonly maxResponseBytes?: number;
 }
 
 /** Redirects a provider request may follow under a restricted policy. */
@@ -95,14 +112,18 @@ export class AccessPolicy {
    * A `fetch` for provider SDKs, over {@link httpFetch} (keep-alive pools): restricted,
    * every request URL is checked first; redirects are followed by hand (307/308 only, which
    * keep the method and body), each hop checked when restricted, so that an allowed host
-   * cannot bounce a request elsewhere.
+   * cannot bounce a request elsewhere. A redirect to another origin (scheme, host, port) does
+   * not carry the request's credentials ({@link CREDENTIAL_HEADERS}). Answers are read up to
+   * `maxResponseBytes`.
    */
   readonly fetch: typeof fetch = async (input, init) => {
     const open = this.options.allowedUrlPrefixes === undefined;
+    const maxBytes = this.options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
     let url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+    let headers = init?.headers;
     for (let hop = 0; ; hop++) {
       if (!open) this.checkUrl(url, hop === 0 ? 'endpoint' : 'redirect target');
-      const response = await (await providerFetch())(typeof input === 'string' || input instanceof URL || hop > 0 ? url : input, { ...init, redirect: 'manual' });
+      const response = await (await providerFetch())(typeof input === 'string' || input instanceof URL || hop > 0 ? url : input, { ...init, headers, redirect: 'manual' }, maxBytes);
       const location = response.headers.get('location');
       if (response.status < 300 || response.status >= 400 || location === null) return response;
       const next = new URL(location, url).href;
@@ -115,15 +136,27 @@ export class AccessPolicy {
       // Other redirects (and too many) reach the SDK as the HTTP error they are.
       if ((response.status !== 307 && response.status !== 308) || hop >= MAX_REDIRECTS) return response;
       await response.body?.cancel();
+      if (new URL(next).origin !== new URL(url).origin) headers = withoutCredentials(headers);
       url = next;
     }
   };
 }
 
-/** Whether `error` or one of its causes is an {@link AccessDeniedError} (SDKs wrap what `fetch` throws). */
-export function accessDeniedIn(error: unknown): AccessDeniedError | undefined {
+/** Request headers without {@link CREDENTIAL_HEADERS}. */
+function withoutCredentials(headers: RequestInit['headers']): Headers | undefined {
+  if (headers === undefined) return undefined;
+  const copy = new Headers(headers);
+  for (const name of CREDENTIAL_HEADERS) copy.delete(name);
+  return copy;
+}
+
+/**
+ * The {@link AccessDeniedError} or {@link LimitExceededError} (an answer over
+ * `maxResponseBytes`) that `error` is or was caused by, if any (SDKs wrap what `fetch` throws).
+ */
+export function refusalIn(error: unknown): AccessDeniedError | LimitExceededError | undefined {
   for (let e = error, depth = 0; e !== undefined && e !== null && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
-    if (e instanceof AccessDeniedError) return e;
+    if (e instanceof AccessDeniedError || e instanceof LimitExceededError) return e;
   }
   return undefined;
 }

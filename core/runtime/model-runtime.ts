@@ -35,6 +35,11 @@ export interface PredictStage {
   readonly onRows?: (rows: number) => void;
   /** The server's cap on one row's prompt, in UTF-8 bytes (resource-caps.ts); a longer prompt fails the call with 54000. */
   readonly maxPromptBytes?: number;
+  /**
+   * The server's cap on retry delays, in ms (resource-caps.ts, `--max-retry-delay`): the
+   * longest a provider's `Retry-After` is waited out (default: that cap's default).
+   */
+  readonly maxRetryDelayMs?: number;
   /** Called after each request a remote runtime sends, with its duration and whether it failed. */
   readonly onRequest?: (seconds: number, failed: boolean) => void;
 }

@@ -15,8 +15,9 @@
 import { setMaxListeners } from 'node:events';
 import { ModelRuntimeError, QueryCanceledError } from '../errors.js';
 import { maskSecrets } from '../secrets.js';
-import { accessDeniedIn } from './access-policy.js';
+import { refusalIn } from './access-policy.js';
 import { LimitExceededError } from './inference-limits.js';
+import { DEFAULT_RESOURCE_CAPS } from './resource-caps.js';
 import type { ModelRuntime, PredictOptions, PredictStage } from './model-runtime.js';
 import { MalformedReply, MismatchedReply, type FailureInfo, type ProviderClient, type ProviderReply, type ProviderRequest } from './providers/provider-client.js';
 import { AnswerError } from './providers/structured-output.js';
@@ -26,6 +27,10 @@ import type { ColumnBatch, ColumnData } from '../model-types.js';
 const DEFAULT_STAGE_ROWS = 2048;
 /** Retries of an answer that does not fit OUTPUT (a model repeating itself gains nothing from 100). */
 const ANSWER_RETRIES = 2;
+/** The longest error message a row or a failed query keeps from a provider (characters; the server writes it). */
+const MAX_MESSAGE_CHARS = 1000;
+/** The longest timer Node keeps (2^31-1 ms, about 24.8 days): a longer one fires at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** The settings of one stage: the model's options with the call's CONFIG on top. */
 export interface ExecutorSettings {
@@ -37,6 +42,12 @@ export interface ExecutorSettings {
   readonly retryNum: number;
   readonly retryInitialDelayMs: number;
   readonly retryMaxDelayMs: number;
+  /**
+   * The longest `Retry-After` waited out: the server's cap on retry delays (`--max-retry-delay`,
+   * 5 min by default). The server chooses `Retry-After`: a day, or a year, would hold the
+   * statement that long (and a wait past 2^31 ms would not be a wait at all).
+   */
+  readonly maxRetryAfterMs: number;
 }
 
 /**
@@ -94,7 +105,8 @@ class RequestTimeout extends Error {}
 
 /**
  * Backoff before retry `attempt` (1-based): exponential from `initial`, capped at `max`,
- * with "equal jitter" (half fixed, half random); a provider's `Retry-After` wins.
+ * with "equal jitter" (half fixed, half random); a provider's `Retry-After` wins (the
+ * executor bounds it first: {@link ExecutorSettings.maxRetryAfterMs}).
  *
  * @example backoffDelay(3, 500, 30000, undefined, () => 0.5) // 1500
  */
@@ -169,7 +181,7 @@ class StageState {
       const timer = setTimeout(() => {
         this.controller.signal.removeEventListener('abort', onAbort);
         resolve();
-      }, Math.max(0, ms));
+      }, Math.min(MAX_TIMER_MS, Math.max(0, ms)));
       this.controller.signal.addEventListener('abort', onAbort, { once: true });
     });
   }
@@ -203,8 +215,8 @@ export class RemoteRuntime implements ModelRuntime {
     this.cacheByDefault = config.cache;
   }
 
-  /** The settings of a stage: model options, then the call's CONFIG. */
-  settings(stage: PredictStage['config'] | undefined): ExecutorSettings {
+  /** The settings of a stage: model options, then the call's CONFIG; `maxRetryDelayMs` the server's cap ({@link PredictStage.maxRetryDelayMs}). */
+  settings(stage: PredictStage['config'] | undefined, maxRetryDelayMs?: number): ExecutorSettings {
     const strategy = stage?.errorHandlingStrategy ?? this.config.errorHandlingStrategy;
     return {
       timeoutMs: stage?.timeoutMs ?? this.config.timeoutMs,
@@ -216,6 +228,7 @@ export class RemoteRuntime implements ModelRuntime {
       retryNum: strategy === 'RETRY' ? this.config.retryNum : 0,
       retryInitialDelayMs: this.config.retryInitialDelayMs,
       retryMaxDelayMs: this.config.retryMaxDelayMs,
+      maxRetryAfterMs: maxRetryDelayMs ?? DEFAULT_RESOURCE_CAPS.maxRetryDelayMs,
     };
   }
 
@@ -225,7 +238,7 @@ export class RemoteRuntime implements ModelRuntime {
 
   async predictBatch(batch: ColumnBatch, options: PredictOptions = {}): Promise<ColumnBatch> {
     const stage: PredictStage = options.stage ?? { config: {}, counters: { errors: 0, tokens: 0, cacheHits: 0, requests: 0 } };
-    const settings = this.settings(stage.config);
+    const settings = this.settings(stage.config, stage.maxRetryDelayMs);
     let state = states.get(stage);
     if (!state) {
       state = new StageState(settings.concurrency, options.signal);
@@ -288,11 +301,12 @@ export class RemoteRuntime implements ModelRuntime {
         }
       } catch (error) {
         if (state.failure) throw state.failure;
-        // A request the access policy refused (a redirect outside the allowed endpoints) is not retried.
-        const denied = accessDeniedIn(error);
-        if (denied) {
-          state.stop(denied);
-          throw denied;
+        // A request the access policy refused (a redirect outside the allowed endpoints, an
+        // answer over maxResponseBytes) is not retried: the stage stops with its SQLSTATE.
+        const refused = refusalIn(error);
+        if (refused) {
+          state.stop(refused);
+          throw refused;
         }
         failure = this.describe(error);
       } finally {
@@ -310,8 +324,10 @@ export class RemoteRuntime implements ModelRuntime {
           stage.onRows?.(pack.length);
           return;
         } catch (error) {
-          if (error instanceof MismatchedReply || error instanceof MalformedReply) failure = { message: maskSecrets(error.message), retryable: error instanceof MalformedReply, contextOverflow: false };
-          else if (error instanceof AnswerError) failure = { message: maskSecrets(error.message), retryable: true, contextOverflow: false, answer: true };
+          if (error instanceof MismatchedReply || error instanceof MalformedReply) failure = { message: shortMessage(error.message), retryable: error instanceof MalformedReply, contextOverflow: false };
+          else if (error instanceof AnswerError) failure = { message: shortMessage(error.message), retryable: true, contextOverflow: false, answer: true };
+          // The server's data broke reading it (nested past the stack's depth, an array too long): a malformed answer.
+          else if (error instanceof RangeError) failure = { message: shortMessage(`the answer could not be read: ${error.message}`), retryable: true, contextOverflow: false };
           else throw error;
         }
       }
@@ -326,8 +342,9 @@ export class RemoteRuntime implements ModelRuntime {
       const retries = failure!.answer ? Math.min(settings.retryNum, ANSWER_RETRIES) : settings.retryNum;
       if (failure!.retryable && attempt < retries) {
         attempt++;
-        if (failure!.retryAfterMs !== undefined) state.pausedUntil = Math.max(state.pausedUntil, Date.now() + failure!.retryAfterMs);
-        await state.sleep(backoffDelay(attempt, settings.retryInitialDelayMs, settings.retryMaxDelayMs, failure!.retryAfterMs));
+        const asked = failure!.retryAfterMs === undefined ? undefined : Math.min(failure!.retryAfterMs, settings.maxRetryAfterMs);
+        if (asked !== undefined) state.pausedUntil = Math.max(state.pausedUntil, Date.now() + asked);
+        await state.sleep(backoffDelay(attempt, settings.retryInitialDelayMs, settings.retryMaxDelayMs, asked));
         continue;
       }
       const message = `${failure!.message}${attempt > 0 ? ` (after ${attempt} ${attempt === 1 ? 'retry' : 'retries'})` : ''}`;
@@ -372,7 +389,7 @@ export class RemoteRuntime implements ModelRuntime {
   private describe(error: unknown): FailureInfo {
     if (error instanceof RequestTimeout) return { message: error.message, retryable: true, contextOverflow: false };
     const info = this.client.describeError(error);
-    return { ...info, message: maskSecrets(info.message) };
+    return { ...info, message: shortMessage(info.message) };
   }
 
   /** The OUTPUT columns of a batch from the row results. */
@@ -416,6 +433,15 @@ export function remoteStageShape(runtime: ModelRuntime, call: PredictStage['conf
   if (!(runtime instanceof RemoteRuntime)) return undefined;
   const s = runtime.settings(call);
   return { rows: Math.max(runtime.preferredBatchSize, 2 * s.concurrency * s.batchSize), batchesInFlight: 3, cache: call.cache ?? runtime.cacheByDefault };
+}
+
+/**
+ * A provider's message as rows and errors keep it: secrets masked (before it is cut, so no
+ * part of a key survives), at most {@link MAX_MESSAGE_CHARS} characters.
+ */
+function shortMessage(text: string): string {
+  const masked = maskSecrets(text);
+  return masked.length <= MAX_MESSAGE_CHARS ? masked : `${masked.slice(0, MAX_MESSAGE_CHARS)}… (${masked.length} characters)`;
 }
 
 /** The error for the first prompt longer than `max` UTF-8 bytes, if any (54000: the data is over a server limit). */

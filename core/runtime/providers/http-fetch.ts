@@ -6,7 +6,10 @@
  *
  * Only what the SDKs' JSON calls need is handled here (a string or byte body, buffered
  * answers); anything else (a `Request` object, a stream or form body) goes to the global
- * `fetch`. Idle sockets are dropped before the server's announced `Keep-Alive: timeout`
+ * `fetch`. An answer is buffered only up to a limit ({@link DEFAULT_MAX_RESPONSE_BYTES},
+ * or the access policy's `maxResponseBytes`), counted as it arrives and again after
+ * decompression: a server sending more (a huge or endless body, a gzip bomb) fails the
+ * request with {@link ResponseTooLargeError} (54000) and its socket is closed. Idle sockets are dropped before the server's announced `Keep-Alive: timeout`
  * (Node's agent does this), so a reused connection is not one the server is closing.
  *
  * @example
@@ -16,6 +19,18 @@ import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { Readable } from 'node:stream';
 import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
+import { DEFAULT_MAX_RESPONSE_BYTES, redactUrl } from '../access-policy.js';
+import { LimitExceededError } from '../inference-limits.js';
+
+/**
+ * 54000 program_limit_exceeded: a model server's answer is larger than this server accepts
+ * (`maxResponseBytes`). Asking again would get the same answer: the stage stops.
+ */
+export class ResponseTooLargeError extends LimitExceededError {
+  constructor(url: URL, max: number) {
+    super('54000', `the answer of ${redactUrl(url.href)} is over this server's limit of ${max} bytes for a model server's response (maxResponseBytes)`);
+  }
+}
 
 /** The process's connection pools: sockets are kept open between requests and statements. */
 const agents = { http: new HttpAgent({ keepAlive: true }), https: new HttpsAgent({ keepAlive: true }) };
@@ -31,16 +46,20 @@ function requestHeaders(init: RequestInit['headers'], body: string | Uint8Array 
   return out;
 }
 
-/** The body of an answer, decoded when the server compressed it (`encoding`: its `content-encoding`). */
-function decoded(encoding: string | undefined, body: Buffer): Buffer {
+/**
+ * The body of an answer, decoded when the server compressed it (`encoding`: its
+ * `content-encoding`), at most `max` bytes once decoded (zlib stops there: RangeError
+ * `ERR_BUFFER_TOO_LARGE`).
+ */
+function decoded(encoding: string | undefined, body: Buffer, max: number): Buffer {
   switch (encoding?.trim().toLowerCase()) {
     case 'gzip':
     case 'x-gzip':
-      return gunzipSync(body);
+      return gunzipSync(body, { maxOutputLength: max });
     case 'deflate':
-      return inflateSync(body);
+      return inflateSync(body, { maxOutputLength: max });
     case 'br':
-      return brotliDecompressSync(body);
+      return brotliDecompressSync(body, { maxOutputLength: max });
     default:
       return body;
   }
@@ -130,9 +149,17 @@ function abortError(signal: AbortSignal): unknown {
 }
 
 /**
- * `fetch` over `node:http(s)` with keep-alive pools; see the file comment.
+ * `fetch` over `node:http(s)` with keep-alive pools, answers at most
+ * {@link DEFAULT_MAX_RESPONSE_BYTES}; see the file comment.
  */
-export const httpFetch: typeof fetch = (input, init) => {
+export const httpFetch: typeof fetch = (input, init) => fetchWithin(input, init, DEFAULT_MAX_RESPONSE_BYTES);
+
+/**
+ * {@link httpFetch} taking answers of at most `maxBytes` (raw and decoded).
+ *
+ * @throws ResponseTooLargeError (54000) for a larger answer.
+ */
+export function fetchWithin(input: Parameters<typeof fetch>[0], init: Parameters<typeof fetch>[1], maxBytes: number): Promise<Response> {
   const body = init?.body;
   if (input instanceof Request || !(body === undefined || body === null || typeof body === 'string' || body instanceof Uint8Array)) return fetch(input, init);
   const url = typeof input === 'string' ? new URL(input) : input;
@@ -150,7 +177,19 @@ export const httpFetch: typeof fetch = (input, init) => {
       { method: init?.method ?? 'GET', headers: requestHeaders(init?.headers, body), agent: https ? agents.https : agents.http },
       (res) => {
         const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        let size = 0;
+        const tooLarge = (): void => {
+          done();
+          req.destroy();
+          reject(new ResponseTooLargeError(url, maxBytes));
+        };
+        // An announced length over the limit fails before a byte of the body is read.
+        if (Number(res.headers['content-length']) > maxBytes) return tooLarge();
+        res.on('data', (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > maxBytes) tooLarge();
+          else chunks.push(chunk);
+        });
         res.on('error', (error) => {
           done();
           reject(error);
@@ -167,10 +206,10 @@ export const httpFetch: typeof fetch = (input, init) => {
               else headers.push([res.rawHeaders[i]!, res.rawHeaders[i + 1]!]);
             }
             const status = res.statusCode ?? 500;
-            const payload = status === 204 || status === 304 ? null : decoded(encoding, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+            const payload = status === 204 || status === 304 ? null : decoded(encoding, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks), maxBytes);
             resolve(new BufferedResponse(payload, { status, statusText: res.statusMessage, headers }));
           } catch (error) {
-            reject(error);
+            reject((error as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE' ? new ResponseTooLargeError(url, maxBytes) : error);
           }
         });
       },
@@ -182,4 +221,4 @@ export const httpFetch: typeof fetch = (input, init) => {
     signal?.addEventListener('abort', onAbort, { once: true });
     req.end(body ?? undefined);
   });
-};
+}

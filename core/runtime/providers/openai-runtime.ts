@@ -47,8 +47,7 @@ export class OpenAIClient implements ProviderClient {
           { signal },
         ),
       );
-      const vectors = [...response.data].sort((a, b) => a.index - b.index).map((d) => d.embedding);
-      return { vectors, tokens: response.usage?.total_tokens ?? 0 };
+      return { vectors: inInputOrder(response.data, request.texts.length) as (readonly number[])[], tokens: response.usage?.total_tokens ?? 0 };
     }
     const responseFormat = request.schema
       ? ({ type: 'json_schema', json_schema: { name: 'answer', schema: request.schema, strict: true } } as const)
@@ -90,6 +89,30 @@ export class OpenAIClient implements ProviderClient {
     }
     return transportFailure(error);
   }
+}
+
+/**
+ * The embeddings of a reply in the order of the texts sent: each item's `index` names its
+ * text. Indexes that are not each of `0 … count-1` exactly once (a repeated, missing or
+ * out-of-range index, or none) would put a vector on another row: the reply is malformed
+ * (a wrong number of items is left to the codec, which halves the pack).
+ *
+ * @throws MalformedReply
+ */
+function inInputOrder(data: readonly { readonly index: unknown; readonly embedding: unknown }[] | undefined, count: number): unknown[] {
+  if (!Array.isArray(data)) throw new MalformedReply('the embeddings response has no "data" list');
+  if (data.length !== count) return data.map((d) => d?.embedding);
+  const vectors = new Array<unknown>(count);
+  const seen = new Array<boolean>(count).fill(false);
+  for (const d of data) {
+    const i = d?.index;
+    if (typeof i !== 'number' || !Number.isInteger(i) || i < 0 || i >= count || seen[i]) {
+      throw new MalformedReply(`the embeddings response's indexes are not each of 0 to ${count - 1} once (got ${JSON.stringify(data.map((x) => x?.index)).slice(0, 120)})`);
+    }
+    seen[i] = true;
+    vectors[i] = d.embedding;
+  }
+  return vectors;
 }
 
 /** Creates the runtime of an `openai` model. */

@@ -27,10 +27,12 @@ export class PromptCodec implements RowCodec {
   constructor(private readonly config: RemoteModelConfig) {
     const c = config;
     // Everything that changes an answer, and nothing that does not (timeouts, retries, packing).
+    // A cached answer is a whole OUTPUT row: where each answer column sits, and how wide the
+    // row is (the error columns), are part of it.
     this.fingerprint = JSON.stringify([
       c.provider, c.baseUrl, c.apiVersion ?? null, c.model, c.task, c.systemPrompt, c.temperature ?? null, c.topP ?? null, c.stop ?? null,
       c.maxTokens ?? null, c.presencePenalty ?? null, c.frequencyPenalty ?? null, c.seed ?? null, c.responseFormat ?? null, c.dimension ?? null,
-      c.output.mode, c.output.answers.map((a) => [a.name, a.type.name, a.type.elements?.map((e) => e.name) ?? null]),
+      c.output.mode, c.output.width, c.output.answers.map((a) => [a.index, a.name, a.type.name, a.type.elements?.map((e) => e.name) ?? null]),
     ]);
     this.width = c.output.width;
     this.errorString = c.output.errorString;

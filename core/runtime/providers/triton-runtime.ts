@@ -194,7 +194,12 @@ class TensorCodec implements RowCodec {
   readonly fallback?: readonly unknown[];
 
   constructor(private readonly config: TritonConfig) {
-    this.fingerprint = JSON.stringify(['triton', config.modelsUrl, config.modelName, config.modelVersion ?? null, config.inputs.map((c) => c.type.name), config.answers.map((a) => [a.name, a.type.name])]);
+    // A cached answer is a whole OUTPUT row: each answer column's place and type (an ARRAY's
+    // element type too), and the row's width, are part of it.
+    this.fingerprint = JSON.stringify([
+      'triton', config.modelsUrl, config.modelName, config.modelVersion ?? null, config.inputs.map((c) => [c.type.name, c.element?.name ?? null]),
+      config.width, config.answers.map((a) => [a.index, a.name, a.type.name, a.element?.name ?? null]),
+    ]);
     this.width = config.width;
     this.errorString = config.errorString;
     this.httpStatus = config.httpStatus;
