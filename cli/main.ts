@@ -222,6 +222,8 @@ async function proxyCommand(args: {
   maxMessageBytes?: number;
   caps: Partial<ResourceCaps>;
   modelFiles: ModelFileLimits;
+  /** Largest answer of a remote model's server (`--max-response-bytes`). */
+  maxResponseBytes?: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
   shutdownGraceMs: number;
   metrics?: string;
@@ -261,7 +263,14 @@ async function proxyCommand(args: {
       upstream: upstreamUrl,
       listen: args.listen,
       tls,
-      session: { allowedDirectories: args.modelDir, allowedUrlPrefixes: args.allowEndpoint, resourceCaps: args.caps, ...args.modelFiles, ...(secretKey === undefined ? {} : { secretKey }) },
+      session: {
+        allowedDirectories: args.modelDir,
+        allowedUrlPrefixes: args.allowEndpoint,
+        resourceCaps: args.caps,
+        ...args.modelFiles,
+        ...(args.maxResponseBytes === undefined ? {} : { maxResponseBytes: args.maxResponseBytes }),
+        ...(secretKey === undefined ? {} : { secretKey }),
+      },
       limits: { maxRowsPerCall: args.maxRowsPerCall, maxInferences: args.maxInferences, maxClientInferences: args.maxClientInferences },
       maxMessageBytes: args.maxMessageBytes,
       logLevel: args.logLevel,
@@ -455,11 +464,12 @@ export async function main(argv: readonly string[]): Promise<number> {
           .option('shutdown-grace', { type: 'string', default: '30s', requiresArg: true, describe: 'on SIGTERM or SIGINT, time running statements get to finish before their connections are closed (a duration: 30s, 2min)' })
           .option('metrics', { type: 'string', requiresArg: true, describe: 'serve /healthz and Prometheus /metrics over HTTP at HOST:PORT (e.g. 127.0.0.1:9187)' })
           .option('max-message-bytes', limitOption('longest protocol message a client may send, in bytes; longer: FATAL 54000 (default: 268435456, 256 MiB)'))
+          .option('max-response-bytes', limitOption("largest answer a remote model's server may send, in bytes (after decompression); larger: 54000 (default: 67108864, 64 MiB)"))
           .option('refresh-url', { type: 'string', requiresArg: true, describe: 'keep materialized tables fresh as this role: postgres://role@host:port/ (its database replaced by each database clients use; password from the URL, PGPASSWORD or ~/.pgpass); default $MODELSQL_REFRESH_URL; without either, nothing is refreshed' })
           .option('relay', { choices: ['auto', 'js'] as const, default: (process.env['MODELSQL_PROXY_RELAY'] === 'js' ? 'js' : 'auto') as 'auto' | 'js', describe: 'how plain pass-through traffic is relayed: auto uses the native relay when it was built at install (Linux), js always the JavaScript relay; default $MODELSQL_PROXY_RELAY, else auto' })
           .option('refresh', { type: 'boolean', default: true, describe: 'refresh materialized tables when a refresh role is given (--no-refresh: never)' })
           .check((args) => {
-            positive(args, ['max-rows-per-call', 'max-inferences', 'max-client-inferences', 'max-message-bytes']);
+            positive(args, ['max-rows-per-call', 'max-inferences', 'max-client-inferences', 'max-message-bytes', 'max-response-bytes']);
             capsFromArgs(args);
             modelFileLimitsFromArgs(args);
             parseDuration(args['shutdown-grace'], 'shutdown-grace');
@@ -482,6 +492,7 @@ export async function main(argv: readonly string[]): Promise<number> {
           maxInferences: args['max-inferences'],
           maxClientInferences: args['max-client-inferences'],
           maxMessageBytes: args['max-message-bytes'],
+          maxResponseBytes: args['max-response-bytes'],
           caps: capsFromArgs(args),
           logLevel: args['log-level'],
           shutdownGraceMs: parseDuration(args['shutdown-grace'], 'shutdown-grace'),

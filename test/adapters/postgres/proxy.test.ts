@@ -12,6 +12,7 @@ import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import type pg from 'pg';
 import copyStreams from 'pg-copy-streams';
+import { startCountingServer } from '../../support/counting-server.js';
 import { linearExpected, writeModelFiles, type ModelFiles } from '../../support/model-files.js';
 import { createPointsAndModel, errorCodes, eventually, leftoverTempTables, proxyFixture, rawClient, startupPacket, type ProxyFixture } from './proxy-helpers.js';
 
@@ -333,14 +334,16 @@ DROP MODEL lin2;
 });
 
 describe('modelsql proxy (CLI)', () => {
-  test('serves psql until SIGTERM; --max-batch-size caps batch-size (22023 one past it)', async () => {
+  test("serves psql until SIGTERM; --max-batch-size caps batch-size (22023 one past it); --max-response-bytes bounds a model server's answer (54000)", async () => {
     const { spawn } = await import('node:child_process');
     const main = join(process.cwd(), 'dist', 'cli', 'main.js');
     const upstream = new URL(fx.directUrl);
+    // Its chat completion answers are about 250 bytes.
+    const server = await startCountingServer();
     const child = spawn(
       process.execPath,
-      [main, 'proxy', '--upstream', `postgres://${upstream.host}${upstream.pathname}?sslmode=disable`, '--listen', '127.0.0.1:0', '--model-dir', '/', '--max-batch-size', '8'],
-      { stdio: 'pipe' },
+      [main, 'proxy', '--upstream', `postgres://${upstream.host}${upstream.pathname}?sslmode=disable`, '--listen', '127.0.0.1:0', '--model-dir', '/', '--max-batch-size', '8', '--allow-endpoint', `${server.url}/`, '--max-response-bytes', '100'],
+      { stdio: 'pipe', env: { ...process.env, MODELSQL_SECRET_KEY: 'c0de'.repeat(16) } },
     );
     try {
       let stderr = '';
@@ -360,10 +363,16 @@ describe('modelsql proxy (CLI)', () => {
       expect((await run('psql', ['-X', '-At', through.toString(), '-c', call(8)])).stdout).toMatch(/^\d+$/m);
       const past = await run('psql', ['-X', '-At', '-v', 'VERBOSITY=verbose', through.toString(), '-c', call(9)]).catch((e: { stderr: string }) => e);
       expect((past as { stderr: string }).stderr).toMatch(/ERROR: {2}22023: option 'batch-size' is 9, over this server's cap of 8 \(--max-batch-size\)/);
+      await run('psql', ['-X', '-At', through.toString(), '-c', `CREATE MODEL chatty INPUT (q STRING) OUTPUT (a STRING) WITH ('provider' = 'openai', 'endpoint' = '${server.url}/v1', 'model' = 'm', 'api-key' = 'k')`]);
+      const answer = await run('psql', ['-X', '-At', '-v', 'VERBOSITY=verbose', through.toString(), '-c', "SELECT a FROM ML_PREDICT(TABLE (SELECT 'hi' AS q), MODEL chatty, DESCRIPTOR(q))"]).catch((e: { stderr: string }) => e);
+      expect((answer as { stderr: string }).stderr).toMatch(/ERROR: {2}54000: the answer of http:\/\/127\.0\.0\.1:\d+\/v1\/chat\/completions is over this server's limit of 100 bytes/);
+      expect(server.count).toBe(1);
+      await run('psql', ['-X', '-At', through.toString(), '-c', 'DROP MODEL chatty']);
     } finally {
       const exited = new Promise((resolve) => child.once('exit', resolve));
       child.kill('SIGTERM');
       await expect(exited).resolves.toBe(0);
+      await server.close();
     }
   });
 });
