@@ -268,11 +268,11 @@ async function refreshSteps(ctx: RefreshContext, table: MaterializedTable, model
           `SELECT ${[...qk, IH, ...(rowDigest ? [RH] : []), ...callOutputs.map(q)].join(', ')} FROM ${P}`,
       );
       const relation = `(SELECT ${stored.map(q).join(', ')}, ${callOutputs.map((c, i) => `${q(c)} AS ${q(outputs[i]!)}`).join(', ')} FROM ${P})`;
-      await host.execute(`INSERT INTO ${result} SELECT * FROM (${definitionOver(table, shape, relation)}) AS q`);
+      await host.execute(await insertByName(host, result, definitionOver(table, shape, relation)));
     }
     if (count('r') > 0) {
       if (rowDigest) await host.execute(`UPDATE ${names.state} SET ${ROW_DIGEST} = dd.${RH} FROM ${D} AS dd WHERE dd.${OP} = 'r' AND ${keyJoin(host, keys, 'dd', names.state)}`);
-      await host.execute(`INSERT INTO ${result} SELECT * FROM (${stateQuery(host, table, shape, outputs, `(SELECT * FROM ${D} WHERE ${OP} = 'r')`)}) AS q`);
+      await host.execute(await insertByName(host, result, stateQuery(host, table, shape, outputs, `(SELECT * FROM ${D} WHERE ${OP} = 'r')`)));
     }
     if (consumed && !local) await host.execute(`DELETE FROM ${names.changes} WHERE seq IN (SELECT seq FROM ${q(consumed)})`);
     const outcome: RefreshOutcome = {
@@ -313,7 +313,7 @@ export async function refreshFull(ctx: RefreshContext, table: MaterializedTable)
       const result = resultName(host, table);
       const before = Number((await host.execute(`SELECT count(*) FROM ${result}`)).rows[0]![0]);
       await host.execute(`DELETE FROM ${result}`);
-      await host.execute(`INSERT INTO ${result} SELECT * FROM ${host.dialect.quoteIdentifier(staged)}`);
+      await host.execute(await insertByName(host, result, `SELECT * FROM ${host.dialect.quoteIdentifier(staged)}`));
       const after = Number((await host.execute(`SELECT count(*) FROM ${result}`)).rows[0]![0]);
       const outcome: RefreshOutcome = { durationMs: Date.now() - started, rowsRefreshed: before + after, rowsPredicted: after, rowsDeleted: before, providerRows: 0 };
       await ctx.store.recordRefresh(table.id, outcome, new Date());
@@ -322,6 +322,18 @@ export async function refreshFull(ctx: RefreshContext, table: MaterializedTable)
   } finally {
     await host.dropTempTable(staged).catch(() => undefined);
   }
+}
+
+/**
+ * `INSERT INTO result (its columns) SELECT those columns FROM (query)`: the rows of `query`
+ * go to the result table's columns by name, not by position, so that a query reading the
+ * whole source row (`*`) keeps the columns it had at CREATE (as a view's `*` does) when
+ * columns are added to the source, and a column it no longer gives (dropped or renamed in
+ * the source) fails the refresh (42703) instead of filling another column.
+ */
+async function insertByName(host: Host, result: string, query: string): Promise<string> {
+  const columns = (await host.describe(`SELECT * FROM ${result}`)).map((c) => host.dialect.quoteIdentifier(c.name));
+  return `INSERT INTO ${result} (${columns.join(', ')}) SELECT ${columns.map((c) => `q.${c}`).join(', ')} FROM (${query}) AS q`;
 }
 
 /** The result table, quoted and qualified. */

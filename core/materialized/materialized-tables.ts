@@ -12,7 +12,7 @@ import { ArgumentError, ModelSqlError, UnsupportedFeatureError, positionAt } fro
 import type { CaptureSpec, ChangeCaptureDialect, Host } from '../host.js';
 import type { ModelCatalog } from '../catalog/model-catalog.js';
 import { readCatalogVersion } from '../catalog/catalog-layout.js';
-import type { CreateMaterializedTableStatement, Freshness, Identifier, MaterializedTableStatement, RefreshMode, Span } from '../sql/ast.js';
+import type { AlterModelStatement, CreateMaterializedTableStatement, DropModelStatement, Freshness, Identifier, MaterializedTableStatement, RefreshMode, Span } from '../sql/ast.js';
 import { isSymbol, isWord, tokenize } from '../sql/lexer.js';
 import { parseDataType } from '../sql/types.js';
 import { carriesColumn, incrementalShape, type IncrementalShape } from './incremental-query.js';
@@ -72,7 +72,7 @@ export class MaterializedTables {
         return done('CREATE MATERIALIZED TABLE');
       case 'drop-materialized-table': {
         const table = await this.find(statement.table, statement.tableSpan, text, statement.ifExists);
-        if (table) await this.drop(table);
+        if (table) await this.whileNotRefreshed(table, () => this.drop(table), true);
         return done('DROP MATERIALIZED TABLE');
       }
       case 'alter-materialized-table':
@@ -132,15 +132,18 @@ export class MaterializedTables {
    * owner's table) gets the error recorded and thrown.
    */
   private async claim(table: MaterializedTable, capture: ChangeCaptureDialect, wait: boolean): Promise<boolean> {
+    try {
+      return wait ? await this.claimWaiting(table.id, capture) : (await this.host.execute(capture.claim, [table.id])).rows[0]![0] === true;
+    } catch (error) {
+      if (error instanceof ModelSqlError && error.sqlstate !== '42P01') await this.store.recordError(table.id, error.message).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /** Claims the refresh of table `id`, polling until its holder releases it; resolves to true. */
+  private async claimWaiting(id: number, capture: ChangeCaptureDialect): Promise<true> {
     for (let pause = CLAIM_POLL_MS; ; pause = Math.min(pause * 2, CLAIM_POLL_MAX_MS)) {
-      let claimed: boolean;
-      try {
-        claimed = (await this.host.execute(capture.claim, [table.id])).rows[0]![0] === true;
-      } catch (error) {
-        if (error instanceof ModelSqlError && error.sqlstate !== '42P01') await this.store.recordError(table.id, error.message).catch(() => undefined);
-        throw error;
-      }
-      if (claimed || !wait) return claimed;
+      if ((await this.host.execute(capture.claim, [id])).rows[0]![0] === true) return true;
       await new Promise((resolve) => setTimeout(resolve, pause));
     }
   }
@@ -175,6 +178,41 @@ export class MaterializedTables {
     await this.checkDrop(names, text, offset);
   }
 
+  /**
+   * Refuses (2BP01), before the catalog runs it, `DROP MODEL` of a model a CONTINUOUS
+   * materialized table reads, `DROP MODEL m$n` of the version whose predictions it holds,
+   * and `ALTER MODEL ... RENAME` of such a model: a table knows the version of its
+   * predictions by its number alone, and a model (or version) made again under that name
+   * starts again at that number, which a refresh could not tell from the one its
+   * predictions came from (it would keep them). Tables the session may not see (Postgres:
+   * other roles') are not checked.
+   */
+  async checkModelStatement(statement: DropModelStatement | AlterModelStatement, text: string): Promise<void> {
+    const drop = statement.kind === 'drop-model';
+    if (drop ? statement.temporary : statement.action.kind !== 'rename') return;
+    if ((await readCatalogVersion(this.host)) < MATERIALIZED_LAYOUT) return;
+    let entry;
+    try {
+      entry = (await this.catalog.resolve({ ...statement.name, version: undefined }, text)).entry;
+    } catch {
+      return; // the catalog reports a missing model (or skips it, IF EXISTS)
+    }
+    if (entry.temporary || (entry.database !== undefined && entry.database !== (await this.host.currentDatabase()))) return;
+    const version = drop ? statement.name.version : undefined;
+    const readers = (await this.store.list()).filter(
+      (t) => t.mode === 'CONTINUOUS' && t.model?.schema === entry.schema && t.model.name === entry.name && (version === undefined || t.modelVersion === version),
+    );
+    if (readers.length === 0) return;
+    const what = version !== undefined ? `drop version ${version} of model "${entry.name}": materialized table` : `${drop ? 'drop' : 'rename'} model "${entry.name}": materialized table`;
+    const tables = readers.map((r) => `"${r.name}"`).join(', ');
+    throw new ModelSqlError(
+      '2BP01',
+      `cannot ${what} ${tables} ${version !== undefined ? (readers.length === 1 ? 'holds its predictions' : 'hold its predictions') : readers.length === 1 ? 'reads it' : 'read it'}; ` +
+        (version !== undefined ? 'make another version the default and refresh first, or drop the materialized table' : `drop ${readers.length === 1 ? 'it' : 'them'} first (DROP MATERIALIZED TABLE)`),
+      { position: positionAt(text, statement.name.span.start) },
+    );
+  }
+
   private async checkDrop(names: readonly { parts: Identifier[]; span: Span }[], text: string, offset: number): Promise<void> {
     for (const name of names) {
       const { schema, table } = await this.qualify(name.parts);
@@ -202,6 +240,8 @@ export class MaterializedTables {
     checkFreshness(statement.freshness, text);
     const { schema, table: name } = await this.qualify(statement.table);
     if (await this.store.get(schema, name)) throw new ModelSqlError('42P07', `materialized table "${name}" already exists`, { position: positionAt(text, statement.tableSpan.start) });
+    // Before anything runs (the host would say so at CREATE TABLE, without a position, and DuckDB as 42P01).
+    if (await this.relationExists(schema, name)) throw new ModelSqlError('42P07', `relation "${name}" already exists`, { position: positionAt(text, statement.tableSpan.start) });
     const shape = incrementalShape(statement, text);
     const incremental = 'call' in shape;
     const mode: RefreshMode = statement.refreshMode?.mode ?? (incremental && statement.freshness.seconds < FRESHNESS_THRESHOLD_SECONDS ? 'CONTINUOUS' : 'FULL');
@@ -365,10 +405,44 @@ export class MaterializedTables {
     if (mode === 'CONTINUOUS') {
       throw new UnsupportedFeatureError(`SET REFRESH_MODE = CONTINUOUS on a FULL materialized table is not supported: drop "${table.name}" and create it with REFRESH_MODE = CONTINUOUS`, position);
     }
-    await this.host.transaction(async () => {
-      await this.dropPrivate(table);
-      await this.store.update(table.id, { mode });
-    });
+    await this.whileNotRefreshed(
+      table,
+      () =>
+        this.host.transaction(async () => {
+          await this.dropPrivate(table);
+          await this.store.update(table.id, { mode });
+        }),
+      false,
+    );
+  }
+
+  /**
+   * Runs `work` (a DROP or a change of mode, which drop the table's private objects) holding
+   * the table's refresh claim, waited for as `ALTER ... REFRESH` waits: a refresh another
+   * connection is running ends first, and none starts until `work` is done. Without the
+   * claim, the two take their locks in opposite orders (the refresh its change records,
+   * then the result; DROP the result, then the change records) and Postgres ends one of
+   * them as a deadlock (40P01). A table the claim refuses (its source no longer its
+   * owner's table, refreshed by no one) is changed without it. `dropsRow`: `work` removes
+   * the catalog row, and the claim with it.
+   */
+  private async whileNotRefreshed(table: MaterializedTable, work: () => Promise<void>, dropsRow: boolean): Promise<void> {
+    const capture = this.host.dialect.changeCapture;
+    let claimed = false;
+    if (capture) {
+      try {
+        claimed = await this.claimWaiting(table.id, capture);
+      } catch (error) {
+        if (!(error instanceof ModelSqlError && error.sqlstate === '42501')) throw error;
+      }
+    }
+    try {
+      await work();
+    } catch (error) {
+      if (claimed) await this.host.execute(capture!.release, [table.id]).catch(() => undefined);
+      throw error;
+    }
+    if (claimed && !dropsRow) await this.host.execute(capture!.release, [table.id]);
   }
 
   private async show(): Promise<QueryResult> {
@@ -435,12 +509,18 @@ export class MaterializedTables {
     return { schema, table };
   }
 
-  /** The primary-key columns of a table in key order; [] without one; undefined when the table does not exist. */
-  private async primaryKey(schema: string, table: string): Promise<string[] | undefined> {
+  /** Whether a table or view `schema.table` exists (that the session may see: information_schema). */
+  private async relationExists(schema: string, table: string): Promise<boolean> {
     // The host's own `=` (catalog-layout.ts, readCatalogVersion).
     const eq = (left: string, right: string) => this.host.dialect.operator(left, '=', right);
     const exists = await this.host.execute(`SELECT count(*) FROM information_schema.tables WHERE ${eq('table_schema', '$1')} AND ${eq('table_name', '$2')}`, [schema, table]);
-    if (Number(exists.rows[0]![0]) === 0) return undefined;
+    return Number(exists.rows[0]![0]) > 0;
+  }
+
+  /** The primary-key columns of a table in key order; [] without one; undefined when the table does not exist. */
+  private async primaryKey(schema: string, table: string): Promise<string[] | undefined> {
+    const eq = (left: string, right: string) => this.host.dialect.operator(left, '=', right);
+    if (!(await this.relationExists(schema, table))) return undefined;
     const r = await this.host.execute(
       `SELECT kcu.column_name FROM information_schema.table_constraints AS tc JOIN information_schema.key_column_usage AS kcu ON ${eq('kcu.constraint_name', 'tc.constraint_name')} AND ${eq('kcu.table_schema', 'tc.table_schema')} ` +
         `AND ${eq('kcu.table_name', 'tc.table_name')} WHERE ${eq('tc.constraint_type', "'PRIMARY KEY'")} AND ${eq('tc.table_schema', '$1')} AND ${eq('tc.table_name', '$2')} ORDER BY kcu.ordinal_position`,

@@ -354,6 +354,10 @@ export class ModelSession implements Session {
           return await this.materialized.execute(statement, text);
         case 'create-model':
           return await createModel(this.catalog, this.host, statement, text);
+        case 'drop-model':
+        case 'alter-model':
+          await this.materialized.checkModelStatement(statement, text);
+          return await this.catalog.execute(statement, text);
         default:
           return await this.catalog.execute(statement, text);
       }
