@@ -4,6 +4,7 @@
  * stored here: the catalog stores the result only when everything succeeded.
  */
 import { createHash } from 'node:crypto';
+import { ModelSqlError } from '../errors.js';
 import type { Host } from '../host.js';
 import { evaluationRelation, metricOfColumn } from '../planner/evaluate-metrics.js';
 import { compileModel, compiledRelation } from './compile-sql.js';
@@ -79,6 +80,19 @@ export async function trainModel(host: Host, query: string, rawOptions: readonly
 }
 
 async function train(host: Host, query: string, rawOptions: readonly (readonly [string, string])[], positions: TrainingPositions): Promise<TrainingResult> {
+  try {
+    return await trainChecked(host, query, rawOptions, positions);
+  } catch (error) {
+    // 22003 numeric_value_out_of_range from the host's sums over the data (e.g. a variance
+    // of values near 1e300): the generated SQL means nothing to the user, the query does.
+    if (error instanceof ModelSqlError && error.sqlstate === '22003' && !error.position) {
+      throw new ModelSqlError('22003', `a number overflowed DOUBLE while training on the query's values (${error.message.split('\n')[0]}); scale the large columns down`, { position: positions.query, cause: error });
+    }
+    throw error;
+  }
+}
+
+async function trainChecked(host: Host, query: string, rawOptions: readonly (readonly [string, string])[], positions: TrainingPositions): Promise<TrainingResult> {
   parseTrainingOptions(rawOptions, positions.option, () => true); // option errors before the query is looked at
   const columns = await describeTrainingQuery(host, query, positions);
   const options = parseTrainingOptions(rawOptions, positions.option, (label) => {

@@ -157,12 +157,24 @@ export async function prepareTrainingData(host: Host, query: string, columns: re
   const numeric = featureColumns.filter((c) => typeCategory(parseDataType(c.type)) !== 'string');
   const { fn } = expressionBuilder(d);
   const raw = (c: HostColumn) => rawNumeric(d, { boolean: typeCategory(parseDataType(c.type)) === 'boolean' }, q(c.name));
-  const inTrain = (e: string) => `CASE WHEN ${trainWhere} THEN ${e} END`;
-  const stats = numeric.flatMap((c) => [fn('avg', inTrain(raw(c))), fn('stddev_pop', inTrain(raw(c))), fn('count', inTrain(q(c.name)))]);
+  // NaN and ±Infinity (DOUBLE values; Postgres numeric too) are refused: both hosts sort NaN
+  // above every number, so only finite values lie between ∓DOUBLE's largest value.
+  const finite = (e: string) => `${d.operator(e, '>=', d.double(-Number.MAX_VALUE))} AND ${d.operator(e, '<=', d.double(Number.MAX_VALUE))}`;
+  const inTrain = (e: string) => `CASE WHEN ${trainWhere} AND ${finite(e)} THEN ${e} END`;
+  const present = (c: HostColumn) => `CASE WHEN ${trainWhere} THEN ${q(c.name)} END`;
   const countWhere = (where: string) => fn('sum', `CASE WHEN ${where} THEN 1 ELSE 0 END`);
+  const nonFinite = (e: string) => countWhere(`${labelPresent} AND ${e} IS NOT NULL AND NOT (${finite(e)})`);
+  const stats = numeric.flatMap((c) => [fn('avg', inTrain(raw(c))), fn('stddev_pop', inTrain(raw(c))), fn('count', present(c)), nonFinite(raw(c))]);
+  if (label?.numeric) stats.push(nonFinite(labelValue(d, label)));
   const counts = await oneRow(host, `SELECT ${countWhere(trainWhere)}, ${testWhere ? countWhere(testWhere) : '0'}${stats.map((s) => `, ${s}`).join('')} FROM ${source}`);
   const trainRows = toNumber(counts[0] ?? 0) || 0;
   const testRows = toNumber(counts[1] ?? 0) || 0;
+  const refuseNonFinite = (what: string, at: number) => {
+    const n = toNumber(counts[at]);
+    if (n > 0) throw new TrainingDataError(`${what} is NaN or infinite in ${n} row${n === 1 ? '' : 's'} of the training query; filter them out or make them NULL`, positions.query);
+  };
+  if (label?.numeric) refuseNonFinite(`the label "${label.name}"`, 2 + numeric.length * 4);
+  numeric.forEach((c, i) => refuseNonFinite(`feature column "${c.name}"`, 2 + i * 4 + 3));
   if (trainRows === 0) {
     throw new TrainingDataError(
       options.label !== undefined ? `the training query has no rows with a non-NULL label "${label!.name}" to train on` : 'the training query has no rows to train on',
@@ -176,7 +188,7 @@ export async function prepareTrainingData(host: Host, query: string, columns: re
     const type = formatType(parseDataType(c.type));
     const category = typeCategory(parseDataType(c.type));
     if (category !== 'string') {
-      const i = numeric.indexOf(c) * 3 + 2;
+      const i = numeric.indexOf(c) * 4 + 2;
       const mean = toNumber(counts[i]);
       const std = toNumber(counts[i + 1]);
       const present = toNumber(counts[i + 2]);
