@@ -84,14 +84,22 @@ export function toNumber(value: unknown): number {
 
 /** The columns of the training query (host errors point at the query). */
 export async function describeTrainingQuery(host: Host, query: string, positions: TrainingPositions): Promise<readonly HostColumn[]> {
+  let columns: readonly HostColumn[];
+  let written: readonly string[];
   try {
-    return await host.describe(`SELECT * FROM (${query}) AS __modelsql_src`);
+    columns = await host.describe(`SELECT * FROM (${query}) AS __modelsql_src`);
+    // DuckDB renames a repeated name (any case) in a subquery (`y`, `y_1`): the names as the query writes them tell.
+    written = (await host.describe(query)).map((c) => c.name);
   } catch (error) {
     if (error instanceof ModelSqlError) {
       throw new ModelSqlError(error.sqlstate, `${error.message.split(/\n\s*\n/)[0]!.trim()} (in the training query)`, { position: positions.query, cause: error });
     }
     throw error;
   }
+  if (new Set(written).size !== written.length || written.some((name, i) => name !== columns[i]?.name)) {
+    throw new TrainingDataError(`the training query has two columns of the same name; columns: ${written.join(', ')}`, positions.query);
+  }
+  return columns;
 }
 
 /** Finds the label column: by exact name, else by a unique case-insensitive match. */

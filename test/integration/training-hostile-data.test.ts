@@ -64,5 +64,19 @@ for (const adapter of ADAPTERS) {
       await expectRefused(`CREATE MODEL bad WITH ('algorithm' = 'linear_regression', 'label' = 'y') AS SELECT x * 1e300 AS x, y FROM t`, '22003', /^a number overflowed DOUBLE while training/);
       await expectRefused(`CREATE MODEL bad WITH ('algorithm' = 'linear_regression', 'label' = 'y') AS SELECT x, y * 1e300 AS y FROM t`, '22003', /^a number overflowed DOUBLE while training/);
     });
+
+    it.each([
+      ['the label twice', 'SELECT x, y, x AS y FROM t'],
+      ['a feature twice', 'SELECT x, z AS x, y FROM t'],
+      ['a feature twice in another case', 'SELECT x, z AS "X", y FROM t'],
+    ])('refuses a training query with %s on every host, naming the columns as written', async (what, query) => {
+      // Postgres keeps "x" and "X" apart: there, two columns of those names are two features.
+      if (what.includes('case') && adapter.name === 'postgres') {
+        await db.sql(`CREATE MODEL bad WITH ('algorithm' = 'linear_regression', 'label' = 'y') AS ${query}`);
+        expect((await db.sql('DESCRIBE MODEL bad')).rows.slice(0, 2).map((r) => r[0])).toEqual(['x', 'X']);
+        return;
+      }
+      await expectRefused(`CREATE MODEL bad WITH ('algorithm' = 'linear_regression', 'label' = 'y') AS ${query}`, '22000', /^the training query has two columns of the same name; columns: x, /);
+    });
   });
 }
