@@ -3,13 +3,37 @@
  * the deterministic train/test split, and the preprocessing statistics, all computed by
  * SQL aggregates in the host. The Node process only ever holds aggregates.
  */
-import { ModelSqlError, type SourcePosition } from '../errors.js';
+import { ModelSqlError, QueryCanceledError, type SourcePosition } from '../errors.js';
 import type { Host, HostColumn, SqlDialect } from '../host.js';
 import { formatType, parseDataType, typeCategory } from '../sql/types.js';
 import { expressionBuilder } from '../sql/expression-builder.js';
 import { encodeFeatures, rawNumeric } from './compile-sql.js';
 import type { ClassValue, FeatureEncoding } from './trained-model.js';
 import type { TrainingOptions } from './training-options.js';
+
+/** What training asks of its host: queries, descriptions and session-private tables. */
+export type TrainingHost = Pick<Host, 'name' | 'dialect' | 'execute' | 'describe' | 'materialize' | 'dropTempTable'>;
+
+/**
+ * `host` for one training run, which sends many statements: once `signal` is aborted (a
+ * cancel, a statement timeout), the next statement is not sent but fails with 57014. (The
+ * host interrupts a statement in flight; a cancel arriving between two of them would
+ * otherwise be lost.) Dropping a working table still runs.
+ *
+ * @example
+ * const data = await prepareTrainingData(cancellableHost(host, signal), query, columns, options, positions);
+ */
+export function cancellableHost(host: Host, signal: AbortSignal): TrainingHost {
+  const checked = <T>(work: () => Promise<T>): Promise<T> => (signal.aborted ? Promise.reject(new QueryCanceledError()) : work());
+  return {
+    name: host.name,
+    dialect: host.dialect,
+    execute: (sql, params, options) => checked(() => host.execute(sql, params, options)),
+    describe: (sql) => checked(() => host.describe(sql)),
+    materialize: (table, query) => checked(() => host.materialize(table, query)),
+    dropTempTable: (table) => host.dropTempTable(table),
+  };
+}
 
 /** 22000 data_exception: the training data cannot train this model. */
 export class TrainingDataError extends ModelSqlError {
@@ -31,7 +55,7 @@ export interface LabelColumn {
 
 /** Everything the fitters need to know about the data. */
 export interface TrainingData {
-  readonly host: Host;
+  readonly host: TrainingHost;
   readonly dialect: SqlDialect;
   /** `(query) AS __modelsql_src`. */
   readonly source: string;
@@ -72,7 +96,7 @@ function isNumericCategory(type: string): boolean {
 }
 
 /** Runs one query and returns its single row. */
-export async function oneRow(host: Host, sql: string): Promise<readonly unknown[]> {
+export async function oneRow(host: TrainingHost, sql: string): Promise<readonly unknown[]> {
   return (await host.execute(sql)).rows[0] ?? [];
 }
 
@@ -83,7 +107,7 @@ export function toNumber(value: unknown): number {
 }
 
 /** The columns of the training query (host errors point at the query). */
-export async function describeTrainingQuery(host: Host, query: string, positions: TrainingPositions): Promise<readonly HostColumn[]> {
+export async function describeTrainingQuery(host: TrainingHost, query: string, positions: TrainingPositions): Promise<readonly HostColumn[]> {
   let columns: readonly HostColumn[];
   let written: readonly string[];
   try {
@@ -118,7 +142,7 @@ export function isNumericType(type: string): boolean {
  * frequent first, at most `max-categories`) and modes of STRING features, and the
  * classes of a classification label, all over the training rows.
  */
-export async function prepareTrainingData(host: Host, query: string, columns: readonly HostColumn[], options: TrainingOptions, positions: TrainingPositions): Promise<TrainingData> {
+export async function prepareTrainingData(host: TrainingHost, query: string, columns: readonly HostColumn[], options: TrainingOptions, positions: TrainingPositions): Promise<TrainingData> {
   const d = host.dialect;
   const q = (n: string) => d.quoteIdentifier(n);
   const source = `(${query}) AS __modelsql_src`;

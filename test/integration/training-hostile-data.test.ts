@@ -5,10 +5,33 @@
  * SQLSTATE error pointing at the training query, and leaves the catalog, the host
  * functions and the session's temporary tables as they were.
  */
+import type { Host } from '../../core/host.js';
+import { ModelSession } from '../../core/session/model-session.js';
 import type { Session } from '../../core/session/session.js';
 import { ADAPTERS } from '../support/adapters.js';
 import { expectSqlError } from '../support/expect-error.js';
 import { catalogDump } from '../core/training/training-helpers.js';
+
+/**
+ * `host` with `after(n)` awaited after the n-th statement of training (one reading the
+ * training query, `__modelsql_src`, or a working table, `__modelsql_<pid>_...`) returned:
+ * between two of training's statements, when the host has none in flight.
+ */
+function betweenTrainingStatements(host: Host, after: (n: number) => Promise<void> | void): Host {
+  let n = 0;
+  return new Proxy(host, {
+    get(target, key, receiver) {
+      const value = Reflect.get(target, key, receiver) as unknown;
+      if (typeof value !== 'function') return value;
+      if (key !== 'execute' && key !== 'materialize') return value.bind(target);
+      return async (...args: unknown[]) => {
+        const result = await (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+        if (args.some((a) => typeof a === 'string' && a.includes('__modelsql'))) await after(++n);
+        return result;
+      };
+    },
+  });
+}
 
 for (const adapter of ADAPTERS) {
   describe(`training on hostile data on ${adapter.name}`, () => {
@@ -78,5 +101,61 @@ for (const adapter of ADAPTERS) {
       }
       await expectRefused(`CREATE MODEL bad WITH ('algorithm' = 'linear_regression', 'label' = 'y') AS ${query}`, '22000', /^the training query has two columns of the same name; columns: x, /);
     });
+
+    it.each([
+      ['gradient_boosted_trees', `'label' = 'y', 'rounds' = '5', 'max-depth' = '2'`, 'x, z, y', [1, 4, 9]],
+      ['logistic_regression', `'label' = 'even'`, 'x, z, even', [1, 3]],
+      ['kmeans', `'k' = '3'`, 'x, z', [1, 4]],
+    ] as const)('%s: a cancel between two training statements stops training with 57014, changing nothing', async (algorithm, options, columns, when) => {
+      for (const at of when) {
+        let session: Session | undefined;
+        let start: number | undefined;
+        let count = 0;
+        const host = betweenTrainingStatements(await adapter.openHost(), (n) => {
+          count = n;
+          if (start !== undefined && n === start + at) session!.cancel(); // the at-th statement of the training under test
+        });
+        session = new ModelSession(host);
+        try {
+          await session.sql(`CREATE TABLE t AS SELECT CAST(i AS DOUBLE PRECISION) AS x, CAST(i % 4 AS DOUBLE PRECISION) AS z, CAST(i AS DOUBLE PRECISION) * 2 + 1 AS y, i % 2 = 0 AS even FROM generate_series(1, 40) AS g(i)`);
+          await session.sql(`CREATE MODEL keep WITH ('algorithm' = 'linear_regression', 'label' = 'y') AS SELECT x, y FROM t`);
+          const before = await catalogDump(session);
+          start = count;
+          await expectSqlError(session.sql(`CREATE MODEL bad WITH ('algorithm' = '${algorithm}', ${options}) AS SELECT ${columns} FROM t`), '57014', /canceling statement due to user request/);
+          expect(await catalogDump(session)).toBe(before);
+          expect(await adapter.countFunctions(session, 'ml_predict_bad')).toBe(0);
+          expect(await adapter.countTempTables(session)).toBe(0n);
+          // The next statement is not cancelled.
+          await session.sql(`CREATE MODEL good WITH ('algorithm' = '${algorithm}', ${options}) AS SELECT ${columns} FROM t`);
+          expect(await adapter.countFunctions(session, 'ml_predict_good')).toBe(1);
+        } finally {
+          await session.close();
+        }
+      }
+    });
+
+    if (adapter.name === 'postgres') {
+      it("bounds training as a whole by the session's statement_timeout, not each of its statements only", async () => {
+        // Every statement of training is far quicker than the timeout; the time between them adds up past it.
+        const session = new ModelSession(betweenTrainingStatements(await adapter.openHost(), () => new Promise((resolve) => setTimeout(resolve, 40))));
+        try {
+          await session.sql(`CREATE TABLE t AS SELECT CAST(i AS DOUBLE PRECISION) AS x, CAST(i % 4 AS DOUBLE PRECISION) AS y FROM generate_series(1, 40) AS g(i)`);
+          await session.sql(`CREATE MODEL keep WITH ('algorithm' = 'linear_regression', 'label' = 'y') AS SELECT x, y FROM t`);
+          const before = await catalogDump(session);
+          await session.sql(`SET statement_timeout = '1s'`);
+          await expectSqlError(
+            session.sql(`CREATE MODEL bad WITH ('algorithm' = 'gradient_boosted_trees', 'label' = 'y', 'rounds' = '50', 'max-depth' = '2') AS SELECT x, y FROM t`),
+            '57014',
+            /canceling statement due to statement timeout/,
+          );
+          await session.sql('SET statement_timeout = 0');
+          expect(await catalogDump(session)).toBe(before);
+          expect(await adapter.countFunctions(session, 'ml_predict_bad')).toBe(0);
+          expect(await adapter.countTempTables(session)).toBe(0n);
+        } finally {
+          await session.close();
+        }
+      });
+    }
   });
 }
