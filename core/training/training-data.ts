@@ -79,6 +79,8 @@ export interface TrainingData {
    * category counts, the most combinations of their values the training rows can hold.
    */
   readonly valueCombinations?: number;
+  /** Where the training query starts in the statement, for errors about the data. */
+  readonly queryPosition?: SourcePosition;
 }
 
 /** Where to point errors. */
@@ -263,6 +265,7 @@ export async function prepareTrainingData(host: TrainingHost, query: string, col
     trainRows,
     testRows,
     classes,
+    queryPosition: positions.query,
     ...(valueCombinations !== undefined && features.some((f) => f.kind === 'categorical') ? { valueCombinations } : {}),
   };
 }
@@ -283,6 +286,7 @@ export async function aggregate(
   layers: readonly (readonly (readonly [string, string])[])[],
   sums: readonly string[],
 ): Promise<number[]> {
+  checkWidth(data, layers, sums.length);
   const row = await oneRow(data.host, `SELECT ${sums.join(', ')} FROM ${layered(data, where, layers)}`);
   return row.map(toNumber);
 }
@@ -298,9 +302,39 @@ export async function aggregateGroups(
   keys: readonly string[],
   sums: readonly string[],
 ): Promise<{ readonly keys: readonly unknown[]; readonly sums: number[] }[]> {
+  checkWidth(data, layers, keys.length + sums.length);
   const k = keys.map((name) => data.dialect.quoteIdentifier(name));
   const r = await data.host.execute(`SELECT ${[...k, ...sums].join(', ')} FROM ${layered(data, where, layers)} GROUP BY ${k.join(', ')}`);
   return r.rows.map((row) => ({ keys: row.slice(0, k.length), sums: row.slice(k.length).map(toNumber) }));
+}
+
+/**
+ * Most columns of one SELECT list: Postgres's limit of columns in a result set
+ * (https://www.postgresql.org/docs/current/limits.html), held on every host so that the same
+ * models train on both. It bounds the sums of one aggregate query (XᵀX, a Hessian), which
+ * grow with the square of the encoded features (and of the classes, for logistic regression).
+ */
+export const MAX_SELECT_COLUMNS = 1664;
+
+/** 54011 program_limit_exceeded unless every SELECT list of {@link aggregate}'s query over `layers` with `results` columns fits. */
+function checkWidth(data: TrainingData, layers: readonly (readonly unknown[])[], results: number): void {
+  let columns = 0;
+  requireColumns(data, Math.max(results, ...layers.map((layer) => (columns += layer.length + 1)))); // each level keeps the ones below, and its fence
+}
+
+/**
+ * 54011 program_limit_exceeded when a query of `columns` columns is more than
+ * {@link MAX_SELECT_COLUMNS}. Fitters call it with a count known before they plan their sums
+ * (whose number grows with its square), then {@link aggregate} with the exact one.
+ */
+export function requireColumns(data: TrainingData, widest: number): void {
+  if (widest <= MAX_SELECT_COLUMNS) return;
+  const classes = data.classes && data.classes.length > 2 ? ` and ${data.classes.length} classes` : '';
+  throw new ModelSqlError(
+    '54011',
+    `the model is too large to train: one of its aggregate queries needs ${widest} columns, more than ${MAX_SELECT_COLUMNS} (Postgres's limit, held on every host); it has ${data.encoded.length} encoded features${classes} (a STRING feature has one per category): lower 'max-categories', leave features out, or use a tree model`,
+    { position: data.queryPosition },
+  );
 }
 
 /** The training rows `where` selects under the SELECT levels of `layers`, each behind the dialect's layer fence. */
