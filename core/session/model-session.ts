@@ -15,7 +15,7 @@ import { StatementQueue } from './statement-queue.js';
 import { DEFAULT_MAX_SPILL_BYTES, RowSpill, approximateBytes } from './row-spill.js';
 import { createModel } from './create-model.js';
 import { RuntimeLoader, type ModelAccessOptions } from '../runtime/runtime-loader.js';
-import type { QueryStatement, Statement } from '../sql/ast.js';
+import type { CreateModelStatement, QueryStatement, Statement } from '../sql/ast.js';
 import { namedModels } from '../sql/ml-call.js';
 import { leadingTokens, type LexOptions } from '../sql/lexer.js';
 import { parseScript, parseScriptAfter } from '../sql/parser.js';
@@ -353,7 +353,7 @@ export class ModelSession implements Session {
         case 'describe-materialized-table':
           return await this.materialized.execute(statement, text);
         case 'create-model':
-          return await createModel(this.catalog, this.host, statement, text);
+          return await this.runCreateModel(statement, text);
         case 'drop-model':
         case 'alter-model':
           await this.materialized.checkModelStatement(statement, text);
@@ -363,6 +363,22 @@ export class ModelSession implements Session {
       }
     } catch (error) {
       throw withText(error, text);
+    }
+  }
+
+  /**
+   * `CREATE MODEL`: training sends many host statements, so a cancel reaches it through the
+   * statement's signal, and the host's statement timeout bounds it as a whole, as it bounds
+   * model stages.
+   */
+  private async runCreateModel(statement: CreateModelStatement, text: string): Promise<QueryResult> {
+    const { signal, finish } = this.begin();
+    const timer = new StatementTimer(this.host, () => this.cancel());
+    try {
+      return await timer.guard(() => createModel(this.catalog, this.host, statement, text, { signal, beforeTraining: () => timer.arm() }));
+    } finally {
+      timer.stop();
+      await finish();
     }
   }
 

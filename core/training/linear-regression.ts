@@ -11,7 +11,7 @@ import { categoryGroups, triangleIndex, type CategoryGroups } from './category-g
 import { solveSymmetric } from './linear-algebra.js';
 import type { ModelParameters } from './trained-model.js';
 import { oneHotFeatures, productSums } from './product-sums.js';
-import { aggregate, aggregateGroups, labelValue, type TrainingData } from './training-data.js';
+import { aggregate, aggregateGroups, labelValue, requireColumns, type TrainingData } from './training-data.js';
 
 /** Indices of the upper triangle `i <= j` of an n×n matrix, row by row. */
 export function upperTriangle(n: number): (readonly [number, number])[] {
@@ -28,6 +28,7 @@ export async function normalEquations(data: TrainingData): Promise<{ readonly xt
   const groups = categoryGroups(data);
   if (groups) return groupedNormalEquations(data, groups);
   const p = data.encoded.length;
+  requireColumns(data, p + 1); // Xᵀy alone, before the (p + 1)² pairs are planned
   const { mul, fn } = expressionBuilder(data.dialect);
   const x = (i: number) => `x${i}`;
   const columns: (readonly [string, string])[] = [...data.encoded.map((e, i) => [`x${i + 1}`, e] as const), ['y', labelValue(data.dialect, data.label!)]];

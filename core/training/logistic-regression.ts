@@ -17,7 +17,7 @@ import { norm, solveSymmetric } from './linear-algebra.js';
 import { upperTriangle } from './linear-regression.js';
 import { oneHotFeatures, productSums } from './product-sums.js';
 import type { ClassValue, ModelParameters } from './trained-model.js';
-import { aggregate, aggregateGroups, type LabelColumn, type TrainingData } from './training-data.js';
+import { aggregate, aggregateGroups, requireColumns, type LabelColumn, type TrainingData } from './training-data.js';
 import type { TrainingOptions } from './training-options.js';
 
 /** `label = value`, compared as the label's kind. */
@@ -47,6 +47,9 @@ export async function logisticStep(data: TrainingData, classes: readonly ClassVa
   // With the STRING features grouped (category-groups.ts), the rows carry the numeric columns
   // and the group keys only: no one-hot column is computed per row.
   const groups = categoryGroups(data);
+  // The gradient's sums (and, grouped, the Hessian's per group) before the Hessian's (logits · width)² pairs are planned.
+  const blocks = (logits * (logits + 1)) / 2;
+  requireColumns(data, groups ? logits * groups.base.length + (blocks * groups.base.length * (groups.base.length + 1)) / 2 : logits * width);
   const columns = groups ? groups.base.slice(1) : Array.from({ length: width - 1 }, (_, i) => i + 1);
   const layer0: (readonly [string, string])[] = columns.map((c) => [x(c), data.encoded[c - 1]!] as const);
   const targets = logits === 1 ? [classes[1]!] : classes;

@@ -4,6 +4,7 @@
  * stored here: the catalog stores the result only when everything succeeded.
  */
 import { createHash } from 'node:crypto';
+import { ModelSqlError } from '../errors.js';
 import type { Host } from '../host.js';
 import { evaluationRelation, metricOfColumn } from '../planner/evaluate-metrics.js';
 import { compileModel, compiledRelation } from './compile-sql.js';
@@ -12,7 +13,7 @@ import { fitLinearRegression } from './linear-regression.js';
 import { fitLogisticRegression } from './logistic-regression.js';
 import { exportOnnx } from './onnx-export.js';
 import { ONNX_ARTIFACT, SPEC_ARTIFACT, SPEC_FORMAT, outputColumns, serializeTrainedModel, type Artifact, type ModelParameters, type TrainedModel, type TrainingResult } from './trained-model.js';
-import { describeTrainingQuery, findLabel, isNumericType, prepareTrainingData, toNumber, type TrainingData, type TrainingPositions } from './training-data.js';
+import { cancellableHost, describeTrainingQuery, findLabel, isNumericType, prepareTrainingData, toNumber, type TrainingData, type TrainingHost, type TrainingPositions } from './training-data.js';
 import { parseTrainingOptions, type TrainingOptions } from './training-options.js';
 import { fitTrees } from './tree-models.js';
 
@@ -38,7 +39,7 @@ async function fit(data: TrainingData, options: TrainingOptions): Promise<ModelP
  * Metrics of the fitted model over the rows `where` selects, by the same SQL as
  * ML_EVALUATE (regression and classification) or the inertia (clustering).
  */
-async function metricsOver(host: Host, model: TrainedModel, data: TrainingData, where: string): Promise<(readonly [string, number])[]> {
+async function metricsOver(host: TrainingHost, model: TrainedModel, data: TrainingData, where: string): Promise<(readonly [string, number])[]> {
   const d = host.dialect;
   if (model.task === 'clustering') return [['inertia', await inertia(data, model.parameters as Extract<ModelParameters, { kind: 'kmeans' }>, where)]];
   const compiled = compileModel(model, d, data.featureRefs, false);
@@ -57,28 +58,48 @@ async function metricsOver(host: Host, model: TrainedModel, data: TrainingData, 
 }
 
 /**
- * Trains a model on `query` in `host`.
+ * Trains a model on `query` in `host`. Aborting `signal` (a cancel, a statement timeout)
+ * stops training with 57014 before its next statement.
  *
  * @example
  * const { model, artifacts, metrics } = await trainModel(host, 'SELECT sqft, price FROM houses', [['algorithm', 'linear_regression'], ['label', 'price']], positions);
  */
-export async function trainModel(host: Host, query: string, rawOptions: readonly (readonly [string, string])[], positions: TrainingPositions): Promise<TrainingResult> {
+export async function trainModel(
+  host: Host,
+  query: string,
+  rawOptions: readonly (readonly [string, string])[],
+  positions: TrainingPositions,
+  signal: AbortSignal = new AbortController().signal,
+): Promise<TrainingResult> {
   const settings = host.dialect.trainingSettings;
-  if (!settings) return train(host, query, rawOptions, positions);
+  if (!settings) return train(cancellableHost(host, signal), query, rawOptions, positions);
   const saved: (readonly [string, string])[] = [];
   for (const [name, value] of settings.values) {
     saved.push([name, String((await host.execute(settings.read(name))).rows[0]![0])]);
     await host.execute(settings.write(name, value));
   }
   try {
-    return await train(host, query, rawOptions, positions);
+    return await train(cancellableHost(host, signal), query, rawOptions, positions);
   } finally {
     // In a failed transaction the rollback restores them instead.
     for (const [name, value] of saved) await host.execute(settings.write(name, value)).catch(() => undefined);
   }
 }
 
-async function train(host: Host, query: string, rawOptions: readonly (readonly [string, string])[], positions: TrainingPositions): Promise<TrainingResult> {
+async function train(host: TrainingHost, query: string, rawOptions: readonly (readonly [string, string])[], positions: TrainingPositions): Promise<TrainingResult> {
+  try {
+    return await trainChecked(host, query, rawOptions, positions);
+  } catch (error) {
+    // 22003 numeric_value_out_of_range from the host's sums over the data (e.g. a variance
+    // of values near 1e300): the generated SQL means nothing to the user, the query does.
+    if (error instanceof ModelSqlError && error.sqlstate === '22003' && !error.position) {
+      throw new ModelSqlError('22003', `a number overflowed DOUBLE while training on the query's values (${error.message.split('\n')[0]}); scale the large columns down`, { position: positions.query, cause: error });
+    }
+    throw error;
+  }
+}
+
+async function trainChecked(host: TrainingHost, query: string, rawOptions: readonly (readonly [string, string])[], positions: TrainingPositions): Promise<TrainingResult> {
   parseTrainingOptions(rawOptions, positions.option, () => true); // option errors before the query is looked at
   const columns = await describeTrainingQuery(host, query, positions);
   const options = parseTrainingOptions(rawOptions, positions.option, (label) => {

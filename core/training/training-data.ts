@@ -3,13 +3,37 @@
  * the deterministic train/test split, and the preprocessing statistics, all computed by
  * SQL aggregates in the host. The Node process only ever holds aggregates.
  */
-import { ModelSqlError, type SourcePosition } from '../errors.js';
+import { ModelSqlError, QueryCanceledError, type SourcePosition } from '../errors.js';
 import type { Host, HostColumn, SqlDialect } from '../host.js';
 import { formatType, parseDataType, typeCategory } from '../sql/types.js';
 import { expressionBuilder } from '../sql/expression-builder.js';
 import { encodeFeatures, rawNumeric } from './compile-sql.js';
 import type { ClassValue, FeatureEncoding } from './trained-model.js';
 import type { TrainingOptions } from './training-options.js';
+
+/** What training asks of its host: queries, descriptions and session-private tables. */
+export type TrainingHost = Pick<Host, 'name' | 'dialect' | 'execute' | 'describe' | 'materialize' | 'dropTempTable'>;
+
+/**
+ * `host` for one training run, which sends many statements: once `signal` is aborted (a
+ * cancel, a statement timeout), the next statement is not sent but fails with 57014. (The
+ * host interrupts a statement in flight; a cancel arriving between two of them would
+ * otherwise be lost.) Dropping a working table still runs.
+ *
+ * @example
+ * const data = await prepareTrainingData(cancellableHost(host, signal), query, columns, options, positions);
+ */
+export function cancellableHost(host: Host, signal: AbortSignal): TrainingHost {
+  const checked = <T>(work: () => Promise<T>): Promise<T> => (signal.aborted ? Promise.reject(new QueryCanceledError()) : work());
+  return {
+    name: host.name,
+    dialect: host.dialect,
+    execute: (sql, params, options) => checked(() => host.execute(sql, params, options)),
+    describe: (sql) => checked(() => host.describe(sql)),
+    materialize: (table, query) => checked(() => host.materialize(table, query)),
+    dropTempTable: (table) => host.dropTempTable(table),
+  };
+}
 
 /** 22000 data_exception: the training data cannot train this model. */
 export class TrainingDataError extends ModelSqlError {
@@ -31,7 +55,7 @@ export interface LabelColumn {
 
 /** Everything the fitters need to know about the data. */
 export interface TrainingData {
-  readonly host: Host;
+  readonly host: TrainingHost;
   readonly dialect: SqlDialect;
   /** `(query) AS __modelsql_src`. */
   readonly source: string;
@@ -55,6 +79,8 @@ export interface TrainingData {
    * category counts, the most combinations of their values the training rows can hold.
    */
   readonly valueCombinations?: number;
+  /** Where the training query starts in the statement, for errors about the data. */
+  readonly queryPosition?: SourcePosition;
 }
 
 /** Where to point errors. */
@@ -72,7 +98,7 @@ function isNumericCategory(type: string): boolean {
 }
 
 /** Runs one query and returns its single row. */
-export async function oneRow(host: Host, sql: string): Promise<readonly unknown[]> {
+export async function oneRow(host: TrainingHost, sql: string): Promise<readonly unknown[]> {
   return (await host.execute(sql)).rows[0] ?? [];
 }
 
@@ -83,15 +109,23 @@ export function toNumber(value: unknown): number {
 }
 
 /** The columns of the training query (host errors point at the query). */
-export async function describeTrainingQuery(host: Host, query: string, positions: TrainingPositions): Promise<readonly HostColumn[]> {
+export async function describeTrainingQuery(host: TrainingHost, query: string, positions: TrainingPositions): Promise<readonly HostColumn[]> {
+  let columns: readonly HostColumn[];
+  let written: readonly string[];
   try {
-    return await host.describe(`SELECT * FROM (${query}) AS __modelsql_src`);
+    columns = await host.describe(`SELECT * FROM (${query}) AS __modelsql_src`);
+    // DuckDB renames a repeated name (any case) in a subquery (`y`, `y_1`): the names as the query writes them tell.
+    written = (await host.describe(query)).map((c) => c.name);
   } catch (error) {
     if (error instanceof ModelSqlError) {
       throw new ModelSqlError(error.sqlstate, `${error.message.split(/\n\s*\n/)[0]!.trim()} (in the training query)`, { position: positions.query, cause: error });
     }
     throw error;
   }
+  if (new Set(written).size !== written.length || written.some((name, i) => name !== columns[i]?.name)) {
+    throw new TrainingDataError(`the training query has two columns of the same name; columns: ${written.join(', ')}`, positions.query);
+  }
+  return columns;
 }
 
 /** Finds the label column: by exact name, else by a unique case-insensitive match. */
@@ -110,7 +144,7 @@ export function isNumericType(type: string): boolean {
  * frequent first, at most `max-categories`) and modes of STRING features, and the
  * classes of a classification label, all over the training rows.
  */
-export async function prepareTrainingData(host: Host, query: string, columns: readonly HostColumn[], options: TrainingOptions, positions: TrainingPositions): Promise<TrainingData> {
+export async function prepareTrainingData(host: TrainingHost, query: string, columns: readonly HostColumn[], options: TrainingOptions, positions: TrainingPositions): Promise<TrainingData> {
   const d = host.dialect;
   const q = (n: string) => d.quoteIdentifier(n);
   const source = `(${query}) AS __modelsql_src`;
@@ -157,12 +191,24 @@ export async function prepareTrainingData(host: Host, query: string, columns: re
   const numeric = featureColumns.filter((c) => typeCategory(parseDataType(c.type)) !== 'string');
   const { fn } = expressionBuilder(d);
   const raw = (c: HostColumn) => rawNumeric(d, { boolean: typeCategory(parseDataType(c.type)) === 'boolean' }, q(c.name));
-  const inTrain = (e: string) => `CASE WHEN ${trainWhere} THEN ${e} END`;
-  const stats = numeric.flatMap((c) => [fn('avg', inTrain(raw(c))), fn('stddev_pop', inTrain(raw(c))), fn('count', inTrain(q(c.name)))]);
+  // NaN and ±Infinity (DOUBLE values; Postgres numeric too) are refused: both hosts sort NaN
+  // above every number, so only finite values lie between ∓DOUBLE's largest value.
+  const finite = (e: string) => `${d.operator(e, '>=', d.double(-Number.MAX_VALUE))} AND ${d.operator(e, '<=', d.double(Number.MAX_VALUE))}`;
+  const inTrain = (e: string) => `CASE WHEN ${trainWhere} AND ${finite(e)} THEN ${e} END`;
+  const present = (c: HostColumn) => `CASE WHEN ${trainWhere} THEN ${q(c.name)} END`;
   const countWhere = (where: string) => fn('sum', `CASE WHEN ${where} THEN 1 ELSE 0 END`);
+  const nonFinite = (e: string) => countWhere(`${labelPresent} AND ${e} IS NOT NULL AND NOT (${finite(e)})`);
+  const stats = numeric.flatMap((c) => [fn('avg', inTrain(raw(c))), fn('stddev_pop', inTrain(raw(c))), fn('count', present(c)), nonFinite(raw(c))]);
+  if (label?.numeric) stats.push(nonFinite(labelValue(d, label)));
   const counts = await oneRow(host, `SELECT ${countWhere(trainWhere)}, ${testWhere ? countWhere(testWhere) : '0'}${stats.map((s) => `, ${s}`).join('')} FROM ${source}`);
   const trainRows = toNumber(counts[0] ?? 0) || 0;
   const testRows = toNumber(counts[1] ?? 0) || 0;
+  const refuseNonFinite = (what: string, at: number) => {
+    const n = toNumber(counts[at]);
+    if (n > 0) throw new TrainingDataError(`${what} is NaN or infinite in ${n} row${n === 1 ? '' : 's'} of the training query; filter them out or make them NULL`, positions.query);
+  };
+  if (label?.numeric) refuseNonFinite(`the label "${label.name}"`, 2 + numeric.length * 4);
+  numeric.forEach((c, i) => refuseNonFinite(`feature column "${c.name}"`, 2 + i * 4 + 3));
   if (trainRows === 0) {
     throw new TrainingDataError(
       options.label !== undefined ? `the training query has no rows with a non-NULL label "${label!.name}" to train on` : 'the training query has no rows to train on',
@@ -176,7 +222,7 @@ export async function prepareTrainingData(host: Host, query: string, columns: re
     const type = formatType(parseDataType(c.type));
     const category = typeCategory(parseDataType(c.type));
     if (category !== 'string') {
-      const i = numeric.indexOf(c) * 3 + 2;
+      const i = numeric.indexOf(c) * 4 + 2;
       const mean = toNumber(counts[i]);
       const std = toNumber(counts[i + 1]);
       const present = toNumber(counts[i + 2]);
@@ -219,6 +265,7 @@ export async function prepareTrainingData(host: Host, query: string, columns: re
     trainRows,
     testRows,
     classes,
+    queryPosition: positions.query,
     ...(valueCombinations !== undefined && features.some((f) => f.kind === 'categorical') ? { valueCombinations } : {}),
   };
 }
@@ -239,6 +286,7 @@ export async function aggregate(
   layers: readonly (readonly (readonly [string, string])[])[],
   sums: readonly string[],
 ): Promise<number[]> {
+  checkWidth(data, layers, sums.length);
   const row = await oneRow(data.host, `SELECT ${sums.join(', ')} FROM ${layered(data, where, layers)}`);
   return row.map(toNumber);
 }
@@ -254,9 +302,39 @@ export async function aggregateGroups(
   keys: readonly string[],
   sums: readonly string[],
 ): Promise<{ readonly keys: readonly unknown[]; readonly sums: number[] }[]> {
+  checkWidth(data, layers, keys.length + sums.length);
   const k = keys.map((name) => data.dialect.quoteIdentifier(name));
   const r = await data.host.execute(`SELECT ${[...k, ...sums].join(', ')} FROM ${layered(data, where, layers)} GROUP BY ${k.join(', ')}`);
   return r.rows.map((row) => ({ keys: row.slice(0, k.length), sums: row.slice(k.length).map(toNumber) }));
+}
+
+/**
+ * Most columns of one SELECT list: Postgres's limit of columns in a result set
+ * (https://www.postgresql.org/docs/current/limits.html), held on every host so that the same
+ * models train on both. It bounds the sums of one aggregate query (XᵀX, a Hessian), which
+ * grow with the square of the encoded features (and of the classes, for logistic regression).
+ */
+export const MAX_SELECT_COLUMNS = 1664;
+
+/** 54011 program_limit_exceeded unless every SELECT list of {@link aggregate}'s query over `layers` with `results` columns fits. */
+function checkWidth(data: TrainingData, layers: readonly (readonly unknown[])[], results: number): void {
+  let columns = 0;
+  requireColumns(data, Math.max(results, ...layers.map((layer) => (columns += layer.length + 1)))); // each level keeps the ones below, and its fence
+}
+
+/**
+ * 54011 program_limit_exceeded when a query of `columns` columns is more than
+ * {@link MAX_SELECT_COLUMNS}. Fitters call it with a count known before they plan their sums
+ * (whose number grows with its square), then {@link aggregate} with the exact one.
+ */
+export function requireColumns(data: TrainingData, widest: number): void {
+  if (widest <= MAX_SELECT_COLUMNS) return;
+  const classes = data.classes && data.classes.length > 2 ? ` and ${data.classes.length} classes` : '';
+  throw new ModelSqlError(
+    '54011',
+    `the model is too large to train: one of its aggregate queries needs ${widest} columns, more than ${MAX_SELECT_COLUMNS} (Postgres's limit, held on every host); it has ${data.encoded.length} encoded features${classes} (a STRING feature has one per category): lower 'max-categories', leave features out, or use a tree model`,
+    { position: data.queryPosition },
+  );
 }
 
 /** The training rows `where` selects under the SELECT levels of `layers`, each behind the dialect's layer fence. */

@@ -438,7 +438,14 @@ async function writeTable(data: TrainingData, query: string, analyze: boolean): 
   const quoted = data.dialect.quoteIdentifier(workingTableName('trees'));
   // Not `Host.materialize`: these rows need no ordinal column and no count.
   await data.host.execute(`CREATE TEMPORARY TABLE ${quoted} AS ${query}`);
-  if (analyze && data.dialect.analyze) await data.host.execute(data.dialect.analyze(quoted));
+  if (analyze && data.dialect.analyze) {
+    try {
+      await data.host.execute(data.dialect.analyze(quoted));
+    } catch (error) {
+      await dropWorkingTable(data, quoted); // its caller drops only the tables it was given
+      throw error;
+    }
+  }
   return quoted;
 }
 
