@@ -34,12 +34,30 @@ export function mapDuckDBError(error: unknown, sqlText?: string): ModelSqlError 
   if (error instanceof ModelSqlError) return error;
   const message = error instanceof Error ? error.message : String(error);
   const type = /^(?:Error: )?([A-Za-z ]+ Error):/.exec(message)?.[1]?.toLowerCase(); // some paths prefix "Error: "
-  const sqlstate = (type && STATES[type]) ?? 'XX000';
+  const sqlstate = type === 'catalog error' ? catalogState(message) : ((type && STATES[type]) ?? 'XX000');
   if (sqlstate === '57014') return new QueryCanceledError(undefined, { cause: error });
   const tail = /\n\nLINE (\d+): ([^\n]*)\n( *)\^$/.exec(message);
   const position = tail && sqlText !== undefined ? caretPosition(sqlText, Number(tail[1]), tail[2]!, tail[3]!.length - `LINE ${tail[1]}: `.length) : undefined;
   if (!tail || !position) return new ModelSqlError(sqlstate, message, { cause: error });
   return new ModelSqlError(sqlstate, message.slice(0, tail.index), { cause: error, position, sqlText });
+}
+
+/**
+ * A catalog error's SQLSTATE by what it says, as Postgres tells them apart
+ * (https://www.postgresql.org/docs/current/errcodes-appendix.html): a relation that exists
+ * 42P07, a schema 3F000 missing and 42P06 existing, a function 42883 missing, any other
+ * object that exists 42710; else (a missing table or view) 42P01.
+ */
+function catalogState(message: string): string {
+  const what = /Catalog Error: ([A-Za-z ]+?) with name .*?(already exists|does not exist)/.exec(message);
+  if (!what) return '42P01';
+  const [, kind, state] = what as unknown as [string, string, string];
+  if (state === 'already exists') {
+    if (/^(Table|View|Index|Sequence)$/.test(kind)) return '42P07';
+    return kind === 'Schema' ? '42P06' : '42710';
+  }
+  if (kind === 'Schema') return '3F000';
+  return /Function$/.test(kind) ? '42883' : '42P01';
 }
 
 /**

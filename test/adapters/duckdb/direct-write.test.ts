@@ -172,7 +172,7 @@ describe('DuckDB: CREATE TABLE AS straight into the target', () => {
   it('an existing table: the host error at the statement, nothing run or changed', async () => {
     await db.sql('CREATE TABLE x AS SELECT 1 AS one');
     const runsBefore = await runs();
-    await expectSqlError(db.sql(`CREATE TABLE x AS SELECT id, y FROM ${CALL}`), '42P01', /already exists/);
+    await expectSqlError(db.sql(`CREATE TABLE x AS SELECT id, y FROM ${CALL}`), '42P07', /already exists/);
     expect(await rows('x')).toEqual([[1]]);
     expect(await runs()).toBe(runsBefore);
   });
