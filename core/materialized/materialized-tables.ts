@@ -240,7 +240,7 @@ export class MaterializedTables {
     checkFreshness(statement.freshness, text);
     const { schema, table: name } = await this.qualify(statement.table);
     if (await this.store.get(schema, name)) throw new ModelSqlError('42P07', `materialized table "${name}" already exists`, { position: positionAt(text, statement.tableSpan.start) });
-    // Before anything runs (the host would say so at CREATE TABLE, without a position, and DuckDB as 42P01).
+    // Before anything runs: the host would say so only at CREATE TABLE, without a position.
     if (await this.relationExists(schema, name)) throw new ModelSqlError('42P07', `relation "${name}" already exists`, { position: positionAt(text, statement.tableSpan.start) });
     const shape = incrementalShape(statement, text);
     const incremental = 'call' in shape;
