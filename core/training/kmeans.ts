@@ -12,6 +12,7 @@
  * by less than `tolerance` (relative) or after `max-iterations`; an empty cluster keeps its
  * centroid.
  */
+import { ModelSqlError } from '../errors.js';
 import type { SqlDialect } from '../host.js';
 import { expressionBuilder } from '../sql/expression-builder.js';
 import { MAX_VALUE_COMBINATIONS } from './category-groups.js';
@@ -104,8 +105,23 @@ export async function inertia(data: TrainingData, p: KMeans, where: string): Pro
   return value!;
 }
 
+/**
+ * Most encoded features k-means trains on: its seeding table holds one DOUBLE column per
+ * encoded feature, and a Postgres row of much more than 1,000 of them does not fit in a page
+ * ("row is too big"); DuckDB nests a distance over as many terms past its expression depth.
+ * Held on every host, so that the same models train on both.
+ */
+export const MAX_KMEANS_FEATURES = 1000;
+
 /** Fits k-means (see the file comment). */
 export async function fitKMeans(data: TrainingData, options: TrainingOptions): Promise<ModelParameters> {
+  if (data.encoded.length > MAX_KMEANS_FEATURES) {
+    throw new ModelSqlError(
+      '54011',
+      `kmeans trains on at most ${MAX_KMEANS_FEATURES} encoded features; this model has ${data.encoded.length} (a STRING feature has one per category): lower 'max-categories' or leave features out`,
+      { position: data.queryPosition },
+    );
+  }
   if (options.k > data.trainRows) throw new TrainingDataError(`kmeans with k = ${options.k} needs at least ${options.k} training rows; there are ${data.trainRows}`);
   const initial = await withWorkingTable(data, 'kmeans', numberedRows(data), (table) => seeds(data, options, table));
   return lloydIterations(data, options, initial);

@@ -92,6 +92,7 @@ for (const adapter of ADAPTERS) {
       ['a STRING feature of 5,000 categories (linear)', `'algorithm' = 'linear_regression', 'label' = 'y', 'max-categories' = '5000'`, 'v, y', /needs 5001 columns, more than 1664 .*; it has 5000 encoded features/],
       ['1,000 classes (logistic)', `'algorithm' = 'logistic_regression', 'label' = 'c'`, 'x, c', /needs \d+ columns, more than 1664 .*; it has 1 encoded features and 1000 classes/],
       ['a STRING feature of 1,000 categories (binary logistic)', `'algorithm' = 'logistic_regression', 'label' = 'even', 'max-categories' = '1000'`, 'v, x, even', /more than 1664 .*; it has 1001 encoded features/],
+      ['a STRING feature of 1,000 categories (kmeans)', `'algorithm' = 'kmeans', 'k' = '2', 'max-categories' = '1000'`, 'v, x', /kmeans trains on at most 1000 encoded features; this model has 1001/],
     ])('refuses a model too large to train, %s, with 54011 on every host (no crash of the process)', async (_what, options, columns, message) => {
       await db.sql(
         `CREATE TABLE wide AS SELECT 'v' || CAST(i AS VARCHAR) AS v, CAST(i AS DOUBLE PRECISION) AS x, CAST(i AS DOUBLE PRECISION) * 0.5 AS y, i % 1000 AS c, i % 2 = 0 AS even FROM generate_series(1, 6000) AS g(i)`,
