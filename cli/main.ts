@@ -509,11 +509,16 @@ export async function main(argv: readonly string[]): Promise<number> {
       'keep the materialized tables of a database fresh (docs/continuous-predictions.md)',
       (y) =>
         y
-          .option('db', dbOption)
+          .option('db', { ...dbOption, describe: 'DuckDB database file whose materialized tables to refresh' })
           .option('postgres', postgresOption)
           .option('model-dir', modelDirOption)
           .option('allow-endpoint', allowEndpointOption)
           .option('once', { type: 'boolean', default: false, describe: 'refresh every ACTIVE table once, then exit' })
+          .check((args) => {
+            // An in-memory database has no materialized tables: the worker would wait on nothing for ever.
+            if (args.db === undefined && args.postgres === undefined && !process.env['DATABASE_URL']) throw new Error('give --db FILE or --postgres URL (or set DATABASE_URL): the database whose materialized tables to keep fresh');
+            return true;
+          })
           .example('$0 worker --postgres postgres://localhost:5432/shop', 'refreshes changed sources as their changes commit'),
       async (args) => {
         const target: Target = { db: args.db, postgres: args.postgres, modelDir: args['model-dir'], allowEndpoint: args['allow-endpoint'] };

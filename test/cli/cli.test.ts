@@ -217,6 +217,13 @@ describe('errors', () => {
     }
   });
 
+  it('exit 2 for a worker given no database (an in-memory one has no materialized tables to refresh)', async () => {
+    const r = await cli(['worker', '--once'], '', { DATABASE_URL: undefined });
+    expect(r.status).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/give --db FILE or --postgres URL/);
+  });
+
   it('--help and --version exit 0', async () => {
     const help = await cli(['run', '--help']);
     expect(help.status).toBe(0);
