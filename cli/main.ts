@@ -106,7 +106,7 @@ async function openSession(target: Target): Promise<Session | undefined> {
  * the error and resolves to undefined when it cannot (54000 past the limit, 58P01, 42501, 58030).
  */
 async function readScript(file: string, maxBytes = DEFAULT_MAX_SCRIPT_BYTES): Promise<string | undefined> {
-  const name = file === '-' ? 'the input on stdin' : file;
+  const name = file === '-' ? 'on stdin' : file;
   try {
     const tooLarge = (size: number | undefined) =>
       new ModelSqlError('54000', `script ${name} ${size === undefined ? `has more than ${maxBytes} bytes` : `is ${size} bytes`}, over the limit of ${maxBytes} bytes (--max-script-bytes)`);

@@ -185,7 +185,7 @@ const PEEK = 16;
  * cannot be read is 58P01 (missing), 42501 (no permission) or 58030.
  */
 async function readInput(file: string, limits: { readonly bundle: number; readonly script: number }): Promise<Buffer> {
-  const name = file === '-' ? 'the input on stdin' : file;
+  const name = file === '-' ? 'on stdin' : file;
   return readBoundedInput(
     file,
     PEEK,

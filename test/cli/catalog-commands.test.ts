@@ -293,7 +293,7 @@ describe('catalog export and import', () => {
     for (const [kind, file, flag] of [['bundle', bundle, '--max-bundle-bytes'], ['script', script, '--max-script-bytes']] as const) {
       const size = readFileSync(file).byteLength;
       const target = join(dir, `${kind}-target.duckdb`);
-      for (const [input, name] of [[file, file], ['-', 'the input on stdin']] as const) {
+      for (const [input, name] of [[file, file], ['-', 'on stdin']] as const) {
         const stdin = input === '-' ? readFileSync(file) : '';
         const over = await cli(['catalog', 'import', '--to', `duckdb:${target}`, flag, String(size - 1), input], stdin);
         const what = input === '-' ? `has more than ${size - 1} bytes` : `is ${size} bytes`;

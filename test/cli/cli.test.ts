@@ -95,7 +95,7 @@ select count(*) as n from t;
     for (const args of [['run', '-f', '-'], ['shell']]) {
       const piped = await cli([...args, '--max-script-bytes', under], script);
       expect(piped.status).toBe(1);
-      expect(piped.stderr).toBe(`ERROR:  54000: script the input on stdin has more than ${under} bytes, over the limit of ${under} bytes (--max-script-bytes)\n`);
+      expect(piped.stderr).toBe(`ERROR:  54000: script on stdin has more than ${under} bytes, over the limit of ${under} bytes (--max-script-bytes)\n`);
     }
     // A device says nothing of its size: read only up to the limit (it never ends).
     const zero = await cli(['run', '-f', '/dev/zero', '--max-script-bytes', '1000']);
