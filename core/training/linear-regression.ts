@@ -11,7 +11,7 @@ import { categoryGroups, triangleIndex, type CategoryGroups } from './category-g
 import { solveSymmetric } from './linear-algebra.js';
 import type { ModelParameters } from './trained-model.js';
 import { oneHotFeatures, productSums } from './product-sums.js';
-import { aggregate, aggregateGroups, labelValue, requireColumns, type TrainingData } from './training-data.js';
+import { aggregate, aggregateGroups, labelValue, requireColumns, requireParameters, type TrainingData } from './training-data.js';
 
 /** Indices of the upper triangle `i <= j` of an n×n matrix, row by row. */
 export function upperTriangle(n: number): (readonly [number, number])[] {
@@ -25,6 +25,7 @@ export function upperTriangle(n: number): (readonly [number, number])[] {
  * Returns `{ xtx, xty, n }` with the intercept at index 0.
  */
 export async function normalEquations(data: TrainingData): Promise<{ readonly xtx: number[][]; readonly xty: number[]; readonly n: number }> {
+  requireParameters(data, data.encoded.length + 1);
   const groups = categoryGroups(data);
   if (groups) return groupedNormalEquations(data, groups);
   const p = data.encoded.length;

@@ -17,7 +17,7 @@ import { norm, solveSymmetric } from './linear-algebra.js';
 import { upperTriangle } from './linear-regression.js';
 import { oneHotFeatures, productSums } from './product-sums.js';
 import type { ClassValue, ModelParameters } from './trained-model.js';
-import { aggregate, aggregateGroups, requireColumns, type LabelColumn, type TrainingData } from './training-data.js';
+import { aggregate, aggregateGroups, requireColumns, requireParameters, type LabelColumn, type TrainingData } from './training-data.js';
 import type { TrainingOptions } from './training-options.js';
 
 /** `label = value`, compared as the label's kind. */
@@ -42,6 +42,7 @@ export async function logisticStep(data: TrainingData, classes: readonly ClassVa
   const p = data.encoded.length;
   const width = p + 1;
   const logits = classes.length === 2 ? 1 : classes.length;
+  requireParameters(data, logits * width);
   const { add, sub, mul, div, neg, num, fn, sum } = expressionBuilder(d);
   const x = (i: number) => `x${i}`;
   // With the STRING features grouped (category-groups.ts), the rows carry the numeric columns

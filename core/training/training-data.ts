@@ -323,6 +323,28 @@ function checkWidth(data: TrainingData, layers: readonly (readonly unknown[])[],
 }
 
 /**
+ * Most parameters one linear or logistic model solves for: the fitters hold their normal
+ * equations or Hessian as a dense matrix in Node and factor it there (Cholesky, n³/3
+ * operations), whatever the SQL that gathered its sums. 1,664² doubles are 22 MB.
+ */
+export const MAX_PARAMETERS = 1664;
+
+/**
+ * 54011 program_limit_exceeded when a model has more than {@link MAX_PARAMETERS} parameters
+ * (an intercept and a weight per encoded feature, per logit): called before any sum is
+ * planned, on every path (grouped sums are few columns wide, their matrix is not).
+ */
+export function requireParameters(data: TrainingData, parameters: number): void {
+  if (parameters <= MAX_PARAMETERS) return;
+  const classes = data.classes && data.classes.length > 2 ? ` and ${data.classes.length} classes` : '';
+  throw new ModelSqlError(
+    '54011',
+    `the model is too large to train: it has ${parameters} parameters, more than ${MAX_PARAMETERS}; it has ${data.encoded.length} encoded features${classes} (a STRING feature has one per category): lower 'max-categories', leave features out, or use a tree model`,
+    { position: data.queryPosition },
+  );
+}
+
+/**
  * 54011 program_limit_exceeded when a query of `columns` columns is more than
  * {@link MAX_SELECT_COLUMNS}. Fitters call it with a count known before they plan their sums
  * (whose number grows with its square), then {@link aggregate} with the exact one.
