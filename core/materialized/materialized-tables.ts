@@ -8,7 +8,7 @@
  * change capture on its source (materialized-refresh.ts). CREATE runs the first refresh;
  * a CREATE that fails leaves nothing behind.
  */
-import { ArgumentError, ModelSqlError, UnsupportedFeatureError, positionAt } from '../errors.js';
+import { ArgumentError, ModelSqlError, QueryCanceledError, UnsupportedFeatureError, positionAt } from '../errors.js';
 import type { CaptureSpec, ChangeCaptureDialect, Host } from '../host.js';
 import type { ModelCatalog } from '../catalog/model-catalog.js';
 import { readCatalogVersion } from '../catalog/catalog-layout.js';
@@ -54,6 +54,8 @@ const MATERIALIZED_LAYOUT = 5;
  */
 export class MaterializedTables {
   readonly store: MaterializedStore;
+  /** The running statement's (`execute`); none for refreshes started elsewhere. */
+  private waiting: StatementWaiting = {};
 
   constructor(
     private readonly host: Host,
@@ -64,8 +66,21 @@ export class MaterializedTables {
     this.store = new MaterializedStore(host, catalog.store);
   }
 
-  /** Runs one materialized-table statement of `text`. */
-  async execute(statement: MaterializedTableStatement, text: string): Promise<QueryResult> {
+  /**
+   * Runs one materialized-table statement of `text`. `waiting.signal` stops a wait for
+   * another connection's refresh (57014), and `waiting.beforeWait` is called before one
+   * starts (the session arms its statement timer there).
+   */
+  async execute(statement: MaterializedTableStatement, text: string, waiting: StatementWaiting = {}): Promise<QueryResult> {
+    this.waiting = waiting;
+    try {
+      return await this.executeNow(statement, text);
+    } finally {
+      this.waiting = {};
+    }
+  }
+
+  private async executeNow(statement: MaterializedTableStatement, text: string): Promise<QueryResult> {
     switch (statement.kind) {
       case 'create-materialized-table':
         await this.create(statement, text);
@@ -140,11 +155,17 @@ export class MaterializedTables {
     }
   }
 
-  /** Claims the refresh of table `id`, polling until its holder releases it; resolves to true. */
+  /**
+   * Claims the refresh of table `id`, polling until its holder releases it; resolves to true.
+   * The statement's signal ends the wait with 57014 (the polls' pauses run in Node, where
+   * neither a host cancel nor the host's statement timeout reaches).
+   */
   private async claimWaiting(id: number, capture: ChangeCaptureDialect): Promise<true> {
+    const { signal, beforeWait } = this.waiting;
     for (let pause = CLAIM_POLL_MS; ; pause = Math.min(pause * 2, CLAIM_POLL_MAX_MS)) {
       if ((await this.host.execute(capture.claim, [id])).rows[0]![0] === true) return true;
-      await new Promise((resolve) => setTimeout(resolve, pause));
+      await beforeWait?.();
+      await abortablePause(pause, signal);
     }
   }
 
@@ -556,3 +577,25 @@ function done(command: string): QueryResult {
   return { command, columns: [], rows: [] };
 }
 
+
+/** What a materialized-table statement's waits answer to (`MaterializedTables.execute`). */
+export interface StatementWaiting {
+  readonly signal?: AbortSignal;
+  readonly beforeWait?: () => Promise<void>;
+}
+
+/** Waits `ms`; rejects with 57014 as soon as `signal` aborts. */
+function abortablePause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  if (signal?.aborted) return Promise.reject(new QueryCanceledError());
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(new QueryCanceledError());
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}

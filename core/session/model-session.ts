@@ -15,7 +15,7 @@ import { StatementQueue } from './statement-queue.js';
 import { DEFAULT_MAX_SPILL_BYTES, RowSpill, approximateBytes } from './row-spill.js';
 import { createModel } from './create-model.js';
 import { RuntimeLoader, type ModelAccessOptions } from '../runtime/runtime-loader.js';
-import type { CreateModelStatement, QueryStatement, Statement } from '../sql/ast.js';
+import type { CreateModelStatement, MaterializedTableStatement, QueryStatement, Statement } from '../sql/ast.js';
 import { namedModels } from '../sql/ml-call.js';
 import { leadingTokens, type LexOptions } from '../sql/lexer.js';
 import { parseScript, parseScriptAfter } from '../sql/parser.js';
@@ -351,7 +351,7 @@ export class ModelSession implements Session {
         case 'drop-materialized-table':
         case 'show-materialized-tables':
         case 'describe-materialized-table':
-          return await this.materialized.execute(statement, text);
+          return await this.runMaterialized(statement, text);
         case 'create-model':
           return await this.runCreateModel(statement, text);
         case 'drop-model':
@@ -376,6 +376,23 @@ export class ModelSession implements Session {
     const timer = new StatementTimer(this.host, () => this.cancel());
     try {
       return await timer.guard(() => createModel(this.catalog, this.host, statement, text, { signal, beforeTraining: () => timer.arm() }));
+    } finally {
+      timer.stop();
+      await finish();
+    }
+  }
+
+  /**
+   * A materialized-table statement: one that waits for another connection's refresh (`ALTER
+   * ... REFRESH`, `DROP`, `SET REFRESH_MODE`) waits in Node, between host statements, so a
+   * cancel reaches it through the statement's signal and the host's statement timeout bounds
+   * the wait, as for model stages.
+   */
+  private async runMaterialized(statement: MaterializedTableStatement, text: string): Promise<QueryResult> {
+    const { signal, finish } = this.begin();
+    const timer = new StatementTimer(this.host, () => this.cancel());
+    try {
+      return await timer.guard(() => this.materialized.execute(statement, text, { signal, beforeWait: () => timer.arm() }));
     } finally {
       timer.stop();
       await finish();

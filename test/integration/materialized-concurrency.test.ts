@@ -88,4 +88,38 @@ async function until(check: () => Promise<boolean> | boolean): Promise<void> {
       await a.sql('DROP TABLE s3');
     });
   }
+
+  it("a statement waiting for another session's refresh stops on cancel() and at statement_timeout (57014), the table unchanged", async () => {
+    await a.sql('CREATE TABLE s4 (id INTEGER PRIMARY KEY, a DOUBLE PRECISION, b DOUBLE PRECISION)');
+    await a.sql('INSERT INTO s4 SELECT i, i, i FROM generate_series(1, 100) AS r(i)');
+    await a.sql(`CREATE MATERIALIZED TABLE s4_y FRESHNESS = INTERVAL '1' SECOND AS SELECT id, y FROM ML_PREDICT(TABLE s4, MODEL lin, DESCRIPTOR(a, b))`);
+    await a.sql('UPDATE s4 SET a = a + 1');
+    await c.query('BEGIN');
+    await c.query('LOCK TABLE s4 IN ACCESS EXCLUSIVE MODE');
+    const refresh = a.sql('ALTER MATERIALIZED TABLE s4_y REFRESH');
+    try {
+      await until(async () => (await waiting()) === 1);
+      const bPid = Number((await b.sql('SELECT pg_backend_pid()')).rows[0]![0]);
+      // Polling the claim since `since` (the last statement's polls do not count).
+      const polling = async (since: Date) =>
+        (await o.query(`SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND query LIKE '%claim_refresh%' AND query_start > $2`, [bPid, since])).rows.length > 0;
+      for (const statement of ['DROP MATERIALIZED TABLE s4_y', 'ALTER MATERIALIZED TABLE s4_y REFRESH', 'ALTER MATERIALIZED TABLE s4_y SET REFRESH_MODE = FULL']) {
+        const since = (await o.query('SELECT clock_timestamp() AS t')).rows[0].t as Date;
+        const cancelled = b.sql(statement).then(() => 'ran', (e: { sqlstate?: string; message: string }) => `${e.sqlstate} ${e.message}`);
+        await until(() => polling(since));
+        b.cancel();
+        expect([statement, await cancelled]).toEqual([statement, '57014 canceling statement due to user request']);
+      }
+      await b.sql("SET statement_timeout = '200ms'");
+      const timedOut = await b.sql('DROP MATERIALIZED TABLE s4_y').then(() => 'ran', (e: { sqlstate?: string; message: string }) => `${e.sqlstate} ${e.message}`);
+      expect(timedOut).toBe('57014 canceling statement due to statement timeout');
+      await b.sql('SET statement_timeout = 0');
+    } finally {
+      await c.query('COMMIT');
+      await refresh;
+    }
+    expect((await a.sql('SHOW MATERIALIZED TABLES')).rows.filter((r) => r[1] === 's4_y').map((r) => r[1])).toEqual(['s4_y']);
+    await a.sql('DROP MATERIALIZED TABLE s4_y');
+    await a.sql('DROP TABLE s4');
+  });
 });
