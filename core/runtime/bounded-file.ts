@@ -22,23 +22,27 @@ export async function readBoundedFile(real: string, shown: string, limit: number
   const info = await stat(real);
   if (!info.isFile()) throw new ModelSqlError('58030', `${shown} is not a regular file`);
   if (info.size > limit) throw tooLarge(info.size);
+  // One buffer of the size the file said, and a byte more to see whether it grew: the bytes
+  // are read into it in place (no chunks joined afterwards, so no second copy at the peak).
   const handle = await open(real, 'r');
-  const chunks: Buffer[] = [];
+  let bytes = Buffer.allocUnsafeSlow(info.size + 1); // never a slice of the shared pool: callers may hand its memory over
   let total = 0;
   try {
     for (;;) {
-      const chunk = Buffer.allocUnsafe(Math.min(limit + 1 - total, READ_BYTES));
-      if (chunk.byteLength === 0) break;
-      const { bytesRead } = await handle.read(chunk, 0, chunk.byteLength, null);
+      if (total === bytes.byteLength) {
+        // It grew: on, up to a byte past the limit.
+        if (total > limit) break;
+        const larger = Buffer.allocUnsafeSlow(Math.min(limit + 1, total * 2));
+        bytes.copy(larger, 0, 0, total);
+        bytes = larger;
+      }
+      const { bytesRead } = await handle.read(bytes, total, Math.min(bytes.byteLength - total, READ_BYTES), null);
       if (bytesRead === 0) break;
-      // A short read is copied out: its chunk's unused bytes are not kept alive with it.
-      chunks.push(bytesRead === chunk.byteLength ? chunk : Buffer.from(chunk.subarray(0, bytesRead)));
       total += bytesRead;
     }
   } finally {
     await handle.close();
   }
   if (total > limit) throw tooLarge(total);
-  const bytes = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total);
-  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return new Uint8Array(bytes.buffer, bytes.byteOffset, total);
 }
