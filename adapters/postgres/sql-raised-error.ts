@@ -13,6 +13,14 @@ import { quoteString } from '../../core/sql/format.js';
 const TAG = 'modelsql ';
 
 /**
+ * The SQLSTATEs modelsql's SQL raises: only these are read back. A value in the data that
+ * happens to read as a raised message (`'modelsql 40001: ...'` cast to `float8[]` by a
+ * user's own query) cannot then make an error look like a serialization failure a client
+ * retries, or a lost connection.
+ */
+const RAISED_STATES: ReadonlySet<string> = new Set(['22023', '2202E']);
+
+/**
  * A `float8[]` expression that fails the query with `sqlstate` and the text of `message`
  * (a SQL expression of type text), wherever Postgres evaluates it.
  *
@@ -20,7 +28,7 @@ const TAG = 'modelsql ';
  * `CASE WHEN bad THEN ${raiseInSql('22023', "'no good'")} ELSE v END`
  */
 export function raiseInSql(sqlstate: string, message: string): string {
-  if (!/^[0-9A-Z]{5}$/.test(sqlstate)) throw new Error(`not a SQLSTATE: ${sqlstate}`);
+  if (!RAISED_STATES.has(sqlstate)) throw new Error(`not a SQLSTATE modelsql raises: ${sqlstate}`);
   return `CAST(${quoteString(`${TAG}${sqlstate}: `)} OPERATOR(pg_catalog.||) (${message}) AS float8[])`;
 }
 
@@ -28,5 +36,5 @@ export function raiseInSql(sqlstate: string, message: string): string {
 export function raisedError(code: string | undefined, message: string): { readonly sqlstate: string; readonly message: string } | undefined {
   if (code !== '22P02') return undefined;
   const m = /^malformed array literal: "modelsql ([0-9A-Z]{5}): ([\s\S]*)"$/.exec(message);
-  return m ? { sqlstate: m[1]!, message: m[2]! } : undefined;
+  return m && RAISED_STATES.has(m[1]!) ? { sqlstate: m[1]!, message: m[2]! } : undefined;
 }

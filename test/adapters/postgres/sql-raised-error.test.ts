@@ -19,10 +19,16 @@ describe('errors raised from plain SQL', () => {
     expect(mapPostgresError(serverError('22P02', 'malformed array literal: "abc"', 'Array value must start with "{" or dimension information.')).sqlstate).toBe('22P02');
     expect(raisedError('22023', 'malformed array literal: "modelsql 2202E: x"')).toBeUndefined();
     expect(raisedError('22P02', 'malformed array literal: "modelsql 2202: x"')).toBeUndefined();
+    // A value in the data that reads as a raised message, with a SQLSTATE modelsql never raises: a client would retry a 40001.
+    for (const state of ['40001', '57P01', '08006', '28P01']) {
+      expect(raisedError('22P02', `malformed array literal: "modelsql ${state}: x"`)).toBeUndefined();
+      expect(mapPostgresError(serverError('22P02', `malformed array literal: "modelsql ${state}: x"`)).sqlstate).toBe('22P02');
+    }
   });
 
   test('raiseInSql takes only a SQLSTATE and quotes nothing of the message itself', () => {
     expect(raiseInSql('22023', "'it''s'")).toBe(`CAST('modelsql 22023: ' OPERATOR(pg_catalog.||) ('it''s') AS float8[])`);
-    expect(() => raiseInSql("22023' || x", "'m'")).toThrow(/not a SQLSTATE/);
+    expect(() => raiseInSql("22023' || x", "'m'")).toThrow(/not a SQLSTATE modelsql raises/);
+    expect(() => raiseInSql('40001', "'m'")).toThrow(/not a SQLSTATE modelsql raises/);
   });
 });
