@@ -103,6 +103,9 @@ for (const adapter of ADAPTERS) {
       const bad = join(dirs.root, `malformed-${adapter.name}`);
       writeTextModel(bad, { labels: TEST_LABELS });
       const config = JSON.parse(readFileSync(join(bad, 'config.json'), 'utf8')) as Record<string, unknown>;
+      // config.json's length and padding count where tokenizer_config.json says neither.
+      const { model_max_length: _length, pad_token: _pad, ...undecided } = JSON.parse(readFileSync(join(bad, 'tokenizer_config.json'), 'utf8')) as Record<string, unknown>;
+      writeFileSync(join(bad, 'tokenizer_config.json'), JSON.stringify(undecided));
       const cases: [Record<string, unknown>, RegExp][] = [
         [{ id2label: { 0: 'negative', '01': 'neutral', 2: 'positive' } }, /id2label must map the class indexes 0\.\.2 .* found "01"/],
         [{ max_position_embeddings: 1e300 }, /max_position_embeddings is 1e\+300; it must be an integer from 1 to 1048576/],
@@ -113,7 +116,7 @@ for (const adapter of ADAPTERS) {
         await expectSqlError(db.sql(`CREATE MODEL broken WITH ('provider' = 'onnx', 'path' = '${bad}')`), '22023', message);
         await expectSqlError(db.sql(`CREATE OR REPLACE MODEL sentiment WITH ('provider' = 'onnx', 'path' = '${bad}')`), '22023', message);
       }
-      writeFileSync(join(bad, 'config.json'), JSON.stringify(config));
+      writeFileSync(join(bad, 'config.json'), JSON.stringify({ ...config, max_position_embeddings: 32 }));
       const json = bertTokenizerJson();
       const vocab = (json.model as { vocab: Record<string, number> }).vocab;
       writeFileSync(join(bad, 'tokenizer.json'), JSON.stringify({ ...json, model: { ...(json.model as object), vocab: { ...vocab, zzzz: TEST_VOCAB.length } } }));

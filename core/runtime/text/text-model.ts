@@ -96,7 +96,6 @@ export function textModel(files: TextModelMeta, options: Options, signature: Onn
   const largestId = largestTokenId(files.tokenizer);
   const maxLength = maxLengthOf(files, options);
   const labels = task === 'classification' ? labelsOf(files.config, target.value, signature) : [];
-  const padFromConfig = configPadId(files.config, largestId);
   const tokenizer = new TextTokenizer(files.tokenizer, files.tokenizerConfig, maxLength);
   const columns = input && output ? checkColumns(task, input, output) : defaultColumns(task);
   const spec: TextModelSpec = {
@@ -104,7 +103,7 @@ export function textModel(files: TextModelMeta, options: Options, signature: Onn
     tokenizer: files.tokenizer,
     tokenizerConfig: files.tokenizerConfig,
     maxLength,
-    padId: padIdOf(files, tokenizer, padFromConfig, largestId),
+    padId: padIdOf(files, tokenizer, largestId),
     inputs: inputs.names,
     idType: inputs.idType,
     output: target.value.name,
@@ -242,8 +241,8 @@ function maxPositionsOf(config: Readonly<Record<string, unknown>>): number | und
 /** The model's maximum length: tokenizer_config's `model_max_length`, else config's `max_position_embeddings`, capped by 'max-length'. */
 function maxLengthOf(files: TextModelMeta, options: Options): number {
   const fromTokenizer = positiveNumber(files.tokenizerConfig.model_max_length);
-  const fromConfig = maxPositionsOf(files.config);
-  const limit = (fromTokenizer !== undefined && fromTokenizer <= SANE_MAX_LENGTH ? fromTokenizer : undefined) ?? fromConfig ?? FALLBACK_MAX_LENGTH;
+  // config.json's value is read (and checked) only when the tokenizer's does not decide.
+  const limit = (fromTokenizer !== undefined && fromTokenizer <= SANE_MAX_LENGTH ? fromTokenizer : undefined) ?? maxPositionsOf(files.config) ?? FALLBACK_MAX_LENGTH;
   const option = getOption(options, 'max-length');
   if (option === undefined) return limit;
   if (!/^[1-9][0-9]*$/.test(option.trim())) throw new InvalidOptionError(`option 'max-length' must be a positive integer, not '${option}'`);
@@ -268,14 +267,18 @@ function booleanOption(options: Options, key: string): boolean | undefined {
   return value === 'true';
 }
 
-/** The padding id: tokenizer.json's `padding.pad_id`, else tokenizer_config's `pad_token`, else config.json's `pad_token_id`, else 0; each a token id of the vocabulary. */
-function padIdOf(files: TextModelMeta, tokenizer: TextTokenizer, fromConfig: number | undefined, largestId: number): number {
+/**
+ * The padding id: tokenizer.json's `padding.pad_id`, else tokenizer_config's `pad_token`, else
+ * config.json's `pad_token_id`, else 0; the one chosen must be a token id of the vocabulary
+ * (one not used, such as a `pad_token_id` of -1 behind a tokenizer's own, is not checked).
+ */
+function padIdOf(files: TextModelMeta, tokenizer: TextTokenizer, largestId: number): number {
   const padding = files.tokenizer.padding as { pad_id?: unknown } | null | undefined;
   const padId = typeof padding === 'object' && padding !== null ? padding.pad_id : undefined;
   const fromPadding = padId === undefined || padId === null ? undefined : tokenIdIn(padId, largestId, `tokenizer.json's padding.pad_id`);
   const token = files.tokenizerConfig.pad_token;
   const fromToken = typeof token === 'string' ? tokenizer.tokenId(token) : undefined;
-  return fromPadding ?? fromToken ?? fromConfig ?? 0;
+  return fromPadding ?? fromToken ?? configPadId(files.config, largestId) ?? 0;
 }
 
 function labelsOf(config: Readonly<Record<string, unknown>>, logits: OnnxValueInfo, signature: OnnxSignature): string[] {

@@ -240,14 +240,19 @@ describe('bad model directories fail before any inference', () => {
     writeTextModel(bad);
     const config = JSON.parse(readFileSync(join(bad, 'config.json'), 'utf8')) as Record<string, unknown>;
     const withConfig = (values: Record<string, unknown>) => writeFileSync(join(bad, 'config.json'), JSON.stringify({ ...config, ...values }));
+    // config.json's length and padding count (and are checked) where tokenizer_config.json says neither.
+    const tokenizerConfig = JSON.parse(readFileSync(join(bad, 'tokenizer_config.json'), 'utf8')) as Record<string, unknown>;
+    const { model_max_length: _length, pad_token: _pad, ...undecided } = tokenizerConfig;
+    writeFileSync(join(bad, 'tokenizer_config.json'), JSON.stringify(undecided));
     for (const value of [1e300, MAX_POSITION_EMBEDDINGS + 1, 0, -512, 512.5, '512', true]) {
       withConfig({ max_position_embeddings: value });
       await expectSqlError(checkTextModel(bad, [], {}), '22023', new RegExp(`max_position_embeddings is ${String(JSON.stringify(value)).replace(/[.+"]/g, '\\$&')}; it must be an integer from 1 to ${MAX_POSITION_EMBEDDINGS}`));
     }
-    for (const value of [MAX_POSITION_EMBEDDINGS, null]) {
+    for (const [value, length] of [[MAX_POSITION_EMBEDDINGS, MAX_POSITION_EMBEDDINGS], [null, 512]] as const) {
       withConfig({ max_position_embeddings: value });
-      expect((await checkTextModel(bad, [], {})).model.spec.maxLength).toBe(32);
+      expect((await checkTextModel(bad, [], {})).model.spec.maxLength).toBe(length);
     }
+    withConfig({ max_position_embeddings: 32 });
     const last = TEST_VOCAB.length - 1;
     for (const value of [last + 1, -1, 0.5, '0', 1e300]) {
       withConfig({ pad_token_id: value });
@@ -260,6 +265,13 @@ describe('bad model directories fail before any inference', () => {
     withConfig({ pad_token_id: 0 });
     writeFileSync(join(bad, 'tokenizer.json'), JSON.stringify({ ...bertTokenizerJson(), padding: { pad_id: last + 1, pad_token: '[PAD]' } }));
     await expectSqlError(checkTextModel(bad, [], {}), '22023', new RegExp(`tokenizer\\.json's padding\\.pad_id is ${last + 1}, not a token id`));
+    // A value another decides over is not read: config.json's pad_token_id behind the tokenizer's own (-1 in some exports),
+    // max_position_embeddings behind tokenizer_config.json's model_max_length.
+    writeFileSync(join(bad, 'tokenizer.json'), JSON.stringify({ ...bertTokenizerJson(), padding: { pad_id: 0, pad_token: '[PAD]' } }));
+    writeFileSync(join(bad, 'tokenizer_config.json'), JSON.stringify(tokenizerConfig));
+    withConfig({ pad_token_id: -1, max_position_embeddings: 1e300 });
+    const decided = (await checkTextModel(bad, [], {})).model.spec;
+    expect([decided.padId, decided.maxLength]).toEqual([0, 32]);
   });
 
   test('graph inputs that are not input_ids / attention_mask / token_type_ids', async () => {
