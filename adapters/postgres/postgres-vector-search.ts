@@ -50,7 +50,7 @@ function score(metric: VectorSearchSql['metric']): string {
   return `CASE WHEN ${norms}${op('=')}CAST(0 AS float8) THEN NULL ELSE ${dot}${op('/')}(${norms}) END`;
 }
 
-/** `score`, NULL (ranks nowhere) when a component of either vector is NULL, which `sum` would skip. */
+/** `score`, NULL (ranks nowhere) when a component of the searched vector is NULL, which `sum` would skip (used when some vector has one). */
 function complete(score: string): string {
   return `CASE WHEN pg_catalog.count(__vs_u.a${op('*')}__vs_u.b)${op('<>')}pg_catalog.count(*) THEN NULL ELSE ${score} END`;
 }
@@ -67,8 +67,11 @@ function renamed(alias: string, columns: readonly HostColumn[]): string {
 export const postgresVectors: VectorDialect = {
   dimensions(source, columns, index) {
     const c = `__vs_dims.${positional(index)}`;
-    // Vectors with NULL components are skipped per candidate (`complete`): no need to look for them here.
-    return `SELECT pg_catalog.min(pg_catalog.cardinality(${c})), pg_catalog.max(pg_catalog.cardinality(${c})), NULL, pg_catalog.max(pg_catalog.array_ndims(${c})) FROM (${source}) AS ${renamed('__vs_dims', columns)} WHERE ${c} IS NOT NULL`;
+    // Whether a vector has a NULL component: the search then checks each candidate for one
+    // (`complete`), and costs nothing more where none has (array_position only over the
+    // one-dimensional arrays: it refuses others, which the last column reports).
+    const holes = `pg_catalog.bool_or(CASE WHEN pg_catalog.array_ndims(${c})${op('=')}1 THEN pg_catalog.array_position(${c}, NULL) IS NOT NULL END)`;
+    return `SELECT pg_catalog.min(pg_catalog.cardinality(${c})), pg_catalog.max(pg_catalog.cardinality(${c})), ${holes}, pg_catalog.max(pg_catalog.array_ndims(${c})) FROM (${source}) AS ${renamed('__vs_dims', columns)} WHERE ${c} IS NOT NULL`;
   },
 
   search(s: VectorSearchSql) {
@@ -81,8 +84,10 @@ export const postgresVectors: VectorDialect = {
     const flat = `WHEN ${ndims}${op('>')}1 THEN ${raiseInSql('2202E', cat(quoteString('VECTOR_SEARCH: the query vector is a '), text(ndims), quoteString(`-dimensional array; a vector is a one-dimensional array, as the vectors of column "${s.column.name}"`)))} `;
     const sized =
       s.dimension === undefined ? '' : `WHEN ${cardinality}${op('<>')}${s.dimension} THEN ${raiseInSql('22023', cat(quoteString('VECTOR_SEARCH: the query vector has '), text(cardinality), quoteString(` dimensions, but the vectors of column "${s.column.name}" have ${s.dimension}`)))} `;
-    const query = `(SELECT CASE ${flat}${sized}ELSE ${q0} END AS __vs_q FROM (SELECT CAST((${s.query}) AS float8[]) AS __vs_q0) AS __vs_q1) AS __vs_qv`;
-    const candidateScore = `(SELECT ${complete(score(s.metric))} FROM ROWS FROM (pg_catalog.unnest(__vs_qv.__vs_q), pg_catalog.unnest(CAST(__vs_row.${column} AS float8[]))) AS __vs_u(a, b))`;
+    // A query vector with a NULL component finds nothing, told once per query vector.
+    const hole = `WHEN pg_catalog.array_position(${q0}, NULL) IS NOT NULL THEN NULL `;
+    const query = `(SELECT CASE ${flat}${sized}${hole}ELSE ${q0} END AS __vs_q FROM (SELECT CAST((${s.query}) AS float8[]) AS __vs_q0) AS __vs_q1) AS __vs_qv`;
+    const candidateScore = `(SELECT ${s.holes ? complete(score(s.metric)) : score(s.metric)} FROM ROWS FROM (pg_catalog.unnest(__vs_qv.__vs_q), pg_catalog.unnest(CAST(__vs_row.${column} AS float8[]))) AS __vs_u(a, b))`;
     const candidates = `SELECT __vs_row.*, ${candidateScore} AS __vs_score FROM ${query}, (${s.source}) AS ${renamed('__vs_row', s.columns)} WHERE __vs_qv.__vs_q IS NOT NULL AND __vs_row.${column} IS NOT NULL`;
     const columns = s.columns.map((_, i) => `__vs_v.${positional(i)}`);
     const ties = s.columns.map((c, i) => `${tieKey(columns[i]!, c.type)} ASC`).join(', ');
