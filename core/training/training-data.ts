@@ -335,13 +335,7 @@ export const MAX_PARAMETERS = 1664;
  * planned, on every path (grouped sums are few columns wide, their matrix is not).
  */
 export function requireParameters(data: TrainingData, parameters: number): void {
-  if (parameters <= MAX_PARAMETERS) return;
-  const classes = data.classes && data.classes.length > 2 ? ` and ${data.classes.length} classes` : '';
-  throw new ModelSqlError(
-    '54011',
-    `the model is too large to train: it has ${parameters} parameters, more than ${MAX_PARAMETERS}; it has ${data.encoded.length} encoded features${classes} (a STRING feature has one per category): lower 'max-categories', leave features out, or use a tree model`,
-    { position: data.queryPosition },
-  );
+  if (parameters > MAX_PARAMETERS) throw tooLargeToTrain(data, `it has ${parameters} parameters, more than ${MAX_PARAMETERS}`);
 }
 
 /**
@@ -350,11 +344,15 @@ export function requireParameters(data: TrainingData, parameters: number): void 
  * (whose number grows with its square), then {@link aggregate} with the exact one.
  */
 export function requireColumns(data: TrainingData, widest: number): void {
-  if (widest <= MAX_SELECT_COLUMNS) return;
+  if (widest > MAX_SELECT_COLUMNS) throw tooLargeToTrain(data, `one of its aggregate queries needs ${widest} columns, more than ${MAX_SELECT_COLUMNS} (Postgres's limit, held on every host)`);
+}
+
+/** 54011 for a linear or logistic model past one of the limits above (`why`), with its size and what to do. */
+function tooLargeToTrain(data: TrainingData, why: string): ModelSqlError {
   const classes = data.classes && data.classes.length > 2 ? ` and ${data.classes.length} classes` : '';
-  throw new ModelSqlError(
+  return new ModelSqlError(
     '54011',
-    `the model is too large to train: one of its aggregate queries needs ${widest} columns, more than ${MAX_SELECT_COLUMNS} (Postgres's limit, held on every host); it has ${data.encoded.length} encoded features${classes} (a STRING feature has one per category): lower 'max-categories', leave features out, or use a tree model`,
+    `the model is too large to train: ${why}; it has ${data.encoded.length} encoded features${classes} (a STRING feature has one per category): lower 'max-categories', leave features out, or use a tree model`,
     { position: data.queryPosition },
   );
 }
