@@ -15,7 +15,7 @@ import { StatementQueue } from './statement-queue.js';
 import { DEFAULT_MAX_SPILL_BYTES, RowSpill, approximateBytes } from './row-spill.js';
 import { createModel } from './create-model.js';
 import { RuntimeLoader, type ModelAccessOptions } from '../runtime/runtime-loader.js';
-import type { CreateModelStatement, MaterializedTableStatement, QueryStatement, Statement } from '../sql/ast.js';
+import type { QueryStatement, Statement } from '../sql/ast.js';
 import { namedModels } from '../sql/ml-call.js';
 import { leadingTokens, type LexOptions } from '../sql/lexer.js';
 import { parseScript, parseScriptAfter } from '../sql/parser.js';
@@ -351,9 +351,9 @@ export class ModelSession implements Session {
         case 'drop-materialized-table':
         case 'show-materialized-tables':
         case 'describe-materialized-table':
-          return await this.runMaterialized(statement, text);
+          return await this.withStatementTimer((signal, beforeWait) => this.materialized.execute(statement, text, { signal, beforeWait }));
         case 'create-model':
-          return await this.runCreateModel(statement, text);
+          return await this.withStatementTimer((signal, beforeTraining) => createModel(this.catalog, this.host, statement, text, { signal, beforeTraining }));
         case 'drop-model':
         case 'alter-model':
           await this.materialized.checkModelStatement(statement, text);
@@ -367,32 +367,16 @@ export class ModelSession implements Session {
   }
 
   /**
-   * `CREATE MODEL`: training sends many host statements, so a cancel reaches it through the
-   * statement's signal, and the host's statement timeout bounds it as a whole, as it bounds
-   * model stages.
+   * Work that waits in Node between its host statements (training's many statements, a
+   * materialized-table statement waiting for another connection's refresh): a cancel reaches
+   * it through the statement's signal, and the host's statement timeout, armed when `work`
+   * says (`arm`), bounds it as a whole, as it bounds model stages.
    */
-  private async runCreateModel(statement: CreateModelStatement, text: string): Promise<QueryResult> {
+  private async withStatementTimer<T>(work: (signal: AbortSignal, arm: () => Promise<void>) => Promise<T>): Promise<T> {
     const { signal, finish } = this.begin();
     const timer = new StatementTimer(this.host, () => this.cancel());
     try {
-      return await timer.guard(() => createModel(this.catalog, this.host, statement, text, { signal, beforeTraining: () => timer.arm() }));
-    } finally {
-      timer.stop();
-      await finish();
-    }
-  }
-
-  /**
-   * A materialized-table statement: one that waits for another connection's refresh (`ALTER
-   * ... REFRESH`, `DROP`, `SET REFRESH_MODE`) waits in Node, between host statements, so a
-   * cancel reaches it through the statement's signal and the host's statement timeout bounds
-   * the wait, as for model stages.
-   */
-  private async runMaterialized(statement: MaterializedTableStatement, text: string): Promise<QueryResult> {
-    const { signal, finish } = this.begin();
-    const timer = new StatementTimer(this.host, () => this.cancel());
-    try {
-      return await timer.guard(() => this.materialized.execute(statement, text, { signal, beforeWait: () => timer.arm() }));
+      return await timer.guard(() => work(signal, () => timer.arm()));
     } finally {
       timer.stop();
       await finish();
