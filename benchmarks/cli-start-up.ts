@@ -10,6 +10,7 @@ import { loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BenchmarkResult } from './benchmark-result.js';
+import { median } from './proxy-support.js';
 
 const ROUNDS = Number(process.env.BENCH_START_UP_ROUNDS ?? 20);
 /** The repository root (this file is dist/benchmarks/cli-start-up.js). */
@@ -38,11 +39,6 @@ function timed(command: string, args: readonly string[], expected: RegExp): Prom
     });
   });
 }
-
-const median = (xs: readonly number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 /** Runs the comparison. */
 export async function benchmarkCliStartUp(): Promise<BenchmarkResult> {

@@ -127,6 +127,23 @@ export async function processCpuSeconds(pid: number): Promise<{ user: number; sy
   return fields ? { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 } : undefined;
 }
 
+/**
+ * The whole machine's busy CPU seconds so far (user, nice, system, irq, softirq; not idle,
+ * I/O wait or steal) and its context switches, from `/proc/stat` (Linux; undefined elsewhere).
+ */
+export async function machineCpu(): Promise<{ busy: number; switches: number } | undefined> {
+  const { readFile } = await import('node:fs/promises');
+  try {
+    const stat = await readFile('/proc/stat', 'utf8');
+    const cpu = /^cpu +(.*)$/m.exec(stat)![1]!.split(/\s+/).map(Number);
+    const switches = Number(/^ctxt (\d+)$/m.exec(stat)![1]);
+    // user nice system idle iowait irq softirq steal: clock ticks of 100 Hz.
+    return { busy: (cpu[0]! + cpu[1]! + cpu[2]! + cpu[5]! + cpu[6]!) / 100, switches };
+  } catch {
+    return undefined;
+  }
+}
+
 /** The fields of `/proc/<pid>/stat` after the command name (stat(5) field n is at index n - 3). */
 async function statFields(pid: number): Promise<string[] | undefined> {
   const { readFile } = await import('node:fs/promises');
@@ -169,4 +186,10 @@ export async function postmasterOf(backendPid: number): Promise<number | undefin
 export function percentile(sorted: readonly number[], p: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}
+
+/** Median of a sample (the mean of the two middle values for an even count). */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 }

@@ -8,6 +8,7 @@
  */
 import pg from 'pg';
 import { once } from 'node:events';
+import { readFileSync, readdirSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import copyStreams from 'pg-copy-streams';
@@ -96,6 +97,30 @@ test('plain queries go native, then a model statement on the same session runs i
   for (let i = 0; i < 5; i++) expect((await c.query(`SELECT count(*)::int AS n FROM pts WHERE id > ${i}`)).rows).toEqual([{ n: 20 - i }]);
   expect(await nativeMessages()).toBeGreaterThan(afterPlain);
   await c.query('DROP MODEL lin');
+});
+
+test('the relay thread is named modelsql-relay and runs under SCHED_BATCH', async () => {
+  const c = await fx.client();
+  const before = await nativeMessages();
+  await c.query('SELECT 1');
+  await c.query('SELECT 2');
+  expect(await nativeMessages()).toBeGreaterThan(before);
+  // The relay's thread lives in this process (the fixture's proxy runs in it).
+  const policies: number[] = [];
+  for (const tid of readdirSync('/proc/self/task')) {
+    let comm: string;
+    try {
+      comm = readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim();
+    } catch {
+      continue; // a thread that ended meanwhile
+    }
+    if (comm !== 'modelsql-relay') continue;
+    const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+    // stat(5) field 41, policy: 0 SCHED_OTHER, 3 SCHED_BATCH.
+    policies.push(Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[41 - 3]));
+  }
+  expect(policies.length).toBeGreaterThanOrEqual(1);
+  expect(policies.every((p) => p === 3)).toBe(true);
 });
 
 test('pipelined queries in one write, a query split across writes, and one larger than the native buffer', async () => {
