@@ -107,6 +107,8 @@ struct Relay {
   int epoll = -1;
   int wake = -1;  // eventfd: stops the thread
   std::atomic<bool> stopping{false};
+  std::atomic<bool> batch{true};
+  std::atomic<int64_t> tid{0};    // the thread's Linux thread id once it runs  // the thread's scheduling policy: SCHED_BATCH, else SCHED_OTHER
   std::thread thread;
   napi_threadsafe_function handBack = nullptr;
   std::mutex sessionsLock;
@@ -206,16 +208,23 @@ void service(Relay* relay, Session* s, int side) {
   if (stop) return handBack(relay, s, "message");
 }
 
+// SCHED_BATCH (the default): when a client's or the server's bytes wake the thread, it does
+// not preempt the process that sent them (which goes on until it blocks or its time slice
+// ends); the thread runs next and finds more events per epoll_wait, so the proxy costs a
+// saturated machine less CPU per pass-through transaction. Its fair share of the CPU is
+// unchanged. The price: while other CPU-bound processes share the cores, a woken thread
+// waits for their time slice too (docs/performance.md, "The relay's thread under
+// SCHED_BATCH"). SCHED_OTHER: Linux's default.
+void applyScheduling(pthread_t thread, bool batch) {
+  sched_param param{};
+  pthread_setschedparam(thread, batch ? SCHED_BATCH : SCHED_OTHER, &param);
+}
+
 void run(Relay* relay) {
   // Named for `top -H` and /proc/<pid>/task/*/comm.
   pthread_setname_np(pthread_self(), "modelsql-relay");
-  // SCHED_BATCH: when a client's or the server's bytes wake the thread, it does not preempt
-  // the process that sent them (which goes on until it blocks or its time slice ends); the
-  // thread runs next and finds more events per epoll_wait. The proxy then costs the
-  // machine less CPU per pass-through transaction (docs/performance.md, "The native relay").
-  // Its fair share of the CPU is unchanged; it is not a priority.
-  sched_param param{};
-  pthread_setschedparam(pthread_self(), SCHED_BATCH, &param);
+  applyScheduling(pthread_self(), relay->batch);
+  relay->tid = int64_t(gettid());
   epoll_event events[64];
   while (!relay->stopping) {
     const int n = epoll_wait(relay->epoll, events, 64, -1);
@@ -399,6 +408,26 @@ napi_value CountersOf(napi_env env, napi_callback_info info) {
   return countersObject(env, s->counters);
 }
 
+// schedule(batch): the thread's policy, SCHED_BATCH when true, else SCHED_OTHER; now if the
+// thread runs, else when open starts it.
+napi_value Schedule(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  Relay* relay = relayOf(env, info, &argc, argv);
+  bool batch = true;
+  napi_get_value_bool(env, argv[0], &batch);
+  relay->batch = batch;
+  if (relay->thread.joinable()) applyScheduling(relay->thread.native_handle(), batch);
+  return undefinedValue(env);
+}
+
+// threadId(): the thread's Linux thread id, 0 before it runs.
+napi_value ThreadId(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  Relay* relay = relayOf(env, info, &argc, nullptr);
+  return number(env, double(relay->tid.load()));
+}
+
 // mayHoldModelSyntax(buffer): the thread's pre-filter, for the test that it agrees with JS's.
 napi_value Filter(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -420,6 +449,8 @@ napi_value Init(napi_env env, napi_value exports) {
       {"attach", nullptr, Attach, nullptr, nullptr, nullptr, napi_enumerable, relay},
       {"release", nullptr, Release, nullptr, nullptr, nullptr, napi_enumerable, relay},
       {"counters", nullptr, CountersOf, nullptr, nullptr, nullptr, napi_enumerable, relay},
+      {"threadId", nullptr, ThreadId, nullptr, nullptr, nullptr, napi_enumerable, relay},
+      {"schedule", nullptr, Schedule, nullptr, nullptr, nullptr, napi_enumerable, relay},
       {"mayHoldModelSyntax", nullptr, Filter, nullptr, nullptr, nullptr, napi_enumerable, relay},
   };
   napi_define_properties(env, exports, sizeof properties / sizeof properties[0], properties);

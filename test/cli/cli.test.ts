@@ -334,6 +334,12 @@ describe('access and limit flags', () => {
     expect(r.stderr).toMatch(/--max-inferences must be a positive integer/);
   });
 
+  it('proxy: --relay-scheduling is batch or normal', async () => {
+    const r = await cli(['proxy', '--upstream', 'postgres://127.0.0.1:1/x', '--relay-scheduling', 'fast']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/relay-scheduling.*Given: "fast", Choices: "batch", "normal"/s);
+  });
+
   it('proxy: cap and model-file flags must be positive integers or durations', async () => {
     const count = await cli(['proxy', '--upstream', 'postgres://127.0.0.1:1/x', '--max-batch-size', '2^32']);
     expect(count.status).toBe(2);

@@ -53,7 +53,15 @@ interface Addon {
   release(id: number): NativeHandBack | undefined;
   counters(id: number): NativeCounters | undefined;
   mayHoldModelSyntax(bytes: Buffer): boolean;
+  schedule(batch: boolean): void;
+  threadId(): number;
 }
+
+/**
+ * The native relay thread's Linux scheduling policy: `batch` (SCHED_BATCH, the default) or
+ * `normal` (SCHED_OTHER). See docs/proxy.md, "The native relay".
+ */
+export type RelayScheduling = 'batch' | 'normal';
 
 /**
  * The native relay of this process.
@@ -95,6 +103,19 @@ export class NativeRelay {
   /** The live counters of session `id` while the thread holds it. */
   counters(id: number): NativeCounters | undefined {
     return this.addon.counters(id);
+  }
+
+  /**
+   * The thread's scheduling policy, from now on (and for the thread once it starts). One
+   * thread serves every proxy of the process: the last call sets it.
+   */
+  schedule(scheduling: RelayScheduling): void {
+    this.addon.schedule(scheduling === 'batch');
+  }
+
+  /** The thread's Linux thread id (for `/proc/<pid>/task/<tid>`), undefined before it starts. */
+  threadId(): number | undefined {
+    return this.addon.threadId() || undefined;
   }
 
   /** The thread's pre-filter for model syntax (the same test as model-router.ts's `bytesMayHoldModelSyntax`). */

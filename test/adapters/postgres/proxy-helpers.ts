@@ -2,6 +2,7 @@
  * Helpers of the proxy tests: a test database on the run's Postgres server, a proxy in
  * front of it on port 0, clients through the proxy, and a raw protocol socket.
  */
+import { readFileSync, readdirSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import pg from 'pg';
 import { startProxy, type ProxyOptions, type RunningProxy } from '../../../adapters/postgres/proxy/index.js';
@@ -221,4 +222,17 @@ export async function roundTrip(raw: RawClient, messages: readonly Buffer[], rea
   raw.socket.write(Buffer.concat(messages));
   await readyCount(raw, seen + ready);
   return messageSummary(raw.received().subarray(before));
+}
+
+/** The scheduling policy of thread `tid` of process `pid`, from stat(5) field 41: 0 SCHED_OTHER, 3 SCHED_BATCH. */
+export function threadPolicy(tid: number, pid: number | 'self' = 'self'): number {
+  const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[41 - 3]);
+}
+
+/** The scheduling policies of process `pid`'s threads named modelsql-relay (the native relay's). */
+export function relayThreadPolicies(pid: number): number[] {
+  return readdirSync(`/proc/${pid}/task`)
+    .filter((tid) => readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim() === 'modelsql-relay')
+    .map((tid) => threadPolicy(Number(tid), pid));
 }

@@ -8,14 +8,14 @@
  */
 import pg from 'pg';
 import { once } from 'node:events';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import copyStreams from 'pg-copy-streams';
 import { loadNativeRelay } from '../../../adapters/postgres/proxy/native-relay.js';
 import { bytesMayHoldModelSyntax } from '../../../adapters/postgres/proxy/model-router.js';
 import { writeModelFiles } from '../../support/model-files.js';
-import { dataRowNumbers, errorCodes, eventually, messageTypes, proxyFixture, queryMessage as query, readyCount, takeOverClient, type ProxyFixture, type RawClient } from './proxy-helpers.js';
+import { dataRowNumbers, errorCodes, eventually, messageTypes, proxyFixture, queryMessage as query, readyCount, takeOverClient, threadPolicy, type ProxyFixture, type RawClient } from './proxy-helpers.js';
 
 let fx: ProxyFixture;
 let linear: string;
@@ -99,28 +99,31 @@ test('plain queries go native, then a model statement on the same session runs i
   await c.query('DROP MODEL lin');
 });
 
-test('the relay thread is named modelsql-relay and runs under SCHED_BATCH', async () => {
+test('the relay thread is named modelsql-relay, runs under SCHED_BATCH by default, and relayScheduling normal gives SCHED_OTHER', async () => {
   const c = await fx.client();
   const before = await nativeMessages();
   await c.query('SELECT 1');
   await c.query('SELECT 2');
   expect(await nativeMessages()).toBeGreaterThan(before);
-  // The relay's thread lives in this process (the fixture's proxy runs in it).
-  const policies: number[] = [];
-  for (const tid of readdirSync('/proc/self/task')) {
-    let comm: string;
-    try {
-      comm = readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim();
-    } catch {
-      continue; // a thread that ended meanwhile
-    }
-    if (comm !== 'modelsql-relay') continue;
-    const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-    // stat(5) field 41, policy: 0 SCHED_OTHER, 3 SCHED_BATCH.
-    policies.push(Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[41 - 3]));
+  // The relay's thread lives in this process (the fixture's proxy runs in it), named for top -H.
+  const tid = loadNativeRelay().relay!.threadId()!;
+  expect(readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim()).toBe('modelsql-relay');
+  expect(threadPolicy(tid)).toBe(3);
+  // A proxy started with relayScheduling 'normal' sets the process's thread to SCHED_OTHER at once.
+  const lines: string[] = [];
+  const normal = await proxyFixture({ relayScheduling: 'normal', logLevel: 'debug', logSink: (line) => lines.push(line) });
+  try {
+    expect(threadPolicy(tid)).toBe(0);
+    expect(lines.join('')).toContain('msg=relay relay=native scheduling=normal');
+    const n = await normal.client();
+    for (let i = 0; i < 5; i++) expect((await n.query(`SELECT ${i} AS i`)).rows).toEqual([{ i }]);
+  } finally {
+    await normal.close();
   }
-  expect(policies.length).toBeGreaterThanOrEqual(1);
-  expect(policies.every((p) => p === 3)).toBe(true);
+  // And one started with the default sets it back.
+  const again = await proxyFixture({});
+  await again.close();
+  expect(threadPolicy(tid)).toBe(3);
 });
 
 test('pipelined queries in one write, a query split across writes, and one larger than the native buffer', async () => {

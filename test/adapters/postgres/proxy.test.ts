@@ -14,7 +14,7 @@ import type pg from 'pg';
 import copyStreams from 'pg-copy-streams';
 import { startCountingServer } from '../../support/counting-server.js';
 import { linearExpected, writeModelFiles, type ModelFiles } from '../../support/model-files.js';
-import { createPointsAndModel, errorCodes, eventually, leftoverTempTables, proxyFixture, rawClient, startupPacket, type ProxyFixture } from './proxy-helpers.js';
+import { createPointsAndModel, errorCodes, eventually, leftoverTempTables, proxyFixture, rawClient, relayThreadPolicies, startupPacket, type ProxyFixture } from './proxy-helpers.js';
 
 const run = promisify(execFile);
 
@@ -334,7 +334,7 @@ DROP MODEL lin2;
 });
 
 describe('modelsql proxy (CLI)', () => {
-  test("serves psql until SIGTERM; --max-batch-size caps batch-size (22023 one past it); --max-response-bytes bounds a model server's answer (54000)", async () => {
+  test("serves psql until SIGTERM; --max-batch-size caps batch-size (22023 one past it); --max-response-bytes bounds a model server's answer (54000); --relay-scheduling normal", async () => {
     const { spawn } = await import('node:child_process');
     const main = join(process.cwd(), 'dist', 'cli', 'main.js');
     const upstream = new URL(fx.directUrl);
@@ -342,7 +342,7 @@ describe('modelsql proxy (CLI)', () => {
     const server = await startCountingServer();
     const child = spawn(
       process.execPath,
-      [main, 'proxy', '--upstream', `postgres://${upstream.host}${upstream.pathname}?sslmode=disable`, '--listen', '127.0.0.1:0', '--model-dir', '/', '--max-batch-size', '8', '--allow-endpoint', `${server.url}/`, '--max-response-bytes', '100'],
+      [main, 'proxy', '--upstream', `postgres://${upstream.host}${upstream.pathname}?sslmode=disable`, '--listen', '127.0.0.1:0', '--model-dir', '/', '--max-batch-size', '8', '--allow-endpoint', `${server.url}/`, '--max-response-bytes', '100', '--relay-scheduling', 'normal'],
       { stdio: 'pipe', env: { ...process.env, MODELSQL_SECRET_KEY: 'c0de'.repeat(16) } },
     );
     try {
@@ -359,6 +359,9 @@ describe('modelsql proxy (CLI)', () => {
       through.host = `127.0.0.1:${port}`;
       const { stdout } = await run('psql', ['-X', '-At', through.toString(), '-c', 'SHOW MODELS']);
       expect(stdout).toMatch(/^lin\|/m);
+      // The native relay carried psql's start-up queries: its thread runs under SCHED_OTHER (policy 0).
+      await run('psql', ['-X', '-At', through.toString(), '-c', 'SELECT 1']);
+      expect(relayThreadPolicies(child.pid!)).toEqual([0]);
       const call = (size: number) => `SELECT count(*) FROM ML_PREDICT(TABLE pts, MODEL lin, DESCRIPTOR(a, b), MAP['batch-size', '${size}'])`;
       expect((await run('psql', ['-X', '-At', through.toString(), '-c', call(8)])).stdout).toMatch(/^\d+$/m);
       const past = await run('psql', ['-X', '-At', '-v', 'VERBOSITY=verbose', through.toString(), '-c', call(9)]).catch((e: { stderr: string }) => e);
