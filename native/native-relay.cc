@@ -107,8 +107,8 @@ struct Relay {
   int epoll = -1;
   int wake = -1;  // eventfd: stops the thread
   std::atomic<bool> stopping{false};
-  std::atomic<bool> batch{true};
-  std::atomic<int64_t> tid{0};    // the thread's Linux thread id once it runs  // the thread's scheduling policy: SCHED_BATCH, else SCHED_OTHER
+  std::atomic<bool> batch{true};   // the thread's scheduling policy: SCHED_BATCH, else SCHED_OTHER
+  std::atomic<int64_t> tid{0};     // the thread's Linux thread id once it runs
   std::thread thread;
   napi_threadsafe_function handBack = nullptr;
   std::mutex sessionsLock;
