@@ -10,7 +10,7 @@ import { loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BenchmarkResult } from './benchmark-result.js';
-import { median } from './proxy-support.js';
+import { median } from './statistics.js';
 
 const ROUNDS = Number(process.env.BENCH_START_UP_ROUNDS ?? 20);
 /** The repository root (this file is dist/benchmarks/cli-start-up.js). */

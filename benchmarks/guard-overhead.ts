@@ -24,7 +24,7 @@ import { InferenceGate } from '../core/runtime/inference-limits.js';
 import { ModelSession, type SessionOptions } from '../core/session/model-session.js';
 import { createTestDatabase, startPostgres, type PostgresServer } from '../test/support/postgres-server.js';
 import { linearRegressorModel } from '../test/support/onnx-models.js';
-import { percentile } from './proxy-support.js';
+import { percentile } from './statistics.js';
 
 const QUERIES = Number(process.env.BENCH_GUARD_QUERIES ?? 400);
 

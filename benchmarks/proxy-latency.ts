@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { linearRegressorModel } from '../test/support/onnx-models.js';
 import type { BenchmarkResult } from './benchmark-result.js';
-import { openBenchServer, percentile, startProxyProcess } from './proxy-support.js';
+import { openBenchServer, startProxyProcess } from './proxy-support.js';
+import { percentile } from './statistics.js';
 
 const ROWS = Number(process.env.BENCH_LATENCY_ROWS ?? 5_000_000);
 

@@ -37,7 +37,8 @@ import { LINEAR } from '../test/support/model-files.js';
 import { startPostgres, type PostgresServer } from '../test/support/postgres-server.js';
 import { catalogProblems, leftovers, prepareLoad, runLoad, type LoadKind, type LoadReport } from '../test/support/proxy-load.js';
 import type { BenchmarkResult } from './benchmark-result.js';
-import { percentile, startProxyProcess } from './proxy-support.js';
+import { startProxyProcess } from './proxy-support.js';
+import { percentile } from './statistics.js';
 
 const CLIENTS = Number(process.env.BENCH_LOAD_CLIENTS ?? 100);
 const SECONDS = Number(process.env.BENCH_LOAD_SECONDS ?? 60);

@@ -65,6 +65,8 @@ export interface ProxyProcessOptions {
   readonly via?: 'tcp' | 'unix';
   /** Node flags before the CLI (default: `BENCH_PROXY_NODE_ARGS`, split on spaces). */
   readonly nodeArgs?: readonly string[];
+  /** More `modelsql proxy` flags (default: `BENCH_PROXY_ARGS`, split on spaces; e.g. `--relay-scheduling normal`). */
+  readonly proxyArgs?: readonly string[];
   /** The proxy's environment (default: this process's). */
   readonly env?: NodeJS.ProcessEnv;
   /** Each line the proxy prints on stderr once listening (default: echoed on this process's stderr). */
@@ -81,8 +83,9 @@ export async function startProxyProcess(serverUrl: string, options: ProxyProcess
     options.via === 'unix' ? `postgres://${u.pathname}?host=${encodeURIComponent(u.searchParams.get('host') ?? '/tmp')}&port=${u.port || 5432}` : `postgres://${u.host}${u.pathname}?sslmode=disable`;
   const cli = fileURLToPath(new URL('../cli/main.js', import.meta.url));
   const nodeArgs = options.nodeArgs ?? process.env.BENCH_PROXY_NODE_ARGS?.split(/\s+/).filter(Boolean) ?? [];
+  const proxyArgs = options.proxyArgs ?? process.env.BENCH_PROXY_ARGS?.split(/\s+/).filter(Boolean) ?? [];
   const onLine = options.onLine ?? ((line: string) => process.stderr.write(`${line}\n`));
-  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, cli, 'proxy', '--upstream', upstream, '--listen', '127.0.0.1:0', '--log-level', 'warn', ...OPEN_ACCESS], {
+  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, cli, 'proxy', '--upstream', upstream, '--listen', '127.0.0.1:0', '--log-level', 'warn', ...OPEN_ACCESS, ...proxyArgs], {
     stdio: ['ignore', 'inherit', 'pipe'],
     env: options.env ?? process.env,
   });
@@ -180,16 +183,4 @@ export async function serverCpuSeconds(postmasterPid: number): Promise<number | 
 export async function postmasterOf(backendPid: number): Promise<number | undefined> {
   const fields = await statFields(backendPid);
   return fields ? Number(fields[1]) : undefined;
-}
-
-/** Percentile (0..100) of a sample, nearest rank. */
-export function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
-}
-
-/** Median of a sample (the mean of the two middle values for an even count). */
-export function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 }

@@ -30,6 +30,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -107,7 +108,8 @@ struct Relay {
   int epoll = -1;
   int wake = -1;  // eventfd: stops the thread
   std::atomic<bool> stopping{false};
-  std::atomic<bool> batch{true};   // the thread's scheduling policy: SCHED_BATCH, else SCHED_OTHER
+  std::mutex scheduleLock;         // held while the policy is read and applied
+  bool batch = true;               // the thread's scheduling policy: SCHED_BATCH, else SCHED_OTHER
   std::atomic<int64_t> tid{0};     // the thread's Linux thread id once it runs
   std::thread thread;
   napi_threadsafe_function handBack = nullptr;
@@ -223,8 +225,11 @@ void applyScheduling(pthread_t thread, bool batch) {
 void run(Relay* relay) {
   // Named for `top -H` and /proc/<pid>/task/*/comm.
   pthread_setname_np(pthread_self(), "modelsql-relay");
-  applyScheduling(pthread_self(), relay->batch);
-  relay->tid = int64_t(gettid());
+  {
+    std::lock_guard<std::mutex> guard(relay->scheduleLock);
+    applyScheduling(pthread_self(), relay->batch);
+  }
+  relay->tid = int64_t(syscall(SYS_gettid));
   epoll_event events[64];
   while (!relay->stopping) {
     const int n = epoll_wait(relay->epoll, events, 64, -1);
@@ -416,6 +421,7 @@ napi_value Schedule(napi_env env, napi_callback_info info) {
   Relay* relay = relayOf(env, info, &argc, argv);
   bool batch = true;
   napi_get_value_bool(env, argv[0], &batch);
+  std::lock_guard<std::mutex> guard(relay->scheduleLock);
   relay->batch = batch;
   if (relay->thread.joinable()) applyScheduling(relay->thread.native_handle(), batch);
   return undefinedValue(env);

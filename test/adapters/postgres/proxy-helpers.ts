@@ -232,7 +232,13 @@ export function threadPolicy(tid: number, pid: number | 'self' = 'self'): number
 
 /** The scheduling policies of process `pid`'s threads named modelsql-relay (the native relay's). */
 export function relayThreadPolicies(pid: number): number[] {
-  return readdirSync(`/proc/${pid}/task`)
-    .filter((tid) => readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim() === 'modelsql-relay')
-    .map((tid) => threadPolicy(Number(tid), pid));
+  const policies: number[] = [];
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      if (readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim() === 'modelsql-relay') policies.push(threadPolicy(Number(tid), pid));
+    } catch {
+      // a thread that ended meanwhile
+    }
+  }
+  return policies;
 }
